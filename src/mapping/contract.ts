@@ -1,0 +1,43 @@
+import type { AnnotationView } from '../annotation/index.ts';
+
+/** A file ready to upload: bytes exactly as the ERP will read them. */
+export interface RenderedFile {
+  /** Path relative to the target folder; sanitized, never absolute, never containing `..`. */
+  fileName: string;
+  bytes: Buffer;
+  /** iconv-lite encoding name used for the bytes, e.g. `utf-8`, `windows-1252`. */
+  encoding: string;
+  /** `application/xml`, `text/csv`, `text/plain`. */
+  mediaType: string;
+}
+
+/** Values from outside the document that a mapping may use. */
+export interface RenderContext {
+  /** Route values (from the routing config and the hook's `settings`). */
+  route?: Record<string, string>;
+  /** Environment values the mapping may read (only what the operator exposes). */
+  env?: Record<string, string | undefined>;
+  /** Clock for `now`-based values; tests pin it. */
+  now?: Date;
+}
+
+export type OnExisting = 'fail' | 'overwrite' | 'version';
+
+export interface CompiledMapping {
+  /** File stem in `mappings/`, e.g. `datev-csv`. */
+  readonly name: string;
+  /** Absolute path of the mapping file. */
+  readonly sourcePath: string;
+  /** Short sha256 of the mapping source: a changed mapping is a new version in the ledger. */
+  readonly versionHash: string;
+  readonly format: 'xml' | 'csv' | 'fixed';
+  /** What to do when the file name already exists on the target. */
+  readonly onExisting: OnExisting;
+  /** Throws a permanent BridgeError (code `MAPPING_*`, with `location.datapointId` when a field is to blame). */
+  render(view: AnnotationView, context?: RenderContext): RenderedFile;
+}
+
+export interface MappingRegistry {
+  get(name: string): CompiledMapping | undefined;
+  names(): string[];
+}

@@ -1,0 +1,61 @@
+import type { OnExisting } from '../mapping/contract.ts';
+
+export interface UploadRequest {
+  /** Path relative to the target folder (already sanitized by the mapping; transport re-checks containment). */
+  relativePath: string;
+  bytes: Buffer;
+  onExisting: OnExisting;
+}
+
+export interface UploadResult {
+  /** Final path relative to the target folder (differs from the request under the `version` policy). */
+  remotePath: string;
+  bytes: number;
+}
+
+/** Credentials that came with the hook call (`secrets`), for targets configured to use them. */
+export interface HookCredentials {
+  username?: string;
+  password?: string;
+  privateKey?: string;
+  passphrase?: string;
+}
+
+export interface RemoteEntry {
+  /** Path relative to the target folder. */
+  path: string;
+  name: string;
+  size: number;
+  mtimeMs: number;
+  isFile: boolean;
+}
+
+export interface PoolStats {
+  size: number;
+  inUse: number;
+  idle: number;
+  pending: number;
+}
+
+export interface OperationOptions {
+  signal?: AbortSignal;
+  credentials?: HookCredentials;
+}
+
+/** A place files go: `sftp://` or `file://`. Errors are TransportError (BridgeError) with permanent/transient set. */
+export interface Target {
+  readonly name: string;
+  /** URL without secrets, for messages: `sftp://erp@10.0.0.5:22/inbound`. */
+  readonly description: string;
+  upload(request: UploadRequest, options?: OperationOptions): Promise<UploadResult>;
+  stat(relativePath: string, options?: OperationOptions): Promise<{ size: number; mtimeMs: number } | null>;
+  readFile(relativePath: string, options?: OperationOptions): Promise<Buffer>;
+  /** Lists a folder lazily, page by page, so huge folders do not load at once. */
+  list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry>;
+  move(fromRelative: string, toRelative: string, options?: OperationOptions): Promise<void>;
+  remove(relativePath: string, options?: OperationOptions): Promise<void>;
+  /** Readiness probe: connects (or reuses a connection) and checks the folder. */
+  check(options?: OperationOptions): Promise<void>;
+  stats(): PoolStats;
+  close(): Promise<void>;
+}
