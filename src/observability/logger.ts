@@ -1,0 +1,46 @@
+import { pino } from 'pino';
+
+export type Logger = pino.Logger;
+
+/**
+ * Paths pino blanks out wherever they appear in a log object: secrets must never reach logs
+ * (hook secret, SFTP password/key/passphrase, Rossum tokens, hook `secrets`).
+ */
+export const REDACTED_PATHS = [
+  'secret',
+  'password',
+  'passphrase',
+  'privateKey',
+  'token',
+  'authorization',
+  'rossum_authorization_token',
+  'secrets',
+  '*.secret',
+  '*.password',
+  '*.passphrase',
+  '*.privateKey',
+  '*.token',
+  '*.authorization',
+  '*.rossum_authorization_token',
+  '*.secrets',
+  'req.headers.authorization',
+  'req.headers["x-rossum-signature-sha256"]',
+  'req.headers["x-elis-signature"]',
+];
+
+export interface LoggerOptions {
+  level?: string;
+  /** Write to this stream instead of stdout (tests capture everything the process wrote). */
+  destination?: NodeJS.WritableStream;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
+  const settings = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { service: 'rossum-sftp-bridge' } };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
+}
+
+/** A logger that drops everything, for library callers and unit tests that do not care. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
