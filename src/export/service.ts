@@ -1,0 +1,313 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { viewAnnotation, type ExportPayload } from '../annotation/index.ts';
+import { BridgeError, describeError, isBridgeError } from '../errors.ts';
+import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
+import type { MappingRegistry, RenderedFile } from '../mapping/contract.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { BridgeMetrics, ExportOutcome } from '../observability/metrics.ts';
+import type { HookCredentials, Target } from '../transport/contract.ts';
+import { resolveRoute, type Route } from './routes.ts';
+
+/** A message in Rossum's hook reply format. */
+export interface RossumMessage {
+  type: 'info' | 'warning' | 'error';
+  content: string;
+  id?: number;
+}
+
+export interface ExportReply {
+  /** 200 = final answer (info → exported, error → failed_export); 503 = transient, Rossum retries. */
+  statusCode: 200 | 503;
+  body: { messages: RossumMessage[] };
+  outcome: ExportOutcome;
+}
+
+export interface ExportServiceOptions {
+  mappings: MappingRegistry;
+  targets: ReadonlyMap<string, Target>;
+  routes: readonly Route[];
+  ledger: Ledger;
+  logger: Logger;
+  metrics?: BridgeMetrics;
+  /** Values mappings may read with an env source (only what the operator exposes). */
+  env?: Record<string, string | undefined>;
+  /** How long a claim stays exclusive before another worker may take over a dead one. */
+  leaseMs?: number;
+  /** How often a duplicate delivery looks whether the first one finished (other processes). */
+  duplicatePollMs?: number;
+  now?: () => Date;
+}
+
+export interface HandleOptions {
+  /** Aborted at the hook's deadline: stop waiting; a started upload still completes. */
+  signal?: AbortSignal;
+}
+
+const MESSAGE_LIMIT = 4096;
+
+/**
+ * The export loop: route → render → claim in the ledger → atomic upload → answer.
+ * Nothing here knows HTTP; the webhook turns ExportReply into a response.
+ */
+export class ExportService {
+  private readonly inflight = new Map<string, Promise<ExportReply>>();
+  private readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly leaseMs: number;
+  private readonly duplicatePollMs: number;
+
+  constructor(private readonly options: ExportServiceOptions) {
+    this.leaseMs = options.leaseMs ?? 120_000;
+    this.duplicatePollMs = options.duplicatePollMs ?? 100;
+  }
+
+  /** Exports in flight in this process (graceful shutdown waits for them). */
+  get pending(): number {
+    return this.inflight.size;
+  }
+
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
+  }
+
+  async handle(payload: ExportPayload, options: HandleOptions = {}): Promise<ExportReply> {
+    const started = performance.now();
+    const reply = await this.handleUnmeasured(payload, options);
+    this.options.metrics?.exportDuration.observe({ outcome: reply.outcome }, (performance.now() - started) / 1000);
+    return reply;
+  }
+
+  private async handleUnmeasured(payload: ExportPayload, options: HandleOptions): Promise<ExportReply> {
+    const { logger } = this.options;
+    const view = viewAnnotation(payload);
+    const log = logger.child({ annotationId: view.meta.annotationId, requestId: view.meta.requestId });
+
+    let prepared: Prepared;
+    try {
+      prepared = this.prepare(payload, view);
+    } catch (error) {
+      const reply = errorReply(error, 'failed');
+      log.warn({ code: codeOf(error) }, `export refused: ${describeError(error)}`);
+      this.count(reply.outcome, undefined);
+      return reply;
+    }
+
+    const existing = this.inflight.get(prepared.idempotencyKey);
+    if (existing) {
+      log.info({ target: prepared.target.name }, 'duplicate delivery while the first is in flight: waiting for its answer');
+      const first = await existing;
+      this.count('duplicate', prepared.target.name);
+      return { ...first, outcome: first.statusCode === 200 ? 'duplicate' : first.outcome };
+    }
+    const work = this.exportOnce(prepared, payload, log, options).finally(() => this.inflight.delete(prepared.idempotencyKey));
+    this.inflight.set(prepared.idempotencyKey, work);
+    const reply = await work;
+    this.count(reply.outcome, prepared.target.name);
+    return reply;
+  }
+
+  private prepare(payload: ExportPayload, view: ReturnType<typeof viewAnnotation>): Prepared {
+    const route = resolveRoute(this.options.routes, view.meta);
+    const mapping = this.options.mappings.get(route.mapping);
+    if (!mapping) {
+      throw new BridgeError('MAPPING_NOT_FOUND', `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`, {
+        permanent: true,
+      });
+    }
+    const target = this.options.targets.get(route.target);
+    if (!target) {
+      throw new BridgeError('TARGET_NOT_FOUND', `Target "${route.target}" (chosen by ${route.reason}) is not configured`, { permanent: true });
+    }
+    const file = mapping.render(view, {
+      route: { ...route.values, mapping: route.mapping, target: route.target },
+      ...(this.options.env ? { env: this.options.env } : {}),
+      now: this.options.now?.() ?? new Date(),
+    });
+    const sha256 = createHash('sha256').update(file.bytes).digest('hex');
+    return {
+      annotationId: view.meta.annotationId,
+      requestId: view.meta.requestId,
+      mappingName: mapping.name,
+      mappingHash: mapping.versionHash,
+      onExisting: mapping.onExisting,
+      target,
+      file,
+      sha256,
+      idempotencyKey: `${view.meta.annotationId}:${target.name}:${sha256}`,
+      credentials: hookCredentials(payload.secrets),
+    };
+  }
+
+  private async exportOnce(prepared: Prepared, payload: ExportPayload, log: Logger, options: HandleOptions): Promise<ExportReply> {
+    const { ledger } = this.options;
+    void payload;
+    const claim = await ledger.claim({
+      idempotencyKey: prepared.idempotencyKey,
+      annotationId: prepared.annotationId,
+      requestId: prepared.requestId,
+      mappingName: prepared.mappingName,
+      mappingHash: prepared.mappingHash,
+      target: prepared.target.name,
+      plannedPath: prepared.file.fileName,
+      sha256: prepared.sha256,
+      bytes: prepared.file.bytes.length,
+      owner: this.owner,
+      leaseMs: this.leaseMs,
+    });
+
+    if (claim.outcome === 'done') {
+      log.info({ exportId: claim.record.id, status: claim.record.status }, 'duplicate delivery: answering as the first time');
+      return replayed(claim.record);
+    }
+    if (claim.outcome === 'in_progress') {
+      log.info({ exportId: claim.record.id }, 'duplicate delivery: another worker is uploading, waiting for its answer');
+      return this.waitForOther(claim.record.id, prepared, options.signal);
+    }
+
+    const record = claim.record;
+    const opOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(prepared.credentials ? { credentials: prepared.credentials } : {}) };
+    try {
+      if (claim.takeover) {
+        const reconciled = await this.reconcile(record, prepared, opOptions);
+        if (reconciled) {
+          log.info({ exportId: record.id, remotePath: reconciled }, 'an earlier attempt had already uploaded this file: recorded without uploading again');
+          const reply = successReply(prepared, reconciled);
+          await ledger.complete(record.id, this.owner, { remotePath: reconciled, reply: stored(reply) });
+          return reply;
+        }
+      }
+      const result = await prepared.target.upload({ relativePath: prepared.file.fileName, bytes: prepared.file.bytes, onExisting: prepared.onExisting }, opOptions);
+      const reply = successReply(prepared, result.remotePath);
+      await ledger.complete(record.id, this.owner, { remotePath: result.remotePath, reply: stored(reply) });
+      log.info({ exportId: record.id, target: prepared.target.name, remotePath: result.remotePath, bytes: result.bytes }, 'exported');
+      return reply;
+    } catch (error) {
+      const permanent = isBridgeError(error) && error.permanent;
+      const reply = errorReply(error, permanent ? 'failed' : 'transient_error', `Export to ${prepared.target.description} failed: `);
+      try {
+        await ledger.fail(record.id, this.owner, { code: codeOf(error), message: describeError(error), permanent, reply: stored(reply) });
+      } catch (ledgerError) {
+        log.error({ exportId: record.id, err: describeError(ledgerError) }, 'could not record the failure in the ledger');
+      }
+      log.warn({ exportId: record.id, code: codeOf(error), permanent }, `export failed: ${describeError(error)}`);
+      return reply;
+    }
+  }
+
+  /** After a crash or a lost answer: is the file already there, byte for byte? */
+  private async reconcile(record: ExportRecord, prepared: Prepared, opOptions: { signal?: AbortSignal; credentials?: HookCredentials }): Promise<string | null> {
+    const candidates = [...new Set([record.remotePath, record.plannedPath].filter((path): path is string => Boolean(path)))];
+    for (const path of candidates) {
+      const stat = await prepared.target.stat(path, opOptions);
+      if (!stat || stat.size !== prepared.file.bytes.length) continue;
+      const bytes = await prepared.target.readFile(path, opOptions);
+      if (createHash('sha256').update(bytes).digest('hex') === prepared.sha256) return path;
+    }
+    return null;
+  }
+
+  private async waitForOther(exportId: number, prepared: Prepared, signal: AbortSignal | undefined): Promise<ExportReply> {
+    for (;;) {
+      if (signal?.aborted) break;
+      await sleep(this.duplicatePollMs, signal);
+      const record = await this.options.ledger.get(exportId);
+      if (!record) break;
+      if (record.status === 'uploaded' || record.status === 'failed') return replayed(record);
+      if (record.status === 'retryable') {
+        return transientReply(`The first delivery of this export to ${prepared.target.description} failed: ${record.error ?? 'unknown error'}`);
+      }
+      if (record.status === 'uploading' && record.leaseExpiresAt !== null && record.leaseExpiresAt < Date.now()) break;
+    }
+    return transientReply(`Export to ${prepared.target.description} is still in progress (another delivery is uploading it); Rossum will retry and get its result`);
+  }
+
+  private count(outcome: ExportOutcome, target: string | undefined): void {
+    this.options.metrics?.exports.inc({ outcome, target: target ?? '' });
+  }
+}
+
+interface Prepared {
+  annotationId: number;
+  requestId: string;
+  mappingName: string;
+  mappingHash: string;
+  onExisting: 'fail' | 'overwrite' | 'version';
+  target: Target;
+  file: RenderedFile;
+  sha256: string;
+  idempotencyKey: string;
+  credentials: HookCredentials | undefined;
+}
+
+function hookCredentials(secrets: Record<string, unknown> | null | undefined): HookCredentials | undefined {
+  if (!secrets) return undefined;
+  const pick = (key: string): string | undefined => (typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined);
+  const credentials: HookCredentials = {};
+  const username = pick('username');
+  const password = pick('password');
+  const privateKey = pick('privateKey') ?? pick('private_key');
+  const passphrase = pick('passphrase');
+  if (username) credentials.username = username;
+  if (password) credentials.password = password;
+  if (privateKey) credentials.privateKey = privateKey;
+  if (passphrase) credentials.passphrase = passphrase;
+  return Object.keys(credentials).length > 0 ? credentials : undefined;
+}
+
+function successReply(prepared: Prepared, remotePath: string): ExportReply {
+  const renamed = remotePath !== prepared.file.fileName ? ` (the name ${prepared.file.fileName} was taken)` : '';
+  return {
+    statusCode: 200,
+    outcome: 'exported',
+    body: {
+      messages: [
+        {
+          type: 'info',
+          content: limit(`Exported ${remotePath}${renamed} to ${prepared.target.description} (mapping ${prepared.mappingName}, ${prepared.file.bytes.length} bytes)`),
+        },
+      ],
+    },
+  };
+}
+
+export function errorReply(error: unknown, outcome: ExportOutcome, prefix = ''): ExportReply {
+  const permanent = isBridgeError(error) ? error.permanent : false;
+  const message: RossumMessage = { type: 'error', content: limit(`${prefix}${describeError(error)}`) };
+  const datapointId = isBridgeError(error) ? error.location.datapointId : undefined;
+  if (datapointId !== undefined) message.id = datapointId;
+  return { statusCode: permanent ? 200 : 503, outcome, body: { messages: [message] } };
+}
+
+export function transientReply(content: string): ExportReply {
+  return { statusCode: 503, outcome: 'transient_error', body: { messages: [{ type: 'error', content: limit(content) }] } };
+}
+
+function replayed(record: ExportRecord): ExportReply {
+  const reply = record.reply;
+  if (!reply) return transientReply(`Export ${record.id} has no recorded answer yet`);
+  return { statusCode: reply.statusCode === 200 ? 200 : 503, body: reply.body as ExportReply['body'], outcome: 'duplicate' };
+}
+
+function stored(reply: ExportReply): StoredReply {
+  return { statusCode: reply.statusCode, body: reply.body };
+}
+
+function codeOf(error: unknown): string {
+  return isBridgeError(error) ? error.code : 'INTERNAL';
+}
+
+function limit(text: string): string {
+  return text.length <= MESSAGE_LIMIT ? text : `${text.slice(0, MESSAGE_LIMIT - 1)}…`;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,70 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PoolStats } from '../transport/contract.ts';
+
+export type ExportOutcome = 'exported' | 'duplicate' | 'failed' | 'transient_error' | 'deadline';
+
+/** Prometheus metrics for one process; a fresh registry each, so tests and replicas do not collide. */
+export class BridgeMetrics {
+  readonly registry = new Registry();
+  readonly exports: Counter<'outcome' | 'target'>;
+  readonly exportDuration: Histogram<'outcome'>;
+  readonly webhookRequests: Counter<'status'>;
+  private readonly pools = new Map<string, () => PoolStats>();
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'bridge_process_' });
+    this.exports = new Counter({
+      name: 'bridge_exports_total',
+      help: 'Export deliveries by outcome',
+      labelNames: ['outcome', 'target'],
+      registers: [this.registry],
+    });
+    this.exportDuration = new Histogram({
+      name: 'bridge_export_duration_seconds',
+      help: 'Time from receiving an export to answering Rossum',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25],
+      registers: [this.registry],
+    });
+    this.webhookRequests = new Counter({
+      name: 'bridge_webhook_requests_total',
+      help: 'Webhook requests by HTTP status answered',
+      labelNames: ['status'],
+      registers: [this.registry],
+    });
+    const pools = this.pools;
+    new Gauge({
+      name: 'bridge_sftp_pool_connections',
+      help: 'Connections per target by state (open = size, in_use, idle)',
+      labelNames: ['target', 'state'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [target, stats] of pools) {
+          const current = stats();
+          this.set({ target, state: 'open' }, current.size);
+          this.set({ target, state: 'in_use' }, current.inUse);
+          this.set({ target, state: 'idle' }, current.idle);
+        }
+      },
+    });
+    new Gauge({
+      name: 'bridge_transfer_queue_depth',
+      help: 'Operations waiting for a connection, per target',
+      labelNames: ['target'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [target, stats] of pools) this.set({ target }, stats().pending);
+      },
+    });
+  }
+
+  watchPool(target: string, stats: () => PoolStats): void {
+    this.pools.set(target, stats);
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
