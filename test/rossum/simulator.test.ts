@@ -1,0 +1,103 @@
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
+import { ScriptedServer, type Script } from './scripted-server.ts';
+
+const fixture = JSON.parse(readFileSync(new URL('../../../shared/fixtures/rossum/export-invoice.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+const annotationId = (fixture.annotation as { id: number }).id;
+
+let rossum: RossumSimulator;
+let hooks: ScriptedServer[] = [];
+beforeEach(async () => {
+  rossum = await RossumSimulator.start();
+});
+afterEach(async () => {
+  await Promise.all(hooks.map((h) => h.close()));
+  hooks = [];
+  await rossum.close();
+});
+
+async function hook(script: Script): Promise<ScriptedServer> {
+  const server = await ScriptedServer.start(script);
+  hooks.push(server);
+  return server;
+}
+
+describe('the simulated export flow (what the operator sees)', () => {
+  it('a successful export moves the annotation exporting → exported and keeps the info message', async () => {
+    const server = await hook(() => ({ status: 200, body: { messages: [{ type: 'info', content: 'Uploaded to erp-a' }] } }));
+    rossum.addAnnotation(annotationId, { status: 'confirmed' });
+    const { outcome } = await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's3cret', ...FAST_HOOK_TIMINGS });
+    expect(outcome.annotationStatus).toBe('exported');
+    const seen = rossum.annotation(annotationId);
+    expect(seen.status).toBe('exported');
+    expect(seen.history.map((h) => h.status)).toEqual(['confirmed', 'exporting', 'exported']);
+    expect(seen.messages.map((m) => m.content)).toEqual(['Uploaded to erp-a']);
+  });
+
+  it('the hook receives a signed payload pointing at the simulator, with a live API token', async () => {
+    const server = await hook(() => ({ status: 200 }));
+    await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's3cret', ...FAST_HOOK_TIMINGS });
+    const request = server.requests[0];
+    expect(request).toBeDefined();
+    const body = request?.body ?? Buffer.alloc(0);
+    expect(request?.headers['x-rossum-signature-sha256']).toBe(`sha256=${createHmac('sha256', 's3cret').update(body).digest('hex')}`);
+    const payload = JSON.parse(body.toString('utf8')) as { base_url: string; rossum_authorization_token: string; annotation: { url: string; status: string } };
+    expect(payload.base_url).toBe(rossum.baseUrl);
+    expect(payload.annotation.url).toBe(rossum.annotationUrl(annotationId));
+    expect(payload.annotation.status).toBe('exporting');
+    const reply = await fetch(payload.annotation.url, { headers: { authorization: `Bearer ${payload.rossum_authorization_token}` } });
+    expect(reply.status).toBe(200);
+  });
+
+  it('a transient failure that never clears ends in failed_export with the hook’s last message', async () => {
+    const server = await hook((_req, i) => ({ status: 503, body: { messages: [{ type: 'error', content: `sftp down #${i + 1}` }] } }));
+    await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
+    const seen = rossum.annotation(annotationId);
+    expect(seen.status).toBe('failed_export');
+    expect(seen.messages.map((m) => `${m.type}: ${m.content}`)).toEqual(['error: sftp down #5']);
+    expect(seen.exports[0]?.attempts).toHaveLength(5);
+  });
+});
+
+describe('the simulated API', () => {
+  it('rejects calls without a valid token and records them without the token', async () => {
+    rossum.addAnnotation(1);
+    const token = rossum.issueToken();
+    const ok = await fetch(rossum.annotationUrl(1), { headers: { authorization: `Token ${token}` } });
+    expect(ok.status).toBe(200);
+    rossum.expireToken(token);
+    const expired = await fetch(rossum.annotationUrl(1), { headers: { authorization: `Bearer ${token}` } });
+    expect(expired.status).toBe(401);
+    const anonymous = await fetch(rossum.annotationUrl(1));
+    expect(anonymous.status).toBe(401);
+    expect(rossum.calls.map((c) => [c.authorized, c.authScheme, c.status])).toEqual([
+      [true, 'Token', 200],
+      [true, 'Bearer', 401],
+      [false, null, 401],
+    ]);
+    expect(JSON.stringify(rossum.calls)).not.toContain(token);
+  });
+
+  it('validates status values on PATCH and replaces metadata as a whole', async () => {
+    rossum.addAnnotation(2, { metadata: { a: 1 } });
+    const auth = { authorization: `Bearer ${rossum.issueToken()}`, 'content-type': 'application/json' };
+    const bad = await fetch(rossum.annotationUrl(2), { method: 'PATCH', headers: auth, body: JSON.stringify({ status: 'exported_ok' }) });
+    expect(bad.status).toBe(400);
+    const good = await fetch(rossum.annotationUrl(2), { method: 'PATCH', headers: auth, body: JSON.stringify({ status: 'failed_export', metadata: { b: 2 } }) });
+    expect(good.status).toBe(200);
+    expect(rossum.annotation(2)).toMatchObject({ status: 'failed_export', metadata: { b: 2 } });
+  });
+
+  it('serves injected faults to the next calls, in order', async () => {
+    rossum.addAnnotation(3);
+    const auth = { authorization: `Bearer ${rossum.issueToken()}` };
+    rossum.injectFaults({ status: 429, retryAfter: '7' }, { status: 503 });
+    const first = await fetch(rossum.annotationUrl(3), { headers: auth });
+    expect([first.status, first.headers.get('retry-after')]).toEqual([429, '7']);
+    expect((await fetch(rossum.annotationUrl(3), { headers: auth })).status).toBe(503);
+    expect((await fetch(rossum.annotationUrl(3), { headers: auth })).status).toBe(200);
+    expect(rossum.calls.map((c) => c.injected)).toEqual([true, true, false]);
+  });
+});

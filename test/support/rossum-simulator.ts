@@ -1,0 +1,379 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { deliver, type DeliveredMessage, type DeliveryOptions, type DeliveryOutcome } from '../../src/rossum/delivery.ts';
+
+/**
+ * A simulated Rossum: a real HTTP server on 127.0.0.1 serving the API calls the bridge makes, plus
+ * Rossum's side of the export webhook (via `deliver()`, the documented delivery semantics).
+ * API paths are served under both `/api/v1/...` (what `base_url` + `/api` gives) and `/v1/...`.
+ */
+
+export const ANNOTATION_STATUSES = [
+  'created',
+  'importing',
+  'failed_import',
+  'split',
+  'to_review',
+  'reviewing',
+  'in_workflow',
+  'confirmed',
+  'rejected',
+  'exporting',
+  'exported',
+  'failed_export',
+  'postponed',
+  'deleted',
+  'purged',
+] as const;
+export type SimulatedStatus = (typeof ANNOTATION_STATUSES)[number];
+
+export interface SimulatedNote {
+  id: number;
+  type: string;
+  content: string;
+  annotation: string;
+  createdAt: string;
+}
+
+export interface StatusChange {
+  status: SimulatedStatus;
+  /** `api` = a PATCH through the API; `export` = Rossum's own export flow. */
+  by: 'api' | 'export' | 'setup';
+  at: string;
+}
+
+export interface SimulatedAnnotation {
+  id: number;
+  status: SimulatedStatus;
+  /** Messages of the last export call, as the operator sees them. */
+  messages: DeliveredMessage[];
+  metadata: Record<string, unknown>;
+  notes: SimulatedNote[];
+  history: StatusChange[];
+  /** Every export delivery's outcome, oldest first. */
+  exports: DeliveryOutcome[];
+}
+
+export interface RecordedCall {
+  method: string;
+  path: string;
+  /** Parsed JSON when the body was JSON, else the raw text (`undefined` without a body). */
+  body: unknown;
+  /** Whether an Authorization header was sent; the token itself is never recorded. */
+  authorized: boolean;
+  authScheme: string | null;
+  status: number;
+  /** Set when the reply came from the fault queue. */
+  injected: boolean;
+}
+
+export interface Fault {
+  status: number;
+  /** `Retry-After` header value (seconds or HTTP date), sent as given. */
+  retryAfter?: string;
+  body?: unknown;
+  /** Only calls matching this method / path prefix consume the fault (default: any API call). */
+  method?: string;
+  pathPrefix?: string;
+}
+
+export interface SimulatorOptions {
+  users?: Record<string, string>;
+  /** Schemes accepted in `Authorization` (Rossum accepts both). */
+  acceptedSchemes?: Array<'Bearer' | 'Token'>;
+}
+
+export type HookConfig = Omit<DeliveryOptions, 'url' | 'body' | 'secret'> & {
+  hookUrl: string;
+  secret?: string;
+  /** Put a fresh API token into the payload, as Rossum does for hooks with a token owner. Default true. */
+  tokenOwner?: boolean;
+  /** Point `base_url` and `annotation.url` at this simulator. Default true. */
+  useSimulatorBaseUrl?: boolean;
+};
+
+/** Short, test-friendly hook timings; everything else follows Rossum's defaults. */
+export const FAST_HOOK_TIMINGS = { retryDelayS: 0.01, pollIntervalS: 0.01 } as const;
+
+export class RossumSimulator {
+  readonly calls: RecordedCall[] = [];
+  readonly users: Record<string, string>;
+  private readonly server: Server;
+  private readonly annotations = new Map<number, SimulatedAnnotation>();
+  private readonly tokens = new Set<string>();
+  private readonly faults: Fault[] = [];
+  private readonly acceptedSchemes: ReadonlyArray<string>;
+  private nextNoteId = 1;
+  private port = 0;
+
+  private constructor(options: SimulatorOptions) {
+    this.users = options.users ?? { 'bridge@example.com': 'correct horse battery staple' };
+    this.acceptedSchemes = options.acceptedSchemes ?? ['Bearer', 'Token'];
+    this.server = createServer((req, res) => {
+      void this.handle(req, res);
+    });
+  }
+
+  static async start(options: SimulatorOptions = {}): Promise<RossumSimulator> {
+    const simulator = new RossumSimulator(options);
+    await new Promise<void>((resolve, reject) => {
+      simulator.server.once('error', reject);
+      simulator.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    simulator.port = (simulator.server.address() as AddressInfo).port;
+    return simulator;
+  }
+
+  /** What goes into a payload's `base_url`. */
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** The API root a client is configured with (`base_url` + `/api`). */
+  get apiUrl(): string {
+    return `${this.baseUrl}/api`;
+  }
+
+  annotationUrl(id: number): string {
+    return `${this.apiUrl}/v1/annotations/${id}`;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  // ── state ────────────────────────────────────────────────────────────────
+
+  addAnnotation(id: number, init: { status?: SimulatedStatus; metadata?: Record<string, unknown> } = {}): SimulatedAnnotation {
+    const status = init.status ?? 'confirmed';
+    const annotation: SimulatedAnnotation = {
+      id,
+      status,
+      messages: [],
+      metadata: structuredClone(init.metadata ?? {}),
+      notes: [],
+      history: [{ status, by: 'setup', at: new Date().toISOString() }],
+      exports: [],
+    };
+    this.annotations.set(id, annotation);
+    return annotation;
+  }
+
+  /** Live view of one annotation; throws when unknown so a test typo is loud. */
+  annotation(id: number): SimulatedAnnotation {
+    const found = this.annotations.get(id);
+    if (!found) throw new Error(`simulator: no annotation ${id}`);
+    return found;
+  }
+
+  hasAnnotation(id: number): boolean {
+    return this.annotations.has(id);
+  }
+
+  /** A valid API token, as if issued to a token owner or configured by an admin. */
+  issueToken(): string {
+    const token = randomBytes(20).toString('hex');
+    this.tokens.add(token);
+    return token;
+  }
+
+  expireToken(token: string): void {
+    this.tokens.delete(token);
+  }
+
+  expireAllTokens(): void {
+    this.tokens.clear();
+  }
+
+  /** The next matching API calls get these replies instead of being served, one fault per call. */
+  injectFaults(...faults: Fault[]): void {
+    this.faults.push(...faults);
+  }
+
+  pendingFaults(): number {
+    return this.faults.length;
+  }
+
+  /** Calls to one path pattern, e.g. `callsTo('PATCH', '/v1/annotations/7')` (the `/api` prefix is ignored). */
+  callsTo(method: string, path: string): RecordedCall[] {
+    return this.calls.filter((c) => c.method === method && stripApi(c.path) === path);
+  }
+
+  // ── hook side ────────────────────────────────────────────────────────────
+
+  /**
+   * Rossum's export flow: the annotation goes to `exporting`, the hook is called with the documented
+   * delivery semantics, and the annotation ends `exported` or `failed_export` with the reply's messages.
+   */
+  async exportAnnotation(payload: Record<string, unknown> | string, config: HookConfig): Promise<{ outcome: DeliveryOutcome; annotation: SimulatedAnnotation }> {
+    const { hookUrl, secret, tokenOwner = true, useSimulatorBaseUrl = true, ...delivery } = config;
+    const object: Record<string, unknown> = typeof payload === 'string' ? (JSON.parse(payload) as Record<string, unknown>) : structuredClone(payload);
+    const annotationPart = object.annotation;
+    if (typeof annotationPart !== 'object' || annotationPart === null || typeof (annotationPart as { id?: unknown }).id !== 'number') {
+      throw new Error('simulator: payload has no annotation.id');
+    }
+    const id = (annotationPart as { id: number }).id;
+    const annotation = this.annotations.get(id) ?? this.addAnnotation(id, { metadata: metadataOf(annotationPart) });
+    this.setStatus(annotation, 'exporting', 'export');
+
+    const body = typeof payload === 'string' && !useSimulatorBaseUrl && !tokenOwner ? payload : this.preparePayload(object, id, { tokenOwner, useSimulatorBaseUrl });
+    const options: DeliveryOptions = { ...delivery, url: hookUrl, body };
+    if (secret !== undefined) options.secret = secret;
+    const outcome = await deliver(options);
+    annotation.messages = outcome.messages;
+    annotation.exports.push(outcome);
+    this.setStatus(annotation, outcome.annotationStatus, 'export');
+    return { outcome, annotation };
+  }
+
+  private preparePayload(object: Record<string, unknown>, id: number, options: { tokenOwner: boolean; useSimulatorBaseUrl: boolean }): string {
+    const annotation = object.annotation as Record<string, unknown>;
+    annotation.status = 'exporting';
+    if (options.useSimulatorBaseUrl) {
+      object.base_url = this.baseUrl;
+      annotation.url = this.annotationUrl(id);
+    }
+    if (options.tokenOwner) object.rossum_authorization_token = this.issueToken();
+    else delete object.rossum_authorization_token;
+    object.request_id = randomUUID();
+    object.timestamp = new Date().toISOString().replace('Z', '000Z');
+    return JSON.stringify(object);
+  }
+
+  private setStatus(annotation: SimulatedAnnotation, status: SimulatedStatus, by: StatusChange['by']): void {
+    annotation.status = status;
+    annotation.history.push({ status, by, at: new Date().toISOString() });
+  }
+
+  // ── API side ─────────────────────────────────────────────────────────────
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const raw = await readBody(req);
+    let body: unknown = undefined;
+    if (raw !== '') {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        body = raw;
+      }
+    }
+    const authHeader = req.headers.authorization;
+    const scheme = authHeader ? (authHeader.split(' ')[0] ?? null) : null;
+    const call: RecordedCall = { method, path, body, authorized: authHeader !== undefined, authScheme: scheme, status: 0, injected: false };
+    this.calls.push(call);
+
+    const reply = (status: number, json?: unknown, headers: Record<string, string> = {}): void => {
+      call.status = status;
+      const text = json === undefined ? '' : JSON.stringify(json);
+      res.writeHead(status, { ...(json === undefined ? {} : { 'content-type': 'application/json' }), ...headers });
+      res.end(text);
+    };
+
+    const faultIndex = this.faults.findIndex((f) => (!f.method || f.method === method) && (!f.pathPrefix || (stripApi(path) ?? path).startsWith(f.pathPrefix)));
+    if (faultIndex >= 0) {
+      const [fault] = this.faults.splice(faultIndex, 1);
+      if (fault) {
+        call.injected = true;
+        reply(fault.status, fault.body ?? { detail: `Injected fault ${fault.status}` }, fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter });
+        return;
+      }
+    }
+
+    const route = stripApi(path);
+    if (route === null) return reply(404, { detail: 'Not found.' });
+    if (method === 'POST' && route === '/v1/auth/login') return this.login(body, reply);
+
+    if (!this.authenticated(authHeader)) return reply(401, { detail: 'Invalid token.' });
+
+    const annotationMatch = /^\/v1\/annotations\/(\d+)\/?$/.exec(route);
+    if (annotationMatch) {
+      const annotation = this.annotations.get(Number(annotationMatch[1]));
+      if (!annotation) return reply(404, { detail: 'Not found.' });
+      if (method === 'GET') return reply(200, this.serialize(annotation));
+      if (method === 'PATCH') return this.patch(annotation, body, reply);
+      return reply(405, { detail: `Method "${method}" not allowed.` });
+    }
+    if (route === '/v1/notes' || route === '/v1/notes/') {
+      if (method === 'POST') return this.createNote(body, reply);
+      return reply(405, { detail: `Method "${method}" not allowed.` });
+    }
+    return reply(404, { detail: 'Not found.' });
+  }
+
+  private login(body: unknown, reply: (status: number, json?: unknown) => void): void {
+    const { username, password } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    if (typeof username !== 'string' || typeof password !== 'string') return reply(400, { username: ['This field is required.'], password: ['This field is required.'] });
+    if (this.users[username] !== password) return reply(401, { detail: 'Unable to log in with provided credentials.' });
+    const key = this.issueToken();
+    reply(200, { key, domain: '127.0.0.1' });
+  }
+
+  private authenticated(header: string | undefined): boolean {
+    if (!header) return false;
+    const [scheme, token, ...rest] = header.split(' ');
+    return rest.length === 0 && scheme !== undefined && this.acceptedSchemes.includes(scheme) && token !== undefined && this.tokens.has(token);
+  }
+
+  private patch(annotation: SimulatedAnnotation, body: unknown, reply: (status: number, json?: unknown) => void): void {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { non_field_errors: ['Invalid data. Expected a dictionary.'] });
+    const { status, metadata, ...rest } = body as Record<string, unknown>;
+    const unknownKeys = Object.keys(rest);
+    if (unknownKeys.length > 0) return reply(400, Object.fromEntries(unknownKeys.map((k) => [k, ['Not a writable field in this simulator.']])));
+    if (status !== undefined && !(ANNOTATION_STATUSES as ReadonlyArray<unknown>).includes(status)) {
+      return reply(400, { status: [`"${String(status)}" is not a valid choice.`] });
+    }
+    if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
+      return reply(400, { metadata: ['Expected a dictionary.'] });
+    }
+    // Rossum replaces `metadata` as a whole; merging is the caller's job.
+    if (metadata !== undefined) annotation.metadata = structuredClone(metadata as Record<string, unknown>);
+    if (status !== undefined) this.setStatus(annotation, status as SimulatedStatus, 'api');
+    reply(200, this.serialize(annotation));
+  }
+
+  private createNote(body: unknown, reply: (status: number, json?: unknown) => void): void {
+    const { annotation, content, type } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const errors: Record<string, string[]> = {};
+    if (typeof content !== 'string' || content === '') errors.content = ['This field is required.'];
+    else if (Array.from(content).length > 4096) errors.content = ['Ensure this field has no more than 4096 characters.'];
+    if (type !== undefined && type !== 'rejection') errors.type = [`"${String(type)}" is not a valid choice.`];
+    const id = typeof annotation === 'string' ? /\/annotations\/(\d+)\/?$/.exec(annotation)?.[1] : undefined;
+    const target = id === undefined ? undefined : this.annotations.get(Number(id));
+    if (!target) errors.annotation = ['Invalid hyperlink - Object does not exist.'];
+    if (Object.keys(errors).length > 0 || !target) return reply(400, errors);
+    const note: SimulatedNote = { id: this.nextNoteId++, type: typeof type === 'string' ? type : 'rejection', content: content as string, annotation: annotation as string, createdAt: new Date().toISOString() };
+    target.notes.push(note);
+    reply(201, { id: note.id, url: `${this.apiUrl}/v1/notes/${note.id}`, type: note.type, content: note.content, annotation: note.annotation, created_at: note.createdAt });
+  }
+
+  private serialize(annotation: SimulatedAnnotation): Record<string, unknown> {
+    return {
+      id: annotation.id,
+      url: this.annotationUrl(annotation.id),
+      status: annotation.status,
+      metadata: structuredClone(annotation.metadata),
+      messages: annotation.messages.map(({ origin: _origin, ...m }) => m),
+    };
+  }
+}
+
+function stripApi(path: string): string | null {
+  if (path.startsWith('/api/v1/')) return path.slice(4);
+  if (path.startsWith('/v1/')) return path;
+  return null;
+}
+
+function metadataOf(annotation: object): Record<string, unknown> {
+  const metadata = (annotation as { metadata?: unknown }).metadata;
+  return typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata) ? (metadata as Record<string, unknown>) : {};
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
