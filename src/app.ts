@@ -1,0 +1,120 @@
+import type { BridgeConfig } from './config/index.ts';
+import { describeError } from './errors.ts';
+import { ExportService } from './export/service.ts';
+import { openLedger, type Ledger } from './ledger/index.ts';
+import { loadMappings } from './mapping/index.ts';
+import type { Logger } from './observability/logger.ts';
+import { BridgeMetrics } from './observability/metrics.ts';
+import { createTarget, type Target } from './transport/index.ts';
+import { buildWebhookServer, type ReadinessReport, type WebhookServer } from './webhook/server.ts';
+
+export interface BridgeOptions {
+  logger: Logger;
+  /** Run without checking signatures (explicit opt-in, logged loudly). */
+  insecureNoSignature?: boolean;
+  /** Expose to mappings' env sources. */
+  env?: Record<string, string | undefined>;
+  readinessTimeoutMs?: number;
+}
+
+export interface RunningBridge {
+  url: string;
+  port: number;
+  ledger: Ledger;
+  targets: ReadonlyMap<string, Target>;
+  exportService: ExportService;
+  metrics: BridgeMetrics;
+  /** Graceful: stop accepting, finish and answer in-flight exports, close connections and the ledger. */
+  close(): Promise<void>;
+}
+
+/** Assembles the `serve` process from a validated config. */
+export async function startBridge(config: BridgeConfig, options: BridgeOptions): Promise<RunningBridge> {
+  const { logger } = options;
+  const secret = config.server.secret ?? null;
+  if (secret === null && !options.insecureNoSignature) {
+    throw new Error('server.secret is not set: refusing to accept unsigned webhooks. Set it (same as the Rossum hook config.secret), or start with --insecure-no-signature for local experiments only');
+  }
+  if (secret === null) {
+    logger.warn('!!! SIGNATURE CHECKS ARE OFF (--insecure-no-signature): anyone who can reach this port can make the bridge upload files !!!');
+  }
+
+  const mappings = loadMappings(config.mappingsDir);
+  const metrics = new BridgeMetrics();
+  const targets = new Map<string, Target>();
+  for (const [name, targetConfig] of Object.entries(config.targets)) {
+    const target = createTarget(name, targetConfig, { logger: logger.child({ target: name }) });
+    targets.set(name, target);
+    metrics.watchPool(name, () => target.stats());
+  }
+  const ledger = await openLedger(config.ledger.url);
+  const exportService = new ExportService({
+    mappings,
+    targets,
+    routes: config.routes,
+    ledger,
+    logger,
+    metrics,
+    ...(options.env ? { env: options.env } : {}),
+  });
+
+  const readinessTimeoutMs = options.readinessTimeoutMs ?? 5000;
+  const readiness = async (): Promise<ReadinessReport> => {
+    const checks: ReadinessReport['checks'] = {};
+    const probe = async (name: string, check: () => Promise<void>): Promise<void> => {
+      try {
+        await withTimeout(check(), readinessTimeoutMs, `${name} did not answer within ${readinessTimeoutMs} ms`);
+        checks[name] = { ok: true };
+      } catch (error) {
+        checks[name] = { ok: false, error: describeError(error) };
+      }
+    };
+    await Promise.all([
+      probe('ledger', () => ledger.ping()),
+      ...[...targets.values()].map((target) => probe(`target:${target.name}`, () => target.check())),
+    ]);
+    return { ready: Object.values(checks).every((check) => check.ok), checks };
+  };
+
+  const server: WebhookServer = buildWebhookServer({
+    exportService,
+    signature: { secret, allowLegacySha1: config.server.allowLegacySha1 },
+    bodyLimitBytes: config.server.bodyLimitBytes,
+    maxJsonDepth: config.server.maxJsonDepth,
+    deadlineMs: config.server.deadlineMs,
+    logger,
+    metrics,
+    readiness,
+  });
+  const { url, port } = await server.listen({ host: config.server.host, port: config.server.port });
+  logger.info({ url, targets: [...targets.values()].map((t) => t.description), mappings: mappings.names(), ledger: ledger.kind }, 'bridge listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    ledger,
+    targets,
+    exportService,
+    metrics,
+    close() {
+      closing ??= (async () => {
+        await server.close();
+        await exportService.idle();
+        await Promise.allSettled([...targets.values()].map((target) => target.close()));
+        await ledger.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

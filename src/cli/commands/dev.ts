@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { startBridge } from '../../app.ts';
+import { loadConfig } from '../../config/index.ts';
+import { startSshd } from '../../dev/sshd.ts';
+import { createLogger } from '../../observability/logger.ts';
+import { deliver } from '../../rossum/delivery.ts';
+import { stopOnSignals } from './serve.ts';
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+interface DevOptions {
+  dir: string;
+  port: number;
+  mapping: string;
+  demo?: boolean;
+  exit?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('dev')
+    .description('Run the whole loop locally: a private OpenSSH sshd on loopback, the bridge with a SQLite ledger, and (with --demo) the sample exports')
+    .option('--dir <path>', 'working folder for keys, config, ledger and the SFTP root', '.dev')
+    .option('-p, --port <port>', 'webhook port (0 = any free port)', (value) => Number.parseInt(value, 10), 8080)
+    .option('-m, --mapping <name>', 'mapping the fallback route uses', 'generic-xml')
+    .option('--demo', 'send the sample Rossum exports through it and show what Rossum would do')
+    .option('--exit', 'with --demo: stop after the demo instead of serving')
+    .action(async (options: DevOptions) => runDev(options));
+}
+
+async function runDev(options: DevOptions): Promise<void> {
+  const dir = resolve(options.dir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const sshd = await startSshd({ baseDir: join(dir, 'sftp') });
+
+  const secretFile = join(dir, 'hook-secret');
+  if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(24).toString('hex'), { mode: 0o600 });
+  const secret = readFileSync(secretFile, 'utf8').trim();
+
+  const configFile = join(dir, 'bridge.yaml');
+  writeFileSync(
+    configFile,
+    [
+      '# Written by `rossum-sftp-bridge dev`; regenerated on every start.',
+      'server:',
+      '  host: 127.0.0.1',
+      `  port: ${options.port}`,
+      '  secret: ${DEV_HOOK_SECRET}',
+      'ledger:',
+      '  url: sqlite:./ledger.db',
+      `mappingsDir: ${JSON.stringify(join(repoRoot, 'mappings'))}`,
+      'targets:',
+      '  dev-sftp:',
+      `    url: ${JSON.stringify(sshd.url('inbound'))}`,
+      `    hostKey: ${JSON.stringify(sshd.hostKeyFingerprint)}`,
+      `    privateKeyPath: ${JSON.stringify(sshd.privateKeyPath)}`,
+      'routes:',
+      `  - mapping: ${options.mapping}`,
+      '    target: dev-sftp',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const { config } = loadConfig(configFile, { ...process.env, DEV_HOOK_SECRET: secret });
+  const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const bridge = await startBridge(config, { logger });
+
+  const out = (line = ''): void => void process.stdout.write(`${line}\n`);
+  out('rossum-sftp-bridge dev is running');
+  out(`  webhook URL   ${bridge.url}`);
+  out(`  hook secret   ${secret}   (also in ${relative(process.cwd(), secretFile)})`);
+  out(`  SFTP server   ${sshd.url('inbound')}  host key ${sshd.hostKeyFingerprint}`);
+  out(`  files land in ${sshd.inboundDir}`);
+  out(`  acks folder   ${sshd.acksDir}`);
+  out(`  config        ${configFile}`);
+  out(`  metrics       ${bridge.url.replace(/\/webhooks\/rossum$/, '/metrics')}`);
+  out(`  try           npx rossum-sftp-bridge send test/fixtures/rossum/export-invoice.json --url ${bridge.url} --secret ${secret}`);
+
+  if (options.demo) {
+    out();
+    for (const file of demoPayloads()) {
+      const outcome = await deliver({ url: bridge.url, body: readFileSync(file), secret, retryDelayS: 1, retryCount: 4 });
+      out(`  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}`);
+      for (const message of outcome.messages) out(`      [${message.type}] ${message.content}`);
+    }
+    out();
+    out(`Files in ${sshd.inboundDir}:`);
+    for (const name of readdirSync(sshd.inboundDir).sort()) out(`  ${name}`);
+  }
+
+  const stopSshd = async (): Promise<void> => sshd.stop();
+  if (options.demo && options.exit) {
+    await bridge.close();
+    await stopSshd();
+    return;
+  }
+  out();
+  out('Ctrl+C stops it.');
+  stopOnSignals(bridge, logger, stopSshd);
+}
+
+function demoPayloads(): string[] {
+  const candidates = [join(repoRoot, 'test/fixtures/rossum'), join(repoRoot, '../shared/fixtures/rossum')];
+  const folder = candidates.find((candidate) => existsSync(candidate));
+  if (!folder) return [];
+  return readdirSync(folder)
+    .filter((name) => name.endsWith('.json'))
+    .sort()
+    .map((name) => join(folder, name));
+}
