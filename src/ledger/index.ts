@@ -19,5 +19,9 @@ export type LedgerConfig = z.infer<typeof ledgerConfigSchema>;
 /** Opens the ledger a URL names; PostgreSQL is loaded only when asked for. */
 export async function openLedger(url: string): Promise<Ledger> {
   if (url.startsWith('sqlite:')) return new SqliteLedger({ path: url.slice('sqlite:'.length) || ':memory:' });
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const { PostgresLedger } = await import('./postgres.ts');
+    return PostgresLedger.connect(url);
+  }
   throw new Error(`unsupported ledger url "${url.replace(/\/\/[^@/]*@/, '//***@')}": expected sqlite:PATH or postgres://...`);
 }

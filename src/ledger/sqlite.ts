@@ -5,7 +5,7 @@ import { BridgeError } from '../errors.ts';
 import { sqliteMigrations } from './sqlite-migrations.ts';
 import type { ClaimInput, ClaimResult, ExportFilter, ExportRecord, ExportStatus, Ledger, LedgerEvent, StoredReply } from './types.ts';
 
-interface ExportRow {
+export interface ExportRow {
   id: number;
   idempotency_key: string;
   annotation_id: number;

@@ -1,0 +1,137 @@
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLedger, SqliteLedger, type ClaimInput, type Ledger } from '../../src/ledger/index.ts';
+import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+
+let sequence = 0;
+function claimInput(overrides: Partial<ClaimInput> = {}): ClaimInput {
+  sequence++;
+  return {
+    idempotencyKey: `key-${sequence}`,
+    annotationId: 1000 + sequence,
+    requestId: `req-${sequence}`,
+    mappingName: 'generic-xml',
+    mappingHash: 'abc123',
+    target: 'erp',
+    plannedPath: `INV-${sequence}.xml`,
+    sha256: 'f'.repeat(64),
+    bytes: 42,
+    owner: 'worker-a',
+    leaseMs: 60_000,
+    ...overrides,
+  };
+}
+
+const reply = { statusCode: 200, body: { messages: [{ type: 'info', content: 'Exported' }] } };
+
+let postgres: PostgresInstance;
+const dir = mkdtempSync(join(tmpdir(), 'rsb-ledger-'));
+
+beforeAll(async () => {
+  postgres = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await postgres?.stop();
+});
+
+const kinds: Array<{ name: string; open: () => Promise<Ledger> }> = [
+  { name: 'sqlite', open: async () => openLedger(`sqlite:${join(dir, `ledger-${++sequence}.db`)}`) },
+  { name: 'postgres', open: async () => openLedger(postgres.url) },
+];
+
+describe.each(kinds)('$name ledger', ({ open }) => {
+  it('the first claim uploads; a later claim of the same key gets the stored answer', async () => {
+    const ledger = await open();
+    const input = claimInput();
+    const first = await ledger.claim(input);
+    expect(first.outcome).toBe('claimed');
+    await ledger.complete(first.record.id, input.owner, { remotePath: input.plannedPath, reply });
+    const second = await ledger.claim({ ...input, requestId: 'retry-1', owner: 'worker-b' });
+    expect(second.outcome).toBe('done');
+    expect(second.record.reply).toEqual(reply);
+    expect(second.record.requestIds.sort()).toEqual([input.requestId, 'retry-1'].sort());
+    const kinds = (await ledger.events(first.record.id)).map((event) => event.kind);
+    expect(kinds).toEqual(['claimed', 'uploaded', 'duplicate_answered']);
+    await ledger.close();
+  });
+
+  it('a claim while another worker holds a live lease is reported in progress', async () => {
+    const ledger = await open();
+    const input = claimInput();
+    await ledger.claim(input);
+    const other = await ledger.claim({ ...input, owner: 'worker-b', requestId: 'other' });
+    expect(other.outcome).toBe('in_progress');
+    await ledger.close();
+  });
+
+  it('an expired lease (a dead worker) is taken over', async () => {
+    const ledger = await open();
+    const input = claimInput({ leaseMs: -1 });
+    await ledger.claim(input);
+    const takeover = await ledger.claim({ ...input, owner: 'worker-b', leaseMs: 60_000 });
+    expect(takeover).toMatchObject({ outcome: 'claimed', takeover: true });
+    expect(takeover.record.attempts).toBe(2);
+    // The dead worker can no longer complete it.
+    await expect(ledger.complete(takeover.record.id, 'worker-a', { remotePath: 'x', reply })).rejects.toThrow(/taken over/);
+    await ledger.close();
+  });
+
+  it('a transient failure lets the next delivery retry; a permanent one is replayed', async () => {
+    const ledger = await open();
+    const transient = claimInput();
+    const t = await ledger.claim(transient);
+    await ledger.fail(t.record.id, transient.owner, { code: 'SFTP_UNREACHABLE', message: 'down', permanent: false, reply: { statusCode: 503, body: {} } });
+    expect((await ledger.claim({ ...transient, owner: 'worker-b' })).outcome).toBe('claimed');
+
+    const permanent = claimInput();
+    const p = await ledger.claim(permanent);
+    const failedReply = { statusCode: 200, body: { messages: [{ type: 'error', content: 'exists' }] } };
+    await ledger.fail(p.record.id, permanent.owner, { code: 'TARGET_EXISTS', message: 'exists', permanent: true, reply: failedReply });
+    const again = await ledger.claim({ ...permanent, owner: 'worker-b' });
+    expect(again.outcome).toBe('done');
+    expect(again.record.reply).toEqual(failedReply);
+    expect(again.record.status).toBe('failed');
+    await ledger.close();
+  });
+
+  it('concurrent claims of one key from separate connections: exactly one wins', async () => {
+    const ledgers = await Promise.all([open(), open(), open()]);
+    // Separate SQLite files would not share state: make all three point at one store.
+    const shared = ledgers[0]!.kind === 'sqlite' ? [ledgers[0]!, ...(await Promise.all([1, 2].map(() => reopenSame(ledgers[0]!))))] : ledgers;
+    const input = claimInput();
+    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => shared[i % shared.length]!.claim({ ...input, owner: `worker-${i}`, requestId: `r-${i}` })));
+    expect(results.filter((result) => result.outcome === 'claimed')).toHaveLength(1);
+    expect(results.filter((result) => result.outcome === 'in_progress')).toHaveLength(23);
+    for (const ledger of new Set([...ledgers, ...shared])) await ledger.close();
+  });
+
+  it('lists by status, mapping, target and annotation', async () => {
+    const ledger = await open();
+    const a = claimInput({ mappingName: 'datev' });
+    const claimed = await ledger.claim(a);
+    await ledger.complete(claimed.record.id, a.owner, { remotePath: a.plannedPath, reply });
+    const uploaded = await ledger.list({ status: ['uploaded'], mappingName: 'datev' });
+    expect(uploaded.map((record) => record.annotationId)).toContain(a.annotationId);
+    expect(await ledger.list({ annotationId: a.annotationId, target: 'nope' })).toEqual([]);
+    await ledger.ping();
+    await ledger.close();
+  });
+});
+
+const paths = new WeakMap<Ledger, string>();
+async function reopenSame(ledger: Ledger): Promise<Ledger> {
+  const file = (ledger as SqliteLedger).db.name;
+  paths.set(ledger, file);
+  return new SqliteLedger({ path: file });
+}
+
+describe('sqlite ledger file', () => {
+  it('is created owner-only (0600)', async () => {
+    const file = join(dir, 'perm.db');
+    const ledger = new SqliteLedger({ path: file });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    await ledger.close();
+  });
+});
