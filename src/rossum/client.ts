@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BridgeError, describeError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
 import { realSleep, truncateContent, type Sleep } from './delivery.ts';
 
 /** Rossum annotation statuses the API accepts (as of the documented API). */
@@ -115,8 +116,15 @@ export class RossumApiError extends BridgeError {
 export interface RossumClientOptions {
   /** Raw config (validated here) or an already parsed one. */
   config: RossumApiConfigInput;
-  /** Overrides `config.baseUrl`, e.g. the API root of the payload being acknowledged. */
+  /** Overrides `config.baseUrl` (an API root ending in `/api`). */
   baseUrl?: string;
+  /**
+   * The export payload's `base_url`, used only when neither `baseUrl` nor `config.baseUrl` is set.
+   * Must be https (plain http only on loopback): the client sends credentials there.
+   */
+  payloadBaseUrl?: string;
+  /** Retries are logged at `warn` (method, path, status, delay; never credentials). */
+  logger?: Logger;
   /** Injectable for tests: waits between retries. */
   sleep?: Sleep;
   /** Injectable for tests: [0, 1) jitter source. */
@@ -143,6 +151,7 @@ export class RossumClient {
   private readonly now: () => number;
   private readonly maxRetryAfterMs: number;
   private readonly secrets: string[];
+  private readonly logger: Logger | undefined;
   private key: string | undefined;
   private loginInFlight: Promise<string> | undefined;
 
@@ -154,7 +163,7 @@ export class RossumClient {
       throw new RossumApiError('ROSSUM_CONFIG_INVALID', `Invalid Rossum API config: ${where}${issue?.message ?? 'invalid'}`, { statusCode: null, method: '', path: '', permanent: true });
     }
     this.config = parsed.data;
-    const base = options.baseUrl ?? this.config.baseUrl;
+    const base = options.baseUrl ?? this.config.baseUrl ?? (options.payloadBaseUrl === undefined ? undefined : trustedPayloadRoot(options.payloadBaseUrl));
     if (base === undefined) {
       throw new RossumApiError('ROSSUM_CONFIG_INVALID', 'No Rossum API base URL: set `baseUrl` or pass the payload’s `base_url`', { statusCode: null, method: '', path: '', permanent: true });
     }
@@ -164,6 +173,7 @@ export class RossumClient {
     this.now = options.now ?? Date.now;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 300_000;
     this.key = this.config.token;
+    this.logger = options.logger;
     this.secrets = [this.config.token, this.config.password].filter((s): s is string => s !== undefined && s.length > 0);
   }
 
@@ -255,6 +265,7 @@ export class RossumClient {
       if (attempt >= attempts) throw failure;
       const delay = waitMs ?? this.backoff(attempt);
       if (delay > this.maxRetryAfterMs) throw failure;
+      this.logger?.warn({ method: spec.method, path: spec.path, status: failure.statusCode, code: failure.code, attempt, delayMs: delay }, 'Rossum API call failed; retrying');
       await this.sleep(delay);
     }
   }
@@ -325,6 +336,20 @@ export class RossumClient {
   private error(code: RossumApiErrorCode, message: string, details: { statusCode: number | null; method: string; path: string; permanent: boolean; host?: string }): RossumApiError {
     return new RossumApiError(code, redact(message, this.secrets), details);
   }
+}
+
+function trustedPayloadRoot(baseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new RossumApiError('ROSSUM_CONFIG_INVALID', `The payload's base_url is not a URL: ${baseUrl}`, { statusCode: null, method: '', path: '', permanent: true });
+  }
+  const loopback = url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw new RossumApiError('ROSSUM_CONFIG_INVALID', `Refusing to send Rossum credentials to ${url.origin}: the payload's base_url must be https`, { statusCode: null, method: '', path: '', permanent: true });
+  }
+  return apiRootFromBaseUrl(url.toString());
 }
 
 /** Carries a retryable failure (and a server-requested wait) from one attempt to the retry loop. */

@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/logger.ts';
 import { apiRootFromBaseUrl, parseRetryAfter, RossumApiError, RossumClient, rossumApiConfigSchema, type RossumClientOptions } from '../../src/rossum/index.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { closedPortUrl } from './scripted-server.ts';
@@ -210,6 +212,35 @@ describe('secrets stay secret', () => {
       expect(text).not.toContain('Sup3rSecretPw');
     }
     expect((errors[0] as Error).message).toContain('[redacted]');
+  });
+
+  it('retry logs carry method, path and status, never credentials', async () => {
+    let logged = '';
+    const destination = new Writable({ write: (chunk: Buffer, _enc, done) => void ((logged += chunk.toString()), done()) });
+    const { api } = client(login, { logger: createLogger({ destination, level: 'debug' }) });
+    rossum.injectFaults({ status: 503, method: 'GET' });
+    await api.getAnnotation(7);
+    expect(logged).toContain('"path":"/v1/annotations/7"');
+    expect(logged).toContain('"status":503');
+    expect(logged).not.toContain(PASSWORD);
+    expect(logged).not.toMatch(/bearer|authorization/i);
+  });
+});
+
+describe('base URL', () => {
+  it('falls back to the payload base_url (+ /api) when the config has none', async () => {
+    const api = new RossumClient({ config: { token: rossum.issueToken() }, payloadBaseUrl: rossum.baseUrl });
+    expect(api.apiRoot).toBe(rossum.apiUrl);
+    expect((await api.getAnnotation(7)).id).toBe(7);
+  });
+
+  it('the configured base URL wins over the payload', () => {
+    const api = new RossumClient({ config: { token: 't', baseUrl: 'https://acme.rossum.app/api' }, payloadBaseUrl: 'https://other.rossum.app' });
+    expect(api.apiRoot).toBe('https://acme.rossum.app/api');
+  });
+
+  it('refuses to send credentials to a plain-http base_url from a payload', () => {
+    expect(() => new RossumClient({ config: login, payloadBaseUrl: 'http://rossum.evil.example' })).toThrow(/must be https/);
   });
 });
 
