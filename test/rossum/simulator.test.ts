@@ -61,6 +61,47 @@ describe('the simulated export flow (what the operator sees)', () => {
   });
 });
 
+describe('export retries through the API', () => {
+  it('PATCH status=exporting re-delivers the last export (a new request_id, same annotation)', async () => {
+    let healthy = false;
+    const server = await hook(() => (healthy ? { status: 200, body: { messages: [{ type: 'info', content: 'uploaded' }] } } : { status: 200, body: { messages: [{ type: 'error', content: 'vendor missing' }] } }));
+    await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
+    expect(rossum.annotation(annotationId).status).toBe('failed_export');
+    healthy = true;
+    const reply = await fetch(rossum.annotationUrl(annotationId), {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${rossum.issueToken()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'exporting' }),
+    });
+    expect(reply.status).toBe(200);
+    await rossum.settled();
+    const seen = rossum.annotation(annotationId);
+    expect(seen.status).toBe('exported');
+    expect(seen.history.map((h) => `${h.status}/${h.by}`)).toEqual(['confirmed/setup', 'exporting/export', 'failed_export/export', 'exporting/api', 'exported/export']);
+    const ids = server.requests.map((r) => (JSON.parse(r.body.toString('utf8')) as { request_id: string }).request_id);
+    expect(new Set(ids).size).toBe(2);
+  });
+
+  it('an async hook (202 + Location) is polled until its 201 decides the status', async () => {
+    const server = await hook((req) => (req.method === 'POST' ? { status: 202, headers: { location: '/jobs/1' } } : { status: 201, body: { messages: [{ type: 'error', content: 'ERP rejected: duplicate invoice' }] } }));
+    await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
+    const seen = rossum.annotation(annotationId);
+    expect(seen.status).toBe('failed_export');
+    expect(seen.messages.map((m) => m.content)).toEqual(['ERP rejected: duplicate invoice']);
+  });
+
+  it('retries of one delivery resend the identical signed body', async () => {
+    const server = await hook((_req, i) => (i < 2 ? { status: 503 } : { status: 200 }));
+    await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
+    const [first, ...rest] = server.requests;
+    for (const request of rest) {
+      expect(request.body.equals(first?.body ?? Buffer.alloc(0))).toBe(true);
+      expect(request.headers['x-rossum-signature-sha256']).toBe(first?.headers['x-rossum-signature-sha256']);
+    }
+    expect(rossum.annotation(annotationId).status).toBe('exported');
+  });
+});
+
 describe('the simulated API', () => {
   it('rejects calls without a valid token and records them without the token', async () => {
     rossum.addAnnotation(1);

@@ -106,6 +106,9 @@ export class RossumSimulator {
   private readonly acceptedSchemes: ReadonlyArray<string>;
   private nextNoteId = 1;
   private port = 0;
+  /** Last export per annotation, so `PATCH status=exporting` can retry it as Rossum does. */
+  private readonly lastExports = new Map<number, { payload: Record<string, unknown>; config: HookConfig }>();
+  private readonly background = new Set<Promise<unknown>>();
 
   private constructor(options: SimulatorOptions) {
     this.users = options.users ?? { 'bridge@example.com': 'correct horse battery staple' };
@@ -139,7 +142,13 @@ export class RossumSimulator {
     return `${this.apiUrl}/v1/annotations/${id}`;
   }
 
+  /** Resolves when exports triggered through the API (PATCH to `exporting`) have finished. */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
   async close(): Promise<void> {
+    await this.settled();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -216,7 +225,8 @@ export class RossumSimulator {
     }
     const id = (annotationPart as { id: number }).id;
     const annotation = this.annotations.get(id) ?? this.addAnnotation(id, { metadata: metadataOf(annotationPart) });
-    this.setStatus(annotation, 'exporting', 'export');
+    if (annotation.status !== 'exporting') this.setStatus(annotation, 'exporting', 'export');
+    this.lastExports.set(id, { payload: structuredClone(object), config });
 
     const body = typeof payload === 'string' && !useSimulatorBaseUrl && !tokenOwner ? payload : this.preparePayload(object, id, { tokenOwner, useSimulatorBaseUrl });
     const options: DeliveryOptions = { ...delivery, url: hookUrl, body };
@@ -226,6 +236,13 @@ export class RossumSimulator {
     annotation.exports.push(outcome);
     this.setStatus(annotation, outcome.annotationStatus, 'export');
     return { outcome, annotation };
+  }
+
+  /** Export again with the last payload and hook config (what `PATCH status=exporting` triggers). */
+  async reexport(id: number): Promise<{ outcome: DeliveryOutcome; annotation: SimulatedAnnotation }> {
+    const last = this.lastExports.get(id);
+    if (!last) throw new Error(`simulator: annotation ${id} was never exported`);
+    return this.exportAnnotation(last.payload, last.config);
   }
 
   private preparePayload(object: Record<string, unknown>, id: number, options: { tokenOwner: boolean; useSimulatorBaseUrl: boolean }): string {
@@ -333,6 +350,12 @@ export class RossumSimulator {
     if (metadata !== undefined) annotation.metadata = structuredClone(metadata as Record<string, unknown>);
     if (status !== undefined) this.setStatus(annotation, status as SimulatedStatus, 'api');
     reply(200, this.serialize(annotation));
+    // "Patching annotation status to exporting state triggers an export retry."
+    if (status === 'exporting' && this.lastExports.has(annotation.id)) {
+      const run = this.reexport(annotation.id).catch(() => undefined);
+      this.background.add(run);
+      void run.finally(() => this.background.delete(run));
+    }
   }
 
   private createNote(body: unknown, reply: (status: number, json?: unknown) => void): void {
