@@ -42,6 +42,11 @@ export interface OperationOptions {
   credentials?: HookCredentials;
 }
 
+export interface MoveOptions extends OperationOptions {
+  /** Replace an existing file at the destination (default: fail with TARGET_EXISTS, permanent). */
+  overwrite?: boolean;
+}
+
 /** A place files go: `sftp://` or `file://`. Errors are TransportError (BridgeError) with permanent/transient set. */
 export interface Target {
   readonly name: string;
@@ -52,7 +57,8 @@ export interface Target {
   readFile(relativePath: string, options?: OperationOptions): Promise<Buffer>;
   /** Lists a folder lazily, page by page, so huge folders do not load at once. */
   list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry>;
-  move(fromRelative: string, toRelative: string, options?: OperationOptions): Promise<void>;
+  /** Renames within the target folder, creating the destination folder when missing. */
+  move(fromRelative: string, toRelative: string, options?: MoveOptions): Promise<void>;
   remove(relativePath: string, options?: OperationOptions): Promise<void>;
   /** Readiness probe: connects (or reuses a connection) and checks the folder. */
   check(options?: OperationOptions): Promise<void>;
