@@ -25,7 +25,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   const absolute = resolve(path);
   const loaded = loadYamlFile(absolute, bridgeConfigSchema, { env });
   const diagnostics = semanticProblems(absolute, loaded);
-  if (diagnostics.length > 0) throw new ConfigFileError(diagnostics);
+  if (diagnostics.length > 0) throw new ConfigFileError(diagnostics.sort((a, b) => a.line - b.line || a.column - b.column));
   return { config: resolvePaths(loaded.value, dirname(absolute)), path: absolute };
 }
 
