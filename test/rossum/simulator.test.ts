@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
 import { ScriptedServer, type Script } from './scripted-server.ts';
@@ -36,19 +38,42 @@ describe('the simulated export flow (what the operator sees)', () => {
     expect(seen.messages.map((m) => m.content)).toEqual(['Uploaded to erp-a']);
   });
 
-  it('the hook receives a signed payload pointing at the simulator, with a live API token', async () => {
-    const server = await hook(() => ({ status: 200 }));
-    await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's3cret', ...FAST_HOOK_TIMINGS });
-    const request = server.requests[0];
-    expect(request).toBeDefined();
-    const body = request?.body ?? Buffer.alloc(0);
-    expect(request?.headers['x-rossum-signature-sha256']).toBe(`sha256=${createHmac('sha256', 's3cret').update(body).digest('hex')}`);
-    const payload = JSON.parse(body.toString('utf8')) as { base_url: string; rossum_authorization_token: string; annotation: { url: string; status: string } };
+  it('the hook receives a signed payload pointing at the simulator, with an API token valid until it answers', async () => {
+    // A hook that uses the payload's token while handling the call, as a real export hook might.
+    let statusDuringCall = 0;
+    let received: { raw: Buffer; signature: string | undefined } | undefined;
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        received = { raw, signature: req.headers['x-rossum-signature-sha256'] as string | undefined };
+        const payload = JSON.parse(raw.toString('utf8')) as { annotation: { url: string }; rossum_authorization_token: string };
+        void fetch(payload.annotation.url, { headers: { authorization: `Bearer ${payload.rossum_authorization_token}` } }).then((r) => {
+          statusDuringCall = r.status;
+          res.writeHead(200).end();
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const { port } = server.address() as AddressInfo;
+      await rossum.exportAnnotation(fixture, { hookUrl: `http://127.0.0.1:${port}/hook`, secret: 's3cret', ...FAST_HOOK_TIMINGS });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    expect(received).toBeDefined();
+    const raw = received?.raw ?? Buffer.alloc(0);
+    expect(received?.signature).toBe(`sha256=${createHmac('sha256', 's3cret').update(raw).digest('hex')}`);
+    const payload = JSON.parse(raw.toString('utf8')) as { base_url: string; rossum_authorization_token: string; annotation: { url: string; status: string } };
     expect(payload.base_url).toBe(rossum.baseUrl);
     expect(payload.annotation.url).toBe(rossum.annotationUrl(annotationId));
     expect(payload.annotation.status).toBe('exporting');
-    const reply = await fetch(payload.annotation.url, { headers: { authorization: `Bearer ${payload.rossum_authorization_token}` } });
-    expect(reply.status).toBe(200);
+    expect(statusDuringCall).toBe(200);
+    // "valid for 10 minutes or until Rossum receives a response from the Webhook": the answer ended it.
+    const after = await fetch(payload.annotation.url, { headers: { authorization: `Bearer ${payload.rossum_authorization_token}` } });
+    expect(after.status).toBe(401);
   });
 
   it('a transient failure that never clears ends in failed_export with the hook’s last message', async () => {

@@ -9,6 +9,7 @@ import { deliver, type DeliveredMessage, type DeliveryOptions, type DeliveryOutc
  * API paths are served under both `/api/v1/...` (what `base_url` + `/api` gives) and `/v1/...`.
  */
 
+// Kept apart from the client's list on purpose: the simulator is the oracle the client is checked against.
 export const ANNOTATION_STATUSES = [
   'created',
   'importing',
@@ -87,8 +88,13 @@ export interface SimulatorOptions {
 export type HookConfig = Omit<DeliveryOptions, 'url' | 'body' | 'secret'> & {
   hookUrl: string;
   secret?: string;
-  /** Put a fresh API token into the payload, as Rossum does for hooks with a token owner. Default true. */
+  /**
+   * Put a fresh API token into the payload, as Rossum does for hooks with a token owner. Default true.
+   * It is "valid for 10 minutes or until Rossum receives a response from the Webhook".
+   */
   tokenOwner?: boolean;
+  /** `hook.token_lifetime_s` (default 600). */
+  tokenLifetimeS?: number;
   /** Point `base_url` and `annotation.url` at this simulator. Default true. */
   useSimulatorBaseUrl?: boolean;
 };
@@ -101,7 +107,8 @@ export class RossumSimulator {
   readonly users: Record<string, string>;
   private readonly server: Server;
   private readonly annotations = new Map<number, SimulatedAnnotation>();
-  private readonly tokens = new Set<string>();
+  /** token → expiry (epoch ms), `null` = no expiry. */
+  private readonly tokens = new Map<string, number | null>();
   private readonly faults: Fault[] = [];
   private readonly acceptedSchemes: ReadonlyArray<string>;
   private nextNoteId = 1;
@@ -181,10 +188,10 @@ export class RossumSimulator {
     return this.annotations.has(id);
   }
 
-  /** A valid API token, as if issued to a token owner or configured by an admin. */
-  issueToken(): string {
+  /** A valid API token, as if configured by an admin; `lifetimeMs` makes it expire like a hook's token. */
+  issueToken(lifetimeMs?: number): string {
     const token = randomBytes(20).toString('hex');
-    this.tokens.add(token);
+    this.tokens.set(token, lifetimeMs === undefined ? null : Date.now() + lifetimeMs);
     return token;
   }
 
@@ -217,7 +224,7 @@ export class RossumSimulator {
    * delivery semantics, and the annotation ends `exported` or `failed_export` with the reply's messages.
    */
   async exportAnnotation(payload: Record<string, unknown> | string, config: HookConfig): Promise<{ outcome: DeliveryOutcome; annotation: SimulatedAnnotation }> {
-    const { hookUrl, secret, tokenOwner = true, useSimulatorBaseUrl = true, ...delivery } = config;
+    const { hookUrl, secret, tokenOwner = true, useSimulatorBaseUrl = true, tokenLifetimeS = 600, ...delivery } = config;
     const object: Record<string, unknown> = typeof payload === 'string' ? (JSON.parse(payload) as Record<string, unknown>) : structuredClone(payload);
     const annotationPart = object.annotation;
     if (typeof annotationPart !== 'object' || annotationPart === null || typeof (annotationPart as { id?: unknown }).id !== 'number') {
@@ -228,10 +235,17 @@ export class RossumSimulator {
     if (annotation.status !== 'exporting') this.setStatus(annotation, 'exporting', 'export');
     this.lastExports.set(id, { payload: structuredClone(object), config });
 
-    const body = typeof payload === 'string' && !useSimulatorBaseUrl && !tokenOwner ? payload : this.preparePayload(object, id, { tokenOwner, useSimulatorBaseUrl });
+    const hookToken = tokenOwner ? this.issueToken(tokenLifetimeS * 1000) : undefined;
+    const body = typeof payload === 'string' && !useSimulatorBaseUrl && !tokenOwner ? payload : this.preparePayload(object, id, { hookToken, useSimulatorBaseUrl });
     const options: DeliveryOptions = { ...delivery, url: hookUrl, body };
     if (secret !== undefined) options.secret = secret;
-    const outcome = await deliver(options);
+    let outcome: DeliveryOutcome;
+    try {
+      outcome = await deliver(options);
+    } finally {
+      // Lenient for async hooks: the token lives until the final answer, not just the 202.
+      if (hookToken !== undefined) this.expireToken(hookToken);
+    }
     annotation.messages = outcome.messages;
     annotation.exports.push(outcome);
     this.setStatus(annotation, outcome.annotationStatus, 'export');
@@ -245,14 +259,14 @@ export class RossumSimulator {
     return this.exportAnnotation(last.payload, last.config);
   }
 
-  private preparePayload(object: Record<string, unknown>, id: number, options: { tokenOwner: boolean; useSimulatorBaseUrl: boolean }): string {
+  private preparePayload(object: Record<string, unknown>, id: number, options: { hookToken: string | undefined; useSimulatorBaseUrl: boolean }): string {
     const annotation = object.annotation as Record<string, unknown>;
     annotation.status = 'exporting';
     if (options.useSimulatorBaseUrl) {
       object.base_url = this.baseUrl;
       annotation.url = this.annotationUrl(id);
     }
-    if (options.tokenOwner) object.rossum_authorization_token = this.issueToken();
+    if (options.hookToken !== undefined) object.rossum_authorization_token = options.hookToken;
     else delete object.rossum_authorization_token;
     object.request_id = randomUUID();
     object.timestamp = new Date().toISOString().replace('Z', '000Z');
@@ -332,7 +346,9 @@ export class RossumSimulator {
   private authenticated(header: string | undefined): boolean {
     if (!header) return false;
     const [scheme, token, ...rest] = header.split(' ');
-    return rest.length === 0 && scheme !== undefined && this.acceptedSchemes.includes(scheme) && token !== undefined && this.tokens.has(token);
+    if (rest.length > 0 || scheme === undefined || !this.acceptedSchemes.includes(scheme) || token === undefined) return false;
+    const expiry = this.tokens.get(token);
+    return expiry === null || (expiry !== undefined && expiry > Date.now());
   }
 
   private patch(annotation: SimulatedAnnotation, body: unknown, reply: (status: number, json?: unknown) => void): void {
