@@ -150,7 +150,6 @@ export class RossumClient {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly maxRetryAfterMs: number;
-  private readonly secrets: string[];
   private readonly logger: Logger | undefined;
   private key: string | undefined;
   private loginInFlight: Promise<string> | undefined;
@@ -174,7 +173,6 @@ export class RossumClient {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 300_000;
     this.key = this.config.token;
     this.logger = options.logger;
-    this.secrets = [this.config.token, this.config.password].filter((s): s is string => s !== undefined && s.length > 0);
   }
 
   /** Whether the client can get a new key on 401 by itself. */
@@ -232,7 +230,6 @@ export class RossumClient {
     const parsed = z.looseObject({ key: z.string().min(1) }).safeParse(reply);
     if (!parsed.success) throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum login answered without a key', { statusCode: 200, method: 'POST', path, permanent: true });
     this.key = parsed.data.key;
-    this.secrets.push(parsed.data.key);
     return parsed.data.key;
   }
 
@@ -334,7 +331,7 @@ export class RossumClient {
 
   /** Builds an error whose message is scrubbed of every credential this client knows. */
   private error(code: RossumApiErrorCode, message: string, details: { statusCode: number | null; method: string; path: string; permanent: boolean; host?: string }): RossumApiError {
-    return new RossumApiError(code, redact(message, this.secrets), details);
+    return new RossumApiError(code, redact(message, [this.config.token, this.config.password, this.key]), details);
   }
 }
 
@@ -386,8 +383,8 @@ function detailOf(text: string): string {
   return `: ${truncateContent(detail.replace(/\s+/g, ' '), 300)}`;
 }
 
-function redact(message: string, secrets: ReadonlyArray<string>): string {
+function redact(message: string, secrets: ReadonlyArray<string | undefined>): string {
   let result = message;
-  for (const secret of secrets) if (secret.length >= 4) result = result.split(secret).join('[redacted]');
+  for (const secret of secrets) if (secret !== undefined && secret.length >= 4) result = result.split(secret).join('[redacted]');
   return result;
 }
