@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.ts';
 import { formatPath } from '../annotation/index.ts';
@@ -75,6 +75,7 @@ export function parseYamlSource<S extends z.ZodType>(
     return { line: pos.line, column: pos.col };
   };
   const locate = (path: ReadonlyArray<PropertyKey>): { line: number; column: number } => locatePath(doc, path, position);
+  const locateKey = (path: ReadonlyArray<PropertyKey>): { line: number; column: number } => locateKeyPath(doc, path, position) ?? locate(path);
 
   if (doc.errors.length > 0) {
     throw new ConfigFileError(
@@ -97,10 +98,10 @@ export function parseYamlSource<S extends z.ZodType>(
     throw new ConfigFileError([{ file, line: 1, column: 1, key: '', message: (error as Error).message }]);
   }
 
-  const parsed = schema.safeParse(data ?? {});
+  const parsed = schema.safeParse(data ?? {}, { reportInput: true });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      diagnostics.push(...issueToDiagnostics(file, issue, locate, schema, data));
+      diagnostics.push(...issueToDiagnostics(file, issue, { locate, locateKey }, schema, data));
     }
   }
   if (diagnostics.length > 0) {
@@ -108,6 +109,20 @@ export function parseYamlSource<S extends z.ZodType>(
     throw new ConfigFileError(diagnostics);
   }
   return { value: (parsed as { data: z.infer<S> }).data, locate, source };
+}
+
+/** Position of the key itself (not its value) for "unknown key" messages. */
+function locateKeyPath(
+  doc: Document,
+  path: ReadonlyArray<PropertyKey>,
+  position: (offset: number) => { line: number; column: number },
+): { line: number; column: number } | undefined {
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1) as unknown[], true);
+  if (!isMap(parent)) return undefined;
+  const name = String(path[path.length - 1]);
+  const pair = parent.items.find((item) => isScalar(item.key) && String(item.key.value) === name);
+  const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
+  return range ? position(range[0]) : undefined;
 }
 
 function locatePath(
@@ -125,21 +140,25 @@ function locatePath(
 
 type ZodIssue = z.core.$ZodIssue;
 
-function issueToDiagnostics(
-  file: string,
-  issue: ZodIssue,
-  locate: (path: ReadonlyArray<PropertyKey>) => { line: number; column: number },
-  schema: z.ZodType,
-  data: unknown,
-): Diagnostic[] {
+interface Locator {
+  locate(path: ReadonlyArray<PropertyKey>): { line: number; column: number };
+  locateKey(path: ReadonlyArray<PropertyKey>): { line: number; column: number };
+}
+
+function issueToDiagnostics(file: string, issue: ZodIssue, locator: Locator, schema: z.ZodType, data: unknown): Diagnostic[] {
   const path = issue.path as PropertyKey[];
+  if (issue.code === 'invalid_union') {
+    // Report the branch the author evidently meant (a map for a map, ...) instead of "no allowed form".
+    const branch = closestBranch(issue.errors, valueAt(data, path));
+    if (branch) return branch.flatMap((inner) => issueToDiagnostics(file, { ...inner, path: [...path, ...inner.path] } as ZodIssue, locator, schema, data));
+  }
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeysAt(schema, path, data);
     return issue.keys.map((key) => {
       const suggestion = closest(key, known);
       return {
         file,
-        ...locateKey(locate, [...path, key]),
+        ...locator.locateKey([...path, key]),
         key: formatPath([...path, key]),
         message: `unknown key "${key}"`,
         hint: suggestion ? `did you mean "${suggestion}"?` : known.length > 0 ? `expected one of: ${known.join(', ')}` : 'remove it',
@@ -148,14 +167,21 @@ function issueToDiagnostics(
   }
   const key = formatPath(path);
   const message = humanMessage(issue);
-  return [{ file, ...locate(path), key, message }];
+  return [{ file, ...locator.locate(path), key, message }];
 }
 
-function locateKey(
-  locate: (path: ReadonlyArray<PropertyKey>) => { line: number; column: number },
-  path: PropertyKey[],
-): { line: number; column: number } {
-  return locate(path);
+function valueAt(data: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let value = data;
+  for (const segment of path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[segment as string] : undefined;
+  return value;
+}
+
+/** Among a union's failed branches, the one whose issues are not "wrong type at the top" and fewest. */
+function closestBranch(branches: ReadonlyArray<ReadonlyArray<ZodIssue>>, value: unknown): ReadonlyArray<ZodIssue> | undefined {
+  if (value === undefined) return undefined;
+  const candidates = branches.filter((issues) => issues.length > 0 && !issues.some((inner) => inner.path.length === 0 && inner.code === 'invalid_type'));
+  candidates.sort((a, b) => a.length - b.length);
+  return candidates[0];
 }
 
 function humanMessage(issue: ZodIssue): string {
@@ -226,7 +252,8 @@ function shapeScore(schema: unknown, value: unknown): number {
   const def = (schema as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
   if (!def || def.type !== 'object' || !value || typeof value !== 'object') return 0;
   const keys = Object.keys(def.shape as Record<string, unknown>);
-  return Object.keys(value).filter((key) => keys.includes(key)).length;
+  // A map always fits an object schema better than a scalar one, even before any key matches.
+  return 0.5 + Object.keys(value).filter((key) => keys.includes(key)).length;
 }
 
 export function closest(word: string, candidates: string[]): string | undefined {

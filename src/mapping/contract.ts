@@ -9,6 +9,20 @@ export interface RenderedFile {
   encoding: string;
   /** `application/xml`, `text/csv`, `text/plain`. */
   mediaType: string;
+  /**
+   * Things the render changed to make the file valid (characters XML forbids, characters the encoding
+   * cannot hold when the mapping allows replacing them), in plain words; show them as Rossum `warning` messages.
+   */
+  warnings?: string[];
+}
+
+/** One output value and the datapoints it came from (`render --explain`). */
+export interface ExplainEntry {
+  /** Where in the file: `Invoice/Lines/Line[2]/Amount`, `column "Betrag" of record 3`, ... */
+  output: string;
+  value: string;
+  /** `schema_id (datapoint id)` for every datapoint read. */
+  from: string[];
 }
 
 /** Values from outside the document that a mapping may use. */
@@ -35,6 +49,8 @@ export interface CompiledMapping {
   readonly onExisting: OnExisting;
   /** Throws a permanent BridgeError (code `MAPPING_*`, with `location.datapointId` when a field is to blame). */
   render(view: AnnotationView, context?: RenderContext): RenderedFile;
+  /** Like `render`, and lists where every output value came from. */
+  explain?(view: AnnotationView, context?: RenderContext): { file: RenderedFile; trace: ExplainEntry[] };
 }
 
 export interface MappingRegistry {

@@ -1,0 +1,136 @@
+import iconv from 'iconv-lite';
+import { describeChar, mappingError } from './errors.ts';
+
+export type UnencodablePolicy = 'error' | 'replace' | 'transliterate';
+
+const UTF = /^utf-?(8|16|16le|16be|32|32le|32be)$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Names to write in an XML declaration: the IANA name of the bytes actually produced. */
+const IANA: Record<string, string> = {
+  utf8: 'UTF-8',
+  utf16le: 'UTF-16',
+  utf16be: 'UTF-16',
+  utf16: 'UTF-16',
+  windows1252: 'windows-1252',
+  windows1250: 'windows-1250',
+  windows1251: 'windows-1251',
+  iso88591: 'ISO-8859-1',
+  iso885915: 'ISO-8859-15',
+  iso88592: 'ISO-8859-2',
+  cp850: 'IBM850',
+  cp437: 'IBM437',
+  cp852: 'IBM852',
+  latin1: 'ISO-8859-1',
+  ascii: 'US-ASCII',
+  usascii: 'US-ASCII',
+};
+
+/** Simple transliterations beyond "strip the accent" (NFKD handles Š→S, ť→t). */
+const TRANSLITERATIONS: Record<string, string> = {
+  ß: 'ss', ẞ: 'SS', Æ: 'AE', æ: 'ae', Ø: 'O', ø: 'o', Œ: 'OE', œ: 'oe', Đ: 'D', đ: 'd', Ł: 'L', ł: 'l', Þ: 'Th', þ: 'th',
+  '\u2018': "'", '\u2019': "'", '\u201A': "'", '\u201C': '"', '\u201D': '"', '\u201E': '"', '\u2013': '-', '\u2014': '-',
+  '\u2026': '...', '\u00A0': ' ', '\u2022': '*', '€': 'EUR', '™': 'TM', '©': '(C)', '®': '(R)',
+};
+
+export function isKnownEncoding(name: string): boolean {
+  return iconv.encodingExists(name);
+}
+
+export function canonicalEncoding(name: string): string {
+  return iconv._canonicalizeEncoding(name);
+}
+
+/**
+ * Knows what the output encoding can hold, how many bytes text takes in it, and turns text into bytes.
+ * Checks character by character (cached) because iconv-lite silently writes `?` for what it cannot encode.
+ */
+export class OutputEncoding {
+  readonly name: string;
+  readonly isUtf: boolean;
+  readonly declarationName: string;
+  private readonly cache = new Map<number, boolean>();
+  private readonly asciiSafe: boolean;
+  private readonly singleByte: boolean;
+
+  constructor(name: string) {
+    this.name = name;
+    const canonical = canonicalEncoding(name);
+    this.isUtf = UTF.test(canonical) || canonical === 'ucs2' || canonical === 'cesu8';
+    this.declarationName = IANA[canonical] ?? name.toUpperCase();
+    const probe = iconv.encode('Az09', name);
+    this.asciiSafe = probe.length === 4 && probe.toString('latin1') === 'Az09';
+    this.singleByte = this.asciiSafe && !this.isUtf && iconv.encode('\u00e9', name).length <= 1;
+  }
+
+  canEncode(ch: string): boolean {
+    const code = ch.codePointAt(0) ?? 0;
+    if (code < 0x80 && this.asciiSafe) return true;
+    if (code >= 0xd800 && code <= 0xdfff && ch.length === 1) return false;
+    if (this.isUtf) return true;
+    let ok = this.cache.get(code);
+    if (ok === undefined) {
+      ok = iconv.decode(iconv.encode(ch, this.name), this.name) === ch;
+      this.cache.set(code, ok);
+    }
+    return ok;
+  }
+
+  /** True when every character of `text` is representable (fast path for ASCII/UTF). */
+  fits(text: string): boolean {
+    if (this.isUtf) return !LONE_SURROGATE.test(text);
+    if (this.asciiSafe && /^[\x00-\x7f]*$/.test(text)) return true;
+    for (const ch of text) if (!this.canEncode(ch)) return false;
+    return true;
+  }
+
+  /** Bytes `text` takes in this encoding (text already known to fit). */
+  byteLength(text: string): number {
+    if (this.singleByte) return text.length;
+    if (this.isUtf && canonicalEncoding(this.name) === 'utf8') return Buffer.byteLength(text, 'utf8');
+    return iconv.encode(text, this.name).length;
+  }
+
+  encode(text: string, bom: boolean): Buffer {
+    return iconv.encode(text, this.name, { addBOM: bom });
+  }
+
+  decode(bytes: Buffer): string {
+    return iconv.decode(bytes, this.name);
+  }
+
+  /**
+   * Makes `text` encodable per policy. `what` names the field for the error and the warning.
+   * Returns the text to write.
+   */
+  prepare(text: string, policy: UnencodablePolicy, replacement: string, what: string, datapointId: number | undefined, warn: (message: string) => void): string {
+    if (this.fits(text)) return text;
+    let out = '';
+    const replaced: string[] = [];
+    for (const ch of text) {
+      if (this.canEncode(ch)) {
+        out += ch;
+        continue;
+      }
+      if (policy === 'error') {
+        throw mappingError(
+          'MAPPING_UNENCODABLE',
+          `${what}: the character ${describeChar(ch)} cannot be written in ${this.name}. Correct the value in Rossum, or set "unencodable: transliterate" or "replace" in the mapping.`,
+          datapointId,
+        );
+      }
+      const substitute = policy === 'transliterate' ? this.transliterate(ch) : undefined;
+      out += substitute ?? replacement;
+      replaced.push(`${describeChar(ch)} → "${substitute ?? replacement}"`);
+    }
+    warn(`${what}: replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
+    return out;
+  }
+
+  private transliterate(ch: string): string | undefined {
+    const direct = TRANSLITERATIONS[ch];
+    if (direct !== undefined && this.fits(direct)) return direct;
+    const stripped = ch.normalize('NFKD').replace(/\p{M}/gu, '');
+    return stripped !== '' && stripped !== ch && this.fits(stripped) ? stripped : undefined;
+  }
+}
