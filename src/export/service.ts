@@ -42,6 +42,8 @@ export interface ExportServiceOptions {
 export interface HandleOptions {
   /** Aborted at the hook's deadline: stop waiting; a started upload still completes. */
   signal?: AbortSignal;
+  /** The deadline behind `signal`, for the message Rossum shows. */
+  deadlineMs?: number;
 }
 
 const MESSAGE_LIMIT = 4096;
@@ -183,7 +185,11 @@ export class ExportService {
       return reply;
     } catch (error) {
       const permanent = isBridgeError(error) && error.permanent;
-      const reply = errorReply(error, permanent ? 'failed' : 'transient_error', `Export to ${prepared.target.description} failed: `);
+      const atDeadline = !permanent && options.signal?.aborted === true;
+      const prefix = atDeadline
+        ? `Export to ${prepared.target.description} did not finish within the ${Math.round((options.deadlineMs ?? 0) / 1000)} s deadline; Rossum will retry: `
+        : `Export to ${prepared.target.description} failed: `;
+      const reply = errorReply(error, atDeadline ? 'deadline' : permanent ? 'failed' : 'transient_error', prefix);
       try {
         await ledger.fail(record.id, this.owner, { code: codeOf(error), message: describeError(error), permanent, reply: stored(reply) });
       } catch (ledgerError) {

@@ -91,7 +91,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       return sendError(reply, 400, describeError(error), options.metrics);
     }
 
-    const result = await withDeadline(options.exportService.handle(payload, { signal: AbortSignal.timeout(options.deadlineMs) }), options.deadlineMs, payload.annotation.id);
+    const result = await withDeadline(options.exportService.handle(payload, { signal: AbortSignal.timeout(options.deadlineMs), deadlineMs: options.deadlineMs }), options.deadlineMs, payload.annotation.id);
     options.metrics.webhookRequests.inc({ status: String(result.statusCode) });
     return reply.code(result.statusCode).send(result.body);
   });
