@@ -7,6 +7,7 @@ import type { MappingRegistry, RenderedFile } from '../mapping/contract.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics, ExportOutcome } from '../observability/metrics.ts';
 import type { HookCredentials, Target } from '../transport/contract.ts';
+import { truncateContent } from '../rossum/delivery.ts';
 import { resolveRoute, type Route } from './routes.ts';
 
 /** A message in Rossum's hook reply format. */
@@ -303,7 +304,7 @@ function codeOf(error: unknown): string {
 }
 
 function limit(text: string): string {
-  return text.length <= MESSAGE_LIMIT ? text : `${text.slice(0, MESSAGE_LIMIT - 1)}…`;
+  return truncateContent(text, MESSAGE_LIMIT);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

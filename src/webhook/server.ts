@@ -1,4 +1,4 @@
-import Fastify, { type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyReply } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { hookEnvelopeSchema, parseExportPayload } from '../annotation/index.ts';
 import { describeError, isBridgeError } from '../errors.ts';
@@ -42,7 +42,8 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimitBytes,
-    disableRequestLogging: true,
+    // Our own log lines say what happened to each export; per-request lines would only be noise.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
   const maxDepth = options.maxJsonDepth ?? 64;
