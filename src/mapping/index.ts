@@ -60,3 +60,5 @@ export function resolveMappingFile(nameOrPath: string, dir: string): string {
     { file: join(resolve(dir), `${nameOrPath}.yaml`), line: 1, column: 1, key: '', message: `no mapping named "${nameOrPath}" in ${resolve(dir)}`, ...(known.length ? { hint: `available: ${known.join(', ')}` } : {}) },
   ]);
 }
+
+export { runMappingTests, unifiedDiff, type TestResult } from './testing.ts';

@@ -149,7 +149,8 @@ export const conditionSchema: z.ZodType<Condition> = z.lazy(() =>
       any: z.array(conditionSchema).optional().describe('At least one condition holds.'),
       not: conditionSchema.optional().describe('The condition does not hold.'),
     })
-    .describe('A condition: one subject (field, row, var, meta, env, route or value) and one test, or all/any/not.'),
+    .describe('A condition: one subject (field, row, var, meta, env, route or value) and one test, or all/any/not.')
+    .meta({ id: 'Condition' }),
 );
 
 export const numberFormatSchema = z
@@ -163,7 +164,8 @@ export const numberFormatSchema = z
     scale: z.number().int().min(-20).max(20).optional().describe('Multiply by 10^scale before formatting (2 turns 0.19 into 19).'),
     negate: z.boolean().optional().describe('Flip the sign (credit notes).'),
   })
-  .describe('Decimal-exact number formatting of the normalized value.');
+  .describe('Decimal-exact number formatting of the normalized value.')
+  .meta({ id: 'NumberFormat' });
 
 export const valueMapSchema = z
   .strictObject({
@@ -172,7 +174,8 @@ export const valueMapSchema = z
     keep_unmapped: z.boolean().optional().describe('Pass values not in `entries` through unchanged.'),
     ignore_case: z.boolean().optional().describe('Match entries regardless of case.'),
   })
-  .describe('A value map. Without `fallback` or `keep_unmapped`, an unmapped value is an error naming the field.');
+  .describe('A value map. Without `fallback` or `keep_unmapped`, an unmapped value is an error naming the field.')
+  .meta({ id: 'ValueMap' });
 
 const countSchema = z.union([
   z.string().describe('Table name or multivalue schema_id whose rows are counted.'),
@@ -239,11 +242,12 @@ export const valueObjectSchema: z.ZodType<ValueObject> = z.lazy(() =>
         .describe('Pad to a minimum width.'),
       when: conditionSchema.optional().describe('Emit the value only when this holds (XML: element omitted; CSV/fixed: empty).'),
     })
-    .describe('A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: default, trim, collapse/strip, replace, map, date or number, case, prefix/suffix, truncate, pad.'),
+    .describe('A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: trim, collapse/strip, default, required check, replace, map, date or number, case, prefix/suffix, truncate, pad.')
+    .meta({ id: 'Value' }),
 );
 
 export const valueSpecSchema: z.ZodType<ValueSpec> = z.lazy(() =>
-  z.union([z.string().describe('Template shorthand, e.g. "{document_id}".'), valueObjectSchema]),
+  z.union([z.string().describe('Template shorthand, e.g. "{document_id}".'), valueObjectSchema]).describe('A value: a template string, or a value object.').meta({ id: 'ValueSpec' }),
 );
 
 export const SOURCE_KEYS = ['field', 'row', 'var', 'meta', 'const', 'env', 'route', 'template', 'calc', 'count', 'sum', 'line_number', 'cases'] as const;
@@ -274,7 +278,8 @@ export const xmlNodeSchema: z.ZodType<XmlNode> = z.lazy(() =>
       when: conditionSchema.optional().describe('Write the element only when this holds.'),
       empty: z.enum(EMPTY_POLICIES).optional().describe('Override `xml.empty_elements` for this element.'),
     })
-    .describe('An XML element.'),
+    .describe('An XML element.')
+    .meta({ id: 'XmlElement' }),
 );
 
 export const xmlSchema = z
