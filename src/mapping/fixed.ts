@@ -108,6 +108,9 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
       }
       const at = `record ${index + 1} "${record.name}"${row ? ` (${row.label})` : ''} field "${field.name}"`;
       let value = emitter.value(field.value, scope, at) ?? '';
+      if (/[\r\n]/.test(value)) {
+        throw mappingError('MAPPING_LINE_BREAK', `${at}: the value has a line break, which would split the record. Add collapse_whitespace: true or strip_line_breaks: true to the field's value.`, scope.datapoint?.id);
+      }
       let size = encoding.byteLength(value);
       if (size > field.width) {
         if (!field.truncate) {
