@@ -3,6 +3,24 @@ import { SqliteLedger } from './sqlite.ts';
 import type { Ledger } from './types.ts';
 
 export type { Ledger, ExportRecord, ExportStatus, ClaimInput, ClaimResult, StoredReply, LedgerEvent, ExportFilter } from './types.ts';
+export type {
+  AckState,
+  ExportState,
+  HoldState,
+  AckVerdict,
+  AckMessage,
+  AckEntryInput,
+  AckFileInput,
+  AckOutcome,
+  AckOutcomeKind,
+  AckOutcomeDetail,
+  AckDelivery,
+  AckLookup,
+  RecordAckResult,
+  OutcomeSettlement,
+} from './types.ts';
+export { EXPORT_STATES, stateOf } from './types.ts';
+export { nameParts, ackTransition } from './ack-rules.ts';
 export { SqliteLedger } from './sqlite.ts';
 
 export const ledgerConfigSchema = z

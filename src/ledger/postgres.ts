@@ -1,8 +1,25 @@
 import pg from 'pg';
 import { BridgeError } from '../errors.ts';
 import { postgresMigrations } from './postgres-migrations.ts';
+import { ackTransition, EMPTY_BACKLOG, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
 import { rowToRecord, type ExportRow } from './sqlite.ts';
-import type { ClaimInput, ClaimResult, ExportFilter, ExportRecord, Ledger, LedgerEvent, StoredReply } from './types.ts';
+import type {
+  AckDelivery,
+  AckFileInput,
+  AckLookup,
+  AckOutcome,
+  AckOutcomeDetail,
+  ClaimInput,
+  ClaimResult,
+  ExportFilter,
+  ExportRecord,
+  HoldState,
+  Ledger,
+  LedgerEvent,
+  OutcomeSettlement,
+  RecordAckResult,
+  StoredReply,
+} from './types.ts';
 
 const SELECT_EXPORT = `
   SELECT e.*, (SELECT string_agg(request_id, E'\\n' ORDER BY received_at) FROM export_requests r WHERE r.export_id = e.id) AS request_ids
@@ -53,6 +70,12 @@ export class PostgresLedger implements Ledger {
         await client.query(postgresMigrations[current] as string);
         await client.query('UPDATE ledger_schema SET version = $1', [current + 1]);
       }
+      // Rows uploaded before the ack columns existed get the name and stem acks are matched on.
+      const old = await client.query<{ id: number; remote_path: string }>('SELECT id, remote_path FROM exports WHERE remote_path IS NOT NULL AND remote_name IS NULL');
+      for (const row of old.rows) {
+        const { name, stem } = nameParts(row.remote_path);
+        await client.query('UPDATE exports SET remote_name = $1, remote_stem = $2 WHERE id = $3', [name, stem, row.id]);
+      }
     });
   }
 
@@ -85,10 +108,24 @@ export class PostgresLedger implements Ledger {
       const now = this.now();
       const inserted = await client.query(
         `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, sha256, bytes, status,
-           attempts, lease_owner, lease_expires_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'uploading', 1, $9, $10, $11, $11)
+           attempts, lease_owner, lease_expires_at, created_at, updated_at, document_ref, rossum_base_url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'uploading', 1, $9, $10, $11, $11, $12, $13)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
-        [input.idempotencyKey, input.annotationId, input.mappingName, input.mappingHash, input.target, input.plannedPath, input.sha256, input.bytes, input.owner, now + input.leaseMs, now],
+        [
+          input.idempotencyKey,
+          input.annotationId,
+          input.mappingName,
+          input.mappingHash,
+          input.target,
+          input.plannedPath,
+          input.sha256,
+          input.bytes,
+          input.owner,
+          now + input.leaseMs,
+          now,
+          input.documentRef ?? null,
+          input.rossumBaseUrl ?? null,
+        ],
       );
       // Lock the row: concurrent claims of the same key queue here and see each other's decision.
       const locked = await client.query<{ id: number }>('SELECT id FROM exports WHERE idempotency_key = $1 FOR UPDATE', [input.idempotencyKey]);
@@ -121,8 +158,8 @@ export class PostgresLedger implements Ledger {
       const now = this.now();
       const changed = await client.query(
         `UPDATE exports SET status = 'uploaded', remote_path = $1, reply = $2, error_code = NULL, error = NULL, lease_owner = NULL,
-           lease_expires_at = NULL, updated_at = $3, uploaded_at = $3 WHERE id = $4 AND lease_owner = $5`,
-        [result.remotePath, JSON.stringify(result.reply), now, id, owner],
+           lease_expires_at = NULL, updated_at = $3, uploaded_at = $3, remote_name = $6, remote_stem = $7 WHERE id = $4 AND lease_owner = $5`,
+        [result.remotePath, JSON.stringify(result.reply), now, id, owner, nameParts(result.remotePath).name, nameParts(result.remotePath).stem],
       );
       if (changed.rowCount !== 1) throw lostLease(id);
       await this.addEvent(client, id, 'uploaded', { remotePath: result.remotePath });
@@ -153,6 +190,7 @@ export class PostgresLedger implements Ledger {
       where.push(sql.replace('?', `$${params.length}`));
     };
     if (filter.status && filter.status.length > 0) add('e.status = ANY(?)', filter.status);
+    if (filter.state && filter.state.length > 0) add('coalesce(e.ack_state, e.status) = ANY(?)', filter.state);
     if (filter.mappingName !== undefined) add('e.mapping_name = ?', filter.mappingName);
     if (filter.target !== undefined) add('e.target = ?', filter.target);
     if (filter.annotationId !== undefined) add('e.annotation_id = ?', filter.annotationId);
@@ -175,6 +213,187 @@ export class PostgresLedger implements Ledger {
     await this.addEvent(this.pool, exportId, kind, detail);
   }
 
+  // ── acknowledgements ──
+
+  async awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {
+    return this.transaction(async (client) => {
+      const now = this.now();
+      let adopted = 0;
+      for (const rule of rules) {
+        const updated = await client.query<{ id: number; ack_deadline_at: number }>(
+          `UPDATE exports SET ack_state = 'awaiting_ack', ack_deadline_at = uploaded_at + $1, updated_at = $2
+           WHERE mapping_name = $3 AND status = 'uploaded' AND ack_state IS NULL AND uploaded_at >= $4 RETURNING id, ack_deadline_at`,
+          [rule.deadlineMs, now, rule.mappingName, rule.since],
+        );
+        for (const row of updated.rows) await this.addEvent(client, row.id, 'awaiting_ack', { deadlineAt: row.ack_deadline_at });
+        adopted += updated.rowCount ?? 0;
+      }
+      return adopted;
+    });
+  }
+
+  async findExportForAck(lookup: AckLookup): Promise<ExportRecord | undefined> {
+    const column = { name: 'e.remote_name', stem: 'e.remote_stem', annotationId: 'e.annotation_id', documentRef: 'e.document_ref' }[lookup.by];
+    const value = lookup.by === 'annotationId' ? Number(lookup.value) : lookup.value;
+    if (lookup.by === 'annotationId' && !Number.isSafeInteger(value)) return undefined;
+    const params: unknown[] = [lookup.target, value];
+    let mappings = '';
+    if (lookup.mappingNames && lookup.mappingNames.length > 0) {
+      params.push(lookup.mappingNames);
+      mappings = ` AND e.mapping_name = ANY($3)`;
+    }
+    return this.select(
+      this.pool,
+      `e.target = $1 AND ${column} = $2 AND e.status = 'uploaded'${mappings}
+       ORDER BY CASE WHEN e.ack_state IS NULL OR e.ack_state IN ('awaiting_ack', 'ack_timeout', 'ack_invalid') THEN 0 ELSE 1 END, e.id DESC LIMIT 1`,
+      params,
+    );
+  }
+
+  async recordAck(input: AckFileInput): Promise<RecordAckResult> {
+    return this.transaction(async (client) => {
+      const now = this.now();
+      const inserted = await client.query<{ id: number }>(
+        `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
+        [input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now],
+      );
+      if (inserted.rows.length === 0) {
+        const existing = await client.query<{ id: number }>('SELECT id FROM ack_files WHERE source = $1 AND file_name = $2 AND sha256 = $3', [input.source, input.fileName, input.sha256]);
+        const ackFileId = existing.rows[0]?.id as number;
+        return { ackFileId, alreadyRecorded: true, outcomes: await this.outcomesOfFile(client, ackFileId) };
+      }
+      const ackFileId = inserted.rows[0]?.id as number;
+      for (const entry of input.entries) {
+        // Row lock: a concurrent ack or timeout for the same export waits and then sees this decision.
+        const locked = await client.query('SELECT id FROM exports WHERE id = $1 FOR UPDATE', [entry.exportId]);
+        if (locked.rows.length === 0) continue;
+        const record = (await this.select(client, 'e.id = $1', [entry.exportId])) as ExportRecord;
+        const previous = record.ackState ?? record.status;
+        const { state, kind } = ackTransition(previous, entry.verdict);
+        const detail: AckOutcomeDetail = { ackFile: input.fileName, messages: entry.messages, erpReference: entry.erpReference ?? null, previousState: previous };
+        if (state !== null) {
+          await client.query('UPDATE exports SET ack_state = $1, ack_at = $2, ack_file = $3, erp_reference = coalesce($4, erp_reference), updated_at = $2 WHERE id = $5', [
+            state,
+            now,
+            input.fileName,
+            entry.erpReference ?? null,
+            record.id,
+          ]);
+        }
+        await this.addEvent(client, record.id, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
+          ackFile: input.fileName,
+          verdict: entry.verdict,
+          codes: entry.messages.map((m) => m.code).filter(Boolean),
+          ...(entry.erpReference ? { erpReference: entry.erpReference } : {}),
+        });
+        await client.query(
+          `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (dedupe_key) DO NOTHING`,
+          [record.id, ackFileId, `file:${ackFileId}:${entry.index}`, kind, JSON.stringify(detail), kind === 'duplicate' ? 'not_needed' : 'pending', now],
+        );
+      }
+      return { ackFileId, alreadyRecorded: false, outcomes: await this.outcomesOfFile(client, ackFileId) };
+    });
+  }
+
+  private async outcomesOfFile(client: pg.PoolClient, ackFileId: number): Promise<AckOutcome[]> {
+    const result = await client.query<OutcomeRow>('SELECT * FROM ack_outcomes WHERE ack_file_id = $1 ORDER BY id', [ackFileId]);
+    return result.rows.map(rowToOutcome);
+  }
+
+  async markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void> {
+    await this.pool.query('UPDATE ack_files SET archived_to = $1, archived_at = $2 WHERE id = $3', [archivedTo ?? '(deleted)', this.now(), ackFileId]);
+  }
+
+  async expireAcks(limit = 500): Promise<AckOutcome[]> {
+    return this.transaction(async (client) => {
+      const now = this.now();
+      const due = await client.query<{ id: number; ack_deadline_at: number }>(
+        `UPDATE exports SET ack_state = 'ack_timeout', updated_at = $1
+         WHERE id IN (SELECT id FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < $1 ORDER BY ack_deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id, ack_deadline_at`,
+        [now, limit],
+      );
+      const outcomes: AckOutcome[] = [];
+      for (const row of due.rows) {
+        await this.addEvent(client, row.id, 'ack_timeout', { deadlineAt: row.ack_deadline_at });
+        const detail: AckOutcomeDetail = { messages: [], previousState: 'awaiting_ack', deadlineAt: row.ack_deadline_at };
+        const inserted = await client.query<OutcomeRow>(
+          `INSERT INTO ack_outcomes (export_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
+           VALUES ($1, $2, 'timeout', $3, 'pending', $4, $4) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
+          [row.id, `timeout:${row.id}:${row.ack_deadline_at}`, JSON.stringify(detail), now],
+        );
+        if (inserted.rows[0]) outcomes.push(rowToOutcome(inserted.rows[0]));
+      }
+      return outcomes;
+    });
+  }
+
+  async claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {
+    const now = this.now();
+    const result = await this.pool.query<OutcomeRow>(
+      `UPDATE ack_outcomes SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1
+       WHERE id IN (SELECT id FROM ack_outcomes WHERE delivery = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+                    ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+       RETURNING *`,
+      [owner, now + leaseMs, now, limit],
+    );
+    return result.rows.map(rowToOutcome).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+  }
+
+  async settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
+    await this.transaction(async (client) => {
+      const now = this.now();
+      const found = await client.query<{ export_id: number; kind: string }>('SELECT export_id, kind FROM ack_outcomes WHERE id = $1 AND lease_owner = $2 FOR UPDATE', [id, owner]);
+      const row = found.rows[0];
+      if (!row) throw lostOutcomeLease(id);
+      if (settlement.delivery === 'retry') {
+        await client.query('UPDATE ack_outcomes SET next_attempt_at = $1, last_error = $2, lease_owner = NULL, lease_expires_at = NULL WHERE id = $3', [settlement.retryAt, settlement.error, id]);
+        await this.addEvent(client, row.export_id, 'rossum_delivery_retry', { outcome: row.kind, error: settlement.error, retryAt: settlement.retryAt });
+        return;
+      }
+      const error = settlement.delivery === 'failed' ? settlement.error : null;
+      await client.query('UPDATE ack_outcomes SET delivery = $1, delivered_at = $2, last_error = coalesce($3, last_error), lease_owner = NULL, lease_expires_at = NULL WHERE id = $4', [
+        settlement.delivery,
+        now,
+        error,
+        id,
+      ]);
+      if (settlement.delivery !== 'not_needed') {
+        await this.addEvent(client, row.export_id, settlement.delivery === 'failed' ? 'rossum_delivery_failed' : 'rossum_told', {
+          outcome: row.kind,
+          via: settlement.delivery === 'by_hold' ? 'held export reply' : 'api',
+          ...(error ? { error } : {}),
+          ...(settlement.delivery !== 'failed' && settlement.note ? { note: settlement.note } : {}),
+        });
+      }
+    });
+  }
+
+  async outcomes(exportId: number): Promise<AckOutcome[]> {
+    const result = await this.pool.query<OutcomeRow>('SELECT * FROM ack_outcomes WHERE export_id = $1 ORDER BY id', [exportId]);
+    return result.rows.map(rowToOutcome);
+  }
+
+  async outcomeBacklog(): Promise<Record<AckDelivery, number>> {
+    const result = await this.pool.query<{ delivery: AckDelivery; n: string }>('SELECT delivery, count(*) AS n FROM ack_outcomes GROUP BY delivery');
+    const backlog = { ...EMPTY_BACKLOG };
+    for (const row of result.rows) backlog[row.delivery] = Number(row.n);
+    return backlog;
+  }
+
+  async startHold(exportId: number, until: number): Promise<void> {
+    const changed = await this.pool.query(`UPDATE exports SET hold_until = $1, hold_state = 'pending', updated_at = $2 WHERE id = $3 AND hold_state IS NULL`, [until, this.now(), exportId]);
+    if (changed.rowCount === 1) await this.addEvent(this.pool, exportId, 'hold_started', { until });
+  }
+
+  async moveHold(exportId: number, from: readonly HoldState[], to: HoldState): Promise<boolean> {
+    const changed = await this.pool.query('UPDATE exports SET hold_state = $1, updated_at = $2 WHERE id = $3 AND hold_state = ANY($4)', [to, this.now(), exportId, from]);
+    if (changed.rowCount === 1) await this.addEvent(this.pool, exportId, `hold_${to}`, {});
+    return changed.rowCount === 1;
+  }
+
   async ping(): Promise<void> {
     await this.transaction(async (client) => {
       await client.query('SELECT 1 FROM ledger_schema FOR UPDATE');
@@ -184,6 +403,10 @@ export class PostgresLedger implements Ledger {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+function lostOutcomeLease(id: number): BridgeError {
+  return new BridgeError('LEDGER_LEASE_LOST', `Ack outcome ${id} was taken over by another process before this one finished`, { permanent: false });
 }
 
 function lostLease(id: number): BridgeError {

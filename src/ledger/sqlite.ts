@@ -2,8 +2,27 @@ import { closeSync, mkdirSync, openSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BridgeError } from '../errors.ts';
+import { ackTransition, EMPTY_BACKLOG, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
 import { sqliteMigrations } from './sqlite-migrations.ts';
-import type { ClaimInput, ClaimResult, ExportFilter, ExportRecord, ExportStatus, Ledger, LedgerEvent, StoredReply } from './types.ts';
+import type {
+  AckDelivery,
+  AckFileInput,
+  AckLookup,
+  AckOutcome,
+  AckOutcomeDetail,
+  AckState,
+  ClaimInput,
+  ClaimResult,
+  ExportFilter,
+  ExportRecord,
+  ExportStatus,
+  HoldState,
+  Ledger,
+  LedgerEvent,
+  OutcomeSettlement,
+  RecordAckResult,
+  StoredReply,
+} from './types.ts';
 
 export interface ExportRow {
   id: number;
@@ -27,6 +46,15 @@ export interface ExportRow {
   updated_at: number;
   uploaded_at: number | null;
   request_ids: string | null;
+  document_ref?: string | null;
+  rossum_base_url?: string | null;
+  ack_state?: AckState | null;
+  ack_deadline_at?: number | null;
+  ack_at?: number | null;
+  ack_file?: string | null;
+  erp_reference?: string | null;
+  hold_until?: number | null;
+  hold_state?: HoldState | null;
 }
 
 const SELECT_EXPORT = `
@@ -56,6 +84,15 @@ export function rowToRecord(row: ExportRow): ExportRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     uploadedAt: row.uploaded_at,
+    documentRef: row.document_ref ?? null,
+    rossumBaseUrl: row.rossum_base_url ?? null,
+    ackState: row.ack_state ?? null,
+    ackDeadlineAt: row.ack_deadline_at ?? null,
+    ackAt: row.ack_at ?? null,
+    ackFile: row.ack_file ?? null,
+    erpReference: row.erp_reference ?? null,
+    holdUntil: row.hold_until ?? null,
+    holdState: row.hold_state ?? null,
   };
 }
 
@@ -106,6 +143,19 @@ export class SqliteLedger implements Ledger {
       }
     });
     apply.immediate();
+    this.backfillRemoteNames();
+  }
+
+  /** Rows uploaded before the ack columns existed get the name and stem acks are matched on. */
+  private backfillRemoteNames(): void {
+    const rows = this.db.prepare('SELECT id, remote_path FROM exports WHERE remote_path IS NOT NULL AND remote_name IS NULL').all() as Array<{ id: number; remote_path: string }>;
+    const update = this.db.prepare('UPDATE exports SET remote_name = ?, remote_stem = ? WHERE id = ?');
+    this.db.transaction(() => {
+      for (const row of rows) {
+        const { name, stem } = nameParts(row.remote_path);
+        update.run(name, stem, row.id);
+      }
+    })();
   }
 
   private selectByKey(key: string): ExportRecord | undefined {
@@ -128,11 +178,26 @@ export class SqliteLedger implements Ledger {
       const inserted = this.db
         .prepare(
           `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, sha256, bytes, status,
-             attempts, lease_owner, lease_expires_at, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploading', 1, ?, ?, ?, ?)
+             attempts, lease_owner, lease_expires_at, created_at, updated_at, document_ref, rossum_base_url)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploading', 1, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (idempotency_key) DO NOTHING`,
         )
-        .run(input.idempotencyKey, input.annotationId, input.mappingName, input.mappingHash, input.target, input.plannedPath, input.sha256, input.bytes, input.owner, now + input.leaseMs, now, now);
+        .run(
+          input.idempotencyKey,
+          input.annotationId,
+          input.mappingName,
+          input.mappingHash,
+          input.target,
+          input.plannedPath,
+          input.sha256,
+          input.bytes,
+          input.owner,
+          now + input.leaseMs,
+          now,
+          now,
+          input.documentRef ?? null,
+          input.rossumBaseUrl ?? null,
+        );
       const existing = this.selectByKey(input.idempotencyKey) as ExportRecord;
       this.db.prepare('INSERT OR IGNORE INTO export_requests (export_id, request_id, received_at) VALUES (?, ?, ?)').run(existing.id, input.requestId, now);
       if (inserted.changes === 1) {
@@ -162,9 +227,9 @@ export class SqliteLedger implements Ledger {
       const changed = this.db
         .prepare(
           `UPDATE exports SET status = 'uploaded', remote_path = ?, reply = ?, error_code = NULL, error = NULL, lease_owner = NULL,
-             lease_expires_at = NULL, updated_at = ?, uploaded_at = ? WHERE id = ? AND lease_owner = ?`,
+             lease_expires_at = NULL, updated_at = ?, uploaded_at = ?, remote_name = ?, remote_stem = ? WHERE id = ? AND lease_owner = ?`,
         )
-        .run(result.remotePath, JSON.stringify(result.reply), now, now, id, owner);
+        .run(result.remotePath, JSON.stringify(result.reply), now, now, nameParts(result.remotePath).name, nameParts(result.remotePath).stem, id, owner);
       if (changed.changes !== 1) throw lostLease(id);
       this.addEvent(id, 'uploaded', { remotePath: result.remotePath });
     });
@@ -197,6 +262,10 @@ export class SqliteLedger implements Ledger {
       where.push(`e.status IN (${filter.status.map(() => '?').join(', ')})`);
       params.push(...filter.status);
     }
+    if (filter.state && filter.state.length > 0) {
+      where.push(`coalesce(e.ack_state, e.status) IN (${filter.state.map(() => '?').join(', ')})`);
+      params.push(...filter.state);
+    }
     if (filter.mappingName !== undefined) (where.push('e.mapping_name = ?'), params.push(filter.mappingName));
     if (filter.target !== undefined) (where.push('e.target = ?'), params.push(filter.target));
     if (filter.annotationId !== undefined) (where.push('e.annotation_id = ?'), params.push(filter.annotationId));
@@ -222,6 +291,185 @@ export class SqliteLedger implements Ledger {
     this.addEvent(exportId, kind, detail);
   }
 
+  // ── acknowledgements ──
+
+  async awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {
+    const run = this.db.transaction(() => {
+      const now = this.now();
+      let adopted = 0;
+      for (const rule of rules) {
+        const where = `mapping_name = ? AND status = 'uploaded' AND ack_state IS NULL AND uploaded_at >= ?`;
+        this.db
+          .prepare(`INSERT INTO export_events (export_id, at, kind, detail) SELECT id, ?, 'awaiting_ack', json_object('deadlineAt', uploaded_at + ?) FROM exports WHERE ${where}`)
+          .run(now, rule.deadlineMs, rule.mappingName, rule.since);
+        adopted += this.db
+          .prepare(`UPDATE exports SET ack_state = 'awaiting_ack', ack_deadline_at = uploaded_at + ?, updated_at = ? WHERE ${where}`)
+          .run(rule.deadlineMs, now, rule.mappingName, rule.since).changes;
+      }
+      return adopted;
+    });
+    return run.immediate();
+  }
+
+  async findExportForAck(lookup: AckLookup): Promise<ExportRecord | undefined> {
+    const column = { name: 'e.remote_name', stem: 'e.remote_stem', annotationId: 'e.annotation_id', documentRef: 'e.document_ref' }[lookup.by];
+    const value = lookup.by === 'annotationId' ? Number(lookup.value) : lookup.value;
+    if (lookup.by === 'annotationId' && !Number.isSafeInteger(value)) return undefined;
+    const params: unknown[] = [lookup.target, value];
+    let mappings = '';
+    if (lookup.mappingNames && lookup.mappingNames.length > 0) {
+      mappings = ` AND e.mapping_name IN (${lookup.mappingNames.map(() => '?').join(', ')})`;
+      params.push(...lookup.mappingNames);
+    }
+    const row = this.db
+      .prepare(
+        `${SELECT_EXPORT} WHERE e.target = ? AND ${column} = ? AND e.status = 'uploaded'${mappings}
+         ORDER BY CASE WHEN e.ack_state IS NULL OR e.ack_state IN ('awaiting_ack', 'ack_timeout', 'ack_invalid') THEN 0 ELSE 1 END, e.id DESC LIMIT 1`,
+      )
+      .get(...params) as ExportRow | undefined;
+    return row ? rowToRecord(row) : undefined;
+  }
+
+  async recordAck(input: AckFileInput): Promise<RecordAckResult> {
+    const run = this.db.transaction((): RecordAckResult => {
+      const now = this.now();
+      const inserted = this.db
+        .prepare(
+          `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (source, file_name, sha256) DO NOTHING`,
+        )
+        .run(input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now);
+      const ackFileId = (this.db.prepare('SELECT id FROM ack_files WHERE source = ? AND file_name = ? AND sha256 = ?').get(input.source, input.fileName, input.sha256) as { id: number }).id;
+      if (inserted.changes === 0) return { ackFileId, alreadyRecorded: true, outcomes: this.outcomesOfFile(ackFileId) };
+      for (const entry of input.entries) {
+        const record = this.selectById(entry.exportId);
+        if (!record) continue;
+        const previous = record.ackState ?? record.status;
+        const { state, kind } = ackTransition(previous, entry.verdict);
+        const detail: AckOutcomeDetail = { ackFile: input.fileName, messages: entry.messages, erpReference: entry.erpReference ?? null, previousState: previous };
+        if (state !== null) {
+          this.db
+            .prepare('UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?')
+            .run(state, now, input.fileName, entry.erpReference ?? null, now, record.id);
+        }
+        this.addEvent(record.id, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
+          ackFile: input.fileName,
+          verdict: entry.verdict,
+          codes: entry.messages.map((m) => m.code).filter(Boolean),
+          ...(entry.erpReference ? { erpReference: entry.erpReference } : {}),
+        });
+        this.db
+          .prepare(
+            `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
+          )
+          .run(record.id, ackFileId, `file:${ackFileId}:${entry.index}`, kind, JSON.stringify(detail), kind === 'duplicate' ? 'not_needed' : 'pending', now, now);
+      }
+      return { ackFileId, alreadyRecorded: false, outcomes: this.outcomesOfFile(ackFileId) };
+    });
+    return run.immediate();
+  }
+
+  private outcomesOfFile(ackFileId: number): AckOutcome[] {
+    return (this.db.prepare('SELECT * FROM ack_outcomes WHERE ack_file_id = ? ORDER BY id').all(ackFileId) as OutcomeRow[]).map(rowToOutcome);
+  }
+
+  async markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void> {
+    this.db.prepare('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?').run(archivedTo ?? '(deleted)', this.now(), ackFileId);
+  }
+
+  async expireAcks(limit = 500): Promise<AckOutcome[]> {
+    const run = this.db.transaction((): AckOutcome[] => {
+      const now = this.now();
+      const due = this.db
+        .prepare(`SELECT id, ack_deadline_at FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? ORDER BY ack_deadline_at LIMIT ?`)
+        .all(now, limit) as Array<{ id: number; ack_deadline_at: number }>;
+      const outcomes: AckOutcome[] = [];
+      for (const row of due) {
+        this.db.prepare(`UPDATE exports SET ack_state = 'ack_timeout', updated_at = ? WHERE id = ? AND ack_state = 'awaiting_ack'`).run(now, row.id);
+        this.addEvent(row.id, 'ack_timeout', { deadlineAt: row.ack_deadline_at });
+        const detail: AckOutcomeDetail = { messages: [], previousState: 'awaiting_ack', deadlineAt: row.ack_deadline_at };
+        const inserted = this.db
+          .prepare(
+            `INSERT INTO ack_outcomes (export_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
+             VALUES (?, ?, 'timeout', ?, 'pending', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
+          )
+          .get(row.id, `timeout:${row.id}:${row.ack_deadline_at}`, JSON.stringify(detail), now, now) as OutcomeRow | undefined;
+        if (inserted) outcomes.push(rowToOutcome(inserted));
+      }
+      return outcomes;
+    });
+    return run.immediate();
+  }
+
+  async claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {
+    const run = this.db.transaction((): AckOutcome[] => {
+      const now = this.now();
+      const rows = this.db
+        .prepare(
+          `SELECT * FROM ack_outcomes WHERE delivery = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+           ORDER BY next_attempt_at, id LIMIT ?`,
+        )
+        .all(now, now, limit) as OutcomeRow[];
+      const lease = this.db.prepare('UPDATE ack_outcomes SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ?');
+      for (const row of rows) lease.run(owner, now + leaseMs, row.id);
+      return rows.map((row) => rowToOutcome({ ...row, attempts: row.attempts + 1 }));
+    });
+    return run.immediate();
+  }
+
+  async settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
+    const run = this.db.transaction(() => {
+      const now = this.now();
+      const row = this.db.prepare('SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?').get(id, owner) as { export_id: number; kind: string } | undefined;
+      if (!row) throw lostOutcomeLease(id);
+      if (settlement.delivery === 'retry') {
+        this.db
+          .prepare('UPDATE ack_outcomes SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?')
+          .run(settlement.retryAt, settlement.error, id);
+        this.addEvent(row.export_id, 'rossum_delivery_retry', { outcome: row.kind, error: settlement.error, retryAt: settlement.retryAt });
+        return;
+      }
+      const error = settlement.delivery === 'failed' ? settlement.error : null;
+      this.db
+        .prepare('UPDATE ack_outcomes SET delivery = ?, delivered_at = ?, last_error = coalesce(?, last_error), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?')
+        .run(settlement.delivery, now, error, id);
+      if (settlement.delivery !== 'not_needed') {
+        this.addEvent(row.export_id, settlement.delivery === 'failed' ? 'rossum_delivery_failed' : 'rossum_told', {
+          outcome: row.kind,
+          via: settlement.delivery === 'by_hold' ? 'held export reply' : 'api',
+          ...(error ? { error } : {}),
+          ...(settlement.delivery !== 'failed' && settlement.note ? { note: settlement.note } : {}),
+        });
+      }
+    });
+    run.immediate();
+  }
+
+  async outcomes(exportId: number): Promise<AckOutcome[]> {
+    return (this.db.prepare('SELECT * FROM ack_outcomes WHERE export_id = ? ORDER BY id').all(exportId) as OutcomeRow[]).map(rowToOutcome);
+  }
+
+  async outcomeBacklog(): Promise<Record<AckDelivery, number>> {
+    const rows = this.db.prepare('SELECT delivery, count(*) AS n FROM ack_outcomes GROUP BY delivery').all() as Array<{ delivery: AckDelivery; n: number }>;
+    const backlog = { ...EMPTY_BACKLOG };
+    for (const row of rows) backlog[row.delivery] = row.n;
+    return backlog;
+  }
+
+  async startHold(exportId: number, until: number): Promise<void> {
+    const changed = this.db.prepare(`UPDATE exports SET hold_until = ?, hold_state = 'pending', updated_at = ? WHERE id = ? AND hold_state IS NULL`).run(until, this.now(), exportId);
+    if (changed.changes === 1) this.addEvent(exportId, 'hold_started', { until });
+  }
+
+  async moveHold(exportId: number, from: readonly HoldState[], to: HoldState): Promise<boolean> {
+    const changed = this.db
+      .prepare(`UPDATE exports SET hold_state = ?, updated_at = ? WHERE id = ? AND hold_state IN (${from.map(() => '?').join(', ')})`)
+      .run(to, this.now(), exportId, ...from);
+    if (changed.changes === 1) this.addEvent(exportId, `hold_${to}`, {});
+    return changed.changes === 1;
+  }
+
   async ping(): Promise<void> {
     // BEGIN IMMEDIATE takes the write lock: proves the file is writable without changing data.
     this.db.exec('BEGIN IMMEDIATE; ROLLBACK;');
@@ -230,6 +478,10 @@ export class SqliteLedger implements Ledger {
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
+}
+
+function lostOutcomeLease(id: number): BridgeError {
+  return new BridgeError('LEDGER_LEASE_LOST', `Ack outcome ${id} was taken over by another process before this one finished`, { permanent: false });
 }
 
 function lostLease(id: number): BridgeError {

@@ -9,6 +9,17 @@ export type ExportStatus =
   /** Failed transiently; the next delivery takes over. */
   | 'retryable';
 
+/**
+ * Where an uploaded export stands with the ERP (null until the ack loop takes it on). Kept apart from
+ * `status` so the upload's idempotency rules never see ack states.
+ */
+export type AckState = 'awaiting_ack' | 'accepted' | 'rejected' | 'ack_timeout' | 'ack_invalid';
+
+/** What `status` shows: the ack state once there is one, else the upload status. */
+export type ExportState = ExportStatus | AckState;
+
+export const EXPORT_STATES: readonly ExportState[] = ['uploading', 'uploaded', 'failed', 'retryable', 'awaiting_ack', 'accepted', 'rejected', 'ack_timeout', 'ack_invalid'];
+
 /** The HTTP answer given for an export, replayed to duplicates. */
 export interface StoredReply {
   statusCode: number;
@@ -39,6 +50,29 @@ export interface ExportRecord {
   createdAt: number;
   updatedAt: number;
   uploadedAt: number | null;
+  /** The document's own number (`document_id` datapoint), which some ERPs quote in their acks. */
+  documentRef: string | null;
+  /** The export payload's `base_url`: where to tell Rossum about the ack when no API URL is configured. */
+  rossumBaseUrl: string | null;
+  ackState: AckState | null;
+  /** No ack by then → `ack_timeout`. */
+  ackDeadlineAt: number | null;
+  ackAt: number | null;
+  /** The ack file that decided `ackState`. */
+  ackFile: string | null;
+  /** The ERP's own reference (e.g. its document number) from a positive ack. */
+  erpReference: string | null;
+  /** Held-export mode: Rossum polls until this time (null = not held). */
+  holdUntil: number | null;
+  /** pending = Rossum is polling; answered = the poll reply carried the ERP's verdict; released = the ack loop tells Rossum. */
+  holdState: HoldState | null;
+}
+
+export type HoldState = 'pending' | 'answered' | 'released';
+
+/** `ackState ?? status`. */
+export function stateOf(record: Pick<ExportRecord, 'status' | 'ackState'>): ExportState {
+  return record.ackState ?? record.status;
 }
 
 export interface ClaimInput {
@@ -54,6 +88,8 @@ export interface ClaimInput {
   /** Who is claiming (host:pid:random), and for how long before others may take over. */
   owner: string;
   leaseMs: number;
+  documentRef?: string | null;
+  rossumBaseUrl?: string | null;
 }
 
 export type ClaimResult =
@@ -74,6 +110,8 @@ export interface LedgerEvent {
 
 export interface ExportFilter {
   status?: ExportStatus[];
+  /** Matches `ackState ?? status` (what `status` shows). */
+  state?: ExportState[];
   mappingName?: string;
   target?: string;
   annotationId?: number;
@@ -82,6 +120,88 @@ export interface ExportFilter {
   createdBefore?: number;
   limit?: number;
 }
+
+/** What an ERP said about one export. `invalid` = the ack file names it but cannot be read. */
+export type AckVerdict = 'accepted' | 'rejected' | 'invalid';
+
+export interface AckMessage {
+  code?: string;
+  text: string;
+}
+
+export interface AckEntryInput {
+  /** Position in the ack file (a CSV row); unique within the file. */
+  index: number;
+  exportId: number;
+  verdict: AckVerdict;
+  messages: AckMessage[];
+  erpReference?: string | null;
+}
+
+export interface AckFileInput {
+  /** Target whose exports the file answers. */
+  source: string;
+  /** Path relative to the ack folder's target. */
+  fileName: string;
+  /** Content hash: the same name with new content is a new ack. */
+  sha256: string;
+  convention: string;
+  disposition: 'matched' | 'unmatched' | 'invalid';
+  error?: string | null;
+  entries: AckEntryInput[];
+}
+
+/**
+ * One thing Rossum must be told (the outbox). `duplicate` needs no call; `*_late` follow a timeout or an
+ * unreadable ack.
+ */
+export type AckOutcomeKind = 'accepted' | 'rejected' | 'invalid' | 'timeout' | 'accepted_late' | 'rejected_late' | 'duplicate';
+
+/** pending → delivered (Rossum told), not_needed, by_hold (the held export's poll reply told it) or failed (permanent error). */
+export type AckDelivery = 'pending' | 'delivered' | 'not_needed' | 'by_hold' | 'failed';
+
+export interface AckOutcomeDetail {
+  ackFile?: string;
+  messages: AckMessage[];
+  erpReference?: string | null;
+  /** The ack state before this outcome. */
+  previousState?: ExportState | null;
+  deadlineAt?: number | null;
+}
+
+export interface AckOutcome {
+  id: number;
+  exportId: number;
+  ackFileId: number | null;
+  kind: AckOutcomeKind;
+  detail: AckOutcomeDetail;
+  delivery: AckDelivery;
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  deliveredAt: number | null;
+  lastError: string | null;
+}
+
+export interface RecordAckResult {
+  ackFileId: number;
+  /** The same file (name and content) was recorded before, e.g. by a process that died before archiving it. */
+  alreadyRecorded: boolean;
+  outcomes: AckOutcome[];
+}
+
+export interface AckLookup {
+  target: string;
+  by: 'name' | 'stem' | 'annotationId' | 'documentRef';
+  value: string;
+  /** Only exports of these mappings. */
+  mappingNames?: readonly string[];
+}
+
+export type OutcomeSettlement =
+  | { delivery: 'delivered' | 'not_needed' | 'by_hold'; note?: string }
+  | { delivery: 'failed'; error: string }
+  | { delivery: 'retry'; error: string; retryAt: number };
 
 /**
  * Durable record of every export. The unique idempotency key decides who uploads, across
@@ -96,6 +216,27 @@ export interface Ledger {
   list(filter?: ExportFilter): Promise<ExportRecord[]>;
   events(exportId: number): Promise<LedgerEvent[]>;
   recordEvent(exportId: number, kind: string, detail?: Record<string, unknown>): Promise<void>;
+
+  // ── acknowledgements ──
+  /** Uploaded exports of these mappings (not yet tracked, uploaded after `since`) start waiting for an ack. */
+  awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number>;
+  /** The export an ack refers to: an open one (awaiting, timed out) first, then the newest. */
+  findExportForAck(lookup: AckLookup): Promise<ExportRecord | undefined>;
+  /** Atomically records an ack file, moves each named export to its new state and queues what Rossum must hear. */
+  recordAck(input: AckFileInput): Promise<RecordAckResult>;
+  markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void>;
+  /** Awaiting exports past their deadline → `ack_timeout`, each with a `timeout` outcome. */
+  expireAcks(limit?: number): Promise<AckOutcome[]>;
+  /** Leases pending outcomes due now, oldest first, so one process delivers each. */
+  claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;
+  outcomes(exportId: number): Promise<AckOutcome[]>;
+  /** Counts of outcomes by delivery state (for metrics and `status`). */
+  outcomeBacklog(): Promise<Record<AckDelivery, number>>;
+  startHold(exportId: number, until: number): Promise<void>;
+  /** Compare-and-set of the hold state; true when this caller made the change. */
+  moveHold(exportId: number, from: readonly HoldState[], to: HoldState): Promise<boolean>;
+
   /** Readiness: the ledger accepts writes. */
   ping(): Promise<void>;
   close(): Promise<void>;

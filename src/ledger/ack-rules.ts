@@ -1,0 +1,54 @@
+import { posix } from 'node:path';
+import type { AckOutcome, AckOutcomeDetail, AckOutcomeKind, AckDelivery, AckState, AckVerdict, ExportState } from './types.ts';
+
+/** `out/INV-1_7.xml` → name `INV-1_7.xml`, stem `INV-1_7`: what ERPs quote back in their acks. */
+export function nameParts(remotePath: string): { name: string; stem: string } {
+  const name = posix.basename(remotePath);
+  const dot = name.lastIndexOf('.');
+  return { name, stem: dot > 0 ? name.slice(0, dot) : name };
+}
+
+/**
+ * What an ack does to an export, whatever ledger stores it. A verdict after a timeout or an unreadable
+ * ack still counts (and says it came late); a second verdict after a first one changes nothing.
+ */
+export function ackTransition(current: ExportState, verdict: AckVerdict): { state: AckState | null; kind: AckOutcomeKind } {
+  const open = current === 'uploaded' || current === 'awaiting_ack';
+  const flagged = current === 'ack_timeout' || current === 'ack_invalid';
+  if (!open && !flagged) return { state: null, kind: 'duplicate' };
+  if (verdict === 'invalid') return open ? { state: 'ack_invalid', kind: 'invalid' } : { state: null, kind: 'duplicate' };
+  if (verdict === 'accepted') return { state: 'accepted', kind: open ? 'accepted' : 'accepted_late' };
+  return { state: 'rejected', kind: open ? 'rejected' : 'rejected_late' };
+}
+
+export interface OutcomeRow {
+  id: number;
+  export_id: number;
+  ack_file_id: number | null;
+  kind: AckOutcomeKind;
+  detail: string;
+  delivery: AckDelivery;
+  attempts: number;
+  next_attempt_at: number;
+  created_at: number;
+  delivered_at: number | null;
+  last_error: string | null;
+}
+
+export function rowToOutcome(row: OutcomeRow): AckOutcome {
+  return {
+    id: row.id,
+    exportId: row.export_id,
+    ackFileId: row.ack_file_id,
+    kind: row.kind,
+    detail: JSON.parse(row.detail) as AckOutcomeDetail,
+    delivery: row.delivery,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    createdAt: row.created_at,
+    deliveredAt: row.delivered_at,
+    lastError: row.last_error,
+  };
+}
+
+export const EMPTY_BACKLOG: Record<AckDelivery, number> = { pending: 0, delivered: 0, not_needed: 0, by_hold: 0, failed: 0 };

@@ -1,0 +1,174 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { openLedger, SqliteLedger, type Ledger } from '../../src/ledger/index.ts';
+import { sqliteMigrations } from '../../src/ledger/sqlite-migrations.ts';
+import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+
+let sequence = 0;
+let postgres: PostgresInstance;
+const dir = mkdtempSync(join(tmpdir(), 'rsb-ack-ledger-'));
+
+beforeAll(async () => {
+  postgres = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await postgres?.stop();
+});
+
+const reply = { statusCode: 200, body: { messages: [{ type: 'info', content: 'Exported' }] } };
+
+/** An uploaded export named INV-<n>_<annotation>.xml. */
+async function uploaded(ledger: Ledger, options: { mappingName?: string; documentRef?: string } = {}) {
+  sequence++;
+  const annotationId = 700_000 + sequence + Math.floor(Math.random() * 100_000) * 10;
+  const name = `INV-${sequence}_${annotationId}.xml`;
+  const claim = await ledger.claim({
+    idempotencyKey: `ack-key-${annotationId}-${sequence}`,
+    annotationId,
+    requestId: `req-${sequence}`,
+    mappingName: options.mappingName ?? 'erp-xml',
+    mappingHash: 'h',
+    target: 'erp',
+    plannedPath: `out/${name}`,
+    sha256: 'a'.repeat(64),
+    bytes: 10,
+    owner: 'w',
+    leaseMs: 60_000,
+    documentRef: options.documentRef ?? `INV-${sequence}`,
+    rossumBaseUrl: 'https://example.rossum.app',
+  });
+  await ledger.complete(claim.record.id, 'w', { remotePath: `out/${name}`, reply });
+  return { id: claim.record.id, annotationId, name, stem: name.replace(/\.xml$/, '') };
+}
+
+const kinds: Array<{ name: string; open: () => Promise<Ledger> }> = [
+  { name: 'sqlite', open: async () => openLedger(`sqlite:${join(dir, `ledger-${++sequence}.db`)}`) },
+  { name: 'postgres', open: async () => openLedger(postgres.url) },
+];
+
+describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
+  it('finds the export an ack names by file name, stem, annotation id or document number', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger, { documentRef: `DOC-${sequence}-x` });
+    const record = (await ledger.get(e.id))!;
+    for (const [by, value] of [
+      ['name', e.name],
+      ['stem', e.stem],
+      ['annotationId', String(e.annotationId)],
+      ['documentRef', record.documentRef!],
+    ] as const) {
+      expect((await ledger.findExportForAck({ target: 'erp', by, value }))?.id, by).toBe(e.id);
+    }
+    expect(await ledger.findExportForAck({ target: 'other', by: 'name', value: e.name })).toBeUndefined();
+    expect(await ledger.findExportForAck({ target: 'erp', by: 'name', value: e.name, mappingNames: ['nope'] })).toBeUndefined();
+    expect(record.rossumBaseUrl).toBe('https://example.rossum.app');
+    await ledger.close();
+  });
+
+  it('records an ack once: state changes, one outcome queued, the same file again changes nothing', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger);
+    expect(await ledger.awaitAcks([{ mappingName: 'erp-xml', deadlineMs: 60_000, since: 0 }])).toBeGreaterThanOrEqual(1);
+    expect((await ledger.get(e.id))!.ackState).toBe('awaiting_ack');
+    const input = {
+      source: 'erp',
+      fileName: `${e.stem}.err`,
+      sha256: `sha-${e.id}`,
+      convention: 'companion',
+      disposition: 'matched' as const,
+      entries: [{ index: 0, exportId: e.id, verdict: 'rejected' as const, messages: [{ code: 'E1', text: 'bad' }] }],
+    };
+    const first = await ledger.recordAck(input);
+    expect(first.alreadyRecorded).toBe(false);
+    expect(first.outcomes.map((o) => [o.kind, o.delivery])).toEqual([['rejected', 'pending']]);
+    const again = await ledger.recordAck(input);
+    expect(again.alreadyRecorded).toBe(true);
+    expect(again.outcomes.map((o) => o.id)).toEqual(first.outcomes.map((o) => o.id));
+    expect(await ledger.outcomes(e.id)).toHaveLength(1);
+    const after = (await ledger.get(e.id))!;
+    expect(after.ackState).toBe('rejected');
+    expect(after.ackFile).toBe(`${e.stem}.err`);
+    expect((await ledger.list({ state: ['rejected'], annotationId: e.annotationId })).map((r) => r.id)).toEqual([e.id]);
+    await ledger.close();
+  });
+
+  it('a deadline passes: ack_timeout with one outcome; a late acceptance restores it and says so', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger, { mappingName: 'deadline-map' });
+    await ledger.awaitAcks([{ mappingName: 'deadline-map', deadlineMs: -1, since: 0 }]);
+    const expired = await ledger.expireAcks();
+    expect(expired.filter((o) => o.exportId === e.id).map((o) => o.kind)).toEqual(['timeout']);
+    expect((await ledger.expireAcks()).filter((o) => o.exportId === e.id)).toEqual([]);
+    expect((await ledger.get(e.id))!.ackState).toBe('ack_timeout');
+    const late = await ledger.recordAck({
+      source: 'erp',
+      fileName: `${e.stem}.ok`,
+      sha256: `late-${e.id}`,
+      convention: 'companion',
+      disposition: 'matched',
+      entries: [{ index: 0, exportId: e.id, verdict: 'accepted', messages: [], erpReference: '51000' }],
+    });
+    expect(late.outcomes[0]).toMatchObject({ kind: 'accepted_late', detail: { previousState: 'ack_timeout', erpReference: '51000' } });
+    const record = (await ledger.get(e.id))!;
+    expect([record.ackState, record.erpReference]).toEqual(['accepted', '51000']);
+    const events = (await ledger.events(e.id)).map((event) => event.kind);
+    expect(events).toEqual(['claimed', 'uploaded', 'awaiting_ack', 'ack_timeout', 'ack_accepted_late']);
+    await ledger.close();
+  });
+
+  it('outcomes are leased to one process; a retry waits; delivered ones are never handed out again', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger);
+    await ledger.recordAck({
+      source: 'erp',
+      fileName: `${e.name}.ack`,
+      sha256: `s-${e.id}`,
+      convention: 'xml',
+      disposition: 'matched',
+      entries: [{ index: 0, exportId: e.id, verdict: 'rejected', messages: [{ text: 'no' }] }],
+    });
+    const mine = (await ledger.claimOutcomes('a', 60_000)).filter((o) => o.exportId === e.id);
+    expect(mine).toHaveLength(1);
+    expect((await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === e.id)).toEqual([]);
+    await expect(ledger.settleOutcome(mine[0]!.id, 'b', { delivery: 'delivered' })).rejects.toThrow(/taken over/);
+    await ledger.settleOutcome(mine[0]!.id, 'a', { delivery: 'retry', error: 'HTTP 503', retryAt: Date.now() - 1 });
+    const retried = (await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === e.id);
+    expect(retried.map((o) => o.attempts)).toEqual([2]);
+    await ledger.settleOutcome(retried[0]!.id, 'b', { delivery: 'delivered' });
+    expect((await ledger.claimOutcomes('c', 60_000)).filter((o) => o.exportId === e.id)).toEqual([]);
+    expect((await ledger.outcomes(e.id))[0]).toMatchObject({ delivery: 'delivered', lastError: 'HTTP 503' });
+    await ledger.close();
+  });
+
+  it('a hold moves pending → answered exactly once', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger);
+    await ledger.startHold(e.id, Date.now() + 1000);
+    const results = await Promise.all([ledger.moveHold(e.id, ['pending'], 'answered'), ledger.moveHold(e.id, ['pending'], 'released')]);
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect((await ledger.get(e.id))!.holdState).toBe(results[0] ? 'answered' : 'released');
+    await ledger.close();
+  });
+});
+
+describe('sqlite ledger upgrade', () => {
+  it('a ledger written by the previous version gains the ack columns, and its old uploads can be matched', async () => {
+    const file = join(dir, 'v1.db');
+    const v1 = new Database(file);
+    v1.exec(sqliteMigrations[0]!);
+    v1.pragma('user_version = 1');
+    v1.prepare(
+      `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, remote_path, sha256, bytes, status, created_at, updated_at, uploaded_at)
+       VALUES ('k', 1, 'm', 'h', 'erp', 'a/B_1.xml', 'a/B_1.xml', 's', 1, 'uploaded', 1, 1, 1)`,
+    ).run();
+    v1.close();
+    const upgraded = new SqliteLedger({ path: file });
+    const found = await upgraded.findExportForAck({ target: 'erp', by: 'stem', value: 'B_1' });
+    expect(found).toMatchObject({ remotePath: 'a/B_1.xml', ackState: null });
+    expect(upgraded.db.pragma('user_version', { simple: true })).toBe(sqliteMigrations.length);
+    await upgraded.close();
+  });
+});
