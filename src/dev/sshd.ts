@@ -65,7 +65,7 @@ export interface SshdInstance {
   /** Successful logins so far (counted from its log), e.g. to prove a pool reuses connections. */
   loginCount(): number;
   stop(): Promise<void>;
-  /** Sends `signal` to sshd and every session process it forked, as a crash would. */
+  /** Sends `signal` to sshd and every session process it forked, as a crash would (SIGSTOP/SIGCONT: hang/resume). */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts again on the same port with the same keys. */
   restart(): Promise<void>;
@@ -265,7 +265,9 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
       await stopWith('SIGTERM');
     },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      await stopWith(signal);
+      // SIGSTOP/SIGCONT freeze and thaw the server (a hung peer); nothing exits, so do not wait.
+      if (signal === 'SIGSTOP' || signal === 'SIGCONT') signalAll(signal);
+      else await stopWith(signal);
     },
     async restart() {
       if (isRunning()) await stopWith('SIGTERM');

@@ -37,12 +37,12 @@ export const poolConfigSchema = z
       .min(1)
       .default(2)
       .describe("Connections being set up at once; OpenSSH's MaxStartups drops excess unauthenticated connections"),
-    connectTimeoutMs: z.number().int().min(100).default(10_000).describe('Give up on one connection attempt (TCP + SSH handshake + auth) after this long'),
+    connectTimeoutMs: z.number().int().min(100).default(8_000).describe('Give up on one connection attempt (TCP + SSH handshake + auth) after this long'),
     operationTimeoutMs: z
       .number()
       .int()
       .min(100)
-      .default(20_000)
+      .default(15_000)
       .describe('Give up on one running operation after this long and discard its connection'),
   })
   .describe('Connection pool');

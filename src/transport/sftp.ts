@@ -517,7 +517,9 @@ class Pool {
         } catch (error) {
           const broken = isConnectionLevel(error) || !conn.alive;
           this.release(conn, broken);
-          if (broken && attempt === 1 && mayRetry() && !signal?.aborted) {
+          // A timeout means a hung server, not a stale connection: retrying would only double the wait.
+          const stale = broken && !(error instanceof TransportError && error.code === 'OPERATION_TIMEOUT');
+          if (stale && attempt === 1 && mayRetry() && !signal?.aborted) {
             this.context.logger.info({ operation, path, connection: conn.id }, 'connection was dead; retrying on a fresh one');
             continue;
           }

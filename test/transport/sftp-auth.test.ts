@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isTransportError, type TransportError } from '../../src/transport/index.ts';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createTarget, isTransportError, type TransportError } from '../../src/transport/index.ts';
 import { ensurePasswordUser, type PasswordUser, type SshdInstance } from '../support/sshd.ts';
 import { sftpTarget, uniqueFolder, withSshd } from './helpers.ts';
 
@@ -39,6 +41,23 @@ describe('authentication', () => {
     }
   });
 
+  it('a folder the user may not write to is a transient PERMISSION_DENIED; once writable the upload succeeds', async () => {
+    const folder = join(sshd.inboundDir, 'readonly');
+    mkdirSync(folder, { recursive: true });
+    chmodSync(folder, 0o555);
+    const target = sftpTarget(sshd, 'inbound', { url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`, privateKey: undefined, password: user.password });
+    try {
+      const error = await failure(target.upload({ relativePath: 'readonly/a.xml', bytes: Buffer.from('a'), onExisting: 'fail' }));
+      expect(error).toMatchObject({ code: 'PERMISSION_DENIED', permanent: false });
+      expect(error.message).toContain('readonly');
+      chmodSync(folder, 0o777);
+      await target.upload({ relativePath: 'readonly/a.xml', bytes: Buffer.from('a'), onExisting: 'fail' });
+      expect(readdirSync(folder)).toEqual(['a.xml']);
+    } finally {
+      await target.close();
+    }
+  });
+
   it('a wrong password is reported as rejected credentials (transient) without revealing the password', async () => {
     const wrong = 'not-the-password-123';
     const target = sftpTarget(sshd, 'inbound', {
@@ -56,6 +75,39 @@ describe('authentication', () => {
     } finally {
       await target.close();
     }
+  });
+
+  it('logs never contain the password, key or passphrase; accepting any host key is logged loudly', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(chunk.toString());
+        callback();
+      },
+    });
+    const logger = createLogger({ level: 'debug', destination });
+    const wrong = createTarget(
+      'erp',
+      { url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`, insecureAcceptAnyHostKey: true, password: `${user.password}-wrong`, retry: { attempts: 1 } },
+      { logger },
+    );
+    const keyed = createTarget(
+      'erp2',
+      { url: sshd.url('inbound'), hostKey: sshd.hostKeyFingerprint, privateKey: sshd.encryptedPrivateKey, passphrase: sshd.passphrase },
+      { logger },
+    );
+    try {
+      await failure(wrong.check());
+      await keyed.check();
+    } finally {
+      await wrong.close();
+      await keyed.close();
+    }
+    const text = lines.join('');
+    expect(text).toMatch(/INSECURE/);
+    expect(text).not.toContain(user.password);
+    expect(text).not.toContain(sshd.passphrase);
+    expect(text).not.toContain(sshd.encryptedPrivateKey.split('\n')[1] as string);
   });
 
   it('an encrypted private key works with its passphrase', async () => {

@@ -134,6 +134,29 @@ describe('connection pool', () => {
     }
   });
 
+  it('a server that stops answering fails with a transient OPERATION_TIMEOUT, and the pool recovers when it answers again', async () => {
+    const folder = uniqueFolder('hang');
+    const target = sftpTarget(sshd, folder, { pool: { size: 1, operationTimeoutMs: 500, connectTimeoutMs: 500 }, retry: { attempts: 1 } });
+    try {
+      await target.check();
+      await sshd.kill('SIGSTOP');
+      let error: unknown;
+      try {
+        await target.upload({ relativePath: 'hung.xml', bytes: Buffer.from('h'), onExisting: 'fail' });
+      } catch (caught) {
+        error = caught;
+      } finally {
+        await sshd.kill('SIGCONT');
+      }
+      expect(error).toMatchObject({ permanent: false, location: { host: `127.0.0.1:${sshd.port}` } });
+      expect(['OPERATION_TIMEOUT', 'CONNECT_TIMEOUT']).toContain((error as { code: string }).code);
+      await target.upload({ relativePath: 'after.xml', bytes: Buffer.from('a'), onExisting: 'fail' });
+      expect(readFileSync(join(sshd.root, folder, 'after.xml'), 'utf8')).toBe('a');
+    } finally {
+      await target.close();
+    }
+  });
+
   it('an unreachable server is a transient CONNECT_FAILED naming host:port', async () => {
     const target = sftpTarget(sshd, uniqueFolder('down'), { url: `sftp://root@127.0.0.1:1/~/inbound`, retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 20 } });
     try {
