@@ -492,7 +492,7 @@ export function compileValue(spec: ValueSpec, env: CompileEnv, path: Path): Comp
   }
   const key = sources[0];
   let source: (scope: Scope) => string | undefined;
-  let numericSource = key === 'calc' || key === 'count' || key === 'sum';
+  let numericSource = key === 'calc' || key === 'count' || key === 'sum' || key === 'line_number' || (key === 'meta' && spec.meta === 'record_count');
   if (key === 'cases') {
     const cases = (spec.cases ?? []).map((entry, i) => ({
       when: entry.when ? compileCondition(entry.when, env, [...path, 'cases', i, 'when']) : undefined,
