@@ -1,0 +1,151 @@
+import { parse as parseCsv } from 'csv-parse/sync';
+import fc from 'fast-check';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import iconv from 'iconv-lite';
+import { describe, expect, it } from 'vitest';
+import { isBridgeError } from '../../src/errors.ts';
+import { annotation, mappingFrom } from './helpers.ts';
+
+/** The tricky fixture's characters plus what XML forbids, lone surrogates and CSV/fixed-width troublemakers. */
+const TRICKY = ['&', '<', '>', '"', "'", ';', ',', '\n', '\r', '\r\n', '\t', '\u00a0', '🚀', 'Š', 'ť', 'ü', '²', '=', '+', '-', '@', ']]>', '</Invoice>', '\u0000', '\u0001', '\u000b', '\u000c', '\u001f', '\ufffe', '\uffff', '\ud800', '\udc00', ' ', 'a', 'Z', '0', '€'];
+const trickyString = fc.array(fc.oneof(fc.constantFrom(...TRICKY), fc.string({ unit: 'binary', maxLength: 3 })), { maxLength: 12 }).map((parts) => parts.join(''));
+
+const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const runs = { numRuns: 300 };
+
+describe('property: any text', () => {
+  const xml = mappingFrom(`
+format: xml
+file: { name: "{a}.xml" }
+xml:
+  empty_elements: empty
+  root:
+    element: R
+    attributes: { a: { field: a } }
+    children:
+      - { element: A, value: { field: a } }
+      - element: L
+        repeat: line_items
+        attributes: { b: { row: b } }
+        children: [{ element: B, value: { row: b } }]
+`);
+  const parser = new XMLParser({ ignoreAttributes: false, trimValues: false, parseTagValue: false, parseAttributeValue: false, htmlEntities: true, isArray: (name) => name === 'L' });
+
+  it('gives well-formed XML that parses back to the same values (forbidden characters dropped)', () => {
+    fc.assert(
+      fc.property(trickyString, fc.array(trickyString, { maxLength: 4 }), (a, bs) => {
+        const file = xml.render(annotation({ a }, bs.map((b) => ({ b }))));
+        const out = file.bytes.toString('utf8');
+        expect(XMLValidator.validate(out)).toBe(true);
+        const doc = parser.parse(out);
+        const clean = (s: string) => s.replace(FORBIDDEN, '');
+        expect(doc.R['@_a'] ?? '').toBe(clean(a));
+        expect(doc.R.A).toBe(clean(a));
+        const lines = (doc.R.L ?? []) as Array<{ '@_b'?: string; B: string }>;
+        expect(lines.map((l) => l.B)).toEqual(bs.map(clean));
+        expect(lines.map((l) => l['@_b'] ?? '')).toEqual(bs.map(clean));
+      }),
+      runs,
+    );
+  });
+
+  const csv = mappingFrom(`
+format: csv
+line_ending: crlf
+file: { name: out.csv }
+csv:
+  delimiter: ";"
+  rows: line_items
+  columns:
+    - { name: a, value: { field: a } }
+    - { name: b, value: { row: b } }
+`);
+  it('gives CSV that csv-parse reads back to the same values', () => {
+    fc.assert(
+      fc.property(trickyString, fc.array(trickyString, { minLength: 1, maxLength: 4 }), (a, bs) => {
+        const fits = (s: string) => s.replace(/[\ud800-\udfff]/g, '');
+        const out = csv.render(annotation({ a: fits(a) }, bs.map((b) => ({ b: fits(b) })))).bytes.toString('utf8');
+        const records = parseCsv(out, { delimiter: ';', record_delimiter: '\r\n', relax_column_count: false }) as string[][];
+        expect(records).toEqual([['a', 'b'], ...bs.map((b) => [fits(a), fits(b)])]);
+      }),
+      runs,
+    );
+  });
+
+  for (const encoding of ['utf-8', 'windows-1252', 'cp850']) {
+    const fixed = mappingFrom(`
+format: fixed
+encoding: ${encoding}
+unencodable: replace
+line_ending: crlf
+file: { name: out.txt }
+fixed:
+  records:
+    - name: H
+      length: 40
+      fields:
+        - { name: a, width: 7, truncate: true, value: { field: a, strip_line_breaks: true } }
+        - { name: n, start: 10, width: 9, pad: "0", truncate: true, value: { field: n, number: { decimals: 2, implied_decimals: true } } }
+    - name: L
+      rows: line_items
+      length: 25
+      fields:
+        - { name: b, width: 12, truncate: true, align: right, value: { row: b, strip_line_breaks: true } }
+        - { name: c, width: 13, truncate: true, value: { template: "{row.b}|{row.b}", strip_line_breaks: true } }
+`);
+    it(`gives fixed-width records of exact byte length (${encoding})`, () => {
+      fc.assert(
+        fc.property(trickyString, fc.array(trickyString, { maxLength: 4 }), fc.integer({ min: -99999, max: 99999 }), (a, bs, cents) => {
+          const amount = (cents / 100).toFixed(2);
+          const bytes = fixed.render(annotation({ a, n: { value: amount, normalized: amount } }, bs.map((b) => ({ b })))).bytes;
+          const records = bytes.toString('latin1').split('\r\n');
+          expect(records.pop()).toBe('');
+          expect(records.map((r) => r.length)).toEqual([40, ...bs.map(() => 25)]);
+          if (encoding === 'utf-8') expect(iconv.decode(bytes, 'utf-8')).not.toContain('\ufffd\ufffd\ufffd\ufffd');
+        }),
+        runs,
+      );
+    });
+  }
+
+  it('rendering never throws anything but a permanent MAPPING_* BridgeError', () => {
+    const mapping = mappingFrom(`
+format: xml
+encoding: windows-1252
+file: { name: "{d}" }
+value_maps: { m: { entries: { a: A } } }
+xml:
+  invalid_chars: error
+  root:
+    element: R
+    children:
+      - { element: D, value: { field: d, date: yyyyMMdd } }
+      - { element: N, value: { field: n, number: { decimals: 2, group_separator: "." } } }
+      - { element: C, value: { calc: "n * 2 / n" } }
+      - { element: M, value: { field: m, map: m } }
+      - { element: Q, value: { field: q, required: true } }
+      - { element: S, value: { sum: line_items.x } }
+`);
+    const maybe = (arb: fc.Arbitrary<string>) => fc.option(arb, { nil: undefined });
+    fc.assert(
+      fc.property(maybe(trickyString), maybe(fc.oneof(trickyString, fc.double().map(String))), maybe(fc.constantFrom('a', 'b', '')), maybe(trickyString), fc.array(fc.oneof(trickyString, fc.constant('1.5')), { maxLength: 3 }), (d, n, m, q, xs) => {
+        const header: Record<string, string> = {};
+        if (d !== undefined) header.d = d;
+        if (n !== undefined) header.n = n;
+        if (m !== undefined) header.m = m;
+        if (q !== undefined) header.q = q;
+        try {
+          mapping.render(annotation(header, xs.map((x) => ({ x }))));
+        } catch (error) {
+          expect(isBridgeError(error)).toBe(true);
+          if (isBridgeError(error)) {
+            expect(error.permanent).toBe(true);
+            expect(error.code).toMatch(/^MAPPING_/);
+            expect(error.code).not.toBe('MAPPING_RENDER_FAILED');
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
