@@ -15,6 +15,10 @@ const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 const NUMBER_LIKE = /^[+-]?\d[\d.,' ]*$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
 
+interface NumberCell {
+  number: string;
+}
+
 export function compileCsv(config: CsvConfig, env: CompileEnv): CompiledCsv {
   const table = config.rows ? tableFor(env, config.rows) : undefined;
   const rowEnv: CompileEnv = table ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) } : env;
@@ -44,7 +48,7 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
   const scope = newScope(emitter.doc);
   const rows = csvRows(csv, emitter.doc);
   emitter.doc.recordCount = rows.length;
-  const records: string[][] = [];
+  const records: Array<Array<string | NumberCell>> = [];
   if (config.header) records.push(columns.map((column) => emitter.prepare(column.name, { ...scope, at: `header "${column.name}"` })));
   for (const [index, row] of rows.entries()) {
     scope.row = row;
@@ -67,7 +71,16 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
     records.push(record);
   }
   if (records.length === 0) return '';
-  const numericColumns = columns.map((column) => column.value.numeric);
+  // "text" quoting: csv-stringify quotes values whose type is string (quoted_string); numbers travel
+  // wrapped in an object and come back as strings through cast.object, so they stay unquoted.
+  const textMode = config.quoting === 'text';
+  if (textMode) {
+    const numeric = columns.map((column) => column.value.numeric);
+    for (let r = config.header ? 1 : 0; r < records.length; r++) {
+      const record = records[r] as Array<string | NumberCell>;
+      for (let c = 0; c < record.length; c++) if (numeric[c]) record[c] = { number: record[c] as string };
+    }
+  }
   const out = stringify(records, {
     delimiter: config.delimiter,
     quote: config.quote,
@@ -76,10 +89,9 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
     quote_record_delimiter: true,
     record_delimiter: eol,
     eof: true,
-    cast:
-      config.quoting === 'text'
-        ? { string: (value, context) => (value !== '' && !(context.records > 0 || !config.header ? numericColumns[context.index] : false) ? { value, quoted: true } : value) }
-        : {},
+    quoted_string: textMode,
+    quoted_empty: false,
+    cast: { object: (value) => (value as unknown as NumberCell).number },
   });
   return finalNewline ? out : out.slice(0, out.length - eol.length);
 }

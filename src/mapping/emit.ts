@@ -44,6 +44,7 @@ export class Emitter {
   prepare(text: string, scope: Scope): string {
     const filtered = this.filter ? this.filter(text, scope) : text;
     const { encoding, unencodable, replacement } = this.settings;
+    if (encoding.fits(filtered)) return filtered;
     const what = scope.datapoint ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})` : scope.at;
     return encoding.prepare(filtered, unencodable, replacement, what, scope.datapoint?.id, (message) => this.doc.warnings.push(message));
   }

@@ -4,7 +4,8 @@
  */
 
 const MAX_SEGMENT_BYTES = 200;
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f/\\:*?"<>|\u2028\u2029\ufeff]/g;
+// Lone surrogates too: they cannot be encoded, so the server would store a different name than the ledger records.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f/\\:*?"<>|\u2028\u2029\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$)(\..*)?$/i;
 
 /** A value substituted into a file-name template: no separators, no control characters. */

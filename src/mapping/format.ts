@@ -29,17 +29,104 @@ export function plain(value: Decimal): string {
   return value.toFixed();
 }
 
-export function formatNumber(value: Decimal, spec: NumberFormat): string {
-  let n = value;
-  if (spec.scale) n = n.times(new Decimal(10).pow(spec.scale));
-  if (spec.negate) n = n.negated();
-  if (spec.decimals !== undefined) n = n.toDecimalPlaces(spec.decimals, ROUNDING_MODES[spec.rounding ?? 'half-up']);
-  const negative = n.isNegative() && !n.isZero();
-  const digits = spec.decimals !== undefined ? n.abs().toFixed(spec.decimals) : n.abs().toFixed();
-  const [intPart = '0', fracPart = ''] = digits.split('.');
+/**
+ * A decimal as sign + digit strings. Formatting works on these strings directly: exact like decimal.js,
+ * without allocating a big-number object per value (the hot path of every render).
+ */
+interface Digits {
+  negative: boolean;
+  int: string;
+  frac: string;
+}
+
+const DIGITS = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+function toDigits(text: string): Digits | undefined {
+  const m = DIGITS.exec(text.trim());
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) return undefined;
+  return shift({ negative: m[1] === '-', int: m[2] ?? '', frac: m[3] ?? '' }, Number(m[4] ?? 0));
+}
+
+/** Multiplies by 10^places by moving the decimal point. */
+function shift(d: Digits, places: number): Digits {
+  if (places === 0) return d;
+  const all = d.int + d.frac;
+  let point = d.int.length + places;
+  let padded = all;
+  if (point < 0) {
+    padded = '0'.repeat(-point) + all;
+    point = 0;
+  } else if (point > all.length) padded = all + '0'.repeat(point - all.length);
+  return { negative: d.negative, int: padded.slice(0, point), frac: padded.slice(point) };
+}
+
+function incrementDigits(digits: string): string {
+  const chars = digits.split('');
+  for (let i = chars.length - 1; i >= 0; i--) {
+    if (chars[i] === '9') chars[i] = '0';
+    else {
+      chars[i] = String.fromCharCode((chars[i] as string).charCodeAt(0) + 1);
+      return chars.join('');
+    }
+  }
+  return `1${chars.join('')}`;
+}
+
+function roundDigits(d: Digits, decimals: number, mode: Rounding): Digits {
+  if (d.frac.length <= decimals) return { ...d, frac: d.frac.padEnd(decimals, '0') };
+  const kept = d.frac.slice(0, decimals);
+  const first = d.frac.charCodeAt(decimals) - 48;
+  const restNonZero = /[1-9]/.test(d.frac.slice(decimals));
+  const tailNonZero = /[1-9]/.test(d.frac.slice(decimals + 1));
+  const lastKept = (d.int + kept).charCodeAt((d.int + kept).length - 1) - 48;
+  let up: boolean;
+  switch (mode) {
+    case 'down':
+      up = false;
+      break;
+    case 'up':
+      up = restNonZero;
+      break;
+    case 'ceiling':
+      up = restNonZero && !d.negative;
+      break;
+    case 'floor':
+      up = restNonZero && d.negative;
+      break;
+    case 'half-up':
+      up = first >= 5;
+      break;
+    case 'half-down':
+      up = first > 5 || (first === 5 && tailNonZero);
+      break;
+    case 'half-even':
+      up = first > 5 || (first === 5 && (tailNonZero || lastKept % 2 === 1));
+      break;
+  }
+  if (!up) return { negative: d.negative, int: d.int, frac: kept };
+  const bumped = incrementDigits((d.int || '0') + kept);
+  const intLength = bumped.length - decimals;
+  return { negative: d.negative, int: bumped.slice(0, intLength), frac: bumped.slice(intLength) };
+}
+
+export function isPlainNumber(text: string): boolean {
+  return PLAIN_NUMBER.test(text.trim());
+}
+
+/** Formats a normalized decimal string; undefined when it is not a number. */
+export function formatNumber(text: string, spec: NumberFormat): string | undefined {
+  if (!isPlainNumber(text)) return undefined;
+  let d = toDigits(text) as Digits;
+  if (spec.scale) d = shift(d, spec.scale);
+  if (spec.negate) d = { ...d, negative: !d.negative };
+  if (spec.decimals !== undefined) d = roundDigits(d, spec.decimals, spec.rounding ?? 'half-up');
+  else d = { ...d, frac: d.frac.replace(/0+$/, '') };
+  const intPart = d.int.replace(/^0+(?=\d)/, '') || '0';
+  const fracPart = d.frac;
+  const negative = d.negative && /[1-9]/.test(intPart + fracPart);
   const grouped = spec.group_separator ? intPart.replace(/\B(?=(\d{3})+(?!\d))/g, spec.group_separator) : intPart;
   let body: string;
-  if (spec.implied_decimals) body = `${intPart}${fracPart}`;
+  if (spec.implied_decimals) body = `${intPart}${fracPart}`.replace(/^0+(?=\d)/, '');
   else body = fracPart === '' ? grouped : `${grouped}${spec.decimal_separator ?? '.'}${fracPart}`;
   switch (spec.sign ?? 'leading') {
     case 'leading':

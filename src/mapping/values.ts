@@ -562,9 +562,9 @@ export function compileValue(spec: ValueSpec, env: CompileEnv, path: Path): Comp
     if (format.implied_decimals && format.decimals === undefined) env.problem([...path, 'number', 'implied_decimals'], 'implied_decimals needs a fixed number of `decimals`');
     numericSource = true;
     steps.push((v, scope) => {
-      const n = parseDecimal(v);
-      if (!n) throw mappingError('MAPPING_INVALID_NUMBER', `${scope.at}: ${label} is "${v}", which is not a number. Correct it in Rossum so it has a normalized amount.`, scope.datapoint?.id);
-      return formatNumber(n, format);
+      const formatted = formatNumber(v, format);
+      if (formatted === undefined) throw mappingError('MAPPING_INVALID_NUMBER', `${scope.at}: ${label} is "${v}", which is not a number. Correct it in Rossum so it has a normalized amount.`, scope.datapoint?.id);
+      return formatted;
     });
   }
   if (spec.case === 'upper') steps.push((v) => v.toUpperCase());

@@ -149,3 +149,22 @@ xml:
     );
   });
 });
+
+describe('property: number formatting on digit strings', () => {
+  it('rounds exactly like decimal.js in every mode, with scale and sign', async () => {
+    const { Decimal } = await import('decimal.js');
+    const { formatNumber } = await import('../../src/mapping/format.ts');
+    const { ROUNDING } = await import('../../src/mapping/schema.ts');
+    const modes = { 'half-up': Decimal.ROUND_HALF_UP, 'half-even': Decimal.ROUND_HALF_EVEN, 'half-down': Decimal.ROUND_HALF_DOWN, up: Decimal.ROUND_UP, down: Decimal.ROUND_DOWN, ceiling: Decimal.ROUND_CEIL, floor: Decimal.ROUND_FLOOR } as const;
+    const decimalString = fc.tuple(fc.boolean(), fc.stringMatching(/^\d{1,12}$/), fc.stringMatching(/^\d{0,8}$/)).map(([neg, i, f]) => `${neg ? '-' : ''}${i}${f ? `.${f}` : ''}`);
+    fc.assert(
+      fc.property(decimalString, fc.integer({ min: 0, max: 6 }), fc.constantFrom(...ROUNDING), fc.integer({ min: -3, max: 3 }), (input, decimals, rounding, scale) => {
+        const expected = new Decimal(input).times(new Decimal(10).pow(scale)).toDecimalPlaces(decimals, modes[rounding]);
+        const text = expected.abs().toFixed(decimals);
+        const sign = expected.isNegative() && !expected.isZero() ? '-' : '';
+        expect(formatNumber(input, { decimals, rounding, scale })).toBe(sign + text);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

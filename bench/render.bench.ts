@@ -1,0 +1,95 @@
+/**
+ * npm run bench:render — renders a generated 2,000-line invoice with each shipped mapping format and
+ * compares XML against a hand-written baseline that builds the same XML with fast-xml-parser's builder.
+ * Targets (issue 3): within 2× of the baseline, < 50 ms and < 64 MB per 2,000-line document. Figures only.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { XMLBuilder } from 'fast-xml-parser';
+import { parseExportPayload, viewAnnotation, type AnnotationView, type RawNode } from '../src/annotation/index.ts';
+import { loadMappingFile } from '../src/mapping/index.ts';
+
+const LINES = Number(process.env.LINES ?? 2000);
+const ITERATIONS = Number(process.env.ITERATIONS ?? 30);
+const root = join(import.meta.dirname, '..');
+
+function bigInvoice(lines: number): AnnotationView {
+  const payload = JSON.parse(readFileSync(join(root, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as { annotation: { content: RawNode[] } };
+  let id = 900_000_000;
+  const table = payload.annotation.content.flatMap((s) => s.children ?? []).find((n) => n.schema_id === 'line_items') as RawNode;
+  const template = (table.children ?? [])[0] as RawNode;
+  table.children = Array.from({ length: lines }, (_, i) => ({
+    ...template,
+    id: id++,
+    children: (template.children ?? []).map((dp) => {
+      const content = { ...dp.content };
+      if (dp.schema_id === 'item_code') content.value = `ART-${i + 1}`;
+      if (dp.schema_id === 'item_description') content.value = `Item ${i + 1} – Schraube & Mutter <M8> "verzinkt"`;
+      if (dp.schema_id === 'item_quantity') content.normalized_value = content.value = String((i % 17) + 1);
+      if (dp.schema_id === 'item_amount_total') content.normalized_value = (((i % 97) + 1) * 1.25).toFixed(2);
+      return { ...dp, id: id++, content };
+    }),
+  }));
+  return viewAnnotation(parseExportPayload(payload));
+}
+
+/** The same XML as mappings/generic-xml.yaml, built directly with the builder (values pre-formatted by hand). */
+function baseline(view: AnnotationView): Buffer {
+  const f = (id: string) => view.field(id)?.normalizedValue ?? view.field(id)?.value ?? '';
+  const money = (s: string) => (s === '' ? undefined : Number(s).toFixed(2));
+  const rows = view.rows('line_items');
+  const doc = {
+    '?xml': { '@_version': '1.0', '@_encoding': 'UTF-8' },
+    Invoice: {
+      '@_annotationId': String(view.meta.annotationId),
+      Header: { Number: f('document_id'), OrderNumber: f('order_id'), IssueDate: f('date_issue'), DueDate: f('date_due'), DocumentType: f('document_type'), Currency: f('currency').toUpperCase(), SourceFile: view.meta.documentFileName },
+      Supplier: { Name: f('sender_name'), VatId: f('sender_vat_id'), Address: f('sender_address'), Iban: f('iban').replace(/\s/g, '') },
+      Customer: { Name: f('recipient_name'), VatId: f('recipient_vat_id') },
+      Totals: { NetAmount: money(f('amount_total_base')), TaxAmount: money(f('amount_total_tax')), GrossAmount: money(f('amount_total')) },
+      TaxDetails: { TaxDetail: view.rows('tax_details').map((r) => ({ Rate: money(r.field('tax_detail_rate')?.normalizedValue ?? ''), Base: money(r.field('tax_detail_base')?.normalizedValue ?? ''), Tax: money(r.field('tax_detail_tax')?.normalizedValue ?? '') })) },
+      Lines: {
+        '@_count': String(rows.length),
+        Line: rows.map((r, i) => {
+          const v = (id: string) => r.field(id)?.normalizedValue ?? r.field(id)?.value ?? '';
+          return { '@_number': String(i + 1), Code: v('item_code').trim(), Description: v('item_description'), Quantity: v('item_quantity'), Unit: v('item_uom') || undefined, UnitPrice: money(v('item_amount_base')), VatRate: v('item_rate'), Amount: money(v('item_amount_total')) };
+        }),
+      },
+    },
+  };
+  return Buffer.from(new XMLBuilder({ ignoreAttributes: false, format: true, suppressEmptyNode: true }).build(doc), 'utf8');
+}
+
+function measure(name: string, run: () => Buffer): { name: string; ms: number; p95: number; mb: number; bytes: number } {
+  for (let i = 0; i < 5; i++) run();
+  globalThis.gc?.();
+  const before = process.memoryUsage().heapUsed;
+  let peak = before;
+  const times: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < ITERATIONS; i++) {
+    const start = process.hrtime.bigint();
+    bytes = run().length;
+    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    peak = Math.max(peak, process.memoryUsage().heapUsed);
+    if (i % 5 === 4) globalThis.gc?.();
+  }
+  times.sort((a, b) => a - b);
+  return { name, ms: times[Math.floor(times.length / 2)] as number, p95: times[Math.floor(times.length * 0.95)] as number, mb: (peak - before) / 1024 / 1024, bytes };
+}
+
+const view = bigInvoice(LINES);
+const mapping = (name: string) => loadMappingFile(join(root, 'mappings', `${name}.yaml`));
+const results = [
+  measure('baseline: XMLBuilder by hand', () => baseline(view)),
+  ...['generic-xml', 'sap-idoc-xml', 'generic-csv', 'datev-csv', 'as400-fixed'].map((name) => {
+    const m = mapping(name);
+    return measure(`${name} (${m.format})`, () => m.render(view, { now: new Date('2024-02-02T10:15:30Z') }).bytes);
+  }),
+];
+const base = results[0]?.ms ?? 1;
+process.stdout.write(`render ${LINES}-line invoice, median of ${ITERATIONS} runs, node ${process.version}${globalThis.gc ? '' : ' (run with --expose-gc for steadier memory figures)'}\n`);
+process.stdout.write(`${'case'.padEnd(32)} ${'ms/doc'.padStart(8)} ${'p95 ms'.padStart(8)} ${'× base'.padStart(7)} ${'heap MB'.padStart(8)} ${'bytes'.padStart(9)}\n`);
+for (const r of results) {
+  process.stdout.write(`${r.name.padEnd(32)} ${r.ms.toFixed(2).padStart(8)} ${r.p95.toFixed(2).padStart(8)} ${(r.ms / base).toFixed(2).padStart(7)} ${r.mb.toFixed(1).padStart(8)} ${String(r.bytes).padStart(9)}\n`);
+}
+process.stdout.write(`peak RSS ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB; targets: ≤ 2× baseline, < 50 ms, < 64 MB per document\n`);
