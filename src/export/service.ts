@@ -272,6 +272,8 @@ function successReply(prepared: Prepared, remotePath: string): ExportReply {
           type: 'info',
           content: limit(`Exported ${remotePath}${renamed} to ${prepared.target.description} (mapping ${prepared.mappingName}, ${prepared.file.bytes.length} bytes)`),
         },
+        // What the render changed (e.g. characters XML forbids were dropped): the operator must see it.
+        ...(prepared.file.warnings ?? []).map((warning): RossumMessage => ({ type: 'warning', content: limit(warning) })),
       ],
     },
   };

@@ -33,7 +33,8 @@ function check(rawBody: Buffer, header: string, algorithm: 'sha256' | 'sha1', se
   const hex = separator === -1 ? header : header.slice(separator + 1);
   if (prefix !== algorithm) return { ok: false, reason: `${headerName} must look like ${algorithm}=<hex digest>` };
   const expected = createHmac(algorithm, secret).update(rawBody).digest();
-  const presented = /^[0-9a-fA-F]+$/.test(hex) ? Buffer.from(hex, 'hex') : Buffer.alloc(0);
+  // Buffer.from(hex) silently drops a trailing odd digit and stops at the first non-hex one: accept only exact digests.
+  const presented = /^(?:[0-9a-fA-F]{2})+$/.test(hex) ? Buffer.from(hex, 'hex') : Buffer.alloc(0);
   // Length is not secret (it is fixed per algorithm); compare only equal-length buffers.
   if (presented.length !== expected.length) return { ok: false, reason: `${headerName} has the wrong length for ${algorithm}` };
   if (!timingSafeEqual(presented, expected)) return { ok: false, reason: `${headerName} does not match the body: wrong secret, or the body was changed in transit` };
