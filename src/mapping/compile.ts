@@ -59,6 +59,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     declaredDocVars: new Set(Object.keys(source.vars ?? {})),
     rowTable: undefined,
     declaredRowVars: undefined,
+    rowReads: { count: 0 },
     problem,
   };
   compileTables(source.tables, env);
@@ -151,6 +152,7 @@ class Mapping implements LoadedMapping {
       evaluating: new Set(),
       touched: null,
       warnings: [],
+      cache: new Map(),
     };
     attachDocVars(doc, this.compiled.docVars);
     const settings = { encoding: this.encoding, unencodable: source.unencodable, replacement: source.replacement };

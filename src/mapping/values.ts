@@ -19,6 +19,8 @@ export interface DocScope {
   /** Datapoints read while evaluating the current value; null unless explaining. */
   touched: string[] | null;
   warnings: string[];
+  /** Results of values that do not depend on the row, computed once per document. */
+  cache: Map<CompiledValue, { value: string | undefined; datapoint: Datapoint | undefined }>;
 }
 
 export interface RowScope {
@@ -62,6 +64,8 @@ export interface CompileEnv {
   /** Row vars visible here; undefined outside a row context. */
   rowTable: CompiledTable | undefined;
   declaredRowVars: Set<string> | undefined;
+  /** Counts references to the current row, so values that never read one can be computed once per document. */
+  rowReads: { count: number };
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
 }
 
@@ -92,7 +96,7 @@ export function compileTables(config: Record<string, TableConfig> | undefined, e
   for (const [name, table] of entries) env.tables.set(name, { name, from: table.from, where: undefined, vars: new Map() });
   for (const [name, table] of entries) {
     const compiled = env.tables.get(name) as CompiledTable;
-    const rowEnv: CompileEnv = { ...env, rowTable: compiled, declaredRowVars: new Set(Object.keys(table.vars ?? {})) };
+    const rowEnv: CompileEnv = { ...env, rowTable: compiled, declaredRowVars: new Set(Object.keys(table.vars ?? {})), rowReads: { count: 0 } };
     if (table.where) compiled.where = compileCondition(table.where, rowEnv, ['tables', name, 'where']);
     for (const [varName, spec] of Object.entries(table.vars ?? {})) compiled.vars.set(varName, compileValue(spec, rowEnv, ['tables', name, 'vars', varName]));
   }
@@ -226,6 +230,7 @@ function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, path: Path
       };
     }
     case 'row': {
+      env.rowReads.count++;
       const id = String(arg);
       if (!env.rowTable) env.problem(path, `row field "${id}" is used outside a table`, 'use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table\'s vars; for a header field write {field: ...}');
       return (scope) => {
@@ -237,6 +242,7 @@ function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, path: Path
     }
     case 'var': {
       const name = String(arg);
+      if (env.declaredRowVars?.has(name)) env.rowReads.count++;
       const known = env.declaredDocVars.has(name) || env.declaredRowVars?.has(name);
       if (!known) {
         const all = [...env.declaredDocVars, ...(env.declaredRowVars ?? [])];
@@ -262,6 +268,7 @@ function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, path: Path
       return (scope) => routeValue(scope, name);
     }
     case 'line_number': {
+      env.rowReads.count++;
       if (!env.rowTable) env.problem(path, 'line_number is used outside a table', 'use it inside repeated rows');
       return (scope) => (scope.row ? String(scope.row.lineNumber) : undefined);
     }
@@ -272,7 +279,7 @@ function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, path: Path
     case 'count': {
       const spec = typeof arg === 'string' ? { rows: arg, where: undefined } : (arg as { rows: string; where?: Condition });
       const table = tableFor(env, spec.rows);
-      const where = spec.where ? compileCondition(spec.where, { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) }, [...path, 'where']) : undefined;
+      const where = spec.where ? compileCondition(spec.where, { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } }, [...path, 'where']) : undefined;
       return (scope) => {
         const rows = rowsOf(scope.doc, table);
         if (!where) return String(rows.length);
@@ -288,7 +295,7 @@ function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, path: Path
         spec = { rows: arg.slice(0, Math.max(dot, 0)), of: arg.slice(dot + 1) };
       } else spec = arg as typeof spec;
       const table = tableFor(env, spec.rows);
-      const rowEnv: CompileEnv = { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) };
+      const rowEnv: CompileEnv = { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } };
       const of = typeof spec.of === 'string' && typeof arg === 'string' ? compileSource('row', spec.of, rowEnv, path, 'normalized') : typeof spec.of === 'string' ? compileSource('row', spec.of, rowEnv, [...path, 'of'], 'normalized') : compileValue(spec.of, rowEnv, [...path, 'of']).evaluate;
       const where = spec.where ? compileCondition(spec.where, rowEnv, [...path, 'where']) : undefined;
       return (scope) => {
@@ -485,6 +492,28 @@ function sourceLabel(spec: ValueObject): string {
 }
 
 export function compileValue(spec: ValueSpec, env: CompileEnv, path: Path): CompiledValue {
+  const before = env.rowReads.count;
+  const compiled = compileValueUncached(spec, env, path);
+  if (env.rowReads.count !== before || !env.rowTable) return compiled;
+  // Header values inside a per-row context (CSV columns, repeated elements) are the same for every row.
+  const cached: CompiledValue = {
+    numeric: compiled.numeric,
+    evaluate(scope) {
+      if (scope.doc.touched !== null) return compiled.evaluate(scope);
+      const hit = scope.doc.cache.get(cached);
+      if (hit) {
+        scope.datapoint = hit.datapoint;
+        return hit.value;
+      }
+      const value = compiled.evaluate(scope);
+      scope.doc.cache.set(cached, { value, datapoint: scope.datapoint });
+      return value;
+    },
+  };
+  return cached;
+}
+
+function compileValueUncached(spec: ValueSpec, env: CompileEnv, path: Path): CompiledValue {
   if (typeof spec === 'string') return { evaluate: compileTemplate(spec, env, path), numeric: false };
   const sources = SOURCE_KEYS.filter((key) => spec[key] !== undefined && !(key === 'line_number' && spec.line_number === false));
   if (sources.length !== 1) {

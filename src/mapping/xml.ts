@@ -11,6 +11,7 @@ import { compileCondition, compileValue, newScope, rowsOf, tableFor, type Compil
  */
 
 const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const HAS_FORBIDDEN = new RegExp(FORBIDDEN.source);
 const NAME = /^[\p{L}_][\p{L}\p{N}_.\-]*(?::[\p{L}_][\p{L}\p{N}_.\-]*)?$/u;
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
 const ATTRIBUTE_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;' };
@@ -42,8 +43,7 @@ export interface CompiledXml {
 /** A filter for values: removes or replaces characters XML 1.0 cannot hold, per mapping, and says so. */
 export function xmlCharFilter(config: XmlConfig, warnings: string[]): (text: string, scope: Scope) => string {
   return (text, scope) => {
-    FORBIDDEN.lastIndex = 0;
-    if (!FORBIDDEN.test(text)) return text;
+    if (!HAS_FORBIDDEN.test(text)) return text;
     const found = new Set<string>();
     const cleaned = text.replace(FORBIDDEN, (ch) => {
       found.add(describeChar(ch));
