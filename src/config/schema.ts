@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { acksConfigSchema } from '../ack/config.ts';
 import { routeSchema } from '../export/routes.ts';
 import { ledgerConfigSchema } from '../ledger/index.ts';
+import { rossumApiConfigSchema } from '../rossum/client.ts';
 import { targetConfigSchema } from '../transport/index.ts';
 
 export const serverConfigSchema = z
@@ -38,6 +40,10 @@ export const bridgeConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level'),
     targets: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'), targetConfigSchema).describe('Where files go, by name'),
     routes: z.array(routeSchema).min(1, 'add at least one route').describe('Which mapping and target each export uses; first match wins'),
+    rossum: rossumApiConfigSchema
+      .optional()
+      .describe('Rossum API access for the `acks` process (status changes, notes, metadata); hook tokens expire too soon for acks that come later'),
+    acks: acksConfigSchema.prefault({}),
   })
   .describe('rossum-sftp-bridge configuration');
 

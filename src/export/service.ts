@@ -137,13 +137,13 @@ export class ExportService {
       file,
       sha256,
       idempotencyKey: `${view.meta.annotationId}:${target.name}:${sha256}`,
+      documentRef: view.field('document_id')?.value || null,
       credentials: hookCredentials(payload.secrets),
     };
   }
 
   private async exportOnce(prepared: Prepared, payload: ExportPayload, log: Logger, options: HandleOptions): Promise<ExportReply> {
     const { ledger } = this.options;
-    void payload;
     const claim = await ledger.claim({
       idempotencyKey: prepared.idempotencyKey,
       annotationId: prepared.annotationId,
@@ -156,6 +156,9 @@ export class ExportService {
       bytes: prepared.file.bytes.length,
       owner: this.owner,
       leaseMs: this.leaseMs,
+      // What the acks process correlates ERP answers by and reports back to.
+      documentRef: prepared.documentRef,
+      rossumBaseUrl: payload.base_url ?? null,
     });
 
     if (claim.outcome === 'done') {
@@ -244,6 +247,7 @@ interface Prepared {
   sha256: string;
   idempotencyKey: string;
   credentials: HookCredentials | undefined;
+  documentRef: string | null;
 }
 
 function hookCredentials(secrets: Record<string, unknown> | null | undefined): HookCredentials | undefined {

@@ -271,7 +271,13 @@ export class PostgresLedger implements Ledger {
         const record = (await this.select(client, 'e.id = $1', [entry.exportId])) as ExportRecord;
         const previous = record.ackState ?? record.status;
         const { state, kind } = ackTransition(previous, entry.verdict);
-        const detail: AckOutcomeDetail = { ackFile: input.fileName, messages: entry.messages, erpReference: entry.erpReference ?? null, previousState: previous };
+        const detail: AckOutcomeDetail = {
+          ackFile: input.fileName,
+          messages: entry.messages,
+          erpReference: entry.erpReference ?? null,
+          previousState: previous,
+          ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
+        };
         if (state !== null) {
           await client.query('UPDATE exports SET ack_state = $1, ack_at = $2, ack_file = $3, erp_reference = coalesce($4, erp_reference), updated_at = $2 WHERE id = $5', [
             state,

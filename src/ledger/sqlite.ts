@@ -346,7 +346,13 @@ export class SqliteLedger implements Ledger {
         if (!record) continue;
         const previous = record.ackState ?? record.status;
         const { state, kind } = ackTransition(previous, entry.verdict);
-        const detail: AckOutcomeDetail = { ackFile: input.fileName, messages: entry.messages, erpReference: entry.erpReference ?? null, previousState: previous };
+        const detail: AckOutcomeDetail = {
+          ackFile: input.fileName,
+          messages: entry.messages,
+          erpReference: entry.erpReference ?? null,
+          previousState: previous,
+          ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
+        };
         if (state !== null) {
           this.db
             .prepare('UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?')

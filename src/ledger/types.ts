@@ -148,6 +148,8 @@ export interface AckFileInput {
   convention: string;
   disposition: 'matched' | 'unmatched' | 'invalid';
   error?: string | null;
+  /** When the file was first seen (for the "landed → Rossum told" delay). */
+  landedAt?: number;
   entries: AckEntryInput[];
 }
 
@@ -167,6 +169,7 @@ export interface AckOutcomeDetail {
   /** The ack state before this outcome. */
   previousState?: ExportState | null;
   deadlineAt?: number | null;
+  landedAt?: number;
 }
 
 export interface AckOutcome {

@@ -9,6 +9,10 @@ export class BridgeMetrics {
   readonly exports: Counter<'outcome' | 'target'>;
   readonly exportDuration: Histogram<'outcome'>;
   readonly webhookRequests: Counter<'status'>;
+  readonly ackFiles: Counter<'source' | 'disposition'>;
+  readonly ackOutcomes: Counter<'kind'>;
+  readonly rossumUpdates: Counter<'result'>;
+  readonly ackToRossumSeconds: Histogram<never>;
   private readonly pools = new Map<string, () => PoolStats>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -30,6 +34,30 @@ export class BridgeMetrics {
       name: 'bridge_webhook_requests_total',
       help: 'Webhook requests by HTTP status answered',
       labelNames: ['status'],
+      registers: [this.registry],
+    });
+    this.ackFiles = new Counter({
+      name: 'bridge_ack_files_total',
+      help: 'ERP ack files handled, by source target and disposition (matched, unmatched, invalid)',
+      labelNames: ['source', 'disposition'],
+      registers: [this.registry],
+    });
+    this.ackOutcomes = new Counter({
+      name: 'bridge_ack_outcomes_total',
+      help: 'Export outcomes recorded from acks and deadlines (accepted, rejected, timeout, ...)',
+      labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.rossumUpdates = new Counter({
+      name: 'bridge_ack_rossum_updates_total',
+      help: 'Ack outcomes settled towards Rossum (delivered, retry, failed, by_hold, not_needed)',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.ackToRossumSeconds = new Histogram({
+      name: 'bridge_ack_to_rossum_seconds',
+      help: 'Time from an ack file being first seen to Rossum being told',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [this.registry],
     });
     const pools = this.pools;

@@ -1,0 +1,321 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { posix } from 'node:path';
+import { describeError, isBridgeError } from '../errors.ts';
+import type { AckEntryInput, AckFileInput, Ledger } from '../ledger/index.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { BridgeMetrics } from '../observability/metrics.ts';
+import type { RossumApiConfig } from '../rossum/index.ts';
+import { parseTargetUrl, type Target, type TargetConfig } from '../transport/index.ts';
+import type { AcksConfig } from './config.ts';
+import { AckParseError, createConvention, type AckConvention, type ParsedAckEntry } from './conventions.ts';
+import { FolderWatcher, PollingDiscovery, type ReadyFile } from './discovery.ts';
+import { Limiter } from './limit.ts';
+import { OutcomeDelivery } from './notify.ts';
+import { compileIgnore } from './pattern.ts';
+
+export interface AckServiceOptions {
+  acks: AcksConfig;
+  rossum: RossumApiConfig;
+  /** All configured targets by name (the export targets and any `readFrom` ones). */
+  targets: ReadonlyMap<string, Target>;
+  targetConfigs: Readonly<Record<string, TargetConfig>>;
+  /** Which mappings export to which target (from the routes); mappings in no route may answer on any target. */
+  routes: ReadonlyArray<{ mapping: string; target: string }>;
+  ledger: Ledger;
+  logger: Logger;
+  metrics?: BridgeMetrics;
+  now?: () => number;
+  holdGraceMs?: number;
+}
+
+interface Handler {
+  convention: AckConvention;
+  mappingNames: string[];
+}
+
+interface Source {
+  /** The export target whose acks these are. */
+  name: string;
+  target: Target;
+  folder: string;
+  handlers: Handler[];
+  discovery: PollingDiscovery;
+  watcher: FolderWatcher | undefined;
+  unknownNames: Set<string>;
+}
+
+export interface PassReport {
+  files: number;
+  adopted: number;
+  timedOut: number;
+  delivered: number;
+}
+
+/**
+ * The `acks` process: finds complete ack files, parses them by the mapping's convention, records the
+ * verdicts in the ledger (once, even across crashes: files are keyed by name and content), tells
+ * Rossum through the outbox, archives the files, and flags exports whose deadline passed.
+ */
+export class AckService {
+  private readonly sources: Source[] = [];
+  private readonly limiter: Limiter;
+  private readonly delivery: OutcomeDelivery;
+  private readonly inFlight = new Set<string>();
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly options: AckServiceOptions) {
+    this.now = options.now ?? Date.now;
+    this.startedAt = this.now();
+    const { acks } = options;
+    this.limiter = new Limiter(acks.concurrency);
+    this.delivery = new OutcomeDelivery({
+      ledger: options.ledger,
+      rossum: options.rossum,
+      config: acks,
+      logger: options.logger.child({ component: 'ack-outbox' }),
+      owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.holdGraceMs !== undefined ? { holdGraceMs: options.holdGraceMs } : {}),
+    });
+
+    const routedMappings = new Set(options.routes.map((route) => route.mapping));
+    for (const [name, source] of Object.entries(acks.targets)) {
+      const readFrom = source.readFrom ?? name;
+      const target = options.targets.get(readFrom);
+      if (!target) throw new Error(`acks.targets.${name}: no target "${readFrom}" is configured`);
+      const mappingNames = Object.keys(acks.byMapping).filter(
+        (mapping) => !routedMappings.has(mapping) || options.routes.some((route) => route.mapping === mapping && route.target === name),
+      );
+      const folder = source.folder.replace(/^\.?\/*|\/+$/g, '');
+      const tempSuffix = options.targetConfigs[readFrom]?.upload.tempSuffix ?? '.part';
+      const archive = new Set(Object.values(acks.folders));
+      const ignorePatterns = compileIgnore(acks.ignore);
+      // Dot-files and our own temp names are half-written uploads; archive folders are ours.
+      const ignored = (fileName: string): boolean => fileName.startsWith('.') || fileName.endsWith(tempSuffix) || archive.has(fileName) || ignorePatterns(fileName);
+      const log = options.logger.child({ ackSource: name });
+      const entry: Source = {
+        name,
+        target,
+        folder,
+        handlers: groupHandlers(mappingNames, acks),
+        discovery: new PollingDiscovery(target, folder, { minAgeMs: acks.minAgeMs, ignored, logger: log, now: this.now }),
+        watcher: undefined,
+        unknownNames: new Set(),
+      };
+      const url = parseTargetUrl(options.targetConfigs[readFrom]?.url ?? '');
+      const events = source.watch === 'events' || (source.watch === 'auto' && url.ok && url.value.scheme === 'file');
+      if (events && url.ok && url.value.scheme === 'file') {
+        const absolute = folder === '' ? url.value.dir : posix.join(url.value.dir, folder);
+        entry.watcher = new FolderWatcher(absolute, folder, { minAgeMs: acks.minAgeMs, ignored, logger: log, usePolling: acks.usePolling, intervalMs: acks.watchIntervalMs }, (file) => {
+          if (!this.stopping) void this.limiter.run(() => this.handleFile(entry, file));
+        });
+      }
+      this.sources.push(entry);
+    }
+  }
+
+  /** Runs passes until `stop()`. */
+  start(): void {
+    if (this.loop) return;
+    this.loop = (async () => {
+      while (!this.stopping) {
+        let changing = 0;
+        try {
+          changing = (await this.passWithChanges()).changing;
+        } catch (error) {
+          this.options.logger.error({ err: describeError(error) }, 'ack pass failed; trying again at the next interval');
+        }
+        if (this.stopping) break;
+        const { pollIntervalMs, minAgeMs } = this.options.acks;
+        // A file seen for the first time gets its second look soon, not a whole interval later.
+        const delay = changing > 0 ? Math.min(pollIntervalMs, Math.max(minAgeMs, 100)) : pollIntervalMs;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          this.timer = setTimeout(resolve, delay);
+        });
+      }
+    })();
+  }
+
+  /** Graceful: no new files; files in progress finish (recorded, archived); watchers closed. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.wake?.();
+    await this.loop;
+    await this.limiter.idle();
+    await Promise.all(this.sources.map((source) => source.watcher?.close()));
+  }
+
+  /** One full pass: track new uploads, flag missed deadlines, read every complete ack, tell Rossum. */
+  async pass(): Promise<PassReport> {
+    const { changing: _changing, ...report } = await this.passWithChanges();
+    return report;
+  }
+
+  private async passWithChanges(): Promise<PassReport & { changing: number }> {
+    const { ledger, acks, logger, metrics } = this.options;
+    const rules = Object.entries(acks.byMapping).map(([mappingName, mapping]) => ({
+      mappingName,
+      deadlineMs: mapping.deadlineMs,
+      since: this.startedAt - acks.trackUploadsNewerThanMs,
+    }));
+    const adopted = rules.length > 0 ? await ledger.awaitAcks(rules) : 0;
+    const expired = await ledger.expireAcks();
+    for (const outcome of expired) {
+      metrics?.ackOutcomes.inc({ kind: 'timeout' });
+      logger.warn({ exportId: outcome.exportId }, 'no ack within the deadline: flagging the export as failed');
+    }
+    let files = 0;
+    let changing = 0;
+    for (const source of this.sources) {
+      if (this.stopping) break;
+      let found: { ready: ReadyFile[]; changing: number };
+      try {
+        found = await source.discovery.look();
+      } catch (error) {
+        logger.warn({ ackSource: source.name, err: describeError(error) }, `cannot list the ack folder on ${source.target.description}; trying again later`);
+        continue;
+      }
+      changing += found.changing;
+      files += found.ready.length;
+      for (const file of found.ready) {
+        if (this.stopping) break;
+        void this.limiter.run(() => this.handleFile(source, file));
+      }
+    }
+    await this.limiter.idle();
+    const delivered = await this.delivery.pump();
+    return { files, adopted, timedOut: expired.length, delivered, changing };
+  }
+
+  private async handleFile(source: Source, file: ReadyFile): Promise<void> {
+    const key = `${source.name}\u0000${file.path}`;
+    if (this.inFlight.has(key) || this.stopping) return;
+    this.inFlight.add(key);
+    const log = this.options.logger.child({ ackSource: source.name, ackFile: file.path });
+    try {
+      const handler = source.handlers.find((candidate) => candidate.convention.claims(file.name));
+      if (!handler) {
+        if (!source.unknownNames.has(file.name)) log.warn('no configured ack convention reads a file of this name; left in place');
+        source.unknownNames.add(file.name);
+        return;
+      }
+      await this.processFile(source, handler, file, log);
+    } catch (error) {
+      log.warn({ err: describeError(error), code: isBridgeError(error) ? error.code : undefined }, 'ack file not processed yet; it is tried again at the next pass');
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async processFile(source: Source, handler: Handler, file: ReadyFile, log: Logger): Promise<void> {
+    const { ledger, metrics } = this.options;
+    let bytes: Buffer;
+    try {
+      bytes = await source.target.readFile(file.path);
+    } catch (error) {
+      // Gone between listing and reading: another process took it.
+      if (isBridgeError(error) && error.code === 'NOT_FOUND') return source.discovery.forget(file.name);
+      throw error;
+    }
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const lookup = (reference: ParsedAckEntry['reference']) =>
+      ledger.findExportForAck({ target: source.name, by: reference.by, value: reference.value, mappingNames: handler.mappingNames });
+
+    let input: AckFileInput;
+    const unmatched: string[] = [];
+    try {
+      const parsed = handler.convention.parse(file.name, bytes);
+      const entries: AckEntryInput[] = [];
+      for (const entry of parsed) {
+        const record = await lookup(entry.reference);
+        if (!record) {
+          unmatched.push(`${entry.reference.by} ${entry.reference.value}`);
+          continue;
+        }
+        entries.push({ index: entry.index, exportId: record.id, verdict: entry.verdict, messages: entry.messages, erpReference: entry.erpReference });
+      }
+      input = { source: source.name, fileName: file.path, sha256, convention: handler.convention.kind, disposition: entries.length > 0 ? 'matched' : 'unmatched', landedAt: file.firstSeenAt, entries };
+    } catch (error) {
+      if (!(error instanceof AckParseError)) throw error;
+      const record = error.reference ? await lookup(error.reference) : undefined;
+      log.warn({ err: error.message, exportId: record?.id }, record ? 'unreadable ack file: flagging the export it names' : 'unreadable ack file naming no known export');
+      input = {
+        source: source.name,
+        fileName: file.path,
+        sha256,
+        convention: handler.convention.kind,
+        disposition: 'invalid',
+        error: error.message,
+        landedAt: file.firstSeenAt,
+        entries: record ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: error.message }] }] : [],
+      };
+    }
+
+    const result = await ledger.recordAck(input);
+    if (!result.alreadyRecorded) {
+      metrics?.ackFiles.inc({ source: source.name, disposition: input.disposition });
+      for (const outcome of result.outcomes) {
+        metrics?.ackOutcomes.inc({ kind: outcome.kind });
+        log.info({ exportId: outcome.exportId, outcome: outcome.kind, codes: outcome.detail.messages.map((m) => m.code).filter(Boolean) }, `ack recorded: ${outcome.kind}`);
+      }
+      if (input.disposition === 'unmatched') log.warn({ references: unmatched }, 'ack matches no export in the ledger: moved to the unmatched folder');
+      else if (unmatched.length > 0) {
+        metrics?.ackFiles.inc({ source: source.name, disposition: 'rows_unmatched' });
+        log.warn({ references: unmatched }, `${unmatched.length} row(s) of the ack match no export`);
+      }
+    } else {
+      log.info('ack file was recorded before (an earlier run stopped before archiving it): archiving now');
+    }
+    if (result.outcomes.some((outcome) => outcome.delivery === 'pending')) void this.delivery.pump().catch(() => undefined);
+
+    const archivedTo = await this.archive(source, file, input.disposition);
+    await ledger.markAckFileArchived(result.ackFileId, archivedTo);
+    source.discovery.forget(file.name);
+  }
+
+  /** processed/ (or deleted), unmatched/, invalid/ — never silently deleted unless it was recorded. */
+  private async archive(source: Source, file: ReadyFile, disposition: AckFileInput['disposition']): Promise<string | null> {
+    const { acks } = this.options;
+    if (disposition === 'matched' && acks.archive === 'delete') {
+      await source.target.remove(file.path);
+      return null;
+    }
+    const folder = disposition === 'matched' ? acks.folders.processed : acks.folders[disposition];
+    const base = source.folder === '' ? folder : `${source.folder}/${folder}`;
+    const destination = `${base}/${file.name}`;
+    try {
+      await source.target.move(file.path, destination);
+      return destination;
+    } catch (error) {
+      if (!isBridgeError(error) || error.code !== 'TARGET_EXISTS') throw error;
+      // ERPs reuse names (ack_YYYYMMDD.csv): keep both.
+      const dot = file.name.lastIndexOf('.');
+      const stamped = `${base}/${dot > 0 ? file.name.slice(0, dot) : file.name}.${new Date(this.now()).toISOString().replace(/[:.]/g, '-')}${dot > 0 ? file.name.slice(dot) : ''}`;
+      await source.target.move(file.path, stamped);
+      return stamped;
+    }
+  }
+}
+
+/** Mappings with the same convention settings share one parser. */
+function groupHandlers(mappingNames: readonly string[], acks: AcksConfig): Handler[] {
+  const groups = new Map<string, Handler>();
+  for (const name of mappingNames) {
+    const mapping = acks.byMapping[name];
+    if (!mapping) continue;
+    const key = JSON.stringify([mapping.convention, mapping[mapping.convention]]);
+    const group = groups.get(key);
+    if (group) group.mappingNames.push(name);
+    else groups.set(key, { convention: createConvention(mapping), mappingNames: [name] });
+  }
+  return [...groups.values()];
+}
