@@ -13,7 +13,7 @@ import { mappingError } from './errors.ts';
 import { sanitizeNameValue, sanitizeRelativePath, templatePathProblem } from './filename.ts';
 import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
 import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import { attachDocVars, compileTables, compileValue, compileWrappedTemplate, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './values.ts';
+import { addWarning, attachDocVars, finalWarnings, compileTables, compileValue, compileWrappedTemplate, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
 const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
@@ -152,6 +152,7 @@ class Mapping implements LoadedMapping {
       evaluating: new Set(),
       touched: null,
       warnings: [],
+      droppedWarnings: 0,
       cache: new Map(),
     };
     attachDocVars(doc, this.compiled.docVars);
@@ -160,7 +161,7 @@ class Mapping implements LoadedMapping {
     let text: string;
     let emitter: Emitter;
     if (xml) {
-      emitter = new Emitter(doc, settings, explain, xmlCharFilter(xml.config, doc.warnings));
+      emitter = new Emitter(doc, settings, explain, xmlCharFilter(xml.config, (message) => addWarning(doc, message)));
       text = renderXml(xml, emitter, eol, this.encoding.declarationName) + (source.final_newline ? eol : '');
     } else if (csv) {
       emitter = new Emitter(doc, settings, explain);
@@ -177,7 +178,7 @@ class Mapping implements LoadedMapping {
       bytes: this.encoding.encode(text, source.bom),
       encoding: source.encoding,
       mediaType: MEDIA_TYPES[source.format],
-      ...(doc.warnings.length > 0 ? { warnings: doc.warnings } : {}),
+      ...(doc.warnings.length > 0 ? { warnings: finalWarnings(doc) } : {}),
     };
     return { file, trace: emitter.trace ?? [] };
   }

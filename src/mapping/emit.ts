@@ -1,5 +1,5 @@
 import type { OutputEncoding, UnencodablePolicy } from './encoding.ts';
-import type { CompiledValue, DocScope, Scope } from './values.ts';
+import { addWarning, type CompiledValue, type DocScope, type Scope } from './values.ts';
 
 /** One output value and where it came from (`render --explain`). */
 export interface TraceEntry {
@@ -46,6 +46,6 @@ export class Emitter {
     const { encoding, unencodable, replacement } = this.settings;
     if (encoding.fits(filtered)) return filtered;
     const what = scope.datapoint ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})` : scope.at;
-    return encoding.prepare(filtered, unencodable, replacement, what, scope.datapoint?.id, (message) => this.doc.warnings.push(message));
+    return encoding.prepare(filtered, unencodable, replacement, what, scope.datapoint?.id, (message) => addWarning(this.doc, message));
   }
 }

@@ -19,6 +19,7 @@ export interface DocScope {
   /** Datapoints read while evaluating the current value; null unless explaining. */
   touched: string[] | null;
   warnings: string[];
+  droppedWarnings: number;
   /** Results of values that do not depend on the row, computed once per document. */
   cache: Map<CompiledValue, { value: string | undefined; datapoint: Datapoint | undefined }>;
 }
@@ -74,6 +75,18 @@ type Path = ReadonlyArray<PropertyKey>;
 /** Read through a function: the compiler narrows `scope.datapoint` after a reset and forgets sources set it. */
 function datapointIdOf(scope: Scope): number | undefined {
   return scope.datapoint?.id;
+}
+
+const MAX_WARNINGS = 20;
+
+/** Warnings become Rossum messages: keep the first few, then say how many more there were. */
+export function addWarning(doc: DocScope, message: string): void {
+  if (doc.warnings.length < MAX_WARNINGS) doc.warnings.push(message);
+  else doc.droppedWarnings++;
+}
+
+export function finalWarnings(doc: DocScope): string[] {
+  return doc.droppedWarnings > 0 ? [...doc.warnings, `... and ${doc.droppedWarnings} more similar changes`] : doc.warnings;
 }
 
 export function newScope(doc: DocScope): Scope {
