@@ -71,9 +71,10 @@ describe('file names built from document data never leave the target folder', ()
   it('property: any document id yields a safe name inside the target folder', () => {
     const mapping = mappingFrom(xmlMapping('in/{document_id}.{document_id}'));
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom('.', '/', '\\', '\u0000', '\n', 'a', 'C', 'O', 'N', ' ', ':', 'ü', '\u202e') , maxLength: 300 }), (documentId) => {
+      fc.property(fc.string({ unit: fc.constantFrom('.', '/', '\\', '\u0000', '\n', 'a', 'C', 'O', 'N', ' ', ':', 'ü', '\u202e', '\ud800', '\udc00', '🚀'), maxLength: 300 }), (documentId) => {
         const name = mapping.render(annotation({ document_id: documentId })).fileName;
         assertSafe(name, 1);
+        expect(name).toBe(Buffer.from(name, 'utf8').toString('utf8'));
       }),
       { numRuns: 300 },
     );
