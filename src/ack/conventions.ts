@@ -189,7 +189,7 @@ class CsvConvention implements AckConvention {
     const text = decode(bytes, this.config.encoding, fileName, fromName);
     let rows: string[][];
     try {
-      rows = parseCsv(text, { delimiter: this.config.delimiter, bom: true, skip_empty_lines: true, relax_quotes: false, trim: true }) as string[][];
+      rows = parseCsv(text, { delimiter: this.config.delimiter, bom: true, skip_empty_lines: true, relax_quotes: true, trim: true }) as string[][];
     } catch (error) {
       throw new AckParseError(`${fileName}: not readable as CSV with delimiter "${this.config.delimiter}": ${(error as Error).message}`, fromName);
     }

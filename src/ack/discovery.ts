@@ -23,6 +23,8 @@ export interface DiscoveryOptions {
   logger: Logger;
 }
 
+const MTIME_RESOLUTION_MS = 1_000;
+
 interface Seen {
   size: number;
   mtimeMs: number;
@@ -69,8 +71,9 @@ export class PollingDiscovery {
           changing++;
           continue;
         }
-        // Some ERP hosts' clocks run ahead: then the time since we saw it stop changing has to do.
-        const age = Math.max(now - entry.mtimeMs, now - seen.lastChangeAt);
+        // SFTP mtimes have whole seconds, and some ERP hosts' clocks run ahead: an mtime only proves
+        // age beyond its resolution; otherwise the time since we last saw the file change has to do.
+        const age = Math.max(now - (entry.mtimeMs + MTIME_RESOLUTION_MS), now - seen.lastChangeAt);
         if (age >= this.options.minAgeMs) ready.push(toReady(entry, seen.firstSeenAt));
         else changing++;
       }

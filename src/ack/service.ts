@@ -202,13 +202,13 @@ export class AckService {
     this.inFlight.add(key);
     const log = this.options.logger.child({ ackSource: source.name, ackFile: file.path });
     try {
-      const handler = source.handlers.find((candidate) => candidate.convention.claims(file.name));
-      if (!handler) {
+      const handlers = source.handlers.filter((candidate) => candidate.convention.claims(file.name));
+      if (handlers.length === 0) {
         if (!source.unknownNames.has(file.name)) log.warn('no configured ack convention reads a file of this name; left in place');
         source.unknownNames.add(file.name);
         return;
       }
-      await this.processFile(source, handler, file, log);
+      await this.processFile(source, handlers, file, log);
     } catch (error) {
       log.warn({ err: describeError(error), code: isBridgeError(error) ? error.code : undefined }, 'ack file not processed yet; it is tried again at the next pass');
     } finally {
@@ -216,49 +216,30 @@ export class AckService {
     }
   }
 
-  private async processFile(source: Source, handler: Handler, file: ReadyFile, log: Logger): Promise<void> {
+  private async processFile(source: Source, handlers: Handler[], file: ReadyFile, log: Logger): Promise<void> {
     const { ledger, metrics } = this.options;
     let bytes: Buffer;
     try {
-      bytes = await source.target.readFile(file.path);
+      // Empty files (a bare `.ok`) need no read; the listing already proved they are complete.
+      bytes = file.size === 0 ? Buffer.alloc(0) : await source.target.readFile(file.path);
     } catch (error) {
       // Gone between listing and reading: another process took it.
       if (isBridgeError(error) && error.code === 'NOT_FOUND') return source.discovery.forget(file.name);
       throw error;
     }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const lookup = (reference: ParsedAckEntry['reference']) =>
-      ledger.findExportForAck({ target: source.name, by: reference.by, value: reference.value, mappingNames: handler.mappingNames });
-
-    let input: AckFileInput;
-    const unmatched: string[] = [];
-    try {
-      const parsed = handler.convention.parse(file.name, bytes);
-      const entries: AckEntryInput[] = [];
-      for (const entry of parsed) {
-        const record = await lookup(entry.reference);
-        if (!record) {
-          unmatched.push(`${entry.reference.by} ${entry.reference.value}`);
-          continue;
-        }
-        entries.push({ index: entry.index, exportId: record.id, verdict: entry.verdict, messages: entry.messages, erpReference: entry.erpReference });
+    // Several mappings may read the same names (.ok files of two ERPs): the one whose exports the file names wins.
+    let chosen: { input: AckFileInput; unmatched: string[] } | undefined;
+    for (const handler of handlers) {
+      const candidate = await this.interpret(source, handler, file, bytes, sha256, log);
+      if (candidate.input.entries.length > 0) {
+        chosen = candidate;
+        break;
       }
-      input = { source: source.name, fileName: file.path, sha256, convention: handler.convention.kind, disposition: entries.length > 0 ? 'matched' : 'unmatched', landedAt: file.firstSeenAt, entries };
-    } catch (error) {
-      if (!(error instanceof AckParseError)) throw error;
-      const record = error.reference ? await lookup(error.reference) : undefined;
-      log.warn({ err: error.message, exportId: record?.id }, record ? 'unreadable ack file: flagging the export it names' : 'unreadable ack file naming no known export');
-      input = {
-        source: source.name,
-        fileName: file.path,
-        sha256,
-        convention: handler.convention.kind,
-        disposition: 'invalid',
-        error: error.message,
-        landedAt: file.firstSeenAt,
-        entries: record ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: error.message }] }] : [],
-      };
+      chosen ??= candidate;
     }
+    const { input, unmatched } = chosen as { input: AckFileInput; unmatched: string[] };
+    if (input.disposition === 'invalid') log.warn({ err: input.error, exportId: input.entries[0]?.exportId }, input.entries.length > 0 ? 'unreadable ack file: flagging the export it names' : 'unreadable ack file naming no known export');
 
     const result = await ledger.recordAck(input);
     if (!result.alreadyRecorded) {
@@ -280,6 +261,34 @@ export class AckService {
     const archivedTo = await this.archive(source, file, input.disposition);
     await ledger.markAckFileArchived(result.ackFileId, archivedTo);
     source.discovery.forget(file.name);
+  }
+
+  /** Parses with one convention and finds each named export in the ledger. */
+  private async interpret(source: Source, handler: Handler, file: ReadyFile, bytes: Buffer, sha256: string, log: Logger): Promise<{ input: AckFileInput; unmatched: string[] }> {
+    const { ledger } = this.options;
+    const lookup = (reference: ParsedAckEntry['reference']) =>
+      ledger.findExportForAck({ target: source.name, by: reference.by, value: reference.value, mappingNames: handler.mappingNames });
+    const base = { source: source.name, fileName: file.path, sha256, convention: handler.convention.kind, landedAt: file.firstSeenAt };
+    const unmatched: string[] = [];
+    try {
+      const parsed = handler.convention.parse(file.name, bytes);
+      const entries: AckEntryInput[] = [];
+      for (const entry of parsed) {
+        const record = await lookup(entry.reference);
+        if (!record) {
+          unmatched.push(`${entry.reference.by} ${entry.reference.value}`);
+          continue;
+        }
+        entries.push({ index: entry.index, exportId: record.id, verdict: entry.verdict, messages: entry.messages, erpReference: entry.erpReference });
+      }
+      return { input: { ...base, disposition: entries.length > 0 ? 'matched' : 'unmatched', entries }, unmatched };
+    } catch (error) {
+      if (!(error instanceof AckParseError)) throw error;
+      log.debug({ err: error.message, mappings: handler.mappingNames }, 'not readable by this convention');
+      const record = error.reference ? await lookup(error.reference) : undefined;
+      const entries: AckEntryInput[] = record ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: error.message }] }] : [];
+      return { input: { ...base, disposition: 'invalid', error: error.message, entries }, unmatched };
+    }
   }
 
   /** processed/ (or deleted), unmatched/, invalid/ — never silently deleted unless it was recorded. */
