@@ -89,6 +89,12 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   const { url, port } = await server.listen({ host: config.server.host, port: config.server.port });
   logger.info({ url, targets: [...targets.values()].map((t) => t.description), mappings: mappings.names(), ledger: ledger.kind }, 'bridge listening');
 
+  // In the background: a target that is down at start-up must not keep the webhook from answering.
+  const stopReconciling = new AbortController();
+  const reconciling = exportService.reconcileAbandoned({ signal: stopReconciling.signal }).catch((error: unknown) => {
+    logger.warn({ err: describeError(error) }, 'start-up reconciliation failed; interrupted exports are checked on their next delivery');
+  });
+
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -99,7 +105,9 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     metrics,
     close() {
       closing ??= (async () => {
+        stopReconciling.abort();
         await server.close();
+        await reconciling;
         await exportService.idle();
         await Promise.allSettled([...targets.values()].map((target) => target.close()));
         await ledger.close();

@@ -73,6 +73,88 @@ export class ExportService {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
   }
 
+  /**
+   * Start-up: exports left `uploading` by a process that is gone (same host and its pid has ended, or
+   * its lease expired) are checked against what actually reached the server. A file there byte for
+   * byte is recorded as uploaded; otherwise the claim is released so the next delivery uploads it.
+   * Either way the dead upload's temporary files are removed. Deliveries of the same export arriving
+   * meanwhile wait for this instead of racing it.
+   */
+  async reconcileAbandoned(options: { signal?: AbortSignal } = {}): Promise<{ checked: number; recorded: number; released: number }> {
+    const { ledger, logger } = this.options;
+    const result = { checked: 0, recorded: 0, released: 0 };
+    const abandoned = (await ledger.list({ status: ['uploading'], limit: 100_000 })).filter(
+      (record) => record.leaseOwner !== null && record.leaseOwner !== this.owner && ownerIsGone(record.leaseOwner, record.leaseExpiresAt, this.owner),
+    );
+    for (const record of abandoned) {
+      if (options.signal?.aborted) break;
+      const target = this.options.targets.get(record.target);
+      if (!target || this.inflight.has(record.idempotencyKey)) continue;
+      const work = this.reconcileOne(record, target, options.signal);
+      this.inflight.set(record.idempotencyKey, work.then((outcome) => outcome.reply));
+      try {
+        const outcome = await work;
+        if (outcome.kind === 'skipped') continue;
+        result.checked++;
+        if (outcome.kind === 'recorded') result.recorded++;
+        else result.released++;
+      } finally {
+        this.inflight.delete(record.idempotencyKey);
+      }
+    }
+    if (abandoned.length > 0) logger.info(result, 'start-up reconciliation of uploads interrupted by a dead process');
+    return result;
+  }
+
+  private async reconcileOne(dead: ExportRecord, target: Target, signal: AbortSignal | undefined): Promise<{ kind: 'skipped' | 'recorded' | 'released'; reply: ExportReply }> {
+    const { ledger, logger } = this.options;
+    const log = logger.child({ annotationId: dead.annotationId, exportId: dead.id });
+    const retry = transientReply(`Export ${dead.id} was interrupted when the bridge stopped; Rossum's retry will upload it or find it on ${target.description}`);
+    // Releasing under the dead owner's name is a compare-and-set: only one process wins it.
+    try {
+      await ledger.fail(dead.id, dead.leaseOwner as string, { code: 'OWNER_DIED', message: `process ${dead.leaseOwner} ended while uploading`, permanent: false, reply: stored(retry) });
+    } catch {
+      return { kind: 'skipped', reply: retry };
+    }
+    const claim = await ledger.claim({
+      idempotencyKey: dead.idempotencyKey,
+      annotationId: dead.annotationId,
+      requestId: 'start-up reconciliation',
+      mappingName: dead.mappingName,
+      mappingHash: dead.mappingHash,
+      target: dead.target,
+      plannedPath: dead.plannedPath,
+      sha256: dead.sha256,
+      bytes: dead.bytes,
+      owner: this.owner,
+      leaseMs: this.leaseMs,
+    });
+    if (claim.outcome !== 'claimed') return { kind: 'skipped', reply: claim.outcome === 'done' ? replayed(claim.record) : retry };
+    const opOptions = signal ? { signal } : {};
+    try {
+      const found = await this.findOnServer(target, dead, opOptions);
+      const leftovers = (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions)) ?? [];
+      if (leftovers.length > 0) log.info({ leftovers }, 'removed temporary files of the interrupted upload');
+      if (found) {
+        const reply: ExportReply = {
+          statusCode: 200,
+          outcome: 'exported',
+          body: { messages: [{ type: 'info', content: limit(`Exported ${found} to ${target.description} (mapping ${dead.mappingName}, ${dead.bytes} bytes)`) }] },
+        };
+        await ledger.complete(dead.id, this.owner, { remotePath: found, reply: stored(reply) });
+        log.info({ remotePath: found }, 'the interrupted upload had reached the server: recorded as uploaded');
+        return { kind: 'recorded', reply };
+      }
+      await ledger.fail(dead.id, this.owner, { code: 'UPLOAD_INTERRUPTED', message: 'the upload did not reach the server before the process ended', permanent: false, reply: stored(retry) });
+      log.info('the interrupted upload had not reached the server: the next delivery uploads it');
+      return { kind: 'released', reply: retry };
+    } catch (error) {
+      await ledger.fail(dead.id, this.owner, { code: codeOf(error), message: describeError(error), permanent: false, reply: stored(retry) }).catch(() => undefined);
+      log.warn({ code: codeOf(error) }, `could not check the interrupted upload on the server (the next delivery will): ${describeError(error)}`);
+      return { kind: 'released', reply: retry };
+    }
+  }
+
   async handle(payload: ExportPayload, options: HandleOptions = {}): Promise<ExportReply> {
     const started = performance.now();
     const reply = await this.handleUnmeasured(payload, options);
@@ -144,7 +226,7 @@ export class ExportService {
 
   private async exportOnce(prepared: Prepared, payload: ExportPayload, log: Logger, options: HandleOptions): Promise<ExportReply> {
     const { ledger } = this.options;
-    const claim = await ledger.claim({
+    const claimInput = {
       idempotencyKey: prepared.idempotencyKey,
       annotationId: prepared.annotationId,
       requestId: prepared.requestId,
@@ -159,7 +241,17 @@ export class ExportService {
       // What the acks process correlates ERP answers by and reports back to.
       documentRef: prepared.documentRef,
       rossumBaseUrl: payload.base_url ?? null,
-    });
+    };
+    let claim = await ledger.claim(claimInput);
+    const holder = claim.outcome === 'in_progress' ? claim.record.leaseOwner : null;
+    if (holder !== null && ownerIsGone(holder, claim.record.leaseExpiresAt, this.owner)) {
+      // The uploader died (its lease has not run out yet): release its claim and take over, which checks the server first.
+      log.info({ exportId: claim.record.id, deadOwner: holder }, 'the process uploading this export has ended: taking over');
+      await ledger
+        .fail(claim.record.id, holder, { code: 'OWNER_DIED', message: `process ${holder} ended while uploading`, permanent: false, reply: { statusCode: 503, body: { messages: [] } } })
+        .catch(() => undefined);
+      claim = await ledger.claim(claimInput);
+    }
 
     if (claim.outcome === 'done') {
       log.info({ exportId: claim.record.id, status: claim.record.status }, 'duplicate delivery: answering as the first time');
@@ -174,6 +266,9 @@ export class ExportService {
     const opOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(prepared.credentials ? { credentials: prepared.credentials } : {}) };
     try {
       if (claim.takeover) {
+        // An earlier attempt that lost its connection mid-upload could not remove its temporary file.
+        const leftovers = await prepared.target.removeLeftoverTemps?.(prepared.file.fileName, opOptions).catch(() => []);
+        if (leftovers && leftovers.length > 0) log.info({ exportId: record.id, leftovers }, 'removed temporary files of an earlier attempt');
         const reconciled = await this.reconcile(record, prepared, opOptions);
         if (reconciled) {
           log.info({ exportId: record.id, remotePath: reconciled }, 'an earlier attempt had already uploaded this file: recorded without uploading again');
@@ -206,12 +301,20 @@ export class ExportService {
 
   /** After a crash or a lost answer: is the file already there, byte for byte? */
   private async reconcile(record: ExportRecord, prepared: Prepared, opOptions: { signal?: AbortSignal; credentials?: HookCredentials }): Promise<string | null> {
+    return this.findOnServer(prepared.target, { remotePath: record.remotePath, plannedPath: record.plannedPath, bytes: prepared.file.bytes.length, sha256: prepared.sha256 }, opOptions);
+  }
+
+  private async findOnServer(
+    target: Target,
+    record: Pick<ExportRecord, 'remotePath' | 'plannedPath' | 'bytes' | 'sha256'>,
+    opOptions: { signal?: AbortSignal; credentials?: HookCredentials },
+  ): Promise<string | null> {
     const candidates = [...new Set([record.remotePath, record.plannedPath].filter((path): path is string => Boolean(path)))];
     for (const path of candidates) {
-      const stat = await prepared.target.stat(path, opOptions);
-      if (!stat || stat.size !== prepared.file.bytes.length) continue;
-      const bytes = await prepared.target.readFile(path, opOptions);
-      if (createHash('sha256').update(bytes).digest('hex') === prepared.sha256) return path;
+      const stat = await target.stat(path, opOptions);
+      if (!stat || stat.size !== record.bytes) continue;
+      const bytes = await target.readFile(path, opOptions);
+      if (createHash('sha256').update(bytes).digest('hex') === record.sha256) return path;
     }
     return null;
   }
@@ -311,6 +414,26 @@ function codeOf(error: unknown): string {
 
 function limit(text: string): string {
   return truncateContent(text, MESSAGE_LIMIT);
+}
+
+/**
+ * Whether the process behind a lease owner (`host:pid:random`) is gone: its lease expired, or it ran on
+ * this host and its pid has ended. An earlier life of our own pid (containers restart as pid 1) is gone too.
+ */
+export function ownerIsGone(owner: string, leaseExpiresAt: number | null, self: string, now = Date.now()): boolean {
+  if (leaseExpiresAt !== null && leaseExpiresAt < now) return true;
+  const parts = owner.split(':');
+  if (parts.length < 3) return false;
+  const pid = Number(parts[parts.length - 2]);
+  const host = parts.slice(0, -2).join(':');
+  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return owner !== self;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

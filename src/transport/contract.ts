@@ -60,6 +60,8 @@ export interface Target {
   /** Renames within the target folder, creating the destination folder when missing. */
   move(fromRelative: string, toRelative: string, options?: MoveOptions): Promise<void>;
   remove(relativePath: string, options?: OperationOptions): Promise<void>;
+  /** Removes the temporary files an interrupted upload of `relativePath` left behind; returns their paths. */
+  removeLeftoverTemps?(relativePath: string, options?: OperationOptions): Promise<string[]>;
   /** Readiness probe: connects (or reuses a connection) and checks the folder. */
   check(options?: OperationOptions): Promise<void>;
   stats(): PoolStats;

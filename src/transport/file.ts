@@ -7,6 +7,7 @@ import type { MoveOptions, OperationOptions, PoolStats, RemoteEntry, Target, Upl
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';
 import { containedPath, parentOf, versionedName } from './paths.ts';
+import { removeLeftoverTemps } from './leftovers.ts';
 
 const HOST = 'localhost';
 const MAX_VERSIONS = 9_999;
@@ -138,6 +139,10 @@ export class FileTarget implements Target {
         if (errorCodeOf(error) !== 'ENOENT') throw error;
       }
     });
+  }
+
+  removeLeftoverTemps(relativePath: string, options?: OperationOptions): Promise<string[]> {
+    return removeLeftoverTemps(this, this.config.upload, relativePath, options);
   }
 
   async check(options?: OperationOptions): Promise<void> {

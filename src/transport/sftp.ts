@@ -11,6 +11,7 @@ import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, isConnectionLevel, SFTP_STATUS, TransportError } from './errors.ts';
 import { knownKeyTypes, parseKnownHosts, verifyHostKey, type HostKeyPolicy, type HostKeyVerdict } from './hostkey.ts';
 import { containedPath, joinRemote, parentOf, versionedName } from './paths.ts';
+import { removeLeftoverTemps } from './leftovers.ts';
 
 /** Pool statistics plus counters that prove reuse (and feed metrics). */
 export interface SftpPoolStats extends PoolStats {
@@ -243,6 +244,10 @@ export class SftpTarget implements Target {
         if (errorCodeOf(error) !== SFTP_STATUS.NO_SUCH_FILE) throw error;
       }
     });
+  }
+
+  removeLeftoverTemps(relativePath: string, options?: OperationOptions): Promise<string[]> {
+    return removeLeftoverTemps(this, this.context.config.upload, relativePath, options);
   }
 
   async check(options?: OperationOptions): Promise<void> {
