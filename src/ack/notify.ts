@@ -29,9 +29,8 @@ export interface OutcomeDeliveryOptions {
  * The outbox: delivers outcomes recorded in the ledger to Rossum. An outcome leaves the outbox only when
  * Rossum has it (or it failed for good); an unreachable Rossum means "later", never "lost".
  *
- * A rejection note is posted at most once: before posting, the annotation's metadata is marked with the
- * outcome id, so a retry after a crash in between sees the mark and does not post again (the metadata
- * holds the ERP's reasons in any case).
+ * A rejection note is posted once: before posting, the annotation's metadata is marked with the outcome
+ * id and the note carries it too, so a retry after a crash looks for that note before posting again.
  */
 export class OutcomeDelivery {
   private readonly clients = new Map<string, RossumClient>();
@@ -122,11 +121,15 @@ export class OutcomeDelivery {
     const mark = metadata[key] as { outcomeId?: number; state?: string } | undefined;
     if (mark?.outcomeId === outcome.id && mark.state === 'done') return { delivery: 'delivered', note: 'already in Rossum' };
     const base = { ...(plan.metadata ?? {}), outcomeId: outcome.id };
-    let noted = mark?.outcomeId === outcome.id && mark.state === 'note_posting';
-    if (plan.note && !noted) {
-      await client.patchAnnotation(record.annotationId, { metadata: { ...metadata, [key]: { ...base, state: 'note_posting' } } });
-      await client.createNote(record.annotationId, plan.note);
-      noted = true;
+    if (plan.note) {
+      const signature = `[rossum-sftp-bridge ack outcome ${outcome.id}]`;
+      // A crash may have come after Rossum stored the note and before we heard back: look before posting again.
+      const interrupted = mark?.outcomeId === outcome.id && mark.state === 'note_posting';
+      const posted = interrupted && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
+      if (!posted) {
+        if (!interrupted) await client.patchAnnotation(record.annotationId, { metadata: { ...metadata, [key]: { ...base, state: 'note_posting' } } });
+        await client.createNote(record.annotationId, `${plan.note.slice(0, 4000)}\n${signature}`);
+      }
     }
     await client.patchAnnotation(record.annotationId, {
       ...(plan.status ? { status: plan.status } : {}),

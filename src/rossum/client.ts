@@ -224,6 +224,13 @@ export class RossumClient {
     return this.parse(noteSchema, await this.request({ method: 'POST', path: '/v1/notes', body }), 'POST', '/v1/notes');
   }
 
+  /** Notes on one annotation (`GET /v1/notes?annotation=ID`, first page), e.g. to check a note was already posted. */
+  async listNotes(annotationId: number): Promise<RossumNote[]> {
+    const path = `/v1/notes?annotation=${annotationId}`;
+    const page = this.parse(z.looseObject({ results: z.array(noteSchema) }), await this.request({ method: 'GET', path }), 'GET', path);
+    return page.results;
+  }
+
   private async performLogin(): Promise<string> {
     const path = '/v1/auth/login';
     const reply = await this.send({ method: 'POST', path, body: { username: this.config.username, password: this.config.password } }, undefined);

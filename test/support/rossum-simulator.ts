@@ -330,6 +330,7 @@ export class RossumSimulator {
     }
     if (route === '/v1/notes' || route === '/v1/notes/') {
       if (method === 'POST') return this.createNote(body, reply);
+      if (method === 'GET') return this.listNotes(new URL(req.url ?? '/', 'http://simulator').searchParams.get('annotation'), reply);
       return reply(405, { detail: `Method "${method}" not allowed.` });
     }
     return reply(404, { detail: 'Not found.' });
@@ -387,6 +388,15 @@ export class RossumSimulator {
     const note: SimulatedNote = { id: this.nextNoteId++, type: typeof type === 'string' ? type : 'rejection', content: content as string, annotation: annotation as string, createdAt: new Date().toISOString() };
     target.notes.push(note);
     reply(201, { id: note.id, url: `${this.apiUrl}/v1/notes/${note.id}`, type: note.type, content: note.content, annotation: note.annotation, created_at: note.createdAt });
+  }
+
+  /** `GET /v1/notes?annotation=ID`: one page with every note (of that annotation). */
+  private listNotes(annotationId: string | null, reply: (status: number, json?: unknown) => void): void {
+    const annotations = annotationId === null ? [...this.annotations.values()] : [this.annotations.get(Number(annotationId))].filter((a): a is SimulatedAnnotation => a !== undefined);
+    const results = annotations.flatMap((annotation) =>
+      annotation.notes.map((note) => ({ id: note.id, url: `${this.apiUrl}/v1/notes/${note.id}`, type: note.type, content: note.content, annotation: note.annotation, created_at: note.createdAt })),
+    );
+    reply(200, { pagination: { total: results.length, next: null, previous: null }, results });
   }
 
   private serialize(annotation: SimulatedAnnotation): Record<string, unknown> {
