@@ -6,7 +6,7 @@ import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
 import type { MappingRegistry, RenderedFile } from '../mapping/contract.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics, ExportOutcome } from '../observability/metrics.ts';
-import type { HookCredentials, Target } from '../transport/contract.ts';
+import type { HookCredentials, OperationOptions, Target } from '../transport/contract.ts';
 import { truncateContent } from '../rossum/delivery.ts';
 import { resolveRoute, type Route } from './routes.ts';
 
@@ -133,7 +133,7 @@ export class ExportService {
     const opOptions = signal ? { signal } : {};
     try {
       const found = await this.findOnServer(target, dead, opOptions);
-      const leftovers = (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions)) ?? [];
+      const leftovers = (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions).catch(() => [])) ?? [];
       if (leftovers.length > 0) log.info({ leftovers }, 'removed temporary files of the interrupted upload');
       if (found) {
         const reply: ExportReply = {
@@ -266,14 +266,12 @@ export class ExportService {
     const opOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(prepared.credentials ? { credentials: prepared.credentials } : {}) };
     try {
       if (claim.takeover) {
-        // An earlier attempt that lost its connection mid-upload could not remove its temporary file.
-        const leftovers = await prepared.target.removeLeftoverTemps?.(prepared.file.fileName, opOptions).catch(() => []);
-        if (leftovers && leftovers.length > 0) log.info({ exportId: record.id, leftovers }, 'removed temporary files of an earlier attempt');
         const reconciled = await this.reconcile(record, prepared, opOptions);
         if (reconciled) {
           log.info({ exportId: record.id, remotePath: reconciled }, 'an earlier attempt had already uploaded this file: recorded without uploading again');
           const reply = successReply(prepared, reconciled);
           await ledger.complete(record.id, this.owner, { remotePath: reconciled, reply: stored(reply) });
+          await this.removeLeftovers(prepared, record.id, opOptions, log);
           return reply;
         }
       }
@@ -281,6 +279,7 @@ export class ExportService {
       const reply = successReply(prepared, result.remotePath);
       await ledger.complete(record.id, this.owner, { remotePath: result.remotePath, reply: stored(reply) });
       log.info({ exportId: record.id, target: prepared.target.name, remotePath: result.remotePath, bytes: result.bytes }, 'exported');
+      if (claim.takeover) await this.removeLeftovers(prepared, record.id, opOptions, log);
       return reply;
     } catch (error) {
       const permanent = isBridgeError(error) && error.permanent;
@@ -296,6 +295,19 @@ export class ExportService {
       }
       log.warn({ exportId: record.id, code: codeOf(error), permanent }, `export failed: ${describeError(error)}`);
       return reply;
+    }
+  }
+
+  /**
+   * An earlier attempt that lost its connection mid-upload could not remove its temporary file. Done
+   * after this attempt succeeded, when the server is known to answer; failing here changes nothing.
+   */
+  private async removeLeftovers(prepared: Prepared, exportId: number, opOptions: OperationOptions, log: Logger): Promise<void> {
+    try {
+      const leftovers = (await prepared.target.removeLeftoverTemps?.(prepared.file.fileName, opOptions)) ?? [];
+      if (leftovers.length > 0) log.info({ exportId, leftovers }, 'removed temporary files of an earlier attempt');
+    } catch (error) {
+      log.warn({ exportId, err: describeError(error) }, 'could not remove temporary files of an earlier attempt');
     }
   }
 

@@ -25,7 +25,7 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
       expect(report.exportedExactlyOnce).toBe(report.annotations);
       expect(report.failedWithoutMessage).toBe(0);
       expect(report.ledgerMismatches).toEqual([]);
-      expect(report.leftoverTemps).toEqual([]);
+      expect(report.unexplainedTemps).toEqual([]);
       expect(report.unanswered).toEqual([]);
       expect(report.badReplies).toEqual([]);
 
