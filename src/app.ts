@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import type { BridgeConfig } from './config/index.ts';
 import { describeError } from './errors.ts';
+import { ExportHold } from './export/hold.ts';
 import { ExportService } from './export/service.ts';
 import { openLedger, type Ledger } from './ledger/index.ts';
 import { loadMappings } from './mapping/index.ts';
@@ -85,6 +87,9 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     logger,
     metrics,
     readiness,
+    ...(heldMappings(config).length > 0
+      ? { hold: new ExportHold({ ledger, acks: config.acks, secret: config.server.secret ?? randomBytes(32).toString('hex'), logger: logger.child({ component: 'hold' }) }) }
+      : {}),
   });
   const { url, port } = await server.listen({ host: config.server.host, port: config.server.port });
   logger.info({ url, targets: [...targets.values()].map((t) => t.description), mappings: mappings.names(), ledger: ledger.kind }, 'bridge listening');
@@ -115,6 +120,12 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
       return closing;
     },
   };
+}
+
+function heldMappings(config: BridgeConfig): string[] {
+  return Object.entries(config.acks.byMapping)
+    .filter(([, mapping]) => mapping.hold?.enabled)
+    .map(([name]) => name);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

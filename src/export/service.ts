@@ -22,6 +22,9 @@ export interface ExportReply {
   statusCode: 200 | 503;
   body: { messages: RossumMessage[] };
   outcome: ExportOutcome;
+  /** The ledger record answered for (held-export mode waits on its ack). */
+  exportId?: number;
+  mappingName?: string;
 }
 
 export interface ExportServiceOptions {
@@ -269,14 +272,14 @@ export class ExportService {
         const reconciled = await this.reconcile(record, prepared, opOptions);
         if (reconciled) {
           log.info({ exportId: record.id, remotePath: reconciled }, 'an earlier attempt had already uploaded this file: recorded without uploading again');
-          const reply = successReply(prepared, reconciled);
+          const reply = { ...successReply(prepared, reconciled), exportId: record.id, mappingName: prepared.mappingName };
           await ledger.complete(record.id, this.owner, { remotePath: reconciled, reply: stored(reply) });
           await this.removeLeftovers(prepared, record.id, opOptions, log);
           return reply;
         }
       }
       const result = await prepared.target.upload({ relativePath: prepared.file.fileName, bytes: prepared.file.bytes, onExisting: prepared.onExisting }, opOptions);
-      const reply = successReply(prepared, result.remotePath);
+      const reply = { ...successReply(prepared, result.remotePath), exportId: record.id, mappingName: prepared.mappingName };
       await ledger.complete(record.id, this.owner, { remotePath: result.remotePath, reply: stored(reply) });
       log.info({ exportId: record.id, target: prepared.target.name, remotePath: result.remotePath, bytes: result.bytes }, 'exported');
       if (claim.takeover) await this.removeLeftovers(prepared, record.id, opOptions, log);
@@ -413,7 +416,7 @@ export function transientReply(content: string): ExportReply {
 function replayed(record: ExportRecord): ExportReply {
   const reply = record.reply;
   if (!reply) return transientReply(`Export ${record.id} has no recorded answer yet`);
-  return { statusCode: reply.statusCode === 200 ? 200 : 503, body: reply.body as ExportReply['body'], outcome: 'duplicate' };
+  return { statusCode: reply.statusCode === 200 ? 200 : 503, body: reply.body as ExportReply['body'], outcome: 'duplicate', exportId: record.id, mappingName: record.mappingName };
 }
 
 function stored(reply: ExportReply): StoredReply {

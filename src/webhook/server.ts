@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyReply } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { hookEnvelopeSchema, parseExportPayload } from '../annotation/index.ts';
 import { describeError, isBridgeError } from '../errors.ts';
+import type { ExportHold } from '../export/hold.ts';
 import type { ExportReply, ExportService } from '../export/service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics } from '../observability/metrics.ts';
@@ -9,6 +10,8 @@ import { parseJsonBody } from './body.ts';
 import { verifySignature, type SignatureSettings } from './signature.ts';
 
 export const WEBHOOK_PATH = '/webhooks/rossum';
+/** Where Rossum polls a held export (the Location of the 202). */
+export const HELD_PATH = `${WEBHOOK_PATH}/held`;
 
 export interface ReadinessReport {
   ready: boolean;
@@ -25,6 +28,8 @@ export interface WebhookServerOptions {
   logger: Logger;
   metrics: BridgeMetrics;
   readiness: () => Promise<ReadinessReport>;
+  /** Held-export mode (202 + Location until the ERP answers), for mappings that ask for it. */
+  hold?: ExportHold;
 }
 
 /**
@@ -93,8 +98,20 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     }
 
     const result = await withDeadline(options.exportService.handle(payload, { signal: AbortSignal.timeout(options.deadlineMs), deadlineMs: options.deadlineMs }), options.deadlineMs, payload.annotation.id);
+    const held = options.hold ? await options.hold.hold(result, `${request.protocol}://${request.host}${HELD_PATH}`) : null;
+    if (held) {
+      options.metrics.webhookRequests.inc({ status: String(held.statusCode) });
+      return reply.code(held.statusCode).headers(held.headers).send(held.body);
+    }
     options.metrics.webhookRequests.inc({ status: String(result.statusCode) });
     return reply.code(result.statusCode).send(result.body);
+  });
+
+  app.get<{ Params: { exportId: string; token: string } }>(`${HELD_PATH}/:exportId/:token`, async (request, reply) => {
+    if (!options.hold) return sendError(reply, 404, 'Held exports are not enabled', options.metrics);
+    const answer = await options.hold.poll(Number(request.params.exportId), request.params.token);
+    options.metrics.webhookRequests.inc({ status: String(answer.statusCode) });
+    return reply.code(answer.statusCode).headers(answer.headers).send(answer.body);
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
