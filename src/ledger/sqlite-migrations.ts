@@ -91,4 +91,6 @@ export const sqliteMigrations: readonly string[] = [
   CREATE INDEX ack_outcomes_due ON ack_outcomes (delivery, next_attempt_at);
   CREATE INDEX ack_outcomes_export ON ack_outcomes (export_id, id);
   `,
+  // 3: ack outcomes are read per ack file (each file's own outcomes after recording it).
+  `CREATE INDEX ack_outcomes_file ON ack_outcomes (ack_file_id);`,
 ];

@@ -107,6 +107,7 @@ export class SqliteLedger implements Ledger {
   readonly kind = 'sqlite' as const;
   readonly db: Database.Database;
   private readonly now: () => number;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteLedgerOptions) {
     this.now = options.now ?? Date.now;
@@ -164,12 +165,12 @@ export class SqliteLedger implements Ledger {
   }
 
   private selectById(id: number): ExportRecord | undefined {
-    const row = this.db.prepare(`${SELECT_EXPORT} WHERE e.id = ?`).get(id) as ExportRow | undefined;
+    const row = this.stmt(`${SELECT_EXPORT} WHERE e.id = ?`).get(id) as ExportRow | undefined;
     return row ? rowToRecord(row) : undefined;
   }
 
   private addEvent(exportId: number, kind: string, detail: Record<string, unknown>): void {
-    this.db.prepare('INSERT INTO export_events (export_id, at, kind, detail) VALUES (?, ?, ?, ?)').run(exportId, this.now(), kind, JSON.stringify(detail));
+    this.stmt('INSERT INTO export_events (export_id, at, kind, detail) VALUES (?, ?, ?, ?)').run(exportId, this.now(), kind, JSON.stringify(detail));
   }
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
@@ -293,17 +294,25 @@ export class SqliteLedger implements Ledger {
 
   // ── acknowledgements ──
 
+  /** Prepared once: the ack loop runs the same few statements for every file. */
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   async awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {
     const run = this.db.transaction(() => {
       const now = this.now();
       let adopted = 0;
       for (const rule of rules) {
         const where = `mapping_name = ? AND status = 'uploaded' AND ack_state IS NULL AND uploaded_at >= ?`;
-        this.db
-          .prepare(`INSERT INTO export_events (export_id, at, kind, detail) SELECT id, ?, 'awaiting_ack', json_object('deadlineAt', uploaded_at + ?) FROM exports WHERE ${where}`)
+        this.stmt(`INSERT INTO export_events (export_id, at, kind, detail) SELECT id, ?, 'awaiting_ack', json_object('deadlineAt', uploaded_at + ?) FROM exports WHERE ${where}`)
           .run(now, rule.deadlineMs, rule.mappingName, rule.since);
-        adopted += this.db
-          .prepare(`UPDATE exports SET ack_state = 'awaiting_ack', ack_deadline_at = uploaded_at + ?, updated_at = ? WHERE ${where}`)
+        adopted += this.stmt(`UPDATE exports SET ack_state = 'awaiting_ack', ack_deadline_at = uploaded_at + ?, updated_at = ? WHERE ${where}`)
           .run(rule.deadlineMs, now, rule.mappingName, rule.since).changes;
       }
       return adopted;
@@ -333,13 +342,12 @@ export class SqliteLedger implements Ledger {
   async recordAck(input: AckFileInput): Promise<RecordAckResult> {
     const run = this.db.transaction((): RecordAckResult => {
       const now = this.now();
-      const inserted = this.db
-        .prepare(
+      const inserted = this.stmt(
           `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (source, file_name, sha256) DO NOTHING`,
         )
         .run(input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now);
-      const ackFileId = (this.db.prepare('SELECT id FROM ack_files WHERE source = ? AND file_name = ? AND sha256 = ?').get(input.source, input.fileName, input.sha256) as { id: number }).id;
+      const ackFileId = (this.stmt('SELECT id FROM ack_files WHERE source = ? AND file_name = ? AND sha256 = ?').get(input.source, input.fileName, input.sha256) as { id: number }).id;
       if (inserted.changes === 0) return { ackFileId, alreadyRecorded: true, outcomes: this.outcomesOfFile(ackFileId) };
       for (const entry of input.entries) {
         const record = this.selectById(entry.exportId);
@@ -364,8 +372,7 @@ export class SqliteLedger implements Ledger {
           codes: entry.messages.map((m) => m.code).filter(Boolean),
           ...(entry.erpReference ? { erpReference: entry.erpReference } : {}),
         });
-        this.db
-          .prepare(
+        this.stmt(
             `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
           )
@@ -377,26 +384,24 @@ export class SqliteLedger implements Ledger {
   }
 
   private outcomesOfFile(ackFileId: number): AckOutcome[] {
-    return (this.db.prepare('SELECT * FROM ack_outcomes WHERE ack_file_id = ? ORDER BY id').all(ackFileId) as OutcomeRow[]).map(rowToOutcome);
+    return (this.stmt('SELECT * FROM ack_outcomes WHERE ack_file_id = ? ORDER BY id').all(ackFileId) as OutcomeRow[]).map(rowToOutcome);
   }
 
   async markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void> {
-    this.db.prepare('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?').run(archivedTo ?? '(deleted)', this.now(), ackFileId);
+    this.stmt('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?').run(archivedTo ?? '(deleted)', this.now(), ackFileId);
   }
 
   async expireAcks(limit = 500): Promise<AckOutcome[]> {
     const run = this.db.transaction((): AckOutcome[] => {
       const now = this.now();
-      const due = this.db
-        .prepare(`SELECT id, ack_deadline_at FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? ORDER BY ack_deadline_at LIMIT ?`)
+      const due = this.stmt(`SELECT id, ack_deadline_at FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? ORDER BY ack_deadline_at LIMIT ?`)
         .all(now, limit) as Array<{ id: number; ack_deadline_at: number }>;
       const outcomes: AckOutcome[] = [];
       for (const row of due) {
-        this.db.prepare(`UPDATE exports SET ack_state = 'ack_timeout', updated_at = ? WHERE id = ? AND ack_state = 'awaiting_ack'`).run(now, row.id);
+        this.stmt(`UPDATE exports SET ack_state = 'ack_timeout', updated_at = ? WHERE id = ? AND ack_state = 'awaiting_ack'`).run(now, row.id);
         this.addEvent(row.id, 'ack_timeout', { deadlineAt: row.ack_deadline_at });
         const detail: AckOutcomeDetail = { messages: [], previousState: 'awaiting_ack', deadlineAt: row.ack_deadline_at };
-        const inserted = this.db
-          .prepare(
+        const inserted = this.stmt(
             `INSERT INTO ack_outcomes (export_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
              VALUES (?, ?, 'timeout', ?, 'pending', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
           )
@@ -411,13 +416,12 @@ export class SqliteLedger implements Ledger {
   async claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {
     const run = this.db.transaction((): AckOutcome[] => {
       const now = this.now();
-      const rows = this.db
-        .prepare(
+      const rows = this.stmt(
           `SELECT * FROM ack_outcomes WHERE delivery = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)
            ORDER BY next_attempt_at, id LIMIT ?`,
         )
         .all(now, now, limit) as OutcomeRow[];
-      const lease = this.db.prepare('UPDATE ack_outcomes SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ?');
+      const lease = this.stmt('UPDATE ack_outcomes SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ?');
       for (const row of rows) lease.run(owner, now + leaseMs, row.id);
       return rows.map((row) => rowToOutcome({ ...row, attempts: row.attempts + 1 }));
     });
@@ -427,18 +431,16 @@ export class SqliteLedger implements Ledger {
   async settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
     const run = this.db.transaction(() => {
       const now = this.now();
-      const row = this.db.prepare('SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?').get(id, owner) as { export_id: number; kind: string } | undefined;
+      const row = this.stmt('SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?').get(id, owner) as { export_id: number; kind: string } | undefined;
       if (!row) throw lostOutcomeLease(id);
       if (settlement.delivery === 'retry') {
-        this.db
-          .prepare('UPDATE ack_outcomes SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?')
+        this.stmt('UPDATE ack_outcomes SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?')
           .run(settlement.retryAt, settlement.error, id);
         this.addEvent(row.export_id, 'rossum_delivery_retry', { outcome: row.kind, error: settlement.error, retryAt: settlement.retryAt });
         return;
       }
       const error = settlement.delivery === 'failed' ? settlement.error : null;
-      this.db
-        .prepare('UPDATE ack_outcomes SET delivery = ?, delivered_at = ?, last_error = coalesce(?, last_error), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?')
+      this.stmt('UPDATE ack_outcomes SET delivery = ?, delivered_at = ?, last_error = coalesce(?, last_error), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?')
         .run(settlement.delivery, now, error, id);
       if (settlement.delivery !== 'not_needed') {
         this.addEvent(row.export_id, settlement.delivery === 'failed' ? 'rossum_delivery_failed' : 'rossum_told', {
@@ -453,18 +455,18 @@ export class SqliteLedger implements Ledger {
   }
 
   async outcomes(exportId: number): Promise<AckOutcome[]> {
-    return (this.db.prepare('SELECT * FROM ack_outcomes WHERE export_id = ? ORDER BY id').all(exportId) as OutcomeRow[]).map(rowToOutcome);
+    return (this.stmt('SELECT * FROM ack_outcomes WHERE export_id = ? ORDER BY id').all(exportId) as OutcomeRow[]).map(rowToOutcome);
   }
 
   async outcomeBacklog(): Promise<Record<AckDelivery, number>> {
-    const rows = this.db.prepare('SELECT delivery, count(*) AS n FROM ack_outcomes GROUP BY delivery').all() as Array<{ delivery: AckDelivery; n: number }>;
+    const rows = this.stmt('SELECT delivery, count(*) AS n FROM ack_outcomes GROUP BY delivery').all() as Array<{ delivery: AckDelivery; n: number }>;
     const backlog = { ...EMPTY_BACKLOG };
     for (const row of rows) backlog[row.delivery] = row.n;
     return backlog;
   }
 
   async startHold(exportId: number, until: number): Promise<void> {
-    const changed = this.db.prepare(`UPDATE exports SET hold_until = ?, hold_state = 'pending', updated_at = ? WHERE id = ? AND hold_state IS NULL`).run(until, this.now(), exportId);
+    const changed = this.stmt(`UPDATE exports SET hold_until = ?, hold_state = 'pending', updated_at = ? WHERE id = ? AND hold_state IS NULL`).run(until, this.now(), exportId);
     if (changed.changes === 1) this.addEvent(exportId, 'hold_started', { until });
   }
 
