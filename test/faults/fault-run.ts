@@ -67,6 +67,8 @@ export interface FaultReport {
   reconciled: { checked: number; recorded: number; released: number };
   /** Attempts that got no HTTP answer although the bridge was up (timeouts, resets). */
   unanswered: string[];
+  /** Requests reset while SIGTERM closed idle keep-alive connections (sent, not yet read by the bridge). */
+  resetDuringStop: string[];
   /** Attempts answered 5xx other than 503, or 503 without a message. */
   badReplies: string[];
   sigtermExitCodes: Array<number | null>;
@@ -123,6 +125,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   let serve = await startServe();
   /** Windows in which the bridge was down on purpose: attempts failing then are Rossum's to retry. */
   const downWindows: Array<{ from: number; to: number; startedAfter?: number }> = [];
+  const stopWindows: Array<{ from: number; to: number }> = [];
 
   // ── the documents and what each must look like on the server ────────────────────
   const mappings = loadMappings(join(repoRoot, 'mappings'));
@@ -213,10 +216,11 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   const faults: FaultEvent[] = [];
   const sigtermExitCodes: Array<number | null> = [];
   const ledgerReader = (): Database.Database => new Database(ledgerPath, { readonly: true, fileMustExist: true });
-  const uploadingRows = (): number => {
+  const uploadingRows = (ownerPid?: number): number => {
     const db = ledgerReader();
     try {
-      return (db.prepare("SELECT count(*) AS n FROM exports WHERE status = 'uploading'").get() as { n: number }).n;
+      const owner = ownerPid === undefined ? '%' : `%:${ownerPid}:%`;
+      return (db.prepare("SELECT count(*) AS n FROM exports WHERE status = 'uploading' AND lease_owner LIKE ?").get(owner) as { n: number }).n;
     } finally {
       db.close();
     }
@@ -271,16 +275,19 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
       const waitUntil = Date.now() + 5_000;
       while (Date.now() < waitUntil && inFlight === 0) await sleep(1);
       const inFlightAtSignal = inFlight;
+      const stoppedPid = serve.pid;
       const from = Date.now();
       serve.kill('SIGTERM');
       const exit = await Promise.race([serve.exited, sleep(20_000).then(() => null)]);
       if (exit === null) serve.kill('SIGKILL');
       sigtermExitCodes.push(exit === null ? null : exit.code);
       const stoppedAt = Date.now();
+      const uploadingAfterStop = uploadingRows(stoppedPid);
+      stopWindows.push({ from, to: stoppedAt });
       serve = await startServe();
       // Requests started before the signal must have been answered; later ones may be refused (Rossum retries them).
       downWindows.push({ from, to: Date.now(), startedAfter: from - 5 });
-      return { inFlightAtSignal, exitCode: exit?.code ?? 'hung', stopMs: stoppedAt - from, signalAt: from };
+      return { inFlightAtSignal, uploadingAfterStop, exitCode: exit?.code ?? 'hung', stopMs: stoppedAt - from, signalAt: from };
     },
   };
 
@@ -356,12 +363,16 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   }
 
   const unanswered: string[] = [];
+  const resetDuringStop: string[] = [];
   const badReplies: string[] = [];
   for (const { id, record, endedAt } of attempts) {
     const startedAt = endedAt - record.durationMs;
     if (record.statusCode === null) {
       const excused = downWindows.some((w) => startedAt <= w.to && endedAt >= w.from - 50 && (w.startedAfter === undefined || startedAt >= w.startedAfter));
-      if (!excused) unanswered.push(`${id} attempt ${record.attempt}: ${record.error ?? 'no answer'} after ${Math.round(record.durationMs)} ms`);
+      // Node closes idle keep-alive sockets on close: a request still unread in one is reset (Rossum retries it).
+      const resetAtStop = /ECONNRESET|socket hang up|other side closed/i.test(record.error ?? '') && stopWindows.some((w) => endedAt >= w.from && endedAt <= w.to + 50);
+      if (resetAtStop) resetDuringStop.push(`${id} attempt ${record.attempt}: ${record.error} after ${Math.round(record.durationMs)} ms`);
+      else if (!excused) unanswered.push(`${id} attempt ${record.attempt}: ${record.error ?? 'no answer'} after ${Math.round(record.durationMs)} ms`);
     } else if (record.statusCode >= 500 && (record.statusCode !== 503 || !/"error"/.test(record.bodyExcerpt))) {
       badReplies.push(`${id} attempt ${record.attempt}: ${record.statusCode} ${record.bodyExcerpt.slice(0, 160)}`);
     } else if (record.statusCode === 503 && record.durationMs > ROSSUM_TIMEOUT_S * 1000) {
@@ -392,6 +403,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     unexplainedTemps,
     reconciled,
     unanswered,
+    resetDuringStop,
     badReplies,
     sigtermExitCodes,
     ledgerMismatches,
@@ -426,6 +438,7 @@ export function formatTable(report: FaultReport): string {
       `${report.reconciled.checked} (found on the server ${report.reconciled.recorded}, re-uploaded on the next delivery ${report.reconciled.released})`,
     ],
     ['attempts unanswered while the bridge was up', report.unanswered.length],
+    ['unread requests reset by the graceful stop (Rossum retried)', report.resetDuringStop.length],
     ['5xx replies other than 503 + message', report.badReplies.length],
     ['ledger rows disagreeing with the folder', report.ledgerMismatches.length],
     ['SIGTERM exit codes', report.sigtermExitCodes.join(', ') || '-'],
