@@ -10,7 +10,7 @@ import { parseTargetUrl, type Target, type TargetConfig } from '../transport/ind
 import type { AcksConfig } from './config.ts';
 import { AckParseError, createConvention, type AckConvention, type ParsedAckEntry } from './conventions.ts';
 import { FolderWatcher, PollingDiscovery, type ReadyFile } from './discovery.ts';
-import { Limiter } from './limit.ts';
+import { Limiter, runLimited } from './limit.ts';
 import { OutcomeDelivery } from './notify.ts';
 import { compileIgnore } from './pattern.ts';
 
@@ -186,10 +186,10 @@ export class AckService {
       }
       changing += found.changing;
       files += found.ready.length;
-      for (const file of found.ready) {
-        if (this.stopping) break;
-        void this.limiter.run(() => this.handleFile(source, file));
-      }
+      // A bounded number of files in flight, not one promise per file of a 10,000-file folder.
+      await runLimited(found.ready, this.options.acks.concurrency, async (file) => {
+        if (!this.stopping) await this.limiter.run(() => this.handleFile(source, file));
+      });
     }
     await this.limiter.idle();
     const delivered = await this.delivery.pump();
