@@ -56,7 +56,9 @@ async function main(): Promise<void> {
     ].join('\n'),
   );
 
-  const child = spawn(process.execPath, [join(root, 'bin/rossum-sftp-bridge'), 'serve', '--config', configFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // BENCH_PROFILE=DIR writes a CPU profile of the serve process there.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, join(root, 'bin/rossum-sftp-bridge'), 'serve', '--config', configFile], { stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}/webhooks/rossum`;
   for (let tries = 0; ; tries++) {
     if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
