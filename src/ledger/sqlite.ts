@@ -160,7 +160,7 @@ export class SqliteLedger implements Ledger {
   }
 
   private selectByKey(key: string): ExportRecord | undefined {
-    const row = this.db.prepare(`${SELECT_EXPORT} WHERE e.idempotency_key = ?`).get(key) as ExportRow | undefined;
+    const row = this.stmt(`${SELECT_EXPORT} WHERE e.idempotency_key = ?`).get(key) as ExportRow | undefined;
     return row ? rowToRecord(row) : undefined;
   }
 
@@ -176,8 +176,7 @@ export class SqliteLedger implements Ledger {
   async claim(input: ClaimInput): Promise<ClaimResult> {
     const run = this.db.transaction((): ClaimResult => {
       const now = this.now();
-      const inserted = this.db
-        .prepare(
+      const inserted = this.stmt(
           `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, sha256, bytes, status,
              attempts, lease_owner, lease_expires_at, created_at, updated_at, document_ref, rossum_base_url)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploading', 1, ?, ?, ?, ?, ?, ?)
@@ -200,7 +199,7 @@ export class SqliteLedger implements Ledger {
           input.rossumBaseUrl ?? null,
         );
       const existing = this.selectByKey(input.idempotencyKey) as ExportRecord;
-      this.db.prepare('INSERT OR IGNORE INTO export_requests (export_id, request_id, received_at) VALUES (?, ?, ?)').run(existing.id, input.requestId, now);
+      this.stmt('INSERT OR IGNORE INTO export_requests (export_id, request_id, received_at) VALUES (?, ?, ?)').run(existing.id, input.requestId, now);
       if (inserted.changes === 1) {
         this.addEvent(existing.id, 'claimed', { requestId: input.requestId, plannedPath: input.plannedPath, mappingHash: input.mappingHash });
         return { outcome: 'claimed', record: this.selectById(existing.id) as ExportRecord, takeover: false };
@@ -210,8 +209,7 @@ export class SqliteLedger implements Ledger {
         return { outcome: 'in_progress', record: this.selectById(existing.id) as ExportRecord };
       }
       if (existing.status === 'uploading' || existing.status === 'retryable') {
-        this.db
-          .prepare(`UPDATE exports SET status = 'uploading', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`)
+        this.stmt(`UPDATE exports SET status = 'uploading', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`)
           .run(input.owner, now + input.leaseMs, now, existing.id);
         this.addEvent(existing.id, 'takeover', { requestId: input.requestId, previousStatus: existing.status, previousOwner: existing.leaseOwner });
         return { outcome: 'claimed', record: this.selectById(existing.id) as ExportRecord, takeover: true };
@@ -225,8 +223,7 @@ export class SqliteLedger implements Ledger {
   async complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void> {
     const run = this.db.transaction(() => {
       const now = this.now();
-      const changed = this.db
-        .prepare(
+      const changed = this.stmt(
           `UPDATE exports SET status = 'uploaded', remote_path = ?, reply = ?, error_code = NULL, error = NULL, lease_owner = NULL,
              lease_expires_at = NULL, updated_at = ?, uploaded_at = ?, remote_name = ?, remote_stem = ? WHERE id = ? AND lease_owner = ?`,
         )
@@ -240,8 +237,7 @@ export class SqliteLedger implements Ledger {
   async fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void> {
     const run = this.db.transaction(() => {
       const now = this.now();
-      const changed = this.db
-        .prepare(
+      const changed = this.stmt(
           `UPDATE exports SET status = ?, error_code = ?, error = ?, reply = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
            WHERE id = ? AND lease_owner = ?`,
         )
@@ -274,11 +270,11 @@ export class SqliteLedger implements Ledger {
     if (filter.createdBefore !== undefined) (where.push('e.created_at < ?'), params.push(filter.createdBefore));
     const sql = `${SELECT_EXPORT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY e.id LIMIT ?`;
     params.push(filter.limit ?? 1000);
-    return (this.db.prepare(sql).all(...params) as ExportRow[]).map(rowToRecord);
+    return (this.stmt(sql).all(...params) as ExportRow[]).map(rowToRecord);
   }
 
   async events(exportId: number): Promise<LedgerEvent[]> {
-    const rows = this.db.prepare('SELECT id, export_id, at, kind, detail FROM export_events WHERE export_id = ? ORDER BY id').all(exportId) as Array<{
+    const rows = this.stmt('SELECT id, export_id, at, kind, detail FROM export_events WHERE export_id = ? ORDER BY id').all(exportId) as Array<{
       id: number;
       export_id: number;
       at: number;
@@ -330,8 +326,7 @@ export class SqliteLedger implements Ledger {
       mappings = ` AND e.mapping_name IN (${lookup.mappingNames.map(() => '?').join(', ')})`;
       params.push(...lookup.mappingNames);
     }
-    const row = this.db
-      .prepare(
+    const row = this.stmt(
         `${SELECT_EXPORT} WHERE e.target = ? AND ${column} = ? AND e.status = 'uploaded'${mappings}
          ORDER BY CASE WHEN e.ack_state IS NULL OR e.ack_state IN ('awaiting_ack', 'ack_timeout', 'ack_invalid') THEN 0 ELSE 1 END, e.id DESC LIMIT 1`,
       )
@@ -362,8 +357,7 @@ export class SqliteLedger implements Ledger {
           ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
         };
         if (state !== null) {
-          this.db
-            .prepare('UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?')
+          this.stmt('UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?')
             .run(state, now, input.fileName, entry.erpReference ?? null, now, record.id);
         }
         this.addEvent(record.id, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
@@ -471,8 +465,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async moveHold(exportId: number, from: readonly HoldState[], to: HoldState): Promise<boolean> {
-    const changed = this.db
-      .prepare(`UPDATE exports SET hold_state = ?, updated_at = ? WHERE id = ? AND hold_state IN (${from.map(() => '?').join(', ')})`)
+    const changed = this.stmt(`UPDATE exports SET hold_state = ?, updated_at = ? WHERE id = ? AND hold_state IN (${from.map(() => '?').join(', ')})`)
       .run(to, this.now(), exportId, ...from);
     if (changed.changes === 1) this.addEvent(exportId, `hold_${to}`, {});
     return changed.changes === 1;

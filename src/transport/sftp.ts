@@ -380,24 +380,22 @@ export class SftpTarget implements Target {
     const tempRemote = this.remote(tempRelative === '.' ? tempName : tempRelative);
     let tempWritten = false;
     try {
+      let handle: Buffer;
       try {
-        tempWritten = true;
-        await conn.client.put(request.bytes, tempRemote);
+        handle = await openForWrite(conn, tempRemote);
       } catch (error) {
         if (!upload.createDirs || !isNoSuchFile(error)) throw error;
         await mkdirp(conn, posix.dirname(tempRemote));
-        await conn.client.put(request.bytes, tempRemote);
+        handle = await openForWrite(conn, tempRemote);
       }
-      if (upload.mode !== undefined) await call<void>((cb) => conn.sftp.chmod(tempRemote, Number.parseInt(upload.mode as string, 8), cb));
-      if (upload.verifySize) {
-        const stats = await call<Stats>((cb) => conn.sftp.stat(tempRemote, cb));
-        if (stats.size !== request.bytes.length) {
-          throw new TransportError(
-            'SIZE_MISMATCH',
-            `upload of ${relative} to ${this.context.hostLabel}: the server stored ${stats.size} bytes of ${request.bytes.length}; the file was not published`,
-            { permanent: false, host: this.context.hostLabel, path: relative },
-          );
-        }
+      tempWritten = true;
+      const written = await writeWholeFile(conn, handle, request.bytes, upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8));
+      if (upload.verifySize && written.size !== request.bytes.length) {
+        throw new TransportError(
+          'SIZE_MISMATCH',
+          `upload of ${relative} to ${this.context.hostLabel}: the server stored ${written.size} bytes of ${request.bytes.length}; the file was not published`,
+          { permanent: false, host: this.context.hostLabel, path: relative },
+        );
       }
       state.committed = true;
       const remotePath = await this.placeFile(conn, tempRemote, relative, request.onExisting);
@@ -804,6 +802,43 @@ async function endConnection(conn: Connection): Promise<void> {
   } catch {
     rawClient(conn.client).destroy();
   }
+}
+
+function openForWrite(conn: Connection, remotePath: string): Promise<Buffer> {
+  return call<Buffer>((cb) => conn.sftp.open(remotePath, 'w', cb));
+}
+
+/** ssh2's smallest write payload (non-OpenSSH servers): one request never gets split behind our back. */
+const SINGLE_WRITE_BYTES = 34_000 - 2 * 1024;
+
+/**
+ * A file that fits one write request: write, optional fchmod, fstat and close go out back to back on
+ * one handle. SFTP servers answer a handle's requests in order, so the fstat sees every byte written
+ * and the whole file costs one round trip after the open. Larger files are written one request after
+ * another (no parallel writes: some servers mishandle them), then checked the same way.
+ */
+async function writeWholeFile(conn: Connection, handle: Buffer, bytes: Buffer, mode: number | undefined): Promise<{ size: number }> {
+  const writeChunk = (offset: number, length: number): Promise<void> =>
+    call<void>((cb) => conn.sftp.write(handle, bytes, offset, length, offset, (error) => cb(error, undefined)));
+  const pending: Array<Promise<unknown>> = [];
+  try {
+    if (bytes.length <= SINGLE_WRITE_BYTES) {
+      if (bytes.length > 0) pending.push(writeChunk(0, bytes.length));
+    } else {
+      for (let offset = 0; offset < bytes.length; offset += SINGLE_WRITE_BYTES) {
+        await writeChunk(offset, Math.min(SINGLE_WRITE_BYTES, bytes.length - offset));
+      }
+    }
+  } catch (error) {
+    await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
+    throw error;
+  }
+  if (mode !== undefined) pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
+  const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+  const close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
+  const results = await Promise.allSettled([...pending, stat, close]);
+  for (const result of results) if (result.status === 'rejected') throw result.reason;
+  return { size: (await stat).size };
 }
 
 function call<T>(invoke: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
