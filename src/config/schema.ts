@@ -9,6 +9,13 @@ export const serverConfigSchema = z
   .strictObject({
     host: z.string().default('0.0.0.0').describe('Interface the webhook listens on'),
     port: z.number().int().min(0).max(65535).default(8080).describe('TCP port of the webhook (0 picks a free one)'),
+    workers: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe('Processes serving the webhook on the same port and ledger (each has its own SFTP pools: connections = workers × pool.size)'),
     secret: z
       .string()
       .min(16, 'use at least 16 characters (Rossum hook.config.secret)')

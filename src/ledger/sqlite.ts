@@ -119,9 +119,9 @@ export class SqliteLedger implements Ledger {
     }
     try {
       this.db = new Database(options.path);
+      this.db.pragma('busy_timeout = 5000');
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
       this.db.pragma('foreign_keys = ON');
       this.migrate();
     } catch (error) {
@@ -133,11 +133,12 @@ export class SqliteLedger implements Ledger {
   }
 
   private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > sqliteMigrations.length) {
-      throw new Error(`ledger schema version ${current} is newer than this program knows (${sqliteMigrations.length}); upgrade the bridge`);
-    }
+    // Read the version under the write lock: processes starting together (serve workers, acks) migrate once.
     const apply = this.db.transaction(() => {
+      const current = this.db.pragma('user_version', { simple: true }) as number;
+      if (current > sqliteMigrations.length) {
+        throw new Error(`ledger schema version ${current} is newer than this program knows (${sqliteMigrations.length}); upgrade the bridge`);
+      }
       for (let version = current; version < sqliteMigrations.length; version++) {
         this.db.exec(sqliteMigrations[version] as string);
         this.db.pragma(`user_version = ${version + 1}`);
