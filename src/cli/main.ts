@@ -1,39 +1,33 @@
 import { Command } from 'commander';
 import { describeError, isBridgeError } from '../errors.ts';
 
-/**
- * Each command lives in `commands/<name>.ts` and exports `register(program)`; main only assembles them.
- */
-const commandModules = [
-  './commands/serve.ts',
-  './commands/dev.ts',
-  './commands/render.ts',
-  './commands/check.ts',
-  './commands/test.ts',
-  './commands/send.ts',
-  './commands/acks.ts',
-  './commands/status.ts',
-];
+import { register as registerAcks } from './commands/acks.ts';
+import { register as registerCheck } from './commands/check.ts';
+import { register as registerDev } from './commands/dev.ts';
+import { register as registerRender } from './commands/render.ts';
+import { register as registerSend } from './commands/send.ts';
+import { register as registerServe } from './commands/serve.ts';
+import { register as registerStatus } from './commands/status.ts';
+import { register as registerTest } from './commands/test.ts';
 
-interface CommandModule {
-  register(program: Command): void;
-}
+/** Each command lives in `commands/<name>.ts` and exports `register(program)`; main only assembles them. */
+const commands: ReadonlyArray<(program: Command) => void> = [
+  registerServe,
+  registerAcks,
+  registerDev,
+  registerRender,
+  registerCheck,
+  registerTest,
+  registerSend,
+  registerStatus,
+];
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('rossum-sftp-bridge')
     .description('Rossum export webhook → mapping → atomic SFTP upload, with a ledger and ERP acknowledgements')
     .showHelpAfterError();
-  for (const path of commandModules) {
-    let loaded: Partial<CommandModule>;
-    try {
-      loaded = (await import(path)) as Partial<CommandModule>;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String(error).includes(path.slice(2))) continue;
-      throw error;
-    }
-    loaded.register?.(program);
-  }
+  for (const register of commands) register(program);
   await program.parseAsync(argv);
 }
 
