@@ -1,32 +1,41 @@
 /**
- * `npm run schema`: publishes the mapping language from its one declaration (src/mapping/schema.ts):
- * schema/mapping.schema.json for editors (yaml-language-server) and the reference in docs/mappings.md.
+ * `npm run schema`: publishes the mapping language and the bridge config from their one declaration
+ * each (src/mapping/schema.ts, src/config/schema.ts): JSON Schemas for editors (yaml-language-server)
+ * and the references in docs/mappings.md and docs/configuration.md. `--check` fails when stale.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { configJsonSchema, configReference } from '../src/config/docs.ts';
 import { mappingJsonSchema, mappingReference } from '../src/mapping/docs.ts';
 
 const root = join(import.meta.dirname, '..');
-const schemaPath = join(root, 'schema', 'mapping.schema.json');
-const docsPath = join(root, 'docs', 'mappings.md');
-const schema = `${JSON.stringify(mappingJsonSchema(), null, 2)}\n`;
-// The hand-written guide above "## Reference" is kept; everything below it is generated.
-const currentDocs = (() => {
+
+function read(path: string, fallback: string): string {
   try {
-    return readFileSync(docsPath, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch {
-    return '# Mapping files\n';
+    return fallback;
   }
-})();
-const docs = mappingReference(currentDocs.split(/^## Reference$/m)[0] ?? '');
+}
+
+/** The hand-written guide above "## Reference" is kept; everything below it is generated. */
+function withReference(docsPath: string, heading: string, reference: (intro: string) => string): string {
+  return reference(read(docsPath, `${heading}\n`).split(/^## Reference$/m)[0] ?? '');
+}
+
+const mappingDocs = join(root, 'docs', 'mappings.md');
+const configDocs = join(root, 'docs', 'configuration.md');
+const outputs: Array<[string, string]> = [
+  [join(root, 'schema', 'mapping.schema.json'), `${JSON.stringify(mappingJsonSchema(), null, 2)}\n`],
+  [mappingDocs, withReference(mappingDocs, '# Mapping files', mappingReference)],
+  [join(root, 'schema', 'config.schema.json'), `${JSON.stringify(configJsonSchema(), null, 2)}\n`],
+  [configDocs, withReference(configDocs, '# Configuration', configReference)],
+];
+
 const check = process.argv.includes('--check');
 let stale = false;
-for (const [path, content] of [[schemaPath, schema], [docsPath, docs]] as const) {
-  let current = '';
-  try {
-    current = readFileSync(path, 'utf8');
-  } catch {}
-  if (current === content) continue;
+for (const [path, content] of outputs) {
+  if (read(path, '') === content) continue;
   if (check) {
     process.stderr.write(`${path} is out of date: run npm run schema\n`);
     stale = true;
