@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as wait } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import { viewAnnotation, type ExportPayload } from '../annotation/index.ts';
 import { BridgeError, describeError, isBridgeError } from '../errors.ts';
@@ -451,14 +452,7 @@ export function ownerIsGone(owner: string, leaseExpiresAt: number | null, self: 
   }
 }
 
+/** Waits, or stops waiting early when the signal aborts (the caller checks `signal.aborted`). */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  return wait(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 }
