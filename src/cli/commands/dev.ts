@@ -78,7 +78,7 @@ async function runDev(options: DevOptions): Promise<void> {
   out(`  acks folder   ${sshd.acksDir}`);
   out(`  config        ${configFile}`);
   out(`  metrics       ${bridge.url.replace(/\/webhooks\/rossum$/, '/metrics')}`);
-  out(`  try           npx rossum-sftp-bridge send test/fixtures/rossum/export-invoice.json --url ${bridge.url} --secret ${secret}`);
+  out(`  try           node bin/rossum-sftp-bridge send test/fixtures/rossum/export-invoice.json --url ${bridge.url} --secret ${secret}`);
 
   if (options.demo) {
     out();
