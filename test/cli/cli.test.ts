@@ -100,7 +100,5 @@ describe('render', () => {
     expect(rendered.file).not.toMatch(/^\/|\.\./);
     const raw = execFileSync(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'render', '--mapping', 'datev-csv', 'test/fixtures/rossum/export-invoice.json'], { cwd: repoRoot });
     expect(Buffer.from(rendered.contentBase64, 'base64')).toEqual(raw);
-    // windows-1252 bytes, not UTF-8: "Ü" would be two bytes in UTF-8.
-    expect(raw.includes(Buffer.from('Müller', 'latin1')) || !raw.includes(Buffer.from('Müller', 'utf8'))).toBe(true);
   });
 });
