@@ -50,6 +50,8 @@ export class OutputEncoding {
   readonly isUtf: boolean;
   readonly declarationName: string;
   private readonly cache = new Map<number, boolean>();
+  /** Per character: its substitute under `transliterate` (undefined = none) and its description for warnings. */
+  private readonly substitutes = new Map<string, { substitute: string | undefined; described: string }>();
   private readonly asciiSafe: boolean;
   private readonly singleByte: boolean;
 
@@ -119,9 +121,14 @@ export class OutputEncoding {
           datapointId,
         );
       }
-      const substitute = policy === 'transliterate' ? this.transliterate(ch) : undefined;
+      let known = this.substitutes.get(ch);
+      if (!known) {
+        known = { substitute: this.transliterate(ch), described: describeChar(ch) };
+        this.substitutes.set(ch, known);
+      }
+      const substitute = policy === 'transliterate' ? known.substitute : undefined;
       out += substitute ?? replacement;
-      replaced.push(`${describeChar(ch)} → "${substitute ?? replacement}"`);
+      replaced.push(`${known.described} → "${substitute ?? replacement}"`);
     }
     warn(`${what}: replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
     return out;
