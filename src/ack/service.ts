@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { posix } from 'node:path';
 import { describeError, isBridgeError } from '../errors.ts';
-import type { AckEntryInput, AckFileInput, Ledger } from '../ledger/index.ts';
+import type { AckEntryInput, AckFileInput, Ledger, RecordAckResult } from '../ledger/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics } from '../observability/metrics.ts';
 import type { RossumApiConfig } from '../rossum/index.ts';
@@ -43,7 +43,24 @@ interface Source {
   discovery: PollingDiscovery;
   watcher: FolderWatcher | undefined;
   unknownNames: Set<string>;
+  /** Files the watcher reported since the last flush (gathered into batches). */
+  watched: ReadyFile[];
 }
+
+/** A file read and interpreted, waiting to be recorded with its batch. */
+interface Prepared {
+  file: ReadyFile;
+  input: AckFileInput;
+  unmatched: string[];
+}
+
+/**
+ * Files recorded per ledger transaction. Large enough that a 10,000-file folder costs a few hundred
+ * commits, small enough that the first Rossum calls start early and a listing page stays in memory.
+ */
+const BATCH_FILES = 100;
+/** Batches in progress at once: one is read or archived over the pool while another is recorded. */
+const BATCHES_IN_FLIGHT = 2;
 
 export interface PassReport {
   files: number;
@@ -73,7 +90,7 @@ export class AckService {
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
     const { acks } = options;
-    this.limiter = new Limiter(acks.concurrency);
+    this.limiter = new Limiter(BATCHES_IN_FLIGHT);
     this.delivery = new OutcomeDelivery({
       ledger: options.ledger,
       rossum: options.rossum,
@@ -108,14 +125,15 @@ export class AckService {
         discovery: new PollingDiscovery(target, folder, { minAgeMs: acks.minAgeMs, ignored, logger: log, now: this.now }),
         watcher: undefined,
         unknownNames: new Set(),
+        watched: [],
       };
       const url = parseTargetUrl(options.targetConfigs[readFrom]?.url ?? '');
       const events = source.watch === 'events' || (source.watch === 'auto' && url.ok && url.value.scheme === 'file');
       if (events && url.ok && url.value.scheme === 'file') {
         const absolute = folder === '' ? url.value.dir : posix.join(url.value.dir, folder);
-        entry.watcher = new FolderWatcher(absolute, folder, { minAgeMs: acks.minAgeMs, ignored, logger: log, usePolling: acks.usePolling, intervalMs: acks.watchIntervalMs }, (file) => {
-          if (!this.stopping) void this.limiter.run(() => this.handleFile(entry, file));
-        });
+        entry.watcher = new FolderWatcher(absolute, folder, { minAgeMs: acks.minAgeMs, ignored, logger: log, usePolling: acks.usePolling, intervalMs: acks.watchIntervalMs }, (file) =>
+          this.watchedFile(entry, file),
+        );
       }
       this.sources.push(entry);
     }
@@ -186,9 +204,10 @@ export class AckService {
       }
       changing += found.changing;
       files += found.ready.length;
-      // A bounded number of files in flight, not one promise per file of a 10,000-file folder.
-      await runLimited(found.ready, this.options.acks.concurrency, async (file) => {
-        if (!this.stopping) await this.limiter.run(() => this.handleFile(source, file));
+      const batches: ReadyFile[][] = [];
+      for (let i = 0; i < found.ready.length; i += BATCH_FILES) batches.push(found.ready.slice(i, i + BATCH_FILES));
+      await runLimited(batches, BATCHES_IN_FLIGHT, async (batch) => {
+        if (!this.stopping) await this.limiter.run(() => this.handleBatch(source, batch));
       });
     }
     await this.limiter.idle();
@@ -196,42 +215,112 @@ export class AckService {
     return { files, adopted, timedOut: expired.length, delivered, changing };
   }
 
-  private async handleFile(source: Source, file: ReadyFile): Promise<void> {
-    const key = `${source.name}\u0000${file.path}`;
-    if (this.inFlight.has(key) || this.stopping) return;
-    this.inFlight.add(key);
-    const log = this.options.logger.child({ ackSource: source.name, ackFile: file.path });
+  /** chokidar reports files one by one: those reported in the same turn of the event loop form batches. */
+  private watchedFile(source: Source, file: ReadyFile): void {
+    if (this.stopping) return;
+    source.watched.push(file);
+    if (source.watched.length > 1) return;
+    setImmediate(() => {
+      const files = source.watched.splice(0);
+      for (let i = 0; i < files.length && !this.stopping; i += BATCH_FILES) {
+        const batch = files.slice(i, i + BATCH_FILES);
+        void this.limiter.run(() => this.handleBatch(source, batch));
+      }
+    });
+  }
+
+  /**
+   * Reads and interprets the batch's files (`concurrency` at a time over the pool), records them in one
+   * ledger transaction, starts telling Rossum, archives each file, then marks the batch archived in one
+   * transaction. A crash anywhere leaves each file either unrecorded or recorded and still in the folder
+   * (archived at the next pass), never archived unrecorded.
+   */
+  private async handleBatch(source: Source, files: readonly ReadyFile[]): Promise<void> {
+    const { ledger, metrics, logger, acks } = this.options;
+    const mine: ReadyFile[] = [];
+    for (const file of files) {
+      const key = `${source.name}\u0000${file.path}`;
+      if (this.inFlight.has(key) || this.stopping) continue;
+      this.inFlight.add(key);
+      mine.push(file);
+    }
+    const notYet = (file: ReadyFile, error: unknown, message: string): void =>
+      logger.warn({ ackSource: source.name, ackFile: file.path, err: describeError(error), code: isBridgeError(error) ? error.code : undefined }, message);
     try {
-      const handlers = source.handlers.filter((candidate) => candidate.convention.claims(file.name));
-      if (handlers.length === 0) {
-        if (!source.unknownNames.has(file.name)) log.warn('no configured ack convention reads a file of this name; left in place');
-        source.unknownNames.add(file.name);
+      const prepared: Prepared[] = [];
+      await runLimited(mine, acks.concurrency, async (file) => {
+        try {
+          const ready = await this.prepare(source, file);
+          if (ready) prepared.push(ready);
+        } catch (error) {
+          notYet(file, error, 'ack file not processed yet; it is tried again at the next pass');
+        }
+      });
+      if (prepared.length === 0) return;
+
+      let results: RecordAckResult[];
+      try {
+        results = await ledger.recordAcks(prepared.map((item) => item.input));
+      } catch (error) {
+        logger.warn({ ackSource: source.name, files: prepared.length, err: describeError(error) }, 'ack files not recorded yet; they are tried again at the next pass');
         return;
       }
-      await this.processFile(source, handlers, file, log);
-    } catch (error) {
-      log.warn({ err: describeError(error), code: isBridgeError(error) ? error.code : undefined }, 'ack file not processed yet; it is tried again at the next pass');
+      let pending = false;
+      prepared.forEach((item, index) => {
+        const result = results[index] as RecordAckResult;
+        this.reportRecorded(source, item, result);
+        pending ||= result.outcomes.some((outcome) => outcome.delivery === 'pending');
+      });
+      if (pending) void this.delivery.pump().catch(() => undefined);
+
+      const archived: Array<{ ackFileId: number; archivedTo: string | null; name: string }> = [];
+      await runLimited(
+        prepared.map((item, index) => ({ item, result: results[index] as RecordAckResult })),
+        acks.concurrency,
+        async ({ item, result }) => {
+          try {
+            archived.push({ ackFileId: result.ackFileId, archivedTo: await this.archive(source, item.file, item.input.disposition), name: item.file.name });
+          } catch (error) {
+            notYet(item.file, error, 'ack recorded but not archived yet; it is archived at the next pass');
+          }
+        },
+      );
+      try {
+        await ledger.markAckFilesArchived(archived);
+      } catch (error) {
+        // The files are in the archive folders already; only where they went is not noted.
+        logger.warn({ ackSource: source.name, files: archived.length, err: describeError(error) }, 'could not note in the ledger where ack files were archived');
+      }
+      for (const item of archived) source.discovery.forget(item.name);
     } finally {
-      this.inFlight.delete(key);
+      for (const file of mine) this.inFlight.delete(`${source.name}\u0000${file.path}`);
     }
   }
 
-  private async processFile(source: Source, handlers: Handler[], file: ReadyFile, log: Logger): Promise<void> {
-    const { ledger, metrics } = this.options;
+  /** Reads one file and picks the convention reading it; null when it is not ours (or gone). */
+  private async prepare(source: Source, file: ReadyFile): Promise<Prepared | null> {
+    const handlers = source.handlers.filter((candidate) => candidate.convention.claims(file.name));
+    if (handlers.length === 0) {
+      if (!source.unknownNames.has(file.name)) this.options.logger.warn({ ackSource: source.name, ackFile: file.path }, 'no configured ack convention reads a file of this name; left in place');
+      source.unknownNames.add(file.name);
+      return null;
+    }
     let bytes: Buffer;
     try {
-      // Empty files (a bare `.ok`) need no read; the listing already proved they are complete.
-      bytes = file.size === 0 ? Buffer.alloc(0) : await source.target.readFile(file.path);
+      bytes = await source.target.readFile(file.path);
     } catch (error) {
       // Gone between listing and reading: another process took it.
-      if (isBridgeError(error) && error.code === 'NOT_FOUND') return source.discovery.forget(file.name);
+      if (isBridgeError(error) && error.code === 'NOT_FOUND') {
+        source.discovery.forget(file.name);
+        return null;
+      }
       throw error;
     }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     // Several mappings may read the same names (.ok files of two ERPs): the one whose exports the file names wins.
     let chosen: { input: AckFileInput; unmatched: string[] } | undefined;
     for (const handler of handlers) {
-      const candidate = await this.interpret(source, handler, file, bytes, sha256, log);
+      const candidate = await this.interpret(source, handler, file, bytes, sha256);
       if (candidate.input.entries.length > 0) {
         chosen = candidate;
         break;
@@ -239,33 +328,37 @@ export class AckService {
       chosen ??= candidate;
     }
     const { input, unmatched } = chosen as { input: AckFileInput; unmatched: string[] };
-    if (input.disposition === 'invalid') log.warn({ err: input.error, exportId: input.entries[0]?.exportId }, input.entries.length > 0 ? 'unreadable ack file: flagging the export it names' : 'unreadable ack file naming no known export');
-
-    const result = await ledger.recordAck(input);
-    if (!result.alreadyRecorded) {
-      metrics?.ackFiles.inc({ source: source.name, disposition: input.disposition });
-      for (const outcome of result.outcomes) {
-        metrics?.ackOutcomes.inc({ kind: outcome.kind });
-        log.info({ exportId: outcome.exportId, outcome: outcome.kind, codes: outcome.detail.messages.map((m) => m.code).filter(Boolean) }, `ack recorded: ${outcome.kind}`);
-      }
-      if (input.disposition === 'unmatched') log.warn({ references: unmatched }, 'ack matches no export in the ledger: moved to the unmatched folder');
-      else if (unmatched.length > 0) {
-        metrics?.ackFiles.inc({ source: source.name, disposition: 'rows_unmatched' });
-        log.warn({ references: unmatched }, `${unmatched.length} row(s) of the ack match no export`);
-      }
-    } else {
-      log.info('ack file was recorded before (an earlier run stopped before archiving it): archiving now');
+    if (input.disposition === 'invalid') {
+      this.options.logger.warn(
+        { ackSource: source.name, ackFile: file.path, err: input.error, exportId: input.entries[0]?.exportId },
+        input.entries.length > 0 ? 'unreadable ack file: flagging the export it names' : 'unreadable ack file naming no known export',
+      );
     }
-    if (result.outcomes.some((outcome) => outcome.delivery === 'pending')) void this.delivery.pump().catch(() => undefined);
+    return { file, input, unmatched };
+  }
 
-    const archivedTo = await this.archive(source, file, input.disposition);
-    await ledger.markAckFileArchived(result.ackFileId, archivedTo);
-    source.discovery.forget(file.name);
+  private reportRecorded(source: Source, { file, input, unmatched }: Prepared, result: RecordAckResult): void {
+    const { metrics, logger } = this.options;
+    const where = { ackSource: source.name, ackFile: file.path };
+    if (result.alreadyRecorded) {
+      logger.info(where, 'ack file was recorded before (an earlier run stopped before archiving it): archiving now');
+      return;
+    }
+    metrics?.ackFiles.inc({ source: source.name, disposition: input.disposition });
+    for (const outcome of result.outcomes) {
+      metrics?.ackOutcomes.inc({ kind: outcome.kind });
+      logger.info({ ...where, exportId: outcome.exportId, outcome: outcome.kind, codes: outcome.detail.messages.map((m) => m.code).filter(Boolean) }, `ack recorded: ${outcome.kind}`);
+    }
+    if (input.disposition === 'unmatched') logger.warn({ ...where, references: unmatched }, 'ack matches no export in the ledger: moved to the unmatched folder');
+    else if (unmatched.length > 0) {
+      metrics?.ackFiles.inc({ source: source.name, disposition: 'rows_unmatched' });
+      logger.warn({ ...where, references: unmatched }, `${unmatched.length} row(s) of the ack match no export`);
+    }
   }
 
   /** Parses with one convention and finds each named export in the ledger. */
-  private async interpret(source: Source, handler: Handler, file: ReadyFile, bytes: Buffer, sha256: string, log: Logger): Promise<{ input: AckFileInput; unmatched: string[] }> {
-    const { ledger } = this.options;
+  private async interpret(source: Source, handler: Handler, file: ReadyFile, bytes: Buffer, sha256: string): Promise<{ input: AckFileInput; unmatched: string[] }> {
+    const { ledger, acks } = this.options;
     const lookup = (reference: ParsedAckEntry['reference']) =>
       ledger.findExportForAck({ target: source.name, by: reference.by, value: reference.value, mappingNames: handler.mappingNames });
     const base = { source: source.name, fileName: file.path, sha256, convention: handler.convention.kind, landedAt: file.firstSeenAt };
@@ -279,12 +372,14 @@ export class AckService {
           unmatched.push(`${entry.reference.by} ${entry.reference.value}`);
           continue;
         }
-        entries.push({ index: entry.index, exportId: record.id, verdict: entry.verdict, messages: entry.messages, erpReference: entry.erpReference });
+        // Rossum hears of an on-time acceptance only when there is an ERP reference to store.
+        const quietIfAccepted = !acks.byMapping[record.mappingName]?.storeErpReference || !entry.erpReference;
+        entries.push({ index: entry.index, exportId: record.id, verdict: entry.verdict, messages: entry.messages, erpReference: entry.erpReference, quietIfAccepted });
       }
       return { input: { ...base, disposition: entries.length > 0 ? 'matched' : 'unmatched', entries }, unmatched };
     } catch (error) {
       if (!(error instanceof AckParseError)) throw error;
-      log.debug({ err: error.message, mappings: handler.mappingNames }, 'not readable by this convention');
+      this.options.logger.debug({ ackSource: source.name, ackFile: file.path, err: error.message, mappings: handler.mappingNames }, 'not readable by this convention');
       const record = error.reference ? await lookup(error.reference) : undefined;
       const entries: AckEntryInput[] = record ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: error.message }] }] : [];
       return { input: { ...base, disposition: 'invalid', error: error.message, entries }, unmatched };

@@ -52,3 +52,11 @@ export function rowToOutcome(row: OutcomeRow): AckOutcome {
 }
 
 export const EMPTY_BACKLOG: Record<AckDelivery, number> = { pending: 0, delivered: 0, not_needed: 0, by_hold: 0, failed: 0 };
+
+/** How an outcome enters the outbox: duplicates and quiet on-time acceptances need no Rossum call. */
+export function initialDelivery(kind: AckOutcomeKind, entry: { quietIfAccepted?: boolean }, holdState: string | null): AckDelivery {
+  if (kind === 'duplicate') return 'not_needed';
+  // A held export's poll reply or release still goes through the outbox, whatever the verdict.
+  if (kind === 'accepted' && entry.quietIfAccepted === true && holdState === null) return 'not_needed';
+  return 'pending';
+}

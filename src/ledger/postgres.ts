@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { BridgeError } from '../errors.ts';
 import { postgresMigrations } from './postgres-migrations.ts';
-import { ackTransition, EMPTY_BACKLOG, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
+import { ackTransition, EMPTY_BACKLOG, initialDelivery, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
 import { rowToRecord, type ExportRow } from './sqlite.ts';
 import type {
   AckDelivery,
@@ -251,56 +251,70 @@ export class PostgresLedger implements Ledger {
   }
 
   async recordAck(input: AckFileInput): Promise<RecordAckResult> {
+    return (await this.recordAcks([input]))[0] as RecordAckResult;
+  }
+
+  async recordAcks(inputs: readonly AckFileInput[]): Promise<RecordAckResult[]> {
+    if (inputs.length === 0) return [];
+    // Files in name order: two processes recording overlapping batches take their locks in the same order.
+    const order = inputs.map((input, index) => ({ input, index })).sort((a, b) => (a.input.fileName < b.input.fileName ? -1 : a.input.fileName > b.input.fileName ? 1 : 0));
     return this.transaction(async (client) => {
-      const now = this.now();
-      const inserted = await client.query<{ id: number }>(
-        `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
-        [input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now],
-      );
-      if (inserted.rows.length === 0) {
-        const existing = await client.query<{ id: number }>('SELECT id FROM ack_files WHERE source = $1 AND file_name = $2 AND sha256 = $3', [input.source, input.fileName, input.sha256]);
-        const ackFileId = existing.rows[0]?.id as number;
-        return { ackFileId, alreadyRecorded: true, outcomes: await this.outcomesOfFile(client, ackFileId) };
-      }
-      const ackFileId = inserted.rows[0]?.id as number;
-      for (const entry of input.entries) {
-        // Row lock: a concurrent ack or timeout for the same export waits and then sees this decision.
-        const locked = await client.query('SELECT id FROM exports WHERE id = $1 FOR UPDATE', [entry.exportId]);
-        if (locked.rows.length === 0) continue;
-        const record = (await this.select(client, 'e.id = $1', [entry.exportId])) as ExportRecord;
-        const previous = record.ackState ?? record.status;
-        const { state, kind } = ackTransition(previous, entry.verdict);
-        const detail: AckOutcomeDetail = {
-          ackFile: input.fileName,
-          messages: entry.messages,
-          erpReference: entry.erpReference ?? null,
-          previousState: previous,
-          ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
-        };
-        if (state !== null) {
-          await client.query('UPDATE exports SET ack_state = $1, ack_at = $2, ack_file = $3, erp_reference = coalesce($4, erp_reference), updated_at = $2 WHERE id = $5', [
-            state,
-            now,
-            input.fileName,
-            entry.erpReference ?? null,
-            record.id,
-          ]);
-        }
-        await this.addEvent(client, record.id, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
-          ackFile: input.fileName,
-          verdict: entry.verdict,
-          codes: entry.messages.map((m) => m.code).filter(Boolean),
-          ...(entry.erpReference ? { erpReference: entry.erpReference } : {}),
-        });
-        await client.query(
-          `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (dedupe_key) DO NOTHING`,
-          [record.id, ackFileId, `file:${ackFileId}:${entry.index}`, kind, JSON.stringify(detail), kind === 'duplicate' ? 'not_needed' : 'pending', now],
-        );
-      }
-      return { ackFileId, alreadyRecorded: false, outcomes: await this.outcomesOfFile(client, ackFileId) };
+      const results: RecordAckResult[] = new Array<RecordAckResult>(inputs.length);
+      for (const { input, index } of order) results[index] = await this.recordOneAck(client, input);
+      return results;
     });
+  }
+
+  private async recordOneAck(client: pg.PoolClient, input: AckFileInput): Promise<RecordAckResult> {
+    const now = this.now();
+    const inserted = await client.query<{ id: number }>(
+      `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
+      [input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now],
+    );
+    if (inserted.rows.length === 0) {
+      const existing = await client.query<{ id: number }>('SELECT id FROM ack_files WHERE source = $1 AND file_name = $2 AND sha256 = $3', [input.source, input.fileName, input.sha256]);
+      const ackFileId = existing.rows[0]?.id as number;
+      return { ackFileId, alreadyRecorded: true, outcomes: await this.outcomesOfFile(client, ackFileId) };
+    }
+    const ackFileId = inserted.rows[0]?.id as number;
+    for (const entry of input.entries) {
+      // Row lock: a concurrent ack or timeout for the same export waits and then sees this decision.
+      const locked = await client.query('SELECT id FROM exports WHERE id = $1 FOR UPDATE', [entry.exportId]);
+      if (locked.rows.length === 0) continue;
+      const record = (await this.select(client, 'e.id = $1', [entry.exportId])) as ExportRecord;
+      const previous = record.ackState ?? record.status;
+      const { state, kind } = ackTransition(previous, entry.verdict);
+      const detail: AckOutcomeDetail = {
+        ackFile: input.fileName,
+        messages: entry.messages,
+        erpReference: entry.erpReference ?? null,
+        previousState: previous,
+        ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
+      };
+      if (state !== null) {
+        await client.query('UPDATE exports SET ack_state = $1, ack_at = $2, ack_file = $3, erp_reference = coalesce($4, erp_reference), updated_at = $2 WHERE id = $5', [
+          state,
+          now,
+          input.fileName,
+          entry.erpReference ?? null,
+          record.id,
+        ]);
+      }
+      await this.addEvent(client, record.id, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
+        ackFile: input.fileName,
+        verdict: entry.verdict,
+        codes: entry.messages.map((m) => m.code).filter(Boolean),
+        ...(entry.erpReference ? { erpReference: entry.erpReference } : {}),
+      });
+      const delivery = initialDelivery(kind, entry, record.holdState);
+      await client.query(
+        `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at, delivered_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING`,
+        [record.id, ackFileId, `file:${ackFileId}:${entry.index}`, kind, JSON.stringify(detail), delivery, now, delivery === 'pending' ? null : now],
+      );
+    }
+    return { ackFileId, alreadyRecorded: false, outcomes: await this.outcomesOfFile(client, ackFileId) };
   }
 
   private async outcomesOfFile(client: pg.PoolClient, ackFileId: number): Promise<AckOutcome[]> {
@@ -309,7 +323,16 @@ export class PostgresLedger implements Ledger {
   }
 
   async markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void> {
-    await this.pool.query('UPDATE ack_files SET archived_to = $1, archived_at = $2 WHERE id = $3', [archivedTo ?? '(deleted)', this.now(), ackFileId]);
+    await this.markAckFilesArchived([{ ackFileId, archivedTo }]);
+  }
+
+  async markAckFilesArchived(archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void> {
+    if (archived.length === 0) return;
+    await this.pool.query(
+      `UPDATE ack_files SET archived_to = coalesce(a.archived_to, '(deleted)'), archived_at = $3
+       FROM unnest($1::bigint[], $2::text[]) AS a (id, archived_to) WHERE ack_files.id = a.id`,
+      [archived.map((item) => item.ackFileId), archived.map((item) => item.archivedTo), this.now()],
+    );
   }
 
   async expireAcks(limit = 500): Promise<AckOutcome[]> {

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BridgeError } from '../errors.ts';
-import { ackTransition, EMPTY_BACKLOG, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
+import { ackTransition, EMPTY_BACKLOG, initialDelivery, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
 import { sqliteMigrations } from './sqlite-migrations.ts';
 import type {
   AckDelivery,
@@ -336,46 +336,62 @@ export class SqliteLedger implements Ledger {
   }
 
   async recordAck(input: AckFileInput): Promise<RecordAckResult> {
-    const run = this.db.transaction((): RecordAckResult => {
-      const now = this.now();
-      const inserted = this.stmt(
-          `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (source, file_name, sha256) DO NOTHING`,
-        )
-        .run(input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now);
-      const ackFileId = (this.stmt('SELECT id FROM ack_files WHERE source = ? AND file_name = ? AND sha256 = ?').get(input.source, input.fileName, input.sha256) as { id: number }).id;
-      if (inserted.changes === 0) return { ackFileId, alreadyRecorded: true, outcomes: this.outcomesOfFile(ackFileId) };
-      for (const entry of input.entries) {
-        const record = this.selectById(entry.exportId);
-        if (!record) continue;
-        const previous = record.ackState ?? record.status;
-        const { state, kind } = ackTransition(previous, entry.verdict);
-        const detail: AckOutcomeDetail = {
-          ackFile: input.fileName,
-          messages: entry.messages,
-          erpReference: entry.erpReference ?? null,
-          previousState: previous,
-          ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
-        };
-        if (state !== null) {
-          this.stmt('UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?')
-            .run(state, now, input.fileName, entry.erpReference ?? null, now, record.id);
-        }
-        this.addEvent(record.id, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
-          ackFile: input.fileName,
-          verdict: entry.verdict,
-          codes: entry.messages.map((m) => m.code).filter(Boolean),
-          ...(entry.erpReference ? { erpReference: entry.erpReference } : {}),
-        });
-        this.stmt(
-            `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
-          )
-          .run(record.id, ackFileId, `file:${ackFileId}:${entry.index}`, kind, JSON.stringify(detail), kind === 'duplicate' ? 'not_needed' : 'pending', now, now);
-      }
-      return { ackFileId, alreadyRecorded: false, outcomes: this.outcomesOfFile(ackFileId) };
-    });
+    return (await this.recordAcks([input]))[0] as RecordAckResult;
+  }
+
+  async recordAcks(inputs: readonly AckFileInput[]): Promise<RecordAckResult[]> {
+    if (inputs.length === 0) return [];
+    // One commit for the batch: per-file commits each rewrote the same index pages into the WAL.
+    const run = this.db.transaction((): RecordAckResult[] => inputs.map((input) => this.recordOneAck(input)));
     return run.immediate();
+  }
+
+  private recordOneAck(input: AckFileInput): RecordAckResult {
+    const now = this.now();
+    const inserted = this.stmt(
+        `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
+      )
+      .get(input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now) as { id: number } | undefined;
+    if (!inserted) {
+      const ackFileId = (this.stmt('SELECT id FROM ack_files WHERE source = ? AND file_name = ? AND sha256 = ?').get(input.source, input.fileName, input.sha256) as { id: number }).id;
+      return { ackFileId, alreadyRecorded: true, outcomes: this.outcomesOfFile(ackFileId) };
+    }
+    const ackFileId = inserted.id;
+    const outcomes: AckOutcome[] = [];
+    for (const entry of input.entries) {
+      const record = this.stmt('SELECT id, status, ack_state, hold_state FROM exports WHERE id = ?').get(entry.exportId) as
+        | Pick<ExportRow, 'id' | 'status' | 'ack_state' | 'hold_state'>
+        | undefined;
+      if (!record) continue;
+      const previous = record.ack_state ?? record.status;
+      const { state, kind } = ackTransition(previous, entry.verdict);
+      const detail: AckOutcomeDetail = {
+        ackFile: input.fileName,
+        messages: entry.messages,
+        erpReference: entry.erpReference ?? null,
+        previousState: previous,
+        ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
+      };
+      if (state !== null) {
+        this.stmt('UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?')
+          .run(state, now, input.fileName, entry.erpReference ?? null, now, record.id);
+      }
+      this.addEvent(record.id, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
+        ackFile: input.fileName,
+        verdict: entry.verdict,
+        codes: entry.messages.map((m) => m.code).filter(Boolean),
+        ...(entry.erpReference ? { erpReference: entry.erpReference } : {}),
+      });
+      const delivery = initialDelivery(kind, entry, record.hold_state ?? null);
+      const row = this.stmt(
+          `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at, delivered_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
+        )
+        .get(record.id, ackFileId, `file:${ackFileId}:${entry.index}`, kind, JSON.stringify(detail), delivery, now, now, delivery === 'pending' ? null : now) as OutcomeRow | undefined;
+      if (row) outcomes.push(rowToOutcome(row));
+    }
+    return { ackFileId, alreadyRecorded: false, outcomes };
   }
 
   private outcomesOfFile(ackFileId: number): AckOutcome[] {
@@ -383,7 +399,17 @@ export class SqliteLedger implements Ledger {
   }
 
   async markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void> {
-    this.stmt('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?').run(archivedTo ?? '(deleted)', this.now(), ackFileId);
+    await this.markAckFilesArchived([{ ackFileId, archivedTo }]);
+  }
+
+  async markAckFilesArchived(archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void> {
+    if (archived.length === 0) return;
+    const run = this.db.transaction(() => {
+      const now = this.now();
+      const update = this.stmt('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?');
+      for (const { ackFileId, archivedTo } of archived) update.run(archivedTo ?? '(deleted)', now, ackFileId);
+    });
+    run.immediate();
   }
 
   async expireAcks(limit = 500): Promise<AckOutcome[]> {

@@ -136,6 +136,11 @@ export interface AckEntryInput {
   verdict: AckVerdict;
   messages: AckMessage[];
   erpReference?: string | null;
+  /**
+   * An on-time acceptance of an export that is not held needs no Rossum call (nothing to store): its
+   * outcome is recorded as `not_needed` instead of going through the outbox.
+   */
+  quietIfAccepted?: boolean;
 }
 
 export interface AckFileInput {
@@ -227,7 +232,11 @@ export interface Ledger {
   findExportForAck(lookup: AckLookup): Promise<ExportRecord | undefined>;
   /** Atomically records an ack file, moves each named export to its new state and queues what Rossum must hear. */
   recordAck(input: AckFileInput): Promise<RecordAckResult>;
+  /** `recordAck` for several files in one transaction (one commit per batch, not per file); results in input order. */
+  recordAcks(inputs: readonly AckFileInput[]): Promise<RecordAckResult[]>;
   markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void>;
+  /** `markAckFileArchived` for several files in one transaction. */
+  markAckFilesArchived(archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void>;
   /** Awaiting exports past their deadline → `ack_timeout`, each with a `timeout` outcome. */
   expireAcks(limit?: number): Promise<AckOutcome[]>;
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */

@@ -183,11 +183,7 @@ export class SftpTarget implements Target {
 
   async readFile(relativePath: string, options?: OperationOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, this.context.hostLabel);
-    return this.poolFor(options?.credentials).run('read', relative, options?.signal, async (conn) => {
-      const data = await conn.client.get(this.remote(relative));
-      if (!Buffer.isBuffer(data)) throw new TransportError('IO_FAILED', `read of ${relative} on ${this.context.hostLabel} returned no data`, { permanent: false, host: this.context.hostLabel, path: relative });
-      return data;
-    });
+    return this.poolFor(options?.credentials).run('read', relative, options?.signal, (conn) => readWholeFile(conn, this.remote(relative)));
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -839,6 +835,43 @@ async function writeWholeFile(conn: Connection, handle: Buffer, bytes: Buffer, m
   const results = await Promise.allSettled([...pending, stat, close]);
   for (const result of results) if (result.status === 'rejected') throw result.reason;
   return { size: (await stat).size };
+}
+
+const READ_CHUNK_BYTES = 32 * 1024;
+
+/**
+ * open, then fstat and the first read on the same handle back to back (answered in order), more reads
+ * only while the file is longer, close. An empty file is an empty Buffer (ssh2-sftp-client's `get`
+ * gave no Buffer for it), and a small file costs two round trips after the open.
+ */
+async function readWholeFile(conn: Connection, remotePath: string): Promise<Buffer> {
+  const handle = await call<Buffer>((cb) => conn.sftp.open(remotePath, 'r', cb));
+  const readAt = (position: number): Promise<Buffer> =>
+    new Promise((resolveRead, rejectRead) => {
+      // ssh2 answers a read at the end of the file with zero bytes.
+      conn.sftp.read(handle, Buffer.allocUnsafe(READ_CHUNK_BYTES), 0, READ_CHUNK_BYTES, position, (error, bytesRead, buffer) =>
+        error ? rejectRead(error) : resolveRead(buffer.subarray(0, bytesRead)),
+      );
+    });
+  try {
+    const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+    let next = readAt(0);
+    const { size } = await stat;
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for (;;) {
+      const chunk = await next;
+      if (chunk.length === 0) break;
+      chunks.push(chunk);
+      length += chunk.length;
+      // What the file held when opened; a file still growing was not offered as complete.
+      if (length >= size) break;
+      next = readAt(length);
+    }
+    return Buffer.concat(chunks, length);
+  } finally {
+    if (conn.alive) await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
+  }
 }
 
 function call<T>(invoke: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {

@@ -16,12 +16,21 @@ export function register(program: Command): void {
       const running = await startAcks(config, { logger, loop: !options.once });
       if (options.once) {
         // One look only records sizes; the second look reads the files that stayed the same.
+        const lookStarted = performance.now();
         await running.pass();
+        const firstLookMs = performance.now() - lookStarted;
         await new Promise((resolve) => setTimeout(resolve, config.acks.minAgeMs));
+        const passStarted = performance.now();
         const report = await running.pass();
-        logger.info(report, 'acks pass done');
+        const passMs = performance.now() - passStarted;
         await running.close();
-        return;
+        // The summary is the command's result (cron jobs log it), so it is written whatever the log level.
+        logger.child({}, { level: 'info' }).info(
+          { ...report, firstLookMs: Math.round(firstLookMs), passMs: Math.round(passMs), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) },
+          'acks pass done',
+        );
+        // Like serve after a graceful stop: everything is closed, so leftover timers must not keep the process alive.
+        process.exit(0);
       }
       stopOnSignals(running, logger);
     });
