@@ -1,22 +1,27 @@
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { stringify } from 'yaml';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
 import type { AttemptRecord } from '../../src/rossum/delivery.ts';
 import { fixture, repoRoot } from '../support/bridge.ts';
-import { ServeProcess, writeServeConfig } from '../support/fault-serve.ts';
-import { RossumSimulator } from '../support/rossum-simulator.ts';
+import { ServeProcess, type ExitInfo } from '../support/fault-serve.ts';
+import { RossumSimulator, type SimulatedAnnotation } from '../support/rossum-simulator.ts';
 import { ensurePasswordUser, freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
+import { AcksProcess } from './acks-child.ts';
+import { ErpSide, rejectionLines, type ErpVerdict } from './erp-side.ts';
 
 /**
  * The fault stream: signed deliveries (Rossum's retry policy, via the simulator) through a real
  * `serve` child while sshd is SIGKILLed, the bridge is SIGKILLed mid-upload, the network stalls,
- * the folder turns read-only, and the bridge is SIGTERMed with exports in flight. An observer reads
- * the inbound folder throughout. The result is one table computed from the ledger, the folder and
- * the simulator's record.
+ * the folders turn read-only, and the bridge is SIGTERMed with exports in flight. An observer reads
+ * the inbound folder throughout. Behind the folder an ERP answers (accepts, rejects, stays silent),
+ * and a real `acks` child with the same config and ledger reads the answers and tells the simulated
+ * Rossum API, while it is SIGKILLed mid-batch and the API answers 429/503 for a while. The result is
+ * one table computed from the ledger, the folders and the simulator's record.
  */
 
 export interface FaultProfile {
@@ -26,13 +31,36 @@ export interface FaultProfile {
   duplicateShare: number;
   /** Time between two new deliveries. */
   spacingMs: number;
-  faults: { sshdKill: number; bridgeKill: number; stall: number; readOnly: number; sigterm: number };
+  faults: { sshdKill: number; bridgeKill: number; stall: number; readOnly: number; sigterm: number; acksKill: number; rossumApi: number };
+  /** What the ERP answers: shares of rejections and of files it never answers; the rest it accepts. */
+  erp: { reject: number; silent: number; slowShare: number; noise: number };
+  /** The mapping's ack deadline: long enough for answers delayed by the faults, short enough to see the silent ones flagged. */
+  ackDeadlineMs: number;
   seed: number;
 }
 
+/** Faults of the acks side run on their own schedule while new documents still arrive (the ERP has answers to write). */
+const ACK_SIDE: ReadonlyArray<FaultEvent['kind']> = ['acksKill', 'rossumApi'];
+
 export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
-  ci: { name: 'ci', annotations: 240, duplicateShare: 0.3, spacingMs: 110, faults: { sshdKill: 3, bridgeKill: 2, stall: 1, readOnly: 1, sigterm: 1 } },
-  soak: { name: 'soak', annotations: 3000, duplicateShare: 0.3, spacingMs: 60, faults: { sshdKill: 20, bridgeKill: 12, stall: 6, readOnly: 6, sigterm: 6 } },
+  ci: {
+    name: 'ci',
+    annotations: 240,
+    duplicateShare: 0.3,
+    spacingMs: 110,
+    faults: { sshdKill: 3, bridgeKill: 2, stall: 1, readOnly: 1, sigterm: 1, acksKill: 2, rossumApi: 2 },
+    erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 4 },
+    ackDeadlineMs: 15_000,
+  },
+  soak: {
+    name: 'soak',
+    annotations: 3000,
+    duplicateShare: 0.3,
+    spacingMs: 60,
+    faults: { sshdKill: 20, bridgeKill: 12, stall: 6, readOnly: 6, sigterm: 6, acksKill: 12, rossumApi: 8 },
+    erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 30 },
+    ackDeadlineMs: 15_000,
+  },
 };
 
 export const SECRET = 'fault-suite-hook-secret-3e9b1c7d5a';
@@ -73,11 +101,46 @@ export interface FaultReport {
   badReplies: string[];
   sigtermExitCodes: Array<number | null>;
   ledgerMismatches: string[];
+  acks: AckReport;
   outputPath: string;
   ledgerPath: string;
   inboundDir: string;
   sftpPassword: string;
+  rossumPassword: string;
   privateKeyLine: string;
+}
+
+/** The acknowledgement loop's share of the table. */
+export interface AckReport {
+  /** Exported files the ERP noticed, by its decision. */
+  verdicts: Record<ErpVerdict, number>;
+  /** Ack files the ERP wrote (answers + noise naming no export), and how many of them slowly under the final name. */
+  filesWritten: number;
+  noise: number;
+  slowWrites: number;
+  /** Ack files recorded once in the ledger and archived once, in the folder their disposition calls for. */
+  processedOnce: number;
+  notProcessedOnce: string[];
+  /** Ack files that are not in processed/, unmatched/ or invalid/ at the end. */
+  lost: string[];
+  rejectedFlaggedOnce: number;
+  silentFlaggedOnce: number;
+  acceptedUntouched: number;
+  /** Any annotation with more than one note or failed_export change from the acks process. */
+  doubleFlags: string[];
+  /** Ledger state, outcomes or Rossum's record disagreeing with what the ERP said. */
+  wrong: string[];
+  /** Outcomes not delivered (or not needed) at the end. */
+  undelivered: string[];
+  /** API calls the simulator answered 429/503 on purpose. */
+  injectedApiReplies: number;
+  /** ERP wrote the ack → the ledger recorded it. */
+  latencyMs: { median: number; max: number };
+  /** Archived files whose move the ledger never heard of (the process died between the move and the record). */
+  archiveUnrecorded: number;
+  settleMs: number;
+  exit: ExitInfo | null;
+  outputPath: string;
 }
 
 /** Deterministic PRNG (mulberry32): the seed printed with the table reproduces the schedule. */
@@ -107,22 +170,44 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   const port = await freePort();
   const ledgerPath = join(dir, 'data', 'ledger.db');
   const outputPath = join(dir, 'serve.out');
-  const configPath = writeServeConfig(dir, {
-    port,
-    secret: '${FAULT_HOOK_SECRET}',
-    ledgerPath,
-    server: { deadlineMs: DEADLINE_MS },
-    target: {
-      url: `sftp://${passwordUser.username}@127.0.0.1:${proxy.port}/~/inbound`,
-      hostKey: sshd.hostKeyFingerprint,
-      password: '${FAULT_SFTP_PASSWORD}',
-      pool: { size: 4, connectTimeoutMs: 1_500, operationTimeoutMs: 2_000, checkIdleAfterMs: 300, keepaliveMs: 1_000 },
-      retry: { attempts: 2, minDelayMs: 100, maxDelayMs: 300 },
-    },
+  const acksOutputPath = join(dir, 'acks.out');
+  const [rossumUser, rossumPassword] = Object.entries(simulator.users)[0]!;
+  // One config for both processes, the way an operator runs them: serve, and acks next to it.
+  const sftp = (folder: string): Record<string, unknown> => ({
+    url: `sftp://${passwordUser.username}@127.0.0.1:${proxy.port}/~/${folder}`,
+    hostKey: sshd.hostKeyFingerprint,
+    password: '${FAULT_SFTP_PASSWORD}',
+    pool: { size: 4, connectTimeoutMs: 1_500, operationTimeoutMs: 2_000, checkIdleAfterMs: 300, keepaliveMs: 1_000 },
+    retry: { attempts: 2, minDelayMs: 100, maxDelayMs: 300 },
   });
-  const env = { FAULT_HOOK_SECRET: SECRET, FAULT_SFTP_PASSWORD: passwordUser.password };
+  const configPath = join(dir, 'bridge.yaml');
+  writeFileSync(
+    configPath,
+    stringify({
+      server: { host: '127.0.0.1', port, secret: '${FAULT_HOOK_SECRET}', deadlineMs: DEADLINE_MS },
+      ledger: { url: `sqlite:${ledgerPath}` },
+      mappingsDir: join(repoRoot, 'mappings'),
+      logLevel: 'info',
+      targets: { erp: sftp('inbound'), 'erp-out': sftp('acks') },
+      routes: [{ mapping: 'generic-xml', target: 'erp' }],
+      rossum: { baseUrl: simulator.apiUrl, username: rossumUser, password: '${FAULT_ROSSUM_PASSWORD}', timeoutMs: 5_000, retry: { attempts: 3, minDelayMs: 50, maxDelayMs: 300 } },
+      acks: {
+        pollIntervalMs: 300,
+        minAgeMs: 400,
+        concurrency: 4,
+        targets: { erp: { folder: '.', readFrom: 'erp-out' } },
+        delivery: { leaseMs: 1_500, retryMinMs: 200, retryMaxMs: 1_000 },
+        // No `hold`: the webhook answers as usual and the ack loop alone tells Rossum.
+        byMapping: { 'generic-xml': { convention: 'companion', deadlineMs: profile.ackDeadlineMs, companion: { encoding: 'windows-1252' } } },
+      },
+    }),
+    { mode: 0o600 },
+  );
+  const env = { FAULT_HOOK_SECRET: SECRET, FAULT_SFTP_PASSWORD: passwordUser.password, FAULT_ROSSUM_PASSWORD: rossumPassword };
   const startServe = (): Promise<ServeProcess> => ServeProcess.start({ configPath, port, outputPath, env });
+  const startAcks = (): Promise<AcksProcess> => AcksProcess.start({ configPath, outputPath: acksOutputPath, env });
   let serve = await startServe();
+  let acks = await startAcks();
   /** Windows in which the bridge was down on purpose: attempts failing then are Rossum's to retry. */
   const downWindows: Array<{ from: number; to: number; startedAfter?: number }> = [];
   const stopWindows: Array<{ from: number; to: number }> = [];
@@ -140,6 +225,23 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     payloads.set(id, payload);
     expected.set(id, mapping.render(viewAnnotation(parseExportPayload(payload))).bytes);
   }
+
+  // ── the ERP behind the folder: its verdicts come from their own seeded stream ──────
+  const erpRand = random(profile.seed ^ 0x5bd1e995);
+  const verdicts = new Map<number, ErpVerdict>();
+  for (const id of payloads.keys()) {
+    const r = erpRand();
+    verdicts.set(id, r < profile.erp.reject ? 'reject' : r < profile.erp.reject + profile.erp.silent ? 'silent' : 'accept');
+  }
+  const erp = new ErpSide({
+    inboundDir: sshd.inboundDir,
+    acksDir: sshd.acksDir,
+    finalName: FINAL,
+    verdictOf: (id) => verdicts.get(id) ?? 'accept',
+    rand: erpRand,
+    slowShare: profile.erp.slowShare,
+    answerDelayMs: [150, 900],
+  });
 
   // ── the observer: reads every file under a final name as soon as it appears or changes ──
   const partialSeen: string[] = [];
@@ -225,15 +327,24 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
       db.close();
     }
   };
-  const plan: Array<FaultEvent['kind']> = [];
-  for (const [kind, count] of Object.entries(profile.faults) as Array<[FaultEvent['kind'], number]>) for (let i = 0; i < count; i++) plan.push(kind);
-  for (let i = plan.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [plan[i], plan[j]] = [plan[j]!, plan[i]!];
-  }
+  const countAckFiles = (db: Database.Database): number => (db.prepare('SELECT count(*) AS n FROM ack_files').get() as { n: number }).n;
+  const ackRand = random(profile.seed ^ 0x27d4eb2f);
+  const shuffled = (kinds: Array<FaultEvent['kind']>, rand: () => number): Array<FaultEvent['kind']> => {
+    const plan: Array<FaultEvent['kind']> = [];
+    for (const [kind, count] of Object.entries(profile.faults) as Array<[FaultEvent['kind'], number]>) if (kinds.includes(kind)) for (let i = 0; i < count; i++) plan.push(kind);
+    for (let i = plan.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [plan[i], plan[j]] = [plan[j]!, plan[i]!];
+    }
+    return plan;
+  };
+  const plan = shuffled((Object.keys(profile.faults) as Array<FaultEvent['kind']>).filter((kind) => !ACK_SIDE.includes(kind)), rand);
+  const ackPlan = shuffled([...ACK_SIDE], ackRand);
   const streamSpanMs = profile.annotations * profile.spacingMs;
   // Faults take ~15 s themselves; spread them over the first part of the stream.
   const gapMs = Math.max(300, (streamSpanMs * 0.6 - 15_000) / (plan.length + 1));
+  // Acks-side faults take ~3 s each and need new files behind them: spread over the new-document part of the stream.
+  const ackGapMs = Math.max(300, (streamSpanMs - 4_000 - ackPlan.length * 3_000) / (ackPlan.length + 1));
 
   const injectors: Record<FaultEvent['kind'], () => Promise<Record<string, unknown>>> = {
     sshdKill: async () => {
@@ -265,11 +376,54 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
       return { stallMs };
     },
     readOnly: async () => {
+      // Both folders: uploads fail (Rossum is told), and acks cannot be archived (they wait for the next pass).
       chmodSync(sshd.inboundDir, 0o555);
+      chmodSync(sshd.acksDir, 0o555);
       const readOnlyMs = 500 + Math.round(rand() * 1_500);
       await sleep(readOnlyMs);
       chmodSync(sshd.inboundDir, 0o755);
+      chmodSync(sshd.acksDir, 0o755);
       return { readOnlyMs };
+    },
+    acksKill: async () => {
+      // Mid-batch: let the ERP's answers pile up, write them at once, and kill as soon as the first one is recorded.
+      erp.pause();
+      const waitUntil = Date.now() + 8_000;
+      while (Date.now() < waitUntil && erp.queued < 8) await sleep(10);
+      const db = ledgerReader();
+      const before = countAckFiles(db);
+      const batch = erp.flushAll();
+      const recordUntil = Date.now() + 15_000;
+      let recorded = 0;
+      try {
+        while (Date.now() < recordUntil && (recorded = countAckFiles(db) - before) === 0) await sleep(1);
+        acks.kill('SIGKILL');
+      } finally {
+        db.close();
+      }
+      const exit = await acks.exited;
+      const leftInFolder = readdirSync(sshd.acksDir, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).length;
+      await sleep(200 + Math.round(ackRand() * 600));
+      acks = await startAcks();
+      return { batch, recordedAtKill: recorded, leftInFolder, signal: exit.signal };
+    },
+    rossumApi: async () => {
+      // Every API call in the window gets 503 or 429 (Retry-After: 1 s); a few queued ones outlive it. The window
+      // lasts until some calls were refused (the outbox may be idle for a moment), at most 15 s.
+      const minimumMs = 1_500 + Math.round(ackRand() * 2_500);
+      // Calls are only appended: count the refused ones from where the window began.
+      const firstCall = simulator.calls.length;
+      const injected = (): number => simulator.calls.slice(firstCall).filter((call) => call.injected).length;
+      const injectedBefore = 0;
+      const from = Date.now();
+      let queued = 0;
+      while (Date.now() - from < minimumMs || (injected() - injectedBefore < 3 && Date.now() - from < 15_000)) {
+        while (simulator.pendingFaults() < 3) {
+          simulator.injectFaults(queued++ % 3 === 0 ? { status: 429, retryAfter: '1' } : { status: 503 });
+        }
+        await sleep(5);
+      }
+      return { windowMs: Date.now() - from, answered: injected() - injectedBefore };
     },
     sigterm: async () => {
       const waitUntil = Date.now() + 5_000;
@@ -291,28 +445,61 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     },
   };
 
-  const faulting = (async () => {
-    for (const kind of plan) {
-      await sleep(gapMs * (0.5 + rand()));
+  const runPlan = async (kinds: Array<FaultEvent['kind']>, gap: number, rand: () => number): Promise<void> => {
+    for (const kind of kinds) {
+      await sleep(gap * (0.5 + rand()));
       const at = Date.now() - started;
       const detail = await injectors[kind]();
       faults.push({ kind, at, detail });
       log(`fault ${kind} at ${(at / 1000).toFixed(1)} s ${JSON.stringify(detail)}`);
     }
-    faultsDone = true;
+  };
+  let noiseWritten = 0;
+  const noise = (async () => {
+    while (noiseWritten < profile.erp.noise) {
+      await sleep((streamSpanMs / profile.erp.noise) * (0.5 + ackRand()));
+      erp.writeNoise();
+      noiseWritten++;
+    }
   })();
+  const faulting = Promise.all([runPlan(plan, gapMs, rand), runPlan(ackPlan, ackGapMs, ackRand), noise]).then(() => {
+    faultsDone = true;
+  });
 
   await Promise.all([streaming, faulting]);
   while (!streamDone) await sleep(10);
   await Promise.all(stream);
 
   // ── the operator's retry for what Rossum marked failed_export (no faults any more) ──
-  const failedIds = [...payloads.keys()].filter((id) => simulator.annotation(id).status === 'failed_export');
+  // The export flow's own verdict: the acks process moves rejected and unanswered exports to failed_export too.
+  const failedIds = [...payloads.keys()].filter((id) => exportStatus(simulator.annotation(id)) === 'failed_export');
   const failedWithoutMessage = failedIds.filter((id) => !simulator.annotation(id).messages.some((m) => m.type === 'error' && m.content.trim() !== '')).length;
   for (const id of failedIds) await simulator.reexport(id);
   await sleep(300);
   observing = false;
   await observer;
+
+  // ── the ack loop settles: every answer recorded and archived, every silence past its deadline, Rossum told ──
+  const settleStarted = Date.now();
+  const ackSettled = (): boolean => {
+    if (!erp.idle) return false;
+    const inRoot = readdirSync(sshd.acksDir, { withFileTypes: true }).some((entry) => entry.isFile() && !entry.name.startsWith('.'));
+    if (inRoot) return false;
+    const db = ledgerReader();
+    try {
+      const open = (db.prepare(`SELECT count(*) AS n FROM exports WHERE status = 'uploaded' AND (ack_state IS NULL OR ack_state = 'awaiting_ack')`).get() as { n: number }).n;
+      const pending = (db.prepare(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery = 'pending'`).get() as { n: number }).n;
+      const recorded = (db.prepare('SELECT count(*) AS n FROM ack_files').get() as { n: number }).n;
+      return open === 0 && pending === 0 && recorded >= erp.written.size;
+    } finally {
+      db.close();
+    }
+  };
+  const settleUntil = Date.now() + profile.ackDeadlineMs + 45_000;
+  while (!ackSettled() && Date.now() < settleUntil) await sleep(100);
+  const settleMs = Date.now() - settleStarted;
+  await erp.close();
+  const acksExit = await acks.stop();
 
   // ── the table's sources: folder, ledger, simulator ────────────────────────────────
   const files = readdirSync(sshd.inboundDir);
@@ -355,11 +542,11 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     if (names.length > 1) duplicated.push(`${id}: ${names.join(', ')}`);
     const complete = names.filter((name) => readFileSync(join(sshd.inboundDir, name)).equals(expected.get(id)!));
     if (complete.length === 0) lost.push(`${id}: Rossum ${annotation.status}, no complete file on the server`);
-    else if (annotation.status !== 'exported') lost.push(`${id}: file on the server but Rossum ${annotation.status}`);
+    else if (exportStatus(annotation) !== 'exported') lost.push(`${id}: file on the server but Rossum ${exportStatus(annotation)}`);
     if (idRows.length !== 1 || idRows[0]!.status !== 'uploaded' || !names.includes(idRows[0]!.remote_path ?? '')) {
       ledgerMismatches.push(`${id}: ledger ${JSON.stringify(idRows.map((row) => [row.status, row.remote_path]))}, files ${JSON.stringify(names)}`);
     }
-    if (names.length === 1 && complete.length === 1 && annotation.status === 'exported') exportedExactlyOnce++;
+    if (names.length === 1 && complete.length === 1 && exportStatus(annotation) === 'exported') exportedExactlyOnce++;
   }
 
   const unanswered: string[] = [];
@@ -379,6 +566,8 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
       unanswered.push(`${id} attempt ${record.attempt}: 503 only after ${Math.round(record.durationMs)} ms`);
     }
   }
+
+  const ackReport = analyseAcks({ erp, verdicts, ids: [...payloads.keys()], ledgerPath, acksDir: sshd.acksDir, simulator, settleMs, exit: acksExit, outputPath: acksOutputPath });
 
   await serve.stop();
   await simulator.close();
@@ -407,15 +596,160 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     badReplies,
     sigtermExitCodes,
     ledgerMismatches,
+    acks: ackReport,
     outputPath,
     ledgerPath,
     inboundDir: sshd.inboundDir,
     sftpPassword: passwordUser.password,
+    rossumPassword,
     privateKeyLine: sshd.privateKey.split('\n')[1] ?? '',
   };
 }
 
+const ARCHIVES = ['processed', 'unmatched', 'invalid'] as const;
+/** What the archive adds to a reused name (`name.2024-01-02T03-04-05-678Z.ext`). */
+const STAMP = /\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z(?=\.[^.]*$|$)/;
+
+/**
+ * The ack loop's end state against what the ERP wrote: each ack file recorded and archived once in the
+ * right folder; each export's ledger state, outcomes and Rossum changes exactly what its answer calls for.
+ */
+function analyseAcks(input: {
+  erp: ErpSide;
+  verdicts: ReadonlyMap<number, ErpVerdict>;
+  ids: number[];
+  ledgerPath: string;
+  acksDir: string;
+  simulator: RossumSimulator;
+  settleMs: number;
+  exit: ExitInfo | null;
+  outputPath: string;
+}): AckReport {
+  const { erp, simulator } = input;
+  const db = new Database(input.ledgerPath, { readonly: true, fileMustExist: true });
+  const ackFiles = db.prepare('SELECT file_name, disposition, received_at, archived_to FROM ack_files').all() as Array<{ file_name: string; disposition: string; received_at: number; archived_to: string | null }>;
+  const exportRows = db.prepare(`SELECT id, annotation_id, ack_state FROM exports WHERE status = 'uploaded'`).all() as Array<{ id: number; annotation_id: number; ack_state: string | null }>;
+  const outcomeRows = db.prepare('SELECT export_id, kind, delivery, last_error FROM ack_outcomes ORDER BY id').all() as Array<{ export_id: number; kind: string; delivery: string; last_error: string | null }>;
+  db.close();
+
+  // ── the files ──
+  const where = new Map<string, string[]>();
+  for (const folder of ARCHIVES) {
+    const path = join(input.acksDir, folder);
+    if (!existsSync(path)) continue;
+    for (const name of readdirSync(path)) {
+      const original = name.replace(STAMP, '');
+      where.set(original, [...(where.get(original) ?? []), `${folder}/${name}`]);
+    }
+  }
+  const inRoot = new Set(readdirSync(input.acksDir, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).map((entry) => entry.name));
+  const recordedAs = new Map<string, typeof ackFiles>();
+  for (const row of ackFiles) {
+    const name = row.file_name.split('/').at(-1) ?? row.file_name;
+    recordedAs.set(name, [...(recordedAs.get(name) ?? []), row]);
+  }
+  const lost: string[] = [];
+  const notProcessedOnce: string[] = [];
+  const latencies: number[] = [];
+  let processedOnce = 0;
+  for (const ack of erp.written.values()) {
+    const archived = where.get(ack.name) ?? [];
+    const rows = recordedAs.get(ack.name) ?? [];
+    const folder = ack.verdict === 'noise' ? 'unmatched' : 'processed';
+    const disposition = ack.verdict === 'noise' ? 'unmatched' : 'matched';
+    if (archived.length === 0) lost.push(`${ack.name}: ${inRoot.has(ack.name) ? 'still in the ack folder' : 'nowhere'}`);
+    const problems: string[] = [];
+    if (archived.length > 1 || (archived.length === 1 && archived[0] !== `${folder}/${ack.name}`)) problems.push(`archived as ${JSON.stringify(archived)}, expected ${folder}/${ack.name}`);
+    if (rows.length !== 1 || rows[0]!.disposition !== disposition) problems.push(`ledger ${JSON.stringify(rows.map((row) => row.disposition))}, expected [${disposition}]`);
+    if (problems.length > 0) notProcessedOnce.push(`${ack.name}: ${problems.join('; ')}`);
+    else if (archived.length === 1) processedOnce++;
+    if (rows[0]) latencies.push(rows[0].received_at - ack.writtenAt);
+  }
+  for (const [original, archived] of where) if (!erp.written.has(original)) notProcessedOnce.push(`${original}: in ${JSON.stringify(archived)} but the ERP never wrote it`);
+
+  // ── the exports and what Rossum was told ──
+  const callsById = new Map<number, typeof simulator.calls>();
+  for (const call of simulator.calls) {
+    const match = /\/v1\/annotations\/(\d+)\/?$/.exec(call.path);
+    if (match && call.method === 'PATCH' && call.status === 200) callsById.set(Number(match[1]), [...(callsById.get(Number(match[1])) ?? []), call]);
+  }
+  const noticed = new Map<number, ErpVerdict>();
+  for (const entry of erp.noticed.values()) noticed.set(entry.annotationId, entry.verdict);
+  const verdicts: Record<ErpVerdict, number> = { accept: 0, reject: 0, silent: 0 };
+  const wrong: string[] = [];
+  const doubleFlags: string[] = [];
+  let rejectedFlaggedOnce = 0;
+  let silentFlaggedOnce = 0;
+  let acceptedUntouched = 0;
+  for (const id of input.ids) {
+    const verdict = noticed.get(id);
+    if (verdict === undefined) {
+      wrong.push(`${id}: the ERP never saw its file`);
+      continue;
+    }
+    verdicts[verdict]++;
+    const rows = exportRows.filter((row) => row.annotation_id === id);
+    const outcomes = outcomeRows.filter((outcome) => rows.some((row) => row.id === outcome.export_id));
+    const annotation = simulator.annotation(id);
+    const patches = callsById.get(id) ?? [];
+    const statusPatches = patches.map((call) => (call.body as { status?: string }).status).filter((status): status is string => status !== undefined);
+    const failedPatches = statusPatches.filter((status) => status === 'failed_export').length;
+    const mark = annotation.metadata.erp_ack as { result?: string; state?: string; codes?: string[] } | undefined;
+    const want = { accept: { state: 'accepted', kind: 'accepted' }, reject: { state: 'rejected', kind: 'rejected' }, silent: { state: 'ack_timeout', kind: 'timeout' } }[verdict];
+    const problems: string[] = [];
+    if (rows.length !== 1 || rows[0]!.ack_state !== want.state) problems.push(`ledger ${JSON.stringify(rows.map((row) => row.ack_state))}, expected ${want.state}`);
+    if (outcomes.map((outcome) => outcome.kind).join() !== want.kind) problems.push(`outcomes ${JSON.stringify(outcomes.map((outcome) => outcome.kind))}, expected [${want.kind}]`);
+    if (annotation.notes.length > 1 || failedPatches > 1) doubleFlags.push(`${id} (${verdict}): ${annotation.notes.length} notes, ${failedPatches} failed_export changes`);
+    if (verdict === 'accept') {
+      if (annotation.notes.length === 0 && statusPatches.length === 0) acceptedUntouched++;
+      else problems.push(`accepted, but Rossum got ${annotation.notes.length} notes and status changes ${JSON.stringify(statusPatches)}`);
+    } else {
+      const note = annotation.notes[0]?.content ?? '';
+      const says = verdict === 'reject' ? rejectionLines(id) : ['No answer from the ERP'];
+      const result = verdict === 'reject' ? 'rejected' : 'timeout';
+      const flaggedOnce = annotation.notes.length === 1 && says.every((line) => note.includes(line)) && failedPatches === 1 && statusPatches.length === 1 && mark?.result === result && mark.state === 'done';
+      if (flaggedOnce) {
+        if (verdict === 'reject') rejectedFlaggedOnce++;
+        else silentFlaggedOnce++;
+      } else {
+        problems.push(`${verdict}: notes ${JSON.stringify(annotation.notes.map((n) => n.content.slice(0, 120)))}, status changes ${JSON.stringify(statusPatches)}, metadata ${JSON.stringify(mark)}`);
+      }
+    }
+    if (problems.length > 0) wrong.push(`${id}: ${problems.join('; ')}`);
+  }
+  const undelivered = outcomeRows.filter((outcome) => outcome.delivery !== 'delivered' && outcome.delivery !== 'not_needed').map((outcome) => `export ${outcome.export_id} ${outcome.kind}: ${outcome.delivery} ${outcome.last_error ?? ''}`);
+  latencies.sort((a, b) => a - b);
+  const written = [...erp.written.values()];
+  return {
+    verdicts,
+    filesWritten: written.length,
+    noise: written.filter((ack) => ack.verdict === 'noise').length,
+    slowWrites: written.filter((ack) => ack.slow).length,
+    processedOnce,
+    notProcessedOnce,
+    lost,
+    rejectedFlaggedOnce,
+    silentFlaggedOnce,
+    acceptedUntouched,
+    doubleFlags,
+    wrong,
+    undelivered,
+    injectedApiReplies: simulator.calls.filter((call) => call.injected).length,
+    latencyMs: { median: latencies[Math.floor(latencies.length / 2)] ?? 0, max: latencies.at(-1) ?? 0 },
+    archiveUnrecorded: ackFiles.filter((row) => row.archived_to === null).length,
+    settleMs: input.settleMs,
+    exit: input.exit,
+    outputPath: input.outputPath,
+  };
+}
+
+/** The status Rossum's own export flow gave the annotation last (API changes by the acks process aside). */
+function exportStatus(annotation: SimulatedAnnotation): string {
+  return annotation.history.filter((change) => change.by === 'export').at(-1)?.status ?? annotation.status;
+}
+
 export function formatTable(report: FaultReport): string {
+  const { acks } = report;
   const count = (kind: FaultEvent['kind']): number => report.faults.filter((fault) => fault.kind === kind).length;
   const rows: Array<[string, string | number]> = [
     ['profile / seed', `${report.profile.name} / ${report.profile.seed}`],
@@ -424,7 +758,7 @@ export function formatTable(report: FaultReport): string {
     ['HTTP attempts (incl. Rossum retries)', report.attempts],
     [
       'faults injected',
-      `${report.faults.length} (sshd SIGKILL ${count('sshdKill')}, bridge SIGKILL mid-upload ${count('bridgeKill')}, network stall ${count('stall')}, read-only folder ${count('readOnly')}, SIGTERM in flight ${count('sigterm')})`,
+      `${report.faults.length} (sshd SIGKILL ${count('sshdKill')}, bridge SIGKILL mid-upload ${count('bridgeKill')}, network stall ${count('stall')}, read-only folders ${count('readOnly')}, SIGTERM in flight ${count('sigterm')}, acks SIGKILL mid-batch ${count('acksKill')}, Rossum API 429/503 window ${count('rossumApi')} (${report.acks.injectedApiReplies} calls refused))`,
     ],
     ['exported exactly once', report.exportedExactlyOnce],
     ['failed with a message in Rossum (then retried by the operator)', report.failedWithMessage],
@@ -442,6 +776,21 @@ export function formatTable(report: FaultReport): string {
     ['5xx replies other than 503 + message', report.badReplies.length],
     ['ledger rows disagreeing with the folder', report.ledgerMismatches.length],
     ['SIGTERM exit codes', report.sigtermExitCodes.join(', ') || '-'],
+    ['— acknowledgements (acks process)', ''],
+    ['ERP verdicts (accept / reject / no answer)', `${acks.verdicts.accept} / ${acks.verdicts.reject} / ${acks.verdicts.silent}`],
+    ['ack files written by the ERP', `${acks.filesWritten} (naming no export ${acks.noise}, written slowly under the final name ${acks.slowWrites})`],
+    ['acks processed exactly once (recorded once, archived once)', acks.processedOnce],
+    ['rejections flagged in Rossum exactly once (note + status)', `${acks.rejectedFlaggedOnce} of ${acks.verdicts.reject}`],
+    ['no answer flagged in Rossum exactly once (deadline)', `${acks.silentFlaggedOnce} of ${acks.verdicts.silent}`],
+    ['accepted, Rossum left alone', `${acks.acceptedUntouched} of ${acks.verdicts.accept}`],
+    ['ACK FILES LOST (must be 0)', acks.lost.length],
+    ['DOUBLE FLAGS (must be 0)', acks.doubleFlags.length],
+    ['acks not processed exactly once (must be 0)', acks.notProcessedOnce.length],
+    ['ledger/Rossum disagreeing with the ERP (must be 0)', acks.wrong.length],
+    ['outcomes not delivered to Rossum (must be 0)', acks.undelivered.length],
+    ['ERP wrote → ledger recorded (median / max)', `${(acks.latencyMs.median / 1000).toFixed(1)} s / ${(acks.latencyMs.max / 1000).toFixed(1)} s (deadline ${(report.profile.ackDeadlineMs / 1000).toFixed(0)} s)`],
+    ['archived files the ledger did not record (killed between move and record)', acks.archiveUnrecorded],
+    ['acks settled after the stream / final SIGTERM exit', `${(acks.settleMs / 1000).toFixed(1)} s / ${acks.exit ? (acks.exit.code ?? acks.exit.signal) : '-'}`],
     ['duration', `${(report.durationMs / 1000).toFixed(1)} s`],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));

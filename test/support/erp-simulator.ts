@@ -57,6 +57,11 @@ export class ErpSimulator {
     return this.write(name, typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes);
   }
 
+  /** An error file written slowly under its final name (no temp name), as ERPs that stream their output do. */
+  errSlowly(stem: string, lines: string[], chunks: number, delayMs: number, encoding = 'windows-1252'): Promise<void> {
+    return this.writeSlowly(`${stem}.err`, iconv.encode(lines.map((line) => `${line}\r\n`).join(''), encoding), chunks, delayMs);
+  }
+
   /** Writes the file in `chunks` pieces, `delayMs` apart, as a slow ERP job does; resolves when complete. */
   async writeSlowly(name: string, bytes: Buffer, chunks: number, delayMs: number): Promise<void> {
     const path = join(this.dir, name);
