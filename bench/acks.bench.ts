@@ -13,6 +13,7 @@
  *   BENCH_N=2000 BENCH_POLL_MS=2000 npm run bench:acks
  *   BENCH_PROFILE=/tmp/prof npm run bench:acks     # CPU profile of the acks child
  *   BENCH_LOG_LEVEL=info npm run bench:acks        # per-file log lines on (default warn)
+ *   BENCH_NODE_ARGS="--max-semi-space-size=4" npm run bench:acks   # node flags for the acks child
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
@@ -93,8 +94,9 @@ interface Child {
 }
 
 function startChild(args: string[], profileName: string): Child {
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${profileName}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...profile, join(root, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}/${profileName}`] : [];
+  const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean) : [];
+  const child = spawn(process.execPath, [...extra, ...profile, join(root, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
   let rest = '';
   child.stdout?.on('data', (chunk: Buffer) => {

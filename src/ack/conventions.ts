@@ -31,6 +31,8 @@ export interface AckConvention {
   readonly kind: 'companion' | 'xml' | 'csv';
   /** Whether this convention reads a file of that name. */
   claims(fileName: string): boolean;
+  /** Whether `parse` looks at the file's content; when not, the file is not read at all. */
+  readsBody(fileName: string): boolean;
   /** Throws AckParseError when the file cannot be read. */
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[];
 }
@@ -75,6 +77,11 @@ class CompanionConvention implements AckConvention {
     return this.ok.match(fileName) !== null || this.err.match(fileName) !== null;
   }
 
+  readsBody(fileName: string): boolean {
+    // The name of an `.ok` file is the whole answer; whatever an ERP writes into it says nothing more.
+    return this.ok.match(fileName) === null;
+  }
+
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {
     const ok = this.ok.match(fileName);
     const err = ok ? null : this.err.match(fileName);
@@ -117,6 +124,10 @@ class XmlConvention implements AckConvention {
 
   claims(fileName: string): boolean {
     return this.files.match(fileName) !== null;
+  }
+
+  readsBody(): boolean {
+    return true;
   }
 
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {
@@ -182,6 +193,10 @@ class CsvConvention implements AckConvention {
 
   claims(fileName: string): boolean {
     return this.files.match(fileName) !== null;
+  }
+
+  readsBody(): boolean {
+    return true;
   }
 
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {

@@ -61,6 +61,7 @@ interface Prepared {
 const BATCH_FILES = 100;
 /** Batches in progress at once: one is read or archived over the pool while another is recorded. */
 const BATCHES_IN_FLIGHT = 2;
+const EMPTY = Buffer.alloc(0);
 
 export interface PassReport {
   files: number;
@@ -305,9 +306,10 @@ export class AckService {
       source.unknownNames.add(file.name);
       return null;
     }
-    let bytes: Buffer;
+    let bytes: Buffer = EMPTY;
     try {
-      bytes = await source.target.readFile(file.path);
+      // Unread files (a bare `.ok`) are told apart by name alone: their content hash is that of nothing.
+      if (handlers.some((handler) => handler.convention.readsBody(file.name))) bytes = await source.target.readFile(file.path);
     } catch (error) {
       // Gone between listing and reading: another process took it.
       if (isBridgeError(error) && error.code === 'NOT_FOUND') {
