@@ -29,8 +29,8 @@ export interface OutcomeDeliveryOptions {
  * The outbox: delivers outcomes recorded in the ledger to Rossum. An outcome leaves the outbox only when
  * Rossum has it (or it failed for good); an unreachable Rossum means "later", never "lost".
  *
- * A rejection note is posted once: before posting, the annotation's metadata is marked with the outcome
- * id and the note carries it too, so a retry after a crash looks for that note before posting again.
+ * A rejection note is posted once: the note carries the outcome id, and any attempt after the first
+ * looks for it before posting; the annotation's metadata marks the outcome done once its status is set.
  */
 export class OutcomeDelivery {
   private readonly clients = new Map<string, RossumClient>();
@@ -123,13 +123,10 @@ export class OutcomeDelivery {
     const base = { ...(plan.metadata ?? {}), outcomeId: outcome.id };
     if (plan.note) {
       const signature = `[rossum-sftp-bridge ack outcome ${outcome.id}]`;
-      // A crash may have come after Rossum stored the note and before we heard back: look before posting again.
-      const interrupted = mark?.outcomeId === outcome.id && mark.state === 'note_posting';
-      const posted = interrupted && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
-      if (!posted) {
-        if (!interrupted) await client.patchAnnotation(record.annotationId, { metadata: { ...metadata, [key]: { ...base, state: 'note_posting' } } });
-        await client.createNote(record.annotationId, `${plan.note.slice(0, 4000)}\n${signature}`);
-      }
+      // An earlier attempt (it crashed, or lost Rossum's answer) may have stored the note: look before posting
+      // again. Every claim counts an attempt, so the first one knows no note of this outcome exists yet.
+      const posted = outcome.attempts > 1 && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
+      if (!posted) await client.createNote(record.annotationId, `${plan.note.slice(0, 4000)}\n${signature}`);
     }
     await client.patchAnnotation(record.annotationId, {
       ...(plan.status ? { status: plan.status } : {}),

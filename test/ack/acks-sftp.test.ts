@@ -1,7 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createTarget } from '../../src/transport/index.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
@@ -150,6 +152,38 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
     await harness.passUntil(() => simulator.annotation(314570).status === 'failed_export');
     expect(simulator.annotation(314570).notes).toHaveLength(1);
     expect((await harness.acks.ledger.outcomes(id))[0]).toMatchObject({ delivery: 'delivered' });
+  });
+
+  it('the note is stored but setting the status keeps failing: the next attempt finds the note and does not post it again', async () => {
+    simulator.addAnnotation(314575, { status: 'exported' });
+    const id = await harness.exported({ annotationId: 314575, fileName: 'INV-2024-00465_314575.xml', mapping: 'erp-companion' });
+    // More failures than the client retries: the first delivery ends after the note, before the status.
+    simulator.injectFaults(...Array.from({ length: 6 }, () => ({ status: 503, method: 'PATCH', pathPrefix: '/v1/annotations/314575' })));
+    erp.err('INV-2024-00465_314575', ['E610 Periode gesperrt']);
+    await harness.passUntil(async () => (await harness.acks.ledger.outcomes(id)).some((o) => o.lastError !== null));
+    expect(simulator.annotation(314575).notes).toHaveLength(1);
+    await harness.passUntil(() => simulator.annotation(314575).status === 'failed_export');
+    expect(simulator.annotation(314575).notes).toHaveLength(1);
+    expect(simulator.callsTo('GET', '/v1/notes').length).toBeGreaterThanOrEqual(1);
+    expect((await harness.acks.ledger.outcomes(id))[0]).toMatchObject({ delivery: 'delivered' });
+  });
+
+  it('reads an empty ack file through the SFTP transport (an empty Buffer, not an error)', async () => {
+    const folder = join(sshd.acksDir, 'readcheck');
+    mkdirSync(folder, { recursive: true });
+    const big = Buffer.alloc(100_000, 'a');
+    writeFileSync(join(folder, 'empty.ok'), '');
+    writeFileSync(join(folder, 'small.err'), 'E1 x\r\n');
+    writeFileSync(join(folder, 'big.err'), big);
+    const out = createTarget('erp-out', harness.config.targets['erp-out']!, { logger: createLogger({ level: 'silent' }) });
+    try {
+      expect(await out.readFile('readcheck/empty.ok')).toEqual(Buffer.alloc(0));
+      expect((await out.readFile('readcheck/small.err')).toString()).toBe('E1 x\r\n');
+      expect((await out.readFile('readcheck/big.err')).equals(big)).toBe(true);
+      await expect(out.readFile('readcheck/missing.err')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    } finally {
+      await out.close();
+    }
   });
 
   it('a file still being written is not read until complete; dot-files and upload temp names are never touched', async () => {
