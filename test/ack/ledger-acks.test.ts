@@ -95,6 +95,35 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     await ledger.close();
   });
 
+  it('records a batch of ack files in one call: results in input order, a file seen before is flagged as such, quiet acceptances skip the outbox', async () => {
+    const ledger = await open();
+    const [a, b, c, held] = [await uploaded(ledger), await uploaded(ledger), await uploaded(ledger), await uploaded(ledger)];
+    await ledger.startHold(held.id, Date.now() + 60_000);
+    const file = (e: { id: number; stem: string }, verdict: 'accepted' | 'rejected', quietIfAccepted: boolean) => ({
+      source: 'erp',
+      fileName: `${e.stem}.${verdict === 'accepted' ? 'ok' : 'err'}`,
+      sha256: `batch-${e.id}`,
+      convention: 'companion',
+      disposition: 'matched' as const,
+      entries: [{ index: 0, exportId: e.id, verdict, messages: verdict === 'rejected' ? [{ text: 'no' }] : [], erpReference: null, quietIfAccepted }],
+    });
+    const earlier = await ledger.recordAck(file(c, 'rejected', true));
+    const results = await ledger.recordAcks([file(b, 'accepted', true), file(c, 'rejected', true), file(a, 'accepted', false), file(held, 'accepted', true)]);
+    expect(results.map((r) => r.alreadyRecorded)).toEqual([false, true, false, false]);
+    expect(results[1]!.ackFileId).toBe(earlier.ackFileId);
+    expect(results.map((r) => r.outcomes.map((o) => [o.exportId, o.kind, o.delivery]))).toEqual([
+      [[b.id, 'accepted', 'not_needed']],
+      [[c.id, 'rejected', 'pending']],
+      [[a.id, 'accepted', 'pending']],
+      // A held export's outcome still goes through the outbox (the poll reply or the release tells Rossum).
+      [[held.id, 'accepted', 'pending']],
+    ]);
+    expect((await ledger.outcomes(b.id))[0]!.deliveredAt).not.toBeNull();
+    expect(await ledger.recordAcks([])).toEqual([]);
+    await ledger.markAckFilesArchived(results.map((r, i) => ({ ackFileId: r.ackFileId, archivedTo: i === 0 ? null : `processed/${i}` })));
+    await ledger.close();
+  });
+
   it('a deadline passes: ack_timeout with one outcome; a late acceptance restores it and says so', async () => {
     const ledger = await open();
     const e = await uploaded(ledger, { mappingName: 'deadline-map' });
