@@ -856,7 +856,8 @@ async function readWholeFile(conn: Connection, remotePath: string): Promise<Buff
   try {
     const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
     let next = readAt(0);
-    const { size } = await stat;
+    // Both at once: when the connection drops, the read fails too, and an unawaited rejection ends the process.
+    const [{ size }] = await Promise.all([stat, next]);
     const chunks: Buffer[] = [];
     let length = 0;
     for (;;) {
