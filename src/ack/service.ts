@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { posix } from 'node:path';
 import { describeError, isBridgeError } from '../errors.ts';
-import type { AckEntryInput, AckFileInput, Ledger, RecordAckResult } from '../ledger/index.ts';
+import { nameParts, type AckEntryInput, type AckFileInput, type Ledger, type RecordAckResult } from '../ledger/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics } from '../observability/metrics.ts';
 import type { RossumApiConfig } from '../rossum/index.ts';
@@ -80,6 +80,8 @@ export class AckService {
   private readonly limiter: Limiter;
   private readonly delivery: OutcomeDelivery;
   private readonly inFlight = new Set<string>();
+  /** Ack files left in place because the export they name is not confirmed uploaded yet (warned once). */
+  private readonly waitingForUpload = new Set<string>();
   private readonly now: () => number;
   private readonly startedAt: number;
   private timer: NodeJS.Timeout | undefined;
@@ -330,6 +332,17 @@ export class AckService {
       chosen ??= candidate;
     }
     const { input, unmatched } = chosen as { input: AckFileInput; unmatched: string[] };
+    // The ERP can answer a file before the ledger knows it arrived (the process died after the rename, or a
+    // stalled rename went through after we gave up): wait for the upload to be confirmed, not unmatched/.
+    if (input.disposition === 'unmatched' && (await this.namesUnconfirmedUpload(source, file, bytes))) {
+      const key = `${source.name}\u0000${file.path}`;
+      if (!this.waitingForUpload.has(key)) {
+        this.options.logger.warn({ ackSource: source.name, ackFile: file.path }, 'ack names an export whose upload is not confirmed yet; left in place until it is');
+      }
+      this.waitingForUpload.add(key);
+      return null;
+    }
+    this.waitingForUpload.delete(`${source.name}\u0000${file.path}`);
     if (input.disposition === 'invalid') {
       this.options.logger.warn(
         { ackSource: source.name, ackFile: file.path, err: input.error, exportId: input.entries[0]?.exportId },
@@ -356,6 +369,31 @@ export class AckService {
       metrics?.ackFiles.inc({ source: source.name, disposition: 'rows_unmatched' });
       logger.warn({ ...where, references: unmatched }, `${unmatched.length} row(s) of the ack match no export`);
     }
+  }
+
+  /** Whether the file names an export that is being uploaded or failed transiently (its file may be on the server). */
+  private async namesUnconfirmedUpload(source: Source, file: ReadyFile, bytes: Buffer): Promise<boolean> {
+    const references: Array<ParsedAckEntry['reference']> = [];
+    for (const handler of source.handlers) {
+      if (!handler.convention.claims(file.name)) continue;
+      try {
+        references.push(...handler.convention.parse(file.name, bytes).map((entry) => entry.reference));
+      } catch {
+        // Unreadable by this convention: it names nothing here.
+      }
+    }
+    if (references.length === 0) return false;
+    const unconfirmed = await this.options.ledger.list({ status: ['uploading', 'retryable'], target: source.name, limit: 10_000 });
+    return unconfirmed.some((record) => {
+      const { name, stem } = nameParts(record.plannedPath);
+      return references.some(
+        (reference) =>
+          (reference.by === 'name' && reference.value === name) ||
+          (reference.by === 'stem' && reference.value === stem) ||
+          (reference.by === 'annotationId' && reference.value === String(record.annotationId)) ||
+          (reference.by === 'documentRef' && reference.value === record.documentRef),
+      );
+    });
   }
 
   /** Parses with one convention and finds each named export in the ledger. */
