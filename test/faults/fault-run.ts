@@ -7,7 +7,7 @@ import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.t
 import { loadMappings } from '../../src/mapping/index.ts';
 import type { AttemptRecord } from '../../src/rossum/delivery.ts';
 import { fixture, repoRoot } from '../support/bridge.ts';
-import { ServeProcess, type ExitInfo } from '../support/fault-serve.ts';
+import { ServeProcess, tail, type ExitInfo } from '../support/fault-serve.ts';
 import { RossumSimulator, type SimulatedAnnotation } from '../support/rossum-simulator.ts';
 import { ensurePasswordUser, freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
@@ -139,6 +139,8 @@ export interface AckReport {
   /** Archived files whose move the ledger never heard of (the process died between the move and the record). */
   archiveUnrecorded: number;
   settleMs: number;
+  /** Exits of the acks process nobody asked for (each restarted, as a supervisor would). */
+  crashes: string[];
   exit: ExitInfo | null;
   outputPath: string;
 }
@@ -208,6 +210,21 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   const startAcks = (): Promise<AcksProcess> => AcksProcess.start({ configPath, outputPath: acksOutputPath, env });
   let serve = await startServe();
   let acks = await startAcks();
+  // A supervisor's view of the acks process: an exit we did not cause is a crash (counted), and it is started again.
+  const acksCrashes: string[] = [];
+  let acksExpectedDown = false;
+  let supervising = true;
+  const supervisor = (async () => {
+    while (supervising) {
+      if (!acks.running && !acksExpectedDown) {
+        const exit = await acks.exited;
+        acksCrashes.push(`${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify(exit)}\n${tail(acksOutputPath, 12)}`);
+        log(`acks process crashed ${JSON.stringify(exit)}; starting it again`);
+        acks = await startAcks();
+      }
+      await sleep(50);
+    }
+  })();
   /** Windows in which the bridge was down on purpose: attempts failing then are Rossum's to retry. */
   const downWindows: Array<{ from: number; to: number; startedAfter?: number }> = [];
   const stopWindows: Array<{ from: number; to: number }> = [];
@@ -397,6 +414,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
       let recorded = 0;
       try {
         while (Date.now() < recordUntil && (recorded = countAckFiles(db) - before) === 0) await sleep(1);
+        acksExpectedDown = true;
         acks.kill('SIGKILL');
       } finally {
         db.close();
@@ -405,6 +423,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
       const leftInFolder = readdirSync(sshd.acksDir, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).length;
       await sleep(200 + Math.round(ackRand() * 600));
       acks = await startAcks();
+      acksExpectedDown = false;
       return { batch, recordedAtKill: recorded, leftInFolder, signal: exit.signal };
     },
     rossumApi: async () => {
@@ -499,6 +518,9 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   while (!ackSettled() && Date.now() < settleUntil) await sleep(100);
   const settleMs = Date.now() - settleStarted;
   await erp.close();
+  acksExpectedDown = true;
+  supervising = false;
+  await supervisor;
   const acksExit = await acks.stop();
 
   // ── the table's sources: folder, ledger, simulator ────────────────────────────────
@@ -567,7 +589,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     }
   }
 
-  const ackReport = analyseAcks({ erp, verdicts, ids: [...payloads.keys()], ledgerPath, acksDir: sshd.acksDir, simulator, settleMs, exit: acksExit, outputPath: acksOutputPath });
+  const ackReport = analyseAcks({ erp, verdicts, ids: [...payloads.keys()], ledgerPath, acksDir: sshd.acksDir, simulator, settleMs, exit: acksExit, outputPath: acksOutputPath, crashes: acksCrashes });
 
   await serve.stop();
   await simulator.close();
@@ -624,6 +646,7 @@ function analyseAcks(input: {
   settleMs: number;
   exit: ExitInfo | null;
   outputPath: string;
+  crashes: string[];
 }): AckReport {
   const { erp, simulator } = input;
   const db = new Database(input.ledgerPath, { readonly: true, fileMustExist: true });
@@ -738,6 +761,7 @@ function analyseAcks(input: {
     latencyMs: { median: latencies[Math.floor(latencies.length / 2)] ?? 0, max: latencies.at(-1) ?? 0 },
     archiveUnrecorded: ackFiles.filter((row) => row.archived_to === null).length,
     settleMs: input.settleMs,
+    crashes: input.crashes,
     exit: input.exit,
     outputPath: input.outputPath,
   };
@@ -788,6 +812,7 @@ export function formatTable(report: FaultReport): string {
     ['acks not processed exactly once (must be 0)', acks.notProcessedOnce.length],
     ['ledger/Rossum disagreeing with the ERP (must be 0)', acks.wrong.length],
     ['outcomes not delivered to Rossum (must be 0)', acks.undelivered.length],
+    ['ACKS PROCESS CRASHES (must be 0)', acks.crashes.length],
     ['ERP wrote → ledger recorded (median / max)', `${(acks.latencyMs.median / 1000).toFixed(1)} s / ${(acks.latencyMs.max / 1000).toFixed(1)} s (deadline ${(report.profile.ackDeadlineMs / 1000).toFixed(0)} s)`],
     ['archived files the ledger did not record (killed between move and record)', acks.archiveUnrecorded],
     ['acks settled after the stream / final SIGTERM exit', `${(acks.settleMs / 1000).toFixed(1)} s / ${acks.exit ? (acks.exit.code ?? acks.exit.signal) : '-'}`],

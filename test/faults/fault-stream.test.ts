@@ -29,6 +29,7 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
         doubleFlags: acks.doubleFlags,
         ackWrong: acks.wrong,
         undelivered: acks.undelivered,
+        acksCrashes: acks.crashes,
       };
       if (Object.values(details).some((list) => list.length > 0)) console.log(JSON.stringify(details, null, 2).slice(0, 20_000));
 
@@ -43,6 +44,7 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
       expect(report.badReplies).toEqual([]);
 
       // The ack loop: every answer read once and archived, every rejection and silence flagged once, nothing else touched.
+      expect(acks.crashes).toEqual([]);
       expect(acks.lost).toEqual([]);
       expect(acks.notProcessedOnce).toEqual([]);
       expect(acks.doubleFlags).toEqual([]);
