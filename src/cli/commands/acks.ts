@@ -14,8 +14,8 @@ export function register(program: Command): void {
     .action(async (options: { config?: string; once?: boolean }) => {
       // On a host with plenty of RAM V8 lets the heap grow to about 4× what is live between full
       // collections; the ack loop's short-lived garbage (SFTP packets, HTTP calls, ledger rows) then
-      // takes the process far past what it needs. 1.5× keeps it near its live size for a little more GC.
-      if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'))) setFlagsFromString('--heap-growing-percent=50');
+      // takes the process far past what it needs. 1.75× keeps it near its live size for a little more GC.
+      if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'))) setFlagsFromString('--heap-growing-percent=75');
       const { config } = loadConfig(configPath(options.config));
       const logger = createLogger({ level: config.logLevel });
       const running = await startAcks(config, { logger, loop: !options.once });
