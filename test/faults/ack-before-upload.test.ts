@@ -1,0 +1,99 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAcks, type RunningAcks } from '../../src/ack/index.ts';
+import { bridgeConfigSchema } from '../../src/config/index.ts';
+import { SqliteLedger } from '../../src/ledger/index.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { CapturedLog, testTargetConfig } from '../support/bridge.ts';
+import { ErpSimulator } from '../support/erp-simulator.ts';
+import { RossumSimulator } from '../support/rossum-simulator.ts';
+import { startSshd, type SshdInstance } from '../support/sshd.ts';
+
+// Found by the fault stream: a bridge killed after the rename (or a stalled rename that went through after
+// the bridge gave up) leaves the file on the server and the ledger unsure. The ERP answers it; the answer
+// must wait for the upload to be confirmed, not go to unmatched/ (the export was then flagged as unanswered).
+
+let sshd: SshdInstance;
+let simulator: RossumSimulator;
+let ledger: SqliteLedger;
+let acks: RunningAcks;
+const log = new CapturedLog();
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rsb-ack-before-upload-'));
+  sshd = await startSshd({ baseDir: join(dir, 'sshd') });
+  simulator = await RossumSimulator.start();
+  const mappingsDir = join(dir, 'mappings');
+  mkdirSync(mappingsDir);
+  writeFileSync(join(mappingsDir, 'erp-companion.yaml'), '');
+  const [username, password] = Object.entries(simulator.users)[0]!;
+  const config = bridgeConfigSchema.parse({
+    ledger: { url: `sqlite:${join(dir, 'ledger.db')}` },
+    mappingsDir,
+    targets: { erp: testTargetConfig(sshd), 'erp-out': testTargetConfig(sshd, { url: sshd.url('acks') }) },
+    routes: [{ mapping: 'erp-companion', target: 'erp' }],
+    rossum: { baseUrl: simulator.apiUrl, username, password, retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 50 } },
+    acks: {
+      minAgeMs: 0,
+      targets: { erp: { folder: '.', readFrom: 'erp-out' } },
+      byMapping: { 'erp-companion': { convention: 'companion', deadlineMs: 60_000 } },
+    },
+  });
+  ledger = new SqliteLedger({ path: join(dir, 'ledger.db') });
+  acks = await startAcks(config, { logger: createLogger({ level: 'debug', destination: log.stream }), loop: false });
+});
+
+afterAll(async () => {
+  await acks?.close();
+  await ledger?.close();
+  await simulator?.close();
+  await sshd?.stop();
+});
+
+const inFolder = (sub?: string): string[] => {
+  const path = sub ? join(sshd.acksDir, sub) : sshd.acksDir;
+  return existsSync(path) ? readdirSync(path, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).map((entry) => entry.name) : [];
+};
+
+describe('an ack that arrives before the ledger knows the upload finished', () => {
+  it('waits in the ack folder while the upload is unconfirmed, then is matched once it is; an ack naming nothing still goes to unmatched/', async () => {
+    const annotationId = 840_001;
+    simulator.addAnnotation(annotationId, { status: 'exported' });
+    const claim = await ledger.claim({
+      idempotencyKey: `early-${annotationId}`,
+      annotationId,
+      requestId: `r-${annotationId}`,
+      mappingName: 'erp-companion',
+      mappingHash: 'h',
+      target: 'erp',
+      plannedPath: `INV-${annotationId}.xml`,
+      sha256: 'e'.repeat(64),
+      bytes: 1,
+      owner: 'serve-that-died',
+      leaseMs: 60_000,
+    });
+    expect(claim.outcome).toBe('claimed');
+    const erp = new ErpSimulator(sshd.acksDir);
+    erp.err(`INV-${annotationId}`, ['E100 Kostenstelle fehlt']);
+    erp.ok('INV-NOBODY-1');
+
+    // Two looks: the first records sizes, the second reads what stayed the same.
+    await acks.pass();
+    await acks.pass();
+    expect(inFolder()).toEqual([`INV-${annotationId}.err`]);
+    expect(inFolder('unmatched')).toEqual(['INV-NOBODY-1.ok']);
+    expect(log.text()).toContain('upload is not confirmed yet');
+    expect((await ledger.get(claim.record.id))?.ackState).toBeNull();
+
+    await ledger.complete(claim.record.id, 'serve-that-died', { remotePath: `INV-${annotationId}.xml`, reply: { statusCode: 200, body: { messages: [] } } });
+    await acks.pass();
+    await acks.pass();
+    expect(inFolder()).toEqual([]);
+    expect(inFolder('processed')).toEqual([`INV-${annotationId}.err`]);
+    expect((await ledger.get(claim.record.id))?.ackState).toBe('rejected');
+    expect(simulator.annotation(annotationId).status).toBe('failed_export');
+    expect(simulator.annotation(annotationId).notes).toHaveLength(1);
+  }, 60_000);
+});
