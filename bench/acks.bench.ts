@@ -7,7 +7,9 @@
  *     in the child, after the first look) and the child's peak RSS (its own maxRSS, and VmHWM read here);
  *  2. the delay from an ack landing to Rossum being told, with `acks` running at its poll interval.
  * Targets (issue 4): ≤ 10 s and ≤ 256 MB for 10,000 files; delay ≤ poll interval + 1 s. Prints
- * figures; asserts nothing.
+ * figures; asserts nothing. The child runs exactly as an operator starts it (its own V8 settings
+ * included); the machine has to be otherwise idle for the wall times to mean anything, so the load
+ * average before the pass and the child's CPU time are printed beside them.
  *
  *   npm run bench:acks
  *   BENCH_N=2000 BENCH_POLL_MS=2000 npm run bench:acks
