@@ -261,24 +261,17 @@ export class AckService {
       });
       if (prepared.length === 0) return;
 
-      let results: RecordAckResult[];
-      try {
-        results = await ledger.recordAcks(prepared.map((item) => item.input));
-      } catch (error) {
-        logger.warn({ ackSource: source.name, files: prepared.length, err: describeError(error) }, 'ack files not recorded yet; they are tried again at the next pass');
-        return;
-      }
+      const recorded = await this.record(source, prepared);
       let pending = false;
-      prepared.forEach((item, index) => {
-        const result = results[index] as RecordAckResult;
+      for (const { item, result } of recorded) {
         this.reportRecorded(source, item, result);
         pending ||= result.outcomes.some((outcome) => outcome.delivery === 'pending');
-      });
+      }
       if (pending) void this.delivery.pump().catch(() => undefined);
 
       const archived: Array<{ ackFileId: number; archivedTo: string | null; name: string }> = [];
       await runLimited(
-        prepared.map((item, index) => ({ item, result: results[index] as RecordAckResult })),
+        recorded,
         acks.concurrency,
         async ({ item, result }) => {
           try {
@@ -298,6 +291,23 @@ export class AckService {
     } finally {
       for (const file of mine) this.inFlight.delete(`${source.name}\u0000${file.path}`);
     }
+  }
+
+  /** One transaction for the batch; when it fails, file by file, so one file the ledger refuses does not hold back the rest. */
+  private async record(source: Source, prepared: readonly Prepared[]): Promise<Array<{ item: Prepared; result: RecordAckResult }>> {
+    const { ledger, logger } = this.options;
+    try {
+      const results = await ledger.recordAcks(prepared.map((item) => item.input));
+      return prepared.map((item, index) => ({ item, result: results[index] as RecordAckResult }));
+    } catch (error) {
+      if (prepared.length === 1) {
+        logger.warn({ ackSource: source.name, ackFile: prepared[0]?.file.path, err: describeError(error) }, 'ack file not recorded yet; it is tried again at the next pass');
+        return [];
+      }
+    }
+    const recorded: Array<{ item: Prepared; result: RecordAckResult }> = [];
+    for (const item of prepared) recorded.push(...(await this.record(source, [item])));
+    return recorded;
   }
 
   /** Reads one file and picks the convention reading it; null when it is not ours (or gone). */
