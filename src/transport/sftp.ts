@@ -306,10 +306,7 @@ export class SftpTarget implements Target {
       throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: this.context.hostLabel });
     }
     const credentials = this.credentialsFor(hookCredentials);
-    const key = createHash('sha256')
-      .update(JSON.stringify([credentials.username, credentials.password ?? null, credentials.privateKey ?? null, credentials.passphrase ?? null]))
-      .digest('hex')
-      .slice(0, 16);
+    const key = credentials === this.configCredentials ? (this.configPoolKey ??= poolKey(credentials)) : poolKey(credentials);
     let pool = this.pools.get(key);
     if (pool) {
       // Map order doubles as LRU order for eviction.
@@ -330,6 +327,8 @@ export class SftpTarget implements Target {
     }
     return pool;
   }
+
+  private configPoolKey: string | undefined;
 
   private credentialsFor(hook: HookCredentials | undefined): Credentials {
     if (this.configCredentials) return this.configCredentials;
@@ -637,8 +636,11 @@ class Pool {
 
   async close(): Promise<void> {
     this.closing = true;
-    // Let running and queued work finish (bounded), then end every connection.
-    await Promise.race([this.queue.onIdle(), delay(this.context.config.pool.operationTimeoutMs)]);
+    // Let running and queued work finish (bounded), then end every connection; the bound's timer must
+    // not outlive the close, or it keeps a finished process alive.
+    const bound = new AbortController();
+    await Promise.race([this.queue.onIdle(), delay(this.context.config.pool.operationTimeoutMs, bound.signal)]);
+    bound.abort();
     for (const conn of [...this.open]) this.discard(conn);
   }
 
@@ -873,6 +875,14 @@ async function readWholeFile(conn: Connection, remotePath: string): Promise<Buff
   } finally {
     if (conn.alive) await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
   }
+}
+
+/** Pools are per credential set; the key is a digest, so no secret is kept as a map key. */
+function poolKey(credentials: Credentials): string {
+  return createHash('sha256')
+    .update(JSON.stringify([credentials.username, credentials.password ?? null, credentials.privateKey ?? null, credentials.passphrase ?? null]))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 function call<T>(invoke: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
