@@ -60,7 +60,7 @@ export class ErpSide {
       while (this.running) {
         this.scan();
         if (!this.paused) this.writeDue(Date.now());
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();
   }

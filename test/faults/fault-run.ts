@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -261,34 +261,50 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   });
 
   // ── the observer: reads every file under a final name as soon as it appears or changes ──
+  // File events (inotify) name what changed at once; a full look every 250 ms catches anything they missed.
+  // Stat-ing thousands of files every few milliseconds instead would starve this process, which also
+  // runs the TCP proxy and the simulated Rossum.
   const partialSeen: string[] = [];
   let observing = true;
   const seen = new Map<string, string>();
-  const observer = (async () => {
-    while (observing) {
-      let names: string[] = [];
-      try {
-        names = readdirSync(sshd.inboundDir);
-      } catch {
-        names = [];
-      }
-      for (const name of names) {
-        if (TEMP.test(name)) continue;
-        try {
-          const stat = statSync(join(sshd.inboundDir, name));
-          const stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
-          if (seen.get(name) === stamp) continue;
-          seen.set(name, stamp);
-          const bytes = readFileSync(join(sshd.inboundDir, name));
-          const match = FINAL.exec(name);
-          const want = match ? expected.get(Number(match[1])) : undefined;
-          if (!want || !bytes.equals(want)) partialSeen.push(`${name} (${bytes.length} bytes${want ? ` of ${want.length}` : ', unknown name'})`);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        }
-      }
-      await sleep(3);
+  const changed = new Set<string>();
+  const watcher = watch(sshd.inboundDir, (_event, name) => {
+    if (name) changed.add(name.toString());
+  });
+  const inspect = (name: string): void => {
+    if (TEMP.test(name)) return;
+    try {
+      const stat = statSync(join(sshd.inboundDir, name));
+      const stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+      if (seen.get(name) === stamp) return;
+      seen.set(name, stamp);
+      const bytes = readFileSync(join(sshd.inboundDir, name));
+      const match = FINAL.exec(name);
+      const want = match ? expected.get(Number(match[1])) : undefined;
+      if (!want || !bytes.equals(want)) partialSeen.push(`${name} (${bytes.length} bytes${want ? ` of ${want.length}` : ', unknown name'})`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
+  };
+  const observer = (async () => {
+    let fullLookAt = 0;
+    while (observing) {
+      const names = [...changed];
+      changed.clear();
+      for (const name of names) inspect(name);
+      if (Date.now() >= fullLookAt) {
+        fullLookAt = Date.now() + 250;
+        let all: string[] = [];
+        try {
+          all = readdirSync(sshd.inboundDir);
+        } catch {
+          all = [];
+        }
+        for (const name of all) inspect(name);
+      }
+      await sleep(2);
+    }
+    watcher.close();
   })();
 
   // ── the delivery stream ──────────────────────────────────────────────────────────
