@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { BridgeError } from '../errors.ts';
+import { existingClaimOutcome } from './claim-rules.ts';
 import { postgresMigrations } from './postgres-migrations.ts';
 import { ackTransition, EMPTY_BACKLOG, initialDelivery, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
 import { rowToRecord, type ExportRow } from './sqlite.ts';
@@ -136,11 +137,12 @@ export class PostgresLedger implements Ledger {
         await this.addEvent(client, id, 'claimed', { requestId: input.requestId, plannedPath: input.plannedPath, mappingHash: input.mappingHash });
         return { outcome: 'claimed', record: existing, takeover: false };
       }
-      if (existing.status === 'uploading' && existing.leaseExpiresAt !== null && existing.leaseExpiresAt > now && existing.leaseOwner !== input.owner) {
+      const outcome = existingClaimOutcome(existing, input.owner, now);
+      if (outcome === 'in_progress') {
         await this.addEvent(client, id, 'duplicate_in_progress', { requestId: input.requestId });
         return { outcome: 'in_progress', record: existing };
       }
-      if (existing.status === 'uploading' || existing.status === 'retryable') {
+      if (outcome === 'takeover') {
         await client.query(
           `UPDATE exports SET status = 'uploading', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $4`,
           [input.owner, now + input.leaseMs, now, id],

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BridgeError } from '../errors.ts';
 import { ackTransition, EMPTY_BACKLOG, initialDelivery, nameParts, rowToOutcome, type OutcomeRow } from './ack-rules.ts';
+import { existingClaimOutcome } from './claim-rules.ts';
 import { sqliteMigrations } from './sqlite-migrations.ts';
 import type {
   AckDelivery,
@@ -205,11 +206,12 @@ export class SqliteLedger implements Ledger {
         this.addEvent(existing.id, 'claimed', { requestId: input.requestId, plannedPath: input.plannedPath, mappingHash: input.mappingHash });
         return { outcome: 'claimed', record: this.selectById(existing.id) as ExportRecord, takeover: false };
       }
-      if (existing.status === 'uploading' && existing.leaseExpiresAt !== null && existing.leaseExpiresAt > now && existing.leaseOwner !== input.owner) {
+      const outcome = existingClaimOutcome(existing, input.owner, now);
+      if (outcome === 'in_progress') {
         this.addEvent(existing.id, 'duplicate_in_progress', { requestId: input.requestId });
         return { outcome: 'in_progress', record: this.selectById(existing.id) as ExportRecord };
       }
-      if (existing.status === 'uploading' || existing.status === 'retryable') {
+      if (outcome === 'takeover') {
         this.stmt(`UPDATE exports SET status = 'uploading', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`)
           .run(input.owner, now + input.leaseMs, now, existing.id);
         this.addEvent(existing.id, 'takeover', { requestId: input.requestId, previousStatus: existing.status, previousOwner: existing.leaseOwner });
