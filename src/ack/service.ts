@@ -43,6 +43,8 @@ interface Source {
   discovery: PollingDiscovery;
   watcher: FolderWatcher | undefined;
   unknownNames: Set<string>;
+  /** Successful listings in a row: deadlines are judged only after two (a file needs two looks to be read). */
+  goodLooks: number;
   /** Files the watcher reported since the last flush (gathered into batches). */
   watched: ReadyFile[];
 }
@@ -128,6 +130,7 @@ export class AckService {
         discovery: new PollingDiscovery(target, folder, { minAgeMs: acks.minAgeMs, ignored, logger: log, now: this.now }),
         watcher: undefined,
         unknownNames: new Set(),
+        goodLooks: 0,
         watched: [],
       };
       const url = parseTargetUrl(options.targetConfigs[readFrom]?.url ?? '');
@@ -189,11 +192,6 @@ export class AckService {
       since: this.startedAt - acks.trackUploadsNewerThanMs,
     }));
     const adopted = rules.length > 0 ? await ledger.awaitAcks(rules) : 0;
-    const expired = await ledger.expireAcks();
-    for (const outcome of expired) {
-      metrics?.ackOutcomes.inc({ kind: 'timeout' });
-      logger.warn({ exportId: outcome.exportId }, 'no ack within the deadline: flagging the export as failed');
-    }
     let files = 0;
     let changing = 0;
     for (const source of this.sources) {
@@ -202,9 +200,11 @@ export class AckService {
       try {
         found = await source.discovery.look();
       } catch (error) {
+        source.goodLooks = 0;
         logger.warn({ ackSource: source.name, err: describeError(error) }, `cannot list the ack folder on ${source.target.description}; trying again later`);
         continue;
       }
+      source.goodLooks++;
       changing += found.changing;
       files += found.ready.length;
       // Listings come in the server's hash order. Names follow the exports' (and the ledger's) order, so a
@@ -217,6 +217,13 @@ export class AckService {
       });
     }
     await this.limiter.idle();
+    // "No answer" means we looked and found none: not while an ack folder cannot be listed (an outage, a
+    // restart), and only after the answers already there were read, so none is beaten by its deadline.
+    const expired = this.sources.every((source) => source.goodLooks >= 2) && !this.stopping ? await ledger.expireAcks() : [];
+    for (const outcome of expired) {
+      metrics?.ackOutcomes.inc({ kind: 'timeout' });
+      logger.warn({ exportId: outcome.exportId }, 'no ack within the deadline: flagging the export as failed');
+    }
     const delivered = await this.delivery.pump();
     return { files, adopted, timedOut: expired.length, delivered, changing };
   }
