@@ -82,6 +82,8 @@ export class AckService {
   private readonly limiter: Limiter;
   private readonly delivery: OutcomeDelivery;
   private readonly inFlight = new Set<string>();
+  /** Ack files that could not be read or recorded so far (an answer may be among them: no deadline verdicts then). */
+  private unreadFiles = 0;
   /** Ack files left in place because the export they name is not confirmed uploaded yet (warned once). */
   private readonly waitingForUpload = new Set<string>();
   private readonly now: () => number;
@@ -192,6 +194,7 @@ export class AckService {
       since: this.startedAt - acks.trackUploadsNewerThanMs,
     }));
     const adopted = rules.length > 0 ? await ledger.awaitAcks(rules) : 0;
+    const unreadBefore = this.unreadFiles;
     let files = 0;
     let changing = 0;
     for (const source of this.sources) {
@@ -219,7 +222,8 @@ export class AckService {
     await this.limiter.idle();
     // "No answer" means we looked and found none: not while an ack folder cannot be listed (an outage, a
     // restart), and only after the answers already there were read, so none is beaten by its deadline.
-    const expired = this.sources.every((source) => source.goodLooks >= 2) && !this.stopping ? await ledger.expireAcks() : [];
+    const lookedEverywhere = this.sources.every((source) => source.goodLooks >= 2) && this.unreadFiles === unreadBefore;
+    const expired = lookedEverywhere && !this.stopping ? await ledger.expireAcks() : [];
     for (const outcome of expired) {
       metrics?.ackOutcomes.inc({ kind: 'timeout' });
       logger.warn({ exportId: outcome.exportId }, 'no ack within the deadline: flagging the export as failed');
@@ -266,6 +270,8 @@ export class AckService {
           const ready = await this.prepare(source, file);
           if (ready) prepared.push(ready);
         } catch (error) {
+          // A file that fails for good (say, unreadable permissions) must not hold deadline verdicts back forever.
+          if (!isBridgeError(error) || !error.permanent) this.unreadFiles++;
           notYet(file, error, 'ack file not processed yet; it is tried again at the next pass');
         }
       });
@@ -311,6 +317,7 @@ export class AckService {
       return prepared.map((item, index) => ({ item, result: results[index] as RecordAckResult }));
     } catch (error) {
       if (prepared.length === 1) {
+        this.unreadFiles++;
         logger.warn({ ackSource: source.name, ackFile: prepared[0]?.file.path, err: describeError(error) }, 'ack file not recorded yet; it is tried again at the next pass');
         return [];
       }
