@@ -417,6 +417,26 @@ export function transientReply(content: string): ExportReply {
 function replayed(record: ExportRecord): ExportReply {
   const reply = record.reply;
   if (!reply) return transientReply(`Export ${record.id} has no recorded answer yet`);
+  if (record.ackState === 'rejected' || record.ackState === 'ack_invalid') {
+    // The first answer ("Exported") is no longer the truth: the ERP refused these exact bytes.
+    const verdict = record.ackState === 'rejected' ? 'rejected' : 'answered with an unreadable acknowledgement for';
+    return {
+      statusCode: 200,
+      outcome: 'failed',
+      exportId: record.id,
+      mappingName: record.mappingName,
+      body: {
+        messages: [
+          {
+            type: 'error',
+            content: limit(
+              `The ERP ${verdict} this exact file (${record.remotePath ?? record.plannedPath}${record.ackFile ? `, ack ${record.ackFile}` : ''}); sending the same data again would not change that. Correct the data in Rossum (the note on this annotation has the ERP's reasons) and export again.`,
+            ),
+          },
+        ],
+      },
+    };
+  }
   return { statusCode: reply.statusCode === 200 ? 200 : 503, body: reply.body as ExportReply['body'], outcome: 'duplicate', exportId: record.id, mappingName: record.mappingName };
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
+import { SqliteLedger } from '../../src/ledger/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
 import { deliver } from '../../src/rossum/delivery.ts';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
@@ -125,6 +126,19 @@ describe('export webhook end to end (real sshd, simulated Rossum)', () => {
     expect(records[0]!.sha256).not.toBe(records[1]!.sha256);
     expect(records[0]!.remotePath).not.toBe(records[1]!.remotePath);
     for (const record of records) expect(existsSync(join(sshd.inboundDir, record.remotePath!))).toBe(true);
+  });
+
+  it('re-sending the exact data the ERP rejected is refused with the reason, not replayed as "Exported"', async () => {
+    const body = JSON.stringify(withAnnotationId(fixture('export-invoice.json'), 500006));
+    const first = await deliver({ url: bridge.url, body, secret: TEST_SECRET, retryCount: 0 });
+    expect(first.annotationStatus).toBe('exported');
+    const [record] = await bridge.bridge.ledger.list({ annotationId: 500006 });
+    // What the acks process records when the ERP's .err arrives (see test/ack for that path itself).
+    (bridge.bridge.ledger as SqliteLedger).db.prepare("UPDATE exports SET ack_state = 'rejected', ack_file = ? WHERE id = ?").run('INV_500006.err', record!.id);
+    const again = await deliver({ url: bridge.url, body, secret: TEST_SECRET, retryCount: 0 });
+    expect(again.annotationStatus).toBe('failed_export');
+    expect(again.messages[0]?.content).toMatch(/The ERP rejected this exact file .*INV_500006\.err.*Correct the data in Rossum/);
+    expect(await bridge.bridge.ledger.list({ annotationId: 500006 })).toHaveLength(1);
   });
 
   it('document data cannot steer the file outside the target folder', async () => {
