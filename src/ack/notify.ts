@@ -168,10 +168,10 @@ export class OutcomeDelivery {
           metadata: { ...common, result: 'invalid_ack', messages: reasons },
         };
       case 'timeout': {
-        const minutes = mapping ? Math.round(mapping.deadlineMs / 60_000) : null;
+        const window = mapping ? formatDuration(mapping.deadlineMs) : null;
         return {
           status: 'failed_export',
-          note: `No answer from the ERP for ${file} within ${minutes === null ? 'the deadline' : `${minutes} min`} (deadline ${new Date(detail.deadlineAt ?? 0).toISOString()}). Check that the ERP imported it; a late positive answer will restore the export.`,
+          note: `No answer from the ERP for ${file} within ${window ?? 'the deadline'} (deadline ${new Date(detail.deadlineAt ?? 0).toISOString()}). Check that the ERP imported it; a late positive answer will restore the export.`,
           metadata: { ...common, result: 'timeout', deadlineAt: new Date(detail.deadlineAt ?? 0).toISOString() },
         };
       }
@@ -207,4 +207,12 @@ export class OutcomeDelivery {
     }
     return client;
   }
+}
+
+/** "30 min", "45 s", "2 h 5 min": deadlines shorter than a minute must not read "0 min". */
+function formatDuration(ms: number): string {
+  if (ms < 60_000) return `${Math.max(1, Math.round(ms / 1000))} s`;
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 60) return `${minutes} min`;
+  return minutes % 60 === 0 ? `${minutes / 60} h` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
