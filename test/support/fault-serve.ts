@@ -40,14 +40,15 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
 }
 
-export class ServeProcess {
+/**
+ * A CLI child process whose output is appended to one file: what an operator runs, so tests can
+ * SIGKILL, SIGTERM and restart it.
+ */
+export class CliProcess {
   readonly exited: Promise<ExitInfo>;
-  private exitInfo: ExitInfo | undefined;
+  protected exitInfo: ExitInfo | undefined;
 
-  private constructor(
-    readonly child: ChildProcess,
-    readonly baseUrl: string,
-  ) {
+  protected constructor(readonly child: ChildProcess) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
@@ -56,12 +57,11 @@ export class ServeProcess {
     });
   }
 
-  /** Spawns `node bin/rossum-sftp-bridge serve --config PATH`, appending its output to `outputPath`. */
-  static async start(options: { configPath: string; port: number; outputPath: string; env?: Record<string, string>; readyTimeoutMs?: number; args?: string[] }): Promise<ServeProcess> {
+  /** Spawns `node bin/rossum-sftp-bridge ARGS`, stdout and stderr appended to `outputPath`. */
+  protected static spawnCli(args: string[], options: { outputPath: string; env?: Record<string, string> }): ChildProcess {
     const fd = openSync(options.outputPath, 'a');
-    let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'serve', '--config', options.configPath, ...(options.args ?? [])], {
+      return spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args], {
         cwd: repoRoot,
         env: { ...process.env, ...options.env },
         stdio: ['ignore', fd, fd],
@@ -69,13 +69,6 @@ export class ServeProcess {
     } finally {
       closeSync(fd);
     }
-    const serve = new ServeProcess(child, `http://127.0.0.1:${options.port}`);
-    await serve.waitHealthy(options.readyTimeoutMs ?? 30_000, options.outputPath);
-    return serve;
-  }
-
-  get url(): string {
-    return `${this.baseUrl}/webhooks/rossum`;
   }
 
   get pid(): number {
@@ -90,7 +83,7 @@ export class ServeProcess {
     if (this.running) this.child.kill(signal);
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs` (then the exit shows the signal). */
   async stop(graceMs = 15_000): Promise<ExitInfo> {
     if (!this.running) return this.exitInfo as ExitInfo;
     this.kill('SIGTERM');
@@ -100,6 +93,27 @@ export class ServeProcess {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+export class ServeProcess extends CliProcess {
+  private constructor(
+    child: ChildProcess,
+    readonly baseUrl: string,
+  ) {
+    super(child);
+  }
+
+  /** Spawns `node bin/rossum-sftp-bridge serve --config PATH`, appending its output to `outputPath`. */
+  static async start(options: { configPath: string; port: number; outputPath: string; env?: Record<string, string>; readyTimeoutMs?: number; args?: string[] }): Promise<ServeProcess> {
+    const child = CliProcess.spawnCli(['serve', '--config', options.configPath, ...(options.args ?? [])], options);
+    const serve = new ServeProcess(child, `http://127.0.0.1:${options.port}`);
+    await serve.waitHealthy(options.readyTimeoutMs ?? 30_000, options.outputPath);
+    return serve;
+  }
+
+  get url(): string {
+    return `${this.baseUrl}/webhooks/rossum`;
   }
 
   private async waitHealthy(timeoutMs: number, outputPath: string): Promise<void> {
