@@ -82,6 +82,8 @@ export interface FaultReport {
   faults: FaultEvent[];
   annotations: number;
   exportedExactlyOnce: number;
+  /** Re-deliveries of bytes the ERP had rejected, answered failed_export with the ERP's verdict (the truth). */
+  refusedRejectedRedeliveries: number;
   failedWithMessage: number;
   failedWithoutMessage: number;
   retriedByOperator: number;
@@ -573,18 +575,24 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   const duplicated: string[] = [];
   const ledgerMismatches: string[] = [];
   let exportedExactlyOnce = 0;
+  let refusedRejectedRedeliveries = 0;
   for (const id of payloads.keys()) {
     const names = byAnnotation.get(id) ?? [];
     const annotation = simulator.annotation(id);
     const idRows = rows.filter((row) => row.annotation_id === id);
     if (names.length > 1) duplicated.push(`${id}: ${names.join(', ')}`);
     const complete = names.filter((name) => readFileSync(join(sshd.inboundDir, name)).equals(expected.get(id)!));
+    // A re-delivery (late duplicate, operator retry) of bytes the ERP had already rejected is refused
+    // with the ERP's verdict: failed_export is then the truth, and the file was still exported once.
+    const refusedAsRejected =
+      verdicts.get(id) === 'reject' && exportStatus(annotation) === 'failed_export' && annotation.messages.some((m) => m.type === 'error' && m.content.startsWith('The ERP rejected this exact file'));
+    if (refusedAsRejected) refusedRejectedRedeliveries++;
     if (complete.length === 0) lost.push(`${id}: Rossum ${annotation.status}, no complete file on the server`);
-    else if (exportStatus(annotation) !== 'exported') lost.push(`${id}: file on the server but Rossum ${exportStatus(annotation)}`);
+    else if (exportStatus(annotation) !== 'exported' && !refusedAsRejected) lost.push(`${id}: file on the server but Rossum ${exportStatus(annotation)}`);
     if (idRows.length !== 1 || idRows[0]!.status !== 'uploaded' || !names.includes(idRows[0]!.remote_path ?? '')) {
       ledgerMismatches.push(`${id}: ledger ${JSON.stringify(idRows.map((row) => [row.status, row.remote_path]))}, files ${JSON.stringify(names)}`);
     }
-    if (names.length === 1 && complete.length === 1 && exportStatus(annotation) === 'exported') exportedExactlyOnce++;
+    if (names.length === 1 && complete.length === 1 && (exportStatus(annotation) === 'exported' || refusedAsRejected)) exportedExactlyOnce++;
   }
 
   const unanswered: string[] = [];
@@ -620,6 +628,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     faults,
     annotations: payloads.size,
     exportedExactlyOnce,
+    refusedRejectedRedeliveries,
     failedWithMessage: failedIds.length - failedWithoutMessage,
     failedWithoutMessage,
     retriedByOperator: failedIds.length,
@@ -801,6 +810,7 @@ export function formatTable(report: FaultReport): string {
       `${report.faults.length} (sshd SIGKILL ${count('sshdKill')}, bridge SIGKILL mid-upload ${count('bridgeKill')}, network stall ${count('stall')}, read-only folders ${count('readOnly')}, SIGTERM in flight ${count('sigterm')}, acks SIGKILL mid-batch ${count('acksKill')}, Rossum API 429/503 window ${count('rossumApi')} (${report.acks.injectedApiReplies} calls refused))`,
     ],
     ['exported exactly once', report.exportedExactlyOnce],
+    ['  of which re-sent after the ERP rejected them, refused with its verdict', report.refusedRejectedRedeliveries],
     ['failed with a message in Rossum (then retried by the operator)', report.failedWithMessage],
     ['failed without a message', report.failedWithoutMessage],
     ['LOST (must be 0)', report.lost.length],
