@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTarget, type Target, type TargetConfigInput, type TransportHooks } from '../../src/transport/index.ts';
+import { createTarget, isTransportError, type Target, type TargetConfigInput, type TransportError, type TransportHooks } from '../../src/transport/index.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startSshd, type SshdInstance, type StartSshdOptions } from '../support/sshd.ts';
 
@@ -46,4 +46,15 @@ export function sftpTarget(sshd: SshdInstance, folder: string, overrides: Partia
 
 export function fileUrl(path: string): string {
   return `file://${path}`;
+}
+
+/** The TransportError an operation fails with; throws if it succeeds or fails with anything else. */
+export async function failure(promise: Promise<unknown>): Promise<TransportError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isTransportError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected the operation to fail');
 }

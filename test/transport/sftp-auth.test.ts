@@ -3,19 +3,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createTarget, isTransportError, type TransportError } from '../../src/transport/index.ts';
+import { createTarget } from '../../src/transport/index.ts';
 import { ensurePasswordUser, type PasswordUser, type SshdInstance } from '../support/sshd.ts';
-import { sftpTarget, uniqueFolder, withSshd } from './helpers.ts';
-
-async function failure(promise: Promise<unknown>): Promise<TransportError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isTransportError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the operation to fail');
-}
+import { failure, sftpTarget, uniqueFolder, withSshd } from './helpers.ts';
 
 describe('authentication', () => {
   let sshd: SshdInstance;

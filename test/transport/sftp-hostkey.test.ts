@@ -3,19 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fingerprintOfKey, isTransportError, type TransportError } from '../../src/transport/index.ts';
+import { fingerprintOfKey } from '../../src/transport/index.ts';
 import type { SshdInstance } from '../support/sshd.ts';
-import { sftpTarget, tempDir, uniqueFolder, withSshd } from './helpers.ts';
-
-async function failure(promise: Promise<unknown>): Promise<TransportError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isTransportError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the operation to fail');
-}
+import { failure, sftpTarget, tempDir, uniqueFolder, withSshd } from './helpers.ts';
 
 describe('host key pinning', () => {
   let sshd: SshdInstance;

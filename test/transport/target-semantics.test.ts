@@ -2,23 +2,13 @@ import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileS
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { createTarget, isTransportError, type RemoteEntry, type Target, type TargetConfigInput, type TransportError } from '../../src/transport/index.ts';
+import { createTarget, type RemoteEntry, type Target, type TargetConfigInput } from '../../src/transport/index.ts';
 import type { SshdInstance } from '../support/sshd.ts';
-import { sftpTarget, tempDir, uniqueFolder, withSshd } from './helpers.ts';
+import { failure, sftpTarget, tempDir, uniqueFolder, withSshd } from './helpers.ts';
 
 interface Harness {
   /** A fresh target over an empty folder, and that folder on the local disk. */
   make(overrides?: Partial<TargetConfigInput>): { target: Target; local: string; outside: string };
-}
-
-async function failure(promise: Promise<unknown>): Promise<TransportError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isTransportError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the operation to fail');
 }
 
 function tree(dir: string): string[] {
