@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTarget, isTransportError, type Target, type TargetConfigInput, type TransportError, type TransportHooks } from '../../src/transport/index.ts';
@@ -57,4 +57,38 @@ export async function failure(promise: Promise<unknown>): Promise<TransportError
     throw error;
   }
   throw new Error('expected the operation to fail');
+}
+
+/**
+ * Uploads every file at once while an observer lists `folder` (the target's folder on local disk) in a
+ * tight loop and reads every final name it sees: a file under its final name must be complete.
+ */
+export async function uploadWhileObserving(target: Target, folder: string, expected: ReadonlyMap<string, Buffer>): Promise<{ violations: string[]; reads: number }> {
+  let stop = false;
+  let reads = 0;
+  const violations: string[] = [];
+  const observer = (async () => {
+    while (!stop) {
+      for (const name of existsSync(folder) ? readdirSync(folder) : []) {
+        const want = expected.get(name);
+        if (!want) continue; // temporary names are allowed to be partial
+        let got: Buffer;
+        try {
+          got = readFileSync(join(folder, name));
+        } catch {
+          continue; // renamed away between the listing and the read
+        }
+        reads++;
+        if (!got.equals(want)) violations.push(`${name}: ${got.length} of ${want.length} bytes`);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  })();
+  try {
+    await Promise.all([...expected].map(([name, bytes]) => target.upload({ relativePath: name, bytes, onExisting: 'fail' })));
+  } finally {
+    stop = true;
+    await observer;
+  }
+  return { violations, reads };
 }

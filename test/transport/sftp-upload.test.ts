@@ -1,8 +1,8 @@
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SshdInstance } from '../support/sshd.ts';
-import { sftpTarget, uniqueFolder, withSshd } from './helpers.ts';
+import { sftpTarget, uniqueFolder, uploadWhileObserving, withSshd } from './helpers.ts';
 
 describe('sftp upload', () => {
   let sshd: SshdInstance;
@@ -79,36 +79,13 @@ describe('sftp upload', () => {
       expected.set(`file-${i}.xml`, bytes);
     }
     await target.check();
-    let stop = false;
-    let checkedReads = 0;
-    const violations: string[] = [];
-    const observer = (async () => {
-      while (!stop) {
-        const names = existsSync(local) ? readdirSync(local) : [];
-        for (const name of names) {
-          const want = expected.get(name);
-          if (!want) continue; // temporary names are allowed to be partial
-          let got: Buffer;
-          try {
-            got = readFileSync(join(local, name));
-          } catch {
-            continue;
-          }
-          checkedReads++;
-          if (!got.equals(want)) violations.push(`${name}: ${got.length} of ${want.length} bytes`);
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    })();
     try {
-      await Promise.all([...expected].map(([name, bytes]) => target.upload({ relativePath: name, bytes, onExisting: 'fail' })));
+      const { violations, reads } = await uploadWhileObserving(target, local, expected);
+      expect(violations).toEqual([]);
+      expect(reads).toBeGreaterThan(0);
     } finally {
-      stop = true;
-      await observer;
       await target.close();
     }
-    expect(violations).toEqual([]);
-    expect(checkedReads).toBeGreaterThan(0);
     expect(readdirSync(local).sort()).toEqual([...expected.keys()].sort());
   });
 });

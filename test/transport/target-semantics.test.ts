@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createTarget, type RemoteEntry, type Target, type TargetConfigInput } from '../../src/transport/index.ts';
 import type { SshdInstance } from '../support/sshd.ts';
-import { failure, sftpTarget, tempDir, uniqueFolder, withSshd } from './helpers.ts';
+import { failure, sftpTarget, tempDir, uniqueFolder, uploadWhileObserving, withSshd } from './helpers.ts';
 
 interface Harness {
   /** A fresh target over an empty folder, and that folder on the local disk. */
@@ -225,30 +225,13 @@ describe('file:// target specifics', () => {
     const target = createTarget('share', { url: `file://${share}` }, { logger: silentLogger() });
     const expected = new Map<string, Buffer>();
     for (let i = 0; i < 60; i++) expected.set(`f-${i}.xml`, Buffer.alloc(1 + ((i * 7919) % 400_000), 97 + (i % 26)));
-    let stop = false;
-    const violations: string[] = [];
-    let reads = 0;
-    const observer = (async () => {
-      while (!stop) {
-        for (const name of readdirSync(share)) {
-          const want = expected.get(name);
-          if (!want) continue;
-          const got = readFileSync(join(share, name));
-          reads++;
-          if (!got.equals(want)) violations.push(`${name}: ${got.length}/${want.length}`);
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    })();
     try {
-      await Promise.all([...expected].map(([name, bytes]) => target.upload({ relativePath: name, bytes, onExisting: 'fail' })));
+      const { violations, reads } = await uploadWhileObserving(target, share, expected);
+      expect(violations).toEqual([]);
+      expect(reads).toBeGreaterThan(0);
     } finally {
-      stop = true;
-      await observer;
       await target.close();
     }
-    expect(violations).toEqual([]);
-    expect(reads).toBeGreaterThan(0);
     expect(readdirSync(share).sort()).toEqual([...expected.keys()].sort());
   });
 });
