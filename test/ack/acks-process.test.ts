@@ -9,7 +9,7 @@ import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 import { repoRoot, testTargetConfig } from '../support/bridge.ts';
-import { ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
+import { claimTestExport, completeTestExport, ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
 
 let sshd: SshdInstance;
 let simulator: RossumSimulator;
@@ -84,20 +84,8 @@ describe('the acks process (spawned like production)', () => {
     for (let i = 0; i < FILES; i++) {
       const annotationId = FIRST_ANNOTATION + i;
       simulator.addAnnotation(annotationId, { status: 'exported' });
-      const claim = await ledger.claim({
-        idempotencyKey: `kill-${annotationId}`,
-        annotationId,
-        requestId: `r-${annotationId}`,
-        mappingName: 'erp-companion',
-        mappingHash: 'h',
-        target: 'erp',
-        plannedPath: `INV-${annotationId}.xml`,
-        sha256: 'f'.repeat(64),
-        bytes: 1,
-        owner: 'serve',
-        leaseMs: 60_000,
-      });
-      await ledger.complete(claim.record.id, 'serve', { remotePath: `INV-${annotationId}.xml`, reply: { statusCode: 200, body: { messages: [] } } });
+      const claim = await claimTestExport(ledger, { annotationId, fileName: `INV-${annotationId}.xml`, mapping: 'erp-companion', owner: 'serve' });
+      await completeTestExport(ledger, claim.record.id, `INV-${annotationId}.xml`, 'serve');
       if (annotationId % 2 === 0) erp.err(`INV-${annotationId}`, [`E${annotationId % 1000} Buchung abgelehnt für ${annotationId}`]);
       else erp.ok(`INV-${annotationId}`);
     }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startAcks, type RunningAcks } from '../../src/ack/index.ts';
 import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
 import type { SshdInstance } from '../../src/dev/sshd.ts';
-import type { Ledger } from '../../src/ledger/index.ts';
+import type { ClaimResult, Ledger } from '../../src/ledger/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget, type Target } from '../../src/transport/index.ts';
 import type { RossumSimulator } from '../support/rossum-simulator.ts';
@@ -84,26 +84,40 @@ export async function startAckHarness(config: BridgeConfig, options: { loop?: bo
   };
 }
 
+/** A ledger row as `serve` leaves it before the upload is confirmed (claimed, lease held by `owner`). */
+export async function claimTestExport(
+  ledger: Ledger,
+  options: { annotationId: number; fileName: string; mapping: string; target?: string; bytes?: number; owner?: string; documentRef?: string },
+): Promise<ClaimResult> {
+  const target = options.target ?? 'erp';
+  return ledger.claim({
+    idempotencyKey: `${options.annotationId}:${target}:${options.fileName}`,
+    annotationId: options.annotationId,
+    requestId: `req-${options.annotationId}`,
+    mappingName: options.mapping,
+    mappingHash: 'test',
+    target,
+    plannedPath: options.fileName,
+    sha256: 'f'.repeat(64),
+    bytes: options.bytes ?? 1,
+    owner: options.owner ?? 'test-exporter',
+    leaseMs: 60_000,
+    documentRef: options.documentRef ?? null,
+  });
+}
+
+/** Confirms a claimed upload as `serve` does once the rename succeeded. */
+export async function completeTestExport(ledger: Ledger, id: number, remotePath: string, owner = 'test-exporter'): Promise<void> {
+  await ledger.complete(id, owner, { remotePath, reply: { statusCode: 200, body: { messages: [] } } });
+}
+
 export async function exportThrough(
   ledger: Ledger,
   target: Target,
   options: { annotationId: number; fileName: string; mapping: string; bytes: Buffer; documentRef?: string },
 ): Promise<number> {
-  const claim = await ledger.claim({
-    idempotencyKey: `${options.annotationId}:${target.name}:${options.fileName}`,
-    annotationId: options.annotationId,
-    requestId: `req-${options.annotationId}`,
-    mappingName: options.mapping,
-    mappingHash: 'test',
-    target: target.name,
-    plannedPath: options.fileName,
-    sha256: 'f'.repeat(64),
-    bytes: options.bytes.length,
-    owner: 'test-exporter',
-    leaseMs: 60_000,
-    documentRef: options.documentRef ?? null,
-  });
+  const claim = await claimTestExport(ledger, { ...options, target: target.name, bytes: options.bytes.length });
   const uploaded = await target.upload({ relativePath: options.fileName, bytes: options.bytes, onExisting: 'overwrite' });
-  await ledger.complete(claim.record.id, 'test-exporter', { remotePath: uploaded.remotePath, reply: { statusCode: 200, body: { messages: [] } } });
+  await completeTestExport(ledger, claim.record.id, uploaded.remotePath);
   return claim.record.id;
 }

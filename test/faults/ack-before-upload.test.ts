@@ -9,6 +9,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { CapturedLog, testTargetConfig } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
+import { claimTestExport, completeTestExport } from '../ack/harness.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 
 // Found by the fault stream: a bridge killed after the rename (or a stalled rename that went through after
@@ -61,19 +62,7 @@ describe('an ack that arrives before the ledger knows the upload finished', () =
   it('waits in the ack folder while the upload is unconfirmed, then is matched once it is; an ack naming nothing still goes to unmatched/', async () => {
     const annotationId = 840_001;
     simulator.addAnnotation(annotationId, { status: 'exported' });
-    const claim = await ledger.claim({
-      idempotencyKey: `early-${annotationId}`,
-      annotationId,
-      requestId: `r-${annotationId}`,
-      mappingName: 'erp-companion',
-      mappingHash: 'h',
-      target: 'erp',
-      plannedPath: `INV-${annotationId}.xml`,
-      sha256: 'e'.repeat(64),
-      bytes: 1,
-      owner: 'serve-that-died',
-      leaseMs: 60_000,
-    });
+    const claim = await claimTestExport(ledger, { annotationId, fileName: `INV-${annotationId}.xml`, mapping: 'erp-companion', owner: 'serve-that-died' });
     expect(claim.outcome).toBe('claimed');
     const erp = new ErpSimulator(sshd.acksDir);
     erp.err(`INV-${annotationId}`, ['E100 Kostenstelle fehlt']);
@@ -87,7 +76,7 @@ describe('an ack that arrives before the ledger knows the upload finished', () =
     expect(log.text()).toContain('upload is not confirmed yet');
     expect((await ledger.get(claim.record.id))?.ackState).toBeNull();
 
-    await ledger.complete(claim.record.id, 'serve-that-died', { remotePath: `INV-${annotationId}.xml`, reply: { statusCode: 200, body: { messages: [] } } });
+    await completeTestExport(ledger, claim.record.id, `INV-${annotationId}.xml`, 'serve-that-died');
     await acks.pass();
     await acks.pass();
     expect(inFolder()).toEqual([]);
