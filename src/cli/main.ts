@@ -1,33 +1,34 @@
 import { Command } from 'commander';
 import { describeError, isBridgeError } from '../errors.ts';
 
-import { register as registerAcks } from './commands/acks.ts';
-import { register as registerCheck } from './commands/check.ts';
-import { register as registerDev } from './commands/dev.ts';
-import { register as registerRender } from './commands/render.ts';
-import { register as registerSend } from './commands/send.ts';
-import { register as registerServe } from './commands/serve.ts';
-import { register as registerStatus } from './commands/status.ts';
-import { register as registerTest } from './commands/test.ts';
+interface CommandModule {
+  register(program: Command): void;
+}
 
-/** Each command lives in `commands/<name>.ts` and exports `register(program)`; main only assembles them. */
-const commands: ReadonlyArray<(program: Command) => void> = [
-  registerServe,
-  registerAcks,
-  registerDev,
-  registerRender,
-  registerCheck,
-  registerTest,
-  registerSend,
-  registerStatus,
-];
+/**
+ * Each command lives in `commands/<name>.ts` and exports `register(program)`; main only assembles them.
+ * Only the command being run is loaded (a long-running `acks` should not carry fastify, the mapping
+ * engine and the dev tools); help and unknown commands load them all.
+ */
+const commands: Record<string, () => Promise<CommandModule>> = {
+  serve: () => import('./commands/serve.ts'),
+  acks: () => import('./commands/acks.ts'),
+  dev: () => import('./commands/dev.ts'),
+  render: () => import('./commands/render.ts'),
+  check: () => import('./commands/check.ts'),
+  test: () => import('./commands/test.ts'),
+  send: () => import('./commands/send.ts'),
+  status: () => import('./commands/status.ts'),
+};
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('rossum-sftp-bridge')
     .description('Rossum export webhook → mapping → atomic SFTP upload, with a ledger and ERP acknowledgements')
     .showHelpAfterError();
-  for (const register of commands) register(program);
+  const requested = argv[2] !== undefined ? commands[argv[2]] : undefined;
+  const loaders = requested ? [requested] : Object.values(commands);
+  for (const module of await Promise.all(loaders.map((load) => load()))) module.register(program);
   await program.parseAsync(argv);
 }
 
