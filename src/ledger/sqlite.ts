@@ -97,6 +97,11 @@ export function rowToRecord(row: ExportRow): ExportRecord {
   };
 }
 
+interface QueuedWrite {
+  work: () => unknown;
+  settle: (error: Error | undefined, value?: unknown) => void;
+}
+
 export interface SqliteLedgerOptions {
   /** File path, or `:memory:`. */
   path: string;
@@ -109,6 +114,8 @@ export class SqliteLedger implements Ledger {
   readonly db: Database.Database;
   private readonly now: () => number;
   private readonly statements = new Map<string, Database.Statement>();
+  /** Writes waiting for the group commit at the end of this event-loop turn. */
+  private queuedWrites: QueuedWrite[] = [];
 
   constructor(options: SqliteLedgerOptions) {
     this.now = options.now ?? Date.now;
@@ -176,15 +183,15 @@ export class SqliteLedger implements Ledger {
   }
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
-    const run = this.db.transaction((): ClaimResult => {
+    return this.write((): ClaimResult => {
       const now = this.now();
       const inserted = this.stmt(
           `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, sha256, bytes, status,
              attempts, lease_owner, lease_expires_at, created_at, updated_at, document_ref, rossum_base_url)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploading', 1, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (idempotency_key) DO NOTHING`,
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
         )
-        .run(
+        .get(
           input.idempotencyKey,
           input.annotationId,
           input.mappingName,
@@ -199,13 +206,17 @@ export class SqliteLedger implements Ledger {
           now,
           input.documentRef ?? null,
           input.rossumBaseUrl ?? null,
-        );
-      const existing = this.selectByKey(input.idempotencyKey) as ExportRecord;
-      this.stmt('INSERT OR IGNORE INTO export_requests (export_id, request_id, received_at) VALUES (?, ?, ?)').run(existing.id, input.requestId, now);
-      if (inserted.changes === 1) {
-        this.addEvent(existing.id, 'claimed', { requestId: input.requestId, plannedPath: input.plannedPath, mappingHash: input.mappingHash });
-        return { outcome: 'claimed', record: this.selectById(existing.id) as ExportRecord, takeover: false };
+        ) as ExportRow | undefined;
+      const addRequest = (exportId: number): void => {
+        this.stmt('INSERT OR IGNORE INTO export_requests (export_id, request_id, received_at) VALUES (?, ?, ?)').run(exportId, input.requestId, now);
+      };
+      if (inserted) {
+        addRequest(inserted.id);
+        this.addEvent(inserted.id, 'claimed', { requestId: input.requestId, plannedPath: input.plannedPath, mappingHash: input.mappingHash });
+        return { outcome: 'claimed', record: rowToRecord({ ...inserted, request_ids: input.requestId }), takeover: false };
       }
+      const existing = this.selectByKey(input.idempotencyKey) as ExportRecord;
+      addRequest(existing.id);
       const outcome = existingClaimOutcome(existing, input.owner, now);
       if (outcome === 'in_progress') {
         this.addEvent(existing.id, 'duplicate_in_progress', { requestId: input.requestId });
@@ -220,11 +231,10 @@ export class SqliteLedger implements Ledger {
       this.addEvent(existing.id, 'duplicate_answered', { requestId: input.requestId, status: existing.status });
       return { outcome: 'done', record: this.selectById(existing.id) as ExportRecord };
     });
-    return run.immediate();
   }
 
   async complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void> {
-    const run = this.db.transaction(() => {
+    return this.write(() => {
       const now = this.now();
       const changed = this.stmt(
           `UPDATE exports SET status = 'uploaded', remote_path = ?, reply = ?, error_code = NULL, error = NULL, lease_owner = NULL,
@@ -234,11 +244,10 @@ export class SqliteLedger implements Ledger {
       if (changed.changes !== 1) throw lostLease(id);
       this.addEvent(id, 'uploaded', { remotePath: result.remotePath });
     });
-    run.immediate();
   }
 
   async fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void> {
-    const run = this.db.transaction(() => {
+    return this.write(() => {
       const now = this.now();
       const changed = this.stmt(
           `UPDATE exports SET status = ?, error_code = ?, error = ?, reply = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
@@ -248,7 +257,6 @@ export class SqliteLedger implements Ledger {
       if (changed.changes !== 1) throw lostLease(id);
       this.addEvent(id, failure.permanent ? 'failed' : 'transient_failure', { code: failure.code, message: failure.message });
     });
-    run.immediate();
   }
 
   async get(id: number): Promise<ExportRecord | undefined> {
@@ -288,8 +296,55 @@ export class SqliteLedger implements Ledger {
   }
 
   async recordEvent(exportId: number, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
-    this.addEvent(exportId, kind, detail);
+    return this.write(() => this.addEvent(exportId, kind, detail));
   }
+
+  /**
+   * Group commit: the writes asked for during one event-loop turn run together on `setImmediate`,
+   * each in its own savepoint inside one IMMEDIATE transaction, and every caller hears its result
+   * only after that COMMIT. Concurrent claims and completions then append the index pages they
+   * share to the WAL once instead of once each, and the write lock is held only while the batch runs.
+   */
+  private write<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.queuedWrites.length === 0) setImmediate(() => this.flushWrites());
+      this.queuedWrites.push({ work, settle: (error, value) => (error ? reject(error) : resolve(value as T)) });
+    });
+  }
+
+  private flushWrites(): void {
+    const batch = this.queuedWrites;
+    this.queuedWrites = [];
+    if (batch.length === 0) return;
+    if (batch.length === 1) {
+      const only = batch[0] as QueuedWrite;
+      let value: unknown;
+      try {
+        value = this.db.transaction(only.work).immediate();
+      } catch (error) {
+        return only.settle(error as Error);
+      }
+      return only.settle(undefined, value);
+    }
+    const outcomes: Array<{ error?: Error; value?: unknown }> = [];
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      for (const { work } of batch) {
+        try {
+          outcomes.push({ value: this.db.transaction(work)() });
+        } catch (error) {
+          outcomes.push({ error: error as Error });
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      for (const { settle } of batch) settle(error as Error);
+      return;
+    }
+    batch.forEach(({ settle }, index) => settle(outcomes[index]?.error, outcomes[index]?.value));
+  }
+
 
   // ── acknowledgements ──
 
@@ -304,7 +359,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {
-    const run = this.db.transaction(() => {
+    return this.write(() => {
       const now = this.now();
       let adopted = 0;
       for (const rule of rules) {
@@ -316,7 +371,6 @@ export class SqliteLedger implements Ledger {
       }
       return adopted;
     });
-    return run.immediate();
   }
 
   async findExportForAck(lookup: AckLookup): Promise<ExportRecord | undefined> {
@@ -344,8 +398,7 @@ export class SqliteLedger implements Ledger {
   async recordAcks(inputs: readonly AckFileInput[]): Promise<RecordAckResult[]> {
     if (inputs.length === 0) return [];
     // One commit for the batch: per-file commits each rewrote the same index pages into the WAL.
-    const run = this.db.transaction((): RecordAckResult[] => inputs.map((input) => this.recordOneAck(input)));
-    return run.immediate();
+    return this.write((): RecordAckResult[] => inputs.map((input) => this.recordOneAck(input)));
   }
 
   private recordOneAck(input: AckFileInput): RecordAckResult {
@@ -406,16 +459,15 @@ export class SqliteLedger implements Ledger {
 
   async markAckFilesArchived(archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void> {
     if (archived.length === 0) return;
-    const run = this.db.transaction(() => {
+    return this.write(() => {
       const now = this.now();
       const update = this.stmt('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?');
       for (const { ackFileId, archivedTo } of archived) update.run(archivedTo ?? '(deleted)', now, ackFileId);
     });
-    run.immediate();
   }
 
   async expireAcks(limit = 500): Promise<AckOutcome[]> {
-    const run = this.db.transaction((): AckOutcome[] => {
+    return this.write((): AckOutcome[] => {
       const now = this.now();
       const due = this.stmt(`SELECT id, ack_deadline_at FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? ORDER BY ack_deadline_at LIMIT ?`)
         .all(now, limit) as Array<{ id: number; ack_deadline_at: number }>;
@@ -433,11 +485,10 @@ export class SqliteLedger implements Ledger {
       }
       return outcomes;
     });
-    return run.immediate();
   }
 
   async claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {
-    const run = this.db.transaction((): AckOutcome[] => {
+    return this.write((): AckOutcome[] => {
       const now = this.now();
       const rows = this.stmt(
           `SELECT * FROM ack_outcomes WHERE delivery = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)
@@ -448,11 +499,10 @@ export class SqliteLedger implements Ledger {
       for (const row of rows) lease.run(owner, now + leaseMs, row.id);
       return rows.map((row) => rowToOutcome({ ...row, attempts: row.attempts + 1 }));
     });
-    return run.immediate();
   }
 
   async settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
-    const run = this.db.transaction(() => {
+    return this.write(() => {
       const now = this.now();
       const row = this.stmt('SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?').get(id, owner) as { export_id: number; kind: string } | undefined;
       if (!row) throw lostOutcomeLease(id);
@@ -474,7 +524,6 @@ export class SqliteLedger implements Ledger {
         });
       }
     });
-    run.immediate();
   }
 
   async outcomes(exportId: number): Promise<AckOutcome[]> {
@@ -489,15 +538,19 @@ export class SqliteLedger implements Ledger {
   }
 
   async startHold(exportId: number, until: number): Promise<void> {
-    const changed = this.stmt(`UPDATE exports SET hold_until = ?, hold_state = 'pending', updated_at = ? WHERE id = ? AND hold_state IS NULL`).run(until, this.now(), exportId);
-    if (changed.changes === 1) this.addEvent(exportId, 'hold_started', { until });
+    return this.write(() => {
+      const changed = this.stmt(`UPDATE exports SET hold_until = ?, hold_state = 'pending', updated_at = ? WHERE id = ? AND hold_state IS NULL`).run(until, this.now(), exportId);
+      if (changed.changes === 1) this.addEvent(exportId, 'hold_started', { until });
+    });
   }
 
   async moveHold(exportId: number, from: readonly HoldState[], to: HoldState): Promise<boolean> {
-    const changed = this.stmt(`UPDATE exports SET hold_state = ?, updated_at = ? WHERE id = ? AND hold_state IN (${from.map(() => '?').join(', ')})`)
-      .run(to, this.now(), exportId, ...from);
-    if (changed.changes === 1) this.addEvent(exportId, `hold_${to}`, {});
-    return changed.changes === 1;
+    return this.write(() => {
+      const changed = this.stmt(`UPDATE exports SET hold_state = ?, updated_at = ? WHERE id = ? AND hold_state IN (${from.map(() => '?').join(', ')})`)
+        .run(to, this.now(), exportId, ...from);
+      if (changed.changes === 1) this.addEvent(exportId, `hold_${to}`, {});
+      return changed.changes === 1;
+    });
   }
 
   async ping(): Promise<void> {
@@ -506,6 +559,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
+    if (this.db.open) this.flushWrites();
     if (this.db.open) this.db.close();
   }
 }

@@ -31,8 +31,14 @@ function nestingDepth(root: unknown): number {
   while (stack.length > 0) {
     const { value, depth } = stack.pop() as { value: object; depth: number };
     if (depth > max) max = depth;
-    for (const child of Array.isArray(value) ? value : Object.values(value)) {
-      if (child !== null && typeof child === 'object') stack.push({ value: child as object, depth: depth + 1 });
+    if (Array.isArray(value)) {
+      for (const child of value as unknown[]) if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1 });
+    } else {
+      const record = value as Record<string, unknown>;
+      for (const key in record) {
+        const child = record[key];
+        if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1 });
+      }
     }
   }
   return max;
