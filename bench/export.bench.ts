@@ -6,16 +6,18 @@
  *
  *   npm run bench:export                       # N=2000, C=8
  *   BENCH_N=500 BENCH_C=4 npm run bench:export
+ *   BENCH_WORKERS=2 npm run bench:export       # serve --workers 2
+ *   BENCH_BASELINES=0 npm run bench:export     # the bridge alone, for quick before/after comparisons
  */
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startSshd } from '../src/dev/sshd.ts';
 import { measureNaive, measureRaw, type BaselineFile, type BaselineResult } from './support/baselines.ts';
+import { HttpLoadConnection, prepareRequest } from './support/http-load.ts';
 
 const N = Number(process.env.BENCH_N ?? 2000);
 const C = Number(process.env.BENCH_C ?? 8);
@@ -26,19 +28,54 @@ const NAIVE_N = Math.min(N, Number(process.env.BENCH_NAIVE_N ?? 400));
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 400);
 const SECRET = 'bench-secret-0123456789abcdef';
 const root = fileURLToPath(new URL('../', import.meta.url));
+const CLOCK_TICKS = 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
+const CORES = availableParallelism();
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
 }
 
-/** User + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere). */
-function cpuSecondsOf(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
+/**
+ * User + system CPU seconds used so far by a process tree (Linux /proc; 0 elsewhere): each live
+ * process's own time plus that of the children it has reaped, so connections that ended still count.
+ */
+function cpuSecondsOfTree(root: number | undefined): number {
+  if (root === undefined) return 0;
+  const stats = new Map<number, { parent: number; seconds: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      stats.set(Number(entry), { parent: Number(fields[1]), seconds: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS });
+    } catch {
+      // exited between the listing and the read
+    }
   }
+  let total = 0;
+  const pending = [root];
+  while (pending.length > 0) {
+    const pid = pending.pop() as number;
+    total += stats.get(pid)?.seconds ?? 0;
+    for (const [child, stat] of stats) if (stat.parent === pid) pending.push(child);
+  }
+  return total;
+}
+
+/** CPU milliseconds per file that each party spent during a timed run. */
+interface CpuShare {
+  bridge?: number;
+  sshd: number;
+  client: number;
+}
+
+function sampleCpu(serve: number | undefined, sshd: number | undefined): { serve: number; sshd: number; client: number } {
+  const own = process.cpuUsage();
+  return { serve: cpuSecondsOfTree(serve), sshd: cpuSecondsOfTree(sshd), client: (own.user + own.system) / 1e6 };
+}
+
+function perFile(before: ReturnType<typeof sampleCpu>, after: ReturnType<typeof sampleCpu>, files: number, withBridge: boolean): CpuShare {
+  const ms = (seconds: number): number => (seconds * 1000) / files;
+  return { ...(withBridge ? { bridge: ms(after.serve - before.serve) } : {}), sshd: ms(after.sshd - before.sshd), client: ms(after.client - before.client) };
 }
 
 async function main(): Promise<void> {
@@ -90,54 +127,53 @@ async function main(): Promise<void> {
     return { body, signature: `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}` };
   });
 
-  // node:http with keep-alive: the load generator shares the 2 cores, so it should cost little CPU.
-  const agent = new Agent({ keepAlive: true, maxSockets: C });
-  const post = (body: string, signature: string): Promise<{ status: number; text: string }> =>
-    new Promise((resolve, reject) => {
-      const request = httpRequest(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-rossum-signature-sha256': signature } }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        response.on('error', reject);
-      });
-      request.on('error', reject);
-      request.end(body);
-    });
-  const send = async (index: number): Promise<number> => {
-    const { body, signature } = bodies[index] as { body: string; signature: string };
+  // Serialized up front and sent over C keep-alive connections: the load generator shares the cores.
+  const requests = bodies.map(({ body, signature }) =>
+    prepareRequest({ host: '127.0.0.1', port, path: '/webhooks/rossum', headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature }, body }),
+  );
+  const connections = await Promise.all(Array.from({ length: C }, () => HttpLoadConnection.open('127.0.0.1', port)));
+  const send = async (connection: HttpLoadConnection, index: number): Promise<number> => {
     const started = performance.now();
-    const response = await post(body, signature);
-    const reply = JSON.parse(response.text) as { messages?: Array<{ type: string; content: string }> };
-    if (response.status !== 200 || reply.messages?.[0]?.type !== 'info') throw new Error(`delivery ${index}: ${response.status} ${response.text}`);
+    const response = await connection.send(requests[index] as Buffer);
+    const reply = JSON.parse(response.body) as { messages?: Array<{ type: string; content: string }> };
+    if (response.status !== 200 || reply.messages?.[0]?.type !== 'info') throw new Error(`delivery ${index}: ${response.status} ${response.body}`);
     return performance.now() - started;
   };
 
-  for (let i = 0; i < WARMUP; i += C) await Promise.all(Array.from({ length: Math.min(C, WARMUP - i) }, (_, k) => send(i + k)));
+  for (let i = 0; i < WARMUP; i += C) await Promise.all(Array.from({ length: Math.min(C, WARMUP - i) }, (_, k) => send(connections[k] as HttpLoadConnection, i + k)));
 
   const latencies: number[] = [];
   let next = WARMUP;
-  const cpuBefore = cpuSecondsOf(child.pid);
+  const cpuBefore = sampleCpu(child.pid, sshd.pid);
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: C }, async () => {
-      while (next < N + WARMUP) latencies.push(await send(next++));
+    connections.map(async (connection) => {
+      while (next < N + WARMUP) latencies.push(await send(connection, next++));
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  const bridgeCpuMs = ((cpuSecondsOf(child.pid) - cpuBefore) * 1000) / N;
+  const bridgeCpu = perFile(cpuBefore, sampleCpu(child.pid, sshd.pid), N, true);
   latencies.sort((a, b) => a - b);
   const bridge: BaselineResult = { name: 'raw', files: N, seconds, filesPerSecond: N / seconds, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) };
 
-  agent.destroy();
+  for (const connection of connections) connection.close();
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
 
+  if (process.env.BENCH_BASELINES === '0') {
+    // Quick comparisons while tuning the bridge: its own figures only.
+    await sshd.stop();
+    process.stdout.write(`bridge: ${bridge.filesPerSecond.toFixed(1)} exports/s, p50 ${bridge.p50Ms.toFixed(1)} ms, p99 ${bridge.p99Ms.toFixed(1)} ms; CPU per export: bridge ${(bridgeCpu.bridge ?? 0).toFixed(3)} ms, sshd ${bridgeCpu.sshd.toFixed(3)} ms, load generator ${bridgeCpu.client.toFixed(3)} ms\n`);
+    return;
+  }
   const files: BaselineFile[] = readdirSync(sshd.inboundDir)
     .filter((name) => name.endsWith('.xml'))
     .slice(0, N)
     .map((name) => ({ name, bytes: readFileSync(join(sshd.inboundDir, name)) }));
   const server = { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey, hostKeyFingerprint: sshd.hostKeyFingerprint };
+  const rawBefore = sampleCpu(undefined, sshd.pid);
   const raw = await measureRaw({ server, remoteDir: 'raw', files, concurrency: POOL });
+  const rawCpu = perFile(rawBefore, sampleCpu(undefined, sshd.pid), files.length, false);
   const naive = await measureNaive({ server, remoteDir: 'naive', files: files.slice(0, NAIVE_N), concurrency: C });
   await sshd.stop();
 
@@ -157,7 +193,17 @@ async function main(): Promise<void> {
   out('');
   out(`bridge vs raw:   ${fmt(ofRaw)} % (target ≥ 80 %)  ${ofRaw >= 80 ? 'met' : 'NOT met'}`);
   out(`bridge vs naive: ${fmt(ofNaive)}× (target ≥ 30×)  ${ofNaive >= 30 ? 'met' : 'NOT met'}`);
-  out(`bridge CPU:      ${fmt(bridgeCpuMs, 2)} ms per export (serve process, user + system)`);
+  // Where the machine's CPU went, per file: everything runs on these cores, so this is the ceiling.
+  const total = (share: CpuShare): number => (share.bridge ?? 0) + share.sshd + share.client;
+  out('');
+  out(`CPU per file (ms, user + system, ${CORES} cores):`);
+  out('| run | bridge | sshd | load generator / raw client | total | ceiling at 100 % of all cores |');
+  out('|---|---:|---:|---:|---:|---:|');
+  out(`| bridge | ${fmt(bridgeCpu.bridge ?? 0, 2)} | ${fmt(bridgeCpu.sshd, 2)} | ${fmt(bridgeCpu.client, 2)} | ${fmt(total(bridgeCpu), 2)} | ${fmt((CORES * 1000) / total(bridgeCpu), 0)} files/s |`);
+  out(`| raw | – | ${fmt(rawCpu.sshd, 2)} | ${fmt(rawCpu.client, 2)} | ${fmt(total(rawCpu), 2)} | ${fmt((CORES * 1000) / total(rawCpu), 0)} files/s |`);
+  const goal = 0.8 * raw.filesPerSecond;
+  const leftPerExport = (CORES * 1000 - goal * (bridgeCpu.sshd + bridgeCpu.client)) / goal;
+  out(`At 80 % of raw (${fmt(goal, 0)}/s), sshd and the load generator alone would use ${fmt((goal * (bridgeCpu.sshd + bridgeCpu.client)) / 1000, 2)} of ${CORES} cores, leaving ${fmt(leftPerExport, 2)} ms of CPU per export for the bridge (it used ${fmt(bridgeCpu.bridge ?? 0, 2)}).`);
   out(`bridge p99:      ${fmt(bridge.p99Ms)} ms at C=${C} (target < 100 ms)  ${bridge.p99Ms < 100 ? 'met' : 'NOT met'}`);
 }
 

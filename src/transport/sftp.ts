@@ -38,6 +38,8 @@ interface Connection {
   alive: boolean;
   lastUsedAt: number;
   readonly posixRename: boolean;
+  /** Holds back the socket writes of requests sent back to back, so they leave in one segment. */
+  readonly batch: (send: () => void) => void;
 }
 
 interface TargetContext {
@@ -711,7 +713,7 @@ class Pool {
       const sftp = await withTimeout(client.connect(connectConfig), config.pool.connectTimeoutMs + 1_000, () => client, { host: hostLabel, what: 'connect' });
       if (!alive) throw new TransportError('CONNECTION_LOST', `${hostLabel} closed the connection right after login`, { permanent: false, host: hostLabel });
       sftp.on('close', markDead);
-      conn = { id, client, sftp, alive: true, lastUsedAt: Date.now(), posixRename: offersExtension(sftp, 'posix-rename@openssh.com') };
+      conn = { id, client, sftp, alive: true, lastUsedAt: Date.now(), posixRename: offersExtension(sftp, 'posix-rename@openssh.com'), batch: socketBatcher(ssh) };
       counters.connects++;
       hooks.onConnect?.({ target: name, ok: true, durationMs: Date.now() - started });
       logger.debug({ connection: id, ms: Date.now() - started }, 'sftp connected');
@@ -783,6 +785,25 @@ function algorithmsFor(config: TargetConfig, policy: HostKeyPolicy, host: string
 }
 
 /** ssh2-sftp-client keeps its ssh2 Client in `.client`; the typings do not say so. */
+/**
+ * ssh2 writes every SFTP packet to its socket at once, one syscall (and one wake-up of the server)
+ * each. Corking the socket around requests sent together makes them one write; ssh2 keeps the
+ * socket on a private field, so without it the requests simply go out one by one.
+ */
+function socketBatcher(ssh: SshClient): (send: () => void) => void {
+  const socket = (ssh as unknown as { _sock?: { cork?: () => void; uncork?: () => void } })._sock;
+  if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function') return (send) => send();
+  const { cork, uncork } = { cork: socket.cork.bind(socket), uncork: socket.uncork.bind(socket) };
+  return (send) => {
+    cork();
+    try {
+      send();
+    } finally {
+      uncork();
+    }
+  };
+}
+
 function rawClient(client: SftpClient): SshClient {
   return (client as unknown as { client: SshClient }).client;
 }
@@ -819,24 +840,33 @@ async function writeWholeFile(conn: Connection, handle: Buffer, bytes: Buffer, m
   const writeChunk = (offset: number, length: number): Promise<void> =>
     call<void>((cb) => conn.sftp.write(handle, bytes, offset, length, offset, (error) => cb(error, undefined)));
   const pending: Array<Promise<unknown>> = [];
+  let stat: Promise<Stats> | undefined;
+  let close: Promise<void> | undefined;
+  const finish = (): void => {
+    if (mode !== undefined) pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
+    stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+    close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
+  };
   try {
     if (bytes.length <= SINGLE_WRITE_BYTES) {
-      if (bytes.length > 0) pending.push(writeChunk(0, bytes.length));
+      // write, (fchmod,) fstat and close leave in one segment and are answered in order.
+      conn.batch(() => {
+        if (bytes.length > 0) pending.push(writeChunk(0, bytes.length));
+        finish();
+      });
     } else {
       for (let offset = 0; offset < bytes.length; offset += SINGLE_WRITE_BYTES) {
         await writeChunk(offset, Math.min(SINGLE_WRITE_BYTES, bytes.length - offset));
       }
+      conn.batch(finish);
     }
   } catch (error) {
     await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
     throw error;
   }
-  if (mode !== undefined) pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
-  const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
-  const close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
-  const results = await Promise.allSettled([...pending, stat, close]);
+  const results = await Promise.allSettled([...pending, stat as Promise<Stats>, close as Promise<void>]);
   for (const result of results) if (result.status === 'rejected') throw result.reason;
-  return { size: (await stat).size };
+  return { size: (await (stat as Promise<Stats>)).size };
 }
 
 const READ_CHUNK_BYTES = 32 * 1024;
