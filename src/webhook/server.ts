@@ -97,7 +97,15 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       return sendError(reply, 400, describeError(error), options.metrics);
     }
 
-    const result = await withDeadline(options.exportService.handle(payload, { signal: AbortSignal.timeout(options.deadlineMs), deadlineMs: options.deadlineMs }), options.deadlineMs, payload.annotation.id);
+    // A plain timer: AbortSignal.timeout costs several times more per request (weak refs, finalizers).
+    const deadline = new AbortController();
+    const abortAtDeadline = setTimeout(() => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')), options.deadlineMs);
+    let result: ExportReply;
+    try {
+      result = await withDeadline(options.exportService.handle(payload, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, payload.annotation.id);
+    } finally {
+      clearTimeout(abortAtDeadline);
+    }
     const held = options.hold ? await options.hold.hold(result, `${request.protocol}://${request.host}${HELD_PATH}`) : null;
     if (held) {
       options.metrics.webhookRequests.inc({ status: String(held.statusCode) });
