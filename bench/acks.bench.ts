@@ -18,7 +18,7 @@
  *   BENCH_NODE_ARGS="--max-semi-space-size=4" npm run bench:acks   # node flags for the acks child
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -173,6 +173,7 @@ looping.process.kill('SIGTERM');
 await looping.exited;
 await simulator.close();
 await sshd.stop();
+if (process.env.BENCH_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
 
 delays.sort((a, b) => a - b);
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
