@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -10,6 +10,8 @@ import { join } from 'node:path';
  */
 export default function setup(): () => void {
   const root = mkdtempSync(join(tmpdir(), 'rsb-test-run-'));
+  // Traversable by others (not listable): the sshd tests log in as a second, unprivileged user.
+  chmodSync(root, 0o711);
   process.env.TMPDIR = root;
   return () => {
     if (process.env.RSB_KEEP_TEST_FILES === '1') {
