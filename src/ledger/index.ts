@@ -28,7 +28,18 @@ export const ledgerConfigSchema = z
     url: z
       .string()
       .default('sqlite:./data/ledger.db')
-      .describe('Where the ledger lives: `sqlite:PATH` (embedded default) or `postgres://user:pass@host:5432/db` when several replicas share the work'),
+      .superRefine((url, context) => {
+        if (!url.startsWith('sqlite:')) return;
+        try {
+          sqliteOptions(splitQuery(url.slice('sqlite:'.length))[1]);
+        } catch (error) {
+          context.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      })
+      .describe(
+        'Where the ledger lives: `sqlite:PATH` (embedded default) or `postgres://user:pass@host:5432/db` when several replicas share the work. ' +
+          '`sqlite:PATH?synchronous=full` fsyncs every commit, so a power cut cannot lose one (the default, `normal`, survives a crash of the process but not of the machine)',
+      ),
   })
   .describe('Durable record of every export and acknowledgement');
 
@@ -36,10 +47,28 @@ export type LedgerConfig = z.infer<typeof ledgerConfigSchema>;
 
 /** Opens the ledger a URL names; PostgreSQL is loaded only when asked for. */
 export async function openLedger(url: string): Promise<Ledger> {
-  if (url.startsWith('sqlite:')) return new SqliteLedger({ path: url.slice('sqlite:'.length) || ':memory:' });
+  if (url.startsWith('sqlite:')) {
+    const [path, query] = splitQuery(url.slice('sqlite:'.length));
+    return new SqliteLedger({ path: path || ':memory:', ...sqliteOptions(query) });
+  }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const { PostgresLedger } = await import('./postgres.ts');
     return PostgresLedger.connect(url);
   }
   throw new Error(`unsupported ledger url "${url.replace(/\/\/[^@/]*@/, '//***@')}": expected sqlite:PATH or postgres://...`);
+}
+
+function splitQuery(location: string): [string, string] {
+  const at = location.lastIndexOf('?');
+  return at < 0 ? [location, ''] : [location.slice(0, at), location.slice(at + 1)];
+}
+
+function sqliteOptions(query: string): { synchronous?: 'normal' | 'full' } {
+  const options: { synchronous?: 'normal' | 'full' } = {};
+  for (const [key, value] of new URLSearchParams(query)) {
+    if (key !== 'synchronous') throw new Error(`unsupported sqlite ledger option "${key}": the only one is synchronous=normal|full`);
+    if (value !== 'normal' && value !== 'full') throw new Error(`sqlite ledger option synchronous="${value}": expected normal or full`);
+    options.synchronous = value;
+  }
+  return options;
 }

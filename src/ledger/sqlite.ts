@@ -105,6 +105,8 @@ interface QueuedWrite {
 export interface SqliteLedgerOptions {
   /** File path, or `:memory:`. */
   path: string;
+  /** `full` fsyncs the WAL at every commit (one fsync per group commit); `normal` (default) at checkpoints. */
+  synchronous?: 'normal' | 'full';
   now?: () => number;
 }
 
@@ -129,7 +131,7 @@ export class SqliteLedger implements Ledger {
       this.db = new Database(options.path);
       this.db.pragma('busy_timeout = 5000');
       this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       this.db.pragma('foreign_keys = ON');
       this.migrate();
     } catch (error) {

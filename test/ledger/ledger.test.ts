@@ -1,8 +1,8 @@
-import { mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openLedger, SqliteLedger, type ClaimInput, type Ledger } from '../../src/ledger/index.ts';
+import { ledgerConfigSchema, openLedger, SqliteLedger, type ClaimInput, type Ledger } from '../../src/ledger/index.ts';
 import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
 
 let sequence = 0;
@@ -133,5 +133,22 @@ describe('sqlite ledger file', () => {
     const ledger = new SqliteLedger({ path: file });
     expect(statSync(file).mode & 0o777).toBe(0o600);
     await ledger.close();
+  });
+
+  it('commits with synchronous=NORMAL by default and FULL when the url asks for it', async () => {
+    const modes: number[] = [];
+    for (const url of [`sqlite:${join(dir, 'normal.db')}`, `sqlite:${join(dir, 'full.db')}?synchronous=full`]) {
+      const ledger = (await openLedger(url)) as SqliteLedger;
+      modes.push(ledger.db.pragma('synchronous', { simple: true }) as number);
+      await ledger.close();
+    }
+    expect(modes).toEqual([1, 2]); // SQLite: 1 = NORMAL, 2 = FULL
+  });
+
+  it('refuses an unknown option or value in the url, naming it, before opening anything', async () => {
+    await expect(openLedger(`sqlite:${join(dir, 'x.db')}?synchronus=full`)).rejects.toThrow('unsupported sqlite ledger option "synchronus"');
+    await expect(openLedger(`sqlite:${join(dir, 'y.db')}?synchronous=off`)).rejects.toThrow('synchronous="off": expected normal or full');
+    expect(ledgerConfigSchema.safeParse({ url: 'sqlite:./l.db?synchronous=off' }).error?.issues[0]?.message).toBe('sqlite ledger option synchronous="off": expected normal or full');
+    expect(existsSync(join(dir, 'x.db')) || existsSync(join(dir, 'y.db'))).toBe(false);
   });
 });
