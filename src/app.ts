@@ -8,6 +8,7 @@ import { loadMappings } from './mapping/index.ts';
 import type { Logger } from './observability/logger.ts';
 import { BridgeMetrics } from './observability/metrics.ts';
 import { createTarget, type Target } from './transport/index.ts';
+import { createIntake } from './webhook/intake.ts';
 import { buildWebhookServer, type ReadinessReport, type WebhookServer } from './webhook/server.ts';
 
 export interface BridgeOptions {
@@ -50,14 +51,14 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     metrics.watchPool(name, () => target.stats());
   }
   const ledger = await openLedger(config.ledger.url);
-  const exportService = new ExportService({
+  const exportService = new ExportService({ targets, ledger, logger, metrics });
+
+  const intake = createIntake({
     mappings,
-    targets,
     routes: config.routes,
-    ledger,
-    logger,
-    metrics,
+    targetNames: new Set(targets.keys()),
     ...(options.env ? { env: options.env } : {}),
+    maxJsonDepth: config.server.maxJsonDepth,
   });
 
   const readinessTimeoutMs = options.readinessTimeoutMs ?? 5000;
@@ -82,7 +83,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     exportService,
     signature: { secret, allowLegacySha1: config.server.allowLegacySha1 },
     bodyLimitBytes: config.server.bodyLimitBytes,
-    maxJsonDepth: config.server.maxJsonDepth,
+    intake,
     deadlineMs: config.server.deadlineMs,
     logger,
     metrics,

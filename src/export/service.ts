@@ -1,47 +1,26 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { hostname } from 'node:os';
-import { viewAnnotation, type ExportPayload } from '../annotation/index.ts';
-import { BridgeError, describeError, isBridgeError } from '../errors.ts';
+import { describeError, isBridgeError } from '../errors.ts';
 import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
-import type { MappingRegistry, RenderedFile } from '../mapping/contract.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics, ExportOutcome } from '../observability/metrics.ts';
 import type { HookCredentials, OperationOptions, Target } from '../transport/contract.ts';
-import { truncateContent } from '../rossum/delivery.ts';
-import { resolveRoute, type Route } from './routes.ts';
+import type { ExportIntake, PreparedExport } from './prepare.ts';
+import { errorReply, limitMessage as limit, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 
-/** A message in Rossum's hook reply format. */
-export interface RossumMessage {
-  type: 'info' | 'warning' | 'error';
-  content: string;
-  id?: number;
-}
-
-export interface ExportReply {
-  /** 200 = final answer (info → exported, error → failed_export); 503 = transient, Rossum retries. */
-  statusCode: 200 | 503;
-  body: { messages: RossumMessage[] };
-  outcome: ExportOutcome;
-  /** The ledger record answered for (held-export mode waits on its ack). */
-  exportId?: number;
-  mappingName?: string;
-}
+export type { ExportReply, RossumMessage } from './replies.ts';
+export type { ExportIntake, PreparedExport } from './prepare.ts';
 
 export interface ExportServiceOptions {
-  mappings: MappingRegistry;
   targets: ReadonlyMap<string, Target>;
-  routes: readonly Route[];
   ledger: Ledger;
   logger: Logger;
   metrics?: BridgeMetrics;
-  /** Values mappings may read with an env source (only what the operator exposes). */
-  env?: Record<string, string | undefined>;
   /** How long a claim stays exclusive before another worker may take over a dead one. */
   leaseMs?: number;
   /** How often a duplicate delivery looks whether the first one finished (other processes). */
   duplicatePollMs?: number;
-  now?: () => Date;
 }
 
 export interface HandleOptions {
@@ -51,11 +30,10 @@ export interface HandleOptions {
   deadlineMs?: number;
 }
 
-const MESSAGE_LIMIT = 4096;
-
 /**
- * The export loop: route → render → claim in the ledger → atomic upload → answer.
- * Nothing here knows HTTP; the webhook turns ExportReply into a response.
+ * The export loop for a prepared delivery (routed and rendered by prepare.ts): claim in the
+ * ledger → atomic upload → record → answer. Nothing here knows HTTP; the webhook turns
+ * ExportReply into a response.
  */
 export class ExportService {
   private readonly inflight = new Map<string, Promise<ExportReply>>();
@@ -159,27 +137,30 @@ export class ExportService {
     }
   }
 
-  async handle(payload: ExportPayload, options: HandleOptions = {}): Promise<ExportReply> {
+  /** Exports a prepared delivery (or answers its refusal): claim → upload → record → answer. */
+  async handleIntake(intake: ExportIntake, options: HandleOptions = {}): Promise<ExportReply> {
     const started = performance.now();
-    const reply = await this.handleUnmeasured(payload, options);
+    const reply = await this.handleUnmeasured(intake, options);
     this.options.metrics?.exportDuration.observe({ outcome: reply.outcome }, (performance.now() - started) / 1000);
     return reply;
   }
 
-  private async handleUnmeasured(payload: ExportPayload, options: HandleOptions): Promise<ExportReply> {
+  private async handleUnmeasured(intake: ExportIntake, options: HandleOptions): Promise<ExportReply> {
     const { logger } = this.options;
-    const view = viewAnnotation(payload);
-    const log = logger.child({ annotationId: view.meta.annotationId, requestId: view.meta.requestId });
-
-    let prepared: Prepared;
-    try {
-      prepared = this.prepare(payload, view);
-    } catch (error) {
-      const reply = errorReply(error, 'failed');
-      log.warn({ code: codeOf(error) }, `export refused: ${describeError(error)}`);
+    if (intake.kind === 'refused') {
+      logger.child({ annotationId: intake.annotationId, requestId: intake.requestId }).warn({ code: intake.code }, `export refused: ${intake.message}`);
+      this.count(intake.reply.outcome, undefined);
+      return intake.reply;
+    }
+    const target = this.options.targets.get(intake.prepared.targetName);
+    if (!target) {
+      // Preparing checked the name against the same targets; this would be a wiring bug.
+      const reply = transientReply(`Target "${intake.prepared.targetName}" is not available in this process`);
       this.count(reply.outcome, undefined);
       return reply;
     }
+    const prepared: Prepared = { ...intake.prepared, target };
+    const log = logger.child({ annotationId: prepared.annotationId, requestId: prepared.requestId });
 
     const existing = this.inflight.get(prepared.idempotencyKey);
     if (existing) {
@@ -188,47 +169,14 @@ export class ExportService {
       this.count('duplicate', prepared.target.name);
       return { ...first, outcome: first.statusCode === 200 ? 'duplicate' : first.outcome };
     }
-    const work = this.exportOnce(prepared, payload, log, options).finally(() => this.inflight.delete(prepared.idempotencyKey));
+    const work = this.exportOnce(prepared, log, options).finally(() => this.inflight.delete(prepared.idempotencyKey));
     this.inflight.set(prepared.idempotencyKey, work);
     const reply = await work;
     this.count(reply.outcome, prepared.target.name);
     return reply;
   }
 
-  private prepare(payload: ExportPayload, view: ReturnType<typeof viewAnnotation>): Prepared {
-    const route = resolveRoute(this.options.routes, view.meta);
-    const mapping = this.options.mappings.get(route.mapping);
-    if (!mapping) {
-      throw new BridgeError('MAPPING_NOT_FOUND', `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`, {
-        permanent: true,
-      });
-    }
-    const target = this.options.targets.get(route.target);
-    if (!target) {
-      throw new BridgeError('TARGET_NOT_FOUND', `Target "${route.target}" (chosen by ${route.reason}) is not configured`, { permanent: true });
-    }
-    const file = mapping.render(view, {
-      route: { ...route.values, mapping: route.mapping, target: route.target },
-      ...(this.options.env ? { env: this.options.env } : {}),
-      now: this.options.now?.() ?? new Date(),
-    });
-    const sha256 = createHash('sha256').update(file.bytes).digest('hex');
-    return {
-      annotationId: view.meta.annotationId,
-      requestId: view.meta.requestId,
-      mappingName: mapping.name,
-      mappingHash: mapping.versionHash,
-      onExisting: mapping.onExisting,
-      target,
-      file,
-      sha256,
-      idempotencyKey: `${view.meta.annotationId}:${target.name}:${sha256}`,
-      documentRef: view.field('document_id')?.value || null,
-      credentials: hookCredentials(payload.secrets),
-    };
-  }
-
-  private async exportOnce(prepared: Prepared, payload: ExportPayload, log: Logger, options: HandleOptions): Promise<ExportReply> {
+  private async exportOnce(prepared: Prepared, log: Logger, options: HandleOptions): Promise<ExportReply> {
     const { ledger } = this.options;
     const claimInput = {
       idempotencyKey: prepared.idempotencyKey,
@@ -244,7 +192,7 @@ export class ExportService {
       leaseMs: this.leaseMs,
       // What the acks process correlates ERP answers by and reports back to.
       documentRef: prepared.documentRef,
-      rossumBaseUrl: payload.base_url ?? null,
+      rossumBaseUrl: prepared.rossumBaseUrl,
     };
     let claim = await ledger.claim(claimInput);
     const holder = claim.outcome === 'in_progress' ? claim.record.leaseOwner : null;
@@ -355,33 +303,9 @@ export class ExportService {
   }
 }
 
-interface Prepared {
-  annotationId: number;
-  requestId: string;
-  mappingName: string;
-  mappingHash: string;
-  onExisting: 'fail' | 'overwrite' | 'version';
+/** A prepared export with its target's connections (they live on this thread). */
+interface Prepared extends Omit<PreparedExport, 'targetName'> {
   target: Target;
-  file: RenderedFile;
-  sha256: string;
-  idempotencyKey: string;
-  credentials: HookCredentials | undefined;
-  documentRef: string | null;
-}
-
-function hookCredentials(secrets: Record<string, unknown> | null | undefined): HookCredentials | undefined {
-  if (!secrets) return undefined;
-  const pick = (key: string): string | undefined => (typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined);
-  const credentials: HookCredentials = {};
-  const username = pick('username');
-  const password = pick('password');
-  const privateKey = pick('privateKey') ?? pick('private_key');
-  const passphrase = pick('passphrase');
-  if (username) credentials.username = username;
-  if (password) credentials.password = password;
-  if (privateKey) credentials.privateKey = privateKey;
-  if (passphrase) credentials.passphrase = passphrase;
-  return Object.keys(credentials).length > 0 ? credentials : undefined;
 }
 
 function successReply(prepared: Prepared, remotePath: string): ExportReply {
@@ -400,18 +324,6 @@ function successReply(prepared: Prepared, remotePath: string): ExportReply {
       ],
     },
   };
-}
-
-export function errorReply(error: unknown, outcome: ExportOutcome, prefix = ''): ExportReply {
-  const permanent = isBridgeError(error) ? error.permanent : false;
-  const message: RossumMessage = { type: 'error', content: limit(`${prefix}${describeError(error)}`) };
-  const datapointId = isBridgeError(error) ? error.location.datapointId : undefined;
-  if (datapointId !== undefined) message.id = datapointId;
-  return { statusCode: permanent ? 200 : 503, outcome, body: { messages: [message] } };
-}
-
-export function transientReply(content: string): ExportReply {
-  return { statusCode: 503, outcome: 'transient_error', body: { messages: [{ type: 'error', content: limit(content) }] } };
 }
 
 function replayed(record: ExportRecord): ExportReply {
@@ -448,9 +360,6 @@ function codeOf(error: unknown): string {
   return isBridgeError(error) ? error.code : 'INTERNAL';
 }
 
-function limit(text: string): string {
-  return truncateContent(text, MESSAGE_LIMIT);
-}
 
 /**
  * Whether the process behind a lease owner (`host:pid:random`) is gone: its lease expired, or it ran on

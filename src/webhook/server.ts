@@ -1,12 +1,11 @@
 import Fastify, { LogController, type FastifyReply } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import { hookEnvelopeSchema, parseExportPayload } from '../annotation/index.ts';
 import { describeError, isBridgeError } from '../errors.ts';
 import type { ExportHold } from '../export/hold.ts';
 import type { ExportReply, ExportService } from '../export/service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics } from '../observability/metrics.ts';
-import { parseJsonBody } from './body.ts';
+import type { Intake } from './intake.ts';
 import { verifySignature, type SignatureSettings } from './signature.ts';
 
 export const WEBHOOK_PATH = '/webhooks/rossum';
@@ -24,7 +23,8 @@ export interface WebhookServerOptions {
   bodyLimitBytes: number;
   /** Answer Rossum before this, whatever the upload is doing (Rossum gives up at its timeout_s). */
   deadlineMs: number;
-  maxJsonDepth?: number;
+  /** Signed body → parsed, validated, routed and rendered export, or why not. */
+  intake: Intake;
   logger: Logger;
   metrics: BridgeMetrics;
   readiness: () => Promise<ReadinessReport>;
@@ -51,7 +51,6 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
-  const maxDepth = options.maxJsonDepth ?? 64;
 
   app.removeAllContentTypeParsers();
   // Keep the raw bytes: the signature is over them, and JSON is parsed only after it checks out.
@@ -78,31 +77,21 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       request.log.warn({ reason: signature.reason }, 'webhook call refused: bad signature');
       return sendError(reply, 401, signature.reason, options.metrics);
     }
-    const parsed = parseJsonBody(raw, maxDepth);
-    if (!parsed.ok) return sendError(reply, 400, parsed.reason, options.metrics);
-    const envelope = hookEnvelopeSchema.safeParse(parsed.value);
-    if (!envelope.success) return sendError(reply, 400, 'Not a Rossum hook payload: "event" and "action" must be strings', options.metrics);
-
-    const { event, action } = envelope.data;
-    if (event !== 'annotation_content' || action !== 'export') {
-      request.log.info({ event, action }, 'hook event ignored: only annotation_content.export exports');
+    const intake = options.intake(raw);
+    if (intake.kind === 'invalid') return sendError(reply, 400, intake.reason, options.metrics);
+    if (intake.kind === 'ignored') {
+      request.log.info({ event: intake.event, action: intake.action }, 'hook event ignored: only annotation_content.export exports');
       options.metrics.webhookRequests.inc({ status: '200' });
       return reply.code(200).send({});
     }
-
-    let payload;
-    try {
-      payload = parseExportPayload(parsed.value);
-    } catch (error) {
-      return sendError(reply, 400, describeError(error), options.metrics);
-    }
+    const annotationId = intake.kind === 'ready' ? intake.prepared.annotationId : intake.annotationId;
 
     // A plain timer: AbortSignal.timeout costs several times more per request (weak refs, finalizers).
     const deadline = new AbortController();
     const abortAtDeadline = setTimeout(() => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')), options.deadlineMs);
     let result: ExportReply;
     try {
-      result = await withDeadline(options.exportService.handle(payload, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, payload.annotation.id);
+      result = await withDeadline(options.exportService.handleIntake(intake, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, annotationId);
     } finally {
       clearTimeout(abortAtDeadline);
     }
