@@ -446,7 +446,8 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     },
     rossumApi: async () => {
       // Every API call in the window gets 503 or 429 (Retry-After: 1 s); a few queued ones outlive it. The window
-      // lasts until some calls were refused (the outbox may be idle for a moment), at most 15 s.
+      // lasts until some calls were refused, at most 60 s: the outbox can be idle for a long while, early in the
+      // stream or while the SFTP side is being killed and stalled (acks cannot read answers then).
       const minimumMs = 1_500 + Math.round(ackRand() * 2_500);
       // Calls are only appended: count the refused ones from where the window began.
       const firstCall = simulator.calls.length;
@@ -454,7 +455,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
       const injectedBefore = 0;
       const from = Date.now();
       let queued = 0;
-      while (Date.now() - from < minimumMs || (injected() - injectedBefore < 3 && Date.now() - from < 15_000)) {
+      while (Date.now() - from < minimumMs || (injected() - injectedBefore < 3 && Date.now() - from < 60_000)) {
         while (simulator.pendingFaults() < 3) {
           simulator.injectFaults(queued++ % 3 === 0 ? { status: 429, retryAfter: '1' } : { status: 503 });
         }
