@@ -135,6 +135,47 @@ describe('sqlite ledger file', () => {
     await ledger.close();
   });
 
+  it('group commit: a failing write rolls back alone, and a caller resumes only once the commit holding its write is done', async () => {
+    const file = join(dir, 'group.db');
+    const ledger = new SqliteLedger({ path: file });
+    const first = claimInput();
+    const claimed = await ledger.claim(first);
+    const a = claimInput();
+    const b = claimInput();
+    const committedRows = (): number => {
+      // A second connection sees only what is committed.
+      const reader = new SqliteLedger({ path: file });
+      try {
+        return (reader.db.prepare(`SELECT count(*) AS n FROM exports WHERE idempotency_key IN (?, ?)`).get(a.idempotencyKey, b.idempotencyKey) as { n: number }).n;
+      } finally {
+        reader.db.close();
+      }
+    };
+    // Same event-loop turn: two new claims, a completion, and a completion under the wrong owner.
+    let visibleWhenResolved = -1;
+    const writes = [
+      ledger.claim(a).then((result) => {
+        visibleWhenResolved = committedRows();
+        return result;
+      }),
+      ledger.complete(claimed.record.id, 'someone-else', { remotePath: first.plannedPath, reply }),
+      ledger.claim(b),
+      ledger.complete(claimed.record.id, first.owner, { remotePath: first.plannedPath, reply }),
+    ];
+    expect(committedRows()).toBe(0);
+    const [claimA, wrongOwner, claimB, completed] = await Promise.allSettled(writes);
+    expect(committedRows()).toBe(2);
+    expect(visibleWhenResolved).toBe(2); // both claims were committed, together, before the first caller resumed
+    expect(claimA).toMatchObject({ status: 'fulfilled', value: { outcome: 'claimed' } });
+    expect(claimB).toMatchObject({ status: 'fulfilled', value: { outcome: 'claimed' } });
+    expect(wrongOwner).toMatchObject({ status: 'rejected', reason: { code: 'LEDGER_LEASE_LOST' } });
+    expect(completed?.status).toBe('fulfilled');
+    expect((await ledger.get(claimed.record.id))?.status).toBe('uploaded');
+    // The refused completion left no trace: one 'uploaded' event, from the right owner.
+    expect((await ledger.events(claimed.record.id)).map((event) => event.kind)).toEqual(['claimed', 'uploaded']);
+    await ledger.close();
+  });
+
   it('commits with synchronous=NORMAL by default and FULL when the url asks for it', async () => {
     const modes: number[] = [];
     for (const url of [`sqlite:${join(dir, 'normal.db')}`, `sqlite:${join(dir, 'full.db')}?synchronous=full`]) {
