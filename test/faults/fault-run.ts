@@ -374,7 +374,9 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
     return plan;
   };
   const plan = shuffled((Object.keys(profile.faults) as Array<FaultEvent['kind']>).filter((kind) => !ACK_SIDE.includes(kind)), rand);
-  const ackPlan = shuffled([...ACK_SIDE], ackRand);
+  // Kills of the acks process first, while the stream still brings new answers to kill it in the middle
+  // of; API windows after, when outcomes flow (they need none of the new files, only things to tell Rossum).
+  const ackPlan = [...shuffled(['acksKill'], ackRand), ...shuffled(['rossumApi'], ackRand)];
   const streamSpanMs = profile.annotations * profile.spacingMs;
   // Faults take ~15 s themselves; spread them over the first part of the stream.
   const gapMs = Math.max(300, (streamSpanMs * 0.6 - 15_000) / (plan.length + 1));
