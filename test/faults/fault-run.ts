@@ -380,8 +380,10 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   const streamSpanMs = profile.annotations * profile.spacingMs;
   // Faults take ~15 s themselves; spread them over the first part of the stream.
   const gapMs = Math.max(300, (streamSpanMs * 0.6 - 15_000) / (plan.length + 1));
-  // Acks-side faults take ~3 s each and need new files behind them: spread over the new-document part of the stream.
-  const ackGapMs = Math.max(300, (streamSpanMs - 4_000 - ackPlan.length * 3_000) / (ackPlan.length + 1));
+  // Acks-side faults must end while new documents still arrive: a kill waits up to 8 s for answers to pile up and
+  // then for the first to be recorded, an API window lasts a few seconds. Budget that, spread the rest as gaps.
+  const ackBudgetMs = ackPlan.reduce((total, kind) => total + (kind === 'acksKill' ? 8_000 : 4_000), 0);
+  const ackGapMs = Math.max(300, (streamSpanMs - 4_000 - ackBudgetMs) / (ackPlan.length + 1));
 
   const injectors: Record<FaultEvent['kind'], () => Promise<Record<string, unknown>>> = {
     sshdKill: async () => {
