@@ -30,7 +30,7 @@ import { SqliteLedger } from '../src/ledger/index.ts';
 import { loadMappings } from '../src/mapping/index.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { createTarget } from '../src/transport/index.ts';
-import { measureNaive, measureRaw, type BaselineFile, type BaselineResult } from './support/baselines.ts';
+import { measureNaive, measureRaw, resultOf, runConcurrently, type BaselineFile, type BaselineResult } from './support/baselines.ts';
 import { HttpLoadConnection, prepareRequest } from './support/http-load.ts';
 
 const N = Number(process.env.BENCH_N ?? 2000);
@@ -44,10 +44,6 @@ const SECRET = 'bench-secret-0123456789abcdef';
 const root = fileURLToPath(new URL('../', import.meta.url));
 const CLOCK_TICKS = 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
 const CORES = availableParallelism();
-
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
-}
 
 /**
  * User + system CPU seconds used so far by a process tree (Linux /proc; 0 elsewhere): each live
@@ -102,17 +98,11 @@ async function measureWebhookFloor(timed: Buffer[], warmup: Buffer[]): Promise<{
       child.once('exit', (code) => reject(new Error(`webhook floor receiver exited with ${code}`)));
     });
     const connections = await Promise.all(Array.from({ length: C }, () => HttpLoadConnection.open('127.0.0.1', port)));
-    const drive = async (requests: Buffer[]): Promise<void> => {
-      let next = 0;
-      await Promise.all(
-        connections.map(async (connection) => {
-          while (next < requests.length) {
-            const answer = await connection.send(requests[next++] as Buffer);
-            if (answer.status !== 200) throw new Error(`webhook floor receiver answered ${answer.status}: ${answer.body}`);
-          }
-        }),
-      );
-    };
+    const drive = (requests: Buffer[]): Promise<unknown> =>
+      runConcurrently(0, requests.length, C, async (index, worker) => {
+        const answer = await (connections[worker] as HttpLoadConnection).send(requests[index] as Buffer);
+        if (answer.status !== 200) throw new Error(`webhook floor receiver answered ${answer.status}: ${answer.body}`);
+      });
     await drive(warmup);
     const before = sampleCpu(child.pid, undefined);
     await drive(timed);
@@ -146,12 +136,7 @@ async function measureLedgerAlone(dir: string, count: number): Promise<number> {
     });
     await ledger.complete(claim.record.id, owner, { remotePath: `INV-${i}.xml`, reply });
   };
-  const drive = async (from: number, to: number): Promise<void> => {
-    let next = from;
-    await Promise.all(Array.from({ length: C }, async () => {
-      while (next < to) await one(next++);
-    }));
-  };
+  const drive = (from: number, to: number): Promise<unknown> => runConcurrently(from, to, C, one);
   try {
     await drive(0, WARMUP);
     const before = process.cpuUsage();
@@ -192,23 +177,8 @@ async function measureTransport(sshd: Awaited<ReturnType<typeof startSshd>>, fil
   );
   try {
     const upload = (file: BaselineFile, prefix: string): Promise<unknown> => target.upload({ relativePath: `${prefix}${file.name}`, bytes: file.bytes, onExisting: 'fail' });
-    for (let i = 0; i < Math.min(WARMUP, files.length); i += C) await Promise.all(files.slice(i, i + C).map((file) => upload(file, 'warmup-')));
-    const latencies: number[] = [];
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: C }, async () => {
-        while (next < files.length) {
-          const file = files[next++] as BaselineFile;
-          const begin = performance.now();
-          await upload(file, '');
-          latencies.push(performance.now() - begin);
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    return { name: 'raw', files: files.length, seconds, filesPerSecond: files.length / seconds, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) };
+    await runConcurrently(0, Math.min(WARMUP, files.length), C, (index) => upload(files[index] as BaselineFile, 'warmup-'));
+    return resultOf('transport', files.length, await runConcurrently(0, files.length, C, (index) => upload(files[index] as BaselineFile, '')));
   } finally {
     await target.close();
   }
@@ -281,29 +251,18 @@ async function main(): Promise<void> {
     return prepareRequest({ host: '127.0.0.1', port, path: '/webhooks/rossum', headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature }, body });
   });
   const connections = await Promise.all(Array.from({ length: C }, () => HttpLoadConnection.open('127.0.0.1', port)));
-  const send = async (connection: HttpLoadConnection, index: number): Promise<number> => {
-    const started = performance.now();
+  const sendOn = async (connection: HttpLoadConnection, index: number): Promise<void> => {
     const response = await connection.send(requests[index] as Buffer);
     const reply = JSON.parse(response.body) as { messages?: Array<{ type: string; content: string }> };
     if (response.status !== 200 || reply.messages?.[0]?.type !== 'info') throw new Error(`delivery ${index}: ${response.status} ${response.body}`);
-    return performance.now() - started;
   };
 
-  for (let i = 0; i < WARMUP; i += C) await Promise.all(Array.from({ length: Math.min(C, WARMUP - i) }, (_, k) => send(connections[k] as HttpLoadConnection, i + k)));
+  const send = (index: number, worker: number): Promise<void> => sendOn(connections[worker] as HttpLoadConnection, index);
+  await runConcurrently(0, WARMUP, C, send);
 
-  const latencies: number[] = [];
-  let next = WARMUP;
   const cpuBefore = sampleCpu(child.pid, sshd.pid);
-  const started = performance.now();
-  await Promise.all(
-    connections.map(async (connection) => {
-      while (next < N + WARMUP) latencies.push(await send(connection, next++));
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
+  const bridge = resultOf('bridge', N, await runConcurrently(WARMUP, N + WARMUP, C, send));
   const bridgeCpu = perFile(cpuBefore, sampleCpu(child.pid, sshd.pid), N, true);
-  latencies.sort((a, b) => a - b);
-  const bridge: BaselineResult = { name: 'raw', files: N, seconds, filesPerSecond: N / seconds, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) };
 
   for (const connection of connections) connection.close();
   child.kill('SIGTERM');

@@ -37,7 +37,7 @@ export interface BaselineOptions {
 }
 
 export interface BaselineResult {
-  name: 'raw' | 'naive';
+  name: 'raw' | 'naive' | 'bridge' | 'transport';
   files: number;
   seconds: number;
   filesPerSecond: number;
@@ -75,37 +75,49 @@ export async function measureNaive(options: BaselineOptions): Promise<BaselineRe
   });
 }
 
-async function timed(
-  name: BaselineResult['name'],
-  options: BaselineOptions,
-  workers: number,
-  work: (worker: number, file: BaselineFile) => Promise<void>,
-): Promise<BaselineResult> {
+/** Per-item latencies of a concurrent run, with the figures every table shows. */
+export interface ConcurrentRun {
+  seconds: number;
+  /** Milliseconds per item, sorted. */
+  latencies: number[];
+}
+
+/**
+ * Runs `work(index, worker)` for every index in [from, to) on `workers` loops that take the next index
+ * from one counter, so a slow item holds back only its own loop.
+ */
+export async function runConcurrently(from: number, to: number, workers: number, work: (index: number, worker: number) => Promise<unknown>): Promise<ConcurrentRun> {
   const latencies: number[] = [];
-  let next = 0;
+  let next = from;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: workers }, async (_, worker) => {
-      for (;;) {
+      while (next < to) {
         const index = next++;
-        const file = options.files[index];
-        if (!file) return;
         const begin = performance.now();
-        await work(worker, file);
+        await work(index, worker);
         latencies.push(performance.now() - begin);
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  return {
-    name,
-    files: options.files.length,
-    seconds,
-    filesPerSecond: options.files.length / seconds,
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-  };
+  return { seconds, latencies };
+}
+
+/** The row of the results table for a run of `files` items. */
+export function resultOf(name: BaselineResult['name'], files: number, run: ConcurrentRun): BaselineResult {
+  return { name, files, seconds: run.seconds, filesPerSecond: files / run.seconds, p50Ms: percentile(run.latencies, 0.5), p99Ms: percentile(run.latencies, 0.99) };
+}
+
+async function timed(
+  name: BaselineResult['name'],
+  options: BaselineOptions,
+  workers: number,
+  work: (worker: number, file: BaselineFile) => Promise<void>,
+): Promise<BaselineResult> {
+  const run = await runConcurrently(0, options.files.length, workers, (index, worker) => work(worker, options.files[index] as BaselineFile));
+  return resultOf(name, options.files.length, run);
 }
 
 function percentile(sorted: number[], q: number): number {

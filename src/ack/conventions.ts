@@ -105,21 +105,16 @@ class CompanionConvention implements AckConvention {
 
 type XmlNode = string | number | boolean | { [key: string]: XmlNode | XmlNode[] } | XmlNode[];
 
-class XmlConvention implements AckConvention {
-  readonly kind = 'xml' as const;
+/**
+ * A convention whose files carry their own verdicts: claimed by name pattern, read whole, decoded
+ * with the configured encoding; subclasses parse the text.
+ */
+abstract class WholeFileConvention implements AckConvention {
+  abstract readonly kind: AckConvention['kind'];
   private readonly files: NamePattern;
-  private readonly parser = new XMLParser({
-    ignoreAttributes: false,
-    attributeNamePrefix: '@',
-    removeNSPrefix: true,
-    parseTagValue: false,
-    parseAttributeValue: false,
-    trimValues: true,
-    processEntities: true,
-  });
 
-  constructor(private readonly config: XmlAckConfig) {
-    this.files = compilePattern(config.files);
+  constructor(private readonly wholeFile: { files: string; encoding: string }) {
+    this.files = compilePattern(wholeFile.files);
   }
 
   claims(fileName: string): boolean {
@@ -132,7 +127,30 @@ class XmlConvention implements AckConvention {
 
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {
     const fromName = this.files.match(fileName)?.reference ?? null;
-    const text = decode(bytes, this.config.encoding, fileName, fromName);
+    return this.parseText(fileName, decode(bytes, this.wholeFile.encoding, fileName, fromName), fromName);
+  }
+
+  /** `fromName`: what the file's name says it answers (used when the content names nothing). */
+  protected abstract parseText(fileName: string, text: string, fromName: AckReference | null): ParsedAckEntry[];
+}
+
+class XmlConvention extends WholeFileConvention {
+  readonly kind = 'xml' as const;
+  private readonly parser = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@',
+    removeNSPrefix: true,
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: true,
+    processEntities: true,
+  });
+
+  constructor(private readonly config: XmlAckConfig) {
+    super(config);
+  }
+
+  protected parseText(fileName: string, text: string, fromName: AckReference | null): ParsedAckEntry[] {
     const valid = XMLValidator.validate(text);
     if (valid !== true) throw new AckParseError(`${fileName}:${valid.err.line}:${valid.err.col}: not well-formed XML: ${valid.err.msg}`, fromName);
     const document = this.parser.parse(text) as XmlNode;
@@ -181,27 +199,16 @@ function textOf(node: XmlNode | undefined): string | undefined {
   return text === undefined ? undefined : textOf(text as XmlNode);
 }
 
-class CsvConvention implements AckConvention {
+class CsvConvention extends WholeFileConvention {
   readonly kind = 'csv' as const;
-  private readonly files: NamePattern;
   private readonly erpReferencePattern: RegExp | null;
 
   constructor(private readonly config: CsvAckConfig) {
-    this.files = compilePattern(config.files);
+    super(config);
     this.erpReferencePattern = config.erpReferencePattern ? new RegExp(config.erpReferencePattern) : null;
   }
 
-  claims(fileName: string): boolean {
-    return this.files.match(fileName) !== null;
-  }
-
-  readsBody(): boolean {
-    return true;
-  }
-
-  parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {
-    const fromName = this.files.match(fileName)?.reference ?? null;
-    const text = decode(bytes, this.config.encoding, fileName, fromName);
+  protected parseText(fileName: string, text: string, fromName: AckReference | null): ParsedAckEntry[] {
     let rows: string[][];
     try {
       rows = parseCsv(text, { delimiter: this.config.delimiter, bom: true, skip_empty_lines: true, relax_quotes: true, trim: true }) as string[][];

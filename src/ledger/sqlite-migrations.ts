@@ -1,3 +1,5 @@
+import { PARTIAL_INDEXES } from './shared-migrations.ts';
+
 /** Applied in order; `PRAGMA user_version` records how many ran. Append only, never edit a shipped one. */
 export const sqliteMigrations: readonly string[] = [
   `
@@ -93,17 +95,6 @@ export const sqliteMigrations: readonly string[] = [
   `,
   // 3: ack outcomes are read per ack file (each file's own outcomes after recording it).
   `CREATE INDEX ack_outcomes_file ON ack_outcomes (ack_file_id);`,
-  // 4: index only the rows a lookup can match. A new claim has no remote name yet and no ack state,
-  // so it no longer writes five index pages; nothing looked exports up by remote_path.
-  `
-  DROP INDEX exports_remote;
-  DROP INDEX exports_remote_name;
-  CREATE INDEX exports_remote_name ON exports (target, remote_name) WHERE remote_name IS NOT NULL;
-  DROP INDEX exports_remote_stem;
-  CREATE INDEX exports_remote_stem ON exports (target, remote_stem) WHERE remote_stem IS NOT NULL;
-  DROP INDEX exports_ack_deadline;
-  CREATE INDEX exports_ack_deadline ON exports (ack_deadline_at) WHERE ack_state = 'awaiting_ack';
-  DROP INDEX exports_ack_adopt;
-  CREATE INDEX exports_ack_adopt ON exports (mapping_name, uploaded_at) WHERE status = 'uploaded' AND ack_state IS NULL;
-  `,
+  // 4: the same SQL in both dialects.
+  PARTIAL_INDEXES,
 ];

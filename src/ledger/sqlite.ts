@@ -318,16 +318,6 @@ export class SqliteLedger implements Ledger {
     const batch = this.queuedWrites;
     this.queuedWrites = [];
     if (batch.length === 0) return;
-    if (batch.length === 1) {
-      const only = batch[0] as QueuedWrite;
-      let value: unknown;
-      try {
-        value = this.db.transaction(only.work).immediate();
-      } catch (error) {
-        return only.settle(error as Error);
-      }
-      return only.settle(undefined, value);
-    }
     const outcomes: Array<{ error?: Error; value?: unknown }> = [];
     try {
       this.db.exec('BEGIN IMMEDIATE');

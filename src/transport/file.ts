@@ -215,6 +215,14 @@ export class FileTarget implements Target {
   }
 
   /** Moves `fromPath` to `relative` under the policy and makes the change durable. */
+  private targetExists(relative: string): TransportError {
+    return new TransportError('TARGET_EXISTS', `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`, {
+      permanent: true,
+      host: HOST,
+      path: relative,
+    });
+  }
+
   private async publish(fromPath: string, relative: string, onExisting: UploadRequest['onExisting'], createDirs: boolean): Promise<string> {
     const finalPath = await this.resolve(relative, createDirs);
     if (onExisting === 'overwrite') {
@@ -232,25 +240,13 @@ export class FileTarget implements Target {
       } catch (error) {
         const code = errorCodeOf(error);
         if (code === 'EEXIST') {
-          if (onExisting === 'fail') {
-            throw new TransportError('TARGET_EXISTS', `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`, {
-              permanent: true,
-              host: HOST,
-              path: relative,
-            });
-          }
+          if (onExisting === 'fail') throw this.targetExists(relative);
           continue;
         }
         if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
         // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
         if (await exists(candidatePath)) {
-          if (onExisting === 'fail') {
-            throw new TransportError('TARGET_EXISTS', `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`, {
-              permanent: true,
-              host: HOST,
-              path: relative,
-            });
-          }
+          if (onExisting === 'fail') throw this.targetExists(relative);
           continue;
         }
         this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
