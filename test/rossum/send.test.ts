@@ -9,7 +9,7 @@ import { runSend, type SendOptions } from '../../src/cli/commands/send.ts';
 import { DELIVERY_DEFAULTS } from '../../src/rossum/delivery.ts';
 import { ScriptedServer, type ScriptedReply } from './scripted-server.ts';
 
-const payloadPath = fileURLToPath(new URL('../../../shared/fixtures/rossum/export-invoice.json', import.meta.url));
+const payloadPath = fileURLToPath(new URL('../fixtures/rossum/export-invoice.json', import.meta.url));
 const entry = fileURLToPath(new URL('./send-entry.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 

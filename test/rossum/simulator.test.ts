@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
 import { ScriptedServer, type Script } from './scripted-server.ts';
 
-const fixture = JSON.parse(readFileSync(new URL('../../../shared/fixtures/rossum/export-invoice.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/rossum/export-invoice.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 const annotationId = (fixture.annotation as { id: number }).id;
 
 let rossum: RossumSimulator;
