@@ -149,7 +149,7 @@ export class SqliteDriver implements Driver {
       for (const { settle } of batch) settle(error as Error);
       return;
     }
-    batch.forEach(({ settle }, index) => settle(outcomes[index]?.error, outcomes[index]?.value));
+    for (const [index, { settle }] of batch.entries()) settle(outcomes[index]?.error, outcomes[index]?.value);
   }
 
   async ping(): Promise<void> {
