@@ -99,6 +99,13 @@ module.exports = {
       to: { path: '^src/[^/]+/', pathNot: ['^src/$1/', '^src/[^/]+/index\\.(js|ts)$'] },
     },
     {
+      name: 'every-folder-has-a-layer',
+      comment: 'a folder (or a file directly in src/) that no layer names is guarded by none of the rules above; give it a layer here first.',
+      severity: 'error',
+      from: {},
+      to: { path: '^src/', pathNot: [cli, processes, config, webhookAndAck, exportFlow, modules, foundations, dev].join('|') },
+    },
+    {
       name: 'src-never-imports-test',
       comment: 'the product must run without its test harness; what both need belongs in src/.',
       severity: 'error',
