@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigFileError } from '../../src/config/yaml.ts';
+import { ConfigFileError } from '../../src/config-loading/index.ts';
 import { checkMappingFile, loadMappings, mappingJsonSchemaForTests } from './tooling-support.ts';
 import { FIXTURES } from './helpers.ts';
 
