@@ -232,7 +232,10 @@ export const csvSchema = z
     quoting: z.enum(['auto', 'all', 'text']).default('auto').describe('auto: quote only fields that need it; all: every field; text: every non-empty field that is not a formatted number.'),
     header: z.boolean().default(true).describe('Write a header row with the column names.'),
     line_breaks: z.enum(['quote', 'strip', 'error']).default('quote').describe('Line breaks inside values: keep them inside quotes (also with CRLF records), replace with a space, or fail.'),
-    escape_formulas: z.boolean().default(false).describe('Prefix \' to text starting with = + - @ tab or CR (spreadsheet formula injection). Formatted numbers such as -5,00 are never changed. Turn on for files people open in Excel; leave off for ERP imports.'),
+    escape_formulas: z
+      .boolean()
+      .default(true)
+      .describe('Prefix \' to text starting with = + - @ tab or CR, so a spreadsheet opening the file shows it instead of running it as a formula (OWASP CSV injection). Numbers are never changed: values formatted with `number`, and text that is a plain number such as -12,50 or +3. Turn off only for an importer that must receive such text unchanged and never goes through a spreadsheet.'),
     rows: z.string().optional().describe('One record per row of this table or multivalue; omit for one record per document.'),
     no_rows: z.enum(['header_only', 'document_row', 'error']).default('header_only').describe('When `rows` has no rows: write only the header, one record with empty row values, or fail.'),
     columns: z.array(csvColumnSchema).min(1).describe('Columns in order.'),
