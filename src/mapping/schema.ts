@@ -302,7 +302,7 @@ export const mappingSchema = z
     replacement: z.string().default('?').describe('Replacement for unencodable characters.'),
     file: z
       .strictObject({
-        name: z.string().describe('File name template, e.g. "INV_{document_id}_{meta.annotation_id}.xml". Values are sanitized: they can never leave the target folder.'),
+        name: z.string().describe('File name template, e.g. "INV_{document_id}_{meta.annotation_id}.xml". Values are sanitized: they can never add a folder or leave the target folder, and separators, look-alike slashes, control and invisible characters, "~", leading dots and spaces and Windows device names are replaced. A name that had to change gets "~" and a short hash of the original values before its extension (INV_a_b~1c0ffee5.xml), so different values never share a name. "~" is reserved in the template.'),
         on_existing: z.enum(['fail', 'overwrite', 'version']).default('fail').describe('When the name exists on the target: fail, overwrite, or write a new version name.'),
       })
       .describe('Output file naming.'),
