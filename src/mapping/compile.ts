@@ -9,10 +9,13 @@ import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
 import { Emitter } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
-import { sanitizeNameValue, sanitizeRelativePath, templatePathProblem } from './filename.ts';
+import { safeFileName, templatePathProblem } from './filename.ts';
 import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
 import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import { addWarning, attachDocVars, finalWarnings, compileTables, compileValue, compileWrappedTemplate, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './values.ts';
+import { addWarning, attachDocVars, finalWarnings, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import { compileTemplatePieces, type TemplatePiece } from './sources.ts';
+import { compileTables } from './tables.ts';
+import { compileValue } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
 const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
@@ -29,7 +32,7 @@ interface Compiled {
   source: MappingSource;
   encoding: OutputEncoding | undefined;
   docVars: Map<string, CompiledValue>;
-  fileName: (scope: Scope) => string;
+  fileName: (scope: Scope) => TemplatePiece[];
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
@@ -66,7 +69,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
 
   const pathProblem = templatePathProblem(source.file.name);
   if (pathProblem) problem(['file', 'name'], pathProblem);
-  const fileName = compileWrappedTemplate(source.file.name, env, ['file', 'name'], sanitizeNameValue);
+  const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
 
   for (const format of ['xml', 'csv', 'fixed'] as const) {
     if (format !== source.format && source[format] !== undefined) problem([format], `the "${format}" block is ignored because format is ${source.format}`, `remove it or set format: ${format}`);
@@ -171,7 +174,7 @@ class Mapping implements LoadedMapping {
     }
     const scope = newScope(doc);
     scope.at = 'file name';
-    const fileName = sanitizeRelativePath(this.compiled.fileName(scope));
+    const fileName = safeFileName(this.compiled.fileName(scope));
     const file: RenderedFile = {
       fileName,
       bytes: this.encoding.encode(text, source.bom),

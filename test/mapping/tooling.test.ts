@@ -104,7 +104,7 @@ describe('render', () => {
     expect(raw.equals(readFileSync(join(ROOT, 'mappings', 'expected', 'datev-csv', 'no-line-items.csv')))).toBe(true);
     expect(raw.includes(Buffer.from('Gegenkonto (ohne BU-Schl\xfcssel)', 'latin1'))).toBe(true);
     const json = JSON.parse(execFileSync(CLI, ['render', '--mapping', 'generic-xml', '--json', join(FIXTURES, 'export-tricky-characters.json')], { cwd: ROOT, encoding: 'utf8' }));
-    expect(json.file).toBe('INV_R&D_2024_01__314522.xml');
+    expect(json.file).toBe('INV_R&D_2024_01__314522~51860355.xml');
     expect(json.encoding).toBe('utf-8');
     expect(Buffer.from(json.contentBase64, 'base64').equals(readFileSync(join(ROOT, 'mappings', 'expected', 'generic-xml', 'tricky-characters.xml')))).toBe(true);
   });
