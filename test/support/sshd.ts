@@ -1,9 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { chown } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { startSshd as startDevSshd, type SshdInstance, type StartSshdOptions as DevSshdOptions } from '../../src/dev/sshd.ts';
+import { startSshd as startDevSshd, type SshdInstance, type StartSshdOptions as DevSshdOptions } from '../../src/dev/index.ts';
 
-export { freePort, type SshdInstance } from '../../src/dev/sshd.ts';
+export { freePort, type SshdInstance } from '../../src/dev/index.ts';
 
 const run = promisify(execFile);
 
