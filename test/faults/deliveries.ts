@@ -44,7 +44,8 @@ export class DeliveryStream {
     await Promise.all(this.pending);
   }
 
-  private async deliver(id: number): Promise<void> {
+  /** One delivery of this annotation's export, with Rossum's retries; resolves once Rossum has its outcome. */
+  async deliver(id: number): Promise<void> {
     this.deliveries++;
     this.inFlight++;
     try {

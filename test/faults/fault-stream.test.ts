@@ -77,6 +77,7 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
       expect(acksKills.every((fault) => (fault.detail.recordedAtKill as number) > 0 && (fault.detail.leftInFolder as number) > 0)).toBe(true);
       // By construction, not by luck: the kill waited for a record of the first half and wrote the second half just before it.
       expect(acksKills.every((fault) => (fault.detail.writtenJustBeforeKill as number) > 0)).toBe(true);
+      // Each API window refused calls: it sends its own rejected documents once it is open, so there are calls to refuse.
       expect(report.faults.filter((fault) => fault.kind === 'rossumApi').every((fault) => (fault.detail.answered as number) > 0)).toBe(true);
       // Graceful stop: exits 0 after finishing what was in flight.
       expect(report.sigtermExitCodes.every((code) => code === 0)).toBe(true);

@@ -97,21 +97,27 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       return { batch: firstHalf.size + secondHalf.length, recordedAtKill, writtenJustBeforeKill: secondHalf.length, leftInFolder, signal: exit.signal };
     },
 
-    rossumApi: async ({ durationMs }) => {
+    rossumApi: async ({ durationMs, annotationIds }) => {
       // Every API call in the window gets 503 or 429 (Retry-After: 1 s); a few queued ones outlive it. The window
-      // lasts until some calls were refused, at most 60 s: the outbox can be idle for a long while, early in the
-      // stream or while the SFTP side is being killed and stalled (acks cannot read answers then).
+      // lasts until some calls were refused, at most 60 s. Calls come by construction: the window's own documents
+      // are sent once it is open, the ERP rejects them, and the acks process must tell Rossum.
       const { simulator } = rig;
       // Calls are only appended: count the refused ones from where the window began.
       const firstCall = simulator.calls.length;
       const refused = (): number => simulator.calls.slice(firstCall).filter((call) => call.injected).length;
       const from = Date.now();
       let queued = 0;
-      while (Date.now() - from < durationMs || (refused() < 3 && Date.now() - from < 60_000)) {
+      const inject = (): void => {
         while (simulator.pendingFaults() < 3) simulator.injectFaults(queued++ % 3 === 0 ? { status: 429, retryAfter: '1' } : { status: 503 });
+      };
+      inject();
+      const exports = annotationIds.map((id) => deliveries.deliver(id));
+      while (Date.now() - from < durationMs || (refused() < 3 && Date.now() - from < 60_000)) {
+        inject();
         await sleep(5);
       }
-      return { windowMs: Date.now() - from, answered: refused() };
+      await Promise.all(exports);
+      return { windowMs: Date.now() - from, answered: refused(), rejectedDocumentsSent: annotationIds.length };
     },
 
     sigterm: async () => {

@@ -22,9 +22,20 @@ describe('the fault schedule', () => {
     expect(schedule.faults.some((fault) => fault.kind === 'acksKill' || fault.kind === 'rossumApi')).toBe(false);
   });
 
+  it('holds two rejected documents back for each API window (so it has calls to refuse); every document is sent once', () => {
+    const schedule = planFaultStream({ ...ci, seed: 651427757 });
+    const windows = schedule.ackFaults.filter((fault) => fault.kind === 'rossumApi');
+    for (const window of windows) {
+      expect(window.annotationIds).toHaveLength(2);
+      for (const id of window.annotationIds) expect(schedule.answers.get(id)!.verdict).toBe('reject');
+    }
+    const sent = [...schedule.documents.map((document) => document.annotationId), ...windows.flatMap((window) => window.annotationIds)];
+    expect(sent.toSorted((a, b) => a - b)).toEqual([...schedule.answers.keys()]);
+    expect([...schedule.faults, ...schedule.ackFaults.filter((fault) => fault.kind !== 'rossumApi')].every((fault) => fault.annotationIds.length === 0)).toBe(true);
+  });
+
   it('gives every document an ERP answer, with rejections and silences in the mix', () => {
     const schedule = planFaultStream({ ...ci, seed: 7 });
-    expect(schedule.documents).toHaveLength(ci.annotations);
     expect(schedule.answers.size).toBe(ci.annotations);
     const verdicts = [...schedule.answers.values()].map((answer) => answer.verdict);
     expect(verdicts).toContain('reject');

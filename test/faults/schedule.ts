@@ -56,6 +56,11 @@ export interface PlannedFault {
   kind: FaultKind;
   pauseBeforeMs: number;
   durationMs: number;
+  /**
+   * An API window's own documents, kept out of the stream and sent once the window is open: the ERP rejects
+   * them, so the acks process has something to tell Rossum however late the window comes (by construction).
+   */
+  annotationIds: number[];
 }
 
 export interface PlannedDocument {
@@ -74,6 +79,7 @@ export interface PlannedAnswer {
 
 export interface FaultSchedule {
   seed: number;
+  /** The stream's documents in order (without those held for the API windows). */
   documents: PlannedDocument[];
   /** Re-deliveries of documents already sent that keep traffic flowing until the last fault is over (used in a cycle). */
   redeliveries: number[];
@@ -113,7 +119,15 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
   const redeliveryRand = stream(0x85ebca6b);
 
   const ids = Array.from({ length: profile.annotations }, (_, i) => FIRST_ANNOTATION_ID + i);
-  const documents = ids.map((annotationId): PlannedDocument => {
+  const answers = new Map<number, PlannedAnswer>();
+  for (const annotationId of ids) {
+    const r = erpRand();
+    const verdict: ErpVerdict = r < profile.erp.reject ? 'reject' : r < profile.erp.reject + profile.erp.silent ? 'silent' : 'accept';
+    answers.set(annotationId, { verdict, delayMs: 150 + erpRand() * 750, slow: verdict === 'reject' && erpRand() < profile.erp.slowShare });
+  }
+  // Two rejected documents per API window, taken from the end of the stream.
+  const heldForApiWindows = ids.filter((id) => answers.get(id)!.verdict === 'reject').slice(-2 * profile.faults.rossumApi);
+  const documents = ids.filter((id) => !heldForApiWindows.includes(id)).map((annotationId): PlannedDocument => {
     if (documentRand() >= profile.duplicateShare) return { annotationId, again: 'none' };
     return { annotationId, again: documentRand() < 0.5 ? 'concurrent' : documentRand() * 3_000 };
   });
@@ -123,21 +137,21 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
   const uploadKinds = shuffled(profile, (Object.keys(profile.faults) as FaultKind[]).filter((kind) => !ACK_SIDE.includes(kind)), faultRand);
   // Faults take ~15 s themselves; spread them over the first part of the stream.
   const faultGapMs = Math.max(300, (streamSpanMs * 0.6 - 15_000) / (uploadKinds.length + 1));
-  const faults = uploadKinds.map((kind) => ({ kind, pauseBeforeMs: faultGapMs * (0.5 + faultRand()), durationMs: faultDuration(kind, faultRand) }));
+  const faults = uploadKinds.map((kind) => ({ kind, pauseBeforeMs: faultGapMs * (0.5 + faultRand()), durationMs: faultDuration(kind, faultRand), annotationIds: [] }));
 
   const ackKinds = [...shuffled(profile, ['acksKill'], ackRand), ...shuffled(profile, ['rossumApi'], ackRand)];
   // Acks-side faults must end while new documents still arrive: a kill waits up to 8 s for answers to pile up and
   // then for the first to be recorded, an API window lasts a few seconds. Budget that, spread the rest as gaps.
   const ackBudgetMs = ackKinds.reduce((total, kind) => total + (kind === 'acksKill' ? 8_000 : 4_000), 0);
   const ackGapMs = Math.max(300, (streamSpanMs - 4_000 - ackBudgetMs) / (ackKinds.length + 1));
-  const ackFaults = ackKinds.map((kind) => ({ kind, pauseBeforeMs: ackGapMs * (0.5 + ackRand()), durationMs: faultDuration(kind, ackRand) }));
+  let apiWindow = 0;
+  const ackFaults = ackKinds.map((kind) => ({
+    kind,
+    pauseBeforeMs: ackGapMs * (0.5 + ackRand()),
+    durationMs: faultDuration(kind, ackRand),
+    annotationIds: kind === 'rossumApi' ? heldForApiWindows.slice(2 * apiWindow, 2 * ++apiWindow) : [],
+  }));
 
-  const answers = new Map<number, PlannedAnswer>();
-  for (const annotationId of ids) {
-    const r = erpRand();
-    const verdict: ErpVerdict = r < profile.erp.reject ? 'reject' : r < profile.erp.reject + profile.erp.silent ? 'silent' : 'accept';
-    answers.set(annotationId, { verdict, delayMs: 150 + erpRand() * 750, slow: verdict === 'reject' && erpRand() < profile.erp.slowShare });
-  }
   const noisePausesMs = Array.from({ length: profile.erp.noise }, () => (streamSpanMs / profile.erp.noise) * (0.5 + noiseRand()));
 
   return { seed: profile.seed, documents, redeliveries, faults, ackFaults, answers, noisePausesMs };
