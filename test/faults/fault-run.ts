@@ -12,6 +12,7 @@ import { FaultRig } from './rig.ts';
 import { planFaultStream, type FaultProfile, type PlannedFault } from './schedule.ts';
 
 export { formatTable, type FaultReport } from './report.ts';
+export { FaultRig } from './rig.ts';
 export { HOOK_SECRET as SECRET } from './rig.ts';
 export { freshSeed, PROFILES, type FaultProfile } from './schedule.ts';
 

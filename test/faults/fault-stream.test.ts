@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
-import { formatTable, freshSeed, PROFILES, runFaultStream, SECRET } from './fault-run.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FaultRig, formatTable, freshSeed, PROFILES, runFaultStream, SECRET } from './fault-run.ts';
 
 // `npm run soak` sets FAULT_PROFILE=soak (thousands of deliveries, more faults); CI runs the short one.
 const profileName = process.env.FAULT_PROFILE ?? 'ci';
@@ -13,6 +13,9 @@ if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`FAULT_SEED must be
 const timeoutMs = profileName === 'soak' ? 60 * 60_000 : 300_000;
 
 describe(`fault stream (${profileName}, seed ${seed})`, () => {
+  // A failed or timed-out run leaves nothing running (the happy path closes its rig itself).
+  afterAll(() => FaultRig.abortAll());
+
   it(
     'nothing lost, nothing doubled, no partial file ever visible, every failure explained',
     async () => {

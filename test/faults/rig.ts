@@ -24,6 +24,8 @@ export const ROSSUM_TIMEOUT_S = 8;
 export const HOOK_TIMINGS = { retryDelayS: 0.7, pollIntervalS: 0.05, timeoutS: ROSSUM_TIMEOUT_S } as const;
 
 export class FaultRig {
+  /** Rigs not closed yet: a failed or timed-out run must not leave sshd, serve and acks running on a shared machine. */
+  private static readonly open = new Set<FaultRig>();
   serve!: ServeProcess;
   acks!: AcksProcess;
   /** Exits of the acks process nobody asked for (each restarted, as a supervisor would). */
@@ -62,11 +64,22 @@ export class FaultRig {
     const port = await freePort();
     const [rossumUser, rossumPassword] = Object.entries(simulator.users)[0]!;
     const rig = new FaultRig(dir, sshd, proxy, simulator, port, passwordUser, rossumPassword, options.started, options.log);
-    rig.writeConfig(rossumUser, options.ackDeadlineMs);
-    rig.serve = await rig.startServe();
-    rig.acks = await rig.startAcks();
+    FaultRig.open.add(rig);
+    try {
+      rig.writeConfig(rossumUser, options.ackDeadlineMs);
+      await rig.startServe();
+      rig.acks = await rig.startAcks();
+    } catch (error) {
+      await rig.abort();
+      throw error;
+    }
     rig.supervisor = rig.supervise();
     return rig;
+  }
+
+  /** Kills whatever a run left behind (its own processes only): for `afterAll`, after a failure or a timeout. */
+  static async abortAll(): Promise<void> {
+    await Promise.all([...FaultRig.open].map((rig) => rig.abort()));
   }
 
   get webhookUrl(): string {
@@ -101,9 +114,22 @@ export class FaultRig {
   }
 
   async close(): Promise<void> {
+    FaultRig.open.delete(this);
     await this.serve.stop();
     await this.simulator.close();
     await this.proxy.close();
+    await this.sshd.stop();
+  }
+
+  /** Ends the run at once: SIGKILL to both processes, everything else closed. */
+  async abort(): Promise<void> {
+    FaultRig.open.delete(this);
+    this.supervising = false;
+    this.acksExpectedDown = true;
+    for (const child of [this.serve, this.acks]) child?.kill('SIGKILL');
+    await Promise.all([this.serve?.exited, this.acks?.exited]);
+    await this.simulator.close().catch(() => undefined);
+    await this.proxy.close().catch(() => undefined);
     await this.sshd.stop();
   }
 
