@@ -35,7 +35,7 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   log(`fault stream ${profile.name}, seed ${profile.seed} (replay: FAULT_PROFILE=${profile.name} FAULT_SEED=${profile.seed} npm run test:faults)`);
   const rig = await FaultRig.start({ ackDeadlineMs: profile.ackDeadlineMs, started, log });
   const probe = new LedgerProbe(rig.ledgerPath);
-  const { payloads, expected } = prepareDocuments(schedule.documents.map((document) => document.annotationId));
+  const { payloads, expected } = prepareDocuments([...schedule.answers.keys()]);
   const erp = new ErpSide({ inboundDir: rig.sshd.inboundDir, acksDir: rig.sshd.acksDir, finalName: FINAL_NAME, answerOf: (id) => schedule.answers.get(id)! });
   const observer = new InboundObserver(rig.sshd.inboundDir, expected);
   const deliveries = new DeliveryStream(rig.simulator, rig.webhookUrl, payloads);

@@ -31,6 +31,8 @@ describe('the fault schedule', () => {
     }
     const sent = [...schedule.documents.map((document) => document.annotationId), ...windows.flatMap((window) => window.annotationIds)];
     expect(sent.toSorted((a, b) => a - b)).toEqual([...schedule.answers.keys()]);
+    const held = new Set(windows.flatMap((window) => window.annotationIds));
+    expect(schedule.redeliveries.some((id) => held.has(id))).toBe(false);
     expect([...schedule.faults, ...schedule.ackFaults.filter((fault) => fault.kind !== 'rossumApi')].every((fault) => fault.annotationIds.length === 0)).toBe(true);
   });
 

@@ -87,6 +87,7 @@ export interface FaultSchedule {
   faults: PlannedFault[];
   /** Acks-side faults on their own track: kills first (they need new answers behind them), API windows after (they need outcomes to refuse). */
   ackFaults: PlannedFault[];
+  /** Every annotation of the run (stream and API windows), in id order. */
   answers: Map<number, PlannedAnswer>;
   /** Pauses between acks that name no export. */
   noisePausesMs: number[];
@@ -131,7 +132,9 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
     if (documentRand() >= profile.duplicateShare) return { annotationId, again: 'none' };
     return { annotationId, again: documentRand() < 0.5 ? 'concurrent' : documentRand() * 3_000 };
   });
-  const redeliveries = Array.from({ length: profile.annotations * 4 }, () => ids[Math.floor(redeliveryRand() * ids.length)]!);
+  // Only documents the stream has sent: those held for an API window must reach the bridge inside it.
+  const streamIds = documents.map((document) => document.annotationId);
+  const redeliveries = Array.from({ length: profile.annotations * 4 }, () => streamIds[Math.floor(redeliveryRand() * streamIds.length)]!);
 
   const streamSpanMs = profile.annotations * profile.spacingMs;
   const uploadKinds = shuffled(profile, (Object.keys(profile.faults) as FaultKind[]).filter((kind) => !ACK_SIDE.includes(kind)), faultRand);
