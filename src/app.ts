@@ -8,7 +8,7 @@ import { loadMappings } from './mapping/index.ts';
 import type { Logger } from './observability/logger.ts';
 import { BridgeMetrics } from './observability/metrics.ts';
 import { createTarget, type Target } from './transport/index.ts';
-import { createIntake } from './webhook/intake.ts';
+import { createDeliveryClassifier } from './webhook/classify.ts';
 import { buildWebhookServer, type ReadinessReport, type WebhookServer } from './webhook/server.ts';
 
 export interface BridgeOptions {
@@ -53,7 +53,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   const ledger = await openLedger(config.ledger.url);
   const exportService = new ExportService({ targets, ledger, logger, metrics });
 
-  const intake = createIntake({
+  const classify = createDeliveryClassifier({
     mappings,
     routes: config.routes,
     targetNames: new Set(targets.keys()),
@@ -83,7 +83,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     exportService,
     signature: { secret, allowLegacySha1: config.server.allowLegacySha1 },
     bodyLimitBytes: config.server.bodyLimitBytes,
-    intake,
+    classify,
     deadlineMs: config.server.deadlineMs,
     logger,
     metrics,

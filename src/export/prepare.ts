@@ -27,7 +27,7 @@ export interface PreparedExport {
 }
 
 /** What the export service is handed: a prepared export, or the permanent reason there is none. */
-export type ExportIntake =
+export type ExportPreparation =
   | { kind: 'ready'; prepared: PreparedExport }
   | { kind: 'refused'; annotationId: number; requestId: string; code: string; message: string; reply: ExportReply };
 
@@ -42,7 +42,7 @@ export interface PrepareSettings {
 }
 
 /** Route → render → hash; a mapping or routing problem becomes a refusal Rossum shows as failed_export. */
-export function intakeExport(payload: ExportPayload, view: AnnotationView, settings: PrepareSettings): ExportIntake {
+export function prepareOrRefuse(payload: ExportPayload, view: AnnotationView, settings: PrepareSettings): ExportPreparation {
   try {
     return { kind: 'ready', prepared: prepareExport(payload, view, settings) };
   } catch (error) {

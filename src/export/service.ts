@@ -6,11 +6,11 @@ import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics, ExportOutcome } from '../observability/metrics.ts';
 import type { HookCredentials, OperationOptions, Target } from '../transport/contract.ts';
-import type { ExportIntake, PreparedExport } from './prepare.ts';
+import type { ExportPreparation, PreparedExport } from './prepare.ts';
 import { errorReply, limitMessage as limit, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 
 export type { ExportReply, RossumMessage } from './replies.ts';
-export type { ExportIntake, PreparedExport } from './prepare.ts';
+export type { ExportPreparation, PreparedExport } from './prepare.ts';
 
 export interface ExportServiceOptions {
   targets: ReadonlyMap<string, Target>;
@@ -138,28 +138,28 @@ export class ExportService {
   }
 
   /** Exports a prepared delivery (or answers its refusal): claim → upload → record → answer. */
-  async handleIntake(intake: ExportIntake, options: HandleOptions = {}): Promise<ExportReply> {
+  async handle(preparation: ExportPreparation, options: HandleOptions = {}): Promise<ExportReply> {
     const started = performance.now();
-    const reply = await this.handleUnmeasured(intake, options);
+    const reply = await this.handleUnmeasured(preparation, options);
     this.options.metrics?.exportDuration.observe({ outcome: reply.outcome }, (performance.now() - started) / 1000);
     return reply;
   }
 
-  private async handleUnmeasured(intake: ExportIntake, options: HandleOptions): Promise<ExportReply> {
+  private async handleUnmeasured(preparation: ExportPreparation, options: HandleOptions): Promise<ExportReply> {
     const { logger } = this.options;
-    if (intake.kind === 'refused') {
-      logger.child({ annotationId: intake.annotationId, requestId: intake.requestId }).warn({ code: intake.code }, `export refused: ${intake.message}`);
-      this.count(intake.reply.outcome, undefined);
-      return intake.reply;
+    if (preparation.kind === 'refused') {
+      logger.child({ annotationId: preparation.annotationId, requestId: preparation.requestId }).warn({ code: preparation.code }, `export refused: ${preparation.message}`);
+      this.count(preparation.reply.outcome, undefined);
+      return preparation.reply;
     }
-    const target = this.options.targets.get(intake.prepared.targetName);
+    const target = this.options.targets.get(preparation.prepared.targetName);
     if (!target) {
       // Preparing checked the name against the same targets; this would be a wiring bug.
-      const reply = transientReply(`Target "${intake.prepared.targetName}" is not available in this process`);
+      const reply = transientReply(`Target "${preparation.prepared.targetName}" is not available in this process`);
       this.count(reply.outcome, undefined);
       return reply;
     }
-    const prepared: Prepared = { ...intake.prepared, target };
+    const prepared: Prepared = { ...preparation.prepared, target };
     const log = logger.child({ annotationId: prepared.annotationId, requestId: prepared.requestId });
 
     const existing = this.inflight.get(prepared.idempotencyKey);

@@ -5,7 +5,7 @@ import type { ExportHold } from '../export/hold.ts';
 import type { ExportReply, ExportService } from '../export/service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BridgeMetrics } from '../observability/metrics.ts';
-import type { Intake } from './intake.ts';
+import type { DeliveryClassifier } from './classify.ts';
 import { verifySignature, type SignatureSettings } from './signature.ts';
 
 export const WEBHOOK_PATH = '/webhooks/rossum';
@@ -24,7 +24,7 @@ export interface WebhookServerOptions {
   /** Answer Rossum before this, whatever the upload is doing (Rossum gives up at its timeout_s). */
   deadlineMs: number;
   /** Signed body → parsed, validated, routed and rendered export, or why not. */
-  intake: Intake;
+  classify: DeliveryClassifier;
   logger: Logger;
   metrics: BridgeMetrics;
   readiness: () => Promise<ReadinessReport>;
@@ -77,21 +77,21 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       request.log.warn({ reason: signature.reason }, 'webhook call refused: bad signature');
       return sendError(reply, 401, signature.reason, options.metrics);
     }
-    const intake = options.intake(raw);
-    if (intake.kind === 'invalid') return sendError(reply, 400, intake.reason, options.metrics);
-    if (intake.kind === 'ignored') {
-      request.log.info({ event: intake.event, action: intake.action }, 'hook event ignored: only annotation_content.export exports');
+    const delivery = options.classify(raw);
+    if (delivery.kind === 'invalid') return sendError(reply, 400, delivery.reason, options.metrics);
+    if (delivery.kind === 'ignored') {
+      request.log.info({ event: delivery.event, action: delivery.action }, 'hook event ignored: only annotation_content.export exports');
       options.metrics.webhookRequests.inc({ status: '200' });
       return reply.code(200).send({});
     }
-    const annotationId = intake.kind === 'ready' ? intake.prepared.annotationId : intake.annotationId;
+    const annotationId = delivery.kind === 'ready' ? delivery.prepared.annotationId : delivery.annotationId;
 
     // A plain timer: AbortSignal.timeout costs several times more per request (weak refs, finalizers).
     const deadline = new AbortController();
     const abortAtDeadline = setTimeout(() => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')), options.deadlineMs);
     let result: ExportReply;
     try {
-      result = await withDeadline(options.exportService.handleIntake(intake, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, annotationId);
+      result = await withDeadline(options.exportService.handle(delivery, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, annotationId);
     } finally {
       clearTimeout(abortAtDeadline);
     }
