@@ -176,7 +176,8 @@ export class ExportService {
     return reply;
   }
 
-  private async exportOnce(prepared: Prepared, log: Logger, options: HandleOptions): Promise<ExportReply> {
+  private async exportOnce(firstPrepared: Prepared, log: Logger, options: HandleOptions): Promise<ExportReply> {
+    let prepared = firstPrepared;
     const { ledger } = this.options;
     const claimInput = {
       idempotencyKey: prepared.idempotencyKey,
@@ -193,6 +194,7 @@ export class ExportService {
       // What the acks process correlates ERP answers by and reports back to.
       documentRef: prepared.documentRef,
       rossumBaseUrl: prepared.rossumBaseUrl,
+      receivedAt: prepared.renderedAt,
     };
     let claim = await ledger.claim(claimInput);
     const holder = claim.outcome === 'in_progress' ? claim.record.leaseOwner : null;
@@ -215,6 +217,11 @@ export class ExportService {
     }
 
     const record = claim.record;
+    if (claim.takeover && prepared.renderAt && record.createdAt !== prepared.renderedAt) {
+      // A later attempt of an export whose mapping reads the clock: upload what the first attempt rendered.
+      const file = prepared.renderAt(new Date(record.createdAt));
+      prepared = { ...prepared, file, sha256: createHash('sha256').update(file.bytes).digest('hex'), renderedAt: record.createdAt };
+    }
     const opOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(prepared.credentials ? { credentials: prepared.credentials } : {}) };
     try {
       if (claim.takeover) {
@@ -265,7 +272,9 @@ export class ExportService {
 
   /** After a crash or a lost answer: is the file already there, byte for byte? */
   private async reconcile(record: ExportRecord, prepared: Prepared, opOptions: { signal?: AbortSignal; credentials?: HookCredentials }): Promise<string | null> {
-    return this.findOnServer(prepared.target, { remotePath: record.remotePath, plannedPath: record.plannedPath, bytes: prepared.file.bytes.length, sha256: prepared.sha256 }, opOptions);
+    const found = await this.findOnServer(prepared.target, { remotePath: record.remotePath, plannedPath: record.plannedPath, bytes: record.bytes, sha256: record.sha256 }, opOptions);
+    if (found || (record.sha256 === prepared.sha256 && record.plannedPath === prepared.file.fileName)) return found;
+    return this.findOnServer(prepared.target, { remotePath: null, plannedPath: prepared.file.fileName, bytes: prepared.file.bytes.length, sha256: prepared.sha256 }, opOptions);
   }
 
   private async findOnServer(

@@ -110,7 +110,7 @@ export class PostgresLedger implements Ledger {
       const inserted = await client.query(
         `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, sha256, bytes, status,
            attempts, lease_owner, lease_expires_at, created_at, updated_at, document_ref, rossum_base_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'uploading', 1, $9, $10, $11, $11, $12, $13)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'uploading', 1, $9, $10, $14, $11, $12, $13)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
         [
           input.idempotencyKey,
@@ -126,6 +126,7 @@ export class PostgresLedger implements Ledger {
           now,
           input.documentRef ?? null,
           input.rossumBaseUrl ?? null,
+          input.receivedAt ?? now,
         ],
       );
       // Lock the row: concurrent claims of the same key queue here and see each other's decision.

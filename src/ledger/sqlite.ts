@@ -204,7 +204,7 @@ export class SqliteLedger implements Ledger {
           input.bytes,
           input.owner,
           now + input.leaseMs,
-          now,
+          input.receivedAt ?? now,
           now,
           input.documentRef ?? null,
           input.rossumBaseUrl ?? null,

@@ -67,6 +67,8 @@ export interface CompileEnv {
   declaredRowVars: Set<string> | undefined;
   /** Counts references to the current row, so values that never read one can be computed once per document. */
   rowReads: { count: number };
+  /** Metadata keys the mapping reads anywhere (values, conditions, file name). */
+  metaRead?: Set<string>;
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
 }
 
@@ -266,6 +268,7 @@ function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, path: Path
     case 'meta': {
       const name = String(arg);
       if (!(name in META_KEYS)) env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
+      env.metaRead?.add(name);
       return (scope) => metaValue(scope, name);
     }
     case 'const': {

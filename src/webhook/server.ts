@@ -111,7 +111,11 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   });
 
   const refuseEarly = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
-    // Before any body byte is read: an unsigned call, or one announcing too big a body, costs nothing.
+    // Before any body byte is read: a wrong content type, an unsigned call or one announcing too big a body costs nothing.
+    const contentType = request.headers['content-type'];
+    if (contentType !== undefined && !/^\s*(application\/json|text\/plain)\s*(;|$)/i.test(contentType)) {
+      return sendError(reply.header('connection', 'close'), 415, `Unsupported content type "${contentType}": send application/json`, options.metrics);
+    }
     const header = readSignatureHeader(request.headers, options.signature);
     if (!header.ok) {
       request.log.warn({ reason: header.reason }, 'webhook call refused: bad signature');
