@@ -107,6 +107,7 @@ describe('unauthenticated callers cannot make the webhook hold memory or connect
       );
     }
     let peak = baseline;
+    let refusedCount = 0;
     const healthz: number[] = [];
     const watch = setInterval(() => (peak = Math.max(peak, rssBytes(serve.pid))), 50);
     try {
@@ -118,6 +119,7 @@ describe('unauthenticated callers cannot make the webhook hold memory or connect
       const closedAt = await Promise.all(calls.map((call) => call.closed));
       expect(Math.max(...closedAt) - started).toBeLessThan(BODY_IDLE_MS + 4_000);
       const refusedForRoom = responses.filter((response) => /^HTTP\/1\.1 503/.test(response));
+      refusedCount = refusedForRoom.length;
       expect(refusedForRoom.length).toBeGreaterThan(0);
       expect(refusedForRoom[0]!.toLowerCase()).toContain('retry-after: ');
       // The rest were held until the idle timeout (408) — none was answered as if it were signed.
@@ -128,8 +130,10 @@ describe('unauthenticated callers cannot make the webhook hold memory or connect
     }
     // 30 × 3 MB arrived; at most the 8 MB budget may be held (plus socket buffers and GC slack).
     expect(peak - baseline).toBeLessThan(UNVERIFIED_BUDGET + 40 * 1024 * 1024);
-    expect(Math.max(...healthz)).toBeLessThan(500);
-    expect(await timedHealthz()).toBeLessThan(500);
+    // Generous bounds for a loaded 2-core machine: a blocked event loop or a full accept queue takes seconds.
+    expect(Math.max(...healthz)).toBeLessThan(2_000);
+    expect(await timedHealthz()).toBeLessThan(2_000);
+    console.info(`[measure] RSS growth ${((peak - baseline) / 1048576).toFixed(1)} MiB, healthz max ${Math.max(...healthz).toFixed(0)} ms, refused for room ${refusedCount}`);
   }, 30_000);
 
   it('a signed 400 kB body with invalid UTF-8 near its end is answered at once with a 400 naming the byte offset', async () => {
@@ -144,6 +148,7 @@ describe('unauthenticated callers cannot make the webhook hold memory or connect
     expect(response.status).toBe(400);
     expect(((await response.json()) as { error: string }).error).toContain(`Body is not valid UTF-8 (first bad byte near offset ${badAt})`);
     // Generous for a loaded machine; the quadratic check took over a minute for this body.
-    expect(elapsed).toBeLessThan(1_500);
+    expect(elapsed).toBeLessThan(3_000);
+    console.info(`[measure] 400 kB invalid UTF-8 answered in ${elapsed.toFixed(0)} ms`);
   });
 });
