@@ -7,8 +7,8 @@ import { errorReply, type ExportReply } from './replies.ts';
 import { resolveRoute, type Route } from './routes.ts';
 
 /**
- * One delivery routed and rendered: everything the upload and the ledger need, as plain data, so it
- * can be made on another thread than the one that uploads.
+ * One delivery routed and rendered: everything the upload and the ledger need (plain data, apart from
+ * `renderAt` for the mappings that read per-delivery values).
  */
 export interface PreparedExport {
   annotationId: number;
