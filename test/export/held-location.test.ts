@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../src/app.ts';
 import { bridgeConfigSchema } from '../../src/config/index.ts';
-import { HOLD_CEILING_MS } from '../../src/export/hold.ts';
+import { HOLD_CEILING_MS } from '../../src/export/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { CapturedLog, fixture, repoRoot, TEST_SECRET, testTargetConfig } from '../support/bridge.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';

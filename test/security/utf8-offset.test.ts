@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { firstInvalidUtf8 } from '../../src/webhook/body.ts';
+import { firstInvalidUtf8 } from '../../src/webhook/index.ts';
 
 const fatal = new TextDecoder('utf-8', { fatal: true });
 const isValid = (bytes: Uint8Array): boolean => {
