@@ -1,7 +1,6 @@
 import { describeError } from '../errors.ts';
 import type { AckOutcome, ExportRecord, Ledger, OutcomeSettlement } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { BridgeMetrics } from '../observability/metrics.ts';
+import type { Logger, BridgeMetrics } from '../observability/index.ts';
 import { RossumApiError, RossumClient, type AnnotationStatus, type RossumApiConfig } from '../rossum/index.ts';
 import type { AcksConfig } from './config.ts';
 import { runLimited } from './limit.ts';

@@ -1,6 +1,6 @@
 import { describeError, isBridgeError } from '../errors.ts';
-import type { ExportOutcome } from '../observability/metrics.ts';
-import { truncateContent } from '../rossum/delivery.ts';
+import type { ExportOutcome } from '../observability/index.ts';
+import { truncateContent } from '../rossum/index.ts';
 
 /** A message in Rossum's hook reply format. */
 export interface RossumMessage {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BridgeError, describeError } from '../errors.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/index.ts';
 import { realSleep, truncateContent, type Sleep } from './delivery.ts';
 
 /** Rossum annotation statuses the API accepts (as of the documented API). */

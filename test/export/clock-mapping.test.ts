@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type RunningBridge } from '../../src/app.ts';
+import { startBridge, type RunningBridge } from '../../src/process/index.ts';
 import { bridgeConfigSchema } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { deliver } from '../../src/rossum/delivery.ts';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BridgeError, describeError } from '../../errors.ts';
-import { deliver, DELIVERY_DEFAULTS, type AttemptRecord, type DeliveryOptions, type DeliveryOutcome, type PollRecord } from '../../rossum/delivery.ts';
+import { deliver, DELIVERY_DEFAULTS, type AttemptRecord, type DeliveryOptions, type DeliveryOutcome, type PollRecord } from '../../rossum/index.ts';
 
 export interface SendOptions {
   url: string;

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { BridgeConfig } from './config/index.ts';
-import { describeError } from './errors.ts';
-import { ExportHold, ExportService } from './export/index.ts';
-import { openLedger, type Ledger } from './ledger/index.ts';
-import { loadMappings } from './mapping/index.ts';
-import type { Logger } from './observability/logger.ts';
-import { BridgeMetrics } from './observability/metrics.ts';
-import { createTarget, type Target } from './transport/index.ts';
-import { buildWebhookServer, createDeliveryClassifier, type ReadinessReport, type WebhookServer } from './webhook/index.ts';
+import type { BridgeConfig } from '../config/index.ts';
+import { describeError } from '../errors.ts';
+import { ExportHold } from '../ack/index.ts';
+import { ExportService } from '../export/index.ts';
+import { openLedger, type Ledger } from '../ledger/index.ts';
+import { loadMappings } from '../mapping/index.ts';
+import { type Logger, BridgeMetrics } from '../observability/index.ts';
+import { createTarget, type Target } from '../transport/index.ts';
+import { buildWebhookServer, createDeliveryClassifier, type ReadinessReport, type WebhookServer } from '../webhook/index.ts';
 
 export interface BridgeOptions {
   logger: Logger;
