@@ -90,6 +90,11 @@ export interface ClaimInput {
   leaseMs: number;
   documentRef?: string | null;
   rossumBaseUrl?: string | null;
+  /**
+   * `createdAt` of a new record (default: now): the clock a render read, so a later attempt of the same
+   * export can render the same bytes.
+   */
+  receivedAt?: number;
 }
 
 export type ClaimResult =
