@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AcksConfig, HoldConfig } from '../ack/config.ts';
 import type { AckOutcome, ExportRecord, Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/logger.ts';
+import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT } from '../rossum/limits.ts';
 import type { ExportReply, RossumMessage } from './service.ts';
 
 /** An HTTP answer for Rossum's side of a held export. */
@@ -21,7 +22,6 @@ export interface ExportHoldOptions {
   now?: () => number;
 }
 
-const MESSAGE_LIMIT = 4096;
 
 /**
  * Held-export mode: the export webhook answers 202 + Location, and each poll answers "not yet" (503,

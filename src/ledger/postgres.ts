@@ -337,14 +337,16 @@ export class PostgresLedger implements Ledger {
     );
   }
 
-  async expireAcks(limit = 500): Promise<AckOutcome[]> {
+  async expireAcks(limit = 500, targets?: readonly string[]): Promise<AckOutcome[]> {
+    if (targets?.length === 0) return [];
     return this.transaction(async (client) => {
       const now = this.now();
       const due = await client.query<{ id: number; ack_deadline_at: number }>(
         `UPDATE exports SET ack_state = 'ack_timeout', updated_at = $1
-         WHERE id IN (SELECT id FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < $1 ORDER BY ack_deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         WHERE id IN (SELECT id FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < $1 AND ($3::text[] IS NULL OR target = ANY($3::text[]))
+                      ORDER BY ack_deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING id, ack_deadline_at`,
-        [now, limit],
+        [now, limit, targets === undefined ? null : [...targets]],
       );
       const outcomes: AckOutcome[] = [];
       for (const row of due.rows) {

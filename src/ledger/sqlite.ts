@@ -458,11 +458,19 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  async expireAcks(limit = 500): Promise<AckOutcome[]> {
+  async expireAcks(limit = 500, targets?: readonly string[]): Promise<AckOutcome[]> {
+    if (targets?.length === 0) return [];
     return this.write((): AckOutcome[] => {
       const now = this.now();
-      const due = this.stmt(`SELECT id, ack_deadline_at FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? ORDER BY ack_deadline_at LIMIT ?`)
-        .all(now, limit) as Array<{ id: number; ack_deadline_at: number }>;
+      const due = (
+        targets === undefined
+          ? this.stmt(`SELECT id, ack_deadline_at FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? ORDER BY ack_deadline_at LIMIT ?`).all(now, limit)
+          : this.stmt(`SELECT id, ack_deadline_at FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? AND target IN (SELECT value FROM json_each(?)) ORDER BY ack_deadline_at LIMIT ?`).all(
+              now,
+              JSON.stringify(targets),
+              limit,
+            )
+      ) as Array<{ id: number; ack_deadline_at: number }>;
       const outcomes: AckOutcome[] = [];
       for (const row of due) {
         this.stmt(`UPDATE exports SET ack_state = 'ack_timeout', updated_at = ? WHERE id = ? AND ack_state = 'awaiting_ack'`).run(now, row.id);

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
-import type { AttemptRecord } from '../../src/rossum/delivery.ts';
+import type { AttemptRecord } from '../../src/rossum/hook-call.ts';
 import { fixture, repoRoot } from '../support/bridge.ts';
 import { ServeProcess, tail, type ExitInfo } from '../support/fault-serve.ts';
 import { RossumSimulator, type SimulatedAnnotation } from '../support/rossum-simulator.ts';
