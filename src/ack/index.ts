@@ -57,8 +57,18 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
     pass: () => service.pass(),
     close() {
       closing ??= (async () => {
-        await service.stop();
-        await Promise.allSettled([...targets.values()].map((target) => target.close()));
+        // One drain time for everything: a connection hung mid-operation must not keep the process past it.
+        const deadlineAt = Date.now() + config.acks.drainMs;
+        await service.stop(deadlineAt);
+        let timer: NodeJS.Timeout | undefined;
+        const closed = await Promise.race([
+          Promise.allSettled([...targets.values()].map((target) => target.close())).then(() => true),
+          new Promise<false>((resolve) => {
+            timer = setTimeout(() => resolve(false), Math.max(0, deadlineAt - Date.now()));
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!closed) logger.warn({ drainMs: config.acks.drainMs }, 'ack folder connections still busy after the drain time; leaving them');
         await ledger.close();
       })();
       return closing;

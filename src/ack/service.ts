@@ -113,7 +113,7 @@ export class AckService {
    * Graceful within `acks.drainMs`: no new files, reads in progress abandoned, files being recorded or
    * archived finish; watchers closed. Returns after the drain time even if something still hangs.
    */
-  async stop(): Promise<void> {
+  async stop(deadlineAt = Date.now() + this.options.acks.drainMs): Promise<void> {
     this.stopping = true;
     this.stopSignal.abort(new Error('the acks process is stopping'));
     if (this.timer) clearTimeout(this.timer);
@@ -126,7 +126,7 @@ export class AckService {
         return true;
       })(),
       new Promise<false>((resolve) => {
-        drainTimer = setTimeout(() => resolve(false), this.options.acks.drainMs);
+        drainTimer = setTimeout(() => resolve(false), Math.max(0, deadlineAt - Date.now()));
       }),
     ]);
     clearTimeout(drainTimer);
