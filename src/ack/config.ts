@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ROSSUM_MESSAGE_LIMIT } from '../rossum/limits.ts';
 
 const decisionWords = (defaults: string[], what: string) =>
   z.array(z.string().min(1)).min(1).default(defaults).describe(`Status values meaning ${what} (compared case-insensitively)`);
@@ -152,7 +153,7 @@ export const acksConfigSchema = z
           .default(1024 * 1024)
           .describe('Largest ack file read (bytes, default 1 MiB); a larger one goes to the invalid folder unread, with the reason logged and recorded'),
         maxMessages: z.number().int().min(1).max(10_000).default(50).describe('ERP messages kept per export from one ack (the rest are counted in a last message)'),
-        maxMessageChars: z.number().int().min(16).max(4_096).default(1_000).describe('Characters kept per ERP message (longer ones are cut, marked with …)'),
+        maxMessageChars: z.number().int().min(16).max(ROSSUM_MESSAGE_LIMIT).default(1_000).describe('Characters kept per ERP message (longer ones are cut, marked with …)'),
       })
       .prefault({})
       .describe('Bounds on what one ack file may make us read and keep: hostile or broken files cannot stall or bloat the acks process'),

@@ -194,7 +194,7 @@ export class RossumClient {
     return this.patchAnnotation(id, { ...extra, metadata: { ...(current.metadata ?? {}), ...patch } });
   }
 
-  /** A note on the annotation (shown to operators); content beyond 4096 characters is cut with an ellipsis. */
+  /** A note on the annotation (shown to operators); content beyond Rossum's limit (ROSSUM_MESSAGE_LIMIT) is cut with an ellipsis. */
   async createNote(annotationId: number, content: string, type: 'rejection' = 'rejection'): Promise<RossumNote> {
     const body = { annotation: this.annotationUrl(annotationId), content: truncateContent(content, ROSSUM_MESSAGE_LIMIT), type };
     return this.parse(noteSchema, await this.request({ method: 'POST', path: '/v1/notes', body }), 'POST', '/v1/notes');

@@ -9,7 +9,8 @@ import { realSleep, type Sleep } from './sleep.ts';
  * "Timeouts and retries", "Asynchronous webhooks", "Validating payloads" and the connector `save`
  * section. Used by the `send` and `dev` commands and by the test simulator, so both behave like Rossum.
  * Wording: a "hook call" is Rossum calling us; us telling Rossum an ack outcome is an "outcome delivery"
- * (`src/ack/outcome-delivery.ts`). Production code does not import this module.
+ * (`src/ack/outcome-delivery.ts`). The service itself never imports this module; only the `send` and
+ * `dev` commands and the tests do.
  */
 
 export type ExportAnnotationStatus = 'exported' | 'failed_export';

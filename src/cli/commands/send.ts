@@ -27,7 +27,7 @@ export interface SendIo {
 export function register(program: Command): void {
   program
     .command('send')
-    .description('Deliver a webhook payload exactly as Rossum would (signed, timeouts, retries, async polling) and print what Rossum would do with the annotation')
+    .description('Call the webhook with a payload exactly as Rossum would (signed, timeouts, retries, async polling) and print what Rossum would do with the annotation')
     .argument('<payload>', 'JSON payload file, sent byte for byte (`-` reads stdin)')
     .requiredOption('--url <url>', 'webhook URL, e.g. http://127.0.0.1:8080/webhooks/rossum')
     .option('--secret <secret>', 'hook secret for X-Rossum-Signature-SHA256 (prefer $ROSSUM_HOOK_SECRET: arguments show up in process lists)')
