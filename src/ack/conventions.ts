@@ -3,6 +3,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
 import { BridgeError } from '../errors.ts';
 import type { AckLookup, AckMessage } from '../ledger/index.ts';
+import { cleanText } from '../rossum/limits.ts';
 import type { AckLimits, CompanionAckConfig, CsvAckConfig, MappingAckConfig, XmlAckConfig } from './config.ts';
 import { compilePattern, type NamePattern } from './pattern.ts';
 
@@ -96,7 +97,10 @@ function boundMessages(messages: readonly AckMessage[], limits: Omit<AckLimits, 
     const points = Array.from(text);
     return points.length <= limits.maxMessageChars ? text : `${points.slice(0, limits.maxMessageChars - 1).join('')}…`;
   };
-  const kept = messages.slice(0, limits.maxMessages).map((message) => ({ ...message, text: cut(message.text), ...(message.code === undefined ? {} : { code: cut(message.code) }) }));
+  // Cleaned here, before the ledger: every reader of the messages (notes, held-export replies, `status`) gets safe text.
+  const kept = messages
+    .slice(0, limits.maxMessages)
+    .map((message) => ({ ...message, text: cut(cleanText(message.text)), ...(message.code === undefined ? {} : { code: cut(cleanText(message.code)) }) }));
   if (messages.length > limits.maxMessages) kept.push({ text: `… and ${messages.length - limits.maxMessages} more message(s) in the ack file` });
   return kept;
 }

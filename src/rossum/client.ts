@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { describeError } from '../errors.ts';
 import { RossumApiError, type RossumApiErrorCode } from './errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { ROSSUM_MESSAGE_LIMIT, truncateContent } from './limits.ts';
+import { cleanContent, ROSSUM_MESSAGE_LIMIT, truncateContent } from './limits.ts';
 import { realSleep, type Sleep } from './sleep.ts';
 import { DEFAULT_ALLOWED_HOSTS, trustedPayloadRoot } from './trust.ts';
 
@@ -194,9 +194,9 @@ export class RossumClient {
     return this.patchAnnotation(id, { ...extra, metadata: { ...(current.metadata ?? {}), ...patch } });
   }
 
-  /** A note on the annotation (shown to operators); content beyond Rossum's limit (ROSSUM_MESSAGE_LIMIT) is cut with an ellipsis. */
+  /** A note on the annotation (shown to operators): control characters and bidi overrides removed, content beyond Rossum's limit cut with an ellipsis. */
   async createNote(annotationId: number, content: string, type: 'rejection' = 'rejection'): Promise<RossumNote> {
-    const body = { annotation: this.annotationUrl(annotationId), content: truncateContent(content, ROSSUM_MESSAGE_LIMIT), type };
+    const body = { annotation: this.annotationUrl(annotationId), content: cleanContent(content, ROSSUM_MESSAGE_LIMIT), type };
     return this.parse(noteSchema, await this.request({ method: 'POST', path: '/v1/notes', body }), 'POST', '/v1/notes');
   }
 

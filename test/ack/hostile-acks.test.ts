@@ -155,6 +155,8 @@ describe('hostile ack files', () => {
 
     const [outcome] = await acks.ledger.outcomes(id);
     expect(outcome?.detail.messages).toHaveLength(51);
+    // Cleaned before the ledger, so `status` and held-export replies show safe text too.
+    expect(outcome?.detail.messages[0]).toEqual({ code: 'E7', text: 'Bell escape[31m red[0m C1 next-line, bidi gnp.exe and isolate\ttab' });
     expect(outcome?.detail.messages.at(-1)?.text).toBe('… and 351 more message(s) in the ack file');
     expect(Math.max(...(outcome?.detail.messages ?? []).map((message) => Array.from(message.text).length))).toBeLessThanOrEqual(1_000);
 
