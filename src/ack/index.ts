@@ -2,10 +2,11 @@ import type { BridgeConfig } from '../config/index.ts';
 import { openLedger, type Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BridgeMetrics } from '../observability/metrics.ts';
+import { DEFAULT_ALLOWED_HOSTS } from '../rossum/index.ts';
 import { createTarget, type Target } from '../transport/index.ts';
 import { AckService, type PassReport } from './service.ts';
 
-export { acksConfigSchema, mappingAckSchema, holdConfigSchema, type AcksConfig, type MappingAckConfig, type HoldConfig } from './config.ts';
+export { acksConfigSchema, mappingAckSchema, holdConfigSchema, type AcksConfig, type AckLimits, type MappingAckConfig, type HoldConfig } from './config.ts';
 export { AckService, type AckServiceOptions, type PassReport } from './service.ts';
 export { AckParseError, createConvention, type AckConvention, type ParsedAckEntry } from './conventions.ts';
 
@@ -49,6 +50,9 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
   });
   if (options.loop ?? true) service.start();
   logger.info({ sources: Object.keys(config.acks.targets), mappings: Object.keys(config.acks.byMapping), ledger: ledger.kind }, 'acks process running');
+  if (config.rossum.baseUrl === undefined) {
+    logger.info({ allowedHosts: config.rossum.allowedHosts ?? DEFAULT_ALLOWED_HOSTS }, "no rossum.baseUrl: each export's payload base_url is used, and credentials go only to these hosts");
+  }
   let closing: Promise<void> | undefined;
   return {
     service,
