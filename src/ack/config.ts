@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ROSSUM_MESSAGE_LIMIT } from '../rossum/limits.ts';
+import { ROSSUM_MESSAGE_LIMIT } from '../rossum/index.ts';
 
 const decisionWords = (defaults: string[], what: string) =>
   z.array(z.string().min(1)).min(1).default(defaults).describe(`Status values meaning ${what} (compared case-insensitively)`);

@@ -3,7 +3,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
 import { BridgeError } from '../errors.ts';
 import type { AckLookup, AckMessage } from '../ledger/index.ts';
-import { cleanText } from '../rossum/limits.ts';
+import { cleanText } from '../rossum/index.ts';
 import type { AckLimits, CompanionAckConfig, CsvAckConfig, MappingAckConfig, XmlAckConfig } from './config.ts';
 import { compilePattern, type NamePattern } from './pattern.ts';
 

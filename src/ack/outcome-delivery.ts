@@ -1,8 +1,7 @@
 import PQueue from 'p-queue';
 import { describeError } from '../errors.ts';
 import type { AckOutcome, ExportRecord, Ledger, OutcomeSettlement } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { BridgeMetrics } from '../observability/metrics.ts';
+import type { BridgeMetrics, Logger } from '../observability/index.ts';
 import { cleanContent, cleanText, RossumApiError, RossumClient, ROSSUM_MESSAGE_LIMIT, type AnnotationStatus, type RossumApiConfig } from '../rossum/index.ts';
 import type { AcksConfig } from './config.ts';
 

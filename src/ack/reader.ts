@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isBridgeError } from '../errors.ts';
 import { nameParts, type AckEntryInput, type AckFileInput, type Ledger } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/index.ts';
 import type { OperationOptions } from '../transport/index.ts';
 import type { AcksConfig } from './config.ts';
 import { AckParseError, type AckReference, type ParsedAckEntry } from './conventions.ts';
@@ -22,7 +22,7 @@ export interface AckReaderOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Raised by the transport when a read passes `maxBytes` (the option is honoured where the transport supports it). */
+/** Raised by the transport when a read passes `maxBytes` (the option is honoured where the transport supports it; not catalogued until it is). */
 const TOO_LARGE_CODE = 'ACK_FILE_TOO_LARGE';
 
 /**
@@ -59,7 +59,7 @@ export class AckReader {
           source.discovery.forget(file.name);
           return null;
         }
-        if (isBridgeError(error) && error.code === TOO_LARGE_CODE) return this.tooLarge(source, handlers, file, null);
+        if (isBridgeError(error) && (error.code as string) === TOO_LARGE_CODE) return this.tooLarge(source, handlers, file, null);
         throw error;
       }
       // It grew after the listing (or the transport read it whole): the limit holds all the same.

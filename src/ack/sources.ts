@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/index.ts';
 import { parseTargetUrl, type Target, type TargetConfig } from '../transport/index.ts';
 import type { AcksConfig } from './config.ts';
 import { createConvention, type AckConvention } from './conventions.ts';

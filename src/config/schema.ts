@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { acksConfigSchema } from '../ack/config.ts';
-import { routeSchema } from '../export/routes.ts';
+import { acksConfigSchema } from '../ack/index.ts';
+import { routeSchema } from '../export/index.ts';
 import { ledgerConfigSchema } from '../ledger/index.ts';
-import { rossumApiConfigSchema } from '../rossum/client.ts';
+import { rossumApiConfigSchema } from '../rossum/index.ts';
 import { targetConfigSchema } from '../transport/index.ts';
 
 export const serverConfigSchema = z

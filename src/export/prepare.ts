@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { AnnotationView, ExportPayload } from '../annotation/index.ts';
 import { BridgeError, describeError, isBridgeError } from '../errors.ts';
-import type { MappingRegistry, OnExisting, RenderedFile } from '../mapping/contract.ts';
-import type { HookCredentials } from '../transport/contract.ts';
+import type { MappingRegistry, OnExisting, RenderedFile } from '../mapping/index.ts';
+import type { HookCredentials } from '../transport/index.ts';
 import { errorReply, type ExportReply } from './replies.ts';
 import { resolveRoute, type Route } from './routes.ts';
 

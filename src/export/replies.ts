@@ -1,6 +1,6 @@
 import { describeError, isBridgeError } from '../errors.ts';
-import type { ExportOutcome } from '../observability/metrics.ts';
-import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT, truncateContent } from '../rossum/limits.ts';
+import type { ExportOutcome } from '../observability/index.ts';
+import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT, truncateContent } from '../rossum/index.ts';
 
 /** A message in Rossum's hook reply format. */
 export interface RossumMessage {

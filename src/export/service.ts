@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { hostname } from 'node:os';
-import { describeError, isBridgeError } from '../errors.ts';
+import { describeError, isBridgeError, type ErrorCode } from '../errors.ts';
 import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { BridgeMetrics, ExportOutcome } from '../observability/metrics.ts';
-import type { HookCredentials, OperationOptions, Target } from '../transport/contract.ts';
+import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
+import type { HookCredentials, OperationOptions, Target } from '../transport/index.ts';
 import type { ExportIntake, PreparedExport } from './prepare.ts';
 import { errorReply, limitMessage as limit, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 
@@ -356,7 +355,7 @@ function stored(reply: ExportReply): StoredReply {
   return { statusCode: reply.statusCode, body: reply.body };
 }
 
-function codeOf(error: unknown): string {
+function codeOf(error: unknown): ErrorCode {
   return isBridgeError(error) ? error.code : 'INTERNAL';
 }
 

@@ -2,18 +2,20 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { AnnotationView } from '../annotation/index.ts';
-import { formatPath } from '../annotation/index.ts';
-import { ConfigFileError, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config/yaml.ts';
+import { ConfigFileError, formatPath, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config-loading/index.ts';
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
 import { Emitter } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
-import { sanitizeNameValue, sanitizeRelativePath, templatePathProblem } from './filename.ts';
+import { safeFileName, templatePathProblem } from './filename.ts';
 import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
 import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import { addWarning, attachDocVars, finalWarnings, compileTables, compileValue, compileWrappedTemplate, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './values.ts';
+import { addWarning, attachDocVars, finalWarnings, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import { compileTemplatePieces, type TemplatePiece } from './sources.ts';
+import { compileTables } from './tables.ts';
+import { compileValue } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
 const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
@@ -30,7 +32,7 @@ interface Compiled {
   source: MappingSource;
   encoding: OutputEncoding | undefined;
   docVars: Map<string, CompiledValue>;
-  fileName: (scope: Scope) => string;
+  fileName: (scope: Scope) => TemplatePiece[];
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
@@ -67,7 +69,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
 
   const pathProblem = templatePathProblem(source.file.name);
   if (pathProblem) problem(['file', 'name'], pathProblem);
-  const fileName = compileWrappedTemplate(source.file.name, env, ['file', 'name'], sanitizeNameValue);
+  const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
 
   for (const format of ['xml', 'csv', 'fixed'] as const) {
     if (format !== source.format && source[format] !== undefined) problem([format], `the "${format}" block is ignored because format is ${source.format}`, `remove it or set format: ${format}`);
@@ -172,7 +174,7 @@ class Mapping implements LoadedMapping {
     }
     const scope = newScope(doc);
     scope.at = 'file name';
-    const fileName = sanitizeRelativePath(this.compiled.fileName(scope));
+    const fileName = safeFileName(this.compiled.fileName(scope));
     const file: RenderedFile = {
       fileName,
       bytes: this.encoding.encode(text, source.bom),

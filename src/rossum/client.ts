@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describeError } from '../errors.ts';
+import type { Logger } from '../observability/index.ts';
 import { RossumApiError, type RossumApiErrorCode } from './errors.ts';
-import type { Logger } from '../observability/logger.ts';
 import { cleanContent, ROSSUM_MESSAGE_LIMIT, truncateContent } from './limits.ts';
 import { realSleep, type Sleep } from './sleep.ts';
 import { DEFAULT_ALLOWED_HOSTS, trustedPayloadRoot } from './trust.ts';

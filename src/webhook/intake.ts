@@ -1,6 +1,6 @@
 import { hookEnvelopeSchema, parseExportPayload, viewAnnotation } from '../annotation/index.ts';
 import { describeError } from '../errors.ts';
-import { intakeExport, type ExportIntake, type PrepareSettings } from '../export/prepare.ts';
+import { intakeExport, type ExportIntake, type PrepareSettings } from '../export/index.ts';
 import { parseJsonBody } from './body.ts';
 
 /** What a signed webhook body turns into before anything is uploaded. */

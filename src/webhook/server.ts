@@ -1,10 +1,9 @@
 import Fastify, { LogController, type FastifyReply } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { describeError, isBridgeError } from '../errors.ts';
-import type { ExportHold } from '../export/hold.ts';
-import type { ExportReply, ExportService } from '../export/service.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { BridgeMetrics } from '../observability/metrics.ts';
+import type { ExportHold } from '../ack/index.ts';
+import type { ExportReply, ExportService } from '../export/index.ts';
+import type { Logger, BridgeMetrics } from '../observability/index.ts';
 import type { Intake } from './intake.ts';
 import { verifySignature, type SignatureSettings } from './signature.ts';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAcks, type RunningAcks } from '../../src/ack/index.ts';
+import { startAcks, type RunningAcks } from '../../src/process/index.ts';
 import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget } from '../../src/transport/index.ts';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAcks, type RunningAcks } from '../../src/ack/index.ts';
+import { startAcks, type RunningAcks } from '../../src/process/index.ts';
 import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget, type Target } from '../../src/transport/index.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { openLedger, SqliteLedger, type Ledger } from '../../src/ledger/index.ts';
-import { sqliteMigrations } from '../../src/ledger/sqlite-migrations.ts';
+import { sqliteMigrations } from '../../src/ledger/migrations.ts';
 import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
 
 let sequence = 0;

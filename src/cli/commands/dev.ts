@@ -3,11 +3,11 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { startBridge } from '../../app.ts';
+import { startBridge } from '../../process/index.ts';
 import { loadConfig } from '../../config/index.ts';
-import { startSshd } from '../../dev/sshd.ts';
-import { createLogger } from '../../observability/logger.ts';
-import { callHook } from '../../rossum/hook-call.ts';
+import { startSshd } from '../../dev/index.ts';
+import { createLogger } from '../../observability/index.ts';
+import { callHook } from '../../rossum/index.ts';
 import { stopOnSignals } from './serve.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));

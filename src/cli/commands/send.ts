@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BridgeError, describeError } from '../../errors.ts';
-import { callHook, HOOK_CALL_DEFAULTS, type AttemptRecord, type HookCallOptions, type HookCallOutcome, type PollRecord } from '../../rossum/hook-call.ts';
+import { callHook, HOOK_CALL_DEFAULTS, type AttemptRecord, type HookCallOptions, type HookCallOutcome, type PollRecord } from '../../rossum/index.ts';
 
 export interface SendOptions {
   url: string;

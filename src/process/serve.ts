@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { BridgeConfig } from './config/index.ts';
-import { describeError } from './errors.ts';
-import { ExportHold } from './export/hold.ts';
-import { ExportService } from './export/service.ts';
-import { openLedger, type Ledger } from './ledger/index.ts';
-import { loadMappings } from './mapping/index.ts';
-import type { Logger } from './observability/logger.ts';
-import { BridgeMetrics } from './observability/metrics.ts';
-import { createTarget, type Target } from './transport/index.ts';
-import { createIntake } from './webhook/intake.ts';
-import { buildWebhookServer, type ReadinessReport, type WebhookServer } from './webhook/server.ts';
+import type { BridgeConfig } from '../config/index.ts';
+import { describeError } from '../errors.ts';
+import { ExportHold } from '../ack/index.ts';
+import { ExportService } from '../export/index.ts';
+import { openLedger, type Ledger } from '../ledger/index.ts';
+import { loadMappings } from '../mapping/index.ts';
+import { type Logger, BridgeMetrics } from '../observability/index.ts';
+import { createTarget, type Target } from '../transport/index.ts';
+import { buildWebhookServer, createIntake, type ReadinessReport, type WebhookServer } from '../webhook/index.ts';
 
 export interface BridgeOptions {
   logger: Logger;

@@ -1,9 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { AcksConfig, HoldConfig } from '../ack/config.ts';
+import type { AcksConfig, HoldConfig } from './config.ts';
 import type { AckOutcome, ExportRecord, Ledger } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT } from '../rossum/limits.ts';
-import type { ExportReply, RossumMessage } from './service.ts';
+import type { Logger } from '../observability/index.ts';
+import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT } from '../rossum/index.ts';
+import type { ExportReply, RossumMessage } from '../export/index.ts';
 
 /** An HTTP answer for Rossum's side of a held export. */
 export interface HeldAnswer {
