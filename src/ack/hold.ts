@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AcksConfig, HoldConfig } from './config.ts';
 import type { AckOutcome, ExportRecord, Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
+import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT } from '../rossum/index.ts';
 import type { ExportReply, RossumMessage } from '../export/index.ts';
 
 /** An HTTP answer for Rossum's side of a held export. */
@@ -21,7 +22,6 @@ export interface ExportHoldOptions {
   now?: () => number;
 }
 
-const MESSAGE_LIMIT = 4096;
 /**
  * Rossum polls a held export every 30 s and gives up after `max_polling_time_s` (300 s for export
  * events, not changeable). Counted from the call that started the hold, and one poll interval short of

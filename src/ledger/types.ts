@@ -242,8 +242,8 @@ export interface Ledger {
   markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void>;
   /** `markAckFileArchived` for several files in one transaction. */
   markAckFilesArchived(archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void>;
-  /** Awaiting exports past their deadline → `ack_timeout`, each with a `timeout` outcome. */
-  expireAcks(limit?: number): Promise<AckOutcome[]>;
+  /** Awaiting exports past their deadline → `ack_timeout`, each with a `timeout` outcome; `targets` limits it to exports of those targets. */
+  expireAcks(limit?: number, targets?: readonly string[]): Promise<AckOutcome[]>;
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */
   claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
   settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../src/process/index.ts';
 import { bridgeConfigSchema } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { deliver } from '../../src/rossum/delivery.ts';
+import { callHook } from '../../src/rossum/hook-call.ts';
 import { CapturedLog, fixture, repoRoot, TEST_SECRET, testTargetConfig } from '../support/bridge.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 
@@ -62,7 +62,7 @@ describe('exactly-once when the mapping reads the clock (meta.now)', () => {
     const text = body(520_001);
     const outcomes = [];
     for (let attempt = 0; attempt < 3; attempt++) {
-      outcomes.push(await deliver({ url: bridge.url, body: text, secret: TEST_SECRET, retryCount: 0 }));
+      outcomes.push(await callHook({ url: bridge.url, body: text, secret: TEST_SECRET, retryCount: 0 }));
       await pause(1_100);
     }
     expect(outcomes.map((outcome) => outcome.annotationStatus)).toEqual(['exported', 'exported', 'exported']);
@@ -73,7 +73,7 @@ describe('exactly-once when the mapping reads the clock (meta.now)', () => {
 
   it('the file carries the time the export was first received, not a later delivery’s', async () => {
     const before = Date.now();
-    await deliver({ url: bridge.url, body: body(520_002), secret: TEST_SECRET, retryCount: 0 });
+    await callHook({ url: bridge.url, body: body(520_002), secret: TEST_SECRET, retryCount: 0 });
     const [record] = await bridge.ledger.list({ annotationId: 520_002 });
     const written = readFileSync(join(sshd.inboundDir, record!.remotePath!), 'utf8');
     const exportedAt = /exportedAt="([^"]+)"/.exec(written)?.[1];
@@ -82,27 +82,27 @@ describe('exactly-once when the mapping reads the clock (meta.now)', () => {
   });
 
   it('a re-export after a fix of the data is a new file', async () => {
-    await deliver({ url: bridge.url, body: body(520_003), secret: TEST_SECRET, retryCount: 0 });
+    await callHook({ url: bridge.url, body: body(520_003), secret: TEST_SECRET, retryCount: 0 });
     await pause(50);
-    await deliver({ url: bridge.url, body: body(520_003, 'PO-FIXED-9'), secret: TEST_SECRET, retryCount: 0 });
+    await callHook({ url: bridge.url, body: body(520_003, 'PO-FIXED-9'), secret: TEST_SECRET, retryCount: 0 });
     expect(filesOf(520_003)).toHaveLength(2);
     expect(await bridge.ledger.list({ annotationId: 520_003 })).toHaveLength(2);
   });
 
   it('a mapping edit that changes nothing in the output uploads nothing again; one that changes it is a new version', async () => {
-    await deliver({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });
+    await callHook({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });
     await bridge.close();
     // Same output, different mapping source (a comment): a new mapping version.
     writeFileSync(join(mappingsDir, 'clock-xml.yaml'), `# edited\n${readFileSync(join(mappingsDir, 'clock-xml.yaml'), 'utf8')}`);
     bridge = await startWithMappings();
     await pause(1_100);
-    const again = await deliver({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });
+    const again = await callHook({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });
     expect(again.annotationStatus).toBe('exported');
     expect(filesOf(520_004)).toHaveLength(1);
     await bridge.close();
     writeClockMapping('\n      source: "bridge"');
     bridge = await startWithMappings();
-    await deliver({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });
+    await callHook({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });
     expect(filesOf(520_004)).toHaveLength(2);
   });
 });

@@ -1,4 +1,4 @@
-import type { AttemptRecord } from '../../src/rossum/delivery.ts';
+import type { AttemptRecord } from '../../src/rossum/hook-call.ts';
 import type { RossumSimulator } from '../support/rossum-simulator.ts';
 import { HOOK_SECRET, HOOK_TIMINGS } from './rig.ts';
 import type { FaultSchedule } from './schedule.ts';

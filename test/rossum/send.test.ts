@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runSend, type SendOptions } from '../../src/cli/commands/send.ts';
-import { DELIVERY_DEFAULTS } from '../../src/rossum/delivery.ts';
+import { HOOK_CALL_DEFAULTS } from '../../src/rossum/hook-call.ts';
 import { ScriptedServer, type ScriptedReply } from './scripted-server.ts';
 
 const payloadPath = fileURLToPath(new URL('../fixtures/rossum/export-invoice.json', import.meta.url));
@@ -26,7 +26,7 @@ async function serve(replies: ScriptedReply[]): Promise<ScriptedServer> {
 }
 
 function defaults(url: string): SendOptions {
-  return { url, ...DELIVERY_DEFAULTS, sha1: false, json: false };
+  return { url, ...HOOK_CALL_DEFAULTS, sha1: false, json: false };
 }
 
 describe('send (in process)', () => {

@@ -7,7 +7,7 @@ import { startBridge } from '../../process/index.ts';
 import { loadConfig } from '../../config/index.ts';
 import { startSshd } from '../../dev/index.ts';
 import { createLogger } from '../../observability/index.ts';
-import { deliver } from '../../rossum/index.ts';
+import { callHook } from '../../rossum/index.ts';
 import { stopOnSignals } from './serve.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -85,7 +85,7 @@ async function runDev(options: DevOptions): Promise<void> {
   if (options.demo) {
     out();
     for (const file of payloads) {
-      const outcome = await deliver({ url: bridge.url, body: readFileSync(file), secret, retryDelayS: 1, retryCount: 4 });
+      const outcome = await callHook({ url: bridge.url, body: readFileSync(file), secret, retryDelayS: 1, retryCount: 4 });
       out(`  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}`);
       for (const message of outcome.messages) out(`      [${message.type}] ${message.content}`);
     }
