@@ -1,6 +1,8 @@
+import PQueue from 'p-queue';
 import { z } from 'zod';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../observability/index.ts';
+import { rossumApiConfigSchema, type RossumApiConfig, type RossumApiConfigInput } from './config.ts';
 import { RossumApiError, type RossumApiErrorCode } from './errors.ts';
 import { cleanContent, ROSSUM_MESSAGE_LIMIT, truncateContent } from './limits.ts';
 import { realSleep, type Sleep } from './sleep.ts';
@@ -25,46 +27,6 @@ export const ANNOTATION_STATUSES = [
   'purged',
 ] as const;
 export type AnnotationStatus = (typeof ANNOTATION_STATUSES)[number];
-
-export const rossumApiConfigSchema = z
-  .strictObject({
-    baseUrl: z
-      .url({ protocol: /^https?$/ })
-      .optional()
-      .describe(
-        'API root including `/api`, e.g. `https://example.rossum.app/api`. When absent, taken from the export payload’s `base_url` (+ `/api`), but only when its host is in `allowedHosts`.',
-      ),
-    allowedHosts: z
-      .array(z.string().min(1).regex(/^(\*\.)?[A-Za-z0-9.:[\]-]+$/, 'a host name, or `*.` followed by a domain'))
-      .optional()
-      .describe(
-        'Hosts a payload’s `base_url` may name when `baseUrl` is not set: exact names, or `*.domain` for its subdomains. Default `*.rossum.app`, `*.rossum.ai`. Our token and username/password are sent only to `baseUrl` or these hosts; a payload naming another host is refused (the outcome fails with ROSSUM_HOST_NOT_ALLOWED, shown by `status`).',
-      ),
-    token: z.string().min(1).optional().describe('A long-lived API token. Used as is; on 401 the client falls back to username/password when those are set.'),
-    username: z.string().min(1).optional().describe('Rossum user for `POST /v1/auth/login` (a dedicated API user is recommended).'),
-    password: z.string().min(1).optional().describe('Password of `username`. Use `${ENV}` interpolation; never commit it.'),
-    authScheme: z
-      .enum(['Bearer', 'Token'])
-      .default('Bearer')
-      .describe('Authorization scheme sent with the key: `Bearer` (current), or `Token` for older deployments.'),
-    timeoutMs: z.number().int().positive().max(600_000).default(30_000).describe('Timeout of each API request, in milliseconds.'),
-    retry: z
-      .strictObject({
-        attempts: z.number().int().min(1).max(20).default(5).describe('Attempts per API call for 429, 408, 5xx and connection errors (1 = no retry).'),
-        minDelayMs: z.number().int().min(0).default(500).describe('First backoff delay; doubles per attempt, with jitter.'),
-        maxDelayMs: z.number().int().min(0).default(30_000).describe('Upper bound of one backoff delay.'),
-      })
-      .prefault({})
-      .describe('Retry policy for transient failures. A 429 waits as long as its `Retry-After` says.'),
-  })
-  .refine((c) => c.token !== undefined || (c.username !== undefined && c.password !== undefined), {
-    message: 'set `token`, or both `username` and `password`',
-  })
-  .refine((c) => (c.username === undefined) === (c.password === undefined), { message: '`username` and `password` go together' })
-  .refine((c) => c.retry.minDelayMs <= c.retry.maxDelayMs, { message: '`retry.minDelayMs` must not exceed `retry.maxDelayMs`', path: ['retry'] });
-
-export type RossumApiConfigInput = z.input<typeof rossumApiConfigSchema>;
-export type RossumApiConfig = z.output<typeof rossumApiConfigSchema>;
 
 /** The API root for a payload’s `base_url` (`https://example.rossum.app` → `https://example.rossum.app/api`). */
 export function apiRootFromBaseUrl(baseUrl: string): string {
@@ -118,6 +80,14 @@ interface RequestSpec {
 }
 
 const TRANSIENT_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
+/** A runaway `next` chain must not keep a delivery busy forever (20 a page: 10,000 notes). */
+const MAX_NOTE_PAGES = 500;
+const TOKEN_REFUSED_HINT = ' — the API token expired or was revoked: put a valid one in rossum.token and restart or send SIGHUP, or configure rossum.username/password so the bridge logs in by itself';
+
+const notePageSchema = z.looseObject({
+  results: z.array(noteSchema),
+  pagination: z.looseObject({ next: z.string().nullable().optional() }).optional(),
+});
 
 export class RossumClient {
   readonly apiRoot: string;
@@ -128,7 +98,12 @@ export class RossumClient {
   private readonly maxRetryAfterMs: number;
   private readonly logger: Logger | undefined;
   private key: string | undefined;
+  /** When the key should be renewed (token-only clients); `undefined` = not checked yet. */
+  private renewAt: number | undefined;
   private loginInFlight: Promise<string> | undefined;
+  private renewInFlight: Promise<string> | undefined;
+  /** Rossum throttles at 10 requests/s: every attempt (retries and logins included) takes a slot. */
+  private readonly limiter: PQueue;
 
   constructor(options: RossumClientOptions) {
     const parsed = rossumApiConfigSchema.safeParse(options.config);
@@ -149,6 +124,26 @@ export class RossumClient {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 300_000;
     this.key = this.config.token;
     this.logger = options.logger;
+    this.limiter = new PQueue({ intervalCap: this.config.requestsPerSecond, interval: 1_000 });
+  }
+
+  /** Token only: the client keeps its token alive itself through `POST /v1/auth/token`. */
+  get renewsToken(): boolean {
+    return !this.canLogin && this.config.renewToken;
+  }
+
+  /**
+   * Proves the credentials work: logs in (username/password) or renews the token (token only), so a
+   * refused token shows at start-up rather than at the first ERP verdict. Throws `ROSSUM_UNAUTHORIZED`
+   * or `ROSSUM_LOGIN_FAILED` when Rossum refuses them.
+   */
+  async checkCredentials(): Promise<void> {
+    if (this.canLogin) {
+      await this.login();
+      return;
+    }
+    this.renewAt = undefined;
+    await this.currentKey();
   }
 
   /** Whether the client can get a new key on 401 by itself. */
@@ -200,11 +195,30 @@ export class RossumClient {
     return this.parse(noteSchema, await this.request({ method: 'POST', path: '/v1/notes', body }), 'POST', '/v1/notes');
   }
 
-  /** Notes on one annotation (`GET /v1/notes?annotation=ID`, first page), e.g. to check a note was already posted. */
+  /**
+   * Every note on one annotation (`GET /v1/notes?annotation=ID`, following `pagination.next`: Rossum
+   * pages by 20), e.g. to check a note was already posted. A `next` outside our API root is not followed.
+   */
   async listNotes(annotationId: number): Promise<RossumNote[]> {
-    const path = `/v1/notes?annotation=${annotationId}`;
-    const page = this.parse(z.looseObject({ results: z.array(noteSchema) }), await this.request({ method: 'GET', path }), 'GET', path);
-    return page.results;
+    const notes: RossumNote[] = [];
+    let path: string | null = `/v1/notes?annotation=${annotationId}`;
+    for (let page = 0; path !== null; page++) {
+      if (page >= MAX_NOTE_PAGES) throw this.error('ROSSUM_BAD_RESPONSE', `Rossum listed more than ${MAX_NOTE_PAGES} pages of notes for annotation ${annotationId}`, { statusCode: 200, method: 'GET', path, permanent: false });
+      const reply = this.parse(notePageSchema, await this.request({ method: 'GET', path }), 'GET', path);
+      notes.push(...reply.results);
+      path = this.pathOf(reply.pagination?.next ?? null, path);
+    }
+    return notes;
+  }
+
+  /** A `next` link as a path under our API root (credentials go nowhere else). */
+  private pathOf(next: string | null, from: string): string | null {
+    if (next === null || next === '') return null;
+    const resolved = new URL(next, `${this.apiRoot}${from}`).toString();
+    if (!resolved.startsWith(`${this.apiRoot}/`)) {
+      throw this.error('ROSSUM_BAD_RESPONSE', `Rossum's next page link leaves the API root (${new URL(resolved).origin}); not followed`, { statusCode: 200, method: 'GET', path: from, permanent: true });
+    }
+    return resolved.slice(this.apiRoot.length);
   }
 
   private async performLogin(): Promise<string> {
@@ -216,9 +230,43 @@ export class RossumClient {
     return parsed.data.key;
   }
 
-  /** An authenticated call: logs in when needed and once more after a 401. */
+  /** `POST /v1/auth/token` with the current key → a new key with a known lifetime. Concurrent callers share one renewal. */
+  private renew(): Promise<string> {
+    this.renewInFlight ??= this.performRenew().finally(() => {
+      this.renewInFlight = undefined;
+    });
+    return this.renewInFlight;
+  }
+
+  private async performRenew(): Promise<string> {
+    const path = '/v1/auth/token';
+    const reply = await this.send({ method: 'POST', path, body: { max_token_lifetime_s: this.config.tokenLifetimeS } }, this.key);
+    const parsed = z.looseObject({ key: z.string().min(1) }).safeParse(reply);
+    if (!parsed.success) throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum answered the token renewal without a key', { statusCode: 200, method: 'POST', path, permanent: true });
+    this.key = parsed.data.key;
+    this.renewAt = this.now() + (this.config.tokenLifetimeS - this.config.tokenRenewBeforeS) * 1_000;
+    this.logger?.info({ nextRenewalAt: new Date(this.renewAt).toISOString() }, 'Rossum API token renewed');
+    return parsed.data.key;
+  }
+
+  /** The key to send: logs in when there is none; a token-only client renews it when due (first use included). */
+  private async currentKey(): Promise<string> {
+    if (this.key === undefined) return this.login();
+    if (!this.renewsToken || (this.renewAt !== undefined && this.now() < this.renewAt)) return this.key;
+    try {
+      return await this.renew();
+    } catch (error) {
+      if (error instanceof RossumApiError && error.statusCode === 401) throw error;
+      // Renewal is upkeep: while the current token still works, a Rossum that cannot renew it now is asked again later.
+      this.renewAt = this.now() + Math.min(60_000, this.config.tokenRenewBeforeS * 500);
+      this.logger?.warn({ err: describeError(error) }, 'could not renew the Rossum API token; using the current one and trying again later');
+      return this.key;
+    }
+  }
+
+  /** An authenticated call: logs in (or renews the token) when needed and logs in once more after a 401. */
   private async request(spec: RequestSpec): Promise<unknown> {
-    let key = this.key ?? (await this.login());
+    let key = await this.currentKey();
     try {
       return await this.send(spec, key);
     } catch (error) {
@@ -261,7 +309,7 @@ export class RossumClient {
     let response: Response;
     let text: string;
     try {
-      response = await fetch(url, { method: spec.method, headers, body: spec.body === undefined ? undefined : JSON.stringify(spec.body), signal: timeout, redirect: 'manual' });
+      response = await this.limiter.add(() => fetch(url, { method: spec.method, headers, body: spec.body === undefined ? undefined : JSON.stringify(spec.body), signal: timeout, redirect: 'manual' }));
       text = await response.text();
     } catch (error) {
       if (timeout.aborted) {
@@ -283,7 +331,7 @@ export class RossumClient {
     const summary = `Rossum answered ${spec.method} ${spec.path} with HTTP ${status}${detailOf(text)}`;
     if (status === 401) {
       const code = spec.path === '/v1/auth/login' ? 'ROSSUM_LOGIN_FAILED' : 'ROSSUM_UNAUTHORIZED';
-      throw this.error(code, summary, { ...details, statusCode: status, permanent: true });
+      throw this.error(code, `${summary}${this.canLogin ? '' : TOKEN_REFUSED_HINT}`, { ...details, statusCode: status, permanent: true });
     }
     if (status === 429) {
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.now());

@@ -4,5 +4,6 @@ export { ROSSUM_MESSAGE_LIMIT, truncateContent, cleanText, cleanContent } from '
 export { realSleep, type Sleep } from './sleep.ts';
 export { RossumApiError, type RossumApiErrorCode } from './errors.ts';
 export { DEFAULT_ALLOWED_HOSTS, hostAllowed, trustedPayloadRoot } from './trust.ts';
-export { RossumClient, rossumApiConfigSchema, apiRootFromBaseUrl, parseRetryAfter, ANNOTATION_STATUSES } from './client.ts';
-export type { RossumClientOptions, RossumApiConfig, RossumApiConfigInput, RossumAnnotation, RossumNote, AnnotationPatch, AnnotationStatus } from './client.ts';
+export { rossumApiConfigSchema, type RossumApiConfig, type RossumApiConfigInput } from './config.ts';
+export { RossumClient, apiRootFromBaseUrl, parseRetryAfter, ANNOTATION_STATUSES } from './client.ts';
+export type { RossumClientOptions, RossumAnnotation, RossumNote, AnnotationPatch, AnnotationStatus } from './client.ts';
