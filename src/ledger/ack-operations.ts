@@ -144,11 +144,11 @@ export function claimOutcomes({ driver, now: clock }: LedgerContext, owner: stri
   return driver.transaction(async (tx) => {
     const now = clock();
     const rows = await tx.all<OutcomeRow>(
-      `UPDATE ack_outcomes SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1
+      `UPDATE ack_outcomes SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, last_attempt_at = ?
        WHERE id IN (SELECT id FROM ack_outcomes WHERE delivery = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)
                     ORDER BY next_attempt_at, id LIMIT ?${driver.dialect.skipLocked})
        RETURNING *`,
-      [owner, now + leaseMs, now, now, limit],
+      [owner, now + leaseMs, now, now, now, limit],
     );
     return rows.map(rowToOutcome).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
   });
@@ -164,21 +164,40 @@ export function settleOutcome({ driver, now: clock }: LedgerContext, id: number,
       await addEvent(tx, row.export_id, now, 'rossum_delivery_retry', { outcome: row.kind, error: settlement.error, retryAt: settlement.retryAt });
       return;
     }
-    const error = settlement.delivery === 'failed' ? settlement.error : null;
-    await tx.run('UPDATE ack_outcomes SET delivery = ?, delivered_at = ?, last_error = coalesce(?, last_error), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?', [
+    const error = settlement.delivery === 'failed' || settlement.delivery === 'gone' ? settlement.error : null;
+    const result = settlementResult(settlement);
+    await tx.run('UPDATE ack_outcomes SET delivery = ?, delivered_at = ?, last_error = coalesce(?, last_error), result = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?', [
       settlement.delivery,
       now,
       error,
+      result,
       id,
     ]);
     if (settlement.delivery === 'not_needed') return;
-    await addEvent(tx, row.export_id, now, settlement.delivery === 'failed' ? 'rossum_delivery_failed' : 'rossum_told', {
+    const eventKind = { failed: 'rossum_delivery_failed', gone: 'rossum_annotation_gone', left_alone: 'rossum_left_alone', delivered: 'rossum_told', by_hold: 'rossum_told' }[settlement.delivery];
+    await addEvent(tx, row.export_id, now, eventKind, {
       outcome: row.kind,
       via: settlement.delivery === 'by_hold' ? 'held export reply' : 'api',
       ...(error ? { error } : {}),
-      ...(settlement.delivery !== 'failed' && settlement.note ? { note: settlement.note } : {}),
+      ...(result && settlement.delivery !== 'failed' && settlement.delivery !== 'gone' ? { note: result } : {}),
     });
   });
+}
+
+/** What `status` shows as the outcome's end in Rossum. */
+function settlementResult(settlement: Exclude<OutcomeSettlement, { delivery: 'retry' }>): string | null {
+  switch (settlement.delivery) {
+    case 'left_alone':
+      return `left alone: annotation was in ${settlement.rossumStatus}${settlement.note ? `; ${settlement.note}` : ''}`;
+    case 'gone':
+      return `gone: ${settlement.error}`;
+    case 'failed':
+      return null;
+    case 'by_hold':
+      return settlement.note ?? 'told by the held export reply';
+    default:
+      return settlement.note ?? null;
+  }
 }
 
 export async function outcomesOf({ driver }: LedgerContext, exportId: number): Promise<AckOutcome[]> {

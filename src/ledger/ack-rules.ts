@@ -33,6 +33,8 @@ export interface OutcomeRow {
   created_at: number;
   delivered_at: number | null;
   last_error: string | null;
+  last_attempt_at: number | string | null;
+  result: string | null;
 }
 
 export function rowToOutcome(row: OutcomeRow): AckOutcome {
@@ -48,10 +50,12 @@ export function rowToOutcome(row: OutcomeRow): AckOutcome {
     createdAt: row.created_at,
     deliveredAt: row.delivered_at,
     lastError: row.last_error,
+    lastAttemptAt: row.last_attempt_at === null || row.last_attempt_at === undefined ? null : Number(row.last_attempt_at),
+    result: row.result ?? null,
   };
 }
 
-export const EMPTY_BACKLOG: Record<AckDelivery, number> = { pending: 0, delivered: 0, not_needed: 0, by_hold: 0, failed: 0 };
+export const EMPTY_BACKLOG: Record<AckDelivery, number> = { pending: 0, delivered: 0, not_needed: 0, by_hold: 0, left_alone: 0, gone: 0, failed: 0 };
 
 /** How an outcome enters the outbox: duplicates and quiet on-time acceptances need no Rossum call. */
 export function initialDelivery(kind: AckOutcomeKind, entry: { quietIfAccepted?: boolean }, holdState: string | null): AckDelivery {

@@ -114,6 +114,12 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   DROP INDEX exports_ack_adopt;
   CREATE INDEX exports_ack_adopt ON exports (mapping_name, uploaded_at) WHERE status = 'uploaded' AND ack_state IS NULL;
   `,
+  // 5: telling Rossum — when we last tried, and what Rossum ended up with ("status failed_export",
+  // "left alone: annotation was in to_review", "gone: ..."), for `status` and the operators.
+  `
+  ALTER TABLE ack_outcomes ADD COLUMN last_attempt_at ${t.big};
+  ALTER TABLE ack_outcomes ADD COLUMN result TEXT;
+  `,
   ];
 }
 

@@ -169,8 +169,12 @@ export interface AckFileInput {
  */
 export type AckOutcomeKind = 'accepted' | 'rejected' | 'invalid' | 'timeout' | 'accepted_late' | 'rejected_late' | 'duplicate';
 
-/** pending → delivered (Rossum told), not_needed, by_hold (the held export's poll reply told it) or failed (permanent error). */
-export type AckDelivery = 'pending' | 'delivered' | 'not_needed' | 'by_hold' | 'failed';
+/**
+ * pending → delivered (Rossum told), not_needed, by_hold (the held export's poll reply told it),
+ * left_alone (an operator or another system had moved the annotation: its status was kept, the verdict
+ * went into a note), gone (the annotation was deleted for good: 404 or purged) or failed (needs a human).
+ */
+export type AckDelivery = 'pending' | 'delivered' | 'not_needed' | 'by_hold' | 'left_alone' | 'gone' | 'failed';
 
 export interface AckOutcomeDetail {
   ackFile?: string;
@@ -194,6 +198,10 @@ export interface AckOutcome {
   createdAt: number;
   deliveredAt: number | null;
   lastError: string | null;
+  /** When delivery was last tried (claims count as tries). */
+  lastAttemptAt: number | null;
+  /** What Rossum ended up with, in words ("status failed_export", "left alone: annotation was in to_review"). */
+  result: string | null;
 }
 
 export interface RecordAckResult {
@@ -213,7 +221,8 @@ export interface AckLookup {
 
 export type OutcomeSettlement =
   | { delivery: 'delivered' | 'not_needed' | 'by_hold'; note?: string }
-  | { delivery: 'failed'; error: string }
+  | { delivery: 'left_alone'; rossumStatus: string; note?: string }
+  | { delivery: 'failed' | 'gone'; error: string }
   | { delivery: 'retry'; error: string; retryAt: number };
 
 /**
