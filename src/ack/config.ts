@@ -170,9 +170,24 @@ export const acksConfigSchema = z
         leaseMs: z.number().int().min(100).default(60_000).describe('An outcome being delivered to Rossum is reserved this long (another process takes over after a crash)'),
         retryMinMs: z.number().int().min(10).default(5_000).describe('First wait before delivering again after Rossum was unreachable'),
         retryMaxMs: z.number().int().min(10).default(300_000).describe('Longest wait between deliveries'),
+        exportingWaitMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(900_000)
+          .describe(
+            'A verdict for an annotation Rossum still shows as `exporting` (our webhook reply not processed yet; a status set now would be overwritten) waits, with backoff, at most this long after it was recorded; then it is reported (failed, verdict posted as a note)',
+          ),
       })
       .prefault({})
       .describe('Telling Rossum (the outbox): outcomes wait in the ledger until Rossum has them'),
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1').describe('Interface for /healthz, /readyz and /metrics of the acks process'),
+        port: z.number().int().min(0).max(65_535).describe('Port (0 = any free one, logged)'),
+      })
+      .optional()
+      .describe('Serve /healthz, /readyz (not ready while Rossum refuses our credentials) and /metrics from the acks process'),
   })
   .describe('Reading the ERP acknowledgements back (the `acks` process)');
 

@@ -2,18 +2,18 @@ import PQueue from 'p-queue';
 import { describeError } from '../errors.ts';
 import type { AckOutcome, ExportRecord, Ledger, OutcomeSettlement } from '../ledger/index.ts';
 import type { BridgeMetrics, Logger } from '../observability/index.ts';
-import { cleanContent, cleanText, RossumApiError, RossumClient, ROSSUM_MESSAGE_LIMIT, type AnnotationStatus, type RossumApiConfig } from '../rossum/index.ts';
+import { cleanContent, RossumApiError, RossumClient, ROSSUM_MESSAGE_LIMIT, type RossumApiConfig } from '../rossum/index.ts';
 import type { AcksConfig } from './config.ts';
+import { boundedMetadata, formatDuration, planOutcome, type Plan } from './outcome-plan.ts';
 
-/** Rossum keeps at most 4 kB of metadata per object: the note carries the full text, the metadata a summary. */
-const METADATA_MESSAGES = 10;
-const METADATA_MESSAGE_CHARS = 200;
+/** Statuses the bridge may change: the export's own results. Any other means someone else moved the annotation. */
+const OURS_TO_CHANGE: ReadonlySet<string> = new Set(['exported', 'failed_export']);
 
-/** What one outcome does in Rossum. */
-interface Plan {
-  status?: AnnotationStatus;
-  note?: string;
-  metadata?: Record<string, unknown>;
+export interface CredentialsState {
+  state: 'unchecked' | 'accepted' | 'refused';
+  /** Why Rossum refused them, with the fix (no secret in it). */
+  reason?: string;
+  since?: number;
 }
 
 export interface OutcomeDeliveryOptions {
@@ -30,19 +30,63 @@ export interface OutcomeDeliveryOptions {
 
 /**
  * The outbox: delivers outcomes recorded in the ledger to Rossum. An outcome leaves the outbox only when
- * Rossum has it (or it failed for good); an unreachable Rossum means "later", never "lost".
+ * Rossum has it, when Rossum's annotation is out of our hands (left alone, gone) or when it failed for good;
+ * an unreachable Rossum, or one that refuses our credentials, means "later", never "lost".
  *
+ * Read before write: the annotation's status is changed only from `exported`/`failed_export`; while it is
+ * `exporting` a status set now would be overwritten when Rossum finishes the export, so the outcome waits.
  * A rejection note is posted once: the note carries the outcome id, and any attempt after the first
- * looks for it before posting; the annotation's metadata marks the outcome done once its status is set.
+ * looks for it (across all pages) before posting; the annotation's metadata marks the outcome done.
  */
 export class OutcomeDelivery {
   private readonly clients = new Map<string, RossumClient>();
   private readonly now: () => number;
+  private rossum: RossumApiConfig;
+  private credentials: CredentialsState = { state: 'unchecked' };
+  /** While Rossum refuses our credentials, outcomes wait until then without a call (one probe per wait). */
+  private refusedUntil = 0;
   private running: Promise<number> | undefined;
   private again = false;
 
   constructor(private readonly options: OutcomeDeliveryOptions) {
     this.now = options.now ?? Date.now;
+    this.rossum = options.rossum;
+  }
+
+  get credentialsState(): CredentialsState {
+    return { ...this.credentials };
+  }
+
+  /**
+   * Start-up (and reload) check: logs in or renews the token against `rossum.baseUrl`, so a refused token
+   * shows in the log, `/readyz` and the metric at once. Never throws: delivery waits and retries by itself.
+   */
+  async checkCredentials(): Promise<CredentialsState> {
+    if (this.rossum.baseUrl === undefined) {
+      this.options.logger.info("no rossum.baseUrl: credentials are checked at the first call to each export's Rossum");
+      return this.credentialsState;
+    }
+    try {
+      await this.clientFor(undefined).checkCredentials();
+      this.accepted();
+    } catch (error) {
+      if (isAuthRefusal(error)) this.refused(error);
+      else this.options.logger.warn({ err: describeError(error) }, 'could not check the Rossum credentials at start-up (Rossum unreachable?); outcomes wait in the ledger until it answers');
+    }
+    return this.credentialsState;
+  }
+
+  /** New credentials (SIGHUP): fresh clients, everything that waited is due now, and delivery resumes. */
+  async useRossumConfig(rossum: RossumApiConfig): Promise<void> {
+    this.rossum = rossum;
+    this.clients.clear();
+    this.refusedUntil = 0;
+    this.credentials = { state: 'unchecked' };
+    this.options.metrics?.rossumCredentialsRefused.set(0);
+    await this.checkCredentials();
+    const due = await this.options.ledger.retryPendingNow();
+    this.options.logger.info({ pending: due }, 'Rossum settings reloaded; pending outcomes are delivered now');
+    await this.pump();
   }
 
   /** Delivers everything due; concurrent calls coalesce into one more round. */
@@ -84,17 +128,27 @@ export class OutcomeDelivery {
     const log = logger.child({ annotationId: record?.annotationId, exportId: outcome.exportId, outcome: outcome.kind });
     let settlement: OutcomeSettlement;
     try {
-      settlement = record ? await this.deliver(outcome, record) : { delivery: 'failed', error: `export ${outcome.exportId} is gone from the ledger` };
+      if (this.now() < this.refusedUntil) {
+        settlement = { delivery: 'retry', error: `waiting for Rossum to accept our credentials: ${this.credentials.reason ?? 'refused'}`, retryAt: this.refusedUntil };
+      } else {
+        settlement = record ? await this.deliver(outcome, record) : { delivery: 'failed', error: `export ${outcome.exportId} is gone from the ledger` };
+        if (this.credentials.state !== 'accepted' && settlement.delivery !== 'by_hold' && settlement.delivery !== 'not_needed') this.accepted();
+      }
     } catch (error) {
-      const transient = !(error instanceof RossumApiError) || error.transient;
-      if (transient) {
-        const { retryMinMs, retryMaxMs } = this.options.config.delivery;
-        const wait = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(outcome.attempts - 1, 20));
+      if (isAuthRefusal(error)) {
+        // Not a verdict on the outcome: our credentials. The outcome waits; a new token (restart, SIGHUP) or Rossum accepting them again resumes delivery.
+        this.refused(error);
+        settlement = { delivery: 'retry', error: describeError(error), retryAt: this.refusedUntil };
+      } else if (!(error instanceof RossumApiError) || error.transient) {
+        const wait = this.backoff(outcome);
         settlement = { delivery: 'retry', error: describeError(error), retryAt: this.now() + wait };
         log.warn({ err: describeError(error), retryInMs: wait }, 'Rossum could not be told yet; the outcome stays in the ledger and is delivered later');
+      } else if (error.statusCode === 404) {
+        settlement = { delivery: 'gone', error: `annotation ${record?.annotationId} no longer exists in Rossum (404); nothing to tell` };
+        log.warn('Rossum no longer has the annotation (404): the outcome is closed as gone (see `status`)');
       } else {
-        settlement = { delivery: 'failed', error: describeError(error) };
-        const refusedByUs = error instanceof RossumApiError && error.code === 'ROSSUM_HOST_NOT_ALLOWED';
+        settlement = { delivery: 'failed', error: error.statusCode === 409 ? `Rossum refused the change (409: the annotation is being worked on by another user): ${describeError(error)}` : describeError(error) };
+        const refusedByUs = error.code === 'ROSSUM_HOST_NOT_ALLOWED';
         log.error({ err: describeError(error) }, refusedByUs ? 'Rossum not told: the export names a Rossum host we send no credentials to; it needs a human (see `status`)' : 'Rossum refused the ack outcome; it needs a human (see `status`)');
       }
     }
@@ -105,10 +159,40 @@ export class OutcomeDelivery {
       return;
     }
     metrics?.rossumUpdates.inc({ result: settlement.delivery });
+    if (settlement.delivery === 'left_alone') {
+      metrics?.ackLeftAlone.inc({ status: settlement.rossumStatus });
+      log.warn({ rossumStatus: settlement.rossumStatus }, `Rossum status left alone: the annotation was in ${settlement.rossumStatus} (moved by an operator or another system); the verdict was posted as a note`);
+    }
     if (settlement.delivery === 'delivered' && record) {
       const landedAt = outcome.detail.landedAt;
       if (typeof landedAt === 'number') metrics?.ackToRossumSeconds.observe((this.now() - landedAt) / 1000);
       log.info({ ackFile: outcome.detail.ackFile }, `Rossum told: ${outcome.kind}`);
+    }
+  }
+
+  private backoff(outcome: AckOutcome): number {
+    const { retryMinMs, retryMaxMs } = this.options.config.delivery;
+    return Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(Math.max(0, outcome.attempts - 1), 20));
+  }
+
+  private accepted(): void {
+    if (this.credentials.state === 'refused') this.options.logger.info('Rossum accepts our credentials again; delivering the outcomes that waited');
+    this.credentials = { state: 'accepted', since: this.now() };
+    this.refusedUntil = 0;
+    this.options.metrics?.rossumCredentialsRefused.set(0);
+  }
+
+  private refused(error: RossumApiError): void {
+    const first = this.credentials.state !== 'refused';
+    const reason = describeError(error);
+    this.credentials = { state: 'refused', reason, since: first ? this.now() : (this.credentials.since ?? this.now()) };
+    this.refusedUntil = this.now() + this.options.config.delivery.retryMaxMs;
+    this.options.metrics?.rossumCredentialsRefused.set(1);
+    if (first) {
+      const fix = this.rossum.username === undefined
+        ? 'put a valid API token in rossum.token and restart the acks process or send it SIGHUP (or configure rossum.username/password so it logs in by itself)'
+        : 'check rossum.username/password (the user may be locked or its password changed), then restart the acks process or send it SIGHUP';
+      this.options.logger.error({ err: reason }, `Rossum refuses our credentials: no outcome is lost, they wait in the ledger. Fix: ${fix}`);
     }
   }
 
@@ -118,28 +202,52 @@ export class OutcomeDelivery {
     // A newer verdict (e.g. a late acceptance after a timeout still waiting for Rossum) decides the end state.
     const newer = (await this.options.ledger.outcomes(record.id)).find((other) => other.id > outcome.id && other.kind !== 'duplicate');
     if (newer) return { delivery: 'not_needed', note: `superseded by ${newer.kind}` };
-    const plan = this.plan(outcome, record);
+    const plan = planOutcome(outcome, record, this.options.config, this.now());
     if (!plan.status && !plan.note && !plan.metadata) return { delivery: 'not_needed' };
     const client = this.clientFor(record);
     const key = this.options.config.metadataKey;
     const current = await client.getAnnotation(record.annotationId);
+    if (current.status === 'purged') return { delivery: 'gone', error: `annotation ${record.annotationId} was purged in Rossum; nothing can be told` };
     const metadata = current.metadata ?? {};
     const mark = metadata[key] as { outcomeId?: number; state?: string } | undefined;
     if (mark?.outcomeId === outcome.id && mark.state === 'done') return { delivery: 'delivered', note: 'already in Rossum' };
-    const base = { ...(plan.metadata ?? {}), outcomeId: outcome.id };
-    if (plan.note) {
-      const signature = `[rossum-sftp-bridge ack outcome ${outcome.id}]`;
-      // An earlier attempt (it crashed, or lost Rossum's answer) may have stored the note: look before posting
-      // again. Every claim counts an attempt, so the first one knows no note of this outcome exists yet.
-      const posted = outcome.attempts > 1 && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
-      // The signature must survive the cut: it is how a retry finds the note.
-      if (!posted) await client.createNote(record.annotationId, `${cleanContent(plan.note, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`);
+
+    if (current.status === 'exporting') {
+      // Rossum has not processed our webhook reply yet; a status set now is overwritten when the export finishes.
+      const waited = this.now() - outcome.createdAt;
+      const bound = this.options.config.delivery.exportingWaitMs;
+      if (waited < bound) return { delivery: 'retry', error: 'annotation still exporting in Rossum (our webhook reply not processed yet); waiting before changing its status', retryAt: this.now() + this.backoff(outcome) };
+      await this.postNote(client, outcome, record, plan.note ?? this.verdictNote(outcome, record, plan));
+      return { delivery: 'failed', error: `annotation ${record.annotationId} still exporting in Rossum ${formatDuration(waited)} after the verdict; status not changed (verdict posted as a note) — check the export in Rossum` };
     }
+    if (plan.status !== undefined && !OURS_TO_CHANGE.has(current.status)) {
+      await this.postNote(client, outcome, record, this.verdictNote(outcome, record, plan, current.status));
+      return { delivery: 'left_alone', rossumStatus: current.status, note: 'verdict posted as a note' };
+    }
+    if (plan.note) await this.postNote(client, outcome, record, plan.note);
+    const changeStatus = plan.status !== undefined && plan.status !== current.status;
     await client.patchAnnotation(record.annotationId, {
-      ...(plan.status ? { status: plan.status } : {}),
-      metadata: { ...metadata, [key]: { ...base, state: 'done' } },
+      ...(changeStatus ? { status: plan.status } : {}),
+      metadata: boundedMetadata(metadata, key, { ...(plan.metadata ?? {}), outcomeId: outcome.id, state: 'done' }),
     });
-    return { delivery: 'delivered', ...(plan.status ? { note: `status ${plan.status}` } : {}) };
+    return { delivery: 'delivered', note: plan.status ? `status ${plan.status}${changeStatus ? '' : ' (already)'}` : 'metadata' };
+  }
+
+  /** The verdict in words, for an annotation whose status the bridge does not touch. */
+  private verdictNote(outcome: AckOutcome, record: ExportRecord, plan: Plan, status?: string): string {
+    const file = record.remotePath ?? record.plannedPath;
+    const kept = status === undefined ? '' : ` The bridge did not change the annotation's status: it was in ${status} (moved by an operator or another system).`;
+    if (plan.note) return `${plan.note}\n${kept.trim()}`;
+    return `The ERP ${outcome.kind === 'accepted_late' ? 'accepted (late)' : 'answered for'} ${file}${outcome.detail.erpReference ? ` (ERP reference ${outcome.detail.erpReference})` : ''}.${kept}`;
+  }
+
+  /** Posts the note once: a retry (say, after a crash or a lost answer) first looks for it on every page. */
+  private async postNote(client: RossumClient, outcome: AckOutcome, record: ExportRecord, text: string): Promise<void> {
+    const signature = `[rossum-sftp-bridge ack outcome ${outcome.id}]`;
+    // Every claim counts an attempt, so the first one knows no note of this outcome exists yet.
+    const posted = outcome.attempts > 1 && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
+    // The signature must survive the cut: it is how a retry finds the note.
+    if (!posted) await client.createNote(record.annotationId, `${cleanContent(text, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`);
   }
 
   /** Held exports: the poll reply tells Rossum unless the hold is over. */
@@ -153,63 +261,14 @@ export class OutcomeDelivery {
     return fresh?.holdState === 'answered' ? { delivery: 'by_hold' } : null;
   }
 
-  private plan(outcome: AckOutcome, record: ExportRecord): Plan {
-    const file = record.remotePath ?? record.plannedPath;
-    const { detail } = outcome;
-    // ERP text is foreign: no control characters or bidi overrides reach Rossum, and metadata stays small (4 kB per object).
-    const reasons = detail.messages.map((m) => cleanText(m.code ? `${m.code} ${m.text}` : m.text));
-    const metadataReasons = reasons.slice(0, METADATA_MESSAGES).map((reason) => cleanContent(reason, METADATA_MESSAGE_CHARS));
-    const at = new Date(this.now()).toISOString();
-    const common = { exportFile: file, ackFile: detail.ackFile ?? null, at };
-    const mapping = this.options.config.byMapping[record.mappingName];
-    switch (outcome.kind) {
-      case 'rejected':
-      case 'rejected_late':
-        return {
-          status: 'failed_export',
-          note: [`The ERP rejected ${file}${outcome.kind === 'rejected_late' ? ' (its answer came after the deadline)' : ''} — ack ${detail.ackFile}:`, ...reasons].join('\n'),
-          metadata: { ...common, result: 'rejected', codes: detail.messages.slice(0, METADATA_MESSAGES).flatMap((m) => (m.code ? [cleanContent(m.code, 40)] : [])), messages: metadataReasons, ...(outcome.kind === 'rejected_late' ? { late: true } : {}) },
-        };
-      case 'invalid':
-        return {
-          status: 'failed_export',
-          note: `The ERP's answer for ${file} (${detail.ackFile}) could not be read: ${reasons.join('; ')}. Check the file in the ack folder's invalid/ folder.`,
-          metadata: { ...common, result: 'invalid_ack', messages: metadataReasons },
-        };
-      case 'timeout': {
-        const window = mapping ? formatDuration(mapping.deadlineMs) : null;
-        return {
-          status: 'failed_export',
-          note: `No answer from the ERP for ${file} within ${window ?? 'the deadline'} (deadline ${new Date(detail.deadlineAt ?? 0).toISOString()}). Check that the ERP imported it; a late positive answer will restore the export.`,
-          metadata: { ...common, result: 'timeout', deadlineAt: new Date(detail.deadlineAt ?? 0).toISOString() },
-        };
-      }
-      case 'accepted_late':
-        return {
-          status: 'exported',
-          metadata: {
-            ...common,
-            result: 'accepted',
-            late: true,
-            message: `The ERP accepted ${file} late (after ${detail.previousState === 'ack_invalid' ? 'an unreadable answer' : 'the deadline'})`,
-            ...(detail.erpReference ? { erpReference: detail.erpReference } : {}),
-          },
-        };
-      case 'accepted':
-        if (!mapping?.storeErpReference || !detail.erpReference) return {};
-        return { metadata: { ...common, result: 'accepted', erpReference: detail.erpReference } };
-      case 'duplicate':
-        return {};
-    }
-  }
-
-  private clientFor(record: ExportRecord): RossumClient {
-    const key = this.options.rossum.baseUrl ?? record.rossumBaseUrl ?? '';
+  /** One client per Rossum (the configured one, or each export's allow-listed `base_url`); `undefined` = the configured one. */
+  private clientFor(record: ExportRecord | undefined): RossumClient {
+    const key = this.rossum.baseUrl ?? record?.rossumBaseUrl ?? '';
     let client = this.clients.get(key);
     if (!client) {
       client = new RossumClient({
-        config: this.options.rossum,
-        ...(this.options.rossum.baseUrl === undefined && record.rossumBaseUrl ? { payloadBaseUrl: record.rossumBaseUrl } : {}),
+        config: this.rossum,
+        ...(this.rossum.baseUrl === undefined && record?.rossumBaseUrl ? { payloadBaseUrl: record.rossumBaseUrl } : {}),
         logger: this.options.logger,
       });
       this.clients.set(key, client);
@@ -218,10 +277,7 @@ export class OutcomeDelivery {
   }
 }
 
-/** "30 min", "45 s", "2 h 5 min": deadlines shorter than a minute must not read "0 min". */
-function formatDuration(ms: number): string {
-  if (ms < 60_000) return `${Math.max(1, Math.round(ms / 1000))} s`;
-  const minutes = Math.round(ms / 60_000);
-  if (minutes < 60) return `${minutes} min`;
-  return minutes % 60 === 0 ? `${minutes / 60} h` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+/** 401 from the API or a refused login: our credentials, not the outcome. */
+function isAuthRefusal(error: unknown): error is RossumApiError {
+  return error instanceof RossumApiError && (error.code === 'ROSSUM_UNAUTHORIZED' || error.code === 'ROSSUM_LOGIN_FAILED');
 }

@@ -9,7 +9,7 @@ import type { Target, TargetConfig } from '../transport/index.ts';
 import { archiveAck } from './archive.ts';
 import type { AcksConfig } from './config.ts';
 import type { ReadyFile } from './discovery.ts';
-import { OutcomeDelivery } from './outcome-delivery.ts';
+import { OutcomeDelivery, type CredentialsState } from './outcome-delivery.ts';
 import { AckReader, type Prepared } from './reader.ts';
 import { buildSources, type Source } from './sources.ts';
 
@@ -83,6 +83,22 @@ export class AckService {
       { acks, targets: options.targets, targetConfigs: options.targetConfigs, routes: options.routes, logger: options.logger, now: this.now },
       (source, file) => this.watchedFile(source, file),
     );
+  }
+
+  /** Checks the Rossum credentials now (start-up): a refusal is logged with its fix and shown by `readiness()`. */
+  checkRossum(): Promise<CredentialsState> {
+    return this.outcomes.checkCredentials();
+  }
+
+  /** New Rossum settings (SIGHUP): outcomes that waited for credentials go at once. */
+  reloadRossum(rossum: RossumApiConfig): Promise<void> {
+    return this.outcomes.useRossumConfig(rossum);
+  }
+
+  /** Not ready while Rossum refuses our credentials (verdicts pile up in the ledger until it accepts them). */
+  readiness(): { ready: boolean; rossumCredentials: CredentialsState } {
+    const rossumCredentials = this.outcomes.credentialsState;
+    return { ready: rossumCredentials.state !== 'refused' && !this.stopping, rossumCredentials };
   }
 
   /** Runs passes until `stop()`. */

@@ -154,6 +154,11 @@ export function claimOutcomes({ driver, now: clock }: LedgerContext, owner: stri
   });
 }
 
+/** Pending outcomes become due now (new credentials: what waited for them goes at once). */
+export async function retryPendingNow({ driver, now }: LedgerContext): Promise<number> {
+  return driver.run(`UPDATE ack_outcomes SET next_attempt_at = ? WHERE delivery = 'pending' AND next_attempt_at > ?`, [now(), now()]);
+}
+
 export function settleOutcome({ driver, now: clock }: LedgerContext, id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();

@@ -84,6 +84,10 @@ export class SqlLedger implements Ledger {
     return acks.expireAcks(this.context, limit, targets);
   }
 
+  retryPendingNow(): Promise<number> {
+    return acks.retryPendingNow(this.context);
+  }
+
   claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {
     return acks.claimOutcomes(this.context, owner, leaseMs, limit);
   }

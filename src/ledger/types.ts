@@ -256,6 +256,8 @@ export interface Ledger {
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */
   claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
   settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;
+  /** Every pending outcome becomes due now (e.g. after new Rossum credentials); returns how many. */
+  retryPendingNow(): Promise<number>;
   outcomes(exportId: number): Promise<AckOutcome[]>;
   /** Counts of outcomes by delivery state (for metrics and `status`). */
   outcomeBacklog(): Promise<Record<AckDelivery, number>>;

@@ -20,6 +20,8 @@ export class BridgeMetrics {
   readonly ackOutcomes: Counter<'kind'>;
   readonly rossumUpdates: Counter<'result'>;
   readonly ackToRossumSeconds: Histogram<never>;
+  readonly rossumCredentialsRefused: Gauge<never>;
+  readonly ackLeftAlone: Counter<'status'>;
   private readonly pools = new Map<string, () => PoolGauges>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -57,7 +59,7 @@ export class BridgeMetrics {
     });
     this.rossumUpdates = new Counter({
       name: 'bridge_ack_rossum_updates_total',
-      help: 'Ack outcomes settled towards Rossum (delivered, retry, failed, by_hold, not_needed)',
+      help: 'Ack outcomes settled towards Rossum (delivered, retry, failed, by_hold, not_needed, left_alone, gone)',
       labelNames: ['result'],
       registers: [this.registry],
     });
@@ -65,6 +67,17 @@ export class BridgeMetrics {
       name: 'bridge_ack_to_rossum_seconds',
       help: 'Time from an ack file being first seen to Rossum being told',
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [this.registry],
+    });
+    this.rossumCredentialsRefused = new Gauge({
+      name: 'bridge_rossum_credentials_refused',
+      help: '1 while Rossum refuses the configured token or username/password (outcomes wait in the ledger), else 0',
+      registers: [this.registry],
+    });
+    this.ackLeftAlone = new Counter({
+      name: 'bridge_ack_left_alone_total',
+      help: 'Verdicts whose annotation an operator or another system had moved: status kept, verdict posted as a note; by the status found',
+      labelNames: ['status'],
       registers: [this.registry],
     });
     const pools = this.pools;
