@@ -1,5 +1,5 @@
 import type { BridgeConfig } from '../config/index.ts';
-import { AckService, type PassReport } from '../ack/index.ts';
+import { AckService, startAcksHealth, type AcksHealthServer, type PassReport } from '../ack/index.ts';
 import { openLedger, type Ledger } from '../ledger/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
 import { DEFAULT_ALLOWED_HOSTS } from '../rossum/index.ts';
@@ -9,7 +9,11 @@ export interface RunningAcks {
   service: AckService;
   ledger: Ledger;
   metrics: BridgeMetrics;
+  /** `/healthz`, `/readyz`, `/metrics` when `acks.listen` is set. */
+  health: AcksHealthServer | undefined;
   pass(): Promise<PassReport>;
+  /** New Rossum settings (SIGHUP with a re-read config): outcomes waiting for credentials go at once. */
+  reloadRossum(rossum: NonNullable<BridgeConfig['rossum']>): Promise<void>;
   /** Graceful: finishes files in progress, then closes connections and the ledger. */
   close(): Promise<void>;
 }
@@ -43,6 +47,21 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
     metrics,
     ...(options.holdGraceMs !== undefined ? { holdGraceMs: options.holdGraceMs } : {}),
   });
+  // At start-up, not at the first ERP verdict: a refused token is logged with its fix and shown by /readyz.
+  // Not awaited: an unreachable Rossum must not hold the ack folders back (outcomes wait in the ledger).
+  const credentialsChecked = service.checkRossum();
+  const health = config.acks.listen
+    ? await startAcksHealth({
+        host: config.acks.listen.host,
+        port: config.acks.listen.port,
+        metrics,
+        readiness: async () => {
+          await ledger.ping();
+          return service.readiness();
+        },
+      })
+    : undefined;
+  if (health) logger.info({ url: health.url }, 'acks health endpoints: /healthz, /readyz, /metrics');
   if (options.loop ?? true) service.start();
   logger.info({ sources: Object.keys(config.acks.targets), mappings: Object.keys(config.acks.byMapping), ledger: ledger.kind }, 'acks process running');
   if (config.rossum.baseUrl === undefined) {
@@ -53,12 +72,16 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
     service,
     ledger,
     metrics,
+    health,
     pass: () => service.pass(),
+    reloadRossum: (rossum) => service.reloadRossum(rossum),
     close() {
       closing ??= (async () => {
         // One drain time for everything: a connection hung mid-operation must not keep the process past it.
         const deadlineAt = Date.now() + config.acks.drainMs;
         await service.stop(deadlineAt);
+        await health?.close();
+        await credentialsChecked;
         let timer: NodeJS.Timeout | undefined;
         const closed = await Promise.race([
           Promise.allSettled([...targets.values()].map((target) => target.close())).then(() => true),

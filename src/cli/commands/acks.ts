@@ -40,5 +40,15 @@ export function register(program: Command): void {
         process.exit(0);
       }
       stopOnSignals(running, logger);
+      // SIGHUP: re-read the config for new Rossum credentials (a fresh token) without a restart.
+      process.on('SIGHUP', () => {
+        try {
+          const fresh = loadConfig(configPath(options.config)).config;
+          if (!fresh.rossum) throw new Error('the config has no `rossum` section');
+          void running.reloadRossum(fresh.rossum).catch((error: unknown) => logger.error({ err: String(error) }, 'could not apply the reloaded Rossum settings'));
+        } catch (error) {
+          logger.error({ err: error instanceof Error ? error.message : String(error) }, 'SIGHUP: config not reloaded (the old Rossum settings stay)');
+        }
+      });
     });
 }
