@@ -81,7 +81,8 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
         const deadlineAt = Date.now() + config.acks.drainMs;
         await service.stop(deadlineAt);
         await health?.close();
-        await credentialsChecked;
+        // Only waited for briefly: a check stuck on an unreachable Rossum must not hold the stop.
+        await Promise.race([credentialsChecked, new Promise((resolve) => setTimeout(resolve, 100).unref())]);
         let timer: NodeJS.Timeout | undefined;
         const closed = await Promise.race([
           Promise.allSettled([...targets.values()].map((target) => target.close())).then(() => true),

@@ -40,7 +40,7 @@ export interface SimulatedNote {
 export interface StatusChange {
   status: SimulatedStatus;
   /** `api` = a PATCH through the API; `export` = Rossum's own export flow. */
-  by: 'api' | 'export' | 'setup';
+  by: 'api' | 'export' | 'setup' | 'operator';
   at: string;
 }
 
@@ -83,10 +83,24 @@ export interface SimulatorOptions {
   users?: Record<string, string>;
   /** Schemes accepted in `Authorization` (Rossum accepts both). */
   acceptedSchemes?: Array<'Bearer' | 'Token'>;
+  /** API requests allowed per second before 429 + `Retry-After` (Rossum: 10). `0` = unlimited. */
+  requestsPerSecond?: number;
+  /** Default lifetime of tokens from login and `/v1/auth/token` (Rossum: 162 h, also the maximum). */
+  tokenLifetimeMs?: number;
+  /** Notes per page of `GET /v1/notes` (Rossum: 20). */
+  notesPageSize?: number;
 }
+
+/** Rossum's limits, as documented. */
+export const ROSSUM_RULES = { metadataBytes: 4096, maxTokenLifetimeS: 583_200, requestsPerSecond: 10, notesPageSize: 20 } as const;
 
 export type HookConfig = Omit<HookCallOptions, 'url' | 'body' | 'secret'> & {
   hookUrl: string;
+  /**
+   * How long Rossum takes, after the hook's final answer, to leave `exporting`. A status PATCHed in that
+   * window is overwritten when the export finishes, as in real Rossum.
+   */
+  processingDelayMs?: number;
   secret?: string;
   /**
    * Put a fresh API token into the payload, as Rossum does for hooks with a token owner. Default true.
@@ -116,10 +130,18 @@ export class RossumSimulator {
   /** Last export per annotation, so `PATCH status=exporting` can retry it as Rossum does. */
   private readonly lastExports = new Map<number, { payload: Record<string, unknown>; config: HookConfig }>();
   private readonly background = new Set<Promise<unknown>>();
+  private readonly requestsPerSecond: number;
+  private readonly tokenLifetimeMs: number;
+  private readonly notesPageSize: number;
+  /** Arrival times of the API requests served in the last second (for the rate limit). */
+  private recent: number[] = [];
 
   private constructor(options: SimulatorOptions) {
     this.users = options.users ?? { 'bridge@example.com': 'correct horse battery staple' };
     this.acceptedSchemes = options.acceptedSchemes ?? ['Bearer', 'Token'];
+    this.requestsPerSecond = options.requestsPerSecond ?? ROSSUM_RULES.requestsPerSecond;
+    this.tokenLifetimeMs = options.tokenLifetimeMs ?? ROSSUM_RULES.maxTokenLifetimeS * 1000;
+    this.notesPageSize = options.notesPageSize ?? ROSSUM_RULES.notesPageSize;
     this.server = createServer((req, res) => {
       void this.handle(req, res);
     });
@@ -203,6 +225,32 @@ export class RossumSimulator {
     this.tokens.clear();
   }
 
+  /** Whether Rossum would accept this token now. */
+  tokenValid(token: string): boolean {
+    const expiry = this.tokens.get(token);
+    return expiry === null || (expiry !== undefined && expiry > Date.now());
+  }
+
+  /** An operator (or another system) moves the annotation in the UI: no API call, no hook. */
+  operatorSets(id: number, status: SimulatedStatus): void {
+    this.setStatus(this.annotation(id), status, 'operator');
+  }
+
+  /** The annotation is deleted for good: the API answers 404 from now on. */
+  removeAnnotation(id: number): void {
+    this.annotations.delete(id);
+  }
+
+  /** Rossum starts an export and holds the annotation in `exporting` until `finishExport` (our webhook reply not processed yet). */
+  beginExport(id: number): void {
+    this.setStatus(this.annotation(id), 'exporting', 'export');
+  }
+
+  /** Rossum processed the hook's reply: the export's result overwrites whatever was PATCHed meanwhile. */
+  finishExport(id: number, status: 'exported' | 'failed_export' = 'exported'): void {
+    this.setStatus(this.annotation(id), status, 'export');
+  }
+
   /** The next matching API calls get these replies instead of being served, one fault per call. */
   injectFaults(...faults: Fault[]): void {
     this.faults.push(...faults);
@@ -246,6 +294,7 @@ export class RossumSimulator {
       // Lenient for async hooks: the token lives until the final answer, not just the 202.
       if (hookToken !== undefined) this.expireToken(hookToken);
     }
+    if (config.processingDelayMs) await new Promise((resolve) => setTimeout(resolve, config.processingDelayMs));
     annotation.messages = outcome.messages;
     annotation.exports.push(outcome);
     this.setStatus(annotation, outcome.annotationStatus, 'export');
@@ -316,9 +365,19 @@ export class RossumSimulator {
 
     const route = stripApi(path);
     if (route === null) return reply(404, { detail: 'Not found.' });
+    if (this.requestsPerSecond > 0) {
+      const now = Date.now();
+      this.recent = this.recent.filter((at) => at > now - 1000);
+      if (this.recent.length >= this.requestsPerSecond) {
+        const waitS = Math.max(1, Math.ceil(((this.recent[0] ?? now) + 1000 - now) / 1000));
+        return reply(429, { detail: `Request was throttled. Expected available in ${waitS} seconds.` }, { 'retry-after': String(waitS) });
+      }
+      this.recent.push(now);
+    }
     if (method === 'POST' && route === '/v1/auth/login') return this.login(body, reply);
 
     if (!this.authenticated(authHeader)) return reply(401, { detail: 'Invalid token.' });
+    if (method === 'POST' && route === '/v1/auth/token') return this.renewToken(body, reply);
 
     const annotationMatch = /^\/v1\/annotations\/(\d+)\/?$/.exec(route);
     if (annotationMatch) {
@@ -330,7 +389,7 @@ export class RossumSimulator {
     }
     if (route === '/v1/notes' || route === '/v1/notes/') {
       if (method === 'POST') return this.createNote(body, reply);
-      if (method === 'GET') return this.listNotes(new URL(req.url ?? '/', 'http://simulator').searchParams.get('annotation'), reply);
+      if (method === 'GET') return this.listNotes(new URL(req.url ?? '/', 'http://simulator').searchParams, reply);
       return reply(405, { detail: `Method "${method}" not allowed.` });
     }
     return reply(404, { detail: 'Not found.' });
@@ -340,16 +399,27 @@ export class RossumSimulator {
     const { username, password } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     if (typeof username !== 'string' || typeof password !== 'string') return reply(400, { username: ['This field is required.'], password: ['This field is required.'] });
     if (this.users[username] !== password) return reply(401, { detail: 'Unable to log in with provided credentials.' });
-    const key = this.issueToken();
+    const key = this.issueToken(this.lifetimeFor(body));
     reply(200, { key, domain: '127.0.0.1' });
+  }
+
+  /** `POST /v1/auth/token`: a valid token gets a new one (`max_token_lifetime_s`, at most 162 h); the old one stays valid until it expires. */
+  private renewToken(body: unknown, reply: (status: number, json?: unknown) => void): void {
+    const key = this.issueToken(this.lifetimeFor(body));
+    reply(200, { key, domain: '127.0.0.1', scope: 'default' });
+  }
+
+  private lifetimeFor(body: unknown): number {
+    const asked = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).max_token_lifetime_s : undefined;
+    const askedMs = typeof asked === 'number' && asked > 0 ? Math.min(asked, ROSSUM_RULES.maxTokenLifetimeS) * 1000 : Number.POSITIVE_INFINITY;
+    return Math.min(askedMs, this.tokenLifetimeMs);
   }
 
   private authenticated(header: string | undefined): boolean {
     if (!header) return false;
     const [scheme, token, ...rest] = header.split(' ');
     if (rest.length > 0 || scheme === undefined || !this.acceptedSchemes.includes(scheme) || token === undefined) return false;
-    const expiry = this.tokens.get(token);
-    return expiry === null || (expiry !== undefined && expiry > Date.now());
+    return this.tokenValid(token);
   }
 
   private patch(annotation: SimulatedAnnotation, body: unknown, reply: (status: number, json?: unknown) => void): void {
@@ -362,6 +432,10 @@ export class RossumSimulator {
     }
     if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
       return reply(400, { metadata: ['Expected a dictionary.'] });
+    }
+    if (annotation.status === 'purged') return reply(409, { detail: 'A purged annotation cannot be changed.' });
+    if (metadata !== undefined && Buffer.byteLength(JSON.stringify(metadata)) > ROSSUM_RULES.metadataBytes) {
+      return reply(400, { metadata: [`Metadata can have at most ${ROSSUM_RULES.metadataBytes} bytes.`] });
     }
     // Rossum replaces `metadata` as a whole; merging is the caller's job.
     if (metadata !== undefined) annotation.metadata = structuredClone(metadata as Record<string, unknown>);
@@ -390,13 +464,24 @@ export class RossumSimulator {
     reply(201, { id: note.id, url: `${this.apiUrl}/v1/notes/${note.id}`, type: note.type, content: note.content, annotation: note.annotation, created_at: note.createdAt });
   }
 
-  /** `GET /v1/notes?annotation=ID`: one page with every note (of that annotation). */
-  private listNotes(annotationId: string | null, reply: (status: number, json?: unknown) => void): void {
+  /** `GET /v1/notes?annotation=ID&page=N`: pages of `notesPageSize` (20), linked by `pagination.next`. */
+  private listNotes(query: URLSearchParams, reply: (status: number, json?: unknown) => void): void {
+    const annotationId = query.get('annotation');
+    const page = Math.max(1, Number.parseInt(query.get('page') ?? '1', 10) || 1);
     const annotations = annotationId === null ? [...this.annotations.values()] : [this.annotations.get(Number(annotationId))].filter((a): a is SimulatedAnnotation => a !== undefined);
     const results = annotations.flatMap((annotation) =>
       annotation.notes.map((note) => ({ id: note.id, url: `${this.apiUrl}/v1/notes/${note.id}`, type: note.type, content: note.content, annotation: note.annotation, created_at: note.createdAt })),
     );
-    reply(200, { pagination: { total: results.length, next: null, previous: null }, results });
+    const from = (page - 1) * this.notesPageSize;
+    const link = (n: number): string => {
+      const next = new URLSearchParams(query);
+      next.set('page', String(n));
+      return `${this.apiUrl}/v1/notes?${next.toString()}`;
+    };
+    reply(200, {
+      pagination: { total: results.length, total_pages: Math.max(1, Math.ceil(results.length / this.notesPageSize)), next: from + this.notesPageSize < results.length ? link(page + 1) : null, previous: page > 1 ? link(page - 1) : null },
+      results: results.slice(from, from + this.notesPageSize),
+    });
   }
 
   private serialize(annotation: SimulatedAnnotation): Record<string, unknown> {
