@@ -40,6 +40,7 @@ export interface OutcomeDeliveryOptions {
  */
 export class OutcomeDelivery {
   private readonly clients = new Map<string, RossumClient>();
+  private readonly checked = new WeakSet<RossumClient>();
   private readonly now: () => number;
   private rossum: RossumApiConfig;
   private credentials: CredentialsState = { state: 'unchecked' };
@@ -67,7 +68,9 @@ export class OutcomeDelivery {
       return this.credentialsState;
     }
     try {
-      await this.clientFor(undefined).checkCredentials();
+      const client = this.clientFor(undefined);
+      await client.checkCredentials();
+      this.checked.add(client);
       this.accepted();
     } catch (error) {
       if (isAuthRefusal(error)) this.refused(error);
@@ -205,6 +208,17 @@ export class OutcomeDelivery {
     const plan = planOutcome(outcome, record, this.options.config, this.now());
     if (!plan.status && !plan.note && !plan.metadata) return { delivery: 'not_needed' };
     const client = this.clientFor(record);
+    if (!this.checked.has(client)) {
+      // A token-only client learns its token's renewal time from this first renewal.
+      try {
+        await client.checkCredentials();
+      } catch (error) {
+        // A refusal is the outcome's answer (it waits); a Rossum without the endpoint still gets the verdict.
+        if (isAuthRefusal(error) || !(error instanceof RossumApiError) || error.transient) throw error;
+        this.options.logger.warn({ err: describeError(error) }, 'could not check the Rossum credentials; delivering anyway');
+      }
+      this.checked.add(client);
+    }
     const key = this.options.config.metadataKey;
     const current = await client.getAnnotation(record.annotationId);
     if (current.status === 'purged') return { delivery: 'gone', error: `annotation ${record.annotationId} was purged in Rossum; nothing can be told` };

@@ -142,8 +142,8 @@ export class RossumClient {
       await this.login();
       return;
     }
-    this.renewAt = undefined;
-    await this.currentKey();
+    if (this.renewsToken) await this.renew();
+    else await this.request({ method: 'GET', path: '/v1/auth/user' });
   }
 
   /** Whether the client can get a new key on 401 by itself. */
@@ -249,10 +249,13 @@ export class RossumClient {
     return parsed.data.key;
   }
 
-  /** The key to send: logs in when there is none; a token-only client renews it when due (first use included). */
+  /**
+   * The key to send: logs in when there is none; a token-only client renews it when due. A configured
+   * token's age is unknown, so its renewal schedule starts with `checkCredentials()` (a renewal).
+   */
   private async currentKey(): Promise<string> {
     if (this.key === undefined) return this.login();
-    if (!this.renewsToken || (this.renewAt !== undefined && this.now() < this.renewAt)) return this.key;
+    if (!this.renewsToken || this.renewAt === undefined || this.now() < this.renewAt) return this.key;
     try {
       return await this.renew();
     } catch (error) {

@@ -269,7 +269,7 @@ describe('config', () => {
     expect(rossumApiConfigSchema.safeParse({ baseUrl: 'https://example.rossum.app/api' }).success).toBe(false);
     expect(rossumApiConfigSchema.safeParse({ token: 't', extra: 1 }).success).toBe(false);
     const parsed = rossumApiConfigSchema.parse({ token: 't' });
-    expect(parsed).toEqual({ token: 't', authScheme: 'Bearer', timeoutMs: 30_000, retry: { attempts: 5, minDelayMs: 500, maxDelayMs: 30_000 } });
+    expect(parsed).toEqual({ token: 't', renewToken: true, tokenLifetimeS: 583_200, tokenRenewBeforeS: 3_600, requestsPerSecond: 10, authScheme: 'Bearer', timeoutMs: 30_000, retry: { attempts: 5, minDelayMs: 500, maxDelayMs: 30_000 } });
   });
 
   it('every field is described (docs and `check` are generated from the schema)', () => {

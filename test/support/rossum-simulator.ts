@@ -378,6 +378,7 @@ export class RossumSimulator {
 
     if (!this.authenticated(authHeader)) return reply(401, { detail: 'Invalid token.' });
     if (method === 'POST' && route === '/v1/auth/token') return this.renewToken(body, reply);
+    if (method === 'GET' && route === '/v1/auth/user') return reply(200, { id: 1, url: `${this.apiUrl}/v1/users/1`, username: Object.keys(this.users)[0] ?? 'api' });
 
     const annotationMatch = /^\/v1\/annotations\/(\d+)\/?$/.exec(route);
     if (annotationMatch) {
