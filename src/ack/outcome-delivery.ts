@@ -101,6 +101,7 @@ export class OutcomeDelivery {
     this.running = (async () => {
       let total = 0;
       try {
+        await this.keepTokensAlive();
         do {
           this.again = false;
           for (;;) {
@@ -123,6 +124,17 @@ export class OutcomeDelivery {
       return total;
     })();
     return this.running;
+  }
+
+  private async keepTokensAlive(): Promise<void> {
+    for (const client of this.clients.values()) {
+      if (!this.checked.has(client)) continue;
+      try {
+        await client.renewIfDue();
+      } catch (error) {
+        if (isAuthRefusal(error)) this.refused(error);
+      }
+    }
   }
 
   private async deliverOne(outcome: AckOutcome): Promise<void> {

@@ -124,7 +124,8 @@ export class RossumClient {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 300_000;
     this.key = this.config.token;
     this.logger = options.logger;
-    this.limiter = new PQueue({ intervalCap: this.config.requestsPerSecond, interval: 1_000 });
+    // Evenly spaced, not in bursts, and 10 % slower than the limit: Rossum counts arrivals, which network jitter bunches up.
+    this.limiter = new PQueue({ intervalCap: 1, interval: Math.ceil(1_100 / this.config.requestsPerSecond) });
   }
 
   /** Token only: the client keeps its token alive itself through `POST /v1/auth/token`. */
@@ -228,6 +229,11 @@ export class RossumClient {
     if (!parsed.success) throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum login answered without a key', { statusCode: 200, method: 'POST', path, permanent: true });
     this.key = parsed.data.key;
     return parsed.data.key;
+  }
+
+  /** Token only: renews the token when its renewal is due, even with no other call to make (an idle week must not let it expire). */
+  async renewIfDue(): Promise<void> {
+    if (this.renewsToken && this.renewAt !== undefined && this.now() >= this.renewAt) await this.currentKey();
   }
 
   /** `POST /v1/auth/token` with the current key → a new key with a known lifetime. Concurrent callers share one renewal. */

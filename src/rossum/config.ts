@@ -32,7 +32,7 @@ export const rossumApiConfigSchema = z
     tokenLifetimeS: z
       .number()
       .int()
-      .min(10)
+      .min(1)
       .max(583_200)
       .default(583_200)
       .describe('Lifetime asked for each renewed token (`max_token_lifetime_s`); Rossum allows at most 583,200 s (162 h).'),
