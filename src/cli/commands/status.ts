@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { configPath, loadConfig } from '../../config/index.ts';
+import { parse as parseYaml } from 'yaml';
+import { configPath } from '../../config/index.ts';
 import { BridgeError } from '../../errors.ts';
-import { EXPORT_STATES, openLedger, stateOf, type ExportRecord, type ExportState, type Ledger } from '../../ledger/index.ts';
+import { EXPORT_STATES, ledgerConfigSchema, openLedger, stateOf, type AckOutcome, type ExportRecord, type ExportState, type Ledger } from '../../ledger/index.ts';
 
 interface StatusOptions {
   config?: string;
@@ -28,8 +31,7 @@ export function register(program: Command): void {
     .option('--limit <n>', 'at most this many exports (newest last)', (value) => Number.parseInt(value, 10), 200)
     .option('--json', 'print JSON instead of a table')
     .action(async (annotationId: string | undefined, options: StatusOptions) => {
-      const { config } = loadConfig(configPath(options.config));
-      const ledger = await openLedger(config.ledger.url);
+      const ledger = await openLedger(ledgerUrlOf(configPath(options.config)));
       try {
         const text = annotationId === undefined ? await listing(ledger, options) : await history(ledger, parseId(annotationId), options.json ?? false);
         process.stdout.write(text);
@@ -37,6 +39,48 @@ export function register(program: Command): void {
         await ledger.close();
       }
     });
+}
+
+/**
+ * `status` reads the ledger only: it takes `ledger.url` from the config file (with its `${ENV}`
+ * references) and nothing else, so it runs without the webhook secret or Rossum credentials in the
+ * environment.
+ */
+export function ledgerUrlOf(file: string, env: NodeJS.ProcessEnv = process.env): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new BridgeError('CONFIG_INVALID', `cannot read the config file ${file}: ${(error as Error).message}`, { permanent: true });
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new BridgeError('CONFIG_INVALID', `${file}: ${(error as Error).message}`, { permanent: true });
+  }
+  const raw = typeof document === 'object' && document !== null ? (document as { ledger?: unknown }).ledger : undefined;
+  const missing: string[] = [];
+  const interpolated =
+    typeof raw === 'object' && raw !== null && typeof (raw as { url?: unknown }).url === 'string'
+      ? {
+          ...raw,
+          url: ((raw as { url: string }).url).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_match, name: string, fallback: string | undefined) => {
+            const value = env[name];
+            if (value !== undefined && value !== '') return value;
+            if (fallback !== undefined) return fallback;
+            missing.push(name);
+            return '';
+          }),
+        }
+      : (raw ?? {});
+  if (missing.length > 0) throw new BridgeError('CONFIG_INVALID', `${file}: ledger.url: environment variable ${missing.join(', ')} is not set`, { permanent: true });
+  const parsed = ledgerConfigSchema.safeParse(interpolated);
+  if (!parsed.success) throw new BridgeError('CONFIG_INVALID', `${file}: ledger: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { permanent: true });
+  const url = parsed.data.url;
+  if (!url.startsWith('sqlite:') || url === 'sqlite::memory:') return url;
+  const path = url.slice('sqlite:'.length);
+  return isAbsolute(path) ? url : `sqlite:${resolve(dirname(file), path)}`;
 }
 
 function parseId(value: string): number {
@@ -72,7 +116,9 @@ async function listing(ledger: Ledger, options: StatusOptions): Promise<string> 
     ...(options.newerThan ? { createdAfter: now - parseAge(options.newerThan) } : {}),
     limit: options.limit ?? 200,
   });
-  if (options.json) return `${JSON.stringify(records.map((record) => summary(record)), null, 2)}\n`;
+  const stories = new Map<number, RossumStory | null>();
+  for (const record of records) stories.set(record.id, rossumStory(await ledger.outcomes(record.id)));
+  if (options.json) return `${JSON.stringify(records.map((record) => ({ ...summary(record), rossum: stories.get(record.id) ?? null })), null, 2)}\n`;
   if (records.length === 0) return 'no exports match\n';
   const rows = records.map((record) => [
     String(record.id),
@@ -84,8 +130,52 @@ async function listing(ledger: Ledger, options: StatusOptions): Promise<string> 
     time(record.uploadedAt ?? record.createdAt),
     record.ackFile ?? '',
     record.erpReference ?? record.error ?? '',
+    stories.get(record.id)?.text ?? '',
   ]);
-  return table(['EXPORT', 'ANNOTATION', 'STATE', 'MAPPING', 'TARGET', 'FILE', 'UPLOADED', 'ACK FILE', 'ERP REF / ERROR'], rows);
+  return table(['EXPORT', 'ANNOTATION', 'STATE', 'MAPPING', 'TARGET', 'FILE', 'UPLOADED', 'ACK FILE', 'ERP REF / ERROR', 'ROSSUM'], rows);
+}
+
+/** Whether Rossum has been told the ERP's verdict, in one line and as data. */
+export interface RossumStory {
+  state: 'told' | 'pending' | 'left_alone' | 'gone' | 'failed' | 'nothing_to_tell';
+  outcome: AckOutcome['kind'];
+  attempts: number;
+  pendingSince: string | null;
+  lastAttemptAt: string | null;
+  lastError: string | null;
+  result: string | null;
+  text: string;
+}
+
+/** The outcome that decides what Rossum shows: the newest one that needed telling. */
+export function rossumStory(outcomes: readonly AckOutcome[]): RossumStory | null {
+  const deciding = [...outcomes].reverse().find((outcome) => outcome.delivery !== 'not_needed') ?? outcomes.at(-1);
+  if (!deciding) return null;
+  const base = {
+    outcome: deciding.kind,
+    attempts: deciding.attempts,
+    pendingSince: deciding.delivery === 'pending' ? iso(deciding.createdAt) : null,
+    lastAttemptAt: iso(deciding.lastAttemptAt),
+    lastError: deciding.lastError,
+    result: deciding.result,
+  };
+  const attempts = `${deciding.attempts} attempt${deciding.attempts === 1 ? '' : 's'}`;
+  switch (deciding.delivery) {
+    case 'delivered':
+      return { ...base, state: 'told', text: `told (${deciding.kind}${deciding.result ? `: ${deciding.result}` : ''}) at ${time(deciding.deliveredAt ?? deciding.createdAt)}` };
+    case 'by_hold':
+      return { ...base, state: 'told', text: `told (${deciding.kind}) by the held export reply at ${time(deciding.deliveredAt ?? deciding.createdAt)}` };
+    case 'pending':
+      return { ...base, state: 'pending', text: `pending since ${time(deciding.createdAt)}, ${attempts}${deciding.lastError ? `, last error: ${deciding.lastError}` : ''}` };
+    case 'left_alone':
+      return { ...base, state: 'left_alone', text: deciding.result ?? 'left alone' };
+    case 'gone':
+      return { ...base, state: 'gone', text: deciding.result ?? `gone: ${deciding.lastError ?? ''}` };
+    case 'failed':
+      return { ...base, state: 'failed', text: `not told, needs a human after ${attempts}: ${deciding.lastError ?? 'unknown error'}` };
+    case 'not_needed':
+      return { ...base, state: 'nothing_to_tell', text: `nothing to tell (${deciding.kind})` };
+  }
 }
 
 interface ExportSummary {
@@ -140,10 +230,13 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
         attempts: outcome.attempts,
         at: iso(outcome.createdAt),
         deliveredAt: iso(outcome.deliveredAt),
+        lastAttemptAt: iso(outcome.lastAttemptAt),
         ackFile: outcome.detail.ackFile ?? null,
         messages: outcome.detail.messages,
         lastError: outcome.lastError,
+        result: outcome.result,
       })),
+      rossumStory: rossumStory(await ledger.outcomes(record.id)),
     })),
   );
   if (json) return `${JSON.stringify({ annotationId, exports }, null, 2)}\n`;
@@ -151,6 +244,7 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
   const parts: string[] = [];
   for (const entry of exports) {
     parts.push(`export ${entry.exportId} of annotation ${annotationId}: ${entry.state} — ${entry.file} (mapping ${entry.mapping}, target ${entry.target})`);
+    if (entry.rossumStory) parts.push(`Rossum: ${entry.rossumStory.text}`);
     parts.push(
       table(
         ['TIME', 'EVENT', 'DETAIL'],
