@@ -184,6 +184,39 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     await ledger.close();
   });
 
+  it('records when delivery was last tried and how it ended (left alone, gone); new credentials make every pending outcome due now', async () => {
+    const ledger = await open();
+    const [a, b, c] = [await uploaded(ledger), await uploaded(ledger), await uploaded(ledger)];
+    for (const e of [a, b, c]) {
+      await ledger.recordAck({
+        source: 'erp',
+        fileName: `${e.name}.ack`,
+        sha256: `s-${e.id}`,
+        convention: 'xml',
+        disposition: 'matched',
+        entries: [{ index: 0, exportId: e.id, verdict: 'rejected', messages: [{ text: 'no' }] }],
+      });
+    }
+    const before = Date.now();
+    const claimed = (await ledger.claimOutcomes('a', 60_000)).filter((o) => [a.id, b.id, c.id].includes(o.exportId));
+    expect(claimed).toHaveLength(3);
+    const of = (id: number) => claimed.find((o) => o.exportId === id)!;
+    expect(of(a.id).lastAttemptAt).toBeGreaterThanOrEqual(before);
+    await ledger.settleOutcome(of(a.id).id, 'a', { delivery: 'left_alone', rossumStatus: 'to_review', note: 'verdict posted as a note' });
+    await ledger.settleOutcome(of(b.id).id, 'a', { delivery: 'gone', error: 'annotation 7 was purged in Rossum' });
+    await ledger.settleOutcome(of(c.id).id, 'a', { delivery: 'retry', error: 'HTTP 401', retryAt: Date.now() + 3_600_000 });
+    expect((await ledger.outcomes(a.id))[0]).toMatchObject({ delivery: 'left_alone', result: 'left alone: annotation was in to_review; verdict posted as a note' });
+    expect((await ledger.events(a.id)).map((event) => event.kind)).toContain('rossum_left_alone');
+    expect((await ledger.outcomes(b.id))[0]).toMatchObject({ delivery: 'gone', result: 'gone: annotation 7 was purged in Rossum', lastError: 'annotation 7 was purged in Rossum' });
+    expect((await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === c.id)).toEqual([]);
+    expect(await ledger.retryPendingNow()).toBeGreaterThanOrEqual(1);
+    expect((await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === c.id).map((o) => o.attempts)).toEqual([2]);
+    const backlog = await ledger.outcomeBacklog();
+    expect(backlog.left_alone).toBeGreaterThanOrEqual(1);
+    expect(backlog.gone).toBeGreaterThanOrEqual(1);
+    await ledger.close();
+  });
+
   it('a hold moves pending → answered exactly once', async () => {
     const ledger = await open();
     const e = await uploaded(ledger);
