@@ -120,6 +120,18 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       return { windowMs: Date.now() - from, answered: refused(), rejectedDocumentsSent: annotationIds.length };
     },
 
+    tokenExpiry: async () => {
+      // Every Rossum token dies at once, mid-stream (as after 162 h): the acks process must log in again
+      // at its next call and lose nothing. It may be idle; the report says whether it needed a login before the end.
+      const { simulator } = rig;
+      const loginsBefore = simulator.callsTo('POST', '/v1/auth/login').length;
+      const firstCall = simulator.calls.length;
+      simulator.expireAllTokens();
+      await waitUntil(() => simulator.callsTo('POST', '/v1/auth/login').length > loginsBefore, 30_000);
+      const after = simulator.calls.slice(firstCall);
+      return { refused401: after.filter((call) => call.status === 401).length, loginsAfter: simulator.callsTo('POST', '/v1/auth/login').length - loginsBefore };
+    },
+
     sigterm: async () => {
       await waitUntil(() => deliveries.inFlight > 0, 5_000);
       const inFlightAtSignal = deliveries.inFlight;

@@ -93,7 +93,7 @@ export function formatTable(report: FaultReport): string {
     ['HTTP attempts (incl. Rossum retries)', report.attempts],
     [
       'faults injected',
-      `${report.faults.length} (sshd SIGKILL ${count('sshdKill')}, bridge SIGKILL mid-upload ${count('bridgeKill')}, network stall ${count('stall')}, read-only folders ${count('readOnly')}, SIGTERM in flight ${count('sigterm')}, acks SIGKILL mid-batch ${count('acksKill')}, Rossum API 429/503 window ${count('rossumApi')} (${report.acks.injectedApiReplies} calls refused))`,
+      `${report.faults.length} (sshd SIGKILL ${count('sshdKill')}, bridge SIGKILL mid-upload ${count('bridgeKill')}, network stall ${count('stall')}, read-only folders ${count('readOnly')}, SIGTERM in flight ${count('sigterm')}, acks SIGKILL mid-batch ${count('acksKill')}, Rossum API 429/503 window ${count('rossumApi')} (${report.acks.injectedApiReplies} calls refused), Rossum token expiry ${count('tokenExpiry')})`,
     ],
     ['exported exactly once', report.exportedExactlyOnce],
     ['  of which re-sent after the ERP rejected them, refused with its verdict', report.refusedRejectedRedeliveries],

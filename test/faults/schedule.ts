@@ -5,7 +5,7 @@
  * differs from run to run) never changes what is drawn: `FAULT_SEED=n` replays the same schedule.
  */
 
-export type FaultKind = 'sshdKill' | 'bridgeKill' | 'stall' | 'readOnly' | 'sigterm' | 'acksKill' | 'rossumApi';
+export type FaultKind = 'sshdKill' | 'bridgeKill' | 'stall' | 'readOnly' | 'sigterm' | 'acksKill' | 'rossumApi' | 'tokenExpiry';
 export type ErpVerdict = 'accept' | 'reject' | 'silent';
 
 export interface FaultProfile {
@@ -29,7 +29,7 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
     annotations: 240,
     duplicateShare: 0.3,
     spacingMs: 110,
-    faults: { sshdKill: 3, bridgeKill: 2, stall: 1, readOnly: 1, sigterm: 1, acksKill: 2, rossumApi: 2 },
+    faults: { sshdKill: 3, bridgeKill: 2, stall: 1, readOnly: 1, sigterm: 1, acksKill: 2, rossumApi: 2, tokenExpiry: 1 },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 4 },
     ackDeadlineMs: 15_000,
   },
@@ -38,7 +38,7 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
     annotations: 3000,
     duplicateShare: 0.3,
     spacingMs: 60,
-    faults: { sshdKill: 20, bridgeKill: 12, stall: 6, readOnly: 6, sigterm: 6, acksKill: 12, rossumApi: 8 },
+    faults: { sshdKill: 20, bridgeKill: 12, stall: 6, readOnly: 6, sigterm: 6, acksKill: 12, rossumApi: 8, tokenExpiry: 4 },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 30 },
     ackDeadlineMs: 15_000,
   },
@@ -184,6 +184,7 @@ function faultDuration(kind: FaultKind, rand: () => number): number {
     case 'rossumApi':
       return 1_500 + Math.round(rand() * 2_500);
     case 'sigterm':
+    case 'tokenExpiry':
       return 0;
   }
 }
