@@ -270,10 +270,12 @@ export class OutcomeDelivery {
   /** Posts the note once: a retry (say, after a crash or a lost answer) first looks for it on every page. */
   private async postNote(client: RossumClient, outcome: AckOutcome, record: ExportRecord, text: string): Promise<void> {
     const signature = `[rossum-sftp-bridge ack outcome ${outcome.id}]`;
-    // Every claim counts an attempt, so the first one knows no note of this outcome exists yet.
-    const posted = outcome.attempts > 1 && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
+    // Only an attempt after one that got as far as sending the note (it crashed, or lost Rossum's answer) looks.
+    const posted = outcome.noteAttempted && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
+    if (posted) return;
+    await this.options.ledger.markNoteAttempted(outcome.id);
     // The signature must survive the cut: it is how a retry finds the note.
-    if (!posted) await client.createNote(record.annotationId, `${cleanContent(text, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`);
+    await client.createNote(record.annotationId, `${cleanContent(text, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`);
   }
 
   /** Held exports: the poll reply tells Rossum unless the hold is over. */

@@ -154,6 +154,10 @@ export function claimOutcomes({ driver, now: clock }: LedgerContext, owner: stri
   });
 }
 
+export async function markNoteAttempted({ driver, now }: LedgerContext, id: number): Promise<void> {
+  await driver.run('UPDATE ack_outcomes SET note_attempted_at = coalesce(note_attempted_at, ?) WHERE id = ?', [now(), id]);
+}
+
 /** Pending outcomes become due now (new credentials: what waited for them goes at once). */
 export async function retryPendingNow({ driver, now }: LedgerContext): Promise<number> {
   return driver.run(`UPDATE ack_outcomes SET next_attempt_at = ? WHERE delivery = 'pending' AND next_attempt_at > ?`, [now(), now()]);

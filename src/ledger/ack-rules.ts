@@ -35,6 +35,7 @@ export interface OutcomeRow {
   last_error: string | null;
   last_attempt_at: number | string | null;
   result: string | null;
+  note_attempted_at: number | string | null;
 }
 
 export function rowToOutcome(row: OutcomeRow): AckOutcome {
@@ -52,6 +53,7 @@ export function rowToOutcome(row: OutcomeRow): AckOutcome {
     lastError: row.last_error,
     lastAttemptAt: row.last_attempt_at === null || row.last_attempt_at === undefined ? null : Number(row.last_attempt_at),
     result: row.result ?? null,
+    noteAttempted: row.note_attempted_at !== null && row.note_attempted_at !== undefined,
   };
 }
 

@@ -115,10 +115,12 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   CREATE INDEX exports_ack_adopt ON exports (mapping_name, uploaded_at) WHERE status = 'uploaded' AND ack_state IS NULL;
   `,
   // 5: telling Rossum — when we last tried, and what Rossum ended up with ("status failed_export",
-  // "left alone: annotation was in to_review", "gone: ..."), for `status` and the operators.
+  // "left alone: annotation was in to_review", "gone: ..."), for `status` and the operators; and whether a
+  // note was ever sent, so only a retry that may have posted one looks for it (Rossum pages notes by 20).
   `
   ALTER TABLE ack_outcomes ADD COLUMN last_attempt_at ${t.big};
   ALTER TABLE ack_outcomes ADD COLUMN result TEXT;
+  ALTER TABLE ack_outcomes ADD COLUMN note_attempted_at ${t.big};
   `,
   ];
 }

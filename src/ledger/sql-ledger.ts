@@ -84,6 +84,10 @@ export class SqlLedger implements Ledger {
     return acks.expireAcks(this.context, limit, targets);
   }
 
+  markNoteAttempted(id: number): Promise<void> {
+    return acks.markNoteAttempted(this.context, id);
+  }
+
   retryPendingNow(): Promise<number> {
     return acks.retryPendingNow(this.context);
   }

@@ -202,6 +202,8 @@ export interface AckOutcome {
   lastAttemptAt: number | null;
   /** What Rossum ended up with, in words ("status failed_export", "left alone: annotation was in to_review"). */
   result: string | null;
+  /** A delivery got as far as sending the note (it may be in Rossum even if the attempt failed). */
+  noteAttempted: boolean;
 }
 
 export interface RecordAckResult {
@@ -256,6 +258,8 @@ export interface Ledger {
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */
   claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
   settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;
+  /** Notes that a delivery is about to post the outcome's note (a retry then looks for it before posting again). */
+  markNoteAttempted(id: number): Promise<void>;
   /** Every pending outcome becomes due now (e.g. after new Rossum credentials); returns how many. */
   retryPendingNow(): Promise<number>;
   outcomes(exportId: number): Promise<AckOutcome[]>;
