@@ -251,12 +251,12 @@ export class OutcomeDelivery {
       return { delivery: 'left_alone', rossumStatus: current.status, note: 'verdict posted as a note' };
     }
     if (plan.note) await this.postNote(client, outcome, record, plan.note);
-    const changeStatus = plan.status !== undefined && plan.status !== current.status;
+    // The status goes along even when Rossum shows it already: one idempotent PATCH states the verdict.
     await client.patchAnnotation(record.annotationId, {
-      ...(changeStatus ? { status: plan.status } : {}),
+      ...(plan.status ? { status: plan.status } : {}),
       metadata: boundedMetadata(metadata, key, { ...(plan.metadata ?? {}), outcomeId: outcome.id, state: 'done' }),
     });
-    return { delivery: 'delivered', note: plan.status ? `status ${plan.status}${changeStatus ? '' : ' (already)'}` : 'metadata' };
+    return { delivery: 'delivered', note: plan.status ? `status ${plan.status}` : 'metadata' };
   }
 
   /** The verdict in words, for an annotation whose status the bridge does not touch. */
