@@ -560,13 +560,28 @@ class Pool {
   private async enqueue<T>(task: () => Promise<T>, signal: AbortSignal | undefined, operation: string, path: string): Promise<T> {
     const { hostLabel } = this.context;
     if (this.closing) throw new TransportError('TARGET_CLOSED', `target "${this.context.name}" is closed`, { permanent: false, host: hostLabel });
+    // p-queue also rejects a running task's add() on abort; a started operation must finish (the deadline
+    // answer promises a running upload completes), so the caller's signal only cancels waiting in the queue.
+    let started = false;
+    const whileQueued = new AbortController();
+    const cancelIfQueued = (): void => {
+      if (!started) whileQueued.abort(signal?.reason);
+    };
+    if (signal?.aborted) cancelIfQueued();
+    else signal?.addEventListener('abort', cancelIfQueued, { once: true });
+    const startedTask = (): Promise<T> => {
+      started = true;
+      return task();
+    };
     try {
-      return await this.queue.add(task, signal ? { signal } : {});
+      return await this.queue.add(startedTask, signal ? { signal: whileQueued.signal } : {});
     } catch (error) {
-      if (signal?.aborted && !(error instanceof TransportError)) {
+      if (!started && signal?.aborted && !(error instanceof TransportError)) {
         throw new TransportError('ABORTED', `${operation} of ${path || '.'} on ${hostLabel} was cancelled before it started`, { permanent: false, host: hostLabel, path, cause: error });
       }
       throw error;
+    } finally {
+      signal?.removeEventListener('abort', cancelIfQueued);
     }
   }
 
