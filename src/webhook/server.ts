@@ -51,6 +51,14 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     return503OnClosing: true,
   });
 
+  // Answers sent while stopping close their connection: an idle keep-alive socket would otherwise hold
+  // the shutdown for the server's keep-alive timeout (72 s), past most orchestrators' grace period.
+  let closing = false;
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
   app.removeAllContentTypeParsers();
   // Keep the raw bytes: the signature is over them, and JSON is parsed only after it checks out.
   app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -127,6 +135,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       return { url: `http://${shownHost}:${address.port}${WEBHOOK_PATH}`, port: address.port };
     },
     async close() {
+      closing = true;
       await app.close();
     },
   };

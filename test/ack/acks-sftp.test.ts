@@ -204,5 +204,8 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
   it('never logs the Rossum password or token', () => {
     expect(harness.log.text()).not.toContain(ROSSUM_PASSWORD);
     expect(simulator.calls.filter((call) => call.path.endsWith('/auth/login')).length).toBeGreaterThanOrEqual(1);
+    const tokens = simulator.issuedTokens();
+    expect(tokens.length).toBeGreaterThanOrEqual(1);
+    for (const token of tokens) expect(harness.log.text(), 'an API token from the login reached the log').not.toContain(token);
   });
 });

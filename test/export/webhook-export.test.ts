@@ -104,7 +104,8 @@ describe('export webhook end to end (real sshd, simulated Rossum)', () => {
   });
 
   it('concurrent duplicate deliveries upload exactly one file and all get the same answer', async () => {
-    const body = JSON.stringify(withAnnotationId(fixture('export-invoice.json'), 500004));
+    const payload = withAnnotationId(fixture('export-invoice.json'), 500004);
+    const body = JSON.stringify(payload);
     const before = inboundFiles().length;
     const outcomes = await Promise.all(Array.from({ length: 12 }, () => deliver({ url: bridge.url, body, secret: TEST_SECRET, retryCount: 0 })));
     expect(outcomes.every((outcome) => outcome.annotationStatus === 'exported')).toBe(true);
@@ -113,6 +114,12 @@ describe('export webhook end to end (real sshd, simulated Rossum)', () => {
     const records = await bridge.bridge.ledger.list({ annotationId: 500004 });
     expect(records).toHaveLength(1);
     expect(records[0]!.requestIds.length).toBeGreaterThanOrEqual(1);
+    // All 12 carried the same request_id: it is recorded once, against the one export, which was claimed and uploaded once.
+    expect(records[0]!.requestIds).toEqual([payload.request_id]);
+    const events = await bridge.bridge.ledger.events(records[0]!.id);
+    expect(events.filter((event) => event.kind === 'claimed')).toHaveLength(1);
+    expect(events.filter((event) => event.kind === 'uploaded')).toHaveLength(1);
+    expect(events.map((event) => event.kind)).not.toContain('takeover');
   });
 
   it('a re-export after the operator fixed the data produces a new, traceable file', async () => {

@@ -25,6 +25,8 @@ export interface RecordedRename {
   kind: 'rename' | 'posix-rename';
   from: string;
   to: string;
+  /** Permission bits the file had when it was renamed, i.e. when it became visible under `to`. */
+  modeAtRename: number;
 }
 
 export interface LyingSftpServer {
@@ -264,7 +266,7 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
   );
   sftp.on('RENAME', (reqId, from, to) =>
     attempt(reqId, () => {
-      renames.push({ kind: 'rename', from: virtual(from), to: virtual(to) });
+      renames.push({ kind: 'rename', from: virtual(from), to: virtual(to), modeAtRename: statSync(local(from)).mode & 0o7777 });
       plainRename(local(from), local(to));
       sftp.status(reqId, STATUS.OK);
     }),
@@ -274,7 +276,7 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
       const paths = name === 'posix-rename@openssh.com' && options.offerPosixRename ? readSshStrings(data, 2) : null;
       if (paths === null) return sftp.status(reqId, STATUS.OP_UNSUPPORTED, `${name} is not supported`);
       const [from, to] = paths as [string, string];
-      renames.push({ kind: 'posix-rename', from: virtual(from), to: virtual(to) });
+      renames.push({ kind: 'posix-rename', from: virtual(from), to: virtual(to), modeAtRename: statSync(local(from)).mode & 0o7777 });
       renameSync(local(from), local(to));
       return sftp.status(reqId, STATUS.OK);
     }),

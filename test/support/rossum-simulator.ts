@@ -195,6 +195,11 @@ export class RossumSimulator {
     return token;
   }
 
+  /** Every API token handed out so far (login or issueToken), e.g. to prove none reached a log. */
+  issuedTokens(): string[] {
+    return [...this.tokens.keys()];
+  }
+
   expireToken(token: string): void {
     this.tokens.delete(token);
   }

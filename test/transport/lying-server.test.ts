@@ -50,6 +50,22 @@ describe('a server that stores short files', () => {
   });
 });
 
+describe('upload.mode', () => {
+  it('is set before the file becomes visible: the file already has the mode when the server renames it', async () => {
+    const server = await startLyingSftpServer({ offerPosixRename: true });
+    const target = targetOn(server, 'mode', { upload: { mode: '0604' } });
+    try {
+      await target.upload({ relativePath: 'M.csv', bytes: Buffer.from('x;y\n'), onExisting: 'fail' });
+      expect(server.renames).toHaveLength(1);
+      expect(server.renames[0]).toMatchObject({ to: '/mode/M.csv', modeAtRename: 0o604 });
+      expect(server.renames[0]?.from).not.toBe('/mode/M.csv');
+    } finally {
+      await target.close();
+      await server.stop();
+    }
+  });
+});
+
 describe('rename request chosen by what the server offers (observed on the server)', () => {
   it('uses posix-rename@openssh.com when the server offers it', async () => {
     const server = await startLyingSftpServer({ offerPosixRename: true });

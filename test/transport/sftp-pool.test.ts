@@ -136,7 +136,8 @@ describe('connection pool', () => {
 
   it('a server that stops answering fails with a transient OPERATION_TIMEOUT, and the pool recovers when it answers again', async () => {
     const folder = uniqueFolder('hang');
-    const target = sftpTarget(sshd, folder, { pool: { size: 1, operationTimeoutMs: 500, connectTimeoutMs: 500 }, retry: { attempts: 1 } });
+    // No idle probe and no keepalive: the upload runs on the connection check() opened, so only the operation can time out.
+    const target = sftpTarget(sshd, folder, { pool: { size: 1, operationTimeoutMs: 500, connectTimeoutMs: 500, checkIdleAfterMs: 600_000, keepaliveMs: 0 }, retry: { attempts: 1 } });
     try {
       await target.check();
       await sshd.kill('SIGSTOP');
@@ -150,6 +151,7 @@ describe('connection pool', () => {
       }
       expect(error).toMatchObject({ permanent: false, location: { host: `127.0.0.1:${sshd.port}` } });
       expect(['OPERATION_TIMEOUT', 'CONNECT_TIMEOUT']).toContain((error as { code: string }).code);
+      expect((error as { code: string }).code).toBe('OPERATION_TIMEOUT');
       await target.upload({ relativePath: 'after.xml', bytes: Buffer.from('a'), onExisting: 'fail' });
       expect(readFileSync(join(sshd.root, folder, 'after.xml'), 'utf8')).toBe('a');
     } finally {
