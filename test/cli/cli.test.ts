@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
 import { repoRoot } from '../support/bridge.ts';
 import { runCli, ServeProcess, writeServeConfig } from '../support/fault-serve.ts';
-import { childPids } from '../support/processes.ts';
+import { nodeChildPids } from '../support/processes.ts';
 
 let sshd: SshdInstance;
 const dir = mkdtempSync(join(tmpdir(), 'rsb-cli-'));
@@ -73,7 +73,7 @@ describe('serve', () => {
       expect(statuses).toContain(200);
       expect(readdirSync(join(sshd.inboundDir, 'workers')).filter((name) => !name.startsWith('.'))).toHaveLength(1);
       // Two processes really serve: the primary has two live worker children.
-      expect(childPids(serve.pid)).toHaveLength(2);
+      expect(nodeChildPids(serve.pid)).toHaveLength(2);
     } finally {
       const exit = await serve.stop();
       expect(exit.code).toBe(0);
