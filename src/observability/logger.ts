@@ -38,9 +38,9 @@ function censor(value: unknown, path: string[]): unknown {
   return CENSOR;
 }
 
-/** `scheme://user:secret@host/...` → `scheme://user:[redacted]@host/...`; other strings unchanged. */
+/** `scheme://user:secret@host/...` → `scheme://user:[redacted]@host/...`, wherever it starts in the string; other strings unchanged. */
 export function withoutUrlPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#]*@/i, `$1:${CENSOR}@`);
+  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#]*@/i, `$1:${CENSOR}@`);
 }
 
 export interface LoggerOptions {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ackTransition, initialDelivery, nameParts } from '../../src/ledger/ack-rules.ts';
+import { ackTransition, initialDelivery, nameParts, rowToOutcome } from '../../src/ledger/ack-rules.ts';
 import { existingClaimOutcome } from '../../src/ledger/claim-rules.ts';
 import type { ExportRecord, ExportState } from '../../src/ledger/types.ts';
 import { containedPath, joinRemote, parentOf, versionedName } from '../../src/transport/paths.ts';
@@ -174,6 +174,23 @@ describe('ack rules', () => {
     expect(initialDelivery('accepted', {}, null)).toBe('pending');
     expect(initialDelivery('accepted_late', { quietIfAccepted: true }, null)).toBe('pending');
     expect(initialDelivery('rejected', { quietIfAccepted: true }, null)).toBe('pending');
+  });
+
+  it('an outbox row reads back as the outcome it stored', () => {
+    const row = { id: 3, export_id: 7, ack_file_id: null, kind: 'rejected' as const, detail: '{"messages":[{"code":"E1","text":"x"}]}', delivery: 'pending' as const, attempts: 2, next_attempt_at: 10, created_at: 5, delivered_at: null, last_error: 'boom' };
+    expect(rowToOutcome(row)).toEqual({
+      id: 3,
+      exportId: 7,
+      ackFileId: null,
+      kind: 'rejected',
+      detail: { messages: [{ code: 'E1', text: 'x' }] },
+      delivery: 'pending',
+      attempts: 2,
+      nextAttemptAt: 10,
+      createdAt: 5,
+      deliveredAt: null,
+      lastError: 'boom',
+    });
   });
 
   it('the name and stem an ERP quotes back', () => {

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { bridgeConfigSchema } from '../../src/config/index.ts';
-import { createLogger, REDACTED_PATHS } from '../../src/observability/logger.ts';
+import { createLogger, REDACTED_PATHS, silentLogger } from '../../src/observability/logger.ts';
 
 // Each secret is distinctive, so finding any of them anywhere in the output is a leak.
 const SECRETS = {
@@ -19,13 +19,13 @@ const SECRETS = {
   authorization: 'leak-authorization-5e7a9c1b',
 };
 
-function capture(): { write(objects: Array<Record<string, unknown>>): Promise<string> } {
+function capture(level: string | undefined = 'trace'): { write(objects: Array<Record<string, unknown>>): Promise<string> } {
   return {
     async write(objects) {
       const stream = new PassThrough();
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      const logger = createLogger({ destination: stream, level: 'trace' });
+      const logger = createLogger({ destination: stream, ...(level === undefined ? {} : { level }) });
       for (const object of objects) logger.info(object, 'config and request details');
       logger.flush();
       await new Promise((resolve) => setImmediate(resolve));
@@ -77,9 +77,51 @@ describe('log redaction', () => {
   });
 
   it('keeps URLs readable and blanks only the password inside them', async () => {
-    const output = await capture().write([ledgerSection, { url: 'sftp://erp@sftp.example.com/inbound' }]);
+    const output = await capture().write([
+      ledgerSection,
+      { url: 'sftp://erp@sftp.example.com/inbound' },
+      { target: { url: ` postgres://u:${SECRETS.postgresPassword}@h/db` } },
+      { url: { href: `postgres://u:${SECRETS.postgresPassword}@h/db` } },
+    ]);
     expect(output).toContain('postgres://bridge:[redacted]@db.example.com:5432/bridge');
     expect(output).toContain('sftp://erp@sftp.example.com/inbound');
+    expect(output).toContain(' postgres://u:[redacted]@h/db');
+    // A url that is not a string (an object with the URL inside) is blanked as a whole.
+    expect(JSON.parse(output.trim().split('\n')[3] as string).url).toBe('[redacted]');
+    expect(output).not.toContain(SECRETS.postgresPassword);
+  });
+
+  it('writes JSON lines tagged with the service, at the configured level (LOG_LEVEL, else info)', async () => {
+    const lines = async (level: string | undefined) => {
+      const stream = new PassThrough();
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const logger = createLogger({ destination: stream, ...(level === undefined ? {} : { level }) });
+      logger.trace('t');
+      logger.debug('d');
+      logger.info('i');
+      logger.flush();
+      await new Promise((resolve) => setImmediate(resolve));
+      return Buffer.concat(chunks)
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { msg: string; service: string });
+    };
+    const saved = process.env.LOG_LEVEL;
+    try {
+      delete process.env.LOG_LEVEL;
+      expect((await lines('trace')).map((line) => line.msg)).toEqual(['t', 'd', 'i']);
+      expect((await lines(undefined)).map((line) => line.msg)).toEqual(['i']);
+      expect((await lines(undefined))[0]?.service).toBe('rossum-sftp-bridge');
+      process.env.LOG_LEVEL = 'debug';
+      expect((await lines(undefined)).map((line) => line.msg)).toEqual(['d', 'i']);
+      expect((await lines('trace')).map((line) => line.msg)).toEqual(['t', 'd', 'i']);
+    } finally {
+      if (saved === undefined) delete process.env.LOG_LEVEL;
+      else process.env.LOG_LEVEL = saved;
+    }
+    expect(silentLogger().level).toBe('silent');
   });
 });
 

@@ -1,8 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { compareDigests, verifySignature, type DigestCompare } from '../../src/webhook/signature.ts';
-import { fixture, TEST_SECRET } from '../support/bridge.ts';
-import { startFileBridge, type FileBridge } from '../support/file-bridge.ts';
+import { TEST_SECRET } from '../support/bridge.ts';
 
 const settings = { secret: TEST_SECRET, allowLegacySha1: true };
 const body = Buffer.from('{"annotation":{"id":1}}');
@@ -52,47 +51,61 @@ describe('the signature compare is constant-time by construction', () => {
   });
 });
 
-describe('legacy sha1 signatures through real HTTP', () => {
-  let enabled: FileBridge;
-  let disabled: FileBridge;
-  beforeAll(async () => {
-    [enabled, disabled] = await Promise.all([startFileBridge({ allowLegacySha1: true }), startFileBridge({ allowLegacySha1: false })]);
-  });
-  afterAll(async () => {
-    await Promise.all([enabled?.close(), disabled?.close()]);
-  });
+describe('what the verifier refuses, and why', () => {
+  const sign = (algorithm: 'sha256' | 'sha1') => `${algorithm}=${hmac(algorithm, body)}`;
+  const reason = (headers: Record<string, string | string[] | undefined>, options = settings) => {
+    const check = verifySignature(body, headers, options);
+    return check.ok ? `ok:${check.scheme}` : check.reason;
+  };
 
-  function payload(id: number): string {
-    const object = fixture('export-invoice.json');
-    (object.annotation as { id: number }).id = id;
-    return JSON.stringify(object);
-  }
-
-  async function post(url: string, text: string, headers: Record<string, string>): Promise<{ status: number; json: { messages?: Array<{ type: string; content: string }> } }> {
-    const response = await fetch(url, { method: 'POST', body: text, headers: { 'content-type': 'application/json', ...headers } });
-    return { status: response.status, json: (await response.json()) as { messages?: Array<{ type: string; content: string }> } };
-  }
-
-  it('accepted with allowLegacySha1: true — the export runs and a file is written', async () => {
-    const text = payload(8101);
-    const reply = await post(enabled.url, text, { 'x-elis-signature': `sha1=${hmac('sha1', text)}` });
-    expect(reply.status).toBe(200);
-    expect(reply.json.messages?.[0]?.type).toBe('info');
-    expect(enabled.files()).toHaveLength(1);
+  it('accepts both schemes, upper-case hex too, and the first of repeated headers', () => {
+    expect(reason({ 'x-rossum-signature-sha256': sign('sha256') })).toBe('ok:sha256');
+    expect(reason({ 'x-rossum-signature-sha256': `sha256=${hmac('sha256', body).toUpperCase()}` })).toBe('ok:sha256');
+    expect(reason({ 'x-elis-signature': sign('sha1') })).toBe('ok:sha1');
+    expect(reason({ 'x-rossum-signature-sha256': [sign('sha256'), 'sha256=00'] })).toBe('ok:sha256');
+    expect(reason({ 'x-rossum-signature-sha256': ['sha256=00', sign('sha256')] })).toBe('X-Rossum-Signature-SHA256 has the wrong length for sha256');
   });
 
-  it('a wrong sha1 digest is refused with 401 even when sha1 is enabled', async () => {
-    const text = payload(8102);
-    const reply = await post(enabled.url, text, { 'x-elis-signature': `sha1=${hmac('sha1', text, 'another-secret-of-16-chars')}` });
-    expect(reply.status).toBe(401);
-    expect(enabled.files()).toHaveLength(1);
+  it('sha256 wins when both headers are sent (a wrong sha256 is not rescued by a right sha1)', () => {
+    expect(reason({ 'x-rossum-signature-sha256': `sha256=${'0'.repeat(64)}`, 'x-elis-signature': sign('sha1') })).toBe(
+      'X-Rossum-Signature-SHA256 does not match the body: wrong secret, or the body was changed in transit',
+    );
   });
 
-  it('refused with 401 and nothing written when allowLegacySha1 is false', async () => {
-    const text = payload(8103);
-    const reply = await post(disabled.url, text, { 'x-elis-signature': `sha1=${hmac('sha1', text)}` });
-    expect(reply.status).toBe(401);
-    expect(JSON.stringify(reply.json)).toContain('sha1 signatures are disabled');
-    expect(disabled.files()).toEqual([]);
+  it('no secret configured (explicit insecure mode) accepts anything, with scheme none', () => {
+    expect(verifySignature(body, {}, { secret: null, allowLegacySha1: false })).toEqual({ ok: true, scheme: 'none' });
+  });
+
+  it.each([
+    [{}, 'Missing X-Rossum-Signature-SHA256 header: set hook.config.secret in Rossum to the bridge secret'],
+    [{ 'x-rossum-signature-sha256': hmac('sha256', body) }, 'X-Rossum-Signature-SHA256 must look like sha256=<hex digest>'],
+    [{ 'x-rossum-signature-sha256': `sha1=${hmac('sha256', body)}` }, 'X-Rossum-Signature-SHA256 must look like sha256=<hex digest>'],
+    [{ 'x-rossum-signature-sha256': `=${hmac('sha256', body)}` }, 'X-Rossum-Signature-SHA256 must look like sha256=<hex digest>'],
+    // No '=' at all: the whole header is not a prefix, even when it starts with the algorithm's name.
+    [{ 'x-rossum-signature-sha256': 'sha256f' }, 'X-Rossum-Signature-SHA256 must look like sha256=<hex digest>'],
+    [{ 'x-rossum-signature-sha256': 'sha256' }, 'X-Rossum-Signature-SHA256 must look like sha256=<hex digest>'],
+    [{ 'x-elis-signature': `sha256=${hmac('sha1', body)}` }, 'X-Elis-Signature must look like sha1=<hex digest>'],
+    [{ 'x-rossum-signature-sha256': `sha256=${hmac('sha256', body)}0` }, 'X-Rossum-Signature-SHA256 has the wrong length for sha256'],
+    [{ 'x-rossum-signature-sha256': `sha256=${hmac('sha256', body).slice(0, 63)}z` }, 'X-Rossum-Signature-SHA256 has the wrong length for sha256'],
+    [{ 'x-rossum-signature-sha256': `sha256=x${hmac('sha256', body)}` }, 'X-Rossum-Signature-SHA256 has the wrong length for sha256'],
+    [{ 'x-rossum-signature-sha256': `sha256=${hmac('sha256', body)}x` }, 'X-Rossum-Signature-SHA256 has the wrong length for sha256'],
+    [{ 'x-rossum-signature-sha256': 'sha256=' }, 'X-Rossum-Signature-SHA256 has the wrong length for sha256'],
+    [{ 'x-rossum-signature-sha256': `sha256=${hmac('sha256', body, 'another-secret-of-16-chars')}` }, 'X-Rossum-Signature-SHA256 does not match the body: wrong secret, or the body was changed in transit'],
+    [{ 'x-elis-signature': `sha1=${hmac('sha1', body, 'another-secret-of-16-chars')}` }, 'X-Elis-Signature does not match the body: wrong secret, or the body was changed in transit'],
+    [{ 'x-elis-signature': `sha1=${hmac('sha1', body).slice(2)}` }, 'X-Elis-Signature has the wrong length for sha1'],
+  ])('refuses %j: %s', (headers, expected) => {
+    expect(reason(headers as Record<string, string>)).toBe(expected);
+  });
+
+  it('sha1 alone is refused when sha1 is off, whatever its digest', () => {
+    expect(reason({ 'x-elis-signature': sign('sha1') }, { secret: TEST_SECRET, allowLegacySha1: false })).toBe(
+      'Only the legacy X-Elis-Signature (sha1) header was sent and sha1 signatures are disabled; send X-Rossum-Signature-SHA256',
+    );
+  });
+
+  it('the digest is keyed with the secret and taken over the raw bytes', () => {
+    const other = Buffer.from('{"annotation":{"id":2}}');
+    expect(verifySignature(other, { 'x-rossum-signature-sha256': sign('sha256') }, settings).ok).toBe(false);
+    expect(verifySignature(body, { 'x-rossum-signature-sha256': sign('sha256') }, { ...settings, secret: `${TEST_SECRET}x` }).ok).toBe(false);
   });
 });
