@@ -40,7 +40,7 @@ function censor(value: unknown, path: string[]): unknown {
 
 /** `scheme://user:secret@host/...` → `scheme://user:[redacted]@host/...`, wherever it starts in the string; other strings unchanged. */
 export function withoutUrlPassword(url: string): string {
-  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#]*@/i, `$1:${CENSOR}@`);
+  return url.replace(/(:\/\/[^/?#@:]*):[^/?#]*@/g, `$1:${CENSOR}@`);
 }
 
 export interface LoggerOptions {

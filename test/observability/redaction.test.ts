@@ -82,6 +82,7 @@ describe('log redaction', () => {
       { url: 'sftp://erp@sftp.example.com/inbound' },
       { target: { url: ` postgres://u:${SECRETS.postgresPassword}@h/db` } },
       { url: { href: `postgres://u:${SECRETS.postgresPassword}@h/db` } },
+      { url: `sftp://a:${SECRETS.sftpPassword}@h1/in sftp://b:${SECRETS.sftpPassphrase}@h2/in` },
     ]);
     expect(output).toContain('postgres://bridge:[redacted]@db.example.com:5432/bridge');
     expect(output).toContain('sftp://erp@sftp.example.com/inbound');
@@ -89,6 +90,8 @@ describe('log redaction', () => {
     // A url that is not a string (an object with the URL inside) is blanked as a whole.
     expect(JSON.parse(output.trim().split('\n')[3] as string).url).toBe('[redacted]');
     expect(output).not.toContain(SECRETS.postgresPassword);
+    // Every URL in the string, not only the first.
+    expect(output).toContain('sftp://a:[redacted]@h1/in sftp://b:[redacted]@h2/in');
   });
 
   it('writes JSON lines tagged with the service, at the configured level (LOG_LEVEL, else info)', async () => {
