@@ -110,14 +110,19 @@ export function markAckFilesArchived({ driver, now: clock }: LedgerContext, arch
   });
 }
 
-export function expireAcks({ driver, now: clock }: LedgerContext, limit: number): Promise<AckOutcome[]> {
+/** `targets`: only exports to these targets (the ack folders that were read); all when omitted. */
+export function expireAcks({ driver, now: clock }: LedgerContext, limit: number, targets?: readonly string[]): Promise<AckOutcome[]> {
+  if (targets?.length === 0) return Promise.resolve([]);
   return driver.transaction(async (tx) => {
     const now = clock();
+    const params: unknown[] = [now, now];
+    const onlyTargets = targets === undefined ? '' : ` AND ${driver.dialect.inList('target', targets, params)}`;
+    params.push(limit);
     const due = await tx.all<{ id: number; ack_deadline_at: number }>(
       `UPDATE exports SET ack_state = 'ack_timeout', updated_at = ?
-       WHERE id IN (SELECT id FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ? ORDER BY ack_deadline_at LIMIT ?${driver.dialect.skipLocked})
+       WHERE id IN (SELECT id FROM exports WHERE ack_state = 'awaiting_ack' AND ack_deadline_at < ?${onlyTargets} ORDER BY ack_deadline_at LIMIT ?${driver.dialect.skipLocked})
        RETURNING id, ack_deadline_at`,
-      [now, now, limit],
+      params,
     );
     due.sort((a, b) => a.ack_deadline_at - b.ack_deadline_at || a.id - b.id);
     const outcomes: AckOutcome[] = [];

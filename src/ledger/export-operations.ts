@@ -42,7 +42,7 @@ export function claim({ driver, now: clock, selectExport }: LedgerContext, input
       input.bytes,
       input.owner,
       now + input.leaseMs,
-      now,
+      input.receivedAt ?? now,
       now,
       input.documentRef ?? null,
       input.rossumBaseUrl ?? null,

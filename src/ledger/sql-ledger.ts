@@ -80,8 +80,8 @@ export class SqlLedger implements Ledger {
     if (archived.length > 0) await acks.markAckFilesArchived(this.context, archived);
   }
 
-  expireAcks(limit = 500): Promise<AckOutcome[]> {
-    return acks.expireAcks(this.context, limit);
+  expireAcks(limit = 500, targets?: readonly string[]): Promise<AckOutcome[]> {
+    return acks.expireAcks(this.context, limit, targets);
   }
 
   claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {

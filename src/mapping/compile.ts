@@ -19,6 +19,9 @@ import { compileValue } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
 const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
+/** Metadata that differs between two deliveries of the same export. */
+const PER_DELIVERY_META = ['now', 'request_id', 'hook_timestamp'];
+
 const LINE_ENDINGS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
 
 /** A loaded mapping: what the pipeline needs (CompiledMapping) plus what `test` and `check` need. */
@@ -36,6 +39,7 @@ interface Compiled {
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
+  metaRead: ReadonlySet<string>;
 }
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
@@ -62,6 +66,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
+    metaRead: new Set(),
     problem,
   };
   compileTables(source.tables, env);
@@ -96,7 +101,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined)) problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
   }
 
-  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed }, diagnostics };
+  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed, metaRead: env.metaRead as Set<string> }, diagnostics };
 }
 
 class Mapping implements LoadedMapping {
@@ -107,6 +112,7 @@ class Mapping implements LoadedMapping {
   readonly onExisting: OnExisting;
   readonly source: MappingSource;
   readonly tests: TestCase[];
+  readonly readsPerDeliveryValues: boolean;
   private readonly compiled: Compiled;
   private readonly encoding: OutputEncoding;
 
@@ -119,6 +125,7 @@ class Mapping implements LoadedMapping {
     this.onExisting = compiled.source.file.on_existing;
     this.tests = compiled.source.tests ?? [];
     this.compiled = compiled;
+    this.readsPerDeliveryValues = PER_DELIVERY_META.some((key) => compiled.metaRead.has(key));
     this.encoding = compiled.encoding as OutputEncoding;
   }
 

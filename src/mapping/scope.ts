@@ -64,6 +64,8 @@ export interface CompileEnv {
   declaredRowVars: Set<string> | undefined;
   /** Counts references to the current row, so values that never read one can be computed once per document. */
   rowReads: { count: number };
+  /** Metadata keys the mapping reads anywhere (values, conditions, file name). */
+  metaRead?: Set<string>;
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
 }
 

@@ -135,6 +135,7 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
     case 'meta': {
       const name = String(arg);
       if (!(name in META_KEYS)) env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
+      env.metaRead?.add(name);
       return (scope) => metaValue(scope, name);
     }
     case 'const': {

@@ -2,6 +2,7 @@ import type { BridgeConfig } from '../config/index.ts';
 import { AckService, type PassReport } from '../ack/index.ts';
 import { openLedger, type Ledger } from '../ledger/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
+import { DEFAULT_ALLOWED_HOSTS } from '../rossum/index.ts';
 import { createTarget, type Target } from '../transport/index.ts';
 
 export interface RunningAcks {
@@ -44,6 +45,9 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
   });
   if (options.loop ?? true) service.start();
   logger.info({ sources: Object.keys(config.acks.targets), mappings: Object.keys(config.acks.byMapping), ledger: ledger.kind }, 'acks process running');
+  if (config.rossum.baseUrl === undefined) {
+    logger.info({ allowedHosts: config.rossum.allowedHosts ?? DEFAULT_ALLOWED_HOSTS }, "no rossum.baseUrl: each export's payload base_url is used, and credentials go only to these hosts");
+  }
   let closing: Promise<void> | undefined;
   return {
     service,
@@ -52,8 +56,18 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
     pass: () => service.pass(),
     close() {
       closing ??= (async () => {
-        await service.stop();
-        await Promise.allSettled([...targets.values()].map((target) => target.close()));
+        // One drain time for everything: a connection hung mid-operation must not keep the process past it.
+        const deadlineAt = Date.now() + config.acks.drainMs;
+        await service.stop(deadlineAt);
+        let timer: NodeJS.Timeout | undefined;
+        const closed = await Promise.race([
+          Promise.allSettled([...targets.values()].map((target) => target.close())).then(() => true),
+          new Promise<false>((resolve) => {
+            timer = setTimeout(() => resolve(false), Math.max(0, deadlineAt - Date.now()));
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!closed) logger.warn({ drainMs: config.acks.drainMs }, 'ack folder connections still busy after the drain time; leaving them');
         await ledger.close();
       })();
       return closing;

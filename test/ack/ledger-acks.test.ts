@@ -124,6 +124,18 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     await ledger.close();
   });
 
+  it('deadlines judged for some targets only: exports of other targets keep waiting', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger, { mappingName: 'target-filter-map' });
+    await ledger.awaitAcks([{ mappingName: 'target-filter-map', deadlineMs: -1, since: 0 }]);
+    expect(await ledger.expireAcks(500, [])).toEqual([]);
+    expect((await ledger.expireAcks(500, ['elsewhere', 'other'])).filter((o) => o.exportId === e.id)).toEqual([]);
+    expect((await ledger.get(e.id))!.ackState).toBe('awaiting_ack');
+    expect((await ledger.expireAcks(500, ['other', 'erp'])).filter((o) => o.exportId === e.id).map((o) => o.kind)).toEqual(['timeout']);
+    expect((await ledger.get(e.id))!.ackState).toBe('ack_timeout');
+    await ledger.close();
+  });
+
   it('a deadline passes: ack_timeout with one outcome; a late acceptance restores it and says so', async () => {
     const ledger = await open();
     const e = await uploaded(ledger, { mappingName: 'deadline-map' });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deliver } from '../../src/rossum/delivery.ts';
+import { callHook } from '../../src/rossum/hook-call.ts';
 import { repoRoot } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { CliProcess, ServeProcess, type ExitInfo } from '../support/fault-serve.ts';
@@ -86,7 +86,7 @@ describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
       const results = await Promise.all(
         ids.flatMap((id) => [
           simulator.exportAnnotation(invoicePayload(id), { hookUrl: serve.url, secret: SECRET, ...FAST_HOOK_TIMINGS }).then(({ annotation }) => annotation.status),
-          deliver({ url: serve.url, body: JSON.stringify(invoicePayload(id)), secret: SECRET, ...FAST_HOOK_TIMINGS }).then((outcome) => outcome.annotationStatus),
+          callHook({ url: serve.url, body: JSON.stringify(invoicePayload(id)), secret: SECRET, ...FAST_HOOK_TIMINGS }).then((outcome) => outcome.annotationStatus),
         ]),
       );
       expect(results.every((status) => status === 'exported')).toBe(true);
@@ -119,7 +119,7 @@ describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
           const [mine, other] = index % 2 === 0 ? serves : [...serves].reverse();
           return [
             simulator.exportAnnotation(invoicePayload(id), { hookUrl: (mine as ServeProcess).url, secret: SECRET, ...FAST_HOOK_TIMINGS }).then(({ annotation }) => annotation.status),
-            deliver({ url: (other as ServeProcess).url, body: JSON.stringify(invoicePayload(id)), secret: SECRET, ...FAST_HOOK_TIMINGS }).then((outcome) => outcome.annotationStatus),
+            callHook({ url: (other as ServeProcess).url, body: JSON.stringify(invoicePayload(id)), secret: SECRET, ...FAST_HOOK_TIMINGS }).then((outcome) => outcome.annotationStatus),
           ];
         }),
       );
