@@ -7,6 +7,7 @@ import { ConfigFileError, loadYamlFile, type Diagnostic, type LoadedYaml } from 
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
+import { compileEdifact, edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
 import { Emitter } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
@@ -16,7 +17,7 @@ import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
 import { addWarning, attachDocVars, finalWarnings, compileTables, compileValue, compileWrappedTemplate, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
-const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
+const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain', edifact: 'application/EDIFACT' } as const;
 const LINE_ENDINGS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
 
 /** A loaded mapping: what the pipeline needs (CompiledMapping) plus what `test` and `check` need. */
@@ -34,6 +35,7 @@ interface Compiled {
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
+  edifact: CompiledEdifact | undefined;
 }
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
@@ -69,7 +71,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
   if (pathProblem) problem(['file', 'name'], pathProblem);
   const fileName = compileWrappedTemplate(source.file.name, env, ['file', 'name'], sanitizeNameValue);
 
-  for (const format of ['xml', 'csv', 'fixed'] as const) {
+  for (const format of ['xml', 'csv', 'fixed', 'edifact'] as const) {
     if (format !== source.format && source[format] !== undefined) problem([format], `the "${format}" block is ignored because format is ${source.format}`, `remove it or set format: ${format}`);
   }
   if (source[source.format] === undefined) problem(['format'], `format is ${source.format} but the mapping has no "${source.format}" block`, `add ${source.format}: with its settings`);
@@ -85,6 +87,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
   }
   const csv = source.format === 'csv' && source.csv ? compileCsv(source.csv, env) : undefined;
   const fixed = source.format === 'fixed' && source.fixed ? compileFixed(source.fixed, env, encoding) : undefined;
+  const edifact = source.format === 'edifact' && source.edifact ? compileEdifact(source.edifact, env, source) : undefined;
 
   for (const [i, test] of (source.tests ?? []).entries()) {
     const base = dirname(file);
@@ -94,14 +97,14 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined)) problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
   }
 
-  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed }, diagnostics };
+  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed, edifact }, diagnostics };
 }
 
 class Mapping implements LoadedMapping {
   readonly name: string;
   readonly sourcePath: string;
   readonly versionHash: string;
-  readonly format: 'xml' | 'csv' | 'fixed';
+  readonly format: CompiledMapping['format'];
   readonly onExisting: OnExisting;
   readonly source: MappingSource;
   readonly tests: TestCase[];
@@ -139,7 +142,7 @@ class Mapping implements LoadedMapping {
   }
 
   private runUnguarded(view: AnnotationView, context: RenderContext, explain: boolean): { file: RenderedFile; trace: ExplainEntry[] } {
-    const { source, xml, csv, fixed } = this.compiled;
+    const { source, xml, csv, fixed, edifact } = this.compiled;
     const doc: DocScope = {
       view,
       context,
@@ -166,6 +169,9 @@ class Mapping implements LoadedMapping {
     } else if (csv) {
       emitter = new Emitter(doc, settings, explain);
       text = renderCsv(csv, emitter, eol, source.final_newline);
+    } else if (edifact) {
+      emitter = new Emitter(doc, settings, explain, edifactCharFilter(edifact, source.unencodable, source.replacement, (message) => addWarning(doc, message)));
+      text = renderEdifact(edifact, emitter, eol, source.final_newline);
     } else {
       emitter = new Emitter(doc, settings, explain);
       text = renderFixed(fixed as CompiledFixed, emitter, eol, source.final_newline);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { edifactSchemaWith, NO_ROWS_POLICIES, type EdifactConfig, type NoRowsPolicy } from './edifact-schema.ts';
 
 /**
  * The mapping file language, declared once: the loader validates with it, `check` reports against it,
@@ -113,7 +114,7 @@ export const META_KEYS = {
   now: 'render time (ISO, UTC); tests pin it',
   mapping_name: 'this mapping file stem',
   mapping_version: 'short hash of this mapping file',
-  record_count: 'number of records in the output file, header and trailer included (csv: data rows, fixed: all records)',
+  record_count: 'number of records in the output file, header and trailer included (csv: data rows, fixed: all records, edifact: the segments UNT counts)',
 } as const;
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
@@ -260,6 +261,7 @@ export interface XmlNode {
   attributes?: Record<string, ValueSpec> | undefined;
   children?: XmlNode[] | undefined;
   repeat?: string | undefined;
+  no_rows?: NoRowsPolicy | undefined;
   when?: Condition | undefined;
   empty?: EmptyPolicy | undefined;
 }
@@ -275,6 +277,7 @@ export const xmlNodeSchema: z.ZodType<XmlNode> = z.lazy(() =>
       attributes: z.record(z.string(), valueSpecSchema).optional().describe('Attribute name → value; attributes whose value is missing are left out.'),
       children: z.array(xmlNodeSchema).optional().describe('Child elements, in order.'),
       repeat: z.string().optional().describe('Repeat this element once per row of a table (name from `tables`) or multivalue schema_id.'),
+      no_rows: z.enum(NO_ROWS_POLICIES).optional().describe('With `repeat` and no rows: omit the element (default) or error (the document is refused, naming the table).'),
       when: conditionSchema.optional().describe('Write the element only when this holds.'),
       empty: z.enum(EMPTY_POLICIES).optional().describe('Override `xml.empty_elements` for this element.'),
     })
@@ -367,7 +370,7 @@ export const testCaseSchema = z.strictObject({
 export const mappingSchema = z
   .strictObject({
     description: z.string().optional().describe('What this mapping is for.'),
-    format: z.enum(['xml', 'csv', 'fixed']).describe('Output format; the matching `xml`, `csv` or `fixed` block configures it.'),
+    format: z.enum(['xml', 'csv', 'fixed', 'edifact']).describe('Output format; the matching `xml`, `csv`, `fixed` or `edifact` block configures it.'),
     encoding: z.string().default('utf-8').describe('Output encoding (any iconv-lite name): utf-8, utf-16le, windows-1252, iso-8859-1, iso-8859-15, cp850, ...'),
     bom: z.boolean().default(false).describe('Start with a byte order mark (UTF encodings only).'),
     line_ending: z.enum(['lf', 'crlf', 'cr']).default('lf').describe('Record/line separator.'),
@@ -386,6 +389,7 @@ export const mappingSchema = z
     xml: xmlSchema.optional(),
     csv: csvSchema.optional(),
     fixed: fixedSchema.optional(),
+    edifact: edifactSchemaWith(valueSpecSchema, conditionSchema).optional(),
     tests: z.array(testCaseSchema).optional().describe('Test cases run by `rossum-sftp-bridge test`.'),
   })
   .describe('A rossum-sftp-bridge mapping file: how one Rossum annotation becomes one ERP file.');
@@ -394,5 +398,6 @@ export type MappingSource = z.infer<typeof mappingSchema>;
 export type XmlConfig = z.infer<typeof xmlSchema>;
 export type CsvConfig = z.infer<typeof csvSchema>;
 export type FixedConfig = z.infer<typeof fixedSchema>;
+export type { EdifactConfig };
 export type TableConfig = z.infer<typeof tableSchema>;
 export type TestCase = z.infer<typeof testCaseSchema>;
