@@ -149,7 +149,7 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
     const outer = scope.row;
     const rows = rowsOf(emitter.doc, node.repeat);
     if (rows.length === 0 && node.requireRows) {
-      throw mappingError('MAPPING_NO_ROWS', `${at} needs at least one row of "${node.repeat.from}", but the annotation has none. Add the line items in Rossum, or change the mapping to write a summary line instead (no_rows: omit).`);
+      throw mappingError('MAPPING_NO_ROWS', `${at} needs at least one row of "${node.repeat.from}", but the annotation has none. Add the line items in Rossum (or have the mapping write a summary line for such documents).`);
     }
     for (const row of rows) {
       scope.row = row;
