@@ -151,7 +151,7 @@ function checkUbl(xml: string): Element {
       if (!/^-?\d+(\.\d+)?$/.test(e.text)) problems.push(`${e.name} "${e.text}" is not a decimal`);
     }
   });
-  expect(problems).toEqual([]);
+  expect(problems, problems.join('; ')).toEqual([]);
   expect(child(root, 'cbc:CustomizationID')?.text).toBe('urn:cen.eu:en16931:2017');
   expect(child(root, 'cbc:IssueDate')?.text).toMatch(/^\d{4}-\d{2}-\d{2}$/);
   const lines = all(root, 'cac:InvoiceLine');
