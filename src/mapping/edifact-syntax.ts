@@ -10,25 +10,27 @@ import type { UnencodablePolicy } from './encoding.ts';
 export const SEPARATORS = { component: ':', element: '+', decimal: '.', release: '?', segment: "'" } as const;
 export const UNA = `UNA${SEPARATORS.component}${SEPARATORS.element}${SEPARATORS.decimal}${SEPARATORS.release} ${SEPARATORS.segment}`;
 const SERVICE_CHARS = /[+:'?]/g;
+const HAS_SERVICE_CHAR = /[+:'?]/;
 
 /** Puts the release character before every separator and before itself. */
 export function escapeEdifact(text: string): string {
-  return text.replace(SERVICE_CHARS, (ch) => `${SEPARATORS.release}${ch}`);
+  return HAS_SERVICE_CHAR.test(text) ? text.replace(SERVICE_CHARS, '?$&') : text;
 }
 
 /** Level A: capital letters, digits, space and . , - ( ) / = ' + : ? ! " % & * ; < > (ISO 9735 annex). */
-const LEVEL_A = /^[A-Z0-9 .,\-()/=\'+:?!"%&*;<>]$/;
-const LEVEL_B = /^[A-Za-z0-9 .,\-()/=\'+:?!"%&*;<>]$/;
-/** Level C is ISO 8859-1 without control characters. */
-const LEVEL_C = /^[\u0020-\u007E\u00A0-\u00FF]$/;
 const ALL_LEVEL_A = /^[A-Z0-9 .,\-()/=\'+:?!"%&*;<>]*$/;
 const ALL_LEVEL_B = /^[A-Za-z0-9 .,\-()/=\'+:?!"%&*;<>]*$/;
 const ALL_LEVEL_C = /^[\u0020-\u007E\u00A0-\u00FF]*$/;
 
-const LEVELS: Record<EdifactSyntaxLevel, { one: RegExp; all: RegExp; described: string }> = {
-  UNOA: { one: LEVEL_A, all: ALL_LEVEL_A, described: 'capital letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >' },
-  UNOB: { one: LEVEL_B, all: ALL_LEVEL_B, described: 'letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >' },
-  UNOC: { one: LEVEL_C, all: ALL_LEVEL_C, described: 'ISO 8859-1 without control characters' },
+/** Characters outside each level, one code point at a time (an emoji is one match, not two halves). */
+const OUTSIDE_LEVEL_A = /[^A-Z0-9 .,\-()/='+:?!"%&*;<>]/gu;
+const OUTSIDE_LEVEL_B = /[^A-Za-z0-9 .,\-()/='+:?!"%&*;<>]/gu;
+const OUTSIDE_LEVEL_C = /[^\u0020-\u007E\u00A0-\u00FF]/gu;
+
+const LEVELS: Record<EdifactSyntaxLevel, { outside: RegExp; all: RegExp; described: string }> = {
+  UNOA: { outside: OUTSIDE_LEVEL_A, all: ALL_LEVEL_A, described: 'capital letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >' },
+  UNOB: { outside: OUTSIDE_LEVEL_B, all: ALL_LEVEL_B, described: 'letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >' },
+  UNOC: { outside: OUTSIDE_LEVEL_C, all: ALL_LEVEL_C, described: 'ISO 8859-1 without control characters' },
 };
 
 /** Substitutes tried in order under `transliterate`; the first one the level holds wins. */
@@ -41,6 +43,18 @@ const SUBSTITUTES: Record<string, string> = {
 
 export function fitsLevel(level: EdifactSyntaxLevel, text: string): boolean {
   return LEVELS[level].all.test(text);
+}
+
+/** Per level and character: its substitute under `transliterate` (undefined = none) and its description. */
+const SUBSTITUTE_CACHE: Record<EdifactSyntaxLevel, Map<string, { substitute: string | undefined; described: string }>> = { UNOA: new Map(), UNOB: new Map(), UNOC: new Map() };
+
+function known(level: EdifactSyntaxLevel, ch: string): { substitute: string | undefined; described: string } {
+  let entry = SUBSTITUTE_CACHE[level].get(ch);
+  if (!entry) {
+    entry = { substitute: substitute(level, ch), described: describeChar(ch) };
+    SUBSTITUTE_CACHE[level].set(ch, entry);
+  }
+  return entry;
 }
 
 function substitute(level: EdifactSyntaxLevel, ch: string): string | undefined {
@@ -73,13 +87,8 @@ export function fitToLevel(
 ): string {
   const rules = LEVELS[level];
   if (rules.all.test(text)) return text;
-  let out = '';
   const replaced: string[] = [];
-  for (const ch of text) {
-    if (rules.one.test(ch)) {
-      out += ch;
-      continue;
-    }
+  const out = text.replace(rules.outside, (ch) => {
     if (policy === 'error') {
       throw mappingError(
         'MAPPING_UNENCODABLE',
@@ -87,10 +96,11 @@ export function fitToLevel(
         datapointId,
       );
     }
-    const instead = policy === 'transliterate' ? substitute(level, ch) : undefined;
-    out += instead ?? replacement;
-    replaced.push(`${describeChar(ch)} → "${instead ?? replacement}"`);
-  }
+    const { substitute: candidate, described } = known(level, ch);
+    const instead = policy === 'transliterate' ? candidate : undefined;
+    replaced.push(`${described} → "${instead ?? replacement}"`);
+    return instead ?? replacement;
+  });
   warn(`${what}: replaced characters EDIFACT syntax level ${level} cannot hold: ${replaced.join(', ')}`);
   return out;
 }
@@ -103,22 +113,33 @@ export interface Segment {
 
 /** Writes one segment: escapes every value, and leaves out trailing empty components and elements. */
 export function writeSegment(segment: Segment): string {
-  const elements = segment.elements.map((components) => {
-    let last = components.length;
-    while (last > 0 && components[last - 1] === '') last--;
-    return components.slice(0, last).map(escapeEdifact).join(SEPARATORS.component);
-  });
-  let last = elements.length;
-  while (last > 0 && elements[last - 1] === '') last--;
-  const body = elements.slice(0, last);
-  return `${segment.tag}${body.length > 0 ? SEPARATORS.element : ''}${body.join(SEPARATORS.element)}${SEPARATORS.segment}`;
+  let out = segment.tag;
+  // Empty elements are held back until a non-empty one follows, so trailing ones are never written.
+  let pendingElements = '';
+  for (const components of segment.elements) {
+    let element = '';
+    let pendingComponents = '';
+    for (let c = 0; c < components.length; c++) {
+      const value = components[c] as string;
+      if (c > 0) pendingComponents += SEPARATORS.component;
+      if (value === '') continue;
+      element += pendingComponents + escapeEdifact(value);
+      pendingComponents = '';
+    }
+    pendingElements += SEPARATORS.element;
+    if (element === '') continue;
+    out += pendingElements + element;
+    pendingElements = '';
+  }
+  return out + SEPARATORS.segment;
 }
 
 export interface Message {
   reference: string;
   /** S009: type, version, release, agency[, association]. */
   identifier: string[];
-  segments: Segment[];
+  /** The body between UNH and UNT: segments, or segments already written with writeSegment. */
+  segments: Array<Segment | string>;
 }
 
 export interface Interchange {
@@ -135,11 +156,11 @@ export interface Interchange {
 }
 
 /** The segments of an interchange, envelopes included; UNT counts its message's segments, UNZ the messages. */
-export function interchangeSegments(interchange: Interchange): Segment[] {
+export function interchangeSegments(interchange: Interchange): Array<Segment | string> {
   const unb: string[][] = [[...interchange.syntax], interchange.sender, interchange.recipient, [...interchange.prepared], [interchange.reference]];
   if (interchange.applicationReference !== undefined || interchange.testIndicator) unb.push([], [interchange.applicationReference ?? '']);
   if (interchange.testIndicator) unb.push([], [], [], ['1']);
-  const out: Segment[] = [{ tag: 'UNB', elements: unb }];
+  const out: Array<Segment | string> = [{ tag: 'UNB', elements: unb }];
   for (const message of interchange.messages) {
     out.push({ tag: 'UNH', elements: [[message.reference], message.identifier] });
     out.push(...message.segments);
@@ -151,7 +172,7 @@ export function interchangeSegments(interchange: Interchange): Segment[] {
 
 /** The interchange as text; `newline` goes between segments (and after UNA), not after the last. */
 export function writeInterchange(interchange: Interchange, newline = ''): string {
-  const parts = interchangeSegments(interchange).map(writeSegment);
+  const parts = interchangeSegments(interchange).map((segment) => (typeof segment === 'string' ? segment : writeSegment(segment)));
   if (interchange.una) parts.unshift(UNA);
   return parts.join(newline);
 }

@@ -1,16 +1,23 @@
 import { canonicalEncoding, type UnencodablePolicy } from './encoding.ts';
 import type { EdifactConfig, EdifactElement, EdifactNode, EdifactSyntaxLevel, NoRowsPolicy } from './edifact-schema.ts';
-import { fitsLevel, fitToLevel, writeInterchange, type Segment } from './edifact-syntax.ts';
+import type { ValueSpec } from './schema.ts';
+import { fitsLevel, fitToLevel, writeInterchange, writeSegment } from './edifact-syntax.ts';
 import type { Emitter } from './emit.ts';
 import { mappingError } from './errors.ts';
 import { formatUtc, parseIsoDate } from './format.ts';
 import { compileCondition, compileValue, newScope, rowsOf, tableFor, type CompileEnv, type CompiledCondition, type CompiledTable, type CompiledValue, type RowScope, type Scope } from './values.ts';
 
+interface CompiledComponent {
+  value: CompiledValue;
+  /** Plain text known at compile time (qualifiers, codes): written without evaluating, unless explaining. */
+  literal: string | undefined;
+}
+
 interface CompiledNode {
   /** `segment BGM`, `group SG26`: for messages. */
   label: string;
   tag: string | undefined;
-  elements: CompiledValue[][];
+  elements: CompiledComponent[][];
   children: CompiledNode[];
   table: CompiledTable | undefined;
   noRows: NoRowsPolicy;
@@ -69,8 +76,13 @@ export function compileEdifact(config: EdifactConfig, env: CompileEnv, source: {
       if (!TAG.test(node.segment)) env.problem([...path, 'segment'], `"${node.segment}" is not a segment tag`, 'three capital letters, e.g. BGM, NAD, LIN');
       else if (ENVELOPE_TAGS.has(node.segment)) env.problem([...path, 'segment'], `${node.segment} is part of the envelope, which the bridge writes and counts`, 'remove it; set the references under edifact: instead');
     }
-    const compileElement = (element: EdifactElement, e: number): CompiledValue[] =>
-      Array.isArray(element) ? element.map((component, c) => compileValue(component, childEnv, [...path, 'elements', e, c])) : [compileValue(element, childEnv, [...path, 'elements', e])];
+    const compileComponent = (spec: ValueSpec, componentPath: PropertyKey[]): CompiledComponent => {
+      const literal = typeof spec === 'string' && !/[{}]/.test(spec) ? spec : undefined;
+      if (literal !== undefined && !fitsLevel(level, literal)) env.problem(componentPath, `"${literal}" has characters syntax level ${level} does not allow`);
+      return { value: compileValue(spec, childEnv, componentPath), literal };
+    };
+    const compileElement = (element: EdifactElement, e: number): CompiledComponent[] =>
+      Array.isArray(element) ? element.map((component, c) => compileComponent(component, [...path, 'elements', e, c])) : [compileComponent(element, [...path, 'elements', e])];
     return {
       label: node.segment !== undefined ? `segment ${node.segment}` : `group ${node.group ?? ''}`.trim(),
       tag: node.segment,
@@ -144,14 +156,25 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
   plan(edifact.nodes, scope, planned);
   emitter.doc.recordCount = planned.length + 2;
 
-  const segments: Segment[] = planned.map(({ node, row }, i) => {
+  const explaining = emitter.trace !== null;
+  const segments: string[] = new Array(planned.length);
+  for (let i = 0; i < planned.length; i++) {
+    const { node, row } = planned[i] as Planned;
     scope.row = row;
     const where = `segment ${i + 2} ${node.tag}${row ? ` (${row.label})` : ''}`;
-    const elements = node.elements.map((components, e) =>
-      components.map((component, c) => emitter.value(component, scope, `${where} element ${e + 1}${components.length > 1 ? `.${c + 1}` : ''}`) ?? ''),
-    );
-    return { tag: node.tag as string, elements };
-  });
+    const elements: string[][] = [];
+    for (let e = 0; e < node.elements.length; e++) {
+      const components = node.elements[e] as CompiledComponent[];
+      const values: string[] = [];
+      for (let c = 0; c < components.length; c++) {
+        const component = components[c] as CompiledComponent;
+        if (component.literal !== undefined && !explaining) values.push(component.literal);
+        else values.push(emitter.value(component.value, scope, `${where} element ${e + 1}${components.length > 1 ? `.${c + 1}` : ''}`) ?? '');
+      }
+      elements.push(values);
+    }
+    segments[i] = writeSegment({ tag: node.tag as string, elements });
+  }
   scope.row = undefined;
 
   const party = (compiled: CompiledParty, at: string): string[] => {
