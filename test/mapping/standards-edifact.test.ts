@@ -217,6 +217,23 @@ describe('property: EDIFACT syntax', () => {
     }
   });
 
+  it('empty components and elements keep their place inside a segment and trailing ones are left out', () => {
+    const maybeEmpty = fc.oneof(fc.constant(''), unoa);
+    fc.assert(
+      fc.property(fc.array(fc.array(maybeEmpty, { maxLength: 4 }), { maxLength: 5 }), (elements) => {
+        const parsed = parseEdifact(interchange([{ reference: '1', identifier: ['INVOIC', 'D', '96A', 'UN'], segments: [{ tag: 'ZZA', elements }] }], 'UNOA'));
+        const trimmed = elements.map((components) => {
+          const kept = [...components];
+          while (kept.length > 0 && kept.at(-1) === '') kept.pop();
+          return kept.length === 0 ? [''] : kept;
+        });
+        while (trimmed.length > 0 && trimmed.at(-1)?.join('') === '') trimmed.pop();
+        expect(parsed.find((segment) => segment.name === 'ZZA')?.elements ?? []).toEqual(trimmed);
+      }),
+      runs,
+    );
+  });
+
   it('a released character is always preceded by an odd number of ?', () => {
     fc.assert(
       fc.property(unoc, (text) => {
