@@ -64,6 +64,7 @@ const BATCH_FILES = 100;
 /** Batches in progress at once: one is read or archived over the pool while another is recorded. */
 const BATCHES_IN_FLIGHT = 2;
 const EMPTY = Buffer.alloc(0);
+const REFUSED_READS = new Set(['ACK_FILE_NOT_REGULAR', 'ACK_FILE_TOO_LARGE']);
 
 export interface PassReport {
   files: number;
@@ -344,6 +345,21 @@ export class AckService {
       if (isBridgeError(error) && error.code === 'NOT_FOUND') {
         source.discovery.forget(file.name);
         return null;
+      }
+      // The transport refuses a symlink (or another file swapped in) and an oversized file for good: invalid/, with why.
+      if (isBridgeError(error) && REFUSED_READS.has(error.code)) {
+        const input: AckFileInput = {
+          source: source.name,
+          fileName: file.path,
+          convention: (handlers[0] as Handler).convention.kind,
+          landedAt: file.firstSeenAt,
+          sha256: createHash('sha256').update(`refused:${error.code}`).digest('hex'),
+          disposition: 'invalid',
+          error: error.message,
+          entries: [],
+        };
+        this.options.logger.warn({ ackSource: source.name, ackFile: file.path, err: error.message, code: error.code }, 'ack file refused by the transport: moved to the invalid folder');
+        return { file, input, unmatched: [] };
       }
       throw error;
     }

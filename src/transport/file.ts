@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, opendir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from '../observability/logger.ts';
-import type { MoveOptions, OperationOptions, PoolStats, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import type { MoveOptions, OperationOptions, PoolStats, ReadOptions, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from './read-guard.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';
 import { containedPath, parentOf, versionedName } from './paths.ts';
@@ -88,9 +89,10 @@ export class FileTarget implements Target {
     });
   }
 
-  async readFile(relativePath: string, options?: OperationOptions): Promise<Buffer> {
+  async readFile(relativePath: string, options?: ReadOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, HOST);
-    return this.operation('read', relative, options, async () => readFile(await this.resolve(relative, false)));
+    const place = { host: HOST, path: relative, where: this.description };
+    return this.operation('read', relative, options, async () => readRegularFile(await this.resolve(relative, false), place, options));
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -260,6 +262,39 @@ export class FileTarget implements Target {
       host: HOST,
       path: relative,
     });
+  }
+}
+
+/**
+ * O_NOFOLLOW: a symlink under the name fails the open itself, so a swap after the lstat cannot redirect
+ * the read; the open handle must be the regular file the lstat saw (same device and inode).
+ */
+async function readRegularFile(path: string, place: ReadPlace, options: ReadOptions | undefined): Promise<Buffer> {
+  const looked = await lstat(path);
+  if (!looked.isFile()) throw notRegular(place, looked.isSymbolicLink() ? 'it is a symlink' : looked.isDirectory() ? 'it is a folder' : 'it is not a regular file');
+  let handle: FileHandle;
+  try {
+    // O_NONBLOCK: a FIFO swapped in must not hang the open.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if (errorCodeOf(error) === 'ELOOP') throw notRegular(place, 'it is a symlink');
+    throw error;
+  }
+  try {
+    const opened = await handle.stat();
+    if (!opened.isFile() || opened.dev !== looked.dev || opened.ino !== looked.ino) throw notRegular(place, 'it was replaced between the look and the read');
+    checkBeforeRead(place, opened, options);
+    const limit = readLimit(opened.size, options);
+    const bytes = Buffer.alloc(limit);
+    let length = 0;
+    while (length < limit) {
+      const { bytesRead } = await handle.read(bytes, length, limit - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return bytes.subarray(0, length);
+  } finally {
+    await handle.close();
   }
 }
 

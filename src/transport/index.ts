@@ -7,7 +7,7 @@ import { SftpTarget } from './sftp.ts';
 import type { TransportHooks } from './types.ts';
 
 export { targetConfigSchema, parseTargetUrl, type TargetConfig, type TargetConfigInput, type TargetUrl } from './config.ts';
-export type { Target, UploadRequest, UploadResult, RemoteEntry, PoolStats, OperationOptions, MoveOptions, HookCredentials } from './contract.ts';
+export type { Target, UploadRequest, UploadResult, RemoteEntry, PoolStats, OperationOptions, ReadOptions, ListedFile, MoveOptions, HookCredentials } from './contract.ts';
 export type { TransportHooks } from './types.ts';
 export type { SftpPoolStats } from './sftp.ts';
 export { TransportError, isTransportError, type TransportErrorCode } from './errors.ts';

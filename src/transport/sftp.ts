@@ -1,11 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { posix } from 'node:path';
 import PQueue from 'p-queue';
 import type { Algorithms, Client as SshClient, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { Logger } from '../observability/logger.ts';
-import type { HookCredentials, OperationOptions, PoolStats, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import type { HookCredentials, OperationOptions, PoolStats, ReadOptions, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from './read-guard.ts';
 import type { MoveOptions, TransportHooks } from './types.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, isConnectionLevel, SFTP_STATUS, TransportError } from './errors.ts';
@@ -183,9 +185,10 @@ export class SftpTarget implements Target {
     });
   }
 
-  async readFile(relativePath: string, options?: OperationOptions): Promise<Buffer> {
+  async readFile(relativePath: string, options?: ReadOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, this.context.hostLabel);
-    return this.poolFor(options?.credentials).run('read', relative, options?.signal, (conn) => readWholeFile(conn, this.remote(relative)));
+    const place = { host: this.context.hostLabel, path: relative, where: this.description };
+    return this.poolFor(options?.credentials).run('read', relative, options?.signal, (conn) => readRegularFile(conn, this.remote(relative), place, options));
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -692,6 +695,8 @@ class Pool {
     const connectConfig: ConnectConfig = {
       host,
       port,
+      // SFTP requests are small and often sent back to back: Nagle would hold each behind the previous answer's ACK.
+      sock: createConnection({ host, port, noDelay: true }),
       username: this.credentials.username,
       readyTimeout: config.pool.connectTimeoutMs,
       keepaliveInterval: config.pool.keepaliveMs,
@@ -873,24 +878,34 @@ async function writeWholeFile(conn: Connection, handle: Buffer, bytes: Buffer, m
 const READ_CHUNK_BYTES = 32 * 1024;
 
 /**
- * open, then fstat and the first read on the same handle back to back (answered in order), more reads
- * only while the file is longer, close. An empty file is an empty Buffer (ssh2-sftp-client's `get`
- * gave no Buffer for it), and a small file costs two round trips after the open.
+ * lstat first: a symlink, folder or device under the name is refused, never opened (the server would
+ * follow a link). SFTP has no O_NOFOLLOW, so the name could still be swapped for a link between the
+ * lstat and the open: the handle's fstat must then show the same file (type, size, mtime, owner, mode),
+ * or nothing read is returned. Then fstat and the first read go out back to back (answered in order),
+ * more reads only while the file is longer, close. A small file costs three round trips.
  */
-async function readWholeFile(conn: Connection, remotePath: string): Promise<Buffer> {
+async function readRegularFile(conn: Connection, remotePath: string, place: ReadPlace, options: ReadOptions | undefined): Promise<Buffer> {
+  const looked = await call<Stats>((cb) => conn.sftp.lstat(remotePath, cb));
+  if (!looked.isFile()) throw notRegular(place, `it is ${kindOf(looked)}`);
+  checkBeforeRead(place, { size: looked.size, mtimeMs: looked.mtime * 1000 }, options);
   const handle = await call<Buffer>((cb) => conn.sftp.open(remotePath, 'r', cb));
-  const readAt = (position: number): Promise<Buffer> =>
+  const readAt = (position: number, length: number): Promise<Buffer> =>
     new Promise((resolveRead, rejectRead) => {
       // ssh2 answers a read at the end of the file with zero bytes.
-      conn.sftp.read(handle, Buffer.allocUnsafe(READ_CHUNK_BYTES), 0, READ_CHUNK_BYTES, position, (error, bytesRead, buffer) =>
+      conn.sftp.read(handle, Buffer.allocUnsafe(length), 0, length, position, (error, bytesRead, buffer) =>
         error ? rejectRead(error) : resolveRead(buffer.subarray(0, bytesRead)),
       );
     });
+  const chunkAt = (position: number, limit: number): Promise<Buffer> =>
+    position >= limit ? Promise.resolve(Buffer.alloc(0)) : readAt(position, Math.min(READ_CHUNK_BYTES, limit - position));
   try {
+    const expectedLimit = readLimit(looked.size, options);
     const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
-    let next = readAt(0);
+    let next = chunkAt(0, expectedLimit);
     // Both at once: when the connection drops, the read fails too, and an unawaited rejection ends the process.
-    const [{ size }] = await Promise.all([stat, next]);
+    const [opened] = await Promise.all([stat, next]);
+    if (!sameFile(looked, opened)) throw notRegular(place, 'it was replaced between the look and the read');
+    const limit = readLimit(opened.size, options);
     const chunks: Buffer[] = [];
     let length = 0;
     for (;;) {
@@ -899,13 +914,30 @@ async function readWholeFile(conn: Connection, remotePath: string): Promise<Buff
       chunks.push(chunk);
       length += chunk.length;
       // What the file held when opened; a file still growing was not offered as complete.
-      if (length >= size) break;
-      next = readAt(length);
+      if (length >= limit) break;
+      next = chunkAt(length, limit);
     }
     return Buffer.concat(chunks, length);
   } finally {
     if (conn.alive) await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
   }
+}
+
+function sameFile(looked: Stats, opened: Stats): boolean {
+  return (
+    opened.isFile() &&
+    opened.mode === looked.mode &&
+    opened.size === looked.size &&
+    opened.mtime === looked.mtime &&
+    opened.uid === looked.uid &&
+    opened.gid === looked.gid
+  );
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isSymbolicLink()) return 'a symlink';
+  if (stats.isDirectory()) return 'a folder';
+  return 'not a regular file';
 }
 
 /** Pools are per credential set; the key is a digest, so no secret is kept as a map key. */
