@@ -1,17 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import type { Logger } from '../observability/logger.ts';
 import type { MoveOptions, OperationOptions, PoolStats, ReadOptions, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
 import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from './read-guard.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';
-import { containedPath, parentOf, versionedName } from './paths.ts';
+import { containedPath, parentOf } from './paths.ts';
+import { publishUnderPolicy } from './publish.ts';
 import { removeLeftoverTemps } from './leftovers.ts';
 
 const HOST = 'localhost';
-const MAX_VERSIONS = 9_999;
 /** link() is how `fail` and `version` stay race-free; some mounts (SMB, FAT) refuse it. */
 const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 
@@ -217,50 +217,30 @@ export class FileTarget implements Target {
   }
 
   /** Moves `fromPath` to `relative` under the policy and makes the change durable. */
-  private targetExists(relative: string): TransportError {
-    return new TransportError('TARGET_EXISTS', `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`, {
-      permanent: true,
-      host: HOST,
-      path: relative,
-    });
-  }
-
   private async publish(fromPath: string, relative: string, onExisting: UploadRequest['onExisting'], createDirs: boolean): Promise<string> {
     const finalPath = await this.resolve(relative, createDirs);
-    if (onExisting === 'overwrite') {
-      await rename(fromPath, finalPath);
-      await syncDir(dirname(finalPath));
-      return relative;
-    }
-    const maxVersion = onExisting === 'version' ? MAX_VERSIONS : 1;
-    for (let version = 1; version <= maxVersion; version++) {
-      const candidate = versionedName(relative, version);
-      const candidatePath = version === 1 ? finalPath : join(dirname(finalPath), candidate.slice(candidate.lastIndexOf('/') + 1));
-      try {
-        await link(fromPath, candidatePath);
-        await unlink(fromPath);
-      } catch (error) {
-        const code = errorCodeOf(error);
-        if (code === 'EEXIST') {
-          if (onExisting === 'fail') throw this.targetExists(relative);
-          continue;
+    return publishUnderPolicy(relative, onExisting, { host: HOST, place: `in ${this.description}` }, {
+      async overwrite() {
+        await rename(fromPath, finalPath);
+        await syncDir(dirname(finalPath));
+      },
+      placeIfFree: async (candidate) => {
+        const candidatePath = candidate === relative ? finalPath : join(dirname(finalPath), basename(candidate));
+        try {
+          await link(fromPath, candidatePath);
+          await unlink(fromPath);
+        } catch (error) {
+          const code = errorCodeOf(error);
+          if (code === 'EEXIST') return 'taken';
+          if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
+          // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
+          if (await exists(candidatePath)) return 'taken';
+          this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
+          await rename(fromPath, candidatePath);
         }
-        if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
-        // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
-        if (await exists(candidatePath)) {
-          if (onExisting === 'fail') throw this.targetExists(relative);
-          continue;
-        }
-        this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
-        await rename(fromPath, candidatePath);
-      }
-      await syncDir(dirname(candidatePath));
-      return candidate;
-    }
-    throw new TransportError('TARGET_EXISTS', `${relative} and ${MAX_VERSIONS - 1} versions of it already exist in ${this.description}`, {
-      permanent: true,
-      host: HOST,
-      path: relative,
+        await syncDir(dirname(candidatePath));
+        return 'placed';
+      },
     });
   }
 }
