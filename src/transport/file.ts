@@ -289,7 +289,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** A rename is only durable once the folder's entry is on disk. */
 async function syncDir(path: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
     await handle.sync();

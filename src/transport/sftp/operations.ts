@@ -159,19 +159,20 @@ export async function mkdirp(conn: Connection, remoteDir: string): Promise<void>
     await call<void>((cb) => conn.sftp.mkdir(remoteDir, cb));
     return;
   } catch (error) {
+    let failure = error;
     if (isNoSuchFile(error)) {
       await mkdirp(conn, posix.dirname(remoteDir));
       try {
         await call<void>((cb) => conn.sftp.mkdir(remoteDir, cb));
         return;
       } catch (again) {
-        error = again;
+        failure = again;
       }
     }
     // Another connection may have created it meanwhile: fine if it is a folder now.
     const stats = await statOrNull(conn, remoteDir);
     if (stats?.isDirectory()) return;
-    throw error;
+    throw failure;
   }
 }
 

@@ -34,5 +34,5 @@ export function socketBatcher(ssh: SshClient): (send: () => void) => void {
 /** ssh2 records the server's SFTP extensions on a private field; absent means "do not rely on it". */
 export function offersExtension(sftp: SFTPWrapper, name: string): boolean {
   const extensions = (sftp as unknown as { _extensions?: Record<string, string> })._extensions;
-  return extensions !== undefined && Object.prototype.hasOwnProperty.call(extensions, name);
+  return extensions !== undefined && Object.hasOwn(extensions, name);
 }

@@ -216,7 +216,8 @@ export class SftpTarget implements Target {
       throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: this.context.hostLabel });
     }
     const credentials = this.credentialsFor(hookCredentials);
-    const key = credentials === this.configCredentials ? (this.configPoolKey ??= poolKey(credentials)) : poolKey(credentials);
+    if (credentials === this.configCredentials) this.configPoolKey ??= poolKey(credentials);
+    const key = credentials === this.configCredentials ? (this.configPoolKey as string) : poolKey(credentials);
     let pool = this.pools.get(key);
     if (pool) {
       // Map order doubles as LRU order for eviction.
