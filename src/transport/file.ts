@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Dirent } from 'node:fs';
+import { constants, type Dirent, type Stats } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import type { Logger } from '../observability/logger.ts';
@@ -108,16 +108,14 @@ export class FileTarget implements Target {
       throw classifyError(error, { host: HOST, operation: 'list', path: this.shown(relative || '.') });
     }
     for await (const entry of entries) {
-      let size = 0;
-      let mtimeMs = 0;
+      let stats: Stats;
       try {
-        const stats = await lstat(join(dirPath, entry.name));
-        size = stats.size;
-        mtimeMs = stats.mtimeMs;
+        stats = await lstat(join(dirPath, entry.name));
       } catch {
         continue; // removed while we listed
       }
-      yield { path: relative === '' ? entry.name : `${relative}/${entry.name}`, name: entry.name, size, mtimeMs, isFile: entry.isFile() };
+      // Type, size and mtime from one lstat: the entry's own type may describe what was there a moment before.
+      yield { path: relative === '' ? entry.name : `${relative}/${entry.name}`, name: entry.name, size: stats.size, mtimeMs: stats.mtimeMs, isFile: stats.isFile() };
     }
   }
 

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createTarget, isTransportError, type Target } from '../../src/transport/index.ts';
 import type { SshdInstance } from '../support/sshd.ts';
 import { failure, fileUrl, sftpTarget, tempDir, uniqueFolder, withSshd } from './helpers.ts';
+import { startSwapper, stopSwapper, untilExists } from './swapper.ts';
 
 const REAL = Buffer.from('E1 invoice-1 rejected: the real ERP answer\n');
 const SECRET = 'SECRET-hook-token-9f2c1e';
@@ -23,34 +23,6 @@ afterAll(async () => {
   await cleanupSshd();
   scratch.remove();
 });
-
-/**
- * A separate process swaps `name` between a hard link to a regular file and a symlink to `secret`,
- * each by an atomic rename, every millisecond — what an ERP-side attacker with write access does.
- */
-function startSwapper(dir: string, name: string, secret: string): ChildProcess {
-  writeFileSync(join(dir, '.real'), REAL);
-  const script = `
-    my ($dir, $name, $secret) = @ARGV;
-    while (1) {
-      link("$dir/.real", "$dir/.swap-file"); rename("$dir/.swap-file", "$dir/$name");
-      select(undef, undef, undef, 0.001);
-      symlink($secret, "$dir/.swap-link"); rename("$dir/.swap-link", "$dir/$name");
-      select(undef, undef, undef, 0.001);
-    }`;
-  return spawn('perl', ['-e', script, dir, name, secret], { stdio: 'ignore' });
-}
-
-async function untilExists(path: string): Promise<void> {
-  while (!existsSync(path)) await new Promise((resolve) => setTimeout(resolve, 5));
-}
-
-async function stopSwapper(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 interface RaceOutcome {
   reads: number;
@@ -107,7 +79,7 @@ describe.each(harnesses)('%s reads cannot be redirected', (_label, make) => {
   for (const withListing of [false, true]) {
     it(`an ack name swapped with a symlink to a secret is read as the real file or refused, never followed (${withListing ? 'checked against the listing' : 'name only'})`, async () => {
       const { target, acks, secret } = make();
-      const swapper = startSwapper(acks, 'answer.err', secret);
+      const swapper = startSwapper(acks, 'answer.err', secret, REAL);
       try {
         await untilExists(join(acks, 'answer.err'));
         const outcome = await readDuringSwaps(target, 'answer.err', withListing);
