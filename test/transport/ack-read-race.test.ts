@@ -74,7 +74,6 @@ describe.each(setups)('the acks process over %s with an ack name swapped for a s
         if (!lstatSync(path).isSymbolicLink()) expect(readFileSync(path)).toEqual(REAL);
       }
       const notes = simulator.annotation(annotationId).notes.map((note) => note.content);
-      if (process.env.DEBUG_RACE) console.log('DIR', acksDir, JSON.stringify(readdirSync(acksDir, { recursive: true })), harness.log.text().split('\n').filter((l) => l.includes('refused')).slice(0, 2).join('\n'));
       const readAsReal = notes.some((content) => content.includes('E901 Periode gesperrt'));
       expect(readAsReal || invalid.length > 0).toBe(true);
     } finally {
