@@ -13,7 +13,7 @@ import { startSwapper, stopSwapper, untilExists } from './swapper.ts';
 const SECRET = 'E999 SECRET-hook-token-5be0d7';
 const REAL = Buffer.from('E901 Periode gesperrt (the real answer)\r\n');
 /** Passes while the name keeps being swapped: each may read the name again (the swapper puts it back after archiving). */
-const PASSES = 12;
+const PASSES = 30;
 
 let sshd: SshdInstance;
 let simulator: RossumSimulator;
