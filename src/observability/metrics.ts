@@ -1,5 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PoolStats } from '../transport/contract.ts';
+
+/** The numbers a connection pool reports; transport targets provide them, metrics only reads them. */
+export interface PoolGauges {
+  size: number;
+  inUse: number;
+  idle: number;
+  pending: number;
+}
 
 export type ExportOutcome = 'exported' | 'duplicate' | 'failed' | 'transient_error' | 'deadline';
 
@@ -13,7 +20,7 @@ export class BridgeMetrics {
   readonly ackOutcomes: Counter<'kind'>;
   readonly rossumUpdates: Counter<'result'>;
   readonly ackToRossumSeconds: Histogram<never>;
-  private readonly pools = new Map<string, () => PoolStats>();
+  private readonly pools = new Map<string, () => PoolGauges>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'bridge_process_' });
@@ -88,7 +95,7 @@ export class BridgeMetrics {
     });
   }
 
-  watchPool(target: string, stats: () => PoolStats): void {
+  watchPool(target: string, stats: () => PoolGauges): void {
     this.pools.set(target, stats);
   }
 

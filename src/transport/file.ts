@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Dirent, type Stats } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/index.ts';
 import type { MoveOptions, OperationOptions, PoolStats, ReadOptions, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
 import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from './read-guard.ts';
 import type { TargetConfig } from './config.ts';

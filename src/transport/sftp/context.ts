@@ -1,7 +1,7 @@
 import type PQueue from 'p-queue';
 import type { SFTPWrapper } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
-import type { Logger } from '../../observability/logger.ts';
+import type { Logger } from '../../observability/index.ts';
 import type { TargetConfig } from '../config.ts';
 import type { PoolStats } from '../contract.ts';
 import type { HostKeyPolicy } from '../hostkey.ts';

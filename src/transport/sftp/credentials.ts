@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Logger } from '../../observability/logger.ts';
+import type { Logger } from '../../observability/index.ts';
 import type { TargetConfig } from '../config.ts';
 import type { HookCredentials } from '../contract.ts';
 import { TransportError } from '../errors.ts';

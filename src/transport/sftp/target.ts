@@ -1,5 +1,5 @@
 import PQueue from 'p-queue';
-import type { Logger } from '../../observability/logger.ts';
+import type { Logger } from '../../observability/index.ts';
 import type { TargetConfig } from '../config.ts';
 import type { HookCredentials, MoveOptions, OperationOptions, ReadOptions, RemoteEntry, Target, UploadRequest, UploadResult } from '../contract.ts';
 import { classifyError, errorCodeOf, isConnectionLevel, SFTP_STATUS, TransportError } from '../errors.ts';
