@@ -3,7 +3,16 @@ import { constants, type Dirent, type Stats } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import type { Logger } from '../observability/index.ts';
-import type { MoveOptions, OperationOptions, PoolStats, ReadOptions, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import type {
+  MoveOptions,
+  OperationOptions,
+  PoolStats,
+  ReadOptions,
+  RemoteEntry,
+  Target,
+  UploadRequest,
+  UploadResult,
+} from './contract.ts';
 import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from './read-guard.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';
@@ -41,9 +50,15 @@ export class FileTarget implements Target {
     return this.operation('upload', relative, options, async () => {
       const { upload } = this.config;
       const finalPath = await this.resolve(relative, true);
-      const tempDir = upload.tempDir !== null ? await this.resolve(containedPath(upload.tempDir, HOST), true, true) : dirname(finalPath);
+      const tempDir =
+        upload.tempDir !== null
+          ? await this.resolve(containedPath(upload.tempDir, HOST), true, true)
+          : dirname(finalPath);
       const name = relative.slice(relative.lastIndexOf('/') + 1);
-      const tempPath = join(tempDir, `${upload.tempPrefix}${name}.${randomBytes(4).toString('hex')}${upload.tempSuffix}`);
+      const tempPath = join(
+        tempDir,
+        `${upload.tempPrefix}${name}.${randomBytes(4).toString('hex')}${upload.tempSuffix}`,
+      );
       let tempExists = false;
       try {
         const mode = upload.mode !== undefined ? Number.parseInt(upload.mode, 8) : 0o644;
@@ -57,11 +72,15 @@ export class FileTarget implements Target {
           if (upload.verifySize) {
             const { size } = await handle.stat();
             if (size !== request.bytes.length) {
-              throw new TransportError('SIZE_MISMATCH', `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${request.bytes.length}; the file was not published`, {
-                permanent: false,
-                host: HOST,
-                path: relative,
-              });
+              throw new TransportError(
+                'SIZE_MISMATCH',
+                `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${request.bytes.length}; the file was not published`,
+                {
+                  permanent: false,
+                  host: HOST,
+                  path: relative,
+                },
+              );
             }
           }
         } finally {
@@ -92,7 +111,9 @@ export class FileTarget implements Target {
   async readFile(relativePath: string, options?: ReadOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, HOST);
     const place = { host: HOST, path: relative, where: this.description };
-    return this.operation('read', relative, options, async () => readRegularFile(await this.resolve(relative, false), place, options));
+    return this.operation('read', relative, options, async () =>
+      readRegularFile(await this.resolve(relative, false), place, options),
+    );
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -115,7 +136,13 @@ export class FileTarget implements Target {
         continue; // removed while we listed
       }
       // Type, size and mtime from one lstat: the entry's own type may describe what was there a moment before.
-      yield { path: relative === '' ? entry.name : `${relative}/${entry.name}`, name: entry.name, size: stats.size, mtimeMs: stats.mtimeMs, isFile: stats.isFile() };
+      yield {
+        path: relative === '' ? entry.name : `${relative}/${entry.name}`,
+        name: entry.name,
+        size: stats.size,
+        mtimeMs: stats.mtimeMs,
+        isFile: stats.isFile(),
+      };
     }
   }
 
@@ -149,7 +176,12 @@ export class FileTarget implements Target {
     await this.operation('check', '', options, async () => {
       if (this.config.upload.createDirs) await mkdir(this.root, { recursive: true });
       const stats = await stat(this.root);
-      if (!stats.isDirectory()) throw new TransportError('IO_FAILED', `${this.description} is not a folder`, { permanent: false, host: HOST, path: this.root });
+      if (!stats.isDirectory())
+        throw new TransportError('IO_FAILED', `${this.description} is not a folder`, {
+          permanent: false,
+          host: HOST,
+          path: this.root,
+        });
     });
   }
 
@@ -162,13 +194,23 @@ export class FileTarget implements Target {
   }
 
   private guard(operation: string, relative: string, options: OperationOptions | undefined): void {
-    if (this.closed) throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: HOST });
+    if (this.closed)
+      throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: HOST });
     if (options?.signal?.aborted) {
-      throw new TransportError('ABORTED', `${operation} of ${this.shown(relative || '.')} was cancelled before it started`, { permanent: false, host: HOST, path: relative });
+      throw new TransportError(
+        'ABORTED',
+        `${operation} of ${this.shown(relative || '.')} was cancelled before it started`,
+        { permanent: false, host: HOST, path: relative },
+      );
     }
   }
 
-  private async operation<T>(operation: string, relative: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
+  private async operation<T>(
+    operation: string,
+    relative: string,
+    options: OperationOptions | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     this.guard(operation, relative, options);
     this.running++;
     try {
@@ -201,45 +243,60 @@ export class FileTarget implements Target {
     try {
       folderReal = await realpath(folder);
     } catch (error) {
-      if (errorCodeOf(error) === 'ENOENT') return isDir ? folder : join(folder, relative.slice(relative.lastIndexOf('/') + 1));
+      if (errorCodeOf(error) === 'ENOENT')
+        return isDir ? folder : join(folder, relative.slice(relative.lastIndexOf('/') + 1));
       throw error;
     }
     if (folderReal !== rootReal && !folderReal.startsWith(rootReal + sep)) {
-      throw new TransportError('PATH_ESCAPE', `refused path ${JSON.stringify(relative)} in ${this.description}: a symlink leads outside the target folder`, {
-        permanent: true,
-        host: HOST,
-        path: relative,
-      });
+      throw new TransportError(
+        'PATH_ESCAPE',
+        `refused path ${JSON.stringify(relative)} in ${this.description}: a symlink leads outside the target folder`,
+        {
+          permanent: true,
+          host: HOST,
+          path: relative,
+        },
+      );
     }
     return isDir ? folderReal : join(folderReal, relative.slice(relative.lastIndexOf('/') + 1));
   }
 
   /** Moves `fromPath` to `relative` under the policy and makes the change durable. */
-  private async publish(fromPath: string, relative: string, onExisting: UploadRequest['onExisting'], createDirs: boolean): Promise<string> {
+  private async publish(
+    fromPath: string,
+    relative: string,
+    onExisting: UploadRequest['onExisting'],
+    createDirs: boolean,
+  ): Promise<string> {
     const finalPath = await this.resolve(relative, createDirs);
-    return publishUnderPolicy(relative, onExisting, { host: HOST, place: `in ${this.description}` }, {
-      async overwrite() {
-        await rename(fromPath, finalPath);
-        await syncDir(dirname(finalPath));
+    return publishUnderPolicy(
+      relative,
+      onExisting,
+      { host: HOST, place: `in ${this.description}` },
+      {
+        async overwrite() {
+          await rename(fromPath, finalPath);
+          await syncDir(dirname(finalPath));
+        },
+        placeIfFree: async (candidate) => {
+          const candidatePath = candidate === relative ? finalPath : join(dirname(finalPath), basename(candidate));
+          try {
+            await link(fromPath, candidatePath);
+            await unlink(fromPath);
+          } catch (error) {
+            const code = errorCodeOf(error);
+            if (code === 'EEXIST') return 'taken';
+            if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
+            // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
+            if (await exists(candidatePath)) return 'taken';
+            this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
+            await rename(fromPath, candidatePath);
+          }
+          await syncDir(dirname(candidatePath));
+          return 'placed';
+        },
       },
-      placeIfFree: async (candidate) => {
-        const candidatePath = candidate === relative ? finalPath : join(dirname(finalPath), basename(candidate));
-        try {
-          await link(fromPath, candidatePath);
-          await unlink(fromPath);
-        } catch (error) {
-          const code = errorCodeOf(error);
-          if (code === 'EEXIST') return 'taken';
-          if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
-          // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
-          if (await exists(candidatePath)) return 'taken';
-          this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
-          await rename(fromPath, candidatePath);
-        }
-        await syncDir(dirname(candidatePath));
-        return 'placed';
-      },
-    });
+    );
   }
 }
 
@@ -249,7 +306,15 @@ export class FileTarget implements Target {
  */
 async function readRegularFile(path: string, place: ReadPlace, options: ReadOptions | undefined): Promise<Buffer> {
   const looked = await lstat(path);
-  if (!looked.isFile()) throw notRegular(place, looked.isSymbolicLink() ? 'it is a symlink' : looked.isDirectory() ? 'it is a folder' : 'it is not a regular file');
+  if (!looked.isFile())
+    throw notRegular(
+      place,
+      looked.isSymbolicLink()
+        ? 'it is a symlink'
+        : looked.isDirectory()
+          ? 'it is a folder'
+          : 'it is not a regular file',
+    );
   let handle: FileHandle;
   try {
     // O_NONBLOCK: a FIFO swapped in must not hang the open.
@@ -260,7 +325,8 @@ async function readRegularFile(path: string, place: ReadPlace, options: ReadOpti
   }
   try {
     const opened = await handle.stat();
-    if (!opened.isFile() || opened.dev !== looked.dev || opened.ino !== looked.ino) throw notRegular(place, 'it was replaced between the look and the read');
+    if (!opened.isFile() || opened.dev !== looked.dev || opened.ino !== looked.ino)
+      throw notRegular(place, 'it was replaced between the look and the read');
     checkBeforeRead(place, opened, options);
     const limit = readLimit(opened.size, options);
     const bytes = Buffer.alloc(limit);
@@ -293,7 +359,8 @@ async function syncDir(path: string): Promise<void> {
     await handle.sync();
   } catch (error) {
     // Some network file systems refuse fsync on folders; the data itself was synced.
-    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EBADF', 'EPERM'].includes(String(errorCodeOf(error)))) throw error;
+    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EBADF', 'EPERM'].includes(String(errorCodeOf(error))))
+      throw error;
   } finally {
     await handle?.close();
   }

@@ -36,7 +36,13 @@ const setups: Array<[string, () => { config: BridgeConfig; acksDir: string }]> =
       const acksDir = join(scratch, 'share-acks');
       mkdirSync(acksDir, { recursive: true });
       const base = ackBridgeConfig({ sshd, simulator });
-      return { config: { ...base, targets: { ...base.targets, 'erp-out': targetConfigSchema.parse({ url: fileUrl(acksDir) }) } }, acksDir };
+      return {
+        config: {
+          ...base,
+          targets: { ...base.targets, 'erp-out': targetConfigSchema.parse({ url: fileUrl(acksDir) }) },
+        },
+        acksDir,
+      };
     },
   ],
 ];

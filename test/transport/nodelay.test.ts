@@ -37,7 +37,10 @@ function noDelayOfSocketsTo(port: number): number[] {
     if (!inode || !inodes.has(inode)) continue;
     const probe = spawnSync(
       'perl',
-      ['-e', "use Socket qw(IPPROTO_TCP TCP_NODELAY); open(my $s, '+<&=', 3) or die $!; my $v = getsockopt($s, IPPROTO_TCP, TCP_NODELAY); defined $v or die $!; print unpack('i', $v);"],
+      [
+        '-e',
+        "use Socket qw(IPPROTO_TCP TCP_NODELAY); open(my $s, '+<&=', 3) or die $!; my $v = getsockopt($s, IPPROTO_TCP, TCP_NODELAY); defined $v or die $!; print unpack('i', $v);",
+      ],
       { stdio: ['ignore', 'pipe', 'pipe', Number(fd)], encoding: 'utf8' },
     );
     if (probe.status !== 0) throw new Error(`getsockopt probe failed: ${probe.stderr}`);
@@ -70,7 +73,11 @@ describe('TCP_NODELAY', () => {
     const control = await plainSocket(sshd.host, sshd.port);
     try {
       await target.check();
-      await Promise.all([1, 2, 3].map((n) => target.upload({ relativePath: `f${n}.txt`, bytes: Buffer.from(`file ${n}`), onExisting: 'fail' })));
+      await Promise.all(
+        [1, 2, 3].map((n) =>
+          target.upload({ relativePath: `f${n}.txt`, bytes: Buffer.from(`file ${n}`), onExisting: 'fail' }),
+        ),
+      );
       expect(target.stats().size).toBeGreaterThanOrEqual(2);
       const values = noDelayOfSocketsTo(sshd.port);
       expect(values.filter((value) => value === 0)).toHaveLength(1); // the control only

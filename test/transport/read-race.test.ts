@@ -38,7 +38,10 @@ async function readDuringSwaps(target: Target, name: string, withListing: boolea
     let listed: { size: number; mtimeMs: number } | undefined;
     for await (const entry of target.list('acks')) if (entry.name === name && entry.isFile) listed = entry;
     try {
-      const bytes = await target.readFile(`acks/${name}`, withListing && listed ? { listed: { size: listed.size, mtimeMs: listed.mtimeMs } } : {});
+      const bytes = await target.readFile(
+        `acks/${name}`,
+        withListing && listed ? { listed: { size: listed.size, mtimeMs: listed.mtimeMs } } : {},
+      );
       if (bytes.toString().includes(SECRET)) outcome.leaked++;
       else if (bytes.equals(REAL)) outcome.reads++;
       else outcome.other.push(`read ${bytes.length} unexpected bytes`);
@@ -101,13 +104,21 @@ describe.each(harnesses)('%s reads cannot be redirected', (_label, make) => {
       mkdirSync(join(acks, 'folder.err'));
       writeFileSync(join(acks, 'big.err'), Buffer.alloc(5_000, 0x41));
       writeFileSync(join(acks, 'fits.err'), REAL);
-      expect(await failure(target.readFile('acks/link.err'))).toMatchObject({ code: 'ACK_FILE_NOT_REGULAR', permanent: true });
-      expect(await failure(target.readFile('acks/folder.err'))).toMatchObject({ code: 'ACK_FILE_NOT_REGULAR', permanent: true });
+      expect(await failure(target.readFile('acks/link.err'))).toMatchObject({
+        code: 'ACK_FILE_NOT_REGULAR',
+        permanent: true,
+      });
+      expect(await failure(target.readFile('acks/folder.err'))).toMatchObject({
+        code: 'ACK_FILE_NOT_REGULAR',
+        permanent: true,
+      });
       const tooLarge = await failure(target.readFile('acks/big.err', { maxBytes: 4_096 }));
       expect(tooLarge).toMatchObject({ code: 'ACK_FILE_TOO_LARGE', permanent: true });
       expect(tooLarge.message).toContain('acks/big.err');
       expect(await target.readFile('acks/fits.err', { maxBytes: REAL.length })).toEqual(REAL);
-      expect(await failure(target.readFile('acks/fits.err', { listed: { size: REAL.length + 1, mtimeMs: 0 } }))).toMatchObject({ code: 'ACK_FILE_NOT_REGULAR' });
+      expect(
+        await failure(target.readFile('acks/fits.err', { listed: { size: REAL.length + 1, mtimeMs: 0 } })),
+      ).toMatchObject({ code: 'ACK_FILE_NOT_REGULAR' });
     } finally {
       await target.close();
     }

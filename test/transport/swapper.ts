@@ -29,4 +29,3 @@ export async function stopSwapper(child: ChildProcess): Promise<void> {
   child.kill('SIGTERM');
   await exited;
 }
-

@@ -18,11 +18,15 @@ export function hostKeyPolicyFor(name: string, config: TargetConfig, hostLabel: 
     try {
       text = readFileSync(config.knownHosts, 'utf8');
     } catch (error) {
-      throw new TransportError('HOST_KEY_UNKNOWN', `target "${name}": cannot read knownHosts file ${config.knownHosts}: ${(error as Error).message}`, {
-        permanent: true,
-        host: hostLabel,
-        cause: error,
-      });
+      throw new TransportError(
+        'HOST_KEY_UNKNOWN',
+        `target "${name}": cannot read knownHosts file ${config.knownHosts}: ${(error as Error).message}`,
+        {
+          permanent: true,
+          host: hostLabel,
+          cause: error,
+        },
+      );
     }
     policy.knownHosts = { entries: parseKnownHosts(text), source: config.knownHosts };
   }
@@ -36,18 +40,27 @@ export function hostKeyPolicyFor(name: string, config: TargetConfig, hostLabel: 
 }
 
 /** The credentials of `credentials: config` (undefined when they come from the hook's secrets instead). */
-export function configuredCredentials(name: string, config: TargetConfig, hostLabel: string, urlUsername: string | undefined): Credentials | undefined {
+export function configuredCredentials(
+  name: string,
+  config: TargetConfig,
+  hostLabel: string,
+  urlUsername: string | undefined,
+): Credentials | undefined {
   if (config.credentials !== 'config') return undefined;
   let privateKey = config.privateKey;
   if (config.privateKeyPath) {
     try {
       privateKey = readFileSync(config.privateKeyPath, 'utf8');
     } catch (error) {
-      throw new TransportError('CREDENTIALS_INVALID', `target "${name}": cannot read privateKeyPath ${config.privateKeyPath}: ${(error as Error).message}`, {
-        permanent: true,
-        host: hostLabel,
-        cause: error,
-      });
+      throw new TransportError(
+        'CREDENTIALS_INVALID',
+        `target "${name}": cannot read privateKeyPath ${config.privateKeyPath}: ${(error as Error).message}`,
+        {
+          permanent: true,
+          host: hostLabel,
+          cause: error,
+        },
+      );
     }
   }
   return {
@@ -59,7 +72,12 @@ export function configuredCredentials(name: string, config: TargetConfig, hostLa
 }
 
 /** The credentials a hook call carried (`credentials: hookSecrets`), or a permanent error saying what is missing. */
-export function hookCredentials(name: string, hostLabel: string, hook: HookCredentials | undefined, urlUsername: string | undefined): Credentials {
+export function hookCredentials(
+  name: string,
+  hostLabel: string,
+  hook: HookCredentials | undefined,
+  urlUsername: string | undefined,
+): Credentials {
   if (!hook || (!hook.password && !hook.privateKey)) {
     throw new TransportError(
       'CREDENTIALS_MISSING',
@@ -69,10 +87,14 @@ export function hookCredentials(name: string, hostLabel: string, hook: HookCrede
   }
   const username = hook.username ?? urlUsername;
   if (!username) {
-    throw new TransportError('CREDENTIALS_MISSING', `target "${name}" (${hostLabel}) has no username: put it in the URL or the hook's secrets`, {
-      permanent: true,
-      host: hostLabel,
-    });
+    throw new TransportError(
+      'CREDENTIALS_MISSING',
+      `target "${name}" (${hostLabel}) has no username: put it in the URL or the hook's secrets`,
+      {
+        permanent: true,
+        host: hostLabel,
+      },
+    );
   }
   return {
     username,
@@ -85,7 +107,14 @@ export function hookCredentials(name: string, hostLabel: string, hook: HookCrede
 /** Pools are per credential set; the key is a digest, so no secret is kept as a map key. */
 export function poolKey(credentials: Credentials): string {
   return createHash('sha256')
-    .update(JSON.stringify([credentials.username, credentials.password ?? null, credentials.privateKey ?? null, credentials.passphrase ?? null]))
+    .update(
+      JSON.stringify([
+        credentials.username,
+        credentials.password ?? null,
+        credentials.privateKey ?? null,
+        credentials.passphrase ?? null,
+      ]),
+    )
     .digest('hex')
     .slice(0, 16);
 }

@@ -22,14 +22,20 @@ const SINGLE_WRITE_BYTES = 34_000 - 2 * 1024;
  * and the whole file costs one round trip after the open. Larger files are written one request after
  * another (no parallel writes: some servers mishandle them), then checked the same way.
  */
-export async function writeWholeFile(conn: Connection, handle: Buffer, bytes: Buffer, mode: number | undefined): Promise<{ size: number }> {
+export async function writeWholeFile(
+  conn: Connection,
+  handle: Buffer,
+  bytes: Buffer,
+  mode: number | undefined,
+): Promise<{ size: number }> {
   const writeChunk = (offset: number, length: number): Promise<void> =>
     call<void>((cb) => conn.sftp.write(handle, bytes, offset, length, offset, (error) => cb(error, undefined)));
   const pending: Array<Promise<unknown>> = [];
   let stat: Promise<Stats> | undefined;
   let close: Promise<void> | undefined;
   const finish = (): void => {
-    if (mode !== undefined) pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
+    if (mode !== undefined)
+      pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
     stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
     close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
   };
@@ -64,7 +70,12 @@ const READ_CHUNK_BYTES = 32 * 1024;
  * or nothing read is returned. Then fstat and the first read go out back to back (answered in order),
  * more reads only while the file is longer, close. A small file costs three round trips.
  */
-export async function readRegularFile(conn: Connection, remotePath: string, place: ReadPlace, options: ReadOptions | undefined): Promise<Buffer> {
+export async function readRegularFile(
+  conn: Connection,
+  remotePath: string,
+  place: ReadPlace,
+  options: ReadOptions | undefined,
+): Promise<Buffer> {
   const looked = await call<Stats>((cb) => conn.sftp.lstat(remotePath, cb));
   if (!looked.isFile()) throw notRegular(place, `it is ${kindOf(looked)}`);
   checkBeforeRead(place, { size: looked.size, mtimeMs: looked.mtime * 1000 }, options);
@@ -77,7 +88,9 @@ export async function readRegularFile(conn: Connection, remotePath: string, plac
       );
     });
   const chunkAt = (position: number, limit: number): Promise<Buffer> =>
-    position >= limit ? Promise.resolve(Buffer.alloc(0)) : readAt(position, Math.min(READ_CHUNK_BYTES, limit - position));
+    position >= limit
+      ? Promise.resolve(Buffer.alloc(0))
+      : readAt(position, Math.min(READ_CHUNK_BYTES, limit - position));
   try {
     const expectedLimit = readLimit(looked.size, options);
     const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
@@ -99,7 +112,8 @@ export async function readRegularFile(conn: Connection, remotePath: string, plac
     }
     return Buffer.concat(chunks, length);
   } finally {
-    if (conn.alive) await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
+    if (conn.alive)
+      await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
   }
 }
 
@@ -177,13 +191,24 @@ export async function mkdirp(conn: Connection, remoteDir: string): Promise<void>
 }
 
 /** Rejects after `ms` and kills the connection, whose state is unknown from then on. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, connection: () => SftpClient, label: { host: string; what: string; path?: string }): Promise<T> {
+export function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  connection: () => SftpClient,
+  label: { host: string; what: string; path?: string },
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, rejectTimeout) => {
     timer = setTimeout(() => {
       rawClient(connection()).destroy();
       const where = label.path ? `${label.host} (${label.path})` : label.host;
-      rejectTimeout(new TransportError('OPERATION_TIMEOUT', `${label.what} on ${where}: no answer within ${ms} ms; the connection was dropped`, { permanent: false, host: label.host, ...(label.path ? { path: label.path } : {}) }));
+      rejectTimeout(
+        new TransportError(
+          'OPERATION_TIMEOUT',
+          `${label.what} on ${where}: no answer within ${ms} ms; the connection was dropped`,
+          { permanent: false, host: label.host, ...(label.path ? { path: label.path } : {}) },
+        ),
+      );
     }, ms);
   });
   promise.catch(() => undefined);
@@ -201,4 +226,3 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
-

@@ -35,13 +35,23 @@ export class Pool {
    * Runs `operation` on a pooled connection. When the connection turns out dead and
    * `mayRetry()` says nothing irreversible happened, it runs once more on a fresh connection.
    */
-  async run<T>(operation: string, path: string, signal: AbortSignal | undefined, fn: (conn: Connection) => Promise<T>, mayRetry: () => boolean = () => true): Promise<T> {
+  async run<T>(
+    operation: string,
+    path: string,
+    signal: AbortSignal | undefined,
+    fn: (conn: Connection) => Promise<T>,
+    mayRetry: () => boolean = () => true,
+  ): Promise<T> {
     const { hostLabel, config } = this.context;
     const task = async (): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
         const conn = await this.acquire(operation, signal);
         try {
-          const result = await withTimeout(fn(conn), config.pool.operationTimeoutMs, () => conn.client, { host: hostLabel, what: operation, path: path || '.' });
+          const result = await withTimeout(fn(conn), config.pool.operationTimeoutMs, () => conn.client, {
+            host: hostLabel,
+            what: operation,
+            path: path || '.',
+          });
           this.release(conn, false);
           return result;
         } catch (error) {
@@ -50,7 +60,10 @@ export class Pool {
           // A timeout means a hung server, not a stale connection: retrying would only double the wait.
           const stale = broken && !(error instanceof TransportError && error.code === 'OPERATION_TIMEOUT');
           if (stale && attempt === 1 && mayRetry() && !signal?.aborted) {
-            this.context.logger.info({ operation, path, connection: conn.id }, 'connection was dead; retrying on a fresh one');
+            this.context.logger.info(
+              { operation, path, connection: conn.id },
+              'connection was dead; retrying on a fresh one',
+            );
             continue;
           }
           throw classifyError(error, { host: hostLabel, operation, path: path || '.' });
@@ -61,7 +74,11 @@ export class Pool {
   }
 
   /** Holds one connection (and one queue slot) until `release` is called, e.g. for a paged listing. */
-  lease(operation: string, path: string, signal: AbortSignal | undefined): Promise<{ conn: Connection; release(broken: boolean): void }> {
+  lease(
+    operation: string,
+    path: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ conn: Connection; release(broken: boolean): void }> {
     return new Promise((resolveLease, rejectLease) => {
       this.enqueue(
         async () => {
@@ -86,14 +103,27 @@ export class Pool {
     });
   }
 
-  private async enqueue<T>(task: () => Promise<T>, signal: AbortSignal | undefined, operation: string, path: string): Promise<T> {
+  private async enqueue<T>(
+    task: () => Promise<T>,
+    signal: AbortSignal | undefined,
+    operation: string,
+    path: string,
+  ): Promise<T> {
     const { hostLabel } = this.context;
-    if (this.closing) throw new TransportError('TARGET_CLOSED', `target "${this.context.name}" is closed`, { permanent: false, host: hostLabel });
+    if (this.closing)
+      throw new TransportError('TARGET_CLOSED', `target "${this.context.name}" is closed`, {
+        permanent: false,
+        host: hostLabel,
+      });
     try {
       return await this.queue.add(task, signal ? { signal } : {});
     } catch (error) {
       if (signal?.aborted && !(error instanceof TransportError)) {
-        throw new TransportError('ABORTED', `${operation} of ${path || '.'} on ${hostLabel} was cancelled before it started`, { permanent: false, host: hostLabel, path, cause: error });
+        throw new TransportError(
+          'ABORTED',
+          `${operation} of ${path || '.'} on ${hostLabel} was cancelled before it started`,
+          { permanent: false, host: hostLabel, path, cause: error },
+        );
       }
       throw error;
     }
@@ -148,7 +178,12 @@ export class Pool {
 
   private async isLive(conn: Connection): Promise<boolean> {
     try {
-      await withTimeout(conn.client.realPath('.'), Math.min(5_000, this.context.config.pool.operationTimeoutMs), () => conn.client, { host: this.context.hostLabel, what: 'liveness check' });
+      await withTimeout(
+        conn.client.realPath('.'),
+        Math.min(5_000, this.context.config.pool.operationTimeoutMs),
+        () => conn.client,
+        { host: this.context.hostLabel, what: 'liveness check' },
+      );
       return conn.alive;
     } catch {
       return false;

@@ -1,7 +1,16 @@
 import PQueue from 'p-queue';
 import type { Logger } from '../../observability/index.ts';
 import type { TargetConfig } from '../config.ts';
-import type { HookCredentials, MoveOptions, OperationOptions, ReadOptions, RemoteEntry, Target, UploadRequest, UploadResult } from '../contract.ts';
+import type {
+  HookCredentials,
+  MoveOptions,
+  OperationOptions,
+  ReadOptions,
+  RemoteEntry,
+  Target,
+  UploadRequest,
+  UploadResult,
+} from '../contract.ts';
 import { classifyError, errorCodeOf, isConnectionLevel, SFTP_STATUS, TransportError } from '../errors.ts';
 import { removeLeftoverTemps } from '../leftovers.ts';
 import { containedPath } from '../paths.ts';
@@ -93,7 +102,9 @@ export class SftpTarget implements Target {
   async readFile(relativePath: string, options?: ReadOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, this.context.hostLabel);
     const place = { host: this.context.hostLabel, path: relative, where: this.description };
-    return this.poolFor(options?.credentials).run('read', relative, options?.signal, (conn) => readRegularFile(conn, this.remote(relative), place, options));
+    return this.poolFor(options?.credentials).run('read', relative, options?.signal, (conn) =>
+      readRegularFile(conn, this.remote(relative), place, options),
+    );
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -104,11 +115,21 @@ export class SftpTarget implements Target {
     try {
       const timeoutMs = this.context.config.pool.operationTimeoutMs;
       const label = { host: this.context.hostLabel, what: 'list', path: relative || '.' };
-      const handle = await withTimeout(call<Buffer>((cb) => lease.conn.sftp.opendir(this.remote(relative), cb)), timeoutMs, () => lease.conn.client, label);
+      const handle = await withTimeout(
+        call<Buffer>((cb) => lease.conn.sftp.opendir(this.remote(relative), cb)),
+        timeoutMs,
+        () => lease.conn.client,
+        label,
+      );
       try {
         for (;;) {
           // One READDIR answer is one page (OpenSSH sends up to 100 names), so huge folders stream.
-          const page = await withTimeout(readdirPage(lease.conn.sftp, handle), timeoutMs, () => lease.conn.client, label);
+          const page = await withTimeout(
+            readdirPage(lease.conn.sftp, handle),
+            timeoutMs,
+            () => lease.conn.client,
+            label,
+          );
           if (page === null) break;
           for (const entry of page) {
             const mode = entry.attrs.mode ?? 0;
@@ -160,13 +181,22 @@ export class SftpTarget implements Target {
     await this.poolFor(options?.credentials).run('check', '', options?.signal, async (conn) => {
       const stats = await statOrNull(conn, this.context.base);
       if (stats?.isDirectory()) return;
-      if (stats) throw new TransportError('IO_FAILED', `${this.description}: the target folder is a file`, { permanent: false, host: this.context.hostLabel, path: this.context.base });
-      if (!this.context.config.upload.createDirs) {
-        throw new TransportError('NOT_FOUND', `${this.description}: the target folder does not exist (and upload.createDirs is off)`, {
+      if (stats)
+        throw new TransportError('IO_FAILED', `${this.description}: the target folder is a file`, {
           permanent: false,
           host: this.context.hostLabel,
           path: this.context.base,
         });
+      if (!this.context.config.upload.createDirs) {
+        throw new TransportError(
+          'NOT_FOUND',
+          `${this.description}: the target folder does not exist (and upload.createDirs is off)`,
+          {
+            permanent: false,
+            host: this.context.hostLabel,
+            path: this.context.base,
+          },
+        );
       }
       await mkdirp(conn, this.context.base);
     });
@@ -213,7 +243,10 @@ export class SftpTarget implements Target {
 
   private poolFor(hookCredentials: HookCredentials | undefined): Pool {
     if (this.closed) {
-      throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: this.context.hostLabel });
+      throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, {
+        permanent: false,
+        host: this.context.hostLabel,
+      });
     }
     const credentials = this.credentialsFor(hookCredentials);
     if (credentials === this.configCredentials) this.configPoolKey ??= poolKey(credentials);

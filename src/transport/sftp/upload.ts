@@ -23,13 +23,22 @@ export async function cleanupLeftovers(conn: Connection, state: AttemptState): P
 }
 
 /** Writes a temp name in full, checks its size, then publishes it under the `onExisting` policy. */
-export async function atomicUpload(context: TargetContext, conn: Connection, relative: string, request: UploadRequest, state: AttemptState): Promise<UploadResult> {
+export async function atomicUpload(
+  context: TargetContext,
+  conn: Connection,
+  relative: string,
+  request: UploadRequest,
+  state: AttemptState,
+): Promise<UploadResult> {
   const { upload } = context.config;
   const name = posix.basename(relative);
   // A random token keeps two uploads of the same name (version policy, racing replicas) from sharing a temp
   // file. randomUUID draws from a cached pool; randomBytes(4) cost a call into OpenSSL per upload.
   const tempName = `${upload.tempPrefix}${name}.${randomUUID().slice(0, 8)}${upload.tempSuffix}`;
-  const tempRelative = upload.tempDir !== null ? joinRemote(containedPath(upload.tempDir, context.hostLabel), tempName) : joinRemote(parentOf(relative) || '.', tempName);
+  const tempRelative =
+    upload.tempDir !== null
+      ? joinRemote(containedPath(upload.tempDir, context.hostLabel), tempName)
+      : joinRemote(parentOf(relative) || '.', tempName);
   const tempRemote = remotePath(context, tempRelative === '.' ? tempName : tempRelative);
   let tempWritten = false;
   try {
@@ -42,7 +51,12 @@ export async function atomicUpload(context: TargetContext, conn: Connection, rel
       handle = await openForWrite(conn, tempRemote);
     }
     tempWritten = true;
-    const written = await writeWholeFile(conn, handle, request.bytes, upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8));
+    const written = await writeWholeFile(
+      conn,
+      handle,
+      request.bytes,
+      upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8),
+    );
     if (upload.verifySize && written.size !== request.bytes.length) {
       throw new TransportError(
         'SIZE_MISMATCH',
@@ -67,7 +81,13 @@ export async function atomicUpload(context: TargetContext, conn: Connection, rel
  * Renames `fromRemote` to `relative` under the policy. Plain SFTP rename never replaces
  * (OpenSSH uses link + unlink, as SFTP v3 requires), which makes `fail` and `version` race-free.
  */
-export async function placeFile(context: TargetContext, conn: Connection, fromRemote: string, relative: string, onExisting: UploadRequest['onExisting']): Promise<string> {
+export async function placeFile(
+  context: TargetContext,
+  conn: Connection,
+  fromRemote: string,
+  relative: string,
+  onExisting: UploadRequest['onExisting'],
+): Promise<string> {
   const { upload } = context.config;
   const { hostLabel } = context;
   const attempt = async (rename: () => Promise<void>, finalRemote: string): Promise<void> => {
@@ -81,39 +101,48 @@ export async function placeFile(context: TargetContext, conn: Connection, fromRe
   };
   const plainRename = (to: string) => () => call<void>((cb) => conn.sftp.rename(fromRemote, to, cb));
 
-  return publishUnderPolicy(relative, onExisting, { host: hostLabel, place: `on ${hostLabel}` }, {
-    async overwrite() {
-      const finalRemote = remotePath(context, relative);
-      const usePosix = upload.rename === 'posix' || (upload.rename === 'auto' && conn.posixRename);
-      if (usePosix) {
-        if (!conn.posixRename) {
-          throw new TransportError('UNSUPPORTED', `${hostLabel} does not offer posix-rename@openssh.com, which upload.rename: posix requires`, {
-            permanent: true,
-            host: hostLabel,
-            path: relative,
-          });
+  return publishUnderPolicy(
+    relative,
+    onExisting,
+    { host: hostLabel, place: `on ${hostLabel}` },
+    {
+      async overwrite() {
+        const finalRemote = remotePath(context, relative);
+        const usePosix = upload.rename === 'posix' || (upload.rename === 'auto' && conn.posixRename);
+        if (usePosix) {
+          if (!conn.posixRename) {
+            throw new TransportError(
+              'UNSUPPORTED',
+              `${hostLabel} does not offer posix-rename@openssh.com, which upload.rename: posix requires`,
+              {
+                permanent: true,
+                host: hostLabel,
+                path: relative,
+              },
+            );
+          }
+          await attempt(() => conn.client.posixRename(fromRemote, finalRemote).then(() => undefined), finalRemote);
+          return;
         }
-        await attempt(() => conn.client.posixRename(fromRemote, finalRemote).then(() => undefined), finalRemote);
-        return;
-      }
-      try {
-        await attempt(plainRename(finalRemote), finalRemote);
-      } catch (error) {
-        if (!(await statOrNull(conn, finalRemote))) throw error;
-        // Without posix-rename there is a short window where the old file is gone and the new one not yet there.
-        await call<void>((cb) => conn.sftp.unlink(finalRemote, cb));
-        await plainRename(finalRemote)();
-      }
+        try {
+          await attempt(plainRename(finalRemote), finalRemote);
+        } catch (error) {
+          if (!(await statOrNull(conn, finalRemote))) throw error;
+          // Without posix-rename there is a short window where the old file is gone and the new one not yet there.
+          await call<void>((cb) => conn.sftp.unlink(finalRemote, cb));
+          await plainRename(finalRemote)();
+        }
+      },
+      async placeIfFree(candidate) {
+        const finalRemote = remotePath(context, candidate);
+        try {
+          await attempt(plainRename(finalRemote), finalRemote);
+          return 'placed';
+        } catch (error) {
+          if (isConnectionLevel(error) || !(await statOrNull(conn, finalRemote))) throw error;
+          return 'taken';
+        }
+      },
     },
-    async placeIfFree(candidate) {
-      const finalRemote = remotePath(context, candidate);
-      try {
-        await attempt(plainRename(finalRemote), finalRemote);
-        return 'placed';
-      } catch (error) {
-        if (isConnectionLevel(error) || !(await statOrNull(conn, finalRemote))) throw error;
-        return 'taken';
-      }
-    },
-  });
+  );
 }
