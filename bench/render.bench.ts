@@ -68,13 +68,11 @@ function baseline(view: AnnotationView): Buffer {
         GrossAmount: money(f('amount_total')),
       },
       TaxDetails: {
-        TaxDetail: view
-          .rows('tax_details')
-          .map((r) => ({
-            Rate: money(r.field('tax_detail_rate')?.normalizedValue ?? ''),
-            Base: money(r.field('tax_detail_base')?.normalizedValue ?? ''),
-            Tax: money(r.field('tax_detail_tax')?.normalizedValue ?? ''),
-          })),
+        TaxDetail: view.rows('tax_details').map((r) => ({
+          Rate: money(r.field('tax_detail_rate')?.normalizedValue ?? ''),
+          Base: money(r.field('tax_detail_base')?.normalizedValue ?? ''),
+          Tax: money(r.field('tax_detail_tax')?.normalizedValue ?? ''),
+        })),
       },
       Lines: {
         '@_count': String(rows.length),

@@ -360,6 +360,20 @@ export const ERROR_CATALOGUE = {
     action:
       'Have the ERP write the agreed format, or fix the ack convention in the config; the file stays for inspection.',
   },
+  ACK_FILE_NOT_REGULAR: {
+    area: 'transport',
+    retry: 'permanent',
+    meaning:
+      'An ack file is a symlink, folder or device, or was swapped for another file between listing and reading; it is never read through.',
+    action: 'Find who placed a link in the ack folder (the ERP writes plain files); the entry is moved to invalid/.',
+  },
+  ACK_FILE_TOO_LARGE: {
+    area: 'transport',
+    retry: 'permanent',
+    meaning: 'An ack file is larger than `acks.limits.maxFileBytes`; reading stopped at the limit.',
+    action:
+      'Check the ERP output (an ack is small); raise `acks.limits.maxFileBytes` only for a known large format. The file is moved to invalid/.',
+  },
   BAD_ARGUMENT: {
     area: 'cli',
     retry: 'permanent',

@@ -1,3 +1,4 @@
+import { createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { posix } from 'node:path';
 import type { ConnectConfig } from 'ssh2';
@@ -160,6 +161,8 @@ async function connect(server: BaselineServer): Promise<SftpClient> {
     port: server.port,
     username: server.username,
     readyTimeout: 20_000,
+    // Like the product's pool: small SFTP requests must not wait for Nagle.
+    sock: createConnection({ host: server.host, port: server.port, noDelay: true }),
     ...(server.privateKey !== undefined ? { privateKey: server.privateKey } : {}),
     ...(server.passphrase !== undefined ? { passphrase: server.passphrase } : {}),
     ...(server.password !== undefined ? { password: server.password } : {}),

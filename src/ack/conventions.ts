@@ -104,13 +104,11 @@ function boundMessages(messages: readonly AckMessage[], limits: Omit<AckLimits, 
     return points.length <= limits.maxMessageChars ? text : `${points.slice(0, limits.maxMessageChars - 1).join('')}…`;
   };
   // Cleaned here, before the ledger: every reader of the messages (notes, held-export replies, `status`) gets safe text.
-  const kept = messages
-    .slice(0, limits.maxMessages)
-    .map((message) => ({
-      ...message,
-      text: cut(cleanText(message.text)),
-      ...(message.code === undefined ? {} : { code: cut(cleanText(message.code)) }),
-    }));
+  const kept = messages.slice(0, limits.maxMessages).map((message) => ({
+    ...message,
+    text: cut(cleanText(message.text)),
+    ...(message.code === undefined ? {} : { code: cut(cleanText(message.code)) }),
+  }));
   if (messages.length > limits.maxMessages)
     kept.push({ text: `… and ${messages.length - limits.maxMessages} more message(s) in the ack file` });
   return kept;

@@ -22,8 +22,6 @@ export interface AckReaderOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Raised by the transport when a read passes `maxBytes` (the option is honoured where the transport supports it; not catalogued until it is). */
-const TOO_LARGE_CODE = 'ACK_FILE_TOO_LARGE';
 
 /**
  * Interprets one ack file: reads it (within the size limit), picks the convention reading it, and
@@ -53,7 +51,8 @@ export class AckReader {
     let bytes: Buffer = EMPTY;
     // Unread files (a bare `.ok`) are told apart by name alone: their content hash is that of nothing.
     if (handlers.some((handler) => handler.convention.readsBody(file.name))) {
-      if (file.size > maxFileBytes) return this.tooLarge(source, handlers, file, file.size);
+      if (file.size > maxFileBytes)
+        return this.refuse(source, handlers, file, this.tooLargeReason(file, file.size), file.size);
       try {
         const readOptions: OperationOptions & { maxBytes: number } = {
           maxBytes: maxFileBytes,
@@ -66,12 +65,16 @@ export class AckReader {
           source.discovery.forget(file.name);
           return null;
         }
-        if (isBridgeError(error) && (error.code as string) === TOO_LARGE_CODE)
-          return this.tooLarge(source, handlers, file, null);
+        if (isBridgeError(error) && error.code === 'ACK_FILE_TOO_LARGE')
+          return this.refuse(source, handlers, file, this.tooLargeReason(file, null), null);
+        // A symlink, folder or device, or a file swapped in after the listing: never read through it.
+        if (isBridgeError(error) && error.code === 'ACK_FILE_NOT_REGULAR')
+          return this.refuse(source, handlers, file, `${file.path}: ${error.message}; not read`, null);
         throw error;
       }
       // It grew after the listing (or the transport read it whole): the limit holds all the same.
-      if (bytes.length > maxFileBytes) return this.tooLarge(source, handlers, file, bytes.length);
+      if (bytes.length > maxFileBytes)
+        return this.refuse(source, handlers, file, this.tooLargeReason(file, bytes.length), bytes.length);
     }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     // Several mappings may read the same names (.ok files of two ERPs): the one whose exports the file names wins.
@@ -102,15 +105,19 @@ export class AckReader {
     return { file, input, unmatched };
   }
 
+  private tooLargeReason(file: ReadyFile, size: number | null): string {
+    const { maxFileBytes } = this.options.acks.limits;
+    return `${file.path}: ${size === null ? 'larger than' : `${size} bytes, over`} acks.limits.maxFileBytes (${maxFileBytes} bytes); not read`;
+  }
+
   /** Not read (or read no further): invalid/, flagging the export its name points at. */
-  private async tooLarge(
+  private async refuse(
     source: Source,
     handlers: readonly Handler[],
     file: ReadyFile,
+    error: string,
     size: number | null,
   ): Promise<Prepared> {
-    const { maxFileBytes } = this.options.acks.limits;
-    const error = `${file.path}: ${size === null ? 'larger than' : `${size} bytes, over`} acks.limits.maxFileBytes (${maxFileBytes} bytes); not read`;
     const entries: AckEntryInput[] = [];
     for (const handler of handlers) {
       const reference = handler.convention.nameReference(file.name);

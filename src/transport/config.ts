@@ -2,6 +2,16 @@ import { z } from 'zod';
 
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 
+/** A whole number of things (connections, attempts) between `min` and `max`. */
+function count(min: number, max: number, defaultCount: number, description: string) {
+  return z.number().int().min(min).max(max).default(defaultCount).describe(description);
+}
+
+/** A duration setting in whole milliseconds. */
+function milliseconds(min: number, defaultMs: number, description: string) {
+  return z.number().int().min(min).default(defaultMs).describe(description);
+}
+
 const fingerprint = z
   .string()
   .regex(FINGERPRINT, 'expected an OpenSSH fingerprint like SHA256:AbC... (ssh-keygen -l -f key.pub)')
@@ -31,44 +41,30 @@ const algorithmList = z
 
 export const poolConfigSchema = z
   .strictObject({
-    size: z
-      .number()
-      .int()
-      .min(1)
-      .max(64)
-      .default(4)
-      .describe('Maximum SFTP connections to this target (one operation at a time on each)'),
-    idleCloseMs: z
-      .number()
-      .int()
-      .min(0)
-      .default(60_000)
-      .describe('Close a connection unused for this long (0 = never)'),
-    keepaliveMs: z.number().int().min(0).default(15_000).describe('SSH keepalive interval (0 = off)'),
-    checkIdleAfterMs: z
-      .number()
-      .int()
-      .min(0)
-      .default(2_000)
-      .describe('Before reusing a connection idle this long, check it with a cheap SFTP call (realpath)'),
+    size: count(1, 64, 4, 'Maximum SFTP connections to this target (one operation at a time on each)'),
+    idleCloseMs: milliseconds(0, 60_000, 'Close a connection unused for this long (0 = never)'),
+    keepaliveMs: milliseconds(0, 15_000, 'SSH keepalive interval (0 = off)'),
+    checkIdleAfterMs: milliseconds(
+      0,
+      2_000,
+      'Before reusing a connection idle this long, check it with a cheap SFTP call (realpath)',
+    ),
     maxConcurrentHandshakes: z
       .number()
       .int()
       .min(1)
       .default(2)
       .describe("Connections being set up at once; OpenSSH's MaxStartups drops excess unauthenticated connections"),
-    connectTimeoutMs: z
-      .number()
-      .int()
-      .min(100)
-      .default(8_000)
-      .describe('Give up on one connection attempt (TCP + SSH handshake + auth) after this long'),
-    operationTimeoutMs: z
-      .number()
-      .int()
-      .min(100)
-      .default(15_000)
-      .describe('Give up on one running operation after this long and discard its connection'),
+    connectTimeoutMs: milliseconds(
+      100,
+      8_000,
+      'Give up on one connection attempt (TCP + SSH handshake + auth) after this long',
+    ),
+    operationTimeoutMs: milliseconds(
+      100,
+      15_000,
+      'Give up on one running operation after this long and discard its connection',
+    ),
   })
   .describe('Connection pool');
 
@@ -107,15 +103,9 @@ export const uploadConfigSchema = z
 
 export const retryConfigSchema = z
   .strictObject({
-    attempts: z
-      .number()
-      .int()
-      .min(1)
-      .max(20)
-      .default(3)
-      .describe('Connection attempts per operation before reporting the target unreachable'),
-    minDelayMs: z.number().int().min(0).default(200).describe('First backoff delay between connection attempts'),
-    maxDelayMs: z.number().int().min(0).default(3_000).describe('Largest backoff delay between connection attempts'),
+    attempts: count(1, 20, 3, 'Connection attempts per operation before reporting the target unreachable'),
+    minDelayMs: milliseconds(0, 200, 'First backoff delay between connection attempts'),
+    maxDelayMs: milliseconds(0, 3_000, 'Largest backoff delay between connection attempts'),
   })
   .describe('Reconnect with exponential backoff (ssh2-sftp-client 12 no longer retries by itself)');
 

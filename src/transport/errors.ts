@@ -18,7 +18,11 @@ export type TransportErrorCode =
   | 'ABORTED'
   | 'TARGET_CLOSED'
   | 'UNSUPPORTED'
-  | 'IO_FAILED';
+  | 'IO_FAILED'
+  /** A read found a symlink, folder, device or a different file than the one listed: never followed. */
+  | 'ACK_FILE_NOT_REGULAR'
+  /** A read was asked for at most `maxBytes` and the file is longer. */
+  | 'ACK_FILE_TOO_LARGE';
 
 export interface TransportErrorOptions {
   permanent: boolean;

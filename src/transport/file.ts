@@ -1,24 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, opendir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { constants, type Dirent, type Stats } from 'node:fs';
+import { link, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
 import type { Logger } from '../observability/index.ts';
 import type {
   MoveOptions,
   OperationOptions,
   PoolStats,
+  ReadOptions,
   RemoteEntry,
   Target,
   UploadRequest,
   UploadResult,
 } from './contract.ts';
+import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from './read-guard.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';
-import { containedPath, parentOf, versionedName } from './paths.ts';
+import { containedPath, parentOf } from './paths.ts';
+import { publishUnderPolicy } from './publish.ts';
 import { removeLeftoverTemps } from './leftovers.ts';
 
 const HOST = 'localhost';
-const MAX_VERSIONS = 9_999;
 /** link() is how `fail` and `version` stay race-free; some mounts (SMB, FAT) refuse it. */
 const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 
@@ -106,9 +108,12 @@ export class FileTarget implements Target {
     });
   }
 
-  async readFile(relativePath: string, options?: OperationOptions): Promise<Buffer> {
+  async readFile(relativePath: string, options?: ReadOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, HOST);
-    return this.operation('read', relative, options, async () => readFile(await this.resolve(relative, false)));
+    const place = { host: HOST, path: relative, where: this.description };
+    return this.operation('read', relative, options, async () =>
+      readRegularFile(await this.resolve(relative, false), place, options),
+    );
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -124,21 +129,19 @@ export class FileTarget implements Target {
       throw classifyError(error, { host: HOST, operation: 'list', path: this.shown(relative || '.') });
     }
     for await (const entry of entries) {
-      let size = 0;
-      let mtimeMs = 0;
+      let stats: Stats;
       try {
-        const stats = await lstat(join(dirPath, entry.name));
-        size = stats.size;
-        mtimeMs = stats.mtimeMs;
+        stats = await lstat(join(dirPath, entry.name));
       } catch {
         continue; // removed while we listed
       }
+      // Type, size and mtime from one lstat: the entry's own type may describe what was there a moment before.
       yield {
         path: relative === '' ? entry.name : `${relative}/${entry.name}`,
         name: entry.name,
-        size,
-        mtimeMs,
-        isFile: entry.isFile(),
+        size: stats.size,
+        mtimeMs: stats.mtimeMs,
+        isFile: stats.isFile(),
       };
     }
   }
@@ -259,18 +262,6 @@ export class FileTarget implements Target {
   }
 
   /** Moves `fromPath` to `relative` under the policy and makes the change durable. */
-  private targetExists(relative: string): TransportError {
-    return new TransportError(
-      'TARGET_EXISTS',
-      `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`,
-      {
-        permanent: true,
-        host: HOST,
-        path: relative,
-      },
-    );
-  }
-
   private async publish(
     fromPath: string,
     relative: string,
@@ -278,46 +269,76 @@ export class FileTarget implements Target {
     createDirs: boolean,
   ): Promise<string> {
     const finalPath = await this.resolve(relative, createDirs);
-    if (onExisting === 'overwrite') {
-      await rename(fromPath, finalPath);
-      await syncDir(dirname(finalPath));
-      return relative;
-    }
-    const maxVersion = onExisting === 'version' ? MAX_VERSIONS : 1;
-    for (let version = 1; version <= maxVersion; version++) {
-      const candidate = versionedName(relative, version);
-      const candidatePath =
-        version === 1 ? finalPath : join(dirname(finalPath), candidate.slice(candidate.lastIndexOf('/') + 1));
-      try {
-        await link(fromPath, candidatePath);
-        await unlink(fromPath);
-      } catch (error) {
-        const code = errorCodeOf(error);
-        if (code === 'EEXIST') {
-          if (onExisting === 'fail') throw this.targetExists(relative);
-          continue;
-        }
-        if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
-        // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
-        if (await exists(candidatePath)) {
-          if (onExisting === 'fail') throw this.targetExists(relative);
-          continue;
-        }
-        this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
-        await rename(fromPath, candidatePath);
-      }
-      await syncDir(dirname(candidatePath));
-      return candidate;
-    }
-    throw new TransportError(
-      'TARGET_EXISTS',
-      `${relative} and ${MAX_VERSIONS - 1} versions of it already exist in ${this.description}`,
+    return publishUnderPolicy(
+      relative,
+      onExisting,
+      { host: HOST, place: `in ${this.description}` },
       {
-        permanent: true,
-        host: HOST,
-        path: relative,
+        async overwrite() {
+          await rename(fromPath, finalPath);
+          await syncDir(dirname(finalPath));
+        },
+        placeIfFree: async (candidate) => {
+          const candidatePath = candidate === relative ? finalPath : join(dirname(finalPath), basename(candidate));
+          try {
+            await link(fromPath, candidatePath);
+            await unlink(fromPath);
+          } catch (error) {
+            const code = errorCodeOf(error);
+            if (code === 'EEXIST') return 'taken';
+            if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
+            // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
+            if (await exists(candidatePath)) return 'taken';
+            this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
+            await rename(fromPath, candidatePath);
+          }
+          await syncDir(dirname(candidatePath));
+          return 'placed';
+        },
       },
     );
+  }
+}
+
+/**
+ * O_NOFOLLOW: a symlink under the name fails the open itself, so a swap after the lstat cannot redirect
+ * the read; the open handle must be the regular file the lstat saw (same device and inode).
+ */
+async function readRegularFile(path: string, place: ReadPlace, options: ReadOptions | undefined): Promise<Buffer> {
+  const looked = await lstat(path);
+  if (!looked.isFile())
+    throw notRegular(
+      place,
+      looked.isSymbolicLink()
+        ? 'it is a symlink'
+        : looked.isDirectory()
+          ? 'it is a folder'
+          : 'it is not a regular file',
+    );
+  let handle: FileHandle;
+  try {
+    // O_NONBLOCK: a FIFO swapped in must not hang the open.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if (errorCodeOf(error) === 'ELOOP') throw notRegular(place, 'it is a symlink');
+    throw error;
+  }
+  try {
+    const opened = await handle.stat();
+    if (!opened.isFile() || opened.dev !== looked.dev || opened.ino !== looked.ino)
+      throw notRegular(place, 'it was replaced between the look and the read');
+    checkBeforeRead(place, opened, options);
+    const limit = readLimit(opened.size, options);
+    const bytes = Buffer.alloc(limit);
+    let length = 0;
+    while (length < limit) {
+      const { bytesRead } = await handle.read(bytes, length, limit - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return bytes.subarray(0, length);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -332,7 +353,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** A rename is only durable once the folder's entry is on disk. */
 async function syncDir(path: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
     await handle.sync();

@@ -3,7 +3,7 @@ import type { Logger } from '../observability/index.ts';
 import { parseTargetUrl, targetConfigSchema, type TargetConfigInput } from './config.ts';
 import type { Target } from './contract.ts';
 import { FileTarget } from './file.ts';
-import { SftpTarget } from './sftp.ts';
+import { SftpTarget } from './sftp/index.ts';
 import type { TransportHooks } from './types.ts';
 
 export {
@@ -20,11 +20,13 @@ export type {
   RemoteEntry,
   PoolStats,
   OperationOptions,
+  ReadOptions,
+  ListedFile,
   MoveOptions,
   HookCredentials,
 } from './contract.ts';
 export type { TransportHooks } from './types.ts';
-export type { SftpPoolStats } from './sftp.ts';
+export type { SftpPoolStats } from './sftp/index.ts';
 export { TransportError, isTransportError, type TransportErrorCode } from './errors.ts';
 export { fingerprintOfKey, parseKnownHosts, knownHostsName } from './hostkey.ts';
 

@@ -309,7 +309,7 @@ export class RossumSimulator {
     const method = req.method ?? 'GET';
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const raw = await readBody(req);
-    let body: unknown ;
+    let body: unknown;
     if (raw !== '') {
       try {
         body = JSON.parse(raw);

@@ -39,18 +39,16 @@ export function register(program: Command): void {
         const cpu = process.cpuUsage(cpuBefore);
         await running.close();
         // The summary is the command's result (cron jobs log it), so it is written whatever the log level.
-        logger
-          .child({}, { level: 'info' })
-          .info(
-            {
-              ...report,
-              firstLookMs: Math.round(firstLookMs),
-              passMs: Math.round(passMs),
-              passCpuMs: Math.round((cpu.user + cpu.system) / 1000),
-              peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
-            },
-            'acks pass done',
-          );
+        logger.child({}, { level: 'info' }).info(
+          {
+            ...report,
+            firstLookMs: Math.round(firstLookMs),
+            passMs: Math.round(passMs),
+            passCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+            peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+          },
+          'acks pass done',
+        );
         // Like serve after a graceful stop: everything is closed, so leftover timers must not keep the process alive.
         process.exit(0);
       }
