@@ -36,6 +36,7 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
     metrics.watchPool(name, () => target.stats());
   }
   const ledger = await openLedger(config.ledger.url);
+  metrics.watchOutcomeBacklog(() => ledger.outcomeBacklog());
   const service = new AckService({
     acks: config.acks,
     rossum: config.rossum,
