@@ -1,4 +1,4 @@
-# Node 24 is the current LTS (Node 20 reached its end of life in April 2026). CI tests Node 20 and 24.
+# Node 24 is the current LTS (Node 20 reached its end of life in April 2026). The suite is tested on Node 20 (README, Docker).
 FROM node:24-bookworm-slim AS dependencies
 WORKDIR /app
 # better-sqlite3 compiles from source when no prebuilt binary matches the platform.
