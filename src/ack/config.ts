@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ROSSUM_MESSAGE_LIMIT } from '../rossum/index.ts';
 
 const decisionWords = (defaults: string[], what: string) =>
   z.array(z.string().min(1)).min(1).default(defaults).describe(`Status values meaning ${what} (compared case-insensitively)`);
@@ -142,6 +143,27 @@ export const acksConfigSchema = z
       .min(0)
       .default(7 * 24 * 3_600_000)
       .describe('Uploads older than this when the acks process starts are not tracked (so enabling acks does not flag old exports)'),
+    limits: z
+      .strictObject({
+        maxFileBytes: z
+          .number()
+          .int()
+          .min(1)
+          .max(256 * 1024 * 1024)
+          .default(1024 * 1024)
+          .describe('Largest ack file read (bytes, default 1 MiB); a larger one goes to the invalid folder unread, with the reason logged and recorded'),
+        maxMessages: z.number().int().min(1).max(10_000).default(50).describe('ERP messages kept per export from one ack (the rest are counted in a last message)'),
+        maxMessageChars: z.number().int().min(16).max(ROSSUM_MESSAGE_LIMIT).default(1_000).describe('Characters kept per ERP message (longer ones are cut, marked with …)'),
+      })
+      .prefault({})
+      .describe('Bounds on what one ack file may make us read and keep: hostile or broken files cannot stall or bloat the acks process'),
+    drainMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(120_000)
+      .default(10_000)
+      .describe('On SIGTERM: how long files already being recorded may take to finish; reads in progress are abandoned at once (they are read again at the next start)'),
     metadataKey: z.string().min(1).default('erp_ack').describe('Key in the annotation metadata where the ack result is stored'),
     delivery: z
       .strictObject({
@@ -159,5 +181,6 @@ export type MappingAckConfig = z.output<typeof mappingAckSchema>;
 export type CompanionAckConfig = z.output<typeof companionAckSchema>;
 export type XmlAckConfig = z.output<typeof xmlAckSchema>;
 export type CsvAckConfig = z.output<typeof csvAckSchema>;
+export type AckLimits = z.output<typeof acksConfigSchema>['limits'];
 export type AckSourceConfig = z.output<typeof ackSourceSchema>;
 export type HoldConfig = z.output<typeof holdConfigSchema>;

@@ -1,8 +1,7 @@
 import { posix } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import type { Logger } from '../observability/logger.ts';
-import type { RemoteEntry, Target } from '../transport/index.ts';
-import { isTransportError } from '../transport/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { type RemoteEntry, type Target, isTransportError } from '../transport/index.ts';
 
 /** An ack file that has stopped changing and may be read. */
 export interface ReadyFile {

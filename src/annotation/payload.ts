@@ -1,5 +1,6 @@
 import { Ajv } from 'ajv';
 import { z } from 'zod';
+import { formatPath } from '../config-loading/index.ts';
 import { BridgeError } from '../errors.ts';
 
 /** What the webhook needs from a Rossum `annotation_content.*` payload; unknown keys pass (Rossum extends them). */
@@ -109,13 +110,4 @@ function assertUniqueIds(content: RawNode[]): void {
     seen.add(current.id);
     if (current.children) stack.push(...current.children);
   }
-}
-
-export function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else out += out === '' ? String(key) : `.${String(key)}`;
-  }
-  return out;
 }

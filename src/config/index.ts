@@ -1,10 +1,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { bridgeConfigSchema, type BridgeConfig } from './schema.ts';
-import { ConfigFileError, loadYamlFile, type Diagnostic, type LoadedYaml } from './yaml.ts';
+import { ConfigFileError, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config-loading/index.ts';
 
 export { bridgeConfigSchema, serverConfigSchema, type BridgeConfig } from './schema.ts';
-export { ConfigFileError, formatDiagnostic, loadYamlFile, parseYamlSource, type Diagnostic } from './yaml.ts';
+export { ConfigFileError, formatDiagnostic, loadYamlFile, parseYamlSource, type Diagnostic } from '../config-loading/index.ts';
 
 export interface LoadedConfig {
   config: BridgeConfig;

@@ -1,16 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { hostname } from 'node:os';
-import { describeError, isBridgeError } from '../errors.ts';
+import { describeError, isBridgeError, type ErrorCode } from '../errors.ts';
 import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { BridgeMetrics, ExportOutcome } from '../observability/metrics.ts';
-import type { HookCredentials, OperationOptions, Target } from '../transport/contract.ts';
-import type { ExportIntake, PreparedExport } from './prepare.ts';
+import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
+import type { HookCredentials, OperationOptions, Target } from '../transport/index.ts';
+import type { ExportPreparation, PreparedExport } from './prepare.ts';
 import { errorReply, limitMessage as limit, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 
 export type { ExportReply, RossumMessage } from './replies.ts';
-export type { ExportIntake, PreparedExport } from './prepare.ts';
+export type { ExportPreparation, PreparedExport } from './prepare.ts';
 
 export interface ExportServiceOptions {
   targets: ReadonlyMap<string, Target>;
@@ -138,28 +137,28 @@ export class ExportService {
   }
 
   /** Exports a prepared delivery (or answers its refusal): claim → upload → record → answer. */
-  async handleIntake(intake: ExportIntake, options: HandleOptions = {}): Promise<ExportReply> {
+  async handle(preparation: ExportPreparation, options: HandleOptions = {}): Promise<ExportReply> {
     const started = performance.now();
-    const reply = await this.handleUnmeasured(intake, options);
+    const reply = await this.handleUnmeasured(preparation, options);
     this.options.metrics?.exportDuration.observe({ outcome: reply.outcome }, (performance.now() - started) / 1000);
     return reply;
   }
 
-  private async handleUnmeasured(intake: ExportIntake, options: HandleOptions): Promise<ExportReply> {
+  private async handleUnmeasured(preparation: ExportPreparation, options: HandleOptions): Promise<ExportReply> {
     const { logger } = this.options;
-    if (intake.kind === 'refused') {
-      logger.child({ annotationId: intake.annotationId, requestId: intake.requestId }).warn({ code: intake.code }, `export refused: ${intake.message}`);
-      this.count(intake.reply.outcome, undefined);
-      return intake.reply;
+    if (preparation.kind === 'refused') {
+      logger.child({ annotationId: preparation.annotationId, requestId: preparation.requestId }).warn({ code: preparation.code }, `export refused: ${preparation.message}`);
+      this.count(preparation.reply.outcome, undefined);
+      return preparation.reply;
     }
-    const target = this.options.targets.get(intake.prepared.targetName);
+    const target = this.options.targets.get(preparation.prepared.targetName);
     if (!target) {
       // Preparing checked the name against the same targets; this would be a wiring bug.
-      const reply = transientReply(`Target "${intake.prepared.targetName}" is not available in this process`);
+      const reply = transientReply(`Target "${preparation.prepared.targetName}" is not available in this process`);
       this.count(reply.outcome, undefined);
       return reply;
     }
-    const prepared: Prepared = { ...intake.prepared, target };
+    const prepared: Prepared = { ...preparation.prepared, target };
     const log = logger.child({ annotationId: prepared.annotationId, requestId: prepared.requestId });
 
     const existing = this.inflight.get(prepared.idempotencyKey);
@@ -176,7 +175,8 @@ export class ExportService {
     return reply;
   }
 
-  private async exportOnce(prepared: Prepared, log: Logger, options: HandleOptions): Promise<ExportReply> {
+  private async exportOnce(firstPrepared: Prepared, log: Logger, options: HandleOptions): Promise<ExportReply> {
+    let prepared = firstPrepared;
     const { ledger } = this.options;
     const claimInput = {
       idempotencyKey: prepared.idempotencyKey,
@@ -193,6 +193,7 @@ export class ExportService {
       // What the acks process correlates ERP answers by and reports back to.
       documentRef: prepared.documentRef,
       rossumBaseUrl: prepared.rossumBaseUrl,
+      receivedAt: prepared.renderedAt,
     };
     let claim = await ledger.claim(claimInput);
     const holder = claim.outcome === 'in_progress' ? claim.record.leaseOwner : null;
@@ -215,6 +216,11 @@ export class ExportService {
     }
 
     const record = claim.record;
+    if (claim.takeover && prepared.renderAt && record.createdAt !== prepared.renderedAt) {
+      // A later attempt of an export whose mapping reads the clock: upload what the first attempt rendered.
+      const file = prepared.renderAt(new Date(record.createdAt));
+      prepared = { ...prepared, file, sha256: createHash('sha256').update(file.bytes).digest('hex'), renderedAt: record.createdAt };
+    }
     const opOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(prepared.credentials ? { credentials: prepared.credentials } : {}) };
     try {
       if (claim.takeover) {
@@ -265,7 +271,9 @@ export class ExportService {
 
   /** After a crash or a lost answer: is the file already there, byte for byte? */
   private async reconcile(record: ExportRecord, prepared: Prepared, opOptions: { signal?: AbortSignal; credentials?: HookCredentials }): Promise<string | null> {
-    return this.findOnServer(prepared.target, { remotePath: record.remotePath, plannedPath: record.plannedPath, bytes: prepared.file.bytes.length, sha256: prepared.sha256 }, opOptions);
+    const found = await this.findOnServer(prepared.target, { remotePath: record.remotePath, plannedPath: record.plannedPath, bytes: record.bytes, sha256: record.sha256 }, opOptions);
+    if (found || (record.sha256 === prepared.sha256 && record.plannedPath === prepared.file.fileName)) return found;
+    return this.findOnServer(prepared.target, { remotePath: null, plannedPath: prepared.file.fileName, bytes: prepared.file.bytes.length, sha256: prepared.sha256 }, opOptions);
   }
 
   private async findOnServer(
@@ -356,7 +364,7 @@ function stored(reply: ExportReply): StoredReply {
   return { statusCode: reply.statusCode, body: reply.body };
 }
 
-function codeOf(error: unknown): string {
+function codeOf(error: unknown): ErrorCode {
   return isBridgeError(error) ? error.code : 'INTERNAL';
 }
 

@@ -90,6 +90,11 @@ export interface ClaimInput {
   leaseMs: number;
   documentRef?: string | null;
   rossumBaseUrl?: string | null;
+  /**
+   * `createdAt` of a new record (default: now): the clock a render read, so a later attempt of the same
+   * export can render the same bytes.
+   */
+  receivedAt?: number;
 }
 
 export type ClaimResult =
@@ -237,8 +242,8 @@ export interface Ledger {
   markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void>;
   /** `markAckFileArchived` for several files in one transaction. */
   markAckFilesArchived(archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void>;
-  /** Awaiting exports past their deadline → `ack_timeout`, each with a `timeout` outcome. */
-  expireAcks(limit?: number): Promise<AckOutcome[]>;
+  /** Awaiting exports past their deadline → `ack_timeout`, each with a `timeout` outcome; `targets` limits it to exports of those targets. */
+  expireAcks(limit?: number, targets?: readonly string[]): Promise<AckOutcome[]>;
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */
   claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
   settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;

@@ -2,21 +2,26 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { AnnotationView } from '../annotation/index.ts';
-import { formatPath } from '../annotation/index.ts';
-import { ConfigFileError, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config/yaml.ts';
+import { ConfigFileError, formatPath, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config-loading/index.ts';
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
 import { Emitter } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
-import { sanitizeNameValue, sanitizeRelativePath, templatePathProblem } from './filename.ts';
+import { safeFileName, templatePathProblem } from './filename.ts';
 import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
 import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import { addWarning, attachDocVars, finalWarnings, compileTables, compileValue, compileWrappedTemplate, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './values.ts';
+import { addWarning, attachDocVars, finalWarnings, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import { compileTemplatePieces, type TemplatePiece } from './sources.ts';
+import { compileTables } from './tables.ts';
+import { compileValue } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
 const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
+/** Metadata that differs between two deliveries of the same export. */
+const PER_DELIVERY_META = ['now', 'request_id', 'hook_timestamp'];
+
 const LINE_ENDINGS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
 
 /** A loaded mapping: what the pipeline needs (CompiledMapping) plus what `test` and `check` need. */
@@ -30,10 +35,11 @@ interface Compiled {
   source: MappingSource;
   encoding: OutputEncoding | undefined;
   docVars: Map<string, CompiledValue>;
-  fileName: (scope: Scope) => string;
+  fileName: (scope: Scope) => TemplatePiece[];
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
+  metaRead: ReadonlySet<string>;
 }
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
@@ -60,6 +66,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
+    metaRead: new Set(),
     problem,
   };
   compileTables(source.tables, env);
@@ -67,7 +74,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
 
   const pathProblem = templatePathProblem(source.file.name);
   if (pathProblem) problem(['file', 'name'], pathProblem);
-  const fileName = compileWrappedTemplate(source.file.name, env, ['file', 'name'], sanitizeNameValue);
+  const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
 
   for (const format of ['xml', 'csv', 'fixed'] as const) {
     if (format !== source.format && source[format] !== undefined) problem([format], `the "${format}" block is ignored because format is ${source.format}`, `remove it or set format: ${format}`);
@@ -94,7 +101,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined)) problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
   }
 
-  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed }, diagnostics };
+  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed, metaRead: env.metaRead as Set<string> }, diagnostics };
 }
 
 class Mapping implements LoadedMapping {
@@ -105,6 +112,7 @@ class Mapping implements LoadedMapping {
   readonly onExisting: OnExisting;
   readonly source: MappingSource;
   readonly tests: TestCase[];
+  readonly readsPerDeliveryValues: boolean;
   private readonly compiled: Compiled;
   private readonly encoding: OutputEncoding;
 
@@ -117,6 +125,7 @@ class Mapping implements LoadedMapping {
     this.onExisting = compiled.source.file.on_existing;
     this.tests = compiled.source.tests ?? [];
     this.compiled = compiled;
+    this.readsPerDeliveryValues = PER_DELIVERY_META.some((key) => compiled.metaRead.has(key));
     this.encoding = compiled.encoding as OutputEncoding;
   }
 
@@ -172,7 +181,7 @@ class Mapping implements LoadedMapping {
     }
     const scope = newScope(doc);
     scope.at = 'file name';
-    const fileName = sanitizeRelativePath(this.compiled.fileName(scope));
+    const fileName = safeFileName(this.compiled.fileName(scope));
     const file: RenderedFile = {
       fileName,
       bytes: this.encoding.encode(text, source.bom),

@@ -2,7 +2,9 @@ import { stringify } from 'csv-stringify/sync';
 import { mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { CsvConfig } from './schema.ts';
-import { compileValue, newScope, rowsOf, tableFor, type CompileEnv, type CompiledTable, type CompiledValue, type DocScope, type RowScope } from './values.ts';
+import { newScope, type CompileEnv, type CompiledTable, type CompiledValue, type DocScope, type RowScope } from './scope.ts';
+import { rowsOf, tableFor } from './tables.ts';
+import { compileValue } from './values.ts';
 
 export interface CompiledCsv {
   config: CsvConfig;

@@ -1,5 +1,5 @@
 import type { OutputEncoding, UnencodablePolicy } from './encoding.ts';
-import { addWarning, type CompiledValue, type DocScope, type Scope } from './values.ts';
+import { addWarning, type CompiledValue, type DocScope, type Scope } from './scope.ts';
 
 /** One output value and where it came from (`render --explain`). */
 export interface TraceEntry {

@@ -2,7 +2,10 @@ import { mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { OutputEncoding } from './encoding.ts';
 import type { FixedConfig } from './schema.ts';
-import { compileCondition, compileValue, newScope, rowsOf, tableFor, type CompileEnv, type CompiledCondition, type CompiledTable, type CompiledValue, type DocScope, type RowScope } from './values.ts';
+import { compileCondition } from './conditions.ts';
+import { newScope, type CompileEnv, type CompiledCondition, type CompiledTable, type CompiledValue, type DocScope, type RowScope } from './scope.ts';
+import { rowsOf, tableFor } from './tables.ts';
+import { compileValue } from './values.ts';
 
 interface CompiledField {
   name: string;

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
-import { ConfigFileError, type Diagnostic } from '../config/yaml.ts';
+import { ConfigFileError, type Diagnostic } from '../config-loading/index.ts';
 import type { MappingRegistry } from './contract.ts';
 import { loadMappingFile, type LoadedMapping } from './compile.ts';
 

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { stepOrder, transformShape, valueMapSchema, type TransformFields, type ValueMap } from './transforms.ts';
+
+export { numberFormatSchema, ROUNDING, SIGN_STYLES, valueMapSchema, type NumberFormat, type Rounding, type SignStyle, type ValueMap } from './transforms.ts';
 
 /**
  * The mapping file language, declared once: the loader validates with it, `check` reports against it,
@@ -29,24 +32,6 @@ export interface Condition {
   not?: Condition | undefined;
 }
 
-export interface NumberFormat {
-  decimals?: number | undefined;
-  rounding?: Rounding | undefined;
-  decimal_separator?: string | undefined;
-  group_separator?: string | undefined;
-  sign?: SignStyle | undefined;
-  implied_decimals?: boolean | undefined;
-  scale?: number | undefined;
-  negate?: boolean | undefined;
-}
-
-export interface ValueMap {
-  entries: Record<string, string>;
-  fallback?: string | undefined;
-  keep_unmapped?: boolean | undefined;
-  ignore_case?: boolean | undefined;
-}
-
 export interface SumSpec {
   rows: string;
   of: string | ValueSpec;
@@ -58,7 +43,7 @@ export interface CountSpec {
   where?: Condition | undefined;
 }
 
-export interface ValueObject {
+export interface ValueObject extends TransformFields {
   field?: string | undefined;
   row?: string | undefined;
   var?: string | undefined;
@@ -76,28 +61,11 @@ export interface ValueObject {
   label?: string | undefined;
   required?: boolean | undefined;
   default?: Scalar | undefined;
-  trim?: boolean | undefined;
-  collapse_whitespace?: boolean | undefined;
-  strip_line_breaks?: boolean | undefined;
-  replace?: Array<{ pattern: string; with: string }> | undefined;
-  map?: string | ValueMap | undefined;
-  date?: string | undefined;
-  number?: NumberFormat | undefined;
-  case?: 'upper' | 'lower' | undefined;
-  prefix?: string | undefined;
-  suffix?: string | undefined;
-  truncate?: number | undefined;
-  pad?: { width: number; char?: string | undefined; align?: 'left' | 'right' | undefined } | undefined;
   when?: Condition | undefined;
 }
 
 /** A string is a template shorthand: `"INV {document_id}"`. */
 export type ValueSpec = string | ValueObject;
-
-export const ROUNDING = ['half-up', 'half-even', 'half-down', 'up', 'down', 'ceiling', 'floor'] as const;
-export type Rounding = (typeof ROUNDING)[number];
-export const SIGN_STYLES = ['leading', 'trailing', 'parentheses', 'always', 'none'] as const;
-export type SignStyle = (typeof SIGN_STYLES)[number];
 
 export const META_KEYS = {
   annotation_id: 'Rossum annotation id',
@@ -153,30 +121,6 @@ export const conditionSchema: z.ZodType<Condition> = z.lazy(() =>
     .meta({ id: 'Condition' }),
 );
 
-export const numberFormatSchema = z
-  .strictObject({
-    decimals: z.number().int().min(0).max(20).optional().describe('Fixed number of decimals; rounds with `rounding`. Omit to keep the decimals as given.'),
-    rounding: z.enum(ROUNDING).optional().describe('Rounding mode, decimal-exact. Default half-up.'),
-    decimal_separator: z.string().max(3).optional().describe('Decimal separator. Default ".".'),
-    group_separator: z.string().max(3).optional().describe('Thousands separator. Default none.'),
-    sign: z.enum(SIGN_STYLES).optional().describe('Negative numbers: leading "-5.00" (default), trailing "5.00-", parentheses "(5.00)", always "+5.00"/"-5.00", none (absolute value).'),
-    implied_decimals: z.boolean().optional().describe('Write without a decimal separator: 12.34 with 2 decimals becomes "1234".'),
-    scale: z.number().int().min(-20).max(20).optional().describe('Multiply by 10^scale before formatting (2 turns 0.19 into 19).'),
-    negate: z.boolean().optional().describe('Flip the sign (credit notes).'),
-  })
-  .describe('Decimal-exact number formatting of the normalized value.')
-  .meta({ id: 'NumberFormat' });
-
-export const valueMapSchema = z
-  .strictObject({
-    entries: z.record(z.string(), z.string()).describe('Input value → output value.'),
-    fallback: z.string().optional().describe('Output for values not in `entries`.'),
-    keep_unmapped: z.boolean().optional().describe('Pass values not in `entries` through unchanged.'),
-    ignore_case: z.boolean().optional().describe('Match entries regardless of case.'),
-  })
-  .describe('A value map. Without `fallback` or `keep_unmapped`, an unmapped value is an error naming the field.')
-  .meta({ id: 'ValueMap' });
-
 const countSchema = z.union([
   z.string().describe('Table name or multivalue schema_id whose rows are counted.'),
   z.strictObject({
@@ -218,31 +162,10 @@ export const valueObjectSchema: z.ZodType<ValueObject> = z.lazy(() =>
       label: z.string().optional().describe('Name of the field in error messages.'),
       required: z.boolean().optional().describe('Missing or empty is an error pointing at the datapoint in Rossum.'),
       default: scalar.optional().describe('Used when the value is missing or empty.'),
-      trim: z.boolean().optional().describe('Remove surrounding whitespace (incl. no-break spaces).'),
-      collapse_whitespace: z.boolean().optional().describe('Turn runs of whitespace (incl. line breaks and tabs) into one space.'),
-      strip_line_breaks: z.boolean().optional().describe('Replace line breaks with a space.'),
-      replace: z
-        .array(z.strictObject({ pattern: z.string().describe('Regular expression (JavaScript syntax), applied globally.'), with: z.string().describe('Replacement; $1 refers to groups.') }))
-        .optional()
-        .describe('Regular-expression replacements, in order.'),
-      map: z.union([z.string().describe('Name of an entry in `value_maps`.'), valueMapSchema]).optional().describe('Translate the value through a value map.'),
-      date: z.string().optional().describe('Format an ISO date/timestamp with a date-fns pattern, e.g. yyyyMMdd, dd.MM.yyyy (UTC).'),
-      number: numberFormatSchema.optional(),
-      case: z.enum(['upper', 'lower']).optional().describe('Change letter case.'),
-      prefix: z.string().optional().describe('Text put before a non-empty value.'),
-      suffix: z.string().optional().describe('Text put after a non-empty value.'),
-      truncate: z.number().int().min(0).optional().describe('Keep at most this many characters.'),
-      pad: z
-        .strictObject({
-          width: z.number().int().min(1).describe('Minimum width in characters.'),
-          char: z.string().length(1).optional().describe('Padding character. Default space.'),
-          align: z.enum(['left', 'right']).optional().describe('left pads on the right (default), right pads on the left.'),
-        })
-        .optional()
-        .describe('Pad to a minimum width.'),
+      ...transformShape,
       when: conditionSchema.optional().describe('Emit the value only when this holds (XML: element omitted; CSV/fixed: empty).'),
     })
-    .describe('A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: trim, collapse/strip, default, required check, replace, map, date or number, case, prefix/suffix, truncate, pad.')
+    .describe(`A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: ${stepOrder()}.`)
     .meta({ id: 'Value' }),
 );
 
@@ -309,7 +232,10 @@ export const csvSchema = z
     quoting: z.enum(['auto', 'all', 'text']).default('auto').describe('auto: quote only fields that need it; all: every field; text: every non-empty field that is not a formatted number.'),
     header: z.boolean().default(true).describe('Write a header row with the column names.'),
     line_breaks: z.enum(['quote', 'strip', 'error']).default('quote').describe('Line breaks inside values: keep them inside quotes (also with CRLF records), replace with a space, or fail.'),
-    escape_formulas: z.boolean().default(false).describe('Prefix \' to text starting with = + - @ tab or CR (spreadsheet formula injection). Formatted numbers such as -5,00 are never changed. Turn on for files people open in Excel; leave off for ERP imports.'),
+    escape_formulas: z
+      .boolean()
+      .default(true)
+      .describe('Prefix \' to text starting with = + - @ tab or CR, so a spreadsheet opening the file shows it instead of running it as a formula (OWASP CSV injection). Numbers are never changed: values formatted with `number`, and text that is a plain number such as -12,50 or +3. Turn off only for an importer that must receive such text unchanged and never goes through a spreadsheet.'),
     rows: z.string().optional().describe('One record per row of this table or multivalue; omit for one record per document.'),
     no_rows: z.enum(['header_only', 'document_row', 'error']).default('header_only').describe('When `rows` has no rows: write only the header, one record with empty row values, or fail.'),
     columns: z.array(csvColumnSchema).min(1).describe('Columns in order.'),
@@ -376,7 +302,7 @@ export const mappingSchema = z
     replacement: z.string().default('?').describe('Replacement for unencodable characters.'),
     file: z
       .strictObject({
-        name: z.string().describe('File name template, e.g. "INV_{document_id}_{meta.annotation_id}.xml". Values are sanitized: they can never leave the target folder.'),
+        name: z.string().describe('File name template, e.g. "INV_{document_id}_{meta.annotation_id}.xml". Values are sanitized: they can never add a folder or leave the target folder, and separators, look-alike slashes, control and invisible characters, "~", leading dots and spaces and Windows device names are replaced. A name that had to change gets "~" and a short hash of the original values before its extension (INV_a_b~1c0ffee5.xml), so different values never share a name. "~" is reserved in the template.'),
         on_existing: z.enum(['fail', 'overwrite', 'version']).default('fail').describe('When the name exists on the target: fail, overwrite, or write a new version name.'),
       })
       .describe('Output file naming.'),

@@ -1,7 +1,10 @@
 import { describeChar, mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { EmptyPolicy, XmlConfig, XmlNode } from './schema.ts';
-import { compileCondition, compileValue, newScope, rowsOf, tableFor, type CompileEnv, type CompiledCondition, type CompiledTable, type CompiledValue, type Scope } from './values.ts';
+import { compileCondition } from './conditions.ts';
+import { newScope, type CompileEnv, type CompiledCondition, type CompiledTable, type CompiledValue, type Scope } from './scope.ts';
+import { rowsOf, tableFor } from './tables.ts';
+import { compileValue } from './values.ts';
 
 /**
  * Our own serializer rather than fast-xml-parser's builder: the builder groups same-named siblings

@@ -1,5 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PoolStats } from '../transport/contract.ts';
+
+/** The numbers a connection pool reports; transport targets provide them, metrics only reads them. */
+export interface PoolGauges {
+  size: number;
+  inUse: number;
+  idle: number;
+  pending: number;
+}
 
 export type ExportOutcome = 'exported' | 'duplicate' | 'failed' | 'transient_error' | 'deadline';
 
@@ -14,7 +21,7 @@ export class BridgeMetrics {
   readonly rossumUpdates: Counter<'result'>;
   readonly ackToRossumSeconds: Histogram<never>;
   readonly targetUp: Gauge<'target'>;
-  private readonly pools = new Map<string, () => PoolStats>();
+  private readonly pools = new Map<string, () => PoolGauges>();
   private outcomeBacklog: (() => Promise<Record<string, number>>) | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -109,7 +116,7 @@ export class BridgeMetrics {
     });
   }
 
-  watchPool(target: string, stats: () => PoolStats): void {
+  watchPool(target: string, stats: () => PoolGauges): void {
     this.pools.set(target, stats);
   }
 

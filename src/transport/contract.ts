@@ -1,4 +1,4 @@
-import type { OnExisting } from '../mapping/contract.ts';
+import type { OnExisting } from '../mapping/index.ts';
 
 export interface UploadRequest {
   /** Path relative to the target folder (already sanitized by the mapping; transport re-checks containment). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/index.ts';
 import type { MoveOptions, OperationOptions, PoolStats, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';

@@ -1,5 +1,5 @@
 import { BridgeError } from '../errors.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/index.ts';
 import { parseTargetUrl, targetConfigSchema, type TargetConfigInput } from './config.ts';
 import type { Target } from './contract.ts';
 import { FileTarget } from './file.ts';

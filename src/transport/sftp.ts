@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import PQueue from 'p-queue';
 import type { Algorithms, Client as SshClient, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/index.ts';
 import type { HookCredentials, OperationOptions, PoolStats, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
 import type { MoveOptions, TransportHooks } from './types.ts';
 import type { TargetConfig } from './config.ts';

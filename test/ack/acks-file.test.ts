@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAcks, type RunningAcks } from '../../src/ack/index.ts';
+import { startAcks, type RunningAcks } from '../../src/process/index.ts';
 import { bridgeConfigSchema } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget } from '../../src/transport/index.ts';

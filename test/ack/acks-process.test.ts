@@ -8,8 +8,9 @@ import { SqliteLedger } from '../../src/ledger/index.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
-import { repoRoot, testTargetConfig } from '../support/bridge.ts';
-import { claimTestExport, completeTestExport, ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
+import { ackTestConfigInput } from '../support/ack-config.ts';
+import { repoRoot } from '../support/bridge.ts';
+import { claimTestExport, completeTestExport } from './harness.ts';
 
 let sshd: SshdInstance;
 let simulator: RossumSimulator;
@@ -35,21 +36,18 @@ beforeAll(async () => {
   // JSON is YAML: the config file the operator would write, generated.
   writeFileSync(
     configFile,
-    JSON.stringify({
-      ledger: { url: `sqlite:${ledgerPath}` },
-      mappingsDir,
-      logLevel: 'info',
-      targets: { erp: testTargetConfig(sshd), 'erp-out': testTargetConfig(sshd, { url: sshd.url('acks') }) },
-      routes: [{ mapping: 'erp-companion', target: 'erp' }],
-      rossum: { baseUrl: simulator.apiUrl, username: ROSSUM_USER, password: ROSSUM_PASSWORD, retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 50 } },
-      acks: {
-        pollIntervalMs: 200,
-        minAgeMs: 100,
-        targets: { erp: { folder: '.', readFrom: 'erp-out' } },
-        delivery: { leaseMs: 1_000, retryMinMs: 50, retryMaxMs: 200 },
-        byMapping: { 'erp-companion': { convention: 'companion', companion: { encoding: 'windows-1252' } } },
-      },
-    }),
+    JSON.stringify(
+      ackTestConfigInput({
+        sshd,
+        simulator,
+        ledgerPath,
+        mappingsDir,
+        mapping: 'erp-companion',
+        ack: { convention: 'companion', companion: { encoding: 'windows-1252' } },
+        acks: { pollIntervalMs: 200, minAgeMs: 100, delivery: { leaseMs: 1_000, retryMinMs: 50, retryMaxMs: 200 } },
+        extra: { logLevel: 'info' },
+      }),
+    ),
   );
 });
 

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAcks, type RunningAcks } from '../../src/ack/index.ts';
+import { startAcks, type RunningAcks } from '../../src/process/index.ts';
 import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
 import type { SshdInstance } from '../../src/dev/sshd.ts';
 import type { ClaimResult, Ledger } from '../../src/ledger/index.ts';

@@ -2,15 +2,14 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAcks, type RunningAcks } from '../../src/ack/index.ts';
-import { startBridge, type RunningBridge } from '../../src/app.ts';
-import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
+import { startAcks, type RunningAcks, startBridge, type RunningBridge } from '../../src/process/index.ts';
+import type { BridgeConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
-import { CapturedLog, fixture, repoRoot, TEST_SECRET, testTargetConfig } from '../support/bridge.ts';
-import { ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
+import { ackTestConfig } from '../support/ack-config.ts';
+import { CapturedLog, fixture, TEST_SECRET } from '../support/bridge.ts';
 
 let sshd: SshdInstance;
 let simulator: RossumSimulator;
@@ -25,20 +24,14 @@ beforeAll(async () => {
   sshd = await startSshd({ baseDir: join(dir, 'sshd') });
   simulator = await RossumSimulator.start();
   erp = new ErpSimulator(sshd.acksDir);
-  config = bridgeConfigSchema.parse({
-    server: { host: '127.0.0.1', port: 0, secret: TEST_SECRET },
-    ledger: { url: `sqlite:${join(dir, 'ledger.db')}` },
-    mappingsDir: join(repoRoot, 'mappings'),
-    targets: { erp: testTargetConfig(sshd), 'erp-out': testTargetConfig(sshd, { url: sshd.url('acks') }) },
-    routes: [{ mapping: 'generic-xml', target: 'erp' }],
-    rossum: { baseUrl: simulator.apiUrl, username: ROSSUM_USER, password: ROSSUM_PASSWORD, retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 50 } },
-    acks: {
-      pollIntervalMs: 100,
-      minAgeMs: 50,
-      targets: { erp: { folder: '.', readFrom: 'erp-out' } },
-      delivery: { leaseMs: 2_000, retryMinMs: 50, retryMaxMs: 200 },
-      byMapping: { 'generic-xml': { convention: 'companion', companion: { encoding: 'windows-1252' }, hold: { maxWaitMs: 2_500, retryAfterS: 1 } } },
-    },
+  config = ackTestConfig({
+    sshd,
+    simulator,
+    ledgerPath: join(dir, 'ledger.db'),
+    mapping: 'generic-xml',
+    ack: { convention: 'companion', companion: { encoding: 'windows-1252' }, hold: { maxWaitMs: 2_500, retryAfterS: 1 } },
+    acks: { pollIntervalMs: 100, minAgeMs: 50, delivery: { leaseMs: 2_000, retryMinMs: 50, retryMaxMs: 200 } },
+    extra: { server: { host: '127.0.0.1', port: 0, secret: TEST_SECRET } },
   });
   const logger = createLogger({ level: 'debug', destination: log.stream });
   bridge = await startBridge(config, { logger });

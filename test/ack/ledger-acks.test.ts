@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { openLedger, SqliteLedger, type Ledger } from '../../src/ledger/index.ts';
-import { sqliteMigrations } from '../../src/ledger/sqlite-migrations.ts';
+import { sqliteMigrations } from '../../src/ledger/migrations.ts';
 import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
 
 let sequence = 0;
@@ -121,6 +121,18 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     expect((await ledger.outcomes(b.id))[0]!.deliveredAt).not.toBeNull();
     expect(await ledger.recordAcks([])).toEqual([]);
     await ledger.markAckFilesArchived(results.map((r, i) => ({ ackFileId: r.ackFileId, archivedTo: i === 0 ? null : `processed/${i}` })));
+    await ledger.close();
+  });
+
+  it('deadlines judged for some targets only: exports of other targets keep waiting', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger, { mappingName: 'target-filter-map' });
+    await ledger.awaitAcks([{ mappingName: 'target-filter-map', deadlineMs: -1, since: 0 }]);
+    expect(await ledger.expireAcks(500, [])).toEqual([]);
+    expect((await ledger.expireAcks(500, ['elsewhere', 'other'])).filter((o) => o.exportId === e.id)).toEqual([]);
+    expect((await ledger.get(e.id))!.ackState).toBe('awaiting_ack');
+    expect((await ledger.expireAcks(500, ['other', 'erp'])).filter((o) => o.exportId === e.id).map((o) => o.kind)).toEqual(['timeout']);
+    expect((await ledger.get(e.id))!.ackState).toBe('ack_timeout');
     await ledger.close();
   });
 

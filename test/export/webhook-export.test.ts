@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
 import { SqliteLedger } from '../../src/ledger/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
-import { deliver } from '../../src/rossum/delivery.ts';
+import { callHook as deliver } from '../../src/rossum/hook-call.ts';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 import { fixture, repoRoot, startTestBridge, TEST_SECRET, type TestBridge } from '../support/bridge.ts';

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,6 +132,29 @@ describe('sqlite ledger file', () => {
     const file = join(dir, 'perm.db');
     const ledger = new SqliteLedger({ path: file });
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    await ledger.close();
+  });
+
+  it('an existing folder and file are tightened to owner-only (0700 / 0600)', async () => {
+    const folder = join(dir, 'loose');
+    mkdirSync(folder, { mode: 0o755 });
+    chmodSync(folder, 0o755);
+    const file = join(folder, 'ledger.db');
+    closeSync(openSync(file, 'w', 0o644));
+    chmodSync(file, 0o644);
+    const ledger = new SqliteLedger({ path: file });
+    expect(statSync(folder).mode & 0o777).toBe(0o700);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    await ledger.close();
+  });
+
+  it('a shared folder (sticky, like /tmp) keeps its mode; the file in it is still owner-only', async () => {
+    const folder = join(dir, 'shared');
+    mkdirSync(folder);
+    chmodSync(folder, 0o1777);
+    const ledger = new SqliteLedger({ path: join(folder, 'ledger.db') });
+    expect(statSync(folder).mode & 0o7777).toBe(0o1777);
+    expect(statSync(join(folder, 'ledger.db')).mode & 0o777).toBe(0o600);
     await ledger.close();
   });
 

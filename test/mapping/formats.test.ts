@@ -147,7 +147,7 @@ ${settings}
     expect(text(csv(`  delimiter: ";"\n  quoting: text${columns}`).render(fixture('export-invoice')).bytes).split('\n')[1]).toBe('"A-100";"Steel bolts M8, zinc plated";70,00');
   });
 
-  it('formula escaping is opt-in and never touches numbers like -5,00', () => {
+  it('formula escaping is on by default, can be turned off, and never touches numbers like -5,00', () => {
     const view = annotation({}, [{ c: '=SUM(A1)', n: '-5', t: '-5,00' }, { c: '@cmd', n: '3', t: '+x' }]);
     const cols = `
   rows: line_items
@@ -156,7 +156,8 @@ ${settings}
     - { name: n, value: { row: n, number: { decimals: 2, decimal_separator: "," } } }
     - { name: t, value: { row: t } }`;
     expect(text(csv(`  delimiter: ";"\n  escape_formulas: true${cols}`).render(view).bytes)).toBe("c;n;t\n'=SUM(A1);-5,00;-5,00\n'@cmd;3,00;'+x\n");
-    expect(text(csv(`  delimiter: ";"${cols}`).render(view).bytes)).toBe('c;n;t\n=SUM(A1);-5,00;-5,00\n@cmd;3,00;+x\n');
+    expect(text(csv(`  delimiter: ";"\n  escape_formulas: false${cols}`).render(view).bytes)).toBe('c;n;t\n=SUM(A1);-5,00;-5,00\n@cmd;3,00;+x\n');
+    expect(text(csv(`  delimiter: ";"${cols}`).render(view).bytes)).toBe("c;n;t\n'=SUM(A1);-5,00;-5,00\n'@cmd;3,00;'+x\n");
   });
 
   it('a UTF-8 BOM is real bytes, and a BOM for windows-1252 is refused instead of turning into "?"', () => {

@@ -49,17 +49,20 @@ xml:
     );
   });
 
-  const csv = mappingFrom(`
+  const csvWith = (escapeFormulas: boolean) =>
+    mappingFrom(`
 format: csv
 line_ending: crlf
 file: { name: out.csv }
 csv:
   delimiter: ";"
+  escape_formulas: ${escapeFormulas}
   rows: line_items
   columns:
     - { name: a, value: { field: a } }
     - { name: b, value: { row: b } }
 `);
+  const csv = csvWith(false);
   it('gives CSV that csv-parse reads back to the same values', () => {
     fc.assert(
       fc.property(trickyString, fc.array(trickyString, { minLength: 1, maxLength: 4 }), (a, bs) => {
@@ -67,6 +70,23 @@ csv:
         const out = csv.render(annotation({ a: fits(a) }, bs.map((b) => ({ b: fits(b) })))).bytes.toString('utf8');
         const records = parseCsv(out, { delimiter: ';', record_delimiter: '\r\n', relax_column_count: false }) as string[][];
         expect(records).toEqual([['a', 'b'], ...bs.map((b) => [fits(a), fits(b)])]);
+      }),
+      runs,
+    );
+  });
+
+  const escaped = csvWith(true);
+  it('with formula escaping (the default), no cell a spreadsheet reads starts a formula, and every value comes back behind at most one quote', () => {
+    const formulaStart = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
+    const plainNumber = /^[+-]?\d[\d.,' ]*$/;
+    const expected = (s: string) => (formulaStart.test(s) && !plainNumber.test(s) ? `'${s}` : s);
+    fc.assert(
+      fc.property(trickyString, fc.array(trickyString, { minLength: 1, maxLength: 4 }), (a, bs) => {
+        const fits = (s: string) => s.replace(/[\ud800-\udfff]/g, '');
+        const out = escaped.render(annotation({ a: fits(a) }, bs.map((b) => ({ b: fits(b) })))).bytes.toString('utf8');
+        const records = parseCsv(out, { delimiter: ';', record_delimiter: '\r\n', relax_column_count: false }) as string[][];
+        expect(records).toEqual([['a', 'b'], ...bs.map((b) => [expected(fits(a)), expected(fits(b))])]);
+        for (const cell of records.flat()) expect(formulaStart.test(cell) && !plainNumber.test(cell)).toBe(false);
       }),
       runs,
     );

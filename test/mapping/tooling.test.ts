@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigFileError } from '../../src/config/yaml.ts';
+import { ConfigFileError } from '../../src/config-loading/index.ts';
 import { checkMappingFile, loadMappings, mappingJsonSchemaForTests } from './tooling-support.ts';
 import { FIXTURES } from './helpers.ts';
 
@@ -104,7 +104,7 @@ describe('render', () => {
     expect(raw.equals(readFileSync(join(ROOT, 'mappings', 'expected', 'datev-csv', 'no-line-items.csv')))).toBe(true);
     expect(raw.includes(Buffer.from('Gegenkonto (ohne BU-Schl\xfcssel)', 'latin1'))).toBe(true);
     const json = JSON.parse(execFileSync(CLI, ['render', '--mapping', 'generic-xml', '--json', join(FIXTURES, 'export-tricky-characters.json')], { cwd: ROOT, encoding: 'utf8' }));
-    expect(json.file).toBe('INV_R&D_2024_01__314522.xml');
+    expect(json.file).toBe('INV_R&D_2024_01__314522~51860355.xml');
     expect(json.encoding).toBe('utf-8');
     expect(Buffer.from(json.contentBase64, 'base64').equals(readFileSync(join(ROOT, 'mappings', 'expected', 'generic-xml', 'tricky-characters.xml')))).toBe(true);
   });

@@ -231,3 +231,21 @@ describe('mapping errors never escape as anything else', () => {
     expect(failure('{ calc: "amount_total / 0" }').code).toBe('MAPPING_CALC');
   });
 });
+
+describe('the transform table', () => {
+  it('is the one declaration of every step: the published schema lists its keys in step order and the docs state that order', async () => {
+    const { TRANSFORMS } = await import('../../src/mapping/transforms.ts');
+    const { mappingJsonSchema } = await import('../../src/mapping/docs.ts');
+    const valueSchema = (mappingJsonSchema().$defs as Record<string, { properties: Record<string, unknown>; description: string }>).Value;
+    const keys = Object.keys(valueSchema?.properties ?? {});
+    const stepKeys = TRANSFORMS.flatMap((entry) => Object.keys(entry.fields));
+    expect(keys.filter((key) => stepKeys.includes(key))).toEqual(stepKeys);
+    expect(valueSchema?.description).toContain(`${TRANSFORMS.filter((entry) => entry.phase === 'before_default').map((entry) => entry.name).join(', ')}, default, required check, ${TRANSFORMS.filter((entry) => entry.phase === 'after_default').map((entry) => entry.name).join(', ')}`);
+  });
+
+  it('runs the steps in table order: before the default, then after it', () => {
+    const view = annotation({ a: '  x  ', e: '   ' });
+    expect(value('{ field: a, trim: true, replace: [{ pattern: "x", with: "ab" }], case: upper, prefix: "<", suffix: ">", truncate: 3, pad: { width: 5, char: "." } }', view)).toBe('<AB..');
+    expect(value('{ field: e, trim: true, default: "d", case: upper }', view)).toBe('D');
+  });
+});

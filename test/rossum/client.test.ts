@@ -229,7 +229,7 @@ describe('secrets stay secret', () => {
 
 describe('base URL', () => {
   it('falls back to the payload base_url (+ /api) when the config has none', async () => {
-    const api = new RossumClient({ config: { token: rossum.issueToken() }, payloadBaseUrl: rossum.baseUrl });
+    const api = new RossumClient({ config: { token: rossum.issueToken(), allowedHosts: ['127.0.0.1'] }, payloadBaseUrl: rossum.baseUrl });
     expect(api.apiRoot).toBe(rossum.apiUrl);
     expect((await api.getAnnotation(7)).id).toBe(7);
   });
@@ -240,7 +240,27 @@ describe('base URL', () => {
   });
 
   it('refuses to send credentials to a plain-http base_url from a payload', () => {
-    expect(() => new RossumClient({ config: login, payloadBaseUrl: 'http://rossum.evil.example' })).toThrow(/must be https/);
+    expect(() => new RossumClient({ config: { ...login, allowedHosts: ['rossum.evil.example'] }, payloadBaseUrl: 'http://rossum.evil.example' })).toThrow(/must be https/);
+  });
+
+  it('refuses a payload base_url whose host is not allow-listed (default: *.rossum.app, *.rossum.ai), before any request', () => {
+    const callsBefore = rossum.calls.length;
+    for (const foreign of ['https://rossum.evil.example', 'https://rossum.app.evil.example', 'https://evilrossum.app', 'https://rossum.app', rossum.baseUrl]) {
+      let refused: unknown;
+      try {
+        new RossumClient({ config: login, payloadBaseUrl: foreign });
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused, foreign).toBeInstanceOf(RossumApiError);
+      expect((refused as RossumApiError).code).toBe('ROSSUM_HOST_NOT_ALLOWED');
+      expect((refused as RossumApiError).permanent).toBe(true);
+      expect((refused as RossumApiError).message).toContain('rossum.allowedHosts');
+    }
+    expect(new RossumClient({ config: login, payloadBaseUrl: 'https://acme.rossum.app' }).apiRoot).toBe('https://acme.rossum.app/api');
+    expect(new RossumClient({ config: login, payloadBaseUrl: 'https://eu.acme.rossum.ai/' }).apiRoot).toBe('https://eu.acme.rossum.ai/api');
+    expect(new RossumClient({ config: { ...login, allowedHosts: ['rossum.internal.example'] }, payloadBaseUrl: 'https://rossum.internal.example' }).apiRoot).toBe('https://rossum.internal.example/api');
+    expect(rossum.calls.length).toBe(callsBefore);
   });
 });
 

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runSend, type SendOptions } from '../../src/cli/commands/send.ts';
-import { DELIVERY_DEFAULTS } from '../../src/rossum/delivery.ts';
+import { HOOK_CALL_DEFAULTS } from '../../src/rossum/hook-call.ts';
 import { ScriptedServer, type ScriptedReply } from './scripted-server.ts';
 
-const payloadPath = fileURLToPath(new URL('../../../shared/fixtures/rossum/export-invoice.json', import.meta.url));
+const payloadPath = fileURLToPath(new URL('../fixtures/rossum/export-invoice.json', import.meta.url));
 const entry = fileURLToPath(new URL('./send-entry.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -26,7 +26,7 @@ async function serve(replies: ScriptedReply[]): Promise<ScriptedServer> {
 }
 
 function defaults(url: string): SendOptions {
-  return { url, ...DELIVERY_DEFAULTS, sha1: false, json: false };
+  return { url, ...HOOK_CALL_DEFAULTS, sha1: false, json: false };
 }
 
 describe('send (in process)', () => {

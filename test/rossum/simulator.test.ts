@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
 import { ScriptedServer, type Script } from './scripted-server.ts';
 
-const fixture = JSON.parse(readFileSync(new URL('../../../shared/fixtures/rossum/export-invoice.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/rossum/export-invoice.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 const annotationId = (fixture.annotation as { id: number }).id;
 
 let rossum: RossumSimulator;
@@ -87,7 +87,7 @@ describe('the simulated export flow (what the operator sees)', () => {
 });
 
 describe('export retries through the API', () => {
-  it('PATCH status=exporting re-delivers the last export (a new request_id, same annotation)', async () => {
+  it('PATCH status=exporting calls the hook again with the last export (a new request_id, same annotation)', async () => {
     let healthy = false;
     const server = await hook(() => (healthy ? { status: 200, body: { messages: [{ type: 'info', content: 'uploaded' }] } } : { status: 200, body: { messages: [{ type: 'error', content: 'vendor missing' }] } }));
     await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
@@ -115,7 +115,7 @@ describe('export retries through the API', () => {
     expect(seen.messages.map((m) => m.content)).toEqual(['ERP rejected: duplicate invoice']);
   });
 
-  it('retries of one delivery resend the identical signed body', async () => {
+  it('retries of one hook call resend the identical signed body', async () => {
     const server = await hook((_req, i) => (i < 2 ? { status: 503 } : { status: 200 }));
     await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
     const [first, ...rest] = server.requests;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deliver } from '../../src/rossum/delivery.ts';
+import { callHook as deliver } from '../../src/rossum/hook-call.ts';
 import { fixture, repoRoot, startTestBridge } from '../support/bridge.ts';
 import { runCli, ServeProcess } from '../support/fault-serve.ts';
 import { ensurePasswordUser, freePort, startSshd, type PasswordUser, type SshdInstance } from '../support/sshd.ts';

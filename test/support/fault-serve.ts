@@ -35,6 +35,9 @@ export function writeServeConfig(dir: string, config: ServeConfig): string {
   return path;
 }
 
+/** Start-up compiles the TypeScript sources (tsx): on two cores shared with other test runs that took over 30 s. */
+export const CLI_READY_TIMEOUT_MS = 90_000;
+
 export interface ExitInfo {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -108,7 +111,7 @@ export class ServeProcess extends CliProcess {
   static async start(options: { configPath: string; port: number; outputPath: string; env?: Record<string, string>; readyTimeoutMs?: number; args?: string[] }): Promise<ServeProcess> {
     const child = CliProcess.spawnCli(['serve', '--config', options.configPath, ...(options.args ?? [])], options);
     const serve = new ServeProcess(child, `http://127.0.0.1:${options.port}`);
-    await serve.waitHealthy(options.readyTimeoutMs ?? 30_000, options.outputPath);
+    await serve.waitHealthy(options.readyTimeoutMs ?? CLI_READY_TIMEOUT_MS, options.outputPath);
     return serve;
   }
 

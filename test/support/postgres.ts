@@ -3,7 +3,7 @@ import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../src/dev/sshd.ts';
+import { freePort } from '../../src/dev/index.ts';
 
 const run = promisify(execFile);
 

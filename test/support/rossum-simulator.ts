@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { deliver, type DeliveredMessage, type DeliveryOptions, type DeliveryOutcome } from '../../src/rossum/delivery.ts';
+import { callHook, type ShownMessage, type HookCallOptions, type HookCallOutcome } from '../../src/rossum/hook-call.ts';
 
 /**
  * A simulated Rossum: a real HTTP server on 127.0.0.1 serving the API calls the bridge makes, plus
- * Rossum's side of the export webhook (via `deliver()`, the documented delivery semantics).
+ * Rossum's side of the export webhook (via `callHook()`, the documented hook call semantics).
  * API paths are served under both `/api/v1/...` (what `base_url` + `/api` gives) and `/v1/...`.
  */
 
@@ -48,12 +48,12 @@ export interface SimulatedAnnotation {
   id: number;
   status: SimulatedStatus;
   /** Messages of the last export call, as the operator sees them. */
-  messages: DeliveredMessage[];
+  messages: ShownMessage[];
   metadata: Record<string, unknown>;
   notes: SimulatedNote[];
   history: StatusChange[];
-  /** Every export delivery's outcome, oldest first. */
-  exports: DeliveryOutcome[];
+  /** Every export hook call's outcome, oldest first. */
+  exports: HookCallOutcome[];
 }
 
 export interface RecordedCall {
@@ -85,7 +85,7 @@ export interface SimulatorOptions {
   acceptedSchemes?: Array<'Bearer' | 'Token'>;
 }
 
-export type HookConfig = Omit<DeliveryOptions, 'url' | 'body' | 'secret'> & {
+export type HookConfig = Omit<HookCallOptions, 'url' | 'body' | 'secret'> & {
   hookUrl: string;
   secret?: string;
   /**
@@ -221,10 +221,10 @@ export class RossumSimulator {
 
   /**
    * Rossum's export flow: the annotation goes to `exporting`, the hook is called with the documented
-   * delivery semantics, and the annotation ends `exported` or `failed_export` with the reply's messages.
+   * hook call semantics, and the annotation ends `exported` or `failed_export` with the reply's messages.
    */
-  async exportAnnotation(payload: Record<string, unknown> | string, config: HookConfig): Promise<{ outcome: DeliveryOutcome; annotation: SimulatedAnnotation }> {
-    const { hookUrl, secret, tokenOwner = true, useSimulatorBaseUrl = true, tokenLifetimeS = 600, ...delivery } = config;
+  async exportAnnotation(payload: Record<string, unknown> | string, config: HookConfig): Promise<{ outcome: HookCallOutcome; annotation: SimulatedAnnotation }> {
+    const { hookUrl, secret, tokenOwner = true, useSimulatorBaseUrl = true, tokenLifetimeS = 600, ...hookSettings } = config;
     const object: Record<string, unknown> = typeof payload === 'string' ? (JSON.parse(payload) as Record<string, unknown>) : structuredClone(payload);
     const annotationPart = object.annotation;
     if (typeof annotationPart !== 'object' || annotationPart === null || typeof (annotationPart as { id?: unknown }).id !== 'number') {
@@ -237,11 +237,11 @@ export class RossumSimulator {
 
     const hookToken = tokenOwner ? this.issueToken(tokenLifetimeS * 1000) : undefined;
     const body = typeof payload === 'string' && !useSimulatorBaseUrl && !tokenOwner ? payload : this.preparePayload(object, id, { hookToken, useSimulatorBaseUrl });
-    const options: DeliveryOptions = { ...delivery, url: hookUrl, body };
+    const options: HookCallOptions = { ...hookSettings, url: hookUrl, body };
     if (secret !== undefined) options.secret = secret;
-    let outcome: DeliveryOutcome;
+    let outcome: HookCallOutcome;
     try {
-      outcome = await deliver(options);
+      outcome = await callHook(options);
     } finally {
       // Lenient for async hooks: the token lives until the final answer, not just the 202.
       if (hookToken !== undefined) this.expireToken(hookToken);
@@ -253,7 +253,7 @@ export class RossumSimulator {
   }
 
   /** Export again with the last payload and hook config (what `PATCH status=exporting` triggers). */
-  async reexport(id: number): Promise<{ outcome: DeliveryOutcome; annotation: SimulatedAnnotation }> {
+  async reexport(id: number): Promise<{ outcome: HookCallOutcome; annotation: SimulatedAnnotation }> {
     const last = this.lastExports.get(id);
     if (!last) throw new Error(`simulator: annotation ${id} was never exported`);
     return this.exportAnnotation(last.payload, last.config);

@@ -1,9 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { type Command, InvalidArgumentError } from 'commander';
-import { startAcks } from '../../ack/index.ts';
+import { startAcks } from '../../process/index.ts';
 import { configPath, loadConfig } from '../../config/index.ts';
-import { startMetricsServer } from '../../observability/http.ts';
-import { createLogger } from '../../observability/logger.ts';
+import { createLogger, startMetricsServer } from '../../observability/index.ts';
 import { stopOnSignals } from './serve.ts';
 
 export function register(program: Command): void {

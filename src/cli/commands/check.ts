@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
 import { checkConfigFile } from '../../config/index.ts';
-import { formatDiagnostic, type Diagnostic } from '../../config/yaml.ts';
+import { formatDiagnostic, type Diagnostic } from '../../config-loading/index.ts';
 import { checkMappingFile, mappingFiles } from '../../mapping/index.ts';
 import { mappingsDir } from './render.ts';
 

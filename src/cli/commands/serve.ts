@@ -1,8 +1,8 @@
 import cluster from 'node:cluster';
 import type { Command } from 'commander';
-import { startBridge, type RunningBridge } from '../../app.ts';
+import { startBridge, type RunningBridge } from '../../process/index.ts';
 import { configPath, loadConfig } from '../../config/index.ts';
-import { createLogger, type Logger } from '../../observability/logger.ts';
+import { createLogger, type Logger } from '../../observability/index.ts';
 
 export function register(program: Command): void {
   program

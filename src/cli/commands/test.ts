@@ -1,7 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { formatDiagnostic } from '../../config/yaml.ts';
-import { ConfigFileError } from '../../config/yaml.ts';
+import { ConfigFileError, formatDiagnostic } from '../../config-loading/index.ts';
 import { loadMappingFile, mappingFiles, resolveMappingFile, runMappingTests, type TestResult } from '../../mapping/index.ts';
 import { mappingsDir } from './render.ts';
 

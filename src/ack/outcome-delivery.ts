@@ -1,10 +1,13 @@
+import PQueue from 'p-queue';
 import { describeError } from '../errors.ts';
 import type { AckOutcome, ExportRecord, Ledger, OutcomeSettlement } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { BridgeMetrics } from '../observability/metrics.ts';
-import { RossumApiError, RossumClient, type AnnotationStatus, type RossumApiConfig } from '../rossum/index.ts';
+import type { BridgeMetrics, Logger } from '../observability/index.ts';
+import { cleanContent, cleanText, RossumApiError, RossumClient, ROSSUM_MESSAGE_LIMIT, type AnnotationStatus, type RossumApiConfig } from '../rossum/index.ts';
 import type { AcksConfig } from './config.ts';
-import { runLimited } from './limit.ts';
+
+/** Rossum keeps at most 4 kB of metadata per object: the note carries the full text, the metadata a summary. */
+const METADATA_MESSAGES = 10;
+const METADATA_MESSAGE_CHARS = 200;
 
 /** What one outcome does in Rossum. */
 interface Plan {
@@ -60,9 +63,11 @@ export class OutcomeDelivery {
             // One export's outcomes go in order (a timeout before its late acceptance); exports in parallel.
             const byExport = new Map<number, AckOutcome[]>();
             for (const outcome of batch) byExport.set(outcome.exportId, [...(byExport.get(outcome.exportId) ?? []), outcome]);
-            await runLimited([...byExport.values()], 4, async (outcomes) => {
-              for (const outcome of outcomes.sort((a, b) => a.id - b.id)) await this.deliverOne(outcome);
-            });
+            await new PQueue({ concurrency: 4 }).addAll(
+              [...byExport.values()].map((outcomes) => async () => {
+                for (const outcome of outcomes.sort((a, b) => a.id - b.id)) await this.deliverOne(outcome);
+              }),
+            );
           }
         } while (this.again);
       } finally {
@@ -89,7 +94,8 @@ export class OutcomeDelivery {
         log.warn({ err: describeError(error), retryInMs: wait }, 'Rossum could not be told yet; the outcome stays in the ledger and is delivered later');
       } else {
         settlement = { delivery: 'failed', error: describeError(error) };
-        log.error({ err: describeError(error) }, 'Rossum refused the ack outcome; it needs a human (see `status`)');
+        const refusedByUs = error instanceof RossumApiError && error.code === 'ROSSUM_HOST_NOT_ALLOWED';
+        log.error({ err: describeError(error) }, refusedByUs ? 'Rossum not told: the export names a Rossum host we send no credentials to; it needs a human (see `status`)' : 'Rossum refused the ack outcome; it needs a human (see `status`)');
       }
     }
     try {
@@ -126,7 +132,8 @@ export class OutcomeDelivery {
       // An earlier attempt (it crashed, or lost Rossum's answer) may have stored the note: look before posting
       // again. Every claim counts an attempt, so the first one knows no note of this outcome exists yet.
       const posted = outcome.attempts > 1 && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
-      if (!posted) await client.createNote(record.annotationId, `${plan.note.slice(0, 4000)}\n${signature}`);
+      // The signature must survive the cut: it is how a retry finds the note.
+      if (!posted) await client.createNote(record.annotationId, `${cleanContent(plan.note, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`);
     }
     await client.patchAnnotation(record.annotationId, {
       ...(plan.status ? { status: plan.status } : {}),
@@ -149,7 +156,9 @@ export class OutcomeDelivery {
   private plan(outcome: AckOutcome, record: ExportRecord): Plan {
     const file = record.remotePath ?? record.plannedPath;
     const { detail } = outcome;
-    const reasons = detail.messages.map((m) => (m.code ? `${m.code} ${m.text}` : m.text));
+    // ERP text is foreign: no control characters or bidi overrides reach Rossum, and metadata stays small (4 kB per object).
+    const reasons = detail.messages.map((m) => cleanText(m.code ? `${m.code} ${m.text}` : m.text));
+    const metadataReasons = reasons.slice(0, METADATA_MESSAGES).map((reason) => cleanContent(reason, METADATA_MESSAGE_CHARS));
     const at = new Date(this.now()).toISOString();
     const common = { exportFile: file, ackFile: detail.ackFile ?? null, at };
     const mapping = this.options.config.byMapping[record.mappingName];
@@ -159,13 +168,13 @@ export class OutcomeDelivery {
         return {
           status: 'failed_export',
           note: [`The ERP rejected ${file}${outcome.kind === 'rejected_late' ? ' (its answer came after the deadline)' : ''} — ack ${detail.ackFile}:`, ...reasons].join('\n'),
-          metadata: { ...common, result: 'rejected', codes: detail.messages.map((m) => m.code).filter(Boolean), messages: reasons, ...(outcome.kind === 'rejected_late' ? { late: true } : {}) },
+          metadata: { ...common, result: 'rejected', codes: detail.messages.slice(0, METADATA_MESSAGES).flatMap((m) => (m.code ? [cleanContent(m.code, 40)] : [])), messages: metadataReasons, ...(outcome.kind === 'rejected_late' ? { late: true } : {}) },
         };
       case 'invalid':
         return {
           status: 'failed_export',
           note: `The ERP's answer for ${file} (${detail.ackFile}) could not be read: ${reasons.join('; ')}. Check the file in the ack folder's invalid/ folder.`,
-          metadata: { ...common, result: 'invalid_ack', messages: reasons },
+          metadata: { ...common, result: 'invalid_ack', messages: metadataReasons },
         };
       case 'timeout': {
         const window = mapping ? formatDuration(mapping.deadlineMs) : null;

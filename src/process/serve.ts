@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { BridgeConfig } from './config/index.ts';
-import { describeError } from './errors.ts';
-import { ExportHold } from './export/hold.ts';
-import { ExportService } from './export/service.ts';
-import { openLedger, type Ledger } from './ledger/index.ts';
-import { loadMappings } from './mapping/index.ts';
-import type { Logger } from './observability/logger.ts';
-import { BridgeMetrics } from './observability/metrics.ts';
-import { createTarget, type Target } from './transport/index.ts';
-import { createIntake } from './webhook/intake.ts';
-import { buildWebhookServer, type ReadinessReport, type WebhookServer } from './webhook/server.ts';
+import type { BridgeConfig } from '../config/index.ts';
+import { describeError } from '../errors.ts';
+import { ExportHold } from '../ack/index.ts';
+import { ExportService } from '../export/index.ts';
+import { openLedger, type Ledger } from '../ledger/index.ts';
+import { loadMappings } from '../mapping/index.ts';
+import { type Logger, BridgeMetrics } from '../observability/index.ts';
+import { createTarget, type Target } from '../transport/index.ts';
+import { buildWebhookServer, createDeliveryClassifier, type ReadinessReport, type WebhookServer } from '../webhook/index.ts';
 
 export interface BridgeOptions {
   logger: Logger;
@@ -53,7 +51,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   const ledger = await openLedger(config.ledger.url);
   const exportService = new ExportService({ targets, ledger, logger, metrics });
 
-  const intake = createIntake({
+  const classify = createDeliveryClassifier({
     mappings,
     routes: config.routes,
     targetNames: new Set(targets.keys()),
@@ -80,11 +78,27 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     return { ready: Object.values(checks).every((check) => check.ok), checks };
   };
 
+  if (heldMappings(config).length > 0 && !config.server.publicUrl && !config.server.trustProxy) {
+    logger.warn(
+      { heldMappings: heldMappings(config) },
+      'held exports answer with a Location built from the unsigned Host header: set server.publicUrl to the URL Rossum calls (or server.trustProxy behind a reverse proxy)',
+    );
+  }
   const server: WebhookServer = buildWebhookServer({
     exportService,
     signature: { secret, allowLegacySha1: config.server.allowLegacySha1 },
-    bodyLimitBytes: config.server.bodyLimitBytes,
-    intake,
+    limits: {
+      bodyBytes: config.server.bodyLimitBytes,
+      unverifiedBodyBytes: config.server.unverifiedBodyBytes,
+      retryAfterS: config.server.retryAfterS,
+      headersTimeoutMs: config.server.headersTimeoutMs,
+      bodyIdleTimeoutMs: config.server.bodyIdleTimeoutMs,
+      requestTimeoutMs: Math.max(config.server.requestTimeoutMs, config.server.headersTimeoutMs),
+      keepAliveTimeoutMs: config.server.keepAliveTimeoutMs,
+    },
+    ...(config.server.publicUrl ? { publicUrl: config.server.publicUrl } : {}),
+    trustProxy: config.server.trustProxy,
+    classify,
     deadlineMs: config.server.deadlineMs,
     logger,
     metrics,

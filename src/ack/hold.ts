@@ -1,8 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { AcksConfig, HoldConfig } from '../ack/config.ts';
+import type { AcksConfig, HoldConfig } from './config.ts';
 import type { AckOutcome, ExportRecord, Ledger } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { ExportReply, RossumMessage } from './service.ts';
+import type { Logger } from '../observability/index.ts';
+import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT } from '../rossum/index.ts';
+import type { ExportReply, RossumMessage } from '../export/index.ts';
 
 /** An HTTP answer for Rossum's side of a held export. */
 export interface HeldAnswer {
@@ -21,7 +22,14 @@ export interface ExportHoldOptions {
   now?: () => number;
 }
 
-const MESSAGE_LIMIT = 4096;
+/**
+ * Rossum polls a held export every 30 s and gives up after `max_polling_time_s` (300 s for export
+ * events, not changeable). Counted from the call that started the hold, and one poll interval short of
+ * it, the final answer always reaches a poll Rossum still makes.
+ */
+export const ROSSUM_MAX_POLLING_MS = 300_000;
+export const ROSSUM_POLL_INTERVAL_MS = 30_000;
+export const HOLD_CEILING_MS = ROSSUM_MAX_POLLING_MS - ROSSUM_POLL_INTERVAL_MS;
 
 /**
  * Held-export mode: the export webhook answers 202 + Location, and each poll answers "not yet" (503,
@@ -41,8 +49,11 @@ export class ExportHold {
     return hold?.enabled ? hold : undefined;
   }
 
-  /** After an export: a 202 with the poll URL when its mapping holds exports, else null (answer as usual). */
-  async hold(reply: ExportReply, pollBaseUrl: string): Promise<HeldAnswer | null> {
+  /**
+   * After an export: a 202 with the poll URL when its mapping holds exports, else null (answer as usual).
+   * `callStartedAt` is when Rossum's call arrived: the wait counts from there, not from the end of the upload.
+   */
+  async hold(reply: ExportReply, pollBaseUrl: string, callStartedAt: number = this.now()): Promise<HeldAnswer | null> {
     if (reply.statusCode !== 200 || reply.exportId === undefined || reply.mappingName === undefined) return null;
     if (reply.body.messages.some((message) => message.type === 'error')) return null;
     const settings = this.settingsFor(reply.mappingName);
@@ -51,8 +62,9 @@ export class ExportHold {
     if (!record || record.status !== 'uploaded') return null;
     // A retried delivery of an export whose hold already ended gets the ordinary answer.
     if (record.holdState === 'answered' || record.holdState === 'released') return null;
-    if (record.holdState === null) await this.options.ledger.startHold(record.id, this.now() + settings.maxWaitMs);
-    this.options.logger.info({ exportId: record.id, annotationId: record.annotationId, maxWaitMs: settings.maxWaitMs }, 'export held until the ERP answers');
+    const maxWaitMs = Math.min(settings.maxWaitMs, HOLD_CEILING_MS);
+    if (record.holdState === null) await this.options.ledger.startHold(record.id, callStartedAt + maxWaitMs);
+    this.options.logger.info({ exportId: record.id, annotationId: record.annotationId, maxWaitMs }, 'export held until the ERP answers');
     return {
       statusCode: 202,
       headers: { location: `${pollBaseUrl.replace(/\/+$/, '')}/${record.id}/${this.token(record.id)}` },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.ts';
-import { formatPath } from '../annotation/index.ts';
+import { formatPath } from './paths.ts';
 
 /** One problem in a config or mapping file, pointing at the offending key. */
 export interface Diagnostic {

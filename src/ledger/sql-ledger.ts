@@ -1,0 +1,118 @@
+import * as acks from './ack-operations.ts';
+import type { Driver } from './driver.ts';
+import * as exports from './export-operations.ts';
+import type {
+  AckDelivery,
+  AckFileInput,
+  AckLookup,
+  AckOutcome,
+  ClaimInput,
+  ClaimResult,
+  ExportFilter,
+  ExportRecord,
+  HoldState,
+  Ledger,
+  LedgerEvent,
+  OutcomeSettlement,
+  RecordAckResult,
+  StoredReply,
+} from './types.ts';
+
+/** The `Ledger` for any driver: each operation is written once, in `export-operations.ts` and `ack-operations.ts`. */
+export class SqlLedger implements Ledger {
+  readonly kind: 'sqlite' | 'postgres';
+  private readonly context: exports.LedgerContext;
+
+  constructor(driver: Driver, now?: () => number) {
+    this.kind = driver.dialect.name;
+    this.context = exports.ledgerContext(driver, now);
+  }
+
+  claim(input: ClaimInput): Promise<ClaimResult> {
+    return exports.claim(this.context, input);
+  }
+
+  complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void> {
+    return exports.complete(this.context, id, owner, result);
+  }
+
+  fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void> {
+    return exports.fail(this.context, id, owner, failure);
+  }
+
+  get(id: number): Promise<ExportRecord | undefined> {
+    return exports.getExport(this.context, id);
+  }
+
+  list(filter: ExportFilter = {}): Promise<ExportRecord[]> {
+    return exports.listExports(this.context, filter);
+  }
+
+  events(exportId: number): Promise<LedgerEvent[]> {
+    return exports.listEvents(this.context, exportId);
+  }
+
+  recordEvent(exportId: number, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
+    return exports.recordEvent(this.context, exportId, kind, detail);
+  }
+
+  awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {
+    return acks.awaitAcks(this.context, rules);
+  }
+
+  findExportForAck(lookup: AckLookup): Promise<ExportRecord | undefined> {
+    return acks.findExportForAck(this.context, lookup);
+  }
+
+  async recordAck(input: AckFileInput): Promise<RecordAckResult> {
+    return (await this.recordAcks([input]))[0] as RecordAckResult;
+  }
+
+  async recordAcks(inputs: readonly AckFileInput[]): Promise<RecordAckResult[]> {
+    return inputs.length === 0 ? [] : acks.recordAcks(this.context, inputs);
+  }
+
+  markAckFileArchived(ackFileId: number, archivedTo: string | null): Promise<void> {
+    return this.markAckFilesArchived([{ ackFileId, archivedTo }]);
+  }
+
+  async markAckFilesArchived(archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void> {
+    if (archived.length > 0) await acks.markAckFilesArchived(this.context, archived);
+  }
+
+  expireAcks(limit = 500, targets?: readonly string[]): Promise<AckOutcome[]> {
+    return acks.expireAcks(this.context, limit, targets);
+  }
+
+  claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {
+    return acks.claimOutcomes(this.context, owner, leaseMs, limit);
+  }
+
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
+    return acks.settleOutcome(this.context, id, owner, settlement);
+  }
+
+  outcomes(exportId: number): Promise<AckOutcome[]> {
+    return acks.outcomesOf(this.context, exportId);
+  }
+
+  outcomeBacklog(): Promise<Record<AckDelivery, number>> {
+    return acks.outcomeBacklog(this.context);
+  }
+
+  startHold(exportId: number, until: number): Promise<void> {
+    return acks.startHold(this.context, exportId, until);
+  }
+
+  moveHold(exportId: number, from: readonly HoldState[], to: HoldState): Promise<boolean> {
+    return acks.moveHold(this.context, exportId, from, to);
+  }
+
+  ping(): Promise<void> {
+    return this.context.driver.ping();
+  }
+
+  close(): Promise<void> {
+    return this.context.driver.close();
+  }
+}
