@@ -163,7 +163,9 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
       if (await bannerReady(host, port)) return;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
-        throw new Error(`sshd did not accept connections on ${host}:${port} within ${startTimeoutMs} ms; log ${logPath}:\n${tail(logPath)}`);
+        throw new Error(
+          `sshd did not accept connections on ${host}:${port} within ${startTimeoutMs} ms; log ${logPath}:\n${tail(logPath)}`,
+        );
       }
       await delay(25);
     }

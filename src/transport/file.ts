@@ -3,7 +3,15 @@ import { constants, type Dirent } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from '../observability/index.ts';
-import type { MoveOptions, OperationOptions, PoolStats, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import type {
+  MoveOptions,
+  OperationOptions,
+  PoolStats,
+  RemoteEntry,
+  Target,
+  UploadRequest,
+  UploadResult,
+} from './contract.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';
 import { containedPath, parentOf, versionedName } from './paths.ts';
@@ -40,9 +48,15 @@ export class FileTarget implements Target {
     return this.operation('upload', relative, options, async () => {
       const { upload } = this.config;
       const finalPath = await this.resolve(relative, true);
-      const tempDir = upload.tempDir !== null ? await this.resolve(containedPath(upload.tempDir, HOST), true, true) : dirname(finalPath);
+      const tempDir =
+        upload.tempDir !== null
+          ? await this.resolve(containedPath(upload.tempDir, HOST), true, true)
+          : dirname(finalPath);
       const name = relative.slice(relative.lastIndexOf('/') + 1);
-      const tempPath = join(tempDir, `${upload.tempPrefix}${name}.${randomBytes(4).toString('hex')}${upload.tempSuffix}`);
+      const tempPath = join(
+        tempDir,
+        `${upload.tempPrefix}${name}.${randomBytes(4).toString('hex')}${upload.tempSuffix}`,
+      );
       let tempExists = false;
       try {
         const mode = upload.mode !== undefined ? Number.parseInt(upload.mode, 8) : 0o644;
@@ -56,11 +70,15 @@ export class FileTarget implements Target {
           if (upload.verifySize) {
             const { size } = await handle.stat();
             if (size !== request.bytes.length) {
-              throw new TransportError('SIZE_MISMATCH', `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${request.bytes.length}; the file was not published`, {
-                permanent: false,
-                host: HOST,
-                path: relative,
-              });
+              throw new TransportError(
+                'SIZE_MISMATCH',
+                `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${request.bytes.length}; the file was not published`,
+                {
+                  permanent: false,
+                  host: HOST,
+                  path: relative,
+                },
+              );
             }
           }
         } finally {
@@ -115,7 +133,13 @@ export class FileTarget implements Target {
       } catch {
         continue; // removed while we listed
       }
-      yield { path: relative === '' ? entry.name : `${relative}/${entry.name}`, name: entry.name, size, mtimeMs, isFile: entry.isFile() };
+      yield {
+        path: relative === '' ? entry.name : `${relative}/${entry.name}`,
+        name: entry.name,
+        size,
+        mtimeMs,
+        isFile: entry.isFile(),
+      };
     }
   }
 
@@ -149,7 +173,12 @@ export class FileTarget implements Target {
     await this.operation('check', '', options, async () => {
       if (this.config.upload.createDirs) await mkdir(this.root, { recursive: true });
       const stats = await stat(this.root);
-      if (!stats.isDirectory()) throw new TransportError('IO_FAILED', `${this.description} is not a folder`, { permanent: false, host: HOST, path: this.root });
+      if (!stats.isDirectory())
+        throw new TransportError('IO_FAILED', `${this.description} is not a folder`, {
+          permanent: false,
+          host: HOST,
+          path: this.root,
+        });
     });
   }
 
@@ -162,13 +191,23 @@ export class FileTarget implements Target {
   }
 
   private guard(operation: string, relative: string, options: OperationOptions | undefined): void {
-    if (this.closed) throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: HOST });
+    if (this.closed)
+      throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: HOST });
     if (options?.signal?.aborted) {
-      throw new TransportError('ABORTED', `${operation} of ${this.shown(relative || '.')} was cancelled before it started`, { permanent: false, host: HOST, path: relative });
+      throw new TransportError(
+        'ABORTED',
+        `${operation} of ${this.shown(relative || '.')} was cancelled before it started`,
+        { permanent: false, host: HOST, path: relative },
+      );
     }
   }
 
-  private async operation<T>(operation: string, relative: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
+  private async operation<T>(
+    operation: string,
+    relative: string,
+    options: OperationOptions | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     this.guard(operation, relative, options);
     this.running++;
     try {
@@ -201,29 +240,43 @@ export class FileTarget implements Target {
     try {
       folderReal = await realpath(folder);
     } catch (error) {
-      if (errorCodeOf(error) === 'ENOENT') return isDir ? folder : join(folder, relative.slice(relative.lastIndexOf('/') + 1));
+      if (errorCodeOf(error) === 'ENOENT')
+        return isDir ? folder : join(folder, relative.slice(relative.lastIndexOf('/') + 1));
       throw error;
     }
     if (folderReal !== rootReal && !folderReal.startsWith(rootReal + sep)) {
-      throw new TransportError('PATH_ESCAPE', `refused path ${JSON.stringify(relative)} in ${this.description}: a symlink leads outside the target folder`, {
-        permanent: true,
-        host: HOST,
-        path: relative,
-      });
+      throw new TransportError(
+        'PATH_ESCAPE',
+        `refused path ${JSON.stringify(relative)} in ${this.description}: a symlink leads outside the target folder`,
+        {
+          permanent: true,
+          host: HOST,
+          path: relative,
+        },
+      );
     }
     return isDir ? folderReal : join(folderReal, relative.slice(relative.lastIndexOf('/') + 1));
   }
 
   /** Moves `fromPath` to `relative` under the policy and makes the change durable. */
   private targetExists(relative: string): TransportError {
-    return new TransportError('TARGET_EXISTS', `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`, {
-      permanent: true,
-      host: HOST,
-      path: relative,
-    });
+    return new TransportError(
+      'TARGET_EXISTS',
+      `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`,
+      {
+        permanent: true,
+        host: HOST,
+        path: relative,
+      },
+    );
   }
 
-  private async publish(fromPath: string, relative: string, onExisting: UploadRequest['onExisting'], createDirs: boolean): Promise<string> {
+  private async publish(
+    fromPath: string,
+    relative: string,
+    onExisting: UploadRequest['onExisting'],
+    createDirs: boolean,
+  ): Promise<string> {
     const finalPath = await this.resolve(relative, createDirs);
     if (onExisting === 'overwrite') {
       await rename(fromPath, finalPath);
@@ -233,7 +286,8 @@ export class FileTarget implements Target {
     const maxVersion = onExisting === 'version' ? MAX_VERSIONS : 1;
     for (let version = 1; version <= maxVersion; version++) {
       const candidate = versionedName(relative, version);
-      const candidatePath = version === 1 ? finalPath : join(dirname(finalPath), candidate.slice(candidate.lastIndexOf('/') + 1));
+      const candidatePath =
+        version === 1 ? finalPath : join(dirname(finalPath), candidate.slice(candidate.lastIndexOf('/') + 1));
       try {
         await link(fromPath, candidatePath);
         await unlink(fromPath);
@@ -255,11 +309,15 @@ export class FileTarget implements Target {
       await syncDir(dirname(candidatePath));
       return candidate;
     }
-    throw new TransportError('TARGET_EXISTS', `${relative} and ${MAX_VERSIONS - 1} versions of it already exist in ${this.description}`, {
-      permanent: true,
-      host: HOST,
-      path: relative,
-    });
+    throw new TransportError(
+      'TARGET_EXISTS',
+      `${relative} and ${MAX_VERSIONS - 1} versions of it already exist in ${this.description}`,
+      {
+        permanent: true,
+        host: HOST,
+        path: relative,
+      },
+    );
   }
 }
 
@@ -280,7 +338,8 @@ async function syncDir(path: string): Promise<void> {
     await handle.sync();
   } catch (error) {
     // Some network file systems refuse fsync on folders; the data itself was synced.
-    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EBADF', 'EPERM'].includes(String(errorCodeOf(error)))) throw error;
+    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EBADF', 'EPERM'].includes(String(errorCodeOf(error))))
+      throw error;
   } finally {
     await handle?.close();
   }

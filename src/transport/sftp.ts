@@ -5,7 +5,15 @@ import PQueue from 'p-queue';
 import type { Algorithms, Client as SshClient, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { Logger } from '../observability/index.ts';
-import type { HookCredentials, OperationOptions, PoolStats, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import type {
+  HookCredentials,
+  OperationOptions,
+  PoolStats,
+  RemoteEntry,
+  Target,
+  UploadRequest,
+  UploadResult,
+} from './contract.ts';
 import type { MoveOptions, TransportHooks } from './types.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, isConnectionLevel, SFTP_STATUS, TransportError } from './errors.ts';
@@ -92,7 +100,8 @@ export class SftpTarget implements Target {
     const logger = options.logger.child({ target: name, host: hostLabel });
 
     const policy: HostKeyPolicy = {
-      fingerprints: config.hostKey === undefined ? [] : Array.isArray(config.hostKey) ? config.hostKey : [config.hostKey],
+      fingerprints:
+        config.hostKey === undefined ? [] : Array.isArray(config.hostKey) ? config.hostKey : [config.hostKey],
       insecureAcceptAny: config.insecureAcceptAnyHostKey,
     };
     if (config.knownHosts) {
@@ -100,11 +109,15 @@ export class SftpTarget implements Target {
       try {
         text = readFileSync(config.knownHosts, 'utf8');
       } catch (error) {
-        throw new TransportError('HOST_KEY_UNKNOWN', `target "${name}": cannot read knownHosts file ${config.knownHosts}: ${(error as Error).message}`, {
-          permanent: true,
-          host: hostLabel,
-          cause: error,
-        });
+        throw new TransportError(
+          'HOST_KEY_UNKNOWN',
+          `target "${name}": cannot read knownHosts file ${config.knownHosts}: ${(error as Error).message}`,
+          {
+            permanent: true,
+            host: hostLabel,
+            cause: error,
+          },
+        );
       }
       policy.knownHosts = { entries: parseKnownHosts(text), source: config.knownHosts };
     }
@@ -121,11 +134,15 @@ export class SftpTarget implements Target {
         try {
           privateKey = readFileSync(config.privateKeyPath, 'utf8');
         } catch (error) {
-          throw new TransportError('CREDENTIALS_INVALID', `target "${name}": cannot read privateKeyPath ${config.privateKeyPath}: ${(error as Error).message}`, {
-            permanent: true,
-            host: hostLabel,
-            cause: error,
-          });
+          throw new TransportError(
+            'CREDENTIALS_INVALID',
+            `target "${name}": cannot read privateKeyPath ${config.privateKeyPath}: ${(error as Error).message}`,
+            {
+              permanent: true,
+              host: hostLabel,
+              cause: error,
+            },
+          );
         }
       }
       this.configCredentials = {
@@ -185,7 +202,9 @@ export class SftpTarget implements Target {
 
   async readFile(relativePath: string, options?: OperationOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, this.context.hostLabel);
-    return this.poolFor(options?.credentials).run('read', relative, options?.signal, (conn) => readWholeFile(conn, this.remote(relative)));
+    return this.poolFor(options?.credentials).run('read', relative, options?.signal, (conn) =>
+      readWholeFile(conn, this.remote(relative)),
+    );
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -196,11 +215,21 @@ export class SftpTarget implements Target {
     try {
       const timeoutMs = this.context.config.pool.operationTimeoutMs;
       const label = { host: this.context.hostLabel, what: 'list', path: relative || '.' };
-      const handle = await withTimeout(call<Buffer>((cb) => lease.conn.sftp.opendir(this.remote(relative), cb)), timeoutMs, () => lease.conn.client, label);
+      const handle = await withTimeout(
+        call<Buffer>((cb) => lease.conn.sftp.opendir(this.remote(relative), cb)),
+        timeoutMs,
+        () => lease.conn.client,
+        label,
+      );
       try {
         for (;;) {
           // One READDIR answer is one page (OpenSSH sends up to 100 names), so huge folders stream.
-          const page = await withTimeout(readdirPage(lease.conn.sftp, handle), timeoutMs, () => lease.conn.client, label);
+          const page = await withTimeout(
+            readdirPage(lease.conn.sftp, handle),
+            timeoutMs,
+            () => lease.conn.client,
+            label,
+          );
           if (page === null) break;
           for (const entry of page) {
             const mode = entry.attrs.mode ?? 0;
@@ -252,13 +281,22 @@ export class SftpTarget implements Target {
     await this.poolFor(options?.credentials).run('check', '', options?.signal, async (conn) => {
       const stats = await statOrNull(conn, this.base);
       if (stats?.isDirectory()) return;
-      if (stats) throw new TransportError('IO_FAILED', `${this.description}: the target folder is a file`, { permanent: false, host: this.context.hostLabel, path: this.base });
-      if (!this.context.config.upload.createDirs) {
-        throw new TransportError('NOT_FOUND', `${this.description}: the target folder does not exist (and upload.createDirs is off)`, {
+      if (stats)
+        throw new TransportError('IO_FAILED', `${this.description}: the target folder is a file`, {
           permanent: false,
           host: this.context.hostLabel,
           path: this.base,
         });
+      if (!this.context.config.upload.createDirs) {
+        throw new TransportError(
+          'NOT_FOUND',
+          `${this.description}: the target folder does not exist (and upload.createDirs is off)`,
+          {
+            permanent: false,
+            host: this.context.hostLabel,
+            path: this.base,
+          },
+        );
       }
       await mkdirp(conn, this.base);
     });
@@ -305,10 +343,14 @@ export class SftpTarget implements Target {
 
   private poolFor(hookCredentials: HookCredentials | undefined): Pool {
     if (this.closed) {
-      throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: this.context.hostLabel });
+      throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, {
+        permanent: false,
+        host: this.context.hostLabel,
+      });
     }
     const credentials = this.credentialsFor(hookCredentials);
-    const key = credentials === this.configCredentials ? (this.configPoolKey ??= poolKey(credentials)) : poolKey(credentials);
+    const key =
+      credentials === this.configCredentials ? (this.configPoolKey ??= poolKey(credentials)) : poolKey(credentials);
     let pool = this.pools.get(key);
     if (pool) {
       // Map order doubles as LRU order for eviction.
@@ -344,10 +386,14 @@ export class SftpTarget implements Target {
     }
     const username = hook.username ?? this.urlUsername;
     if (!username) {
-      throw new TransportError('CREDENTIALS_MISSING', `target "${this.name}" (${hostLabel}) has no username: put it in the URL or the hook's secrets`, {
-        permanent: true,
-        host: hostLabel,
-      });
+      throw new TransportError(
+        'CREDENTIALS_MISSING',
+        `target "${this.name}" (${hostLabel}) has no username: put it in the URL or the hook's secrets`,
+        {
+          permanent: true,
+          host: hostLabel,
+        },
+      );
     }
     return {
       username,
@@ -368,13 +414,21 @@ export class SftpTarget implements Target {
     }
   }
 
-  private async uploadOn(conn: Connection, relative: string, request: UploadRequest, state: AttemptState): Promise<UploadResult> {
+  private async uploadOn(
+    conn: Connection,
+    relative: string,
+    request: UploadRequest,
+    state: AttemptState,
+  ): Promise<UploadResult> {
     const { upload } = this.context.config;
     const name = posix.basename(relative);
     // A random token keeps two uploads of the same name (version policy, racing replicas) from sharing a temp
     // file. randomUUID draws from a cached pool; randomBytes(4) cost a call into OpenSSL per upload.
     const tempName = `${upload.tempPrefix}${name}.${randomUUID().slice(0, 8)}${upload.tempSuffix}`;
-    const tempRelative = upload.tempDir !== null ? joinRemote(containedPath(upload.tempDir, this.context.hostLabel), tempName) : joinRemote(parentOf(relative) || '.', tempName);
+    const tempRelative =
+      upload.tempDir !== null
+        ? joinRemote(containedPath(upload.tempDir, this.context.hostLabel), tempName)
+        : joinRemote(parentOf(relative) || '.', tempName);
     const tempRemote = this.remote(tempRelative === '.' ? tempName : tempRelative);
     let tempWritten = false;
     try {
@@ -387,7 +441,12 @@ export class SftpTarget implements Target {
         handle = await openForWrite(conn, tempRemote);
       }
       tempWritten = true;
-      const written = await writeWholeFile(conn, handle, request.bytes, upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8));
+      const written = await writeWholeFile(
+        conn,
+        handle,
+        request.bytes,
+        upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8),
+      );
       if (upload.verifySize && written.size !== request.bytes.length) {
         throw new TransportError(
           'SIZE_MISMATCH',
@@ -412,7 +471,12 @@ export class SftpTarget implements Target {
    * Renames `fromRemote` to `relative` under the policy. Plain SFTP rename never replaces
    * (OpenSSH uses link + unlink, as SFTP v3 requires), which makes `fail` and `version` race-free.
    */
-  private async placeFile(conn: Connection, fromRemote: string, relative: string, onExisting: UploadRequest['onExisting']): Promise<string> {
+  private async placeFile(
+    conn: Connection,
+    fromRemote: string,
+    relative: string,
+    onExisting: UploadRequest['onExisting'],
+  ): Promise<string> {
     const { upload } = this.context.config;
     const { hostLabel } = this.context;
     const attempt = async (rename: () => Promise<void>, finalRemote: string): Promise<void> => {
@@ -431,11 +495,15 @@ export class SftpTarget implements Target {
       const usePosix = upload.rename === 'posix' || (upload.rename === 'auto' && conn.posixRename);
       if (usePosix) {
         if (!conn.posixRename) {
-          throw new TransportError('UNSUPPORTED', `${hostLabel} does not offer posix-rename@openssh.com, which upload.rename: posix requires`, {
-            permanent: true,
-            host: hostLabel,
-            path: relative,
-          });
+          throw new TransportError(
+            'UNSUPPORTED',
+            `${hostLabel} does not offer posix-rename@openssh.com, which upload.rename: posix requires`,
+            {
+              permanent: true,
+              host: hostLabel,
+              path: relative,
+            },
+          );
         }
         await attempt(() => conn.client.posixRename(fromRemote, finalRemote).then(() => undefined), finalRemote);
         return relative;
@@ -461,19 +529,27 @@ export class SftpTarget implements Target {
       } catch (error) {
         if (isConnectionLevel(error) || !(await statOrNull(conn, finalRemote))) throw error;
         if (onExisting === 'fail') {
-          throw new TransportError('TARGET_EXISTS', `${relative} already exists on ${hostLabel} and the policy is onExisting: fail; nothing was changed`, {
-            permanent: true,
-            host: hostLabel,
-            path: relative,
-          });
+          throw new TransportError(
+            'TARGET_EXISTS',
+            `${relative} already exists on ${hostLabel} and the policy is onExisting: fail; nothing was changed`,
+            {
+              permanent: true,
+              host: hostLabel,
+              path: relative,
+            },
+          );
         }
       }
     }
-    throw new TransportError('TARGET_EXISTS', `${relative} and ${MAX_VERSIONS - 1} versions of it already exist on ${hostLabel}`, {
-      permanent: true,
-      host: hostLabel,
-      path: relative,
-    });
+    throw new TransportError(
+      'TARGET_EXISTS',
+      `${relative} and ${MAX_VERSIONS - 1} versions of it already exist on ${hostLabel}`,
+      {
+        permanent: true,
+        host: hostLabel,
+        path: relative,
+      },
+    );
   }
 }
 
@@ -506,13 +582,23 @@ class Pool {
    * Runs `operation` on a pooled connection. When the connection turns out dead and
    * `mayRetry()` says nothing irreversible happened, it runs once more on a fresh connection.
    */
-  async run<T>(operation: string, path: string, signal: AbortSignal | undefined, fn: (conn: Connection) => Promise<T>, mayRetry: () => boolean = () => true): Promise<T> {
+  async run<T>(
+    operation: string,
+    path: string,
+    signal: AbortSignal | undefined,
+    fn: (conn: Connection) => Promise<T>,
+    mayRetry: () => boolean = () => true,
+  ): Promise<T> {
     const { hostLabel, config } = this.context;
     const task = async (): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
         const conn = await this.acquire(operation, signal);
         try {
-          const result = await withTimeout(fn(conn), config.pool.operationTimeoutMs, () => conn.client, { host: hostLabel, what: operation, path: path || '.' });
+          const result = await withTimeout(fn(conn), config.pool.operationTimeoutMs, () => conn.client, {
+            host: hostLabel,
+            what: operation,
+            path: path || '.',
+          });
           this.release(conn, false);
           return result;
         } catch (error) {
@@ -521,7 +607,10 @@ class Pool {
           // A timeout means a hung server, not a stale connection: retrying would only double the wait.
           const stale = broken && !(error instanceof TransportError && error.code === 'OPERATION_TIMEOUT');
           if (stale && attempt === 1 && mayRetry() && !signal?.aborted) {
-            this.context.logger.info({ operation, path, connection: conn.id }, 'connection was dead; retrying on a fresh one');
+            this.context.logger.info(
+              { operation, path, connection: conn.id },
+              'connection was dead; retrying on a fresh one',
+            );
             continue;
           }
           throw classifyError(error, { host: hostLabel, operation, path: path || '.' });
@@ -532,7 +621,11 @@ class Pool {
   }
 
   /** Holds one connection (and one queue slot) until `release` is called, e.g. for a paged listing. */
-  lease(operation: string, path: string, signal: AbortSignal | undefined): Promise<{ conn: Connection; release(broken: boolean): void }> {
+  lease(
+    operation: string,
+    path: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ conn: Connection; release(broken: boolean): void }> {
     return new Promise((resolveLease, rejectLease) => {
       this.enqueue(
         async () => {
@@ -557,14 +650,27 @@ class Pool {
     });
   }
 
-  private async enqueue<T>(task: () => Promise<T>, signal: AbortSignal | undefined, operation: string, path: string): Promise<T> {
+  private async enqueue<T>(
+    task: () => Promise<T>,
+    signal: AbortSignal | undefined,
+    operation: string,
+    path: string,
+  ): Promise<T> {
     const { hostLabel } = this.context;
-    if (this.closing) throw new TransportError('TARGET_CLOSED', `target "${this.context.name}" is closed`, { permanent: false, host: hostLabel });
+    if (this.closing)
+      throw new TransportError('TARGET_CLOSED', `target "${this.context.name}" is closed`, {
+        permanent: false,
+        host: hostLabel,
+      });
     try {
       return await this.queue.add(task, signal ? { signal } : {});
     } catch (error) {
       if (signal?.aborted && !(error instanceof TransportError)) {
-        throw new TransportError('ABORTED', `${operation} of ${path || '.'} on ${hostLabel} was cancelled before it started`, { permanent: false, host: hostLabel, path, cause: error });
+        throw new TransportError(
+          'ABORTED',
+          `${operation} of ${path || '.'} on ${hostLabel} was cancelled before it started`,
+          { permanent: false, host: hostLabel, path, cause: error },
+        );
       }
       throw error;
     }
@@ -619,7 +725,12 @@ class Pool {
 
   private async isLive(conn: Connection): Promise<boolean> {
     try {
-      await withTimeout(conn.client.realPath('.'), Math.min(5_000, this.context.config.pool.operationTimeoutMs), () => conn.client, { host: this.context.hostLabel, what: 'liveness check' });
+      await withTimeout(
+        conn.client.realPath('.'),
+        Math.min(5_000, this.context.config.pool.operationTimeoutMs),
+        () => conn.client,
+        { host: this.context.hostLabel, what: 'liveness check' },
+      );
       return conn.alive;
     } catch {
       return false;
@@ -655,14 +766,20 @@ class Pool {
       try {
         return await this.context.handshakes.add(() => this.connectOnce(), signal ? { signal } : {});
       } catch (error) {
-        lastError = error instanceof TransportError ? error : classifyError(error, { host: this.context.hostLabel, operation: 'connect' });
+        lastError =
+          error instanceof TransportError
+            ? error
+            : classifyError(error, { host: this.context.hostLabel, operation: 'connect' });
         if (NOT_RETRIED.has(lastError.code) || attempt === retry.attempts) break;
         const backoff = Math.min(retry.maxDelayMs, retry.minDelayMs * 2 ** (attempt - 1));
         await delay(backoff / 2 + Math.random() * (backoff / 2), signal);
       }
     }
     if (lastError) throw lastError;
-    throw new TransportError('ABORTED', `${operation} on ${this.context.hostLabel} was cancelled while connecting`, { permanent: false, host: this.context.hostLabel });
+    throw new TransportError('ABORTED', `${operation} on ${this.context.hostLabel} was cancelled while connecting`, {
+      permanent: false,
+      host: this.context.hostLabel,
+    });
   }
 
   private async connectOnce(): Promise<Connection> {
@@ -711,10 +828,27 @@ class Pool {
     counters.handshakesInFlight++;
     this.context.changed();
     try {
-      const sftp = await withTimeout(client.connect(connectConfig), config.pool.connectTimeoutMs + 1_000, () => client, { host: hostLabel, what: 'connect' });
-      if (!alive) throw new TransportError('CONNECTION_LOST', `${hostLabel} closed the connection right after login`, { permanent: false, host: hostLabel });
+      const sftp = await withTimeout(
+        client.connect(connectConfig),
+        config.pool.connectTimeoutMs + 1_000,
+        () => client,
+        { host: hostLabel, what: 'connect' },
+      );
+      if (!alive)
+        throw new TransportError('CONNECTION_LOST', `${hostLabel} closed the connection right after login`, {
+          permanent: false,
+          host: hostLabel,
+        });
       sftp.on('close', markDead);
-      conn = { id, client, sftp, alive: true, lastUsedAt: Date.now(), posixRename: offersExtension(sftp, 'posix-rename@openssh.com'), batch: socketBatcher(ssh) };
+      conn = {
+        id,
+        client,
+        sftp,
+        alive: true,
+        lastUsedAt: Date.now(),
+        posixRename: offersExtension(sftp, 'posix-rename@openssh.com'),
+        batch: socketBatcher(ssh),
+      };
       counters.connects++;
       hooks.onConnect?.({ target: name, ok: true, durationMs: Date.now() - started });
       logger.debug({ connection: id, ms: Date.now() - started }, 'sftp connected');
@@ -732,19 +866,26 @@ class Pool {
     }
   }
 
-  private describeConnectFailure(error: unknown, verdict: HostKeyVerdict | undefined, rawError: (Error & { level?: string }) | undefined): TransportError {
+  private describeConnectFailure(
+    error: unknown,
+    verdict: HostKeyVerdict | undefined,
+    rawError: (Error & { level?: string }) | undefined,
+  ): TransportError {
     const { hostLabel, name, policy } = this.context;
     const base = { permanent: false, host: hostLabel, cause: error };
     if (verdict && !verdict.ok) {
       if (verdict.reason === 'unknown') {
-        const source = policy.knownHosts ? `no entry for ${hostLabel} in ${policy.knownHosts.source}` : 'no hostKey configured';
+        const source = policy.knownHosts
+          ? `no entry for ${hostLabel} in ${policy.knownHosts.source}`
+          : 'no hostKey configured';
         return new TransportError(
           'HOST_KEY_UNKNOWN',
           `host key of ${hostLabel} is not known (${source}); it presented ${verdict.presented} (${verdict.keyType}). Verify it with the server's administrator, then add it to target "${name}" (hostKey or knownHosts).`,
           base,
         );
       }
-      const expected = verdict.reason === 'revoked' ? 'it is marked @revoked' : `expected ${verdict.expected.join(' or ')}`;
+      const expected =
+        verdict.reason === 'revoked' ? 'it is marked @revoked' : `expected ${verdict.expected.join(' or ')}`;
       return new TransportError(
         'HOST_KEY_MISMATCH',
         `host key mismatch for ${hostLabel}: server presented ${verdict.presented} (${verdict.keyType}), ${expected}. Connection refused. If the server's key changed on purpose, confirm the new fingerprint with its administrator and update hostKey/knownHosts of target "${name}"; otherwise someone may be intercepting the connection.`,
@@ -760,27 +901,49 @@ class Pool {
       );
     }
     if (/privateKey|private key|passphrase/i.test(message) && !(error instanceof TransportError)) {
-      return new TransportError('CREDENTIALS_INVALID', `target "${name}": the private key cannot be used (${message.replace(/^[a-zA-Z]+: /, '')}) — check privateKey and passphrase`, {
-        ...base,
-        permanent: true,
-      });
+      return new TransportError(
+        'CREDENTIALS_INVALID',
+        `target "${name}": the private key cannot be used (${message.replace(/^[a-zA-Z]+: /, '')}) — check privateKey and passphrase`,
+        {
+          ...base,
+          permanent: true,
+        },
+      );
     }
     if (error instanceof TransportError) return error;
     if (rawError?.level === 'client-timeout' || /timed out/i.test(message)) {
-      return new TransportError('CONNECT_TIMEOUT', `connecting to ${hostLabel} timed out (SSH handshake not finished in ${this.context.config.pool.connectTimeoutMs} ms)`, base);
+      return new TransportError(
+        'CONNECT_TIMEOUT',
+        `connecting to ${hostLabel} timed out (SSH handshake not finished in ${this.context.config.pool.connectTimeoutMs} ms)`,
+        base,
+      );
     }
     return classifyError(rawError ?? error, { host: hostLabel, operation: 'connect' });
   }
 }
 
-const NOT_RETRIED = new Set(['HOST_KEY_MISMATCH', 'HOST_KEY_UNKNOWN', 'AUTH_REJECTED', 'CREDENTIALS_INVALID', 'CREDENTIALS_MISSING', 'ABORTED']);
+const NOT_RETRIED = new Set([
+  'HOST_KEY_MISMATCH',
+  'HOST_KEY_UNKNOWN',
+  'AUTH_REJECTED',
+  'CREDENTIALS_INVALID',
+  'CREDENTIALS_MISSING',
+  'ABORTED',
+]);
 
-function algorithmsFor(config: TargetConfig, policy: HostKeyPolicy, host: string, port: number): Algorithms | undefined {
+function algorithmsFor(
+  config: TargetConfig,
+  policy: HostKeyPolicy,
+  host: string,
+  port: number,
+): Algorithms | undefined {
   // zod's shape matches ssh2's; its typings demand all of append/prepend/remove at once.
   const algorithms = config.algorithms ? ({ ...config.algorithms } as Algorithms) : undefined;
   if (algorithms?.serverHostKey) return algorithms;
   // Like OpenSSH: ask for the key type known_hosts can verify, not whatever the server prefers.
-  const types = knownKeyTypes(policy, host, port).flatMap((type) => (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]));
+  const types = knownKeyTypes(policy, host, port).flatMap((type) =>
+    type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type],
+  );
   if (types.length === 0) return algorithms;
   return { ...(algorithms ?? {}), serverHostKey: { prepend: types, append: [], remove: [] } } as Algorithms;
 }
@@ -812,7 +975,7 @@ function rawClient(client: SftpClient): SshClient {
 function offersExtension(sftp: SFTPWrapper, name: string): boolean {
   // ssh2 records the server's SFTP extensions on a private field; absent means "do not rely on it".
   const extensions = (sftp as unknown as { _extensions?: Record<string, string> })._extensions;
-  return extensions !== undefined && Object.prototype.hasOwnProperty.call(extensions, name);
+  return extensions !== undefined && Object.hasOwn(extensions, name);
 }
 
 async function endConnection(conn: Connection): Promise<void> {
@@ -837,14 +1000,20 @@ const SINGLE_WRITE_BYTES = 34_000 - 2 * 1024;
  * and the whole file costs one round trip after the open. Larger files are written one request after
  * another (no parallel writes: some servers mishandle them), then checked the same way.
  */
-async function writeWholeFile(conn: Connection, handle: Buffer, bytes: Buffer, mode: number | undefined): Promise<{ size: number }> {
+async function writeWholeFile(
+  conn: Connection,
+  handle: Buffer,
+  bytes: Buffer,
+  mode: number | undefined,
+): Promise<{ size: number }> {
   const writeChunk = (offset: number, length: number): Promise<void> =>
     call<void>((cb) => conn.sftp.write(handle, bytes, offset, length, offset, (error) => cb(error, undefined)));
   const pending: Array<Promise<unknown>> = [];
   let stat: Promise<Stats> | undefined;
   let close: Promise<void> | undefined;
   const finish = (): void => {
-    if (mode !== undefined) pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
+    if (mode !== undefined)
+      pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
     stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
     close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
   };
@@ -882,8 +1051,13 @@ async function readWholeFile(conn: Connection, remotePath: string): Promise<Buff
   const readAt = (position: number): Promise<Buffer> =>
     new Promise((resolveRead, rejectRead) => {
       // ssh2 answers a read at the end of the file with zero bytes.
-      conn.sftp.read(handle, Buffer.allocUnsafe(READ_CHUNK_BYTES), 0, READ_CHUNK_BYTES, position, (error, bytesRead, buffer) =>
-        error ? rejectRead(error) : resolveRead(buffer.subarray(0, bytesRead)),
+      conn.sftp.read(
+        handle,
+        Buffer.allocUnsafe(READ_CHUNK_BYTES),
+        0,
+        READ_CHUNK_BYTES,
+        position,
+        (error, bytesRead, buffer) => (error ? rejectRead(error) : resolveRead(buffer.subarray(0, bytesRead))),
       );
     });
   try {
@@ -904,14 +1078,22 @@ async function readWholeFile(conn: Connection, remotePath: string): Promise<Buff
     }
     return Buffer.concat(chunks, length);
   } finally {
-    if (conn.alive) await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
+    if (conn.alive)
+      await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
   }
 }
 
 /** Pools are per credential set; the key is a digest, so no secret is kept as a map key. */
 function poolKey(credentials: Credentials): string {
   return createHash('sha256')
-    .update(JSON.stringify([credentials.username, credentials.password ?? null, credentials.privateKey ?? null, credentials.passphrase ?? null]))
+    .update(
+      JSON.stringify([
+        credentials.username,
+        credentials.password ?? null,
+        credentials.privateKey ?? null,
+        credentials.passphrase ?? null,
+      ]),
+    )
     .digest('hex')
     .slice(0, 16);
 }
@@ -972,13 +1154,24 @@ async function mkdirp(conn: Connection, remoteDir: string): Promise<void> {
 }
 
 /** Rejects after `ms` and kills the connection, whose state is unknown from then on. */
-function withTimeout<T>(promise: Promise<T>, ms: number, connection: () => SftpClient, label: { host: string; what: string; path?: string }): Promise<T> {
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  connection: () => SftpClient,
+  label: { host: string; what: string; path?: string },
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, rejectTimeout) => {
     timer = setTimeout(() => {
       rawClient(connection()).destroy();
       const where = label.path ? `${label.host} (${label.path})` : label.host;
-      rejectTimeout(new TransportError('OPERATION_TIMEOUT', `${label.what} on ${where}: no answer within ${ms} ms; the connection was dropped`, { permanent: false, host: label.host, ...(label.path ? { path: label.path } : {}) }));
+      rejectTimeout(
+        new TransportError(
+          'OPERATION_TIMEOUT',
+          `${label.what} on ${where}: no answer within ${ms} ms; the connection was dropped`,
+          { permanent: false, host: label.host, ...(label.path ? { path: label.path } : {}) },
+        ),
+      );
     }, ms);
   });
   promise.catch(() => undefined);

@@ -8,7 +8,9 @@ import { stopOnSignals } from './serve.ts';
 export function register(program: Command): void {
   program
     .command('acks')
-    .description('Read the ERP acknowledgements back (same config and ledger as serve), flag failures in Rossum; runs until SIGTERM')
+    .description(
+      'Read the ERP acknowledgements back (same config and ledger as serve), flag failures in Rossum; runs until SIGTERM',
+    )
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('--once', 'one pass (track uploads, flag deadlines, read every complete ack, tell Rossum), then exit')
     .option('--metrics-port <port>', 'serve GET /metrics and /healthz on this port (off by default)', parsePort)
@@ -17,7 +19,12 @@ export function register(program: Command): void {
       // On a host with plenty of RAM V8 lets the heap grow to about 4× what is live between full
       // collections; the ack loop's short-lived garbage (SFTP packets, HTTP calls, ledger rows) then
       // takes the process far past what it needs. 1.75× keeps it near its live size for a little more GC.
-      if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'))) setFlagsFromString('--heap-growing-percent=75');
+      if (
+        !process.execArgv.some(
+          (arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'),
+        )
+      )
+        setFlagsFromString('--heap-growing-percent=75');
       const { config } = loadConfig(configPath(options.config));
       const logger = createLogger({ level: config.logLevel });
       const running = await startAcks(config, { logger, loop: !options.once });
@@ -34,10 +41,18 @@ export function register(program: Command): void {
         const cpu = process.cpuUsage(cpuBefore);
         await running.close();
         // The summary is the command's result (cron jobs log it), so it is written whatever the log level.
-        logger.child({}, { level: 'info' }).info(
-          { ...report, firstLookMs: Math.round(firstLookMs), passMs: Math.round(passMs), passCpuMs: Math.round((cpu.user + cpu.system) / 1000), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) },
-          'acks pass done',
-        );
+        logger
+          .child({}, { level: 'info' })
+          .info(
+            {
+              ...report,
+              firstLookMs: Math.round(firstLookMs),
+              passMs: Math.round(passMs),
+              passCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+              peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+            },
+            'acks pass done',
+          );
         // Like serve after a graceful stop: everything is closed, so leftover timers must not keep the process alive.
         process.exit(0);
       }
