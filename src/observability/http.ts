@@ -11,7 +11,11 @@ export interface MetricsServer {
  * `GET /metrics` and `GET /healthz` for a process without a webhook (the `acks` loop), so Prometheus
  * can scrape it and Kubernetes can probe it. Nothing else is served.
  */
-export async function startMetricsServer(options: { host: string; port: number; metrics: BridgeMetrics }): Promise<MetricsServer> {
+export async function startMetricsServer(options: {
+  host: string;
+  port: number;
+  metrics: BridgeMetrics;
+}): Promise<MetricsServer> {
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -25,11 +29,16 @@ export async function startMetricsServer(options: { host: string; port: number; 
     if (path === '/metrics') {
       options.metrics.render().then(
         ({ contentType, body }) => response.writeHead(200, { 'content-type': contentType }).end(body),
-        (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error instanceof Error ? error.message : String(error)}\n`),
+        (error: unknown) =>
+          response
+            .writeHead(500, { 'content-type': 'text/plain' })
+            .end(`metrics failed: ${error instanceof Error ? error.message : String(error)}\n`),
       );
       return;
     }
-    response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: this port serves /metrics and /healthz\n');
+    response
+      .writeHead(404, { 'content-type': 'text/plain' })
+      .end('not found: this port serves /metrics and /healthz\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

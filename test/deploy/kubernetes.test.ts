@@ -36,7 +36,11 @@ interface Container {
   readinessProbe?: Probe;
   lifecycle?: { preStop?: { sleep?: { seconds: number } } };
   resources: { requests: Record<string, string>; limits: Record<string, string> };
-  securityContext: { allowPrivilegeEscalation: boolean; readOnlyRootFilesystem: boolean; capabilities: { drop: string[] } };
+  securityContext: {
+    allowPrivilegeEscalation: boolean;
+    readOnlyRootFilesystem: boolean;
+    capabilities: { drop: string[] };
+  };
   volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
 }
 interface PodSpec {
@@ -47,7 +51,11 @@ interface PodSpec {
   volumes: Array<{ name: string; configMap?: { name: string }; emptyDir?: object }>;
 }
 interface DeploymentShape {
-  spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: PodSpec } };
+  spec: {
+    replicas: number;
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: PodSpec };
+  };
 }
 
 const shape = (manifest: Manifest): DeploymentShape => manifest as unknown as DeploymentShape;
@@ -90,10 +98,21 @@ describe('deploy/kubernetes manifests', () => {
       if (manifest.kind === 'Kustomization') continue;
       const model = models[`${manifest.apiVersion}/${manifest.kind}`];
       if (!model) throw new Error(`${manifest.file}: no schema check for ${manifest.apiVersion} ${manifest.kind}`);
-      expect(() => model(withoutFile(manifest)).validate(), `${manifest.file}: ${manifest.kind} ${manifest.metadata.name}`).not.toThrow();
+      expect(
+        () => model(withoutFile(manifest)).validate(),
+        `${manifest.file}: ${manifest.kind} ${manifest.metadata.name}`,
+      ).not.toThrow();
       kinds.push(manifest.kind);
     }
-    expect(kinds.sort()).toEqual(['ConfigMap', 'Deployment', 'Deployment', 'PodDisruptionBudget', 'PodDisruptionBudget', 'Secret', 'Service']);
+    expect(kinds.sort()).toEqual([
+      'ConfigMap',
+      'Deployment',
+      'Deployment',
+      'PodDisruptionBudget',
+      'PodDisruptionBudget',
+      'Secret',
+      'Service',
+    ]);
   });
 
   it('the schema check rejects a wrong type, so the test above can fail', () => {
@@ -103,8 +122,12 @@ describe('deploy/kubernetes manifests', () => {
   });
 
   it('the kustomization applies every manifest except the Secret template', () => {
-    const kustomization = parse(readFileSync(join(kubernetesDir, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
-    const files = [...new Set(manifests.filter((manifest) => manifest.kind !== 'Kustomization').map((manifest) => manifest.file))];
+    const kustomization = parse(readFileSync(join(kubernetesDir, 'kustomization.yaml'), 'utf8')) as {
+      resources: string[];
+    };
+    const files = [
+      ...new Set(manifests.filter((manifest) => manifest.kind !== 'Kustomization').map((manifest) => manifest.file)),
+    ];
     expect([...kustomization.resources].sort()).toEqual(files.filter((file) => file !== secret.file).sort());
   });
 
@@ -115,7 +138,8 @@ describe('deploy/kubernetes manifests', () => {
     expect(config.rossum?.token).toBe(secretValues.ROSSUM_API_TOKEN);
     expect(Object.keys(config.acks.targets).length).toBeGreaterThan(0);
     for (const name of Object.keys(config.acks.targets)) expect(Object.keys(config.targets)).toContain(name);
-    for (const mapping of Object.keys(config.acks.byMapping)) expect(config.routes.map((route) => route.mapping)).toContain(mapping);
+    for (const mapping of Object.keys(config.acks.byMapping))
+      expect(config.routes.map((route) => route.mapping)).toContain(mapping);
   });
 
   it('the loader refuses the config when a Secret key is missing, naming the variable', () => {
@@ -182,7 +206,11 @@ describe('deploy/kubernetes manifests', () => {
       expect(spec.securityContext.runAsUser).toBeGreaterThan(0);
       expect(spec.automountServiceAccountToken).toBe(false);
       const main = container(deployment);
-      expect(main.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+      expect(main.securityContext).toEqual({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
       // tsx writes its compile cache to the temp folder: it must be a writable volume.
       const tmp = main.volumeMounts.find((mount) => mount.mountPath === '/tmp');
       expect(spec.volumes.find((volume) => volume.name === tmp?.name)?.emptyDir).toBeDefined();
@@ -190,26 +218,41 @@ describe('deploy/kubernetes manifests', () => {
         expect(main.resources.requests[resource], `${deployment.metadata.name} requests ${resource}`).toBeDefined();
         expect(main.resources.limits[resource], `${deployment.metadata.name} limits ${resource}`).toBeDefined();
       }
-      expect(mebibytes(main.resources.limits.memory as string)).toBeGreaterThanOrEqual(mebibytes(main.resources.requests.memory as string));
+      expect(mebibytes(main.resources.limits.memory as string)).toBeGreaterThanOrEqual(
+        mebibytes(main.resources.requests.memory as string),
+      );
     }
   });
 
   it('termination grace covers the drain: preStop, the answer deadline and a running upload (serve); an upload and a Rossum call (acks)', () => {
     const config = loadDeployedConfig();
-    const longestOperationS = Math.max(...Object.values(config.targets).map((target) => ('pool' in target ? target.pool.operationTimeoutMs : 0))) / 1000;
+    const longestOperationS =
+      Math.max(
+        ...Object.values(config.targets).map((target) => ('pool' in target ? target.pool.operationTimeoutMs : 0)),
+      ) / 1000;
     const serveContainer = container(serve);
     const preStopS = serveContainer.lifecycle?.preStop?.sleep?.seconds ?? 0;
     expect(preStopS).toBeGreaterThan(0);
-    expect(pod(serve).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStopS + config.server.deadlineMs / 1000 + longestOperationS);
-    expect(pod(acks).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(longestOperationS + (config.rossum?.timeoutMs ?? 0) / 1000);
+    expect(pod(serve).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(
+      preStopS + config.server.deadlineMs / 1000 + longestOperationS,
+    );
+    expect(pod(acks).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(
+      longestOperationS + (config.rossum?.timeoutMs ?? 0) / 1000,
+    );
   });
 
   it('each PodDisruptionBudget selects the pods of one Deployment and leaves room for a drain', () => {
     const budgets = manifests.filter((manifest) => manifest.kind === 'PodDisruptionBudget');
     expect(budgets).toHaveLength(2);
     for (const budget of budgets) {
-      const spec = budget.spec as { selector: { matchLabels: Record<string, string> }; minAvailable?: number; maxUnavailable?: number };
-      const covered = [serve, acks].filter((deployment) => isSubset(spec.selector.matchLabels, shape(deployment).spec.template.metadata.labels));
+      const spec = budget.spec as {
+        selector: { matchLabels: Record<string, string> };
+        minAvailable?: number;
+        maxUnavailable?: number;
+      };
+      const covered = [serve, acks].filter((deployment) =>
+        isSubset(spec.selector.matchLabels, shape(deployment).spec.template.metadata.labels),
+      );
       expect(covered, budget.metadata.name).toHaveLength(1);
       const replicas = shape(covered[0] as Manifest).spec.replicas;
       if (spec.minAvailable !== undefined) expect(spec.minAvailable).toBeLessThan(replicas);

@@ -17,9 +17,12 @@ export interface Manifest {
 /** Every document of every YAML file in deploy/kubernetes (parse errors fail with file and line). */
 export function loadManifests(): Manifest[] {
   const manifests: Manifest[] = [];
-  for (const file of readdirSync(kubernetesDir).filter((name) => /\.ya?ml$/.test(name)).sort()) {
+  for (const file of readdirSync(kubernetesDir)
+    .filter((name) => /\.ya?ml$/.test(name))
+    .sort()) {
     for (const document of parseAllDocuments(readFileSync(join(kubernetesDir, file), 'utf8'))) {
-      if (document.errors.length > 0) throw new Error(`${file}: ${document.errors.map((error) => error.message).join('; ')}`);
+      if (document.errors.length > 0)
+        throw new Error(`${file}: ${document.errors.map((error) => error.message).join('; ')}`);
       const value = document.toJS() as Manifest | null;
       if (value) manifests.push({ ...value, file });
     }
@@ -51,8 +54,10 @@ export function parsePromql(expression: string): PromqlCheck {
   const metricNames: string[] = [];
   parser.parse(expression).iterate({
     enter(node) {
-      if (node.type.isError) errors.push(`error at ${node.from}: "${expression.slice(Math.max(0, node.from - 10), node.to + 10)}"`);
-      if (node.name === 'Identifier' && node.node.parent?.name === 'VectorSelector') metricNames.push(expression.slice(node.from, node.to));
+      if (node.type.isError)
+        errors.push(`error at ${node.from}: "${expression.slice(Math.max(0, node.from - 10), node.to + 10)}"`);
+      if (node.name === 'Identifier' && node.node.parent?.name === 'VectorSelector')
+        metricNames.push(expression.slice(node.from, node.to));
     },
   });
   return { errors, metricNames };

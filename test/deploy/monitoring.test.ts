@@ -82,21 +82,32 @@ beforeAll(async () => {
       server: { secret: TEST_SECRET },
       ledger: { url: `sqlite:${join(dir, 'ledger.db')}` },
       mappingsDir: join(repoRoot, 'mappings'),
-      targets: { erp: { url: sshd.url('inbound'), hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath } },
+      targets: {
+        erp: { url: sshd.url('inbound'), hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath },
+      },
       routes: [{ mapping: 'generic-xml', target: 'erp' }],
       // Nothing is told to Rossum in this test (no exports); the URL only has to be valid.
       rossum: { baseUrl: 'http://127.0.0.1:9/api', token: 'unused-token' },
-      acks: { pollIntervalMs: 200, minAgeMs: 0, targets: { erp: { folder: 'acks' } }, byMapping: { 'generic-xml': { convention: 'companion' } } },
+      acks: {
+        pollIntervalMs: 200,
+        minAgeMs: 0,
+        targets: { erp: { folder: 'acks' } },
+        byMapping: { 'generic-xml': { convention: 'companion' } },
+      },
     }),
   );
   const port = await freePort();
   acksBase = `http://127.0.0.1:${port}`;
   acksOutput = join(dir, 'acks.log');
   const fd = openSync(acksOutput, 'a');
-  acks = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configPath, '--metrics-port', String(port)], {
-    cwd: repoRoot,
-    stdio: ['ignore', fd, fd],
-  });
+  acks = spawn(
+    process.execPath,
+    [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configPath, '--metrics-port', String(port)],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
   acksExit = new Promise((resolve) => acks.once('exit', (code) => resolve(code)));
 
@@ -121,7 +132,11 @@ function knownMetric(name: string): boolean {
 
 describe('what the processes serve', () => {
   it('serve answers the probe paths of its Deployment, and /readyz reports the target it reached', async () => {
-    const container = (only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-serve').spec as { template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } } }).template.spec.containers[0];
+    const container = (
+      only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-serve').spec as {
+        template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } };
+      }
+    ).template.spec.containers[0];
     const paths = ['startupProbe', 'livenessProbe', 'readinessProbe'].map((probe) => container?.[probe]?.httpGet?.path);
     expect(paths).toEqual(['/healthz', '/healthz', '/readyz']);
     for (const path of paths) expect((await get(`${serveBase}${path}`)).status, path).toBe(200);
@@ -129,7 +144,11 @@ describe('what the processes serve', () => {
   });
 
   it('acks answers the probe paths of its Deployment on its metrics port, and nothing else', async () => {
-    const container = (only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-acks').spec as { template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } } }).template.spec.containers[0];
+    const container = (
+      only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-acks').spec as {
+        template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } };
+      }
+    ).template.spec.containers[0];
     const paths = ['startupProbe', 'livenessProbe'].map((probe) => container?.[probe]?.httpGet?.path);
     expect(paths).toEqual(['/healthz', '/healthz']);
     for (const path of paths) expect((await get(`${acksBase}${path}`)).status, path).toBe(200);
@@ -161,7 +180,12 @@ describe('deploy/prometheus/alerts.yaml', () => {
       expect(typeof group.name).toBe('string');
       expect(group.rules.length).toBeGreaterThan(0);
       for (const rule of group.rules) {
-        expect(Object.keys(rule).every((key) => ['alert', 'record', 'expr', 'for', 'keep_firing_for', 'labels', 'annotations'].includes(key)), JSON.stringify(rule)).toBe(true);
+        expect(
+          Object.keys(rule).every((key) =>
+            ['alert', 'record', 'expr', 'for', 'keep_firing_for', 'labels', 'annotations'].includes(key),
+          ),
+          JSON.stringify(rule),
+        ).toBe(true);
         expect(typeof rule.alert, 'alerting rules only').toBe('string');
         expect(names.has(rule.alert as string), `duplicate alert ${rule.alert}`).toBe(false);
         names.add(rule.alert as string);
@@ -172,7 +196,13 @@ describe('deploy/prometheus/alerts.yaml', () => {
         expect(rule.annotations?.description, `${rule.alert} description`).toBeTruthy();
       }
     }
-    for (const required of ['BridgeExportsFailing', 'BridgeAcksOverdue', 'BridgeRossumDeliveriesPending', 'BridgeTargetUnreachable']) expect(names).toContain(required);
+    for (const required of [
+      'BridgeExportsFailing',
+      'BridgeAcksOverdue',
+      'BridgeRossumDeliveriesPending',
+      'BridgeTargetUnreachable',
+    ])
+      expect(names).toContain(required);
   });
 
   it('every expression parses as PromQL and uses only metrics the bridge exposes', () => {
@@ -181,7 +211,8 @@ describe('deploy/prometheus/alerts.yaml', () => {
         const { errors, metricNames } = parsePromql(rule.expr);
         expect(errors, `${rule.alert}: ${rule.expr}`).toEqual([]);
         expect(metricNames.length, `${rule.alert} reads a metric`).toBeGreaterThan(0);
-        for (const name of metricNames) expect(knownMetric(name), `${rule.alert}: ${name} is not in /metrics of serve or acks`).toBe(true);
+        for (const name of metricNames)
+          expect(knownMetric(name), `${rule.alert}: ${name} is not in /metrics of serve or acks`).toBe(true);
       }
     }
   });

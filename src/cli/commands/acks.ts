@@ -41,29 +41,39 @@ export function register(program: Command): void {
         const cpu = process.cpuUsage(cpuBefore);
         await running.close();
         // The summary is the command's result (cron jobs log it), so it is written whatever the log level.
-        logger
-          .child({}, { level: 'info' })
-          .info(
-            {
-              ...report,
-              firstLookMs: Math.round(firstLookMs),
-              passMs: Math.round(passMs),
-              passCpuMs: Math.round((cpu.user + cpu.system) / 1000),
-              peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
-            },
-            'acks pass done',
-          );
+        logger.child({}, { level: 'info' }).info(
+          {
+            ...report,
+            firstLookMs: Math.round(firstLookMs),
+            passMs: Math.round(passMs),
+            passCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+            peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+          },
+          'acks pass done',
+        );
         // Like serve after a graceful stop: everything is closed, so leftover timers must not keep the process alive.
         process.exit(0);
       }
-      const metricsServer = options.metricsPort === undefined ? undefined : await startMetricsServer({ host: options.metricsHost, port: options.metricsPort, metrics: running.metrics });
-      if (metricsServer) logger.info({ host: options.metricsHost, port: metricsServer.port }, 'acks metrics on /metrics, liveness on /healthz');
+      const metricsServer =
+        options.metricsPort === undefined
+          ? undefined
+          : await startMetricsServer({
+              host: options.metricsHost,
+              port: options.metricsPort,
+              metrics: running.metrics,
+            });
+      if (metricsServer)
+        logger.info(
+          { host: options.metricsHost, port: metricsServer.port },
+          'acks metrics on /metrics, liveness on /healthz',
+        );
       stopOnSignals(running, logger, async () => metricsServer?.close());
     });
 }
 
 function parsePort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`"${value}" is not a TCP port (0-65535)`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidArgumentError(`"${value}" is not a TCP port (0-65535)`);
   return port;
 }
