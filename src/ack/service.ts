@@ -170,8 +170,10 @@ export class AckService {
       let found: { ready: ReadyFile[]; changing: number };
       try {
         found = await source.discovery.look();
+        metrics?.targetUp.set({ target: source.target.name }, 1);
       } catch (error) {
         source.goodLooks = 0;
+        metrics?.targetUp.set({ target: source.target.name }, 0);
         logger.warn(
           { ackSource: source.name, err: describeError(error) },
           `cannot list the ack folder on ${source.target.description}; trying again later`,

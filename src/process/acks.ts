@@ -42,6 +42,7 @@ export async function startAcks(
     metrics.watchPool(name, () => target.stats());
   }
   const ledger = await openLedger(config.ledger.url);
+  metrics.watchOutcomeBacklog(() => ledger.outcomeBacklog());
   const service = new AckService({
     acks: config.acks,
     rossum: config.rossum,

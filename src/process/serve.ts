@@ -83,6 +83,8 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
       probe('ledger', () => ledger.ping()),
       ...[...targets.values()].map((target) => probe(`target:${target.name}`, () => target.check())),
     ]);
+    for (const target of targets.values())
+      metrics.targetUp.set({ target: target.name }, checks[`target:${target.name}`]?.ok ? 1 : 0);
     return { ready: Object.values(checks).every((check) => check.ok), checks };
   };
 
