@@ -1,67 +1,12 @@
-import type { BridgeConfig } from '../config/index.ts';
-import { openLedger, type Ledger } from '../ledger/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import { BridgeMetrics } from '../observability/metrics.ts';
-import { createTarget, type Target } from '../transport/index.ts';
-import { AckService, type PassReport } from './service.ts';
-
-export { acksConfigSchema, mappingAckSchema, holdConfigSchema, type AcksConfig, type MappingAckConfig, type HoldConfig } from './config.ts';
+export {
+  acksConfigSchema,
+  mappingAckSchema,
+  holdConfigSchema,
+  type AcksConfig,
+  type AckLimits,
+  type MappingAckConfig,
+  type HoldConfig,
+} from './config.ts';
 export { AckService, type AckServiceOptions, type PassReport } from './service.ts';
 export { AckParseError, createConvention, type AckConvention, type ParsedAckEntry } from './conventions.ts';
-
-export interface RunningAcks {
-  service: AckService;
-  ledger: Ledger;
-  metrics: BridgeMetrics;
-  pass(): Promise<PassReport>;
-  /** Graceful: finishes files in progress, then closes connections and the ledger. */
-  close(): Promise<void>;
-}
-
-/** Assembles the `acks` process from the same config (and ledger) as `serve`. */
-export async function startAcks(config: BridgeConfig, options: { logger: Logger; loop?: boolean; holdGraceMs?: number }): Promise<RunningAcks> {
-  const { logger } = options;
-  if (!config.rossum) throw new Error('the acks process needs `rossum` (API URL and token or username/password) in the config to tell Rossum about ERP answers');
-  if (Object.keys(config.acks.targets).length === 0) throw new Error('no ack folders configured: add `acks.targets.<target>: { folder: ... }`');
-  for (const [name, source] of Object.entries(config.acks.targets)) {
-    if (!config.targets[name]) throw new Error(`acks.targets.${name}: no target "${name}" under targets`);
-    if (source.readFrom && !config.targets[source.readFrom]) throw new Error(`acks.targets.${name}.readFrom: no target "${source.readFrom}" under targets`);
-  }
-  const needed = new Set(Object.entries(config.acks.targets).map(([name, source]) => source.readFrom ?? name));
-  const metrics = new BridgeMetrics();
-  const targets = new Map<string, Target>();
-  for (const name of needed) {
-    const target = createTarget(name, config.targets[name] as NonNullable<BridgeConfig['targets'][string]>, { logger: logger.child({ target: name }) });
-    targets.set(name, target);
-    metrics.watchPool(name, () => target.stats());
-  }
-  const ledger = await openLedger(config.ledger.url);
-  const service = new AckService({
-    acks: config.acks,
-    rossum: config.rossum,
-    targets,
-    targetConfigs: config.targets,
-    routes: config.routes,
-    ledger,
-    logger: logger.child({ component: 'acks' }),
-    metrics,
-    ...(options.holdGraceMs !== undefined ? { holdGraceMs: options.holdGraceMs } : {}),
-  });
-  if (options.loop ?? true) service.start();
-  logger.info({ sources: Object.keys(config.acks.targets), mappings: Object.keys(config.acks.byMapping), ledger: ledger.kind }, 'acks process running');
-  let closing: Promise<void> | undefined;
-  return {
-    service,
-    ledger,
-    metrics,
-    pass: () => service.pass(),
-    close() {
-      closing ??= (async () => {
-        await service.stop();
-        await Promise.allSettled([...targets.values()].map((target) => target.close()));
-        await ledger.close();
-      })();
-      return closing;
-    },
-  };
-}
+export { ExportHold, HOLD_CEILING_MS, type ExportHoldOptions, type HeldAnswer } from './hold.ts';

@@ -18,8 +18,8 @@ export function escapeEdifact(text: string): string {
 }
 
 /** Level A: capital letters, digits, space and . , - ( ) / = ' + : ? ! " % & * ; < > (ISO 9735 annex). */
-const ALL_LEVEL_A = /^[A-Z0-9 .,\-()/=\'+:?!"%&*;<>]*$/;
-const ALL_LEVEL_B = /^[A-Za-z0-9 .,\-()/=\'+:?!"%&*;<>]*$/;
+const ALL_LEVEL_A = /^[A-Z0-9 .,\-()/='+:?!"%&*;<>]*$/;
+const ALL_LEVEL_B = /^[A-Za-z0-9 .,\-()/='+:?!"%&*;<>]*$/;
 const ALL_LEVEL_C = /^[\u0020-\u007E\u00A0-\u00FF]*$/;
 
 /** Characters outside each level, one code point at a time (an emoji is one match, not two halves). */
@@ -28,17 +28,69 @@ const OUTSIDE_LEVEL_B = /[^A-Za-z0-9 .,\-()/='+:?!"%&*;<>]/gu;
 const OUTSIDE_LEVEL_C = /[^\u0020-\u007E\u00A0-\u00FF]/gu;
 
 const LEVELS: Record<EdifactSyntaxLevel, { outside: RegExp; all: RegExp; described: string }> = {
-  UNOA: { outside: OUTSIDE_LEVEL_A, all: ALL_LEVEL_A, described: 'capital letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >' },
-  UNOB: { outside: OUTSIDE_LEVEL_B, all: ALL_LEVEL_B, described: 'letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >' },
+  UNOA: {
+    outside: OUTSIDE_LEVEL_A,
+    all: ALL_LEVEL_A,
+    described: 'capital letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >',
+  },
+  UNOB: {
+    outside: OUTSIDE_LEVEL_B,
+    all: ALL_LEVEL_B,
+    described: 'letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >',
+  },
   UNOC: { outside: OUTSIDE_LEVEL_C, all: ALL_LEVEL_C, described: 'ISO 8859-1 without control characters' },
 };
 
 /** Substitutes tried in order under `transliterate`; the first one the level holds wins. */
 const SUBSTITUTES: Record<string, string> = {
-  ß: 'ss', ẞ: 'SS', Æ: 'AE', æ: 'ae', Ø: 'O', ø: 'o', Œ: 'OE', œ: 'oe', Đ: 'D', đ: 'd', Ł: 'L', ł: 'l', Þ: 'TH', þ: 'th',
-  '\u2018': "'", '\u2019': "'", '\u201A': "'", '\u201C': '"', '\u201D': '"', '\u201E': '"', '\u2013': '-', '\u2014': '-',
-  '\u2026': '...', '\u00A0': ' ', '\t': ' ', '\n': ' ', '\r': ' ', '\u2022': '*', '€': 'EUR', '™': 'TM', '©': '(C)', '®': '(R)',
-  '@': '(AT)', '#': 'NO.', $: 'USD', _: '-', '[': '(', ']': ')', '{': '(', '}': ')', '\\': '/', '|': '/', '~': '-', '`': "'", '^': '', '²': '2', '³': '3', '°': 'DEG',
+  ß: 'ss',
+  ẞ: 'SS',
+  Æ: 'AE',
+  æ: 'ae',
+  Ø: 'O',
+  ø: 'o',
+  Œ: 'OE',
+  œ: 'oe',
+  Đ: 'D',
+  đ: 'd',
+  Ł: 'L',
+  ł: 'l',
+  Þ: 'TH',
+  þ: 'th',
+  '\u2018': "'",
+  '\u2019': "'",
+  '\u201A': "'",
+  '\u201C': '"',
+  '\u201D': '"',
+  '\u201E': '"',
+  '\u2013': '-',
+  '\u2014': '-',
+  '\u2026': '...',
+  '\u00A0': ' ',
+  '\t': ' ',
+  '\n': ' ',
+  '\r': ' ',
+  '\u2022': '*',
+  '€': 'EUR',
+  '™': 'TM',
+  '©': '(C)',
+  '®': '(R)',
+  '@': '(AT)',
+  '#': 'NO.',
+  $: 'USD',
+  _: '-',
+  '[': '(',
+  ']': ')',
+  '{': '(',
+  '}': ')',
+  '\\': '/',
+  '|': '/',
+  '~': '-',
+  '`': "'",
+  '^': '',
+  '²': '2',
+  '³': '3',
+  '°': 'DEG',
 };
 
 export function fitsLevel(level: EdifactSyntaxLevel, text: string): boolean {
@@ -46,7 +98,10 @@ export function fitsLevel(level: EdifactSyntaxLevel, text: string): boolean {
 }
 
 /** Per level and character: its substitute under `transliterate` (undefined = none) and its description. */
-const SUBSTITUTE_CACHE: Record<EdifactSyntaxLevel, Map<string, { substitute: string | undefined; described: string }>> = { UNOA: new Map(), UNOB: new Map(), UNOC: new Map() };
+const SUBSTITUTE_CACHE: Record<
+  EdifactSyntaxLevel,
+  Map<string, { substitute: string | undefined; described: string }>
+> = { UNOA: new Map(), UNOB: new Map(), UNOC: new Map() };
 
 function known(level: EdifactSyntaxLevel, ch: string): { substitute: string | undefined; described: string } {
   let entry = SUBSTITUTE_CACHE[level].get(ch);
@@ -157,8 +212,15 @@ export interface Interchange {
 
 /** The segments of an interchange, envelopes included; UNT counts its message's segments, UNZ the messages. */
 export function interchangeSegments(interchange: Interchange): Array<Segment | string> {
-  const unb: string[][] = [[...interchange.syntax], interchange.sender, interchange.recipient, [...interchange.prepared], [interchange.reference]];
-  if (interchange.applicationReference !== undefined || interchange.testIndicator) unb.push([], [interchange.applicationReference ?? '']);
+  const unb: string[][] = [
+    [...interchange.syntax],
+    interchange.sender,
+    interchange.recipient,
+    [...interchange.prepared],
+    [interchange.reference],
+  ];
+  if (interchange.applicationReference !== undefined || interchange.testIndicator)
+    unb.push([], [interchange.applicationReference ?? '']);
   if (interchange.testIndicator) unb.push([], [], [], ['1']);
   const out: Array<Segment | string> = [{ tag: 'UNB', elements: unb }];
   for (const message of interchange.messages) {
@@ -172,7 +234,9 @@ export function interchangeSegments(interchange: Interchange): Array<Segment | s
 
 /** The interchange as text; `newline` goes between segments (and after UNA), not after the last. */
 export function writeInterchange(interchange: Interchange, newline = ''): string {
-  const parts = interchangeSegments(interchange).map((segment) => (typeof segment === 'string' ? segment : writeSegment(segment)));
+  const parts = interchangeSegments(interchange).map((segment) =>
+    typeof segment === 'string' ? segment : writeSegment(segment),
+  );
   if (interchange.una) parts.unshift(UNA);
   return parts.join(newline);
 }

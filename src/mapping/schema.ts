@@ -1,5 +1,17 @@
 import { z } from 'zod';
 import { edifactSchemaWith, NO_ROWS_POLICIES, type EdifactConfig, type NoRowsPolicy } from './edifact-schema.ts';
+import { stepOrder, transformShape, valueMapSchema, type TransformFields, type ValueMap } from './transforms.ts';
+
+export {
+  numberFormatSchema,
+  ROUNDING,
+  SIGN_STYLES,
+  valueMapSchema,
+  type NumberFormat,
+  type Rounding,
+  type SignStyle,
+  type ValueMap,
+} from './transforms.ts';
 
 /**
  * The mapping file language, declared once: the loader validates with it, `check` reports against it,
@@ -30,24 +42,6 @@ export interface Condition {
   not?: Condition | undefined;
 }
 
-export interface NumberFormat {
-  decimals?: number | undefined;
-  rounding?: Rounding | undefined;
-  decimal_separator?: string | undefined;
-  group_separator?: string | undefined;
-  sign?: SignStyle | undefined;
-  implied_decimals?: boolean | undefined;
-  scale?: number | undefined;
-  negate?: boolean | undefined;
-}
-
-export interface ValueMap {
-  entries: Record<string, string>;
-  fallback?: string | undefined;
-  keep_unmapped?: boolean | undefined;
-  ignore_case?: boolean | undefined;
-}
-
 export interface SumSpec {
   rows: string;
   of: string | ValueSpec;
@@ -59,7 +53,7 @@ export interface CountSpec {
   where?: Condition | undefined;
 }
 
-export interface ValueObject {
+export interface ValueObject extends TransformFields {
   field?: string | undefined;
   row?: string | undefined;
   var?: string | undefined;
@@ -77,28 +71,11 @@ export interface ValueObject {
   label?: string | undefined;
   required?: boolean | undefined;
   default?: Scalar | undefined;
-  trim?: boolean | undefined;
-  collapse_whitespace?: boolean | undefined;
-  strip_line_breaks?: boolean | undefined;
-  replace?: Array<{ pattern: string; with: string }> | undefined;
-  map?: string | ValueMap | undefined;
-  date?: string | undefined;
-  number?: NumberFormat | undefined;
-  case?: 'upper' | 'lower' | undefined;
-  prefix?: string | undefined;
-  suffix?: string | undefined;
-  truncate?: number | undefined;
-  pad?: { width: number; char?: string | undefined; align?: 'left' | 'right' | undefined } | undefined;
   when?: Condition | undefined;
 }
 
 /** A string is a template shorthand: `"INV {document_id}"`. */
 export type ValueSpec = string | ValueObject;
-
-export const ROUNDING = ['half-up', 'half-even', 'half-down', 'up', 'down', 'ceiling', 'floor'] as const;
-export type Rounding = (typeof ROUNDING)[number];
-export const SIGN_STYLES = ['leading', 'trailing', 'parentheses', 'always', 'none'] as const;
-export type SignStyle = (typeof SIGN_STYLES)[number];
 
 export const META_KEYS = {
   annotation_id: 'Rossum annotation id',
@@ -114,14 +91,15 @@ export const META_KEYS = {
   now: 'render time (ISO, UTC); tests pin it',
   mapping_name: 'this mapping file stem',
   mapping_version: 'short hash of this mapping file',
-  record_count: 'number of records in the output file, header and trailer included (csv: data rows, fixed: all records, edifact: the segments UNT counts)',
+  record_count:
+    'number of records in the output file, header and trailer included (csv: data rows, fixed: all records, edifact: the segments UNT counts)',
 } as const;
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 const sourceDocs = {
   field: 'Header field by Rossum `schema_id` (first datapoint outside any table).',
   row: 'Field of the current table row by `schema_id` (inside `repeat`, `rows` or a table).',
-  var: 'A named value from `vars` (document) or the table\'s row `vars`.',
+  var: "A named value from `vars` (document) or the table's row `vars`.",
   meta: `Payload metadata: ${Object.keys(META_KEYS).join(', ')}.`,
   env: 'Environment value exposed by the operator (RenderContext.env).',
   route: 'Route value (routing config / hook `settings`).',
@@ -154,30 +132,6 @@ export const conditionSchema: z.ZodType<Condition> = z.lazy(() =>
     .meta({ id: 'Condition' }),
 );
 
-export const numberFormatSchema = z
-  .strictObject({
-    decimals: z.number().int().min(0).max(20).optional().describe('Fixed number of decimals; rounds with `rounding`. Omit to keep the decimals as given.'),
-    rounding: z.enum(ROUNDING).optional().describe('Rounding mode, decimal-exact. Default half-up.'),
-    decimal_separator: z.string().max(3).optional().describe('Decimal separator. Default ".".'),
-    group_separator: z.string().max(3).optional().describe('Thousands separator. Default none.'),
-    sign: z.enum(SIGN_STYLES).optional().describe('Negative numbers: leading "-5.00" (default), trailing "5.00-", parentheses "(5.00)", always "+5.00"/"-5.00", none (absolute value).'),
-    implied_decimals: z.boolean().optional().describe('Write without a decimal separator: 12.34 with 2 decimals becomes "1234".'),
-    scale: z.number().int().min(-20).max(20).optional().describe('Multiply by 10^scale before formatting (2 turns 0.19 into 19).'),
-    negate: z.boolean().optional().describe('Flip the sign (credit notes).'),
-  })
-  .describe('Decimal-exact number formatting of the normalized value.')
-  .meta({ id: 'NumberFormat' });
-
-export const valueMapSchema = z
-  .strictObject({
-    entries: z.record(z.string(), z.string()).describe('Input value → output value.'),
-    fallback: z.string().optional().describe('Output for values not in `entries`.'),
-    keep_unmapped: z.boolean().optional().describe('Pass values not in `entries` through unchanged.'),
-    ignore_case: z.boolean().optional().describe('Match entries regardless of case.'),
-  })
-  .describe('A value map. Without `fallback` or `keep_unmapped`, an unmapped value is an error naming the field.')
-  .meta({ id: 'ValueMap' });
-
 const countSchema = z.union([
   z.string().describe('Table name or multivalue schema_id whose rows are counted.'),
   z.strictObject({
@@ -196,8 +150,18 @@ export const valueObjectSchema: z.ZodType<ValueObject> = z.lazy(() =>
       const: scalar.optional().describe('A constant.'),
       env: z.string().optional().describe(sourceDocs.env),
       route: z.string().optional().describe(sourceDocs.route),
-      template: z.string().optional().describe('Text with placeholders: {schema_id}, {row.x}, {var.x}, {meta.x}, {env.X}, {route.x}, {line_number}; "{{" and "}}" for braces.'),
-      calc: z.string().optional().describe('Decimal-exact arithmetic: + - * / and parentheses over numbers and references (item_quantity, row.item_amount_base, var.x). Missing operands are errors.'),
+      template: z
+        .string()
+        .optional()
+        .describe(
+          'Text with placeholders: {schema_id}, {row.x}, {var.x}, {meta.x}, {env.X}, {route.x}, {line_number}; "{{" and "}}" for braces.',
+        ),
+      calc: z
+        .string()
+        .optional()
+        .describe(
+          'Decimal-exact arithmetic: + - * / and parentheses over numbers and references (item_quantity, row.item_amount_base, var.x). Missing operands are errors.',
+        ),
       count: countSchema.optional().describe('Number of rows of a table (after its filter).'),
       sum: z
         .union([
@@ -212,46 +176,56 @@ export const valueObjectSchema: z.ZodType<ValueObject> = z.lazy(() =>
         .describe('Decimal-exact sum over table rows; empty values count as 0.'),
       line_number: z.boolean().optional().describe('1-based position of the current row among the rows written.'),
       cases: z
-        .array(z.strictObject({ when: conditionSchema.optional().describe('Omit for the last, catch-all case.'), value: valueSpecSchema }))
+        .array(
+          z.strictObject({
+            when: conditionSchema.optional().describe('Omit for the last, catch-all case.'),
+            value: valueSpecSchema,
+          }),
+        )
         .optional()
         .describe('The first case whose `when` holds gives the value.'),
-      use: z.enum(['normalized', 'value']).optional().describe('Datapoint content to read: normalized (ISO date, plain decimal; the default when Rossum has one) or value (as read on the page).'),
+      use: z
+        .enum(['normalized', 'value'])
+        .optional()
+        .describe(
+          'Datapoint content to read: normalized (ISO date, plain decimal; the default when Rossum has one) or value (as read on the page).',
+        ),
       label: z.string().optional().describe('Name of the field in error messages.'),
       required: z.boolean().optional().describe('Missing or empty is an error pointing at the datapoint in Rossum.'),
       default: scalar.optional().describe('Used when the value is missing or empty.'),
-      trim: z.boolean().optional().describe('Remove surrounding whitespace (incl. no-break spaces).'),
-      collapse_whitespace: z.boolean().optional().describe('Turn runs of whitespace (incl. line breaks and tabs) into one space.'),
-      strip_line_breaks: z.boolean().optional().describe('Replace line breaks with a space.'),
-      replace: z
-        .array(z.strictObject({ pattern: z.string().describe('Regular expression (JavaScript syntax), applied globally.'), with: z.string().describe('Replacement; $1 refers to groups.') }))
+      ...transformShape,
+      when: conditionSchema
         .optional()
-        .describe('Regular-expression replacements, in order.'),
-      map: z.union([z.string().describe('Name of an entry in `value_maps`.'), valueMapSchema]).optional().describe('Translate the value through a value map.'),
-      date: z.string().optional().describe('Format an ISO date/timestamp with a date-fns pattern, e.g. yyyyMMdd, dd.MM.yyyy (UTC).'),
-      number: numberFormatSchema.optional(),
-      case: z.enum(['upper', 'lower']).optional().describe('Change letter case.'),
-      prefix: z.string().optional().describe('Text put before a non-empty value.'),
-      suffix: z.string().optional().describe('Text put after a non-empty value.'),
-      truncate: z.number().int().min(0).optional().describe('Keep at most this many characters.'),
-      pad: z
-        .strictObject({
-          width: z.number().int().min(1).describe('Minimum width in characters.'),
-          char: z.string().length(1).optional().describe('Padding character. Default space.'),
-          align: z.enum(['left', 'right']).optional().describe('left pads on the right (default), right pads on the left.'),
-        })
-        .optional()
-        .describe('Pad to a minimum width.'),
-      when: conditionSchema.optional().describe('Emit the value only when this holds (XML: element omitted; CSV/fixed: empty).'),
+        .describe('Emit the value only when this holds (XML: element omitted; CSV/fixed: empty).'),
     })
-    .describe('A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: trim, collapse/strip, default, required check, replace, map, date or number, case, prefix/suffix, truncate, pad.')
+    .describe(
+      `A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: ${stepOrder()}.`,
+    )
     .meta({ id: 'Value' }),
 );
 
 export const valueSpecSchema: z.ZodType<ValueSpec> = z.lazy(() =>
-  z.union([z.string().describe('Template shorthand, e.g. "{document_id}".'), valueObjectSchema]).describe('A value: a template string, or a value object.').meta({ id: 'ValueSpec' }),
+  z
+    .union([z.string().describe('Template shorthand, e.g. "{document_id}".'), valueObjectSchema])
+    .describe('A value: a template string, or a value object.')
+    .meta({ id: 'ValueSpec' }),
 );
 
-export const SOURCE_KEYS = ['field', 'row', 'var', 'meta', 'const', 'env', 'route', 'template', 'calc', 'count', 'sum', 'line_number', 'cases'] as const;
+export const SOURCE_KEYS = [
+  'field',
+  'row',
+  'var',
+  'meta',
+  'const',
+  'env',
+  'route',
+  'template',
+  'calc',
+  'count',
+  'sum',
+  'line_number',
+  'cases',
+] as const;
 export const CONDITION_SUBJECTS = ['field', 'row', 'var', 'meta', 'env', 'route', 'value'] as const;
 export const CONDITION_TESTS = ['present', 'equals', 'not_equals', 'in', 'matches', 'gt', 'gte', 'lt', 'lte'] as const;
 
@@ -274,10 +248,21 @@ export const xmlNodeSchema: z.ZodType<XmlNode> = z.lazy(() =>
     .strictObject({
       element: z.string().describe('Element name, with a namespace prefix if any: "inv:Invoice".'),
       value: valueSpecSchema.optional().describe('Text content.'),
-      attributes: z.record(z.string(), valueSpecSchema).optional().describe('Attribute name → value; attributes whose value is missing are left out.'),
+      attributes: z
+        .record(z.string(), valueSpecSchema)
+        .optional()
+        .describe('Attribute name → value; attributes whose value is missing are left out.'),
       children: z.array(xmlNodeSchema).optional().describe('Child elements, in order.'),
-      repeat: z.string().optional().describe('Repeat this element once per row of a table (name from `tables`) or multivalue schema_id.'),
-      no_rows: z.enum(NO_ROWS_POLICIES).optional().describe('With `repeat` and no rows: omit the element (default) or error (the document is refused, naming the table).'),
+      repeat: z
+        .string()
+        .optional()
+        .describe('Repeat this element once per row of a table (name from `tables`) or multivalue schema_id.'),
+      no_rows: z
+        .enum(NO_ROWS_POLICIES)
+        .optional()
+        .describe(
+          'With `repeat` and no rows: omit the element (default) or error (the document is refused, naming the table).',
+        ),
       when: conditionSchema.optional().describe('Write the element only when this holds.'),
       empty: z.enum(EMPTY_POLICIES).optional().describe('Override `xml.empty_elements` for this element.'),
     })
@@ -288,14 +273,31 @@ export const xmlNodeSchema: z.ZodType<XmlNode> = z.lazy(() =>
 export const xmlSchema = z
   .strictObject({
     root: xmlNodeSchema.describe('The document element.'),
-    namespaces: z.record(z.string(), z.string()).optional().describe('Prefix → namespace URI, declared on the root; "" is the default namespace.'),
-    declaration: z.boolean().default(true).describe('Write <?xml version="1.0" encoding="..."?>; the encoding always names the bytes written.'),
+    namespaces: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('Prefix → namespace URI, declared on the root; "" is the default namespace.'),
+    declaration: z
+      .boolean()
+      .default(true)
+      .describe('Write <?xml version="1.0" encoding="..."?>; the encoding always names the bytes written.'),
     standalone: z.boolean().optional().describe('Add standalone="yes"/"no" to the declaration.'),
     pretty: z.boolean().default(true).describe('Indent nested elements.'),
     indent: z.string().default('  ').describe('Indentation when pretty.'),
-    empty_elements: z.enum(EMPTY_POLICIES).default('omit').describe('Elements without content or attributes: omit them, write <a></a>, or <a/>.'),
-    invalid_chars: z.enum(['drop', 'replace', 'error']).default('drop').describe('Characters XML 1.0 forbids (U+0000-U+0008, U+000B, U+000C, U+000E-U+001F, U+FFFE, U+FFFF, lone surrogates): drop, replace with `invalid_char_replacement`, or fail. Dropped/replaced characters are reported as warnings.'),
-    invalid_char_replacement: z.string().default('?').describe('Replacement for forbidden characters when invalid_chars is replace.'),
+    empty_elements: z
+      .enum(EMPTY_POLICIES)
+      .default('omit')
+      .describe('Elements without content or attributes: omit them, write <a></a>, or <a/>.'),
+    invalid_chars: z
+      .enum(['drop', 'replace', 'error'])
+      .default('drop')
+      .describe(
+        'Characters XML 1.0 forbids (U+0000-U+0008, U+000B, U+000C, U+000E-U+001F, U+FFFE, U+FFFF, lone surrogates): drop, replace with `invalid_char_replacement`, or fail. Dropped/replaced characters are reported as warnings.',
+      ),
+    invalid_char_replacement: z
+      .string()
+      .default('?')
+      .describe('Replacement for forbidden characters when invalid_chars is replace.'),
   })
   .describe('XML output.');
 
@@ -307,14 +309,43 @@ export const csvColumnSchema = z.strictObject({
 export const csvSchema = z
   .strictObject({
     delimiter: z.string().min(1).default(',').describe('Field separator, e.g. ";" for European ERPs, "\\t" for tab.'),
-    quote: z.string().max(1).default('"').describe('Quote character ("" disables quoting; values that would need it are then an error).'),
-    escape: z.string().length(1).optional().describe('Escape character for quotes inside quoted fields. Default: the quote (doubling).'),
-    quoting: z.enum(['auto', 'all', 'text']).default('auto').describe('auto: quote only fields that need it; all: every field; text: every non-empty field that is not a formatted number.'),
+    quote: z
+      .string()
+      .max(1)
+      .default('"')
+      .describe('Quote character ("" disables quoting; values that would need it are then an error).'),
+    escape: z
+      .string()
+      .length(1)
+      .optional()
+      .describe('Escape character for quotes inside quoted fields. Default: the quote (doubling).'),
+    quoting: z
+      .enum(['auto', 'all', 'text'])
+      .default('auto')
+      .describe(
+        'auto: quote only fields that need it; all: every field; text: every non-empty field that is not a formatted number.',
+      ),
     header: z.boolean().default(true).describe('Write a header row with the column names.'),
-    line_breaks: z.enum(['quote', 'strip', 'error']).default('quote').describe('Line breaks inside values: keep them inside quotes (also with CRLF records), replace with a space, or fail.'),
-    escape_formulas: z.boolean().default(false).describe('Prefix \' to text starting with = + - @ tab or CR (spreadsheet formula injection). Formatted numbers such as -5,00 are never changed. Turn on for files people open in Excel; leave off for ERP imports.'),
-    rows: z.string().optional().describe('One record per row of this table or multivalue; omit for one record per document.'),
-    no_rows: z.enum(['header_only', 'document_row', 'error']).default('header_only').describe('When `rows` has no rows: write only the header, one record with empty row values, or fail.'),
+    line_breaks: z
+      .enum(['quote', 'strip', 'error'])
+      .default('quote')
+      .describe(
+        'Line breaks inside values: keep them inside quotes (also with CRLF records), replace with a space, or fail.',
+      ),
+    escape_formulas: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Prefix ' to text starting with = + - @ tab or CR, so a spreadsheet opening the file shows it instead of running it as a formula (OWASP CSV injection). Numbers are never changed: values formatted with `number`, and text that is a plain number such as -12,50 or +3. Turn off only for an importer that must receive such text unchanged and never goes through a spreadsheet.",
+      ),
+    rows: z
+      .string()
+      .optional()
+      .describe('One record per row of this table or multivalue; omit for one record per document.'),
+    no_rows: z
+      .enum(['header_only', 'document_row', 'error'])
+      .default('header_only')
+      .describe('When `rows` has no rows: write only the header, one record with empty row values, or fail.'),
     columns: z.array(csvColumnSchema).min(1).describe('Columns in order.'),
   })
   .describe('CSV output.');
@@ -322,25 +353,45 @@ export const csvSchema = z
 export const fixedFieldSchema = z.strictObject({
   name: z.string().describe('Field name for messages and --explain.'),
   value: valueSpecSchema.describe('Field value.'),
-  start: z.number().int().min(1).optional().describe('1-based byte position; the gap before it is filled with `fill`. Default: right after the previous field.'),
+  start: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      '1-based byte position; the gap before it is filled with `fill`. Default: right after the previous field.',
+    ),
   width: z.number().int().min(1).describe('Width in bytes of the output encoding.'),
   align: z.enum(['left', 'right']).optional().describe('left (default for text) or right (default for numbers).'),
   pad: z.string().length(1).optional().describe('Padding character. Default space; "0" keeps a leading sign in front.'),
-  truncate: z.boolean().default(false).describe('Cut overlong values to the width (at a character boundary); otherwise overlong is an error.'),
+  truncate: z
+    .boolean()
+    .default(false)
+    .describe('Cut overlong values to the width (at a character boundary); otherwise overlong is an error.'),
 });
 
 export const fixedRecordSchema = z.strictObject({
   name: z.string().describe('Record name for messages, e.g. header, line, trailer.'),
   rows: z.string().optional().describe('Write this record once per row of a table or multivalue.'),
   when: conditionSchema.optional().describe('Write the record only when this holds.'),
-  length: z.number().int().min(1).optional().describe('Exact record length in bytes; shorter records are filled with `fill`.'),
+  length: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('Exact record length in bytes; shorter records are filled with `fill`.'),
   fields: z.array(fixedFieldSchema).min(1).describe('Fields in order of position.'),
 });
 
 export const fixedSchema = z
   .strictObject({
     fill: z.string().length(1).default(' ').describe('Filler between fields and up to `length`.'),
-    records: z.array(fixedRecordSchema).min(1).describe('Record types in output order, e.g. H (document), L (per line item), T (trailer with counts and totals).'),
+    records: z
+      .array(fixedRecordSchema)
+      .min(1)
+      .describe(
+        'Record types in output order, e.g. H (document), L (per line item), T (trailer with counts and totals).',
+      ),
   })
   .describe('Fixed-width flat file.');
 
@@ -361,7 +412,10 @@ export const testCaseSchema = z.strictObject({
       file_name: z.string().optional().describe('Expected file name.'),
       output: z.string().optional().describe('Expected output as text (decoded with the mapping encoding).'),
       output_file: z.string().optional().describe('File with the exact expected bytes, relative to the mapping file.'),
-      errors: z.array(z.string()).optional().describe('Rendering must fail; each text must appear in the error message.'),
+      errors: z
+        .array(z.string())
+        .optional()
+        .describe('Rendering must fail; each text must appear in the error message.'),
       warnings: z.array(z.string()).optional().describe('Each text must appear in some warning.'),
     })
     .describe('What the render must produce.'),
@@ -370,22 +424,52 @@ export const testCaseSchema = z.strictObject({
 export const mappingSchema = z
   .strictObject({
     description: z.string().optional().describe('What this mapping is for.'),
-    format: z.enum(['xml', 'csv', 'fixed', 'edifact']).describe('Output format; the matching `xml`, `csv`, `fixed` or `edifact` block configures it.'),
-    encoding: z.string().default('utf-8').describe('Output encoding (any iconv-lite name): utf-8, utf-16le, windows-1252, iso-8859-1, iso-8859-15, cp850, ...'),
+    format: z
+      .enum(['xml', 'csv', 'fixed', 'edifact'])
+      .describe('Output format; the matching `xml`, `csv`, `fixed` or `edifact` block configures it.'),
+    encoding: z
+      .string()
+      .default('utf-8')
+      .describe(
+        'Output encoding (any iconv-lite name): utf-8, utf-16le, windows-1252, iso-8859-1, iso-8859-15, cp850, ...',
+      ),
     bom: z.boolean().default(false).describe('Start with a byte order mark (UTF encodings only).'),
     line_ending: z.enum(['lf', 'crlf', 'cr']).default('lf').describe('Record/line separator.'),
     final_newline: z.boolean().default(true).describe('End the file with a line ending.'),
-    unencodable: z.enum(['error', 'replace', 'transliterate']).default('error').describe('Characters the encoding cannot represent: fail naming field and character, replace with `replacement`, or transliterate (Š→S, ß→ss, “→") then replace.'),
+    unencodable: z
+      .enum(['error', 'replace', 'transliterate'])
+      .default('error')
+      .describe(
+        'Characters the encoding cannot represent: fail naming field and character, replace with `replacement`, or transliterate (Š→S, ß→ss, “→") then replace.',
+      ),
     replacement: z.string().default('?').describe('Replacement for unencodable characters.'),
     file: z
       .strictObject({
-        name: z.string().describe('File name template, e.g. "INV_{document_id}_{meta.annotation_id}.xml". Values are sanitized: they can never leave the target folder.'),
-        on_existing: z.enum(['fail', 'overwrite', 'version']).default('fail').describe('When the name exists on the target: fail, overwrite, or write a new version name.'),
+        name: z
+          .string()
+          .describe(
+            'File name template, e.g. "INV_{document_id}_{meta.annotation_id}.xml". Values are sanitized: they can never add a folder or leave the target folder, and separators, look-alike slashes, control and invisible characters, "~", leading dots and spaces and Windows device names are replaced. A name that had to change gets "~" and a short hash of the original values before its extension (INV_a_b~1c0ffee5.xml), so different values never share a name. "~" is reserved in the template.',
+          ),
+        on_existing: z
+          .enum(['fail', 'overwrite', 'version'])
+          .default('fail')
+          .describe('When the name exists on the target: fail, overwrite, or write a new version name.'),
       })
       .describe('Output file naming.'),
-    value_maps: z.record(z.string(), valueMapSchema).optional().describe('Named value maps, e.g. currency codes or VAT rate → tax code.'),
-    tables: z.record(z.string(), tableSchema).optional().describe('Named row sets: a multivalue with a filter and per-row values; aggregates over a table match the rows written.'),
-    vars: z.record(z.string(), valueSpecSchema).optional().describe('Named document-level values, read with {var: name} or {var.name}.'),
+    value_maps: z
+      .record(z.string(), valueMapSchema)
+      .optional()
+      .describe('Named value maps, e.g. currency codes or VAT rate → tax code.'),
+    tables: z
+      .record(z.string(), tableSchema)
+      .optional()
+      .describe(
+        'Named row sets: a multivalue with a filter and per-row values; aggregates over a table match the rows written.',
+      ),
+    vars: z
+      .record(z.string(), valueSpecSchema)
+      .optional()
+      .describe('Named document-level values, read with {var: name} or {var.name}.'),
     xml: xmlSchema.optional(),
     csv: csvSchema.optional(),
     fixed: fixedSchema.optional(),

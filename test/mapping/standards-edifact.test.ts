@@ -17,7 +17,9 @@ interface ParsedSegment {
   name: string;
   elements: string[][];
 }
-const { Reader } = createRequire(import.meta.url)('edifact') as { Reader: new (config?: { autoDetectEncoding?: boolean }) => { parse(document: string): ParsedSegment[] } };
+const { Reader } = createRequire(import.meta.url)('edifact') as {
+  Reader: new (config?: { autoDetectEncoding?: boolean }) => { parse(document: string): ParsedSegment[] };
+};
 const parseEdifact = (text: string): ParsedSegment[] => new Reader().parse(text);
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -35,7 +37,8 @@ function variant(change: (doc: ReturnType<typeof parseDocument>) => void) {
 }
 const shipped = variant(() => {});
 
-const value = (segment: ParsedSegment | undefined, element: number, component = 0): string | undefined => segment?.elements[element]?.[component];
+const value = (segment: ParsedSegment | undefined, element: number, component = 0): string | undefined =>
+  segment?.elements[element]?.[component];
 
 /** Envelope rules checked on the parsed segments: references match, UNT counts its message, UNZ counts messages. */
 function checkEnvelope(segments: ParsedSegment[]): ParsedSegment[][] {
@@ -83,9 +86,13 @@ function checkInvoic(message: ParsedSegment[], lineCount: number): void {
     expect(group).toContain('QTY');
     expect(group).toContain('MOA');
   }
-  const lineAmounts = message.filter((s, i) => s.name === 'MOA' && i < uns && value(s, 0, 0) === '203').map((s) => new Decimal(value(s, 0, 1) ?? 'NaN'));
+  const lineAmounts = message
+    .filter((s, i) => s.name === 'MOA' && i < uns && value(s, 0, 0) === '203')
+    .map((s) => new Decimal(value(s, 0, 1) ?? 'NaN'));
   const total79 = message.find((s, i) => s.name === 'MOA' && i > uns && value(s, 0, 0) === '79');
-  expect(lineAmounts.reduce((a, b) => a.plus(b), new Decimal(0)).equals(new Decimal(value(total79, 0, 1) ?? 'NaN'))).toBe(true);
+  expect(
+    lineAmounts.reduce((a, b) => a.plus(b), new Decimal(0)).equals(new Decimal(value(total79, 0, 1) ?? 'NaN')),
+  ).toBe(true);
   expect(message.some((s, i) => s.name === 'MOA' && i > uns && value(s, 0, 0) === '77')).toBe(true);
 }
 
@@ -105,7 +112,7 @@ describe('edifact-invoic-d96a: stored outputs and renders read back by an indepe
     }
   });
 
-  it('values with + : \' ? are released and read back unchanged', () => {
+  it("values with + : ' ? are released and read back unchanged", () => {
     const file = shipped.render(fixture('export-tricky-characters'), { now: NOW, route: ROUTE });
     expect(file.mediaType).toBe('application/EDIFACT');
     const segments = parseEdifact(file.bytes.toString('latin1'));
@@ -113,8 +120,17 @@ describe('edifact-invoic-d96a: stored outputs and renders read back by an indepe
     expect(value(nads[0], 3)).toBe('STASTNY "QUOTE" & <TAG> ; \'SEMI\', L');
     const lins = segments.filter((s) => s.name === 'LIN');
     expect(lins.map((s) => value(s, 2))).toEqual(['=SUM(A1:A9)', 'C;1', '<X/>', 'NBSP']);
-    expect(value(segments.find((s) => s.name === 'BGM'), 1)).toBe('R&D/2024<01>');
-    expect(file.warnings?.some((w) => w.includes('segment 5 NAD element 4 (from sender_name') && w.includes('"Š" (U+0160) → "S"'))).toBe(true);
+    expect(
+      value(
+        segments.find((s) => s.name === 'BGM'),
+        1,
+      ),
+    ).toBe('R&D/2024<01>');
+    expect(
+      file.warnings?.some(
+        (w) => w.includes('segment 5 NAD element 4 (from sender_name') && w.includes('"Š" (U+0160) → "S"'),
+      ),
+    ).toBe(true);
   });
 
   it('UNOA with unencodable: error refuses a character outside the level, naming the output spot, datapoint and level', () => {
@@ -151,7 +167,10 @@ describe('edifact-invoic-d96a: stored outputs and renders read back by an indepe
   });
 
   it('UNA can be left out; the parser then uses the default separators', () => {
-    const file = variant((doc) => doc.setIn(['edifact', 'una'], false)).render(fixture('export-invoice'), { now: NOW, route: ROUTE });
+    const file = variant((doc) => doc.setIn(['edifact', 'una'], false)).render(fixture('export-invoice'), {
+      now: NOW,
+      route: ROUTE,
+    });
     const text = file.bytes.toString('latin1');
     expect(text.startsWith('UNB+UNOA:3+')).toBe(true);
     checkEnvelope(parseEdifact(text));
@@ -168,7 +187,10 @@ describe('edifact-invoic-d96a: stored outputs and renders read back by an indepe
 describe('edifact format: check reports what cannot work, at the key', () => {
   const problems = (edifact: string, top = 'encoding: ascii'): string[] => {
     const path = join(mkdtempSync(join(tmpdir(), 'edifact-check-')), 'broken.yaml');
-    writeFileSync(path, `format: edifact\n${top}\nfile: { name: x.edi }\nedifact:\n  sender: { id: S }\n  recipient: { id: R }\n  interchange_reference: "1"\n  message: { type: INVOIC, version: D, release: 96A }\n${edifact}`);
+    writeFileSync(
+      path,
+      `format: edifact\n${top}\nfile: { name: x.edi }\nedifact:\n  sender: { id: S }\n  recipient: { id: R }\n  interchange_reference: "1"\n  message: { type: INVOIC, version: D, release: 96A }\n${edifact}`,
+    );
     return checkMappingFile(path).map((d) => `${d.line}:${d.column} ${d.key}: ${d.message}`);
   };
 
@@ -190,26 +212,56 @@ describe('edifact format: check reports what cannot work, at the key', () => {
   });
 
   it('UNOC needs ISO 8859-1 and the replacement must fit the level', () => {
-    expect(problems('  syntax: UNOC\n  segments: [{ segment: BGM }]\n', 'encoding: utf-8')).toEqual(['2:11 encoding: EDIFACT syntax level UNOC cannot be written in utf-8']);
-    expect(problems('  segments: [{ segment: BGM }]\n', 'encoding: ascii\nunencodable: replace\nreplacement: "_"')).toEqual(['4:14 replacement: the replacement "_" is not allowed in syntax level UNOA']);
+    expect(problems('  syntax: UNOC\n  segments: [{ segment: BGM }]\n', 'encoding: utf-8')).toEqual([
+      '2:11 encoding: EDIFACT syntax level UNOC cannot be written in utf-8',
+    ]);
+    expect(
+      problems('  segments: [{ segment: BGM }]\n', 'encoding: ascii\nunencodable: replace\nreplacement: "_"'),
+    ).toEqual(['4:14 replacement: the replacement "_" is not allowed in syntax level UNOA']);
   });
 });
 
-const unoc = fc.string({ unit: fc.oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.integer({ min: 0xa0, max: 0xff })).map((code) => String.fromCharCode(code)), minLength: 1, maxLength: 40 });
-const unoa = fc.string({ unit: fc.constantFrom(...'ABCXYZ0189 .,-()/=\'+:?!"%&*;<>'.split('')), minLength: 1, maxLength: 40 });
+const unoc = fc.string({
+  unit: fc
+    .oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.integer({ min: 0xa0, max: 0xff }))
+    .map((code) => String.fromCharCode(code)),
+  minLength: 1,
+  maxLength: 40,
+});
+const unoa = fc.string({
+  unit: fc.constantFrom(...'ABCXYZ0189 .,-()/=\'+:?!"%&*;<>'.split('')),
+  minLength: 1,
+  maxLength: 40,
+});
 const runs = { numRuns: 300 };
 
 function interchange(messages: Message[], syntax: 'UNOA' | 'UNOC', reference = '42'): string {
-  return writeInterchange({ una: true, syntax: [syntax, '3'], sender: ['SENDER', '14'], recipient: ['RECIPIENT', '14'], prepared: ['240202', '1015'], reference, messages }, '\n');
+  return writeInterchange(
+    {
+      una: true,
+      syntax: [syntax, '3'],
+      sender: ['SENDER', '14'],
+      recipient: ['RECIPIENT', '14'],
+      prepared: ['240202', '1015'],
+      reference,
+      messages,
+    },
+    '\n',
+  );
 }
 
 describe('property: EDIFACT syntax', () => {
   it('escaping round-trips arbitrary UNOC and UNOA text through the independent parser', () => {
-    for (const [syntax, text] of [['UNOC', unoc], ['UNOA', unoa]] as const) {
+    for (const [syntax, text] of [
+      ['UNOC', unoc],
+      ['UNOA', unoa],
+    ] as const) {
       fc.assert(
         fc.property(fc.array(text, { minLength: 1, maxLength: 5 }), (components) => {
           const ftx: Segment = { tag: 'FTX', elements: [['AAI'], [], [], components] };
-          const parsed = parseEdifact(interchange([{ reference: '1', identifier: ['INVOIC', 'D', '96A', 'UN'], segments: [ftx] }], syntax));
+          const parsed = parseEdifact(
+            interchange([{ reference: '1', identifier: ['INVOIC', 'D', '96A', 'UN'], segments: [ftx] }], syntax),
+          );
           expect(parsed.find((s) => s.name === 'FTX')?.elements[3]).toEqual(components);
         }),
         runs,
@@ -221,7 +273,12 @@ describe('property: EDIFACT syntax', () => {
     const maybeEmpty = fc.oneof(fc.constant(''), unoa);
     fc.assert(
       fc.property(fc.array(fc.array(maybeEmpty, { maxLength: 4 }), { maxLength: 5 }), (elements) => {
-        const parsed = parseEdifact(interchange([{ reference: '1', identifier: ['INVOIC', 'D', '96A', 'UN'], segments: [{ tag: 'ZZA', elements }] }], 'UNOA'));
+        const parsed = parseEdifact(
+          interchange(
+            [{ reference: '1', identifier: ['INVOIC', 'D', '96A', 'UN'], segments: [{ tag: 'ZZA', elements }] }],
+            'UNOA',
+          ),
+        );
         const trimmed = elements.map((components) => {
           const kept = [...components];
           while (kept.length > 0 && kept.at(-1) === '') kept.pop();
@@ -247,8 +304,15 @@ describe('property: EDIFACT syntax', () => {
 
   it('UNT counts its segments and UNZ counts the messages, for any number of both', () => {
     // Tags the parser has no definitions for: this property is about the envelope, not segment contents.
-    const segment = fc.record({ tag: fc.constantFrom('ZZA', 'ZZB', 'ZZC'), elements: fc.array(fc.array(unoa, { maxLength: 3 }), { maxLength: 4 }) });
-    const message = fc.record({ reference: fc.stringMatching(/^[A-Z0-9]{1,14}$/), identifier: fc.constant(['INVOIC', 'D', '96A', 'UN'] as string[]), segments: fc.array(segment, { maxLength: 12 }) });
+    const segment = fc.record({
+      tag: fc.constantFrom('ZZA', 'ZZB', 'ZZC'),
+      elements: fc.array(fc.array(unoa, { maxLength: 3 }), { maxLength: 4 }),
+    });
+    const message = fc.record({
+      reference: fc.stringMatching(/^[A-Z0-9]{1,14}$/),
+      identifier: fc.constant(['INVOIC', 'D', '96A', 'UN'] as string[]),
+      segments: fc.array(segment, { maxLength: 12 }),
+    });
     fc.assert(
       fc.property(fc.array(message, { minLength: 1, maxLength: 5 }), (messages) => {
         const parsed = parseEdifact(interchange(messages, 'UNOA'));
@@ -261,15 +325,36 @@ describe('property: EDIFACT syntax', () => {
 
   it('the shipped mapping repeats the line-item group once per row, and UNT still counts right', () => {
     fc.assert(
-      fc.property(fc.array(fc.record({ code: unoc, qty: fc.integer({ min: 1, max: 999 }), cents: fc.integer({ min: -99_999, max: 99_999 }) }), { maxLength: 25 }), (rows) => {
-        const view = annotation(
-          { document_id: 'INV-1', date_issue: { value: '2024-01-31', normalized: '2024-01-31' }, currency: 'eur', sender_name: 'Seller', recipient_name: 'Buyer', amount_total: { value: '1.00', normalized: '1.00' } },
-          rows.map((row) => ({ item_code: row.code, item_quantity: String(row.qty), item_amount_total: (row.cents / 100).toFixed(2) })),
-        );
-        const file = shipped.render(view, { now: NOW, route: ROUTE });
-        const messages = checkEnvelope(parseEdifact(file.bytes.toString('latin1')));
-        checkInvoic(messages[0] as ParsedSegment[], rows.length);
-      }),
+      fc.property(
+        fc.array(
+          fc.record({
+            code: unoc,
+            qty: fc.integer({ min: 1, max: 999 }),
+            cents: fc.integer({ min: -99_999, max: 99_999 }),
+          }),
+          { maxLength: 25 },
+        ),
+        (rows) => {
+          const view = annotation(
+            {
+              document_id: 'INV-1',
+              date_issue: { value: '2024-01-31', normalized: '2024-01-31' },
+              currency: 'eur',
+              sender_name: 'Seller',
+              recipient_name: 'Buyer',
+              amount_total: { value: '1.00', normalized: '1.00' },
+            },
+            rows.map((row) => ({
+              item_code: row.code,
+              item_quantity: String(row.qty),
+              item_amount_total: (row.cents / 100).toFixed(2),
+            })),
+          );
+          const file = shipped.render(view, { now: NOW, route: ROUTE });
+          const messages = checkEnvelope(parseEdifact(file.bytes.toString('latin1')));
+          checkInvoic(messages[0] as ParsedSegment[], rows.length);
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -3,11 +3,11 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { startBridge } from '../../app.ts';
+import { startBridge } from '../../process/index.ts';
 import { loadConfig } from '../../config/index.ts';
-import { startSshd } from '../../dev/sshd.ts';
-import { createLogger } from '../../observability/logger.ts';
-import { deliver } from '../../rossum/delivery.ts';
+import { startSshd } from '../../dev/index.ts';
+import { createLogger } from '../../observability/index.ts';
+import { callHook } from '../../rossum/index.ts';
 import { stopOnSignals } from './serve.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -23,7 +23,9 @@ interface DevOptions {
 export function register(program: Command): void {
   program
     .command('dev')
-    .description('Run the whole loop locally: a private OpenSSH sshd on loopback, the bridge with a SQLite ledger, and (with --demo) the sample exports')
+    .description(
+      'Run the whole loop locally: a private OpenSSH sshd on loopback, the bridge with a SQLite ledger, and (with --demo) the sample exports',
+    )
     .option('--dir <path>', 'working folder for keys, config, ledger and the SFTP root', '.dev')
     .option('-p, --port <port>', 'webhook port (0 = any free port)', (value) => Number.parseInt(value, 10), 8080)
     .option('-m, --mapping <name>', 'mapping the fallback route uses', 'generic-xml')
@@ -33,6 +35,8 @@ export function register(program: Command): void {
 }
 
 async function runDev(options: DevOptions): Promise<void> {
+  // Before anything starts: a missing sample folder is an installation problem, said at once.
+  const payloads = options.demo ? demoPayloads() : [];
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const sshd = await startSshd({ baseDir: join(dir, 'sftp') });
@@ -78,12 +82,20 @@ async function runDev(options: DevOptions): Promise<void> {
   out(`  acks folder   ${sshd.acksDir}`);
   out(`  config        ${configFile}`);
   out(`  metrics       ${bridge.url.replace(/\/webhooks\/rossum$/, '/metrics')}`);
-  out(`  try           node bin/rossum-sftp-bridge send test/fixtures/rossum/export-invoice.json --url ${bridge.url} --secret ${secret}`);
+  out(
+    `  try           node bin/rossum-sftp-bridge send ${join(DEMO_FOLDER, 'export-invoice.json')} --url ${bridge.url} --secret ${secret}`,
+  );
 
   if (options.demo) {
     out();
-    for (const file of demoPayloads()) {
-      const outcome = await deliver({ url: bridge.url, body: readFileSync(file), secret, retryDelayS: 1, retryCount: 4 });
+    for (const file of payloads) {
+      const outcome = await callHook({
+        url: bridge.url,
+        body: readFileSync(file),
+        secret,
+        retryDelayS: 1,
+        retryCount: 4,
+      });
       out(`  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}`);
       for (const message of outcome.messages) out(`      [${message.type}] ${message.content}`);
     }
@@ -103,12 +115,12 @@ async function runDev(options: DevOptions): Promise<void> {
   stopOnSignals(bridge, logger, stopSshd);
 }
 
+/** The sample exports ship with the package (`examples/rossum/`), so `--demo` works from an installed copy too. */
+const DEMO_FOLDER = join(repoRoot, 'examples', 'rossum');
+
 function demoPayloads(): string[] {
-  const candidates = [join(repoRoot, 'test/fixtures/rossum'), join(repoRoot, '../shared/fixtures/rossum')];
-  const folder = candidates.find((candidate) => existsSync(candidate));
-  if (!folder) return [];
-  return readdirSync(folder)
-    .filter((name) => name.endsWith('.json'))
-    .sort()
-    .map((name) => join(folder, name));
+  const files = existsSync(DEMO_FOLDER) ? readdirSync(DEMO_FOLDER).filter((name) => name.endsWith('.json')) : [];
+  if (files.length === 0)
+    throw new Error(`dev --demo: no sample exports (*.json) in ${DEMO_FOLDER}; the installation is incomplete`);
+  return files.sort().map((name) => join(DEMO_FOLDER, name));
 }

@@ -1,0 +1,1 @@
+export { startSshd, freePort, type StartSshdOptions, type SshdInstance } from './sshd.ts';

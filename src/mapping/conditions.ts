@@ -1,0 +1,79 @@
+import type { Condition, ValueSpec } from './schema.ts';
+import { parseDecimal } from './format.ts';
+import type { CompileEnv, CompiledCondition, Path } from './scope.ts';
+import { compileSource } from './sources.ts';
+import { compileValue } from './values.ts';
+
+function compareNumbers(a: string | undefined, b: string | number | boolean): number | undefined {
+  if (a === undefined) return undefined;
+  const left = parseDecimal(a);
+  const right = parseDecimal(String(b));
+  return left && right ? left.comparedTo(right) : undefined;
+}
+
+export function compileCondition(condition: Condition, env: CompileEnv, path: Path): CompiledCondition {
+  const tests: CompiledCondition[] = [];
+  if (condition.all) {
+    const inner = condition.all.map((c, i) => compileCondition(c, env, [...path, 'all', i]));
+    tests.push((scope) => inner.every((test) => test(scope)));
+  }
+  if (condition.any) {
+    const inner = condition.any.map((c, i) => compileCondition(c, env, [...path, 'any', i]));
+    tests.push((scope) => inner.some((test) => test(scope)));
+  }
+  if (condition.not) {
+    const inner = compileCondition(condition.not, env, [...path, 'not']);
+    tests.push((scope) => !inner(scope));
+  }
+  const subjects = (['field', 'row', 'var', 'meta', 'env', 'route', 'value'] as const).filter(
+    (key) => condition[key] !== undefined,
+  );
+  const checks = (['present', 'equals', 'not_equals', 'in', 'matches', 'gt', 'gte', 'lt', 'lte'] as const).filter(
+    (key) => condition[key] !== undefined,
+  );
+  if (subjects.length > 1)
+    env.problem(
+      path,
+      `a condition tests one subject, found ${subjects.join(' and ')}`,
+      'combine conditions with all: [...]',
+    );
+  if (subjects.length === 0 && checks.length > 0)
+    env.problem(path, `"${checks[0]}" needs a subject`, 'add field:, row:, var:, meta:, env:, route: or value:');
+  if (subjects.length === 1 && checks.length === 0)
+    env.problem(path, `nothing to test on ${subjects[0]}`, 'add present: true, equals:, in:, matches:, gt: ...');
+  if (subjects.length === 0 && tests.length === 0)
+    env.problem(path, 'empty condition', 'e.g. {field: order_id, present: true}');
+  const subjectKey = subjects[0];
+  if (subjectKey) {
+    const subject =
+      subjectKey === 'value'
+        ? compileValue(condition.value as ValueSpec, env, [...path, 'value']).evaluate
+        : compileSource(subjectKey, condition[subjectKey], env, [...path, subjectKey], undefined);
+    let pattern: RegExp | undefined;
+    if (condition.matches !== undefined) {
+      try {
+        pattern = new RegExp(condition.matches, 'u');
+      } catch (error) {
+        env.problem([...path, 'matches'], `invalid regular expression: ${(error as Error).message}`);
+      }
+    }
+    const { present, equals, not_equals: notEquals, in: oneOf, gt, gte, lt, lte } = condition;
+    const set = oneOf?.map(String);
+    tests.push((scope) => {
+      const value = subject(scope);
+      const has = value !== undefined && value.trim() !== '';
+      if (present !== undefined && has !== present) return false;
+      if (equals !== undefined && value !== String(equals)) return false;
+      if (notEquals !== undefined && value === String(notEquals)) return false;
+      if (set && (value === undefined || !set.includes(value))) return false;
+      if (pattern && (value === undefined || !pattern.test(value))) return false;
+      if (gt !== undefined && !((compareNumbers(value, gt) ?? 0) > 0)) return false;
+      if (gte !== undefined && !((compareNumbers(value, gte) ?? -1) >= 0)) return false;
+      if (lt !== undefined && !((compareNumbers(value, lt) ?? 0) < 0)) return false;
+      if (lte !== undefined && !((compareNumbers(value, lte) ?? 1) <= 0)) return false;
+      return true;
+    });
+  }
+  if (tests.length === 1) return tests[0] as CompiledCondition;
+  return (scope) => tests.every((test) => test(scope));
+}

@@ -1,0 +1,374 @@
+import type { Datapoint } from '../annotation/index.ts';
+import { calcReferences, parseCalc, type CalcNode } from './calc.ts';
+import { compileCondition } from './conditions.ts';
+import { mappingError } from './errors.ts';
+import { Decimal, parseDecimal, plain } from './format.ts';
+import { META_KEYS, type SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
+import { datapointIdOf, docVarsOf, type CompileEnv, type CompiledValue, type Path, type Scope } from './scope.ts';
+import { rowsOf, tableFor } from './tables.ts';
+import { compileValue } from './values.ts';
+
+/** Where a value comes from: datapoints, metadata, vars, route/env, templates, calc and aggregates over tables. */
+
+function datapointText(dp: Datapoint, use: 'normalized' | 'value' | undefined): string {
+  if (use === 'value') return dp.value;
+  return dp.normalizedValue ?? dp.value;
+}
+
+function touch(scope: Scope, dp: Datapoint, owner: string): void {
+  scope.datapoint = dp;
+  scope.doc.touched?.push(`${owner}${dp.schemaId} (datapoint ${dp.id})`);
+}
+
+function metaValue(scope: Scope, key: string): string | undefined {
+  const { meta } = scope.doc.view;
+  const text = (v: string | number | null): string | undefined => (v === null ? undefined : String(v));
+  switch (key as keyof typeof META_KEYS) {
+    case 'annotation_id':
+      return String(meta.annotationId);
+    case 'document_id':
+      return text(meta.documentId);
+    case 'queue_id':
+      return text(meta.queueId);
+    case 'document_file_name':
+      return text(meta.documentFileName);
+    case 'request_id':
+      return meta.requestId;
+    case 'hook_timestamp':
+      return text(meta.hookTimestamp);
+    case 'confirmed_at':
+      return text(meta.confirmedAt);
+    case 'created_at':
+      return text(meta.createdAt);
+    case 'arrived_at':
+      return text(meta.arrivedAt);
+    case 'base_url':
+      return text(meta.baseUrl);
+    case 'now':
+      return scope.doc.now;
+    case 'mapping_name':
+      return scope.doc.mappingName;
+    case 'mapping_version':
+      return scope.doc.mappingVersion;
+    case 'record_count':
+      return String(scope.doc.recordCount);
+    default:
+      return undefined;
+  }
+}
+
+function routeValue(scope: Scope, key: string): string | undefined {
+  const fromRoute = scope.doc.context.route?.[key];
+  if (fromRoute !== undefined) return fromRoute;
+  const setting = scope.doc.view.meta.settings[key];
+  return typeof setting === 'string' || typeof setting === 'number' || typeof setting === 'boolean'
+    ? String(setting)
+    : undefined;
+}
+
+function varValue(scope: Scope, name: string): string | undefined {
+  const row = scope.row;
+  const rowVar = row?.table.vars.get(name);
+  if (row && rowVar) return memo(scope, row.vars, `${row.label}/${name}`, name, rowVar);
+  const docVar = docVarsOf(scope.doc)?.get(name);
+  if (!docVar) return undefined;
+  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, docVar);
+}
+
+function memo(
+  scope: Scope,
+  cache: Map<string, string | undefined>,
+  key: string,
+  name: string,
+  value: CompiledValue,
+): string | undefined {
+  if (cache.has(key)) return cache.get(key);
+  if (scope.doc.evaluating.has(key))
+    throw mappingError('MAPPING_INVALID', `The value "${name}" refers to itself (directly or through other vars).`);
+  scope.doc.evaluating.add(key);
+  const inner: Scope = { ...scope, datapoint: undefined };
+  try {
+    const result = value.evaluate(inner);
+    cache.set(key, result);
+    return result;
+  } finally {
+    scope.doc.evaluating.delete(key);
+    if (inner.datapoint) scope.datapoint = inner.datapoint;
+  }
+}
+
+/** A placeholder or reference: `document_id`, `row.x`, `var.x`, `meta.x`, `env.X`, `route.x`, `line_number`. */
+function compileReference(
+  ref: string,
+  env: CompileEnv,
+  path: Path,
+  use?: 'normalized' | 'value',
+): (scope: Scope) => string | undefined {
+  const dot = ref.indexOf('.');
+  const head = dot < 0 ? ref : ref.slice(0, dot);
+  const rest = dot < 0 ? '' : ref.slice(dot + 1);
+  if (dot >= 0 && ['row', 'var', 'meta', 'env', 'route', 'field'].includes(head))
+    return compileSource(head as SourceKey, rest, env, path, use);
+  if (ref === 'line_number') return compileSource('line_number', true, env, path, use);
+  return compileSource('field', ref, env, path, use);
+}
+
+export type SourceKey = (typeof SOURCE_KEYS)[number];
+
+export function compileSource(
+  key: SourceKey,
+  arg: unknown,
+  env: CompileEnv,
+  path: Path,
+  use: 'normalized' | 'value' | undefined,
+): (scope: Scope) => string | undefined {
+  switch (key) {
+    case 'field': {
+      const id = String(arg);
+      return (scope) => {
+        const dp = scope.doc.view.field(id);
+        if (!dp) return undefined;
+        touch(scope, dp, '');
+        return datapointText(dp, use);
+      };
+    }
+    case 'row': {
+      env.rowReads.count++;
+      const id = String(arg);
+      if (!env.rowTable)
+        env.problem(
+          path,
+          `row field "${id}" is used outside a table`,
+          "use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table's vars; for a header field write {field: ...}",
+        );
+      return (scope) => {
+        const dp = scope.row?.row.field(id);
+        if (!dp) return undefined;
+        touch(scope, dp, `${scope.row?.label}: `);
+        return datapointText(dp, use);
+      };
+    }
+    case 'var': {
+      const name = String(arg);
+      if (env.declaredRowVars?.has(name)) env.rowReads.count++;
+      const known = env.declaredDocVars.has(name) || env.declaredRowVars?.has(name);
+      if (!known) {
+        const all = [...env.declaredDocVars, ...(env.declaredRowVars ?? [])];
+        env.problem(
+          path,
+          `unknown var "${name}"`,
+          all.length
+            ? `declared vars: ${all.join(', ')}`
+            : "declare it under `vars` (document) or a table's `vars` (per row)",
+        );
+      }
+      return (scope) => varValue(scope, name);
+    }
+    case 'meta': {
+      const name = String(arg);
+      if (!(name in META_KEYS))
+        env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
+      env.metaRead?.add(name);
+      return (scope) => metaValue(scope, name);
+    }
+    case 'const': {
+      const text = String(arg);
+      return () => text;
+    }
+    case 'env': {
+      const name = String(arg);
+      return (scope) => scope.doc.context.env?.[name];
+    }
+    case 'route': {
+      const name = String(arg);
+      return (scope) => routeValue(scope, name);
+    }
+    case 'line_number': {
+      env.rowReads.count++;
+      if (!env.rowTable) env.problem(path, 'line_number is used outside a table', 'use it inside repeated rows');
+      return (scope) => (scope.row ? String(scope.row.lineNumber) : undefined);
+    }
+    case 'template':
+      return compileTemplate(String(arg), env, path);
+    case 'calc':
+      return compileCalc(String(arg), env, path);
+    case 'count': {
+      const spec =
+        typeof arg === 'string' ? { rows: arg, where: undefined } : (arg as { rows: string; where?: Condition });
+      const table = tableFor(env, spec.rows);
+      const where = spec.where
+        ? compileCondition(
+            spec.where,
+            { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } },
+            [...path, 'where'],
+          )
+        : undefined;
+      return (scope) => {
+        const rows = rowsOf(scope.doc, table);
+        if (!where) return String(rows.length);
+        const inner: Scope = { ...scope };
+        return String(rows.filter((row) => ((inner.row = row), where(inner))).length);
+      };
+    }
+    case 'sum': {
+      let spec: { rows: string; of: string | ValueSpec; where?: Condition | undefined };
+      if (typeof arg === 'string') {
+        const dot = arg.lastIndexOf('.');
+        if (dot <= 0) env.problem(path, `sum "${arg}" needs the form table.field, e.g. line_items.item_amount_total`);
+        spec = { rows: arg.slice(0, Math.max(dot, 0)), of: arg.slice(dot + 1) };
+      } else spec = arg as typeof spec;
+      const table = tableFor(env, spec.rows);
+      const rowEnv: CompileEnv = {
+        ...env,
+        rowTable: table,
+        declaredRowVars: new Set(table.vars.keys()),
+        rowReads: { count: 0 },
+      };
+      const of =
+        typeof spec.of === 'string' && typeof arg === 'string'
+          ? compileSource('row', spec.of, rowEnv, path, 'normalized')
+          : typeof spec.of === 'string'
+            ? compileSource('row', spec.of, rowEnv, [...path, 'of'], 'normalized')
+            : compileValue(spec.of, rowEnv, [...path, 'of']).evaluate;
+      const where = spec.where ? compileCondition(spec.where, rowEnv, [...path, 'where']) : undefined;
+      return (scope) => {
+        let total = new Decimal(0);
+        const inner: Scope = { ...scope };
+        for (const row of rowsOf(scope.doc, table)) {
+          inner.row = row;
+          inner.datapoint = undefined;
+          if (where && !where(inner)) continue;
+          const text = of(inner);
+          if (text === undefined || text.trim() === '') continue;
+          const n = parseDecimal(text);
+          if (!n)
+            throw mappingError(
+              'MAPPING_INVALID_NUMBER',
+              `${scope.at}: cannot add up "${text}" from ${row.label}: it is not a number.`,
+              datapointIdOf(inner),
+            );
+          total = total.plus(n);
+        }
+        return plain(total);
+      };
+    }
+    case 'cases':
+      throw new Error('cases are compiled by compileValue');
+  }
+}
+
+/** A piece of a rendered template: literal text from the mapping, or a value that came from the document. */
+export type TemplatePiece = { literal: string } | { value: string };
+
+function compileTemplateParts(
+  text: string,
+  env: CompileEnv,
+  path: Path,
+): Array<string | ((scope: Scope) => string | undefined)> {
+  const parts: Array<string | ((scope: Scope) => string | undefined)> = [];
+  let literal = '';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i] as string;
+    if ((ch === '{' || ch === '}') && text[i + 1] === ch) {
+      literal += ch;
+      i++;
+      continue;
+    }
+    if (ch === '}') {
+      env.problem(path, `unmatched "}" at character ${i + 1} of the template`, 'write "}}" for a literal brace');
+      continue;
+    }
+    if (ch !== '{') {
+      literal += ch;
+      continue;
+    }
+    const end = text.indexOf('}', i);
+    if (end < 0) {
+      env.problem(path, `unclosed "{" at character ${i + 1} of the template`, 'write "{{" for a literal brace');
+      break;
+    }
+    if (literal) parts.push(literal);
+    literal = '';
+    const ref = text.slice(i + 1, end).trim();
+    if (!/^[A-Za-z_][\w-]*(\.[\w-]+)?$/.test(ref))
+      env.problem(
+        path,
+        `"{${ref}}" is not a field reference`,
+        'use {schema_id}, {row.x}, {var.x}, {meta.x}, {env.X}, {route.x} or {line_number}',
+      );
+    parts.push(compileReference(ref, env, path));
+    i = end;
+  }
+  if (literal) parts.push(literal);
+  return parts;
+}
+
+export function compileTemplate(text: string, env: CompileEnv, path: Path): (scope: Scope) => string | undefined {
+  const parts = compileTemplateParts(text, env, path);
+  if (parts.length === 1 && typeof parts[0] === 'string') {
+    const constant = parts[0];
+    return () => constant;
+  }
+  return (scope) => {
+    let out = '';
+    for (const part of parts) out += typeof part === 'string' ? part : (part(scope) ?? '');
+    return out;
+  };
+}
+
+/** A template rendered into pieces, so a caller (file names) can treat document values apart from the mapping's text. */
+export function compileTemplatePieces(text: string, env: CompileEnv, path: Path): (scope: Scope) => TemplatePiece[] {
+  const parts = compileTemplateParts(text, env, path);
+  return (scope) => parts.map((part) => (typeof part === 'string' ? { literal: part } : { value: part(scope) ?? '' }));
+}
+
+function compileCalc(source: string, env: CompileEnv, path: Path): (scope: Scope) => string {
+  let tree: CalcNode;
+  try {
+    tree = parseCalc(source);
+  } catch (error) {
+    env.problem(path, `calc: ${(error as Error).message}`);
+    return () => '';
+  }
+  const refs = new Map<string, (scope: Scope) => string | undefined>();
+  for (const ref of calcReferences(tree)) refs.set(ref, compileReference(ref, env, path, 'normalized'));
+  const evaluate = (node: CalcNode, scope: Scope): Decimal => {
+    switch (node.kind) {
+      case 'number':
+        return new Decimal(node.text);
+      case 'neg':
+        return evaluate(node.operand, scope).negated();
+      case 'binary': {
+        const left = evaluate(node.left, scope);
+        const right = evaluate(node.right, scope);
+        if (node.op === '+') return left.plus(right);
+        if (node.op === '-') return left.minus(right);
+        if (node.op === '*') return left.times(right);
+        if (right.isZero())
+          throw mappingError('MAPPING_CALC', `${scope.at}: "${source}" divides by zero.`, scope.datapoint?.id);
+        return left.dividedBy(right);
+      }
+      case 'ref': {
+        scope.datapoint = undefined;
+        const text = (refs.get(node.name) as (scope: Scope) => string | undefined)(scope);
+        const where = scope.row ? ` (${scope.row.label})` : '';
+        if (text === undefined || text.trim() === '') {
+          throw mappingError(
+            'MAPPING_REQUIRED_FIELD',
+            `${scope.at}: "${source}" needs ${node.name}${where}, which is ${text === undefined ? 'missing from the annotation' : 'empty'}.`,
+            datapointIdOf(scope),
+          );
+        }
+        const n = parseDecimal(text);
+        if (!n)
+          throw mappingError(
+            'MAPPING_INVALID_NUMBER',
+            `${scope.at}: "${source}" needs ${node.name}${where} to be a number, but it is "${text}".`,
+            datapointIdOf(scope),
+          );
+        return n;
+      }
+    }
+  };
+  return (scope) => plain(evaluate(tree, scope));
+}
