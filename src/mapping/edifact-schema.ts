@@ -11,6 +11,16 @@ export type EdifactSyntaxLevel = (typeof EDIFACT_SYNTAX_LEVELS)[number];
 export const NO_ROWS_POLICIES = ['omit', 'error'] as const;
 export type NoRowsPolicy = (typeof NO_ROWS_POLICIES)[number];
 
+/** `no_rows` of a repeated XML element or EDIFACT segment/group. */
+export function noRowsSchema(what: string) {
+  return z
+    .enum(NO_ROWS_POLICIES)
+    .optional()
+    .describe(
+      `With \`repeat\` and no rows: omit the ${what} (default) or error (the document is refused, naming the table).`,
+    );
+}
+
 /** A data element: one value (a simple element) or a list of component values (a composite). */
 export type EdifactElement = ValueSpec | ValueSpec[];
 
@@ -74,10 +84,7 @@ export function edifactSchemaWith(
           .string()
           .optional()
           .describe('Write the segment or group once per row of a table (name from `tables`) or multivalue schema_id.'),
-        no_rows: z
-          .enum(NO_ROWS_POLICIES)
-          .optional()
-          .describe('With `repeat` and no rows: omit (default) or error (the document is refused, naming the table).'),
+        no_rows: noRowsSchema('segment or group'),
         when: condition.optional().describe('Write the segment or group only when this holds.'),
       })
       .describe('A segment (`segment` + `elements`) or a segment group (`group` + `segments`).')

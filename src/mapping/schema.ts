@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { edifactSchemaWith, NO_ROWS_POLICIES, type EdifactConfig, type NoRowsPolicy } from './edifact-schema.ts';
+import { edifactSchemaWith, noRowsSchema, type NoRowsPolicy } from './edifact-schema.ts';
 import { stepOrder, transformShape, valueMapSchema, type TransformFields, type ValueMap } from './transforms.ts';
 
 export {
@@ -257,12 +257,7 @@ export const xmlNodeSchema: z.ZodType<XmlNode> = z.lazy(() =>
         .string()
         .optional()
         .describe('Repeat this element once per row of a table (name from `tables`) or multivalue schema_id.'),
-      no_rows: z
-        .enum(NO_ROWS_POLICIES)
-        .optional()
-        .describe(
-          'With `repeat` and no rows: omit the element (default) or error (the document is refused, naming the table).',
-        ),
+      no_rows: noRowsSchema('element'),
       when: conditionSchema.optional().describe('Write the element only when this holds.'),
       empty: z.enum(EMPTY_POLICIES).optional().describe('Override `xml.empty_elements` for this element.'),
     })
@@ -482,6 +477,5 @@ export type MappingSource = z.infer<typeof mappingSchema>;
 export type XmlConfig = z.infer<typeof xmlSchema>;
 export type CsvConfig = z.infer<typeof csvSchema>;
 export type FixedConfig = z.infer<typeof fixedSchema>;
-export type { EdifactConfig };
 export type TableConfig = z.infer<typeof tableSchema>;
 export type TestCase = z.infer<typeof testCaseSchema>;
