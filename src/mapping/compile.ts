@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import type { AnnotationView } from '../annotation/index.ts';
+import { parseExportPayload, type AnnotationView, type RawNode } from '../annotation/index.ts';
 import { ConfigFileError, formatPath, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config-loading/index.ts';
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
+import { catalogueFromPayloads, checkDatapointUses, type DatapointCatalogue, type DatapointUse } from './datapoints.ts';
 import { Emitter } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
@@ -39,7 +40,7 @@ interface Compiled {
 }
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
-function compile(source: MappingSource, file: string, locate: LoadedYaml<MappingSource>['locate']): { compiled: Compiled; diagnostics: Diagnostic[] } {
+function compile(source: MappingSource, file: string, locate: LoadedYaml<MappingSource>['locate']): { compiled: Compiled; diagnostics: Diagnostic[]; uses: DatapointUse[] } {
   const diagnostics: Diagnostic[] = [];
   const problem = (path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void => {
     diagnostics.push({ file, ...locate(path), key: formatPath(path), message, ...(hint ? { hint } : {}) });
@@ -62,6 +63,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
+    uses: [],
     problem,
   };
   compileTables(source.tables, env);
@@ -96,7 +98,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined)) problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
   }
 
-  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed }, diagnostics };
+  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed }, diagnostics, uses: env.uses };
 }
 
 class Mapping implements LoadedMapping {
@@ -186,15 +188,61 @@ class Mapping implements LoadedMapping {
   }
 }
 
-/** All problems of one mapping file (syntax, schema, semantics); empty when it is fine. */
-export function checkMappingFile(path: string): Diagnostic[] {
+export interface MappingCheck {
+  errors: Diagnostic[];
+  warnings: Diagnostic[];
+}
+
+/** The annotation trees of the mapping's own test payloads (those that exist and parse). */
+function testPayloadContents(source: MappingSource, file: string): RawNode[][] {
+  const contents: RawNode[][] = [];
+  for (const test of source.tests ?? []) {
+    try {
+      contents.push(parseExportPayload(JSON.parse(readFileSync(resolve(dirname(file), test.payload), 'utf8'))).annotation.content);
+    } catch {
+      // A missing payload is reported by compile; a broken one fails its test with the reason.
+    }
+  }
+  return contents;
+}
+
+/**
+ * All problems of one mapping file (syntax, schema, semantics). With a queue schema, every datapoint the
+ * mapping names must be in it (errors); without one, the mapping's test payloads stand in (warnings).
+ */
+export function checkMapping(path: string, options: { schema?: DatapointCatalogue | undefined } = {}): MappingCheck {
+  const absolute = resolve(path);
+  let loaded: LoadedYaml<MappingSource>;
   try {
-    loadMappingFile(path);
-    return [];
+    loaded = loadYamlFile(absolute, mappingSchema);
   } catch (error) {
-    if (error instanceof ConfigFileError) return error.diagnostics;
+    if (error instanceof ConfigFileError) return { errors: error.diagnostics, warnings: [] };
     throw error;
   }
+  const { diagnostics, uses } = compile(loaded.value, absolute, loaded.locate);
+  const warnings: Diagnostic[] = [];
+  const at = (problem: { path: ReadonlyArray<PropertyKey>; message: string; hint?: string | undefined }): Diagnostic => ({
+    file: absolute,
+    ...loaded.locate(problem.path),
+    key: formatPath(problem.path),
+    message: problem.message,
+    ...(problem.hint ? { hint: problem.hint } : {}),
+  });
+  if (options.schema) diagnostics.push(...checkDatapointUses(uses, options.schema).map(at));
+  else {
+    const payloads = testPayloadContents(loaded.value, absolute);
+    if (payloads.length > 0) warnings.push(...checkDatapointUses(uses, catalogueFromPayloads(payloads, 'the test payloads')).map(at));
+    else if (uses.length > 0) {
+      warnings.push({ file: absolute, line: 1, column: 1, key: '', message: 'datapoint names not checked: no queue schema given and the mapping has no test payloads', hint: 'check --schema SCHEMA.json (get it with: rossum-sftp-bridge schema pull --queue ID)' });
+    }
+  }
+  const byPosition = (a: Diagnostic, b: Diagnostic): number => a.line - b.line || a.column - b.column;
+  return { errors: diagnostics.sort(byPosition), warnings: warnings.sort(byPosition) };
+}
+
+/** All problems of one mapping file (syntax, schema, semantics); empty when it is fine. */
+export function checkMappingFile(path: string, options: { schema?: DatapointCatalogue | undefined } = {}): Diagnostic[] {
+  return checkMapping(path, options).errors;
 }
 
 /** Loads, validates and compiles one mapping; throws ConfigFileError listing every problem with file:line:column. */

@@ -22,7 +22,7 @@ interface NumberCell {
 }
 
 export function compileCsv(config: CsvConfig, env: CompileEnv): CompiledCsv {
-  const table = config.rows ? tableFor(env, config.rows) : undefined;
+  const table = config.rows ? tableFor(env, config.rows, ['csv', 'rows']) : undefined;
   const rowEnv: CompileEnv = table ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) } : env;
   if (config.delimiter === config.quote) env.problem(['csv', 'delimiter'], 'the delimiter and the quote character are the same');
   if (/[\r\n]/.test(config.delimiter)) env.problem(['csv', 'delimiter'], 'the delimiter cannot contain a line break');

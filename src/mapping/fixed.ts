@@ -37,7 +37,7 @@ export function compileFixed(config: FixedConfig, env: CompileEnv, encoding: Out
   };
   singleByte(config.fill, ['fixed', 'fill'], 'fill character');
   const records = config.records.map((record, r) => {
-    const table = record.rows ? tableFor(env, record.rows) : undefined;
+    const table = record.rows ? tableFor(env, record.rows, ['fixed', 'records', r, 'rows']) : undefined;
     const recordEnv: CompileEnv = table ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) } : env;
     let position = 0;
     const fields = record.fields.map((field, f) => {

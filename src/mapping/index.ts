@@ -5,7 +5,8 @@ import type { MappingRegistry } from './contract.ts';
 import { loadMappingFile, type LoadedMapping } from './compile.ts';
 
 export type { CompiledMapping, ExplainEntry, MappingRegistry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
-export { checkMappingFile, loadMappingFile, type LoadedMapping } from './compile.ts';
+export { checkMapping, checkMappingFile, loadMappingFile, type LoadedMapping, type MappingCheck } from './compile.ts';
+export { catalogueFromSchema, catalogueFromPayloads, type DatapointCatalogue } from './datapoints.ts';
 export { sanitizeNameValue, sanitizeRelativePath } from './filename.ts';
 export { mappingSchema } from './schema.ts';
 

@@ -1,5 +1,6 @@
 import type { AnnotationView, Datapoint, Row } from '../annotation/index.ts';
 import type { RenderContext } from './contract.ts';
+import type { DatapointUse } from './datapoints.ts';
 import type { ValueMap } from './schema.ts';
 
 /** Everything one render shares: the document, the context, caches, and what --explain collects. */
@@ -64,6 +65,8 @@ export interface CompileEnv {
   declaredRowVars: Set<string> | undefined;
   /** Counts references to the current row, so values that never read one can be computed once per document. */
   rowReads: { count: number };
+  /** Every datapoint and table the mapping names, for the schema-aware check. */
+  uses: DatapointUse[];
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
 }
 

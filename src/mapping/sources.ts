@@ -104,6 +104,7 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
   switch (key) {
     case 'field': {
       const id = String(arg);
+      env.uses.push({ kind: 'field', id, path });
       return (scope) => {
         const dp = scope.doc.view.field(id);
         if (!dp) return undefined;
@@ -114,6 +115,7 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
     case 'row': {
       env.rowReads.count++;
       const id = String(arg);
+      env.uses.push({ kind: 'row', id, table: env.rowTable?.from, path });
       if (!env.rowTable) env.problem(path, `row field "${id}" is used outside a table`, 'use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table\'s vars; for a header field write {field: ...}');
       return (scope) => {
         const dp = scope.row?.row.field(id);
@@ -160,7 +162,7 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
       return compileCalc(String(arg), env, path);
     case 'count': {
       const spec = typeof arg === 'string' ? { rows: arg, where: undefined } : (arg as { rows: string; where?: Condition });
-      const table = tableFor(env, spec.rows);
+      const table = tableFor(env, spec.rows, typeof arg === 'string' ? path : [...path, 'rows']);
       const where = spec.where ? compileCondition(spec.where, { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } }, [...path, 'where']) : undefined;
       return (scope) => {
         const rows = rowsOf(scope.doc, table);
@@ -176,7 +178,7 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
         if (dot <= 0) env.problem(path, `sum "${arg}" needs the form table.field, e.g. line_items.item_amount_total`);
         spec = { rows: arg.slice(0, Math.max(dot, 0)), of: arg.slice(dot + 1) };
       } else spec = arg as typeof spec;
-      const table = tableFor(env, spec.rows);
+      const table = tableFor(env, spec.rows, typeof arg === 'string' ? path : [...path, 'rows']);
       const rowEnv: CompileEnv = { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } };
       const of = typeof spec.of === 'string' && typeof arg === 'string' ? compileSource('row', spec.of, rowEnv, path, 'normalized') : typeof spec.of === 'string' ? compileSource('row', spec.of, rowEnv, [...path, 'of'], 'normalized') : compileValue(spec.of, rowEnv, [...path, 'of']).evaluate;
       const where = spec.where ? compileCondition(spec.where, rowEnv, [...path, 'where']) : undefined;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { mappingError } from './errors.ts';
 import { datePatternProblem, formatNumber, formatUtc, parseIsoDate } from './format.ts';
+import { datePatternMistake, numberFormatMistakes } from './patterns.ts';
 import type { CompileEnv, Path, Scope } from './scope.ts';
 
 /**
@@ -158,8 +159,10 @@ export const TRANSFORMS = [
     fields: { date: z.string().optional().describe('Format an ISO date/timestamp with a date-fns pattern, e.g. yyyyMMdd, dd.MM.yyyy (UTC).') },
     compile: ({ date: pattern }, { env, path, label }) => {
       if (pattern === undefined) return undefined;
-      const problem = datePatternProblem(pattern);
-      if (problem) env.problem([...path, 'date'], `invalid date pattern: ${problem}`, 'e.g. yyyyMMdd, dd.MM.yyyy, yyyy-MM-dd\'T\'HH:mm:ss');
+      const mistake = datePatternMistake(pattern);
+      const problem = mistake ? undefined : datePatternProblem(pattern);
+      if (mistake) env.problem([...path, 'date'], `invalid date pattern "${pattern}": ${mistake.message}`, mistake.hint);
+      else if (problem) env.problem([...path, 'date'], `invalid date pattern "${pattern}": ${problem}`, "e.g. yyyyMMdd, dd.MM.yyyy, yyyy-MM-dd'T'HH:mm:ss");
       return (v, scope) => {
         const date = parseIsoDate(v);
         if (!date) throw mappingError('MAPPING_INVALID_DATE', `${scope.at}: ${label} is "${v}", which is not a date. Correct it in Rossum so it has a normalized date.`, scope.datapoint?.id);
@@ -175,6 +178,7 @@ export const TRANSFORMS = [
     compile: ({ number: format }, { env, path, label }) => {
       if (format === undefined) return undefined;
       if (format.implied_decimals && format.decimals === undefined) env.problem([...path, 'number', 'implied_decimals'], 'implied_decimals needs a fixed number of `decimals`');
+      for (const { key, problem } of numberFormatMistakes(format)) env.problem([...path, 'number', key], problem.message, problem.hint);
       return (v, scope) => {
         const formatted = formatNumber(v, format);
         if (formatted === undefined) throw mappingError('MAPPING_INVALID_NUMBER', `${scope.at}: ${label} is "${v}", which is not a number. Correct it in Rossum so it has a normalized amount.`, scope.datapoint?.id);

@@ -82,7 +82,7 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
     let childEnv = nodeEnv;
     let repeat: CompiledTable | undefined;
     if (node.repeat) {
-      repeat = tableFor(nodeEnv, node.repeat);
+      repeat = tableFor(nodeEnv, node.repeat, [...path, 'repeat']);
       childEnv = { ...nodeEnv, rowTable: repeat, declaredRowVars: new Set(repeat.vars.keys()) };
     }
     if (node.value !== undefined && node.children?.length) env.problem(path, `element "${node.element}" has both a value and children`, 'put the text in a child element');
