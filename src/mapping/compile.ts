@@ -7,13 +7,13 @@ import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
 import { catalogueFromPayloads, checkDatapointUses, type DatapointCatalogue, type DatapointUse } from './datapoints.ts';
-import { Emitter } from './emit.ts';
+import { Emitter, fitEncoding } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
 import { safeFileName, templatePathProblem } from './filename.ts';
 import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
 import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import { addWarning, attachDocVars, finalWarnings, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import { attachDocVars, warnAbout, finalWarnings, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './scope.ts';
 import { compileTemplatePieces, type TemplatePiece } from './sources.ts';
 import { compileTables } from './tables.ts';
 import { compileValue } from './values.ts';
@@ -63,6 +63,7 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
+    fitEncoding: encoding ? (text, scope) => fitEncoding({ encoding: encoding as OutputEncoding, unencodable: source.unencodable, replacement: source.replacement }, text, scope) : undefined,
     uses: [],
     problem,
   };
@@ -155,7 +156,8 @@ class Mapping implements LoadedMapping {
       rowSets: new Map(),
       evaluating: new Set(),
       touched: null,
-      warnings: [],
+      checked: null,
+      warnings: new Map(),
       droppedWarnings: 0,
       cache: new Map(),
     };
@@ -165,7 +167,7 @@ class Mapping implements LoadedMapping {
     let text: string;
     let emitter: Emitter;
     if (xml) {
-      emitter = new Emitter(doc, settings, explain, xmlCharFilter(xml.config, (message) => addWarning(doc, message)));
+      emitter = new Emitter(doc, settings, explain, xmlCharFilter(xml.config, (detail, scope) => warnAbout(doc, scope, detail)));
       text = renderXml(xml, emitter, eol, this.encoding.declarationName) + (source.final_newline ? eol : '');
     } else if (csv) {
       emitter = new Emitter(doc, settings, explain);
@@ -176,15 +178,18 @@ class Mapping implements LoadedMapping {
     }
     const scope = newScope(doc);
     scope.at = 'file name';
+    if (explain) doc.touched = [];
     const fileName = safeFileName(this.compiled.fileName(scope));
+    const trace = emitter.trace ?? [];
+    if (explain) trace.unshift({ output: 'file name', value: fileName, from: [...new Set(doc.touched ?? [])] });
     const file: RenderedFile = {
       fileName,
       bytes: this.encoding.encode(text, source.bom),
       encoding: source.encoding,
       mediaType: MEDIA_TYPES[source.format],
-      ...(doc.warnings.length > 0 ? { warnings: finalWarnings(doc) } : {}),
+      ...(doc.warnings.size > 0 ? { warnings: finalWarnings(doc) } : {}),
     };
-    return { file, trace: emitter.trace ?? [] };
+    return { file, trace };
   }
 }
 

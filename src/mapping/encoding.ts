@@ -102,7 +102,7 @@ export class OutputEncoding {
   }
 
   /**
-   * Makes `text` encodable per policy. `what` names the field for the error and the warning.
+   * Makes `text` encodable per policy. `what` names the field for the error; `warn` gets what was replaced.
    * Returns the text to write.
    */
   prepare(text: string, policy: UnencodablePolicy, replacement: string, what: string, datapointId: number | undefined, warn: (message: string) => void): string {
@@ -130,7 +130,7 @@ export class OutputEncoding {
       out += substitute ?? replacement;
       replaced.push(`${known.described} → "${substitute ?? replacement}"`);
     }
-    warn(`${what}: replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
+    warn(`replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
     return out;
   }
 

@@ -44,7 +44,7 @@ export interface CompiledXml {
 }
 
 /** A filter for values: removes or replaces characters XML 1.0 cannot hold, per mapping, and says so. */
-export function xmlCharFilter(config: XmlConfig, warn: (message: string) => void): (text: string, scope: Scope) => string {
+export function xmlCharFilter(config: XmlConfig, warn: (detail: string, scope: Scope) => void): (text: string, scope: Scope) => string {
   return (text, scope) => {
     if (!HAS_FORBIDDEN.test(text)) return text;
     const found = new Set<string>();
@@ -57,7 +57,7 @@ export function xmlCharFilter(config: XmlConfig, warn: (message: string) => void
     if (config.invalid_chars === 'error') {
       throw mappingError('MAPPING_INVALID_XML_CHAR', `${scope.at}${source} contains ${list}, which XML 1.0 does not allow. Remove it in Rossum, or set xml.invalid_chars to drop or replace.`, scope.datapoint?.id);
     }
-    warn(`${scope.at}${source}: ${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`);
+    warn(`${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`, scope);
     return cleaned;
   };
 }
