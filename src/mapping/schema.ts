@@ -219,9 +219,14 @@ export const xmlSchema = z
   })
   .describe('XML output.');
 
+export const CSV_QUOTE_POLICIES = ['always', 'never', 'auto'] as const;
+const quotePolicy = z.enum(CSV_QUOTE_POLICIES);
+
 export const csvColumnSchema = z.strictObject({
   name: z.string().describe('Column header.'),
   value: valueSpecSchema.describe('Column value; evaluated per row when `rows` is set.'),
+  quote: quotePolicy.optional().describe('Quoting of this column: always (every non-empty value), never (a value that would need quotes is an error naming the column), auto (only values containing the delimiter, the quote or a line break). Default: from `csv.quoting`.'),
+  empty: z.enum(['quoted', 'nothing']).optional().describe('An empty value: `quoted` writes "" (importers that tell empty text from a missing value), `nothing` writes nothing between the delimiters. Default nothing. For text columns; a formatted number is never written as "".'),
 });
 
 export const csvSchema = z
@@ -231,6 +236,7 @@ export const csvSchema = z
     escape: z.string().length(1).optional().describe('Escape character for quotes inside quoted fields. Default: the quote (doubling).'),
     quoting: z.enum(['auto', 'all', 'text']).default('auto').describe('auto: quote only fields that need it; all: every field; text: every non-empty field that is not a formatted number.'),
     header: z.boolean().default(true).describe('Write a header row with the column names.'),
+    header_quote: quotePolicy.optional().describe('Quoting of the header row: always, never or auto (see a column\'s `quote`). Default: auto with quoting auto, always otherwise.'),
     line_breaks: z.enum(['quote', 'strip', 'error']).default('quote').describe('Line breaks inside values: keep them inside quotes (also with CRLF records), replace with a space, or fail.'),
     escape_formulas: z
       .boolean()
