@@ -101,7 +101,9 @@ export function closestName(word: string, candidates: Iterable<string>): string 
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
-    const d = distance(word.toLowerCase(), candidate.toLowerCase());
+    const [a, b] = [word.toLowerCase(), candidate.toLowerCase()];
+    // A name cut short (sender_vat for sender_vat_id) beats an equally distant other name.
+    const d = distance(a, b) - (a.startsWith(b) || b.startsWith(a) ? 0.5 : 0);
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
   return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
@@ -112,11 +114,12 @@ function tableOfColumn(catalogue: DatapointCatalogue, id: string): string | unde
   return undefined;
 }
 
-function unknown(what: string, id: string, catalogue: DatapointCatalogue, candidates: Iterable<string>, path: Path): DatapointProblem {
+/** `subject` names what is missing, e.g. `header field "sender_vat"`; `word` is what the author wrote. */
+function unknown(subject: string, word: string, catalogue: DatapointCatalogue, candidates: Iterable<string>, path: Path): DatapointProblem {
   const list = [...candidates];
-  const suggestion = closestName(id, list);
+  const suggestion = closestName(word, list);
   const hint = suggestion ? `did you mean "${suggestion}"?` : list.length > 0 ? `known: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}` : undefined;
-  return { path, message: `${what} "${id}" is not a datapoint of ${catalogue.origin}`, hint };
+  return { path, message: `${subject} is not in ${catalogue.origin}`, hint };
 }
 
 /** Every use that names no datapoint of the catalogue, or names it in the wrong place (header vs line item). */
@@ -129,13 +132,13 @@ export function checkDatapointUses(uses: DatapointUse[], catalogue: DatapointCat
       const table = tableOfColumn(catalogue, id);
       if (table) problems.push({ path, message: `"${id}" is a line-item column of "${table}", not a header field`, hint: `read it per row with {row: ${id}} under repeat/rows: ${table}, or add it up with {sum: ${table}.${id}}` });
       else if (catalogue.tables.has(id)) problems.push({ path, message: `"${id}" is a table (multivalue), not a header field`, hint: `repeat over it (repeat/rows: ${id}) and read its columns with {row: ...}` });
-      else problems.push(unknown('header field', id, catalogue, catalogue.header, path));
+      else problems.push(unknown(`header field "${id}"`, id, catalogue, catalogue.header, path));
       continue;
     }
     if (use.kind === 'table') {
       if (catalogue.tables.has(id)) continue;
       if (catalogue.header.has(id)) problems.push({ path, message: `"${id}" is a header field, not a table (multivalue)`, hint: `tables: ${[...catalogue.tables.keys()].join(', ') || 'none'}` });
-      else problems.push(unknown('table', id, catalogue, catalogue.tables.keys(), path));
+      else problems.push(unknown(`table "${id}"`, id, catalogue, catalogue.tables.keys(), path));
       continue;
     }
     const columns = use.table === undefined ? undefined : catalogue.tables.get(use.table);
@@ -144,7 +147,7 @@ export function checkDatapointUses(uses: DatapointUse[], catalogue: DatapointCat
     if (columns === undefined && owner !== undefined) continue;
     if (catalogue.header.has(id)) problems.push({ path, message: `"${id}" is a header field, not a line-item column${use.table ? ` of "${use.table}"` : ''}`, hint: `read it with {field: ${id}}` });
     else if (owner !== undefined) problems.push({ path, message: `"${id}" is a column of "${owner}", not of "${use.table}"`, hint: `repeat over ${owner} to read it` });
-    else problems.push(unknown(use.table ? `column of "${use.table}"` : 'line-item column', id, catalogue, columns ?? [...catalogue.tables.values()].flatMap((c) => [...c]), path));
+    else problems.push(unknown(use.table ? `column "${id}" of table "${use.table}"` : `line-item column "${id}"`, id, catalogue, columns ?? [...catalogue.tables.values()].flatMap((c) => [...c]), path));
   }
   return problems;
 }
