@@ -63,3 +63,4 @@ export function resolveMappingFile(nameOrPath: string, dir: string): string {
 }
 
 export { runMappingTests, unifiedDiff, type TestResult } from './testing.ts';
+export { outlinePayload, starterFileExtension, starterMapping, STARTER_FORMATS, type StarterFormat } from './starter.ts';
