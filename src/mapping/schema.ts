@@ -117,9 +117,8 @@ export const conditionSchema: z.ZodType<Condition> = z.lazy(() =>
       any: z.array(conditionSchema).optional().describe('At least one condition holds.'),
       not: conditionSchema.optional().describe('The condition does not hold.'),
     })
-    .describe('A condition: one subject (field, row, var, meta, env, route or value) and one test, or all/any/not.')
-    .meta({ id: 'Condition' }),
-);
+    .describe('A condition: one subject (field, row, var, meta, env, route or value) and one test, or all/any/not.'),
+).meta({ id: 'Condition' });
 
 const countSchema = z.union([
   z.string().describe('Table name or multivalue schema_id whose rows are counted.'),
@@ -165,13 +164,12 @@ export const valueObjectSchema: z.ZodType<ValueObject> = z.lazy(() =>
       ...transformShape,
       when: conditionSchema.optional().describe('Emit the value only when this holds (XML: element omitted; CSV/fixed: empty).'),
     })
-    .describe(`A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: ${stepOrder()}.`)
-    .meta({ id: 'Value' }),
-);
+    .describe(`A value: exactly one source (field, row, var, meta, const, env, route, template, calc, count, sum, line_number, cases) then optional steps in this order: ${stepOrder()}.`),
+).meta({ id: 'Value' });
 
 export const valueSpecSchema: z.ZodType<ValueSpec> = z.lazy(() =>
-  z.union([z.string().describe('Template shorthand, e.g. "{document_id}".'), valueObjectSchema]).describe('A value: a template string, or a value object.').meta({ id: 'ValueSpec' }),
-);
+  z.union([z.string().describe('Template shorthand, e.g. "{document_id}".'), valueObjectSchema]).describe('A value: a template string, or a value object.'),
+).meta({ id: 'ValueSpec' });
 
 export const SOURCE_KEYS = ['field', 'row', 'var', 'meta', 'const', 'env', 'route', 'template', 'calc', 'count', 'sum', 'line_number', 'cases'] as const;
 export const CONDITION_SUBJECTS = ['field', 'row', 'var', 'meta', 'env', 'route', 'value'] as const;
@@ -201,13 +199,12 @@ export const xmlNodeSchema: z.ZodType<XmlNode> = z.lazy(() =>
       when: conditionSchema.optional().describe('Write the element only when this holds.'),
       empty: z.enum(EMPTY_POLICIES).optional().describe('Override `xml.empty_elements` for this element.'),
     })
-    .describe('An XML element.')
-    .meta({ id: 'XmlElement' }),
-);
+    .describe('An XML element.'),
+).meta({ id: 'XmlElement' });
 
 export const xmlSchema = z
   .strictObject({
-    root: xmlNodeSchema.describe('The document element.'),
+    root: xmlNodeSchema,
     namespaces: z.record(z.string(), z.string()).optional().describe('Prefix → namespace URI, declared on the root; "" is the default namespace.'),
     declaration: z.boolean().default(true).describe('Write <?xml version="1.0" encoding="..."?>; the encoding always names the bytes written.'),
     standalone: z.boolean().optional().describe('Add standalone="yes"/"no" to the declaration.'),
