@@ -37,7 +37,7 @@ describe('init', () => {
 
   it('the starter names only datapoints of the queue schema, and refuses to overwrite a mapping', () => {
     const dir = mkdtempSync(join(tmpdir(), 'init-'));
-    const schema = JSON.parse(readFileSync(join(FIXTURES, 'schema-invoice.json'), 'utf8'));
+    const schema = JSON.parse(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json'), 'utf8'));
     const { mappingPath } = initMapping('erp', { from: join(FIXTURES, 'export-invoice.json'), format: 'xml', mappings: dir });
     expect(checkMapping(mappingPath, { schema: catalogueFromSchema(schema, 'schema.json') }).errors).toEqual([]);
     expect(() => initMapping('erp', { from: join(FIXTURES, 'export-invoice.json'), format: 'xml', mappings: dir })).toThrow(/erp\.yaml already exists \(--force replaces it\)/);
@@ -57,7 +57,7 @@ describe('schema pull', () => {
         response.statusCode = 401;
         response.end('{"detail":"Invalid token."}');
       } else if (request.url === '/api/v1/queues/8236') response.end(JSON.stringify({ id: 8236, url: `${base}/api/v1/queues/8236`, name: 'Invoices DE', schema: schemaUrl }));
-      else if (request.url === '/api/v1/schemas/223') response.end(readFileSync(join(FIXTURES, 'schema-invoice.json')));
+      else if (request.url === '/api/v1/schemas/223') response.end(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json')));
       else {
         response.statusCode = 404;
         response.end('{"detail":"Not found."}');
@@ -88,7 +88,7 @@ describe('schema pull', () => {
     // Asynchronous: the local Rossum answers from this process while the CLI runs.
     const pull = await runCli(['schema', 'pull', '--queue', '8236', '--config', config(), '--out', out], { env: { ROSSUM_TOKEN: 'test-token-123' }, timeoutMs: 60_000 });
     expect(pull.code, pull.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(JSON.parse(readFileSync(join(FIXTURES, 'schema-invoice.json'), 'utf8')));
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(JSON.parse(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json'), 'utf8')));
     expect(seen.map((request) => request.url)).toEqual(['/api/v1/queues/8236', '/api/v1/schemas/223']);
     expect(pull.stderr).not.toContain('test-token-123');
     const check = cli(['check', '--schema', out, join(repoRoot, 'mappings')]);
@@ -131,5 +131,20 @@ describe('render output', () => {
     expect(json.file).toBe('N_INV-2024-00417.csv');
     expect(json.warnings).toHaveLength(1);
     expect(json.warnings[0]).toContain('"ř" (U+0159) → "?"');
+  });
+});
+
+describe('dev --demo, run twice', () => {
+  it('the second run marks every answer as a replay of the first export and shows the current server', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'dev-twice-')), 'dev');
+    const first = await runCli(['dev', '--dir', dir, '--port', '0', '--demo', '--exit'], { timeoutMs: 90_000 });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).not.toContain('replay');
+    const second = await runCli(['dev', '--dir', dir, '--port', '0', '--demo', '--exit'], { timeoutMs: 90_000 });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout.match(/→ annotation exported {2}\(replay: exported in an earlier run, nothing uploaded now\)/g)).toHaveLength(3);
+    const url = /webhook URL\s+(\S+)/.exec(second.stdout)?.[1];
+    expect(second.stdout).toContain(`This run's server: webhook ${url}, SFTP sftp://`);
+    expect(second.stdout.match(/\(from an earlier run\)/g)).toHaveLength(3);
   });
 });

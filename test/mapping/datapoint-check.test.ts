@@ -8,8 +8,8 @@ import { FIXTURES } from './helpers.ts';
 import { readFileSync } from 'node:fs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const SCHEMA_FILE = join(FIXTURES, 'schema-invoice.json');
-const schema = catalogueFromSchema(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')), 'schema-invoice.json');
+const SCHEMA_FILE = join(FIXTURES, 'schemas', 'queue-8236-schema.json');
+const schema = catalogueFromSchema(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')), 'queue-8236-schema.json');
 
 function mappingFile(yaml: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'datapoints-'));
@@ -39,9 +39,9 @@ describe('check with a queue schema', () => {
   it('reports each planted mistake at file:line:column with a hint', () => {
     const { errors } = checkMapping(mappingFile(planted), { schema });
     expect(lines(errors)).toEqual([
-      '6:36 csv.columns[0].value.field: header field "sender_vat" is not in schema 223 (schema-invoice.json) (did you mean "sender_vat_id"?)',
+      '6:36 csv.columns[0].value.field: header field "sender_vat" is not in schema 223 (queue-8236-schema.json) (did you mean "sender_vat_id"?)',
       '7:55 csv.columns[1].value.date: invalid date pattern "dd.mm.yyyy": "mm" is minutes, and the pattern has no hours (use MM for the month (mm is minutes, as in HH:mm))',
-      '8:35 csv.columns[2].value.row: column "item_descripton" of table "line_items" is not in schema 223 (schema-invoice.json) (did you mean "item_description"?)',
+      '8:35 csv.columns[2].value.row: column "item_descripton" of table "line_items" is not in schema 223 (queue-8236-schema.json) (did you mean "item_description"?)',
       '9:36 csv.columns[3].value.field: "item_quantity" is a line-item column of "line_items", not a header field (read it per row with {row: item_quantity} under repeat/rows: line_items, or add it up with {sum: line_items.item_quantity})',
       '10:36 csv.columns[4].value.row: "amount_total" is a header field, not a line-item column of "line_items" (read it with {field: amount_total})',
     ]);
@@ -67,11 +67,11 @@ xml:
       { schema },
     );
     expect(lines(errors)).toEqual([
-      '4:16 vars.net.calc: header field "amount_total_bse" is not in schema 223 (schema-invoice.json) (did you mean "amount_total_base"?)',
-      '5:13 vars.n.sum: column "item_amount_totl" of table "line_items" is not in schema 223 (schema-invoice.json) (did you mean "item_amount_total"?)',
-      '10:31 xml.root.children[0].value: header field "document_idd" is not in schema 223 (schema-invoice.json) (did you mean "document_id"?)',
-      '12:17 xml.root.children[1].repeat: table "line_item" is not in schema 223 (schema-invoice.json) (did you mean "line_items"?)',
-      '13:22 xml.root.children[1].when.row: column "item_cod" of table "line_item" is not in schema 223 (schema-invoice.json) (did you mean "item_code"?)',
+      '4:16 vars.net.calc: header field "amount_total_bse" is not in schema 223 (queue-8236-schema.json) (did you mean "amount_total_base"?)',
+      '5:13 vars.n.sum: column "item_amount_totl" of table "line_items" is not in schema 223 (queue-8236-schema.json) (did you mean "item_amount_total"?)',
+      '10:31 xml.root.children[0].value: header field "document_idd" is not in schema 223 (queue-8236-schema.json) (did you mean "document_id"?)',
+      '12:17 xml.root.children[1].repeat: table "line_item" is not in schema 223 (queue-8236-schema.json) (did you mean "line_items"?)',
+      '13:22 xml.root.children[1].when.row: column "item_cod" of table "line_item" is not in schema 223 (queue-8236-schema.json) (did you mean "item_code"?)',
     ]);
   });
 
