@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { parseExportPayload, type AnnotationView, type RawNode } from '../annotation/index.ts';
-import { ConfigFileError, formatPath, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config-loading/index.ts';
+import {
+  ConfigFileError,
+  formatPath,
+  loadYamlFile,
+  type Diagnostic,
+  type LoadedYaml,
+} from '../config-loading/index.ts';
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
@@ -13,7 +19,16 @@ import { mappingError } from './errors.ts';
 import { safeFileName, templatePathProblem } from './filename.ts';
 import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
 import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import { attachDocVars, warnAbout, finalWarnings, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import {
+  attachDocVars,
+  warnAbout,
+  finalWarnings,
+  newScope,
+  type CompileEnv,
+  type CompiledValue,
+  type DocScope,
+  type Scope,
+} from './scope.ts';
 import { compileTemplatePieces, type TemplatePiece } from './sources.ts';
 import { compileTables } from './tables.ts';
 import { compileValue } from './values.ts';
@@ -40,7 +55,11 @@ interface Compiled {
 }
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
-function compile(source: MappingSource, file: string, locate: LoadedYaml<MappingSource>['locate']): { compiled: Compiled; diagnostics: Diagnostic[]; uses: DatapointUse[] } {
+function compile(
+  source: MappingSource,
+  file: string,
+  locate: LoadedYaml<MappingSource>['locate'],
+): { compiled: Compiled; diagnostics: Diagnostic[]; uses: DatapointUse[] } {
   const diagnostics: Diagnostic[] = [];
   const problem = (path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void => {
     diagnostics.push({ file, ...locate(path), key: formatPath(path), message, ...(hint ? { hint } : {}) });
@@ -48,11 +67,17 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
 
   let encoding: OutputEncoding | undefined;
   if (!isKnownEncoding(source.encoding)) {
-    problem(['encoding'], `unknown encoding "${source.encoding}"`, 'e.g. utf-8, windows-1252, iso-8859-15, cp850 (any iconv-lite name)');
+    problem(
+      ['encoding'],
+      `unknown encoding "${source.encoding}"`,
+      'e.g. utf-8, windows-1252, iso-8859-15, cp850 (any iconv-lite name)',
+    );
   } else {
     encoding = new OutputEncoding(source.encoding);
-    if (source.bom && !encoding.isUtf) problem(['bom'], `${source.encoding} has no byte order mark`, 'set bom: false, or use utf-8 / utf-16le');
-    if (source.unencodable !== 'error' && !encoding.fits(source.replacement)) problem(['replacement'], `the replacement "${source.replacement}" cannot be written in ${source.encoding}`);
+    if (source.bom && !encoding.isUtf)
+      problem(['bom'], `${source.encoding} has no byte order mark`, 'set bom: false, or use utf-8 / utf-16le');
+    if (source.unencodable !== 'error' && !encoding.fits(source.replacement))
+      problem(['replacement'], `the replacement "${source.replacement}" cannot be written in ${source.encoding}`);
   }
 
   const env: CompileEnv = {
@@ -63,43 +88,83 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
-    fitEncoding: encoding ? (text, scope) => fitEncoding({ encoding: encoding as OutputEncoding, unencodable: source.unencodable, replacement: source.replacement }, text, scope) : undefined,
+    fitEncoding: encoding
+      ? (text, scope) =>
+          fitEncoding(
+            { encoding: encoding as OutputEncoding, unencodable: source.unencodable, replacement: source.replacement },
+            text,
+            scope,
+          )
+      : undefined,
     uses: [],
     problem,
   };
   compileTables(source.tables, env);
-  for (const [name, spec] of Object.entries(source.vars ?? {})) env.docVars.set(name, compileValue(spec, env, ['vars', name]));
+  for (const [name, spec] of Object.entries(source.vars ?? {}))
+    env.docVars.set(name, compileValue(spec, env, ['vars', name]));
 
   const pathProblem = templatePathProblem(source.file.name);
   if (pathProblem) problem(['file', 'name'], pathProblem);
   const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
 
   for (const format of ['xml', 'csv', 'fixed'] as const) {
-    if (format !== source.format && source[format] !== undefined) problem([format], `the "${format}" block is ignored because format is ${source.format}`, `remove it or set format: ${format}`);
+    if (format !== source.format && source[format] !== undefined)
+      problem(
+        [format],
+        `the "${format}" block is ignored because format is ${source.format}`,
+        `remove it or set format: ${format}`,
+      );
   }
-  if (source[source.format] === undefined) problem(['format'], `format is ${source.format} but the mapping has no "${source.format}" block`, `add ${source.format}: with its settings`);
+  if (source[source.format] === undefined)
+    problem(
+      ['format'],
+      `format is ${source.format} but the mapping has no "${source.format}" block`,
+      `add ${source.format}: with its settings`,
+    );
 
   let xml: CompiledXml | undefined;
   if (source.format === 'xml' && source.xml) {
     xml = compileXml(source.xml, env);
-    if (source.xml.root.repeat || source.xml.root.when) problem(['xml', 'root'], 'the root element is always written once', 'move repeat/when to a child element');
-    if (source.xml.invalid_chars === 'replace' && /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/.test(source.xml.invalid_char_replacement)) {
+    if (source.xml.root.repeat || source.xml.root.when)
+      problem(['xml', 'root'], 'the root element is always written once', 'move repeat/when to a child element');
+    if (
+      source.xml.invalid_chars === 'replace' &&
+      /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/.test(source.xml.invalid_char_replacement)
+    ) {
       problem(['xml', 'invalid_char_replacement'], 'the replacement itself is not allowed in XML');
     }
-    if (encoding && !encoding.isUtf && !source.xml.declaration) problem(['xml', 'declaration'], `XML in ${source.encoding} needs a declaration naming the encoding; readers assume UTF-8 without it`, 'set declaration: true');
+    if (encoding && !encoding.isUtf && !source.xml.declaration)
+      problem(
+        ['xml', 'declaration'],
+        `XML in ${source.encoding} needs a declaration naming the encoding; readers assume UTF-8 without it`,
+        'set declaration: true',
+      );
   }
   const csv = source.format === 'csv' && source.csv ? compileCsv(source.csv, env) : undefined;
   const fixed = source.format === 'fixed' && source.fixed ? compileFixed(source.fixed, env, encoding) : undefined;
 
   for (const [i, test] of (source.tests ?? []).entries()) {
     const base = dirname(file);
-    if (!existsSync(resolve(base, test.payload))) problem(['tests', i, 'payload'], `payload file not found: ${resolve(base, test.payload)}`, 'paths are relative to the mapping file');
-    const expectations = ['output', 'output_file', 'errors', 'file_name'].filter((key) => test.expect[key as keyof typeof test.expect] !== undefined);
-    if (expectations.length === 0) problem(['tests', i, 'expect'], 'the test expects nothing', 'add output, output_file, file_name or errors');
-    if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined)) problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
+    if (!existsSync(resolve(base, test.payload)))
+      problem(
+        ['tests', i, 'payload'],
+        `payload file not found: ${resolve(base, test.payload)}`,
+        'paths are relative to the mapping file',
+      );
+    const expectations = ['output', 'output_file', 'errors', 'file_name'].filter(
+      (key) => test.expect[key as keyof typeof test.expect] !== undefined,
+    );
+    if (expectations.length === 0)
+      problem(['tests', i, 'expect'], 'the test expects nothing', 'add output, output_file, file_name or errors');
+    if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined))
+      problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
   }
 
-  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed }, diagnostics, uses: env.uses };
+  return {
+    compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed },
+    diagnostics,
+    uses: env.uses,
+  };
 }
 
 class Mapping implements LoadedMapping {
@@ -133,17 +198,30 @@ class Mapping implements LoadedMapping {
     return this.run(view, context, true);
   }
 
-  private run(view: AnnotationView, context: RenderContext, explain: boolean): { file: RenderedFile; trace: ExplainEntry[] } {
+  private run(
+    view: AnnotationView,
+    context: RenderContext,
+    explain: boolean,
+  ): { file: RenderedFile; trace: ExplainEntry[] } {
     try {
       return this.runUnguarded(view, context, explain);
     } catch (error) {
       if (isBridgeError(error)) throw error;
       // A bug of ours must still reach Rossum as a clear, permanent mapping error, never as a crash.
-      throw mappingError('MAPPING_RENDER_FAILED', `Mapping "${this.name}" could not render this document: ${(error as Error).message ?? String(error)}`, undefined, error);
+      throw mappingError(
+        'MAPPING_RENDER_FAILED',
+        `Mapping "${this.name}" could not render this document: ${(error as Error).message ?? String(error)}`,
+        undefined,
+        error,
+      );
     }
   }
 
-  private runUnguarded(view: AnnotationView, context: RenderContext, explain: boolean): { file: RenderedFile; trace: ExplainEntry[] } {
+  private runUnguarded(
+    view: AnnotationView,
+    context: RenderContext,
+    explain: boolean,
+  ): { file: RenderedFile; trace: ExplainEntry[] } {
     const { source, xml, csv, fixed } = this.compiled;
     const doc: DocScope = {
       view,
@@ -167,7 +245,12 @@ class Mapping implements LoadedMapping {
     let text: string;
     let emitter: Emitter;
     if (xml) {
-      emitter = new Emitter(doc, settings, explain, xmlCharFilter(xml.config, (detail, scope) => warnAbout(doc, scope, detail)));
+      emitter = new Emitter(
+        doc,
+        settings,
+        explain,
+        xmlCharFilter(xml.config, (detail, scope) => warnAbout(doc, scope, detail)),
+      );
       text = renderXml(xml, emitter, eol, this.encoding.declarationName) + (source.final_newline ? eol : '');
     } else if (csv) {
       emitter = new Emitter(doc, settings, explain);
@@ -203,7 +286,9 @@ function testPayloadContents(source: MappingSource, file: string): RawNode[][] {
   const contents: RawNode[][] = [];
   for (const test of source.tests ?? []) {
     try {
-      contents.push(parseExportPayload(JSON.parse(readFileSync(resolve(dirname(file), test.payload), 'utf8'))).annotation.content);
+      contents.push(
+        parseExportPayload(JSON.parse(readFileSync(resolve(dirname(file), test.payload), 'utf8'))).annotation.content,
+      );
     } catch {
       // A missing payload is reported by compile; a broken one fails its test with the reason.
     }
@@ -226,7 +311,11 @@ export function checkMapping(path: string, options: { schema?: DatapointCatalogu
   }
   const { diagnostics, uses } = compile(loaded.value, absolute, loaded.locate);
   const warnings: Diagnostic[] = [];
-  const at = (problem: { path: ReadonlyArray<PropertyKey>; message: string; hint?: string | undefined }): Diagnostic => ({
+  const at = (problem: {
+    path: ReadonlyArray<PropertyKey>;
+    message: string;
+    hint?: string | undefined;
+  }): Diagnostic => ({
     file: absolute,
     ...loaded.locate(problem.path),
     key: formatPath(problem.path),
@@ -236,9 +325,17 @@ export function checkMapping(path: string, options: { schema?: DatapointCatalogu
   if (options.schema) diagnostics.push(...checkDatapointUses(uses, options.schema).map(at));
   else {
     const payloads = testPayloadContents(loaded.value, absolute);
-    if (payloads.length > 0) warnings.push(...checkDatapointUses(uses, catalogueFromPayloads(payloads, 'the test payloads')).map(at));
+    if (payloads.length > 0)
+      warnings.push(...checkDatapointUses(uses, catalogueFromPayloads(payloads, 'the test payloads')).map(at));
     else if (uses.length > 0) {
-      warnings.push({ file: absolute, line: 1, column: 1, key: '', message: 'datapoint names not checked: no queue schema given and the mapping has no test payloads', hint: 'check --schema SCHEMA.json (get it with: rossum-sftp-bridge schema pull --queue ID)' });
+      warnings.push({
+        file: absolute,
+        line: 1,
+        column: 1,
+        key: '',
+        message: 'datapoint names not checked: no queue schema given and the mapping has no test payloads',
+        hint: 'check --schema SCHEMA.json (get it with: rossum-sftp-bridge schema pull --queue ID)',
+      });
     }
   }
   const byPosition = (a: Diagnostic, b: Diagnostic): number => a.line - b.line || a.column - b.column;
@@ -246,7 +343,10 @@ export function checkMapping(path: string, options: { schema?: DatapointCatalogu
 }
 
 /** All problems of one mapping file (syntax, schema, semantics); empty when it is fine. */
-export function checkMappingFile(path: string, options: { schema?: DatapointCatalogue | undefined } = {}): Diagnostic[] {
+export function checkMappingFile(
+  path: string,
+  options: { schema?: DatapointCatalogue | undefined } = {},
+): Diagnostic[] {
   return checkMapping(path, options).errors;
 }
 

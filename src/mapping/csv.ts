@@ -2,7 +2,14 @@ import { stringify } from 'csv-stringify/sync';
 import { mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { CsvConfig } from './schema.ts';
-import { newScope, type CompileEnv, type CompiledTable, type CompiledValue, type DocScope, type RowScope } from './scope.ts';
+import {
+  newScope,
+  type CompileEnv,
+  type CompiledTable,
+  type CompiledValue,
+  type DocScope,
+  type RowScope,
+} from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
@@ -46,16 +53,32 @@ function defaultPolicy(quoting: CsvConfig['quoting'], numeric: boolean): QuotePo
 export function compileCsv(config: CsvConfig, env: CompileEnv): CompiledCsv {
   const table = config.rows ? tableFor(env, config.rows, ['csv', 'rows']) : undefined;
   const rowEnv: CompileEnv = table ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) } : env;
-  if (config.delimiter === config.quote) env.problem(['csv', 'delimiter'], 'the delimiter and the quote character are the same');
+  if (config.delimiter === config.quote)
+    env.problem(['csv', 'delimiter'], 'the delimiter and the quote character are the same');
   if (/[\r\n]/.test(config.delimiter)) env.problem(['csv', 'delimiter'], 'the delimiter cannot contain a line break');
   const seen = new Set<string>();
   const columns = config.columns.map((column, i): CompiledColumn => {
     if (seen.has(column.name)) env.problem(['csv', 'columns', i, 'name'], `column "${column.name}" appears twice`);
     seen.add(column.name);
     const value = compileValue(column.value, rowEnv, ['csv', 'columns', i, 'value']);
-    if (column.empty === 'quoted' && value.numeric) env.problem(['csv', 'columns', i, 'empty'], `column "${column.name}" is a formatted number; "" is for empty text`, 'remove empty: quoted, or drop the number formatting');
-    if (config.quote === '' && (column.quote === 'always' || column.empty === 'quoted')) env.problem(['csv', 'columns', i, column.quote === 'always' ? 'quote' : 'empty'], 'this CSV has no quote character (csv.quote is "")', 'set csv.quote, e.g. \'"\'');
-    return { name: column.name, value, quote: column.quote ?? defaultPolicy(config.quoting, value.numeric), quoteEmpty: column.empty === 'quoted' };
+    if (column.empty === 'quoted' && value.numeric)
+      env.problem(
+        ['csv', 'columns', i, 'empty'],
+        `column "${column.name}" is a formatted number; "" is for empty text`,
+        'remove empty: quoted, or drop the number formatting',
+      );
+    if (config.quote === '' && (column.quote === 'always' || column.empty === 'quoted'))
+      env.problem(
+        ['csv', 'columns', i, column.quote === 'always' ? 'quote' : 'empty'],
+        'this CSV has no quote character (csv.quote is "")',
+        "set csv.quote, e.g. '\"'",
+      );
+    return {
+      name: column.name,
+      value,
+      quote: column.quote ?? defaultPolicy(config.quoting, value.numeric),
+      quoteEmpty: column.empty === 'quoted',
+    };
   });
   const headerQuote = config.header_quote ?? (config.quoting === 'auto' ? 'auto' : 'always');
   return { config, table, columns, headerQuote };
@@ -67,20 +90,43 @@ export function csvRows(csv: CompiledCsv, doc: DocScope): Array<RowScope | undef
   const rows = rowsOf(doc, csv.table);
   if (rows.length > 0) return rows;
   if (csv.config.no_rows === 'document_row') return [undefined];
-  if (csv.config.no_rows === 'error') throw mappingError('MAPPING_NO_ROWS', `The CSV needs at least one row of "${csv.table.from}", but the annotation has none. Add the line items in Rossum.`);
+  if (csv.config.no_rows === 'error')
+    throw mappingError(
+      'MAPPING_NO_ROWS',
+      `The CSV needs at least one row of "${csv.table.from}", but the annotation has none. Add the line items in Rossum.`,
+    );
   return [];
 }
 
 function needsQuotes(value: string, config: CsvConfig): boolean {
-  return value.includes(config.delimiter) || (config.quote !== '' && value.includes(config.quote)) || /[\r\n]/.test(value);
+  return (
+    value.includes(config.delimiter) || (config.quote !== '' && value.includes(config.quote)) || /[\r\n]/.test(value)
+  );
 }
 
-function cell(value: string, policy: QuotePolicy, quoteEmpty: boolean, config: CsvConfig, at: string, datapointId: number | undefined): string | AutoCell {
+function cell(
+  value: string,
+  policy: QuotePolicy,
+  quoteEmpty: boolean,
+  config: CsvConfig,
+  at: string,
+  datapointId: number | undefined,
+): string | AutoCell {
   if (value === '') return quoteEmpty ? '' : { auto: '' };
   if (policy === 'always' && config.quote !== '') return value;
   if (needsQuotes(value, config)) {
-    if (config.quote === '') throw mappingError('MAPPING_INVALID', `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`, datapointId);
-    if (policy === 'never') throw mappingError('MAPPING_INVALID', `${at}: the value contains the delimiter, the quote or a line break, and the column is never quoted. Correct the value in Rossum or set quote: auto on the column.`, datapointId);
+    if (config.quote === '')
+      throw mappingError(
+        'MAPPING_INVALID',
+        `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`,
+        datapointId,
+      );
+    if (policy === 'never')
+      throw mappingError(
+        'MAPPING_INVALID',
+        `${at}: the value contains the delimiter, the quote or a line break, and the column is never quoted. Correct the value in Rossum or set quote: auto on the column.`,
+        datapointId,
+      );
   }
   return { auto: value };
 }
@@ -92,10 +138,12 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
   emitter.doc.recordCount = rows.length;
   const records: Array<Array<string | AutoCell>> = [];
   if (config.header) {
-    records.push(columns.map((column) => {
-      const at = `header "${column.name}"`;
-      return cell(emitter.prepare(column.name, { ...scope, at }), csv.headerQuote, false, config, at, undefined);
-    }));
+    records.push(
+      columns.map((column) => {
+        const at = `header "${column.name}"`;
+        return cell(emitter.prepare(column.name, { ...scope, at }), csv.headerQuote, false, config, at, undefined);
+      }),
+    );
   }
   for (const [index, row] of rows.entries()) {
     scope.row = row;
@@ -106,10 +154,15 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
       if (value.includes('\n') || value.includes('\r')) {
         if (config.line_breaks === 'strip') value = value.replace(LINE_BREAK, ' ');
         else if (config.line_breaks === 'error') {
-          throw mappingError('MAPPING_LINE_BREAK', `${at}: the value has a line break, which this CSV does not allow. Remove it in Rossum or set csv.line_breaks to strip.`, scope.datapoint?.id);
+          throw mappingError(
+            'MAPPING_LINE_BREAK',
+            `${at}: the value has a line break, which this CSV does not allow. Remove it in Rossum or set csv.line_breaks to strip.`,
+            scope.datapoint?.id,
+          );
         }
       }
-      if (config.escape_formulas && !column.value.numeric && FORMULA_START.test(value) && !NUMBER_LIKE.test(value)) value = `'${value}`;
+      if (config.escape_formulas && !column.value.numeric && FORMULA_START.test(value) && !NUMBER_LIKE.test(value))
+        value = `'${value}`;
       record.push(cell(value, column.quote, column.quoteEmpty, config, at, scope.datapoint?.id));
     }
     records.push(record);

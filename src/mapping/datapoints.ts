@@ -46,9 +46,15 @@ function asNodes(value: unknown): SchemaNode[] {
 export function catalogueFromSchema(json: unknown, file: string): DatapointCatalogue {
   const schema = json as { id?: unknown; name?: unknown; content?: unknown };
   if (typeof json !== 'object' || json === null || !Array.isArray(schema.content)) {
-    throw new Error(`${file}: not a Rossum schema (expected the JSON of GET /v1/schemas/{id}, with a "content" list of sections)`);
+    throw new Error(
+      `${file}: not a Rossum schema (expected the JSON of GET /v1/schemas/{id}, with a "content" list of sections)`,
+    );
   }
-  const catalogue: DatapointCatalogue = { origin: `schema ${typeof schema.id === 'number' ? `${schema.id} ` : ''}(${file})`, header: new Set(), tables: new Map() };
+  const catalogue: DatapointCatalogue = {
+    origin: `schema ${typeof schema.id === 'number' ? `${schema.id} ` : ''}(${file})`,
+    header: new Set(),
+    tables: new Map(),
+  };
   const walk = (nodes: SchemaNode[], table: Set<string> | undefined): void => {
     for (const node of nodes) {
       if (typeof node.id !== 'string') continue;
@@ -61,7 +67,8 @@ export function catalogueFromSchema(json: unknown, file: string): DatapointCatal
     }
   };
   walk(asNodes(schema.content), undefined);
-  if (catalogue.header.size === 0 && catalogue.tables.size === 0) throw new Error(`${file}: the schema has no datapoints`);
+  if (catalogue.header.size === 0 && catalogue.tables.size === 0)
+    throw new Error(`${file}: the schema has no datapoints`);
   return catalogue;
 }
 
@@ -115,10 +122,20 @@ function tableOfColumn(catalogue: DatapointCatalogue, id: string): string | unde
 }
 
 /** `subject` names what is missing, e.g. `header field "sender_vat"`; `word` is what the author wrote. */
-function unknown(subject: string, word: string, catalogue: DatapointCatalogue, candidates: Iterable<string>, path: Path): DatapointProblem {
+function unknown(
+  subject: string,
+  word: string,
+  catalogue: DatapointCatalogue,
+  candidates: Iterable<string>,
+  path: Path,
+): DatapointProblem {
   const list = [...candidates];
   const suggestion = closestName(word, list);
-  const hint = suggestion ? `did you mean "${suggestion}"?` : list.length > 0 ? `known: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}` : undefined;
+  const hint = suggestion
+    ? `did you mean "${suggestion}"?`
+    : list.length > 0
+      ? `known: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`
+      : undefined;
   return { path, message: `${subject} is not in ${catalogue.origin}`, hint };
 }
 
@@ -130,14 +147,29 @@ export function checkDatapointUses(uses: DatapointUse[], catalogue: DatapointCat
     if (use.kind === 'field') {
       if (catalogue.header.has(id)) continue;
       const table = tableOfColumn(catalogue, id);
-      if (table) problems.push({ path, message: `"${id}" is a line-item column of "${table}", not a header field`, hint: `read it per row with {row: ${id}} under repeat/rows: ${table}, or add it up with {sum: ${table}.${id}}` });
-      else if (catalogue.tables.has(id)) problems.push({ path, message: `"${id}" is a table (multivalue), not a header field`, hint: `repeat over it (repeat/rows: ${id}) and read its columns with {row: ...}` });
+      if (table)
+        problems.push({
+          path,
+          message: `"${id}" is a line-item column of "${table}", not a header field`,
+          hint: `read it per row with {row: ${id}} under repeat/rows: ${table}, or add it up with {sum: ${table}.${id}}`,
+        });
+      else if (catalogue.tables.has(id))
+        problems.push({
+          path,
+          message: `"${id}" is a table (multivalue), not a header field`,
+          hint: `repeat over it (repeat/rows: ${id}) and read its columns with {row: ...}`,
+        });
       else problems.push(unknown(`header field "${id}"`, id, catalogue, catalogue.header, path));
       continue;
     }
     if (use.kind === 'table') {
       if (catalogue.tables.has(id)) continue;
-      if (catalogue.header.has(id)) problems.push({ path, message: `"${id}" is a header field, not a table (multivalue)`, hint: `tables: ${[...catalogue.tables.keys()].join(', ') || 'none'}` });
+      if (catalogue.header.has(id))
+        problems.push({
+          path,
+          message: `"${id}" is a header field, not a table (multivalue)`,
+          hint: `tables: ${[...catalogue.tables.keys()].join(', ') || 'none'}`,
+        });
       else problems.push(unknown(`table "${id}"`, id, catalogue, catalogue.tables.keys(), path));
       continue;
     }
@@ -145,9 +177,28 @@ export function checkDatapointUses(uses: DatapointUse[], catalogue: DatapointCat
     if (columns?.has(id)) continue;
     const owner = tableOfColumn(catalogue, id);
     if (columns === undefined && owner !== undefined) continue;
-    if (catalogue.header.has(id)) problems.push({ path, message: `"${id}" is a header field, not a line-item column${use.table ? ` of "${use.table}"` : ''}`, hint: `read it with {field: ${id}}` });
-    else if (owner !== undefined) problems.push({ path, message: `"${id}" is a column of "${owner}", not of "${use.table}"`, hint: `repeat over ${owner} to read it` });
-    else problems.push(unknown(use.table ? `column "${id}" of table "${use.table}"` : `line-item column "${id}"`, id, catalogue, columns ?? [...catalogue.tables.values()].flatMap((c) => [...c]), path));
+    if (catalogue.header.has(id))
+      problems.push({
+        path,
+        message: `"${id}" is a header field, not a line-item column${use.table ? ` of "${use.table}"` : ''}`,
+        hint: `read it with {field: ${id}}`,
+      });
+    else if (owner !== undefined)
+      problems.push({
+        path,
+        message: `"${id}" is a column of "${owner}", not of "${use.table}"`,
+        hint: `repeat over ${owner} to read it`,
+      });
+    else
+      problems.push(
+        unknown(
+          use.table ? `column "${id}" of table "${use.table}"` : `line-item column "${id}"`,
+          id,
+          catalogue,
+          columns ?? [...catalogue.tables.values()].flatMap((c) => [...c]),
+          path,
+        ),
+      );
   }
   return problems;
 }

@@ -121,7 +121,11 @@ const DATE_MISTAKES = ['dd.mm.yyyy', 'DD.MM.yyyy', 'dd.MM.YYYY', 'yyyy-MM-dd hh:
 const SAMPLE_TIME = new Date(Date.UTC(2024, 0, 31, 14, 5, 9, 123));
 
 function table(header: string[], rows: string[][]): string[] {
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)];
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ];
 }
 
 /** The value language, one table per kind of key, each with an example; generated so none is forgotten. */
@@ -132,45 +136,128 @@ export function languageReference(): string {
   const numberKeys = defs.NumberFormat?.properties ?? {};
   const describe = (keys: Record<string, Described>, key: string): string => {
     const property = keys[key];
-    const referenced = property?.$ref ? (defs[property.$ref.split('/').pop() ?? ''] as Described | undefined) : undefined;
+    const referenced = property?.$ref
+      ? (defs[property.$ref.split('/').pop() ?? ''] as Described | undefined)
+      : undefined;
     return cell(property?.description ?? referenced?.description ?? '');
   };
   const transformKeys = new Set(TRANSFORMS.flatMap((entry) => Object.keys(entry.fields)));
-  const optionKeys = Object.keys(valueKeys).filter((key) => !(SOURCE_KEYS as readonly string[]).includes(key) && !transformKeys.has(key));
+  const optionKeys = Object.keys(valueKeys).filter(
+    (key) => !(SOURCE_KEYS as readonly string[]).includes(key) && !transformKeys.has(key),
+  );
 
-  const out: string[] = ['### Value sources', '', 'A value has exactly one source; a plain string is a template (`"INV {document_id}"`).', ''];
-  out.push(...table(['source', 'reads', 'example'], SOURCE_KEYS.map((key) => [`\`${key}\``, describe(valueKeys, key), code(exampleFor(SOURCE_EXAMPLES, key, 'source'))])), '');
-
-  out.push('### Value options', '');
-  out.push(...table(['key', 'meaning', 'example'], optionKeys.map((key) => [`\`${key}\``, describe(valueKeys, key), code(exampleFor(VALUE_OPTION_EXAMPLES, key, 'value option'))])), '');
-
-  out.push('### Value steps', '', `After the source, in this order: ${stepOrder()}. Each example reads a datapoint \`x\`.`, '');
-  const stepRows = TRANSFORMS.map((entry) => {
-    const keys = Object.keys(entry.fields);
-    const meaning = keys.map((key) => describe(valueKeys, key)).join(' ');
-    return [`\`${entry.name}\``, keys.map((key) => `\`${key}\``).join(', '), meaning, code(entry.example.value), `${code(entry.example.input)} → ${code(entry.example.output)}`];
-  });
-  out.push(...table(['step', 'keys', 'what it does', 'example', 'x → output'], stepRows), '');
-
-  out.push('### Conditions', '', 'Used by `when`, `where` and `cases[].when`: one subject and one or more tests (all must hold), or `all` / `any` / `not`.', '');
-  const conditionRow = (kind: string) => (key: string) => [`\`${key}\``, kind, describe(conditionKeys, key), code(exampleFor(CONDITION_EXAMPLES, key, 'condition key'))];
-  const combinators = Object.keys(conditionKeys).filter((key) => !(CONDITION_SUBJECTS as readonly string[]).includes(key) && !(CONDITION_TESTS as readonly string[]).includes(key));
+  const out: string[] = [
+    '### Value sources',
+    '',
+    'A value has exactly one source; a plain string is a template (`"INV {document_id}"`).',
+    '',
+  ];
   out.push(
-    ...table(['key', 'kind', 'meaning', 'example'], [...CONDITION_SUBJECTS.map(conditionRow('subject')), ...CONDITION_TESTS.map(conditionRow('test')), ...combinators.map(conditionRow('combination'))]),
+    ...table(
+      ['source', 'reads', 'example'],
+      SOURCE_KEYS.map((key) => [
+        `\`${key}\``,
+        describe(valueKeys, key),
+        code(exampleFor(SOURCE_EXAMPLES, key, 'source')),
+      ]),
+    ),
     '',
   );
 
-  out.push('### Number options', '', 'Under `number:`. Formatting works on the normalized decimal text, never through binary floats; the outputs below are computed by the formatter.', '');
+  out.push('### Value options', '');
+  out.push(
+    ...table(
+      ['key', 'meaning', 'example'],
+      optionKeys.map((key) => [
+        `\`${key}\``,
+        describe(valueKeys, key),
+        code(exampleFor(VALUE_OPTION_EXAMPLES, key, 'value option')),
+      ]),
+    ),
+    '',
+  );
+
+  out.push(
+    '### Value steps',
+    '',
+    `After the source, in this order: ${stepOrder()}. Each example reads a datapoint \`x\`.`,
+    '',
+  );
+  const stepRows = TRANSFORMS.map((entry) => {
+    const keys = Object.keys(entry.fields);
+    const meaning = keys.map((key) => describe(valueKeys, key)).join(' ');
+    return [
+      `\`${entry.name}\``,
+      keys.map((key) => `\`${key}\``).join(', '),
+      meaning,
+      code(entry.example.value),
+      `${code(entry.example.input)} → ${code(entry.example.output)}`,
+    ];
+  });
+  out.push(...table(['step', 'keys', 'what it does', 'example', 'x → output'], stepRows), '');
+
+  out.push(
+    '### Conditions',
+    '',
+    'Used by `when`, `where` and `cases[].when`: one subject and one or more tests (all must hold), or `all` / `any` / `not`.',
+    '',
+  );
+  const conditionRow = (kind: string) => (key: string) => [
+    `\`${key}\``,
+    kind,
+    describe(conditionKeys, key),
+    code(exampleFor(CONDITION_EXAMPLES, key, 'condition key')),
+  ];
+  const combinators = Object.keys(conditionKeys).filter(
+    (key) =>
+      !(CONDITION_SUBJECTS as readonly string[]).includes(key) && !(CONDITION_TESTS as readonly string[]).includes(key),
+  );
+  out.push(
+    ...table(
+      ['key', 'kind', 'meaning', 'example'],
+      [
+        ...CONDITION_SUBJECTS.map(conditionRow('subject')),
+        ...CONDITION_TESTS.map(conditionRow('test')),
+        ...combinators.map(conditionRow('combination')),
+      ],
+    ),
+    '',
+  );
+
+  out.push(
+    '### Number options',
+    '',
+    'Under `number:`. Formatting works on the normalized decimal text, never through binary floats; the outputs below are computed by the formatter.',
+    '',
+  );
   const numberRows = Object.keys(numberKeys).map((key) => {
     const example = NUMBER_EXAMPLES[key as keyof NumberFormat];
     if (!example) throw new Error(`docs: no example for number option "${key}" (add it in src/mapping/docs.ts)`);
-    const spec = `{ ${Object.entries(example.spec).map(([option, value]) => `${option}: ${JSON.stringify(value)}`).join(', ')} }`;
-    return [`\`${key}\``, describe(numberKeys, key), code(`number: ${spec}`), `${code(example.input)} → ${code(formatNumber(example.input, example.spec) ?? '(not a number)')}`];
+    const spec = `{ ${Object.entries(example.spec)
+      .map(([option, value]) => `${option}: ${JSON.stringify(value)}`)
+      .join(', ')} }`;
+    return [
+      `\`${key}\``,
+      describe(numberKeys, key),
+      code(`number: ${spec}`),
+      `${code(example.input)} → ${code(formatNumber(example.input, example.spec) ?? '(not a number)')}`,
+    ];
   });
   out.push(...table(['option', 'meaning', 'example', 'input → output'], numberRows), '');
 
-  out.push('### Date patterns', '', '`date:` formats an ISO date or timestamp with a date-fns pattern, in UTC. Outputs for 2024-01-31T14:05:09.123Z:', '');
-  out.push(...table(['letters', 'meaning', 'output'], DATE_LETTERS.map(([letters, meaning]) => [code(letters), meaning, code(formatUtc(SAMPLE_TIME, letters))])), '');
+  out.push(
+    '### Date patterns',
+    '',
+    '`date:` formats an ISO date or timestamp with a date-fns pattern, in UTC. Outputs for 2024-01-31T14:05:09.123Z:',
+    '',
+  );
+  out.push(
+    ...table(
+      ['letters', 'meaning', 'output'],
+      DATE_LETTERS.map(([letters, meaning]) => [code(letters), meaning, code(formatUtc(SAMPLE_TIME, letters))]),
+    ),
+    '',
+  );
   out.push('`check` refuses the classic mistakes, with the letters to use instead:', '');
   const mistakeRows = DATE_MISTAKES.map((pattern) => {
     const mistake = datePatternMistake(pattern);

@@ -61,6 +61,10 @@ export class Emitter {
 export function fitEncoding(settings: EmitSettings, text: string, scope: Scope): string {
   const { encoding, unencodable, replacement } = settings;
   if (encoding.fits(text)) return text;
-  const what = scope.datapoint ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})` : scope.at;
-  return encoding.prepare(text, unencodable, replacement, what, scope.datapoint?.id, (detail) => warnAbout(scope.doc, scope, detail));
+  const what = scope.datapoint
+    ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
+    : scope.at;
+  return encoding.prepare(text, unencodable, replacement, what, scope.datapoint?.id, (detail) =>
+    warnAbout(scope.doc, scope, detail),
+  );
 }

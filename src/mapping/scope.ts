@@ -104,7 +104,9 @@ export function warnAbout(doc: DocScope, scope: Scope, detail: string): void {
 }
 
 export function finalWarnings(doc: DocScope): string[] {
-  const warnings = [...doc.warnings.values()].map(({ message, repeats }) => (repeats > 0 ? `${message} (and ${repeats} more place${repeats > 1 ? 's' : ''} with the same value)` : message));
+  const warnings = [...doc.warnings.values()].map(({ message, repeats }) =>
+    repeats > 0 ? `${message} (and ${repeats} more place${repeats > 1 ? 's' : ''} with the same value)` : message,
+  );
   return doc.droppedWarnings > 0 ? [...warnings, `... and ${doc.droppedWarnings} more similar changes`] : warnings;
 }
 

@@ -27,7 +27,9 @@ export interface PayloadOutline {
 }
 
 function widthOf(node: RawNode): number {
-  const texts = [node.content?.value ?? '', node.content?.normalized_value ?? ''].map((text) => text.replace(/\r\n|\r|\n/g, ' '));
+  const texts = [node.content?.value ?? '', node.content?.normalized_value ?? ''].map((text) =>
+    text.replace(/\r\n|\r|\n/g, ' '),
+  );
   return Math.max(...texts.map((text) => Buffer.byteLength(text, 'utf8')));
 }
 
@@ -64,7 +66,9 @@ const PLAIN = /^[A-Za-z_][\w.-]*$/;
 
 /** A YAML scalar: plain when safe, else a JSON string (which YAML reads the same). */
 function scalar(text: string): string {
-  return PLAIN.test(text) && !['true', 'false', 'null', 'yes', 'no', 'on', 'off'].includes(text.toLowerCase()) ? text : JSON.stringify(text);
+  return PLAIN.test(text) && !['true', 'false', 'null', 'yes', 'no', 'on', 'off'].includes(text.toLowerCase())
+    ? text
+    : JSON.stringify(text);
 }
 
 function xmlName(id: string): string {
@@ -73,17 +77,35 @@ function xmlName(id: string): string {
 }
 
 function xmlBody(outline: PayloadOutline): string[] {
-  const lines = ['xml:', '  root:', '    element: Document', '    children:', '      - element: Header', '        children:'];
-  for (const { id } of outline.header) lines.push(`          - { element: ${scalar(xmlName(id))}, value: { field: ${scalar(id)} } }`);
+  const lines = [
+    'xml:',
+    '  root:',
+    '    element: Document',
+    '    children:',
+    '      - element: Header',
+    '        children:',
+  ];
+  for (const { id } of outline.header)
+    lines.push(`          - { element: ${scalar(xmlName(id))}, value: { field: ${scalar(id)} } }`);
   for (const table of outline.tables) {
-    lines.push(`      - element: ${scalar(xmlName(table.id))}`, '        children:', `          - element: ${scalar(xmlName(table.rowName))}`, `            repeat: ${scalar(table.id)}`, '            children:');
-    for (const { id } of table.columns) lines.push(`              - { element: ${scalar(xmlName(id))}, value: { row: ${scalar(id)} } }`);
+    lines.push(
+      `      - element: ${scalar(xmlName(table.id))}`,
+      '        children:',
+      `          - element: ${scalar(xmlName(table.rowName))}`,
+      `            repeat: ${scalar(table.id)}`,
+      '            children:',
+    );
+    for (const { id } of table.columns)
+      lines.push(`              - { element: ${scalar(xmlName(id))}, value: { row: ${scalar(id)} } }`);
   }
   return lines;
 }
 
 function mainTable(outline: PayloadOutline): SampledTable | undefined {
-  return outline.tables.find((table) => table.id === 'line_items') ?? [...outline.tables].sort((a, b) => b.columns.length - a.columns.length)[0];
+  return (
+    outline.tables.find((table) => table.id === 'line_items') ??
+    [...outline.tables].sort((a, b) => b.columns.length - a.columns.length)[0]
+  );
 }
 
 function csvBody(outline: PayloadOutline): string[] {
@@ -94,7 +116,9 @@ function csvBody(outline: PayloadOutline): string[] {
   for (const { id } of outline.header) lines.push(`    - { name: ${scalar(id)}, value: { field: ${scalar(id)} } }`);
   for (const { id } of table?.columns ?? []) lines.push(`    - { name: ${scalar(id)}, value: { row: ${scalar(id)} } }`);
   for (const other of outline.tables.filter((t) => t !== table)) {
-    lines.push(`  # Table ${other.id} is not in this CSV (one table per file): ${other.columns.map((c) => c.id).join(', ')}.`);
+    lines.push(
+      `  # Table ${other.id} is not in this CSV (one table per file): ${other.columns.map((c) => c.id).join(', ')}.`,
+    );
     lines.push(`  # Add its totals as columns, e.g. { name: ${other.id}_count, value: { count: ${other.id} } }.`);
   }
   return lines;
@@ -109,7 +133,12 @@ function fixedBody(outline: PayloadOutline): string[] {
     for (const { id, bytes } of outline.header) lines.push(field(id, 'field', bytes));
   }
   for (const [i, table] of outline.tables.entries()) {
-    lines.push(`    - name: ${scalar(table.rowName)}`, `      rows: ${scalar(table.id)}`, '      fields:', `        - { name: record_type, width: 1, value: { const: "${i + 1}" } }`);
+    lines.push(
+      `    - name: ${scalar(table.rowName)}`,
+      `      rows: ${scalar(table.id)}`,
+      '      fields:',
+      `        - { name: record_type, width: 1, value: { const: "${i + 1}" } }`,
+    );
     for (const { id, bytes } of table.columns) lines.push(field(id, 'row', bytes));
   }
   return lines;
@@ -139,7 +168,7 @@ export function starterMapping(payload: ExportPayload, options: StarterOptions):
   const body = format === 'xml' ? xmlBody(outline) : format === 'csv' ? csvBody(outline) : fixedBody(outline);
   const lines = [
     `# Starter mapping written by \`rossum-sftp-bridge init\` from ${options.payloadPath}:`,
-    '# every datapoint of that payload once (header fields, then each table\'s columns). Rename, drop what the',
+    "# every datapoint of that payload once (header fields, then each table's columns). Rename, drop what the",
     '# ERP does not read, add date/number formats (docs/mappings.md), then run `check` and `test`;',
     '# `test --update` rewrites the expected output after a deliberate change.',
     `description: Starter ${format} mapping "${name}"`,

@@ -23,9 +23,15 @@ export function compileTables(config: Record<string, TableConfig> | undefined, e
   }
   for (const [name, table] of entries) {
     const compiled = env.tables.get(name) as CompiledTable;
-    const rowEnv: CompileEnv = { ...env, rowTable: compiled, declaredRowVars: new Set(Object.keys(table.vars ?? {})), rowReads: { count: 0 } };
+    const rowEnv: CompileEnv = {
+      ...env,
+      rowTable: compiled,
+      declaredRowVars: new Set(Object.keys(table.vars ?? {})),
+      rowReads: { count: 0 },
+    };
     if (table.where) compiled.where = compileCondition(table.where, rowEnv, ['tables', name, 'where']);
-    for (const [varName, spec] of Object.entries(table.vars ?? {})) compiled.vars.set(varName, compileValue(spec, rowEnv, ['tables', name, 'vars', varName]));
+    for (const [varName, spec] of Object.entries(table.vars ?? {}))
+      compiled.vars.set(varName, compileValue(spec, rowEnv, ['tables', name, 'vars', varName]));
   }
 }
 
@@ -36,7 +42,13 @@ export function rowsOf(doc: DocScope, table: CompiledTable): RowScope[] {
   rows = [];
   const scope = newScope(doc);
   for (const row of doc.view.rows(table.from)) {
-    const candidate: RowScope = { row, lineNumber: rows.length + 1, table, label: `${table.from} row ${row.index}`, vars: new Map() };
+    const candidate: RowScope = {
+      row,
+      lineNumber: rows.length + 1,
+      table,
+      label: `${table.from} row ${row.index}`,
+      vars: new Map(),
+    };
     if (table.where) {
       scope.row = candidate;
       if (!table.where(scope)) continue;
@@ -46,4 +58,3 @@ export function rowsOf(doc: DocScope, table: CompiledTable): RowScope[] {
   doc.rowSets.set(table.name, rows);
   return rows;
 }
-

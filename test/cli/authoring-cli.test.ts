@@ -13,19 +13,33 @@ import { runCli } from '../support/fault-serve.ts';
 
 const CLI = join(repoRoot, 'bin', 'rossum-sftp-bridge');
 const FIXTURES = join(repoRoot, 'test', 'fixtures', 'rossum');
-const cli = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [CLI, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...env } });
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...env } });
 
 describe('init', () => {
   it('writes starter mappings (xml, csv, fixed) listing every datapoint, which pass check and test as written', () => {
     const dir = mkdtempSync(join(tmpdir(), 'init-'));
-    for (const format of ['xml', 'csv', 'fixed'] as const) initMapping(`starter-${format}`, { from: join(FIXTURES, 'export-invoice.json'), format, mappings: dir });
+    for (const format of ['xml', 'csv', 'fixed'] as const)
+      initMapping(`starter-${format}`, { from: join(FIXTURES, 'export-invoice.json'), format, mappings: dir });
     initMapping('tricky', { from: join(FIXTURES, 'export-tricky-characters.json'), format: 'csv', mappings: dir });
     initMapping('empty', { from: join(FIXTURES, 'export-no-line-items.json'), format: 'fixed', mappings: dir });
 
     const xml = readFileSync(join(dir, 'starter-xml.yaml'), 'utf8');
-    for (const id of ['document_id', 'sender_vat_id', 'amount_total', 'tax_detail_rate']) expect(xml).toContain(`value: { ${id.startsWith('tax_detail') ? 'row' : 'field'}: ${id} }`);
-    for (const id of ['item_code', 'item_description', 'item_quantity', 'item_uom', 'item_amount_base', 'item_rate', 'item_amount_total']) expect(xml).toContain(`value: { row: ${id} }`);
-    expect(readFileSync(join(dir, 'expected', 'starter-csv', 'export-invoice.csv'), 'utf8')).toContain('item_description');
+    for (const id of ['document_id', 'sender_vat_id', 'amount_total', 'tax_detail_rate'])
+      expect(xml).toContain(`value: { ${id.startsWith('tax_detail') ? 'row' : 'field'}: ${id} }`);
+    for (const id of [
+      'item_code',
+      'item_description',
+      'item_quantity',
+      'item_uom',
+      'item_amount_base',
+      'item_rate',
+      'item_amount_total',
+    ])
+      expect(xml).toContain(`value: { row: ${id} }`);
+    expect(readFileSync(join(dir, 'expected', 'starter-csv', 'export-invoice.csv'), 'utf8')).toContain(
+      'item_description',
+    );
 
     const check = cli(['check', dir]);
     expect(check.stdout, check.stderr).toContain('ok: 5 file(s) checked, no problems');
@@ -38,9 +52,15 @@ describe('init', () => {
   it('the starter names only datapoints of the queue schema, and refuses to overwrite a mapping', () => {
     const dir = mkdtempSync(join(tmpdir(), 'init-'));
     const schema = JSON.parse(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json'), 'utf8'));
-    const { mappingPath } = initMapping('erp', { from: join(FIXTURES, 'export-invoice.json'), format: 'xml', mappings: dir });
+    const { mappingPath } = initMapping('erp', {
+      from: join(FIXTURES, 'export-invoice.json'),
+      format: 'xml',
+      mappings: dir,
+    });
     expect(checkMapping(mappingPath, { schema: catalogueFromSchema(schema, 'schema.json') }).errors).toEqual([]);
-    expect(() => initMapping('erp', { from: join(FIXTURES, 'export-invoice.json'), format: 'xml', mappings: dir })).toThrow(/erp\.yaml already exists \(--force replaces it\)/);
+    expect(() =>
+      initMapping('erp', { from: join(FIXTURES, 'export-invoice.json'), format: 'xml', mappings: dir }),
+    ).toThrow(/erp\.yaml already exists \(--force replaces it\)/);
   });
 });
 
@@ -56,8 +76,12 @@ describe('schema pull', () => {
       if (request.headers.authorization !== 'Bearer test-token-123') {
         response.statusCode = 401;
         response.end('{"detail":"Invalid token."}');
-      } else if (request.url === '/api/v1/queues/8236') response.end(JSON.stringify({ id: 8236, url: `${base}/api/v1/queues/8236`, name: 'Invoices DE', schema: schemaUrl }));
-      else if (request.url === '/api/v1/schemas/223') response.end(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json')));
+      } else if (request.url === '/api/v1/queues/8236')
+        response.end(
+          JSON.stringify({ id: 8236, url: `${base}/api/v1/queues/8236`, name: 'Invoices DE', schema: schemaUrl }),
+        );
+      else if (request.url === '/api/v1/schemas/223')
+        response.end(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json')));
       else {
         response.statusCode = 404;
         response.end('{"detail":"Not found."}');
@@ -86,9 +110,14 @@ describe('schema pull', () => {
   it('fetches the queue, follows its schema URL and saves the schema; check --schema reads it', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'pulled-')), 'schema.json');
     // Asynchronous: the local Rossum answers from this process while the CLI runs.
-    const pull = await runCli(['schema', 'pull', '--queue', '8236', '--config', config(), '--out', out], { env: { ROSSUM_TOKEN: 'test-token-123' }, timeoutMs: 60_000 });
+    const pull = await runCli(['schema', 'pull', '--queue', '8236', '--config', config(), '--out', out], {
+      env: { ROSSUM_TOKEN: 'test-token-123' },
+      timeoutMs: 60_000,
+    });
     expect(pull.code, pull.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(JSON.parse(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json'), 'utf8')));
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(
+      JSON.parse(readFileSync(join(FIXTURES, 'schemas', 'queue-8236-schema.json'), 'utf8')),
+    );
     expect(seen.map((request) => request.url)).toEqual(['/api/v1/queues/8236', '/api/v1/schemas/223']);
     expect(pull.stderr).not.toContain('test-token-123');
     const check = cli(['check', '--schema', out, join(repoRoot, 'mappings')]);
@@ -100,7 +129,9 @@ describe('schema pull', () => {
     schemaUrl = 'https://elsewhere.example/api/v1/schemas/223';
     process.env.ROSSUM_TOKEN = 'test-token-123';
     try {
-      await expect(pullQueueSchema({ queue: '8236', config: config() })).rejects.toThrow(/names its schema at https:\/\/elsewhere\.example\/api\/v1\/schemas\/223, outside/);
+      await expect(pullQueueSchema({ queue: '8236', config: config() })).rejects.toThrow(
+        /names its schema at https:\/\/elsewhere\.example\/api\/v1\/schemas\/223, outside/,
+      );
     } finally {
       schemaUrl = `${base}/api/v1/schemas/223`;
       delete process.env.ROSSUM_TOKEN;
@@ -112,7 +143,10 @@ describe('render output', () => {
   it('prints the file name on stderr beside the bytes, and --json carries the warnings', () => {
     const dir = mkdtempSync(join(tmpdir(), 'render-'));
     const mapping = join(dir, 'm.yaml');
-    writeFileSync(mapping, 'format: csv\nencoding: iso-8859-15\nunencodable: replace\nfile: {name: "N_{document_id}.csv"}\ncsv: {columns: [{name: seller, value: {field: sender_name}}]}\n');
+    writeFileSync(
+      mapping,
+      'format: csv\nencoding: iso-8859-15\nunencodable: replace\nfile: {name: "N_{document_id}.csv"}\ncsv: {columns: [{name: seller, value: {field: sender_name}}]}\n',
+    );
     const payload = JSON.parse(readFileSync(join(FIXTURES, 'export-invoice.json'), 'utf8'));
     const walk = (nodes: Array<{ schema_id: string; content?: { value: string }; children?: unknown[] }>): void => {
       for (const node of nodes) {
@@ -127,7 +161,10 @@ describe('render output', () => {
     expect(plain.status, plain.stderr.toString()).toBe(0);
     expect(plain.stdout.toString('latin1')).toBe('seller\nDvo?ák\n');
     expect(plain.stderr.toString()).toContain('file: N_INV-2024-00417.csv (iso-8859-15, 14 bytes)');
-    const json = JSON.parse(cli(['render', '--mapping', mapping, '--json', payloadPath]).stdout) as { file: string; warnings: string[] };
+    const json = JSON.parse(cli(['render', '--mapping', mapping, '--json', payloadPath]).stdout) as {
+      file: string;
+      warnings: string[];
+    };
     expect(json.file).toBe('N_INV-2024-00417.csv');
     expect(json.warnings).toHaveLength(1);
     expect(json.warnings[0]).toContain('"ř" (U+0159) → "?"');
@@ -142,7 +179,9 @@ describe('dev --demo, run twice', () => {
     expect(first.stdout).not.toContain('replay');
     const second = await runCli(['dev', '--dir', dir, '--port', '0', '--demo', '--exit'], { timeoutMs: 90_000 });
     expect(second.code, second.stderr).toBe(0);
-    expect(second.stdout.match(/→ annotation exported {2}\(replay: exported in an earlier run, nothing uploaded now\)/g)).toHaveLength(3);
+    expect(
+      second.stdout.match(/→ annotation exported {2}\(replay: exported in an earlier run, nothing uploaded now\)/g),
+    ).toHaveLength(3);
     const url = /webhook URL\s+(\S+)/.exec(second.stdout)?.[1];
     expect(second.stdout).toContain(`This run's server: webhook ${url}, SFTP sftp://`);
     expect(second.stdout.match(/\(from an earlier run\)/g)).toHaveLength(3);

@@ -63,7 +63,9 @@ csv:
     - { name: Name, quote: never, value: { field: name } }
 `);
     expect(mapping.render(annotation({ name: 'ACME GmbH' })).bytes.toString('utf8')).toBe('Name\nACME GmbH\n');
-    expect(() => mapping.render(annotation({ name: 'ACME; Berlin' }))).toThrow(/column "Name" of record 1: the value contains the delimiter.*never quoted/);
+    expect(() => mapping.render(annotation({ name: 'ACME; Berlin' }))).toThrow(
+      /column "Name" of record 1: the value contains the delimiter.*never quoted/,
+    );
   });
 
   it('empty: quoted on a formatted number is a check error at its key', () => {

@@ -18,8 +18,9 @@ function mappingFile(yaml: string): string {
   return path;
 }
 
-const lines = (diagnostics: Array<{ line: number; column: number; key: string; message: string; hint?: string }>): string[] =>
-  diagnostics.map((d) => `${d.line}:${d.column} ${d.key}: ${d.message}${d.hint ? ` (${d.hint})` : ''}`);
+const lines = (
+  diagnostics: Array<{ line: number; column: number; key: string; message: string; hint?: string }>,
+): string[] => diagnostics.map((d) => `${d.line}:${d.column} ${d.key}: ${d.message}${d.hint ? ` (${d.hint})` : ''}`);
 
 // The three planted mistakes of issue 13: a misspelled datapoint, dd.mm.yyyy, a header/line-item mix-up.
 const planted = `format: csv
@@ -88,7 +89,7 @@ xml:
 });
 
 describe('check without a schema', () => {
-  it('warns about datapoints the mapping\'s own test payloads do not have, and does not fail', () => {
+  it("warns about datapoints the mapping's own test payloads do not have, and does not fail", () => {
     const path = mappingFile(`${planted.replace('dd.mm.yyyy', 'dd.MM.yyyy')}tests:
   - name: invoice
     payload: ${join(FIXTURES, 'export-invoice.json')}
@@ -105,19 +106,29 @@ describe('check without a schema', () => {
   });
 
   it('says the names were not checked when there is neither a schema nor a test payload', () => {
-    const { warnings } = checkMapping(mappingFile('format: csv\nfile: {name: x}\ncsv: {columns: [{name: a, value: {field: a}}]}\n'));
-    expect(lines(warnings)).toEqual(['1:1 : datapoint names not checked: no queue schema given and the mapping has no test payloads (check --schema SCHEMA.json (get it with: rossum-sftp-bridge schema pull --queue ID))']);
+    const { warnings } = checkMapping(
+      mappingFile('format: csv\nfile: {name: x}\ncsv: {columns: [{name: a, value: {field: a}}]}\n'),
+    );
+    expect(lines(warnings)).toEqual([
+      '1:1 : datapoint names not checked: no queue schema given and the mapping has no test payloads (check --schema SCHEMA.json (get it with: rossum-sftp-bridge schema pull --queue ID))',
+    ]);
   });
 });
 
 describe('check --schema on the command line', () => {
   it('exits 1 and prints every planted mistake as file:line:column', () => {
     const path = mappingFile(planted);
-    const result = spawnSync(join(ROOT, 'bin', 'rossum-sftp-bridge'), ['check', '--schema', SCHEMA_FILE, path], { encoding: 'utf8' });
+    const result = spawnSync(join(ROOT, 'bin', 'rossum-sftp-bridge'), ['check', '--schema', SCHEMA_FILE, path], {
+      encoding: 'utf8',
+    });
     expect(result.status).toBe(1);
-    expect(result.stdout).toContain(`${path}:6:36: csv.columns[0].value.field: header field "sender_vat" is not in schema 223`);
+    expect(result.stdout).toContain(
+      `${path}:6:36: csv.columns[0].value.field: header field "sender_vat" is not in schema 223`,
+    );
     expect(result.stdout).toContain(`${path}:7:55: csv.columns[1].value.date: invalid date pattern "dd.mm.yyyy"`);
-    expect(result.stdout).toContain(`${path}:9:36: csv.columns[3].value.field: "item_quantity" is a line-item column of "line_items", not a header field`);
+    expect(result.stdout).toContain(
+      `${path}:9:36: csv.columns[3].value.field: "item_quantity" is a line-item column of "line_items", not a header field`,
+    );
     expect(result.stdout).toContain('5 problem(s) in 1 of 1 file(s)');
   });
 });

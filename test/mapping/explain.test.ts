@@ -11,7 +11,7 @@ const doc = () =>
 const ids = (from: string[]) => from.map((entry) => entry.replace(/ \(datapoint \d+\)$/, ''));
 
 describe('render --explain', () => {
-  it('credits each value with exactly the datapoints it was read from: not a neighbour\'s when, not the file name, none twice', () => {
+  it("credits each value with exactly the datapoints it was read from: not a neighbour's when, not the file name, none twice", () => {
     const mapping = mappingFrom(`format: xml
 file: { name: "INV_{document_id}_{currency}.xml" }
 xml:
@@ -53,7 +53,9 @@ csv:
     const file = mapping.render(doc());
     expect(file.bytes.toString('latin1')).toBe('seller,code\nDvorák s.r.o.,A\nDvorák s.r.o.,B\nDvorák s.r.o.,C\n');
     expect(file.warnings).toHaveLength(1);
-    expect(file.warnings?.[0]).toMatch(/^column "seller" of record 1 \(line_items row 1\) \(from sender_name, datapoint \d+\): replaced characters iso-8859-15 cannot hold: "ř" \(U\+0159\) → "r" \(and 2 more places with the same value\)$/);
+    expect(file.warnings?.[0]).toMatch(
+      /^column "seller" of record 1 \(line_items row 1\) \(from sender_name, datapoint \d+\): replaced characters iso-8859-15 cannot hold: "ř" \(U\+0159\) → "r" \(and 2 more places with the same value\)$/,
+    );
   });
 
   it('different datapoints with the same problem stay separate warnings', () => {

@@ -23,12 +23,23 @@ export function readSchemaFile(path: string): DatapointCatalogue | Diagnostic {
   try {
     return catalogueFromSchema(JSON.parse(readFileSync(file, 'utf8')), path);
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'schema file not found' : (error as Error).message;
-    return { file, line: 1, column: 1, key: '', message: reason, hint: 'get it with: rossum-sftp-bridge schema pull --queue ID --out FILE' };
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'schema file not found' : (error as Error).message;
+    return {
+      file,
+      line: 1,
+      column: 1,
+      key: '',
+      message: reason,
+      hint: 'get it with: rossum-sftp-bridge schema pull --queue ID --out FILE',
+    };
   }
 }
 
-export function checkPaths(paths: string[], options: { schema?: DatapointCatalogue | undefined } = {}): { checked: string[]; diagnostics: Diagnostic[]; warnings: Diagnostic[] } {
+export function checkPaths(
+  paths: string[],
+  options: { schema?: DatapointCatalogue | undefined } = {},
+): { checked: string[]; diagnostics: Diagnostic[]; warnings: Diagnostic[] } {
   const checked: string[] = [];
   const diagnostics: Diagnostic[] = [];
   const warnings: Diagnostic[] = [];
@@ -55,10 +66,18 @@ export function checkPaths(paths: string[], options: { schema?: DatapointCatalog
 export function register(program: Command): void {
   program
     .command('check')
-    .description('Validate mapping files and the bridge config: every problem with file:line:column, the key, what was expected and a hint')
-    .argument('[paths...]', 'mapping files, folders of mappings, or bridge config files (default: $BRIDGE_CONFIG or ./bridge.yaml if present, and the mappings folder)')
+    .description(
+      'Validate mapping files and the bridge config: every problem with file:line:column, the key, what was expected and a hint',
+    )
+    .argument(
+      '[paths...]',
+      'mapping files, folders of mappings, or bridge config files (default: $BRIDGE_CONFIG or ./bridge.yaml if present, and the mappings folder)',
+    )
     .option('--mappings <dir>', 'mappings folder (default $BRIDGE_MAPPINGS or ./mappings)')
-    .option('--schema <file>', "the queue's schema (JSON of GET /v1/schemas/{id}, see `schema pull`): every datapoint a mapping names must be in it")
+    .option(
+      '--schema <file>',
+      "the queue's schema (JSON of GET /v1/schemas/{id}, see `schema pull`): every datapoint a mapping names must be in it",
+    )
     .action((paths: string[], options: { mappings?: string; schema?: string }) => {
       let targets = paths;
       if (targets.length === 0) {
@@ -79,7 +98,11 @@ export function register(program: Command): void {
       for (const diagnostic of diagnostics) process.stdout.write(`${formatDiagnostic(diagnostic)}\n`);
       for (const warning of warnings) process.stdout.write(`warning: ${formatDiagnostic(warning)}\n`);
       const files = new Set(diagnostics.map((d) => d.file)).size;
-      process.stdout.write(diagnostics.length === 0 ? `ok: ${checked.length} file(s) checked, no problems\n` : `${diagnostics.length} problem(s) in ${files} of ${checked.length} file(s)\n`);
+      process.stdout.write(
+        diagnostics.length === 0
+          ? `ok: ${checked.length} file(s) checked, no problems\n`
+          : `${diagnostics.length} problem(s) in ${files} of ${checked.length} file(s)\n`,
+      );
       if (diagnostics.length > 0) process.exitCode = 1;
     });
 }

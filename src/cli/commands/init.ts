@@ -3,7 +3,14 @@ import { basename, extname, join, relative, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { parseExportPayload, type ExportPayload } from '../../annotation/index.ts';
 import { BridgeError, describeError } from '../../errors.ts';
-import { loadMappingFile, runMappingTests, starterFileExtension, starterMapping, STARTER_FORMATS, type StarterFormat } from '../../mapping/index.ts';
+import {
+  loadMappingFile,
+  runMappingTests,
+  starterFileExtension,
+  starterMapping,
+  STARTER_FORMATS,
+  type StarterFormat,
+} from '../../mapping/index.ts';
 import { mappingsDir } from './render.ts';
 
 interface InitOptions {
@@ -23,12 +30,18 @@ function readExportPayload(path: string): ExportPayload {
 
 /** Writes NAME.yaml and its expected output; returns the mapping path. */
 export function initMapping(name: string, options: InitOptions): { mappingPath: string; expectedPath: string } {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new BridgeError('CONFIG_INVALID', `"${name}" cannot be a mapping name: use letters, digits, "-", "_" and "."`, { permanent: true });
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name))
+    throw new BridgeError(
+      'CONFIG_INVALID',
+      `"${name}" cannot be a mapping name: use letters, digits, "-", "_" and "."`,
+      { permanent: true },
+    );
   const payloadFile = resolve(options.from);
   const payload = readExportPayload(payloadFile);
   const dir = mappingsDir(options.mappings);
   const mappingPath = join(dir, `${name}.yaml`);
-  if (existsSync(mappingPath) && !options.force) throw new BridgeError('CONFIG_INVALID', `${mappingPath} already exists (--force replaces it)`, { permanent: true });
+  if (existsSync(mappingPath) && !options.force)
+    throw new BridgeError('CONFIG_INVALID', `${mappingPath} already exists (--force replaces it)`, { permanent: true });
   const expected = `expected/${name}/${basename(payloadFile, extname(payloadFile))}.${starterFileExtension(options.format)}`;
   const starter = { name, format: options.format, payloadPath: relative(dir, payloadFile), expectedPath: expected };
   mkdirSync(dir, { recursive: true });
@@ -38,7 +51,12 @@ export function initMapping(name: string, options: InitOptions): { mappingPath: 
   const fileName = results[0]?.fileName;
   writeFileSync(mappingPath, starterMapping(payload, { ...starter, fileName }));
   const failed = runMappingTests(loadMappingFile(mappingPath)).filter((result) => !result.ok);
-  if (failed.length > 0) throw new BridgeError('CONFIG_INVALID', `the starter mapping does not pass its own test: ${failed.flatMap((r) => r.details).join('; ')}`, { permanent: true });
+  if (failed.length > 0)
+    throw new BridgeError(
+      'CONFIG_INVALID',
+      `the starter mapping does not pass its own test: ${failed.flatMap((r) => r.details).join('; ')}`,
+      { permanent: true },
+    );
   return { mappingPath, expectedPath: join(dir, expected) };
 }
 
@@ -53,6 +71,8 @@ export function register(program: Command): void {
     .option('--force', 'replace an existing mapping of that name')
     .action((name: string, options: InitOptions) => {
       const { mappingPath, expectedPath } = initMapping(name, options);
-      process.stdout.write(`wrote ${mappingPath}\nwrote ${expectedPath}\nnext: edit it, then rossum-sftp-bridge check ${mappingPath} && rossum-sftp-bridge test ${mappingPath}\n`);
+      process.stdout.write(
+        `wrote ${mappingPath}\nwrote ${expectedPath}\nnext: edit it, then rossum-sftp-bridge check ${mappingPath} && rossum-sftp-bridge test ${mappingPath}\n`,
+      );
     });
 }

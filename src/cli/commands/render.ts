@@ -51,10 +51,14 @@ export function register(program: Command): void {
       try {
         if (options.explain) {
           const { file, trace } = mapping.explain(view, context);
-          const lines = [`file: ${file.fileName} (${file.encoding}, ${file.bytes.length} bytes, mapping ${mapping.name}@${mapping.versionHash})`];
+          const lines = [
+            `file: ${file.fileName} (${file.encoding}, ${file.bytes.length} bytes, mapping ${mapping.name}@${mapping.versionHash})`,
+          ];
           for (const entry of trace) {
             const checked = entry.checked?.length ? `  (conditions read ${entry.checked.join(', ')})` : '';
-            lines.push(`${entry.output} = ${JSON.stringify(entry.value)}  ← ${entry.from.length ? entry.from.join(', ') : '(no datapoint)'}${checked}`);
+            lines.push(
+              `${entry.output} = ${JSON.stringify(entry.value)}  ← ${entry.from.length ? entry.from.join(', ') : '(no datapoint)'}${checked}`,
+            );
           }
           for (const warning of file.warnings ?? []) lines.push(`warning: ${warning}`);
           process.stdout.write(`${lines.join('\n')}\n`);
@@ -63,7 +67,9 @@ export function register(program: Command): void {
         const file = mapping.render(view, context);
         for (const warning of file.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
         if (options.json) {
-          process.stdout.write(`${JSON.stringify({ file: file.fileName, encoding: file.encoding, warnings: file.warnings ?? [], contentBase64: file.bytes.toString('base64') })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ file: file.fileName, encoding: file.encoding, warnings: file.warnings ?? [], contentBase64: file.bytes.toString('base64') })}\n`,
+          );
         } else {
           // The bytes go to stdout untouched (redirectable as the file); the name goes beside them.
           process.stderr.write(`file: ${file.fileName} (${file.encoding}, ${file.bytes.length} bytes)\n`);

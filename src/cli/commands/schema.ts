@@ -14,9 +14,17 @@ interface PullOptions {
 /** The queue's schema JSON, fetched with the bridge config's `rossum` API access: queue → its schema URL → the schema. */
 export async function pullQueueSchema(options: PullOptions): Promise<{ json: unknown; text: string }> {
   const queueId = Number(options.queue);
-  if (!Number.isInteger(queueId) || queueId <= 0) throw new BridgeError('CONFIG_INVALID', `--queue must be a queue id (a positive number), got "${options.queue}"`, { permanent: true });
+  if (!Number.isInteger(queueId) || queueId <= 0)
+    throw new BridgeError('CONFIG_INVALID', `--queue must be a queue id (a positive number), got "${options.queue}"`, {
+      permanent: true,
+    });
   const { config, path } = loadConfig(configPath(options.config));
-  if (!config.rossum) throw new BridgeError('ROSSUM_CONFIG_INVALID', `${path} has no \`rossum\` section: add the API access (baseUrl and token, or username/password)`, { permanent: true });
+  if (!config.rossum)
+    throw new BridgeError(
+      'ROSSUM_CONFIG_INVALID',
+      `${path} has no \`rossum\` section: add the API access (baseUrl and token, or username/password)`,
+      { permanent: true },
+    );
   const client = new RossumClient({ config: config.rossum });
   const json = await client.getQueueSchema(queueId);
   // Refuse to save something `check --schema` would not read.
@@ -25,10 +33,14 @@ export async function pullQueueSchema(options: PullOptions): Promise<{ json: unk
 }
 
 export function register(program: Command): void {
-  const schema = program.command('schema').description("Rossum queue schemas: the datapoints `check --schema` checks mappings against");
+  const schema = program
+    .command('schema')
+    .description('Rossum queue schemas: the datapoints `check --schema` checks mappings against');
   schema
     .command('pull')
-    .description("Fetch a queue's schema from the Rossum API (GET /v1/queues/{id}, then its schema) and print or save it")
+    .description(
+      "Fetch a queue's schema from the Rossum API (GET /v1/queues/{id}, then its schema) and print or save it",
+    )
     .requiredOption('--queue <id>', 'Rossum queue id')
     .option('--config <path>', 'bridge config with the `rossum` API access (default $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('--out <file>', 'write the schema JSON here instead of stdout')
@@ -37,7 +49,9 @@ export function register(program: Command): void {
       if (options.out === undefined) process.stdout.write(text);
       else {
         writeFileSync(options.out, text);
-        process.stderr.write(`wrote ${options.out}; check mappings with: rossum-sftp-bridge check --schema ${options.out}\n`);
+        process.stderr.write(
+          `wrote ${options.out}; check mappings with: rossum-sftp-bridge check --schema ${options.out}\n`,
+        );
       }
     });
 }
