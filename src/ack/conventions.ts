@@ -3,7 +3,8 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
 import { BridgeError } from '../errors.ts';
 import type { AckLookup, AckMessage } from '../ledger/index.ts';
-import type { CompanionAckConfig, CsvAckConfig, MappingAckConfig, XmlAckConfig } from './config.ts';
+import { cleanText } from '../rossum/index.ts';
+import type { AckLimits, CompanionAckConfig, CsvAckConfig, MappingAckConfig, XmlAckConfig } from './config.ts';
 import { compilePattern, type NamePattern } from './pattern.ts';
 
 export type AckReference = Pick<AckLookup, 'by' | 'value'>;
@@ -33,28 +34,109 @@ export interface AckConvention {
   claims(fileName: string): boolean;
   /** Whether `parse` looks at the file's content; when not, the file is not read at all. */
   readsBody(fileName: string): boolean;
+  /** The export a file's name alone points at (`{stem}` / `{name}` patterns), for files not read at all. */
+  nameReference(fileName: string): AckReference | null;
   /** Throws AckParseError when the file cannot be read. */
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[];
 }
 
-export function createConvention(config: MappingAckConfig): AckConvention {
+const DEFAULT_LIMITS: Omit<AckLimits, 'maxFileBytes'> = { maxMessages: 50, maxMessageChars: 1_000 };
+
+export function createConvention(
+  config: MappingAckConfig,
+  limits: Omit<AckLimits, 'maxFileBytes'> = DEFAULT_LIMITS,
+): AckConvention {
   switch (config.convention) {
     case 'companion':
-      return new CompanionConvention(config.companion);
+      return new BoundedConvention(new CompanionConvention(config.companion), limits);
     case 'xml':
-      return new XmlConvention(config.xml);
+      return new BoundedConvention(new XmlConvention(config.xml), limits);
     case 'csv':
-      return new CsvConvention(config.csv);
+      return new BoundedConvention(new CsvConvention(config.csv), limits);
   }
 }
 
+/**
+ * Every failure of a parser becomes an AckParseError (permanent: the file goes to invalid/ once instead
+ * of being retried every pass), and what a file may make us keep is bounded: messages per export and
+ * characters per message.
+ */
+class BoundedConvention implements AckConvention {
+  readonly kind: AckConvention['kind'];
+
+  constructor(
+    private readonly inner: AckConvention,
+    private readonly limits: Omit<AckLimits, 'maxFileBytes'>,
+  ) {
+    this.kind = inner.kind;
+  }
+
+  claims(fileName: string): boolean {
+    return this.inner.claims(fileName);
+  }
+
+  readsBody(fileName: string): boolean {
+    return this.inner.readsBody(fileName);
+  }
+
+  nameReference(fileName: string): AckReference | null {
+    return this.inner.nameReference(fileName);
+  }
+
+  parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {
+    let entries: ParsedAckEntry[];
+    try {
+      entries = this.inner.parse(fileName, bytes);
+    } catch (error) {
+      if (error instanceof AckParseError) throw error;
+      throw new AckParseError(
+        `${fileName}: not readable as a ${this.kind} ack: ${error instanceof Error ? error.message : String(error)}`,
+        null,
+      );
+    }
+    return entries.map((entry) => ({ ...entry, messages: boundMessages(entry.messages, this.limits) }));
+  }
+}
+
+function boundMessages(messages: readonly AckMessage[], limits: Omit<AckLimits, 'maxFileBytes'>): AckMessage[] {
+  const cut = (text: string): string => {
+    const points = Array.from(text);
+    return points.length <= limits.maxMessageChars ? text : `${points.slice(0, limits.maxMessageChars - 1).join('')}…`;
+  };
+  // Cleaned here, before the ledger: every reader of the messages (notes, held-export replies, `status`) gets safe text.
+  const kept = messages.slice(0, limits.maxMessages).map((message) => ({
+    ...message,
+    text: cut(cleanText(message.text)),
+    ...(message.code === undefined ? {} : { code: cut(cleanText(message.code)) }),
+  }));
+  if (messages.length > limits.maxMessages)
+    kept.push({ text: `… and ${messages.length - limits.maxMessages} more message(s) in the ack file` });
+  return kept;
+}
+
+/** NUL bytes, or C0 controls other than tab/CR/LF in more than a few percent of the text: not a text answer. */
+function looksBinary(bytes: Buffer, text: string): boolean {
+  if (bytes.includes(0)) return true;
+  let controls = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if ((code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) || code === 0xfffd) controls++;
+  }
+  return controls > Math.max(4, text.length * 0.05);
+}
+
 function decode(bytes: Buffer, encoding: string, fileName: string, reference: AckReference | null): string {
-  if (!iconv.encodingExists(encoding)) throw new AckParseError(`${fileName}: unknown encoding "${encoding}" configured`, reference);
+  if (!iconv.encodingExists(encoding))
+    throw new AckParseError(`${fileName}: unknown encoding "${encoding}" configured`, reference);
   // A BOM is the writer's statement of the encoding; iconv strips it for UTF encodings.
   return iconv.decode(bytes, encoding);
 }
 
-function verdictOf(status: string, accepted: readonly string[], rejected: readonly string[]): 'accepted' | 'rejected' | null {
+function verdictOf(
+  status: string,
+  accepted: readonly string[],
+  rejected: readonly string[],
+): 'accepted' | 'rejected' | null {
   const normalized = status.trim().toUpperCase();
   if (accepted.some((word) => word.toUpperCase() === normalized)) return 'accepted';
   if (rejected.some((word) => word.toUpperCase() === normalized)) return 'rejected';
@@ -82,13 +164,23 @@ class CompanionConvention implements AckConvention {
     return this.ok.match(fileName) === null;
   }
 
+  nameReference(fileName: string): AckReference | null {
+    return (this.ok.match(fileName) ?? this.err.match(fileName))?.reference ?? null;
+  }
+
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {
     const ok = this.ok.match(fileName);
     const err = ok ? null : this.err.match(fileName);
     const reference = (ok ?? err)?.reference ?? null;
-    if (!reference) throw new AckParseError(`${fileName}: the companion pattern has no {stem} or {name}, so the file names no export`, null);
+    if (!reference)
+      throw new AckParseError(
+        `${fileName}: the companion pattern has no {stem} or {name}, so the file names no export`,
+        null,
+      );
     if (ok) return [{ index: 0, reference, verdict: 'accepted', messages: [], erpReference: null }];
     const text = decode(bytes, this.config.encoding, fileName, reference);
+    if (looksBinary(bytes, text))
+      throw new AckParseError(`${fileName}: the error file holds binary data, not the ERP's message text`, reference);
     const messages = text
       .split(/\r\n|\r|\n/)
       .map((line) => line.trim())
@@ -98,7 +190,8 @@ class CompanionConvention implements AckConvention {
         const code = parts?.groups?.code;
         return code ? { code, text: (parts?.groups?.text ?? '').trim() || line } : { text: line };
       });
-    if (messages.length === 0) messages.push({ text: 'The ERP rejected the file without giving a reason (empty error file)' });
+    if (messages.length === 0)
+      messages.push({ text: 'The ERP rejected the file without giving a reason (empty error file)' });
     return [{ index: 0, reference, verdict: 'rejected', messages, erpReference: null }];
   }
 }
@@ -125,9 +218,23 @@ abstract class WholeFileConvention implements AckConvention {
     return true;
   }
 
+  nameReference(fileName: string): AckReference | null {
+    return this.files.match(fileName)?.reference ?? null;
+  }
+
   parse(fileName: string, bytes: Buffer): ParsedAckEntry[] {
     const fromName = this.files.match(fileName)?.reference ?? null;
-    return this.parseText(fileName, decode(bytes, this.wholeFile.encoding, fileName, fromName), fromName);
+    const text = decode(bytes, this.wholeFile.encoding, fileName, fromName);
+    if (looksBinary(bytes, text)) throw new AckParseError(`${fileName}: binary data, not a ${this.kind} ack`, fromName);
+    try {
+      return this.parseText(fileName, text, fromName);
+    } catch (error) {
+      if (error instanceof AckParseError) throw error;
+      throw new AckParseError(
+        `${fileName}: not readable as a ${this.kind} ack: ${error instanceof Error ? error.message : String(error)}`,
+        fromName,
+      );
+    }
   }
 
   /** `fromName`: what the file's name says it answers (used when the content names nothing). */
@@ -151,8 +258,19 @@ class XmlConvention extends WholeFileConvention {
   }
 
   protected parseText(fileName: string, text: string, fromName: AckReference | null): ParsedAckEntry[] {
+    // Acks never need a DTD; refusing it outright stops external entities (XXE) and entity expansion (billion laughs).
+    const doctype = /<!DOCTYPE/i.exec(text);
+    if (doctype)
+      throw new AckParseError(
+        `${fileName}:${lineOf(text, doctype.index)}: DOCTYPE (entity declarations) not accepted in an ack`,
+        fromName,
+      );
     const valid = XMLValidator.validate(text);
-    if (valid !== true) throw new AckParseError(`${fileName}:${valid.err.line}:${valid.err.col}: not well-formed XML: ${valid.err.msg}`, fromName);
+    if (valid !== true)
+      throw new AckParseError(
+        `${fileName}:${valid.err.line}:${valid.err.col}: not well-formed XML: ${valid.err.msg}`,
+        fromName,
+      );
     const document = this.parser.parse(text) as XmlNode;
     const { paths } = this.config;
     const reference = textOf(select(document, paths.reference)[0]);
@@ -162,7 +280,10 @@ class XmlConvention extends WholeFileConvention {
     if (!status) throw new AckParseError(`${fileName}: no ${paths.status} element`, named);
     const verdict = verdictOf(status, this.config.accepted, this.config.rejected);
     if (!verdict) {
-      throw new AckParseError(`${fileName}: unknown status "${status}" (accepted: ${this.config.accepted.join(', ')}; rejected: ${this.config.rejected.join(', ')})`, named);
+      throw new AckParseError(
+        `${fileName}: unknown status "${status}" (accepted: ${this.config.accepted.join(', ')}; rejected: ${this.config.rejected.join(', ')})`,
+        named,
+      );
     }
     const messages = select(document, paths.messages).map((node): AckMessage => {
       const code = textOf(select(node, paths.messageCode)[0]);
@@ -172,6 +293,12 @@ class XmlConvention extends WholeFileConvention {
     const erpReference = paths.erpReference ? (textOf(select(document, paths.erpReference)[0]) ?? null) : null;
     return [{ index: 0, reference: named as AckReference, verdict, messages, erpReference }];
   }
+}
+
+function lineOf(text: string, index: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) line++;
+  return line;
 }
 
 /** Follows `A/B/@attr` through the parsed tree; repeated elements fan out. */
@@ -211,9 +338,18 @@ class CsvConvention extends WholeFileConvention {
   protected parseText(fileName: string, text: string, fromName: AckReference | null): ParsedAckEntry[] {
     let rows: string[][];
     try {
-      rows = parseCsv(text, { delimiter: this.config.delimiter, bom: true, skip_empty_lines: true, relax_quotes: true, trim: true }) as string[][];
+      rows = parseCsv(text, {
+        delimiter: this.config.delimiter,
+        bom: true,
+        skip_empty_lines: true,
+        relax_quotes: true,
+        trim: true,
+      }) as string[][];
     } catch (error) {
-      throw new AckParseError(`${fileName}: not readable as CSV with delimiter "${this.config.delimiter}": ${(error as Error).message}`, fromName);
+      throw new AckParseError(
+        `${fileName}: not readable as CSV with delimiter "${this.config.delimiter}": ${(error as Error).message}`,
+        fromName,
+      );
     }
     const [header, ...data] = rows;
     if (!header) throw new AckParseError(`${fileName}: empty file (no header line)`, fromName);
@@ -221,7 +357,11 @@ class CsvConvention extends WholeFileConvention {
     const column = (name: string | undefined, required: boolean): number => {
       if (name === undefined) return -1;
       const index = header.findIndex((cell) => cell.toLowerCase() === name.toLowerCase());
-      if (index < 0 && required) throw new AckParseError(`${fileName}: no "${name}" column in the header (${header.join(this.config.delimiter)})`, fromName);
+      if (index < 0 && required)
+        throw new AckParseError(
+          `${fileName}: no "${name}" column in the header (${header.join(this.config.delimiter)})`,
+          fromName,
+        );
       return index;
     };
     const referenceAt = column(columns.reference, true);
@@ -238,10 +378,17 @@ class CsvConvention extends WholeFileConvention {
       const messages: AckMessage[] = text || code ? [{ ...(code ? { code } : {}), text }] : [];
       if (!verdict || reference.value === '') {
         const problem = reference.value === '' ? `no ${columns.reference}` : `unknown status "${status}"`;
-        return { index, reference, verdict: 'invalid', messages: [{ text: `${fileName} line ${index + 2}: ${problem}` }], erpReference: null };
+        return {
+          index,
+          reference,
+          verdict: 'invalid',
+          messages: [{ text: `${fileName} line ${index + 2}: ${problem}` }],
+          erpReference: null,
+        };
       }
       let erpReference = erpAt >= 0 ? row[erpAt] || null : null;
-      if (erpReference === null && verdict === 'accepted' && this.erpReferencePattern) erpReference = this.erpReferencePattern.exec(text)?.[1] ?? null;
+      if (erpReference === null && verdict === 'accepted' && this.erpReferencePattern)
+        erpReference = this.erpReferencePattern.exec(text)?.[1] ?? null;
       return { index, reference, verdict, messages, erpReference };
     });
   }

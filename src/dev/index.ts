@@ -1,1 +1,1 @@
-export { startSshd, ensurePasswordUser, freePort, type StartSshdOptions, type SshdInstance, type PasswordUser } from './sshd.ts';
+export { startSshd, freePort, type StartSshdOptions, type SshdInstance } from './sshd.ts';

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,18 +17,11 @@ export interface StartSshdOptions {
   baseDir: string;
   /** Fixed port; a free loopback port is chosen when omitted. */
   port?: number;
-  /** Also allow password login for this local user (see `ensurePasswordUser`). */
-  passwordUser?: PasswordUser;
-  /** Extra sshd_config lines (placed before any `Match` block). */
+  /** Extra sshd_config lines, appended last (so they may end with `Match` blocks). */
   extraConfig?: string[];
   sshdPath?: string;
   /** How long to wait for the port to accept connections. */
   startTimeoutMs?: number;
-}
-
-export interface PasswordUser {
-  username: string;
-  password: string;
 }
 
 export interface SshdInstance {
@@ -43,7 +36,6 @@ export interface SshdInstance {
   readonly encryptedPrivateKey: string;
   readonly encryptedPrivateKeyPath: string;
   readonly passphrase: string;
-  readonly passwordUser: PasswordUser | undefined;
   /** `SHA256:...` exactly as `ssh-keygen -l` prints it. */
   readonly hostKeyFingerprint: string;
   /** `ssh-ed25519 AAAA...` */
@@ -106,19 +98,12 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
   const hostKeyFingerprint = await sshKeygenFingerprint(`${hostKeyPath}.pub`);
 
   const username = userInfo().username;
-  const passwordUser = options.passwordUser;
-  if (passwordUser) {
-    const { uid, gid } = await lookupUser(passwordUser.username);
-    await chown(inboundDir, uid, gid);
-    await chown(acksDir, uid, gid);
-  }
 
   const host = '127.0.0.1';
   const port = options.port ?? (await freePort(host));
   const configPath = join(root, 'sshd_config');
   const logPath = join(root, 'sshd.log');
   const pidPath = join(root, 'sshd.pid');
-  const allowUsers = [username, ...(passwordUser ? [passwordUser.username] : [])];
   const config = [
     `ListenAddress ${host}:${port}`,
     `HostKey ${hostKeyPath}`,
@@ -132,7 +117,7 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
     'PasswordAuthentication no',
     'KbdInteractiveAuthentication no',
     'PermitRootLogin prohibit-password',
-    `AllowUsers ${allowUsers.join(' ')}`,
+    `AllowUsers ${username}`,
     'AllowTcpForwarding no',
     'X11Forwarding no',
     'PrintMotd no',
@@ -142,7 +127,6 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
     'Subsystem sftp internal-sftp',
     `ForceCommand internal-sftp -d ${root}`,
     ...(options.extraConfig ?? []),
-    ...(passwordUser ? [`Match User ${passwordUser.username}`, '  PasswordAuthentication yes'] : []),
     '',
   ].join('\n');
   await writeFile(configPath, config, { mode: 0o600 });
@@ -179,7 +163,9 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
       if (await bannerReady(host, port)) return;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
-        throw new Error(`sshd did not accept connections on ${host}:${port} within ${startTimeoutMs} ms; log ${logPath}:\n${tail(logPath)}`);
+        throw new Error(
+          `sshd did not accept connections on ${host}:${port} within ${startTimeoutMs} ms; log ${logPath}:\n${tail(logPath)}`,
+        );
       }
       await delay(25);
     }
@@ -235,7 +221,6 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
     encryptedPrivateKey: readFileSync(encryptedPrivateKeyPath, 'utf8'),
     encryptedPrivateKeyPath,
     passphrase: TEST_PASSPHRASE,
-    passwordUser,
     hostKeyFingerprint,
     hostPublicKey,
     knownHostsLine: `[${host}]:${port} ${hostPublicKey}`,
@@ -279,42 +264,6 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
   return instance;
 }
 
-/**
- * Creates (or updates) a local account with a known password for password-auth tests.
- * Needs root; throws with the reason otherwise, so a test that needs it fails visibly.
- */
-export async function ensurePasswordUser(username = 'bridgepw', password = 'bridge-test-password'): Promise<PasswordUser> {
-  if (!isRoot()) {
-    throw new Error(`cannot create password-auth user "${username}": needs root (running as uid ${process.getuid?.()})`);
-  }
-  try {
-    await lookupUser(username);
-  } catch {
-    try {
-      await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', username]);
-    } catch (error) {
-      throw new Error(`cannot create password-auth user "${username}" with useradd: ${(error as Error).message}`);
-    }
-  }
-  await new Promise<void>((resolveChpasswd, reject) => {
-    const proc = spawn('chpasswd', [], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    proc.once('error', (error) => reject(new Error(`cannot set the password of "${username}" with chpasswd: ${error.message}`)));
-    proc.once('exit', (code) =>
-      code === 0 ? resolveChpasswd() : reject(new Error(`cannot set the password of "${username}" with chpasswd (exit ${code}): ${stderr.trim()}`)),
-    );
-    proc.stdin.end(`${username}:${password}\n`);
-  });
-  return { username, password };
-}
-
-async function lookupUser(username: string): Promise<{ uid: number; gid: number }> {
-  const { stdout: uid } = await run('id', ['-u', username]);
-  const { stdout: gid } = await run('id', ['-g', username]);
-  return { uid: Number(uid.trim()), gid: Number(gid.trim()) };
-}
-
 function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
@@ -347,7 +296,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 /** True once something on host:port speaks SSH (not merely accepts TCP). */
 function bannerReady(host: string, port: number): Promise<boolean> {
   return new Promise((resolveReady) => {
-    const socket = createConnection({ host, port });
+    const socket = createConnection({ host, port, noDelay: true });
     let data = '';
     const done = (ok: boolean): void => {
       socket.destroy();

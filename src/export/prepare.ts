@@ -7,8 +7,8 @@ import { errorReply, type ExportReply } from './replies.ts';
 import { resolveRoute, type Route } from './routes.ts';
 
 /**
- * One delivery routed and rendered: everything the upload and the ledger need, as plain data, so it
- * can be made on another thread than the one that uploads.
+ * One delivery routed and rendered: everything the upload and the ledger need (plain data, apart from
+ * `renderAt` for the mappings that read per-delivery values).
  */
 export interface PreparedExport {
   annotationId: number;
@@ -19,15 +19,23 @@ export interface PreparedExport {
   targetName: string;
   file: RenderedFile;
   sha256: string;
-  /** annotation × target × sha256 of the bytes: the same content is uploaded once. */
+  /**
+   * annotation × target × sha256 of the bytes rendered with the per-delivery values (`meta.now`,
+   * `meta.request_id`, `meta.hook_timestamp`) pinned: the same content is uploaded once, and Rossum's
+   * retry of an export is recognised even when the mapping reads the clock.
+   */
   idempotencyKey: string;
+  /** The clock the render read (epoch ms); the ledger keeps it as the export's `createdAt`. */
+  renderedAt: number;
+  /** Renders again at another clock (the first attempt's), for mappings whose bytes depend on it. */
+  renderAt?: (now: Date) => RenderedFile;
   documentRef: string | null;
   credentials: HookCredentials | undefined;
   rossumBaseUrl: string | null;
 }
 
 /** What the export service is handed: a prepared export, or the permanent reason there is none. */
-export type ExportIntake =
+export type ExportPreparation =
   | { kind: 'ready'; prepared: PreparedExport }
   | { kind: 'refused'; annotationId: number; requestId: string; code: string; message: string; reply: ExportReply };
 
@@ -42,7 +50,11 @@ export interface PrepareSettings {
 }
 
 /** Route → render → hash; a mapping or routing problem becomes a refusal Rossum shows as failed_export. */
-export function intakeExport(payload: ExportPayload, view: AnnotationView, settings: PrepareSettings): ExportIntake {
+export function prepareOrRefuse(
+  payload: ExportPayload,
+  view: AnnotationView,
+  settings: PrepareSettings,
+): ExportPreparation {
   try {
     return { kind: 'ready', prepared: prepareExport(payload, view, settings) };
   } catch (error) {
@@ -62,19 +74,34 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
   const route = resolveRoute(settings.routes, view.meta);
   const mapping = settings.mappings.get(route.mapping);
   if (!mapping) {
-    throw new BridgeError('MAPPING_NOT_FOUND', `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`, {
-      permanent: true,
-    });
+    throw new BridgeError(
+      'MAPPING_NOT_FOUND',
+      `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`,
+      {
+        permanent: true,
+      },
+    );
   }
   if (!settings.targetNames.has(route.target)) {
-    throw new BridgeError('TARGET_NOT_FOUND', `Target "${route.target}" (chosen by ${route.reason}) is not configured`, { permanent: true });
+    throw new BridgeError(
+      'TARGET_NOT_FOUND',
+      `Target "${route.target}" (chosen by ${route.reason}) is not configured`,
+      { permanent: true },
+    );
   }
-  const file = mapping.render(view, {
+  const context = {
     route: { ...route.values, mapping: route.mapping, target: route.target },
     ...(settings.env ? { env: settings.env } : {}),
-    now: settings.now?.() ?? new Date(),
-  });
+  };
+  const now = settings.now?.() ?? new Date();
+  const file = mapping.render(view, { ...context, now });
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
+  const perDelivery = mapping.readsPerDeliveryValues === true;
+  const keySha = perDelivery
+    ? createHash('sha256')
+        .update(mapping.render(pinnedView(view), { ...context, now: PINNED_CLOCK }).bytes)
+        .digest('hex')
+    : sha256;
   return {
     annotationId: view.meta.annotationId,
     requestId: view.meta.requestId,
@@ -84,16 +111,31 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
     targetName: route.target,
     file,
     sha256,
-    idempotencyKey: `${view.meta.annotationId}:${route.target}:${sha256}`,
+    idempotencyKey: `${view.meta.annotationId}:${route.target}:${keySha}`,
+    renderedAt: now.getTime(),
+    ...(perDelivery ? { renderAt: (at: Date) => mapping.render(view, { ...context, now: at }) } : {}),
     documentRef: view.field('document_id')?.value || null,
     credentials: hookCredentials(payload.secrets),
     rossumBaseUrl: payload.base_url ?? null,
   };
 }
 
+/** What stands for the per-delivery values in the render the idempotency key is made of. */
+const PINNED_CLOCK = new Date(0);
+
+function pinnedView(view: AnnotationView): AnnotationView {
+  return {
+    meta: { ...view.meta, requestId: 'pinned', hookTimestamp: null },
+    field: (schemaId) => view.field(schemaId),
+    rows: (schemaId) => view.rows(schemaId),
+    hasTable: (schemaId) => view.hasTable(schemaId),
+  };
+}
+
 function hookCredentials(secrets: Record<string, unknown> | null | undefined): HookCredentials | undefined {
   if (!secrets) return undefined;
-  const pick = (key: string): string | undefined => (typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined);
+  const pick = (key: string): string | undefined =>
+    typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined;
   const credentials: HookCredentials = {};
   const username = pick('username');
   const password = pick('password');

@@ -1,6 +1,6 @@
 import { describeError, isBridgeError } from '../errors.ts';
 import type { ExportOutcome } from '../observability/index.ts';
-import { truncateContent } from '../rossum/index.ts';
+import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT, truncateContent } from '../rossum/index.ts';
 
 /** A message in Rossum's hook reply format. */
 export interface RossumMessage {
@@ -19,8 +19,6 @@ export interface ExportReply {
   mappingName?: string;
 }
 
-const MESSAGE_LIMIT = 4096;
-
 /** Rossum shows messages in its UI; very long ones are cut with a marker. */
 export function limitMessage(text: string): string {
   return truncateContent(text, MESSAGE_LIMIT);
@@ -36,5 +34,9 @@ export function errorReply(error: unknown, outcome: ExportOutcome, prefix = ''):
 }
 
 export function transientReply(content: string): ExportReply {
-  return { statusCode: 503, outcome: 'transient_error', body: { messages: [{ type: 'error', content: limitMessage(content) }] } };
+  return {
+    statusCode: 503,
+    outcome: 'transient_error',
+    body: { messages: [{ type: 'error', content: limitMessage(content) }] },
+  };
 }

@@ -36,7 +36,11 @@ export class SqlLedger implements Ledger {
     return exports.complete(this.context, id, owner, result);
   }
 
-  fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void> {
+  fail(
+    id: number,
+    owner: string,
+    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
+  ): Promise<void> {
     return exports.fail(this.context, id, owner, failure);
   }
 
@@ -80,8 +84,8 @@ export class SqlLedger implements Ledger {
     if (archived.length > 0) await acks.markAckFilesArchived(this.context, archived);
   }
 
-  expireAcks(limit = 500): Promise<AckOutcome[]> {
-    return acks.expireAcks(this.context, limit);
+  expireAcks(limit = 500, targets?: readonly string[]): Promise<AckOutcome[]> {
+    return acks.expireAcks(this.context, limit, targets);
   }
 
   claimOutcomes(owner: string, leaseMs: number, limit = 200): Promise<AckOutcome[]> {

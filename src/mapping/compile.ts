@@ -35,6 +35,9 @@ import { compileValue } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
 const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
+/** Metadata that differs between two deliveries of the same export. */
+const PER_DELIVERY_META = ['now', 'request_id', 'hook_timestamp'];
+
 const LINE_ENDINGS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
 
 /** A loaded mapping: what the pipeline needs (CompiledMapping) plus what `test` and `check` need. */
@@ -52,6 +55,7 @@ interface Compiled {
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
+  metaRead: ReadonlySet<string>;
 }
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
@@ -97,6 +101,7 @@ function compile(
           )
       : undefined,
     uses: [],
+    metaRead: new Set(),
     problem,
   };
   compileTables(source.tables, env);
@@ -161,7 +166,16 @@ function compile(
   }
 
   return {
-    compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed },
+    compiled: {
+      source,
+      encoding,
+      docVars: env.docVars,
+      fileName,
+      xml,
+      csv,
+      fixed,
+      metaRead: env.metaRead as Set<string>,
+    },
     diagnostics,
     uses: env.uses,
   };
@@ -175,6 +189,7 @@ class Mapping implements LoadedMapping {
   readonly onExisting: OnExisting;
   readonly source: MappingSource;
   readonly tests: TestCase[];
+  readonly readsPerDeliveryValues: boolean;
   private readonly compiled: Compiled;
   private readonly encoding: OutputEncoding;
 
@@ -187,6 +202,7 @@ class Mapping implements LoadedMapping {
     this.onExisting = compiled.source.file.on_existing;
     this.tests = compiled.source.tests ?? [];
     this.compiled = compiled;
+    this.readsPerDeliveryValues = PER_DELIVERY_META.some((key) => compiled.metaRead.has(key));
     this.encoding = compiled.encoding as OutputEncoding;
   }
 

@@ -49,6 +49,11 @@ export interface CompiledMapping {
   readonly format: 'xml' | 'csv' | 'fixed';
   /** What to do when the file name already exists on the target. */
   readonly onExisting: OnExisting;
+  /**
+   * Whether the output depends on the delivery rather than the document (`meta.now`, `meta.request_id`,
+   * `meta.hook_timestamp`): exactly-once then keys on a render with those values pinned.
+   */
+  readonly readsPerDeliveryValues?: boolean;
   /** Throws a permanent BridgeError (code `MAPPING_*`, with `location.datapointId` when a field is to blame). */
   render(view: AnnotationView, context?: RenderContext): RenderedFile;
   /** Like `render`, and lists where every output value came from. */

@@ -72,6 +72,8 @@ export interface CompileEnv {
   fitEncoding: ((text: string, scope: Scope) => string) | undefined;
   /** Every datapoint and table the mapping names, for the schema-aware check. */
   uses: DatapointUse[];
+  /** Metadata keys the mapping reads anywhere (values, conditions, file name). */
+  metaRead?: Set<string>;
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
 }
 

@@ -3,7 +3,7 @@ import { calcReferences, parseCalc, type CalcNode } from './calc.ts';
 import { compileCondition } from './conditions.ts';
 import { mappingError } from './errors.ts';
 import { Decimal, parseDecimal, plain } from './format.ts';
-import { META_KEYS, SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
+import { META_KEYS, type SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
 import { datapointIdOf, docVarsOf, type CompileEnv, type CompiledValue, type Path, type Scope } from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
@@ -170,6 +170,7 @@ export function compileSource(
       const name = String(arg);
       if (!(name in META_KEYS))
         env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
+      env.metaRead?.add(name);
       return (scope) => metaValue(scope, name);
     }
     case 'const': {

@@ -23,7 +23,7 @@ import { compileValue } from './values.ts';
 const FORBIDDEN =
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const HAS_FORBIDDEN = new RegExp(FORBIDDEN.source);
-const NAME = /^[\p{L}_][\p{L}\p{N}_.\-]*(?::[\p{L}_][\p{L}\p{N}_.\-]*)?$/u;
+const NAME = /^[\p{L}_][\p{L}\p{N}_.-]*(?::[\p{L}_][\p{L}\p{N}_.-]*)?$/u;
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
 const ATTRIBUTE_ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -107,7 +107,7 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
     }
   };
   for (const [prefix, uri] of Object.entries(config.namespaces ?? {})) {
-    if (prefix !== '' && !/^[\p{L}_][\p{L}\p{N}_.\-]*$/u.test(prefix))
+    if (prefix !== '' && !/^[\p{L}_][\p{L}\p{N}_.-]*$/u.test(prefix))
       env.problem(['xml', 'namespaces', prefix], `"${prefix}" is not a valid namespace prefix`);
     if (uri === '' && prefix !== '') env.problem(['xml', 'namespaces', prefix], 'a prefixed namespace needs a URI');
   }

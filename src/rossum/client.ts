@@ -1,7 +1,10 @@
 import { z } from 'zod';
-import { BridgeError, describeError } from '../errors.ts';
+import { describeError } from '../errors.ts';
 import type { Logger } from '../observability/index.ts';
-import { realSleep, truncateContent, type Sleep } from './delivery.ts';
+import { RossumApiError, type RossumApiErrorCode } from './errors.ts';
+import { cleanContent, ROSSUM_MESSAGE_LIMIT, truncateContent } from './limits.ts';
+import { realSleep, type Sleep } from './sleep.ts';
+import { DEFAULT_ALLOWED_HOSTS, trustedPayloadRoot } from './trust.ts';
 
 /** Rossum annotation statuses the API accepts (as of the documented API). */
 export const ANNOTATION_STATUSES = [
@@ -23,15 +26,24 @@ export const ANNOTATION_STATUSES = [
 ] as const;
 export type AnnotationStatus = (typeof ANNOTATION_STATUSES)[number];
 
-export const NOTE_CONTENT_LIMIT = 4096;
-
 export const rossumApiConfigSchema = z
   .strictObject({
     baseUrl: z
       .url({ protocol: /^https?$/ })
       .optional()
       .describe(
-        'API root including `/api`, e.g. `https://example.rossum.app/api`. When absent, taken from the export payload’s `base_url` (+ `/api`).',
+        'API root including `/api`, e.g. `https://example.rossum.app/api`. When absent, taken from the export payload’s `base_url` (+ `/api`), but only when its host is in `allowedHosts`.',
+      ),
+    allowedHosts: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .regex(/^(\*\.)?[A-Za-z0-9.:[\]-]+$/, 'a host name, or `*.` followed by a domain'),
+      )
+      .optional()
+      .describe(
+        'Hosts a payload’s `base_url` may name when `baseUrl` is not set: exact names, or `*.domain` for its subdomains. Default `*.rossum.app`, `*.rossum.ai`. Our token and username/password are sent only to `baseUrl` or these hosts; a payload naming another host is refused (the outcome fails with ROSSUM_HOST_NOT_ALLOWED, shown by `status`).',
       ),
     token: z
       .string()
@@ -122,55 +134,6 @@ export interface AnnotationPatch {
   metadata?: Record<string, unknown>;
 }
 
-export type RossumApiErrorCode =
-  | 'ROSSUM_UNAUTHORIZED'
-  | 'ROSSUM_LOGIN_FAILED'
-  | 'ROSSUM_RATE_LIMITED'
-  | 'ROSSUM_SERVER_ERROR'
-  | 'ROSSUM_UNREACHABLE'
-  | 'ROSSUM_TIMEOUT'
-  | 'ROSSUM_REQUEST_REJECTED'
-  | 'ROSSUM_BAD_RESPONSE'
-  | 'ROSSUM_CONFIG_INVALID';
-
-/**
- * A failed Rossum API call. `transient` means a later try may succeed (the ack loop keeps the outcome
- * pending); permanent ones need a human. Messages never contain the token or the password.
- */
-export class RossumApiError extends BridgeError {
-  override readonly code: RossumApiErrorCode;
-  readonly statusCode: number | null;
-  readonly method: string;
-  readonly path: string;
-
-  constructor(
-    code: RossumApiErrorCode,
-    message: string,
-    details: {
-      statusCode: number | null;
-      method: string;
-      path: string;
-      permanent: boolean;
-      host?: string;
-      cause?: unknown;
-    },
-  ) {
-    super(code, message, {
-      permanent: details.permanent,
-      location: details.host === undefined ? {} : { host: details.host },
-      cause: details.cause,
-    });
-    this.code = code;
-    this.statusCode = details.statusCode;
-    this.method = details.method;
-    this.path = details.path;
-  }
-
-  get transient(): boolean {
-    return !this.permanent;
-  }
-}
-
 export interface RossumClientOptions {
   /** Raw config (validated here) or an already parsed one. */
   config: RossumApiConfigInput;
@@ -178,7 +141,8 @@ export interface RossumClientOptions {
   baseUrl?: string;
   /**
    * The export payload's `base_url`, used only when neither `baseUrl` nor `config.baseUrl` is set.
-   * Must be https (plain http only on loopback): the client sends credentials there.
+   * Its host must be in `config.allowedHosts` (default `*.rossum.app`, `*.rossum.ai`) and it must be https
+   * (plain http only on an allow-listed loopback host): the client sends credentials there.
    */
   payloadBaseUrl?: string;
   /** Retries are logged at `warn` (method, path, status, delay; never credentials). */
@@ -227,7 +191,9 @@ export class RossumClient {
     const base =
       options.baseUrl ??
       this.config.baseUrl ??
-      (options.payloadBaseUrl === undefined ? undefined : trustedPayloadRoot(options.payloadBaseUrl));
+      (options.payloadBaseUrl === undefined
+        ? undefined
+        : trustedPayloadRoot(options.payloadBaseUrl, this.config.allowedHosts ?? DEFAULT_ALLOWED_HOSTS));
     if (base === undefined) {
       throw new RossumApiError(
         'ROSSUM_CONFIG_INVALID',
@@ -301,11 +267,11 @@ export class RossumClient {
     return this.patchAnnotation(id, { ...extra, metadata: { ...(current.metadata ?? {}), ...patch } });
   }
 
-  /** A note on the annotation (shown to operators); content beyond 4096 characters is cut with an ellipsis. */
+  /** A note on the annotation (shown to operators): control characters and bidi overrides removed, content beyond Rossum's limit cut with an ellipsis. */
   async createNote(annotationId: number, content: string, type: 'rejection' = 'rejection'): Promise<RossumNote> {
     const body = {
       annotation: this.annotationUrl(annotationId),
-      content: truncateContent(content, NOTE_CONTENT_LIMIT),
+      content: cleanContent(content, ROSSUM_MESSAGE_LIMIT),
       type,
     };
     return this.parse(noteSchema, await this.request({ method: 'POST', path: '/v1/notes', body }), 'POST', '/v1/notes');
@@ -514,29 +480,6 @@ export class RossumClient {
   ): RossumApiError {
     return new RossumApiError(code, redact(message, [this.config.token, this.config.password, this.key]), details);
   }
-}
-
-function trustedPayloadRoot(baseUrl: string): string {
-  let url: URL;
-  try {
-    url = new URL(baseUrl);
-  } catch {
-    throw new RossumApiError('ROSSUM_CONFIG_INVALID', `The payload's base_url is not a URL: ${baseUrl}`, {
-      statusCode: null,
-      method: '',
-      path: '',
-      permanent: true,
-    });
-  }
-  const loopback = url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw new RossumApiError(
-      'ROSSUM_CONFIG_INVALID',
-      `Refusing to send Rossum credentials to ${url.origin}: the payload's base_url must be https`,
-      { statusCode: null, method: '', path: '', permanent: true },
-    );
-  }
-  return apiRootFromBaseUrl(url.toString());
 }
 
 /** Carries a retryable failure (and a server-requested wait) from one attempt to the retry loop. */

@@ -1,11 +1,12 @@
-import Fastify, { LogController, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { describeError, isBridgeError } from '../errors.ts';
 import type { ExportHold } from '../ack/index.ts';
 import type { ExportReply, ExportService } from '../export/index.ts';
 import type { Logger, BridgeMetrics } from '../observability/index.ts';
-import type { Intake } from './intake.ts';
-import { verifySignature, type SignatureSettings } from './signature.ts';
+import type { DeliveryClassifier } from './classify.ts';
+import { readSignedBody, BodyRefusal, UnverifiedBytes } from './signed-body.ts';
+import { readSignatureHeader, verifySignature, type SignatureSettings } from './signature.ts';
 
 export const WEBHOOK_PATH = '/webhooks/rossum';
 /** Where Rossum polls a held export (the Location of the 202). */
@@ -19,16 +20,33 @@ export interface ReadinessReport {
 export interface WebhookServerOptions {
   exportService: ExportService;
   signature: SignatureSettings;
-  bodyLimitBytes: number;
+  limits: WebhookLimits;
+  /** Public base URL Rossum reaches this server at (held-export Location); else the request's own host. */
+  publicUrl?: string;
+  /** Take protocol and host from X-Forwarded-Proto / X-Forwarded-Host (only behind a proxy that sets them). */
+  trustProxy?: boolean;
   /** Answer Rossum before this, whatever the upload is doing (Rossum gives up at its timeout_s). */
   deadlineMs: number;
   /** Signed body → parsed, validated, routed and rendered export, or why not. */
-  intake: Intake;
+  classify: DeliveryClassifier;
   logger: Logger;
   metrics: BridgeMetrics;
   readiness: () => Promise<ReadinessReport>;
   /** Held-export mode (202 + Location until the ERP answers), for mappings that ask for it. */
   hold?: ExportHold;
+}
+
+/** What an unauthenticated caller can make the server hold, and for how long. */
+export interface WebhookLimits {
+  bodyBytes: number;
+  /** Bytes of bodies not yet verified, summed over all connections; over it → 503 + Retry-After. */
+  unverifiedBodyBytes: number;
+  retryAfterS: number;
+  headersTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
+  /** Whole request (headers and body) must arrive within this. */
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 /**
@@ -43,23 +61,54 @@ export interface WebhookServer {
 }
 
 export function buildWebhookServer(options: WebhookServerOptions): WebhookServer {
+  const { limits } = options;
+  const unverified = new UnverifiedBytes(limits.unverifiedBodyBytes);
   const app = Fastify({
     loggerInstance: options.logger,
-    bodyLimit: options.bodyLimitBytes,
+    bodyLimit: limits.bodyBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Socket inactivity; the answer itself may take up to the deadline, so this must outlast it.
+    connectionTimeout: Math.max(limits.requestTimeoutMs, options.deadlineMs) + 5_000,
+    // Node checks the request and headers timeouts on this interval (30 s by default, longer than the timeouts).
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
+    trustProxy: options.trustProxy ?? false,
     // Our own log lines say what happened to each export; per-request lines would only be noise.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
 
   app.removeAllContentTypeParsers();
-  // Keep the raw bytes: the signature is over them, and JSON is parsed only after it checks out.
-  app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  // The raw bytes are hashed as they arrive and handed on only once the signature matches; JSON is parsed after that.
+  app.addContentTypeParser(['application/json', 'text/plain'], (request, payload, done) => {
+    const header = readSignatureHeader(request.headers, options.signature);
+    if (!header.ok) return done(new BodyRefusal(401, header.reason), undefined);
+    readSignedBody(
+      payload,
+      header,
+      options.signature.secret,
+      { limitBytes: limits.bodyBytes, idleMs: limits.bodyIdleTimeoutMs, retryAfterS: limits.retryAfterS },
+      unverified,
+    ).then(
+      (body) => done(null, body),
+      (error: Error) => done(error, undefined),
+    );
+  });
 
   app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, request, reply) => {
+    if (error instanceof BodyRefusal) {
+      if (error.statusCode === 401) request.log.warn({ reason: error.message }, 'webhook call refused: bad signature');
+      // The rest of the body is never read: close the connection rather than drain it.
+      reply.headers({ ...error.headers, connection: 'close' });
+      return sendError(reply, error.statusCode, error.message, options.metrics);
+    }
     const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     const message =
       error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-        ? `Body larger than the configured limit of ${options.bodyLimitBytes} bytes`
+        ? `Body larger than the configured limit of ${limits.bodyBytes} bytes`
         : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
           ? `Unsupported content type "${request.headers['content-type'] ?? '(none)'}": send application/json`
           : statusCode === 500
@@ -69,32 +118,72 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     return sendError(reply, statusCode, message, options.metrics);
   });
 
-  app.post(WEBHOOK_PATH, async (request, reply) => {
-    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    const signature = verifySignature(raw, request.headers, options.signature);
-    if (!signature.ok) {
-      request.log.warn({ reason: signature.reason }, 'webhook call refused: bad signature');
-      return sendError(reply, 401, signature.reason, options.metrics);
+  const refuseEarly = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    // Before any body byte is read: a wrong content type, an unsigned call or one announcing too big a body costs nothing.
+    const contentType = request.headers['content-type'];
+    if (contentType !== undefined && !/^\s*(application\/json|text\/plain)\s*(;|$)/i.test(contentType)) {
+      return sendError(
+        reply.header('connection', 'close'),
+        415,
+        `Unsupported content type "${contentType}": send application/json`,
+        options.metrics,
+      );
     }
-    const intake = options.intake(raw);
-    if (intake.kind === 'invalid') return sendError(reply, 400, intake.reason, options.metrics);
-    if (intake.kind === 'ignored') {
-      request.log.info({ event: intake.event, action: intake.action }, 'hook event ignored: only annotation_content.export exports');
+    const header = readSignatureHeader(request.headers, options.signature);
+    if (!header.ok) {
+      request.log.warn({ reason: header.reason }, 'webhook call refused: bad signature');
+      return sendError(reply.header('connection', 'close'), 401, header.reason, options.metrics);
+    }
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > limits.bodyBytes) {
+      return sendError(
+        reply.header('connection', 'close'),
+        413,
+        `Body larger than the configured limit of ${limits.bodyBytes} bytes`,
+        options.metrics,
+      );
+    }
+    return undefined;
+  };
+
+  app.post(WEBHOOK_PATH, { onRequest: refuseEarly }, async (request, reply) => {
+    const receivedAt = Date.now();
+    // The content-type parser let the body through only with a matching signature (or none required).
+    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    if (!Buffer.isBuffer(request.body)) {
+      // No body at all, so the parser never ran: the signature must still be the one of an empty body.
+      const signature = verifySignature(raw, request.headers, options.signature);
+      if (!signature.ok) return sendError(reply, 401, signature.reason, options.metrics);
+    }
+    const delivery = options.classify(raw);
+    if (delivery.kind === 'invalid') return sendError(reply, 400, delivery.reason, options.metrics);
+    if (delivery.kind === 'ignored') {
+      request.log.info(
+        { event: delivery.event, action: delivery.action },
+        'hook event ignored: only annotation_content.export exports',
+      );
       options.metrics.webhookRequests.inc({ status: '200' });
       return reply.code(200).send({});
     }
-    const annotationId = intake.kind === 'ready' ? intake.prepared.annotationId : intake.annotationId;
+    const annotationId = delivery.kind === 'ready' ? delivery.prepared.annotationId : delivery.annotationId;
 
     // A plain timer: AbortSignal.timeout costs several times more per request (weak refs, finalizers).
     const deadline = new AbortController();
-    const abortAtDeadline = setTimeout(() => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')), options.deadlineMs);
+    const abortAtDeadline = setTimeout(
+      () => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')),
+      options.deadlineMs,
+    );
     let result: ExportReply;
     try {
-      result = await withDeadline(options.exportService.handleIntake(intake, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, annotationId);
+      result = await withDeadline(
+        options.exportService.handle(delivery, { signal: deadline.signal, deadlineMs: options.deadlineMs }),
+        options.deadlineMs,
+        annotationId,
+      );
     } finally {
       clearTimeout(abortAtDeadline);
     }
-    const held = options.hold ? await options.hold.hold(result, `${request.protocol}://${request.host}${HELD_PATH}`) : null;
+    const held = options.hold ? await options.hold.hold(result, heldBaseUrl(request), receivedAt) : null;
     if (held) {
       options.metrics.webhookRequests.inc({ status: String(held.statusCode) });
       return reply.code(held.statusCode).headers(held.headers).send(held.body);
@@ -109,6 +198,11 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     options.metrics.webhookRequests.inc({ status: String(answer.statusCode) });
     return reply.code(answer.statusCode).headers(answer.headers).send(answer.body);
   });
+
+  const heldBaseUrl = (request: FastifyRequest): string =>
+    options.publicUrl
+      ? `${options.publicUrl.replace(/\/+$/, '')}${HELD_PATH}`
+      : `${request.protocol}://${request.host}${HELD_PATH}`;
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
@@ -139,7 +233,11 @@ function sendError(reply: FastifyReply, statusCode: number, message: string, met
 }
 
 /** The export keeps running after the deadline (its ledger claim makes the retry find it). */
-async function withDeadline(work: Promise<ExportReply>, deadlineMs: number, annotationId: number): Promise<ExportReply> {
+async function withDeadline(
+  work: Promise<ExportReply>,
+  deadlineMs: number,
+  annotationId: number,
+): Promise<ExportReply> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<ExportReply>((resolve) => {
     timer = setTimeout(

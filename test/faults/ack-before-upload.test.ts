@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAcks, type RunningAcks } from '../../src/process/index.ts';
-import { bridgeConfigSchema } from '../../src/config/index.ts';
 import { SqliteLedger } from '../../src/ledger/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { CapturedLog, testTargetConfig } from '../support/bridge.ts';
+import { ackTestConfig } from '../support/ack-config.ts';
+import { CapturedLog } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { claimTestExport, completeTestExport } from '../ack/harness.ts';
@@ -29,18 +29,15 @@ beforeAll(async () => {
   const mappingsDir = join(dir, 'mappings');
   mkdirSync(mappingsDir);
   writeFileSync(join(mappingsDir, 'erp-companion.yaml'), '');
-  const [username, password] = Object.entries(simulator.users)[0]!;
-  const config = bridgeConfigSchema.parse({
-    ledger: { url: `sqlite:${join(dir, 'ledger.db')}` },
+  const config = ackTestConfig({
+    sshd,
+    simulator,
+    ledgerPath: join(dir, 'ledger.db'),
     mappingsDir,
-    targets: { erp: testTargetConfig(sshd), 'erp-out': testTargetConfig(sshd, { url: sshd.url('acks') }) },
-    routes: [{ mapping: 'erp-companion', target: 'erp' }],
-    rossum: { baseUrl: simulator.apiUrl, username, password, retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 50 } },
-    acks: {
-      minAgeMs: 0,
-      targets: { erp: { folder: '.', readFrom: 'erp-out' } },
-      byMapping: { 'erp-companion': { convention: 'companion', deadlineMs: 60_000 } },
-    },
+    mapping: 'erp-companion',
+    ack: { convention: 'companion', deadlineMs: 60_000 },
+    acks: { minAgeMs: 0 },
+    rossumRetry: { attempts: 2, minDelayMs: 10, maxDelayMs: 50 },
   });
   ledger = new SqliteLedger({ path: join(dir, 'ledger.db') });
   acks = await startAcks(config, { logger: createLogger({ level: 'debug', destination: log.stream }), loop: false });
@@ -55,14 +52,23 @@ afterAll(async () => {
 
 const inFolder = (sub?: string): string[] => {
   const path = sub ? join(sshd.acksDir, sub) : sshd.acksDir;
-  return existsSync(path) ? readdirSync(path, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).map((entry) => entry.name) : [];
+  return existsSync(path)
+    ? readdirSync(path, { withFileTypes: true })
+        .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+        .map((entry) => entry.name)
+    : [];
 };
 
 describe('an ack that arrives before the ledger knows the upload finished', () => {
   it('waits in the ack folder while the upload is unconfirmed, then is matched once it is; an ack naming nothing still goes to unmatched/', async () => {
     const annotationId = 840_001;
     simulator.addAnnotation(annotationId, { status: 'exported' });
-    const claim = await claimTestExport(ledger, { annotationId, fileName: `INV-${annotationId}.xml`, mapping: 'erp-companion', owner: 'serve-that-died' });
+    const claim = await claimTestExport(ledger, {
+      annotationId,
+      fileName: `INV-${annotationId}.xml`,
+      mapping: 'erp-companion',
+      owner: 'serve-that-died',
+    });
     expect(claim.outcome).toBe('claimed');
     const erp = new ErpSimulator(sshd.acksDir);
     erp.err(`INV-${annotationId}`, ['E100 Kostenstelle fehlt']);

@@ -1,14 +1,15 @@
 import { readdirSync } from 'node:fs';
 import { ErpSimulator } from '../support/erp-simulator.ts';
+import type { ErpVerdict, PlannedAnswer } from './schedule.ts';
+
+export type { ErpVerdict } from './schedule.ts';
 
 /**
- * The ERP behind the inbound folder during the fault stream: it notices each exported file, decides
- * (from the seeded plan) to accept it, reject it with an `.err` file (windows-1252, some written
+ * The ERP behind the inbound folder during the fault stream: it notices each exported file and, as
+ * the schedule says, accepts it, reject it with an `.err` file (windows-1252, some written
  * slowly under the final name), or never answer, and writes its answer a little later. It writes a
  * few acks that name no export too. Everything it wrote is remembered, to check where each file ends.
  */
-
-export type ErpVerdict = 'accept' | 'reject' | 'silent';
 
 export interface WrittenAck {
   name: string;
@@ -33,13 +34,8 @@ export interface ErpSideOptions {
   inboundDir: string;
   acksDir: string;
   finalName: RegExp;
-  /** Decision per annotation id. */
-  verdictOf: (annotationId: number) => ErpVerdict;
-  rand: () => number;
-  /** Share of `.err` files written slowly under their final name. */
-  slowShare: number;
-  /** The ERP answers this long (min..max) after it noticed the file. */
-  answerDelayMs: [number, number];
+  /** The planned answer per annotation id: verdict, delay after noticing the file, slow write. */
+  answerOf: (annotationId: number) => PlannedAnswer;
 }
 
 export class ErpSide {
@@ -75,19 +71,32 @@ export class ErpSide {
     this.paused = true;
   }
 
-  /** Writes every queued answer at once (a burst for the acks process) and resumes. */
-  flushAll(): number {
-    const count = this.queued;
-    this.writeDue(Number.POSITIVE_INFINITY);
+  /** Writes the `count` oldest queued answers at once (a burst for the acks process); stays paused. */
+  flush(count: number): string[] {
+    const answers = this.queue.filter((entry) => entry.verdict !== 'silent').slice(0, count);
+    this.queue = this.queue.filter((entry) => !answers.includes(entry));
+    return this.write(answers);
+  }
+
+  /** Writes every queued answer at once and resumes. */
+  flushAll(): string[] {
+    const names = this.flush(Number.POSITIVE_INFINITY);
     this.paused = false;
-    return count;
+    return names;
   }
 
   /** An ack naming no export (the ERP answering a file from another system). */
   writeNoise(): void {
     const name = `INV_FOREIGN_${++this.noise}_${Date.now()}.ok`;
     this.erp.ok(name.slice(0, -'.ok'.length));
-    this.written.set(name, { name, annotationId: null, verdict: 'noise', writtenAt: Date.now(), lines: [], slow: false });
+    this.written.set(name, {
+      name,
+      annotationId: null,
+      verdict: 'noise',
+      writtenAt: Date.now(),
+      lines: [],
+      slow: false,
+    });
   }
 
   /** Nothing queued, nothing being written. */
@@ -114,16 +123,15 @@ export class ErpSide {
       const match = this.options.finalName.exec(name);
       if (!match) continue;
       const annotationId = Number(match[1]);
-      const verdict = this.options.verdictOf(annotationId);
+      const { verdict, delayMs, slow } = this.options.answerOf(annotationId);
       this.noticed.set(name, { annotationId, verdict, at: now });
       if (verdict === 'silent') continue;
-      const [min, max] = this.options.answerDelayMs;
       this.queue.push({
         stem: name.slice(0, name.lastIndexOf('.')),
         annotationId,
         verdict,
-        dueAt: now + min + this.options.rand() * (max - min),
-        slow: verdict === 'reject' && this.options.rand() < this.options.slowShare,
+        dueAt: now + delayMs,
+        slow,
       });
     }
   }
@@ -132,16 +140,37 @@ export class ErpSide {
     const due = this.queue.filter((entry) => entry.dueAt <= now);
     if (due.length === 0) return;
     this.queue = this.queue.filter((entry) => entry.dueAt > now);
-    for (const entry of due) {
+    this.write(due);
+  }
+
+  /** Writes the answers and returns the names written. */
+  private write(entries: Queued[]): string[] {
+    const names: string[] = [];
+    for (const entry of entries) {
       const writtenAt = Date.now();
       if (entry.verdict === 'accept') {
         const name = this.erp.ok(entry.stem);
-        this.written.set(name, { name, annotationId: entry.annotationId, verdict: 'accept', writtenAt, lines: [], slow: false });
+        this.written.set(name, {
+          name,
+          annotationId: entry.annotationId,
+          verdict: 'accept',
+          writtenAt,
+          lines: [],
+          slow: false,
+        });
+        names.push(name);
         continue;
       }
       const lines = rejectionLines(entry.annotationId);
       const name = `${entry.stem}.err`;
-      this.written.set(name, { name, annotationId: entry.annotationId, verdict: 'reject', writtenAt, lines, slow: entry.slow });
+      this.written.set(name, {
+        name,
+        annotationId: entry.annotationId,
+        verdict: 'reject',
+        writtenAt,
+        lines,
+        slow: entry.slow,
+      });
       if (entry.slow) {
         const write = this.erp.errSlowly(entry.stem, lines, 3, 60);
         this.slowWrites.add(write);
@@ -149,11 +178,16 @@ export class ErpSide {
       } else {
         this.erp.err(entry.stem, lines);
       }
+      names.push(name);
     }
+    return names;
   }
 }
 
 /** Two coded lines with characters outside ASCII (the file is windows-1252). */
 export function rejectionLines(annotationId: number): string[] {
-  return [`E${String(annotationId % 1000).padStart(3, '0')} Kostenstelle fehlt für Beleg ${annotationId}`, 'W17 Lieferant gesperrt – bitte prüfen'];
+  return [
+    `E${String(annotationId % 1000).padStart(3, '0')} Kostenstelle fehlt für Beleg ${annotationId}`,
+    'W17 Lieferant gesperrt – bitte prüfen',
+  ];
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBridge, type RunningBridge } from '../../src/process/index.ts';
 import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
-import type { SshdInstance } from '../../src/dev/sshd.ts';
+import type { SshdInstance } from '../../src/dev/index.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { Writable } from 'node:stream';
 

@@ -7,7 +7,7 @@ import { startBridge } from '../../process/index.ts';
 import { loadConfig } from '../../config/index.ts';
 import { startSshd } from '../../dev/index.ts';
 import { createLogger } from '../../observability/index.ts';
-import { deliver } from '../../rossum/index.ts';
+import { callHook } from '../../rossum/index.ts';
 import { stopOnSignals } from './serve.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -35,6 +35,8 @@ export function register(program: Command): void {
 }
 
 async function runDev(options: DevOptions): Promise<void> {
+  // Before anything starts: a missing sample folder is an installation problem, said at once.
+  const payloads = options.demo ? demoPayloads() : [];
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const sshd = await startSshd({ baseDir: join(dir, 'sftp') });
@@ -81,7 +83,7 @@ async function runDev(options: DevOptions): Promise<void> {
   out(`  config        ${configFile}`);
   out(`  metrics       ${bridge.url.replace(/\/webhooks\/rossum$/, '/metrics')}`);
   out(
-    `  try           node bin/rossum-sftp-bridge send test/fixtures/rossum/export-invoice.json --url ${bridge.url} --secret ${secret}`,
+    `  try           node bin/rossum-sftp-bridge send ${join(DEMO_FOLDER, 'export-invoice.json')} --url ${bridge.url} --secret ${secret}`,
   );
 
   if (options.demo) {
@@ -92,9 +94,9 @@ async function runDev(options: DevOptions): Promise<void> {
         .reduce((sum, entry) => sum + entry.value, 0);
     const filesBefore = new Set(readdirSync(sshd.inboundDir));
     let replays = 0;
-    for (const file of demoPayloads()) {
+    for (const file of payloads) {
       const before = await duplicateAnswers();
-      const outcome = await deliver({
+      const outcome = await callHook({
         url: bridge.url,
         body: readFileSync(file),
         secret,
@@ -140,12 +142,12 @@ async function runDev(options: DevOptions): Promise<void> {
   stopOnSignals(bridge, logger, stopSshd);
 }
 
+/** The sample exports ship with the package (`examples/rossum/`), so `--demo` works from an installed copy too. */
+const DEMO_FOLDER = join(repoRoot, 'examples', 'rossum');
+
 function demoPayloads(): string[] {
-  const candidates = [join(repoRoot, 'test/fixtures/rossum'), join(repoRoot, '../shared/fixtures/rossum')];
-  const folder = candidates.find((candidate) => existsSync(candidate));
-  if (!folder) return [];
-  return readdirSync(folder)
-    .filter((name) => name.endsWith('.json'))
-    .sort()
-    .map((name) => join(folder, name));
+  const files = existsSync(DEMO_FOLDER) ? readdirSync(DEMO_FOLDER).filter((name) => name.endsWith('.json')) : [];
+  if (files.length === 0)
+    throw new Error(`dev --demo: no sample exports (*.json) in ${DEMO_FOLDER}; the installation is incomplete`);
+  return files.sort().map((name) => join(DEMO_FOLDER, name));
 }

@@ -1,7 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BridgeError, describeError } from '../../errors.ts';
-import { deliver, DELIVERY_DEFAULTS, type AttemptRecord, type DeliveryOptions, type DeliveryOutcome, type PollRecord } from '../../rossum/index.ts';
+import {
+  callHook,
+  HOOK_CALL_DEFAULTS,
+  type AttemptRecord,
+  type HookCallOptions,
+  type HookCallOutcome,
+  type PollRecord,
+} from '../../rossum/index.ts';
 
 export interface SendOptions {
   url: string;
@@ -21,33 +28,68 @@ export interface SendIo {
   out: (line: string) => void;
   env: NodeJS.ProcessEnv;
   /** Injectable for tests; defaults to real waits. */
-  sleep?: DeliveryOptions['sleep'];
+  sleep?: HookCallOptions['sleep'];
 }
 
 export function register(program: Command): void {
   program
     .command('send')
-    .description('Deliver a webhook payload exactly as Rossum would (signed, timeouts, retries, async polling) and print what Rossum would do with the annotation')
+    .description(
+      'Call the webhook with a payload exactly as Rossum would (signed, timeouts, retries, async polling) and print what Rossum would do with the annotation',
+    )
     .argument('<payload>', 'JSON payload file, sent byte for byte (`-` reads stdin)')
     .requiredOption('--url <url>', 'webhook URL, e.g. http://127.0.0.1:8080/webhooks/rossum')
-    .option('--secret <secret>', 'hook secret for X-Rossum-Signature-SHA256 (prefer $ROSSUM_HOOK_SECRET: arguments show up in process lists)')
-    .option('--timeout-s <seconds>', 'timeout_s of each request (0–60)', (v) => seconds(v, 60), DELIVERY_DEFAULTS.timeoutS)
-    .option('--retry-count <n>', 'retry_count (0–4): attempts = n + 1', (v) => integer(v, 4), DELIVERY_DEFAULTS.retryCount)
-    .option('--retry-delay-s <seconds>', 'wait before each retry', (v) => seconds(v), DELIVERY_DEFAULTS.retryDelayS)
-    .option('--poll-interval-s <seconds>', 'interval between polls of a 202 + Location reply', (v) => seconds(v), DELIVERY_DEFAULTS.pollIntervalS)
-    .option('--max-polling-time-s <seconds>', 'max_polling_time_s (300 for export events)', (v) => seconds(v), DELIVERY_DEFAULTS.maxPollingTimeS)
-    .option('--retry-on-any-non-2xx', 'retry_on_any_non_2xx: retry every non-2xx reply, not only 408/429/500/502/503/504', false)
+    .option(
+      '--secret <secret>',
+      'hook secret for X-Rossum-Signature-SHA256 (prefer $ROSSUM_HOOK_SECRET: arguments show up in process lists)',
+    )
+    .option(
+      '--timeout-s <seconds>',
+      'timeout_s of each request (0–60)',
+      (v) => seconds(v, 60),
+      HOOK_CALL_DEFAULTS.timeoutS,
+    )
+    .option(
+      '--retry-count <n>',
+      'retry_count (0–4): attempts = n + 1',
+      (v) => integer(v, 4),
+      HOOK_CALL_DEFAULTS.retryCount,
+    )
+    .option('--retry-delay-s <seconds>', 'wait before each retry', (v) => seconds(v), HOOK_CALL_DEFAULTS.retryDelayS)
+    .option(
+      '--poll-interval-s <seconds>',
+      'interval between polls of a 202 + Location reply',
+      (v) => seconds(v),
+      HOOK_CALL_DEFAULTS.pollIntervalS,
+    )
+    .option(
+      '--max-polling-time-s <seconds>',
+      'max_polling_time_s (300 for export events)',
+      (v) => seconds(v),
+      HOOK_CALL_DEFAULTS.maxPollingTimeS,
+    )
+    .option(
+      '--retry-on-any-non-2xx',
+      'retry_on_any_non_2xx: retry every non-2xx reply, not only 408/429/500/502/503/504',
+      false,
+    )
     .option('--no-retry-after-polling-failure', 'retry_after_polling_failure off: a polling failure is final')
     .option('--sha1', 'also send the legacy X-Elis-Signature: sha1=<hex> header', false)
     .option('--json', 'print the outcome as JSON', false)
-    .addHelpText('after', '\nExit status: 0 when the annotation would be exported, 1 when it would end in failed_export, 2 on bad input.')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 when the annotation would be exported, 1 when it would end in failed_export, 2 on bad input.',
+    )
     .action(async (payload: string, options: SendOptions) => {
-      const outcome = await runSend(payload, options, { out: (line) => process.stdout.write(`${line}\n`), env: process.env });
+      const outcome = await runSend(payload, options, {
+        out: (line) => process.stdout.write(`${line}\n`),
+        env: process.env,
+      });
       process.exitCode = outcome.annotationStatus === 'exported' ? 0 : 1;
     });
 }
 
-export async function runSend(payloadPath: string, options: SendOptions, io: SendIo): Promise<DeliveryOutcome> {
+export async function runSend(payloadPath: string, options: SendOptions, io: SendIo): Promise<HookCallOutcome> {
   const secret = options.secret ?? io.env.ROSSUM_HOOK_SECRET;
   if (secret === undefined || secret === '') usage('no hook secret: pass --secret or set ROSSUM_HOOK_SECRET');
   const body = await readPayload(payloadPath);
@@ -56,9 +98,11 @@ export async function runSend(payloadPath: string, options: SendOptions, io: Sen
 
   if (human) {
     if (!isJson(body)) io.out(`warning: ${payloadPath} is not valid JSON; sending it anyway, byte for byte`);
-    io.out(`→ POST ${options.url} (${body.length} bytes, signed sha256${options.sha1 ? ' + sha1' : ''}, timeout ${options.timeoutS} s, up to ${attempts} attempt${attempts === 1 ? '' : 's'})`);
+    io.out(
+      `→ POST ${options.url} (${body.length} bytes, signed sha256${options.sha1 ? ' + sha1' : ''}, timeout ${options.timeoutS} s, up to ${attempts} attempt${attempts === 1 ? '' : 's'})`,
+    );
   }
-  const deliveryOptions: DeliveryOptions = {
+  const hookCallOptions: HookCallOptions = {
     url: options.url,
     body,
     secret,
@@ -71,24 +115,26 @@ export async function runSend(payloadPath: string, options: SendOptions, io: Sen
     retryOnAnyNon2xx: options.retryOnAnyNon2xx,
     retryAfterPollingFailure: options.retryAfterPollingFailure,
   };
-  if (io.sleep) deliveryOptions.sleep = io.sleep;
+  if (io.sleep) hookCallOptions.sleep = io.sleep;
   if (human) {
-    deliveryOptions.onAttempt = (record) => io.out(attemptLine(record, attempts));
-    deliveryOptions.onPoll = (_attempt, record) => io.out(pollLine(record));
+    hookCallOptions.onAttempt = (record) => io.out(attemptLine(record, attempts));
+    hookCallOptions.onPoll = (_attempt, record) => io.out(pollLine(record));
   }
 
-  let outcome: DeliveryOutcome;
+  let outcome: HookCallOutcome;
   try {
-    outcome = await deliver(deliveryOptions);
+    outcome = await callHook(hookCallOptions);
   } catch (error) {
-    if (error instanceof BridgeError && error.code === 'DELIVERY_OPTIONS_INVALID') usage(error.message);
+    if (error instanceof BridgeError && error.code === 'HOOK_CALL_OPTIONS_INVALID') usage(error.message);
     throw error;
   }
 
   if (options.json) {
     io.out(JSON.stringify(outcome, null, 2));
   } else {
-    io.out(`annotation → ${outcome.annotationStatus}${outcome.annotationStatus === 'exported' ? '' : ' (operators see it in the failed export list)'}`);
+    io.out(
+      `annotation → ${outcome.annotationStatus}${outcome.annotationStatus === 'exported' ? '' : ' (operators see it in the failed export list)'}`,
+    );
     if (outcome.messages.length === 0) io.out('  (no messages)');
     for (const m of outcome.messages) {
       const where = m.id === undefined || m.id === null ? '' : ` #${m.id}`;
@@ -100,7 +146,10 @@ export async function runSend(payloadPath: string, options: SendOptions, io: Sen
 
 function attemptLine(record: AttemptRecord, total: number): string {
   const head = `attempt ${record.attempt}/${total}: `;
-  const result = record.statusCode === null ? (record.error ?? 'failed') : `HTTP ${record.statusCode}${record.polls.length > 0 ? ` → ${record.resultStatusCode ?? record.error ?? '?'} after ${record.polls.length} poll${record.polls.length === 1 ? '' : 's'}` : ''}`;
+  const result =
+    record.statusCode === null
+      ? (record.error ?? 'failed')
+      : `HTTP ${record.statusCode}${record.polls.length > 0 ? ` → ${record.resultStatusCode ?? record.error ?? '?'} after ${record.polls.length} poll${record.polls.length === 1 ? '' : 's'}` : ''}`;
   const body = record.bodyExcerpt.trim() === '' ? '' : `  ${oneLine(record.bodyExcerpt, 160)}`;
   const next = record.verdict === 'retry' ? `  — retrying in ${formatSeconds(record.retryInMs ?? 0)}` : '';
   const error = record.statusCode !== null && record.error ? `  (${record.error})` : '';
@@ -109,7 +158,8 @@ function attemptLine(record: AttemptRecord, total: number): string {
 
 function pollLine(record: PollRecord): string {
   const status = record.statusCode === null ? (record.error ?? 'failed') : `HTTP ${record.statusCode}`;
-  const verdict = record.verdict === 'done' ? 'final answer' : record.verdict === 'failed' ? 'polling failed' : 'still waiting';
+  const verdict =
+    record.verdict === 'done' ? 'final answer' : record.verdict === 'failed' ? 'polling failed' : 'still waiting';
   return `  poll ${record.poll}: ${status} in ${record.durationMs} ms — ${verdict}`;
 }
 
@@ -152,13 +202,16 @@ function usage(message: string): never {
 function seconds(value: string, max = Number.POSITIVE_INFINITY): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) {
-    throw new InvalidArgumentError(max === Number.POSITIVE_INFINITY ? 'expected a number of seconds ≥ 0' : `expected seconds between 0 and ${max}`);
+    throw new InvalidArgumentError(
+      max === Number.POSITIVE_INFINITY ? 'expected a number of seconds ≥ 0' : `expected seconds between 0 and ${max}`,
+    );
   }
   return n;
 }
 
 function integer(value: string, max: number): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n > max) throw new InvalidArgumentError(`expected a whole number between 0 and ${max}`);
+  if (!/^\d+$/.test(value.trim()) || n > max)
+    throw new InvalidArgumentError(`expected a whole number between 0 and ${max}`);
   return n;
 }

@@ -1,11 +1,16 @@
 import { createHmac } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { BridgeError, describeError } from '../errors.ts';
+import { truncateContent } from './limits.ts';
+import { realSleep, type Sleep } from './sleep.ts';
 
 /**
  * Rossum's side of a non-interactive webhook call (`annotation_content.export`), as documented in
  * "Timeouts and retries", "Asynchronous webhooks", "Validating payloads" and the connector `save`
- * section. Used by the `send` command and by the test simulator, so both behave like Rossum.
+ * section. Used by the `send` and `dev` commands and by the test simulator, so both behave like Rossum.
+ * Wording: a "hook call" is Rossum calling us; us telling Rossum an ack outcome is an "outcome delivery"
+ * (`src/ack/outcome-delivery.ts`). The service itself never imports this module; only the `send` and
+ * `dev` commands and the tests do.
  */
 
 export type ExportAnnotationStatus = 'exported' | 'failed_export';
@@ -19,7 +24,7 @@ export interface HookMessage {
 }
 
 /** A message as the operator would see it; `origin: 'rossum'` marks text Rossum itself shows (timeouts, bare HTTP errors). */
-export interface DeliveredMessage extends HookMessage {
+export interface ShownMessage extends HookMessage {
   origin: 'hook' | 'rossum';
 }
 
@@ -52,20 +57,18 @@ export interface AttemptRecord {
   retryInMs?: number;
 }
 
-export interface DeliveryOutcome {
+export interface HookCallOutcome {
   annotationStatus: ExportAnnotationStatus;
   attempts: AttemptRecord[];
   /** What the operator sees on the annotation. */
-  messages: DeliveredMessage[];
+  messages: ShownMessage[];
   /** Status of the response that decided the outcome (201 for a finished async call); `null` after a timeout or connection failure. */
   finalStatusCode: number | null;
   /** `operations` of a successful JSON reply, passed through untouched. */
   operations: unknown[];
 }
 
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
-
-export interface DeliveryOptions {
+export interface HookCallOptions {
   url: string;
   /** Sent byte for byte; the signature is computed over exactly these bytes. */
   body: Buffer | string;
@@ -89,7 +92,7 @@ export interface DeliveryOptions {
   retryAfterPollingFailure?: boolean;
   /** Extra request headers (never signature headers; those come from `secret`). */
   headers?: Record<string, string>;
-  /** Cancels the whole delivery (in-flight request and waits). */
+  /** Cancels the whole hook call (in-flight request and waits). */
   signal?: AbortSignal;
   /** Injectable for tests; defaults to a real timer. */
   sleep?: Sleep;
@@ -103,10 +106,9 @@ export const SIGNATURE_HEADER = 'X-Rossum-Signature-SHA256';
 export const LEGACY_SIGNATURE_HEADER = 'X-Elis-Signature';
 /** Statuses Rossum retries when `retry_on_any_non_2xx` is false, and keeps polling on. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
-export const MESSAGE_CONTENT_LIMIT = 4096;
 const EXCERPT_LIMIT = 500;
 
-export const DELIVERY_DEFAULTS = {
+export const HOOK_CALL_DEFAULTS = {
   timeoutS: 30,
   retryCount: 4,
   retryOnAnyNon2xx: false,
@@ -123,23 +125,6 @@ export function signSha256(body: Buffer | string, secret: string): string {
 export function signSha1(body: Buffer | string, secret: string): string {
   return `sha1=${createHmac('sha1', secret).update(body).digest('hex')}`;
 }
-
-export const realSleep: Sleep = (ms, signal) =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 type Exchange =
   | { kind: 'response'; status: number; text: string; location: string | null; durationMs: number }
@@ -159,7 +144,7 @@ interface Settings {
   retryAfterPollingFailure: boolean;
 }
 
-export async function deliver(options: DeliveryOptions): Promise<DeliveryOutcome> {
+export async function callHook(options: HookCallOptions): Promise<HookCallOutcome> {
   const settings = resolveSettings(options);
   const sleep = options.sleep ?? realSleep;
   const now = options.now ?? Date.now;
@@ -213,23 +198,25 @@ export async function deliver(options: DeliveryOptions): Promise<DeliveryOutcome
   }
 }
 
-function resolveSettings(options: DeliveryOptions): Settings {
+function resolveSettings(options: HookCallOptions): Settings {
   const settings: Settings = {
-    timeoutS: options.timeoutS ?? DELIVERY_DEFAULTS.timeoutS,
-    retryCount: options.retryCount ?? DELIVERY_DEFAULTS.retryCount,
-    retryOnAnyNon2xx: options.retryOnAnyNon2xx ?? DELIVERY_DEFAULTS.retryOnAnyNon2xx,
-    retryDelayS: options.retryDelayS ?? DELIVERY_DEFAULTS.retryDelayS,
-    pollIntervalS: options.pollIntervalS ?? DELIVERY_DEFAULTS.pollIntervalS,
-    maxPollingTimeS: options.maxPollingTimeS ?? DELIVERY_DEFAULTS.maxPollingTimeS,
-    retryAfterPollingFailure: options.retryAfterPollingFailure ?? DELIVERY_DEFAULTS.retryAfterPollingFailure,
+    timeoutS: options.timeoutS ?? HOOK_CALL_DEFAULTS.timeoutS,
+    retryCount: options.retryCount ?? HOOK_CALL_DEFAULTS.retryCount,
+    retryOnAnyNon2xx: options.retryOnAnyNon2xx ?? HOOK_CALL_DEFAULTS.retryOnAnyNon2xx,
+    retryDelayS: options.retryDelayS ?? HOOK_CALL_DEFAULTS.retryDelayS,
+    pollIntervalS: options.pollIntervalS ?? HOOK_CALL_DEFAULTS.pollIntervalS,
+    maxPollingTimeS: options.maxPollingTimeS ?? HOOK_CALL_DEFAULTS.maxPollingTimeS,
+    retryAfterPollingFailure: options.retryAfterPollingFailure ?? HOOK_CALL_DEFAULTS.retryAfterPollingFailure,
   };
   // Rossum's documented bounds: timeout_s 0–60, retry_count 0–4.
-  if (!(settings.timeoutS >= 0 && settings.timeoutS <= 60)) invalid(`timeoutS must be between 0 and 60 (got ${settings.timeoutS})`);
+  if (!(settings.timeoutS >= 0 && settings.timeoutS <= 60))
+    invalid(`timeoutS must be between 0 and 60 (got ${settings.timeoutS})`);
   if (!Number.isInteger(settings.retryCount) || settings.retryCount < 0 || settings.retryCount > 4) {
     invalid(`retryCount must be an integer between 0 and 4 (got ${settings.retryCount})`);
   }
   for (const key of ['retryDelayS', 'pollIntervalS', 'maxPollingTimeS'] as const) {
-    if (!(settings[key] >= 0) || !Number.isFinite(settings[key])) invalid(`${key} must be a non-negative number (got ${settings[key]})`);
+    if (!(settings[key] >= 0) || !Number.isFinite(settings[key]))
+      invalid(`${key} must be a non-negative number (got ${settings[key]})`);
   }
   let parsed: URL | undefined;
   try {
@@ -237,12 +224,13 @@ function resolveSettings(options: DeliveryOptions): Settings {
   } catch {
     invalid(`not a valid URL: ${options.url}`);
   }
-  if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:') invalid(`URL must be http(s): ${options.url}`);
+  if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    invalid(`URL must be http(s): ${options.url}`);
   return settings;
 }
 
 function invalid(message: string): never {
-  throw new BridgeError('DELIVERY_OPTIONS_INVALID', message, { permanent: true });
+  throw new BridgeError('HOOK_CALL_OPTIONS_INVALID', message, { permanent: true });
 }
 
 async function exchange(
@@ -265,11 +253,18 @@ async function exchange(
     });
     // The timeout covers the whole reply, body included.
     const text = await response.text();
-    return { kind: 'response', status: response.status, text, location: response.headers.get('location'), durationMs: performance.now() - started };
+    return {
+      kind: 'response',
+      status: response.status,
+      text,
+      location: response.headers.get('location'),
+      durationMs: performance.now() - started,
+    };
   } catch (error) {
     if (outer?.aborted) throw outer.reason;
     const durationMs = performance.now() - started;
-    if (timeout.aborted) return { kind: 'failure', error: `no response within ${timeoutS} s`, timedOut: true, durationMs };
+    if (timeout.aborted)
+      return { kind: 'failure', error: `no response within ${timeoutS} s`, timedOut: true, durationMs };
     return { kind: 'failure', error: `connection failed: ${networkErrorText(error)}`, timedOut: false, durationMs };
   }
 }
@@ -288,7 +283,7 @@ async function poll(
   settings: Settings,
   sleep: Sleep,
   now: () => number,
-  options: DeliveryOptions,
+  options: HookCallOptions,
   attempt: number,
   polls: PollRecord[],
 ): Promise<PollResult> {
@@ -297,7 +292,12 @@ async function poll(
   for (let n = 1; ; n++) {
     await sleep(settings.pollIntervalS * 1000, options.signal);
     if (now() - started > limitMs) {
-      return { kind: 'failed', reason: `no final answer within the maximum polling time of ${settings.maxPollingTimeS} s`, status: null, text: '' };
+      return {
+        kind: 'failed',
+        reason: `no final answer within the maximum polling time of ${settings.maxPollingTimeS} s`,
+        status: null,
+        text: '',
+      };
     }
     const reply = await exchange(url, { method: 'GET' }, settings.timeoutS, options.signal);
     const record: PollRecord = {
@@ -313,7 +313,12 @@ async function poll(
     if (reply.kind === 'response') {
       if (reply.status === 201) result = { kind: 'done', status: 201, text: reply.text };
       else if (reply.status >= 300 && !RETRYABLE_STATUSES.has(reply.status)) {
-        result = { kind: 'failed', reason: `polling ${url} failed with HTTP ${reply.status}`, status: reply.status, text: reply.text };
+        result = {
+          kind: 'failed',
+          reason: `polling ${url} failed with HTTP ${reply.status}`,
+          status: reply.status,
+          text: reply.text,
+        };
       }
       // Other 2xx are not a result yet (only 201 is), and 408/429/500/502/503/504 are documented as "keep polling".
     }
@@ -359,24 +364,37 @@ function decisiveError(decisive: Exchange | PollResult): string | undefined {
 }
 
 /** The last answer decides, exactly as Rossum reads an `annotation_content.export` reply. */
-function interpret(decisive: Exchange | PollResult, attempts: AttemptRecord[], settings: Settings): DeliveryOutcome {
+function interpret(decisive: Exchange | PollResult, attempts: AttemptRecord[], settings: Settings): HookCallOutcome {
   const finalStatusCode = decisiveStatus(decisive);
   if (isSuccess(decisive)) {
     const text = decisiveText(decisive);
     const parsed = parseReply(text);
-    const messages = parsed.messages.map((m): DeliveredMessage => ({ ...m, origin: 'hook' }));
+    const messages = parsed.messages.map((m): ShownMessage => ({ ...m, origin: 'hook' }));
     const failed = messages.some((m) => m.type === 'error');
-    return { annotationStatus: failed ? 'failed_export' : 'exported', attempts, messages, finalStatusCode, operations: failed ? [] : parsed.operations };
+    return {
+      annotationStatus: failed ? 'failed_export' : 'exported',
+      attempts,
+      messages,
+      finalStatusCode,
+      operations: failed ? [] : parsed.operations,
+    };
   }
 
-  const messages: DeliveredMessage[] = [];
+  const messages: ShownMessage[] = [];
   if (decisive.kind === 'failure') {
-    messages.push(rossumMessage(decisive.timedOut ? `Webhook call timed out (no response within ${settings.timeoutS} s)` : `Webhook call failed: ${decisive.error}`));
+    messages.push(
+      rossumMessage(
+        decisive.timedOut
+          ? `Webhook call timed out (no response within ${settings.timeoutS} s)`
+          : `Webhook call failed: ${decisive.error}`,
+      ),
+    );
   } else {
     // "Parsable error response": the same messages format with a non-2xx status (operations are not considered).
     const parsed = parseReply(decisive.text);
-    if (parsed.hasMessages) messages.push(...parsed.messages.map((m): DeliveredMessage => ({ ...m, origin: 'hook' })));
-    else if (decisive.text.trim() !== '') messages.push({ type: 'error', content: truncateContent(decisive.text.trim()), origin: 'hook' });
+    if (parsed.hasMessages) messages.push(...parsed.messages.map((m): ShownMessage => ({ ...m, origin: 'hook' })));
+    else if (decisive.text.trim() !== '')
+      messages.push({ type: 'error', content: truncateContent(decisive.text.trim()), origin: 'hook' });
     if (messages.length === 0) {
       const reason = decisive.kind === 'failed' ? decisive.reason : `HTTP ${decisive.status}`;
       messages.push(rossumMessage(`Webhook call failed: ${reason}`));
@@ -385,7 +403,7 @@ function interpret(decisive: Exchange | PollResult, attempts: AttemptRecord[], s
   return { annotationStatus: 'failed_export', attempts, messages, finalStatusCode, operations: [] };
 }
 
-function rossumMessage(content: string): DeliveredMessage {
+function rossumMessage(content: string): ShownMessage {
   return { type: 'error', content, origin: 'rossum' };
 }
 
@@ -428,13 +446,6 @@ function toMessage(item: unknown): HookMessage | undefined {
   if (typeof id === 'number' || typeof id === 'string' || id === null) message.id = id;
   if (detail !== undefined) message.detail = detail;
   return message;
-}
-
-/** At most `limit` code points (Rossum counts characters, not UTF-16 units); never splits a surrogate pair. */
-export function truncateContent(content: string, limit = MESSAGE_CONTENT_LIMIT): string {
-  const points = Array.from(content);
-  if (points.length <= limit) return content;
-  return `${points.slice(0, limit - 1).join('')}…`;
 }
 
 function excerpt(text: string): string {

@@ -1,0 +1,156 @@
+import { chmodSync, readdirSync } from 'node:fs';
+import type { DeliveryStream } from './deliveries.ts';
+import { TEMP_NAME } from './documents.ts';
+import type { ErpSide } from './erp-side.ts';
+import type { LedgerProbe } from './ledger-probe.ts';
+import type { FaultRig } from './rig.ts';
+import type { FaultKind, PlannedFault } from './schedule.ts';
+
+/** Times the bridge was down or stopping on purpose: webhook attempts failing then are Rossum's to retry. */
+export interface ServeWindows {
+  /** Killed or stopped until restarted; `startedAfter`: only attempts started after it are excused (a graceful stop answers the earlier ones). */
+  down: Array<{ from: number; to: number; startedAfter?: number }>;
+  /** From SIGTERM to exit: idle keep-alive connections are closed then. */
+  stopping: Array<{ from: number; to: number }>;
+}
+
+export interface InjectorContext {
+  rig: FaultRig;
+  probe: LedgerProbe;
+  erp: ErpSide;
+  deliveries: DeliveryStream;
+  windows: ServeWindows;
+  sigtermExitCodes: Array<number | null>;
+}
+
+export type Injector = (fault: PlannedFault) => Promise<Record<string, unknown>>;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `condition` holds or `timeoutMs` passed; returns whether it held. */
+async function waitUntil(condition: () => boolean, timeoutMs: number, stepMs = 1): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await sleep(stepMs);
+  }
+  return true;
+}
+
+/** One injector per fault kind; each returns what it found, for the report. */
+export function faultInjectors(context: InjectorContext): Record<FaultKind, Injector> {
+  const { rig, probe, erp, deliveries, windows } = context;
+  return {
+    sshdKill: async ({ durationMs }) => {
+      await rig.sshd.kill('SIGKILL');
+      await sleep(durationMs);
+      await rig.sshd.restart();
+      return { downMs: durationMs };
+    },
+
+    bridgeKill: async ({ durationMs }) => {
+      // Mid-upload: wait until the ledger shows an upload in progress, then kill at once.
+      let uploading = 0;
+      await waitUntil(() => (uploading = probe.uploading()) > 0, 10_000);
+      const from = Date.now();
+      rig.serve.kill('SIGKILL');
+      await rig.serve.exited;
+      const tempsAtKill = readdirSync(rig.sshd.inboundDir).filter((name) => TEMP_NAME.test(name)).length;
+      await sleep(durationMs);
+      await rig.startServe();
+      windows.down.push({ from, to: Date.now() });
+      return { uploadingAtKill: uploading, tempsAtKill };
+    },
+
+    stall: async ({ durationMs }) => {
+      rig.proxy.stall();
+      await sleep(durationMs);
+      rig.proxy.resume();
+      return { stallMs: durationMs };
+    },
+
+    readOnly: async ({ durationMs }) => {
+      // Both folders: uploads fail (Rossum is told), and acks cannot be archived (they wait for the next pass).
+      chmodSync(rig.sshd.inboundDir, 0o555);
+      chmodSync(rig.sshd.acksDir, 0o555);
+      await sleep(durationMs);
+      chmodSync(rig.sshd.inboundDir, 0o755);
+      chmodSync(rig.sshd.acksDir, 0o755);
+      return { readOnlyMs: durationMs };
+    },
+
+    acksKill: async ({ durationMs }) => {
+      // Mid-batch, by construction: hold the ERP's answers back until some pile up, write half of them, wait for
+      // the event "one of them is recorded", write the rest and kill at once. The rest is still in the folder then:
+      // the acks process reads a file only after two looks a poll interval apart, and only once it is minAgeMs old.
+      erp.pause();
+      await waitUntil(() => erp.queued >= 8, 8_000, 10);
+      await waitUntil(() => erp.queued >= 2, 30_000, 10);
+      const firstHalf = new Set(erp.flush(Math.ceil(erp.queued / 2)));
+      let recordedAtKill = 0;
+      await waitUntil(() => (recordedAtKill = probe.ackFilesRecorded(firstHalf)) > 0, 15_000);
+      const secondHalf = erp.flushAll();
+      const exit = await rig.killAcks('SIGKILL');
+      const leftInFolder = readdirSync(rig.sshd.acksDir, { withFileTypes: true }).filter(
+        (entry) => entry.isFile() && !entry.name.startsWith('.'),
+      ).length;
+      await sleep(durationMs);
+      await rig.restartAcks();
+      return {
+        batch: firstHalf.size + secondHalf.length,
+        recordedAtKill,
+        writtenJustBeforeKill: secondHalf.length,
+        leftInFolder,
+        signal: exit.signal,
+      };
+    },
+
+    rossumApi: async ({ durationMs, annotationIds }) => {
+      // Every API call in the window gets 503 or 429 (Retry-After: 1 s); a few queued ones outlive it. The window
+      // lasts until some calls were refused, at most 60 s. Calls come by construction: the window's own documents
+      // are sent once it is open, the ERP rejects them, and the acks process must tell Rossum.
+      const { simulator } = rig;
+      // Calls are only appended: count the refused ones from where the window began.
+      const firstCall = simulator.calls.length;
+      const refused = (): number => simulator.calls.slice(firstCall).filter((call) => call.injected).length;
+      const from = Date.now();
+      let queued = 0;
+      const inject = (): void => {
+        while (simulator.pendingFaults() < 3)
+          simulator.injectFaults(queued++ % 3 === 0 ? { status: 429, retryAfter: '1' } : { status: 503 });
+      };
+      inject();
+      const exports = annotationIds.map((id) => deliveries.deliver(id));
+      while (Date.now() - from < durationMs || (refused() < 3 && Date.now() - from < 60_000)) {
+        inject();
+        await sleep(5);
+      }
+      await Promise.all(exports);
+      return { windowMs: Date.now() - from, answered: refused(), rejectedDocumentsSent: annotationIds.length };
+    },
+
+    sigterm: async () => {
+      await waitUntil(() => deliveries.inFlight > 0, 5_000);
+      const inFlightAtSignal = deliveries.inFlight;
+      const stopped = rig.serve;
+      const from = Date.now();
+      stopped.kill('SIGTERM');
+      const exit = await Promise.race([stopped.exited, sleep(20_000).then(() => null)]);
+      if (exit === null) stopped.kill('SIGKILL');
+      context.sigtermExitCodes.push(exit === null ? null : exit.code);
+      const stoppedAt = Date.now();
+      const uploadingAfterStop = probe.uploading(stopped.pid);
+      windows.stopping.push({ from, to: stoppedAt });
+      await rig.startServe();
+      // Requests started before the signal must have been answered; later ones may be refused (Rossum retries them).
+      windows.down.push({ from, to: Date.now(), startedAfter: from - 5 });
+      return {
+        inFlightAtSignal,
+        uploadingAfterStop,
+        exitCode: exit?.code ?? 'hung',
+        stopMs: stoppedAt - from,
+        signalAt: from,
+      };
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { FINAL_NAME, TEMP_NAME } from './documents.ts';
+
+/**
+ * What the ERP would read: every file under a final name in the inbound folder, read as soon as it
+ * appears or changes, must be complete (exactly the expected bytes). File events (inotify) name what
+ * changed at once; a full look every 250 ms catches anything they missed. Stat-ing thousands of files
+ * every few milliseconds instead would starve this process, which also runs the TCP proxy and the
+ * simulated Rossum.
+ */
+export class InboundObserver {
+  /** Files seen under a final name with other bytes than expected (must stay empty). */
+  readonly partialSeen: string[] = [];
+  private readonly seen = new Map<string, string>();
+  private readonly changed = new Set<string>();
+  private readonly watcher: FSWatcher;
+  private observing = true;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly inboundDir: string,
+    private readonly expected: ReadonlyMap<number, Buffer>,
+  ) {
+    this.watcher = watch(inboundDir, (_event, name) => {
+      if (name) this.changed.add(name.toString());
+    });
+    this.loop = this.observe();
+  }
+
+  async stop(): Promise<void> {
+    this.observing = false;
+    await this.loop;
+  }
+
+  private async observe(): Promise<void> {
+    let fullLookAt = 0;
+    while (this.observing) {
+      const names = [...this.changed];
+      this.changed.clear();
+      for (const name of names) this.inspect(name);
+      if (Date.now() >= fullLookAt) {
+        fullLookAt = Date.now() + 250;
+        for (const name of this.listing()) this.inspect(name);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    this.watcher.close();
+  }
+
+  private listing(): string[] {
+    try {
+      return readdirSync(this.inboundDir);
+    } catch {
+      return [];
+    }
+  }
+
+  private inspect(name: string): void {
+    if (TEMP_NAME.test(name)) return;
+    try {
+      const stat = statSync(join(this.inboundDir, name));
+      const stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+      if (this.seen.get(name) === stamp) return;
+      this.seen.set(name, stamp);
+      const bytes = readFileSync(join(this.inboundDir, name));
+      const match = FINAL_NAME.exec(name);
+      const want = match ? this.expected.get(Number(match[1])) : undefined;
+      if (!want || !bytes.equals(want))
+        this.partialSeen.push(`${name} (${bytes.length} bytes${want ? ` of ${want.length}` : ', unknown name'})`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
