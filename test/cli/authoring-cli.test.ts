@@ -47,7 +47,7 @@ describe('init', () => {
     const test = cli(['test', '--mappings', dir]);
     expect(test.stdout).toMatch(/\n5 passed, 0 failed/);
     expect(test.status).toBe(0);
-  });
+  }, 240_000);
 
   it('the starter names only datapoints of the queue schema, and refuses to overwrite a mapping', () => {
     const dir = mkdtempSync(join(tmpdir(), 'init-'));
@@ -122,7 +122,7 @@ describe('schema pull', () => {
     expect(pull.stderr).not.toContain('test-token-123');
     const check = cli(['check', '--schema', out, join(repoRoot, 'mappings')]);
     expect(check.stdout).toContain('no problems');
-  });
+  }, 240_000);
 
   it('never sends the credentials to a schema URL outside the API root', async () => {
     const { pullQueueSchema } = await import('../../src/cli/commands/schema.ts');
@@ -168,16 +168,16 @@ describe('render output', () => {
     expect(json.file).toBe('N_INV-2024-00417.csv');
     expect(json.warnings).toHaveLength(1);
     expect(json.warnings[0]).toContain('"ř" (U+0159) → "?"');
-  });
+  }, 180_000);
 });
 
 describe('dev --demo, run twice', () => {
   it('the second run marks every answer as a replay of the first export and shows the current server', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'dev-twice-')), 'dev');
-    const first = await runCli(['dev', '--dir', dir, '--port', '0', '--demo', '--exit'], { timeoutMs: 90_000 });
+    const first = await runCli(['dev', '--dir', dir, '--port', '0', '--demo', '--exit'], { timeoutMs: 170_000 });
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).not.toContain('replay');
-    const second = await runCli(['dev', '--dir', dir, '--port', '0', '--demo', '--exit'], { timeoutMs: 90_000 });
+    const second = await runCli(['dev', '--dir', dir, '--port', '0', '--demo', '--exit'], { timeoutMs: 170_000 });
     expect(second.code, second.stderr).toBe(0);
     expect(
       second.stdout.match(/→ annotation exported {2}\(replay: exported in an earlier run, nothing uploaded now\)/g),
@@ -185,5 +185,5 @@ describe('dev --demo, run twice', () => {
     const url = /webhook URL\s+(\S+)/.exec(second.stdout)?.[1];
     expect(second.stdout).toContain(`This run's server: webhook ${url}, SFTP sftp://`);
     expect(second.stdout.match(/\(from an earlier run\)/g)).toHaveLength(3);
-  });
+  }, 360_000);
 });

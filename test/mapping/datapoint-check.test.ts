@@ -130,5 +130,5 @@ describe('check --schema on the command line', () => {
       `${path}:9:36: csv.columns[3].value.field: "item_quantity" is a line-item column of "line_items", not a header field`,
     );
     expect(result.stdout).toContain('5 problem(s) in 1 of 1 file(s)');
-  });
+  }, 120_000);
 });
