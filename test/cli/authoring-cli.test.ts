@@ -112,7 +112,7 @@ describe('schema pull', () => {
     // Asynchronous: the local Rossum answers from this process while the CLI runs.
     const pull = await runCli(['schema', 'pull', '--queue', '8236', '--config', config(), '--out', out], {
       env: { ROSSUM_TOKEN: 'test-token-123' },
-      timeoutMs: 60_000,
+      timeoutMs: 150_000,
     });
     expect(pull.code, pull.stderr).toBe(0);
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(
