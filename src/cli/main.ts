@@ -17,6 +17,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   render: () => import('./commands/render.ts'),
   check: () => import('./commands/check.ts'),
   test: () => import('./commands/test.ts'),
+  init: () => import('./commands/init.ts'),
+  schema: () => import('./commands/schema.ts'),
   send: () => import('./commands/send.ts'),
   status: () => import('./commands/status.ts'),
 };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import type { AnnotationView } from '../annotation/index.ts';
+import { parseExportPayload, type AnnotationView, type RawNode } from '../annotation/index.ts';
 import {
   ConfigFileError,
   formatPath,
@@ -12,8 +12,9 @@ import {
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
+import { catalogueFromPayloads, checkDatapointUses, type DatapointCatalogue, type DatapointUse } from './datapoints.ts';
 import { compileEdifact, edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
-import { Emitter } from './emit.ts';
+import { Emitter, fitEncoding } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
 import { safeFileName, templatePathProblem } from './filename.ts';
@@ -22,6 +23,7 @@ import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
 import {
   addWarning,
   attachDocVars,
+  warnAbout,
   finalWarnings,
   newScope,
   type CompileEnv,
@@ -69,7 +71,7 @@ function compile(
   source: MappingSource,
   file: string,
   locate: LoadedYaml<MappingSource>['locate'],
-): { compiled: Compiled; diagnostics: Diagnostic[] } {
+): { compiled: Compiled; diagnostics: Diagnostic[]; uses: DatapointUse[] } {
   const diagnostics: Diagnostic[] = [];
   const problem = (path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void => {
     diagnostics.push({ file, ...locate(path), key: formatPath(path), message, ...(hint ? { hint } : {}) });
@@ -98,6 +100,15 @@ function compile(
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
+    fitEncoding: encoding
+      ? (text, scope) =>
+          fitEncoding(
+            { encoding: encoding as OutputEncoding, unencodable: source.unencodable, replacement: source.replacement },
+            text,
+            scope,
+          )
+      : undefined,
+    uses: [],
     metaRead: new Set(),
     problem,
   };
@@ -177,6 +188,7 @@ function compile(
       metaRead: env.metaRead as Set<string>,
     },
     diagnostics,
+    uses: env.uses,
   };
 }
 
@@ -249,7 +261,8 @@ class Mapping implements LoadedMapping {
       rowSets: new Map(),
       evaluating: new Set(),
       touched: null,
-      warnings: [],
+      checked: null,
+      warnings: new Map(),
       droppedWarnings: 0,
       cache: new Map(),
     };
@@ -263,7 +276,7 @@ class Mapping implements LoadedMapping {
         doc,
         settings,
         explain,
-        xmlCharFilter(xml.config, (message) => addWarning(doc, message)),
+        xmlCharFilter(xml.config, (detail, scope) => warnAbout(doc, scope, detail)),
       );
       text = renderXml(xml, emitter, eol, this.encoding.declarationName) + (source.final_newline ? eol : '');
     } else if (csv) {
@@ -283,27 +296,93 @@ class Mapping implements LoadedMapping {
     }
     const scope = newScope(doc);
     scope.at = 'file name';
+    if (explain) doc.touched = [];
     const fileName = safeFileName(this.compiled.fileName(scope));
+    const trace = emitter.trace ?? [];
+    if (explain) trace.unshift({ output: 'file name', value: fileName, from: [...new Set(doc.touched ?? [])] });
     const file: RenderedFile = {
       fileName,
       bytes: this.encoding.encode(text, source.bom),
       encoding: source.encoding,
       mediaType: MEDIA_TYPES[source.format],
-      ...(doc.warnings.length > 0 ? { warnings: finalWarnings(doc) } : {}),
+      ...(doc.warnings.size > 0 ? { warnings: finalWarnings(doc) } : {}),
     };
-    return { file, trace: emitter.trace ?? [] };
+    return { file, trace };
   }
 }
 
-/** All problems of one mapping file (syntax, schema, semantics); empty when it is fine. */
-export function checkMappingFile(path: string): Diagnostic[] {
+export interface MappingCheck {
+  errors: Diagnostic[];
+  warnings: Diagnostic[];
+}
+
+/** The annotation trees of the mapping's own test payloads (those that exist and parse). */
+function testPayloadContents(source: MappingSource, file: string): RawNode[][] {
+  const contents: RawNode[][] = [];
+  for (const test of source.tests ?? []) {
+    try {
+      contents.push(
+        parseExportPayload(JSON.parse(readFileSync(resolve(dirname(file), test.payload), 'utf8'))).annotation.content,
+      );
+    } catch {
+      // A missing payload is reported by compile; a broken one fails its test with the reason.
+    }
+  }
+  return contents;
+}
+
+/**
+ * All problems of one mapping file (syntax, schema, semantics). With a queue schema, every datapoint the
+ * mapping names must be in it (errors); without one, the mapping's test payloads stand in (warnings).
+ */
+export function checkMapping(path: string, options: { schema?: DatapointCatalogue | undefined } = {}): MappingCheck {
+  const absolute = resolve(path);
+  let loaded: LoadedYaml<MappingSource>;
   try {
-    loadMappingFile(path);
-    return [];
+    loaded = loadYamlFile(absolute, mappingSchema);
   } catch (error) {
-    if (error instanceof ConfigFileError) return error.diagnostics;
+    if (error instanceof ConfigFileError) return { errors: error.diagnostics, warnings: [] };
     throw error;
   }
+  const { diagnostics, uses } = compile(loaded.value, absolute, loaded.locate);
+  const warnings: Diagnostic[] = [];
+  const at = (problem: {
+    path: ReadonlyArray<PropertyKey>;
+    message: string;
+    hint?: string | undefined;
+  }): Diagnostic => ({
+    file: absolute,
+    ...loaded.locate(problem.path),
+    key: formatPath(problem.path),
+    message: problem.message,
+    ...(problem.hint ? { hint: problem.hint } : {}),
+  });
+  if (options.schema) diagnostics.push(...checkDatapointUses(uses, options.schema).map(at));
+  else {
+    const payloads = testPayloadContents(loaded.value, absolute);
+    if (payloads.length > 0)
+      warnings.push(...checkDatapointUses(uses, catalogueFromPayloads(payloads, 'the test payloads')).map(at));
+    else if (uses.length > 0) {
+      warnings.push({
+        file: absolute,
+        line: 1,
+        column: 1,
+        key: '',
+        message: 'datapoint names not checked: no queue schema given and the mapping has no test payloads',
+        hint: 'check --schema SCHEMA.json (get it with: rossum-sftp-bridge schema pull --queue ID)',
+      });
+    }
+  }
+  const byPosition = (a: Diagnostic, b: Diagnostic): number => a.line - b.line || a.column - b.column;
+  return { errors: diagnostics.sort(byPosition), warnings: warnings.sort(byPosition) };
+}
+
+/** All problems of one mapping file (syntax, schema, semantics); empty when it is fine. */
+export function checkMappingFile(
+  path: string,
+  options: { schema?: DatapointCatalogue | undefined } = {},
+): Diagnostic[] {
+  return checkMapping(path, options).errors;
 }
 
 /** Loads, validates and compiles one mapping; throws ConfigFileError listing every problem with file:line:column. */

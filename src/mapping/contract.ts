@@ -21,8 +21,10 @@ export interface ExplainEntry {
   /** Where in the file: `Invoice/Lines/Line[2]/Amount`, `column "Betrag" of record 3`, ... */
   output: string;
   value: string;
-  /** `schema_id (datapoint id)` for every datapoint read. */
+  /** `schema_id (datapoint id)` for every datapoint the value was read from, each once. */
   from: string[];
+  /** Datapoints only its conditions (`when`, `cases`) looked at. */
+  checked?: string[];
 }
 
 /** Values from outside the document that a mapping may use. */

@@ -63,33 +63,36 @@ export function edifactSchemaWith(
     .describe(
       'A simple data element (one value) or a composite (a list of component values). "" leaves a position empty; trailing empty ones are not written.',
     );
-  const node: z.ZodType<EdifactNode> = z.lazy(() =>
-    z
-      .strictObject({
-        segment: z
-          .string()
-          .optional()
-          .describe(
-            'Segment tag, three capital letters: BGM, DTM, NAD, LIN, ... (the envelope UNA/UNB/UNH/UNT/UNZ is written for you).',
-          ),
-        elements: z.array(element).optional().describe('Data elements of the segment, in order.'),
-        group: z
-          .string()
-          .optional()
-          .describe(
-            'Name of a segment group (e.g. SG26), for messages and --explain; its `segments` are written together.',
-          ),
-        segments: z.array(node).optional().describe('The segments (and nested groups) of the group, in order.'),
-        repeat: z
-          .string()
-          .optional()
-          .describe('Write the segment or group once per row of a table (name from `tables`) or multivalue schema_id.'),
-        no_rows: noRowsSchema('segment or group'),
-        when: condition.optional().describe('Write the segment or group only when this holds.'),
-      })
-      .describe('A segment (`segment` + `elements`) or a segment group (`group` + `segments`).')
-      .meta({ id: 'EdifactSegment' }),
-  );
+  const node: z.ZodType<EdifactNode> = z
+    .lazy(() =>
+      z
+        .strictObject({
+          segment: z
+            .string()
+            .optional()
+            .describe(
+              'Segment tag, three capital letters: BGM, DTM, NAD, LIN, ... (the envelope UNA/UNB/UNH/UNT/UNZ is written for you).',
+            ),
+          elements: z.array(element).optional().describe('Data elements of the segment, in order.'),
+          group: z
+            .string()
+            .optional()
+            .describe(
+              'Name of a segment group (e.g. SG26), for messages and --explain; its `segments` are written together.',
+            ),
+          segments: z.array(node).optional().describe('The segments (and nested groups) of the group, in order.'),
+          repeat: z
+            .string()
+            .optional()
+            .describe(
+              'Write the segment or group once per row of a table (name from `tables`) or multivalue schema_id.',
+            ),
+          no_rows: noRowsSchema('segment or group'),
+          when: condition.optional().describe('Write the segment or group only when this holds.'),
+        })
+        .describe('A segment (`segment` + `elements`) or a segment group (`group` + `segments`).'),
+    )
+    .meta({ id: 'EdifactSegment' });
   const party = z.strictObject({
     id: valueSpec.describe('Party identification (GLN, customer number, ...).'),
     qualifier: valueSpec.optional().describe('Code qualifier, e.g. 14 (GLN), ZZZ (mutually defined).'),

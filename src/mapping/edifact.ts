@@ -95,7 +95,7 @@ export function compileEdifact(
     let childEnv = nodeEnv;
     let table: CompiledTable | undefined;
     if (node.repeat) {
-      table = tableFor(nodeEnv, node.repeat);
+      table = tableFor(nodeEnv, node.repeat, [...path, 'repeat']);
       childEnv = { ...nodeEnv, rowTable: table, declaredRowVars: new Set(table.vars.keys()) };
     } else if (node.no_rows)
       env.problem(

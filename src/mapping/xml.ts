@@ -65,7 +65,7 @@ export interface CompiledXml {
 /** A filter for values: removes or replaces characters XML 1.0 cannot hold, per mapping, and says so. */
 export function xmlCharFilter(
   config: XmlConfig,
-  warn: (message: string) => void,
+  warn: (detail: string, scope: Scope) => void,
 ): (text: string, scope: Scope) => string {
   return (text, scope) => {
     if (!HAS_FORBIDDEN.test(text)) return text;
@@ -83,9 +83,7 @@ export function xmlCharFilter(
         scope.datapoint?.id,
       );
     }
-    warn(
-      `${scope.at}${source}: ${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`,
-    );
+    warn(`${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`, scope);
     return cleaned;
   };
 }
@@ -121,7 +119,7 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
     let childEnv = nodeEnv;
     let repeat: CompiledTable | undefined;
     if (node.repeat) {
-      repeat = tableFor(nodeEnv, node.repeat);
+      repeat = tableFor(nodeEnv, node.repeat, [...path, 'repeat']);
       childEnv = { ...nodeEnv, rowTable: repeat, declaredRowVars: new Set(repeat.vars.keys()) };
     } else if (node.no_rows)
       env.problem([...path, 'no_rows'], 'no_rows only applies to a repeated element', 'add repeat: or remove no_rows');
