@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   test: () => import('./commands/test.ts'),
   send: () => import('./commands/send.ts'),
   status: () => import('./commands/status.ts'),
+  console: () => import('./commands/console.ts'),
 };
 
 export async function main(argv: string[]): Promise<void> {
