@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { EXPORT_STATES, type ConsoleCursor, type ConsoleExportFilter, type ExportState, type LedgerEvent } from '../ledger/index.ts';
 import type { ConsoleContext } from './context.ts';
 import { decodeText, readRenderedFile, VIEW_LIMIT_BYTES } from './rendered-file.ts';
+import { format } from './view.ts';
 
 interface ListQuery {
   state?: string;
@@ -66,7 +67,13 @@ const SECRET_KEYS = /secret|password|passphrase|token|authorization|private/i;
 
 /** Event details as label/value pairs, never showing anything under a secret-sounding key. */
 function describeEvent(event: LedgerEvent): Array<[string, string]> {
-  return Object.entries(event.detail).map(([key, value]) => [key, SECRET_KEYS.test(key) ? '(hidden)' : typeof value === 'string' ? value : JSON.stringify(value)]);
+  return Object.entries(event.detail).map(([key, value]) => {
+    if (SECRET_KEYS.test(key)) return [key, '(hidden)'];
+    if (typeof value === 'string') return [key, value];
+    // Epoch-ms fields (deadlineAt, retryAt, until) read as times.
+    if (typeof value === 'number' && (/At$/.test(key) || key === 'until') && value > 1e12) return [key, format.time(value)];
+    return [key, JSON.stringify(value)];
+  });
 }
 
 const EVENT_TITLES: Record<string, string> = {

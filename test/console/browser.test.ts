@@ -54,7 +54,8 @@ async function shoot(page: Page, name: string): Promise<void> {
 }
 
 async function horizontalOverflow(page: Page): Promise<number> {
-  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  // Strings: the test files are type-checked without the DOM library.
+  return page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
 }
 
 beforeAll(async () => {
@@ -106,7 +107,7 @@ describe('the console in a real browser', () => {
       let focused = '';
       for (let presses = 0; presses < 30 && focused !== 'q'; presses++) {
         await page.keyboard.press('Tab');
-        focused = await page.evaluate(() => document.activeElement?.id ?? '');
+        focused = await page.evaluate<string>("document.activeElement ? document.activeElement.id : ''");
       }
       expect(focused).toBe('q');
       await page.keyboard.type('INV-810002');
@@ -158,12 +159,10 @@ describe('the console in a real browser', () => {
 
       // Live: a new export shows up on the list without a reload.
       await page.goto(`${bridge.consoleUrl}/exports`);
-      await page.evaluate(() => {
-        (window as unknown as { notReloaded: boolean }).notReloaded = true;
-      });
+      await page.evaluate('window.notReloaded = true');
       expect(await bridge.send(810004)).toBe(200);
       await page.waitForSelector('#export-rows tr:has-text("INV-810004")', { timeout: 20_000 });
-      expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+      expect(await page.evaluate<boolean>('window.notReloaded === true')).toBe(true);
       expect(await page.locator('#live').innerText()).toContain('updated');
       await shoot(page, 'exports-live-1280');
 

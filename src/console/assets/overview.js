@@ -20,9 +20,10 @@
     return list;
   }
 
-  function series(list, points, pick) {
+  /** Hours without data are 0 for counts and gaps (null) for measurements. */
+  function series(list, points, pick, missing = 0) {
     const byHour = new Map(points.map((p) => [p.hour / 1000, pick(p)]));
-    return list.map((t) => byHour.get(t) ?? 0);
+    return list.map((t) => byHour.get(t) ?? missing);
   }
 
   function bars(element, labels, values, color) {
@@ -56,9 +57,10 @@
     new uPlot(
       {
         ...size(latencyEl),
-        series: [{}, { label: 'average s', stroke: accent, width: 2 }, { label: 'longest s', stroke: warn, width: 1, dash: [4, 4] }],
+        legend: { live: false },
+        series: [{}, { label: 'average (s)', stroke: accent, width: 2, points: { size: 6 } }, { label: 'longest (s)', stroke: warn, width: 1, dash: [4, 4], points: { size: 6 } }],
       },
-      [list, series(list, data.ackLatencyPerHour, (p) => p.averageMs / 1000), series(list, data.ackLatencyPerHour, (p) => p.maxMs / 1000)],
+      [list, series(list, data.ackLatencyPerHour, (p) => p.averageMs / 1000, null), series(list, data.ackLatencyPerHour, (p) => p.maxMs / 1000, null)],
       latencyEl,
     );
     bars(document.getElementById('chart-failures'), data.failuresByReason.map((f) => f.reason), data.failuresByReason.map((f) => f.count), bad);
