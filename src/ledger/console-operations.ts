@@ -281,7 +281,7 @@ export async function overview({ driver }: LedgerContext, since: number): Promis
   );
   const failures = await driver.all<{ reason: string; n: number | string }>(
     `SELECT coalesce(error_code, ack_state, status) AS reason, count(*) AS n FROM exports
-     WHERE created_at >= ? AND (status IN ('failed', 'retryable') OR ack_state IN ('rejected', 'ack_timeout', 'ack_invalid'))
+     WHERE coalesce(ack_state, status) IN ('failed', 'retryable', 'rejected', 'ack_timeout', 'ack_invalid') AND created_at >= ?
      GROUP BY coalesce(error_code, ack_state, status) ORDER BY n DESC, reason LIMIT 12`,
     [since],
   );

@@ -122,7 +122,7 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   CREATE INDEX exports_console_target ON exports (target, created_at, id);
   CREATE INDEX exports_console_document ON exports (document_ref) WHERE document_ref IS NOT NULL;
   CREATE INDEX exports_console_file ON exports (remote_name) WHERE remote_name IS NOT NULL;
-  CREATE INDEX exports_console_acked ON exports (ack_at) WHERE ack_at IS NOT NULL;
+  CREATE INDEX exports_console_acked ON exports (ack_at, uploaded_at) WHERE ack_at IS NOT NULL;
   ALTER TABLE ack_files ADD COLUMN handled_at ${t.big};
   ALTER TABLE ack_files ADD COLUMN handled_by TEXT;
   CREATE INDEX ack_files_open ON ack_files (received_at) WHERE disposition <> 'matched' AND handled_at IS NULL;
