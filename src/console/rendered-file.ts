@@ -34,8 +34,8 @@ export async function readRenderedFile(record: ExportRecord, targets: ReadonlyMa
         reason: `The file is no longer on ${record.target} (the ERP has probably picked it up), and the bridge does not keep a copy. The ledger still proves what was uploaded: its size and sha256 above.`,
       };
     }
-    const code = isTransportError(error) ? error.code : 'ERROR';
-    return { kind: 'unavailable', reason: `Reading the file back from ${record.target} failed (${code}). Try again later.` };
+    const what = isTransportError(error) ? error.code : 'an unexpected error';
+    return { kind: 'unavailable', reason: `Reading the file back from ${record.target} failed (${what}). Try again later.` };
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (sha256 !== record.sha256) {
