@@ -43,7 +43,7 @@ function setDocumentId(payload: Record<string, unknown>, value: string): void {
   for (const section of (payload.annotation as { content: Array<Parameters<typeof walk>[0]> }).content) walk(section);
 }
 
-export async function startConsoleBridge(sshd: SshdInstance, consoleOverrides: Record<string, unknown> = {}): Promise<ConsoleBridge> {
+export async function startConsoleBridge(sshd: SshdInstance, options: { mapping?: string; console?: Record<string, unknown> } = {}): Promise<ConsoleBridge> {
   const { operator, viewer } = await userHashes();
   const dir = mkdtempSync(join(tmpdir(), 'rsb-console-'));
   const config = bridgeConfigSchema.parse({
@@ -51,7 +51,7 @@ export async function startConsoleBridge(sshd: SshdInstance, consoleOverrides: R
     ledger: { url: `sqlite:${join(dir, 'ledger.db')}` },
     mappingsDir: join(repoRoot, 'mappings'),
     targets: { erp: testTargetConfig(sshd) },
-    routes: [{ mapping: 'generic-xml', target: 'erp' }],
+    routes: [{ mapping: options.mapping ?? 'generic-xml', target: 'erp' }],
     console: {
       enabled: true,
       users: [
@@ -60,7 +60,7 @@ export async function startConsoleBridge(sshd: SshdInstance, consoleOverrides: R
       ],
       tokenEnv: 'BRIDGE_CONSOLE_TOKEN',
       sessionSecret: SESSION_SECRET,
-      ...consoleOverrides,
+      ...options.console,
     },
   });
   const log = new CapturedLog();
