@@ -39,6 +39,10 @@ export const consoleConfigSchema = z
       .min(32, 'use at least 32 characters')
       .optional()
       .describe('Key that signs session cookies (use ${ENV} interpolation). Unset: a random key per process, so sessions end on restart and do not carry across `server.workers` > 1'),
+    secureCookies: z
+      .enum(['auto', 'always'])
+      .default('auto')
+      .describe('`auto`: cookies are marked Secure when the request came over HTTPS; `always`: also behind a proxy that terminates TLS and forwards plain HTTP'),
     sessionHours: z.number().min(0.25).max(24 * 7).default(8).describe('A session ends this long after sign-in'),
     rossumAppUrl: z
       .string()

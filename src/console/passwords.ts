@@ -1,13 +1,20 @@
 import { createHash, randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import PQueue from 'p-queue';
 
 /** OWASP's scrypt minimum (N=2^17, r=8, p=1): about 128 MiB and 0.1–0.3 s per check. */
 const COST = { N: 2 ** 17, r: 8, p: 1 };
 const KEY_BYTES = 32;
 
+/** Each check takes ~128 MiB for a moment: a burst of sign-in attempts queues instead of exhausting memory. */
+const checks = new PQueue({ concurrency: 2 });
+
 function scrypt(password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scryptCallback(password, salt, KEY_BYTES, { ...options, maxmem: 256 * 1024 * 1024 }, (error, key) => (error ? reject(error) : resolve(key)));
-  });
+  return checks.add(
+    () =>
+      new Promise<Buffer>((resolve, reject) => {
+        scryptCallback(password, salt, KEY_BYTES, { ...options, maxmem: 256 * 1024 * 1024 }, (error, key) => (error ? reject(error) : resolve(key)));
+      }),
+  );
 }
 
 export async function hashPassword(password: string): Promise<string> {

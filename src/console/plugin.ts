@@ -64,7 +64,7 @@ export function consolePlugin(options: ConsoleOptions): FastifyPluginAsync {
     await app.register(fastifyCsrf, {
       sessionPlugin: '@fastify/cookie',
       cookieKey: 'rsb_console_csrf',
-      cookieOpts: { path: prefix, sameSite: 'strict', httpOnly: true, signed: true },
+      cookieOpts: { path: prefix, sameSite: 'strict', httpOnly: true, signed: true, secure: config.secureCookies === 'always' },
       getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
     });
     await app.register(fastifyStatic, { root: ASSETS, prefix: '/assets/', decorateReply: false, index: false, list: false, dotfiles: 'deny' });
@@ -139,6 +139,7 @@ export function consolePlugin(options: ConsoleOptions): FastifyPluginAsync {
 
 function registerLoginRoutes(app: FastifyInstance, context: ConsoleContext): void {
   const { prefix, config, env, now, logger } = context;
+  const cookies = { prefix, secure: config.secureCookies };
   const safeNext = (next: unknown): string => (typeof next === 'string' && next.startsWith(`${prefix}/`) && !next.startsWith('//') && !next.includes('\\') ? next : `${prefix}/`);
 
   app.get<{ Querystring: { next?: string } }>('/login', async (request, reply) => {
@@ -160,12 +161,12 @@ function registerLoginRoutes(app: FastifyInstance, context: ConsoleContext): voi
       });
     }
     logger.info({ user: who.user, role: who.role }, 'console: signed in');
-    startSession(reply, request, prefix, { user: who.user, role: who.role, expiresAt: now() + config.sessionHours * 3_600_000 });
+    startSession(reply, request, cookies, { user: who.user, role: who.role, expiresAt: now() + config.sessionHours * 3_600_000 });
     return reply.redirect(safeNext(request.body?.next), 303);
   });
 
   app.post('/logout', async (request, reply) => {
-    endSession(reply, request, prefix);
+    endSession(reply, request, cookies);
     return reply.redirect(`${prefix}/login`, 303);
   });
 }

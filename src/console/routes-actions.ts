@@ -34,7 +34,7 @@ export function registerActionRoutes(app: FastifyInstance, context: ConsoleConte
     if (!found) return context.problem(request, reply, 404, 'Not found', 'There is no such Rossum outcome for this export.');
     const { record, outcome } = found;
     return context.page(request, reply, 'confirm', { title: 'Deliver to Rossum again', section: 'exports' }, {
-      heading: `Tell Rossum again about export ${record.id}?`,
+      heading: `Tell Rossum again about export #${record.id}?`,
       explanation: [
         `Outcome "${outcome.kind}" (${outcome.delivery}, ${outcome.attempts} attempt(s)${outcome.lastError ? `, last error: ${outcome.lastError}` : ''}) goes back into the queue for delivery now.`,
         'The acks process delivers it with the same content as before; nothing is uploaded to the ERP. The ledger records that you asked.',

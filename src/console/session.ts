@@ -18,20 +18,25 @@ interface SessionPayload {
   e: number;
 }
 
-export function cookieOptions(prefix: string, request: FastifyRequest): { path: string; httpOnly: true; sameSite: 'strict'; secure: boolean; signed: true } {
-  return { path: prefix, httpOnly: true, sameSite: 'strict', secure: request.protocol === 'https', signed: true };
+export interface CookiePolicy {
+  prefix: string;
+  secure: 'auto' | 'always';
 }
 
-export function startSession(reply: FastifyReply, request: FastifyRequest, prefix: string, session: ConsoleSession): void {
+export function cookieOptions(policy: CookiePolicy, request: FastifyRequest): { path: string; httpOnly: true; sameSite: 'strict'; secure: boolean; signed: true } {
+  return { path: policy.prefix, httpOnly: true, sameSite: 'strict', secure: policy.secure === 'always' || request.protocol === 'https', signed: true };
+}
+
+export function startSession(reply: FastifyReply, request: FastifyRequest, policy: CookiePolicy, session: ConsoleSession): void {
   const payload: SessionPayload = { u: session.user, r: session.role, e: session.expiresAt };
   reply.setCookie(SESSION_COOKIE, Buffer.from(JSON.stringify(payload)).toString('base64url'), {
-    ...cookieOptions(prefix, request),
+    ...cookieOptions(policy, request),
     expires: new Date(session.expiresAt),
   });
 }
 
-export function endSession(reply: FastifyReply, request: FastifyRequest, prefix: string): void {
-  reply.clearCookie(SESSION_COOKIE, cookieOptions(prefix, request));
+export function endSession(reply: FastifyReply, request: FastifyRequest, policy: CookiePolicy): void {
+  reply.clearCookie(SESSION_COOKIE, cookieOptions(policy, request));
 }
 
 /** The signed cookie's session, unless it is missing, tampered with or expired. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bridgeConfigSchema } from '../../src/config/index.ts';
 import { startBridge } from '../../src/process/index.ts';
+import { cookieOptions } from '../../src/console/session.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { CapturedLog, repoRoot, TEST_SECRET, testTargetConfig } from '../support/bridge.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
@@ -90,7 +91,15 @@ describe('console security', () => {
     expect(cookie).toMatch(/HttpOnly/i);
     expect(cookie).toMatch(/SameSite=Strict/i);
     expect(cookie).toMatch(/Path=\/console/);
+    expect(cookie, 'plain HTTP with secureCookies: auto').not.toMatch(/;\s*Secure/i);
     expect((await session.request('/exports')).status).toBe(200);
+  });
+
+  it('secureCookies: always marks the cookies Secure even when a TLS proxy forwards plain HTTP', () => {
+    const plainRequest = { protocol: 'http' } as Parameters<typeof cookieOptions>[1];
+    expect(cookieOptions({ prefix: '/console', secure: 'always' }, plainRequest).secure).toBe(true);
+    expect(cookieOptions({ prefix: '/console', secure: 'auto' }, plainRequest).secure).toBe(false);
+    expect(cookieOptions({ prefix: '/console', secure: 'auto' }, { protocol: 'https' } as Parameters<typeof cookieOptions>[1]).secure).toBe(true);
   });
 
   it('a session cookie changed by the client is refused', async () => {
