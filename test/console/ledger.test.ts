@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConsoleActionRefused, consoleLedgerOf, exportPageQuery, openLedger, SqliteLedger, type ConsoleExportFilter, type Ledger } from '../../src/ledger/index.ts';
 import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
@@ -167,5 +168,39 @@ describe('console ledger operations on PostgreSQL', () => {
     expect(await view.ackFile(recorded.ackFileId)).toMatchObject({ handledBy: 'olga' });
     await expect(view.markAckFileHandled(recorded.ackFileId, 'olga', 'again')).rejects.toMatchObject({ reason: 'conflict' });
     expect(await view.changeMark()).toBeGreaterThan(0);
+  });
+
+  it('no list query reads the exports table sequentially on 50,000 analysed rows (EXPLAIN)', async () => {
+    const admin = new pg.Client({ connectionString: postgres.url });
+    await admin.connect();
+    await admin.query('CREATE DATABASE console_plans');
+    await admin.end();
+    const url = postgres.url.replace(/\/postgres$/, '/console_plans');
+    await (await openLedger(url)).close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, remote_path, remote_name, sha256, bytes, status,
+          created_at, updated_at, document_ref, ack_state)
+        SELECT 'k' || i, 3000000 + i, (ARRAY['a', 'b', 'c'])[1 + i % 3], 'h', (ARRAY['erp', 'archive'])[1 + i % 2], 'F-' || i || '.xml', 'F-' || i || '.xml', 'F-' || i || '.xml',
+          's', 10, 'uploaded', ${START} + i * 1000, ${START} + i * 1000, 'DOC-' || i, (ARRAY['accepted', 'accepted', 'accepted', 'awaiting_ack', 'rejected', NULL])[1 + i % 6]
+        FROM generate_series(1, 50000) AS i`);
+      await client.query('ANALYZE exports');
+      const filters: Record<string, ConsoleExportFilter> = {
+        ...FILTERS,
+        dates: { createdFrom: START + 1_000_000, createdTo: START + 2_000_000 },
+        rare: { state: 'ack_invalid' },
+      };
+      for (const [name, filter] of Object.entries(filters)) {
+        for (const after of [null, { createdAt: START + 30_000_000, id: 30_000 }]) {
+          const { sql, params } = exportPageQuery(filter, after, 50);
+          let placeholder = 0;
+          const plan = (await client.query(`EXPLAIN ${sql.replace(/\?/g, () => `$${++placeholder}`)}`, params)).rows.map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
+          expect(plan, `${name}:\n${plan}`).not.toMatch(/Seq Scan on exports/);
+        }
+      }
+    } finally {
+      await client.end();
+    }
   });
 });
