@@ -6,7 +6,7 @@
  *   cli                                          the command line (the only user of dev/, see dev-tools-only-from-cli)
  *   process                                      entry points: serve (webhook → export), acks (ERP answers → Rossum)
  *   config                                       assembles the bridge config from the modules' own schemas
- *   webhook, ack                                 Rossum's hook over HTTP; the ERP's answers in ack folders
+ *   webhook, ack, console                        Rossum's hook over HTTP; the ERP's answers in ack folders; the operator console
  *   export                                       one export: route, render, upload once, reply
  *   mapping, transport, ledger, rossum           what an export is made of
  *   annotation, config-loading, observability,   foundations that know nothing of the bridge's flow
@@ -19,7 +19,7 @@
 const cli = '^src/cli/';
 const processes = '^src/process/';
 const config = '^src/config/';
-const webhookAndAck = '^src/(webhook|ack)/';
+const webhookAndAck = '^src/(webhook|ack|console)/';
 const exportFlow = '^src/export/';
 const modules = '^src/(mapping|transport|ledger|rossum)/';
 const foundations = '^src/(annotation|config-loading|observability|schema-docs)/|^src/errors\\.(js|ts)$';

@@ -21,6 +21,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   schema: () => import('./commands/schema.ts'),
   send: () => import('./commands/send.ts'),
   status: () => import('./commands/status.ts'),
+  console: () => import('./commands/console.ts'),
 };
 
 export async function main(argv: string[]): Promise<void> {
