@@ -6,3 +6,4 @@ export { RossumApiError, type RossumApiErrorCode } from './errors.ts';
 export { DEFAULT_ALLOWED_HOSTS, hostAllowed, trustedPayloadRoot } from './trust.ts';
 export { RossumClient, rossumApiConfigSchema, apiRootFromBaseUrl, parseRetryAfter, ANNOTATION_STATUSES } from './client.ts';
 export type { RossumClientOptions, RossumApiConfig, RossumApiConfigInput, RossumAnnotation, RossumNote, AnnotationPatch, AnnotationStatus } from './client.ts';
+export { RossumAdminApi, rossumHookSchema, type RossumHook, type RossumUser, type RossumQueue } from './admin.ts';
