@@ -19,6 +19,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   test: () => import('./commands/test.ts'),
   send: () => import('./commands/send.ts'),
   status: () => import('./commands/status.ts'),
+  doctor: () => import('./commands/doctor.ts'),
+  hook: () => import('./commands/hook.ts'),
 };
 
 export async function main(argv: string[]): Promise<void> {
