@@ -69,13 +69,22 @@ interface ProbeFolder {
   ackSource?: string;
 }
 
-/** The export folder, and each ack folder read through this target (`acks.targets.X.readFrom`, default X itself). */
+/**
+ * The export folder (when a route sends files here, or nothing else uses the target), and each ack
+ * folder read through this target (`acks.targets.X.readFrom`, default X itself).
+ */
 function folderLabels(config: BridgeConfig, name: string): ProbeFolder[] {
-  const folders: ProbeFolder[] = [{ path: '', role: 'exports' }];
+  const folders: ProbeFolder[] = [];
   for (const [source, ack] of Object.entries(config.acks.targets)) {
     if ((ack.readFrom ?? source) !== name) continue;
     const path = ack.folder.replace(/^\.?\/*|\/+$/g, '');
     if (!folders.some((folder) => folder.path === path)) folders.push({ path, role: 'acks', ackSource: source });
+  }
+  const exported = config.routes.some((route) => route.target === name);
+  if (exported || folders.length === 0) {
+    const same = folders.findIndex((folder) => folder.path === '');
+    if (same >= 0) folders.splice(same, 1);
+    folders.unshift({ path: '', role: 'exports' });
   }
   return folders;
 }
