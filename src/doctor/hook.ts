@@ -147,7 +147,7 @@ export type SecretState = 'matches' | 'differs' | 'missing' | 'unreadable';
 export function secretState(hook: RossumHook, expected: string): SecretState {
   const secret = hook.config.secret;
   if (secret === null || secret === '') return 'missing';
-  if (typeof secret !== 'string' || /^[*•x]+$/i.test(secret)) return 'unreadable';
+  if (typeof secret !== 'string' || /^[*•]+$/.test(secret)) return 'unreadable';
   const a = Buffer.from(secret);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b) ? 'matches' : 'differs';

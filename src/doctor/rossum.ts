@@ -102,7 +102,9 @@ async function checkHook(config: BridgeConfig, api: RossumAdminApi, queues: numb
   if (!hook) {
     return [result('registered', 'fail', `no Rossum hook calls ${url} (${hooks.length} hook(s) in the organisation)`, `run \`${install}\``)];
   }
-  const results = [result('registered', hook.active ? 'ok' : 'fail', `hook ${hook.id} "${hook.name}"${hook.active ? '' : ' is inactive'}`, `activate it: \`${install}\``)];
+  const results = [
+    hook.active ? result('registered', 'ok', `hook ${hook.id} "${hook.name}"`) : result('registered', 'fail', `hook ${hook.id} "${hook.name}" is inactive: Rossum does not call it`, `activate it: \`${install}\``),
+  ];
   const events = HOOK_EVENTS.filter((event) => !hook.events.includes(event));
   results.push(
     events.length === 0

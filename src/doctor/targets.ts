@@ -44,7 +44,13 @@ async function checkTarget(config: BridgeConfig, name: string, settings: TargetS
     return results;
   }
   // One attempt, no backoff: the step results above already say why a connection would fail.
-  const target = createTarget(name, { ...settings, retry: { ...settings.retry, attempts: 1 } }, { logger: silentLogger() });
+  let target: Target;
+  try {
+    target = createTarget(name, { ...settings, retry: { ...settings.retry, attempts: 1 } }, { logger: silentLogger() });
+  } catch (error) {
+    for (const folder of folders) results.push(result(probeName(folder), 'fail', describeError(error), `correct targets.${name} in the config`));
+    return results;
+  }
   try {
     for (const folder of folders) {
       const problem = await probeFolder(target, folder.path);

@@ -60,7 +60,14 @@ export async function diagnoseSftpConnection(name: string, config: TargetConfig)
     steps.push({ step: 'host key', status: 'fail', detail: `cannot read knownHosts ${config.knownHosts}: ${(error as Error).message}`, fix: `make targets.${name}.knownHosts a readable known_hosts file` });
     return skipRest('no host key to compare with');
   }
-  const credentials = credentialsOf(config, username);
+  let credentials: Credentials | undefined;
+  let unreadableKey: string | undefined;
+  try {
+    credentials = credentialsOf(config, username);
+  } catch (error) {
+    // The handshake still shows the host key; the login step reports the key file.
+    unreadableKey = rawMessage(error);
+  }
   const session = await sshSession({ host, port, username: username ?? '', timeoutMs, policy, algorithms: algorithmsFor(config, policy, host, port), credentials });
   try {
     const verdict = session.verdict;
@@ -84,6 +91,10 @@ export async function diagnoseSftpConnection(name: string, config: TargetConfig)
       ...(config.insecureAcceptAnyHostKey ? { fix: `pin it: set targets.${name}.hostKey to ${verdict.presented} after confirming it with the server's administrator` } : {}),
     });
 
+    if (unreadableKey !== undefined) {
+      steps.push({ step: 'login', status: 'fail', detail: `cannot read privateKeyPath ${config.privateKeyPath}: ${unreadableKey}`, fix: `make targets.${name}.privateKeyPath a private key file the bridge's user can read` });
+      return skipRest('not logged in');
+    }
     if (!credentials) {
       steps.push({ step: 'login', status: 'skip', detail: "credentials come from each hook call's secrets (credentials: hookSecrets); nothing to log in with here" });
       return skipRest('no login');
@@ -256,7 +267,7 @@ async function freeSpace(sftp: SFTPWrapper, dir: string, name: string): Promise<
       break;
     } catch (error) {
       lastError = rawMessage(error);
-      if (/not supported/i.test(lastError)) break;
+      if (/does not support|not supported/i.test(lastError)) break;
     }
   }
   if (!info) return { step: 'free space', status: 'skip', detail: `the server does not report free space (statvfs@openssh.com: ${lastError})` };
