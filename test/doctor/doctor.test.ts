@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { formatReport, runDoctor, type CheckResult, type DoctorReport } from '..
 import { openLedger } from '../../src/ledger/index.ts';
 import { RossumHooksApi } from '../support/rossum-hooks-api.ts';
 import { ensurePasswordUser, startSshd, type PasswordUser } from '../support/sshd.ts';
-import { cli, HOOK_SECRET, otherFingerprint, WEBHOOK_URL, writeConfig, type DevLoop } from './helpers.ts';
+import { cli, HOOK_SECRET, otherFingerprint, WEBHOOK_URL, writeConfig, writeHookConfig, type DevLoop } from './helpers.ts';
 
 let loop: DevLoop;
 let user: PasswordUser;
@@ -192,5 +192,17 @@ describe('doctor', () => {
     expect(credentials.status).toBe('fail');
     expect(credentials.fix).toMatch(/the token is invalid or expired/);
     expect(JSON.stringify(report)).not.toContain('not-a-valid-token-0123456789');
+  });
+
+  it('a file:// target gets the probe and its free space; a SQLite ledger not created yet is not created by looking', async () => {
+    const path = writeHookConfig(loop.rossum, { token: loop.token });
+    const config = loadConfig(path).config;
+    const report = await runDoctor(config);
+    expect(find(report, 'target', 'erp', 'free space')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/free of .* at \//) });
+    expect(find(report, 'target', 'erp', 'write + rename + delete (exports)').status).toBe('ok');
+    const ledgerFile = config.ledger.url.slice('sqlite:'.length);
+    expect(find(report, 'ledger', config.ledger.url, 'reachable')).toMatchObject({ status: 'ok', detail: expect.stringContaining('does not exist yet') });
+    expect(existsSync(ledgerFile)).toBe(false);
+    expect(report.ok, formatReport(report)).toBe(true);
   });
 });
