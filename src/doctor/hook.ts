@@ -32,7 +32,9 @@ export interface HookSpecOptions {
 
 /** The webhook URL from `server.publicUrl`, or undefined when it is not set. */
 export function webhookUrlOf(config: BridgeConfig): string | undefined {
-  return config.server.publicUrl === undefined ? undefined : `${config.server.publicUrl.replace(/\/+$/, '')}${WEBHOOK_PATH}`;
+  return config.server.publicUrl === undefined
+    ? undefined
+    : `${config.server.publicUrl.replace(/\/+$/, '')}${WEBHOOK_PATH}`;
 }
 
 /** Rossum's hook timeout must outlast the bridge's own deadline, which answers in time whatever the upload does. */
@@ -42,13 +44,24 @@ export function hookTimeoutS(config: BridgeConfig): number {
 
 export function hookSpec(config: BridgeConfig, api: RossumAdminApi, options: HookSpecOptions): HookSpec {
   const url = options.url ?? webhookUrlOf(config);
-  if (url === undefined) throw new BridgeError('BAD_ARGUMENT', 'no webhook URL: set server.publicUrl in the config or pass --url', { permanent: true });
-  if (!/^https?:\/\//.test(url)) throw new BridgeError('BAD_ARGUMENT', `--url "${url}" is not an http(s) URL`, { permanent: true });
+  if (url === undefined)
+    throw new BridgeError('BAD_ARGUMENT', 'no webhook URL: set server.publicUrl in the config or pass --url', {
+      permanent: true,
+    });
+  if (!/^https?:\/\//.test(url))
+    throw new BridgeError('BAD_ARGUMENT', `--url "${url}" is not an http(s) URL`, { permanent: true });
   const secret = config.server.secret;
   if (secret === undefined) {
-    throw new BridgeError('CONFIG_INVALID', 'server.secret is not set: the hook needs the secret the bridge checks signatures with (use ${ENV} interpolation)', { permanent: true });
+    throw new BridgeError(
+      'CONFIG_INVALID',
+      'server.secret is not set: the hook needs the secret the bridge checks signatures with (use ${ENV} interpolation)',
+      { permanent: true },
+    );
   }
-  if (options.queues.length === 0) throw new BridgeError('BAD_ARGUMENT', 'no queue: pass --queue ID (or list queues in the routes of the config)', { permanent: true });
+  if (options.queues.length === 0)
+    throw new BridgeError('BAD_ARGUMENT', 'no queue: pass --queue ID (or list queues in the routes of the config)', {
+      permanent: true,
+    });
   return {
     name: options.name ?? DEFAULT_HOOK_NAME,
     url,
@@ -68,7 +81,10 @@ export function routeQueues(config: BridgeConfig): number[] {
 /** Our hook: the one calling our URL, else one with our name (so a new URL updates it instead of adding a second). */
 export function findHook(hooks: readonly RossumHook[], match: { url: string; name?: string }): RossumHook | undefined {
   const url = normalizeUrl(match.url);
-  return hooks.find((hook) => typeof hook.config.url === 'string' && normalizeUrl(hook.config.url) === url) ?? (match.name === undefined ? undefined : hooks.find((hook) => hook.name === match.name));
+  return (
+    hooks.find((hook) => typeof hook.config.url === 'string' && normalizeUrl(hook.config.url) === url) ??
+    (match.name === undefined ? undefined : hooks.find((hook) => hook.name === match.name))
+  );
 }
 
 export type HookPlan =
@@ -78,7 +94,13 @@ export type HookPlan =
 
 /** What `hook install` has to send: everything for a new hook, only the differing fields for ours, nothing when it matches. */
 export function planHook(spec: HookSpec, existing: RossumHook | undefined): HookPlan {
-  const config = { url: spec.url, secret: spec.secret, timeout_s: spec.timeoutS, retry_count: spec.retryCount, retry_on_any_non_2xx: false };
+  const config = {
+    url: spec.url,
+    secret: spec.secret,
+    timeout_s: spec.timeoutS,
+    retry_count: spec.retryCount,
+    retry_on_any_non_2xx: false,
+  };
   if (!existing) {
     return {
       action: 'create',
@@ -107,10 +129,14 @@ export function planHook(spec: HookSpec, existing: RossumHook | undefined): Hook
   if (spec.tokenOwner !== undefined && existing.token_owner !== spec.tokenOwner) change('token_owner', spec.tokenOwner);
   const configChanges: string[] = [];
   const current = existing.config;
-  if (typeof current.url !== 'string' || normalizeUrl(current.url) !== normalizeUrl(spec.url)) configChanges.push('config.url');
+  if (typeof current.url !== 'string' || normalizeUrl(current.url) !== normalizeUrl(spec.url))
+    configChanges.push('config.url');
   const secret = secretState(existing, spec.secret);
   if (secret === 'differs' || secret === 'missing') configChanges.push('config.secret');
-  if (secret === 'unreadable') notes.push('Rossum did not return config.secret, so it could not be compared; it is sent with any other config change');
+  if (secret === 'unreadable')
+    notes.push(
+      'Rossum did not return config.secret, so it could not be compared; it is sent with any other config change',
+    );
   if (current.timeout_s !== spec.timeoutS) configChanges.push('config.timeout_s');
   if (current.retry_count !== spec.retryCount) configChanges.push('config.retry_count');
   if (current.retry_on_any_non_2xx === true) configChanges.push('config.retry_on_any_non_2xx');
@@ -133,8 +159,10 @@ export interface InstallResult {
 /** Creates or updates the hook; a second run with the same config sends no write at all. */
 export async function installHook(api: RossumAdminApi, spec: HookSpec): Promise<InstallResult> {
   const plan = planHook(spec, findHook(await api.listHooks(), { url: spec.url, name: spec.name }));
-  if (plan.action === 'create') return { action: 'create', hook: await api.createHook(plan.body), changes: Object.keys(plan.body), notes: [] };
-  if (plan.action === 'update') return { action: 'update', hook: await api.patchHook(plan.hook.id, plan.body), changes: plan.changes, notes: [] };
+  if (plan.action === 'create')
+    return { action: 'create', hook: await api.createHook(plan.body), changes: Object.keys(plan.body), notes: [] };
+  if (plan.action === 'update')
+    return { action: 'update', hook: await api.patchHook(plan.hook.id, plan.body), changes: plan.changes, notes: [] };
   return { action: 'unchanged', hook: plan.hook, changes: [], notes: plan.notes };
 }
 

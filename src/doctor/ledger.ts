@@ -27,7 +27,14 @@ export async function checkLedger(url: string): Promise<CheckResult[]> {
       await access(folder, constants.W_OK);
       return [result('reachable', 'ok', `the file does not exist yet; serve creates it in ${folder} (writable)`)];
     } catch (error) {
-      return [result('reachable', 'fail', `the file does not exist and ${folder} is not writable: ${describeError(error)}`, `create ${folder} and let the bridge's user write to it, or change ledger.url`)];
+      return [
+        result(
+          'reachable',
+          'fail',
+          `the file does not exist and ${folder} is not writable: ${describeError(error)}`,
+          `create ${folder} and let the bridge's user write to it, or change ledger.url`,
+        ),
+      ];
     }
   }
 
@@ -45,14 +52,18 @@ export async function checkLedger(url: string): Promise<CheckResult[]> {
         newer
           ? 'the ledger was migrated by a newer bridge: upgrade this installation to that version'
           : sqlitePath !== undefined
-            ? 'check that the file and its folder belong to the bridge\'s user and the disk is not full'
+            ? "check that the file and its folder belong to the bridge's user and the disk is not full"
             : 'check that PostgreSQL runs and accepts this user and database (ledger.url)',
       ),
     ];
   }
   const results = [
     result('reachable', 'ok', `opened the ${ledger.kind} ledger`),
-    result('migrated', 'ok', 'the schema is at the latest version this bridge knows (opening applies pending migrations)'),
+    result(
+      'migrated',
+      'ok',
+      'the schema is at the latest version this bridge knows (opening applies pending migrations)',
+    ),
   ];
   try {
     await ledger.ping();
@@ -63,7 +74,9 @@ export async function checkLedger(url: string): Promise<CheckResult[]> {
         'writable',
         'fail',
         `the ledger does not accept writes: ${describeError(error)}`,
-        ledger.kind === 'sqlite' ? 'let the bridge\'s user write the file, its -wal/-shm files and its folder; free disk space' : 'grant the user write privileges; a read-only replica cannot be the ledger',
+        ledger.kind === 'sqlite'
+          ? "let the bridge's user write the file, its -wal/-shm files and its folder; free disk space"
+          : 'grant the user write privileges; a read-only replica cannot be the ledger',
       ),
     );
   } finally {

@@ -9,7 +9,16 @@ export function checkMappings(dir: string): CheckResult[] {
   try {
     files = mappingFiles(dir);
   } catch (error) {
-    return [{ area: 'mappings', subject: dir, check: 'check', status: 'fail', detail: describeError(error), fix: 'set mappingsDir to the folder with the mapping files' }];
+    return [
+      {
+        area: 'mappings',
+        subject: dir,
+        check: 'check',
+        status: 'fail',
+        detail: describeError(error),
+        fix: 'set mappingsDir to the folder with the mapping files',
+      },
+    ];
   }
   const results: CheckResult[] = [];
   for (const file of files) {
@@ -17,10 +26,23 @@ export function checkMappings(dir: string): CheckResult[] {
     if (diagnostics.length === 0) continue;
     const shown = diagnostics.slice(0, 3).map((diagnostic) => formatDiagnostic(diagnostic));
     if (diagnostics.length > 3) shown.push(`… ${diagnostics.length - 3} more`);
-    results.push({ area: 'mappings', subject: file, check: 'check', status: 'fail', detail: shown.join('; '), fix: `rossum-sftp-bridge check ${file} lists every problem; fix them in the file` });
+    results.push({
+      area: 'mappings',
+      subject: file,
+      check: 'check',
+      status: 'fail',
+      detail: shown.join('; '),
+      fix: `rossum-sftp-bridge check ${file} lists every problem; fix them in the file`,
+    });
   }
   if (results.length === 0) {
-    results.push({ area: 'mappings', subject: dir, check: 'check', status: 'ok', detail: `${files.length} mapping file(s), no problems` });
+    results.push({
+      area: 'mappings',
+      subject: dir,
+      check: 'check',
+      status: 'ok',
+      detail: `${files.length} mapping file(s), no problems`,
+    });
   }
   return results;
 }

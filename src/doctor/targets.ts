@@ -4,7 +4,15 @@ import { dirname } from 'node:path';
 import type { BridgeConfig } from '../config/index.ts';
 import { describeError } from '../errors.ts';
 import { silentLogger } from '../observability/index.ts';
-import { createTarget, diagnoseSftpConnection, formatBytes, MIN_FREE_BYTES, parseTargetUrl, type Target, type TargetConfig } from '../transport/index.ts';
+import {
+  createTarget,
+  diagnoseSftpConnection,
+  formatBytes,
+  MIN_FREE_BYTES,
+  parseTargetUrl,
+  type Target,
+  type TargetConfig,
+} from '../transport/index.ts';
 import type { CheckResult } from './report.ts';
 
 type TargetSettings = BridgeConfig['targets'][string];
@@ -12,7 +20,8 @@ type TargetSettings = BridgeConfig['targets'][string];
 /** Every target: the way there (sftp), then a probe file written, renamed and deleted in each folder the bridge writes to. */
 export async function checkTargets(config: BridgeConfig): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
-  for (const [name, settings] of Object.entries(config.targets)) results.push(...(await checkTarget(config, name, settings)));
+  for (const [name, settings] of Object.entries(config.targets))
+    results.push(...(await checkTarget(config, name, settings)));
   return results;
 }
 
@@ -48,7 +57,8 @@ async function checkTarget(config: BridgeConfig, name: string, settings: TargetS
   try {
     target = createTarget(name, { ...settings, retry: { ...settings.retry, attempts: 1 } }, { logger: silentLogger() });
   } catch (error) {
-    for (const folder of folders) results.push(result(probeName(folder), 'fail', describeError(error), `correct targets.${name} in the config`));
+    for (const folder of folders)
+      results.push(result(probeName(folder), 'fail', describeError(error), `correct targets.${name} in the config`));
     return results;
   }
   try {
@@ -56,8 +66,17 @@ async function checkTarget(config: BridgeConfig, name: string, settings: TargetS
       const problem = await probeFolder(target, folder.path);
       results.push(
         problem === undefined
-          ? result(probeName(folder), 'ok', `a probe file was written, renamed and deleted in ${shownFolder(target, folder.path)}`)
-          : result(probeName(folder), 'fail', `${problem.step} failed in ${shownFolder(target, folder.path)}: ${problem.message}`, fixFor(name, settings, target, folder, problem.step)),
+          ? result(
+              probeName(folder),
+              'ok',
+              `a probe file was written, renamed and deleted in ${shownFolder(target, folder.path)}`,
+            )
+          : result(
+              probeName(folder),
+              'fail',
+              `${problem.step} failed in ${shownFolder(target, folder.path)}: ${problem.message}`,
+              fixFor(name, settings, target, folder, problem.step),
+            ),
       );
     }
   } finally {
@@ -96,7 +115,9 @@ function folderLabels(config: BridgeConfig, name: string): ProbeFolder[] {
 }
 
 function probeName(folder: ProbeFolder): string {
-  return folder.role === 'exports' ? 'write + rename + delete (exports)' : `write + rename + delete (acks of ${folder.ackSource}: ${folder.path || '.'}/)`;
+  return folder.role === 'exports'
+    ? 'write + rename + delete (exports)'
+    : `write + rename + delete (acks of ${folder.ackSource}: ${folder.path || '.'}/)`;
 }
 
 function shownFolder(target: Target, path: string): string {
@@ -115,7 +136,11 @@ async function probeFolder(target: Target, folder: string): Promise<{ step: Prob
   const renamed = `${written}.renamed`;
   let step: ProbeStep = 'write';
   try {
-    await target.upload({ relativePath: written, bytes: Buffer.from('rossum-sftp-bridge doctor probe; safe to delete\n'), onExisting: 'fail' });
+    await target.upload({
+      relativePath: written,
+      bytes: Buffer.from('rossum-sftp-bridge doctor probe; safe to delete\n'),
+      onExisting: 'fail',
+    });
     step = 'rename';
     await target.move(written, renamed);
     step = 'delete';
@@ -129,14 +154,17 @@ async function probeFolder(target: Target, folder: string): Promise<{ step: Prob
 
 function fixFor(name: string, settings: TargetSettings, target: Target, folder: ProbeFolder, step: ProbeStep): string {
   const url = parseTargetUrl(settings.url);
-  const user = url.ok && url.value.scheme === 'sftp' ? `user "${url.value.username ?? ''}"` : 'the user running the bridge';
+  const user =
+    url.ok && url.value.scheme === 'sftp' ? `user "${url.value.username ?? ''}"` : 'the user running the bridge';
   const where = shownFolder(target, folder.path);
   const why =
     folder.role === 'exports'
       ? 'uploads write a temporary file there and rename it into place'
       : `the acks process moves read acks into ${folder.path || '.'}/processed, unmatched and invalid (or deletes them)`;
-  if (step === 'write') return `give ${user} write permission on ${where} (${why}); check targets.${name}.url points at the right folder`;
-  if (step === 'rename') return `allow ${user} to rename files in ${where} (${why}); some servers forbid rename — ask the server's administrator`;
+  if (step === 'write')
+    return `give ${user} write permission on ${where} (${why}); check targets.${name}.url points at the right folder`;
+  if (step === 'rename')
+    return `allow ${user} to rename files in ${where} (${why}); some servers forbid rename — ask the server's administrator`;
   return `allow ${user} to delete files in ${where} (interrupted uploads leave temporary files the bridge removes)`;
 }
 
@@ -149,11 +177,17 @@ async function localFreeSpace(name: string, dir: string): Promise<CheckResult> {
       const freeBytes = info.bavail * info.bsize;
       const shown = `${formatBytes(freeBytes)} free of ${formatBytes(info.blocks * info.bsize)} at ${path}`;
       if (freeBytes < MIN_FREE_BYTES) {
-        return { ...base, status: 'fail', detail: `only ${shown}`, fix: `free space on the file system of targets.${name} (under ${formatBytes(MIN_FREE_BYTES)}, uploads may fail halfway)` };
+        return {
+          ...base,
+          status: 'fail',
+          detail: `only ${shown}`,
+          fix: `free space on the file system of targets.${name} (under ${formatBytes(MIN_FREE_BYTES)}, uploads may fail halfway)`,
+        };
       }
       return { ...base, status: 'ok', detail: shown };
     } catch (error) {
-      if (dirname(path) === path) return { ...base, status: 'skip', detail: `cannot read free space: ${describeError(error)}` };
+      if (dirname(path) === path)
+        return { ...base, status: 'skip', detail: `cannot read free space: ${describeError(error)}` };
     }
   }
 }

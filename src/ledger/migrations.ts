@@ -8,7 +8,7 @@ import type { Dialect } from './driver.ts';
  */
 export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   return [
-  `
+    `
   CREATE TABLE exports (
     id ${t.id},
     idempotency_key TEXT NOT NULL UNIQUE,
@@ -49,8 +49,8 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   );
   CREATE INDEX export_events_export ON export_events (export_id, id);
   `,
-  // 2: acknowledgements — ack state per export, ack files seen, and the outbox of what Rossum must hear.
-  `
+    // 2: acknowledgements — ack state per export, ack files seen, and the outbox of what Rossum must hear.
+    `
   ALTER TABLE exports ADD COLUMN remote_name TEXT;
   ALTER TABLE exports ADD COLUMN remote_stem TEXT;
   ALTER TABLE exports ADD COLUMN document_ref TEXT;
@@ -99,11 +99,11 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   CREATE INDEX ack_outcomes_due ON ack_outcomes (delivery, next_attempt_at);
   CREATE INDEX ack_outcomes_export ON ack_outcomes (export_id, id);
   `,
-  // 3: ack outcomes are read per ack file (each file's own outcomes after recording it).
-  `CREATE INDEX ack_outcomes_file ON ack_outcomes (ack_file_id);`,
-  // 4: partial indexes — only the rows a lookup can match. A new claim has no remote name yet and no
-  // ack state, so it no longer writes five index pages; nothing looked exports up by remote_path.
-  `
+    // 3: ack outcomes are read per ack file (each file's own outcomes after recording it).
+    `CREATE INDEX ack_outcomes_file ON ack_outcomes (ack_file_id);`,
+    // 4: partial indexes — only the rows a lookup can match. A new claim has no remote name yet and no
+    // ack state, so it no longer writes five index pages; nothing looked exports up by remote_path.
+    `
   DROP INDEX exports_remote;
   DROP INDEX exports_remote_name;
   CREATE INDEX exports_remote_name ON exports (target, remote_name) WHERE remote_name IS NOT NULL;
@@ -121,5 +121,6 @@ export const sqliteMigrations = migrationsFor(sqliteDialect);
 export const postgresMigrations = migrationsFor(postgresDialect);
 
 /** Rows uploaded before the ack columns existed get the name and stem acks are matched on (run after migrating). */
-export const UNNAMED_UPLOADS = 'SELECT id, remote_path FROM exports WHERE remote_path IS NOT NULL AND remote_name IS NULL';
+export const UNNAMED_UPLOADS =
+  'SELECT id, remote_path FROM exports WHERE remote_path IS NOT NULL AND remote_name IS NULL';
 export const NAME_UPLOAD = 'UPDATE exports SET remote_name = ?, remote_stem = ? WHERE id = ?';

@@ -36,7 +36,11 @@ export class SqlLedger implements Ledger {
     return exports.complete(this.context, id, owner, result);
   }
 
-  fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void> {
+  fail(
+    id: number,
+    owner: string,
+    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
+  ): Promise<void> {
     return exports.fail(this.context, id, owner, failure);
   }
 

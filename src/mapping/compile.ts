@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { AnnotationView } from '../annotation/index.ts';
-import { ConfigFileError, formatPath, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config-loading/index.ts';
+import {
+  ConfigFileError,
+  formatPath,
+  loadYamlFile,
+  type Diagnostic,
+  type LoadedYaml,
+} from '../config-loading/index.ts';
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
@@ -12,7 +18,16 @@ import { mappingError } from './errors.ts';
 import { safeFileName, templatePathProblem } from './filename.ts';
 import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
 import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import { addWarning, attachDocVars, finalWarnings, newScope, type CompileEnv, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import {
+  addWarning,
+  attachDocVars,
+  finalWarnings,
+  newScope,
+  type CompileEnv,
+  type CompiledValue,
+  type DocScope,
+  type Scope,
+} from './scope.ts';
 import { compileTemplatePieces, type TemplatePiece } from './sources.ts';
 import { compileTables } from './tables.ts';
 import { compileValue } from './values.ts';
@@ -43,7 +58,11 @@ interface Compiled {
 }
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
-function compile(source: MappingSource, file: string, locate: LoadedYaml<MappingSource>['locate']): { compiled: Compiled; diagnostics: Diagnostic[] } {
+function compile(
+  source: MappingSource,
+  file: string,
+  locate: LoadedYaml<MappingSource>['locate'],
+): { compiled: Compiled; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   const problem = (path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void => {
     diagnostics.push({ file, ...locate(path), key: formatPath(path), message, ...(hint ? { hint } : {}) });
@@ -51,11 +70,17 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
 
   let encoding: OutputEncoding | undefined;
   if (!isKnownEncoding(source.encoding)) {
-    problem(['encoding'], `unknown encoding "${source.encoding}"`, 'e.g. utf-8, windows-1252, iso-8859-15, cp850 (any iconv-lite name)');
+    problem(
+      ['encoding'],
+      `unknown encoding "${source.encoding}"`,
+      'e.g. utf-8, windows-1252, iso-8859-15, cp850 (any iconv-lite name)',
+    );
   } else {
     encoding = new OutputEncoding(source.encoding);
-    if (source.bom && !encoding.isUtf) problem(['bom'], `${source.encoding} has no byte order mark`, 'set bom: false, or use utf-8 / utf-16le');
-    if (source.unencodable !== 'error' && !encoding.fits(source.replacement)) problem(['replacement'], `the replacement "${source.replacement}" cannot be written in ${source.encoding}`);
+    if (source.bom && !encoding.isUtf)
+      problem(['bom'], `${source.encoding} has no byte order mark`, 'set bom: false, or use utf-8 / utf-16le');
+    if (source.unencodable !== 'error' && !encoding.fits(source.replacement))
+      problem(['replacement'], `the replacement "${source.replacement}" cannot be written in ${source.encoding}`);
   }
 
   const env: CompileEnv = {
@@ -70,38 +95,79 @@ function compile(source: MappingSource, file: string, locate: LoadedYaml<Mapping
     problem,
   };
   compileTables(source.tables, env);
-  for (const [name, spec] of Object.entries(source.vars ?? {})) env.docVars.set(name, compileValue(spec, env, ['vars', name]));
+  for (const [name, spec] of Object.entries(source.vars ?? {}))
+    env.docVars.set(name, compileValue(spec, env, ['vars', name]));
 
   const pathProblem = templatePathProblem(source.file.name);
   if (pathProblem) problem(['file', 'name'], pathProblem);
   const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
 
   for (const format of ['xml', 'csv', 'fixed'] as const) {
-    if (format !== source.format && source[format] !== undefined) problem([format], `the "${format}" block is ignored because format is ${source.format}`, `remove it or set format: ${format}`);
+    if (format !== source.format && source[format] !== undefined)
+      problem(
+        [format],
+        `the "${format}" block is ignored because format is ${source.format}`,
+        `remove it or set format: ${format}`,
+      );
   }
-  if (source[source.format] === undefined) problem(['format'], `format is ${source.format} but the mapping has no "${source.format}" block`, `add ${source.format}: with its settings`);
+  if (source[source.format] === undefined)
+    problem(
+      ['format'],
+      `format is ${source.format} but the mapping has no "${source.format}" block`,
+      `add ${source.format}: with its settings`,
+    );
 
   let xml: CompiledXml | undefined;
   if (source.format === 'xml' && source.xml) {
     xml = compileXml(source.xml, env);
-    if (source.xml.root.repeat || source.xml.root.when) problem(['xml', 'root'], 'the root element is always written once', 'move repeat/when to a child element');
-    if (source.xml.invalid_chars === 'replace' && /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/.test(source.xml.invalid_char_replacement)) {
+    if (source.xml.root.repeat || source.xml.root.when)
+      problem(['xml', 'root'], 'the root element is always written once', 'move repeat/when to a child element');
+    if (
+      source.xml.invalid_chars === 'replace' &&
+      /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/.test(source.xml.invalid_char_replacement)
+    ) {
       problem(['xml', 'invalid_char_replacement'], 'the replacement itself is not allowed in XML');
     }
-    if (encoding && !encoding.isUtf && !source.xml.declaration) problem(['xml', 'declaration'], `XML in ${source.encoding} needs a declaration naming the encoding; readers assume UTF-8 without it`, 'set declaration: true');
+    if (encoding && !encoding.isUtf && !source.xml.declaration)
+      problem(
+        ['xml', 'declaration'],
+        `XML in ${source.encoding} needs a declaration naming the encoding; readers assume UTF-8 without it`,
+        'set declaration: true',
+      );
   }
   const csv = source.format === 'csv' && source.csv ? compileCsv(source.csv, env) : undefined;
   const fixed = source.format === 'fixed' && source.fixed ? compileFixed(source.fixed, env, encoding) : undefined;
 
   for (const [i, test] of (source.tests ?? []).entries()) {
     const base = dirname(file);
-    if (!existsSync(resolve(base, test.payload))) problem(['tests', i, 'payload'], `payload file not found: ${resolve(base, test.payload)}`, 'paths are relative to the mapping file');
-    const expectations = ['output', 'output_file', 'errors', 'file_name'].filter((key) => test.expect[key as keyof typeof test.expect] !== undefined);
-    if (expectations.length === 0) problem(['tests', i, 'expect'], 'the test expects nothing', 'add output, output_file, file_name or errors');
-    if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined)) problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
+    if (!existsSync(resolve(base, test.payload)))
+      problem(
+        ['tests', i, 'payload'],
+        `payload file not found: ${resolve(base, test.payload)}`,
+        'paths are relative to the mapping file',
+      );
+    const expectations = ['output', 'output_file', 'errors', 'file_name'].filter(
+      (key) => test.expect[key as keyof typeof test.expect] !== undefined,
+    );
+    if (expectations.length === 0)
+      problem(['tests', i, 'expect'], 'the test expects nothing', 'add output, output_file, file_name or errors');
+    if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined))
+      problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
   }
 
-  return { compiled: { source, encoding, docVars: env.docVars, fileName, xml, csv, fixed, metaRead: env.metaRead as Set<string> }, diagnostics };
+  return {
+    compiled: {
+      source,
+      encoding,
+      docVars: env.docVars,
+      fileName,
+      xml,
+      csv,
+      fixed,
+      metaRead: env.metaRead as Set<string>,
+    },
+    diagnostics,
+  };
 }
 
 class Mapping implements LoadedMapping {
@@ -137,17 +203,30 @@ class Mapping implements LoadedMapping {
     return this.run(view, context, true);
   }
 
-  private run(view: AnnotationView, context: RenderContext, explain: boolean): { file: RenderedFile; trace: ExplainEntry[] } {
+  private run(
+    view: AnnotationView,
+    context: RenderContext,
+    explain: boolean,
+  ): { file: RenderedFile; trace: ExplainEntry[] } {
     try {
       return this.runUnguarded(view, context, explain);
     } catch (error) {
       if (isBridgeError(error)) throw error;
       // A bug of ours must still reach Rossum as a clear, permanent mapping error, never as a crash.
-      throw mappingError('MAPPING_RENDER_FAILED', `Mapping "${this.name}" could not render this document: ${(error as Error).message ?? String(error)}`, undefined, error);
+      throw mappingError(
+        'MAPPING_RENDER_FAILED',
+        `Mapping "${this.name}" could not render this document: ${(error as Error).message ?? String(error)}`,
+        undefined,
+        error,
+      );
     }
   }
 
-  private runUnguarded(view: AnnotationView, context: RenderContext, explain: boolean): { file: RenderedFile; trace: ExplainEntry[] } {
+  private runUnguarded(
+    view: AnnotationView,
+    context: RenderContext,
+    explain: boolean,
+  ): { file: RenderedFile; trace: ExplainEntry[] } {
     const { source, xml, csv, fixed } = this.compiled;
     const doc: DocScope = {
       view,
@@ -170,7 +249,12 @@ class Mapping implements LoadedMapping {
     let text: string;
     let emitter: Emitter;
     if (xml) {
-      emitter = new Emitter(doc, settings, explain, xmlCharFilter(xml.config, (message) => addWarning(doc, message)));
+      emitter = new Emitter(
+        doc,
+        settings,
+        explain,
+        xmlCharFilter(xml.config, (message) => addWarning(doc, message)),
+      );
       text = renderXml(xml, emitter, eol, this.encoding.declarationName) + (source.final_newline ? eol : '');
     } else if (csv) {
       emitter = new Emitter(doc, settings, explain);

@@ -2,7 +2,14 @@ import { stringify } from 'csv-stringify/sync';
 import { mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { CsvConfig } from './schema.ts';
-import { newScope, type CompileEnv, type CompiledTable, type CompiledValue, type DocScope, type RowScope } from './scope.ts';
+import {
+  newScope,
+  type CompileEnv,
+  type CompiledTable,
+  type CompiledValue,
+  type DocScope,
+  type RowScope,
+} from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
@@ -24,7 +31,8 @@ interface NumberCell {
 export function compileCsv(config: CsvConfig, env: CompileEnv): CompiledCsv {
   const table = config.rows ? tableFor(env, config.rows) : undefined;
   const rowEnv: CompileEnv = table ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) } : env;
-  if (config.delimiter === config.quote) env.problem(['csv', 'delimiter'], 'the delimiter and the quote character are the same');
+  if (config.delimiter === config.quote)
+    env.problem(['csv', 'delimiter'], 'the delimiter and the quote character are the same');
   if (/[\r\n]/.test(config.delimiter)) env.problem(['csv', 'delimiter'], 'the delimiter cannot contain a line break');
   const seen = new Set<string>();
   const columns = config.columns.map((column, i) => {
@@ -41,7 +49,11 @@ export function csvRows(csv: CompiledCsv, doc: DocScope): Array<RowScope | undef
   const rows = rowsOf(doc, csv.table);
   if (rows.length > 0) return rows;
   if (csv.config.no_rows === 'document_row') return [undefined];
-  if (csv.config.no_rows === 'error') throw mappingError('MAPPING_NO_ROWS', `The CSV needs at least one row of "${csv.table.from}", but the annotation has none. Add the line items in Rossum.`);
+  if (csv.config.no_rows === 'error')
+    throw mappingError(
+      'MAPPING_NO_ROWS',
+      `The CSV needs at least one row of "${csv.table.from}", but the annotation has none. Add the line items in Rossum.`,
+    );
   return [];
 }
 
@@ -51,7 +63,8 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
   const rows = csvRows(csv, emitter.doc);
   emitter.doc.recordCount = rows.length;
   const records: Array<Array<string | NumberCell>> = [];
-  if (config.header) records.push(columns.map((column) => emitter.prepare(column.name, { ...scope, at: `header "${column.name}"` })));
+  if (config.header)
+    records.push(columns.map((column) => emitter.prepare(column.name, { ...scope, at: `header "${column.name}"` })));
   for (const [index, row] of rows.entries()) {
     scope.row = row;
     const record: string[] = [];
@@ -61,12 +74,21 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
       if (value.includes('\n') || value.includes('\r')) {
         if (config.line_breaks === 'strip') value = value.replace(LINE_BREAK, ' ');
         else if (config.line_breaks === 'error') {
-          throw mappingError('MAPPING_LINE_BREAK', `${at}: the value has a line break, which this CSV does not allow. Remove it in Rossum or set csv.line_breaks to strip.`, scope.datapoint?.id);
+          throw mappingError(
+            'MAPPING_LINE_BREAK',
+            `${at}: the value has a line break, which this CSV does not allow. Remove it in Rossum or set csv.line_breaks to strip.`,
+            scope.datapoint?.id,
+          );
         }
       }
-      if (config.escape_formulas && !column.value.numeric && FORMULA_START.test(value) && !NUMBER_LIKE.test(value)) value = `'${value}`;
+      if (config.escape_formulas && !column.value.numeric && FORMULA_START.test(value) && !NUMBER_LIKE.test(value))
+        value = `'${value}`;
       if (config.quote === '' && (value.includes(config.delimiter) || /[\r\n]/.test(value))) {
-        throw mappingError('MAPPING_INVALID', `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`, scope.datapoint?.id);
+        throw mappingError(
+          'MAPPING_INVALID',
+          `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`,
+          scope.datapoint?.id,
+        );
       }
       record.push(value);
     }

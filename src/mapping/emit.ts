@@ -45,7 +45,11 @@ export class Emitter {
     const filtered = this.filter ? this.filter(text, scope) : text;
     const { encoding, unencodable, replacement } = this.settings;
     if (encoding.fits(filtered)) return filtered;
-    const what = scope.datapoint ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})` : scope.at;
-    return encoding.prepare(filtered, unencodable, replacement, what, scope.datapoint?.id, (message) => addWarning(this.doc, message));
+    const what = scope.datapoint
+      ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
+      : scope.at;
+    return encoding.prepare(filtered, unencodable, replacement, what, scope.datapoint?.id, (message) =>
+      addWarning(this.doc, message),
+    );
   }
 }

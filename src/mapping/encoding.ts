@@ -28,9 +28,35 @@ const IANA: Record<string, string> = {
 
 /** Simple transliterations beyond "strip the accent" (NFKD handles Š→S, ť→t). */
 const TRANSLITERATIONS: Record<string, string> = {
-  ß: 'ss', ẞ: 'SS', Æ: 'AE', æ: 'ae', Ø: 'O', ø: 'o', Œ: 'OE', œ: 'oe', Đ: 'D', đ: 'd', Ł: 'L', ł: 'l', Þ: 'Th', þ: 'th',
-  '\u2018': "'", '\u2019': "'", '\u201A': "'", '\u201C': '"', '\u201D': '"', '\u201E': '"', '\u2013': '-', '\u2014': '-',
-  '\u2026': '...', '\u00A0': ' ', '\u2022': '*', '€': 'EUR', '™': 'TM', '©': '(C)', '®': '(R)',
+  ß: 'ss',
+  ẞ: 'SS',
+  Æ: 'AE',
+  æ: 'ae',
+  Ø: 'O',
+  ø: 'o',
+  Œ: 'OE',
+  œ: 'oe',
+  Đ: 'D',
+  đ: 'd',
+  Ł: 'L',
+  ł: 'l',
+  Þ: 'Th',
+  þ: 'th',
+  '\u2018': "'",
+  '\u2019': "'",
+  '\u201A': "'",
+  '\u201C': '"',
+  '\u201D': '"',
+  '\u201E': '"',
+  '\u2013': '-',
+  '\u2014': '-',
+  '\u2026': '...',
+  '\u00A0': ' ',
+  '\u2022': '*',
+  '€': 'EUR',
+  '™': 'TM',
+  '©': '(C)',
+  '®': '(R)',
 };
 
 export function isKnownEncoding(name: string): boolean {
@@ -105,7 +131,14 @@ export class OutputEncoding {
    * Makes `text` encodable per policy. `what` names the field for the error and the warning.
    * Returns the text to write.
    */
-  prepare(text: string, policy: UnencodablePolicy, replacement: string, what: string, datapointId: number | undefined, warn: (message: string) => void): string {
+  prepare(
+    text: string,
+    policy: UnencodablePolicy,
+    replacement: string,
+    what: string,
+    datapointId: number | undefined,
+    warn: (message: string) => void,
+  ): string {
     if (this.fits(text)) return text;
     let out = '';
     const replaced: string[] = [];

@@ -149,7 +149,15 @@ export function parseIsoDate(text: string): Date | undefined {
   const m = ISO.exec(text.trim());
   if (!m) return undefined;
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
-  let ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number((frac + '000').slice(0, 3)));
+  let ms = Date.UTC(
+    Number(y),
+    Number(mo) - 1,
+    Number(d),
+    Number(h),
+    Number(mi),
+    Number(s),
+    Number((frac + '000').slice(0, 3)),
+  );
   if (zone && zone !== 'Z') {
     const sign = zone.startsWith('-') ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
@@ -163,7 +171,15 @@ export function parseIsoDate(text: string): Date | undefined {
 
 /** date-fns formats in local time; hand it a clock whose local fields are the UTC ones. */
 export function formatUtc(date: Date, pattern: string): string {
-  const local = new Date(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds(), date.getUTCMilliseconds());
+  const local = new Date(
+    date.getUTCFullYear(),
+    date.getUTCMonth(),
+    date.getUTCDate(),
+    date.getUTCHours(),
+    date.getUTCMinutes(),
+    date.getUTCSeconds(),
+    date.getUTCMilliseconds(),
+  );
   if (date.getUTCFullYear() < 100) local.setFullYear(date.getUTCFullYear());
   return formatDate(local, pattern);
 }

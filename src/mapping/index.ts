@@ -4,7 +4,14 @@ import { ConfigFileError, type Diagnostic } from '../config-loading/index.ts';
 import type { MappingRegistry } from './contract.ts';
 import { loadMappingFile, type LoadedMapping } from './compile.ts';
 
-export type { CompiledMapping, ExplainEntry, MappingRegistry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
+export type {
+  CompiledMapping,
+  ExplainEntry,
+  MappingRegistry,
+  OnExisting,
+  RenderContext,
+  RenderedFile,
+} from './contract.ts';
 export { checkMappingFile, loadMappingFile, type LoadedMapping } from './compile.ts';
 export { sanitizeNameValue, sanitizeRelativePath } from './filename.ts';
 export { mappingSchema } from './schema.ts';
@@ -15,7 +22,8 @@ export function mappingFiles(dir: string): string[] {
   try {
     entries = readdirSync(dir);
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'mappings folder not found' : (error as Error).message;
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'mappings folder not found' : (error as Error).message;
     throw new ConfigFileError([{ file: resolve(dir), line: 1, column: 1, key: '', message: reason }]);
   }
   return entries
@@ -32,7 +40,14 @@ export function loadMappings(dir: string): MappingRegistry & { get(name: string)
     try {
       const mapping = loadMappingFile(file);
       if (mappings.has(mapping.name)) {
-        diagnostics.push({ file, line: 1, column: 1, key: '', message: `a mapping named "${mapping.name}" already exists (${mappings.get(mapping.name)?.sourcePath})`, hint: 'keep only one of name.yaml / name.yml' });
+        diagnostics.push({
+          file,
+          line: 1,
+          column: 1,
+          key: '',
+          message: `a mapping named "${mapping.name}" already exists (${mappings.get(mapping.name)?.sourcePath})`,
+          hint: 'keep only one of name.yaml / name.yml',
+        });
         continue;
       }
       mappings.set(mapping.name, mapping);
@@ -55,9 +70,18 @@ export function resolveMappingFile(nameOrPath: string, dir: string): string {
     const candidate = join(resolve(dir), `${nameOrPath}${extension}`);
     if (existsSync(candidate)) return candidate;
   }
-  const known = existsSync(dir) ? mappingFiles(dir).map((file) => file.slice(resolve(dir).length + 1).replace(/\.ya?ml$/, '')) : [];
+  const known = existsSync(dir)
+    ? mappingFiles(dir).map((file) => file.slice(resolve(dir).length + 1).replace(/\.ya?ml$/, ''))
+    : [];
   throw new ConfigFileError([
-    { file: join(resolve(dir), `${nameOrPath}.yaml`), line: 1, column: 1, key: '', message: `no mapping named "${nameOrPath}" in ${resolve(dir)}`, ...(known.length ? { hint: `available: ${known.join(', ')}` } : {}) },
+    {
+      file: join(resolve(dir), `${nameOrPath}.yaml`),
+      line: 1,
+      column: 1,
+      key: '',
+      message: `no mapping named "${nameOrPath}" in ${resolve(dir)}`,
+      ...(known.length ? { hint: `available: ${known.join(', ')}` } : {}),
+    },
   ]);
 }
 

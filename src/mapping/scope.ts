@@ -85,7 +85,9 @@ export function addWarning(doc: DocScope, message: string): void {
 }
 
 export function finalWarnings(doc: DocScope): string[] {
-  return doc.droppedWarnings > 0 ? [...doc.warnings, `... and ${doc.droppedWarnings} more similar changes`] : doc.warnings;
+  return doc.droppedWarnings > 0
+    ? [...doc.warnings, `... and ${doc.droppedWarnings} more similar changes`]
+    : doc.warnings;
 }
 
 export function newScope(doc: DocScope): Scope {

@@ -34,13 +34,33 @@ export interface ValueMap {
 
 export const numberFormatSchema = z
   .strictObject({
-    decimals: z.number().int().min(0).max(20).optional().describe('Fixed number of decimals; rounds with `rounding`. Omit to keep the decimals as given.'),
+    decimals: z
+      .number()
+      .int()
+      .min(0)
+      .max(20)
+      .optional()
+      .describe('Fixed number of decimals; rounds with `rounding`. Omit to keep the decimals as given.'),
     rounding: z.enum(ROUNDING).optional().describe('Rounding mode, decimal-exact. Default half-up.'),
     decimal_separator: z.string().max(3).optional().describe('Decimal separator. Default ".".'),
     group_separator: z.string().max(3).optional().describe('Thousands separator. Default none.'),
-    sign: z.enum(SIGN_STYLES).optional().describe('Negative numbers: leading "-5.00" (default), trailing "5.00-", parentheses "(5.00)", always "+5.00"/"-5.00", none (absolute value).'),
-    implied_decimals: z.boolean().optional().describe('Write without a decimal separator: 12.34 with 2 decimals becomes "1234".'),
-    scale: z.number().int().min(-20).max(20).optional().describe('Multiply by 10^scale before formatting (2 turns 0.19 into 19).'),
+    sign: z
+      .enum(SIGN_STYLES)
+      .optional()
+      .describe(
+        'Negative numbers: leading "-5.00" (default), trailing "5.00-", parentheses "(5.00)", always "+5.00"/"-5.00", none (absolute value).',
+      ),
+    implied_decimals: z
+      .boolean()
+      .optional()
+      .describe('Write without a decimal separator: 12.34 with 2 decimals becomes "1234".'),
+    scale: z
+      .number()
+      .int()
+      .min(-20)
+      .max(20)
+      .optional()
+      .describe('Multiply by 10^scale before formatting (2 turns 0.19 into 19).'),
     negate: z.boolean().optional().describe('Flip the sign (credit notes).'),
   })
   .describe('Decimal-exact number formatting of the normalized value.')
@@ -96,8 +116,14 @@ export const TRANSFORMS = [
   transform({
     name: 'collapse_whitespace',
     phase: 'before_default',
-    fields: { collapse_whitespace: z.boolean().optional().describe('Turn runs of whitespace (incl. line breaks and tabs) into one space.') },
-    compile: ({ collapse_whitespace: collapse }) => (collapse ? (v) => v.replace(/[\s\u00a0]+/g, ' ').replace(WHITESPACE_EDGES, '') : undefined),
+    fields: {
+      collapse_whitespace: z
+        .boolean()
+        .optional()
+        .describe('Turn runs of whitespace (incl. line breaks and tabs) into one space.'),
+    },
+    compile: ({ collapse_whitespace: collapse }) =>
+      collapse ? (v) => v.replace(/[\s\u00a0]+/g, ' ').replace(WHITESPACE_EDGES, '') : undefined,
   }),
   transform({
     name: 'strip_line_breaks',
@@ -110,7 +136,12 @@ export const TRANSFORMS = [
     phase: 'after_default',
     fields: {
       replace: z
-        .array(z.strictObject({ pattern: z.string().describe('Regular expression (JavaScript syntax), applied globally.'), with: z.string().describe('Replacement; $1 refers to groups.') }))
+        .array(
+          z.strictObject({
+            pattern: z.string().describe('Regular expression (JavaScript syntax), applied globally.'),
+            with: z.string().describe('Replacement; $1 refers to groups.'),
+          }),
+        )
         .optional()
         .describe('Regular-expression replacements, in order.'),
     },
@@ -131,16 +162,27 @@ export const TRANSFORMS = [
     name: 'map',
     phase: 'after_default',
     yields: 'text',
-    fields: { map: z.union([z.string().describe('Name of an entry in `value_maps`.'), valueMapSchema]).optional().describe('Translate the value through a value map.') },
+    fields: {
+      map: z
+        .union([z.string().describe('Name of an entry in `value_maps`.'), valueMapSchema])
+        .optional()
+        .describe('Translate the value through a value map.'),
+    },
     compile: ({ map: spec }, { env, path, label }) => {
       if (spec === undefined) return undefined;
       const map = typeof spec === 'string' ? env.valueMaps[spec] : spec;
       if (!map) {
         const defined = Object.keys(env.valueMaps);
-        env.problem([...path, 'map'], `unknown value map "${spec as string}"`, defined.length ? `defined maps: ${defined.join(', ')}` : 'define it under value_maps');
+        env.problem(
+          [...path, 'map'],
+          `unknown value map "${spec as string}"`,
+          defined.length ? `defined maps: ${defined.join(', ')}` : 'define it under value_maps',
+        );
         return undefined;
       }
-      const entries = map.ignore_case ? new Map(Object.entries(map.entries).map(([k, v]) => [k.toLowerCase(), v])) : new Map(Object.entries(map.entries));
+      const entries = map.ignore_case
+        ? new Map(Object.entries(map.entries).map(([k, v]) => [k.toLowerCase(), v]))
+        : new Map(Object.entries(map.entries));
       const { fallback, keep_unmapped: keep, ignore_case: ignoreCase } = map;
       const mapName = typeof spec === 'string' ? `value map "${spec}"` : 'the value map';
       return (v, scope) => {
@@ -148,21 +190,40 @@ export const TRANSFORMS = [
         if (hit !== undefined) return hit;
         if (fallback !== undefined) return fallback;
         if (keep) return v;
-        throw mappingError('MAPPING_UNMAPPED_VALUE', `${scope.at}: ${label} is "${v}", which ${mapName} does not list (known: ${[...entries.keys()].slice(0, 10).join(', ')}). Correct the value in Rossum or add it to the mapping.`, scope.datapoint?.id);
+        throw mappingError(
+          'MAPPING_UNMAPPED_VALUE',
+          `${scope.at}: ${label} is "${v}", which ${mapName} does not list (known: ${[...entries.keys()].slice(0, 10).join(', ')}). Correct the value in Rossum or add it to the mapping.`,
+          scope.datapoint?.id,
+        );
       };
     },
   }),
   transform({
     name: 'date',
     phase: 'after_default',
-    fields: { date: z.string().optional().describe('Format an ISO date/timestamp with a date-fns pattern, e.g. yyyyMMdd, dd.MM.yyyy (UTC).') },
+    fields: {
+      date: z
+        .string()
+        .optional()
+        .describe('Format an ISO date/timestamp with a date-fns pattern, e.g. yyyyMMdd, dd.MM.yyyy (UTC).'),
+    },
     compile: ({ date: pattern }, { env, path, label }) => {
       if (pattern === undefined) return undefined;
       const problem = datePatternProblem(pattern);
-      if (problem) env.problem([...path, 'date'], `invalid date pattern: ${problem}`, 'e.g. yyyyMMdd, dd.MM.yyyy, yyyy-MM-dd\'T\'HH:mm:ss');
+      if (problem)
+        env.problem(
+          [...path, 'date'],
+          `invalid date pattern: ${problem}`,
+          "e.g. yyyyMMdd, dd.MM.yyyy, yyyy-MM-dd'T'HH:mm:ss",
+        );
       return (v, scope) => {
         const date = parseIsoDate(v);
-        if (!date) throw mappingError('MAPPING_INVALID_DATE', `${scope.at}: ${label} is "${v}", which is not a date. Correct it in Rossum so it has a normalized date.`, scope.datapoint?.id);
+        if (!date)
+          throw mappingError(
+            'MAPPING_INVALID_DATE',
+            `${scope.at}: ${label} is "${v}", which is not a date. Correct it in Rossum so it has a normalized date.`,
+            scope.datapoint?.id,
+          );
         return formatUtc(date, pattern);
       };
     },
@@ -174,10 +235,16 @@ export const TRANSFORMS = [
     fields: { number: numberFormatSchema.optional() },
     compile: ({ number: format }, { env, path, label }) => {
       if (format === undefined) return undefined;
-      if (format.implied_decimals && format.decimals === undefined) env.problem([...path, 'number', 'implied_decimals'], 'implied_decimals needs a fixed number of `decimals`');
+      if (format.implied_decimals && format.decimals === undefined)
+        env.problem([...path, 'number', 'implied_decimals'], 'implied_decimals needs a fixed number of `decimals`');
       return (v, scope) => {
         const formatted = formatNumber(v, format);
-        if (formatted === undefined) throw mappingError('MAPPING_INVALID_NUMBER', `${scope.at}: ${label} is "${v}", which is not a number. Correct it in Rossum so it has a normalized amount.`, scope.datapoint?.id);
+        if (formatted === undefined)
+          throw mappingError(
+            'MAPPING_INVALID_NUMBER',
+            `${scope.at}: ${label} is "${v}", which is not a number. Correct it in Rossum so it has a normalized amount.`,
+            scope.datapoint?.id,
+          );
         return formatted;
       };
     },
@@ -187,7 +254,8 @@ export const TRANSFORMS = [
     phase: 'after_default',
     yields: 'text',
     fields: { case: z.enum(['upper', 'lower']).optional().describe('Change letter case.') },
-    compile: ({ case: letterCase }) => (letterCase === 'upper' ? (v) => v.toUpperCase() : letterCase === 'lower' ? (v) => v.toLowerCase() : undefined),
+    compile: ({ case: letterCase }) =>
+      letterCase === 'upper' ? (v) => v.toUpperCase() : letterCase === 'lower' ? (v) => v.toLowerCase() : undefined,
   }),
   transform({
     name: 'prefix/suffix',
@@ -196,7 +264,8 @@ export const TRANSFORMS = [
       prefix: z.string().optional().describe('Text put before a non-empty value.'),
       suffix: z.string().optional().describe('Text put after a non-empty value.'),
     },
-    compile: ({ prefix = '', suffix = '' }) => (prefix === '' && suffix === '' ? undefined : (v) => (v === '' ? v : `${prefix}${v}${suffix}`)),
+    compile: ({ prefix = '', suffix = '' }) =>
+      prefix === '' && suffix === '' ? undefined : (v) => (v === '' ? v : `${prefix}${v}${suffix}`),
   }),
   transform({
     name: 'truncate',
@@ -218,7 +287,10 @@ export const TRANSFORMS = [
         .strictObject({
           width: z.number().int().min(1).describe('Minimum width in characters.'),
           char: z.string().length(1).optional().describe('Padding character. Default space.'),
-          align: z.enum(['left', 'right']).optional().describe('left pads on the right (default), right pads on the left.'),
+          align: z
+            .enum(['left', 'right'])
+            .optional()
+            .describe('left pads on the right (default), right pads on the left.'),
         })
         .optional()
         .describe('Pad to a minimum width.'),
@@ -243,6 +315,7 @@ export type TransformFields = z.output<z.ZodObject<TransformShape>>;
 
 /** "trim, collapse_whitespace, ..., default, required check, replace, ...": the order the docs state. */
 export function stepOrder(): string {
-  const names = (phase: Transform<z.ZodRawShape>['phase']) => TRANSFORMS.filter((entry) => entry.phase === phase).map((entry) => entry.name);
+  const names = (phase: Transform<z.ZodRawShape>['phase']) =>
+    TRANSFORMS.filter((entry) => entry.phase === phase).map((entry) => entry.name);
   return [...names('before_default'), 'default', 'required check', ...names('after_default')].join(', ');
 }

@@ -18,7 +18,12 @@ export const rossumHookSchema = z.looseObject({
 });
 export type RossumHook = z.infer<typeof rossumHookSchema>;
 
-const userSchema = z.looseObject({ id: z.number().int(), url: z.string().optional(), username: z.string().optional(), email: z.string().optional() });
+const userSchema = z.looseObject({
+  id: z.number().int(),
+  url: z.string().optional(),
+  username: z.string().optional(),
+  email: z.string().optional(),
+});
 export type RossumUser = z.infer<typeof userSchema>;
 
 const queueSchema = z.looseObject({ id: z.number().int(), url: z.string().optional(), name: z.string().optional() });
@@ -50,7 +55,9 @@ export class RossumAdminApi {
     this.config = rossumApiConfigSchema.parse(options.config);
     this.apiRoot = this.client.apiRoot;
     this.key = this.config.token;
-    this.secrets = [this.config.token, this.config.password, ...(options.extraSecrets ?? [])].filter((s): s is string => s !== undefined && s.length >= 4);
+    this.secrets = [this.config.token, this.config.password, ...(options.extraSecrets ?? [])].filter(
+      (s): s is string => s !== undefined && s.length >= 4,
+    );
   }
 
   /** How the key was obtained, for messages about its lifetime. */
@@ -77,7 +84,15 @@ export class RossumAdminApi {
     const hooks: RossumHook[] = [];
     let path: string | null = '/v1/hooks?page_size=100';
     for (let page = 0; path !== null; page++) {
-      if (page === MAX_PAGES) throw this.error('ROSSUM_BAD_RESPONSE', `more than ${MAX_PAGES} pages of hooks; stopped listing`, null, 'GET', '/v1/hooks', true);
+      if (page === MAX_PAGES)
+        throw this.error(
+          'ROSSUM_BAD_RESPONSE',
+          `more than ${MAX_PAGES} pages of hooks; stopped listing`,
+          null,
+          'GET',
+          '/v1/hooks',
+          true,
+        );
       const body = this.parse(pageSchema, await this.call('GET', path), 'GET', path);
       for (const item of body.results) hooks.push(this.parse(rossumHookSchema, item, 'GET', path));
       path = this.nextPath(body.pagination?.next ?? null);
@@ -98,24 +113,36 @@ export class RossumAdminApi {
   private nextPath(next: string | null): string | null {
     if (next === null || next === '') return null;
     if (!next.startsWith(`${this.apiRoot}/`)) {
-      throw this.error('ROSSUM_BAD_RESPONSE', `Rossum's next page ${next} is outside the API root ${this.apiRoot}; not following it`, null, 'GET', '/v1/hooks', true);
+      throw this.error(
+        'ROSSUM_BAD_RESPONSE',
+        `Rossum's next page ${next} is outside the API root ${this.apiRoot}; not following it`,
+        null,
+        'GET',
+        '/v1/hooks',
+        true,
+      );
     }
     return next.slice(this.apiRoot.length);
   }
 
   private async call(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown): Promise<unknown> {
-    const key = this.key ?? (this.key = await this.client.login());
+    this.key ??= await this.client.login();
+    const key = this.key;
     try {
       return await this.once(method, path, body, key);
     } catch (error) {
-      if (!(error instanceof RossumApiError) || error.statusCode !== 401 || this.config.username === undefined) throw error;
+      if (!(error instanceof RossumApiError) || error.statusCode !== 401 || this.config.username === undefined)
+        throw error;
       this.key = await this.client.login();
       return this.once(method, path, body, this.key);
     }
   }
 
   private async once(method: string, path: string, body: unknown, key: string): Promise<unknown> {
-    const headers: Record<string, string> = { accept: 'application/json', authorization: `${this.config.authScheme} ${key}` };
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      authorization: `${this.config.authScheme} ${key}`,
+    };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     let text: string;
@@ -131,7 +158,14 @@ export class RossumAdminApi {
     } catch (error) {
       const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
       const timedOut = error instanceof Error && error.name === 'TimeoutError';
-      throw this.error(timedOut ? 'ROSSUM_TIMEOUT' : 'ROSSUM_UNREACHABLE', `Rossum (${this.apiRoot}) did not answer ${method} ${path}: ${describeError(cause)}`, null, method, path, false);
+      throw this.error(
+        timedOut ? 'ROSSUM_TIMEOUT' : 'ROSSUM_UNREACHABLE',
+        `Rossum (${this.apiRoot}) did not answer ${method} ${path}: ${describeError(cause)}`,
+        null,
+        method,
+        path,
+        false,
+      );
     }
     const status = response.status;
     if (status >= 200 && status < 300) {
@@ -139,7 +173,14 @@ export class RossumAdminApi {
       try {
         return JSON.parse(text) as unknown;
       } catch {
-        throw this.error('ROSSUM_BAD_RESPONSE', `Rossum answered ${method} ${path} with non-JSON (HTTP ${status})`, status, method, path, false);
+        throw this.error(
+          'ROSSUM_BAD_RESPONSE',
+          `Rossum answered ${method} ${path} with non-JSON (HTTP ${status})`,
+          status,
+          method,
+          path,
+          false,
+        );
       }
     }
     const summary = `Rossum answered ${method} ${path} with HTTP ${status}${detailOf(text)}`;
@@ -153,13 +194,34 @@ export class RossumAdminApi {
     const parsed = schema.safeParse(value);
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
-    throw this.error('ROSSUM_BAD_RESPONSE', `Unexpected Rossum reply to ${method} ${path}: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`, 200, method, path, true);
+    throw this.error(
+      'ROSSUM_BAD_RESPONSE',
+      `Unexpected Rossum reply to ${method} ${path}: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
+      200,
+      method,
+      path,
+      true,
+    );
   }
 
-  private error(code: RossumApiError['code'], message: string, statusCode: number | null, method: string, path: string, permanent: boolean): RossumApiError {
+  private error(
+    code: RossumApiError['code'],
+    message: string,
+    statusCode: number | null,
+    method: string,
+    path: string,
+    permanent: boolean,
+  ): RossumApiError {
     let scrubbed = message;
-    for (const secret of [...this.secrets, this.key]) if (secret !== undefined && secret.length >= 4) scrubbed = scrubbed.split(secret).join('[redacted]');
-    return new RossumApiError(code, scrubbed, { statusCode, method, path, permanent, host: new URL(this.apiRoot).host });
+    for (const secret of [...this.secrets, this.key])
+      if (secret !== undefined && secret.length >= 4) scrubbed = scrubbed.split(secret).join('[redacted]');
+    return new RossumApiError(code, scrubbed, {
+      statusCode,
+      method,
+      path,
+      permanent,
+      host: new URL(this.apiRoot).host,
+    });
   }
 }
 
@@ -169,7 +231,10 @@ function detailOf(text: string): string {
   let detail = trimmed;
   try {
     const json = JSON.parse(trimmed) as unknown;
-    detail = typeof json === 'object' && json !== null && 'detail' in json && typeof json.detail === 'string' ? json.detail : JSON.stringify(json);
+    detail =
+      typeof json === 'object' && json !== null && 'detail' in json && typeof json.detail === 'string'
+        ? json.detail
+        : JSON.stringify(json);
   } catch {
     // plain text: shown as is
   }

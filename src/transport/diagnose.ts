@@ -1,9 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { Client, type Algorithms, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { silentLogger } from '../observability/index.ts';
 import { parseTargetUrl, type TargetConfig } from './config.ts';
 import { rawMessage } from './errors.ts';
-import { knownKeyTypes, parseKnownHosts, verifyHostKey, type HostKeyPolicy, type HostKeyVerdict } from './hostkey.ts';
+import { verifyHostKey, type HostKeyPolicy, type HostKeyVerdict } from './hostkey.ts';
+import { algorithmsFor } from './sftp/connect.ts';
+import { configuredCredentials, hostKeyPolicyFor } from './sftp/credentials.ts';
 
 /** One step of reaching an SFTP server, as `doctor` reports it. */
 export interface ConnectionStep {
@@ -36,7 +38,8 @@ export async function diagnoseSftpConnection(name: string, config: TargetConfig)
   const steps: ConnectionStep[] = [];
   const skipRest = (reason: string): ConnectionStep[] => {
     for (const step of ['tcp', 'host key', 'login', 'free space'] as const) {
-      if (!steps.some((done) => done.step === step)) steps.push({ step, status: 'skip', detail: `not tried: ${reason}` });
+      if (!steps.some((done) => done.step === step))
+        steps.push({ step, status: 'skip', detail: `not tried: ${reason}` });
     }
     return steps;
   };
@@ -55,20 +58,34 @@ export async function diagnoseSftpConnection(name: string, config: TargetConfig)
 
   let policy: HostKeyPolicy;
   try {
-    policy = hostKeyPolicy(config);
+    // The insecure-any-key warning is for running processes; here the host key step says it.
+    policy = hostKeyPolicyFor(name, config, label, silentLogger());
   } catch (error) {
-    steps.push({ step: 'host key', status: 'fail', detail: `cannot read knownHosts ${config.knownHosts}: ${(error as Error).message}`, fix: `make targets.${name}.knownHosts a readable known_hosts file` });
+    steps.push({
+      step: 'host key',
+      status: 'fail',
+      detail: rawMessage(error),
+      fix: `make targets.${name}.knownHosts a readable known_hosts file`,
+    });
     return skipRest('no host key to compare with');
   }
   let credentials: Credentials | undefined;
   let unreadableKey: string | undefined;
   try {
-    credentials = credentialsOf(config, username);
+    credentials = configuredCredentials(name, config, label, username);
   } catch (error) {
     // The handshake still shows the host key; the login step reports the key file.
     unreadableKey = rawMessage(error);
   }
-  const session = await sshSession({ host, port, username: username ?? '', timeoutMs, policy, algorithms: algorithmsFor(config, policy, host, port), credentials });
+  const session = await sshSession({
+    host,
+    port,
+    username: username ?? '',
+    timeoutMs,
+    policy,
+    algorithms: algorithmsFor(config, policy, host, port),
+    credentials,
+  });
   try {
     const verdict = session.verdict;
     if (!verdict) {
@@ -87,16 +104,32 @@ export async function diagnoseSftpConnection(name: string, config: TargetConfig)
     steps.push({
       step: 'host key',
       status: config.insecureAcceptAnyHostKey ? 'skip' : 'ok',
-      detail: config.insecureAcceptAnyHostKey ? `not checked (insecureAcceptAnyHostKey); the server presented ${verdict.presented}` : `${verdict.presented} matches the pin`,
-      ...(config.insecureAcceptAnyHostKey ? { fix: `pin it: set targets.${name}.hostKey to ${verdict.presented} after confirming it with the server's administrator` } : {}),
+      detail: config.insecureAcceptAnyHostKey
+        ? `not checked (insecureAcceptAnyHostKey); the server presented ${verdict.presented}`
+        : `${verdict.presented} matches the pin`,
+      ...(config.insecureAcceptAnyHostKey
+        ? {
+            fix: `pin it: set targets.${name}.hostKey to ${verdict.presented} after confirming it with the server's administrator`,
+          }
+        : {}),
     });
 
     if (unreadableKey !== undefined) {
-      steps.push({ step: 'login', status: 'fail', detail: `cannot read privateKeyPath ${config.privateKeyPath}: ${unreadableKey}`, fix: `make targets.${name}.privateKeyPath a private key file the bridge's user can read` });
+      steps.push({
+        step: 'login',
+        status: 'fail',
+        detail: unreadableKey,
+        fix: `make targets.${name}.privateKeyPath a private key file the bridge's user can read`,
+      });
       return skipRest('not logged in');
     }
     if (!credentials) {
-      steps.push({ step: 'login', status: 'skip', detail: "credentials come from each hook call's secrets (credentials: hookSecrets); nothing to log in with here" });
+      steps.push({
+        step: 'login',
+        status: 'skip',
+        detail:
+          "credentials come from each hook call's secrets (credentials: hookSecrets); nothing to log in with here",
+      });
       return skipRest('no login');
     }
     if (!session.sftp) {
@@ -116,7 +149,11 @@ export async function diagnoseSftpConnection(name: string, config: TargetConfig)
   }
 }
 
-function tcpProbe(host: string, port: number, timeoutMs: number): Promise<{ ok: true; ms: number } | { ok: false; reason: string }> {
+function tcpProbe(
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<{ ok: true; ms: number } | { ok: false; reason: string }> {
   const started = Date.now();
   return new Promise((resolveProbe) => {
     const socket = tcpConnect({ host, port });
@@ -129,7 +166,9 @@ function tcpProbe(host: string, port: number, timeoutMs: number): Promise<{ ok: 
       socket.destroy();
       resolveProbe({ ok: false, reason: `no answer within ${timeoutMs} ms` });
     });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolveProbe({ ok: false, reason: error.code ?? error.message }));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      resolveProbe({ ok: false, reason: error.code ?? error.message }),
+    );
   });
 }
 
@@ -139,35 +178,12 @@ interface Credentials {
   passphrase?: string;
 }
 
-function credentialsOf(config: TargetConfig, username: string | undefined): Credentials | undefined {
-  if (config.credentials === 'hookSecrets' || username === undefined) return undefined;
-  const privateKey = config.privateKeyPath ? readFileSync(config.privateKeyPath, 'utf8') : config.privateKey;
-  return {
-    ...(config.password !== undefined ? { password: config.password } : {}),
-    ...(privateKey !== undefined ? { privateKey } : {}),
-    ...(config.passphrase !== undefined ? { passphrase: config.passphrase } : {}),
-  };
-}
-
-function hostKeyPolicy(config: TargetConfig): HostKeyPolicy {
-  const policy: HostKeyPolicy = {
-    fingerprints: config.hostKey === undefined ? [] : Array.isArray(config.hostKey) ? config.hostKey : [config.hostKey],
-    insecureAcceptAny: config.insecureAcceptAnyHostKey,
-  };
-  if (config.knownHosts) policy.knownHosts = { entries: parseKnownHosts(readFileSync(config.knownHosts, 'utf8')), source: config.knownHosts };
-  return policy;
-}
-
-function algorithmsFor(config: TargetConfig, policy: HostKeyPolicy, host: string, port: number): Algorithms | undefined {
-  // zod's shape matches ssh2's; its typings demand all of append/prepend/remove at once.
-  const algorithms = config.algorithms ? ({ ...config.algorithms } as Algorithms) : undefined;
-  if (algorithms?.serverHostKey) return algorithms;
-  const types = knownKeyTypes(policy, host, port).flatMap((type) => (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]));
-  if (types.length === 0) return algorithms;
-  return { ...(algorithms ?? {}), serverHostKey: { prepend: types, append: [], remove: [] } } as Algorithms;
-}
-
-function hostKeyFailure(name: string, label: string, verdict: Extract<HostKeyVerdict, { ok: false }>, policy: HostKeyPolicy): ConnectionStep {
+function hostKeyFailure(
+  name: string,
+  label: string,
+  verdict: Extract<HostKeyVerdict, { ok: false }>,
+  policy: HostKeyPolicy,
+): ConnectionStep {
   const presented = `${verdict.presented} (${verdict.keyType})`;
   if (verdict.reason === 'unknown') {
     const where = policy.knownHosts ? `no entry for ${label} in ${policy.knownHosts.source}` : 'no hostKey configured';
@@ -262,7 +278,9 @@ async function freeSpace(sftp: SFTPWrapper, dir: string, name: string): Promise<
   for (const path of [dir, '.']) {
     try {
       info = await new Promise<StatvfsInfo>((resolveInfo, rejectInfo) => {
-        sftp.ext_openssh_statvfs(path, (error, fsInfo: StatvfsInfo) => (error ? rejectInfo(error) : resolveInfo(fsInfo)));
+        sftp.ext_openssh_statvfs(path, (error, fsInfo: StatvfsInfo) =>
+          error ? rejectInfo(error) : resolveInfo(fsInfo),
+        );
       });
       break;
     } catch (error) {
@@ -270,12 +288,23 @@ async function freeSpace(sftp: SFTPWrapper, dir: string, name: string): Promise<
       if (/does not support|not supported/i.test(lastError)) break;
     }
   }
-  if (!info) return { step: 'free space', status: 'skip', detail: `the server does not report free space (statvfs@openssh.com: ${lastError})` };
+  if (!info)
+    return {
+      step: 'free space',
+      status: 'skip',
+      detail: `the server does not report free space (statvfs@openssh.com: ${lastError})`,
+    };
   const unit = info.frsize || info.bsize;
   const freeBytes = info.bavail * unit;
   const shown = `${formatBytes(freeBytes)} free of ${formatBytes(info.blocks * unit)}`;
   if (freeBytes < MIN_FREE_BYTES) {
-    return { step: 'free space', status: 'fail', freeBytes, detail: `only ${shown}`, fix: `free space on the server's file system of targets.${name} (under ${formatBytes(MIN_FREE_BYTES)}, uploads may fail halfway)` };
+    return {
+      step: 'free space',
+      status: 'fail',
+      freeBytes,
+      detail: `only ${shown}`,
+      fix: `free space on the server's file system of targets.${name} (under ${formatBytes(MIN_FREE_BYTES)}, uploads may fail halfway)`,
+    };
   }
   return { step: 'free space', status: 'ok', freeBytes, detail: shown };
 }

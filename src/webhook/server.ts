@@ -71,7 +71,10 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     // Socket inactivity; the answer itself may take up to the deadline, so this must outlast it.
     connectionTimeout: Math.max(limits.requestTimeoutMs, options.deadlineMs) + 5_000,
     // Node checks the request and headers timeouts on this interval (30 s by default, longer than the timeouts).
-    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs) },
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
     trustProxy: options.trustProxy ?? false,
     // Our own log lines say what happened to each export; per-request lines would only be noise.
     logController: new LogController({ disableRequestLogging: true }),
@@ -83,7 +86,13 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   app.addContentTypeParser(['application/json', 'text/plain'], (request, payload, done) => {
     const header = readSignatureHeader(request.headers, options.signature);
     if (!header.ok) return done(new BodyRefusal(401, header.reason), undefined);
-    readSignedBody(payload, header, options.signature.secret, { limitBytes: limits.bodyBytes, idleMs: limits.bodyIdleTimeoutMs, retryAfterS: limits.retryAfterS }, unverified).then(
+    readSignedBody(
+      payload,
+      header,
+      options.signature.secret,
+      { limitBytes: limits.bodyBytes, idleMs: limits.bodyIdleTimeoutMs, retryAfterS: limits.retryAfterS },
+      unverified,
+    ).then(
       (body) => done(null, body),
       (error: Error) => done(error, undefined),
     );
@@ -113,7 +122,12 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     // Before any body byte is read: a wrong content type, an unsigned call or one announcing too big a body costs nothing.
     const contentType = request.headers['content-type'];
     if (contentType !== undefined && !/^\s*(application\/json|text\/plain)\s*(;|$)/i.test(contentType)) {
-      return sendError(reply.header('connection', 'close'), 415, `Unsupported content type "${contentType}": send application/json`, options.metrics);
+      return sendError(
+        reply.header('connection', 'close'),
+        415,
+        `Unsupported content type "${contentType}": send application/json`,
+        options.metrics,
+      );
     }
     const header = readSignatureHeader(request.headers, options.signature);
     if (!header.ok) {
@@ -122,7 +136,12 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     }
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > limits.bodyBytes) {
-      return sendError(reply.header('connection', 'close'), 413, `Body larger than the configured limit of ${limits.bodyBytes} bytes`, options.metrics);
+      return sendError(
+        reply.header('connection', 'close'),
+        413,
+        `Body larger than the configured limit of ${limits.bodyBytes} bytes`,
+        options.metrics,
+      );
     }
     return undefined;
   };
@@ -139,7 +158,10 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     const delivery = options.classify(raw);
     if (delivery.kind === 'invalid') return sendError(reply, 400, delivery.reason, options.metrics);
     if (delivery.kind === 'ignored') {
-      request.log.info({ event: delivery.event, action: delivery.action }, 'hook event ignored: only annotation_content.export exports');
+      request.log.info(
+        { event: delivery.event, action: delivery.action },
+        'hook event ignored: only annotation_content.export exports',
+      );
       options.metrics.webhookRequests.inc({ status: '200' });
       return reply.code(200).send({});
     }
@@ -147,10 +169,17 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
 
     // A plain timer: AbortSignal.timeout costs several times more per request (weak refs, finalizers).
     const deadline = new AbortController();
-    const abortAtDeadline = setTimeout(() => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')), options.deadlineMs);
+    const abortAtDeadline = setTimeout(
+      () => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')),
+      options.deadlineMs,
+    );
     let result: ExportReply;
     try {
-      result = await withDeadline(options.exportService.handle(delivery, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, annotationId);
+      result = await withDeadline(
+        options.exportService.handle(delivery, { signal: deadline.signal, deadlineMs: options.deadlineMs }),
+        options.deadlineMs,
+        annotationId,
+      );
     } finally {
       clearTimeout(abortAtDeadline);
     }
@@ -171,7 +200,9 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   });
 
   const heldBaseUrl = (request: FastifyRequest): string =>
-    options.publicUrl ? `${options.publicUrl.replace(/\/+$/, '')}${HELD_PATH}` : `${request.protocol}://${request.host}${HELD_PATH}`;
+    options.publicUrl
+      ? `${options.publicUrl.replace(/\/+$/, '')}${HELD_PATH}`
+      : `${request.protocol}://${request.host}${HELD_PATH}`;
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
@@ -202,7 +233,11 @@ function sendError(reply: FastifyReply, statusCode: number, message: string, met
 }
 
 /** The export keeps running after the deadline (its ledger claim makes the retry find it). */
-async function withDeadline(work: Promise<ExportReply>, deadlineMs: number, annotationId: number): Promise<ExportReply> {
+async function withDeadline(
+  work: Promise<ExportReply>,
+  deadlineMs: number,
+  annotationId: number,
+): Promise<ExportReply> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<ExportReply>((resolve) => {
     timer = setTimeout(

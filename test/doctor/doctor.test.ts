@@ -7,7 +7,15 @@ import { formatReport, runDoctor, type CheckResult, type DoctorReport } from '..
 import { openLedger } from '../../src/ledger/index.ts';
 import { RossumHooksApi } from '../support/rossum-hooks-api.ts';
 import { ensurePasswordUser, startSshd, type PasswordUser } from '../support/sshd.ts';
-import { cli, HOOK_SECRET, otherFingerprint, WEBHOOK_URL, writeConfig, writeHookConfig, type DevLoop } from './helpers.ts';
+import {
+  cli,
+  HOOK_SECRET,
+  otherFingerprint,
+  WEBHOOK_URL,
+  writeConfig,
+  writeHookConfig,
+  type DevLoop,
+} from './helpers.ts';
 
 let loop: DevLoop;
 let user: PasswordUser;
@@ -41,7 +49,10 @@ beforeEach(() => {
 });
 
 function find(report: DoctorReport, area: CheckResult['area'], subject: string, check: string | RegExp): CheckResult {
-  const found = report.checks.find((c) => c.area === area && c.subject === subject && (typeof check === 'string' ? c.check === check : check.test(c.check)));
+  const found = report.checks.find(
+    (c) =>
+      c.area === area && c.subject === subject && (typeof check === 'string' ? c.check === check : check.test(c.check)),
+  );
   if (!found) throw new Error(`no check ${area} ${subject} ${String(check)} in:\n${formatReport(report)}`);
   return found;
 }
@@ -109,7 +120,10 @@ describe('doctor', () => {
     expect(hostKey.detail).toContain(wrong);
     expect(hostKey.fix).toMatch(/confirm the new fingerprint with its administrator/);
     expect(find(report, 'target', 'erp', 'tcp').status).toBe('ok');
-    expect(find(report, 'target', 'erp', 'login')).toMatchObject({ status: 'skip', detail: expect.stringContaining('no credentials were sent') });
+    expect(find(report, 'target', 'erp', 'login')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('no credentials were sent'),
+    });
     expect(find(report, 'target', 'erp', /^write/).status).toBe('skip');
     // The server saw no login at all: the handshake stopped at its key.
     expect(loop.sshd.loginCount()).toBe(loginsBefore);
@@ -122,7 +136,11 @@ describe('doctor', () => {
 
   it('a read-only ack folder is ✗ with its fix; the export folder stays ✓ and nothing is left behind', async () => {
     const path = writeConfig(loop, {
-      erpOut: { url: `sftp://${user.username}@127.0.0.1:${loop.sshd.port}/~/acks`, password: user.password, privateKey: undefined },
+      erpOut: {
+        url: `sftp://${user.username}@127.0.0.1:${loop.sshd.port}/~/acks`,
+        password: user.password,
+        privateKey: undefined,
+      },
     });
     chmodSync(loop.sshd.acksDir, 0o555);
     let report: DoctorReport;
@@ -171,18 +189,35 @@ describe('doctor', () => {
     loop.rossum.hooks.clear();
     const path = writeConfig(loop);
     const missing = await runDoctor(loadConfig(path).config);
-    expect(find(missing, 'hook', WEBHOOK_URL, 'registered')).toMatchObject({ status: 'fail', fix: 'run `rossum-sftp-bridge hook install --queue 11 12`' });
+    expect(find(missing, 'hook', WEBHOOK_URL, 'registered')).toMatchObject({
+      status: 'fail',
+      fix: 'run `rossum-sftp-bridge hook install --queue 11 12`',
+    });
 
-    loop.rossum.addHook({ name: 'other', events: ['annotation_status'], queues: [loop.rossum.queueUrl(11)], config: { url: WEBHOOK_URL, secret: HOOK_SECRET } });
+    loop.rossum.addHook({
+      name: 'other',
+      events: ['annotation_status'],
+      queues: [loop.rossum.queueUrl(11)],
+      config: { url: WEBHOOK_URL, secret: HOOK_SECRET },
+    });
     const partial = await runDoctor(loadConfig(path).config);
-    expect(find(partial, 'hook', WEBHOOK_URL, 'events')).toMatchObject({ status: 'fail', detail: expect.stringContaining('annotation_content.export missing') });
-    expect(find(partial, 'hook', WEBHOOK_URL, 'queues')).toMatchObject({ status: 'fail', detail: expect.stringContaining('queue(s) 12') });
+    expect(find(partial, 'hook', WEBHOOK_URL, 'events')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('annotation_content.export missing'),
+    });
+    expect(find(partial, 'hook', WEBHOOK_URL, 'queues')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('queue(s) 12'),
+    });
 
     const unknownQueue = writeConfig(loop);
     const config = loadConfig(unknownQueue).config;
     config.routes = [{ ...config.routes[0]!, queues: [99] }];
     const report = await runDoctor(config);
-    expect(find(report, 'rossum', 'queue 99', 'readable')).toMatchObject({ status: 'fail', fix: expect.stringContaining('give the API user access to queue 99') });
+    expect(find(report, 'rossum', 'queue 99', 'readable')).toMatchObject({
+      status: 'fail',
+      fix: expect.stringContaining('give the API user access to queue 99'),
+    });
   });
 
   it('a token Rossum refuses is ✗ with its fix, and the token never appears in the report', async () => {
@@ -198,10 +233,16 @@ describe('doctor', () => {
     const path = writeHookConfig(loop.rossum, { token: loop.token });
     const config = loadConfig(path).config;
     const report = await runDoctor(config);
-    expect(find(report, 'target', 'erp', 'free space')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/free of .* at \//) });
+    expect(find(report, 'target', 'erp', 'free space')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/free of .* at \//),
+    });
     expect(find(report, 'target', 'erp', 'write + rename + delete (exports)').status).toBe('ok');
     const ledgerFile = config.ledger.url.slice('sqlite:'.length);
-    expect(find(report, 'ledger', config.ledger.url, 'reachable')).toMatchObject({ status: 'ok', detail: expect.stringContaining('does not exist yet') });
+    expect(find(report, 'ledger', config.ledger.url, 'reachable')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringContaining('does not exist yet'),
+    });
     expect(existsSync(ledgerFile)).toBe(false);
     expect(report.ok, formatReport(report)).toBe(true);
   });

@@ -23,7 +23,15 @@ export interface DevLoop {
  * the ERP's answers in `acks/` read through `erp-out`, a SQLite ledger, the simulated Rossum API.
  * `targets` entries are merged over the defaults; returns the path of the written file.
  */
-export function writeConfig(loop: DevLoop, overrides: { erp?: Record<string, unknown>; erpOut?: Record<string, unknown>; server?: Record<string, unknown>; rossum?: Record<string, unknown> } = {}): string {
+export function writeConfig(
+  loop: DevLoop,
+  overrides: {
+    erp?: Record<string, unknown>;
+    erpOut?: Record<string, unknown>;
+    server?: Record<string, unknown>;
+    rossum?: Record<string, unknown>;
+  } = {},
+): string {
   const { sshd } = loop;
   const target = (url: string, extra: Record<string, unknown> | undefined): Record<string, unknown> => ({
     url,
@@ -40,7 +48,10 @@ export function writeConfig(loop: DevLoop, overrides: { erp?: Record<string, unk
     targets: { erp: target(sshd.url('inbound'), overrides.erp), 'erp-out': target(sshd.url('acks'), overrides.erpOut) },
     routes: [{ mapping: 'generic-xml', target: 'erp', queues: [11, 12] }],
     rossum: { baseUrl: loop.rossum.apiUrl, token: loop.token, ...overrides.rossum },
-    acks: { targets: { erp: { folder: '.', readFrom: 'erp-out' } }, byMapping: { 'generic-xml': { convention: 'companion' } } },
+    acks: {
+      targets: { erp: { folder: '.', readFrom: 'erp-out' } },
+      byMapping: { 'generic-xml': { convention: 'companion' } },
+    },
   };
   const dir = mkdtempSync(join(tmpdir(), 'rsb-doctor-config-'));
   const path = join(dir, 'bridge.yaml');
@@ -63,10 +74,15 @@ export interface CliRun {
 /** Runs the real CLI (bin/rossum-sftp-bridge) as an operator would. */
 export function cli(args: string[]): Promise<CliRun> {
   return new Promise((resolveRun) => {
-    execFile(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args], { cwd: repoRoot, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolveRun({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args],
+      { cwd: repoRoot, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolveRun({ code, stdout, stderr });
+      },
+    );
   });
 }
 

@@ -31,7 +31,9 @@ describe('hook install', () => {
     const first = await cli(['hook', 'install', '--config', path, '--queue', '12', '11']);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^created hook \d+ "rossum-sftp-bridge" → https:\/\/bridge\.example\.com\/webhooks\/rossum on queue\(s\) 12, 11$/m);
+    expect(first.stdout).toMatch(
+      /^created hook \d+ "rossum-sftp-bridge" → https:\/\/bridge\.example\.com\/webhooks\/rossum on queue\(s\) 12, 11$/m,
+    );
     expect(rossum.callsTo('POST', '/v1/hooks')).toHaveLength(1);
     expect(rossum.callsTo('POST', '/v1/hooks')[0]!.body).toEqual({
       name: 'rossum-sftp-bridge',
@@ -52,7 +54,8 @@ describe('hook install', () => {
   }, 120_000);
 
   it('finds its hook on a later page of a long list instead of creating a second one', async () => {
-    for (let i = 0; i < 130; i++) rossum.addHook({ name: `other-${i}`, config: { url: `https://elsewhere.example.com/${i}` } });
+    for (let i = 0; i < 130; i++)
+      rossum.addHook({ name: `other-${i}`, config: { url: `https://elsewhere.example.com/${i}` } });
     const path = writeHookConfig(rossum, { token: rossum.issueToken() });
     const { api, config } = apiFor(path);
     const spec = hookSpec(config, api, { queues: [11, 12] });
@@ -63,7 +66,10 @@ describe('hook install', () => {
     const again = await installHook(api, spec);
     expect(again).toMatchObject({ action: 'unchanged', hook: { id: created.hook.id } });
     // 131 hooks at 100 per page: the second page holds ours, reached through pagination.next.
-    expect(rossum.callsTo('GET', '/v1/hooks').map((call) => call.path)).toEqual(['/v1/hooks?page_size=100', '/v1/hooks?page=2&page_size=100']);
+    expect(rossum.callsTo('GET', '/v1/hooks').map((call) => call.path)).toEqual([
+      '/v1/hooks?page_size=100',
+      '/v1/hooks?page=2&page_size=100',
+    ]);
     expect(rossum.writes()).toEqual([]);
     expect(rossum.hooks.size).toBe(131);
   });
@@ -72,7 +78,14 @@ describe('hook install', () => {
     const existing = rossum.addHook({
       name: 'rossum-sftp-bridge',
       queues: [rossum.queueUrl(11), rossum.queueUrl(12)],
-      config: { url: WEBHOOK_URL, secret: HOOK_SECRET, timeout_s: 10, retry_count: 4, retry_on_any_non_2xx: false, insecure_ssl: false },
+      config: {
+        url: WEBHOOK_URL,
+        secret: HOOK_SECRET,
+        timeout_s: 10,
+        retry_count: 4,
+        retry_on_any_non_2xx: false,
+        insecure_ssl: false,
+      },
     });
     const path = writeHookConfig(rossum, { username: 'admin@example.com', password: 'admin password 123' });
     const { api, config } = apiFor(path);
@@ -80,7 +93,16 @@ describe('hook install', () => {
     expect(result).toMatchObject({ action: 'update', changes: ['config.timeout_s'] });
     const patches = rossum.callsTo('PATCH', `/v1/hooks/${existing.id}`);
     expect(patches).toHaveLength(1);
-    expect(patches[0]!.body).toEqual({ config: { url: WEBHOOK_URL, secret: HOOK_SECRET, timeout_s: 30, retry_count: 4, retry_on_any_non_2xx: false, insecure_ssl: false } });
+    expect(patches[0]!.body).toEqual({
+      config: {
+        url: WEBHOOK_URL,
+        secret: HOOK_SECRET,
+        timeout_s: 30,
+        retry_count: 4,
+        retry_on_any_non_2xx: false,
+        insecure_ssl: false,
+      },
+    });
     expect(rossum.hooks.get(existing.id)!.config.timeout_s).toBe(30);
   });
 
@@ -94,7 +116,10 @@ describe('hook install', () => {
       });
       const { api, config } = apiFor(writeHookConfig(hidden, { token: hidden.issueToken() }));
       const plan = planHook(hookSpec(config, api, { queues: [11, 12] }), (await api.listHooks())[0]);
-      expect(plan).toMatchObject({ action: 'unchanged', notes: [expect.stringContaining('did not return config.secret')] });
+      expect(plan).toMatchObject({
+        action: 'unchanged',
+        notes: [expect.stringContaining('did not return config.secret')],
+      });
     } finally {
       await hidden.close();
     }
@@ -103,8 +128,12 @@ describe('hook install', () => {
   it('refuses to install without a secret or a URL, naming the setting', async () => {
     const path = writeHookConfig(rossum, { token: rossum.issueToken() });
     const { api, config } = apiFor(path);
-    expect(() => hookSpec({ ...config, server: { ...config.server, secret: undefined } }, api, { queues: [11] })).toThrow(/server\.secret is not set/);
-    expect(() => hookSpec({ ...config, server: { ...config.server, publicUrl: undefined } }, api, { queues: [11] })).toThrow(/set server\.publicUrl .* or pass --url/);
+    expect(() =>
+      hookSpec({ ...config, server: { ...config.server, secret: undefined } }, api, { queues: [11] }),
+    ).toThrow(/server\.secret is not set/);
+    expect(() =>
+      hookSpec({ ...config, server: { ...config.server, publicUrl: undefined } }, api, { queues: [11] }),
+    ).toThrow(/set server\.publicUrl .* or pass --url/);
     expect(() => hookSpec(config, api, { queues: [] })).toThrow(/no queue/);
   });
 });

@@ -42,7 +42,20 @@ export interface HooksApiOptions {
   revealSecrets?: boolean;
 }
 
-const WRITABLE = new Set(['name', 'type', 'active', 'events', 'queues', 'config', 'token_owner', 'metadata', 'run_after', 'sideload', 'settings', 'description']);
+const WRITABLE = new Set([
+  'name',
+  'type',
+  'active',
+  'events',
+  'queues',
+  'config',
+  'token_owner',
+  'metadata',
+  'run_after',
+  'sideload',
+  'settings',
+  'description',
+]);
 
 export class RossumHooksApi {
   readonly calls: HooksApiCall[] = [];
@@ -136,7 +149,12 @@ export class RossumHooksApi {
   }
 
   /** One API call; `url` is the request path with query. */
-  handle(method: string, url: string, body: unknown, authorization: string | undefined): { status: number; json?: unknown } {
+  handle(
+    method: string,
+    url: string,
+    body: unknown,
+    authorization: string | undefined,
+  ): { status: number; json?: unknown } {
     const parsed = new URL(url, 'http://127.0.0.1');
     const route = parsed.pathname.startsWith('/api/v1/') ? parsed.pathname.slice(4) : parsed.pathname;
     const call: HooksApiCall = { method, path: `${route}${parsed.search}`, body, status: 0 };
@@ -150,13 +168,17 @@ export class RossumHooksApi {
     const user = this.userOf(authorization);
     if (user === undefined) return reply(401, { detail: 'Invalid token.' });
 
-    if (method === 'GET' && route === '/v1/auth/user') return reply(200, { id: 7, url: `${this.apiUrl}/v1/users/7`, username: user, email: user });
+    if (method === 'GET' && route === '/v1/auth/user')
+      return reply(200, { id: 7, url: `${this.apiUrl}/v1/users/7`, username: user, email: user });
     const queue = /^\/v1\/queues\/(\d+)\/?$/.exec(route);
     if (queue && method === 'GET') {
       const id = Number(queue[1]);
-      if (this.forbiddenQueues.has(id)) return reply(403, { detail: 'You do not have permission to perform this action.' });
+      if (this.forbiddenQueues.has(id))
+        return reply(403, { detail: 'You do not have permission to perform this action.' });
       const name = this.queues[id];
-      return name === undefined ? reply(404, { detail: 'Not found.' }) : reply(200, { id, url: this.queueUrl(id), name });
+      return name === undefined
+        ? reply(404, { detail: 'Not found.' })
+        : reply(200, { id, url: this.queueUrl(id), name });
     }
     if (route === '/v1/hooks' || route === '/v1/hooks/') {
       if (method === 'GET') return this.list(parsed.searchParams, reply);
@@ -174,7 +196,10 @@ export class RossumHooksApi {
     return reply(404, { detail: 'Not found.' });
   }
 
-  private login(body: unknown, reply: (status: number, json?: unknown) => { status: number; json?: unknown }): { status: number; json?: unknown } {
+  private login(
+    body: unknown,
+    reply: (status: number, json?: unknown) => { status: number; json?: unknown },
+  ): { status: number; json?: unknown } {
     const { username, password } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     if (typeof username !== 'string' || typeof password !== 'string' || this.users[username] !== password) {
       return reply(401, { detail: 'Unable to log in with provided credentials.' });
@@ -188,20 +213,32 @@ export class RossumHooksApi {
     return this.tokens.get(token);
   }
 
-  private list(query: URLSearchParams, reply: (status: number, json?: unknown) => { status: number; json?: unknown }): { status: number; json?: unknown } {
+  private list(
+    query: URLSearchParams,
+    reply: (status: number, json?: unknown) => { status: number; json?: unknown },
+  ): { status: number; json?: unknown } {
     const pageSize = Math.min(100, Math.max(1, Number(query.get('page_size') ?? 20) || 20));
     const page = Math.max(1, Number(query.get('page') ?? 1) || 1);
     const all = [...this.hooks.values()].sort((a, b) => a.id - b.id);
     const totalPages = Math.max(1, Math.ceil(all.length / pageSize));
     const link = (n: number): string => `${this.apiUrl}/v1/hooks?page=${n}&page_size=${pageSize}`;
     return reply(200, {
-      pagination: { total: all.length, total_pages: totalPages, next: page < totalPages ? link(page + 1) : null, previous: page > 1 ? link(page - 1) : null },
+      pagination: {
+        total: all.length,
+        total_pages: totalPages,
+        next: page < totalPages ? link(page + 1) : null,
+        previous: page > 1 ? link(page - 1) : null,
+      },
       results: all.slice((page - 1) * pageSize, page * pageSize).map((hook) => this.serialize(hook)),
     });
   }
 
-  private create(body: unknown, reply: (status: number, json?: unknown) => { status: number; json?: unknown }): { status: number; json?: unknown } {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { non_field_errors: ['Invalid data. Expected a dictionary.'] });
+  private create(
+    body: unknown,
+    reply: (status: number, json?: unknown) => { status: number; json?: unknown },
+  ): { status: number; json?: unknown } {
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return reply(400, { non_field_errors: ['Invalid data. Expected a dictionary.'] });
     const fields = body as Record<string, unknown>;
     const errors = this.validate(fields, true);
     if (Object.keys(errors).length > 0) return reply(400, errors);
@@ -217,8 +254,13 @@ export class RossumHooksApi {
     return reply(201, this.serialize(hook));
   }
 
-  private patch(hook: SimulatedHook, body: unknown, reply: (status: number, json?: unknown) => { status: number; json?: unknown }): { status: number; json?: unknown } {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { non_field_errors: ['Invalid data. Expected a dictionary.'] });
+  private patch(
+    hook: SimulatedHook,
+    body: unknown,
+    reply: (status: number, json?: unknown) => { status: number; json?: unknown },
+  ): { status: number; json?: unknown } {
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return reply(400, { non_field_errors: ['Invalid data. Expected a dictionary.'] });
     const fields = body as Record<string, unknown>;
     const errors = this.validate({ ...this.serialize(hook, true), ...fields }, false);
     for (const key of Object.keys(fields)) if (!WRITABLE.has(key)) errors[key] = ['This field is read-only.'];
@@ -230,16 +272,24 @@ export class RossumHooksApi {
   private validate(fields: Record<string, unknown>, creating: boolean): Record<string, string[]> {
     const errors: Record<string, string[]> = {};
     if (creating && typeof fields.name !== 'string') errors.name = ['This field is required.'];
-    if (!Array.isArray(fields.events) || fields.events.some((event) => typeof event !== 'string')) errors.events = ['Expected a list of items.'];
-    if (fields.queues !== undefined && (!Array.isArray(fields.queues) || fields.queues.some((queue) => typeof queue !== 'string' || !/\/queues\/\d+$/.test(queue)))) {
+    if (!Array.isArray(fields.events) || fields.events.some((event) => typeof event !== 'string'))
+      errors.events = ['Expected a list of items.'];
+    if (
+      fields.queues !== undefined &&
+      (!Array.isArray(fields.queues) ||
+        fields.queues.some((queue) => typeof queue !== 'string' || !/\/queues\/\d+$/.test(queue)))
+    ) {
       errors.queues = ['Invalid hyperlink - Incorrect URL match.'];
     }
     const config = (fields.config ?? {}) as Record<string, unknown>;
-    if ((fields.type ?? 'webhook') === 'webhook' && typeof config.url !== 'string') errors.config = ['config.url is required for a webhook.'];
+    if ((fields.type ?? 'webhook') === 'webhook' && typeof config.url !== 'string')
+      errors.config = ['config.url is required for a webhook.'];
     const timeout = config.timeout_s;
-    if (timeout !== undefined && (typeof timeout !== 'number' || timeout < 0 || timeout > 60)) errors.config = ['timeout_s must be between 0 and 60.'];
+    if (timeout !== undefined && (typeof timeout !== 'number' || timeout < 0 || timeout > 60))
+      errors.config = ['timeout_s must be between 0 and 60.'];
     const retries = config.retry_count;
-    if (retries !== undefined && (typeof retries !== 'number' || retries < 0 || retries > 4)) errors.config = ['retry_count must be between 0 and 4.'];
+    if (retries !== undefined && (typeof retries !== 'number' || retries < 0 || retries > 4))
+      errors.config = ['retry_count must be between 0 and 4.'];
     return errors;
   }
 

@@ -37,8 +37,13 @@ export function checkPaths(paths: string[]): { checked: string[]; diagnostics: D
 export function register(program: Command): void {
   program
     .command('check')
-    .description('Validate mapping files and the bridge config: every problem with file:line:column, the key, what was expected and a hint')
-    .argument('[paths...]', 'mapping files, folders of mappings, or bridge config files (default: $BRIDGE_CONFIG or ./bridge.yaml if present, and the mappings folder)')
+    .description(
+      'Validate mapping files and the bridge config: every problem with file:line:column, the key, what was expected and a hint',
+    )
+    .argument(
+      '[paths...]',
+      'mapping files, folders of mappings, or bridge config files (default: $BRIDGE_CONFIG or ./bridge.yaml if present, and the mappings folder)',
+    )
     .option('--mappings <dir>', 'mappings folder (default $BRIDGE_MAPPINGS or ./mappings)')
     .action((paths: string[], options: { mappings?: string }) => {
       let targets = paths;
@@ -49,7 +54,11 @@ export function register(program: Command): void {
       const { checked, diagnostics } = checkPaths(targets);
       for (const diagnostic of diagnostics) process.stdout.write(`${formatDiagnostic(diagnostic)}\n`);
       const files = new Set(diagnostics.map((d) => d.file)).size;
-      process.stdout.write(diagnostics.length === 0 ? `ok: ${checked.length} file(s) checked, no problems\n` : `${diagnostics.length} problem(s) in ${files} of ${checked.length} file(s)\n`);
+      process.stdout.write(
+        diagnostics.length === 0
+          ? `ok: ${checked.length} file(s) checked, no problems\n`
+          : `${diagnostics.length} problem(s) in ${files} of ${checked.length} file(s)\n`,
+      );
       if (diagnostics.length > 0) process.exitCode = 1;
     });
 }

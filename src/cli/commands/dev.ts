@@ -23,7 +23,9 @@ interface DevOptions {
 export function register(program: Command): void {
   program
     .command('dev')
-    .description('Run the whole loop locally: a private OpenSSH sshd on loopback, the bridge with a SQLite ledger, and (with --demo) the sample exports')
+    .description(
+      'Run the whole loop locally: a private OpenSSH sshd on loopback, the bridge with a SQLite ledger, and (with --demo) the sample exports',
+    )
     .option('--dir <path>', 'working folder for keys, config, ledger and the SFTP root', '.dev')
     .option('-p, --port <port>', 'webhook port (0 = any free port)', (value) => Number.parseInt(value, 10), 8080)
     .option('-m, --mapping <name>', 'mapping the fallback route uses', 'generic-xml')
@@ -80,12 +82,20 @@ async function runDev(options: DevOptions): Promise<void> {
   out(`  acks folder   ${sshd.acksDir}`);
   out(`  config        ${configFile}`);
   out(`  metrics       ${bridge.url.replace(/\/webhooks\/rossum$/, '/metrics')}`);
-  out(`  try           node bin/rossum-sftp-bridge send ${join(DEMO_FOLDER, 'export-invoice.json')} --url ${bridge.url} --secret ${secret}`);
+  out(
+    `  try           node bin/rossum-sftp-bridge send ${join(DEMO_FOLDER, 'export-invoice.json')} --url ${bridge.url} --secret ${secret}`,
+  );
 
   if (options.demo) {
     out();
     for (const file of payloads) {
-      const outcome = await callHook({ url: bridge.url, body: readFileSync(file), secret, retryDelayS: 1, retryCount: 4 });
+      const outcome = await callHook({
+        url: bridge.url,
+        body: readFileSync(file),
+        secret,
+        retryDelayS: 1,
+        retryCount: 4,
+      });
       out(`  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}`);
       for (const message of outcome.messages) out(`      [${message.type}] ${message.content}`);
     }
@@ -110,6 +120,7 @@ const DEMO_FOLDER = join(repoRoot, 'examples', 'rossum');
 
 function demoPayloads(): string[] {
   const files = existsSync(DEMO_FOLDER) ? readdirSync(DEMO_FOLDER).filter((name) => name.endsWith('.json')) : [];
-  if (files.length === 0) throw new Error(`dev --demo: no sample exports (*.json) in ${DEMO_FOLDER}; the installation is incomplete`);
+  if (files.length === 0)
+    throw new Error(`dev --demo: no sample exports (*.json) in ${DEMO_FOLDER}; the installation is incomplete`);
   return files.sort().map((name) => join(DEMO_FOLDER, name));
 }

@@ -1,6 +1,15 @@
 import type { Command } from 'commander';
 import { configPath, loadConfig, type BridgeConfig } from '../../config/index.ts';
-import { adminApiOf, DEFAULT_HOOK_NAME, describeHook, findHook, hookSpec, installHook, routeQueues, webhookUrlOf } from '../../doctor/index.ts';
+import {
+  adminApiOf,
+  DEFAULT_HOOK_NAME,
+  describeHook,
+  findHook,
+  hookSpec,
+  installHook,
+  routeQueues,
+  webhookUrlOf,
+} from '../../doctor/index.ts';
 import { BridgeError } from '../../errors.ts';
 import type { RossumAdminApi } from '../../rossum/index.ts';
 
@@ -17,7 +26,9 @@ interface InstallOptions extends HookOptions {
 }
 
 export function register(program: Command): void {
-  const hook = program.command('hook').description('The Rossum webhook that calls this bridge: set it up (install) or see what Rossum has (show)');
+  const hook = program
+    .command('hook')
+    .description('The Rossum webhook that calls this bridge: set it up (install) or see what Rossum has (show)');
   hook
     .command('install')
     .description(
@@ -26,7 +37,10 @@ export function register(program: Command): void {
     .option('-q, --queue <ids...>', 'queue ids the hook runs on (default: the queues named in the routes)')
     .option('--url <url>', 'webhook URL (default: server.publicUrl + /webhooks/rossum)')
     .option('--name <name>', `hook name (default: ${DEFAULT_HOOK_NAME})`)
-    .option('--token-owner <userUrl>', "user URL whose API token Rossum adds to each call (only needed for document downloads during the export)")
+    .option(
+      '--token-owner <userUrl>',
+      'user URL whose API token Rossum adds to each call (only needed for document downloads during the export)',
+    )
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('--json', 'print the result as JSON')
     .action(async (options: InstallOptions) => {
@@ -41,16 +55,25 @@ export function register(program: Command): void {
       });
       const result = await installHook(api, spec);
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ action: result.action, changes: result.changes, notes: result.notes, hook: describeHook(result.hook, config.server.secret) }, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ action: result.action, changes: result.changes, notes: result.notes, hook: describeHook(result.hook, config.server.secret) }, null, 2)}\n`,
+        );
         return;
       }
       const what = `hook ${result.hook.id} "${result.hook.name}" → ${spec.url} on queue(s) ${queues.join(', ')}`;
-      const line = result.action === 'create' ? `created ${what}` : result.action === 'update' ? `updated ${what}: ${result.changes.join(', ')}` : `unchanged: ${what}`;
+      const line =
+        result.action === 'create'
+          ? `created ${what}`
+          : result.action === 'update'
+            ? `updated ${what}: ${result.changes.join(', ')}`
+            : `unchanged: ${what}`;
       process.stdout.write(`${line}\n${result.notes.map((note) => `note: ${note}\n`).join('')}`);
     });
   hook
     .command('show')
-    .description('Print the hook Rossum has for this bridge (found by URL, else by name); the secret is never printed, only whether it matches server.secret')
+    .description(
+      'Print the hook Rossum has for this bridge (found by URL, else by name); the secret is never printed, only whether it matches server.secret',
+    )
     .option('--url <url>', 'webhook URL (default: server.publicUrl + /webhooks/rossum)')
     .option('--name <name>', `hook name (default: ${DEFAULT_HOOK_NAME})`)
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
@@ -66,9 +89,15 @@ export function register(program: Command): void {
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ hook: shown, hooksInOrganisation: hooks.length }, null, 2)}\n`);
       } else if (!shown) {
-        process.stdout.write(`no hook calls ${url ?? '(no server.publicUrl)'} or is named "${name}" (${hooks.length} hook(s) in the organisation)\n`);
+        process.stdout.write(
+          `no hook calls ${url ?? '(no server.publicUrl)'} or is named "${name}" (${hooks.length} hook(s) in the organisation)\n`,
+        );
       } else {
-        process.stdout.write(`${Object.entries(shown).map(([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`).join('\n')}\n`);
+        process.stdout.write(
+          `${Object.entries(shown)
+            .map(([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`)
+            .join('\n')}\n`,
+        );
       }
       if (!shown) process.exitCode = 1;
     });
@@ -76,12 +105,14 @@ export function register(program: Command): void {
 
 function apiOf(config: BridgeConfig): RossumAdminApi {
   const found = adminApiOf(config);
-  if ('missing' in found) throw new BridgeError('ROSSUM_CONFIG_INVALID', `${found.missing}: ${found.fix}`, { permanent: true });
+  if ('missing' in found)
+    throw new BridgeError('ROSSUM_CONFIG_INVALID', `${found.missing}: ${found.fix}`, { permanent: true });
   return found.api;
 }
 
 function parseQueueId(value: string): number {
   const id = Number(value);
-  if (!Number.isSafeInteger(id) || id <= 0) throw new BridgeError('BAD_ARGUMENT', `--queue "${value}" is not a queue id`, { permanent: true });
+  if (!Number.isSafeInteger(id) || id <= 0)
+    throw new BridgeError('BAD_ARGUMENT', `--queue "${value}" is not a queue id`, { permanent: true });
   return id;
 }

@@ -51,8 +51,13 @@ export function register(program: Command): void {
       try {
         if (options.explain) {
           const { file, trace } = mapping.explain(view, context);
-          const lines = [`file: ${file.fileName} (${file.encoding}, ${file.bytes.length} bytes, mapping ${mapping.name}@${mapping.versionHash})`];
-          for (const entry of trace) lines.push(`${entry.output} = ${JSON.stringify(entry.value)}  ← ${entry.from.length ? entry.from.join(', ') : '(no datapoint)'}`);
+          const lines = [
+            `file: ${file.fileName} (${file.encoding}, ${file.bytes.length} bytes, mapping ${mapping.name}@${mapping.versionHash})`,
+          ];
+          for (const entry of trace)
+            lines.push(
+              `${entry.output} = ${JSON.stringify(entry.value)}  ← ${entry.from.length ? entry.from.join(', ') : '(no datapoint)'}`,
+            );
           for (const warning of file.warnings ?? []) lines.push(`warning: ${warning}`);
           process.stdout.write(`${lines.join('\n')}\n`);
           return;
@@ -60,7 +65,9 @@ export function register(program: Command): void {
         const file = mapping.render(view, context);
         for (const warning of file.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
         if (options.json) {
-          process.stdout.write(`${JSON.stringify({ file: file.fileName, encoding: file.encoding, contentBase64: file.bytes.toString('base64') })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ file: file.fileName, encoding: file.encoding, contentBase64: file.bytes.toString('base64') })}\n`,
+          );
         } else {
           process.stdout.write(file.bytes);
         }
