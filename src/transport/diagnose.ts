@@ -264,21 +264,28 @@ function sshSession(options: {
   });
 }
 
-interface StatvfsInfo {
-  bavail: number;
-  frsize: number;
-  bsize: number;
-  blocks: number;
+/** ssh2's statvfs reply: POSIX `f_*` fields, each a number, a bigint or a string depending on ssh2's 64-bit option. */
+interface StatvfsReply {
+  f_bsize?: unknown;
+  f_frsize?: unknown;
+  f_blocks?: unknown;
+  f_bavail?: unknown;
+}
+
+function count(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint' || typeof value === 'string') return Number(value);
+  return Number.NaN;
 }
 
 async function freeSpace(sftp: SFTPWrapper, dir: string, name: string): Promise<ConnectionStep> {
   // The target folder may not exist yet (createDirs): its file system is then the login folder's.
-  let info: StatvfsInfo | undefined;
+  let info: StatvfsReply | undefined;
   let lastError = '';
   for (const path of [dir, '.']) {
     try {
-      info = await new Promise<StatvfsInfo>((resolveInfo, rejectInfo) => {
-        sftp.ext_openssh_statvfs(path, (error, fsInfo: StatvfsInfo) =>
+      info = await new Promise<StatvfsReply>((resolveInfo, rejectInfo) => {
+        sftp.ext_openssh_statvfs(path, (error, fsInfo: StatvfsReply) =>
           error ? rejectInfo(error) : resolveInfo(fsInfo),
         );
       });
@@ -294,9 +301,13 @@ async function freeSpace(sftp: SFTPWrapper, dir: string, name: string): Promise<
       status: 'skip',
       detail: `the server does not report free space (statvfs@openssh.com: ${lastError})`,
     };
-  const unit = info.frsize || info.bsize;
-  const freeBytes = info.bavail * unit;
-  const shown = `${formatBytes(freeBytes)} free of ${formatBytes(info.blocks * unit)}`;
+  const unit = count(info.f_frsize) || count(info.f_bsize);
+  const freeBytes = count(info.f_bavail) * unit;
+  const totalBytes = count(info.f_blocks) * unit;
+  if (!Number.isFinite(freeBytes) || !Number.isFinite(totalBytes)) {
+    return { step: 'free space', status: 'skip', detail: "the server's statvfs@openssh.com reply could not be read" };
+  }
+  const shown = `${formatBytes(freeBytes)} free of ${formatBytes(totalBytes)}`;
   if (freeBytes < MIN_FREE_BYTES) {
     return {
       step: 'free space',
