@@ -106,7 +106,7 @@ export async function diagnoseSftpConnection(name: string, config: TargetConfig)
       status: config.insecureAcceptAnyHostKey ? 'skip' : 'ok',
       detail: config.insecureAcceptAnyHostKey
         ? `not checked (insecureAcceptAnyHostKey); the server presented ${verdict.presented}`
-        : `${verdict.presented} matches the pin`,
+        : `${verdict.presented} matches the pin (hostKey / knownHosts)`,
       ...(config.insecureAcceptAnyHostKey
         ? {
             fix: `pin it: set targets.${name}.hostKey to ${verdict.presented} after confirming it with the server's administrator`,

@@ -171,6 +171,25 @@ describe('doctor', () => {
     expect(leftovers(loop.sshd.inboundDir)).toEqual([]);
   });
 
+  it('a refused password is ✗ at the login step with its fix, and the password is not in the report', async () => {
+    const wrong = 'not-the-password-0123';
+    const path = writeConfig(loop, {
+      erpOut: {
+        url: `sftp://${user.username}@127.0.0.1:${loop.sshd.port}/~/acks`,
+        password: wrong,
+        privateKey: undefined,
+      },
+    });
+    const report = await runDoctor(loadConfig(path).config);
+    expect(find(report, 'target', 'erp-out', 'host key').status).toBe('ok');
+    const login = find(report, 'target', 'erp-out', 'login');
+    expect(login.status).toBe('fail');
+    expect(login.detail).toContain(`did not accept user "${user.username}"`);
+    expect(login.fix).toMatch(/password \/ private key/);
+    expect(find(report, 'target', 'erp-out', /^write/).status).toBe('skip');
+    expect(JSON.stringify(report)).not.toContain(wrong);
+  });
+
   it("a wrong secret in Rossum's hook is ✗ with its fix; hook install repairs it and doctor is ✓ again", async () => {
     const hook = [...loop.rossum.hooks.values()][0]!;
     hook.config.secret = 'someone-elses-secret-0123456789';
