@@ -12,6 +12,7 @@ import {
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
+import { compileEdifact, edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
 import { Emitter } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
@@ -33,7 +34,12 @@ import { compileTables } from './tables.ts';
 import { compileValue } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
-const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
+const MEDIA_TYPES = {
+  xml: 'application/xml',
+  csv: 'text/csv',
+  fixed: 'text/plain',
+  edifact: 'application/EDIFACT',
+} as const;
 /** Metadata that differs between two deliveries of the same export. */
 const PER_DELIVERY_META = ['now', 'request_id', 'hook_timestamp'];
 
@@ -54,6 +60,7 @@ interface Compiled {
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
+  edifact: CompiledEdifact | undefined;
   metaRead: ReadonlySet<string>;
 }
 
@@ -102,7 +109,7 @@ function compile(
   if (pathProblem) problem(['file', 'name'], pathProblem);
   const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
 
-  for (const format of ['xml', 'csv', 'fixed'] as const) {
+  for (const format of ['xml', 'csv', 'fixed', 'edifact'] as const) {
     if (format !== source.format && source[format] !== undefined)
       problem(
         [format],
@@ -137,6 +144,8 @@ function compile(
   }
   const csv = source.format === 'csv' && source.csv ? compileCsv(source.csv, env) : undefined;
   const fixed = source.format === 'fixed' && source.fixed ? compileFixed(source.fixed, env, encoding) : undefined;
+  const edifact =
+    source.format === 'edifact' && source.edifact ? compileEdifact(source.edifact, env, source) : undefined;
 
   for (const [i, test] of (source.tests ?? []).entries()) {
     const base = dirname(file);
@@ -164,6 +173,7 @@ function compile(
       xml,
       csv,
       fixed,
+      edifact,
       metaRead: env.metaRead as Set<string>,
     },
     diagnostics,
@@ -174,7 +184,7 @@ class Mapping implements LoadedMapping {
   readonly name: string;
   readonly sourcePath: string;
   readonly versionHash: string;
-  readonly format: 'xml' | 'csv' | 'fixed';
+  readonly format: CompiledMapping['format'];
   readonly onExisting: OnExisting;
   readonly source: MappingSource;
   readonly tests: TestCase[];
@@ -227,7 +237,7 @@ class Mapping implements LoadedMapping {
     context: RenderContext,
     explain: boolean,
   ): { file: RenderedFile; trace: ExplainEntry[] } {
-    const { source, xml, csv, fixed } = this.compiled;
+    const { source, xml, csv, fixed, edifact } = this.compiled;
     const doc: DocScope = {
       view,
       context,
@@ -259,6 +269,14 @@ class Mapping implements LoadedMapping {
     } else if (csv) {
       emitter = new Emitter(doc, settings, explain);
       text = renderCsv(csv, emitter, eol, source.final_newline);
+    } else if (edifact) {
+      emitter = new Emitter(
+        doc,
+        settings,
+        explain,
+        edifactCharFilter(edifact, source.unencodable, source.replacement, (message) => addWarning(doc, message)),
+      );
+      text = renderEdifact(edifact, emitter, eol, source.final_newline);
     } else {
       emitter = new Emitter(doc, settings, explain);
       text = renderFixed(fixed as CompiledFixed, emitter, eol, source.final_newline);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { edifactSchemaWith, noRowsSchema, type NoRowsPolicy } from './edifact-schema.ts';
 import { stepOrder, transformShape, valueMapSchema, type TransformFields, type ValueMap } from './transforms.ts';
 
 export {
@@ -91,7 +92,7 @@ export const META_KEYS = {
   mapping_name: 'this mapping file stem',
   mapping_version: 'short hash of this mapping file',
   record_count:
-    'number of records in the output file, header and trailer included (csv: data rows, fixed: all records)',
+    'number of records in the output file, header and trailer included (csv: data rows, fixed: all records, edifact: the segments UNT counts)',
 } as const;
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
@@ -234,6 +235,7 @@ export interface XmlNode {
   attributes?: Record<string, ValueSpec> | undefined;
   children?: XmlNode[] | undefined;
   repeat?: string | undefined;
+  no_rows?: NoRowsPolicy | undefined;
   when?: Condition | undefined;
   empty?: EmptyPolicy | undefined;
 }
@@ -255,6 +257,7 @@ export const xmlNodeSchema: z.ZodType<XmlNode> = z.lazy(() =>
         .string()
         .optional()
         .describe('Repeat this element once per row of a table (name from `tables`) or multivalue schema_id.'),
+      no_rows: noRowsSchema('element'),
       when: conditionSchema.optional().describe('Write the element only when this holds.'),
       empty: z.enum(EMPTY_POLICIES).optional().describe('Override `xml.empty_elements` for this element.'),
     })
@@ -417,8 +420,8 @@ export const mappingSchema = z
   .strictObject({
     description: z.string().optional().describe('What this mapping is for.'),
     format: z
-      .enum(['xml', 'csv', 'fixed'])
-      .describe('Output format; the matching `xml`, `csv` or `fixed` block configures it.'),
+      .enum(['xml', 'csv', 'fixed', 'edifact'])
+      .describe('Output format; the matching `xml`, `csv`, `fixed` or `edifact` block configures it.'),
     encoding: z
       .string()
       .default('utf-8')
@@ -465,6 +468,7 @@ export const mappingSchema = z
     xml: xmlSchema.optional(),
     csv: csvSchema.optional(),
     fixed: fixedSchema.optional(),
+    edifact: edifactSchemaWith(valueSpecSchema, conditionSchema).optional(),
     tests: z.array(testCaseSchema).optional().describe('Test cases run by `rossum-sftp-bridge test`.'),
   })
   .describe('A rossum-sftp-bridge mapping file: how one Rossum annotation becomes one ERP file.');

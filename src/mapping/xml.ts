@@ -51,6 +51,8 @@ interface CompiledNode {
   attributes: Array<{ name: string; value: CompiledValue }>;
   children: CompiledNode[];
   repeat: CompiledTable | undefined;
+  /** With `repeat`: refuse a document without rows instead of leaving the element out. */
+  requireRows: boolean;
   when: CompiledCondition | undefined;
   empty: EmptyPolicy;
 }
@@ -121,7 +123,8 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
     if (node.repeat) {
       repeat = tableFor(nodeEnv, node.repeat);
       childEnv = { ...nodeEnv, rowTable: repeat, declaredRowVars: new Set(repeat.vars.keys()) };
-    }
+    } else if (node.no_rows)
+      env.problem([...path, 'no_rows'], 'no_rows only applies to a repeated element', 'add repeat: or remove no_rows');
     if (node.value !== undefined && node.children?.length)
       env.problem(path, `element "${node.element}" has both a value and children`, 'put the text in a child element');
     const elementPath = parentPath ? `${parentPath}/${node.element}` : node.element;
@@ -138,6 +141,7 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
         compileNode(child, [...path, 'children', i], elementPath, childEnv),
       ),
       repeat,
+      requireRows: node.no_rows === 'error',
       when: node.when ? compileCondition(node.when, childEnv, [...path, 'when']) : undefined,
       empty: node.empty ?? config.empty_elements,
     };
@@ -187,7 +191,14 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
       return;
     }
     const outer = scope.row;
-    for (const row of rowsOf(emitter.doc, node.repeat)) {
+    const rows = rowsOf(emitter.doc, node.repeat);
+    if (rows.length === 0 && node.requireRows) {
+      throw mappingError(
+        'MAPPING_NO_ROWS',
+        `${at} needs at least one row of "${node.repeat.from}", but the annotation has none. Add the line items in Rossum (or have the mapping write a summary line for such documents).`,
+      );
+    }
+    for (const row of rows) {
       scope.row = row;
       const rowAt = `${at}[${row.lineNumber}]`;
       scope.at = rowAt;
