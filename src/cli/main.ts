@@ -22,6 +22,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   send: () => import('./commands/send.ts'),
   status: () => import('./commands/status.ts'),
   console: () => import('./commands/console.ts'),
+  doctor: () => import('./commands/doctor.ts'),
+  hook: () => import('./commands/hook.ts'),
 };
 
 export async function main(argv: string[]): Promise<void> {
