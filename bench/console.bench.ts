@@ -39,7 +39,11 @@ const config = bridgeConfigSchema.parse({
   mappingsDir: join(repoRoot, 'mappings'),
   targets: { erp: { url: `file://${join(dir, 'out')}` }, archive: { url: `file://${join(dir, 'archive')}` } },
   routes: [{ mapping: 'generic-xml', target: 'erp' }],
-  console: { enabled: true, users: [{ name: 'bench', passwordHash: await hashPassword(PASSWORD), role: 'viewer' }], sessionSecret: 'bench-session-secret-0123456789abcdef' },
+  console: {
+    enabled: true,
+    users: [{ name: 'bench', passwordHash: await hashPassword(PASSWORD), role: 'viewer' }],
+    sessionSecret: 'bench-session-secret-0123456789abcdef',
+  },
 });
 const bridge = await startBridge(config, { logger: createLogger({ level: 'warn' }) });
 const session = new Session(`${new URL(bridge.url).origin}/console`);
@@ -60,9 +64,16 @@ const pages: Array<[string, string]> = [
   ['overview (24 h of exports, cached 10 s)', '/overview'],
 ];
 
-const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-console.log(`load average before: ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
-console.log(`${'page'.padEnd(42)} ${'median'.padStart(8)} ${'p95'.padStart(8)} ${'max'.padStart(8)}   (ms over ${RUNS} runs, HTTP incl. rendering)`);
+const quantile = (sorted: number[], q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+console.log(
+  `load average before: ${loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ')}`,
+);
+console.log(
+  `${'page'.padEnd(42)} ${'median'.padStart(8)} ${'p95'.padStart(8)} ${'max'.padStart(8)}   (ms over ${RUNS} runs, HTTP incl. rendering)`,
+);
 for (const [name, path] of pages) {
   for (let warm = 0; warm < 3; warm++) await (await session.request(path)).arrayBuffer();
   const times: number[] = [];
@@ -74,8 +85,15 @@ for (const [name, path] of pages) {
     times.push(performance.now() - began);
   }
   times.sort((a, b) => a - b);
-  const target = name.startsWith('first') || name.startsWith('filtered') ? (quantile(times, 0.95) < 200 ? '  ✓ < 200 ms' : '  ✗ ≥ 200 ms') : '';
-  console.log(`${name.padEnd(42)} ${quantile(times, 0.5).toFixed(1).padStart(8)} ${quantile(times, 0.95).toFixed(1).padStart(8)} ${(times.at(-1) ?? 0).toFixed(1).padStart(8)}${target}`);
+  const target =
+    name.startsWith('first') || name.startsWith('filtered')
+      ? quantile(times, 0.95) < 200
+        ? '  ✓ < 200 ms'
+        : '  ✗ ≥ 200 ms'
+      : '';
+  console.log(
+    `${name.padEnd(42)} ${quantile(times, 0.5).toFixed(1).padStart(8)} ${quantile(times, 0.95).toFixed(1).padStart(8)} ${(times.at(-1) ?? 0).toFixed(1).padStart(8)}${target}`,
+  );
 }
 
 // The ledger's share alone (no HTTP, no template), on a second connection to the same file.
@@ -94,7 +112,9 @@ for (const [name, filter] of filters) {
     if (run >= 3) times.push(performance.now() - began);
   }
   times.sort((a, b) => a - b);
-  console.log(`${name.padEnd(42)} ${quantile(times, 0.5).toFixed(1).padStart(8)} ${quantile(times, 0.95).toFixed(1).padStart(8)} ${(times.at(-1) ?? 0).toFixed(1).padStart(8)}`);
+  console.log(
+    `${name.padEnd(42)} ${quantile(times, 0.5).toFixed(1).padStart(8)} ${quantile(times, 0.95).toFixed(1).padStart(8)} ${(times.at(-1) ?? 0).toFixed(1).padStart(8)}`,
+  );
 }
 await reader.close();
 await bridge.close();

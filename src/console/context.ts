@@ -24,8 +24,19 @@ export interface ConsoleContext extends Omit<ConsoleOptions, 'now'> {
   views: Views;
   now: () => number;
   /** Renders a full page for this request (layout, navigation, CSRF token). */
-  page(request: FastifyRequest, reply: FastifyReply, template: string, frame: Pick<PageFrame, 'title' | 'section' | 'scripts' | 'styles'>, data: Record<string, unknown>): FastifyReply;
+  page(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    template: string,
+    frame: Pick<PageFrame, 'title' | 'section' | 'scripts' | 'styles'>,
+    data: Record<string, unknown>,
+  ): FastifyReply;
   /** A page saying why not, with the status code. */
-  problem(request: FastifyRequest, reply: FastifyReply, statusCode: number, title: string, message: string): FastifyReply;
+  problem(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    statusCode: number,
+    title: string,
+    message: string,
+  ): FastifyReply;
 }
-

@@ -12,7 +12,9 @@ function scrypt(password: string, salt: Buffer, options: ScryptOptions): Promise
   return checks.add(
     () =>
       new Promise<Buffer>((resolve, reject) => {
-        scryptCallback(password, salt, KEY_BYTES, { ...options, maxmem: 256 * 1024 * 1024 }, (error, key) => (error ? reject(error) : resolve(key)));
+        scryptCallback(password, salt, KEY_BYTES, { ...options, maxmem: 256 * 1024 * 1024 }, (error, key) =>
+          error ? reject(error) : resolve(key),
+        );
       }),
   );
 }

@@ -6,7 +6,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { ConsoleActionRefused } from '../ledger/index.ts';
 import type { ConsoleContext, ConsoleOptions } from './context.ts';
 import { registerActionRoutes } from './routes-actions.ts';
@@ -38,7 +38,10 @@ const CONTENT_SECURITY_POLICY = [
 const ASSETS = fileURLToPath(new URL('./assets/', import.meta.url));
 const require = createRequire(import.meta.url);
 const VENDOR: Record<string, { file: string; type: string }> = {
-  'uPlot.iife.min.js': { file: require.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  'uPlot.iife.min.js': {
+    file: require.resolve('uplot/dist/uPlot.iife.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
   'uPlot.min.css': { file: require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
@@ -55,8 +58,13 @@ export function consolePlugin(options: ConsoleOptions): FastifyPluginAsync {
   const prefix = config.pathPrefix;
   const now = options.now ?? Date.now;
   const cookieSecret = config.sessionSecret ?? randomBytes(32).toString('hex');
-  if (!config.sessionSecret) options.logger.info('console: no sessionSecret configured; sessions are signed with a random key and end when this process restarts');
-  const vendor = Object.fromEntries(Object.entries(VENDOR).map(([name, { file, type }]) => [name, { body: readFileSync(file), type }]));
+  if (!config.sessionSecret)
+    options.logger.info(
+      'console: no sessionSecret configured; sessions are signed with a random key and end when this process restarts',
+    );
+  const vendor = Object.fromEntries(
+    Object.entries(VENDOR).map(([name, { file, type }]) => [name, { body: readFileSync(file), type }]),
+  );
 
   return async (app: FastifyInstance) => {
     await app.register(fastifyCookie, { secret: cookieSecret, hook: 'onRequest' });
@@ -64,10 +72,23 @@ export function consolePlugin(options: ConsoleOptions): FastifyPluginAsync {
     await app.register(fastifyCsrf, {
       sessionPlugin: '@fastify/cookie',
       cookieKey: 'rsb_console_csrf',
-      cookieOpts: { path: prefix, sameSite: 'strict', httpOnly: true, signed: true, secure: config.secureCookies === 'always' },
+      cookieOpts: {
+        path: prefix,
+        sameSite: 'strict',
+        httpOnly: true,
+        signed: true,
+        secure: config.secureCookies === 'always',
+      },
       getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
     });
-    await app.register(fastifyStatic, { root: ASSETS, prefix: '/assets/', decorateReply: false, index: false, list: false, dotfiles: 'deny' });
+    await app.register(fastifyStatic, {
+      root: ASSETS,
+      prefix: '/assets/',
+      decorateReply: false,
+      index: false,
+      list: false,
+      dotfiles: 'deny',
+    });
     app.get<{ Params: { name: string } }>('/assets/vendor/:name', async (request, reply) => {
       const asset = vendor[request.params.name];
       if (!asset) return reply.code(404).send('not found');
@@ -88,7 +109,13 @@ export function consolePlugin(options: ConsoleOptions): FastifyPluginAsync {
       problem(request, reply, statusCode, title, message) {
         reply.code(statusCode);
         if (!request.consoleSession) return reply.type('text/plain; charset=utf-8').send(`${title}: ${message}`);
-        return context.page(request, reply, 'problem', { title, section: 'exports' }, { heading: title, message, statusCode });
+        return context.page(
+          request,
+          reply,
+          'problem',
+          { title, section: 'exports' },
+          { heading: title, message, statusCode },
+        );
       },
     };
 
@@ -122,13 +149,28 @@ export function consolePlugin(options: ConsoleOptions): FastifyPluginAsync {
         return context.problem(request, reply, error.reason === 'not_found' ? 404 : 409, 'Not done', error.message);
       }
       if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
-        return context.problem(request, reply, 403, 'Form expired', 'The form was not sent from this console session (missing or stale CSRF token). Go back, reload the page and try again.');
+        return context.problem(
+          request,
+          reply,
+          403,
+          'Form expired',
+          'The form was not sent from this console session (missing or stale CSRF token). Go back, reload the page and try again.',
+        );
       }
       const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-      if (statusCode === 500) options.logger.error({ err: error.message, path: request.url.split('?')[0] }, 'console: unexpected error');
-      return context.problem(request, reply, statusCode, statusCode === 500 ? 'Something went wrong' : 'Bad request', statusCode === 500 ? 'The console hit an unexpected error; the bridge log has the details.' : error.message);
+      if (statusCode === 500)
+        options.logger.error({ err: error.message, path: request.url.split('?')[0] }, 'console: unexpected error');
+      return context.problem(
+        request,
+        reply,
+        statusCode,
+        statusCode === 500 ? 'Something went wrong' : 'Bad request',
+        statusCode === 500 ? 'The console hit an unexpected error; the bridge log has the details.' : error.message,
+      );
     });
-    app.setNotFoundHandler((request, reply) => context.problem(request, reply, 404, 'Not found', 'There is nothing at this address.'));
+    app.setNotFoundHandler((request, reply) =>
+      context.problem(request, reply, 404, 'Not found', 'There is nothing at this address.'),
+    );
 
     registerLoginRoutes(app, context);
     registerExportRoutes(app, context);
@@ -140,11 +182,20 @@ export function consolePlugin(options: ConsoleOptions): FastifyPluginAsync {
 function registerLoginRoutes(app: FastifyInstance, context: ConsoleContext): void {
   const { prefix, config, env, now, logger } = context;
   const cookies = { prefix, secure: config.secureCookies };
-  const safeNext = (next: unknown): string => (typeof next === 'string' && next.startsWith(`${prefix}/`) && !next.startsWith('//') && !next.includes('\\') ? next : `${prefix}/`);
+  const safeNext = (next: unknown): string =>
+    typeof next === 'string' && next.startsWith(`${prefix}/`) && !next.startsWith('//') && !next.includes('\\')
+      ? next
+      : `${prefix}/`;
 
   app.get<{ Querystring: { next?: string } }>('/login', async (request, reply) => {
     if (request.consoleSession) return reply.redirect(safeNext(request.query.next), 303);
-    return context.page(request, reply, 'login', { title: 'Sign in', section: 'login' }, { next: safeNext(request.query.next), error: null, name: '', tokenSignIn: config.tokenEnv !== undefined });
+    return context.page(
+      request,
+      reply,
+      'login',
+      { title: 'Sign in', section: 'login' },
+      { next: safeNext(request.query.next), error: null, name: '', tokenSignIn: config.tokenEnv !== undefined },
+    );
   });
 
   app.post<{ Body: { name?: string; password?: string; next?: string } }>('/login', async (request, reply) => {
@@ -153,15 +204,25 @@ function registerLoginRoutes(app: FastifyInstance, context: ConsoleContext): voi
     if (!who) {
       logger.warn({ user: name.slice(0, 64) }, 'console: sign-in refused');
       reply.code(401);
-      return context.page(request, reply, 'login', { title: 'Sign in', section: 'login' }, {
-        next: safeNext(request.body?.next),
-        error: 'Wrong name or password.',
-        name,
-        tokenSignIn: config.tokenEnv !== undefined,
-      });
+      return context.page(
+        request,
+        reply,
+        'login',
+        { title: 'Sign in', section: 'login' },
+        {
+          next: safeNext(request.body?.next),
+          error: 'Wrong name or password.',
+          name,
+          tokenSignIn: config.tokenEnv !== undefined,
+        },
+      );
     }
     logger.info({ user: who.user, role: who.role }, 'console: signed in');
-    startSession(reply, request, cookies, { user: who.user, role: who.role, expiresAt: now() + config.sessionHours * 3_600_000 });
+    startSession(reply, request, cookies, {
+      user: who.user,
+      role: who.role,
+      expiresAt: now() + config.sessionHours * 3_600_000,
+    });
     return reply.redirect(safeNext(request.body?.next), 303);
   });
 

@@ -17,13 +17,29 @@ export type RenderedFile =
  * The ledger keeps the rendered file's name, size and sha256, not its bytes: the console reads the
  * uploaded file back from the target and shows it only if it still is, byte for byte, what was uploaded.
  */
-export async function readRenderedFile(record: ExportRecord, targets: ReadonlyMap<string, Target>, encodingOf: (mappingName: string) => string | undefined): Promise<RenderedFile> {
+export async function readRenderedFile(
+  record: ExportRecord,
+  targets: ReadonlyMap<string, Target>,
+  encodingOf: (mappingName: string) => string | undefined,
+): Promise<RenderedFile> {
   if (record.remotePath === null) {
-    return { kind: 'unavailable', reason: 'This export was never uploaded, and the bridge does not store rendered files, so there is nothing to show.' };
+    return {
+      kind: 'unavailable',
+      reason:
+        'This export was never uploaded, and the bridge does not store rendered files, so there is nothing to show.',
+    };
   }
   const target = targets.get(record.target);
-  if (!target) return { kind: 'unavailable', reason: `Target "${record.target}" is no longer configured, so the uploaded file cannot be read back.` };
-  if (record.bytes > READ_LIMIT_BYTES) return { kind: 'unavailable', reason: `The file is ${record.bytes} bytes, more than the console reads from a target.` };
+  if (!target)
+    return {
+      kind: 'unavailable',
+      reason: `Target "${record.target}" is no longer configured, so the uploaded file cannot be read back.`,
+    };
+  if (record.bytes > READ_LIMIT_BYTES)
+    return {
+      kind: 'unavailable',
+      reason: `The file is ${record.bytes} bytes, more than the console reads from a target.`,
+    };
   let bytes: Buffer;
   try {
     bytes = await target.readFile(record.remotePath, { signal: AbortSignal.timeout(15_000) });
@@ -35,7 +51,10 @@ export async function readRenderedFile(record: ExportRecord, targets: ReadonlyMa
       };
     }
     const what = isTransportError(error) ? error.code : 'an unexpected error';
-    return { kind: 'unavailable', reason: `Reading the file back from ${record.target} failed (${what}). Try again later.` };
+    return {
+      kind: 'unavailable',
+      reason: `Reading the file back from ${record.target} failed (${what}). Try again later.`,
+    };
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (sha256 !== record.sha256) {

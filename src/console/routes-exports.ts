@@ -1,5 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { EXPORT_STATES, type ConsoleCursor, type ConsoleExportFilter, type ExportState, type LedgerEvent } from '../ledger/index.ts';
+import {
+  EXPORT_STATES,
+  type ConsoleCursor,
+  type ConsoleExportFilter,
+  type ExportState,
+  type LedgerEvent,
+} from '../ledger/index.ts';
 import type { ConsoleContext } from './context.ts';
 import { decodeText, readRenderedFile, VIEW_LIMIT_BYTES } from './rendered-file.ts';
 import { format } from './view.ts';
@@ -17,7 +23,11 @@ interface ListQuery {
 const DAY_MS = 86_400_000;
 
 /** The list's query string → a ledger filter, or the field that is wrong and why. */
-export function parseListQuery(query: ListQuery): { ok: true; filter: ConsoleExportFilter; after: ConsoleCursor | null } | { ok: false; field: string; message: string } {
+export function parseListQuery(
+  query: ListQuery,
+):
+  | { ok: true; filter: ConsoleExportFilter; after: ConsoleCursor | null }
+  | { ok: false; field: string; message: string } {
   const filter: ConsoleExportFilter = {};
   const text = (value: string | undefined): string | undefined => {
     const trimmed = value?.trim();
@@ -25,14 +35,18 @@ export function parseListQuery(query: ListQuery): { ok: true; filter: ConsoleExp
   };
   const state = text(query.state);
   if (state !== undefined) {
-    if (!(EXPORT_STATES as readonly string[]).includes(state)) return { ok: false, field: 'state', message: `unknown state "${state}": one of ${EXPORT_STATES.join(', ')}` };
+    if (!(EXPORT_STATES as readonly string[]).includes(state))
+      return { ok: false, field: 'state', message: `unknown state "${state}": one of ${EXPORT_STATES.join(', ')}` };
     filter.state = state as ExportState;
   }
   const mapping = text(query.mapping);
   if (mapping !== undefined) filter.mappingName = mapping;
   const target = text(query.target);
   if (target !== undefined) filter.target = target;
-  for (const [field, value] of [['from', text(query.from)], ['to', text(query.to)]] as const) {
+  for (const [field, value] of [
+    ['from', text(query.from)],
+    ['to', text(query.to)],
+  ] as const) {
     if (value === undefined) continue;
     const day = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00Z`) : Number.NaN;
     if (Number.isNaN(day)) return { ok: false, field, message: `"${value}" is not a date (YYYY-MM-DD)` };
@@ -71,7 +85,8 @@ function describeEvent(event: LedgerEvent): Array<[string, string]> {
     if (SECRET_KEYS.test(key)) return [key, '(hidden)'];
     if (typeof value === 'string') return [key, value];
     // Epoch-ms fields (deadlineAt, retryAt, until) read as times.
-    if (typeof value === 'number' && (/At$/.test(key) || key === 'until') && value > 1e12) return [key, format.time(value)];
+    if (typeof value === 'number' && (/At$/.test(key) || key === 'until') && value > 1e12)
+      return [key, format.time(value)];
     return [key, JSON.stringify(value)];
   });
 }
@@ -114,25 +129,39 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
       ledgerView.filterChoices(),
       ledgerView.changeMark(),
     ]);
-    const next = page.next ? `${prefix}/exports${queryString(request.query, { after: `${page.next.createdAt}.${page.next.id}` })}` : null;
-    return context.page(request, reply, 'exports', { title: 'Exports', section: 'exports', scripts: ['live.js'] }, {
-      rows: page.rows,
-      query: request.query,
-      states: EXPORT_STATES,
-      choices,
-      next,
-      first: parsed.after === null ? null : `${prefix}/exports${queryString(request.query)}`,
-      // Only the newest page refreshes itself: older pages stay put while the operator reads them.
-      live: parsed.after === null ? { mark, rowsUrl: `${prefix}/exports/rows${queryString(request.query)}` } : null,
-      filtered: Object.keys(parsed.filter).length > 0,
-    });
+    const next = page.next
+      ? `${prefix}/exports${queryString(request.query, { after: `${page.next.createdAt}.${page.next.id}` })}`
+      : null;
+    return context.page(
+      request,
+      reply,
+      'exports',
+      { title: 'Exports', section: 'exports', scripts: ['live.js'] },
+      {
+        rows: page.rows,
+        query: request.query,
+        states: EXPORT_STATES,
+        choices,
+        next,
+        first: parsed.after === null ? null : `${prefix}/exports${queryString(request.query)}`,
+        // Only the newest page refreshes itself: older pages stay put while the operator reads them.
+        live: parsed.after === null ? { mark, rowsUrl: `${prefix}/exports/rows${queryString(request.query)}` } : null,
+        filtered: Object.keys(parsed.filter).length > 0,
+      },
+    );
   });
 
   app.get<{ Querystring: ListQuery }>('/exports/rows', async (request, reply) => {
     const parsed = parseListQuery(request.query);
     if (!parsed.ok) return reply.code(400).type('text/plain; charset=utf-8').send(`${parsed.field}: ${parsed.message}`);
-    const [page, mark] = await Promise.all([ledgerView.listExports(parsed.filter, null, config.pageSize), ledgerView.changeMark()]);
-    return reply.type('text/html; charset=utf-8').header('x-change-mark', String(mark)).send(context.views.fragment('rows', prefix, { rows: page.rows }));
+    const [page, mark] = await Promise.all([
+      ledgerView.listExports(parsed.filter, null, config.pageSize),
+      ledgerView.changeMark(),
+    ]);
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('x-change-mark', String(mark))
+      .send(context.views.fragment('rows', prefix, { rows: page.rows }));
   });
 
   app.get('/live', async () => ({ mark: await ledgerView.changeMark() }));
@@ -141,18 +170,34 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const id = Number(request.params.id);
     const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
     if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
-    const [events, outcomes, ackFiles, actions] = await Promise.all([ledger.events(id), ledger.outcomes(id), ledgerView.ackFilesOfExport(id), ledgerView.actionsOfExport(id)]);
+    const [events, outcomes, ackFiles, actions] = await Promise.all([
+      ledger.events(id),
+      ledger.outcomes(id),
+      ledgerView.ackFilesOfExport(id),
+      ledgerView.actionsOfExport(id),
+    ]);
     const rossumBase = (config.rossumAppUrl ?? record.rossumBaseUrl ?? '').replace(/\/+$/, '');
-    return context.page(request, reply, 'export', { title: `Export ${record.id}`, section: 'exports' }, {
-      record,
-      state: record.ackState ?? record.status,
-      timeline: events.map((event) => ({ at: event.at, kind: event.kind, title: EVENT_TITLES[event.kind] ?? event.kind.replaceAll('_', ' '), details: describeEvent(event) })),
-      outcomes,
-      ackFiles,
-      actions,
-      rossumLink: /^https:\/\//.test(rossumBase) ? `${rossumBase}/document/${record.annotationId}` : null,
-      canAct: request.consoleSession?.role === 'operator',
-    });
+    return context.page(
+      request,
+      reply,
+      'export',
+      { title: `Export ${record.id}`, section: 'exports' },
+      {
+        record,
+        state: record.ackState ?? record.status,
+        timeline: events.map((event) => ({
+          at: event.at,
+          kind: event.kind,
+          title: EVENT_TITLES[event.kind] ?? event.kind.replaceAll('_', ' '),
+          details: describeEvent(event),
+        })),
+        outcomes,
+        ackFiles,
+        actions,
+        rossumLink: /^https:\/\//.test(rossumBase) ? `${rossumBase}/document/${record.annotationId}` : null,
+        canAct: request.consoleSession?.role === 'operator',
+      },
+    );
   });
 
   app.get<{ Params: { id: string } }>('/exports/:id/file', async (request, reply) => {
@@ -160,8 +205,15 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
     if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
     const file = await readRenderedFile(record, context.targets, context.encodingOf);
-    const decoded = file.kind === 'bytes' && file.bytes.length <= VIEW_LIMIT_BYTES ? decodeText(file.bytes, file.encoding) : null;
-    return context.page(request, reply, 'file', { title: `File of export ${record.id}`, section: 'exports' }, { record, file, decoded });
+    const decoded =
+      file.kind === 'bytes' && file.bytes.length <= VIEW_LIMIT_BYTES ? decodeText(file.bytes, file.encoding) : null;
+    return context.page(
+      request,
+      reply,
+      'file',
+      { title: `File of export ${record.id}`, section: 'exports' },
+      { record, file, decoded },
+    );
   });
 
   app.get<{ Params: { id: string } }>('/exports/:id/file/download', async (request, reply) => {
@@ -173,7 +225,10 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const asciiName = file.fileName.replace(/[^A-Za-z0-9._-]/g, '_');
     return reply
       .type('application/octet-stream')
-      .header('content-disposition', `attachment; filename="${asciiName}"; filename*=UTF-8''${encodeURIComponent(file.fileName)}`)
+      .header(
+        'content-disposition',
+        `attachment; filename="${asciiName}"; filename*=UTF-8''${encodeURIComponent(file.fileName)}`,
+      )
       .send(file.bytes);
   });
 }

@@ -23,7 +23,18 @@ export function registerOverviewRoutes(app: FastifyInstance, context: ConsoleCon
 
   app.get('/overview', async (request, reply) => {
     const { value } = overview();
-    return context.page(request, reply, 'overview', { title: 'Overview', section: 'overview', scripts: ['vendor/uPlot.iife.min.js', 'overview.js'], styles: ['vendor/uPlot.min.css'] }, { overview: await value });
+    return context.page(
+      request,
+      reply,
+      'overview',
+      {
+        title: 'Overview',
+        section: 'overview',
+        scripts: ['vendor/uPlot.iife.min.js', 'overview.js'],
+        styles: ['vendor/uPlot.min.css'],
+      },
+      { overview: await value },
+    );
   });
 
   app.get('/overview/data', async () => {

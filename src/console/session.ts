@@ -23,11 +23,25 @@ export interface CookiePolicy {
   secure: 'auto' | 'always';
 }
 
-export function cookieOptions(policy: CookiePolicy, request: FastifyRequest): { path: string; httpOnly: true; sameSite: 'strict'; secure: boolean; signed: true } {
-  return { path: policy.prefix, httpOnly: true, sameSite: 'strict', secure: policy.secure === 'always' || request.protocol === 'https', signed: true };
+export function cookieOptions(
+  policy: CookiePolicy,
+  request: FastifyRequest,
+): { path: string; httpOnly: true; sameSite: 'strict'; secure: boolean; signed: true } {
+  return {
+    path: policy.prefix,
+    httpOnly: true,
+    sameSite: 'strict',
+    secure: policy.secure === 'always' || request.protocol === 'https',
+    signed: true,
+  };
 }
 
-export function startSession(reply: FastifyReply, request: FastifyRequest, policy: CookiePolicy, session: ConsoleSession): void {
+export function startSession(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  policy: CookiePolicy,
+  session: ConsoleSession,
+): void {
   const payload: SessionPayload = { u: session.user, r: session.role, e: session.expiresAt };
   reply.setCookie(SESSION_COOKIE, Buffer.from(JSON.stringify(payload)).toString('base64url'), {
     ...cookieOptions(policy, request),
@@ -47,7 +61,12 @@ export function sessionOf(request: FastifyRequest, now: number): ConsoleSession 
   if (!unsigned.valid || unsigned.value === null) return null;
   try {
     const payload = JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')) as Partial<SessionPayload>;
-    if (typeof payload.u !== 'string' || (payload.r !== 'viewer' && payload.r !== 'operator') || typeof payload.e !== 'number') return null;
+    if (
+      typeof payload.u !== 'string' ||
+      (payload.r !== 'viewer' && payload.r !== 'operator') ||
+      typeof payload.e !== 'number'
+    )
+      return null;
     if (payload.e <= now) return null;
     return { user: payload.u, role: payload.r, expiresAt: payload.e };
   } catch {

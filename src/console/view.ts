@@ -19,7 +19,13 @@ export interface PageFrame {
 
 /** Templates escape every `<%= %>` value; nothing the ledger holds is ever written unescaped. */
 export class Views {
-  private readonly eta = new Eta({ views: VIEWS, autoEscape: true, cache: true, defaultExtension: '.eta', autoTrim: [false, 'nl'] });
+  private readonly eta = new Eta({
+    views: VIEWS,
+    autoEscape: true,
+    cache: true,
+    defaultExtension: '.eta',
+    autoTrim: [false, 'nl'],
+  });
 
   page(template: string, frame: PageFrame, data: Record<string, unknown>): string {
     const helpers = { ...format, prefix: frame.prefix, session: frame.session, csrfToken: frame.csrfToken };
@@ -69,8 +75,12 @@ export const format = {
   stateTone: (state: ExportState): string => TONES[state] ?? 'info',
   deliveryLabel: (delivery: string | null): string => (delivery ? (DELIVERY_LABELS[delivery] ?? delivery) : ''),
   /** UTC, to the second: operators compare it with server logs. */
-  time: (epochMs: number | null | undefined): string => (epochMs === null || epochMs === undefined ? '' : `${new Date(epochMs).toISOString().slice(0, 19).replace('T', ' ')} UTC`),
-  isoTime: (epochMs: number | null | undefined): string => (epochMs === null || epochMs === undefined ? '' : new Date(epochMs).toISOString()),
+  time: (epochMs: number | null | undefined): string =>
+    epochMs === null || epochMs === undefined
+      ? ''
+      : `${new Date(epochMs).toISOString().slice(0, 19).replace('T', ' ')} UTC`,
+  isoTime: (epochMs: number | null | undefined): string =>
+    epochMs === null || epochMs === undefined ? '' : new Date(epochMs).toISOString(),
   duration: (ms: number | null | undefined): string => {
     if (ms === null || ms === undefined) return '';
     if (ms < 1000) return `${ms} ms`;
@@ -78,6 +88,11 @@ export const format = {
     if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
     return `${(ms / 3_600_000).toFixed(1)} h`;
   },
-  bytes: (count: number): string => (count < 1024 ? `${count} B` : count < 1024 * 1024 ? `${(count / 1024).toFixed(1)} KiB` : `${(count / 1024 / 1024).toFixed(1)} MiB`),
+  bytes: (count: number): string =>
+    count < 1024
+      ? `${count} B`
+      : count < 1024 * 1024
+        ? `${(count / 1024).toFixed(1)} KiB`
+        : `${(count / 1024 / 1024).toFixed(1)} MiB`,
   json: (value: unknown): string => JSON.stringify(value),
 };

@@ -128,7 +128,11 @@ const LIST_COLUMNS = `e.id, e.annotation_id, e.mapping_name, e.target, e.documen
   (SELECT o.delivery FROM ack_outcomes o WHERE o.export_id = e.id ORDER BY o.id DESC LIMIT 1) AS rossum_delivery`;
 
 /** The SQL and parameters of one page; exported so a test can EXPLAIN exactly what runs. */
-export function exportPageQuery(filter: ConsoleExportFilter, after: ConsoleCursor | null, limit: number): { sql: string; params: unknown[] } {
+export function exportPageQuery(
+  filter: ConsoleExportFilter,
+  after: ConsoleCursor | null,
+  limit: number,
+): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (condition: string, ...values: unknown[]): void => {
@@ -157,7 +161,12 @@ export function exportPageQuery(filter: ConsoleExportFilter, after: ConsoleCurso
   return { sql, params };
 }
 
-export async function listConsoleExports({ driver }: LedgerContext, filter: ConsoleExportFilter, after: ConsoleCursor | null, limit: number): Promise<ConsoleExportPage> {
+export async function listConsoleExports(
+  { driver }: LedgerContext,
+  filter: ConsoleExportFilter,
+  after: ConsoleCursor | null,
+  limit: number,
+): Promise<ConsoleExportPage> {
   const { sql, params } = exportPageQuery(filter, after, limit);
   const found = await driver.all<ExportListRow>(sql, params);
   const rows = found.slice(0, limit).map(toListRow);
@@ -235,7 +244,8 @@ function toAckFile(row: AckFileRow): ConsoleAckFile {
   };
 }
 
-const ACK_FILE_COLUMNS = 'id, source, file_name, sha256, convention, disposition, error, received_at, archived_to, handled_at, handled_by';
+const ACK_FILE_COLUMNS =
+  'id, source, file_name, sha256, convention, disposition, error, received_at, archived_to, handled_at, handled_by';
 
 export async function ackFilesOfExport({ driver }: LedgerContext, exportId: number): Promise<ConsoleAckFile[]> {
   const rows = await driver.all<AckFileRow>(
@@ -259,7 +269,15 @@ export async function ackFile({ driver }: LedgerContext, id: number): Promise<Co
 }
 
 export async function actionsOfExport({ driver }: LedgerContext, exportId: number): Promise<ConsoleAction[]> {
-  const rows = await driver.all<{ id: number; at: number; actor: string; action: string; export_id: number | null; ack_file_id: number | null; detail: string }>(
+  const rows = await driver.all<{
+    id: number;
+    at: number;
+    actor: string;
+    action: string;
+    export_id: number | null;
+    ack_file_id: number | null;
+    detail: string;
+  }>(
     'SELECT id, at, actor, action, export_id, ack_file_id, detail FROM console_actions WHERE export_id = ? ORDER BY id',
     [exportId],
   );
@@ -285,7 +303,12 @@ export async function overview({ driver }: LedgerContext, since: number): Promis
      GROUP BY coalesce(error_code, ack_state, status) ORDER BY n DESC, reason LIMIT 12`,
     [since],
   );
-  const latency = await driver.all<{ hour: number | string; average: number | string; longest: number | string; n: number | string }>(
+  const latency = await driver.all<{
+    hour: number | string;
+    average: number | string;
+    longest: number | string;
+    n: number | string;
+  }>(
     `SELECT (ack_at / ${HOUR_MS}) AS hour, avg(ack_at - uploaded_at) AS average, max(ack_at - uploaded_at) AS longest, count(*) AS n FROM exports
      WHERE ack_at IS NOT NULL AND ack_at >= ? AND uploaded_at IS NOT NULL GROUP BY (ack_at / ${HOUR_MS}) ORDER BY hour`,
     [since],
@@ -293,12 +316,21 @@ export async function overview({ driver }: LedgerContext, since: number): Promis
   const pending = await driver.all<{ kind: AckOutcomeKind; n: number | string; oldest: number | string }>(
     `SELECT kind, count(*) AS n, min(created_at) AS oldest FROM ack_outcomes WHERE delivery = 'pending' GROUP BY kind ORDER BY kind`,
   );
-  const failed = await driver.get<{ n: number | string }>(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery = 'failed'`);
-  const open = await driver.get<{ n: number | string }>(`SELECT count(*) AS n FROM ack_files WHERE disposition <> 'matched' AND handled_at IS NULL`);
+  const failed = await driver.get<{ n: number | string }>(
+    `SELECT count(*) AS n FROM ack_outcomes WHERE delivery = 'failed'`,
+  );
+  const open = await driver.get<{ n: number | string }>(
+    `SELECT count(*) AS n FROM ack_files WHERE disposition <> 'matched' AND handled_at IS NULL`,
+  );
   return {
     exportsPerHour: perHour.map((row) => ({ hour: Number(row.hour) * HOUR_MS, count: Number(row.n) })),
     failuresByReason: failures.map((row) => ({ reason: row.reason, count: Number(row.n) })),
-    ackLatencyPerHour: latency.map((row) => ({ hour: Number(row.hour) * HOUR_MS, averageMs: Math.round(Number(row.average)), maxMs: Number(row.longest), count: Number(row.n) })),
+    ackLatencyPerHour: latency.map((row) => ({
+      hour: Number(row.hour) * HOUR_MS,
+      averageMs: Math.round(Number(row.average)),
+      maxMs: Number(row.longest),
+      count: Number(row.n),
+    })),
     pendingDeliveries: pending.map((row) => ({ kind: row.kind, count: Number(row.n), oldestAt: Number(row.oldest) })),
     failedDeliveries: Number(failed?.n ?? 0),
     openAckFiles: Number(open?.n ?? 0),
@@ -310,47 +342,72 @@ export async function changeMark({ driver }: LedgerContext): Promise<number> {
   return Number(row?.mark ?? 0);
 }
 
-async function recordAction(tx: Queries, at: number, actor: string, action: string, target: { exportId?: number; ackFileId?: number }, detail: Record<string, unknown>): Promise<void> {
-  await tx.run('INSERT INTO console_actions (at, actor, action, export_id, ack_file_id, detail) VALUES (?, ?, ?, ?, ?, ?)', [
-    at,
-    actor,
-    action,
-    target.exportId ?? null,
-    target.ackFileId ?? null,
-    JSON.stringify(detail),
-  ]);
+async function recordAction(
+  tx: Queries,
+  at: number,
+  actor: string,
+  action: string,
+  target: { exportId?: number; ackFileId?: number },
+  detail: Record<string, unknown>,
+): Promise<void> {
+  await tx.run(
+    'INSERT INTO console_actions (at, actor, action, export_id, ack_file_id, detail) VALUES (?, ?, ?, ?, ?, ?)',
+    [at, actor, action, target.exportId ?? null, target.ackFileId ?? null, JSON.stringify(detail)],
+  );
 }
 
-export function redeliverOutcome({ driver, now: clock }: LedgerContext, outcomeId: number, actor: string): Promise<void> {
+export function redeliverOutcome(
+  { driver, now: clock }: LedgerContext,
+  outcomeId: number,
+  actor: string,
+): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
-    const row = await tx.get<{ export_id: number; kind: string; delivery: AckDelivery; lease_expires_at: number | null }>(
-      `SELECT export_id, kind, delivery, lease_expires_at FROM ack_outcomes WHERE id = ?${driver.dialect.forUpdate}`,
-      [outcomeId],
-    );
+    const row = await tx.get<{
+      export_id: number;
+      kind: string;
+      delivery: AckDelivery;
+      lease_expires_at: number | null;
+    }>(`SELECT export_id, kind, delivery, lease_expires_at FROM ack_outcomes WHERE id = ?${driver.dialect.forUpdate}`, [
+      outcomeId,
+    ]);
     if (!row) throw refused('not_found', `Rossum outcome ${outcomeId} does not exist`);
     if (row.delivery !== 'pending' && row.delivery !== 'failed') {
-      throw refused('conflict', `Rossum outcome ${outcomeId} is ${row.delivery}: only a pending or failed outcome is delivered again`);
+      throw refused(
+        'conflict',
+        `Rossum outcome ${outcomeId} is ${row.delivery}: only a pending or failed outcome is delivered again`,
+      );
     }
     if (row.lease_expires_at !== null && Number(row.lease_expires_at) > now) {
       throw refused('conflict', `Rossum outcome ${outcomeId} is being delivered right now; look again in a moment`);
     }
-    await tx.run(`UPDATE ack_outcomes SET delivery = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`, [now, outcomeId]);
+    await tx.run(
+      `UPDATE ack_outcomes SET delivery = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`,
+      [now, outcomeId],
+    );
     const detail = { outcomeId, outcome: row.kind, previousDelivery: row.delivery, by: actor };
     await addEvent(tx, Number(row.export_id), now, 'console_redeliver', detail);
     await recordAction(tx, now, actor, 'redeliver', { exportId: Number(row.export_id) }, detail);
   });
 }
 
-export function markAckFileHandled({ driver, now: clock }: LedgerContext, ackFileId: number, actor: string, note: string): Promise<void> {
+export function markAckFileHandled(
+  { driver, now: clock }: LedgerContext,
+  ackFileId: number,
+  actor: string,
+  note: string,
+): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
-    const changed = await tx.run(`UPDATE ack_files SET handled_at = ?, handled_by = ? WHERE id = ? AND disposition <> 'matched' AND handled_at IS NULL`, [
-      now,
-      actor,
-      ackFileId,
-    ]);
-    if (changed !== 1) throw refused('conflict', `Ack file ${ackFileId} is not an open unmatched or unreadable file (already handled, matched, or unknown)`);
+    const changed = await tx.run(
+      `UPDATE ack_files SET handled_at = ?, handled_by = ? WHERE id = ? AND disposition <> 'matched' AND handled_at IS NULL`,
+      [now, actor, ackFileId],
+    );
+    if (changed !== 1)
+      throw refused(
+        'conflict',
+        `Ack file ${ackFileId} is not an open unmatched or unreadable file (already handled, matched, or unknown)`,
+      );
     await recordAction(tx, now, actor, 'ack_file_handled', { ackFileId }, { note });
   });
 }

@@ -114,8 +114,8 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   DROP INDEX exports_ack_adopt;
   CREATE INDEX exports_ack_adopt ON exports (mapping_name, uploaded_at) WHERE status = 'uploaded' AND ack_state IS NULL;
   `,
-  // 5: the operator console — newest-first keyset paging per filter, exact searches, ack latency, and who did what.
-  `
+    // 5: the operator console — newest-first keyset paging per filter, exact searches, ack latency, and who did what.
+    `
   CREATE INDEX exports_console_recent ON exports (created_at, id);
   CREATE INDEX exports_console_state ON exports ((coalesce(ack_state, status)), created_at, id);
   CREATE INDEX exports_console_mapping ON exports (mapping_name, created_at, id);

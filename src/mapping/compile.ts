@@ -100,14 +100,21 @@ function compile(
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
-    fitEncoding: encoding
-      ? (text, scope) =>
-          fitEncoding(
-            { encoding: encoding as OutputEncoding, unencodable: source.unencodable, replacement: source.replacement },
-            text,
-            scope,
-          )
-      : undefined,
+    // Only a policy that changes text (transliterate, replace) needs to run before trimming; under `error`
+    // the format's own filter (e.g. XML's forbidden characters) must see the text first, as at emit time.
+    fitEncoding:
+      encoding && source.unencodable !== 'error'
+        ? (text, scope) =>
+            fitEncoding(
+              {
+                encoding: encoding as OutputEncoding,
+                unencodable: source.unencodable,
+                replacement: source.replacement,
+              },
+              text,
+              scope,
+            )
+        : undefined,
     uses: [],
     metaRead: new Set(),
     problem,

@@ -35,7 +35,8 @@ async function newPage(width: number, height: number): Promise<{ context: Browse
   });
   page.on('pageerror', (error) => browserProblems.push(error.message));
   page.on('response', (response) => {
-    if (response.status() >= 400 && !/\/console\/login$/.test(response.url())) browserProblems.push(`${response.status()} ${response.url()}`);
+    if (response.status() >= 400 && !/\/console\/login$/.test(response.url()))
+      browserProblems.push(`${response.status()} ${response.url()}`);
   });
   return { context, page };
 }
@@ -73,12 +74,30 @@ beforeAll(async () => {
     sha256: 'f'.repeat(64),
     convention: 'csv',
     disposition: 'matched',
-    entries: [{ index: 0, exportId: rejected?.id ?? 0, verdict: 'rejected', messages: [{ code: 'E-42', text: 'Unknown supplier' }] }],
+    entries: [
+      {
+        index: 0,
+        exportId: rejected?.id ?? 0,
+        verdict: 'rejected',
+        messages: [{ code: 'E-42', text: 'Unknown supplier' }],
+      },
+    ],
   });
   const [claimed] = await ledger.claimOutcomes('test', 60_000);
-  await ledger.settleOutcome(claimed?.id ?? 0, 'test', { delivery: 'failed', error: 'Rossum answered 400: annotation is locked' });
+  await ledger.settleOutcome(claimed?.id ?? 0, 'test', {
+    delivery: 'failed',
+    error: 'Rossum answered 400: annotation is locked',
+  });
   failedOutcomeExport = rejected?.id ?? 0;
-  await ledger.recordAck({ source: 'erp', fileName: 'ack_unknown_77.csv', sha256: 'a'.repeat(64), convention: 'csv', disposition: 'unmatched', error: 'no export named INV-77.xml', entries: [] });
+  await ledger.recordAck({
+    source: 'erp',
+    fileName: 'ack_unknown_77.csv',
+    sha256: 'a'.repeat(64),
+    convention: 'csv',
+    disposition: 'unmatched',
+    error: 'no export named INV-77.xml',
+    entries: [],
+  });
   // playwright gives every launch a fresh temporary profile (its own --user-data-dir) and removes it on close.
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 }, 120_000);
@@ -115,7 +134,7 @@ describe('the console in a real browser', () => {
       await page.waitForURL(/q=INV-810002/);
       const rows = page.locator('#export-rows tr[data-export-id]');
       await expect.poll(() => rows.count()).toBe(1);
-      expect(await rows.first().innerText()).toContain('INV-810002');
+      expect(await rows.first().textContent()).toContain('INV-810002');
       await shoot(page, 'exports-filtered-1280');
 
       await page.selectOption('#state', 'awaiting_ack');
@@ -126,34 +145,39 @@ describe('the console in a real browser', () => {
       await rows.first().locator('a').click();
       await page.waitForURL(/\/console\/exports\/\d+$/);
       const record = (await bridge.bridge.ledger.list({ annotationId: 810002 }))[0];
-      const detail = await page.locator('main').innerText();
+      const detail = await page.locator('main').textContent();
       expect(detail).toContain(record?.sha256 ?? 'missing');
       expect(detail).toContain('Webhook received, file rendered');
       expect(detail).toContain('Uploaded');
       expect(detail).toContain(record?.remotePath ?? 'missing');
-      expect(await page.getAttribute('a[href*="/document/810002"]', 'href')).toBe('https://example.rossum.app/document/810002');
+      expect(await page.getAttribute('a[href*="/document/810002"]', 'href')).toBe(
+        'https://example.rossum.app/document/810002',
+      );
       await shoot(page, 'export-1280');
 
       await page.click('text=View file');
       await page.waitForURL(/\/file$/);
-      const shown = await page.locator('pre.file').innerText();
+      const shown = await page.locator('pre.file').textContent();
       expect(shown).toContain('<?xml');
       expect(shown).toContain('INV-810002');
-      expect(await page.locator('.file-meta').innerText()).toContain('sha256 matches the ledger');
+      expect(await page.locator('.file-meta').textContent()).toContain('sha256 matches the ledger');
       await shoot(page, 'file-1280');
-      const download = await Promise.all([page.waitForEvent('download'), page.click('.file-meta >> text=Download')]).then(([event]) => event);
+      const download = await Promise.all([
+        page.waitForEvent('download'),
+        page.click('.file-meta >> text=Download'),
+      ]).then(([event]) => event);
       expect(download.suggestedFilename()).toBe(record?.remotePath?.split('/').at(-1));
 
       // The action: confirm, then the ledger records who and when.
       await page.goto(`${bridge.consoleUrl}/exports/${failedOutcomeExport}`);
-      expect(await page.locator('#rossum').innerText()).toContain('annotation is locked');
+      expect(await page.locator('#rossum').textContent()).toContain('annotation is locked');
       await page.click('text=Deliver again…');
       await page.waitForURL(/\/redeliver$/);
       await shoot(page, 'confirm-1280');
       await page.click('button:has-text("Deliver again")');
       await page.waitForURL(new RegExp(`/exports/${failedOutcomeExport}#rossum$`));
-      expect(await page.locator('.timeline').innerText()).toContain('Queued for Rossum again (console)');
-      expect(await page.locator('.audit').innerText()).toContain(OPERATOR.name);
+      expect(await page.locator('.timeline').textContent()).toContain('Queued for Rossum again (console)');
+      expect(await page.locator('.audit').textContent()).toContain(OPERATOR.name);
       expect((await bridge.bridge.ledger.outcomes(failedOutcomeExport))[0]?.delivery).toBe('pending');
       await shoot(page, 'export-after-action-1280');
 
@@ -163,17 +187,17 @@ describe('the console in a real browser', () => {
       expect(await bridge.send(810004)).toBe(200);
       await page.waitForSelector('#export-rows tr:has-text("INV-810004")', { timeout: 20_000 });
       expect(await page.evaluate<boolean>('window.notReloaded === true')).toBe(true);
-      expect(await page.locator('#live').innerText()).toContain('updated');
+      expect(await page.locator('#live').textContent()).toContain('updated');
       await shoot(page, 'exports-live-1280');
 
       await page.goto(`${bridge.consoleUrl}/overview`);
       await page.waitForSelector('#charts[data-drawn="true"]');
       expect(await page.locator('#charts canvas').count()).toBe(4);
-      expect(await page.locator('#tile-exports').innerText()).toBe('4');
+      expect(await page.locator('#tile-exports').textContent()).toBe('4');
       await shoot(page, 'overview-1280');
 
       await page.goto(`${bridge.consoleUrl}/ack-files`);
-      expect(await page.locator('main').innerText()).toContain('ack_unknown_77.csv');
+      expect(await page.locator('main').textContent()).toContain('ack_unknown_77.csv');
       await shoot(page, 'ack-files-1280');
       expect(await horizontalOverflow(page)).toBe(0);
     } finally {

@@ -31,19 +31,29 @@ let hashes: Promise<{ operator: string; viewer: string }> | undefined;
 
 /** scrypt is slow on purpose: hash the two test passwords once per test file. */
 function userHashes(): Promise<{ operator: string; viewer: string }> {
-  hashes ??= Promise.all([hashPassword(OPERATOR.password), hashPassword(VIEWER.password)]).then(([operator, viewer]) => ({ operator, viewer }));
+  hashes ??= Promise.all([hashPassword(OPERATOR.password), hashPassword(VIEWER.password)]).then(
+    ([operator, viewer]) => ({ operator, viewer }),
+  );
   return hashes;
 }
 
 function setDocumentId(payload: Record<string, unknown>, value: string): void {
-  const walk = (node: { schema_id?: string; category?: string; children?: unknown[]; content?: { value: string } }): void => {
+  const walk = (node: {
+    schema_id?: string;
+    category?: string;
+    children?: unknown[];
+    content?: { value: string };
+  }): void => {
     if (node.category === 'datapoint' && node.schema_id === 'document_id' && node.content) node.content.value = value;
     for (const child of (node.children ?? []) as Array<typeof node>) walk(child);
   };
   for (const section of (payload.annotation as { content: Array<Parameters<typeof walk>[0]> }).content) walk(section);
 }
 
-export async function startConsoleBridge(sshd: SshdInstance, options: { mapping?: string; console?: Record<string, unknown> } = {}): Promise<ConsoleBridge> {
+export async function startConsoleBridge(
+  sshd: SshdInstance,
+  options: { mapping?: string; console?: Record<string, unknown> } = {},
+): Promise<ConsoleBridge> {
   const { operator, viewer } = await userHashes();
   const dir = mkdtempSync(join(tmpdir(), 'rsb-console-'));
   const config = bridgeConfigSchema.parse({
@@ -82,7 +92,10 @@ export async function startConsoleBridge(sshd: SshdInstance, options: { mapping?
       const response = await fetch(bridge.url, {
         method: 'POST',
         body,
-        headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': `sha256=${createHmac('sha256', TEST_SECRET).update(body).digest('hex')}` },
+        headers: {
+          'content-type': 'application/json',
+          'x-rossum-signature-sha256': `sha256=${createHmac('sha256', TEST_SECRET).update(body).digest('hex')}`,
+        },
       });
       await response.arrayBuffer();
       return response.status;
@@ -98,7 +111,8 @@ export class Session {
 
   async request(path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
-    if (this.cookies.size > 0) headers.set('cookie', [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; '));
+    if (this.cookies.size > 0)
+      headers.set('cookie', [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; '));
     const response = await fetch(`${this.baseUrl}${path}`, { ...init, headers, redirect: 'manual' });
     for (const line of response.headers.getSetCookie()) {
       const [pair] = line.split(';');
@@ -120,7 +134,11 @@ export class Session {
   }
 
   post(path: string, form: Record<string, string>): Promise<Response> {
-    return this.request(path, { method: 'POST', body: new URLSearchParams(form).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    return this.request(path, {
+      method: 'POST',
+      body: new URLSearchParams(form).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
   }
 
   async signIn(name: string, password: string): Promise<Response> {

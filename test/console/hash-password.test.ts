@@ -6,8 +6,10 @@ import { repoRoot } from '../support/bridge.ts';
 
 function hashPasswordCli(stdin: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile('node', [join(repoRoot, 'bin/rossum-sftp-bridge'), 'console', 'hash-password'], (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    const child = execFile(
+      'node',
+      [join(repoRoot, 'bin/rossum-sftp-bridge'), 'console', 'hash-password'],
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin?.end(stdin);
   });

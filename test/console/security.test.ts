@@ -8,7 +8,15 @@ import { cookieOptions } from '../../src/console/session.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { CapturedLog, repoRoot, TEST_SECRET, testTargetConfig } from '../support/bridge.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
-import { ACCESS_TOKEN, OPERATOR, SESSION_SECRET, Session, startConsoleBridge, VIEWER, type ConsoleBridge } from './harness.ts';
+import {
+  ACCESS_TOKEN,
+  OPERATOR,
+  SESSION_SECRET,
+  Session,
+  startConsoleBridge,
+  VIEWER,
+  type ConsoleBridge,
+} from './harness.ts';
 
 let sshd: SshdInstance;
 let bridge: ConsoleBridge;
@@ -46,9 +54,15 @@ describe('console security', () => {
   });
 
   it('an enabled console nobody can sign in to is a config error naming the field', () => {
-    const parsed = bridgeConfigSchema.safeParse({ targets: { erp: { url: 'file:///tmp/x' } }, routes: [{ mapping: 'm', target: 'erp' }], console: { enabled: true } });
+    const parsed = bridgeConfigSchema.safeParse({
+      targets: { erp: { url: 'file:///tmp/x' } },
+      routes: [{ mapping: 'm', target: 'erp' }],
+      console: { enabled: true },
+    });
     expect(parsed.success).toBe(false);
-    expect(parsed.error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toContain('console.users: the console is enabled but nobody can sign in: add users or tokenEnv');
+    expect(parsed.error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toContain(
+      'console.users: the console is enabled but nobody can sign in: add users or tokenEnv',
+    );
     const plaintext = bridgeConfigSchema.safeParse({
       targets: { erp: { url: 'file:///tmp/x' } },
       routes: [{ mapping: 'm', target: 'erp' }],
@@ -64,7 +78,8 @@ describe('console security', () => {
       expect(response.status, path).toBe(303);
       expect(response.headers.get('location')).toBe(`/console/login?next=${encodeURIComponent(`/console${path}`)}`);
     }
-    for (const path of ['/live', '/overview/data', '/exports/rows']) expect((await anonymous.request(path)).status, path).not.toBe(200);
+    for (const path of ['/live', '/overview/data', '/exports/rows'])
+      expect((await anonymous.request(path)).status, path).not.toBe(200);
     expect((await anonymous.request('/login')).status).toBe(200);
   });
 
@@ -99,7 +114,11 @@ describe('console security', () => {
     const plainRequest = { protocol: 'http' } as Parameters<typeof cookieOptions>[1];
     expect(cookieOptions({ prefix: '/console', secure: 'always' }, plainRequest).secure).toBe(true);
     expect(cookieOptions({ prefix: '/console', secure: 'auto' }, plainRequest).secure).toBe(false);
-    expect(cookieOptions({ prefix: '/console', secure: 'auto' }, { protocol: 'https' } as Parameters<typeof cookieOptions>[1]).secure).toBe(true);
+    expect(
+      cookieOptions({ prefix: '/console', secure: 'auto' }, { protocol: 'https' } as Parameters<
+        typeof cookieOptions
+      >[1]).secure,
+    ).toBe(true);
   });
 
   it('a session cookie changed by the client is refused', async () => {
@@ -107,9 +126,14 @@ describe('console security', () => {
     const response = await session.signIn(VIEWER.name, VIEWER.password);
     const value = /rsb_console=([^;]+)/.exec(response.headers.getSetCookie().join('\n'))?.[1] ?? '';
     const [payload, signature] = decodeURIComponent(value).split('.');
-    const forged = Buffer.from(JSON.stringify({ u: VIEWER.name, r: 'operator', e: Date.now() + 3_600_000 })).toString('base64url');
+    const forged = Buffer.from(JSON.stringify({ u: VIEWER.name, r: 'operator', e: Date.now() + 3_600_000 })).toString(
+      'base64url',
+    );
     expect(forged).not.toBe(payload);
-    const tampered = await fetch(`${bridge.consoleUrl}/exports`, { headers: { cookie: `rsb_console=${forged}.${signature}` }, redirect: 'manual' });
+    const tampered = await fetch(`${bridge.consoleUrl}/exports`, {
+      headers: { cookie: `rsb_console=${forged}.${signature}` },
+      redirect: 'manual',
+    });
     expect(tampered.status).toBe(303);
   });
 
@@ -125,7 +149,14 @@ describe('console security', () => {
     const session = new Session(bridge.consoleUrl);
     await session.signIn(OPERATOR.name, OPERATOR.password);
     const [record] = await bridge.bridge.ledger.list({ annotationId: 700001 });
-    await bridge.bridge.ledger.recordAck({ source: 'erp', fileName: 'stray.csv', sha256: 'c'.repeat(64), convention: 'csv', disposition: 'unmatched', entries: [] });
+    await bridge.bridge.ledger.recordAck({
+      source: 'erp',
+      fileName: 'stray.csv',
+      sha256: 'c'.repeat(64),
+      convention: 'csv',
+      disposition: 'unmatched',
+      entries: [],
+    });
     const [open] = await bridge.consoleLedger.openAckFiles(10);
     expect(record && open).toBeTruthy();
     const without = await session.post(`/ack-files/${open?.id}/handle`, { note: 'no token' });
@@ -135,15 +166,30 @@ describe('console security', () => {
     const other = new Session(bridge.consoleUrl);
     await other.signIn(VIEWER.name, VIEWER.password);
     const othersToken = await other.csrfFrom('/exports');
-    expect((await session.post(`/ack-files/${open?.id}/handle`, { _csrf: othersToken, note: 'cross' })).status).toBe(403);
+    expect((await session.post(`/ack-files/${open?.id}/handle`, { _csrf: othersToken, note: 'cross' })).status).toBe(
+      403,
+    );
     expect((await bridge.consoleLedger.openAckFiles(10)).map((file) => file.id)).toContain(open?.id);
-    const login = await fetch(`${bridge.consoleUrl}/login`, { method: 'POST', body: new URLSearchParams({ name: OPERATOR.name, password: OPERATOR.password }), redirect: 'manual' });
+    const login = await fetch(`${bridge.consoleUrl}/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ name: OPERATOR.name, password: OPERATOR.password }),
+      redirect: 'manual',
+    });
     expect(login.status).toBe(403);
   });
 
   it('a viewer can read but gets 403 on actions; an operator can act', async () => {
-    await bridge.bridge.ledger.recordAck({ source: 'erp', fileName: 'stray-2.csv', sha256: 'd'.repeat(64), convention: 'csv', disposition: 'unmatched', entries: [] });
-    const file = (await bridge.consoleLedger.openAckFiles(10)).find((candidate) => candidate.fileName === 'stray-2.csv');
+    await bridge.bridge.ledger.recordAck({
+      source: 'erp',
+      fileName: 'stray-2.csv',
+      sha256: 'd'.repeat(64),
+      convention: 'csv',
+      disposition: 'unmatched',
+      entries: [],
+    });
+    const file = (await bridge.consoleLedger.openAckFiles(10)).find(
+      (candidate) => candidate.fileName === 'stray-2.csv',
+    );
     const viewer = new Session(bridge.consoleUrl);
     await viewer.signIn(VIEWER.name, VIEWER.password);
     expect((await viewer.request('/ack-files')).status).toBe(200);
@@ -168,8 +214,23 @@ describe('console security', () => {
     const session = new Session(bridge.consoleUrl);
     await session.signIn(OPERATOR.name, OPERATOR.password);
     const [record] = await bridge.bridge.ledger.list({ annotationId: 700001 });
-    const pages = ['/exports', `/exports/${record?.id}`, `/exports/${record?.id}/file`, '/overview', '/ack-files', '/overview/data', `/exports/rows`];
-    const secrets = [TEST_SECRET, SESSION_SECRET, ACCESS_TOKEN, OPERATOR.password, sshd.privateKey.split('\n')[1] ?? 'x', ...bridge.config.console.users.map((user) => user.passwordHash.split('$')[5] ?? 'x')];
+    const pages = [
+      '/exports',
+      `/exports/${record?.id}`,
+      `/exports/${record?.id}/file`,
+      '/overview',
+      '/ack-files',
+      '/overview/data',
+      `/exports/rows`,
+    ];
+    const secrets = [
+      TEST_SECRET,
+      SESSION_SECRET,
+      ACCESS_TOKEN,
+      OPERATOR.password,
+      sshd.privateKey.split('\n')[1] ?? 'x',
+      ...bridge.config.console.users.map((user) => user.passwordHash.split('$')[5] ?? 'x'),
+    ];
     for (const path of pages) {
       const response = await session.request(path);
       expect(response.status, path).toBe(200);
@@ -189,7 +250,9 @@ describe('console security', () => {
   it('a filter value with markup is shown as text, and a bad filter names the field', async () => {
     const session = new Session(bridge.consoleUrl);
     await session.signIn(VIEWER.name, VIEWER.password);
-    const page = await (await session.request(`/exports?q=${encodeURIComponent('<img src=x onerror=alert(1)>')}`)).text();
+    const page = await (
+      await session.request(`/exports?q=${encodeURIComponent('<img src=x onerror=alert(1)>')}`)
+    ).text();
     expect(page).not.toContain('<img src=x');
     expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;');
     const bad = await session.request('/exports?state=exploded');
@@ -202,7 +265,12 @@ describe('console security', () => {
   it('sign-in only redirects inside the console', async () => {
     const session = new Session(bridge.consoleUrl);
     const csrf = await session.csrfFrom('/login');
-    const response = await session.post('/login', { _csrf: csrf, name: OPERATOR.name, password: OPERATOR.password, next: 'https://evil.example/' });
+    const response = await session.post('/login', {
+      _csrf: csrf,
+      name: OPERATOR.name,
+      password: OPERATOR.password,
+      next: 'https://evil.example/',
+    });
     expect(response.headers.get('location')).toBe('/console/');
   });
 });

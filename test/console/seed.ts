@@ -27,7 +27,11 @@ function random(seed: number): () => number {
  * Writes `count` exports straight into a SQLite ledger file (one transaction), with their events and,
  * for rejected and timed-out ones, an outcome for Rossum. Export i is created at `start + i × stepMs`.
  */
-export function seedExports(db: Database.Database, count: number, options: { start: number; stepMs: number; seed?: number }): void {
+export function seedExports(
+  db: Database.Database,
+  count: number,
+  options: { start: number; stepMs: number; seed?: number },
+): void {
   const next = random(options.seed ?? 7);
   const insertExport = db.prepare(
     `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, remote_path, remote_name, remote_stem, sha256, bytes,
@@ -42,14 +46,29 @@ export function seedExports(db: Database.Database, count: number, options: { sta
   db.transaction(() => {
     for (let i = 0; i < count; i++) {
       const createdAt = options.start + i * options.stepMs;
-      let roll = next();
-      const mix = MIX.find((entry) => (roll -= entry.share) < 0) ?? (MIX[0] as (typeof MIX)[number]);
+      const roll = next();
+      let cumulative = 0;
+      const mix =
+        MIX.find((entry) => {
+          cumulative += entry.share;
+          return roll < cumulative;
+        }) ?? (MIX[0] as (typeof MIX)[number]);
       const mapping = SEED_MAPPINGS[i % SEED_MAPPINGS.length] as string;
       const target = SEED_TARGETS[Math.floor(next() * SEED_TARGETS.length)] as string;
       const name = `INV-${100000 + i}.xml`;
       const uploaded = mix.status === 'uploaded';
-      const ackAt = mix.ackState === 'accepted' || mix.ackState === 'rejected' ? createdAt + 30_000 + Math.floor(next() * 600_000) : null;
-      const errorCode = mix.status === 'failed' ? (next() < 0.5 ? 'MAPPING_REQUIRED_FIELD' : 'TARGET_EXISTS') : mix.status === 'retryable' ? 'CONNECT_TIMEOUT' : null;
+      const ackAt =
+        mix.ackState === 'accepted' || mix.ackState === 'rejected'
+          ? createdAt + 30_000 + Math.floor(next() * 600_000)
+          : null;
+      const errorCode =
+        mix.status === 'failed'
+          ? next() < 0.5
+            ? 'MAPPING_REQUIRED_FIELD'
+            : 'TARGET_EXISTS'
+          : mix.status === 'retryable'
+            ? 'CONNECT_TIMEOUT'
+            : null;
       const result = insertExport.run(
         `seed-${i}`,
         2_000_000 + i,
@@ -76,7 +95,15 @@ export function seedExports(db: Database.Database, count: number, options: { sta
       if (uploaded) insertEvent.run(id, createdAt + 200, 'uploaded', JSON.stringify({ remotePath: name }));
       if (mix.ackState === 'rejected' || mix.ackState === 'ack_timeout') {
         const delivered = next() < 0.7;
-        insertOutcome.run(id, `seed:${id}`, mix.ackState === 'rejected' ? 'rejected' : 'timeout', delivered ? 'delivered' : 'pending', createdAt, createdAt, delivered ? createdAt + 1000 : null);
+        insertOutcome.run(
+          id,
+          `seed:${id}`,
+          mix.ackState === 'rejected' ? 'rejected' : 'timeout',
+          delivered ? 'delivered' : 'pending',
+          createdAt,
+          createdAt,
+          delivered ? createdAt + 1000 : null,
+        );
       }
     }
   })();

@@ -28,10 +28,14 @@ async function readPassword(): Promise<string> {
 }
 
 export function register(program: Command): void {
-  const console = program.command('console').description('The operator web console (served by `serve` when console.enabled is set)');
+  const console = program
+    .command('console')
+    .description('The operator web console (served by `serve` when console.enabled is set)');
   console
     .command('hash-password')
-    .description('Print the scrypt hash of a password for console.users[].passwordHash (reads the password from stdin, or asks on a terminal)')
+    .description(
+      'Print the scrypt hash of a password for console.users[].passwordHash (reads the password from stdin, or asks on a terminal)',
+    )
     .action(async () => {
       const password = await readPassword();
       process.stdout.write(`${await hashPassword(password)}\n`);

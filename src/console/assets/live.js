@@ -13,7 +13,10 @@
     if (busy || document.hidden) return;
     busy = true;
     try {
-      const answer = await fetch(live.dataset.liveUrl, { credentials: 'same-origin', headers: { accept: 'application/json' } });
+      const answer = await fetch(live.dataset.liveUrl, {
+        credentials: 'same-origin',
+        headers: { accept: 'application/json' },
+      });
       if (!answer.ok) throw new Error(String(answer.status));
       const { mark: latest } = await answer.json();
       if (latest !== mark) {

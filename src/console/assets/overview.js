@@ -34,8 +34,14 @@
         legend: { show: false },
         cursor: { show: false },
         scales: { x: { time: false, range: [-0.6, Math.max(labels.length - 0.4, 0.6)] } },
-        axes: [{ values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (labels[t] ?? '') : '')), splits: () => xs }, {}],
-        series: [{}, { stroke: color, fill: color, paths: uPlot.paths.bars({ size: [0.6, 64] }), points: { show: false } }],
+        axes: [
+          { values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (labels[t] ?? '') : '')), splits: () => xs },
+          {},
+        ],
+        series: [
+          {},
+          { stroke: color, fill: color, paths: uPlot.paths.bars({ size: [0.6, 64] }), points: { show: false } },
+        ],
       },
       [xs, values],
       element,
@@ -49,7 +55,11 @@
     const list = hours(data.since, data.until);
     const exportsEl = document.getElementById('chart-exports');
     new uPlot(
-      { ...size(exportsEl), legend: { show: false }, series: [{}, { label: 'exports', stroke: accent, fill: `${accent}22`, width: 2 }] },
+      {
+        ...size(exportsEl),
+        legend: { show: false },
+        series: [{}, { label: 'exports', stroke: accent, fill: `${accent}22`, width: 2 }],
+      },
       [list, series(list, data.exportsPerHour, (p) => p.count)],
       exportsEl,
     );
@@ -58,13 +68,31 @@
       {
         ...size(latencyEl),
         legend: { live: false },
-        series: [{}, { label: 'average (s)', stroke: accent, width: 2, points: { size: 6 } }, { label: 'longest (s)', stroke: warn, width: 1, dash: [4, 4], points: { size: 6 } }],
+        series: [
+          {},
+          { label: 'average (s)', stroke: accent, width: 2, points: { size: 6 } },
+          { label: 'longest (s)', stroke: warn, width: 1, dash: [4, 4], points: { size: 6 } },
+        ],
       },
-      [list, series(list, data.ackLatencyPerHour, (p) => p.averageMs / 1000, null), series(list, data.ackLatencyPerHour, (p) => p.maxMs / 1000, null)],
+      [
+        list,
+        series(list, data.ackLatencyPerHour, (p) => p.averageMs / 1000, null),
+        series(list, data.ackLatencyPerHour, (p) => p.maxMs / 1000, null),
+      ],
       latencyEl,
     );
-    bars(document.getElementById('chart-failures'), data.failuresByReason.map((f) => f.reason), data.failuresByReason.map((f) => f.count), bad);
-    bars(document.getElementById('chart-pending'), data.pendingDeliveries.map((p) => p.kind), data.pendingDeliveries.map((p) => p.count), warn);
+    bars(
+      document.getElementById('chart-failures'),
+      data.failuresByReason.map((f) => f.reason),
+      data.failuresByReason.map((f) => f.count),
+      bad,
+    );
+    bars(
+      document.getElementById('chart-pending'),
+      data.pendingDeliveries.map((p) => p.kind),
+      data.pendingDeliveries.map((p) => p.count),
+      warn,
+    );
     root.dataset.drawn = 'true';
   }
   draw().catch(() => {
