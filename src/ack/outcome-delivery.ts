@@ -2,7 +2,15 @@ import PQueue from 'p-queue';
 import { describeError } from '../errors.ts';
 import type { AckOutcome, ExportRecord, Ledger, OutcomeSettlement } from '../ledger/index.ts';
 import type { BridgeMetrics, Logger } from '../observability/index.ts';
-import { cleanContent, cleanText, RossumApiError, RossumClient, ROSSUM_MESSAGE_LIMIT, type AnnotationStatus, type RossumApiConfig } from '../rossum/index.ts';
+import {
+  cleanContent,
+  cleanText,
+  RossumApiError,
+  RossumClient,
+  ROSSUM_MESSAGE_LIMIT,
+  type AnnotationStatus,
+  type RossumApiConfig,
+} from '../rossum/index.ts';
 import type { AcksConfig } from './config.ts';
 
 /** Rossum keeps at most 4 kB of metadata per object: the note carries the full text, the metadata a summary. */
@@ -57,12 +65,17 @@ export class OutcomeDelivery {
         do {
           this.again = false;
           for (;;) {
-            const batch = await this.options.ledger.claimOutcomes(this.options.owner, this.options.config.delivery.leaseMs, 100);
+            const batch = await this.options.ledger.claimOutcomes(
+              this.options.owner,
+              this.options.config.delivery.leaseMs,
+              100,
+            );
             if (batch.length === 0) break;
             total += batch.length;
             // One export's outcomes go in order (a timeout before its late acceptance); exports in parallel.
             const byExport = new Map<number, AckOutcome[]>();
-            for (const outcome of batch) byExport.set(outcome.exportId, [...(byExport.get(outcome.exportId) ?? []), outcome]);
+            for (const outcome of batch)
+              byExport.set(outcome.exportId, [...(byExport.get(outcome.exportId) ?? []), outcome]);
             await new PQueue({ concurrency: 4 }).addAll(
               [...byExport.values()].map((outcomes) => async () => {
                 for (const outcome of outcomes.sort((a, b) => a.id - b.id)) await this.deliverOne(outcome);
@@ -84,18 +97,28 @@ export class OutcomeDelivery {
     const log = logger.child({ annotationId: record?.annotationId, exportId: outcome.exportId, outcome: outcome.kind });
     let settlement: OutcomeSettlement;
     try {
-      settlement = record ? await this.deliver(outcome, record) : { delivery: 'failed', error: `export ${outcome.exportId} is gone from the ledger` };
+      settlement = record
+        ? await this.deliver(outcome, record)
+        : { delivery: 'failed', error: `export ${outcome.exportId} is gone from the ledger` };
     } catch (error) {
       const transient = !(error instanceof RossumApiError) || error.transient;
       if (transient) {
         const { retryMinMs, retryMaxMs } = this.options.config.delivery;
         const wait = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(outcome.attempts - 1, 20));
         settlement = { delivery: 'retry', error: describeError(error), retryAt: this.now() + wait };
-        log.warn({ err: describeError(error), retryInMs: wait }, 'Rossum could not be told yet; the outcome stays in the ledger and is delivered later');
+        log.warn(
+          { err: describeError(error), retryInMs: wait },
+          'Rossum could not be told yet; the outcome stays in the ledger and is delivered later',
+        );
       } else {
         settlement = { delivery: 'failed', error: describeError(error) };
         const refusedByUs = error instanceof RossumApiError && error.code === 'ROSSUM_HOST_NOT_ALLOWED';
-        log.error({ err: describeError(error) }, refusedByUs ? 'Rossum not told: the export names a Rossum host we send no credentials to; it needs a human (see `status`)' : 'Rossum refused the ack outcome; it needs a human (see `status`)');
+        log.error(
+          { err: describeError(error) },
+          refusedByUs
+            ? 'Rossum not told: the export names a Rossum host we send no credentials to; it needs a human (see `status`)'
+            : 'Rossum refused the ack outcome; it needs a human (see `status`)',
+        );
       }
     }
     try {
@@ -116,7 +139,9 @@ export class OutcomeDelivery {
     const hold = await this.settleHold(record);
     if (hold) return hold;
     // A newer verdict (e.g. a late acceptance after a timeout still waiting for Rossum) decides the end state.
-    const newer = (await this.options.ledger.outcomes(record.id)).find((other) => other.id > outcome.id && other.kind !== 'duplicate');
+    const newer = (await this.options.ledger.outcomes(record.id)).find(
+      (other) => other.id > outcome.id && other.kind !== 'duplicate',
+    );
     if (newer) return { delivery: 'not_needed', note: `superseded by ${newer.kind}` };
     const plan = this.plan(outcome, record);
     if (!plan.status && !plan.note && !plan.metadata) return { delivery: 'not_needed' };
@@ -125,15 +150,22 @@ export class OutcomeDelivery {
     const current = await client.getAnnotation(record.annotationId);
     const metadata = current.metadata ?? {};
     const mark = metadata[key] as { outcomeId?: number; state?: string } | undefined;
-    if (mark?.outcomeId === outcome.id && mark.state === 'done') return { delivery: 'delivered', note: 'already in Rossum' };
+    if (mark?.outcomeId === outcome.id && mark.state === 'done')
+      return { delivery: 'delivered', note: 'already in Rossum' };
     const base = { ...(plan.metadata ?? {}), outcomeId: outcome.id };
     if (plan.note) {
       const signature = `[rossum-sftp-bridge ack outcome ${outcome.id}]`;
       // An earlier attempt (it crashed, or lost Rossum's answer) may have stored the note: look before posting
       // again. Every claim counts an attempt, so the first one knows no note of this outcome exists yet.
-      const posted = outcome.attempts > 1 && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
+      const posted =
+        outcome.attempts > 1 &&
+        (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
       // The signature must survive the cut: it is how a retry finds the note.
-      if (!posted) await client.createNote(record.annotationId, `${cleanContent(plan.note, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`);
+      if (!posted)
+        await client.createNote(
+          record.annotationId,
+          `${cleanContent(plan.note, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`,
+        );
     }
     await client.patchAnnotation(record.annotationId, {
       ...(plan.status ? { status: plan.status } : {}),
@@ -147,7 +179,12 @@ export class OutcomeDelivery {
     if (record.holdState === null || record.holdState === 'released') return null;
     if (record.holdState === 'answered') return { delivery: 'by_hold' };
     const releaseAt = (record.holdUntil ?? 0) + (this.options.holdGraceMs ?? 5_000);
-    if (this.now() < releaseAt) return { delivery: 'retry', error: 'Rossum is polling the held export; its reply carries this outcome', retryAt: releaseAt };
+    if (this.now() < releaseAt)
+      return {
+        delivery: 'retry',
+        error: 'Rossum is polling the held export; its reply carries this outcome',
+        retryAt: releaseAt,
+      };
     if (await this.options.ledger.moveHold(record.id, ['pending'], 'released')) return null;
     const fresh = await this.options.ledger.get(record.id);
     return fresh?.holdState === 'answered' ? { delivery: 'by_hold' } : null;
@@ -158,7 +195,9 @@ export class OutcomeDelivery {
     const { detail } = outcome;
     // ERP text is foreign: no control characters or bidi overrides reach Rossum, and metadata stays small (4 kB per object).
     const reasons = detail.messages.map((m) => cleanText(m.code ? `${m.code} ${m.text}` : m.text));
-    const metadataReasons = reasons.slice(0, METADATA_MESSAGES).map((reason) => cleanContent(reason, METADATA_MESSAGE_CHARS));
+    const metadataReasons = reasons
+      .slice(0, METADATA_MESSAGES)
+      .map((reason) => cleanContent(reason, METADATA_MESSAGE_CHARS));
     const at = new Date(this.now()).toISOString();
     const common = { exportFile: file, ackFile: detail.ackFile ?? null, at };
     const mapping = this.options.config.byMapping[record.mappingName];
@@ -167,8 +206,19 @@ export class OutcomeDelivery {
       case 'rejected_late':
         return {
           status: 'failed_export',
-          note: [`The ERP rejected ${file}${outcome.kind === 'rejected_late' ? ' (its answer came after the deadline)' : ''} — ack ${detail.ackFile}:`, ...reasons].join('\n'),
-          metadata: { ...common, result: 'rejected', codes: detail.messages.slice(0, METADATA_MESSAGES).flatMap((m) => (m.code ? [cleanContent(m.code, 40)] : [])), messages: metadataReasons, ...(outcome.kind === 'rejected_late' ? { late: true } : {}) },
+          note: [
+            `The ERP rejected ${file}${outcome.kind === 'rejected_late' ? ' (its answer came after the deadline)' : ''} — ack ${detail.ackFile}:`,
+            ...reasons,
+          ].join('\n'),
+          metadata: {
+            ...common,
+            result: 'rejected',
+            codes: detail.messages
+              .slice(0, METADATA_MESSAGES)
+              .flatMap((m) => (m.code ? [cleanContent(m.code, 40)] : [])),
+            messages: metadataReasons,
+            ...(outcome.kind === 'rejected_late' ? { late: true } : {}),
+          },
         };
       case 'invalid':
         return {
@@ -209,7 +259,9 @@ export class OutcomeDelivery {
     if (!client) {
       client = new RossumClient({
         config: this.options.rossum,
-        ...(this.options.rossum.baseUrl === undefined && record.rossumBaseUrl ? { payloadBaseUrl: record.rossumBaseUrl } : {}),
+        ...(this.options.rossum.baseUrl === undefined && record.rossumBaseUrl
+          ? { payloadBaseUrl: record.rossumBaseUrl }
+          : {}),
         logger: this.options.logger,
       });
       this.clients.set(key, client);

@@ -50,7 +50,11 @@ export interface PrepareSettings {
 }
 
 /** Route → render → hash; a mapping or routing problem becomes a refusal Rossum shows as failed_export. */
-export function prepareOrRefuse(payload: ExportPayload, view: AnnotationView, settings: PrepareSettings): ExportPreparation {
+export function prepareOrRefuse(
+  payload: ExportPayload,
+  view: AnnotationView,
+  settings: PrepareSettings,
+): ExportPreparation {
   try {
     return { kind: 'ready', prepared: prepareExport(payload, view, settings) };
   } catch (error) {
@@ -70,19 +74,34 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
   const route = resolveRoute(settings.routes, view.meta);
   const mapping = settings.mappings.get(route.mapping);
   if (!mapping) {
-    throw new BridgeError('MAPPING_NOT_FOUND', `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`, {
-      permanent: true,
-    });
+    throw new BridgeError(
+      'MAPPING_NOT_FOUND',
+      `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`,
+      {
+        permanent: true,
+      },
+    );
   }
   if (!settings.targetNames.has(route.target)) {
-    throw new BridgeError('TARGET_NOT_FOUND', `Target "${route.target}" (chosen by ${route.reason}) is not configured`, { permanent: true });
+    throw new BridgeError(
+      'TARGET_NOT_FOUND',
+      `Target "${route.target}" (chosen by ${route.reason}) is not configured`,
+      { permanent: true },
+    );
   }
-  const context = { route: { ...route.values, mapping: route.mapping, target: route.target }, ...(settings.env ? { env: settings.env } : {}) };
+  const context = {
+    route: { ...route.values, mapping: route.mapping, target: route.target },
+    ...(settings.env ? { env: settings.env } : {}),
+  };
   const now = settings.now?.() ?? new Date();
   const file = mapping.render(view, { ...context, now });
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const perDelivery = mapping.readsPerDeliveryValues === true;
-  const keySha = perDelivery ? createHash('sha256').update(mapping.render(pinnedView(view), { ...context, now: PINNED_CLOCK }).bytes).digest('hex') : sha256;
+  const keySha = perDelivery
+    ? createHash('sha256')
+        .update(mapping.render(pinnedView(view), { ...context, now: PINNED_CLOCK }).bytes)
+        .digest('hex')
+    : sha256;
   return {
     annotationId: view.meta.annotationId,
     requestId: view.meta.requestId,
@@ -115,7 +134,8 @@ function pinnedView(view: AnnotationView): AnnotationView {
 
 function hookCredentials(secrets: Record<string, unknown> | null | undefined): HookCredentials | undefined {
   if (!secrets) return undefined;
-  const pick = (key: string): string | undefined => (typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined);
+  const pick = (key: string): string | undefined =>
+    typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined;
   const credentials: HookCredentials = {};
   const username = pick('username');
   const password = pick('password');

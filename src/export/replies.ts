@@ -19,7 +19,6 @@ export interface ExportReply {
   mappingName?: string;
 }
 
-
 /** Rossum shows messages in its UI; very long ones are cut with a marker. */
 export function limitMessage(text: string): string {
   return truncateContent(text, MESSAGE_LIMIT);
@@ -35,5 +34,9 @@ export function errorReply(error: unknown, outcome: ExportOutcome, prefix = ''):
 }
 
 export function transientReply(content: string): ExportReply {
-  return { statusCode: 503, outcome: 'transient_error', body: { messages: [{ type: 'error', content: limitMessage(content) }] } };
+  return {
+    statusCode: 503,
+    outcome: 'transient_error',
+    body: { messages: [{ type: 'error', content: limitMessage(content) }] },
+  };
 }

@@ -35,7 +35,10 @@ export interface ExportRow {
   hold_state?: HoldState | null;
 }
 
-export function rowToRecord(row: ExportRow, requestIds: string[] = row.request_ids ? row.request_ids.split('\n') : []): ExportRecord {
+export function rowToRecord(
+  row: ExportRow,
+  requestIds: string[] = row.request_ids ? row.request_ids.split('\n') : [],
+): ExportRecord {
   return {
     id: row.id,
     idempotencyKey: row.idempotency_key,

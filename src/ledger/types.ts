@@ -18,7 +18,17 @@ export type AckState = 'awaiting_ack' | 'accepted' | 'rejected' | 'ack_timeout' 
 /** What `status` shows: the ack state once there is one, else the upload status. */
 export type ExportState = ExportStatus | AckState;
 
-export const EXPORT_STATES: readonly ExportState[] = ['uploading', 'uploaded', 'failed', 'retryable', 'awaiting_ack', 'accepted', 'rejected', 'ack_timeout', 'ack_invalid'];
+export const EXPORT_STATES: readonly ExportState[] = [
+  'uploading',
+  'uploaded',
+  'failed',
+  'retryable',
+  'awaiting_ack',
+  'accepted',
+  'rejected',
+  'ack_timeout',
+  'ack_invalid',
+];
 
 /** The HTTP answer given for an export, replayed to duplicates. */
 export interface StoredReply {
@@ -167,7 +177,14 @@ export interface AckFileInput {
  * One thing Rossum must be told (the outbox). `duplicate` needs no call; `*_late` follow a timeout or an
  * unreadable ack.
  */
-export type AckOutcomeKind = 'accepted' | 'rejected' | 'invalid' | 'timeout' | 'accepted_late' | 'rejected_late' | 'duplicate';
+export type AckOutcomeKind =
+  | 'accepted'
+  | 'rejected'
+  | 'invalid'
+  | 'timeout'
+  | 'accepted_late'
+  | 'rejected_late'
+  | 'duplicate';
 
 /** pending → delivered (Rossum told), not_needed, by_hold (the held export's poll reply told it) or failed (permanent error). */
 export type AckDelivery = 'pending' | 'delivered' | 'not_needed' | 'by_hold' | 'failed';
@@ -224,7 +241,11 @@ export interface Ledger {
   readonly kind: 'sqlite' | 'postgres';
   claim(input: ClaimInput): Promise<ClaimResult>;
   complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
-  fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void>;
+  fail(
+    id: number,
+    owner: string,
+    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
+  ): Promise<void>;
   get(id: number): Promise<ExportRecord | undefined>;
   list(filter?: ExportFilter): Promise<ExportRecord[]>;
   events(exportId: number): Promise<LedgerEvent[]>;

@@ -51,7 +51,11 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
-  const settings = { level, redact: { paths: REDACTED_PATHS, censor }, base: { service: 'rossum-sftp-bridge' } };
+  const settings = {
+    level,
+    redact: { paths: REDACTED_PATHS, censor },
+    base: { service: 'rossum-sftp-bridge' },
+  };
   return options.destination ? pino(settings, options.destination) : pino(settings);
 }
 

@@ -28,7 +28,10 @@ beforeAll(async () => {
     ledgerUrl: `sqlite:${ledgerPath}`,
     server: { deadlineMs: DEADLINE_MS },
     // One connection, no keepalive and no liveness probe: the only bytes the bridge sends once the pool is warm are the upload's.
-    target: { url: `sftp://${sshd.username}@127.0.0.1:${proxy.port}/~/${FOLDER}`, pool: { size: 1, keepaliveMs: 0, checkIdleAfterMs: 600_000, operationTimeoutMs: 20_000 } },
+    target: {
+      url: `sftp://${sshd.username}@127.0.0.1:${proxy.port}/~/${FOLDER}`,
+      pool: { size: 1, keepaliveMs: 0, checkIdleAfterMs: 600_000, operationTimeoutMs: 20_000 },
+    },
   });
 });
 
@@ -73,7 +76,9 @@ it('an upload still running at the deadline completes in the background; Rossumâ
   const [first, second] = outcome.attempts;
   expect(first?.resultStatusCode).toBe(503);
   // Only the "continues in the background" answer keeps the promise; a cancelled upload's message must not appear.
-  expect(first?.bodyExcerpt).toMatch(/Export of annotation 700100 did not finish within 1 s; it continues in the background and Rossum's retry will get its result without a second upload/);
+  expect(first?.bodyExcerpt).toMatch(
+    /Export of annotation 700100 did not finish within 1 s; it continues in the background and Rossum's retry will get its result without a second upload/,
+  );
   expect(first?.bodyExcerpt).not.toMatch(/Rossum will retry:|cancelled/);
   expect(second?.resultStatusCode).toBe(200);
   expect(outcome.attempts).toHaveLength(2);
@@ -84,10 +89,18 @@ it('an upload still running at the deadline completes in the background; Rossumâ
   expect(uploaded[0]).not.toMatch(/\.part$/);
   const ledger = new Database(ledgerPath, { readonly: true });
   try {
-    const rows = ledger.prepare('SELECT status, remote_path AS remotePath, attempts FROM exports WHERE annotation_id = ?').all(700100) as Array<{ status: string; remotePath: string; attempts: number }>;
+    const rows = ledger
+      .prepare('SELECT status, remote_path AS remotePath, attempts FROM exports WHERE annotation_id = ?')
+      .all(700100) as Array<{ status: string; remotePath: string; attempts: number }>;
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: 'uploaded', remotePath: uploaded[0] });
-    const kinds = (ledger.prepare('SELECT kind FROM export_events WHERE export_id = (SELECT id FROM exports WHERE annotation_id = ?) ORDER BY id').all(700100) as Array<{ kind: string }>).map((row) => row.kind);
+    const kinds = (
+      ledger
+        .prepare(
+          'SELECT kind FROM export_events WHERE export_id = (SELECT id FROM exports WHERE annotation_id = ?) ORDER BY id',
+        )
+        .all(700100) as Array<{ kind: string }>
+    ).map((row) => row.kind);
     // One claim, one upload; the first attempt was never recorded as failed, and the retry did not take over.
     expect(kinds.filter((kind) => kind === 'claimed')).toHaveLength(1);
     expect(kinds.filter((kind) => kind === 'uploaded')).toHaveLength(1);

@@ -123,24 +123,45 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
   const answers = new Map<number, PlannedAnswer>();
   for (const annotationId of ids) {
     const r = erpRand();
-    const verdict: ErpVerdict = r < profile.erp.reject ? 'reject' : r < profile.erp.reject + profile.erp.silent ? 'silent' : 'accept';
-    answers.set(annotationId, { verdict, delayMs: 150 + erpRand() * 750, slow: verdict === 'reject' && erpRand() < profile.erp.slowShare });
+    const verdict: ErpVerdict =
+      r < profile.erp.reject ? 'reject' : r < profile.erp.reject + profile.erp.silent ? 'silent' : 'accept';
+    answers.set(annotationId, {
+      verdict,
+      delayMs: 150 + erpRand() * 750,
+      slow: verdict === 'reject' && erpRand() < profile.erp.slowShare,
+    });
   }
   // Two rejected documents per API window, taken from the end of the stream.
-  const heldForApiWindows = ids.filter((id) => answers.get(id)!.verdict === 'reject').slice(-2 * profile.faults.rossumApi);
-  const documents = ids.filter((id) => !heldForApiWindows.includes(id)).map((annotationId): PlannedDocument => {
-    if (documentRand() >= profile.duplicateShare) return { annotationId, again: 'none' };
-    return { annotationId, again: documentRand() < 0.5 ? 'concurrent' : documentRand() * 3_000 };
-  });
+  const heldForApiWindows = ids
+    .filter((id) => answers.get(id)!.verdict === 'reject')
+    .slice(-2 * profile.faults.rossumApi);
+  const documents = ids
+    .filter((id) => !heldForApiWindows.includes(id))
+    .map((annotationId): PlannedDocument => {
+      if (documentRand() >= profile.duplicateShare) return { annotationId, again: 'none' };
+      return { annotationId, again: documentRand() < 0.5 ? 'concurrent' : documentRand() * 3_000 };
+    });
   // Only documents the stream has sent: those held for an API window must reach the bridge inside it.
   const streamIds = documents.map((document) => document.annotationId);
-  const redeliveries = Array.from({ length: profile.annotations * 4 }, () => streamIds[Math.floor(redeliveryRand() * streamIds.length)]!);
+  const redeliveries = Array.from(
+    { length: profile.annotations * 4 },
+    () => streamIds[Math.floor(redeliveryRand() * streamIds.length)]!,
+  );
 
   const streamSpanMs = profile.annotations * profile.spacingMs;
-  const uploadKinds = shuffled(profile, (Object.keys(profile.faults) as FaultKind[]).filter((kind) => !ACK_SIDE.includes(kind)), faultRand);
+  const uploadKinds = shuffled(
+    profile,
+    (Object.keys(profile.faults) as FaultKind[]).filter((kind) => !ACK_SIDE.includes(kind)),
+    faultRand,
+  );
   // Faults take ~15 s themselves; spread them over the first part of the stream.
   const faultGapMs = Math.max(300, (streamSpanMs * 0.6 - 15_000) / (uploadKinds.length + 1));
-  const faults = uploadKinds.map((kind) => ({ kind, pauseBeforeMs: faultGapMs * (0.5 + faultRand()), durationMs: faultDuration(kind, faultRand), annotationIds: [] }));
+  const faults = uploadKinds.map((kind) => ({
+    kind,
+    pauseBeforeMs: faultGapMs * (0.5 + faultRand()),
+    durationMs: faultDuration(kind, faultRand),
+    annotationIds: [],
+  }));
 
   const ackKinds = [...shuffled(profile, ['acksKill'], ackRand), ...shuffled(profile, ['rossumApi'], ackRand)];
   // Acks-side faults must end while new documents still arrive: a kill waits up to 8 s for answers to pile up and
@@ -155,7 +176,10 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
     annotationIds: kind === 'rossumApi' ? heldForApiWindows.slice(2 * apiWindow, 2 * ++apiWindow) : [],
   }));
 
-  const noisePausesMs = Array.from({ length: profile.erp.noise }, () => (streamSpanMs / profile.erp.noise) * (0.5 + noiseRand()));
+  const noisePausesMs = Array.from(
+    { length: profile.erp.noise },
+    () => (streamSpanMs / profile.erp.noise) * (0.5 + noiseRand()),
+  );
 
   return { seed: profile.seed, documents, redeliveries, faults, ackFaults, answers, noisePausesMs };
 }

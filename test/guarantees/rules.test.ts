@@ -7,7 +7,10 @@ import { isTransportError } from '../../src/transport/index.ts';
 
 // The pure rules the guarantees rest on, pinned case by case (the mutation run uses these to judge each change).
 
-function refusal(path: string, options?: { allowRoot?: boolean }): { code: string; message: string; permanent: boolean } {
+function refusal(
+  path: string,
+  options?: { allowRoot?: boolean },
+): { code: string; message: string; permanent: boolean } {
   try {
     containedPath(path, 'sftp.example.com:22', options);
   } catch (error) {
@@ -39,7 +42,11 @@ describe('path containment', () => {
     ['.//.', 'empty path'],
   ])('refuses %j: %s (permanent PATH_ESCAPE naming the path and host)', (path, reason) => {
     const error = refusal(path);
-    expect(error).toEqual({ code: 'PATH_ESCAPE', permanent: true, message: `refused path ${JSON.stringify(path)} on sftp.example.com:22: ${reason}` });
+    expect(error).toEqual({
+      code: 'PATH_ESCAPE',
+      permanent: true,
+      message: `refused path ${JSON.stringify(path)} on sftp.example.com:22: ${reason}`,
+    });
   });
 
   it('refuses a value that is not a string', () => {
@@ -136,7 +143,9 @@ describe('claim rules: what an existing row means to a new delivery', () => {
     expect(existingClaimOutcome(record({ status: 'retryable' }), 'me', 0)).toBe('takeover');
     expect(existingClaimOutcome(record({ status: 'uploaded' }), 'me', 0)).toBe('done');
     expect(existingClaimOutcome(record({ status: 'failed' }), 'me', 0)).toBe('done');
-    expect(existingClaimOutcome(record({ status: 'uploaded', leaseExpiresAt: 9_999, leaseOwner: 'other' }), 'me', 0)).toBe('done');
+    expect(
+      existingClaimOutcome(record({ status: 'uploaded', leaseExpiresAt: 9_999, leaseOwner: 'other' }), 'me', 0),
+    ).toBe('done');
   });
 });
 
@@ -177,7 +186,19 @@ describe('ack rules', () => {
   });
 
   it('an outbox row reads back as the outcome it stored', () => {
-    const row = { id: 3, export_id: 7, ack_file_id: null, kind: 'rejected' as const, detail: '{"messages":[{"code":"E1","text":"x"}]}', delivery: 'pending' as const, attempts: 2, next_attempt_at: 10, created_at: 5, delivered_at: null, last_error: 'boom' };
+    const row = {
+      id: 3,
+      export_id: 7,
+      ack_file_id: null,
+      kind: 'rejected' as const,
+      detail: '{"messages":[{"code":"E1","text":"x"}]}',
+      delivery: 'pending' as const,
+      attempts: 2,
+      next_attempt_at: 10,
+      created_at: 5,
+      delivered_at: null,
+      last_error: 'boom',
+    };
     expect(rowToOutcome(row)).toEqual({
       id: 3,
       exportId: 7,

@@ -8,7 +8,8 @@ import { createLogger, REDACTED_PATHS, silentLogger } from '../../src/observabil
 const SECRETS = {
   hookSecret: 'leak-hook-secret-5c1e9a7d3b',
   sftpPassword: 'leak-sftp-password-8e2a4c6f',
-  sftpPrivateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nleak-private-key-body-3f7b1d\n-----END OPENSSH PRIVATE KEY-----',
+  sftpPrivateKey:
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nleak-private-key-body-3f7b1d\n-----END OPENSSH PRIVATE KEY-----',
   sftpPassphrase: 'leak-passphrase-9b3d5f7a',
   rossumToken: 'leak-rossum-token-2d4f6a8c',
   rossumPassword: 'leak-rossum-password-7a9c1e3b',
@@ -19,7 +20,9 @@ const SECRETS = {
   authorization: 'leak-authorization-5e7a9c1b',
 };
 
-function capture(level: string | undefined = 'trace'): { write(objects: Array<Record<string, unknown>>): Promise<string> } {
+function capture(level: string | undefined = 'trace'): {
+  write(objects: Array<Record<string, unknown>>): Promise<string>;
+} {
   return {
     async write(objects) {
       const stream = new PassThrough();
@@ -43,9 +46,17 @@ const targetSection = {
   privateKey: SECRETS.sftpPrivateKey,
   passphrase: SECRETS.sftpPassphrase,
 };
-const rossumSection = { baseUrl: 'https://example.rossum.app/api', token: SECRETS.rossumToken, username: 'api@example.com', password: SECRETS.rossumPassword };
+const rossumSection = {
+  baseUrl: 'https://example.rossum.app/api',
+  token: SECRETS.rossumToken,
+  username: 'api@example.com',
+  password: SECRETS.rossumPassword,
+};
 const ledgerSection = { url: `postgres://bridge:${SECRETS.postgresPassword}@db.example.com:5432/bridge` };
-const hookPayload = { rossum_authorization_token: SECRETS.payloadToken, secrets: { username: 'erp', password: SECRETS.hookSecretsValue } };
+const hookPayload = {
+  rossum_authorization_token: SECRETS.payloadToken,
+  secrets: { username: 'erp', password: SECRETS.hookSecretsValue },
+};
 const request = {
   req: {
     method: 'POST',
@@ -64,7 +75,13 @@ describe('log redaction', () => {
       ...sections,
       ...sections.map((section) => ({ context: section })),
       request,
-      { server: serverSection, target: targetSection, rossum: rossumSection, ledger: ledgerSection, payload: hookPayload },
+      {
+        server: serverSection,
+        target: targetSection,
+        rossum: rossumSection,
+        ledger: ledgerSection,
+        payload: hookPayload,
+      },
     ];
     const output = await capture().write(objects);
     // The capture really holds the log lines (so an empty output cannot pass).
@@ -149,13 +166,20 @@ interface Field {
 
 function fieldsOf(node: JsonSchemaNode, path: string[] = []): Field[] {
   const fields: Field[] = [];
-  for (const branch of [...(node.anyOf ?? []), ...(node.oneOf ?? []), ...(node.allOf ?? [])]) fields.push(...fieldsOf(branch, path));
+  for (const branch of [...(node.anyOf ?? []), ...(node.oneOf ?? []), ...(node.allOf ?? [])])
+    fields.push(...fieldsOf(branch, path));
   for (const [key, child] of Object.entries(node.properties ?? {})) {
     const types = [child.type, ...(child.anyOf ?? []).map((branch) => branch.type)].flat();
-    fields.push({ path: [...path, key].join('.'), key, description: child.description ?? '', isString: types.includes('string') && child.enum === undefined });
+    fields.push({
+      path: [...path, key].join('.'),
+      key,
+      description: child.description ?? '',
+      isString: types.includes('string') && child.enum === undefined,
+    });
     fields.push(...fieldsOf(child, [...path, key]));
   }
-  if (typeof node.additionalProperties === 'object') fields.push(...fieldsOf(node.additionalProperties, [...path, '*']));
+  if (typeof node.additionalProperties === 'object')
+    fields.push(...fieldsOf(node.additionalProperties, [...path, '*']));
   if (node.items) fields.push(...fieldsOf(node.items, [...path, '[]']));
   return fields;
 }
@@ -170,15 +194,29 @@ const NOT_SECRET: Record<string, string> = {
 };
 
 describe('the redaction list covers the config schema', () => {
-  const fields = fieldsOf(z.toJSONSchema(bridgeConfigSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode).filter((field) => field.isString);
+  const fields = fieldsOf(
+    z.toJSONSchema(bridgeConfigSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode,
+  ).filter((field) => field.isString);
 
   it('every secret-looking config field is redacted at the top level and one level down', () => {
-    const secretFields = fields.filter((field) => !(field.path in NOT_SECRET) && (SECRET_NAME.test(field.key) || SECRET_DESCRIPTION.test(field.description)));
+    const secretFields = fields.filter(
+      (field) =>
+        !(field.path in NOT_SECRET) && (SECRET_NAME.test(field.key) || SECRET_DESCRIPTION.test(field.description)),
+    );
     // The config knows at least these; a schema walk that found nothing would prove nothing.
     expect(secretFields.map((field) => field.path)).toEqual(
-      expect.arrayContaining(['server.secret', 'targets.*.password', 'targets.*.privateKey', 'targets.*.passphrase', 'rossum.token', 'rossum.password']),
+      expect.arrayContaining([
+        'server.secret',
+        'targets.*.password',
+        'targets.*.privateKey',
+        'targets.*.passphrase',
+        'rossum.token',
+        'rossum.password',
+      ]),
     );
-    const missing = secretFields.filter((field) => !REDACTED_PATHS.includes(field.key) || !REDACTED_PATHS.includes(`*.${field.key}`)).map((field) => field.path);
+    const missing = secretFields
+      .filter((field) => !REDACTED_PATHS.includes(field.key) || !REDACTED_PATHS.includes(`*.${field.key}`))
+      .map((field) => field.path);
     expect(missing, 'secret config fields missing from REDACTED_PATHS').toEqual([]);
   });
 

@@ -30,10 +30,19 @@ class AcksProcess extends CliProcess {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rsb-pg-loop-'));
-  [sshd, postgres, simulator] = await Promise.all([startSshd({ baseDir: join(dir, 'sshd') }), startPostgres(), RossumSimulator.start()]);
+  [sshd, postgres, simulator] = await Promise.all([
+    startSshd({ baseDir: join(dir, 'sshd') }),
+    startPostgres(),
+    RossumSimulator.start(),
+  ]);
   db = new pg.Client({ connectionString: postgres.url });
   await db.connect();
-  const target = (folder: string) => ({ url: sshd.url(folder), hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath, retry: { attempts: 3, minDelayMs: 50, maxDelayMs: 200 } });
+  const target = (folder: string) => ({
+    url: sshd.url(folder),
+    hostKey: sshd.hostKeyFingerprint,
+    privateKeyPath: sshd.privateKeyPath,
+    retry: { attempts: 3, minDelayMs: 50, maxDelayMs: 200 },
+  });
   configFor = (folder) =>
     writeConfigFile(
       dir,
@@ -43,7 +52,12 @@ beforeAll(async () => {
         mappingsDir: join(repoRoot, 'mappings'),
         targets: { erp: target(`inbound/${folder}`), 'erp-out': target(`acks/${folder}`) },
         routes: [{ mapping: 'generic-xml', target: 'erp' }],
-        rossum: { baseUrl: simulator.apiUrl, username: 'bridge@example.com', password: 'correct horse battery staple', retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 50 } },
+        rossum: {
+          baseUrl: simulator.apiUrl,
+          username: 'bridge@example.com',
+          password: 'correct horse battery staple',
+          retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 50 },
+        },
         acks: {
           pollIntervalMs: 200,
           minAgeMs: 100,
@@ -63,7 +77,18 @@ afterAll(async () => {
   await sshd?.stop();
 });
 
-async function ledgerRows(ids: number[]): Promise<Array<{ annotationId: number; status: string; ackState: string | null; remotePath: string; uploads: number; claims: number }>> {
+async function ledgerRows(
+  ids: number[],
+): Promise<
+  Array<{
+    annotationId: number;
+    status: string;
+    ackState: string | null;
+    remotePath: string;
+    uploads: number;
+    claims: number;
+  }>
+> {
   const result = await db.query(
     `SELECT e.annotation_id AS "annotationId", e.status, e.ack_state AS "ackState", e.remote_path AS "remotePath",
             (SELECT count(*)::int FROM export_events v WHERE v.export_id = e.id AND v.kind = 'uploaded') AS uploads,
@@ -71,13 +96,22 @@ async function ledgerRows(ids: number[]): Promise<Array<{ annotationId: number; 
        FROM exports e WHERE e.annotation_id = ANY($1::bigint[]) ORDER BY e.annotation_id`,
     [ids],
   );
-  return result.rows.map((row: Record<string, unknown>) => ({ ...row, annotationId: Number(row.annotationId) })) as Awaited<ReturnType<typeof ledgerRows>>;
+  return result.rows.map((row: Record<string, unknown>) => ({
+    ...row,
+    annotationId: Number(row.annotationId),
+  })) as Awaited<ReturnType<typeof ledgerRows>>;
 }
 
 describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
   it('serve --workers 2: two processes, concurrent duplicates, every annotation uploaded exactly once', async () => {
     const port = await freePort();
-    const serve = await ServeProcess.start({ configPath: configFor('workers'), port, outputPath: join(dir, 'workers.log'), args: ['--workers', '2', '--port', String(port)], readyTimeoutMs: 90_000 });
+    const serve = await ServeProcess.start({
+      configPath: configFor('workers'),
+      port,
+      outputPath: join(dir, 'workers.log'),
+      args: ['--workers', '2', '--port', String(port)],
+      readyTimeoutMs: 90_000,
+    });
     let exit: ExitInfo | undefined;
     try {
       await waitUntil(() => nodeChildPids(serve.pid).length === 2, 30_000, 'two worker processes');
@@ -85,14 +119,25 @@ describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
       // Each annotation through Rossum's export flow, plus a concurrent duplicate call of the same export.
       const results = await Promise.all(
         ids.flatMap((id) => [
-          simulator.exportAnnotation(invoicePayload(id), { hookUrl: serve.url, secret: SECRET, ...FAST_HOOK_TIMINGS }).then(({ annotation }) => annotation.status),
-          callHook({ url: serve.url, body: JSON.stringify(invoicePayload(id)), secret: SECRET, ...FAST_HOOK_TIMINGS }).then((outcome) => outcome.annotationStatus),
+          simulator
+            .exportAnnotation(invoicePayload(id), { hookUrl: serve.url, secret: SECRET, ...FAST_HOOK_TIMINGS })
+            .then(({ annotation }) => annotation.status),
+          callHook({
+            url: serve.url,
+            body: JSON.stringify(invoicePayload(id)),
+            secret: SECRET,
+            ...FAST_HOOK_TIMINGS,
+          }).then((outcome) => outcome.annotationStatus),
         ]),
       );
       expect(results.every((status) => status === 'exported')).toBe(true);
-      expect(visibleFiles(join(sshd.root, 'inbound', 'workers'))).toEqual(ids.map((id) => `INV_INV-2024-00417_${id}.xml`));
+      expect(visibleFiles(join(sshd.root, 'inbound', 'workers'))).toEqual(
+        ids.map((id) => `INV_INV-2024-00417_${id}.xml`),
+      );
       const rows = await ledgerRows(ids);
-      expect(rows.map((row) => [row.annotationId, row.status, row.uploads, row.claims])).toEqual(ids.map((id) => [id, 'uploaded', 1, 1]));
+      expect(rows.map((row) => [row.annotationId, row.status, row.uploads, row.claims])).toEqual(
+        ids.map((id) => [id, 'uploaded', 1, 1]),
+      );
       expect(nodeChildPids(serve.pid)).toHaveLength(2);
     } finally {
       exit = await serve.stop();
@@ -104,10 +149,25 @@ describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
     const configPath = configFor('loop');
     const [portA, portB] = [await freePort(), await freePort()];
     const serves = await Promise.all([
-      ServeProcess.start({ configPath, port: portA, outputPath: join(dir, 'serve-a.log'), args: ['--port', String(portA)], readyTimeoutMs: 90_000 }),
-      ServeProcess.start({ configPath, port: portB, outputPath: join(dir, 'serve-b.log'), args: ['--port', String(portB)], readyTimeoutMs: 90_000 }),
+      ServeProcess.start({
+        configPath,
+        port: portA,
+        outputPath: join(dir, 'serve-a.log'),
+        args: ['--port', String(portA)],
+        readyTimeoutMs: 90_000,
+      }),
+      ServeProcess.start({
+        configPath,
+        port: portB,
+        outputPath: join(dir, 'serve-b.log'),
+        args: ['--port', String(portB)],
+        readyTimeoutMs: 90_000,
+      }),
     ]);
-    const acks = [AcksProcess.start(configPath, join(dir, 'acks-1.log')), AcksProcess.start(configPath, join(dir, 'acks-2.log'))];
+    const acks = [
+      AcksProcess.start(configPath, join(dir, 'acks-1.log')),
+      AcksProcess.start(configPath, join(dir, 'acks-2.log')),
+    ];
     const exits: ExitInfo[] = [];
     try {
       const ids = Array.from({ length: 8 }, (_, i) => 940_001 + i);
@@ -118,8 +178,19 @@ describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
         ids.flatMap((id, index) => {
           const [mine, other] = index % 2 === 0 ? serves : [...serves].reverse();
           return [
-            simulator.exportAnnotation(invoicePayload(id), { hookUrl: (mine as ServeProcess).url, secret: SECRET, ...FAST_HOOK_TIMINGS }).then(({ annotation }) => annotation.status),
-            callHook({ url: (other as ServeProcess).url, body: JSON.stringify(invoicePayload(id)), secret: SECRET, ...FAST_HOOK_TIMINGS }).then((outcome) => outcome.annotationStatus),
+            simulator
+              .exportAnnotation(invoicePayload(id), {
+                hookUrl: (mine as ServeProcess).url,
+                secret: SECRET,
+                ...FAST_HOOK_TIMINGS,
+              })
+              .then(({ annotation }) => annotation.status),
+            callHook({
+              url: (other as ServeProcess).url,
+              body: JSON.stringify(invoicePayload(id)),
+              secret: SECRET,
+              ...FAST_HOOK_TIMINGS,
+            }).then((outcome) => outcome.annotationStatus),
           ];
         }),
       );
@@ -132,17 +203,33 @@ describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
         else erp.ok(`INV_INV-2024-00417_${id}`);
       }
       await waitUntil(
-        async () => (await ledgerRows(ids)).every((row) => row.ackState === (rejected.includes(row.annotationId) ? 'rejected' : 'accepted')) && rejected.every((id) => simulator.annotation(id).status === 'failed_export'),
+        async () =>
+          (await ledgerRows(ids)).every(
+            (row) => row.ackState === (rejected.includes(row.annotationId) ? 'rejected' : 'accepted'),
+          ) && rejected.every((id) => simulator.annotation(id).status === 'failed_export'),
         60_000,
         'every ack recorded and every rejection told to Rossum',
       );
-      await waitUntil(async () => Number((await db.query(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery NOT IN ('delivered', 'not_needed')`)).rows[0].n) === 0, 30_000, 'the outbox to drain');
+      await waitUntil(
+        async () =>
+          Number(
+            (await db.query(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery NOT IN ('delivered', 'not_needed')`))
+              .rows[0].n,
+          ) === 0,
+        30_000,
+        'the outbox to drain',
+      );
 
       for (const id of rejected) {
         const annotation = simulator.annotation(id);
         expect(annotation.notes, `notes of ${id}`).toHaveLength(1);
         expect(annotation.notes[0]?.content).toContain(`E${id % 1000} Buchung abgelehnt für ${id}`);
-        expect(simulator.callsTo('PATCH', `/v1/annotations/${id}`).filter((call) => (call.body as { status?: string }).status === 'failed_export'), `failed_export PATCHes of ${id}`).toHaveLength(1);
+        expect(
+          simulator
+            .callsTo('PATCH', `/v1/annotations/${id}`)
+            .filter((call) => (call.body as { status?: string }).status === 'failed_export'),
+          `failed_export PATCHes of ${id}`,
+        ).toHaveLength(1);
       }
       for (const id of accepted) {
         expect(simulator.annotation(id).status).toBe('exported');
@@ -150,7 +237,9 @@ describe('PostgreSQL ledger with real processes', { timeout: 180_000 }, () => {
       }
       const rows = await ledgerRows(ids);
       expect(rows.map((row) => [row.annotationId, row.uploads, row.claims])).toEqual(ids.map((id) => [id, 1, 1]));
-      const ackFiles = (await db.query('SELECT count(*)::int AS n, count(DISTINCT file_name)::int AS names FROM ack_files')).rows[0];
+      const ackFiles = (
+        await db.query('SELECT count(*)::int AS n, count(DISTINCT file_name)::int AS names FROM ack_files')
+      ).rows[0];
       expect(ackFiles).toEqual({ n: ids.length, names: ids.length });
       // All four processes stayed up through the loop (the exits below are their SIGTERM stops).
       for (const serve of serves) expect(serve.running).toBe(true);

@@ -7,7 +7,13 @@ import { repoRoot } from '../support/bridge.ts';
 import { ServeProcess } from '../support/fault-serve.ts';
 import { GatedProxy } from '../support/gated-proxy.ts';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
-import { invoicePayload, signedHeaders, visibleFiles, waitForOutput, writeConfigFile } from '../support/serve-harness.ts';
+import {
+  invoicePayload,
+  signedHeaders,
+  visibleFiles,
+  waitForOutput,
+  writeConfigFile,
+} from '../support/serve-harness.ts';
 import { freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
 
 const SECRET = 'serve-rossum-secret-0123456789';
@@ -16,7 +22,13 @@ let sshd: SshdInstance;
 let simulator: RossumSimulator;
 
 function sftpTarget(folder: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { url: sshd.url(folder), hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath, retry: { attempts: 2, minDelayMs: 50, maxDelayMs: 200 }, ...extra };
+  return {
+    url: sshd.url(folder),
+    hostKey: sshd.hostKeyFingerprint,
+    privateKeyPath: sshd.privateKeyPath,
+    retry: { attempts: 2, minDelayMs: 50, maxDelayMs: 200 },
+    ...extra,
+  };
 }
 
 beforeAll(async () => {
@@ -75,7 +87,9 @@ describe('serve, driven by Rossum (simulated) over real HTTP', { timeout: 90_000
       expect(files, name).toHaveLength(1);
       expect(files[0]).toMatch(pattern);
     }
-    expect(readFileSync(join(folder('route-b'), visibleFiles(folder('route-b'))[0] as string), 'utf8')).toContain('INV-2024-00417');
+    expect(readFileSync(join(folder('route-b'), visibleFiles(folder('route-b'))[0] as string), 'utf8')).toContain(
+      'INV-2024-00417',
+    );
     expect(visibleFiles(folder('route-idoc'))).toEqual([]);
   });
 
@@ -144,7 +158,9 @@ describe('SIGTERM drain', { timeout: 90_000 }, () => {
       expect(visibleFiles(join(sshd.root, 'inbound', 'drain'))).toEqual(['INV_INV-2024-00417_920001.xml']);
       const ledger = new Database(ledgerPath, { readonly: true });
       try {
-        expect(ledger.prepare('SELECT status FROM exports WHERE annotation_id = ?').all(920001)).toEqual([{ status: 'uploaded' }]);
+        expect(ledger.prepare('SELECT status FROM exports WHERE annotation_id = ?').all(920001)).toEqual([
+          { status: 'uploaded' },
+        ]);
       } finally {
         ledger.close();
       }

@@ -16,7 +16,10 @@ export interface FileBridge {
   close(): Promise<void>;
 }
 
-export async function startFileBridge(server: Record<string, unknown> = {}, routes?: BridgeConfig['routes']): Promise<FileBridge> {
+export async function startFileBridge(
+  server: Record<string, unknown> = {},
+  routes?: BridgeConfig['routes'],
+): Promise<FileBridge> {
   const dir = mkdtempSync(join(tmpdir(), 'rsb-file-bridge-'));
   const outputDir = join(dir, 'out');
   const config = bridgeConfigSchema.parse({

@@ -1,4 +1,20 @@
-import { closeSync, fchmodSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync, existsSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  existsSync,
+  type Stats,
+} from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -56,7 +72,8 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
     client.on('close', () => connections.delete(client));
     client.on('error', () => undefined);
     client.on('authentication', (context) => {
-      if (context.method === 'password' && context.username === USERNAME && context.password === PASSWORD) context.accept();
+      if (context.method === 'password' && context.username === USERNAME && context.password === PASSWORD)
+        context.accept();
       else context.reject(['password']);
     });
     client.on('ready', () => {
@@ -146,7 +163,14 @@ function readSshStrings(data: Buffer, count: number): string[] | null {
 }
 
 function toAttributes(stats: Stats): Attributes {
-  return { mode: stats.mode, uid: stats.uid, gid: stats.gid, size: stats.size, atime: Math.floor(stats.atimeMs / 1000), mtime: Math.floor(stats.mtimeMs / 1000) };
+  return {
+    mode: stats.mode,
+    uid: stats.uid,
+    gid: stats.gid,
+    size: stats.size,
+    atime: Math.floor(stats.atimeMs / 1000),
+    mtime: Math.floor(stats.mtimeMs / 1000),
+  };
 }
 
 function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions, renames: RecordedRename[]): void {
@@ -162,7 +186,8 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
   const local = (path: string): string => join(root, virtual(path));
   const fail = (reqId: number, error: unknown): void => {
     const code = (error as NodeJS.ErrnoException).code;
-    const status = code === 'ENOENT' ? STATUS.NO_SUCH_FILE : code === 'EACCES' ? STATUS.PERMISSION_DENIED : STATUS.FAILURE;
+    const status =
+      code === 'ENOENT' ? STATUS.NO_SUCH_FILE : code === 'EACCES' ? STATUS.PERMISSION_DENIED : STATUS.FAILURE;
     sftp.status(reqId, status, (error as Error).message);
   };
   const attempt = (reqId: number, action: () => void): void => {
@@ -254,7 +279,11 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
       dirs.set(key, { dir, entries: null });
       return sftp.name(
         reqId,
-        entries.map((entry) => ({ filename: entry, longname: entry, attrs: toAttributes(lstatSync(join(dir, entry))) })),
+        entries.map((entry) => ({
+          filename: entry,
+          longname: entry,
+          attrs: toAttributes(lstatSync(join(dir, entry))),
+        })),
       );
     }),
   );
@@ -266,7 +295,12 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
   );
   sftp.on('RENAME', (reqId, from, to) =>
     attempt(reqId, () => {
-      renames.push({ kind: 'rename', from: virtual(from), to: virtual(to), modeAtRename: statSync(local(from)).mode & 0o7777 });
+      renames.push({
+        kind: 'rename',
+        from: virtual(from),
+        to: virtual(to),
+        modeAtRename: statSync(local(from)).mode & 0o7777,
+      });
       plainRename(local(from), local(to));
       sftp.status(reqId, STATUS.OK);
     }),
@@ -276,7 +310,12 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
       const paths = name === 'posix-rename@openssh.com' && options.offerPosixRename ? readSshStrings(data, 2) : null;
       if (paths === null) return sftp.status(reqId, STATUS.OP_UNSUPPORTED, `${name} is not supported`);
       const [from, to] = paths as [string, string];
-      renames.push({ kind: 'posix-rename', from: virtual(from), to: virtual(to), modeAtRename: statSync(local(from)).mode & 0o7777 });
+      renames.push({
+        kind: 'posix-rename',
+        from: virtual(from),
+        to: virtual(to),
+        modeAtRename: statSync(local(from)).mode & 0o7777,
+      });
       renameSync(local(from), local(to));
       return sftp.status(reqId, STATUS.OK);
     }),

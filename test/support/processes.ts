@@ -13,7 +13,8 @@ export function nodeChildPids(pid: number): number[] {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // Fields after the command name (which may contain spaces) start at the last ')'.
       const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(parent) === pid && state !== 'Z' && readlinkSync(`/proc/${entry}/exe`) === node) children.push(Number(entry));
+      if (Number(parent) === pid && state !== 'Z' && readlinkSync(`/proc/${entry}/exe`) === node)
+        children.push(Number(entry));
     } catch {
       // The process ended while we looked.
     }

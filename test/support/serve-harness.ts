@@ -20,12 +20,19 @@ export function invoicePayload(annotationId: number, queueId = 8236): Record<str
 }
 
 export function signedHeaders(body: string, secret: string): Record<string, string> {
-  return { 'content-type': 'application/json', 'x-rossum-signature-sha256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` };
+  return {
+    'content-type': 'application/json',
+    'x-rossum-signature-sha256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+  };
 }
 
 /** Final names in a folder (temporary dot-files left out). */
 export function visibleFiles(folder: string): string[] {
-  return existsSync(folder) ? readdirSync(folder).filter((name) => !name.startsWith('.')).sort() : [];
+  return existsSync(folder)
+    ? readdirSync(folder)
+        .filter((name) => !name.startsWith('.'))
+        .sort()
+    : [];
 }
 
 /** Resolves once `text` appears in the file (a process saying it reached a point), polling its growth. */
@@ -37,7 +44,11 @@ export async function waitForOutput(path: string, text: string, timeoutMs = 20_0
   }
 }
 
-export async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -10,7 +10,13 @@ function targetOn(server: LyingSftpServer, dir: string, overrides: Partial<Targe
   mkdirSync(join(server.root, dir), { recursive: true });
   return createTarget(
     'liar',
-    { url: server.url(dir), hostKey: server.hostKeyFingerprint, password: server.password, retry: { attempts: 1 }, ...overrides },
+    {
+      url: server.url(dir),
+      hostKey: server.hostKeyFingerprint,
+      password: server.password,
+      retry: { attempts: 1 },
+      ...overrides,
+    },
     { logger: silentLogger() },
   );
 }
@@ -40,7 +46,13 @@ describe('a server that stores short files', () => {
     const target = targetOn(server, 'short-overwrite');
     try {
       writeFileSync(join(server.root, 'short-overwrite', 'INV-2.csv'), 'previous complete file\n');
-      const error = await failure(target.upload({ relativePath: 'INV-2.csv', bytes: Buffer.from('a newer, longer version of the file\n'), onExisting: 'overwrite' }));
+      const error = await failure(
+        target.upload({
+          relativePath: 'INV-2.csv',
+          bytes: Buffer.from('a newer, longer version of the file\n'),
+          onExisting: 'overwrite',
+        }),
+      );
       expect(error.code).toBe('SIZE_MISMATCH');
       expect(readFileSync(join(server.root, 'short-overwrite', 'INV-2.csv'), 'utf8')).toBe('previous complete file\n');
       expect(readdirSync(join(server.root, 'short-overwrite'))).toEqual(['INV-2.csv']);
@@ -105,7 +117,9 @@ describe('rename request chosen by what the server offers (observed on the serve
     const server = await startLyingSftpServer({ offerPosixRename: false });
     const target = targetOn(server, 'required', { upload: { rename: 'posix' } });
     try {
-      const error = await failure(target.upload({ relativePath: 'C.csv', bytes: Buffer.from('x\n'), onExisting: 'overwrite' }));
+      const error = await failure(
+        target.upload({ relativePath: 'C.csv', bytes: Buffer.from('x\n'), onExisting: 'overwrite' }),
+      );
       expect(error.code).toBe('UNSUPPORTED');
       expect(server.renames).toEqual([]);
       expect(existsSync(join(server.root, 'required', 'C.csv'))).toBe(false);

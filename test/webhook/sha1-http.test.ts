@@ -3,13 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture, TEST_SECRET } from '../support/bridge.ts';
 import { startFileBridge, type FileBridge } from '../support/file-bridge.ts';
 
-const hmac = (algorithm: 'sha256' | 'sha1', data: Buffer | string, secret = TEST_SECRET): string => createHmac(algorithm, secret).update(data).digest('hex');
+const hmac = (algorithm: 'sha256' | 'sha1', data: Buffer | string, secret = TEST_SECRET): string =>
+  createHmac(algorithm, secret).update(data).digest('hex');
 
 describe('legacy sha1 signatures through real HTTP', () => {
   let enabled: FileBridge;
   let disabled: FileBridge;
   beforeAll(async () => {
-    [enabled, disabled] = await Promise.all([startFileBridge({ allowLegacySha1: true }), startFileBridge({ allowLegacySha1: false })]);
+    [enabled, disabled] = await Promise.all([
+      startFileBridge({ allowLegacySha1: true }),
+      startFileBridge({ allowLegacySha1: false }),
+    ]);
   });
   afterAll(async () => {
     await Promise.all([enabled?.close(), disabled?.close()]);
@@ -21,9 +25,20 @@ describe('legacy sha1 signatures through real HTTP', () => {
     return JSON.stringify(object);
   }
 
-  async function post(url: string, text: string, headers: Record<string, string>): Promise<{ status: number; json: { messages?: Array<{ type: string; content: string }> } }> {
-    const response = await fetch(url, { method: 'POST', body: text, headers: { 'content-type': 'application/json', ...headers } });
-    return { status: response.status, json: (await response.json()) as { messages?: Array<{ type: string; content: string }> } };
+  async function post(
+    url: string,
+    text: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; json: { messages?: Array<{ type: string; content: string }> } }> {
+    const response = await fetch(url, {
+      method: 'POST',
+      body: text,
+      headers: { 'content-type': 'application/json', ...headers },
+    });
+    return {
+      status: response.status,
+      json: (await response.json()) as { messages?: Array<{ type: string; content: string }> },
+    };
   }
 
   it('accepted with allowLegacySha1: true — the export runs and a file is written', async () => {
@@ -36,7 +51,9 @@ describe('legacy sha1 signatures through real HTTP', () => {
 
   it('a wrong sha1 digest is refused with 401 even when sha1 is enabled', async () => {
     const text = payload(8102);
-    const reply = await post(enabled.url, text, { 'x-elis-signature': `sha1=${hmac('sha1', text, 'another-secret-of-16-chars')}` });
+    const reply = await post(enabled.url, text, {
+      'x-elis-signature': `sha1=${hmac('sha1', text, 'another-secret-of-16-chars')}`,
+    });
     expect(reply.status).toBe(401);
     expect(enabled.files()).toHaveLength(1);
   });

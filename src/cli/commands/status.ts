@@ -1,7 +1,14 @@
 import type { Command } from 'commander';
 import { configPath, loadConfig } from '../../config/index.ts';
 import { BridgeError } from '../../errors.ts';
-import { EXPORT_STATES, openLedger, stateOf, type ExportRecord, type ExportState, type Ledger } from '../../ledger/index.ts';
+import {
+  EXPORT_STATES,
+  openLedger,
+  stateOf,
+  type ExportRecord,
+  type ExportState,
+  type Ledger,
+} from '../../ledger/index.ts';
 
 interface StatusOptions {
   config?: string;
@@ -17,7 +24,9 @@ interface StatusOptions {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('List exports with their state (uploaded, awaiting_ack, accepted, rejected, ack_timeout, ...); with ANNOTATION_ID, its whole history')
+    .description(
+      'List exports with their state (uploaded, awaiting_ack, accepted, rejected, ack_timeout, ...); with ANNOTATION_ID, its whole history',
+    )
     .argument('[annotationId]', 'show every export of this annotation with its history')
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('--state <states>', `comma-separated: ${EXPORT_STATES.join(', ')}`)
@@ -31,7 +40,10 @@ export function register(program: Command): void {
       const { config } = loadConfig(configPath(options.config));
       const ledger = await openLedger(config.ledger.url);
       try {
-        const text = annotationId === undefined ? await listing(ledger, options) : await history(ledger, parseId(annotationId), options.json ?? false);
+        const text =
+          annotationId === undefined
+            ? await listing(ledger, options)
+            : await history(ledger, parseId(annotationId), options.json ?? false);
         process.stdout.write(text);
       } finally {
         await ledger.close();
@@ -41,7 +53,8 @@ export function register(program: Command): void {
 
 function parseId(value: string): number {
   const id = Number(value);
-  if (!Number.isSafeInteger(id) || id <= 0) throw new BridgeError('BAD_ARGUMENT', `"${value}" is not an annotation id`, { permanent: true });
+  if (!Number.isSafeInteger(id) || id <= 0)
+    throw new BridgeError('BAD_ARGUMENT', `"${value}" is not an annotation id`, { permanent: true });
   return id;
 }
 
@@ -55,9 +68,15 @@ export function parseAge(value: string): number {
 
 function parseStates(value: string | undefined): ExportState[] | undefined {
   if (value === undefined) return undefined;
-  const states = value.split(',').map((state) => state.trim()).filter(Boolean);
+  const states = value
+    .split(',')
+    .map((state) => state.trim())
+    .filter(Boolean);
   const unknown = states.filter((state) => !(EXPORT_STATES as readonly string[]).includes(state));
-  if (unknown.length > 0) throw new BridgeError('BAD_ARGUMENT', `unknown state ${unknown.join(', ')}: use ${EXPORT_STATES.join(', ')}`, { permanent: true });
+  if (unknown.length > 0)
+    throw new BridgeError('BAD_ARGUMENT', `unknown state ${unknown.join(', ')}: use ${EXPORT_STATES.join(', ')}`, {
+      permanent: true,
+    });
   return states as ExportState[];
 }
 
@@ -72,7 +91,12 @@ async function listing(ledger: Ledger, options: StatusOptions): Promise<string> 
     ...(options.newerThan ? { createdAfter: now - parseAge(options.newerThan) } : {}),
     limit: options.limit ?? 200,
   });
-  if (options.json) return `${JSON.stringify(records.map((record) => summary(record)), null, 2)}\n`;
+  if (options.json)
+    return `${JSON.stringify(
+      records.map((record) => summary(record)),
+      null,
+      2,
+    )}\n`;
   if (records.length === 0) return 'no exports match\n';
   const rows = records.map((record) => [
     String(record.id),
@@ -85,7 +109,10 @@ async function listing(ledger: Ledger, options: StatusOptions): Promise<string> 
     record.ackFile ?? '',
     record.erpReference ?? record.error ?? '',
   ]);
-  return table(['EXPORT', 'ANNOTATION', 'STATE', 'MAPPING', 'TARGET', 'FILE', 'UPLOADED', 'ACK FILE', 'ERP REF / ERROR'], rows);
+  return table(
+    ['EXPORT', 'ANNOTATION', 'STATE', 'MAPPING', 'TARGET', 'FILE', 'UPLOADED', 'ACK FILE', 'ERP REF / ERROR'],
+    rows,
+  );
 }
 
 interface ExportSummary {
@@ -133,7 +160,11 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
   const exports = await Promise.all(
     records.map(async (record) => ({
       ...summary(record),
-      events: (await ledger.events(record.id)).map((event) => ({ at: iso(event.at), kind: event.kind, ...event.detail })),
+      events: (await ledger.events(record.id)).map((event) => ({
+        at: iso(event.at),
+        kind: event.kind,
+        ...event.detail,
+      })),
       rossum: (await ledger.outcomes(record.id)).map((outcome) => ({
         outcome: outcome.kind,
         delivery: outcome.delivery,
@@ -150,11 +181,19 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
   if (exports.length === 0) return `no exports of annotation ${annotationId} in the ledger\n`;
   const parts: string[] = [];
   for (const entry of exports) {
-    parts.push(`export ${entry.exportId} of annotation ${annotationId}: ${entry.state} — ${entry.file} (mapping ${entry.mapping}, target ${entry.target})`);
+    parts.push(
+      `export ${entry.exportId} of annotation ${annotationId}: ${entry.state} — ${entry.file} (mapping ${entry.mapping}, target ${entry.target})`,
+    );
     parts.push(
       table(
         ['TIME', 'EVENT', 'DETAIL'],
-        entry.events.map(({ at, kind, ...detail }) => [String(at), kind, Object.entries(detail).map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' ')]),
+        entry.events.map(({ at, kind, ...detail }) => [
+          String(at),
+          kind,
+          Object.entries(detail)
+            .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+            .join(' '),
+        ]),
       ),
     );
   }
@@ -162,10 +201,16 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
 }
 
 function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((header, i) => Math.min(60, Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length))));
+  const widths = headers.map((header, i) =>
+    Math.min(60, Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length))),
+  );
   const line = (cells: string[]): string =>
     cells
-      .map((cell, i) => (cell.length > (widths[i] as number) ? `${cell.slice(0, (widths[i] as number) - 1)}…` : cell.padEnd(widths[i] as number)))
+      .map((cell, i) =>
+        cell.length > (widths[i] as number)
+          ? `${cell.slice(0, (widths[i] as number) - 1)}…`
+          : cell.padEnd(widths[i] as number),
+      )
       .join('  ')
       .trimEnd();
   return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
