@@ -6,6 +6,8 @@ import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
 import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
 import type { HookCredentials, OperationOptions, Target } from '../transport/index.ts';
 import type { ExportPreparation, PreparedExport } from './prepare.ts';
+import { documentPath, placeDocument, type DocumentFetchSettings, type PlacedDocument } from './document.ts';
+import { numberExport } from './numbering.ts';
 import { errorReply, limitMessage as limit, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 
 export type { ExportReply, RossumMessage } from './replies.ts';
@@ -20,6 +22,8 @@ export interface ExportServiceOptions {
   leaseMs?: number;
   /** How often a duplicate delivery looks whether the first one finished (other processes). */
   duplicatePollMs?: number;
+  /** Where and how the original documents of `document:` mappings are fetched. */
+  documents?: DocumentFetchSettings;
 }
 
 export interface HandleOptions {
@@ -225,8 +229,8 @@ export class ExportService {
   }
 
   private async exportOnce(firstPrepared: Prepared, log: Logger, options: HandleOptions): Promise<ExportReply> {
-    let prepared = firstPrepared;
     const { ledger } = this.options;
+    let prepared = await numberExport(firstPrepared, ledger);
     const claimInput = {
       idempotencyKey: prepared.idempotencyKey,
       annotationId: prepared.annotationId,
@@ -243,6 +247,8 @@ export class ExportService {
       documentRef: prepared.documentRef,
       rossumBaseUrl: prepared.rossumBaseUrl,
       receivedAt: prepared.renderedAt,
+      sequenceNumber: prepared.sequenceNumber,
+      documentPath: prepared.document ? documentPath(prepared.file.fileName, prepared.document) : null,
     };
     let claim = await ledger.claim(claimInput);
     const holder = claim.outcome === 'in_progress' ? claim.record.leaseOwner : null;
@@ -311,12 +317,28 @@ export class ExportService {
           return reply;
         }
       }
+      // The scan first: an ERP polling for the data file never sees it without its document.
+      const placed = prepared.document
+        ? await placeDocument({
+            document: prepared.document,
+            dataFileName: prepared.file.fileName,
+            onExisting: prepared.onExisting,
+            record,
+            takeover: claim.takeover,
+            target: prepared.target,
+            ledger,
+            owner: this.owner,
+            fetchSettings: this.options.documents ?? {},
+            opOptions,
+            log,
+          })
+        : undefined;
       const result = await prepared.target.upload(
         { relativePath: prepared.file.fileName, bytes: prepared.file.bytes, onExisting: prepared.onExisting },
         opOptions,
       );
       const reply = {
-        ...successReply(prepared, result.remotePath),
+        ...successReply(prepared, result.remotePath, placed),
         exportId: record.id,
         mappingName: prepared.mappingName,
       };
@@ -444,7 +466,7 @@ interface Prepared extends Omit<PreparedExport, 'targetName'> {
   target: Target;
 }
 
-function successReply(prepared: Prepared, remotePath: string): ExportReply {
+function successReply(prepared: Prepared, remotePath: string, placed?: PlacedDocument): ExportReply {
   const renamed = remotePath !== prepared.file.fileName ? ` (the name ${prepared.file.fileName} was taken)` : '';
   return {
     statusCode: 200,
@@ -457,6 +479,16 @@ function successReply(prepared: Prepared, remotePath: string): ExportReply {
             `Exported ${remotePath}${renamed} to ${prepared.target.description} (mapping ${prepared.mappingName}, ${prepared.file.bytes.length} bytes)`,
           ),
         },
+        ...(placed?.kind === 'placed'
+          ? [
+              {
+                type: 'info' as const,
+                content: limit(`Original document uploaded first as ${placed.path} (${placed.bytes} bytes)`),
+              },
+            ]
+          : placed?.kind === 'skipped'
+            ? [{ type: 'warning' as const, content: limit(placed.warning) }]
+            : []),
         // What the render changed (e.g. characters XML forbids were dropped): the operator must see it.
         ...(prepared.file.warnings ?? []).map(
           (warning): RossumMessage => ({ type: 'warning', content: limit(warning) }),

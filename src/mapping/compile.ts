@@ -10,7 +10,15 @@ import {
   type LoadedYaml,
 } from '../config-loading/index.ts';
 import { isBridgeError } from '../errors.ts';
-import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
+import type {
+  CompiledMapping,
+  ExplainEntry,
+  OnExisting,
+  RenderContext,
+  RenderedFile,
+  SequenceSettings,
+  DocumentSettings,
+} from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
 import { Emitter } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
@@ -138,6 +146,18 @@ function compile(
   const csv = source.format === 'csv' && source.csv ? compileCsv(source.csv, env) : undefined;
   const fixed = source.format === 'fixed' && source.fixed ? compileFixed(source.fixed, env, encoding) : undefined;
 
+  if (source.document?.folder !== undefined) {
+    const folderProblem = templatePathProblem(`${source.document.folder.replace(/\/+$/, '')}/x`);
+    if (folderProblem || /[{}]/.test(source.document.folder))
+      problem(['document', 'folder'], folderProblem ?? 'the folder is fixed text (no placeholders)');
+  }
+  if (source.sequence && !env.metaRead?.has('seq'))
+    problem(
+      ['sequence'],
+      'nothing in the mapping reads the sequence number',
+      'use {seq} or {seq:8} in file.name or a value',
+    );
+
   for (const [i, test] of (source.tests ?? []).entries()) {
     const base = dirname(file);
     if (!existsSync(resolve(base, test.payload)))
@@ -179,6 +199,8 @@ class Mapping implements LoadedMapping {
   readonly source: MappingSource;
   readonly tests: TestCase[];
   readonly readsPerDeliveryValues: boolean;
+  readonly sequence?: SequenceSettings;
+  readonly document?: DocumentSettings;
   private readonly compiled: Compiled;
   private readonly encoding: OutputEncoding;
 
@@ -193,6 +215,16 @@ class Mapping implements LoadedMapping {
     this.compiled = compiled;
     this.readsPerDeliveryValues = PER_DELIVERY_META.some((key) => compiled.metaRead.has(key));
     this.encoding = compiled.encoding as OutputEncoding;
+    if (compiled.metaRead.has('seq'))
+      this.sequence = { counter: compiled.source.sequence?.counter, start: compiled.source.sequence?.start ?? 1 };
+    const document = compiled.source.document;
+    if (document)
+      this.document = {
+        folder: document.folder?.replace(/\/+$/, '') || undefined,
+        extension: document.extension,
+        required: document.required,
+        maxBytes: document.max_bytes,
+      };
   }
 
   render(view: AnnotationView, context: RenderContext = {}): RenderedFile {

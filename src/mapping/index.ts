@@ -10,6 +10,8 @@ export type {
   MappingRegistry,
   OnExisting,
   RenderContext,
+  SequenceSettings,
+  DocumentSettings,
   RenderedFile,
 } from './contract.ts';
 export { checkMappingFile, loadMappingFile, type LoadedMapping } from './compile.ts';

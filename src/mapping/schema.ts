@@ -90,6 +90,7 @@ export const META_KEYS = {
   now: 'render time (ISO, UTC); tests pin it',
   mapping_name: 'this mapping file stem',
   mapping_version: 'short hash of this mapping file',
+  seq: 'sequence number of this export, allocated in the ledger (see `sequence`; `{seq:8}` in a template pads it to 8 digits)',
   record_count:
     'number of records in the output file, header and trailer included (csv: data rows, fixed: all records)',
 } as const;
@@ -399,6 +400,7 @@ export const testCaseSchema = z.strictObject({
   now: z.string().optional().describe('Pinned clock (ISO). Default: the payload timestamp.'),
   route: z.record(z.string(), z.string()).optional().describe('Route values for the render.'),
   env: z.record(z.string(), z.string()).optional().describe('Environment values for the render.'),
+  sequence: z.number().int().min(0).default(1).describe('Sequence number `{seq}` renders as in this test.'),
   expect: z
     .strictObject({
       file_name: z.string().optional().describe('Expected file name.'),
@@ -448,6 +450,56 @@ export const mappingSchema = z
           .describe('When the name exists on the target: fail, overwrite, or write a new version name.'),
       })
       .describe('Output file naming.'),
+    sequence: z
+      .strictObject({
+        counter: z
+          .string()
+          .min(1)
+          .max(100)
+          .optional()
+          .describe('Named counter shared by every mapping that names it; default: one counter per target.'),
+        start: z
+          .number()
+          .int()
+          .min(0)
+          .default(1)
+          .describe('First number of a new counter (raising it later skips ahead).'),
+      })
+      .optional()
+      .describe(
+        'Sequence numbers for `{seq}` / `{seq:8}` (file name or values): allocated in the ledger, unique and increasing per counter; a re-delivery of the same content keeps its number. Gaps happen when a numbered export never completes (its upload fails for good, or the document changes before a retry succeeds).',
+      ),
+    document: z
+      .strictObject({
+        folder: z
+          .string()
+          .optional()
+          .describe(
+            'Folder of the same target for the document (relative, e.g. "scans"); default: beside the data file.',
+          ),
+        extension: z
+          .string()
+          .regex(/^\.[A-Za-z0-9]{1,10}$/, 'an extension such as ".pdf"')
+          .optional()
+          .describe('Extension of the document\'s name; default: the original file\'s (".pdf" when it has none).'),
+        required: z
+          .boolean()
+          .default(true)
+          .describe(
+            'When the document cannot be fetched or uploaded, the data file is not uploaded either (false: upload the data file alone, with a warning).',
+          ),
+        max_bytes: z
+          .number()
+          .int()
+          .positive()
+          .max(1024 * 1024 * 1024)
+          .default(50 * 1024 * 1024)
+          .describe('Largest document accepted; a larger one fails the export naming the document.'),
+      })
+      .optional()
+      .describe(
+        "The annotation's original document (PDF/TIFF/... as Rossum holds it), uploaded beside the data file with the data file's stem (INV_1.xml + INV_1.pdf). It is fetched through Rossum's API with the webhook's rossum_authorization_token (else the configured rossum.token) and is fully in place before the data file appears.",
+      ),
     value_maps: z
       .record(z.string(), valueMapSchema)
       .optional()
