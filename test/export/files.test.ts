@@ -2,15 +2,25 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
 import { documentPath, prepareExport } from '../../src/export/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
 import { callHook as deliver } from '../../src/rossum/hook-call.ts';
 import { DocumentContentServer } from '../support/document-content.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
-import { fixture, repoRoot, startTestBridge, TEST_SECRET, type TestBridge } from '../support/bridge.ts';
+import {
+  fixture,
+  repoRoot,
+  startTestBridge,
+  TEST_SECRET,
+  testTargetConfig,
+  type TestBridge,
+} from '../support/bridge.ts';
 
+const run = promisify(execFile);
 const PDF = readFileSync(join(repoRoot, 'test/fixtures/rossum/INV-2024-00417.pdf'));
 const WEBHOOK_TOKEN = 'webhook-token-0123456789';
 const CONFIGURED_TOKEN = 'configured-token-9876543210';
@@ -343,4 +353,30 @@ describe('sequence numbers and the original document beside the data file (real 
       expect(kinds.filter((kind) => kind === 'document_uploaded')).toHaveLength(1);
     },
   );
+
+  it('`status` shows the data file and its document, with the sequence number', async () => {
+    const configFile = join(mkdtempSync(join(tmpdir(), 'rsb-files-status-')), 'bridge.yaml');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        server: { secret: TEST_SECRET },
+        ledger: { url: bridge.config.ledger.url },
+        mappingsDir,
+        targets: { erp: testTargetConfig(sshd) },
+        routes: [{ mapping: 'sap-idoc-xml-scan', target: 'erp' }],
+      }),
+    );
+    const status = (...args: string[]) =>
+      run(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'status', '--config', configFile, ...args]);
+    const table = (await status('--mapping', 'sap-idoc-xml-scan')).stdout;
+    expect(table).toContain('IDOC_00000001_INV-710001.xml + IDOC_00000001_INV-710001.pdf');
+    const json = JSON.parse((await status('--json', '--mapping', 'sap-idoc-xml-scan')).stdout) as Array<
+      Record<string, unknown>
+    >;
+    expect(json.find((entry) => entry.annotationId === 710001)).toMatchObject({
+      file: 'IDOC_00000001_INV-710001.xml',
+      document: 'IDOC_00000001_INV-710001.pdf',
+      sequenceNumber: 1,
+    });
+  }, 60_000);
 });
