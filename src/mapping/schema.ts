@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { documentSchema, sequenceSchema } from './files-schema.ts';
 import { stepOrder, transformShape, valueMapSchema, type TransformFields, type ValueMap } from './transforms.ts';
 
 export {
@@ -450,56 +451,8 @@ export const mappingSchema = z
           .describe('When the name exists on the target: fail, overwrite, or write a new version name.'),
       })
       .describe('Output file naming.'),
-    sequence: z
-      .strictObject({
-        counter: z
-          .string()
-          .min(1)
-          .max(100)
-          .optional()
-          .describe('Named counter shared by every mapping that names it; default: one counter per target.'),
-        start: z
-          .number()
-          .int()
-          .min(0)
-          .default(1)
-          .describe('First number of a new counter (raising it later skips ahead).'),
-      })
-      .optional()
-      .describe(
-        'Sequence numbers for `{seq}` / `{seq:8}` (file name or values): allocated in the ledger, unique and increasing per counter; a re-delivery of the same content keeps its number. Gaps happen when a numbered export never completes (its upload fails for good, or the document changes before a retry succeeds).',
-      ),
-    document: z
-      .strictObject({
-        folder: z
-          .string()
-          .optional()
-          .describe(
-            'Folder of the same target for the document (relative, e.g. "scans"); default: beside the data file.',
-          ),
-        extension: z
-          .string()
-          .regex(/^\.[A-Za-z0-9]{1,10}$/, 'an extension such as ".pdf"')
-          .optional()
-          .describe('Extension of the document\'s name; default: the original file\'s (".pdf" when it has none).'),
-        required: z
-          .boolean()
-          .default(true)
-          .describe(
-            'When the document cannot be fetched or uploaded, the data file is not uploaded either (false: upload the data file alone, with a warning).',
-          ),
-        max_bytes: z
-          .number()
-          .int()
-          .positive()
-          .max(1024 * 1024 * 1024)
-          .default(50 * 1024 * 1024)
-          .describe('Largest document accepted; a larger one fails the export naming the document.'),
-      })
-      .optional()
-      .describe(
-        "The annotation's original document (PDF/TIFF/... as Rossum holds it), uploaded beside the data file with the data file's stem (INV_1.xml + INV_1.pdf). It is fetched through Rossum's API with the webhook's rossum_authorization_token (else the configured rossum.token) and is fully in place before the data file appears.",
-      ),
+    sequence: sequenceSchema.optional(),
+    document: documentSchema.optional(),
     value_maps: z
       .record(z.string(), valueMapSchema)
       .optional()
