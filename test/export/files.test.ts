@@ -379,4 +379,12 @@ describe('sequence numbers and the original document beside the data file (real 
       sequenceNumber: 1,
     });
   }, 60_000);
+
+  it('never logs a document token', () => {
+    const logged = bridge.log.text();
+    expect(logged).toContain('exported');
+    expect(logged).not.toContain(WEBHOOK_TOKEN);
+    expect(logged).not.toContain(CONFIGURED_TOKEN);
+    expect(logged).not.toContain('expired-token');
+  });
 });
