@@ -56,7 +56,7 @@ export function documentPath(dataFileName: string, document: PreparedDocument): 
   const originalExtension = document.originalFileName?.match(/\.([A-Za-z0-9]{1,10})$/)?.[0]?.toLowerCase();
   const extension = document.settings.extension ?? originalExtension ?? '.pdf';
   const folder = document.settings.folder ?? (slash >= 0 ? dataFileName.slice(0, slash) : '');
-  const fileName = `${stem}${extension}`;
+  const fileName = document.settings.name.replaceAll('{stem}', stem).replaceAll('{ext}', extension);
   // A data file without an extension would otherwise be overwritten by its own document.
   const distinct = fileName === name ? `${stem}.document${extension}` : fileName;
   return folder ? `${folder}/${distinct}` : distinct;

@@ -151,6 +151,18 @@ function compile(
     if (folderProblem || /[{}]/.test(source.document.folder))
       problem(['document', 'folder'], folderProblem ?? 'the folder is fixed text (no placeholders)');
   }
+  if (source.document) {
+    const name = source.document.name;
+    const other = name.replace(/\{stem\}|\{ext\}/g, '').match(/\{[^}]*\}/)?.[0];
+    const nameProblem = name.includes('/')
+      ? 'the name has no folders (use folder:)'
+      : !name.includes('{stem}')
+        ? 'the name must contain {stem}, or every export would overwrite one document'
+        : other
+          ? `${other} is not available here: use {stem} and {ext}`
+          : templatePathProblem(name.replace(/\{stem\}|\{ext\}/g, 'x'));
+    if (nameProblem) problem(['document', 'name'], nameProblem);
+  }
   if (source.sequence && !env.metaRead?.has('seq'))
     problem(
       ['sequence'],
@@ -220,6 +232,7 @@ class Mapping implements LoadedMapping {
     const document = compiled.source.document;
     if (document)
       this.document = {
+        name: document.name,
         folder: document.folder?.replace(/\/+$/, '') || undefined,
         extension: document.extension,
         required: document.required,

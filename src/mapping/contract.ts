@@ -39,6 +39,8 @@ export interface RenderContext {
 
 /** The original document uploaded beside the data file (`document:` block). */
 export interface DocumentSettings {
+  /** `{stem}{ext}`: the only placeholders are the data file's stem and the document's extension. */
+  name: string;
   /** Folder of the same target, relative; undefined = beside the data file. */
   folder: string | undefined;
   /** `.pdf`; undefined = the original file's. */

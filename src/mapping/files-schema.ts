@@ -18,6 +18,12 @@ export const sequenceSchema = z
 
 export const documentSchema = z
   .strictObject({
+    name: z
+      .string()
+      .default('{stem}{ext}')
+      .describe(
+        "The document's file name: {stem} is the data file's name without its extension, {ext} the document's extension (e.g. \"{stem}_scan{ext}\").",
+      ),
     folder: z
       .string()
       .optional()
