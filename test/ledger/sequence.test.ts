@@ -66,4 +66,40 @@ describe.each(kinds)('$name sequence numbers', ({ open }) => {
     expect(numbers).toEqual(Array.from({ length: keys.length }, (_, i) => i + 1));
     await Promise.all(ledgers.map((ledger) => ledger.close()));
   }, 60_000);
+
+  it('an export records its number and its document; only the lease holder may record the document', async () => {
+    const [ledger] = (await open(1)) as [Ledger];
+    const key = `doc-${++counterNo}-${process.pid}`;
+    const claim = await ledger.claim({
+      idempotencyKey: key,
+      annotationId: 77,
+      requestId: 'r-1',
+      mappingName: 'sap-idoc-xml-scan',
+      mappingHash: 'h',
+      target: 'erp',
+      plannedPath: 'IDOC_00000009_A.xml',
+      sha256: 'a'.repeat(64),
+      bytes: 10,
+      owner: 'worker-a',
+      leaseMs: 60_000,
+      sequenceNumber: 9,
+      documentPath: 'IDOC_00000009_A.pdf',
+    });
+    expect(claim.outcome).toBe('claimed');
+    expect(claim.record).toMatchObject({
+      sequenceNumber: 9,
+      documentPath: 'IDOC_00000009_A.pdf',
+      documentUploadedAt: null,
+    });
+    const document = { path: 'IDOC_00000009_A.pdf', sha256: 'b'.repeat(64), bytes: 300_000 };
+    await expect(ledger.recordDocument(claim.record.id, 'worker-b', document)).rejects.toMatchObject({
+      code: 'LEDGER_LEASE_LOST',
+    });
+    await ledger.recordDocument(claim.record.id, 'worker-a', document);
+    const stored = await ledger.get(claim.record.id);
+    expect(stored).toMatchObject({ documentSha256: 'b'.repeat(64), documentBytes: 300_000, sequenceNumber: 9 });
+    expect(typeof stored?.documentUploadedAt).toBe('number');
+    expect((await ledger.events(claim.record.id)).map((event) => event.kind)).toEqual(['claimed', 'document_uploaded']);
+    await ledger.close();
+  });
 });
