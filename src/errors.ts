@@ -209,6 +209,27 @@ export const ERROR_CATALOGUE = {
       'The file already exists and the policy is `onExisting: fail`, or every version name is taken; nothing was changed.',
     action: 'Let the ERP pick up or remove the file, or choose `onExisting: version`.',
   },
+  DOCUMENT_UNAVAILABLE: {
+    area: 'export',
+    retry: 'either',
+    meaning:
+      "The original document a mapping uploads beside the data file could not be fetched from Rossum: transient for a refused or expired token (401/403), a timeout, 429 or 5xx (Rossum's retry brings a fresh token); permanent when Rossum no longer has it (404/410) or the payload names no document.",
+    action:
+      'The message names the document and the HTTP status. Give the hook a token_owner (so calls carry rossum_authorization_token) or set rossum.token; set document.required: false to upload the data file alone.',
+  },
+  DOCUMENT_TOO_LARGE: {
+    area: 'export',
+    retry: 'permanent',
+    meaning: "The original document is larger than the mapping's document.max_bytes; nothing was uploaded.",
+    action: 'Raise document.max_bytes in the mapping if the ERP takes such files, then export again.',
+  },
+  DOCUMENT_NOT_TRUSTED: {
+    area: 'export',
+    retry: 'permanent',
+    meaning:
+      'The payload points the document download at a host that is neither rossum.baseUrl nor in rossum.allowedHosts (or not https): no token is sent there.',
+    action: 'Set rossum.baseUrl, or add the host to rossum.allowedHosts if it really is your Rossum.',
+  },
   PATH_ESCAPE: {
     area: 'transport',
     retry: 'permanent',

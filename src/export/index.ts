@@ -9,3 +9,4 @@ export {
 } from './prepare.ts';
 export { errorReply, limitMessage, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 export { routeSchema, resolveRoute, type Route, type ResolvedRoute } from './routes.ts';
+export { documentPath, type DocumentFetchSettings, type PreparedDocument } from './document.ts';

@@ -3,6 +3,7 @@ import type { AnnotationView, ExportPayload } from '../annotation/index.ts';
 import { BridgeError, describeError, isBridgeError } from '../errors.ts';
 import type { MappingRegistry, OnExisting, RenderedFile } from '../mapping/index.ts';
 import type { HookCredentials } from '../transport/index.ts';
+import { documentOf, type PreparedDocument } from './document.ts';
 import { errorReply, type ExportReply } from './replies.ts';
 import { resolveRoute, type Route } from './routes.ts';
 
@@ -30,6 +31,13 @@ export interface PreparedExport {
   /** Renders again at another clock (the first attempt's), for mappings whose bytes depend on it. */
   renderAt?: (now: Date) => RenderedFile;
   documentRef: string | null;
+  /**
+   * Set when the mapping reads `{seq}`: `file` and `sha256` are then a placeholder render until the
+   * service allocates the number (keyed by `idempotencyKey`, which is made with the number pinned).
+   */
+  sequence?: { counter: string; start: number; render: (sequence: number, now: Date) => RenderedFile };
+  /** Set when the mapping uploads the original document beside the data file. */
+  document?: PreparedDocument;
   credentials: HookCredentials | undefined;
   rossumBaseUrl: string | null;
 }
@@ -94,12 +102,14 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
     ...(settings.env ? { env: settings.env } : {}),
   };
   const now = settings.now?.() ?? new Date();
-  const file = mapping.render(view, { ...context, now });
+  const numbered = mapping.sequence;
+  const placeholder = numbered ? { sequence: PINNED_SEQUENCE } : {};
+  const file = mapping.render(view, { ...context, ...placeholder, now });
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const perDelivery = mapping.readsPerDeliveryValues === true;
   const keySha = perDelivery
     ? createHash('sha256')
-        .update(mapping.render(pinnedView(view), { ...context, now: PINNED_CLOCK }).bytes)
+        .update(mapping.render(pinnedView(view), { ...context, ...placeholder, now: PINNED_CLOCK }).bytes)
         .digest('hex')
     : sha256;
   return {
@@ -113,8 +123,18 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
     sha256,
     idempotencyKey: `${view.meta.annotationId}:${route.target}:${keySha}`,
     renderedAt: now.getTime(),
-    ...(perDelivery ? { renderAt: (at: Date) => mapping.render(view, { ...context, now: at }) } : {}),
+    ...(perDelivery ? { renderAt: (at: Date) => mapping.render(view, { ...context, ...placeholder, now: at }) } : {}),
+    ...(numbered
+      ? {
+          sequence: {
+            counter: numbered.counter ?? `target:${route.target}`,
+            start: numbered.start,
+            render: (sequence: number, at: Date) => mapping.render(view, { ...context, sequence, now: at }),
+          },
+        }
+      : {}),
     documentRef: view.field('document_id')?.value || null,
+    ...(mapping.document ? { document: documentOf(payload, mapping.document) } : {}),
     credentials: hookCredentials(payload.secrets),
     rossumBaseUrl: payload.base_url ?? null,
   };
@@ -122,6 +142,8 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
 
 /** What stands for the per-delivery values in the render the idempotency key is made of. */
 const PINNED_CLOCK = new Date(0);
+/** The number is not content: a re-delivery of the same content must find (and reuse) the same key. */
+const PINNED_SEQUENCE = 0;
 
 function pinnedView(view: AnnotationView): AnnotationView {
   return {

@@ -1,12 +1,26 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { setTimeout as wait } from 'node:timers/promises';
 import { hostname } from 'node:os';
-import { describeError, isBridgeError, type ErrorCode } from '../errors.ts';
-import type { Ledger, ExportRecord, StoredReply } from '../ledger/index.ts';
+import { describeError, isBridgeError } from '../errors.ts';
+import type { Ledger, ExportRecord } from '../ledger/index.ts';
 import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
-import type { HookCredentials, OperationOptions, Target } from '../transport/index.ts';
+import type { OperationOptions, Target } from '../transport/index.ts';
 import type { ExportPreparation, PreparedExport } from './prepare.ts';
-import { errorReply, limitMessage as limit, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
+import { documentPath, placeDocument, type DocumentFetchSettings } from './document.ts';
+import { numberExport } from './numbering.ts';
+import { findOnServer, reconcileWithServer } from './server-check.ts';
+import { ownerIsGone, sleep } from './owners.ts';
+import {
+  codeOf,
+  errorReply,
+  limitMessage as limit,
+  replayed,
+  stored,
+  successReply,
+  transientReply,
+  type ExportReply,
+} from './replies.ts';
+
+export { ownerIsGone } from './owners.ts';
 
 export type { ExportReply, RossumMessage } from './replies.ts';
 export type { ExportPreparation, PreparedExport } from './prepare.ts';
@@ -20,6 +34,8 @@ export interface ExportServiceOptions {
   leaseMs?: number;
   /** How often a duplicate delivery looks whether the first one finished (other processes). */
   duplicatePollMs?: number;
+  /** Where and how the original documents of `document:` mappings are fetched. */
+  documents?: DocumentFetchSettings;
 }
 
 export interface HandleOptions {
@@ -133,7 +149,7 @@ export class ExportService {
       return { kind: 'skipped', reply: claim.outcome === 'done' ? replayed(claim.record) : retry };
     const opOptions = signal ? { signal } : {};
     try {
-      const found = await this.findOnServer(target, dead, opOptions);
+      const found = await findOnServer(target, dead, opOptions);
       const leftovers = (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions).catch(() => [])) ?? [];
       if (leftovers.length > 0) log.info({ leftovers }, 'removed temporary files of the interrupted upload');
       if (found) {
@@ -225,8 +241,8 @@ export class ExportService {
   }
 
   private async exportOnce(firstPrepared: Prepared, log: Logger, options: HandleOptions): Promise<ExportReply> {
-    let prepared = firstPrepared;
     const { ledger } = this.options;
+    let prepared = await numberExport(firstPrepared, ledger);
     const claimInput = {
       idempotencyKey: prepared.idempotencyKey,
       annotationId: prepared.annotationId,
@@ -243,6 +259,8 @@ export class ExportService {
       documentRef: prepared.documentRef,
       rossumBaseUrl: prepared.rossumBaseUrl,
       receivedAt: prepared.renderedAt,
+      sequenceNumber: prepared.sequenceNumber,
+      documentPath: prepared.document ? documentPath(prepared.file.fileName, prepared.document) : null,
     };
     let claim = await ledger.claim(claimInput);
     const holder = claim.outcome === 'in_progress' ? claim.record.leaseOwner : null;
@@ -295,7 +313,7 @@ export class ExportService {
     };
     try {
       if (claim.takeover) {
-        const reconciled = await this.reconcile(record, prepared, opOptions);
+        const reconciled = await reconcileWithServer(record, prepared, opOptions);
         if (reconciled) {
           log.info(
             { exportId: record.id, remotePath: reconciled },
@@ -311,12 +329,28 @@ export class ExportService {
           return reply;
         }
       }
+      // The scan first: an ERP polling for the data file never sees it without its document.
+      const placed = prepared.document
+        ? await placeDocument({
+            document: prepared.document,
+            dataFileName: prepared.file.fileName,
+            onExisting: prepared.onExisting,
+            record,
+            takeover: claim.takeover,
+            target: prepared.target,
+            ledger,
+            owner: this.owner,
+            fetchSettings: this.options.documents ?? {},
+            opOptions,
+            log,
+          })
+        : undefined;
       const result = await prepared.target.upload(
         { relativePath: prepared.file.fileName, bytes: prepared.file.bytes, onExisting: prepared.onExisting },
         opOptions,
       );
       const reply = {
-        ...successReply(prepared, result.remotePath),
+        ...successReply(prepared, result.remotePath, placed),
         exportId: record.id,
         mappingName: prepared.mappingName,
       };
@@ -370,47 +404,6 @@ export class ExportService {
     }
   }
 
-  /** After a crash or a lost answer: is the file already there, byte for byte? */
-  private async reconcile(
-    record: ExportRecord,
-    prepared: Prepared,
-    opOptions: { signal?: AbortSignal; credentials?: HookCredentials },
-  ): Promise<string | null> {
-    const found = await this.findOnServer(
-      prepared.target,
-      { remotePath: record.remotePath, plannedPath: record.plannedPath, bytes: record.bytes, sha256: record.sha256 },
-      opOptions,
-    );
-    if (found || (record.sha256 === prepared.sha256 && record.plannedPath === prepared.file.fileName)) return found;
-    return this.findOnServer(
-      prepared.target,
-      {
-        remotePath: null,
-        plannedPath: prepared.file.fileName,
-        bytes: prepared.file.bytes.length,
-        sha256: prepared.sha256,
-      },
-      opOptions,
-    );
-  }
-
-  private async findOnServer(
-    target: Target,
-    record: Pick<ExportRecord, 'remotePath' | 'plannedPath' | 'bytes' | 'sha256'>,
-    opOptions: { signal?: AbortSignal; credentials?: HookCredentials },
-  ): Promise<string | null> {
-    const candidates = [
-      ...new Set([record.remotePath, record.plannedPath].filter((path): path is string => Boolean(path))),
-    ];
-    for (const path of candidates) {
-      const stat = await target.stat(path, opOptions);
-      if (!stat || stat.size !== record.bytes) continue;
-      const bytes = await target.readFile(path, opOptions);
-      if (createHash('sha256').update(bytes).digest('hex') === record.sha256) return path;
-    }
-    return null;
-  }
-
   private async waitForOther(
     exportId: number,
     prepared: Prepared,
@@ -442,91 +435,4 @@ export class ExportService {
 /** A prepared export with its target's connections (they live on this thread). */
 interface Prepared extends Omit<PreparedExport, 'targetName'> {
   target: Target;
-}
-
-function successReply(prepared: Prepared, remotePath: string): ExportReply {
-  const renamed = remotePath !== prepared.file.fileName ? ` (the name ${prepared.file.fileName} was taken)` : '';
-  return {
-    statusCode: 200,
-    outcome: 'exported',
-    body: {
-      messages: [
-        {
-          type: 'info',
-          content: limit(
-            `Exported ${remotePath}${renamed} to ${prepared.target.description} (mapping ${prepared.mappingName}, ${prepared.file.bytes.length} bytes)`,
-          ),
-        },
-        // What the render changed (e.g. characters XML forbids were dropped): the operator must see it.
-        ...(prepared.file.warnings ?? []).map(
-          (warning): RossumMessage => ({ type: 'warning', content: limit(warning) }),
-        ),
-      ],
-    },
-  };
-}
-
-function replayed(record: ExportRecord): ExportReply {
-  const reply = record.reply;
-  if (!reply) return transientReply(`Export ${record.id} has no recorded answer yet`);
-  if (record.ackState === 'rejected' || record.ackState === 'ack_invalid') {
-    // The first answer ("Exported") is no longer the truth: the ERP refused these exact bytes.
-    const verdict = record.ackState === 'rejected' ? 'rejected' : 'answered with an unreadable acknowledgement for';
-    return {
-      statusCode: 200,
-      outcome: 'failed',
-      exportId: record.id,
-      mappingName: record.mappingName,
-      body: {
-        messages: [
-          {
-            type: 'error',
-            content: limit(
-              `The ERP ${verdict} this exact file (${record.remotePath ?? record.plannedPath}${record.ackFile ? `, ack ${record.ackFile}` : ''}); sending the same data again would not change that. Correct the data in Rossum (the note on this annotation has the ERP's reasons) and export again.`,
-            ),
-          },
-        ],
-      },
-    };
-  }
-  return {
-    statusCode: reply.statusCode === 200 ? 200 : 503,
-    body: reply.body as ExportReply['body'],
-    outcome: 'duplicate',
-    exportId: record.id,
-    mappingName: record.mappingName,
-  };
-}
-
-function stored(reply: ExportReply): StoredReply {
-  return { statusCode: reply.statusCode, body: reply.body };
-}
-
-function codeOf(error: unknown): ErrorCode {
-  return isBridgeError(error) ? error.code : 'INTERNAL';
-}
-
-/**
- * Whether the process behind a lease owner (`host:pid:random`) is gone: its lease expired, or it ran on
- * this host and its pid has ended. An earlier life of our own pid (containers restart as pid 1) is gone too.
- */
-export function ownerIsGone(owner: string, leaseExpiresAt: number | null, self: string, now = Date.now()): boolean {
-  if (leaseExpiresAt !== null && leaseExpiresAt < now) return true;
-  const parts = owner.split(':');
-  if (parts.length < 3) return false;
-  const pid = Number(parts[parts.length - 2]);
-  const host = parts.slice(0, -2).join(':');
-  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return owner !== self;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-/** Waits, or stops waiting early when the signal aborts (the caller checks `signal.aborted`). */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return wait(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 }

@@ -33,8 +33,8 @@ export async function addEvent(
 }
 
 const INSERT_CLAIM = `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, sha256, bytes, status,
-    attempts, lease_owner, lease_expires_at, created_at, updated_at, document_ref, rossum_base_url)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploading', 1, ?, ?, ?, ?, ?, ?)
+    attempts, lease_owner, lease_expires_at, created_at, updated_at, document_ref, rossum_base_url, sequence_number, document_path)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploading', 1, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`;
 const ADD_REQUEST =
   'INSERT INTO export_requests (export_id, request_id, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
@@ -58,6 +58,8 @@ export function claim({ driver, now: clock, selectExport }: LedgerContext, input
       now,
       input.documentRef ?? null,
       input.rossumBaseUrl ?? null,
+      input.sequenceNumber ?? null,
+      input.documentPath ?? null,
     ]);
     if (inserted) {
       await tx.run(ADD_REQUEST, [inserted.id, input.requestId, now]);
@@ -215,7 +217,7 @@ export function recordEvent(
   return driver.transaction((tx) => addEvent(tx, exportId, now(), kind, detail));
 }
 
-function lostLease(id: number): BridgeError {
+export function lostLease(id: number): BridgeError {
   return new BridgeError(
     'LEDGER_LEASE_LOST',
     `Export ${id} was taken over by another worker before this one finished`,

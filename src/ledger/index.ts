@@ -11,6 +11,7 @@ export type {
   StoredReply,
   LedgerEvent,
   ExportFilter,
+  SequenceRequest,
 } from './types.ts';
 export type {
   AckState,

@@ -137,6 +137,27 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   );
   CREATE INDEX console_actions_export ON console_actions (export_id) WHERE export_id IS NOT NULL;
   `,
+    // 6: files the way ERPs take them — sequence numbers allocated per counter (one number per export
+    // content, reused by its re-deliveries), and the original document uploaded beside the data file.
+    `
+  CREATE TABLE sequence_counters (
+    name TEXT PRIMARY KEY,
+    next_value ${t.big} NOT NULL
+  );
+  CREATE TABLE sequence_numbers (
+    counter TEXT NOT NULL,
+    allocation_key TEXT NOT NULL,
+    value ${t.big} NOT NULL,
+    allocated_at ${t.big} NOT NULL,
+    PRIMARY KEY (counter, allocation_key),
+    UNIQUE (counter, value)
+  );
+  ALTER TABLE exports ADD COLUMN sequence_number ${t.big};
+  ALTER TABLE exports ADD COLUMN document_path TEXT;
+  ALTER TABLE exports ADD COLUMN document_sha256 TEXT;
+  ALTER TABLE exports ADD COLUMN document_bytes ${t.big};
+  ALTER TABLE exports ADD COLUMN document_uploaded_at ${t.big};
+  `,
   ];
 }
 

@@ -2,6 +2,7 @@ import * as acks from './ack-operations.ts';
 import { consoleLedger, type ConsoleLedger } from './console-ledger.ts';
 import type { Driver } from './driver.ts';
 import * as exports from './export-operations.ts';
+import * as files from './file-operations.ts';
 import type {
   AckDelivery,
   AckFileInput,
@@ -16,6 +17,7 @@ import type {
   LedgerEvent,
   OutcomeSettlement,
   RecordAckResult,
+  SequenceRequest,
   StoredReply,
 } from './types.ts';
 
@@ -62,6 +64,14 @@ export class SqlLedger implements Ledger {
 
   recordEvent(exportId: number, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
     return exports.recordEvent(this.context, exportId, kind, detail);
+  }
+
+  allocateSequence(request: SequenceRequest): Promise<number> {
+    return files.allocateSequence(this.context, request);
+  }
+
+  recordDocument(id: number, owner: string, document: { path: string; sha256: string; bytes: number }): Promise<void> {
+    return files.recordDocument(this.context, id, owner, document);
   }
 
   awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {

@@ -10,7 +10,15 @@ import {
   type LoadedYaml,
 } from '../config-loading/index.ts';
 import { isBridgeError } from '../errors.ts';
-import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
+import type {
+  CompiledMapping,
+  ExplainEntry,
+  OnExisting,
+  RenderContext,
+  RenderedFile,
+  SequenceSettings,
+  DocumentSettings,
+} from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
 import { catalogueFromPayloads, checkDatapointUses, type DatapointCatalogue, type DatapointUse } from './datapoints.ts';
 import { compileEdifact, edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
@@ -165,6 +173,30 @@ function compile(
   const edifact =
     source.format === 'edifact' && source.edifact ? compileEdifact(source.edifact, env, source) : undefined;
 
+  if (source.document?.folder !== undefined) {
+    const folderProblem = templatePathProblem(`${source.document.folder.replace(/\/+$/, '')}/x`);
+    if (folderProblem || /[{}]/.test(source.document.folder))
+      problem(['document', 'folder'], folderProblem ?? 'the folder is fixed text (no placeholders)');
+  }
+  if (source.document) {
+    const name = source.document.name;
+    const other = name.replace(/\{stem\}|\{ext\}/g, '').match(/\{[^}]*\}/)?.[0];
+    const nameProblem = name.includes('/')
+      ? 'the name has no folders (use folder:)'
+      : !name.includes('{stem}')
+        ? 'the name must contain {stem}, or every export would overwrite one document'
+        : other
+          ? `${other} is not available here: use {stem} and {ext}`
+          : templatePathProblem(name.replace(/\{stem\}|\{ext\}/g, 'x'));
+    if (nameProblem) problem(['document', 'name'], nameProblem);
+  }
+  if (source.sequence && !env.metaRead?.has('seq'))
+    problem(
+      ['sequence'],
+      'nothing in the mapping reads the sequence number',
+      'use {seq} or {seq:8} in file.name or a value',
+    );
+
   for (const [i, test] of (source.tests ?? []).entries()) {
     const base = dirname(file);
     if (!existsSync(resolve(base, test.payload)))
@@ -208,6 +240,8 @@ class Mapping implements LoadedMapping {
   readonly source: MappingSource;
   readonly tests: TestCase[];
   readonly readsPerDeliveryValues: boolean;
+  readonly sequence?: SequenceSettings;
+  readonly document?: DocumentSettings;
   private readonly compiled: Compiled;
   private readonly encoding: OutputEncoding;
 
@@ -222,6 +256,17 @@ class Mapping implements LoadedMapping {
     this.compiled = compiled;
     this.readsPerDeliveryValues = PER_DELIVERY_META.some((key) => compiled.metaRead.has(key));
     this.encoding = compiled.encoding as OutputEncoding;
+    if (compiled.metaRead.has('seq'))
+      this.sequence = { counter: compiled.source.sequence?.counter, start: compiled.source.sequence?.start ?? 1 };
+    const document = compiled.source.document;
+    if (document)
+      this.document = {
+        name: document.name,
+        folder: document.folder?.replace(/\/+$/, '') || undefined,
+        extension: document.extension,
+        required: document.required,
+        maxBytes: document.max_bytes,
+      };
   }
 
   render(view: AnnotationView, context: RenderContext = {}): RenderedFile {

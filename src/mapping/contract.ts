@@ -35,6 +35,28 @@ export interface RenderContext {
   env?: Record<string, string | undefined>;
   /** Clock for `now`-based values; tests pin it. */
   now?: Date;
+  /** The export's sequence number (`{seq}`), allocated in the ledger; tests pin it. */
+  sequence?: number;
+}
+
+/** The original document uploaded beside the data file (`document:` block). */
+export interface DocumentSettings {
+  /** `{stem}{ext}`: the only placeholders are the data file's stem and the document's extension. */
+  name: string;
+  /** Folder of the same target, relative; undefined = beside the data file. */
+  folder: string | undefined;
+  /** `.pdf`; undefined = the original file's. */
+  extension: string | undefined;
+  required: boolean;
+  maxBytes: number;
+}
+
+/** Where a mapping that reads `{seq}` takes its numbers from. */
+export interface SequenceSettings {
+  /** Named counter; undefined = one counter per target (named after it). */
+  counter: string | undefined;
+  /** The first number of a new counter. */
+  start: number;
 }
 
 export type OnExisting = 'fail' | 'overwrite' | 'version';
@@ -54,6 +76,10 @@ export interface CompiledMapping {
    * `meta.hook_timestamp`): exactly-once then keys on a render with those values pinned.
    */
   readonly readsPerDeliveryValues?: boolean;
+  /** Set when the mapping reads `{seq}`: the export allocates a number before rendering the file it uploads. */
+  readonly sequence?: SequenceSettings;
+  /** Set when the mapping uploads the original document beside the data file. */
+  readonly document?: DocumentSettings;
   /** Throws a permanent BridgeError (code `MAPPING_*`, with `location.datapointId` when a field is to blame). */
   render(view: AnnotationView, context?: RenderContext): RenderedFile;
   /** Like `render`, and lists where every output value came from. */

@@ -10,6 +10,8 @@ export type {
   MappingRegistry,
   OnExisting,
   RenderContext,
+  SequenceSettings,
+  DocumentSettings,
   RenderedFile,
 } from './contract.ts';
 export { checkMapping, checkMappingFile, loadMappingFile, type LoadedMapping, type MappingCheck } from './compile.ts';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { documentSchema, sequenceSchema } from './files-schema.ts';
 import { edifactSchemaWith, noRowsSchema, type NoRowsPolicy } from './edifact-schema.ts';
 import { valueMapSchema } from './transforms.ts';
 import { conditionSchema, valueSpecSchema, type Condition, type ValueSpec } from './value-schema.ts';
@@ -224,6 +225,7 @@ export const testCaseSchema = z.strictObject({
   now: z.string().optional().describe('Pinned clock (ISO). Default: the payload timestamp.'),
   route: z.record(z.string(), z.string()).optional().describe('Route values for the render.'),
   env: z.record(z.string(), z.string()).optional().describe('Environment values for the render.'),
+  sequence: z.number().int().min(0).default(1).describe('Sequence number `{seq}` renders as in this test.'),
   expect: z
     .strictObject({
       file_name: z.string().optional().describe('Expected file name.'),
@@ -273,6 +275,8 @@ export const mappingSchema = z
           .describe('When the name exists on the target: fail, overwrite, or write a new version name.'),
       })
       .describe('Output file naming.'),
+    sequence: sequenceSchema.optional(),
+    document: documentSchema.optional(),
     value_maps: z
       .record(z.string(), valueMapSchema)
       .optional()

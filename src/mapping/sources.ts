@@ -46,6 +46,8 @@ function metaValue(scope: Scope, key: string): string | undefined {
       return text(meta.baseUrl);
     case 'now':
       return scope.doc.now;
+    case 'seq':
+      return sequenceText(scope, 0);
     case 'mapping_name':
       return scope.doc.mappingName;
     case 'mapping_version':
@@ -55,6 +57,17 @@ function metaValue(scope: Scope, key: string): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** `{seq}` / `{seq:8}`: the number the ledger allocated for this export, zero-padded to `width` digits. */
+function sequenceText(scope: Scope, width: number): string {
+  const sequence = scope.doc.context.sequence;
+  if (sequence === undefined)
+    throw mappingError(
+      'MAPPING_INVALID',
+      `${scope.at}: the mapping reads the sequence number ({seq}), but none was allocated for this render (tests set it with \`sequence:\`).`,
+    );
+  return String(sequence).padStart(width, '0');
 }
 
 function routeValue(scope: Scope, key: string): string | undefined {
@@ -292,11 +305,19 @@ function compileTemplateParts(
     if (literal) parts.push(literal);
     literal = '';
     const ref = text.slice(i + 1, end).trim();
+    const sequence = /^seq(?::(\d{1,2}))?$/.exec(ref);
+    if (sequence) {
+      env.metaRead?.add('seq');
+      const width = Number(sequence[1] ?? 0);
+      parts.push((scope) => sequenceText(scope, width));
+      i = end;
+      continue;
+    }
     if (!/^[A-Za-z_][\w-]*(\.[\w-]+)?$/.test(ref))
       env.problem(
         path,
         `"{${ref}}" is not a field reference`,
-        'use {schema_id}, {row.x}, {var.x}, {meta.x}, {env.X}, {route.x} or {line_number}',
+        'use {schema_id}, {row.x}, {var.x}, {meta.x}, {env.X}, {route.x}, {line_number} or {seq:8}',
       );
     parts.push(compileReference(ref, env, path));
     i = end;

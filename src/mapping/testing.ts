@@ -41,7 +41,12 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
   const now = new Date(test.now ?? payload.timestamp ?? '2024-01-01T00:00:00Z');
   let file: RenderedFile;
   try {
-    file = mapping.render(viewAnnotation(payload), { now, route: test.route ?? {}, env: test.env ?? {} });
+    file = mapping.render(viewAnnotation(payload), {
+      now,
+      route: test.route ?? {},
+      env: test.env ?? {},
+      sequence: test.sequence,
+    });
   } catch (error) {
     const message = isBridgeError(error)
       ? `${error.code}: ${error.message}${error.location.datapointId ? ` [datapoint ${error.location.datapointId}]` : ''}`

@@ -80,6 +80,7 @@ export const META_KEYS = {
   now: 'render time (ISO, UTC); tests pin it',
   mapping_name: 'this mapping file stem',
   mapping_version: 'short hash of this mapping file',
+  seq: 'sequence number of this export, allocated in the ledger (see `sequence`; `{seq:8}` in a template pads it to 8 digits)',
   record_count:
     'number of records in the output file, header and trailer included (csv: data rows, fixed: all records, edifact: the segments UNT counts)',
 } as const;

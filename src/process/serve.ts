@@ -60,7 +60,23 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     metrics.watchPool(name, () => target.stats());
   }
   const ledger = await openLedger(config.ledger.url);
-  const exportService = new ExportService({ targets, ledger, logger, metrics });
+  const rossum = config.rossum;
+  const exportService = new ExportService({
+    targets,
+    ledger,
+    logger,
+    metrics,
+    // Original documents (`document:` mappings): the webhook's token first, else rossum.token; only to trusted hosts.
+    documents: rossum
+      ? {
+          ...(rossum.baseUrl ? { apiRoot: rossum.baseUrl } : {}),
+          ...(rossum.allowedHosts ? { allowedHosts: rossum.allowedHosts } : {}),
+          ...(rossum.token ? { token: rossum.token } : {}),
+          authScheme: rossum.authScheme,
+          timeoutMs: rossum.timeoutMs,
+        }
+      : {},
+  });
 
   const classify = createDeliveryClassifier({
     mappings,

@@ -104,7 +104,7 @@ async function listing(ledger: Ledger, options: StatusOptions): Promise<string> 
     stateOf(record),
     record.mappingName,
     record.target,
-    record.remotePath ?? record.plannedPath,
+    fileColumn(record),
     time(record.uploadedAt ?? record.createdAt),
     record.ackFile ?? '',
     record.erpReference ?? record.error ?? '',
@@ -124,6 +124,10 @@ interface ExportSummary {
   mapping: string;
   target: string;
   file: string;
+  /** The original document uploaded before the data file (`document:` mappings). */
+  document: string | null;
+  documentUploadedAt: string | null;
+  sequenceNumber: number | null;
   createdAt: string | null;
   uploadedAt: string | null;
   ackDeadlineAt: string | null;
@@ -132,6 +136,13 @@ interface ExportSummary {
   erpReference: string | null;
   error: string | null;
   held: ExportRecord['holdState'];
+}
+
+/** The data file, and its original document when the mapping uploads one (not yet there: "pending"). */
+function fileColumn(record: ExportRecord): string {
+  const file = record.remotePath ?? record.plannedPath;
+  if (!record.documentPath) return file;
+  return `${file} + ${record.documentPath}${record.documentUploadedAt === null ? ' (pending)' : ''}`;
 }
 
 function summary(record: ExportRecord): ExportSummary {
@@ -144,6 +155,9 @@ function summary(record: ExportRecord): ExportSummary {
     mapping: record.mappingName,
     target: record.target,
     file: record.remotePath ?? record.plannedPath,
+    document: record.documentPath,
+    documentUploadedAt: iso(record.documentUploadedAt),
+    sequenceNumber: record.sequenceNumber,
     createdAt: iso(record.createdAt),
     uploadedAt: iso(record.uploadedAt),
     ackDeadlineAt: iso(record.ackDeadlineAt),
