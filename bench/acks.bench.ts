@@ -43,7 +43,12 @@ const mappingsDir = join(dir, 'mappings');
 mkdirSync(mappingsDir);
 // `acks` does not render; the config check only needs the mapping to exist by name.
 writeFileSync(join(mappingsDir, 'erp.yaml'), '');
-const target = (url: string) => ({ url, hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath, pool: { size: 4 } });
+const target = (url: string) => ({
+  url,
+  hostKey: sshd.hostKeyFingerprint,
+  privateKeyPath: sshd.privateKeyPath,
+  pool: { size: 4 },
+});
 const configFile = join(dir, 'bridge.yaml');
 // JSON is YAML.
 writeFileSync(
@@ -73,11 +78,29 @@ const past = new Date(Date.now() - 60_000);
 for (let i = 0; i < N; i++) {
   const annotationId = FIRST + i;
   const stem = `INV-${annotationId}`;
-  const claim = await ledger.claim({ idempotencyKey: `b-${i}`, annotationId, requestId: `r-${i}`, mappingName: 'erp', mappingHash: 'h', target: 'erp', plannedPath: `${stem}.xml`, sha256: 'f'.repeat(64), bytes: 1, owner: 'bench', leaseMs: 60_000 });
-  await ledger.complete(claim.record.id, 'bench', { remotePath: `${stem}.xml`, reply: { statusCode: 200, body: { messages: [] } } });
+  const claim = await ledger.claim({
+    idempotencyKey: `b-${i}`,
+    annotationId,
+    requestId: `r-${i}`,
+    mappingName: 'erp',
+    mappingHash: 'h',
+    target: 'erp',
+    plannedPath: `${stem}.xml`,
+    sha256: 'f'.repeat(64),
+    bytes: 1,
+    owner: 'bench',
+    leaseMs: 60_000,
+  });
+  await ledger.complete(claim.record.id, 'bench', {
+    remotePath: `${stem}.xml`,
+    reply: { statusCode: 200, body: { messages: [] } },
+  });
   if (i % REJECTED_EVERY === 0) {
     simulator.addAnnotation(annotationId, { status: 'exported' });
-    erp.err(stem, [`E102 Kreditor ${i} nicht im Stammsatz gefunden (Buchungskreis 1000)`, 'E207 Steuerkennzeichen V9 ungültig für Position 3']);
+    erp.err(stem, [
+      `E102 Kreditor ${i} nicht im Stammsatz gefunden (Buchungskreis 1000)`,
+      'E207 Steuerkennzeichen V9 ungültig für Position 3',
+    ]);
     utimesSync(join(sshd.acksDir, `${stem}.err`), past, past);
   } else {
     erp.ok(stem);
@@ -96,9 +119,15 @@ interface Child {
 }
 
 function startChild(args: string[], profileName: string): Child {
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}/${profileName}`] : [];
+  const profile = process.env.BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}/${profileName}`]
+    : [];
   const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean) : [];
-  const child = spawn(process.execPath, [...extra, ...profile, join(root, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [...extra, ...profile, join(root, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile, ...args],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const lines: string[] = [];
   let rest = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -139,7 +168,14 @@ const childWallMs = performance.now() - spawnedAt;
 if (code !== 0) throw new Error(`acks --once exited with ${code}`);
 const summaryLine = once.lines.find((line) => line.includes('"msg":"acks pass done"'));
 if (!summaryLine) throw new Error('acks --once printed no summary');
-const summary = JSON.parse(summaryLine) as { files: number; firstLookMs: number; passMs: number; passCpuMs: number; peakRssMb: number; delivered: number };
+const summary = JSON.parse(summaryLine) as {
+  files: number;
+  firstLookMs: number;
+  passMs: number;
+  passCpuMs: number;
+  peakRssMb: number;
+  delivered: number;
+};
 const rejections = Math.ceil(N / REJECTED_EVERY);
 const told = simulator.calls.filter((call) => call.method === 'POST' && call.path.endsWith('/v1/notes')).length;
 const check = new SqliteLedger({ path: ledgerPath });
@@ -155,8 +191,23 @@ for (let s = 0; s < LATENCY_SAMPLES; s++) {
   const annotationId = FIRST + N + s;
   const stem = `INV-${annotationId}`;
   const seed = new SqliteLedger({ path: ledgerPath });
-  const claim = await seed.claim({ idempotencyKey: `l-${s}`, annotationId, requestId: `l-${s}`, mappingName: 'erp', mappingHash: 'h', target: 'erp', plannedPath: `${stem}.xml`, sha256: 'f'.repeat(64), bytes: 1, owner: 'bench', leaseMs: 60_000 });
-  await seed.complete(claim.record.id, 'bench', { remotePath: `${stem}.xml`, reply: { statusCode: 200, body: { messages: [] } } });
+  const claim = await seed.claim({
+    idempotencyKey: `l-${s}`,
+    annotationId,
+    requestId: `l-${s}`,
+    mappingName: 'erp',
+    mappingHash: 'h',
+    target: 'erp',
+    plannedPath: `${stem}.xml`,
+    sha256: 'f'.repeat(64),
+    bytes: 1,
+    owner: 'bench',
+    leaseMs: 60_000,
+  });
+  await seed.complete(claim.record.id, 'bench', {
+    remotePath: `${stem}.xml`,
+    reply: { statusCode: 200, body: { messages: [] } },
+  });
   await seed.close();
   simulator.addAnnotation(annotationId, { status: 'exported' });
   // Land at a random point of the poll cycle.
@@ -178,12 +229,24 @@ if (process.env.BENCH_KEEP !== '1') rmSync(dir, { recursive: true, force: true }
 delays.sort((a, b) => a - b);
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 console.log('');
-console.log(`acks bench (acks as a child process; sshd loopback, SQLite ledger, simulated Rossum in the bench process; log level ${LOG_LEVEL}; ${process.platform} ${process.arch}, node ${process.version})`);
-console.log(`  files                               ${N} (${N - rejections} .ok, ${rejections} .err → ${told} notes told to Rossum)`);
+console.log(
+  `acks bench (acks as a child process; sshd loopback, SQLite ledger, simulated Rossum in the bench process; log level ${LOG_LEVEL}; ${process.platform} ${process.arch}, node ${process.version})`,
+);
+console.log(
+  `  files                               ${N} (${N - rejections} .ok, ${rejections} .err → ${told} notes told to Rossum)`,
+);
 console.log(`  first look (list, sizes only)       ${s(summary.firstLookMs)}`);
-console.log(`  full pass (read, record, archive,   ${s(summary.passMs)}   target ≤ 10 s   (${summary.files} files; child start to exit ${s(childWallMs)})`);
-console.log(`    tell Rossum)                       CPU of the acks process during the pass ${s(summary.passCpuMs)}; load average before ${loadBefore.toFixed(2)} on ${availableParallelism()} cores`);
-console.log(`  peak RSS of the acks process        ${summary.peakRssMb} MB (maxRSS; VmHWM ${Math.round(once.hwmKb() / 1024)} MB)   target ≤ 256 MB`);
+console.log(
+  `  full pass (read, record, archive,   ${s(summary.passMs)}   target ≤ 10 s   (${summary.files} files; child start to exit ${s(childWallMs)})`,
+);
+console.log(
+  `    tell Rossum)                       CPU of the acks process during the pass ${s(summary.passCpuMs)}; load average before ${loadBefore.toFixed(2)} on ${availableParallelism()} cores`,
+);
+console.log(
+  `  peak RSS of the acks process        ${summary.peakRssMb} MB (maxRSS; VmHWM ${Math.round(once.hwmKb() / 1024)} MB)   target ≤ 256 MB`,
+);
 console.log(`  outbox after the pass               ${JSON.stringify(backlog)}`);
-console.log(`  ack landed → Rossum told            median ${s(delays[Math.floor(delays.length / 2)]!)}, max ${s(delays.at(-1)!)}   target ≤ ${((POLL_MS + 1000) / 1000).toFixed(1)} s (poll ${POLL_MS} ms + 1 s)`);
+console.log(
+  `  ack landed → Rossum told            median ${s(delays[Math.floor(delays.length / 2)]!)}, max ${s(delays.at(-1)!)}   target ≤ ${((POLL_MS + 1000) / 1000).toFixed(1)} s (poll ${POLL_MS} ms + 1 s)`,
+);
 process.exit(0);

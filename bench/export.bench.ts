@@ -30,7 +30,14 @@ import { SqliteLedger } from '../src/ledger/index.ts';
 import { loadMappings } from '../src/mapping/index.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { createTarget } from '../src/transport/index.ts';
-import { measureNaive, measureRaw, resultOf, runConcurrently, type BaselineFile, type BaselineResult } from './support/baselines.ts';
+import {
+  measureNaive,
+  measureRaw,
+  resultOf,
+  runConcurrently,
+  type BaselineFile,
+  type BaselineResult,
+} from './support/baselines.ts';
 import { HttpLoadConnection, prepareRequest } from './support/http-load.ts';
 
 const N = Number(process.env.BENCH_N ?? 2000);
@@ -56,7 +63,10 @@ function cpuSecondsOfTree(root: number | undefined): number {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-      stats.set(Number(entry), { parent: Number(fields[1]), seconds: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS });
+      stats.set(Number(entry), {
+        parent: Number(fields[1]),
+        seconds: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS,
+      });
     } catch {
       // exited between the listing and the read
     }
@@ -78,20 +88,36 @@ interface CpuShare {
   client: number;
 }
 
-function sampleCpu(serve: number | undefined, sshd: number | undefined): { serve: number; sshd: number; client: number } {
+function sampleCpu(
+  serve: number | undefined,
+  sshd: number | undefined,
+): { serve: number; sshd: number; client: number } {
   const own = process.cpuUsage();
   return { serve: cpuSecondsOfTree(serve), sshd: cpuSecondsOfTree(sshd), client: (own.user + own.system) / 1e6 };
 }
 
-function perFile(before: ReturnType<typeof sampleCpu>, after: ReturnType<typeof sampleCpu>, files: number, withBridge: boolean): CpuShare {
+function perFile(
+  before: ReturnType<typeof sampleCpu>,
+  after: ReturnType<typeof sampleCpu>,
+  files: number,
+  withBridge: boolean,
+): CpuShare {
   const ms = (seconds: number): number => (seconds * 1000) / files;
-  return { ...(withBridge ? { bridge: ms(after.serve - before.serve) } : {}), sshd: ms(after.sshd - before.sshd), client: ms(after.client - before.client) };
+  return {
+    ...(withBridge ? { bridge: ms(after.serve - before.serve) } : {}),
+    sshd: ms(after.sshd - before.sshd),
+    client: ms(after.client - before.client),
+  };
 }
 
 /** A bare node:http receiver (signature + JSON.parse + 200) in its own process, under the same load. */
 async function measureWebhookFloor(timed: Buffer[], warmup: Buffer[]): Promise<{ serverMs: number; clientMs: number }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/support/webhook-floor.ts'), String(port), SECRET], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'bench/support/webhook-floor.ts'), String(port), SECRET],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       child.stdout.once('data', () => resolve());
@@ -108,7 +134,10 @@ async function measureWebhookFloor(timed: Buffer[], warmup: Buffer[]): Promise<{
     await drive(timed);
     const after = sampleCpu(child.pid, undefined);
     for (const connection of connections) connection.close();
-    return { serverMs: ((after.serve - before.serve) * 1000) / timed.length, clientMs: ((after.client - before.client) * 1000) / timed.length };
+    return {
+      serverMs: ((after.serve - before.serve) * 1000) / timed.length,
+      clientMs: ((after.client - before.client) * 1000) / timed.length,
+    };
   } finally {
     child.kill();
   }
@@ -169,16 +198,31 @@ function measureRenderAlone(payloadText: string, count: number): number {
 }
 
 /** The product's own SFTP target (same pool size) uploading the bridge's files at concurrency C. */
-async function measureTransport(sshd: Awaited<ReturnType<typeof startSshd>>, files: BaselineFile[]): Promise<BaselineResult> {
+async function measureTransport(
+  sshd: Awaited<ReturnType<typeof startSshd>>,
+  files: BaselineFile[],
+): Promise<BaselineResult> {
   const target = createTarget(
     'floor',
-    { url: sshd.url('inbound/transport'), hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath, pool: { size: POOL } },
+    {
+      url: sshd.url('inbound/transport'),
+      hostKey: sshd.hostKeyFingerprint,
+      privateKeyPath: sshd.privateKeyPath,
+      pool: { size: POOL },
+    },
     { logger: silentLogger() },
   );
   try {
-    const upload = (file: BaselineFile, prefix: string): Promise<unknown> => target.upload({ relativePath: `${prefix}${file.name}`, bytes: file.bytes, onExisting: 'fail' });
-    await runConcurrently(0, Math.min(WARMUP, files.length), C, (index) => upload(files[index] as BaselineFile, 'warmup-'));
-    return resultOf('transport', files.length, await runConcurrently(0, files.length, C, (index) => upload(files[index] as BaselineFile, '')));
+    const upload = (file: BaselineFile, prefix: string): Promise<unknown> =>
+      target.upload({ relativePath: `${prefix}${file.name}`, bytes: file.bytes, onExisting: 'fail' });
+    await runConcurrently(0, Math.min(WARMUP, files.length), C, (index) =>
+      upload(files[index] as BaselineFile, 'warmup-'),
+    );
+    return resultOf(
+      'transport',
+      files.length,
+      await runConcurrently(0, files.length, C, (index) => upload(files[index] as BaselineFile, '')),
+    );
   } finally {
     await target.close();
   }
@@ -191,15 +235,26 @@ async function main(): Promise<void> {
     if (process.env.BENCH_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
   });
   // BENCH_SFTP_DIR=/dev/shm puts what the sshd stores on tmpfs: steadier figures where the disk's speed varies.
-  const sftpDir = process.env.BENCH_SFTP_DIR ? mkdtempSync(join(process.env.BENCH_SFTP_DIR, 'rsb-bench-sftp-')) : join(dir, 'sftp');
+  const sftpDir = process.env.BENCH_SFTP_DIR
+    ? mkdtempSync(join(process.env.BENCH_SFTP_DIR, 'rsb-bench-sftp-'))
+    : join(dir, 'sftp');
   process.once('exit', () => {
     if (process.env.BENCH_KEEP !== '1') rmSync(sftpDir, { recursive: true, force: true });
   });
   const sshd = await startSshd({ baseDir: sftpDir });
-  const server = { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey, hostKeyFingerprint: sshd.hostKeyFingerprint };
+  const server = {
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.username,
+    privateKey: sshd.privateKey,
+    hostKeyFingerprint: sshd.hostKeyFingerprint,
+  };
   // Untimed: on this machine the first few thousand files created cost sshd (kernel time in open and
   // link) up to 3× more than later ones, which would bill the run measured first for the machine's cold start.
-  const coldStart = Array.from({ length: Math.max(N, 2000) }, (_, i) => ({ name: `cold-${i}.xml`, bytes: Buffer.alloc(1707, 'x') }));
+  const coldStart = Array.from({ length: Math.max(N, 2000) }, (_, i) => ({
+    name: `cold-${i}.xml`,
+    bytes: Buffer.alloc(1707, 'x'),
+  }));
   await measureRaw({ server, remoteDir: 'cold-start', files: coldStart, concurrency: POOL });
   const configFile = join(dir, 'bridge.yaml');
   const port = await freePort();
@@ -231,33 +286,50 @@ async function main(): Promise<void> {
   // BENCH_PROFILE=DIR writes a CPU profile of the serve process there.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   const serveLog = openSync(join(dir, 'serve.log'), 'w');
-  const child = spawn(process.execPath, [...profile, join(root, 'bin/rossum-sftp-bridge'), 'serve', '--config', configFile], { stdio: ['ignore', serveLog, 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [...profile, join(root, 'bin/rossum-sftp-bridge'), 'serve', '--config', configFile],
+    { stdio: ['ignore', serveLog, 'inherit'] },
+  );
   const url = `http://127.0.0.1:${port}/webhooks/rossum`;
   for (let tries = 0; ; tries++) {
     if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
-    const ready = await fetch(url.replace('/webhooks/rossum', '/healthz')).then((r) => r.ok).catch(() => false);
+    const ready = await fetch(url.replace('/webhooks/rossum', '/healthz'))
+      .then((r) => r.ok)
+      .catch(() => false);
     if (ready) break;
     if (tries > 300) throw new Error('serve did not start within 30 s');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 
-  const template = JSON.parse(readFileSync(join(root, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as { annotation: { id: number }; request_id: string };
+  const template = JSON.parse(readFileSync(join(root, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as {
+    annotation: { id: number };
+    request_id: string;
+  };
   // Serialized up front and sent over C keep-alive connections: the load generator shares the cores.
   const requests = Array.from({ length: N + WARMUP }, (_, i) => {
     template.annotation.id = 9_000_000 + i;
     template.request_id = `bench-${i}`;
     const body = JSON.stringify(template);
     const signature = `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
-    return prepareRequest({ host: '127.0.0.1', port, path: '/webhooks/rossum', headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature }, body });
+    return prepareRequest({
+      host: '127.0.0.1',
+      port,
+      path: '/webhooks/rossum',
+      headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature },
+      body,
+    });
   });
   const connections = await Promise.all(Array.from({ length: C }, () => HttpLoadConnection.open('127.0.0.1', port)));
   const sendOn = async (connection: HttpLoadConnection, index: number): Promise<void> => {
     const response = await connection.send(requests[index] as Buffer);
     const reply = JSON.parse(response.body) as { messages?: Array<{ type: string; content: string }> };
-    if (response.status !== 200 || reply.messages?.[0]?.type !== 'info') throw new Error(`delivery ${index}: ${response.status} ${response.body}`);
+    if (response.status !== 200 || reply.messages?.[0]?.type !== 'info')
+      throw new Error(`delivery ${index}: ${response.status} ${response.body}`);
   };
 
-  const send = (index: number, worker: number): Promise<void> => sendOn(connections[worker] as HttpLoadConnection, index);
+  const send = (index: number, worker: number): Promise<void> =>
+    sendOn(connections[worker] as HttpLoadConnection, index);
   await runConcurrently(0, WARMUP, C, send);
 
   const cpuBefore = sampleCpu(child.pid, sshd.pid);
@@ -271,7 +343,9 @@ async function main(): Promise<void> {
   if (process.env.BENCH_BASELINES === '0') {
     // Quick comparisons while tuning the bridge: its own figures only.
     await sshd.stop();
-    process.stdout.write(`bridge: ${bridge.filesPerSecond.toFixed(1)} exports/s, p50 ${bridge.p50Ms.toFixed(1)} ms, p99 ${bridge.p99Ms.toFixed(1)} ms; CPU per export: bridge ${(bridgeCpu.bridge ?? 0).toFixed(3)} ms, sshd ${bridgeCpu.sshd.toFixed(3)} ms, load generator ${bridgeCpu.client.toFixed(3)} ms\n`);
+    process.stdout.write(
+      `bridge: ${bridge.filesPerSecond.toFixed(1)} exports/s, p50 ${bridge.p50Ms.toFixed(1)} ms, p99 ${bridge.p99Ms.toFixed(1)} ms; CPU per export: bridge ${(bridgeCpu.bridge ?? 0).toFixed(3)} ms, sshd ${bridgeCpu.sshd.toFixed(3)} ms, load generator ${bridgeCpu.client.toFixed(3)} ms\n`,
+    );
     return;
   }
   const files: BaselineFile[] = readdirSync(sshd.inboundDir)
@@ -296,13 +370,39 @@ async function main(): Promise<void> {
 
   const fmt = (value: number, digits = 1): string => value.toFixed(digits);
   const rows = [
-    ['bridge (webhook → mapping → ledger → pooled SFTP)', N, fmt(bridge.filesPerSecond), fmt(bridge.p50Ms), fmt(bridge.p99Ms)],
-    [`raw (put + rename, ${POOL} open connections)`, raw.files, fmt(raw.filesPerSecond), fmt(raw.p50Ms), fmt(raw.p99Ms)],
-    [`naive (connect/upload/disconnect, ${C} at once)`, naive.files, fmt(naive.filesPerSecond), fmt(naive.p50Ms), fmt(naive.p99Ms)],
-    [`(floor) the bridge's transport alone, ${POOL} pooled connections, ${C} at once`, transportRun.files, fmt(transportRun.filesPerSecond), fmt(transportRun.p50Ms), fmt(transportRun.p99Ms)],
+    [
+      'bridge (webhook → mapping → ledger → pooled SFTP)',
+      N,
+      fmt(bridge.filesPerSecond),
+      fmt(bridge.p50Ms),
+      fmt(bridge.p99Ms),
+    ],
+    [
+      `raw (put + rename, ${POOL} open connections)`,
+      raw.files,
+      fmt(raw.filesPerSecond),
+      fmt(raw.p50Ms),
+      fmt(raw.p99Ms),
+    ],
+    [
+      `naive (connect/upload/disconnect, ${C} at once)`,
+      naive.files,
+      fmt(naive.filesPerSecond),
+      fmt(naive.p50Ms),
+      fmt(naive.p99Ms),
+    ],
+    [
+      `(floor) the bridge's transport alone, ${POOL} pooled connections, ${C} at once`,
+      transportRun.files,
+      fmt(transportRun.filesPerSecond),
+      fmt(transportRun.p50Ms),
+      fmt(transportRun.p99Ms),
+    ],
   ];
   const out = (line: string): void => void process.stdout.write(`${line}\n`);
-  out(`\nexport benchmark: N=${N}, C=${C}, connections=${POOL} (${WORKERS} worker${WORKERS > 1 ? 's' : ''} × ${Math.max(1, Math.round(POOL / WORKERS))}), payload export-invoice.json (3 lines), mapping generic-xml, ${files[0]?.bytes.length ?? 0} bytes per file`);
+  out(
+    `\nexport benchmark: N=${N}, C=${C}, connections=${POOL} (${WORKERS} worker${WORKERS > 1 ? 's' : ''} × ${Math.max(1, Math.round(POOL / WORKERS))}), payload export-invoice.json (3 lines), mapping generic-xml, ${files[0]?.bytes.length ?? 0} bytes per file`,
+  );
   out('| run | files | files/s | p50 ms | p99 ms |');
   out('|---|---:|---:|---:|---:|');
   for (const row of rows) out(`| ${row.join(' | ')} |`);
@@ -317,10 +417,18 @@ async function main(): Promise<void> {
   out(`CPU per file (ms, user + system, ${CORES} cores):`);
   out('| run | bridge | sshd | load generator / raw client | total | ceiling at 100 % of all cores |');
   out('|---|---:|---:|---:|---:|---:|');
-  out(`| bridge | ${fmt(bridgeCpu.bridge ?? 0, 2)} | ${fmt(bridgeCpu.sshd, 2)} | ${fmt(bridgeCpu.client, 2)} | ${fmt(total(bridgeCpu), 2)} | ${fmt((CORES * 1000) / total(bridgeCpu), 0)} files/s |`);
-  out(`| raw | – | ${fmt(rawCpu.sshd, 2)} | ${fmt(rawCpu.client, 2)} | ${fmt(total(rawCpu), 2)} | ${fmt((CORES * 1000) / total(rawCpu), 0)} files/s |`);
-  out(`| (floor) transport alone | – | ${fmt(transportCpu.sshd, 2)} | ${fmt(transportCpu.client, 2)} (upload) | ${fmt(total(transportCpu), 2)} | |`);
-  out(`| (floor) bare webhook receiver | ${fmt(webhookFloor.serverMs, 2)} | – | ${fmt(webhookFloor.clientMs, 2)} | ${fmt(webhookFloor.serverMs + webhookFloor.clientMs, 2)} | |`);
+  out(
+    `| bridge | ${fmt(bridgeCpu.bridge ?? 0, 2)} | ${fmt(bridgeCpu.sshd, 2)} | ${fmt(bridgeCpu.client, 2)} | ${fmt(total(bridgeCpu), 2)} | ${fmt((CORES * 1000) / total(bridgeCpu), 0)} files/s |`,
+  );
+  out(
+    `| raw | – | ${fmt(rawCpu.sshd, 2)} | ${fmt(rawCpu.client, 2)} | ${fmt(total(rawCpu), 2)} | ${fmt((CORES * 1000) / total(rawCpu), 0)} files/s |`,
+  );
+  out(
+    `| (floor) transport alone | – | ${fmt(transportCpu.sshd, 2)} | ${fmt(transportCpu.client, 2)} (upload) | ${fmt(total(transportCpu), 2)} | |`,
+  );
+  out(
+    `| (floor) bare webhook receiver | ${fmt(webhookFloor.serverMs, 2)} | – | ${fmt(webhookFloor.clientMs, 2)} | ${fmt(webhookFloor.serverMs + webhookFloor.clientMs, 2)} | |`,
+  );
   out('');
   // What is left for the bridge at a target rate once sshd and the load generator have had theirs.
   const budgetAt = (rate: number): number => (CORES * 1000 - rate * (bridgeCpu.sshd + bridgeCpu.client)) / rate;
@@ -329,7 +437,9 @@ async function main(): Promise<void> {
     { name: '30× naive', rate: 30 * naive.filesPerSecond },
   ];
   for (const goal of goals) {
-    out(`At ${goal.name} (${fmt(goal.rate, 0)}/s), sshd and the load generator alone would use ${fmt((goal.rate * (bridgeCpu.sshd + bridgeCpu.client)) / 1000, 2)} of ${CORES} cores, leaving ${fmt(budgetAt(goal.rate), 2)} ms of CPU per export for the bridge (it used ${fmt(bridgeCpu.bridge ?? 0, 2)}).`);
+    out(
+      `At ${goal.name} (${fmt(goal.rate, 0)}/s), sshd and the load generator alone would use ${fmt((goal.rate * (bridgeCpu.sshd + bridgeCpu.client)) / 1000, 2)} of ${CORES} cores, leaving ${fmt(budgetAt(goal.rate), 2)} ms of CPU per export for the bridge (it used ${fmt(bridgeCpu.bridge ?? 0, 2)}).`,
+    );
   }
   // Each part the issue requires, measured alone (warm, uncontended: optimistic), summed: a lower bound.
   // The cheaper of the two uploaders counts (raw's client skips the size check, ours pipelines).
@@ -337,10 +447,18 @@ async function main(): Promise<void> {
   const floor = webhookFloor.serverMs + renderFloorMs + ledgerFloorMs + uploadFloor;
   out(
     `Parts alone, CPU ms per export: bare signed-webhook receiver ${fmt(webhookFloor.serverMs, 2)} + render ${fmt(renderFloorMs, 2)} + ledger claim/record ${fmt(ledgerFloorMs, 2)} + upload ${fmt(uploadFloor, 2)} = ${fmt(floor, 2)} ms, ` +
-      goals.map((goal) => `${floor > budgetAt(goal.rate) ? 'MORE than' : 'within'} the ${fmt(budgetAt(goal.rate), 2)} ms left at ${goal.name}`).join(', ') + '.',
+      goals
+        .map(
+          (goal) =>
+            `${floor > budgetAt(goal.rate) ? 'MORE than' : 'within'} the ${fmt(budgetAt(goal.rate), 2)} ms left at ${goal.name}`,
+        )
+        .join(', ') +
+      '.',
   );
   out('');
-  out(`bridge p99:      ${fmt(bridge.p99Ms)} ms at C=${C} (target < 100 ms)  ${bridge.p99Ms < 100 ? 'met' : 'NOT met'}`);
+  out(
+    `bridge p99:      ${fmt(bridge.p99Ms)} ms at C=${C} (target < 100 ms)  ${bridge.p99Ms < 100 ? 'met' : 'NOT met'}`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -41,8 +41,17 @@ function errorReference(intro: string): string {
     areas.set(entry.area, [...(areas.get(entry.area) ?? []), [code, entry]]);
   }
   const sections = [...areas].map(([area, entries]) => {
-    const rows = entries.map(([code, entry]) => `| \`${code}\` | ${RETRY_MEANING[entry.retry]} | ${cell(entry.meaning)} | ${cell(entry.action)} |`);
-    return [`### ${area}`, '', '| Code | Retry | What happened | What to do |', '| --- | --- | --- | --- |', ...rows].join('\n');
+    const rows = entries.map(
+      ([code, entry]) =>
+        `| \`${code}\` | ${RETRY_MEANING[entry.retry]} | ${cell(entry.meaning)} | ${cell(entry.action)} |`,
+    );
+    return [
+      `### ${area}`,
+      '',
+      '| Code | Retry | What happened | What to do |',
+      '| --- | --- | --- | --- |',
+      ...rows,
+    ].join('\n');
   });
   return `${intro.trimEnd()}\n\n## Reference\n\n<!-- Generated from src/errors.ts by npm run schema; edit the catalogue, not this table. -->\n\n${sections.join('\n\n')}\n`;
 }

@@ -9,7 +9,17 @@
  * Usage: lint-layers [--root <dir>]   <dir> holds src/ and .dependency-cruiser.cjs (default: this repository)
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { transformSync } from 'esbuild';
@@ -60,13 +70,18 @@ if (!existsSync(join(root, 'src')) || !existsSync(join(root, CONFIG))) {
 
 const work = mkdtempSync(join(tmpdir(), 'lint-layers-'));
 try {
-  for (const folder of ['src', 'test']) if (existsSync(join(root, folder))) copyAsJavaScript(join(root, folder), join(work, folder));
+  for (const folder of ['src', 'test'])
+    if (existsSync(join(root, folder))) copyAsJavaScript(join(root, folder), join(work, folder));
   cpSync(join(root, CONFIG), join(work, CONFIG));
   symlinkSync(join(repository, 'node_modules'), join(work, 'node_modules'), 'dir');
-  const cruise = spawnSync(join(repository, 'node_modules', '.bin', 'depcruise'), ['src', '--config', CONFIG, '--output-type', 'err-long'], {
-    cwd: work,
-    encoding: 'utf8',
-  });
+  const cruise = spawnSync(
+    join(repository, 'node_modules', '.bin', 'depcruise'),
+    ['src', '--config', CONFIG, '--output-type', 'err-long'],
+    {
+      cwd: work,
+      encoding: 'utf8',
+    },
+  );
   const asTypeScript = (text: string): string => text.replace(/\b((?:src|test)\/[\w./-]+?)\.js\b/g, '$1.ts');
   process.stdout.write(asTypeScript(cruise.stdout ?? ''));
   process.stderr.write(asTypeScript(cruise.stderr ?? ''));

@@ -1,3 +1,4 @@
+import { createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { posix } from 'node:path';
 import type { ConnectConfig } from 'ssh2';
@@ -47,7 +48,9 @@ export interface BaselineResult {
 }
 
 export async function measureRaw(options: BaselineOptions): Promise<BaselineResult> {
-  const clients = await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, () => connect(options.server)));
+  const clients = await Promise.all(
+    Array.from({ length: Math.max(1, options.concurrency) }, () => connect(options.server)),
+  );
   try {
     await ensureDir(clients[0] as SftpClient, options.remoteDir);
     return await timed('raw', options, clients.length, async (worker, file) => {
@@ -86,7 +89,12 @@ export interface ConcurrentRun {
  * Runs `work(index, worker)` for every index in [from, to) on `workers` loops that take the next index
  * from one counter, so a slow item holds back only its own loop.
  */
-export async function runConcurrently(from: number, to: number, workers: number, work: (index: number, worker: number) => Promise<unknown>): Promise<ConcurrentRun> {
+export async function runConcurrently(
+  from: number,
+  to: number,
+  workers: number,
+  work: (index: number, worker: number) => Promise<unknown>,
+): Promise<ConcurrentRun> {
   const latencies: number[] = [];
   let next = from;
   const started = performance.now();
@@ -107,7 +115,14 @@ export async function runConcurrently(from: number, to: number, workers: number,
 
 /** The row of the results table for a run of `files` items. */
 export function resultOf(name: BaselineResult['name'], files: number, run: ConcurrentRun): BaselineResult {
-  return { name, files, seconds: run.seconds, filesPerSecond: files / run.seconds, p50Ms: percentile(run.latencies, 0.5), p99Ms: percentile(run.latencies, 0.99) };
+  return {
+    name,
+    files,
+    seconds: run.seconds,
+    filesPerSecond: files / run.seconds,
+    p50Ms: percentile(run.latencies, 0.5),
+    p99Ms: percentile(run.latencies, 0.99),
+  };
 }
 
 async function timed(
@@ -116,7 +131,9 @@ async function timed(
   workers: number,
   work: (worker: number, file: BaselineFile) => Promise<void>,
 ): Promise<BaselineResult> {
-  const run = await runConcurrently(0, options.files.length, workers, (index, worker) => work(worker, options.files[index] as BaselineFile));
+  const run = await runConcurrently(0, options.files.length, workers, (index, worker) =>
+    work(worker, options.files[index] as BaselineFile),
+  );
   return resultOf(name, options.files.length, run);
 }
 
@@ -144,6 +161,8 @@ async function connect(server: BaselineServer): Promise<SftpClient> {
     port: server.port,
     username: server.username,
     readyTimeout: 20_000,
+    // Like the product's pool: small SFTP requests must not wait for Nagle.
+    sock: createConnection({ host: server.host, port: server.port, noDelay: true }),
     ...(server.privateKey !== undefined ? { privateKey: server.privateKey } : {}),
     ...(server.passphrase !== undefined ? { passphrase: server.passphrase } : {}),
     ...(server.password !== undefined ? { password: server.password } : {}),

@@ -11,7 +11,13 @@ export interface HttpAnswer {
 }
 
 /** The request's bytes, ready to write: headers and body in one buffer. */
-export function prepareRequest(options: { host: string; port: number; path: string; headers: Record<string, string>; body: string }): Buffer {
+export function prepareRequest(options: {
+  host: string;
+  port: number;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}): Buffer {
   const body = Buffer.from(options.body, 'utf8');
   const head = [
     `POST ${options.path} HTTP/1.1`,

@@ -22,7 +22,10 @@ createServer((request, response) => {
     const signed = given.length === expected.length && timingSafeEqual(given, expected);
     const parsed = signed ? (JSON.parse(body.toString('utf8')) as { annotation?: unknown }) : undefined;
     const ok = parsed?.annotation !== undefined;
-    response.writeHead(ok ? 200 : 400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(reply) });
+    response.writeHead(ok ? 200 : 400, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(reply),
+    });
     response.end(reply);
   });
 }).listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));

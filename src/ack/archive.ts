@@ -8,7 +8,13 @@ import type { Source } from './sources.ts';
  * processed/ (or deleted), unmatched/, invalid/ — never silently deleted unless it was recorded.
  * Returns where the file went (null when deleted).
  */
-export async function archiveAck(source: Source, file: ReadyFile, disposition: AckFileInput['disposition'], acks: AcksConfig, now: number): Promise<string | null> {
+export async function archiveAck(
+  source: Source,
+  file: ReadyFile,
+  disposition: AckFileInput['disposition'],
+  acks: AcksConfig,
+  now: number,
+): Promise<string | null> {
   if (disposition === 'matched' && acks.archive === 'delete') {
     await source.target.remove(file.path);
     return null;

@@ -42,7 +42,10 @@ export interface AckConvention {
 
 const DEFAULT_LIMITS: Omit<AckLimits, 'maxFileBytes'> = { maxMessages: 50, maxMessageChars: 1_000 };
 
-export function createConvention(config: MappingAckConfig, limits: Omit<AckLimits, 'maxFileBytes'> = DEFAULT_LIMITS): AckConvention {
+export function createConvention(
+  config: MappingAckConfig,
+  limits: Omit<AckLimits, 'maxFileBytes'> = DEFAULT_LIMITS,
+): AckConvention {
   switch (config.convention) {
     case 'companion':
       return new BoundedConvention(new CompanionConvention(config.companion), limits);
@@ -86,7 +89,10 @@ class BoundedConvention implements AckConvention {
       entries = this.inner.parse(fileName, bytes);
     } catch (error) {
       if (error instanceof AckParseError) throw error;
-      throw new AckParseError(`${fileName}: not readable as a ${this.kind} ack: ${error instanceof Error ? error.message : String(error)}`, null);
+      throw new AckParseError(
+        `${fileName}: not readable as a ${this.kind} ack: ${error instanceof Error ? error.message : String(error)}`,
+        null,
+      );
     }
     return entries.map((entry) => ({ ...entry, messages: boundMessages(entry.messages, this.limits) }));
   }
@@ -98,10 +104,13 @@ function boundMessages(messages: readonly AckMessage[], limits: Omit<AckLimits, 
     return points.length <= limits.maxMessageChars ? text : `${points.slice(0, limits.maxMessageChars - 1).join('')}…`;
   };
   // Cleaned here, before the ledger: every reader of the messages (notes, held-export replies, `status`) gets safe text.
-  const kept = messages
-    .slice(0, limits.maxMessages)
-    .map((message) => ({ ...message, text: cut(cleanText(message.text)), ...(message.code === undefined ? {} : { code: cut(cleanText(message.code)) }) }));
-  if (messages.length > limits.maxMessages) kept.push({ text: `… and ${messages.length - limits.maxMessages} more message(s) in the ack file` });
+  const kept = messages.slice(0, limits.maxMessages).map((message) => ({
+    ...message,
+    text: cut(cleanText(message.text)),
+    ...(message.code === undefined ? {} : { code: cut(cleanText(message.code)) }),
+  }));
+  if (messages.length > limits.maxMessages)
+    kept.push({ text: `… and ${messages.length - limits.maxMessages} more message(s) in the ack file` });
   return kept;
 }
 
@@ -117,12 +126,17 @@ function looksBinary(bytes: Buffer, text: string): boolean {
 }
 
 function decode(bytes: Buffer, encoding: string, fileName: string, reference: AckReference | null): string {
-  if (!iconv.encodingExists(encoding)) throw new AckParseError(`${fileName}: unknown encoding "${encoding}" configured`, reference);
+  if (!iconv.encodingExists(encoding))
+    throw new AckParseError(`${fileName}: unknown encoding "${encoding}" configured`, reference);
   // A BOM is the writer's statement of the encoding; iconv strips it for UTF encodings.
   return iconv.decode(bytes, encoding);
 }
 
-function verdictOf(status: string, accepted: readonly string[], rejected: readonly string[]): 'accepted' | 'rejected' | null {
+function verdictOf(
+  status: string,
+  accepted: readonly string[],
+  rejected: readonly string[],
+): 'accepted' | 'rejected' | null {
   const normalized = status.trim().toUpperCase();
   if (accepted.some((word) => word.toUpperCase() === normalized)) return 'accepted';
   if (rejected.some((word) => word.toUpperCase() === normalized)) return 'rejected';
@@ -158,10 +172,15 @@ class CompanionConvention implements AckConvention {
     const ok = this.ok.match(fileName);
     const err = ok ? null : this.err.match(fileName);
     const reference = (ok ?? err)?.reference ?? null;
-    if (!reference) throw new AckParseError(`${fileName}: the companion pattern has no {stem} or {name}, so the file names no export`, null);
+    if (!reference)
+      throw new AckParseError(
+        `${fileName}: the companion pattern has no {stem} or {name}, so the file names no export`,
+        null,
+      );
     if (ok) return [{ index: 0, reference, verdict: 'accepted', messages: [], erpReference: null }];
     const text = decode(bytes, this.config.encoding, fileName, reference);
-    if (looksBinary(bytes, text)) throw new AckParseError(`${fileName}: the error file holds binary data, not the ERP's message text`, reference);
+    if (looksBinary(bytes, text))
+      throw new AckParseError(`${fileName}: the error file holds binary data, not the ERP's message text`, reference);
     const messages = text
       .split(/\r\n|\r|\n/)
       .map((line) => line.trim())
@@ -171,7 +190,8 @@ class CompanionConvention implements AckConvention {
         const code = parts?.groups?.code;
         return code ? { code, text: (parts?.groups?.text ?? '').trim() || line } : { text: line };
       });
-    if (messages.length === 0) messages.push({ text: 'The ERP rejected the file without giving a reason (empty error file)' });
+    if (messages.length === 0)
+      messages.push({ text: 'The ERP rejected the file without giving a reason (empty error file)' });
     return [{ index: 0, reference, verdict: 'rejected', messages, erpReference: null }];
   }
 }
@@ -210,7 +230,10 @@ abstract class WholeFileConvention implements AckConvention {
       return this.parseText(fileName, text, fromName);
     } catch (error) {
       if (error instanceof AckParseError) throw error;
-      throw new AckParseError(`${fileName}: not readable as a ${this.kind} ack: ${error instanceof Error ? error.message : String(error)}`, fromName);
+      throw new AckParseError(
+        `${fileName}: not readable as a ${this.kind} ack: ${error instanceof Error ? error.message : String(error)}`,
+        fromName,
+      );
     }
   }
 
@@ -237,9 +260,17 @@ class XmlConvention extends WholeFileConvention {
   protected parseText(fileName: string, text: string, fromName: AckReference | null): ParsedAckEntry[] {
     // Acks never need a DTD; refusing it outright stops external entities (XXE) and entity expansion (billion laughs).
     const doctype = /<!DOCTYPE/i.exec(text);
-    if (doctype) throw new AckParseError(`${fileName}:${lineOf(text, doctype.index)}: DOCTYPE (entity declarations) not accepted in an ack`, fromName);
+    if (doctype)
+      throw new AckParseError(
+        `${fileName}:${lineOf(text, doctype.index)}: DOCTYPE (entity declarations) not accepted in an ack`,
+        fromName,
+      );
     const valid = XMLValidator.validate(text);
-    if (valid !== true) throw new AckParseError(`${fileName}:${valid.err.line}:${valid.err.col}: not well-formed XML: ${valid.err.msg}`, fromName);
+    if (valid !== true)
+      throw new AckParseError(
+        `${fileName}:${valid.err.line}:${valid.err.col}: not well-formed XML: ${valid.err.msg}`,
+        fromName,
+      );
     const document = this.parser.parse(text) as XmlNode;
     const { paths } = this.config;
     const reference = textOf(select(document, paths.reference)[0]);
@@ -249,7 +280,10 @@ class XmlConvention extends WholeFileConvention {
     if (!status) throw new AckParseError(`${fileName}: no ${paths.status} element`, named);
     const verdict = verdictOf(status, this.config.accepted, this.config.rejected);
     if (!verdict) {
-      throw new AckParseError(`${fileName}: unknown status "${status}" (accepted: ${this.config.accepted.join(', ')}; rejected: ${this.config.rejected.join(', ')})`, named);
+      throw new AckParseError(
+        `${fileName}: unknown status "${status}" (accepted: ${this.config.accepted.join(', ')}; rejected: ${this.config.rejected.join(', ')})`,
+        named,
+      );
     }
     const messages = select(document, paths.messages).map((node): AckMessage => {
       const code = textOf(select(node, paths.messageCode)[0]);
@@ -304,9 +338,18 @@ class CsvConvention extends WholeFileConvention {
   protected parseText(fileName: string, text: string, fromName: AckReference | null): ParsedAckEntry[] {
     let rows: string[][];
     try {
-      rows = parseCsv(text, { delimiter: this.config.delimiter, bom: true, skip_empty_lines: true, relax_quotes: true, trim: true }) as string[][];
+      rows = parseCsv(text, {
+        delimiter: this.config.delimiter,
+        bom: true,
+        skip_empty_lines: true,
+        relax_quotes: true,
+        trim: true,
+      }) as string[][];
     } catch (error) {
-      throw new AckParseError(`${fileName}: not readable as CSV with delimiter "${this.config.delimiter}": ${(error as Error).message}`, fromName);
+      throw new AckParseError(
+        `${fileName}: not readable as CSV with delimiter "${this.config.delimiter}": ${(error as Error).message}`,
+        fromName,
+      );
     }
     const [header, ...data] = rows;
     if (!header) throw new AckParseError(`${fileName}: empty file (no header line)`, fromName);
@@ -314,7 +357,11 @@ class CsvConvention extends WholeFileConvention {
     const column = (name: string | undefined, required: boolean): number => {
       if (name === undefined) return -1;
       const index = header.findIndex((cell) => cell.toLowerCase() === name.toLowerCase());
-      if (index < 0 && required) throw new AckParseError(`${fileName}: no "${name}" column in the header (${header.join(this.config.delimiter)})`, fromName);
+      if (index < 0 && required)
+        throw new AckParseError(
+          `${fileName}: no "${name}" column in the header (${header.join(this.config.delimiter)})`,
+          fromName,
+        );
       return index;
     };
     const referenceAt = column(columns.reference, true);
@@ -331,10 +378,17 @@ class CsvConvention extends WholeFileConvention {
       const messages: AckMessage[] = text || code ? [{ ...(code ? { code } : {}), text }] : [];
       if (!verdict || reference.value === '') {
         const problem = reference.value === '' ? `no ${columns.reference}` : `unknown status "${status}"`;
-        return { index, reference, verdict: 'invalid', messages: [{ text: `${fileName} line ${index + 2}: ${problem}` }], erpReference: null };
+        return {
+          index,
+          reference,
+          verdict: 'invalid',
+          messages: [{ text: `${fileName} line ${index + 2}: ${problem}` }],
+          erpReference: null,
+        };
       }
       let erpReference = erpAt >= 0 ? row[erpAt] || null : null;
-      if (erpReference === null && verdict === 'accepted' && this.erpReferencePattern) erpReference = this.erpReferencePattern.exec(text)?.[1] ?? null;
+      if (erpReference === null && verdict === 'accepted' && this.erpReferencePattern)
+        erpReference = this.erpReferencePattern.exec(text)?.[1] ?? null;
       return { index, reference, verdict, messages, erpReference };
     });
   }

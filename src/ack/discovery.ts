@@ -79,7 +79,11 @@ export class PollingDiscovery {
       this.missingLogged = false;
     } catch (error) {
       if (isTransportError(error) && error.code === 'NOT_FOUND') {
-        if (!this.missingLogged) this.options.logger.warn({ target: this.target.name, folder: this.folder }, `ack folder ${this.folder} does not exist (yet) on ${this.target.description}`);
+        if (!this.missingLogged)
+          this.options.logger.warn(
+            { target: this.target.name, folder: this.folder },
+            `ack folder ${this.folder} does not exist (yet) on ${this.target.description}`,
+          );
         this.missingLogged = true;
         return { ready: [], changing: 0 };
       }
@@ -120,17 +124,32 @@ export class FolderWatcher {
       usePolling: options.usePolling,
       interval: options.intervalMs,
       alwaysStat: true,
-      awaitWriteFinish: { stabilityThreshold: Math.max(options.minAgeMs, 50), pollInterval: Math.min(100, Math.max(options.minAgeMs, 50)) },
-      ignored: (path, stats) => path !== absoluteDir && (options.ignored(posix.basename(path)) || (stats !== undefined && !stats.isFile())),
+      awaitWriteFinish: {
+        stabilityThreshold: Math.max(options.minAgeMs, 50),
+        pollInterval: Math.min(100, Math.max(options.minAgeMs, 50)),
+      },
+      ignored: (path, stats) =>
+        path !== absoluteDir && (options.ignored(posix.basename(path)) || (stats !== undefined && !stats.isFile())),
     });
     const report = (path: string, stats?: { size: number; mtimeMs: number }): void => {
       const name = posix.basename(path);
       if (options.ignored(name) || posix.dirname(path) !== absoluteDir) return;
-      onReady({ path: relativeFolder === '' || relativeFolder === '.' ? name : `${relativeFolder}/${name}`, name, size: stats?.size ?? 0, mtimeMs: stats?.mtimeMs ?? 0, firstSeenAt: now() });
+      onReady({
+        path: relativeFolder === '' || relativeFolder === '.' ? name : `${relativeFolder}/${name}`,
+        name,
+        size: stats?.size ?? 0,
+        mtimeMs: stats?.mtimeMs ?? 0,
+        firstSeenAt: now(),
+      });
     };
     this.watcher.on('add', report);
     this.watcher.on('change', report);
-    this.watcher.on('error', (error) => options.logger.warn({ err: String(error), folder: absoluteDir }, 'ack folder watcher error; the periodic listing still runs'));
+    this.watcher.on('error', (error) =>
+      options.logger.warn(
+        { err: String(error), folder: absoluteDir },
+        'ack folder watcher error; the periodic listing still runs',
+      ),
+    );
   }
 
   async close(): Promise<void> {

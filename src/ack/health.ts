@@ -27,7 +27,8 @@ export async function startAcksHealth(options: {
     if (path === '/readyz') {
       void options.readiness().then(
         (state) => send(state.ready ? 200 : 503, JSON.stringify(state)),
-        (error: unknown) => send(503, JSON.stringify({ ready: false, error: error instanceof Error ? error.message : String(error) })),
+        (error: unknown) =>
+          send(503, JSON.stringify({ ready: false, error: error instanceof Error ? error.message : String(error) })),
       );
       return;
     }

@@ -64,7 +64,10 @@ export class ExportHold {
     if (record.holdState === 'answered' || record.holdState === 'released') return null;
     const maxWaitMs = Math.min(settings.maxWaitMs, HOLD_CEILING_MS);
     if (record.holdState === null) await this.options.ledger.startHold(record.id, callStartedAt + maxWaitMs);
-    this.options.logger.info({ exportId: record.id, annotationId: record.annotationId, maxWaitMs }, 'export held until the ERP answers');
+    this.options.logger.info(
+      { exportId: record.id, annotationId: record.annotationId, maxWaitMs },
+      'export held until the ERP answers',
+    );
     return {
       statusCode: 202,
       headers: { location: `${pollBaseUrl.replace(/\/+$/, '')}/${record.id}/${this.token(record.id)}` },
@@ -73,21 +76,40 @@ export class ExportHold {
   }
 
   /** One poll from Rossum. */
-  async poll(exportId: number, token: string): Promise<HeldAnswer | { statusCode: 404; headers: Record<string, string>; body: { messages: RossumMessage[] } }> {
+  async poll(
+    exportId: number,
+    token: string,
+  ): Promise<HeldAnswer | { statusCode: 404; headers: Record<string, string>; body: { messages: RossumMessage[] } }> {
     const record = this.validToken(exportId, token) ? await this.options.ledger.get(exportId) : undefined;
-    if (!record || record.holdState === null) return { statusCode: 404, headers: {}, body: { messages: [{ type: 'error', content: 'No held export at this address' }] } };
+    if (!record || record.holdState === null)
+      return {
+        statusCode: 404,
+        headers: {},
+        body: { messages: [{ type: 'error', content: 'No held export at this address' }] },
+      };
     const settings = this.settingsFor(record.mappingName);
-    const verdict = record.ackState === 'accepted' || record.ackState === 'rejected' || record.ackState === 'ack_invalid';
-    if (verdict && (record.holdState === 'answered' || (await this.options.ledger.moveHold(record.id, ['pending'], 'answered')))) {
+    const verdict =
+      record.ackState === 'accepted' || record.ackState === 'rejected' || record.ackState === 'ack_invalid';
+    if (
+      verdict &&
+      (record.holdState === 'answered' || (await this.options.ledger.moveHold(record.id, ['pending'], 'answered')))
+    ) {
       return this.final(await this.verdictMessages(record));
     }
     if (record.holdState === 'released') return this.final(stillAwaited(record));
     if (this.now() < (record.holdUntil ?? 0)) {
       const retryAfter = String(settings?.retryAfterS ?? 30);
-      return { statusCode: 503, headers: { 'retry-after': retryAfter }, body: { messages: [{ type: 'info', content: `Waiting for the ERP's answer to ${record.remotePath}` }] } };
+      return {
+        statusCode: 503,
+        headers: { 'retry-after': retryAfter },
+        body: { messages: [{ type: 'info', content: `Waiting for the ERP's answer to ${record.remotePath}` }] },
+      };
     }
     if (await this.options.ledger.moveHold(record.id, ['pending'], 'released')) {
-      this.options.logger.info({ exportId: record.id, annotationId: record.annotationId }, 'hold ended without an ERP answer; the ack loop reports it when it comes');
+      this.options.logger.info(
+        { exportId: record.id, annotationId: record.annotationId },
+        'hold ended without an ERP answer; the ack loop reports it when it comes',
+      );
       return this.final(stillAwaited(record));
     }
     // The verdict arrived between reading the record and releasing it.
@@ -104,13 +126,29 @@ export class ExportHold {
     const reasons = last?.detail.messages ?? [];
     const file = record.remotePath ?? record.plannedPath;
     if (record.ackState === 'accepted') {
-      return [{ type: 'info', content: limit(`The ERP accepted ${file}${record.erpReference ? ` (ERP reference ${record.erpReference})` : ''}`) }];
+      return [
+        {
+          type: 'info',
+          content: limit(
+            `The ERP accepted ${file}${record.erpReference ? ` (ERP reference ${record.erpReference})` : ''}`,
+          ),
+        },
+      ];
     }
     if (record.ackState === 'ack_invalid') {
-      return [{ type: 'error', content: limit(`The ERP's answer for ${file} could not be read: ${reasons.map((m) => m.text).join('; ')}`) }];
+      return [
+        {
+          type: 'error',
+          content: limit(`The ERP's answer for ${file} could not be read: ${reasons.map((m) => m.text).join('; ')}`),
+        },
+      ];
     }
-    if (reasons.length === 0) return [{ type: 'error', content: limit(`The ERP rejected ${file} without giving a reason`) }];
-    return reasons.map((reason) => ({ type: 'error' as const, content: limit(`ERP rejected ${file}: ${reason.code ? `${reason.code} ` : ''}${reason.text}`) }));
+    if (reasons.length === 0)
+      return [{ type: 'error', content: limit(`The ERP rejected ${file} without giving a reason`) }];
+    return reasons.map((reason) => ({
+      type: 'error' as const,
+      content: limit(`ERP rejected ${file}: ${reason.code ? `${reason.code} ` : ''}${reason.text}`),
+    }));
   }
 
   private token(exportId: number): string {

@@ -1,4 +1,12 @@
-export { acksConfigSchema, mappingAckSchema, holdConfigSchema, type AcksConfig, type AckLimits, type MappingAckConfig, type HoldConfig } from './config.ts';
+export {
+  acksConfigSchema,
+  mappingAckSchema,
+  holdConfigSchema,
+  type AcksConfig,
+  type AckLimits,
+  type MappingAckConfig,
+  type HoldConfig,
+} from './config.ts';
 export { AckService, type AckServiceOptions, type PassReport } from './service.ts';
 export { startAcksHealth, type AcksHealthServer } from './health.ts';
 export type { CredentialsState } from './outcome-delivery.ts';

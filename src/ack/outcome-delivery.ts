@@ -2,7 +2,13 @@ import PQueue from 'p-queue';
 import { describeError } from '../errors.ts';
 import type { AckOutcome, ExportRecord, Ledger, OutcomeSettlement } from '../ledger/index.ts';
 import type { BridgeMetrics, Logger } from '../observability/index.ts';
-import { cleanContent, RossumApiError, RossumClient, ROSSUM_MESSAGE_LIMIT, type RossumApiConfig } from '../rossum/index.ts';
+import {
+  cleanContent,
+  RossumApiError,
+  RossumClient,
+  ROSSUM_MESSAGE_LIMIT,
+  type RossumApiConfig,
+} from '../rossum/index.ts';
 import type { AcksConfig } from './config.ts';
 import { boundedMetadata, formatDuration, planOutcome, type Plan } from './outcome-plan.ts';
 
@@ -74,7 +80,11 @@ export class OutcomeDelivery {
       this.accepted();
     } catch (error) {
       if (isAuthRefusal(error)) this.refused(error);
-      else this.options.logger.warn({ err: describeError(error) }, 'could not check the Rossum credentials at start-up (Rossum unreachable?); outcomes wait in the ledger until it answers');
+      else
+        this.options.logger.warn(
+          { err: describeError(error) },
+          'could not check the Rossum credentials at start-up (Rossum unreachable?); outcomes wait in the ledger until it answers',
+        );
     }
     return this.credentialsState;
   }
@@ -105,12 +115,17 @@ export class OutcomeDelivery {
         do {
           this.again = false;
           for (;;) {
-            const batch = await this.options.ledger.claimOutcomes(this.options.owner, this.options.config.delivery.leaseMs, 100);
+            const batch = await this.options.ledger.claimOutcomes(
+              this.options.owner,
+              this.options.config.delivery.leaseMs,
+              100,
+            );
             if (batch.length === 0) break;
             total += batch.length;
             // One export's outcomes go in order (a timeout before its late acceptance); exports in parallel.
             const byExport = new Map<number, AckOutcome[]>();
-            for (const outcome of batch) byExport.set(outcome.exportId, [...(byExport.get(outcome.exportId) ?? []), outcome]);
+            for (const outcome of batch)
+              byExport.set(outcome.exportId, [...(byExport.get(outcome.exportId) ?? []), outcome]);
             await new PQueue({ concurrency: 4 }).addAll(
               [...byExport.values()].map((outcomes) => async () => {
                 for (const outcome of outcomes.sort((a, b) => a.id - b.id)) await this.deliverOne(outcome);
@@ -144,10 +159,21 @@ export class OutcomeDelivery {
     let settlement: OutcomeSettlement;
     try {
       if (this.now() < this.refusedUntil) {
-        settlement = { delivery: 'retry', error: `waiting for Rossum to accept our credentials: ${this.credentials.reason ?? 'refused'}`, retryAt: this.refusedUntil };
+        settlement = {
+          delivery: 'retry',
+          error: `waiting for Rossum to accept our credentials: ${this.credentials.reason ?? 'refused'}`,
+          retryAt: this.refusedUntil,
+        };
       } else {
-        settlement = record ? await this.deliver(outcome, record) : { delivery: 'failed', error: `export ${outcome.exportId} is gone from the ledger` };
-        if (this.credentials.state !== 'accepted' && settlement.delivery !== 'by_hold' && settlement.delivery !== 'not_needed') this.accepted();
+        settlement = record
+          ? await this.deliver(outcome, record)
+          : { delivery: 'failed', error: `export ${outcome.exportId} is gone from the ledger` };
+        if (
+          this.credentials.state !== 'accepted' &&
+          settlement.delivery !== 'by_hold' &&
+          settlement.delivery !== 'not_needed'
+        )
+          this.accepted();
       }
     } catch (error) {
       if (isAuthRefusal(error)) {
@@ -157,14 +183,31 @@ export class OutcomeDelivery {
       } else if (!(error instanceof RossumApiError) || error.transient) {
         const wait = this.backoff(outcome);
         settlement = { delivery: 'retry', error: describeError(error), retryAt: this.now() + wait };
-        log.warn({ err: describeError(error), retryInMs: wait }, 'Rossum could not be told yet; the outcome stays in the ledger and is delivered later');
+        log.warn(
+          { err: describeError(error), retryInMs: wait },
+          'Rossum could not be told yet; the outcome stays in the ledger and is delivered later',
+        );
       } else if (error.statusCode === 404) {
-        settlement = { delivery: 'gone', error: `annotation ${record?.annotationId} no longer exists in Rossum (404); nothing to tell` };
+        settlement = {
+          delivery: 'gone',
+          error: `annotation ${record?.annotationId} no longer exists in Rossum (404); nothing to tell`,
+        };
         log.warn('Rossum no longer has the annotation (404): the outcome is closed as gone (see `status`)');
       } else {
-        settlement = { delivery: 'failed', error: error.statusCode === 409 ? `Rossum refused the change (409: the annotation is being worked on by another user): ${describeError(error)}` : describeError(error) };
+        settlement = {
+          delivery: 'failed',
+          error:
+            error.statusCode === 409
+              ? `Rossum refused the change (409: the annotation is being worked on by another user): ${describeError(error)}`
+              : describeError(error),
+        };
         const refusedByUs = error.code === 'ROSSUM_HOST_NOT_ALLOWED';
-        log.error({ err: describeError(error) }, refusedByUs ? 'Rossum not told: the export names a Rossum host we send no credentials to; it needs a human (see `status`)' : 'Rossum refused the ack outcome; it needs a human (see `status`)');
+        log.error(
+          { err: describeError(error) },
+          refusedByUs
+            ? 'Rossum not told: the export names a Rossum host we send no credentials to; it needs a human (see `status`)'
+            : 'Rossum refused the ack outcome; it needs a human (see `status`)',
+        );
       }
     }
     try {
@@ -176,7 +219,10 @@ export class OutcomeDelivery {
     metrics?.rossumUpdates.inc({ result: settlement.delivery });
     if (settlement.delivery === 'left_alone') {
       metrics?.ackLeftAlone.inc({ status: settlement.rossumStatus });
-      log.warn({ rossumStatus: settlement.rossumStatus }, `Rossum status left alone: the annotation was in ${settlement.rossumStatus} (moved by an operator or another system); the verdict was posted as a note`);
+      log.warn(
+        { rossumStatus: settlement.rossumStatus },
+        `Rossum status left alone: the annotation was in ${settlement.rossumStatus} (moved by an operator or another system); the verdict was posted as a note`,
+      );
     }
     if (settlement.delivery === 'delivered' && record) {
       const landedAt = outcome.detail.landedAt;
@@ -191,7 +237,8 @@ export class OutcomeDelivery {
   }
 
   private accepted(): void {
-    if (this.credentials.state === 'refused') this.options.logger.info('Rossum accepts our credentials again; delivering the outcomes that waited');
+    if (this.credentials.state === 'refused')
+      this.options.logger.info('Rossum accepts our credentials again; delivering the outcomes that waited');
     this.credentials = { state: 'accepted', since: this.now() };
     this.refusedUntil = 0;
     this.options.metrics?.rossumCredentialsRefused.set(0);
@@ -204,10 +251,14 @@ export class OutcomeDelivery {
     this.refusedUntil = this.now() + this.options.config.delivery.retryMaxMs;
     this.options.metrics?.rossumCredentialsRefused.set(1);
     if (first) {
-      const fix = this.rossum.username === undefined
-        ? 'put a valid API token in rossum.token and restart the acks process or send it SIGHUP (or configure rossum.username/password so it logs in by itself)'
-        : 'check rossum.username/password (the user may be locked or its password changed), then restart the acks process or send it SIGHUP';
-      this.options.logger.error({ err: reason }, `Rossum refuses our credentials: no outcome is lost, they wait in the ledger. Fix: ${fix}`);
+      const fix =
+        this.rossum.username === undefined
+          ? 'put a valid API token in rossum.token and restart the acks process or send it SIGHUP (or configure rossum.username/password so it logs in by itself)'
+          : 'check rossum.username/password (the user may be locked or its password changed), then restart the acks process or send it SIGHUP';
+      this.options.logger.error(
+        { err: reason },
+        `Rossum refuses our credentials: no outcome is lost, they wait in the ledger. Fix: ${fix}`,
+      );
     }
   }
 
@@ -215,7 +266,9 @@ export class OutcomeDelivery {
     const hold = await this.settleHold(record);
     if (hold) return hold;
     // A newer verdict (e.g. a late acceptance after a timeout still waiting for Rossum) decides the end state.
-    const newer = (await this.options.ledger.outcomes(record.id)).find((other) => other.id > outcome.id && other.kind !== 'duplicate');
+    const newer = (await this.options.ledger.outcomes(record.id)).find(
+      (other) => other.id > outcome.id && other.kind !== 'duplicate',
+    );
     if (newer) return { delivery: 'not_needed', note: `superseded by ${newer.kind}` };
     const plan = planOutcome(outcome, record, this.options.config, this.now());
     if (!plan.status && !plan.note && !plan.metadata) return { delivery: 'not_needed' };
@@ -227,24 +280,38 @@ export class OutcomeDelivery {
       } catch (error) {
         // A refusal is the outcome's answer (it waits); a Rossum without the endpoint still gets the verdict.
         if (isAuthRefusal(error) || !(error instanceof RossumApiError) || error.transient) throw error;
-        this.options.logger.warn({ err: describeError(error) }, 'could not check the Rossum credentials; delivering anyway');
+        this.options.logger.warn(
+          { err: describeError(error) },
+          'could not check the Rossum credentials; delivering anyway',
+        );
       }
       this.checked.add(client);
     }
     const key = this.options.config.metadataKey;
     const current = await client.getAnnotation(record.annotationId);
-    if (current.status === 'purged') return { delivery: 'gone', error: `annotation ${record.annotationId} was purged in Rossum; nothing can be told` };
+    if (current.status === 'purged')
+      return { delivery: 'gone', error: `annotation ${record.annotationId} was purged in Rossum; nothing can be told` };
     const metadata = current.metadata ?? {};
     const mark = metadata[key] as { outcomeId?: number; state?: string } | undefined;
-    if (mark?.outcomeId === outcome.id && mark.state === 'done') return { delivery: 'delivered', note: 'already in Rossum' };
+    if (mark?.outcomeId === outcome.id && mark.state === 'done')
+      return { delivery: 'delivered', note: 'already in Rossum' };
 
     if (current.status === 'exporting') {
       // Rossum has not processed our webhook reply yet; a status set now is overwritten when the export finishes.
       const waited = this.now() - outcome.createdAt;
       const bound = this.options.config.delivery.exportingWaitMs;
-      if (waited < bound) return { delivery: 'retry', error: 'annotation still exporting in Rossum (our webhook reply not processed yet); waiting before changing its status', retryAt: this.now() + this.backoff(outcome) };
+      if (waited < bound)
+        return {
+          delivery: 'retry',
+          error:
+            'annotation still exporting in Rossum (our webhook reply not processed yet); waiting before changing its status',
+          retryAt: this.now() + this.backoff(outcome),
+        };
       await this.postNote(client, outcome, record, plan.note ?? this.verdictNote(outcome, record, plan));
-      return { delivery: 'failed', error: `annotation ${record.annotationId} still exporting in Rossum ${formatDuration(waited)} after the verdict; status not changed (verdict posted as a note) — check the export in Rossum` };
+      return {
+        delivery: 'failed',
+        error: `annotation ${record.annotationId} still exporting in Rossum ${formatDuration(waited)} after the verdict; status not changed (verdict posted as a note) — check the export in Rossum`,
+      };
     }
     if (plan.status !== undefined && !OURS_TO_CHANGE.has(current.status)) {
       await this.postNote(client, outcome, record, this.verdictNote(outcome, record, plan, current.status));
@@ -262,7 +329,10 @@ export class OutcomeDelivery {
   /** The verdict in words, for an annotation whose status the bridge does not touch. */
   private verdictNote(outcome: AckOutcome, record: ExportRecord, plan: Plan, status?: string): string {
     const file = record.remotePath ?? record.plannedPath;
-    const kept = status === undefined ? '' : ` The bridge did not change the annotation's status: it was in ${status} (moved by an operator or another system).`;
+    const kept =
+      status === undefined
+        ? ''
+        : ` The bridge did not change the annotation's status: it was in ${status} (moved by an operator or another system).`;
     if (plan.note) return `${plan.note}\n${kept.trim()}`;
     return `The ERP ${outcome.kind === 'accepted_late' ? 'accepted (late)' : 'answered for'} ${file}${outcome.detail.erpReference ? ` (ERP reference ${outcome.detail.erpReference})` : ''}.${kept}`;
   }
@@ -271,11 +341,16 @@ export class OutcomeDelivery {
   private async postNote(client: RossumClient, outcome: AckOutcome, record: ExportRecord, text: string): Promise<void> {
     const signature = `[rossum-sftp-bridge ack outcome ${outcome.id}]`;
     // Only an attempt after one that got as far as sending the note (it crashed, or lost Rossum's answer) looks.
-    const posted = outcome.noteAttempted && (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
+    const posted =
+      outcome.noteAttempted &&
+      (await client.listNotes(record.annotationId)).some((note) => note.content.includes(signature));
     if (posted) return;
     await this.options.ledger.markNoteAttempted(outcome.id);
     // The signature must survive the cut: it is how a retry finds the note.
-    await client.createNote(record.annotationId, `${cleanContent(text, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`);
+    await client.createNote(
+      record.annotationId,
+      `${cleanContent(text, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`,
+    );
   }
 
   /** Held exports: the poll reply tells Rossum unless the hold is over. */
@@ -283,7 +358,12 @@ export class OutcomeDelivery {
     if (record.holdState === null || record.holdState === 'released') return null;
     if (record.holdState === 'answered') return { delivery: 'by_hold' };
     const releaseAt = (record.holdUntil ?? 0) + (this.options.holdGraceMs ?? 5_000);
-    if (this.now() < releaseAt) return { delivery: 'retry', error: 'Rossum is polling the held export; its reply carries this outcome', retryAt: releaseAt };
+    if (this.now() < releaseAt)
+      return {
+        delivery: 'retry',
+        error: 'Rossum is polling the held export; its reply carries this outcome',
+        retryAt: releaseAt,
+      };
     if (await this.options.ledger.moveHold(record.id, ['pending'], 'released')) return null;
     const fresh = await this.options.ledger.get(record.id);
     return fresh?.holdState === 'answered' ? { delivery: 'by_hold' } : null;
@@ -307,5 +387,7 @@ export class OutcomeDelivery {
 
 /** 401 from the API or a refused login: our credentials, not the outcome. */
 function isAuthRefusal(error: unknown): error is RossumApiError {
-  return error instanceof RossumApiError && (error.code === 'ROSSUM_UNAUTHORIZED' || error.code === 'ROSSUM_LOGIN_FAILED');
+  return (
+    error instanceof RossumApiError && (error.code === 'ROSSUM_UNAUTHORIZED' || error.code === 'ROSSUM_LOGIN_FAILED')
+  );
 }

@@ -24,8 +24,18 @@ export function planOutcome(outcome: AckOutcome, record: ExportRecord, config: A
   const reasons = detail.messages.map((m) => cleanText(m.code ? `${m.code} ${m.text}` : m.text));
   const codes = detail.messages.flatMap((m) => (m.code ? [cleanContent(m.code, CODE_CHARS)] : [])).slice(0, CODES);
   const messages = reasons.slice(0, MESSAGES).map((reason) => cleanContent(reason, SUMMARY_CHARS));
-  const summary = reasons.length === 0 ? null : cleanContent(`${reasons[0]}${reasons.length > 1 ? ` (+${reasons.length - 1} more)` : ''}`.replace(/\s+/g, ' '), SUMMARY_CHARS);
-  const common = { exportFile: cleanContent(file, PATH_CHARS), ackFile: detail.ackFile ? cleanContent(detail.ackFile, PATH_CHARS) : null, at: new Date(now).toISOString() };
+  const summary =
+    reasons.length === 0
+      ? null
+      : cleanContent(
+          `${reasons[0]}${reasons.length > 1 ? ` (+${reasons.length - 1} more)` : ''}`.replace(/\s+/g, ' '),
+          SUMMARY_CHARS,
+        );
+  const common = {
+    exportFile: cleanContent(file, PATH_CHARS),
+    ackFile: detail.ackFile ? cleanContent(detail.ackFile, PATH_CHARS) : null,
+    at: new Date(now).toISOString(),
+  };
   const mapping = config.byMapping[record.mappingName];
   const noteRef = { note: 'full text in the rejection note' };
   switch (outcome.kind) {
@@ -33,8 +43,19 @@ export function planOutcome(outcome: AckOutcome, record: ExportRecord, config: A
     case 'rejected_late':
       return {
         status: 'failed_export',
-        note: [`The ERP rejected ${file}${outcome.kind === 'rejected_late' ? ' (its answer came after the deadline)' : ''} — ack ${detail.ackFile}:`, ...reasons].join('\n'),
-        metadata: { ...common, result: 'rejected', codes, summary, messages, ...noteRef, ...(outcome.kind === 'rejected_late' ? { late: true } : {}) },
+        note: [
+          `The ERP rejected ${file}${outcome.kind === 'rejected_late' ? ' (its answer came after the deadline)' : ''} — ack ${detail.ackFile}:`,
+          ...reasons,
+        ].join('\n'),
+        metadata: {
+          ...common,
+          result: 'rejected',
+          codes,
+          summary,
+          messages,
+          ...noteRef,
+          ...(outcome.kind === 'rejected_late' ? { late: true } : {}),
+        },
       };
     case 'invalid':
       return {
@@ -63,7 +84,9 @@ export function planOutcome(outcome: AckOutcome, record: ExportRecord, config: A
       };
     case 'accepted':
       if (!mapping?.storeErpReference || !detail.erpReference) return {};
-      return { metadata: { ...common, result: 'accepted', erpReference: cleanContent(detail.erpReference, SUMMARY_CHARS) } };
+      return {
+        metadata: { ...common, result: 'accepted', erpReference: cleanContent(detail.erpReference, SUMMARY_CHARS) },
+      };
     case 'duplicate':
       return {};
   }
@@ -75,13 +98,27 @@ export function planOutcome(outcome: AckOutcome, record: ExportRecord, config: A
  * Sized as Rossum's Python serializer writes it (spaces after separators, non-ASCII as `\uXXXX`), so
  * the estimate is never below what Rossum counts.
  */
-export function boundedMetadata(current: Record<string, unknown>, key: string, ours: Record<string, unknown>, limit = ROSSUM_METADATA_LIMIT): Record<string, unknown> {
+export function boundedMetadata(
+  current: Record<string, unknown>,
+  key: string,
+  ours: Record<string, unknown>,
+  limit = ROSSUM_METADATA_LIMIT,
+): Record<string, unknown> {
   const shedding: Array<(value: Record<string, unknown>) => Record<string, unknown>> = [
     (value) => value,
     ({ messages: _messages, ...rest }) => rest,
     ({ messages: _messages, summary: _summary, message: _message, ...rest }) => rest,
     ({ messages: _messages, summary: _summary, message: _message, codes: _codes, ...rest }) => rest,
-    ({ messages: _messages, summary: _summary, message: _message, codes: _codes, exportFile: _exportFile, ackFile: _ackFile, erpReference: _erpReference, ...rest }) => rest,
+    ({
+      messages: _messages,
+      summary: _summary,
+      message: _message,
+      codes: _codes,
+      exportFile: _exportFile,
+      ackFile: _ackFile,
+      erpReference: _erpReference,
+      ...rest
+    }) => rest,
     (value) => ({ result: value.result, outcomeId: value.outcomeId, state: value.state }),
   ];
   let candidate: Record<string, unknown> = { ...current, [key]: ours };

@@ -22,8 +22,6 @@ export interface AckReaderOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Raised by the transport when a read passes `maxBytes` (the option is honoured where the transport supports it; not catalogued until it is). */
-const TOO_LARGE_CODE = 'ACK_FILE_TOO_LARGE';
 
 /**
  * Interprets one ack file: reads it (within the size limit), picks the convention reading it, and
@@ -41,7 +39,11 @@ export class AckReader {
     const { logger, acks } = this.options;
     const handlers = source.handlers.filter((candidate) => candidate.convention.claims(file.name));
     if (handlers.length === 0) {
-      if (!source.unknownNames.has(file.name)) logger.warn({ ackSource: source.name, ackFile: file.path }, 'no configured ack convention reads a file of this name; left in place');
+      if (!source.unknownNames.has(file.name))
+        logger.warn(
+          { ackSource: source.name, ackFile: file.path },
+          'no configured ack convention reads a file of this name; left in place',
+        );
       source.unknownNames.add(file.name);
       return null;
     }
@@ -49,9 +51,13 @@ export class AckReader {
     let bytes: Buffer = EMPTY;
     // Unread files (a bare `.ok`) are told apart by name alone: their content hash is that of nothing.
     if (handlers.some((handler) => handler.convention.readsBody(file.name))) {
-      if (file.size > maxFileBytes) return this.tooLarge(source, handlers, file, file.size);
+      if (file.size > maxFileBytes)
+        return this.refuse(source, handlers, file, this.tooLargeReason(file, file.size), file.size);
       try {
-        const readOptions: OperationOptions & { maxBytes: number } = { maxBytes: maxFileBytes, ...(signal ? { signal } : {}) };
+        const readOptions: OperationOptions & { maxBytes: number } = {
+          maxBytes: maxFileBytes,
+          ...(signal ? { signal } : {}),
+        };
         bytes = await source.target.readFile(file.path, readOptions);
       } catch (error) {
         // Gone between listing and reading: another process took it.
@@ -59,11 +65,16 @@ export class AckReader {
           source.discovery.forget(file.name);
           return null;
         }
-        if (isBridgeError(error) && (error.code as string) === TOO_LARGE_CODE) return this.tooLarge(source, handlers, file, null);
+        if (isBridgeError(error) && error.code === 'ACK_FILE_TOO_LARGE')
+          return this.refuse(source, handlers, file, this.tooLargeReason(file, null), null);
+        // A symlink, folder or device, or a file swapped in after the listing: never read through it.
+        if (isBridgeError(error) && error.code === 'ACK_FILE_NOT_REGULAR')
+          return this.refuse(source, handlers, file, `${file.path}: ${error.message}; not read`, null);
         throw error;
       }
       // It grew after the listing (or the transport read it whole): the limit holds all the same.
-      if (bytes.length > maxFileBytes) return this.tooLarge(source, handlers, file, bytes.length);
+      if (bytes.length > maxFileBytes)
+        return this.refuse(source, handlers, file, this.tooLargeReason(file, bytes.length), bytes.length);
     }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     // Several mappings may read the same names (.ok files of two ERPs): the one whose exports the file names wins.
@@ -81,7 +92,11 @@ export class AckReader {
     // The ERP can answer a file before the ledger knows it arrived (the process died after the rename, or a
     // stalled rename went through after we gave up): wait for the upload to be confirmed, not unmatched/.
     if (input.disposition === 'unmatched' && (await this.namesUnconfirmedUpload(source, file, bytes))) {
-      if (!this.waitingForUpload.has(key)) logger.warn({ ackSource: source.name, ackFile: file.path }, 'ack names an export whose upload is not confirmed yet; left in place until it is');
+      if (!this.waitingForUpload.has(key))
+        logger.warn(
+          { ackSource: source.name, ackFile: file.path },
+          'ack names an export whose upload is not confirmed yet; left in place until it is',
+        );
       this.waitingForUpload.add(key);
       return null;
     }
@@ -90,10 +105,19 @@ export class AckReader {
     return { file, input, unmatched };
   }
 
-  /** Not read (or read no further): invalid/, flagging the export its name points at. */
-  private async tooLarge(source: Source, handlers: readonly Handler[], file: ReadyFile, size: number | null): Promise<Prepared> {
+  private tooLargeReason(file: ReadyFile, size: number | null): string {
     const { maxFileBytes } = this.options.acks.limits;
-    const error = `${file.path}: ${size === null ? 'larger than' : `${size} bytes, over`} acks.limits.maxFileBytes (${maxFileBytes} bytes); not read`;
+    return `${file.path}: ${size === null ? 'larger than' : `${size} bytes, over`} acks.limits.maxFileBytes (${maxFileBytes} bytes); not read`;
+  }
+
+  /** Not read (or read no further): invalid/, flagging the export its name points at. */
+  private async refuse(
+    source: Source,
+    handlers: readonly Handler[],
+    file: ReadyFile,
+    error: string,
+    size: number | null,
+  ): Promise<Prepared> {
     const entries: AckEntryInput[] = [];
     for (const handler of handlers) {
       const reference = handler.convention.nameReference(file.name);
@@ -104,7 +128,9 @@ export class AckReader {
       }
     }
     // The content is unknown: the listing's size and mtime stand for it, so a rewritten file is a new one.
-    const sha256 = createHash('sha256').update(`unread:${size ?? file.size}:${file.mtimeMs}`).digest('hex');
+    const sha256 = createHash('sha256')
+      .update(`unread:${size ?? file.size}:${file.mtimeMs}`)
+      .digest('hex');
     const input: AckFileInput = {
       source: source.name,
       fileName: file.path,
@@ -122,12 +148,19 @@ export class AckReader {
   private warnInvalid(source: Source, file: ReadyFile, input: AckFileInput): void {
     this.options.logger.warn(
       { ackSource: source.name, ackFile: file.path, err: input.error, exportId: input.entries[0]?.exportId },
-      input.entries.length > 0 ? 'unreadable ack file: flagging the export it names' : 'unreadable ack file naming no known export',
+      input.entries.length > 0
+        ? 'unreadable ack file: flagging the export it names'
+        : 'unreadable ack file naming no known export',
     );
   }
 
   private lookup(source: Source, handler: Handler, reference: AckReference) {
-    return this.options.ledger.findExportForAck({ target: source.name, by: reference.by, value: reference.value, mappingNames: handler.mappingNames });
+    return this.options.ledger.findExportForAck({
+      target: source.name,
+      by: reference.by,
+      value: reference.value,
+      mappingNames: handler.mappingNames,
+    });
   }
 
   /** Whether the file names an export that is being uploaded or failed transiently (its file may be on the server). */
@@ -142,7 +175,11 @@ export class AckReader {
       }
     }
     if (references.length === 0) return false;
-    const unconfirmed = await this.options.ledger.list({ status: ['uploading', 'retryable'], target: source.name, limit: 10_000 });
+    const unconfirmed = await this.options.ledger.list({
+      status: ['uploading', 'retryable'],
+      target: source.name,
+      limit: 10_000,
+    });
     return unconfirmed.some((record) => {
       const { name, stem } = nameParts(record.plannedPath);
       return references.some(
@@ -156,19 +193,42 @@ export class AckReader {
   }
 
   /** Parses with one convention and finds each named export in the ledger. */
-  private async interpret(source: Source, handler: Handler, file: ReadyFile, bytes: Buffer, sha256: string): Promise<{ input: AckFileInput; unmatched: string[] }> {
+  private async interpret(
+    source: Source,
+    handler: Handler,
+    file: ReadyFile,
+    bytes: Buffer,
+    sha256: string,
+  ): Promise<{ input: AckFileInput; unmatched: string[] }> {
     const { acks, logger } = this.options;
-    const base = { source: source.name, fileName: file.path, sha256, convention: handler.convention.kind, landedAt: file.firstSeenAt };
+    const base = {
+      source: source.name,
+      fileName: file.path,
+      sha256,
+      convention: handler.convention.kind,
+      landedAt: file.firstSeenAt,
+    };
     const unmatched: string[] = [];
     let parsed: ParsedAckEntry[];
     try {
       parsed = handler.convention.parse(file.name, bytes);
     } catch (error) {
       // Conventions wrap every parser failure; anything else is a bug, and still must not pin the file in place.
-      const problem = error instanceof AckParseError ? error : new AckParseError(`${file.path}: ${error instanceof Error ? error.message : String(error)}`, handler.convention.nameReference(file.name));
-      logger.debug({ ackSource: source.name, ackFile: file.path, err: problem.message, mappings: handler.mappingNames }, 'not readable by this convention');
+      const problem =
+        error instanceof AckParseError
+          ? error
+          : new AckParseError(
+              `${file.path}: ${error instanceof Error ? error.message : String(error)}`,
+              handler.convention.nameReference(file.name),
+            );
+      logger.debug(
+        { ackSource: source.name, ackFile: file.path, err: problem.message, mappings: handler.mappingNames },
+        'not readable by this convention',
+      );
       const record = problem.reference ? await this.lookup(source, handler, problem.reference) : undefined;
-      const entries: AckEntryInput[] = record ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: problem.message }] }] : [];
+      const entries: AckEntryInput[] = record
+        ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: problem.message }] }]
+        : [];
       return { input: { ...base, disposition: 'invalid', error: problem.message, entries }, unmatched };
     }
     const entries: AckEntryInput[] = [];
@@ -180,7 +240,14 @@ export class AckReader {
       }
       // Rossum hears of an on-time acceptance only when there is an ERP reference to store.
       const quietIfAccepted = !acks.byMapping[record.mappingName]?.storeErpReference || !entry.erpReference;
-      entries.push({ index: entry.index, exportId: record.id, verdict: entry.verdict, messages: entry.messages, erpReference: entry.erpReference, quietIfAccepted });
+      entries.push({
+        index: entry.index,
+        exportId: record.id,
+        verdict: entry.verdict,
+        messages: entry.messages,
+        erpReference: entry.erpReference,
+        quietIfAccepted,
+      });
     }
     return { input: { ...base, disposition: entries.length > 0 ? 'matched' : 'unmatched', entries }, unmatched };
   }

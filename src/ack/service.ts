@@ -80,7 +80,14 @@ export class AckService {
     });
     this.reader = new AckReader({ ledger: options.ledger, acks, logger: options.logger });
     this.sources = buildSources(
-      { acks, targets: options.targets, targetConfigs: options.targetConfigs, routes: options.routes, logger: options.logger, now: this.now },
+      {
+        acks,
+        targets: options.targets,
+        targetConfigs: options.targetConfigs,
+        routes: options.routes,
+        logger: options.logger,
+        now: this.now,
+      },
       (source, file) => this.watchedFile(source, file),
     );
   }
@@ -110,7 +117,10 @@ export class AckService {
         try {
           changing = (await this.passWithChanges()).changing;
         } catch (error) {
-          this.options.logger.error({ err: describeError(error) }, 'ack pass failed; trying again at the next interval');
+          this.options.logger.error(
+            { err: describeError(error) },
+            'ack pass failed; trying again at the next interval',
+          );
         }
         if (this.stopping) break;
         const { pollIntervalMs, minAgeMs } = this.options.acks;
@@ -145,7 +155,11 @@ export class AckService {
       }),
     ]);
     clearTimeout(drainTimer);
-    if (!drained) this.options.logger.warn({ drainMs: this.options.acks.drainMs }, 'ack work still running after the drain time; stopping anyway (unrecorded files are read again at the next start)');
+    if (!drained)
+      this.options.logger.warn(
+        { drainMs: this.options.acks.drainMs },
+        'ack work still running after the drain time; stopping anyway (unrecorded files are read again at the next start)',
+      );
     await Promise.all(this.sources.map((source) => source.watcher?.close()));
   }
 
@@ -172,9 +186,14 @@ export class AckService {
       let found: { ready: ReadyFile[]; changing: number };
       try {
         found = await source.discovery.look();
+        metrics?.targetUp.set({ target: source.target.name }, 1);
       } catch (error) {
         source.goodLooks = 0;
-        logger.warn({ ackSource: source.name, err: describeError(error) }, `cannot list the ack folder on ${source.target.description}; trying again later`);
+        metrics?.targetUp.set({ target: source.target.name }, 0);
+        logger.warn(
+          { ackSource: source.name, err: describeError(error) },
+          `cannot list the ack folder on ${source.target.description}; trying again later`,
+        );
         continue;
       }
       source.goodLooks++;
@@ -183,7 +202,8 @@ export class AckService {
       // Listings come in the server's hash order. Names follow the exports' (and the ledger's) order, so a
       // batch of neighbouring names touches neighbouring ledger pages: far fewer pages per commit.
       const ready = found.ready.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (let i = 0; i < ready.length; i += BATCH_FILES) work.push(this.enqueueBatch(source, ready.slice(i, i + BATCH_FILES)));
+      for (let i = 0; i < ready.length; i += BATCH_FILES)
+        work.push(this.enqueueBatch(source, ready.slice(i, i + BATCH_FILES)));
     }
     await Promise.all(work);
     await this.batchQueue.onIdle();
@@ -192,7 +212,10 @@ export class AckService {
     // Judged folder by folder: a folder with a file that could not be read holds back only its own exports.
     const judged = this.sources.filter((source) => source.goodLooks >= 2 && source.unreadThisPass === 0);
     const everywhere = judged.length === this.sources.length;
-    const expired = this.stopping || judged.length === 0 ? [] : await ledger.expireAcks(undefined, everywhere ? undefined : judged.map((source) => source.name));
+    const expired =
+      this.stopping || judged.length === 0
+        ? []
+        : await ledger.expireAcks(undefined, everywhere ? undefined : judged.map((source) => source.name));
     for (const outcome of expired) {
       metrics?.ackOutcomes.inc({ kind: 'timeout' });
       logger.warn({ exportId: outcome.exportId }, 'no ack within the deadline: flagging the export as failed');
@@ -202,10 +225,15 @@ export class AckService {
   }
 
   private enqueueBatch(source: Source, batch: readonly ReadyFile[]): Promise<void> {
-    return this.batchQueue.add(async () => (this.stopping ? undefined : this.handleBatch(source, batch))).catch((error: unknown) => {
-      source.unreadThisPass += batch.length;
-      this.options.logger.warn({ ackSource: source.name, files: batch.length, err: describeError(error) }, 'ack batch failed; its files are tried again at the next pass');
-    });
+    return this.batchQueue
+      .add(async () => (this.stopping ? undefined : this.handleBatch(source, batch)))
+      .catch((error: unknown) => {
+        source.unreadThisPass += batch.length;
+        this.options.logger.warn(
+          { ackSource: source.name, files: batch.length, err: describeError(error) },
+          'ack batch failed; its files are tried again at the next pass',
+        );
+      });
   }
 
   /** chokidar reports files one by one: those reported in the same turn of the event loop form batches. */
@@ -215,7 +243,8 @@ export class AckService {
     if (source.watched.length > 1) return;
     setImmediate(() => {
       const files = source.watched.splice(0);
-      for (let i = 0; i < files.length && !this.stopping; i += BATCH_FILES) void this.enqueueBatch(source, files.slice(i, i + BATCH_FILES));
+      for (let i = 0; i < files.length && !this.stopping; i += BATCH_FILES)
+        void this.enqueueBatch(source, files.slice(i, i + BATCH_FILES));
     });
   }
 
@@ -235,7 +264,15 @@ export class AckService {
       mine.push(file);
     }
     const notYet = (file: ReadyFile, error: unknown, message: string): void =>
-      logger.warn({ ackSource: source.name, ackFile: file.path, err: describeError(error), code: isBridgeError(error) ? error.code : undefined }, message);
+      logger.warn(
+        {
+          ackSource: source.name,
+          ackFile: file.path,
+          err: describeError(error),
+          code: isBridgeError(error) ? error.code : undefined,
+        },
+        message,
+      );
     try {
       const prepared: Prepared[] = [];
       await new PQueue({ concurrency: acks.concurrency }).addAll(
@@ -264,7 +301,11 @@ export class AckService {
       await new PQueue({ concurrency: acks.concurrency }).addAll(
         recorded.map(({ item, result }) => async () => {
           try {
-            archived.push({ ackFileId: result.ackFileId, archivedTo: await archiveAck(source, item.file, item.input.disposition, acks, this.now()), name: item.file.name });
+            archived.push({
+              ackFileId: result.ackFileId,
+              archivedTo: await archiveAck(source, item.file, item.input.disposition, acks, this.now()),
+              name: item.file.name,
+            });
           } catch (error) {
             notYet(item.file, error, 'ack recorded but not archived yet; it is archived at the next pass');
           }
@@ -274,7 +315,10 @@ export class AckService {
         await ledger.markAckFilesArchived(archived);
       } catch (error) {
         // The files are in the archive folders already; only where they went is not noted.
-        logger.warn({ ackSource: source.name, files: archived.length, err: describeError(error) }, 'could not note in the ledger where ack files were archived');
+        logger.warn(
+          { ackSource: source.name, files: archived.length, err: describeError(error) },
+          'could not note in the ledger where ack files were archived',
+        );
       }
       for (const item of archived) source.discovery.forget(item.name);
     } finally {
@@ -283,7 +327,10 @@ export class AckService {
   }
 
   /** One transaction for the batch; when it fails, file by file, so one file the ledger refuses does not hold back the rest. */
-  private async record(source: Source, prepared: readonly Prepared[]): Promise<Array<{ item: Prepared; result: RecordAckResult }>> {
+  private async record(
+    source: Source,
+    prepared: readonly Prepared[],
+  ): Promise<Array<{ item: Prepared; result: RecordAckResult }>> {
     const { ledger, logger } = this.options;
     try {
       const results = await ledger.recordAcks(prepared.map((item) => item.input));
@@ -291,7 +338,10 @@ export class AckService {
     } catch (error) {
       if (prepared.length === 1) {
         source.unreadThisPass++;
-        logger.warn({ ackSource: source.name, ackFile: prepared[0]?.file.path, err: describeError(error) }, 'ack file not recorded yet; it is tried again at the next pass');
+        logger.warn(
+          { ackSource: source.name, ackFile: prepared[0]?.file.path, err: describeError(error) },
+          'ack file not recorded yet; it is tried again at the next pass',
+        );
         return [];
       }
     }
@@ -312,9 +362,22 @@ export class AckService {
     const logEach = logger.isLevelEnabled('info');
     for (const outcome of result.outcomes) {
       metrics?.ackOutcomes.inc({ kind: outcome.kind });
-      if (logEach) logger.info({ ...where, exportId: outcome.exportId, outcome: outcome.kind, codes: outcome.detail.messages.map((m) => m.code).filter(Boolean) }, `ack recorded: ${outcome.kind}`);
+      if (logEach)
+        logger.info(
+          {
+            ...where,
+            exportId: outcome.exportId,
+            outcome: outcome.kind,
+            codes: outcome.detail.messages.map((m) => m.code).filter(Boolean),
+          },
+          `ack recorded: ${outcome.kind}`,
+        );
     }
-    if (input.disposition === 'unmatched') logger.warn({ ...where, references: unmatched }, 'ack matches no export in the ledger: moved to the unmatched folder');
+    if (input.disposition === 'unmatched')
+      logger.warn(
+        { ...where, references: unmatched },
+        'ack matches no export in the ledger: moved to the unmatched folder',
+      );
     else if (unmatched.length > 0) {
       metrics?.ackFiles.inc({ source: source.name, disposition: 'rows_unmatched' });
       logger.warn({ ...where, references: unmatched }, `${unmatched.length} row(s) of the ack match no export`);

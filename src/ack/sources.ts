@@ -49,14 +49,16 @@ export function buildSources(setup: SourceSetup, onWatched: (source: Source, fil
     const target = setup.targets.get(readFrom);
     if (!target) throw new Error(`acks.targets.${name}: no target "${readFrom}" is configured`);
     const mappingNames = Object.keys(acks.byMapping).filter(
-      (mapping) => !routedMappings.has(mapping) || routes.some((route) => route.mapping === mapping && route.target === name),
+      (mapping) =>
+        !routedMappings.has(mapping) || routes.some((route) => route.mapping === mapping && route.target === name),
     );
     const folder = sourceConfig.folder.replace(/^\.?\/*|\/+$/g, '');
     const tempSuffix = targetConfigs[readFrom]?.upload.tempSuffix ?? '.part';
     const archive = new Set(Object.values(acks.folders));
     const ignorePatterns = compileIgnore(acks.ignore);
     // Dot-files and our own temp names are half-written uploads; archive folders are ours.
-    const ignored = (fileName: string): boolean => fileName.startsWith('.') || fileName.endsWith(tempSuffix) || archive.has(fileName) || ignorePatterns(fileName);
+    const ignored = (fileName: string): boolean =>
+      fileName.startsWith('.') || fileName.endsWith(tempSuffix) || archive.has(fileName) || ignorePatterns(fileName);
     const log = logger.child({ ackSource: name });
     const source: Source = {
       name,
@@ -71,11 +73,21 @@ export function buildSources(setup: SourceSetup, onWatched: (source: Source, fil
       watched: [],
     };
     const url = parseTargetUrl(targetConfigs[readFrom]?.url ?? '');
-    const events = sourceConfig.watch === 'events' || (sourceConfig.watch === 'auto' && url.ok && url.value.scheme === 'file');
+    const events =
+      sourceConfig.watch === 'events' || (sourceConfig.watch === 'auto' && url.ok && url.value.scheme === 'file');
     if (events && url.ok && url.value.scheme === 'file') {
       const absolute = folder === '' ? url.value.dir : posix.join(url.value.dir, folder);
-      source.watcher = new FolderWatcher(absolute, folder, { minAgeMs: acks.minAgeMs, ignored, logger: log, usePolling: acks.usePolling, intervalMs: acks.watchIntervalMs }, (file) =>
-        onWatched(source, file),
+      source.watcher = new FolderWatcher(
+        absolute,
+        folder,
+        {
+          minAgeMs: acks.minAgeMs,
+          ignored,
+          logger: log,
+          usePolling: acks.usePolling,
+          intervalMs: acks.watchIntervalMs,
+        },
+        (file) => onWatched(source, file),
       );
     }
     sources.push(source);

@@ -88,13 +88,21 @@ export function parseExportPayload(json: unknown): ExportPayload {
   if (parsed.success) {
     // Unreachable while both come from one declaration; fail closed with Ajv's reason.
     const first = isExportPayload.errors?.[0];
-    throw new BridgeError('PAYLOAD_INVALID', `Invalid export payload at ${first?.instancePath || '(root)'}: ${first?.message ?? 'invalid'}`, { permanent: true });
+    throw new BridgeError(
+      'PAYLOAD_INVALID',
+      `Invalid export payload at ${first?.instancePath || '(root)'}: ${first?.message ?? 'invalid'}`,
+      { permanent: true },
+    );
   }
   const issue = parsed.error.issues[0];
   const path = issue ? formatPath(issue.path) : '';
-  throw new BridgeError('PAYLOAD_INVALID', `Invalid export payload at ${path || '(root)'}: ${issue?.message ?? 'invalid'}`, {
-    permanent: true,
-  });
+  throw new BridgeError(
+    'PAYLOAD_INVALID',
+    `Invalid export payload at ${path || '(root)'}: ${issue?.message ?? 'invalid'}`,
+    {
+      permanent: true,
+    },
+  );
 }
 
 function assertUniqueIds(content: RawNode[]): void {
@@ -103,9 +111,13 @@ function assertUniqueIds(content: RawNode[]): void {
   while (stack.length > 0) {
     const current = stack.pop() as RawNode;
     if (seen.has(current.id)) {
-      throw new BridgeError('PAYLOAD_INVALID', `Invalid export payload: datapoint id ${current.id} appears more than once in annotation.content`, {
-        permanent: true,
-      });
+      throw new BridgeError(
+        'PAYLOAD_INVALID',
+        `Invalid export payload: datapoint id ${current.id} appears more than once in annotation.content`,
+        {
+          permanent: true,
+        },
+      );
     }
     seen.add(current.id);
     if (current.children) stack.push(...current.children);

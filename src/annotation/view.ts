@@ -83,7 +83,11 @@ export function viewAnnotation(payload: ExportPayload): AnnotationView {
       return;
     }
     if (node.category === 'multivalue') {
-      if (!tables.has(node.schema_id)) tables.set(node.schema_id, (node.children ?? []).map((child, i) => makeRow(child, i + 1)));
+      if (!tables.has(node.schema_id))
+        tables.set(
+          node.schema_id,
+          (node.children ?? []).map((child, i) => makeRow(child, i + 1)),
+        );
       return;
     }
     for (const child of node.children ?? []) walk(child);

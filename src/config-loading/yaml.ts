@@ -26,7 +26,8 @@ export class ConfigFileError extends BridgeError {
   readonly diagnostics: Diagnostic[];
   constructor(diagnostics: Diagnostic[]) {
     const first = diagnostics[0];
-    const more = diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more problem${diagnostics.length > 2 ? 's' : ''})` : '';
+    const more =
+      diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more problem${diagnostics.length > 2 ? 's' : ''})` : '';
     super('CONFIG_INVALID', first ? `${formatDiagnostic(first)}${more}` : 'invalid file', {
       permanent: true,
       location: first ? { file: first.file, line: first.line, column: first.column } : {},
@@ -51,7 +52,11 @@ export interface LoadedYaml<T> {
   source: string;
 }
 
-export function loadYamlFile<S extends z.ZodType>(file: string, schema: S, options: YamlLoadOptions = {}): LoadedYaml<z.infer<S>> {
+export function loadYamlFile<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  options: YamlLoadOptions = {},
+): LoadedYaml<z.infer<S>> {
   let source: string;
   try {
     source = readFileSync(file, 'utf8');
@@ -74,8 +79,10 @@ export function parseYamlSource<S extends z.ZodType>(
     const pos = lineCounter.linePos(offset);
     return { line: pos.line, column: pos.col };
   };
-  const locate = (path: ReadonlyArray<PropertyKey>): { line: number; column: number } => locatePath(doc, path, position);
-  const locateKey = (path: ReadonlyArray<PropertyKey>): { line: number; column: number } => locateKeyPath(doc, path, position) ?? locate(path);
+  const locate = (path: ReadonlyArray<PropertyKey>): { line: number; column: number } =>
+    locatePath(doc, path, position);
+  const locateKey = (path: ReadonlyArray<PropertyKey>): { line: number; column: number } =>
+    locateKeyPath(doc, path, position) ?? locate(path);
 
   if (doc.errors.length > 0) {
     throw new ConfigFileError(
@@ -89,7 +96,10 @@ export function parseYamlSource<S extends z.ZodType>(
   }
 
   const diagnostics: Diagnostic[] = [];
-  if (options.env) interpolateEnv(doc, options.env, (offset, key, message, hint) => diagnostics.push({ file, ...position(offset), key, message, ...(hint ? { hint } : {}) }));
+  if (options.env)
+    interpolateEnv(doc, options.env, (offset, key, message, hint) =>
+      diagnostics.push({ file, ...position(offset), key, message, ...(hint ? { hint } : {}) }),
+    );
 
   let data: unknown;
   try {
@@ -132,7 +142,9 @@ function locatePath(
 ): { line: number; column: number } {
   // Missing keys point at nothing: walk up until a node exists.
   for (let length = path.length; length >= 0; length--) {
-    const node = doc.getIn(path.slice(0, length) as unknown[], true) as { range?: [number, number, number] } | undefined;
+    const node = doc.getIn(path.slice(0, length) as unknown[], true) as
+      | { range?: [number, number, number] }
+      | undefined;
     if (node && typeof node === 'object' && node.range) return position(node.range[0]);
   }
   return { line: 1, column: 1 };
@@ -145,12 +157,21 @@ interface Locator {
   locateKey(path: ReadonlyArray<PropertyKey>): { line: number; column: number };
 }
 
-function issueToDiagnostics(file: string, issue: ZodIssue, locator: Locator, schema: z.ZodType, data: unknown): Diagnostic[] {
+function issueToDiagnostics(
+  file: string,
+  issue: ZodIssue,
+  locator: Locator,
+  schema: z.ZodType,
+  data: unknown,
+): Diagnostic[] {
   const path = issue.path as PropertyKey[];
   if (issue.code === 'invalid_union') {
     // Report the branch the author evidently meant (a map for a map, ...) instead of "no allowed form".
     const branch = closestBranch(issue.errors, valueAt(data, path));
-    if (branch) return branch.flatMap((inner) => issueToDiagnostics(file, { ...inner, path: [...path, ...inner.path] } as ZodIssue, locator, schema, data));
+    if (branch)
+      return branch.flatMap((inner) =>
+        issueToDiagnostics(file, { ...inner, path: [...path, ...inner.path] } as ZodIssue, locator, schema, data),
+      );
   }
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeysAt(schema, path, data);
@@ -161,7 +182,11 @@ function issueToDiagnostics(file: string, issue: ZodIssue, locator: Locator, sch
         ...locator.locateKey([...path, key]),
         key: formatPath([...path, key]),
         message: `unknown key "${key}"`,
-        hint: suggestion ? `did you mean "${suggestion}"?` : known.length > 0 ? `expected one of: ${known.join(', ')}` : 'remove it',
+        hint: suggestion
+          ? `did you mean "${suggestion}"?`
+          : known.length > 0
+            ? `expected one of: ${known.join(', ')}`
+            : 'remove it',
       };
     });
   }
@@ -172,14 +197,20 @@ function issueToDiagnostics(file: string, issue: ZodIssue, locator: Locator, sch
 
 function valueAt(data: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let value = data;
-  for (const segment of path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[segment as string] : undefined;
+  for (const segment of path)
+    value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[segment as string] : undefined;
   return value;
 }
 
 /** Among a union's failed branches, the one whose issues are not "wrong type at the top" and fewest. */
-function closestBranch(branches: ReadonlyArray<ReadonlyArray<ZodIssue>>, value: unknown): ReadonlyArray<ZodIssue> | undefined {
+function closestBranch(
+  branches: ReadonlyArray<ReadonlyArray<ZodIssue>>,
+  value: unknown,
+): ReadonlyArray<ZodIssue> | undefined {
   if (value === undefined) return undefined;
-  const candidates = branches.filter((issues) => issues.length > 0 && !issues.some((inner) => inner.path.length === 0 && inner.code === 'invalid_type'));
+  const candidates = branches.filter(
+    (issues) => issues.length > 0 && !issues.some((inner) => inner.path.length === 0 && inner.code === 'invalid_type'),
+  );
   candidates.sort((a, b) => a.length - b.length);
   return candidates[0];
 }
@@ -187,7 +218,9 @@ function closestBranch(branches: ReadonlyArray<ReadonlyArray<ZodIssue>>, value: 
 function humanMessage(issue: ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? `required, expected ${issue.expected}` : `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+      return issue.input === undefined
+        ? `required, expected ${issue.expected}`
+        : `expected ${issue.expected}, got ${describeValue(issue.input)}`;
     case 'invalid_value':
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}`;
     case 'invalid_union':
@@ -228,7 +261,14 @@ function unwrap(schema: unknown, value: unknown): unknown {
   for (let i = 0; i < 20; i++) {
     const def = (current as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
     if (!def) return current;
-    if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault' || def.type === 'readonly' || def.type === 'catch') {
+    if (
+      def.type === 'optional' ||
+      def.type === 'nullable' ||
+      def.type === 'default' ||
+      def.type === 'prefault' ||
+      def.type === 'readonly' ||
+      def.type === 'catch'
+    ) {
       current = def.innerType;
     } else if (def.type === 'lazy') {
       current = (def.getter as () => unknown)();
@@ -250,7 +290,7 @@ function unwrap(schema: unknown, value: unknown): unknown {
 
 function shapeScore(schema: unknown, value: unknown): number {
   const def = (schema as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
-  if (!def || def.type !== 'object' || !value || typeof value !== 'object') return 0;
+  if (def?.type !== 'object' || !value || typeof value !== 'object') return 0;
   const keys = Object.keys(def.shape as Record<string, unknown>);
   // A map always fits an object schema better than a scalar one, even before any key matches.
   return 0.5 + Object.keys(value).filter((key) => keys.includes(key)).length;
@@ -294,14 +334,23 @@ function interpolateEnv(
     Scalar(_key, node, path) {
       if (!isScalar(node) || typeof node.value !== 'string' || !node.value.includes('${')) return;
       const keyPath = path
-        .map((ancestor) => (ancestor && typeof ancestor === 'object' && 'key' in ancestor && isScalar(ancestor.key) ? String(ancestor.key.value) : null))
+        .map((ancestor) =>
+          ancestor && typeof ancestor === 'object' && 'key' in ancestor && isScalar(ancestor.key)
+            ? String(ancestor.key.value)
+            : null,
+        )
         .filter((k): k is string => k !== null)
         .join('.');
       node.value = node.value.replace(ENV_REFERENCE, (_match, name: string, fallback: string | undefined) => {
         const value = env[name];
         if (value !== undefined && value !== '') return value;
         if (fallback !== undefined) return fallback;
-        report(node.range?.[0] ?? 0, keyPath, `environment variable ${name} is not set`, `export ${name}=... or write \${${name}:-default}`);
+        report(
+          node.range?.[0] ?? 0,
+          keyPath,
+          `environment variable ${name} is not set`,
+          `export ${name}=... or write \${${name}:-default}`,
+        );
         return '';
       });
     },

@@ -4,7 +4,13 @@ import { bridgeConfigSchema, type BridgeConfig } from './schema.ts';
 import { ConfigFileError, loadYamlFile, type Diagnostic, type LoadedYaml } from '../config-loading/index.ts';
 
 export { bridgeConfigSchema, serverConfigSchema, type BridgeConfig } from './schema.ts';
-export { ConfigFileError, formatDiagnostic, loadYamlFile, parseYamlSource, type Diagnostic } from '../config-loading/index.ts';
+export {
+  ConfigFileError,
+  formatDiagnostic,
+  loadYamlFile,
+  parseYamlSource,
+  type Diagnostic,
+} from '../config-loading/index.ts';
 
 export interface LoadedConfig {
   config: BridgeConfig;
@@ -25,7 +31,8 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   const absolute = resolve(path);
   const loaded = loadYamlFile(absolute, bridgeConfigSchema, { env });
   const diagnostics = semanticProblems(absolute, loaded);
-  if (diagnostics.length > 0) throw new ConfigFileError(diagnostics.sort((a, b) => a.line - b.line || a.column - b.column));
+  if (diagnostics.length > 0)
+    throw new ConfigFileError(diagnostics.sort((a, b) => a.line - b.line || a.column - b.column));
   return { config: resolvePaths(loaded.value, dirname(absolute)), path: absolute };
 }
 
@@ -51,7 +58,12 @@ function semanticProblems(file: string, loaded: LoadedYaml<BridgeConfig>): Diagn
         .map((name) => name.replace(/\.ya?ml$/, ''))
     : null;
   if (mappingNames === null) {
-    problems.push({ file, ...locate(['mappingsDir']), key: 'mappingsDir', message: `folder ${mappingsDir} does not exist` });
+    problems.push({
+      file,
+      ...locate(['mappingsDir']),
+      key: 'mappingsDir',
+      message: `folder ${mappingsDir} does not exist`,
+    });
   }
   let fallbacks = 0;
   config.routes.forEach((route, index) => {
@@ -74,7 +86,12 @@ function semanticProblems(file: string, loaded: LoadedYaml<BridgeConfig>): Diagn
       });
     }
     if (route.queues === undefined && ++fallbacks === 2) {
-      problems.push({ file, ...locate(['routes', index]), key: `routes[${index}]`, message: 'a second fallback route (without "queues") is never used' });
+      problems.push({
+        file,
+        ...locate(['routes', index]),
+        key: `routes[${index}]`,
+        message: 'a second fallback route (without "queues") is never used',
+      });
     }
   });
   return problems;
@@ -82,7 +99,10 @@ function semanticProblems(file: string, loaded: LoadedYaml<BridgeConfig>): Diagn
 
 function resolvePaths(config: BridgeConfig, base: string): BridgeConfig {
   const at = (path: string): string => (isAbsolute(path) ? path : resolve(base, path));
-  const ledgerUrl = config.ledger.url.startsWith('sqlite:') && config.ledger.url !== 'sqlite::memory:' ? `sqlite:${at(config.ledger.url.slice('sqlite:'.length))}` : config.ledger.url;
+  const ledgerUrl =
+    config.ledger.url.startsWith('sqlite:') && config.ledger.url !== 'sqlite::memory:'
+      ? `sqlite:${at(config.ledger.url.slice('sqlite:'.length))}`
+      : config.ledger.url;
   const targets: BridgeConfig['targets'] = {};
   for (const [name, target] of Object.entries(config.targets)) {
     const copy = { ...target } as Record<string, unknown>;

@@ -163,7 +163,9 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
       if (await bannerReady(host, port)) return;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
-        throw new Error(`sshd did not accept connections on ${host}:${port} within ${startTimeoutMs} ms; log ${logPath}:\n${tail(logPath)}`);
+        throw new Error(
+          `sshd did not accept connections on ${host}:${port} within ${startTimeoutMs} ms; log ${logPath}:\n${tail(logPath)}`,
+        );
       }
       await delay(25);
     }
@@ -294,7 +296,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 /** True once something on host:port speaks SSH (not merely accepts TCP). */
 function bannerReady(host: string, port: number): Promise<boolean> {
   return new Promise((resolveReady) => {
-    const socket = createConnection({ host, port });
+    const socket = createConnection({ host, port, noDelay: true });
     let data = '';
     const done = (ok: boolean): void => {
       socket.destroy();

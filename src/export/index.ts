@@ -1,5 +1,12 @@
 /** The export pipeline below HTTP: route → render → claim → upload → answer. */
 export { ExportService, ownerIsGone, type ExportServiceOptions, type HandleOptions } from './service.ts';
-export { prepareExport, prepareOrRefuse, type ExportPreparation, type PreparedExport, type PrepareSettings } from './prepare.ts';
+export {
+  prepareExport,
+  prepareOrRefuse,
+  type ExportPreparation,
+  type PreparedExport,
+  type PrepareSettings,
+} from './prepare.ts';
 export { errorReply, limitMessage, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 export { routeSchema, resolveRoute, type Route, type ResolvedRoute } from './routes.ts';
+export { documentPath, type DocumentFetchSettings, type PreparedDocument } from './document.ts';

@@ -3,6 +3,7 @@ import type { AnnotationView, ExportPayload } from '../annotation/index.ts';
 import { BridgeError, describeError, isBridgeError } from '../errors.ts';
 import type { MappingRegistry, OnExisting, RenderedFile } from '../mapping/index.ts';
 import type { HookCredentials } from '../transport/index.ts';
+import { documentOf, type PreparedDocument } from './document.ts';
 import { errorReply, type ExportReply } from './replies.ts';
 import { resolveRoute, type Route } from './routes.ts';
 
@@ -30,6 +31,13 @@ export interface PreparedExport {
   /** Renders again at another clock (the first attempt's), for mappings whose bytes depend on it. */
   renderAt?: (now: Date) => RenderedFile;
   documentRef: string | null;
+  /**
+   * Set when the mapping reads `{seq}`: `file` and `sha256` are then a placeholder render until the
+   * service allocates the number (keyed by `idempotencyKey`, which is made with the number pinned).
+   */
+  sequence?: { counter: string; start: number; render: (sequence: number, now: Date) => RenderedFile };
+  /** Set when the mapping uploads the original document beside the data file. */
+  document?: PreparedDocument;
   credentials: HookCredentials | undefined;
   rossumBaseUrl: string | null;
 }
@@ -50,7 +58,11 @@ export interface PrepareSettings {
 }
 
 /** Route → render → hash; a mapping or routing problem becomes a refusal Rossum shows as failed_export. */
-export function prepareOrRefuse(payload: ExportPayload, view: AnnotationView, settings: PrepareSettings): ExportPreparation {
+export function prepareOrRefuse(
+  payload: ExportPayload,
+  view: AnnotationView,
+  settings: PrepareSettings,
+): ExportPreparation {
   try {
     return { kind: 'ready', prepared: prepareExport(payload, view, settings) };
   } catch (error) {
@@ -70,19 +82,36 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
   const route = resolveRoute(settings.routes, view.meta);
   const mapping = settings.mappings.get(route.mapping);
   if (!mapping) {
-    throw new BridgeError('MAPPING_NOT_FOUND', `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`, {
-      permanent: true,
-    });
+    throw new BridgeError(
+      'MAPPING_NOT_FOUND',
+      `Mapping "${route.mapping}" (chosen by ${route.reason}) does not exist in the mappings folder`,
+      {
+        permanent: true,
+      },
+    );
   }
   if (!settings.targetNames.has(route.target)) {
-    throw new BridgeError('TARGET_NOT_FOUND', `Target "${route.target}" (chosen by ${route.reason}) is not configured`, { permanent: true });
+    throw new BridgeError(
+      'TARGET_NOT_FOUND',
+      `Target "${route.target}" (chosen by ${route.reason}) is not configured`,
+      { permanent: true },
+    );
   }
-  const context = { route: { ...route.values, mapping: route.mapping, target: route.target }, ...(settings.env ? { env: settings.env } : {}) };
+  const context = {
+    route: { ...route.values, mapping: route.mapping, target: route.target },
+    ...(settings.env ? { env: settings.env } : {}),
+  };
   const now = settings.now?.() ?? new Date();
-  const file = mapping.render(view, { ...context, now });
+  const numbered = mapping.sequence;
+  const placeholder = numbered ? { sequence: PINNED_SEQUENCE } : {};
+  const file = mapping.render(view, { ...context, ...placeholder, now });
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const perDelivery = mapping.readsPerDeliveryValues === true;
-  const keySha = perDelivery ? createHash('sha256').update(mapping.render(pinnedView(view), { ...context, now: PINNED_CLOCK }).bytes).digest('hex') : sha256;
+  const keySha = perDelivery
+    ? createHash('sha256')
+        .update(mapping.render(pinnedView(view), { ...context, ...placeholder, now: PINNED_CLOCK }).bytes)
+        .digest('hex')
+    : sha256;
   return {
     annotationId: view.meta.annotationId,
     requestId: view.meta.requestId,
@@ -94,8 +123,18 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
     sha256,
     idempotencyKey: `${view.meta.annotationId}:${route.target}:${keySha}`,
     renderedAt: now.getTime(),
-    ...(perDelivery ? { renderAt: (at: Date) => mapping.render(view, { ...context, now: at }) } : {}),
+    ...(perDelivery ? { renderAt: (at: Date) => mapping.render(view, { ...context, ...placeholder, now: at }) } : {}),
+    ...(numbered
+      ? {
+          sequence: {
+            counter: numbered.counter ?? `target:${route.target}`,
+            start: numbered.start,
+            render: (sequence: number, at: Date) => mapping.render(view, { ...context, sequence, now: at }),
+          },
+        }
+      : {}),
     documentRef: view.field('document_id')?.value || null,
+    ...(mapping.document ? { document: documentOf(payload, mapping.document) } : {}),
     credentials: hookCredentials(payload.secrets),
     rossumBaseUrl: payload.base_url ?? null,
   };
@@ -103,6 +142,8 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
 
 /** What stands for the per-delivery values in the render the idempotency key is made of. */
 const PINNED_CLOCK = new Date(0);
+/** The number is not content: a re-delivery of the same content must find (and reuse) the same key. */
+const PINNED_SEQUENCE = 0;
 
 function pinnedView(view: AnnotationView): AnnotationView {
   return {
@@ -115,7 +156,8 @@ function pinnedView(view: AnnotationView): AnnotationView {
 
 function hookCredentials(secrets: Record<string, unknown> | null | undefined): HookCredentials | undefined {
   if (!secrets) return undefined;
-  const pick = (key: string): string | undefined => (typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined);
+  const pick = (key: string): string | undefined =>
+    typeof secrets[key] === 'string' ? (secrets[key] as string) : undefined;
   const credentials: HookCredentials = {};
   const username = pick('username');
   const password = pick('password');

@@ -1,6 +1,9 @@
-import { describeError, isBridgeError } from '../errors.ts';
+import { describeError, isBridgeError, type ErrorCode } from '../errors.ts';
+import type { ExportRecord, StoredReply } from '../ledger/index.ts';
+import type { RenderedFile } from '../mapping/index.ts';
 import type { ExportOutcome } from '../observability/index.ts';
 import { ROSSUM_MESSAGE_LIMIT as MESSAGE_LIMIT, truncateContent } from '../rossum/index.ts';
+import type { PlacedDocument } from './document.ts';
 
 /** A message in Rossum's hook reply format. */
 export interface RossumMessage {
@@ -19,7 +22,6 @@ export interface ExportReply {
   mappingName?: string;
 }
 
-
 /** Rossum shows messages in its UI; very long ones are cut with a marker. */
 export function limitMessage(text: string): string {
   return truncateContent(text, MESSAGE_LIMIT);
@@ -35,5 +37,87 @@ export function errorReply(error: unknown, outcome: ExportOutcome, prefix = ''):
 }
 
 export function transientReply(content: string): ExportReply {
-  return { statusCode: 503, outcome: 'transient_error', body: { messages: [{ type: 'error', content: limitMessage(content) }] } };
+  return {
+    statusCode: 503,
+    outcome: 'transient_error',
+    body: { messages: [{ type: 'error', content: limitMessage(content) }] },
+  };
+}
+
+/** What an uploaded export tells Rossum: the file, a taken name, the document placed first, render warnings. */
+export function successReply(
+  prepared: { file: RenderedFile; mappingName: string; target: { description: string } },
+  remotePath: string,
+  placed?: PlacedDocument,
+): ExportReply {
+  const renamed = remotePath !== prepared.file.fileName ? ` (the name ${prepared.file.fileName} was taken)` : '';
+  return {
+    statusCode: 200,
+    outcome: 'exported',
+    body: {
+      messages: [
+        {
+          type: 'info',
+          content: limitMessage(
+            `Exported ${remotePath}${renamed} to ${prepared.target.description} (mapping ${prepared.mappingName}, ${prepared.file.bytes.length} bytes)`,
+          ),
+        },
+        ...(placed?.kind === 'placed'
+          ? [
+              {
+                type: 'info' as const,
+                content: limitMessage(`Original document uploaded first as ${placed.path} (${placed.bytes} bytes)`),
+              },
+            ]
+          : placed?.kind === 'skipped'
+            ? [{ type: 'warning' as const, content: limitMessage(placed.warning) }]
+            : []),
+        // What the render changed (e.g. characters XML forbids were dropped): the operator must see it.
+        ...(prepared.file.warnings ?? []).map(
+          (warning): RossumMessage => ({ type: 'warning', content: limitMessage(warning) }),
+        ),
+      ],
+    },
+  };
+}
+
+/** The stored answer of an export answered before (unless the ERP has since refused these bytes). */
+export function replayed(record: ExportRecord): ExportReply {
+  const reply = record.reply;
+  if (!reply) return transientReply(`Export ${record.id} has no recorded answer yet`);
+  if (record.ackState === 'rejected' || record.ackState === 'ack_invalid') {
+    // The first answer ("Exported") is no longer the truth: the ERP refused these exact bytes.
+    const verdict = record.ackState === 'rejected' ? 'rejected' : 'answered with an unreadable acknowledgement for';
+    return {
+      statusCode: 200,
+      outcome: 'failed',
+      exportId: record.id,
+      mappingName: record.mappingName,
+      body: {
+        messages: [
+          {
+            type: 'error',
+            content: limitMessage(
+              `The ERP ${verdict} this exact file (${record.remotePath ?? record.plannedPath}${record.ackFile ? `, ack ${record.ackFile}` : ''}); sending the same data again would not change that. Correct the data in Rossum (the note on this annotation has the ERP's reasons) and export again.`,
+            ),
+          },
+        ],
+      },
+    };
+  }
+  return {
+    statusCode: reply.statusCode === 200 ? 200 : 503,
+    body: reply.body as ExportReply['body'],
+    outcome: 'duplicate',
+    exportId: record.id,
+    mappingName: record.mappingName,
+  };
+}
+
+export function stored(reply: ExportReply): StoredReply {
+  return { statusCode: reply.statusCode, body: reply.body };
+}
+
+export function codeOf(error: unknown): ErrorCode {
+  return isBridgeError(error) ? error.code : 'INTERNAL';
 }

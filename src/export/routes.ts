@@ -10,7 +10,10 @@ export const routeSchema = z
       .describe('Rossum queue ids this route serves; omit for the fallback route used when no other matches'),
     mapping: z.string().min(1).describe('Mapping file name in the mappings folder, without `.yaml`'),
     target: z.string().min(1).describe('Name of a target under `targets`'),
-    values: z.record(z.string(), z.string()).default({}).describe('Route values a mapping may read (e.g. company code)'),
+    values: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Route values a mapping may read (e.g. company code)'),
   })
   .describe('Which mapping and target an export uses');
 
@@ -32,7 +35,8 @@ export function resolveRoute(routes: readonly Route[], meta: DocumentMetadata): 
   const settings = meta.settings;
   const settingMapping = typeof settings.mapping === 'string' ? settings.mapping : undefined;
   const settingTarget = typeof settings.target === 'string' ? settings.target : undefined;
-  const byQueue = meta.queueId === null ? undefined : routes.find((route) => route.queues?.includes(meta.queueId as number));
+  const byQueue =
+    meta.queueId === null ? undefined : routes.find((route) => route.queues?.includes(meta.queueId as number));
   const fallback = routes.find((route) => route.queues === undefined);
   const base = byQueue ?? fallback;
 
@@ -55,5 +59,10 @@ export function resolveRoute(routes: readonly Route[], meta: DocumentMetadata): 
       { permanent: true },
     );
   }
-  return { mapping: base.mapping, target: base.target, values: base.values, reason: byQueue ? `queue ${meta.queueId}` : 'fallback route' };
+  return {
+    mapping: base.mapping,
+    target: base.target,
+    values: base.values,
+    reason: byQueue ? `queue ${meta.queueId}` : 'fallback route',
+  };
 }

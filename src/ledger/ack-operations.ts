@@ -3,9 +3,22 @@ import { ackTransition, EMPTY_BACKLOG, initialDelivery, rowToOutcome, type Outco
 import type { Queries } from './driver.ts';
 import { addEvent, type LedgerContext } from './export-operations.ts';
 import { rowToRecord, type ExportRow } from './rows.ts';
-import type { AckDelivery, AckFileInput, AckLookup, AckOutcome, AckOutcomeDetail, ExportRecord, HoldState, OutcomeSettlement, RecordAckResult } from './types.ts';
+import type {
+  AckDelivery,
+  AckFileInput,
+  AckLookup,
+  AckOutcome,
+  AckOutcomeDetail,
+  ExportRecord,
+  HoldState,
+  OutcomeSettlement,
+  RecordAckResult,
+} from './types.ts';
 
-export function awaitAcks({ driver, now: clock }: LedgerContext, rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {
+export function awaitAcks(
+  { driver, now: clock }: LedgerContext,
+  rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>,
+): Promise<number> {
   return driver.transaction(async (tx) => {
     const now = clock();
     let adopted = 0;
@@ -22,13 +35,24 @@ export function awaitAcks({ driver, now: clock }: LedgerContext, rules: Readonly
   });
 }
 
-const ACK_COLUMNS = { name: 'e.remote_name', stem: 'e.remote_stem', annotationId: 'e.annotation_id', documentRef: 'e.document_ref' } as const;
+const ACK_COLUMNS = {
+  name: 'e.remote_name',
+  stem: 'e.remote_stem',
+  annotationId: 'e.annotation_id',
+  documentRef: 'e.document_ref',
+} as const;
 
-export async function findExportForAck({ driver, selectExport }: LedgerContext, lookup: AckLookup): Promise<ExportRecord | undefined> {
+export async function findExportForAck(
+  { driver, selectExport }: LedgerContext,
+  lookup: AckLookup,
+): Promise<ExportRecord | undefined> {
   const value = lookup.by === 'annotationId' ? Number(lookup.value) : lookup.value;
   if (lookup.by === 'annotationId' && !Number.isSafeInteger(value)) return undefined;
   const params: unknown[] = [lookup.target, value];
-  const mappings = lookup.mappingNames && lookup.mappingNames.length > 0 ? ` AND ${driver.dialect.inList('e.mapping_name', lookup.mappingNames, params)}` : '';
+  const mappings =
+    lookup.mappingNames && lookup.mappingNames.length > 0
+      ? ` AND ${driver.dialect.inList('e.mapping_name', lookup.mappingNames, params)}`
+      : '';
   const row = await driver.get<ExportRow>(
     `${selectExport} WHERE e.target = ? AND ${ACK_COLUMNS[lookup.by]} = ? AND e.status = 'uploaded'${mappings}
      ORDER BY CASE WHEN e.ack_state IS NULL OR e.ack_state IN ('awaiting_ack', 'ack_timeout', 'ack_invalid') THEN 0 ELSE 1 END, e.id DESC LIMIT 1`,
@@ -38,34 +62,51 @@ export async function findExportForAck({ driver, selectExport }: LedgerContext, 
 }
 
 /** One transaction (one commit) for the batch; results in input order. */
-export function recordAcks({ driver, now }: LedgerContext, inputs: readonly AckFileInput[]): Promise<RecordAckResult[]> {
+export function recordAcks(
+  { driver, now }: LedgerContext,
+  inputs: readonly AckFileInput[],
+): Promise<RecordAckResult[]> {
   // Files in name order: two processes recording overlapping batches take their row locks in the same order.
-  const order = inputs.map((input, index) => ({ input, index })).sort((a, b) => (a.input.fileName < b.input.fileName ? -1 : a.input.fileName > b.input.fileName ? 1 : 0));
+  const order = inputs
+    .map((input, index) => ({ input, index }))
+    .sort((a, b) => (a.input.fileName < b.input.fileName ? -1 : a.input.fileName > b.input.fileName ? 1 : 0));
   return driver.transaction(async (tx) => {
     const results = new Array<RecordAckResult>(inputs.length);
-    for (const { input, index } of order) results[index] = await recordOneAck(tx, driver.dialect.forUpdate, now(), input);
+    for (const { input, index } of order)
+      results[index] = await recordOneAck(tx, driver.dialect.forUpdate, now(), input);
     return results;
   });
 }
 
-async function recordOneAck(tx: Queries, forUpdate: string, now: number, input: AckFileInput): Promise<RecordAckResult> {
+async function recordOneAck(
+  tx: Queries,
+  forUpdate: string,
+  now: number,
+  input: AckFileInput,
+): Promise<RecordAckResult> {
   const inserted = await tx.get<{ id: number }>(
     `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
     [input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now],
   );
   if (!inserted) {
-    const existing = (await tx.get<{ id: number }>('SELECT id FROM ack_files WHERE source = ? AND file_name = ? AND sha256 = ?', [input.source, input.fileName, input.sha256])) as { id: number };
-    const outcomes = await tx.all<OutcomeRow>('SELECT * FROM ack_outcomes WHERE ack_file_id = ? ORDER BY id', [existing.id]);
+    const existing = (await tx.get<{ id: number }>(
+      'SELECT id FROM ack_files WHERE source = ? AND file_name = ? AND sha256 = ?',
+      [input.source, input.fileName, input.sha256],
+    )) as { id: number };
+    const outcomes = await tx.all<OutcomeRow>('SELECT * FROM ack_outcomes WHERE ack_file_id = ? ORDER BY id', [
+      existing.id,
+    ]);
     return { ackFileId: existing.id, alreadyRecorded: true, outcomes: outcomes.map(rowToOutcome) };
   }
   const ackFileId = inserted.id;
   const outcomes: AckOutcome[] = [];
   for (const entry of input.entries) {
     // Row lock: a concurrent ack or timeout for the same export waits and then sees this decision.
-    const record = await tx.get<Pick<ExportRow, 'id' | 'status' | 'ack_state' | 'hold_state'>>(`SELECT id, status, ack_state, hold_state FROM exports WHERE id = ?${forUpdate}`, [
-      entry.exportId,
-    ]);
+    const record = await tx.get<Pick<ExportRow, 'id' | 'status' | 'ack_state' | 'hold_state'>>(
+      `SELECT id, status, ack_state, hold_state FROM exports WHERE id = ?${forUpdate}`,
+      [entry.exportId],
+    );
     if (!record) continue;
     const previous = record.ack_state ?? record.status;
     const { state, kind } = ackTransition(previous, entry.verdict);
@@ -77,14 +118,10 @@ async function recordOneAck(tx: Queries, forUpdate: string, now: number, input: 
       ...(input.landedAt !== undefined ? { landedAt: input.landedAt } : {}),
     };
     if (state !== null) {
-      await tx.run('UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?', [
-        state,
-        now,
-        input.fileName,
-        entry.erpReference ?? null,
-        now,
-        record.id,
-      ]);
+      await tx.run(
+        'UPDATE exports SET ack_state = ?, ack_at = ?, ack_file = ?, erp_reference = coalesce(?, erp_reference), updated_at = ? WHERE id = ?',
+        [state, now, input.fileName, entry.erpReference ?? null, now, record.id],
+      );
     }
     await addEvent(tx, record.id, now, kind === 'duplicate' ? 'ack_duplicate' : `ack_${kind}`, {
       ackFile: input.fileName,
@@ -96,22 +133,44 @@ async function recordOneAck(tx: Queries, forUpdate: string, now: number, input: 
     const row = await tx.get<OutcomeRow>(
       `INSERT INTO ack_outcomes (export_id, ack_file_id, dedupe_key, kind, detail, delivery, next_attempt_at, created_at, delivered_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
-      [record.id, ackFileId, `file:${ackFileId}:${entry.index}`, kind, JSON.stringify(detail), delivery, now, now, delivery === 'pending' ? null : now],
+      [
+        record.id,
+        ackFileId,
+        `file:${ackFileId}:${entry.index}`,
+        kind,
+        JSON.stringify(detail),
+        delivery,
+        now,
+        now,
+        delivery === 'pending' ? null : now,
+      ],
     );
     if (row) outcomes.push(rowToOutcome(row));
   }
   return { ackFileId, alreadyRecorded: false, outcomes };
 }
 
-export function markAckFilesArchived({ driver, now: clock }: LedgerContext, archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>): Promise<void> {
+export function markAckFilesArchived(
+  { driver, now: clock }: LedgerContext,
+  archived: ReadonlyArray<{ ackFileId: number; archivedTo: string | null }>,
+): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
-    for (const { ackFileId, archivedTo } of archived) await tx.run('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?', [archivedTo ?? '(deleted)', now, ackFileId]);
+    for (const { ackFileId, archivedTo } of archived)
+      await tx.run('UPDATE ack_files SET archived_to = ?, archived_at = ? WHERE id = ?', [
+        archivedTo ?? '(deleted)',
+        now,
+        ackFileId,
+      ]);
   });
 }
 
 /** `targets`: only exports to these targets (the ack folders that were read); all when omitted. */
-export function expireAcks({ driver, now: clock }: LedgerContext, limit: number, targets?: readonly string[]): Promise<AckOutcome[]> {
+export function expireAcks(
+  { driver, now: clock }: LedgerContext,
+  limit: number,
+  targets?: readonly string[],
+): Promise<AckOutcome[]> {
   if (targets?.length === 0) return Promise.resolve([]);
   return driver.transaction(async (tx) => {
     const now = clock();
@@ -140,7 +199,12 @@ export function expireAcks({ driver, now: clock }: LedgerContext, limit: number,
   });
 }
 
-export function claimOutcomes({ driver, now: clock }: LedgerContext, owner: string, leaseMs: number, limit: number): Promise<AckOutcome[]> {
+export function claimOutcomes(
+  { driver, now: clock }: LedgerContext,
+  owner: string,
+  leaseMs: number,
+  limit: number,
+): Promise<AckOutcome[]> {
   return driver.transaction(async (tx) => {
     const now = clock();
     const rows = await tx.all<OutcomeRow>(
@@ -155,35 +219,59 @@ export function claimOutcomes({ driver, now: clock }: LedgerContext, owner: stri
 }
 
 export async function markNoteAttempted({ driver, now }: LedgerContext, id: number): Promise<void> {
-  await driver.run('UPDATE ack_outcomes SET note_attempted_at = coalesce(note_attempted_at, ?) WHERE id = ?', [now(), id]);
+  await driver.run('UPDATE ack_outcomes SET note_attempted_at = coalesce(note_attempted_at, ?) WHERE id = ?', [
+    now(),
+    id,
+  ]);
 }
 
 /** Pending outcomes become due now (new credentials: what waited for them goes at once). */
 export async function retryPendingNow({ driver, now }: LedgerContext): Promise<number> {
-  return driver.run(`UPDATE ack_outcomes SET next_attempt_at = ? WHERE delivery = 'pending' AND next_attempt_at > ?`, [now(), now()]);
+  return driver.run(`UPDATE ack_outcomes SET next_attempt_at = ? WHERE delivery = 'pending' AND next_attempt_at > ?`, [
+    now(),
+    now(),
+  ]);
 }
 
-export function settleOutcome({ driver, now: clock }: LedgerContext, id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
+export function settleOutcome(
+  { driver, now: clock }: LedgerContext,
+  id: number,
+  owner: string,
+  settlement: OutcomeSettlement,
+): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
-    const row = await tx.get<{ export_id: number; kind: string }>(`SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?${driver.dialect.forUpdate}`, [id, owner]);
+    const row = await tx.get<{ export_id: number; kind: string }>(
+      `SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?${driver.dialect.forUpdate}`,
+      [id, owner],
+    );
     if (!row) throw lostOutcomeLease(id);
     if (settlement.delivery === 'retry') {
-      await tx.run('UPDATE ack_outcomes SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?', [settlement.retryAt, settlement.error, id]);
-      await addEvent(tx, row.export_id, now, 'rossum_delivery_retry', { outcome: row.kind, error: settlement.error, retryAt: settlement.retryAt });
+      await tx.run(
+        'UPDATE ack_outcomes SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?',
+        [settlement.retryAt, settlement.error, id],
+      );
+      await addEvent(tx, row.export_id, now, 'rossum_delivery_retry', {
+        outcome: row.kind,
+        error: settlement.error,
+        retryAt: settlement.retryAt,
+      });
       return;
     }
     const error = settlement.delivery === 'failed' || settlement.delivery === 'gone' ? settlement.error : null;
     const result = settlementResult(settlement);
-    await tx.run('UPDATE ack_outcomes SET delivery = ?, delivered_at = ?, last_error = coalesce(?, last_error), result = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?', [
-      settlement.delivery,
-      now,
-      error,
-      result,
-      id,
-    ]);
+    await tx.run(
+      'UPDATE ack_outcomes SET delivery = ?, delivered_at = ?, last_error = coalesce(?, last_error), result = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?',
+      [settlement.delivery, now, error, result, id],
+    );
     if (settlement.delivery === 'not_needed') return;
-    const eventKind = { failed: 'rossum_delivery_failed', gone: 'rossum_annotation_gone', left_alone: 'rossum_left_alone', delivered: 'rossum_told', by_hold: 'rossum_told' }[settlement.delivery];
+    const eventKind = {
+      failed: 'rossum_delivery_failed',
+      gone: 'rossum_annotation_gone',
+      left_alone: 'rossum_left_alone',
+      delivered: 'rossum_told',
+      by_hold: 'rossum_told',
+    }[settlement.delivery];
     await addEvent(tx, row.export_id, now, eventKind, {
       outcome: row.kind,
       via: settlement.delivery === 'by_hold' ? 'held export reply' : 'api',
@@ -210,11 +298,15 @@ function settlementResult(settlement: Exclude<OutcomeSettlement, { delivery: 're
 }
 
 export async function outcomesOf({ driver }: LedgerContext, exportId: number): Promise<AckOutcome[]> {
-  return (await driver.all<OutcomeRow>('SELECT * FROM ack_outcomes WHERE export_id = ? ORDER BY id', [exportId])).map(rowToOutcome);
+  return (await driver.all<OutcomeRow>('SELECT * FROM ack_outcomes WHERE export_id = ? ORDER BY id', [exportId])).map(
+    rowToOutcome,
+  );
 }
 
 export async function outcomeBacklog({ driver }: LedgerContext): Promise<Record<AckDelivery, number>> {
-  const rows = await driver.all<{ delivery: AckDelivery; n: number | string }>('SELECT delivery, count(*) AS n FROM ack_outcomes GROUP BY delivery');
+  const rows = await driver.all<{ delivery: AckDelivery; n: number | string }>(
+    'SELECT delivery, count(*) AS n FROM ack_outcomes GROUP BY delivery',
+  );
   const backlog = { ...EMPTY_BACKLOG };
   for (const row of rows) backlog[row.delivery] = Number(row.n);
   return backlog;
@@ -223,22 +315,37 @@ export async function outcomeBacklog({ driver }: LedgerContext): Promise<Record<
 export function startHold({ driver, now: clock }: LedgerContext, exportId: number, until: number): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
-    const changed = await tx.run(`UPDATE exports SET hold_until = ?, hold_state = 'pending', updated_at = ? WHERE id = ? AND hold_state IS NULL`, [until, now, exportId]);
+    const changed = await tx.run(
+      `UPDATE exports SET hold_until = ?, hold_state = 'pending', updated_at = ? WHERE id = ? AND hold_state IS NULL`,
+      [until, now, exportId],
+    );
     if (changed === 1) await addEvent(tx, exportId, now, 'hold_started', { until });
   });
 }
 
 /** Compare-and-set of the hold state, and its event, in one transaction. */
-export function moveHold({ driver, now: clock }: LedgerContext, exportId: number, from: readonly HoldState[], to: HoldState): Promise<boolean> {
+export function moveHold(
+  { driver, now: clock }: LedgerContext,
+  exportId: number,
+  from: readonly HoldState[],
+  to: HoldState,
+): Promise<boolean> {
   return driver.transaction(async (tx) => {
     const now = clock();
     const params: unknown[] = [to, now, exportId];
-    const changed = await tx.run(`UPDATE exports SET hold_state = ?, updated_at = ? WHERE id = ? AND ${driver.dialect.inList('hold_state', from, params)}`, params);
+    const changed = await tx.run(
+      `UPDATE exports SET hold_state = ?, updated_at = ? WHERE id = ? AND ${driver.dialect.inList('hold_state', from, params)}`,
+      params,
+    );
     if (changed === 1) await addEvent(tx, exportId, now, `hold_${to}`, {});
     return changed === 1;
   });
 }
 
 function lostOutcomeLease(id: number): BridgeError {
-  return new BridgeError('LEDGER_LEASE_LOST', `Ack outcome ${id} was taken over by another process before this one finished`, { permanent: false });
+  return new BridgeError(
+    'LEDGER_LEASE_LOST',
+    `Ack outcome ${id} was taken over by another process before this one finished`,
+    { permanent: false },
+  );
 }

@@ -2,7 +2,17 @@ import { z } from 'zod';
 import { SqliteLedger } from './sqlite.ts';
 import type { Ledger } from './types.ts';
 
-export type { Ledger, ExportRecord, ExportStatus, ClaimInput, ClaimResult, StoredReply, LedgerEvent, ExportFilter } from './types.ts';
+export type {
+  Ledger,
+  ExportRecord,
+  ExportStatus,
+  ClaimInput,
+  ClaimResult,
+  StoredReply,
+  LedgerEvent,
+  ExportFilter,
+  SequenceRequest,
+} from './types.ts';
 export type {
   AckState,
   ExportState,
@@ -55,7 +65,9 @@ export async function openLedger(url: string): Promise<Ledger> {
     const { PostgresLedger } = await import('./postgres.ts');
     return PostgresLedger.connect(url);
   }
-  throw new Error(`unsupported ledger url "${url.replace(/\/\/[^@/]*@/, '//***@')}": expected sqlite:PATH or postgres://...`);
+  throw new Error(
+    `unsupported ledger url "${url.replace(/\/\/[^@/]*@/, '//***@')}": expected sqlite:PATH or postgres://...`,
+  );
 }
 
 function splitQuery(location: string): [string, string] {
@@ -66,9 +78,24 @@ function splitQuery(location: string): [string, string] {
 function sqliteOptions(query: string): { synchronous?: 'normal' | 'full' } {
   const options: { synchronous?: 'normal' | 'full' } = {};
   for (const [key, value] of new URLSearchParams(query)) {
-    if (key !== 'synchronous') throw new Error(`unsupported sqlite ledger option "${key}": the only one is synchronous=normal|full`);
-    if (value !== 'normal' && value !== 'full') throw new Error(`sqlite ledger option synchronous="${value}": expected normal or full`);
+    if (key !== 'synchronous')
+      throw new Error(`unsupported sqlite ledger option "${key}": the only one is synchronous=normal|full`);
+    if (value !== 'normal' && value !== 'full')
+      throw new Error(`sqlite ledger option synchronous="${value}": expected normal or full`);
     options.synchronous = value;
   }
   return options;
 }
+
+export { consoleLedgerOf } from './console-ledger.ts';
+export { ConsoleActionRefused, exportPageQuery } from './console-operations.ts';
+export type {
+  ConsoleLedger,
+  ConsoleExportFilter,
+  ConsoleCursor,
+  ConsoleExportRow,
+  ConsoleExportPage,
+  ConsoleAckFile,
+  ConsoleAction,
+  ConsoleOverview,
+} from './console-operations.ts';

@@ -8,7 +8,7 @@ import type { Dialect } from './driver.ts';
  */
 export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   return [
-  `
+    `
   CREATE TABLE exports (
     id ${t.id},
     idempotency_key TEXT NOT NULL UNIQUE,
@@ -49,8 +49,8 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   );
   CREATE INDEX export_events_export ON export_events (export_id, id);
   `,
-  // 2: acknowledgements — ack state per export, ack files seen, and the outbox of what Rossum must hear.
-  `
+    // 2: acknowledgements — ack state per export, ack files seen, and the outbox of what Rossum must hear.
+    `
   ALTER TABLE exports ADD COLUMN remote_name TEXT;
   ALTER TABLE exports ADD COLUMN remote_stem TEXT;
   ALTER TABLE exports ADD COLUMN document_ref TEXT;
@@ -99,11 +99,11 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   CREATE INDEX ack_outcomes_due ON ack_outcomes (delivery, next_attempt_at);
   CREATE INDEX ack_outcomes_export ON ack_outcomes (export_id, id);
   `,
-  // 3: ack outcomes are read per ack file (each file's own outcomes after recording it).
-  `CREATE INDEX ack_outcomes_file ON ack_outcomes (ack_file_id);`,
-  // 4: partial indexes — only the rows a lookup can match. A new claim has no remote name yet and no
-  // ack state, so it no longer writes five index pages; nothing looked exports up by remote_path.
-  `
+    // 3: ack outcomes are read per ack file (each file's own outcomes after recording it).
+    `CREATE INDEX ack_outcomes_file ON ack_outcomes (ack_file_id);`,
+    // 4: partial indexes — only the rows a lookup can match. A new claim has no remote name yet and no
+    // ack state, so it no longer writes five index pages; nothing looked exports up by remote_path.
+    `
   DROP INDEX exports_remote;
   DROP INDEX exports_remote_name;
   CREATE INDEX exports_remote_name ON exports (target, remote_name) WHERE remote_name IS NOT NULL;
@@ -114,10 +114,54 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   DROP INDEX exports_ack_adopt;
   CREATE INDEX exports_ack_adopt ON exports (mapping_name, uploaded_at) WHERE status = 'uploaded' AND ack_state IS NULL;
   `,
-  // 5: telling Rossum — when we last tried, and what Rossum ended up with ("status failed_export",
-  // "left alone: annotation was in to_review", "gone: ..."), for `status` and the operators; and whether a
-  // note was ever sent, so only a retry that may have posted one looks for it (Rossum pages notes by 20).
-  `
+    // 5: the operator console — newest-first keyset paging per filter, exact searches, ack latency, and who did what.
+    `
+  CREATE INDEX exports_console_recent ON exports (created_at, id);
+  CREATE INDEX exports_console_state ON exports ((coalesce(ack_state, status)), created_at, id);
+  CREATE INDEX exports_console_mapping ON exports (mapping_name, created_at, id);
+  CREATE INDEX exports_console_target ON exports (target, created_at, id);
+  CREATE INDEX exports_console_document ON exports (document_ref) WHERE document_ref IS NOT NULL;
+  CREATE INDEX exports_console_file ON exports (remote_name) WHERE remote_name IS NOT NULL;
+  CREATE INDEX exports_console_acked ON exports (ack_at, uploaded_at) WHERE ack_at IS NOT NULL;
+  ALTER TABLE ack_files ADD COLUMN handled_at ${t.big};
+  ALTER TABLE ack_files ADD COLUMN handled_by TEXT;
+  CREATE INDEX ack_files_open ON ack_files (received_at) WHERE disposition <> 'matched' AND handled_at IS NULL;
+  CREATE TABLE console_actions (
+    id ${t.id},
+    at ${t.big} NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    export_id ${t.big} REFERENCES exports (id),
+    ack_file_id ${t.big} REFERENCES ack_files (id),
+    detail TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX console_actions_export ON console_actions (export_id) WHERE export_id IS NOT NULL;
+  `,
+    // 6: files the way ERPs take them — sequence numbers allocated per counter (one number per export
+    // content, reused by its re-deliveries), and the original document uploaded beside the data file.
+    `
+  CREATE TABLE sequence_counters (
+    name TEXT PRIMARY KEY,
+    next_value ${t.big} NOT NULL
+  );
+  CREATE TABLE sequence_numbers (
+    counter TEXT NOT NULL,
+    allocation_key TEXT NOT NULL,
+    value ${t.big} NOT NULL,
+    allocated_at ${t.big} NOT NULL,
+    PRIMARY KEY (counter, allocation_key),
+    UNIQUE (counter, value)
+  );
+  ALTER TABLE exports ADD COLUMN sequence_number ${t.big};
+  ALTER TABLE exports ADD COLUMN document_path TEXT;
+  ALTER TABLE exports ADD COLUMN document_sha256 TEXT;
+  ALTER TABLE exports ADD COLUMN document_bytes ${t.big};
+  ALTER TABLE exports ADD COLUMN document_uploaded_at ${t.big};
+    `,
+    // 7: telling Rossum — when we last tried, and what Rossum ended up with ("status failed_export",
+    // "left alone: annotation was in to_review", "gone: ..."), for `status` and the operators; and whether a
+    // note was ever sent, so only a retry that may have posted one looks for it (Rossum pages notes by 20).
+    `
   ALTER TABLE ack_outcomes ADD COLUMN last_attempt_at ${t.big};
   ALTER TABLE ack_outcomes ADD COLUMN result TEXT;
   ALTER TABLE ack_outcomes ADD COLUMN note_attempted_at ${t.big};
@@ -129,5 +173,6 @@ export const sqliteMigrations = migrationsFor(sqliteDialect);
 export const postgresMigrations = migrationsFor(postgresDialect);
 
 /** Rows uploaded before the ack columns existed get the name and stem acks are matched on (run after migrating). */
-export const UNNAMED_UPLOADS = 'SELECT id, remote_path FROM exports WHERE remote_path IS NOT NULL AND remote_name IS NULL';
+export const UNNAMED_UPLOADS =
+  'SELECT id, remote_path FROM exports WHERE remote_path IS NOT NULL AND remote_name IS NULL';
 export const NAME_UPLOAD = 'UPDATE exports SET remote_name = ?, remote_stem = ? WHERE id = ?';

@@ -11,7 +11,9 @@ const MIGRATION_LOCK = 7_261_100_001;
 /** BIGINT columns hold epoch ms and ids: safe as JS numbers. */
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    oid === 20
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
 /** For several replicas: the unique idempotency key and row locks decide who uploads. */
@@ -69,7 +71,10 @@ export class PostgresDriver extends PostgresQueries implements Driver {
       await driver.transaction((tx) => driver.migrate(tx));
     } catch (error) {
       await pool.end().catch(() => {});
-      throw new BridgeError('LEDGER_UNAVAILABLE', `Cannot open the PostgreSQL ledger: ${(error as Error).message}`, { permanent: false, cause: error });
+      throw new BridgeError('LEDGER_UNAVAILABLE', `Cannot open the PostgreSQL ledger: ${(error as Error).message}`, {
+        permanent: false,
+        cause: error,
+      });
     }
     return driver;
   }
@@ -82,7 +87,9 @@ export class PostgresDriver extends PostgresQueries implements Driver {
     if (!stored) await tx.run('INSERT INTO ledger_schema (version) VALUES (0)');
     let current = stored?.version ?? 0;
     if (current > postgresMigrations.length) {
-      throw new Error(`ledger schema version ${current} is newer than this program knows (${postgresMigrations.length}); upgrade the bridge`);
+      throw new Error(
+        `ledger schema version ${current} is newer than this program knows (${postgresMigrations.length}); upgrade the bridge`,
+      );
     }
     for (; current < postgresMigrations.length; current++) {
       // Several statements in one text: sent as a simple query, without parameters.

@@ -33,9 +33,17 @@ export interface ExportRow {
   erp_reference?: string | null;
   hold_until?: number | null;
   hold_state?: HoldState | null;
+  sequence_number?: number | null;
+  document_path?: string | null;
+  document_sha256?: string | null;
+  document_bytes?: number | null;
+  document_uploaded_at?: number | null;
 }
 
-export function rowToRecord(row: ExportRow, requestIds: string[] = row.request_ids ? row.request_ids.split('\n') : []): ExportRecord {
+export function rowToRecord(
+  row: ExportRow,
+  requestIds: string[] = row.request_ids ? row.request_ids.split('\n') : [],
+): ExportRecord {
   return {
     id: row.id,
     idempotencyKey: row.idempotency_key,
@@ -67,5 +75,10 @@ export function rowToRecord(row: ExportRow, requestIds: string[] = row.request_i
     erpReference: row.erp_reference ?? null,
     holdUntil: row.hold_until ?? null,
     holdState: row.hold_state ?? null,
+    sequenceNumber: row.sequence_number ?? null,
+    documentPath: row.document_path ?? null,
+    documentSha256: row.document_sha256 ?? null,
+    documentBytes: row.document_bytes ?? null,
+    documentUploadedAt: row.document_uploaded_at ?? null,
   };
 }

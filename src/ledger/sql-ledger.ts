@@ -1,6 +1,8 @@
 import * as acks from './ack-operations.ts';
+import { consoleLedger, type ConsoleLedger } from './console-ledger.ts';
 import type { Driver } from './driver.ts';
 import * as exports from './export-operations.ts';
+import * as files from './file-operations.ts';
 import type {
   AckDelivery,
   AckFileInput,
@@ -15,6 +17,7 @@ import type {
   LedgerEvent,
   OutcomeSettlement,
   RecordAckResult,
+  SequenceRequest,
   StoredReply,
 } from './types.ts';
 
@@ -22,10 +25,13 @@ import type {
 export class SqlLedger implements Ledger {
   readonly kind: 'sqlite' | 'postgres';
   private readonly context: exports.LedgerContext;
+  /** The operator console's reads and recorded actions, over the same connection. */
+  readonly console: ConsoleLedger;
 
   constructor(driver: Driver, now?: () => number) {
     this.kind = driver.dialect.name;
     this.context = exports.ledgerContext(driver, now);
+    this.console = consoleLedger(this.context);
   }
 
   claim(input: ClaimInput): Promise<ClaimResult> {
@@ -36,7 +42,11 @@ export class SqlLedger implements Ledger {
     return exports.complete(this.context, id, owner, result);
   }
 
-  fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void> {
+  fail(
+    id: number,
+    owner: string,
+    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
+  ): Promise<void> {
     return exports.fail(this.context, id, owner, failure);
   }
 
@@ -54,6 +64,14 @@ export class SqlLedger implements Ledger {
 
   recordEvent(exportId: number, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
     return exports.recordEvent(this.context, exportId, kind, detail);
+  }
+
+  allocateSequence(request: SequenceRequest): Promise<number> {
+    return files.allocateSequence(this.context, request);
+  }
+
+  recordDocument(id: number, owner: string, document: { path: string; sha256: string; bytes: number }): Promise<void> {
+    return files.recordDocument(this.context, id, owner, document);
   }
 
   awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {

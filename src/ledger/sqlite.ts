@@ -54,10 +54,14 @@ export class SqliteDriver implements Driver {
       this.db.pragma('foreign_keys = ON');
       this.migrate();
     } catch (error) {
-      throw new BridgeError('LEDGER_UNAVAILABLE', `Cannot open the SQLite ledger at ${options.path}: ${(error as Error).message}`, {
-        permanent: false,
-        cause: error,
-      });
+      throw new BridgeError(
+        'LEDGER_UNAVAILABLE',
+        `Cannot open the SQLite ledger at ${options.path}: ${(error as Error).message}`,
+        {
+          permanent: false,
+          cause: error,
+        },
+      );
     }
   }
 
@@ -66,7 +70,9 @@ export class SqliteDriver implements Driver {
     const apply = this.db.transaction(() => {
       const current = this.db.pragma('user_version', { simple: true }) as number;
       if (current > sqliteMigrations.length) {
-        throw new Error(`ledger schema version ${current} is newer than this program knows (${sqliteMigrations.length}); upgrade the bridge`);
+        throw new Error(
+          `ledger schema version ${current} is newer than this program knows (${sqliteMigrations.length}); upgrade the bridge`,
+        );
       }
       for (let version = current; version < sqliteMigrations.length; version++) {
         this.db.exec(sqliteMigrations[version] as string);

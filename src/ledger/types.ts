@@ -18,7 +18,17 @@ export type AckState = 'awaiting_ack' | 'accepted' | 'rejected' | 'ack_timeout' 
 /** What `status` shows: the ack state once there is one, else the upload status. */
 export type ExportState = ExportStatus | AckState;
 
-export const EXPORT_STATES: readonly ExportState[] = ['uploading', 'uploaded', 'failed', 'retryable', 'awaiting_ack', 'accepted', 'rejected', 'ack_timeout', 'ack_invalid'];
+export const EXPORT_STATES: readonly ExportState[] = [
+  'uploading',
+  'uploaded',
+  'failed',
+  'retryable',
+  'awaiting_ack',
+  'accepted',
+  'rejected',
+  'ack_timeout',
+  'ack_invalid',
+];
 
 /** The HTTP answer given for an export, replayed to duplicates. */
 export interface StoredReply {
@@ -66,6 +76,14 @@ export interface ExportRecord {
   holdUntil: number | null;
   /** pending = Rossum is polling; answered = the poll reply carried the ERP's verdict; released = the ack loop tells Rossum. */
   holdState: HoldState | null;
+  /** The number `{seq}` rendered as (null when the mapping reads no sequence). */
+  sequenceNumber: number | null;
+  /** Where the original document goes beside the data file (null when the mapping uploads none). */
+  documentPath: string | null;
+  /** Set once the document is in place: a retry after a crash finishes the pair without uploading it again. */
+  documentSha256: string | null;
+  documentBytes: number | null;
+  documentUploadedAt: number | null;
 }
 
 export type HoldState = 'pending' | 'answered' | 'released';
@@ -95,6 +113,16 @@ export interface ClaimInput {
    * export can render the same bytes.
    */
   receivedAt?: number;
+  sequenceNumber?: number | null;
+  documentPath?: string | null;
+}
+
+/** One number from a named counter for one export content (`key`); the same key always gets the same number. */
+export interface SequenceRequest {
+  counter: string;
+  key: string;
+  /** The first number a new counter hands out; raising it later moves the counter forward (never back). */
+  start: number;
 }
 
 export type ClaimResult =
@@ -167,7 +195,14 @@ export interface AckFileInput {
  * One thing Rossum must be told (the outbox). `duplicate` needs no call; `*_late` follow a timeout or an
  * unreadable ack.
  */
-export type AckOutcomeKind = 'accepted' | 'rejected' | 'invalid' | 'timeout' | 'accepted_late' | 'rejected_late' | 'duplicate';
+export type AckOutcomeKind =
+  | 'accepted'
+  | 'rejected'
+  | 'invalid'
+  | 'timeout'
+  | 'accepted_late'
+  | 'rejected_late'
+  | 'duplicate';
 
 /**
  * pending → delivered (Rossum told), not_needed, by_hold (the held export's poll reply told it),
@@ -235,11 +270,19 @@ export interface Ledger {
   readonly kind: 'sqlite' | 'postgres';
   claim(input: ClaimInput): Promise<ClaimResult>;
   complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
-  fail(id: number, owner: string, failure: { code: string; message: string; permanent: boolean; reply: StoredReply }): Promise<void>;
+  fail(
+    id: number,
+    owner: string,
+    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
+  ): Promise<void>;
   get(id: number): Promise<ExportRecord | undefined>;
   list(filter?: ExportFilter): Promise<ExportRecord[]>;
   events(exportId: number): Promise<LedgerEvent[]>;
   recordEvent(exportId: number, kind: string, detail?: Record<string, unknown>): Promise<void>;
+  /** The next number of a counter, or the one this key already has (safe across processes and replicas). */
+  allocateSequence(request: SequenceRequest): Promise<number>;
+  /** The original document is in place beside the (not yet uploaded) data file of a claimed export. */
+  recordDocument(id: number, owner: string, document: { path: string; sha256: string; bytes: number }): Promise<void>;
 
   // ── acknowledgements ──
   /** Uploaded exports of these mappings (not yet tracked, uploaded after `since`) start waiting for an ack. */

@@ -18,7 +18,10 @@ export function parseCalc(source: string): CalcNode {
     if (/^\s*$/.test(source.slice(position))) break;
     TOKEN.lastIndex = position;
     const m = TOKEN.exec(source);
-    if (!m) throw new Error(`cannot read "${source.slice(position).trim()}" at character ${position + 1}; use numbers, field names, + - * / and parentheses`);
+    if (!m)
+      throw new Error(
+        `cannot read "${source.slice(position).trim()}" at character ${position + 1}; use numbers, field names, + - * / and parentheses`,
+      );
     const at = position;
     position = TOKEN.lastIndex;
     if (m[1] !== undefined) tokens.push({ type: 'num', text: m[1], at });

@@ -25,16 +25,30 @@ export function compileCondition(condition: Condition, env: CompileEnv, path: Pa
     const inner = compileCondition(condition.not, env, [...path, 'not']);
     tests.push((scope) => !inner(scope));
   }
-  const subjects = (['field', 'row', 'var', 'meta', 'env', 'route', 'value'] as const).filter((key) => condition[key] !== undefined);
-  const checks = (['present', 'equals', 'not_equals', 'in', 'matches', 'gt', 'gte', 'lt', 'lte'] as const).filter((key) => condition[key] !== undefined);
-  if (subjects.length > 1) env.problem(path, `a condition tests one subject, found ${subjects.join(' and ')}`, 'combine conditions with all: [...]');
-  if (subjects.length === 0 && checks.length > 0) env.problem(path, `"${checks[0]}" needs a subject`, 'add field:, row:, var:, meta:, env:, route: or value:');
-  if (subjects.length === 1 && checks.length === 0) env.problem(path, `nothing to test on ${subjects[0]}`, 'add present: true, equals:, in:, matches:, gt: ...');
-  if (subjects.length === 0 && tests.length === 0) env.problem(path, 'empty condition', 'e.g. {field: order_id, present: true}');
+  const subjects = (['field', 'row', 'var', 'meta', 'env', 'route', 'value'] as const).filter(
+    (key) => condition[key] !== undefined,
+  );
+  const checks = (['present', 'equals', 'not_equals', 'in', 'matches', 'gt', 'gte', 'lt', 'lte'] as const).filter(
+    (key) => condition[key] !== undefined,
+  );
+  if (subjects.length > 1)
+    env.problem(
+      path,
+      `a condition tests one subject, found ${subjects.join(' and ')}`,
+      'combine conditions with all: [...]',
+    );
+  if (subjects.length === 0 && checks.length > 0)
+    env.problem(path, `"${checks[0]}" needs a subject`, 'add field:, row:, var:, meta:, env:, route: or value:');
+  if (subjects.length === 1 && checks.length === 0)
+    env.problem(path, `nothing to test on ${subjects[0]}`, 'add present: true, equals:, in:, matches:, gt: ...');
+  if (subjects.length === 0 && tests.length === 0)
+    env.problem(path, 'empty condition', 'e.g. {field: order_id, present: true}');
   const subjectKey = subjects[0];
   if (subjectKey) {
     const subject =
-      subjectKey === 'value' ? compileValue(condition.value as ValueSpec, env, [...path, 'value']).evaluate : compileSource(subjectKey, condition[subjectKey], env, [...path, subjectKey], undefined);
+      subjectKey === 'value'
+        ? compileValue(condition.value as ValueSpec, env, [...path, 'value']).evaluate
+        : compileSource(subjectKey, condition[subjectKey], env, [...path, subjectKey], undefined);
     let pattern: RegExp | undefined;
     if (condition.matches !== undefined) {
       try {
@@ -60,7 +74,24 @@ export function compileCondition(condition: Condition, env: CompileEnv, path: Pa
       return true;
     });
   }
-  if (tests.length === 1) return tests[0] as CompiledCondition;
-  return (scope) => tests.every((test) => test(scope));
+  const test: CompiledCondition =
+    tests.length === 1 ? (tests[0] as CompiledCondition) : (scope) => tests.every((each) => each(scope));
+  // What a condition reads is not where the value came from: not for error locations, not for --explain.
+  return (scope) => {
+    const { doc, datapoint } = scope;
+    if (doc.touched === null) {
+      const holds = test(scope);
+      scope.datapoint = datapoint;
+      return holds;
+    }
+    const touched = doc.touched;
+    doc.touched = [];
+    try {
+      return test(scope);
+    } finally {
+      doc.checked?.push(...doc.touched);
+      doc.touched = touched;
+      scope.datapoint = datapoint;
+    }
+  };
 }
-

@@ -7,7 +7,7 @@ export interface RenderedFile {
   bytes: Buffer;
   /** iconv-lite encoding name used for the bytes, e.g. `utf-8`, `windows-1252`. */
   encoding: string;
-  /** `application/xml`, `text/csv`, `text/plain`. */
+  /** `application/xml`, `text/csv`, `text/plain`, `application/EDIFACT`. */
   mediaType: string;
   /**
    * Things the render changed to make the file valid (characters XML forbids, characters the encoding
@@ -21,8 +21,10 @@ export interface ExplainEntry {
   /** Where in the file: `Invoice/Lines/Line[2]/Amount`, `column "Betrag" of record 3`, ... */
   output: string;
   value: string;
-  /** `schema_id (datapoint id)` for every datapoint read. */
+  /** `schema_id (datapoint id)` for every datapoint the value was read from, each once. */
   from: string[];
+  /** Datapoints only its conditions (`when`, `cases`) looked at. */
+  checked?: string[];
 }
 
 /** Values from outside the document that a mapping may use. */
@@ -33,6 +35,28 @@ export interface RenderContext {
   env?: Record<string, string | undefined>;
   /** Clock for `now`-based values; tests pin it. */
   now?: Date;
+  /** The export's sequence number (`{seq}`), allocated in the ledger; tests pin it. */
+  sequence?: number;
+}
+
+/** The original document uploaded beside the data file (`document:` block). */
+export interface DocumentSettings {
+  /** `{stem}{ext}`: the only placeholders are the data file's stem and the document's extension. */
+  name: string;
+  /** Folder of the same target, relative; undefined = beside the data file. */
+  folder: string | undefined;
+  /** `.pdf`; undefined = the original file's. */
+  extension: string | undefined;
+  required: boolean;
+  maxBytes: number;
+}
+
+/** Where a mapping that reads `{seq}` takes its numbers from. */
+export interface SequenceSettings {
+  /** Named counter; undefined = one counter per target (named after it). */
+  counter: string | undefined;
+  /** The first number of a new counter. */
+  start: number;
 }
 
 export type OnExisting = 'fail' | 'overwrite' | 'version';
@@ -44,7 +68,7 @@ export interface CompiledMapping {
   readonly sourcePath: string;
   /** Short sha256 of the mapping source: a changed mapping is a new version in the ledger. */
   readonly versionHash: string;
-  readonly format: 'xml' | 'csv' | 'fixed';
+  readonly format: 'xml' | 'csv' | 'fixed' | 'edifact';
   /** What to do when the file name already exists on the target. */
   readonly onExisting: OnExisting;
   /**
@@ -52,6 +76,10 @@ export interface CompiledMapping {
    * `meta.hook_timestamp`): exactly-once then keys on a render with those values pinned.
    */
   readonly readsPerDeliveryValues?: boolean;
+  /** Set when the mapping reads `{seq}`: the export allocates a number before rendering the file it uploads. */
+  readonly sequence?: SequenceSettings;
+  /** Set when the mapping uploads the original document beside the data file. */
+  readonly document?: DocumentSettings;
   /** Throws a permanent BridgeError (code `MAPPING_*`, with `location.datapointId` when a field is to blame). */
   render(view: AnnotationView, context?: RenderContext): RenderedFile;
   /** Like `render`, and lists where every output value came from. */

@@ -28,9 +28,35 @@ const IANA: Record<string, string> = {
 
 /** Simple transliterations beyond "strip the accent" (NFKD handles Š→S, ť→t). */
 const TRANSLITERATIONS: Record<string, string> = {
-  ß: 'ss', ẞ: 'SS', Æ: 'AE', æ: 'ae', Ø: 'O', ø: 'o', Œ: 'OE', œ: 'oe', Đ: 'D', đ: 'd', Ł: 'L', ł: 'l', Þ: 'Th', þ: 'th',
-  '\u2018': "'", '\u2019': "'", '\u201A': "'", '\u201C': '"', '\u201D': '"', '\u201E': '"', '\u2013': '-', '\u2014': '-',
-  '\u2026': '...', '\u00A0': ' ', '\u2022': '*', '€': 'EUR', '™': 'TM', '©': '(C)', '®': '(R)',
+  ß: 'ss',
+  ẞ: 'SS',
+  Æ: 'AE',
+  æ: 'ae',
+  Ø: 'O',
+  ø: 'o',
+  Œ: 'OE',
+  œ: 'oe',
+  Đ: 'D',
+  đ: 'd',
+  Ł: 'L',
+  ł: 'l',
+  Þ: 'Th',
+  þ: 'th',
+  '\u2018': "'",
+  '\u2019': "'",
+  '\u201A': "'",
+  '\u201C': '"',
+  '\u201D': '"',
+  '\u201E': '"',
+  '\u2013': '-',
+  '\u2014': '-',
+  '\u2026': '...',
+  '\u00A0': ' ',
+  '\u2022': '*',
+  '€': 'EUR',
+  '™': 'TM',
+  '©': '(C)',
+  '®': '(R)',
 };
 
 export function isKnownEncoding(name: string): boolean {
@@ -102,10 +128,17 @@ export class OutputEncoding {
   }
 
   /**
-   * Makes `text` encodable per policy. `what` names the field for the error and the warning.
+   * Makes `text` encodable per policy. `what` names the field for the error; `warn` gets what was replaced.
    * Returns the text to write.
    */
-  prepare(text: string, policy: UnencodablePolicy, replacement: string, what: string, datapointId: number | undefined, warn: (message: string) => void): string {
+  prepare(
+    text: string,
+    policy: UnencodablePolicy,
+    replacement: string,
+    what: string,
+    datapointId: number | undefined,
+    warn: (message: string) => void,
+  ): string {
     if (this.fits(text)) return text;
     let out = '';
     const replaced: string[] = [];
@@ -130,7 +163,7 @@ export class OutputEncoding {
       out += substitute ?? replacement;
       replaced.push(`${known.described} → "${substitute ?? replacement}"`);
     }
-    warn(`${what}: replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
+    warn(`replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
     return out;
   }
 

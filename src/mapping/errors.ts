@@ -15,7 +15,12 @@ export type MappingErrorCode =
   | 'MAPPING_RENDER_FAILED';
 
 /** Rendering problems are permanent: the same annotation renders the same way until someone fixes it. */
-export function mappingError(code: MappingErrorCode, message: string, datapointId?: number, cause?: unknown): BridgeError {
+export function mappingError(
+  code: MappingErrorCode,
+  message: string,
+  datapointId?: number,
+  cause?: unknown,
+): BridgeError {
   return new BridgeError(code, message, {
     permanent: true,
     ...(datapointId === undefined ? {} : { location: { datapointId } }),
@@ -27,8 +32,18 @@ export function mappingError(code: MappingErrorCode, message: string, datapointI
 export function describeChar(ch: string): string {
   const code = ch.codePointAt(0) ?? 0;
   const hex = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
-  const names: Record<number, string> = { 0: 'NUL', 9: 'tab', 10: 'line feed', 11: 'vertical tab', 12: 'form feed', 13: 'carriage return', 0xa0: 'no-break space' };
+  const names: Record<number, string> = {
+    0: 'NUL',
+    9: 'tab',
+    10: 'line feed',
+    11: 'vertical tab',
+    12: 'form feed',
+    13: 'carriage return',
+    160: 'no-break space',
+  };
   const name = names[code];
   if (name) return `${name} (${hex})`;
-  return code < 0x20 || (code >= 0xd800 && code <= 0xdfff) || code === 0xfffe || code === 0xffff ? `control character ${hex}` : `"${ch}" (${hex})`;
+  return code < 0x20 || (code >= 0xd800 && code <= 0xdfff) || code === 0xfffe || code === 0xffff
+    ? `control character ${hex}`
+    : `"${ch}" (${hex})`;
 }

@@ -18,7 +18,26 @@ const UNSAFE_ASCII = /[\u0000-\u001f\u007f/\\:*?"<>|~]/;
 // C1 controls, format characters (bidi overrides, zero-width, soft hyphen, BOM), lone surrogates, private use, line/paragraph separators.
 const UNSAFE_CATEGORY = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Zl}\p{Zp}]/u;
 // Slashes, backslashes and colons that look like the real ones but have no compatibility mapping to them.
-const LOOK_ALIKES = new Set(['\u2044', '\u2215', '\u2216', '\u2571', '\u2572', '\u27cb', '\u27cd', '\u29f5', '\u29f8', '\u29f9', '\u2236', '\ua789', '\u02d0', '\u0589', '\u05c3', '\u0703', '\u0704', '\ufe13']);
+const LOOK_ALIKES = new Set([
+  '\u2044',
+  '\u2215',
+  '\u2216',
+  '\u2571',
+  '\u2572',
+  '\u27cb',
+  '\u27cd',
+  '\u29f5',
+  '\u29f8',
+  '\u29f9',
+  '\u2236',
+  '\ua789',
+  '\u02d0',
+  '\u0589',
+  '\u05c3',
+  '\u0703',
+  '\u0704',
+  '\ufe13',
+]);
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$) *(\..*)?$/i;
 
 function unsafeCharacter(ch: string): boolean {
@@ -77,7 +96,11 @@ function truncateTo(segment: string, maxBytes: number): string {
 
 /** The whole relative path: "/" in the template's own text separates folders; every segment is sanitized. */
 export function sanitizeRelativePath(path: string): string {
-  return path.split('/').filter((segment, i, all) => segment !== '' || all.length === 1).map(sanitizeSegment).join('/');
+  return path
+    .split('/')
+    .filter((segment, i, all) => segment !== '' || all.length === 1)
+    .map(sanitizeSegment)
+    .join('/');
 }
 
 /** A rendered file-name template: the mapping's own text, and values from the document. */
@@ -90,9 +113,12 @@ export type NamePiece = { literal: string } | { value: string };
  */
 export function safeFileName(pieces: readonly NamePiece[]): string {
   const raw = pieces.map((piece) => ('literal' in piece ? piece.literal : piece.value)).join('');
-  const substituted = pieces.map((piece) => ('literal' in piece ? piece.literal : sanitizeNameValue(piece.value))).join('');
+  const substituted = pieces
+    .map((piece) => ('literal' in piece ? piece.literal : sanitizeNameValue(piece.value)))
+    .join('');
   const segments = substituted.split('/').map(cleanSegment);
-  const changed = segments.join('/') !== raw || segments.some((segment) => Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES);
+  const changed =
+    segments.join('/') !== raw || segments.some((segment) => Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES);
   if (!changed) return raw;
   const values = pieces.flatMap((piece) => ('value' in piece ? [piece.value] : []));
   // JSON keeps lone surrogates apart (hashing the string directly would turn them all into U+FFFD).
@@ -100,19 +126,25 @@ export function safeFileName(pieces: readonly NamePiece[]): string {
   const last = segments.pop() as string;
   const { stem, extension } = splitExtension(last);
   const budget = MAX_SEGMENT_BYTES - Buffer.byteLength(mark + extension, 'utf8');
-  return [...segments.map((segment) => truncateTo(segment, MAX_SEGMENT_BYTES)), cutToBytes(stem, budget) + mark + extension].join('/');
+  return [
+    ...segments.map((segment) => truncateTo(segment, MAX_SEGMENT_BYTES)),
+    cutToBytes(stem, budget) + mark + extension,
+  ].join('/');
 }
 
 /** Why a file-name template's literal text is unsafe, or undefined. */
 export function templatePathProblem(template: string): string | undefined {
-  if (template.startsWith('/') || /^[A-Za-z]:/.test(template)) return 'the file name must be relative to the target folder';
+  if (template.startsWith('/') || /^[A-Za-z]:/.test(template))
+    return 'the file name must be relative to the target folder';
   if (template.includes('\\')) return 'use "/" to separate folders, not "\\"';
-  if (template.split('/').some((segment) => segment === '..' || segment === '.')) return '"." and ".." are not allowed in the file name';
+  if (template.split('/').some((segment) => segment === '..' || segment === '.'))
+    return '"." and ".." are not allowed in the file name';
   if (template.endsWith('/')) return 'the file name ends with "/"';
   if (template.includes('//')) return 'the file name has an empty folder ("//")';
   if (template.includes(MARKER)) return '"~" is reserved: it marks names that had to be made safe';
   const literal = template.replace(/\{\{|\}\}|\{[^}]*\}/g, '');
   const unsafe = Array.from(literal).find((ch) => ch !== '/' && unsafeCharacter(ch));
-  if (unsafe !== undefined) return `the file name contains ${JSON.stringify(unsafe)} (U+${(unsafe.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}), which file systems refuse or show misleadingly`;
+  if (unsafe !== undefined)
+    return `the file name contains ${JSON.stringify(unsafe)} (U+${(unsafe.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}), which file systems refuse or show misleadingly`;
   return undefined;
 }

@@ -3,7 +3,15 @@ import type { Emitter } from './emit.ts';
 import type { OutputEncoding } from './encoding.ts';
 import type { FixedConfig } from './schema.ts';
 import { compileCondition } from './conditions.ts';
-import { newScope, type CompileEnv, type CompiledCondition, type CompiledTable, type CompiledValue, type DocScope, type RowScope } from './scope.ts';
+import {
+  newScope,
+  type CompileEnv,
+  type CompiledCondition,
+  type CompiledTable,
+  type CompiledValue,
+  type DocScope,
+  type RowScope,
+} from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
@@ -31,32 +39,65 @@ export interface CompiledFixed {
   records: CompiledRecord[];
 }
 
-export function compileFixed(config: FixedConfig, env: CompileEnv, encoding: OutputEncoding | undefined): CompiledFixed {
+export function compileFixed(
+  config: FixedConfig,
+  env: CompileEnv,
+  encoding: OutputEncoding | undefined,
+): CompiledFixed {
   const singleByte = (ch: string, path: ReadonlyArray<PropertyKey>, what: string): void => {
-    if (encoding && (!encoding.fits(ch) || encoding.byteLength(ch) !== 1)) env.problem(path, `the ${what} "${ch}" is not a single byte in ${encoding.name}`, 'use a space, "0" or another ASCII character');
+    if (encoding && (!encoding.fits(ch) || encoding.byteLength(ch) !== 1))
+      env.problem(
+        path,
+        `the ${what} "${ch}" is not a single byte in ${encoding.name}`,
+        'use a space, "0" or another ASCII character',
+      );
   };
   singleByte(config.fill, ['fixed', 'fill'], 'fill character');
   const records = config.records.map((record, r) => {
-    const table = record.rows ? tableFor(env, record.rows) : undefined;
-    const recordEnv: CompileEnv = table ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) } : env;
+    const table = record.rows ? tableFor(env, record.rows, ['fixed', 'records', r, 'rows']) : undefined;
+    const recordEnv: CompileEnv = table
+      ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) }
+      : env;
     let position = 0;
     const fields = record.fields.map((field, f) => {
       const path = ['fixed', 'records', r, 'fields', f];
       const start = field.start === undefined ? position : field.start - 1;
       if (start < position) {
         const previous = record.fields[f - 1];
-        env.problem([...path, 'start'], `field "${field.name}" starts at ${start + 1} but "${previous?.name}" already uses bytes up to ${position}`, `start it at ${position + 1} or later, or shorten "${previous?.name}"`);
+        env.problem(
+          [...path, 'start'],
+          `field "${field.name}" starts at ${start + 1} but "${previous?.name}" already uses bytes up to ${position}`,
+          `start it at ${position + 1} or later, or shorten "${previous?.name}"`,
+        );
       }
       position = Math.max(position, start) + field.width;
       const value = compileValue(field.value, recordEnv, [...path, 'value']);
       const pad = field.pad ?? ' ';
       singleByte(pad, [...path, 'pad'], 'padding character');
-      return { name: field.name, value, start, width: field.width, align: field.align ?? (value.numeric ? 'right' : 'left'), pad, truncate: field.truncate };
+      return {
+        name: field.name,
+        value,
+        start,
+        width: field.width,
+        align: field.align ?? (value.numeric ? 'right' : 'left'),
+        pad,
+        truncate: field.truncate,
+      };
     });
     if (record.length !== undefined && position > record.length) {
-      env.problem(['fixed', 'records', r, 'length'], `record "${record.name}" is ${record.length} bytes long but its fields need ${position}`, 'widen the record or narrow the fields');
+      env.problem(
+        ['fixed', 'records', r, 'length'],
+        `record "${record.name}" is ${record.length} bytes long but its fields need ${position}`,
+        'widen the record or narrow the fields',
+      );
     }
-    return { name: record.name, table, when: record.when ? compileCondition(record.when, recordEnv, ['fixed', 'records', r, 'when']) : undefined, length: record.length, fields };
+    return {
+      name: record.name,
+      table,
+      when: record.when ? compileCondition(record.when, recordEnv, ['fixed', 'records', r, 'when']) : undefined,
+      length: record.length,
+      fields,
+    };
   });
   return { fill: config.fill, records };
 }
@@ -112,7 +153,11 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
       const at = `record ${index + 1} "${record.name}"${row ? ` (${row.label})` : ''} field "${field.name}"`;
       let value = emitter.value(field.value, scope, at) ?? '';
       if (/[\r\n]/.test(value)) {
-        throw mappingError('MAPPING_LINE_BREAK', `${at}: the value has a line break, which would split the record. Add collapse_whitespace: true or strip_line_breaks: true to the field's value.`, scope.datapoint?.id);
+        throw mappingError(
+          'MAPPING_LINE_BREAK',
+          `${at}: the value has a line break, which would split the record. Add collapse_whitespace: true or strip_line_breaks: true to the field's value.`,
+          scope.datapoint?.id,
+        );
       }
       let size = encoding.byteLength(value);
       if (size > field.width) {

@@ -149,7 +149,15 @@ export function parseIsoDate(text: string): Date | undefined {
   const m = ISO.exec(text.trim());
   if (!m) return undefined;
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
-  let ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number((frac + '000').slice(0, 3)));
+  let ms = Date.UTC(
+    Number(y),
+    Number(mo) - 1,
+    Number(d),
+    Number(h),
+    Number(mi),
+    Number(s),
+    Number((frac + '000').slice(0, 3)),
+  );
   if (zone && zone !== 'Z') {
     const sign = zone.startsWith('-') ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
@@ -163,17 +171,28 @@ export function parseIsoDate(text: string): Date | undefined {
 
 /** date-fns formats in local time; hand it a clock whose local fields are the UTC ones. */
 export function formatUtc(date: Date, pattern: string): string {
-  const local = new Date(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds(), date.getUTCMilliseconds());
+  const local = new Date(
+    date.getUTCFullYear(),
+    date.getUTCMonth(),
+    date.getUTCDate(),
+    date.getUTCHours(),
+    date.getUTCMinutes(),
+    date.getUTCSeconds(),
+    date.getUTCMilliseconds(),
+  );
   if (date.getUTCFullYear() < 100) local.setFullYear(date.getUTCFullYear());
   return formatDate(local, pattern);
 }
 
-/** Why a date pattern is unusable, or undefined when it works. */
+/** Why date-fns cannot format with a pattern, in our words; undefined when it can. */
 export function datePatternProblem(pattern: string): string | undefined {
   try {
     formatUtc(new Date(Date.UTC(2024, 0, 31, 10, 15, 30)), pattern);
     return undefined;
   } catch (error) {
-    return (error as Error).message;
+    const text = (error as Error).message;
+    // date-fns names the offending token in backticks; its messages also carry a sample date.
+    const token = /`([^`]+)`/.exec(text)?.[1];
+    return token ? `"${token}" cannot be used in a date pattern` : 'date-fns cannot format with this pattern';
   }
 }

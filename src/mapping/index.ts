@@ -4,8 +4,18 @@ import { ConfigFileError, type Diagnostic } from '../config-loading/index.ts';
 import type { MappingRegistry } from './contract.ts';
 import { loadMappingFile, type LoadedMapping } from './compile.ts';
 
-export type { CompiledMapping, ExplainEntry, MappingRegistry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
-export { checkMappingFile, loadMappingFile, type LoadedMapping } from './compile.ts';
+export type {
+  CompiledMapping,
+  ExplainEntry,
+  MappingRegistry,
+  OnExisting,
+  RenderContext,
+  SequenceSettings,
+  DocumentSettings,
+  RenderedFile,
+} from './contract.ts';
+export { checkMapping, checkMappingFile, loadMappingFile, type LoadedMapping, type MappingCheck } from './compile.ts';
+export { catalogueFromSchema, catalogueFromPayloads, type DatapointCatalogue } from './datapoints.ts';
 export { sanitizeNameValue, sanitizeRelativePath } from './filename.ts';
 export { mappingSchema } from './schema.ts';
 
@@ -15,7 +25,8 @@ export function mappingFiles(dir: string): string[] {
   try {
     entries = readdirSync(dir);
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'mappings folder not found' : (error as Error).message;
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'mappings folder not found' : (error as Error).message;
     throw new ConfigFileError([{ file: resolve(dir), line: 1, column: 1, key: '', message: reason }]);
   }
   return entries
@@ -32,7 +43,14 @@ export function loadMappings(dir: string): MappingRegistry & { get(name: string)
     try {
       const mapping = loadMappingFile(file);
       if (mappings.has(mapping.name)) {
-        diagnostics.push({ file, line: 1, column: 1, key: '', message: `a mapping named "${mapping.name}" already exists (${mappings.get(mapping.name)?.sourcePath})`, hint: 'keep only one of name.yaml / name.yml' });
+        diagnostics.push({
+          file,
+          line: 1,
+          column: 1,
+          key: '',
+          message: `a mapping named "${mapping.name}" already exists (${mappings.get(mapping.name)?.sourcePath})`,
+          hint: 'keep only one of name.yaml / name.yml',
+        });
         continue;
       }
       mappings.set(mapping.name, mapping);
@@ -55,10 +73,26 @@ export function resolveMappingFile(nameOrPath: string, dir: string): string {
     const candidate = join(resolve(dir), `${nameOrPath}${extension}`);
     if (existsSync(candidate)) return candidate;
   }
-  const known = existsSync(dir) ? mappingFiles(dir).map((file) => file.slice(resolve(dir).length + 1).replace(/\.ya?ml$/, '')) : [];
+  const known = existsSync(dir)
+    ? mappingFiles(dir).map((file) => file.slice(resolve(dir).length + 1).replace(/\.ya?ml$/, ''))
+    : [];
   throw new ConfigFileError([
-    { file: join(resolve(dir), `${nameOrPath}.yaml`), line: 1, column: 1, key: '', message: `no mapping named "${nameOrPath}" in ${resolve(dir)}`, ...(known.length ? { hint: `available: ${known.join(', ')}` } : {}) },
+    {
+      file: join(resolve(dir), `${nameOrPath}.yaml`),
+      line: 1,
+      column: 1,
+      key: '',
+      message: `no mapping named "${nameOrPath}" in ${resolve(dir)}`,
+      ...(known.length ? { hint: `available: ${known.join(', ')}` } : {}),
+    },
   ]);
 }
 
 export { runMappingTests, unifiedDiff, type TestResult } from './testing.ts';
+export {
+  outlinePayload,
+  starterFileExtension,
+  starterMapping,
+  STARTER_FORMATS,
+  type StarterFormat,
+} from './starter.ts';

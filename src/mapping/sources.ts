@@ -3,7 +3,7 @@ import { calcReferences, parseCalc, type CalcNode } from './calc.ts';
 import { compileCondition } from './conditions.ts';
 import { mappingError } from './errors.ts';
 import { Decimal, parseDecimal, plain } from './format.ts';
-import { META_KEYS, SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
+import { META_KEYS, type SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
 import { datapointIdOf, docVarsOf, type CompileEnv, type CompiledValue, type Path, type Scope } from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
@@ -46,6 +46,8 @@ function metaValue(scope: Scope, key: string): string | undefined {
       return text(meta.baseUrl);
     case 'now':
       return scope.doc.now;
+    case 'seq':
+      return sequenceText(scope, 0);
     case 'mapping_name':
       return scope.doc.mappingName;
     case 'mapping_version':
@@ -57,11 +59,24 @@ function metaValue(scope: Scope, key: string): string | undefined {
   }
 }
 
+/** `{seq}` / `{seq:8}`: the number the ledger allocated for this export, zero-padded to `width` digits. */
+function sequenceText(scope: Scope, width: number): string {
+  const sequence = scope.doc.context.sequence;
+  if (sequence === undefined)
+    throw mappingError(
+      'MAPPING_INVALID',
+      `${scope.at}: the mapping reads the sequence number ({seq}), but none was allocated for this render (tests set it with \`sequence:\`).`,
+    );
+  return String(sequence).padStart(width, '0');
+}
+
 function routeValue(scope: Scope, key: string): string | undefined {
   const fromRoute = scope.doc.context.route?.[key];
   if (fromRoute !== undefined) return fromRoute;
   const setting = scope.doc.view.meta.settings[key];
-  return typeof setting === 'string' || typeof setting === 'number' || typeof setting === 'boolean' ? String(setting) : undefined;
+  return typeof setting === 'string' || typeof setting === 'number' || typeof setting === 'boolean'
+    ? String(setting)
+    : undefined;
 }
 
 function varValue(scope: Scope, name: string): string | undefined {
@@ -73,9 +88,16 @@ function varValue(scope: Scope, name: string): string | undefined {
   return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, docVar);
 }
 
-function memo(scope: Scope, cache: Map<string, string | undefined>, key: string, name: string, value: CompiledValue): string | undefined {
+function memo(
+  scope: Scope,
+  cache: Map<string, string | undefined>,
+  key: string,
+  name: string,
+  value: CompiledValue,
+): string | undefined {
   if (cache.has(key)) return cache.get(key);
-  if (scope.doc.evaluating.has(key)) throw mappingError('MAPPING_INVALID', `The value "${name}" refers to itself (directly or through other vars).`);
+  if (scope.doc.evaluating.has(key))
+    throw mappingError('MAPPING_INVALID', `The value "${name}" refers to itself (directly or through other vars).`);
   scope.doc.evaluating.add(key);
   const inner: Scope = { ...scope, datapoint: undefined };
   try {
@@ -89,21 +111,34 @@ function memo(scope: Scope, cache: Map<string, string | undefined>, key: string,
 }
 
 /** A placeholder or reference: `document_id`, `row.x`, `var.x`, `meta.x`, `env.X`, `route.x`, `line_number`. */
-function compileReference(ref: string, env: CompileEnv, path: Path, use?: 'normalized' | 'value'): (scope: Scope) => string | undefined {
+function compileReference(
+  ref: string,
+  env: CompileEnv,
+  path: Path,
+  use?: 'normalized' | 'value',
+): (scope: Scope) => string | undefined {
   const dot = ref.indexOf('.');
   const head = dot < 0 ? ref : ref.slice(0, dot);
   const rest = dot < 0 ? '' : ref.slice(dot + 1);
-  if (dot >= 0 && ['row', 'var', 'meta', 'env', 'route', 'field'].includes(head)) return compileSource(head as SourceKey, rest, env, path, use);
+  if (dot >= 0 && ['row', 'var', 'meta', 'env', 'route', 'field'].includes(head))
+    return compileSource(head as SourceKey, rest, env, path, use);
   if (ref === 'line_number') return compileSource('line_number', true, env, path, use);
   return compileSource('field', ref, env, path, use);
 }
 
 export type SourceKey = (typeof SOURCE_KEYS)[number];
 
-export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, path: Path, use: 'normalized' | 'value' | undefined): (scope: Scope) => string | undefined {
+export function compileSource(
+  key: SourceKey,
+  arg: unknown,
+  env: CompileEnv,
+  path: Path,
+  use: 'normalized' | 'value' | undefined,
+): (scope: Scope) => string | undefined {
   switch (key) {
     case 'field': {
       const id = String(arg);
+      env.uses.push({ kind: 'field', id, path });
       return (scope) => {
         const dp = scope.doc.view.field(id);
         if (!dp) return undefined;
@@ -114,7 +149,13 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
     case 'row': {
       env.rowReads.count++;
       const id = String(arg);
-      if (!env.rowTable) env.problem(path, `row field "${id}" is used outside a table`, 'use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table\'s vars; for a header field write {field: ...}');
+      env.uses.push({ kind: 'row', id, table: env.rowTable?.from, path });
+      if (!env.rowTable)
+        env.problem(
+          path,
+          `row field "${id}" is used outside a table`,
+          "use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table's vars; for a header field write {field: ...}",
+        );
       return (scope) => {
         const dp = scope.row?.row.field(id);
         if (!dp) return undefined;
@@ -128,13 +169,20 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
       const known = env.declaredDocVars.has(name) || env.declaredRowVars?.has(name);
       if (!known) {
         const all = [...env.declaredDocVars, ...(env.declaredRowVars ?? [])];
-        env.problem(path, `unknown var "${name}"`, all.length ? `declared vars: ${all.join(', ')}` : 'declare it under `vars` (document) or a table\'s `vars` (per row)');
+        env.problem(
+          path,
+          `unknown var "${name}"`,
+          all.length
+            ? `declared vars: ${all.join(', ')}`
+            : "declare it under `vars` (document) or a table's `vars` (per row)",
+        );
       }
       return (scope) => varValue(scope, name);
     }
     case 'meta': {
       const name = String(arg);
-      if (!(name in META_KEYS)) env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
+      if (!(name in META_KEYS))
+        env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
       env.metaRead?.add(name);
       return (scope) => metaValue(scope, name);
     }
@@ -160,9 +208,16 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
     case 'calc':
       return compileCalc(String(arg), env, path);
     case 'count': {
-      const spec = typeof arg === 'string' ? { rows: arg, where: undefined } : (arg as { rows: string; where?: Condition });
-      const table = tableFor(env, spec.rows);
-      const where = spec.where ? compileCondition(spec.where, { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } }, [...path, 'where']) : undefined;
+      const spec =
+        typeof arg === 'string' ? { rows: arg, where: undefined } : (arg as { rows: string; where?: Condition });
+      const table = tableFor(env, spec.rows, typeof arg === 'string' ? path : [...path, 'rows']);
+      const where = spec.where
+        ? compileCondition(
+            spec.where,
+            { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } },
+            [...path, 'where'],
+          )
+        : undefined;
       return (scope) => {
         const rows = rowsOf(scope.doc, table);
         if (!where) return String(rows.length);
@@ -177,9 +232,19 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
         if (dot <= 0) env.problem(path, `sum "${arg}" needs the form table.field, e.g. line_items.item_amount_total`);
         spec = { rows: arg.slice(0, Math.max(dot, 0)), of: arg.slice(dot + 1) };
       } else spec = arg as typeof spec;
-      const table = tableFor(env, spec.rows);
-      const rowEnv: CompileEnv = { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()), rowReads: { count: 0 } };
-      const of = typeof spec.of === 'string' && typeof arg === 'string' ? compileSource('row', spec.of, rowEnv, path, 'normalized') : typeof spec.of === 'string' ? compileSource('row', spec.of, rowEnv, [...path, 'of'], 'normalized') : compileValue(spec.of, rowEnv, [...path, 'of']).evaluate;
+      const table = tableFor(env, spec.rows, typeof arg === 'string' ? path : [...path, 'rows']);
+      const rowEnv: CompileEnv = {
+        ...env,
+        rowTable: table,
+        declaredRowVars: new Set(table.vars.keys()),
+        rowReads: { count: 0 },
+      };
+      const of =
+        typeof spec.of === 'string' && typeof arg === 'string'
+          ? compileSource('row', spec.of, rowEnv, path, 'normalized')
+          : typeof spec.of === 'string'
+            ? compileSource('row', spec.of, rowEnv, [...path, 'of'], 'normalized')
+            : compileValue(spec.of, rowEnv, [...path, 'of']).evaluate;
       const where = spec.where ? compileCondition(spec.where, rowEnv, [...path, 'where']) : undefined;
       return (scope) => {
         let total = new Decimal(0);
@@ -191,7 +256,12 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
           const text = of(inner);
           if (text === undefined || text.trim() === '') continue;
           const n = parseDecimal(text);
-          if (!n) throw mappingError('MAPPING_INVALID_NUMBER', `${scope.at}: cannot add up "${text}" from ${row.label}: it is not a number.`, datapointIdOf(inner));
+          if (!n)
+            throw mappingError(
+              'MAPPING_INVALID_NUMBER',
+              `${scope.at}: cannot add up "${text}" from ${row.label}: it is not a number.`,
+              datapointIdOf(inner),
+            );
           total = total.plus(n);
         }
         return plain(total);
@@ -205,7 +275,11 @@ export function compileSource(key: SourceKey, arg: unknown, env: CompileEnv, pat
 /** A piece of a rendered template: literal text from the mapping, or a value that came from the document. */
 export type TemplatePiece = { literal: string } | { value: string };
 
-function compileTemplateParts(text: string, env: CompileEnv, path: Path): Array<string | ((scope: Scope) => string | undefined)> {
+function compileTemplateParts(
+  text: string,
+  env: CompileEnv,
+  path: Path,
+): Array<string | ((scope: Scope) => string | undefined)> {
   const parts: Array<string | ((scope: Scope) => string | undefined)> = [];
   let literal = '';
   for (let i = 0; i < text.length; i++) {
@@ -231,7 +305,20 @@ function compileTemplateParts(text: string, env: CompileEnv, path: Path): Array<
     if (literal) parts.push(literal);
     literal = '';
     const ref = text.slice(i + 1, end).trim();
-    if (!/^[A-Za-z_][\w-]*(\.[\w-]+)?$/.test(ref)) env.problem(path, `"{${ref}}" is not a field reference`, 'use {schema_id}, {row.x}, {var.x}, {meta.x}, {env.X}, {route.x} or {line_number}');
+    const sequence = /^seq(?::(\d{1,2}))?$/.exec(ref);
+    if (sequence) {
+      env.metaRead?.add('seq');
+      const width = Number(sequence[1] ?? 0);
+      parts.push((scope) => sequenceText(scope, width));
+      i = end;
+      continue;
+    }
+    if (!/^[A-Za-z_][\w-]*(\.[\w-]+)?$/.test(ref))
+      env.problem(
+        path,
+        `"{${ref}}" is not a field reference`,
+        'use {schema_id}, {row.x}, {var.x}, {meta.x}, {env.X}, {route.x}, {line_number} or {seq:8}',
+      );
     parts.push(compileReference(ref, env, path));
     i = end;
   }
@@ -280,7 +367,8 @@ function compileCalc(source: string, env: CompileEnv, path: Path): (scope: Scope
         if (node.op === '+') return left.plus(right);
         if (node.op === '-') return left.minus(right);
         if (node.op === '*') return left.times(right);
-        if (right.isZero()) throw mappingError('MAPPING_CALC', `${scope.at}: "${source}" divides by zero.`, scope.datapoint?.id);
+        if (right.isZero())
+          throw mappingError('MAPPING_CALC', `${scope.at}: "${source}" divides by zero.`, scope.datapoint?.id);
         return left.dividedBy(right);
       }
       case 'ref': {
@@ -288,14 +376,22 @@ function compileCalc(source: string, env: CompileEnv, path: Path): (scope: Scope
         const text = (refs.get(node.name) as (scope: Scope) => string | undefined)(scope);
         const where = scope.row ? ` (${scope.row.label})` : '';
         if (text === undefined || text.trim() === '') {
-          throw mappingError('MAPPING_REQUIRED_FIELD', `${scope.at}: "${source}" needs ${node.name}${where}, which is ${text === undefined ? 'missing from the annotation' : 'empty'}.`, datapointIdOf(scope));
+          throw mappingError(
+            'MAPPING_REQUIRED_FIELD',
+            `${scope.at}: "${source}" needs ${node.name}${where}, which is ${text === undefined ? 'missing from the annotation' : 'empty'}.`,
+            datapointIdOf(scope),
+          );
         }
         const n = parseDecimal(text);
-        if (!n) throw mappingError('MAPPING_INVALID_NUMBER', `${scope.at}: "${source}" needs ${node.name}${where} to be a number, but it is "${text}".`, datapointIdOf(scope));
+        if (!n)
+          throw mappingError(
+            'MAPPING_INVALID_NUMBER',
+            `${scope.at}: "${source}" needs ${node.name}${where} to be a number, but it is "${text}".`,
+            datapointIdOf(scope),
+          );
         return n;
       }
     }
   };
   return (scope) => plain(evaluate(tree, scope));
 }
-

@@ -14,6 +14,8 @@ export interface TestResult {
   /** Why it failed, with a unified diff when the output differs. */
   details: string[];
   updated?: boolean;
+  /** The file name rendered, when rendering succeeded. */
+  fileName?: string;
 }
 
 /** Runs a mapping's test cases. With `update`, writes the actual output into each `output_file`. */
@@ -39,20 +41,34 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
   const now = new Date(test.now ?? payload.timestamp ?? '2024-01-01T00:00:00Z');
   let file: RenderedFile;
   try {
-    file = mapping.render(viewAnnotation(payload), { now, route: test.route ?? {}, env: test.env ?? {} });
+    file = mapping.render(viewAnnotation(payload), {
+      now,
+      route: test.route ?? {},
+      env: test.env ?? {},
+      sequence: test.sequence,
+    });
   } catch (error) {
-    const message = isBridgeError(error) ? `${error.code}: ${error.message}${error.location.datapointId ? ` [datapoint ${error.location.datapointId}]` : ''}` : describeError(error);
+    const message = isBridgeError(error)
+      ? `${error.code}: ${error.message}${error.location.datapointId ? ` [datapoint ${error.location.datapointId}]` : ''}`
+      : describeError(error);
     if (!test.expect.errors) return fail(`rendering failed: ${message}`);
-    for (const expected of test.expect.errors) if (!message.includes(expected)) fail(`the error does not mention ${JSON.stringify(expected)}:\n  ${message}`);
+    for (const expected of test.expect.errors)
+      if (!message.includes(expected)) fail(`the error does not mention ${JSON.stringify(expected)}:\n  ${message}`);
     if (!isBridgeError(error)) fail('the error is not a mapping error (BridgeError)');
     return result;
   }
-  if (test.expect.errors) return fail(`expected an error mentioning ${test.expect.errors.map((e) => JSON.stringify(e)).join(', ')}, but rendering succeeded`);
+  if (test.expect.errors)
+    return fail(
+      `expected an error mentioning ${test.expect.errors.map((e) => JSON.stringify(e)).join(', ')}, but rendering succeeded`,
+    );
 
+  result.fileName = file.fileName;
   const { expect } = test;
-  if (expect.file_name !== undefined && expect.file_name !== file.fileName) fail(`file name: expected ${JSON.stringify(expect.file_name)}, got ${JSON.stringify(file.fileName)}`);
+  if (expect.file_name !== undefined && expect.file_name !== file.fileName)
+    fail(`file name: expected ${JSON.stringify(expect.file_name)}, got ${JSON.stringify(file.fileName)}`);
   for (const warning of expect.warnings ?? []) {
-    if (!(file.warnings ?? []).some((w) => w.includes(warning))) fail(`no warning mentions ${JSON.stringify(warning)} (warnings: ${JSON.stringify(file.warnings ?? [])})`);
+    if (!(file.warnings ?? []).some((w) => w.includes(warning)))
+      fail(`no warning mentions ${JSON.stringify(warning)} (warnings: ${JSON.stringify(file.warnings ?? [])})`);
   }
   const encoding = new OutputEncoding(file.encoding);
   if (expect.output !== undefined) {
@@ -69,10 +85,13 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
         result.updated = true;
       }
     } else if (!existsSync(path)) {
-      fail(`expected output file ${expect.output_file} does not exist (run with --update to create it from the current output)`);
+      fail(
+        `expected output file ${expect.output_file} does not exist (run with --update to create it from the current output)`,
+      );
     } else {
       const expected = readFileSync(path);
-      if (!expected.equals(file.bytes)) fail(describeByteDifference(expected, file.bytes, encoding, expect.output_file));
+      if (!expected.equals(file.bytes))
+        fail(describeByteDifference(expected, file.bytes, encoding, expect.output_file));
     }
   }
   return result;
@@ -81,7 +100,8 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
 function describeByteDifference(expected: Buffer, actual: Buffer, encoding: OutputEncoding, name: string): string {
   const expectedText = encoding.decode(expected);
   const actualText = encoding.decode(actual);
-  if (expectedText !== actualText) return `output differs from ${name}:\n${unifiedDiff(expectedText, actualText, name, 'actual')}`;
+  if (expectedText !== actualText)
+    return `output differs from ${name}:\n${unifiedDiff(expectedText, actualText, name, 'actual')}`;
   let offset = 0;
   while (offset < expected.length && expected[offset] === actual[offset]) offset++;
   return `output bytes differ from ${name} at byte ${offset} (expected ${expected.length} bytes, got ${actual.length}); the decoded text is the same — check the encoding, BOM or line endings`;
@@ -98,19 +118,22 @@ export function unifiedDiff(expected: string, actual: string, expectedName: stri
   const a = visibleLines(expected);
   const b = visibleLines(actual);
   // Longest common subsequence table; outputs are small enough that O(n·m) is fine, and we cap it.
-  if (a.length * b.length > 4_000_000) return `--- ${expectedName}\n+++ ${actualName}\n(outputs too large to diff: ${a.length} vs ${b.length} lines)`;
+  if (a.length * b.length > 4_000_000)
+    return `--- ${expectedName}\n+++ ${actualName}\n(outputs too large to diff: ${a.length} vs ${b.length} lines)`;
   const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
   for (let i = a.length - 1; i >= 0; i--) {
     const row = lcs[i] as number[];
     const below = lcs[i + 1] as number[];
-    for (let j = b.length - 1; j >= 0; j--) row[j] = a[i] === b[j] ? (below[j + 1] as number) + 1 : Math.max(below[j] as number, row[j + 1] as number);
+    for (let j = b.length - 1; j >= 0; j--)
+      row[j] = a[i] === b[j] ? (below[j + 1] as number) + 1 : Math.max(below[j] as number, row[j + 1] as number);
   }
   const ops: Array<{ op: ' ' | '-' | '+'; line: string; ai: number; bi: number }> = [];
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
     if (i < a.length && j < b.length && a[i] === b[j]) ops.push({ op: ' ', line: a[i++] as string, ai: i, bi: ++j });
-    else if (j < b.length && (i >= a.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))) ops.push({ op: '+', line: b[j++] as string, ai: i, bi: j });
+    else if (j < b.length && (i >= a.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0)))
+      ops.push({ op: '+', line: b[j++] as string, ai: i, bi: j });
     else ops.push({ op: '-', line: a[i++] as string, ai: i, bi: j });
   }
   const out = [`--- ${expectedName}`, `+++ ${actualName}`];

@@ -40,20 +40,35 @@ export function compileValue(spec: ValueSpec, env: CompileEnv, path: Path): Comp
 
 function compileValueUncached(spec: ValueSpec, env: CompileEnv, path: Path): CompiledValue {
   if (typeof spec === 'string') return { evaluate: compileTemplate(spec, env, path), numeric: false };
-  const sources = SOURCE_KEYS.filter((key) => spec[key] !== undefined && !(key === 'line_number' && spec.line_number === false));
+  const sources = SOURCE_KEYS.filter(
+    (key) => spec[key] !== undefined && !(key === 'line_number' && spec.line_number === false),
+  );
   if (sources.length !== 1) {
-    env.problem(path, sources.length === 0 ? 'a value needs a source' : `a value has one source, found ${sources.join(', ')}`, `one of: ${SOURCE_KEYS.join(', ')}`);
+    env.problem(
+      path,
+      sources.length === 0 ? 'a value needs a source' : `a value has one source, found ${sources.join(', ')}`,
+      `one of: ${SOURCE_KEYS.join(', ')}`,
+    );
   }
   const key = sources[0];
   let source: (scope: Scope) => string | undefined;
-  let numericSource = key === 'calc' || key === 'count' || key === 'sum' || key === 'line_number' || (key === 'meta' && spec.meta === 'record_count');
+  let numericSource =
+    key === 'calc' ||
+    key === 'count' ||
+    key === 'sum' ||
+    key === 'line_number' ||
+    (key === 'meta' && spec.meta === 'record_count');
   if (key === 'cases') {
     const cases = (spec.cases ?? []).map((entry, i) => ({
       when: entry.when ? compileCondition(entry.when, env, [...path, 'cases', i, 'when']) : undefined,
       value: compileValue(entry.value, env, [...path, 'cases', i, 'value']),
     }));
     cases.slice(0, -1).forEach((entry, i) => {
-      if (!entry.when) env.problem([...path, 'cases', i], 'only the last case may leave out `when`; the cases after it can never apply');
+      if (!entry.when)
+        env.problem(
+          [...path, 'cases', i],
+          'only the last case may leave out `when`; the cases after it can never apply',
+        );
     });
     numericSource = cases.length > 0 && cases.every((entry) => entry.value.numeric);
     source = (scope) => {
@@ -66,7 +81,8 @@ function compileValueUncached(spec: ValueSpec, env: CompileEnv, path: Path): Com
 
   const label = sourceLabel(spec);
   const when = spec.when ? compileCondition(spec.when, env, [...path, 'when']) : undefined;
-  if (spec.date !== undefined && spec.number !== undefined) env.problem(path, 'a value is either a date or a number, not both');
+  if (spec.date !== undefined && spec.number !== undefined)
+    env.problem(path, 'a value is either a date or a number, not both');
   const preDefault: Step[] = [];
   const steps: Step[] = [];
   let yieldsNumber = false;
@@ -79,9 +95,17 @@ function compileValueUncached(spec: ValueSpec, env: CompileEnv, path: Path): Com
     if (used && entry.yields === 'text') yieldsText = true;
   }
 
+  // Transliterate before trimming: a character the encoding drops must not leave a space at the edge.
+  if ((spec.trim || spec.collapse_whitespace) && env.fitEncoding) preDefault.unshift(env.fitEncoding);
+
   const fallback = spec.default === undefined ? undefined : String(spec.default);
   const required = spec.required === true;
-  if (required && fallback !== undefined) env.problem([...path, 'required'], 'a required value with a default can never be missing', 'remove `required` or `default`');
+  if (required && fallback !== undefined)
+    env.problem(
+      [...path, 'required'],
+      'a required value with a default can never be missing',
+      'remove `required` or `default`',
+    );
   const missingId = spec.field ?? spec.row;
   const fromRow = spec.row !== undefined;
 
@@ -100,7 +124,13 @@ function compileValueUncached(spec: ValueSpec, env: CompileEnv, path: Path): Com
   return { evaluate, numeric: (numericSource || yieldsNumber) && !yieldsText };
 }
 
-function requiredError(scope: Scope, label: string, value: string | undefined, schemaId: string | undefined, fromRow: boolean): Error {
+function requiredError(
+  scope: Scope,
+  label: string,
+  value: string | undefined,
+  schemaId: string | undefined,
+  fromRow: boolean,
+): Error {
   const where = fromRow && scope.row ? ` in ${scope.row.label}` : '';
   if (value === undefined && schemaId !== undefined) {
     return mappingError(
@@ -109,5 +139,9 @@ function requiredError(scope: Scope, label: string, value: string | undefined, s
     );
   }
   const datapoint = scope.datapoint;
-  return mappingError('MAPPING_REQUIRED_FIELD', `${label}${where} is required for ${scope.at}, but it is ${value === undefined ? 'missing' : 'empty'}. Fill it in and export again.`, datapoint?.id);
+  return mappingError(
+    'MAPPING_REQUIRED_FIELD',
+    `${label}${where} is required for ${scope.at}, but it is ${value === undefined ? 'missing' : 'empty'}. Fill it in and export again.`,
+    datapoint?.id,
+  );
 }

@@ -2,7 +2,14 @@ import { describeChar, mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { EmptyPolicy, XmlConfig, XmlNode } from './schema.ts';
 import { compileCondition } from './conditions.ts';
-import { newScope, type CompileEnv, type CompiledCondition, type CompiledTable, type CompiledValue, type Scope } from './scope.ts';
+import {
+  newScope,
+  type CompileEnv,
+  type CompiledCondition,
+  type CompiledTable,
+  type CompiledValue,
+  type Scope,
+} from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
@@ -13,11 +20,21 @@ import { compileValue } from './values.ts';
  * its own empty policy, and every value round-trips.
  */
 
-const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const FORBIDDEN =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const HAS_FORBIDDEN = new RegExp(FORBIDDEN.source);
-const NAME = /^[\p{L}_][\p{L}\p{N}_.\-]*(?::[\p{L}_][\p{L}\p{N}_.\-]*)?$/u;
+const NAME = /^[\p{L}_][\p{L}\p{N}_.-]*(?::[\p{L}_][\p{L}\p{N}_.-]*)?$/u;
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
-const ATTRIBUTE_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;' };
+const ATTRIBUTE_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+  '\t': '&#9;',
+  '\n': '&#10;',
+  '\r': '&#13;',
+};
 
 export function escapeText(text: string): string {
   return text.replace(/[&<>\r]/g, (ch) => TEXT_ESCAPES[ch] as string);
@@ -34,6 +51,8 @@ interface CompiledNode {
   attributes: Array<{ name: string; value: CompiledValue }>;
   children: CompiledNode[];
   repeat: CompiledTable | undefined;
+  /** With `repeat`: refuse a document without rows instead of leaving the element out. */
+  requireRows: boolean;
   when: CompiledCondition | undefined;
   empty: EmptyPolicy;
 }
@@ -44,7 +63,10 @@ export interface CompiledXml {
 }
 
 /** A filter for values: removes or replaces characters XML 1.0 cannot hold, per mapping, and says so. */
-export function xmlCharFilter(config: XmlConfig, warn: (message: string) => void): (text: string, scope: Scope) => string {
+export function xmlCharFilter(
+  config: XmlConfig,
+  warn: (detail: string, scope: Scope) => void,
+): (text: string, scope: Scope) => string {
   return (text, scope) => {
     if (!HAS_FORBIDDEN.test(text)) return text;
     const found = new Set<string>();
@@ -55,9 +77,13 @@ export function xmlCharFilter(config: XmlConfig, warn: (message: string) => void
     const list = [...found].join(', ');
     const source = scope.datapoint ? ` (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})` : '';
     if (config.invalid_chars === 'error') {
-      throw mappingError('MAPPING_INVALID_XML_CHAR', `${scope.at}${source} contains ${list}, which XML 1.0 does not allow. Remove it in Rossum, or set xml.invalid_chars to drop or replace.`, scope.datapoint?.id);
+      throw mappingError(
+        'MAPPING_INVALID_XML_CHAR',
+        `${scope.at}${source} contains ${list}, which XML 1.0 does not allow. Remove it in Rossum, or set xml.invalid_chars to drop or replace.`,
+        scope.datapoint?.id,
+      );
     }
-    warn(`${scope.at}${source}: ${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`);
+    warn(`${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`, scope);
     return cleaned;
   };
 }
@@ -65,15 +91,26 @@ export function xmlCharFilter(config: XmlConfig, warn: (message: string) => void
 export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
   const prefixes = new Set(['xml', ...Object.keys(config.namespaces ?? {}).filter((p) => p !== '')]);
   const checkName = (name: string, path: ReadonlyArray<PropertyKey>, kind: string): void => {
-    if (!NAME.test(name)) env.problem(path, `"${name}" is not a valid XML ${kind} name`, 'names start with a letter or "_" and contain letters, digits, "-", "_", "." and at most one ":" after a prefix');
+    if (!NAME.test(name))
+      env.problem(
+        path,
+        `"${name}" is not a valid XML ${kind} name`,
+        'names start with a letter or "_" and contain letters, digits, "-", "_", "." and at most one ":" after a prefix',
+      );
     const colon = name.indexOf(':');
     if (colon > 0) {
       const prefix = name.slice(0, colon);
-      if (prefix !== 'xmlns' && !prefixes.has(prefix)) env.problem(path, `namespace prefix "${prefix}" is not declared`, `add it under xml.namespaces (declared: ${[...prefixes].join(', ')})`);
+      if (prefix !== 'xmlns' && !prefixes.has(prefix))
+        env.problem(
+          path,
+          `namespace prefix "${prefix}" is not declared`,
+          `add it under xml.namespaces (declared: ${[...prefixes].join(', ')})`,
+        );
     }
   };
   for (const [prefix, uri] of Object.entries(config.namespaces ?? {})) {
-    if (prefix !== '' && !/^[\p{L}_][\p{L}\p{N}_.\-]*$/u.test(prefix)) env.problem(['xml', 'namespaces', prefix], `"${prefix}" is not a valid namespace prefix`);
+    if (prefix !== '' && !/^[\p{L}_][\p{L}\p{N}_.-]*$/u.test(prefix))
+      env.problem(['xml', 'namespaces', prefix], `"${prefix}" is not a valid namespace prefix`);
     if (uri === '' && prefix !== '') env.problem(['xml', 'namespaces', prefix], 'a prefixed namespace needs a URI');
   }
 
@@ -82,10 +119,12 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
     let childEnv = nodeEnv;
     let repeat: CompiledTable | undefined;
     if (node.repeat) {
-      repeat = tableFor(nodeEnv, node.repeat);
+      repeat = tableFor(nodeEnv, node.repeat, [...path, 'repeat']);
       childEnv = { ...nodeEnv, rowTable: repeat, declaredRowVars: new Set(repeat.vars.keys()) };
-    }
-    if (node.value !== undefined && node.children?.length) env.problem(path, `element "${node.element}" has both a value and children`, 'put the text in a child element');
+    } else if (node.no_rows)
+      env.problem([...path, 'no_rows'], 'no_rows only applies to a repeated element', 'add repeat: or remove no_rows');
+    if (node.value !== undefined && node.children?.length)
+      env.problem(path, `element "${node.element}" has both a value and children`, 'put the text in a child element');
     const elementPath = parentPath ? `${parentPath}/${node.element}` : node.element;
     const attributes = Object.entries(node.attributes ?? {}).map(([name, spec]) => {
       checkName(name, [...path, 'attributes', name], 'attribute');
@@ -96,8 +135,11 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
       path: elementPath,
       value: node.value === undefined ? undefined : compileValue(node.value, childEnv, [...path, 'value']),
       attributes,
-      children: (node.children ?? []).map((child, i) => compileNode(child, [...path, 'children', i], elementPath, childEnv)),
+      children: (node.children ?? []).map((child, i) =>
+        compileNode(child, [...path, 'children', i], elementPath, childEnv),
+      ),
       repeat,
+      requireRows: node.no_rows === 'error',
       when: node.when ? compileCondition(node.when, childEnv, [...path, 'when']) : undefined,
       empty: node.empty ?? config.empty_elements,
     };
@@ -147,7 +189,14 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
       return;
     }
     const outer = scope.row;
-    for (const row of rowsOf(emitter.doc, node.repeat)) {
+    const rows = rowsOf(emitter.doc, node.repeat);
+    if (rows.length === 0 && node.requireRows) {
+      throw mappingError(
+        'MAPPING_NO_ROWS',
+        `${at} needs at least one row of "${node.repeat.from}", but the annotation has none. Add the line items in Rossum (or have the mapping write a summary line for such documents).`,
+      );
+    }
+    for (const row of rows) {
       scope.row = row;
       const rowAt = `${at}[${row.lineNumber}]`;
       scope.at = rowAt;
@@ -158,7 +207,12 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
     scope.row = outer;
   };
 
-  const root = renderOne({ ...xml.root, empty: xml.root.empty === 'omit' ? 'self_closing' : xml.root.empty }, 0, xml.root.name, namespaceAttributes) as string;
+  const root = renderOne(
+    { ...xml.root, empty: xml.root.empty === 'omit' ? 'self_closing' : xml.root.empty },
+    0,
+    xml.root.name,
+    namespaceAttributes,
+  ) as string;
   let out = '';
   if (config.declaration) {
     const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;

@@ -26,7 +26,22 @@ export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers["x-rossum-signature-sha256"]',
   'req.headers["x-elis-signature"]',
+  // URLs stay readable; only a password inside them (postgres://user:PASSWORD@host) is blanked, by the censor below.
+  'url',
+  '*.url',
 ];
+
+const CENSOR = '[redacted]';
+
+function censor(value: unknown, path: string[]): unknown {
+  if (path[path.length - 1] === 'url' && typeof value === 'string') return withoutUrlPassword(value);
+  return CENSOR;
+}
+
+/** `scheme://user:secret@host/...` → `scheme://user:[redacted]@host/...`, wherever it starts in the string; other strings unchanged. */
+export function withoutUrlPassword(url: string): string {
+  return url.replace(/(:\/\/[^/?#@:]*):[^/?#]*@/g, `$1:${CENSOR}@`);
+}
 
 export interface LoggerOptions {
   level?: string;
@@ -36,7 +51,11 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
-  const settings = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { service: 'rossum-sftp-bridge' } };
+  const settings = {
+    level,
+    redact: { paths: REDACTED_PATHS, censor },
+    base: { service: 'rossum-sftp-bridge' },
+  };
   return options.destination ? pino(settings, options.destination) : pino(settings);
 }
 

@@ -22,7 +22,9 @@ export class BridgeMetrics {
   readonly ackToRossumSeconds: Histogram<never>;
   readonly rossumCredentialsRefused: Gauge<never>;
   readonly ackLeftAlone: Counter<'status'>;
+  readonly targetUp: Gauge<'target'>;
   private readonly pools = new Map<string, () => PoolGauges>();
+  private outcomeBacklog: (() => Promise<Record<string, number>>) | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'bridge_process_' });
@@ -80,6 +82,25 @@ export class BridgeMetrics {
       labelNames: ['status'],
       registers: [this.registry],
     });
+    this.targetUp = new Gauge({
+      name: 'bridge_target_up',
+      help: 'Whether the target answered its last check (1) or not (0): every /readyz probe of serve, every ack folder listing of acks',
+      labelNames: ['target'],
+      registers: [this.registry],
+    });
+    const backlog = (): (() => Promise<Record<string, number>>) | undefined => this.outcomeBacklog;
+    new Gauge({
+      name: 'bridge_ack_outcomes_backlog',
+      help: 'Ack outcomes in the ledger by delivery state towards Rossum (pending = Rossum not told yet); ledger-wide, reported by acks',
+      labelNames: ['delivery'],
+      registers: [this.registry],
+      async collect() {
+        const read = backlog();
+        if (!read) return;
+        this.reset();
+        for (const [delivery, count] of Object.entries(await read())) this.set({ delivery }, count);
+      },
+    });
     const pools = this.pools;
     new Gauge({
       name: 'bridge_sftp_pool_connections',
@@ -110,6 +131,11 @@ export class BridgeMetrics {
 
   watchPool(target: string, stats: () => PoolGauges): void {
     this.pools.set(target, stats);
+  }
+
+  /** Read at every scrape (one grouped count in the ledger). */
+  watchOutcomeBacklog(read: () => Promise<Record<string, number>>): void {
+    this.outcomeBacklog = read;
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -19,23 +19,34 @@ export interface RunningAcks {
 }
 
 /** Assembles the `acks` process from the same config (and ledger) as `serve`. */
-export async function startAcks(config: BridgeConfig, options: { logger: Logger; loop?: boolean; holdGraceMs?: number }): Promise<RunningAcks> {
+export async function startAcks(
+  config: BridgeConfig,
+  options: { logger: Logger; loop?: boolean; holdGraceMs?: number },
+): Promise<RunningAcks> {
   const { logger } = options;
-  if (!config.rossum) throw new Error('the acks process needs `rossum` (API URL and token or username/password) in the config to tell Rossum about ERP answers');
-  if (Object.keys(config.acks.targets).length === 0) throw new Error('no ack folders configured: add `acks.targets.<target>: { folder: ... }`');
+  if (!config.rossum)
+    throw new Error(
+      'the acks process needs `rossum` (API URL and token or username/password) in the config to tell Rossum about ERP answers',
+    );
+  if (Object.keys(config.acks.targets).length === 0)
+    throw new Error('no ack folders configured: add `acks.targets.<target>: { folder: ... }`');
   for (const [name, source] of Object.entries(config.acks.targets)) {
     if (!config.targets[name]) throw new Error(`acks.targets.${name}: no target "${name}" under targets`);
-    if (source.readFrom && !config.targets[source.readFrom]) throw new Error(`acks.targets.${name}.readFrom: no target "${source.readFrom}" under targets`);
+    if (source.readFrom && !config.targets[source.readFrom])
+      throw new Error(`acks.targets.${name}.readFrom: no target "${source.readFrom}" under targets`);
   }
   const needed = new Set(Object.entries(config.acks.targets).map(([name, source]) => source.readFrom ?? name));
   const metrics = new BridgeMetrics();
   const targets = new Map<string, Target>();
   for (const name of needed) {
-    const target = createTarget(name, config.targets[name] as NonNullable<BridgeConfig['targets'][string]>, { logger: logger.child({ target: name }) });
+    const target = createTarget(name, config.targets[name] as NonNullable<BridgeConfig['targets'][string]>, {
+      logger: logger.child({ target: name }),
+    });
     targets.set(name, target);
     metrics.watchPool(name, () => target.stats());
   }
   const ledger = await openLedger(config.ledger.url);
+  metrics.watchOutcomeBacklog(() => ledger.outcomeBacklog());
   const service = new AckService({
     acks: config.acks,
     rossum: config.rossum,
@@ -63,9 +74,15 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
     : undefined;
   if (health) logger.info({ url: health.url }, 'acks health endpoints: /healthz, /readyz, /metrics');
   if (options.loop ?? true) service.start();
-  logger.info({ sources: Object.keys(config.acks.targets), mappings: Object.keys(config.acks.byMapping), ledger: ledger.kind }, 'acks process running');
+  logger.info(
+    { sources: Object.keys(config.acks.targets), mappings: Object.keys(config.acks.byMapping), ledger: ledger.kind },
+    'acks process running',
+  );
   if (config.rossum.baseUrl === undefined) {
-    logger.info({ allowedHosts: config.rossum.allowedHosts ?? DEFAULT_ALLOWED_HOSTS }, "no rossum.baseUrl: each export's payload base_url is used, and credentials go only to these hosts");
+    logger.info(
+      { allowedHosts: config.rossum.allowedHosts ?? DEFAULT_ALLOWED_HOSTS },
+      "no rossum.baseUrl: each export's payload base_url is used, and credentials go only to these hosts",
+    );
   }
   let closing: Promise<void> | undefined;
   return {
@@ -91,7 +108,11 @@ export async function startAcks(config: BridgeConfig, options: { logger: Logger;
           }),
         ]);
         clearTimeout(timer);
-        if (!closed) logger.warn({ drainMs: config.acks.drainMs }, 'ack folder connections still busy after the drain time; leaving them');
+        if (!closed)
+          logger.warn(
+            { drainMs: config.acks.drainMs },
+            'ack folder connections still busy after the drain time; leaving them',
+          );
         await ledger.close();
       })();
       return closing;

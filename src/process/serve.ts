@@ -2,12 +2,18 @@ import { randomBytes } from 'node:crypto';
 import type { BridgeConfig } from '../config/index.ts';
 import { describeError } from '../errors.ts';
 import { ExportHold } from '../ack/index.ts';
+import { consolePlugin } from '../console/index.ts';
 import { ExportService } from '../export/index.ts';
-import { openLedger, type Ledger } from '../ledger/index.ts';
-import { loadMappings } from '../mapping/index.ts';
+import { consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
+import { loadMappings, type LoadedMapping } from '../mapping/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
 import { createTarget, type Target } from '../transport/index.ts';
-import { buildWebhookServer, createDeliveryClassifier, type ReadinessReport, type WebhookServer } from '../webhook/index.ts';
+import {
+  buildWebhookServer,
+  createDeliveryClassifier,
+  type ReadinessReport,
+  type WebhookServer,
+} from '../webhook/index.ts';
 
 export interface BridgeOptions {
   logger: Logger;
@@ -34,13 +40,18 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   const { logger } = options;
   const secret = config.server.secret ?? null;
   if (secret === null && !options.insecureNoSignature) {
-    throw new Error('server.secret is not set: refusing to accept unsigned webhooks. Set it (same as the Rossum hook config.secret), or start with --insecure-no-signature for local experiments only');
+    throw new Error(
+      'server.secret is not set: refusing to accept unsigned webhooks. Set it (same as the Rossum hook config.secret), or start with --insecure-no-signature for local experiments only',
+    );
   }
   if (secret === null) {
-    logger.warn('!!! SIGNATURE CHECKS ARE OFF (--insecure-no-signature): anyone who can reach this port can make the bridge upload files !!!');
+    logger.warn(
+      '!!! SIGNATURE CHECKS ARE OFF (--insecure-no-signature): anyone who can reach this port can make the bridge upload files !!!',
+    );
   }
 
   const mappings = loadMappings(config.mappingsDir);
+  const mappingFiles: { get(name: string): LoadedMapping | undefined } = mappings;
   const metrics = new BridgeMetrics();
   const targets = new Map<string, Target>();
   for (const [name, targetConfig] of Object.entries(config.targets)) {
@@ -49,7 +60,23 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     metrics.watchPool(name, () => target.stats());
   }
   const ledger = await openLedger(config.ledger.url);
-  const exportService = new ExportService({ targets, ledger, logger, metrics });
+  const rossum = config.rossum;
+  const exportService = new ExportService({
+    targets,
+    ledger,
+    logger,
+    metrics,
+    // Original documents (`document:` mappings): the webhook's token first, else rossum.token; only to trusted hosts.
+    documents: rossum
+      ? {
+          ...(rossum.baseUrl ? { apiRoot: rossum.baseUrl } : {}),
+          ...(rossum.allowedHosts ? { allowedHosts: rossum.allowedHosts } : {}),
+          ...(rossum.token ? { token: rossum.token } : {}),
+          authScheme: rossum.authScheme,
+          timeoutMs: rossum.timeoutMs,
+        }
+      : {},
+  });
 
   const classify = createDeliveryClassifier({
     mappings,
@@ -74,6 +101,8 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
       probe('ledger', () => ledger.ping()),
       ...[...targets.values()].map((target) => probe(`target:${target.name}`, () => target.check())),
     ]);
+    for (const target of targets.values())
+      metrics.targetUp.set({ target: target.name }, checks[`target:${target.name}`]?.ok ? 1 : 0);
     return { ready: Object.values(checks).every((check) => check.ok), checks };
   };
 
@@ -103,16 +132,47 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     metrics,
     readiness,
     ...(heldMappings(config).length > 0
-      ? { hold: new ExportHold({ ledger, acks: config.acks, secret: config.server.secret ?? randomBytes(32).toString('hex'), logger: logger.child({ component: 'hold' }) }) }
+      ? {
+          hold: new ExportHold({
+            ledger,
+            acks: config.acks,
+            secret: config.server.secret ?? randomBytes(32).toString('hex'),
+            logger: logger.child({ component: 'hold' }),
+          }),
+        }
+      : {}),
+    ...(config.console.enabled
+      ? {
+          plugins: [
+            {
+              prefix: config.console.pathPrefix,
+              plugin: consolePlugin({
+                config: config.console,
+                ledger,
+                console: consoleLedgerOf(ledger),
+                targets,
+                encodingOf: (name) => mappingFiles.get(name)?.source.encoding,
+                env: options.env ?? process.env,
+                logger: logger.child({ component: 'console' }),
+              }),
+            },
+          ],
+        }
       : {}),
   });
   const { url, port } = await server.listen({ host: config.server.host, port: config.server.port });
-  logger.info({ url, targets: [...targets.values()].map((t) => t.description), mappings: mappings.names(), ledger: ledger.kind }, 'bridge listening');
+  logger.info(
+    { url, targets: [...targets.values()].map((t) => t.description), mappings: mappings.names(), ledger: ledger.kind },
+    'bridge listening',
+  );
 
   // In the background: a target that is down at start-up must not keep the webhook from answering.
   const stopReconciling = new AbortController();
   const reconciling = exportService.reconcileAbandoned({ signal: stopReconciling.signal }).catch((error: unknown) => {
-    logger.warn({ err: describeError(error) }, 'start-up reconciliation failed; interrupted exports are checked on their next delivery');
+    logger.warn(
+      { err: describeError(error) },
+      'start-up reconciliation failed; interrupted exports are checked on their next delivery',
+    );
   });
 
   let closing: Promise<void> | undefined;

@@ -42,7 +42,12 @@ export const annotationSchema = z.looseObject({
 });
 export type RossumAnnotation = z.infer<typeof annotationSchema>;
 
-export const noteSchema = z.looseObject({ id: z.number().int(), url: z.string().optional(), content: z.string(), type: z.string().optional() });
+export const noteSchema = z.looseObject({
+  id: z.number().int(),
+  url: z.string().optional(),
+  content: z.string(),
+  type: z.string().optional(),
+});
 export type RossumNote = z.infer<typeof noteSchema>;
 
 export interface AnnotationPatch {
@@ -82,7 +87,8 @@ interface RequestSpec {
 const TRANSIENT_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 /** A runaway `next` chain must not keep a delivery busy forever (20 a page: 10,000 notes). */
 const MAX_NOTE_PAGES = 500;
-const TOKEN_REFUSED_HINT = ' — the API token expired or was revoked: put a valid one in rossum.token and restart or send SIGHUP, or configure rossum.username/password so the bridge logs in by itself';
+const TOKEN_REFUSED_HINT =
+  ' — the API token expired or was revoked: put a valid one in rossum.token and restart or send SIGHUP, or configure rossum.username/password so the bridge logs in by itself';
 
 const notePageSchema = z.looseObject({
   results: z.array(noteSchema),
@@ -110,12 +116,25 @@ export class RossumClient {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      throw new RossumApiError('ROSSUM_CONFIG_INVALID', `Invalid Rossum API config: ${where}${issue?.message ?? 'invalid'}`, { statusCode: null, method: '', path: '', permanent: true });
+      throw new RossumApiError(
+        'ROSSUM_CONFIG_INVALID',
+        `Invalid Rossum API config: ${where}${issue?.message ?? 'invalid'}`,
+        { statusCode: null, method: '', path: '', permanent: true },
+      );
     }
     this.config = parsed.data;
-    const base = options.baseUrl ?? this.config.baseUrl ?? (options.payloadBaseUrl === undefined ? undefined : trustedPayloadRoot(options.payloadBaseUrl, this.config.allowedHosts ?? DEFAULT_ALLOWED_HOSTS));
+    const base =
+      options.baseUrl ??
+      this.config.baseUrl ??
+      (options.payloadBaseUrl === undefined
+        ? undefined
+        : trustedPayloadRoot(options.payloadBaseUrl, this.config.allowedHosts ?? DEFAULT_ALLOWED_HOSTS));
     if (base === undefined) {
-      throw new RossumApiError('ROSSUM_CONFIG_INVALID', 'No Rossum API base URL: set `baseUrl` or pass the payload’s `base_url`', { statusCode: null, method: '', path: '', permanent: true });
+      throw new RossumApiError(
+        'ROSSUM_CONFIG_INVALID',
+        'No Rossum API base URL: set `baseUrl` or pass the payload’s `base_url`',
+        { statusCode: null, method: '', path: '', permanent: true },
+      );
     }
     this.apiRoot = base.replace(/\/+$/, '');
     this.sleep = options.sleep ?? realSleep;
@@ -159,7 +178,12 @@ export class RossumClient {
   /** `POST /v1/auth/login` → a fresh key, used for the following calls. Concurrent callers share one login. */
   async login(): Promise<string> {
     if (!this.canLogin) {
-      throw new RossumApiError('ROSSUM_LOGIN_FAILED', 'Cannot log in to Rossum: no username/password configured', { statusCode: null, method: 'POST', path: '/v1/auth/login', permanent: true });
+      throw new RossumApiError('ROSSUM_LOGIN_FAILED', 'Cannot log in to Rossum: no username/password configured', {
+        statusCode: null,
+        method: 'POST',
+        path: '/v1/auth/login',
+        permanent: true,
+      });
     }
     this.loginInFlight ??= this.performLogin().finally(() => {
       this.loginInFlight = undefined;
@@ -168,7 +192,12 @@ export class RossumClient {
   }
 
   async getAnnotation(id: number): Promise<RossumAnnotation> {
-    return this.parse(annotationSchema, await this.request({ method: 'GET', path: `/v1/annotations/${id}` }), 'GET', `/v1/annotations/${id}`);
+    return this.parse(
+      annotationSchema,
+      await this.request({ method: 'GET', path: `/v1/annotations/${id}` }),
+      'GET',
+      `/v1/annotations/${id}`,
+    );
   }
 
   /** Rossum replaces `metadata` as a whole: use `mergeAnnotationMetadata` to add keys. */
@@ -185,14 +214,22 @@ export class RossumClient {
    * GET then PATCH with the union of both (patch keys win). Not atomic: a concurrent writer between the
    * two calls loses its keys, so keep one writer per annotation (the ack loop is).
    */
-  async mergeAnnotationMetadata(id: number, patch: Record<string, unknown>, extra: Omit<AnnotationPatch, 'metadata'> = {}): Promise<RossumAnnotation> {
+  async mergeAnnotationMetadata(
+    id: number,
+    patch: Record<string, unknown>,
+    extra: Omit<AnnotationPatch, 'metadata'> = {},
+  ): Promise<RossumAnnotation> {
     const current = await this.getAnnotation(id);
     return this.patchAnnotation(id, { ...extra, metadata: { ...(current.metadata ?? {}), ...patch } });
   }
 
   /** A note on the annotation (shown to operators): control characters and bidi overrides removed, content beyond Rossum's limit cut with an ellipsis. */
   async createNote(annotationId: number, content: string, type: 'rejection' = 'rejection'): Promise<RossumNote> {
-    const body = { annotation: this.annotationUrl(annotationId), content: cleanContent(content, ROSSUM_MESSAGE_LIMIT), type };
+    const body = {
+      annotation: this.annotationUrl(annotationId),
+      content: cleanContent(content, ROSSUM_MESSAGE_LIMIT),
+      type,
+    };
     return this.parse(noteSchema, await this.request({ method: 'POST', path: '/v1/notes', body }), 'POST', '/v1/notes');
   }
 
@@ -204,7 +241,12 @@ export class RossumClient {
     const notes: RossumNote[] = [];
     let path: string | null = `/v1/notes?annotation=${annotationId}`;
     for (let page = 0; path !== null; page++) {
-      if (page >= MAX_NOTE_PAGES) throw this.error('ROSSUM_BAD_RESPONSE', `Rossum listed more than ${MAX_NOTE_PAGES} pages of notes for annotation ${annotationId}`, { statusCode: 200, method: 'GET', path, permanent: false });
+      if (page >= MAX_NOTE_PAGES)
+        throw this.error(
+          'ROSSUM_BAD_RESPONSE',
+          `Rossum listed more than ${MAX_NOTE_PAGES} pages of notes for annotation ${annotationId}`,
+          { statusCode: 200, method: 'GET', path, permanent: false },
+        );
       const reply = this.parse(notePageSchema, await this.request({ method: 'GET', path }), 'GET', path);
       notes.push(...reply.results);
       path = this.pathOf(reply.pagination?.next ?? null, path);
@@ -217,16 +259,53 @@ export class RossumClient {
     if (next === null || next === '') return null;
     const resolved = new URL(next, `${this.apiRoot}${from}`).toString();
     if (!resolved.startsWith(`${this.apiRoot}/`)) {
-      throw this.error('ROSSUM_BAD_RESPONSE', `Rossum's next page link leaves the API root (${new URL(resolved).origin}); not followed`, { statusCode: 200, method: 'GET', path: from, permanent: true });
+      throw this.error(
+        'ROSSUM_BAD_RESPONSE',
+        `Rossum's next page link leaves the API root (${new URL(resolved).origin}); not followed`,
+        { statusCode: 200, method: 'GET', path: from, permanent: true },
+      );
     }
     return resolved.slice(this.apiRoot.length);
   }
 
+  /**
+   * The schema of a queue (`GET /v1/queues/{id}`, then the queue's `schema` URL), as Rossum returns it.
+   * The schema URL must lie under this API root: credentials are never sent elsewhere.
+   */
+  async getQueueSchema(queueId: number): Promise<unknown> {
+    const queuePath = `/v1/queues/${queueId}`;
+    const queue = this.parse(
+      z.looseObject({ schema: z.string() }),
+      await this.request({ method: 'GET', path: queuePath }),
+      'GET',
+      queuePath,
+    );
+    const prefix = `${this.apiRoot}/`;
+    if (!queue.schema.startsWith(prefix)) {
+      throw this.error(
+        'ROSSUM_BAD_RESPONSE',
+        `Queue ${queueId} names its schema at ${queue.schema}, outside ${this.apiRoot}`,
+        { statusCode: 200, method: 'GET', path: queuePath, permanent: true },
+      );
+    }
+    const schemaPath = queue.schema.slice(this.apiRoot.length);
+    return this.request({ method: 'GET', path: schemaPath });
+  }
+
   private async performLogin(): Promise<string> {
     const path = '/v1/auth/login';
-    const reply = await this.send({ method: 'POST', path, body: { username: this.config.username, password: this.config.password } }, undefined);
+    const reply = await this.send(
+      { method: 'POST', path, body: { username: this.config.username, password: this.config.password } },
+      undefined,
+    );
     const parsed = z.looseObject({ key: z.string().min(1) }).safeParse(reply);
-    if (!parsed.success) throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum login answered without a key', { statusCode: 200, method: 'POST', path, permanent: true });
+    if (!parsed.success)
+      throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum login answered without a key', {
+        statusCode: 200,
+        method: 'POST',
+        path,
+        permanent: true,
+      });
     this.key = parsed.data.key;
     return parsed.data.key;
   }
@@ -246,9 +325,18 @@ export class RossumClient {
 
   private async performRenew(): Promise<string> {
     const path = '/v1/auth/token';
-    const reply = await this.send({ method: 'POST', path, body: { max_token_lifetime_s: this.config.tokenLifetimeS } }, this.key);
+    const reply = await this.send(
+      { method: 'POST', path, body: { max_token_lifetime_s: this.config.tokenLifetimeS } },
+      this.key,
+    );
     const parsed = z.looseObject({ key: z.string().min(1) }).safeParse(reply);
-    if (!parsed.success) throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum answered the token renewal without a key', { statusCode: 200, method: 'POST', path, permanent: true });
+    if (!parsed.success)
+      throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum answered the token renewal without a key', {
+        statusCode: 200,
+        method: 'POST',
+        path,
+        permanent: true,
+      });
     this.key = parsed.data.key;
     this.renewAt = this.now() + (this.config.tokenLifetimeS - this.config.tokenRenewBeforeS) * 1_000;
     this.logger?.info({ nextRenewalAt: new Date(this.renewAt).toISOString() }, 'Rossum API token renewed');
@@ -268,7 +356,10 @@ export class RossumClient {
       if (error instanceof RossumApiError && error.statusCode === 401) throw error;
       // Renewal is upkeep: while the current token still works, a Rossum that cannot renew it now is asked again later.
       this.renewAt = this.now() + Math.min(60_000, this.config.tokenRenewBeforeS * 500);
-      this.logger?.warn({ err: describeError(error) }, 'could not renew the Rossum API token; using the current one and trying again later');
+      this.logger?.warn(
+        { err: describeError(error) },
+        'could not renew the Rossum API token; using the current one and trying again later',
+      );
       return this.key;
     }
   }
@@ -302,7 +393,17 @@ export class RossumClient {
       if (attempt >= attempts) throw failure;
       const delay = waitMs ?? this.backoff(attempt);
       if (delay > this.maxRetryAfterMs) throw failure;
-      this.logger?.warn({ method: spec.method, path: spec.path, status: failure.statusCode, code: failure.code, attempt, delayMs: delay }, 'Rossum API call failed; retrying');
+      this.logger?.warn(
+        {
+          method: spec.method,
+          path: spec.path,
+          status: failure.statusCode,
+          code: failure.code,
+          attempt,
+          delayMs: delay,
+        },
+        'Rossum API call failed; retrying',
+      );
       await this.sleep(delay);
     }
   }
@@ -318,14 +419,34 @@ export class RossumClient {
     let response: Response;
     let text: string;
     try {
-      response = await this.limiter.add(() => fetch(url, { method: spec.method, headers, body: spec.body === undefined ? undefined : JSON.stringify(spec.body), signal: timeout, redirect: 'manual' }));
+      response = await this.limiter.add(() =>
+        fetch(url, {
+          method: spec.method,
+          headers,
+          body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
+          signal: timeout,
+          redirect: 'manual',
+        }),
+      );
       text = await response.text();
     } catch (error) {
       if (timeout.aborted) {
-        throw new RetryableFailure(this.error('ROSSUM_TIMEOUT', `Rossum did not answer ${spec.method} ${spec.path} within ${this.config.timeoutMs} ms`, { ...details, statusCode: null, permanent: false }));
+        throw new RetryableFailure(
+          this.error(
+            'ROSSUM_TIMEOUT',
+            `Rossum did not answer ${spec.method} ${spec.path} within ${this.config.timeoutMs} ms`,
+            { ...details, statusCode: null, permanent: false },
+          ),
+        );
       }
       const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-      throw new RetryableFailure(this.error('ROSSUM_UNREACHABLE', `Rossum unreachable (${host}) for ${spec.method} ${spec.path}: ${describeError(cause)}`, { ...details, statusCode: null, permanent: false }));
+      throw new RetryableFailure(
+        this.error(
+          'ROSSUM_UNREACHABLE',
+          `Rossum unreachable (${host}) for ${spec.method} ${spec.path}: ${describeError(cause)}`,
+          { ...details, statusCode: null, permanent: false },
+        ),
+      );
     }
 
     const status = response.status;
@@ -334,24 +455,41 @@ export class RossumClient {
       try {
         return JSON.parse(text) as unknown;
       } catch {
-        throw this.error('ROSSUM_BAD_RESPONSE', `Rossum answered ${spec.method} ${spec.path} with non-JSON (HTTP ${status})`, { ...details, statusCode: status, permanent: false });
+        throw this.error(
+          'ROSSUM_BAD_RESPONSE',
+          `Rossum answered ${spec.method} ${spec.path} with non-JSON (HTTP ${status})`,
+          { ...details, statusCode: status, permanent: false },
+        );
       }
     }
     const summary = `Rossum answered ${spec.method} ${spec.path} with HTTP ${status}${detailOf(text)}`;
     if (status === 401) {
       const code = spec.path === '/v1/auth/login' ? 'ROSSUM_LOGIN_FAILED' : 'ROSSUM_UNAUTHORIZED';
-      throw this.error(code, `${summary}${this.canLogin ? '' : TOKEN_REFUSED_HINT}`, { ...details, statusCode: status, permanent: true });
+      throw this.error(code, `${summary}${this.canLogin ? '' : TOKEN_REFUSED_HINT}`, {
+        ...details,
+        statusCode: status,
+        permanent: true,
+      });
     }
     if (status === 429) {
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.now());
-      throw new RetryableFailure(this.error('ROSSUM_RATE_LIMITED', summary, { ...details, statusCode: status, permanent: false }), retryAfterMs);
+      throw new RetryableFailure(
+        this.error('ROSSUM_RATE_LIMITED', summary, { ...details, statusCode: status, permanent: false }),
+        retryAfterMs,
+      );
     }
     if (TRANSIENT_STATUSES.has(status) || status >= 500) {
-      throw new RetryableFailure(this.error('ROSSUM_SERVER_ERROR', summary, { ...details, statusCode: status, permanent: false }));
+      throw new RetryableFailure(
+        this.error('ROSSUM_SERVER_ERROR', summary, { ...details, statusCode: status, permanent: false }),
+      );
     }
     if (status >= 300 && status < 400) {
       const where = response.headers.get('location');
-      throw this.error('ROSSUM_REQUEST_REJECTED', `${summary}${where ? ` (redirect to ${where})` : ''}; check that the base URL is the API root ending in /api`, { ...details, statusCode: status, permanent: true });
+      throw this.error(
+        'ROSSUM_REQUEST_REJECTED',
+        `${summary}${where ? ` (redirect to ${where})` : ''}; check that the base URL is the API root ending in /api`,
+        { ...details, statusCode: status, permanent: true },
+      );
     }
     throw this.error('ROSSUM_REQUEST_REJECTED', summary, { ...details, statusCode: status, permanent: true });
   }
@@ -366,11 +504,19 @@ export class RossumClient {
   private parse<T>(schema: z.ZodType<T>, value: unknown, method: string, path: string): T {
     const parsed = schema.safeParse(value);
     if (parsed.success) return parsed.data;
-    throw this.error('ROSSUM_BAD_RESPONSE', `Unexpected Rossum reply to ${method} ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { statusCode: 200, method, path, permanent: true });
+    throw this.error(
+      'ROSSUM_BAD_RESPONSE',
+      `Unexpected Rossum reply to ${method} ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+      { statusCode: 200, method, path, permanent: true },
+    );
   }
 
   /** Builds an error whose message is scrubbed of every credential this client knows. */
-  private error(code: RossumApiErrorCode, message: string, details: { statusCode: number | null; method: string; path: string; permanent: boolean; host?: string }): RossumApiError {
+  private error(
+    code: RossumApiErrorCode,
+    message: string,
+    details: { statusCode: number | null; method: string; path: string; permanent: boolean; host?: string },
+  ): RossumApiError {
     return new RossumApiError(code, redact(message, [this.config.token, this.config.password, this.key]), details);
   }
 }
@@ -401,7 +547,8 @@ function detailOf(text: string): string {
   let detail = trimmed;
   try {
     const json = JSON.parse(trimmed) as unknown;
-    if (typeof json === 'object' && json !== null && 'detail' in json && typeof json.detail === 'string') detail = json.detail;
+    if (typeof json === 'object' && json !== null && 'detail' in json && typeof json.detail === 'string')
+      detail = json.detail;
     else detail = JSON.stringify(json);
   } catch {
     // plain text: shown as is
@@ -411,6 +558,7 @@ function detailOf(text: string): string {
 
 function redact(message: string, secrets: ReadonlyArray<string | undefined>): string {
   let result = message;
-  for (const secret of secrets) if (secret !== undefined && secret.length >= 4) result = result.split(secret).join('[redacted]');
+  for (const secret of secrets)
+    if (secret !== undefined && secret.length >= 4) result = result.split(secret).join('[redacted]');
   return result;
 }

@@ -22,8 +22,23 @@ export class RossumApiError extends BridgeError {
   readonly method: string;
   readonly path: string;
 
-  constructor(code: RossumApiErrorCode, message: string, details: { statusCode: number | null; method: string; path: string; permanent: boolean; host?: string; cause?: unknown }) {
-    super(code, message, { permanent: details.permanent, location: details.host === undefined ? {} : { host: details.host }, cause: details.cause });
+  constructor(
+    code: RossumApiErrorCode,
+    message: string,
+    details: {
+      statusCode: number | null;
+      method: string;
+      path: string;
+      permanent: boolean;
+      host?: string;
+      cause?: unknown;
+    },
+  ) {
+    super(code, message, {
+      permanent: details.permanent,
+      location: details.host === undefined ? {} : { host: details.host },
+      cause: details.cause,
+    });
     this.code = code;
     this.statusCode = details.statusCode;
     this.method = details.method;

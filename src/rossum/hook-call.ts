@@ -209,12 +209,14 @@ function resolveSettings(options: HookCallOptions): Settings {
     retryAfterPollingFailure: options.retryAfterPollingFailure ?? HOOK_CALL_DEFAULTS.retryAfterPollingFailure,
   };
   // Rossum's documented bounds: timeout_s 0–60, retry_count 0–4.
-  if (!(settings.timeoutS >= 0 && settings.timeoutS <= 60)) invalid(`timeoutS must be between 0 and 60 (got ${settings.timeoutS})`);
+  if (!(settings.timeoutS >= 0 && settings.timeoutS <= 60))
+    invalid(`timeoutS must be between 0 and 60 (got ${settings.timeoutS})`);
   if (!Number.isInteger(settings.retryCount) || settings.retryCount < 0 || settings.retryCount > 4) {
     invalid(`retryCount must be an integer between 0 and 4 (got ${settings.retryCount})`);
   }
   for (const key of ['retryDelayS', 'pollIntervalS', 'maxPollingTimeS'] as const) {
-    if (!(settings[key] >= 0) || !Number.isFinite(settings[key])) invalid(`${key} must be a non-negative number (got ${settings[key]})`);
+    if (!(settings[key] >= 0) || !Number.isFinite(settings[key]))
+      invalid(`${key} must be a non-negative number (got ${settings[key]})`);
   }
   let parsed: URL | undefined;
   try {
@@ -222,7 +224,8 @@ function resolveSettings(options: HookCallOptions): Settings {
   } catch {
     invalid(`not a valid URL: ${options.url}`);
   }
-  if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:') invalid(`URL must be http(s): ${options.url}`);
+  if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    invalid(`URL must be http(s): ${options.url}`);
   return settings;
 }
 
@@ -250,11 +253,18 @@ async function exchange(
     });
     // The timeout covers the whole reply, body included.
     const text = await response.text();
-    return { kind: 'response', status: response.status, text, location: response.headers.get('location'), durationMs: performance.now() - started };
+    return {
+      kind: 'response',
+      status: response.status,
+      text,
+      location: response.headers.get('location'),
+      durationMs: performance.now() - started,
+    };
   } catch (error) {
     if (outer?.aborted) throw outer.reason;
     const durationMs = performance.now() - started;
-    if (timeout.aborted) return { kind: 'failure', error: `no response within ${timeoutS} s`, timedOut: true, durationMs };
+    if (timeout.aborted)
+      return { kind: 'failure', error: `no response within ${timeoutS} s`, timedOut: true, durationMs };
     return { kind: 'failure', error: `connection failed: ${networkErrorText(error)}`, timedOut: false, durationMs };
   }
 }
@@ -282,7 +292,12 @@ async function poll(
   for (let n = 1; ; n++) {
     await sleep(settings.pollIntervalS * 1000, options.signal);
     if (now() - started > limitMs) {
-      return { kind: 'failed', reason: `no final answer within the maximum polling time of ${settings.maxPollingTimeS} s`, status: null, text: '' };
+      return {
+        kind: 'failed',
+        reason: `no final answer within the maximum polling time of ${settings.maxPollingTimeS} s`,
+        status: null,
+        text: '',
+      };
     }
     const reply = await exchange(url, { method: 'GET' }, settings.timeoutS, options.signal);
     const record: PollRecord = {
@@ -298,7 +313,12 @@ async function poll(
     if (reply.kind === 'response') {
       if (reply.status === 201) result = { kind: 'done', status: 201, text: reply.text };
       else if (reply.status >= 300 && !RETRYABLE_STATUSES.has(reply.status)) {
-        result = { kind: 'failed', reason: `polling ${url} failed with HTTP ${reply.status}`, status: reply.status, text: reply.text };
+        result = {
+          kind: 'failed',
+          reason: `polling ${url} failed with HTTP ${reply.status}`,
+          status: reply.status,
+          text: reply.text,
+        };
       }
       // Other 2xx are not a result yet (only 201 is), and 408/429/500/502/503/504 are documented as "keep polling".
     }
@@ -351,17 +371,30 @@ function interpret(decisive: Exchange | PollResult, attempts: AttemptRecord[], s
     const parsed = parseReply(text);
     const messages = parsed.messages.map((m): ShownMessage => ({ ...m, origin: 'hook' }));
     const failed = messages.some((m) => m.type === 'error');
-    return { annotationStatus: failed ? 'failed_export' : 'exported', attempts, messages, finalStatusCode, operations: failed ? [] : parsed.operations };
+    return {
+      annotationStatus: failed ? 'failed_export' : 'exported',
+      attempts,
+      messages,
+      finalStatusCode,
+      operations: failed ? [] : parsed.operations,
+    };
   }
 
   const messages: ShownMessage[] = [];
   if (decisive.kind === 'failure') {
-    messages.push(rossumMessage(decisive.timedOut ? `Webhook call timed out (no response within ${settings.timeoutS} s)` : `Webhook call failed: ${decisive.error}`));
+    messages.push(
+      rossumMessage(
+        decisive.timedOut
+          ? `Webhook call timed out (no response within ${settings.timeoutS} s)`
+          : `Webhook call failed: ${decisive.error}`,
+      ),
+    );
   } else {
     // "Parsable error response": the same messages format with a non-2xx status (operations are not considered).
     const parsed = parseReply(decisive.text);
     if (parsed.hasMessages) messages.push(...parsed.messages.map((m): ShownMessage => ({ ...m, origin: 'hook' })));
-    else if (decisive.text.trim() !== '') messages.push({ type: 'error', content: truncateContent(decisive.text.trim()), origin: 'hook' });
+    else if (decisive.text.trim() !== '')
+      messages.push({ type: 'error', content: truncateContent(decisive.text.trim()), origin: 'hook' });
     if (messages.length === 0) {
       const reason = decisive.kind === 'failed' ? decisive.reason : `HTTP ${decisive.status}`;
       messages.push(rossumMessage(`Webhook call failed: ${reason}`));

@@ -28,7 +28,10 @@ export function trustedPayloadRoot(baseUrl: string, allowedHosts: readonly strin
   try {
     url = new URL(baseUrl);
   } catch {
-    throw refusal('ROSSUM_CONFIG_INVALID', `The payload's base_url is not a URL: ${JSON.stringify(baseUrl.slice(0, 200))}`);
+    throw refusal(
+      'ROSSUM_CONFIG_INVALID',
+      `The payload's base_url is not a URL: ${JSON.stringify(baseUrl.slice(0, 200))}`,
+    );
   }
   if (!hostAllowed(url.hostname, allowedHosts)) {
     throw refusal(
@@ -37,7 +40,10 @@ export function trustedPayloadRoot(baseUrl: string, allowedHosts: readonly strin
     );
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    throw refusal('ROSSUM_HOST_NOT_ALLOWED', `Refusing to send Rossum credentials to ${url.origin}: the payload's base_url must be https`);
+    throw refusal(
+      'ROSSUM_HOST_NOT_ALLOWED',
+      `Refusing to send Rossum credentials to ${url.origin}: the payload's base_url must be https`,
+    );
   }
   const trimmed = `${url.origin}${url.pathname}`.replace(/\/+$/, '');
   return trimmed.endsWith('/api') ? trimmed : `${trimmed}/api`;

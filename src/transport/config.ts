@@ -2,6 +2,16 @@ import { z } from 'zod';
 
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 
+/** A whole number of things (connections, attempts) between `min` and `max`. */
+function count(min: number, max: number, defaultCount: number, description: string) {
+  return z.number().int().min(min).max(max).default(defaultCount).describe(description);
+}
+
+/** A duration setting in whole milliseconds. */
+function milliseconds(min: number, defaultMs: number, description: string) {
+  return z.number().int().min(min).default(defaultMs).describe(description);
+}
+
 const fingerprint = z
   .string()
   .regex(FINGERPRINT, 'expected an OpenSSH fingerprint like SHA256:AbC... (ssh-keygen -l -f key.pub)')
@@ -12,9 +22,18 @@ const algorithmList = z
     z.array(z.string()).describe('Exact list, in order of preference'),
     z
       .strictObject({
-        append: z.union([z.string(), z.array(z.string())]).optional().describe('Add after the defaults'),
-        prepend: z.union([z.string(), z.array(z.string())]).optional().describe('Add before the defaults'),
-        remove: z.union([z.string(), z.array(z.string())]).optional().describe('Remove from the defaults'),
+        append: z
+          .union([z.string(), z.array(z.string())])
+          .optional()
+          .describe('Add after the defaults'),
+        prepend: z
+          .union([z.string(), z.array(z.string())])
+          .optional()
+          .describe('Add before the defaults'),
+        remove: z
+          .union([z.string(), z.array(z.string())])
+          .optional()
+          .describe('Remove from the defaults'),
       })
       .describe('Changes to ssh2 defaults'),
   ])
@@ -22,46 +41,56 @@ const algorithmList = z
 
 export const poolConfigSchema = z
   .strictObject({
-    size: z.number().int().min(1).max(64).default(4).describe('Maximum SFTP connections to this target (one operation at a time on each)'),
-    idleCloseMs: z.number().int().min(0).default(60_000).describe('Close a connection unused for this long (0 = never)'),
-    keepaliveMs: z.number().int().min(0).default(15_000).describe('SSH keepalive interval (0 = off)'),
-    checkIdleAfterMs: z
-      .number()
-      .int()
-      .min(0)
-      .default(2_000)
-      .describe('Before reusing a connection idle this long, check it with a cheap SFTP call (realpath)'),
+    size: count(1, 64, 4, 'Maximum SFTP connections to this target (one operation at a time on each)'),
+    idleCloseMs: milliseconds(0, 60_000, 'Close a connection unused for this long (0 = never)'),
+    keepaliveMs: milliseconds(0, 15_000, 'SSH keepalive interval (0 = off)'),
+    checkIdleAfterMs: milliseconds(
+      0,
+      2_000,
+      'Before reusing a connection idle this long, check it with a cheap SFTP call (realpath)',
+    ),
     maxConcurrentHandshakes: z
       .number()
       .int()
       .min(1)
       .default(2)
       .describe("Connections being set up at once; OpenSSH's MaxStartups drops excess unauthenticated connections"),
-    connectTimeoutMs: z.number().int().min(100).default(8_000).describe('Give up on one connection attempt (TCP + SSH handshake + auth) after this long'),
-    operationTimeoutMs: z
-      .number()
-      .int()
-      .min(100)
-      .default(15_000)
-      .describe('Give up on one running operation after this long and discard its connection'),
+    connectTimeoutMs: milliseconds(
+      100,
+      8_000,
+      'Give up on one connection attempt (TCP + SSH handshake + auth) after this long',
+    ),
+    operationTimeoutMs: milliseconds(
+      100,
+      15_000,
+      'Give up on one running operation after this long and discard its connection',
+    ),
   })
   .describe('Connection pool');
 
 export const uploadConfigSchema = z
   .strictObject({
-    tempPrefix: z.string().default('.').describe('Prefix of the temporary name the file is written under before the rename'),
+    tempPrefix: z
+      .string()
+      .default('.')
+      .describe('Prefix of the temporary name the file is written under before the rename'),
     tempSuffix: z.string().default('.part').describe('Suffix of the temporary name'),
     tempDir: z
       .string()
       .nullable()
       .default(null)
-      .describe('Write temporary files in this folder (relative to the target folder, same file system) instead of next to the final name'),
+      .describe(
+        'Write temporary files in this folder (relative to the target folder, same file system) instead of next to the final name',
+      ),
     mode: z
       .string()
       .regex(/^0?[0-7]{3,4}$/, 'expected an octal mode like 0640')
       .optional()
       .describe('chmod the file to this octal mode before it becomes visible, e.g. 0640'),
-    verifySize: z.boolean().default(true).describe('Check that the remote size equals the bytes sent before the rename'),
+    verifySize: z
+      .boolean()
+      .default(true)
+      .describe('Check that the remote size equals the bytes sent before the rename'),
     createDirs: z.boolean().default(true).describe('Create missing folders (mkdir -p)'),
     rename: z
       .enum(['auto', 'posix', 'plain'])
@@ -74,9 +103,9 @@ export const uploadConfigSchema = z
 
 export const retryConfigSchema = z
   .strictObject({
-    attempts: z.number().int().min(1).max(20).default(3).describe('Connection attempts per operation before reporting the target unreachable'),
-    minDelayMs: z.number().int().min(0).default(200).describe('First backoff delay between connection attempts'),
-    maxDelayMs: z.number().int().min(0).default(3_000).describe('Largest backoff delay between connection attempts'),
+    attempts: count(1, 20, 3, 'Connection attempts per operation before reporting the target unreachable'),
+    minDelayMs: milliseconds(0, 200, 'First backoff delay between connection attempts'),
+    maxDelayMs: milliseconds(0, 3_000, 'Largest backoff delay between connection attempts'),
   })
   .describe('Reconnect with exponential backoff (ssh2-sftp-client 12 no longer retries by itself)');
 
@@ -84,8 +113,12 @@ export const targetConfigSchema = z
   .strictObject({
     url: z
       .string()
-      .refine((value) => parseTargetUrl(value).ok, { message: 'expected sftp://user@host:port/dir or file:///absolute/dir' })
-      .describe('sftp://user@host[:port]/absolute/dir, sftp://user@host/~/dir (relative to the login folder) or file:///absolute/dir'),
+      .refine((value) => parseTargetUrl(value).ok, {
+        message: 'expected sftp://user@host:port/dir or file:///absolute/dir',
+      })
+      .describe(
+        'sftp://user@host[:port]/absolute/dir, sftp://user@host/~/dir (relative to the login folder) or file:///absolute/dir',
+      ),
     hostKey: z
       .union([fingerprint, z.array(fingerprint).min(1)])
       .optional()
@@ -102,7 +135,9 @@ export const targetConfigSchema = z
     credentials: z
       .enum(['config', 'hookSecrets'])
       .default('config')
-      .describe("config = credentials above; hookSecrets = the hook payload's `secrets` (username, password, privateKey, passphrase)"),
+      .describe(
+        "config = credentials above; hookSecrets = the hook payload's `secrets` (username, password, privateKey, passphrase)",
+      ),
     pool: poolConfigSchema.prefault({}),
     upload: uploadConfigSchema.prefault({}),
     algorithms: z
@@ -114,7 +149,9 @@ export const targetConfigSchema = z
         compress: algorithmList.optional(),
       })
       .optional()
-      .describe('ssh2 `algorithms` passthrough for old servers, e.g. { kex: { append: [diffie-hellman-group14-sha1] } }'),
+      .describe(
+        'ssh2 `algorithms` passthrough for old servers, e.g. { kex: { append: [diffie-hellman-group14-sha1] } }',
+      ),
     retry: retryConfigSchema.prefault({}),
   })
   .superRefine((config, context) => {
@@ -124,17 +161,30 @@ export const targetConfigSchema = z
       context.addIssue({
         code: 'custom',
         path: ['hostKey'],
-        message: 'an sftp target needs hostKey (SHA256:... fingerprint) or knownHosts; set insecureAcceptAnyHostKey: true only for test servers',
+        message:
+          'an sftp target needs hostKey (SHA256:... fingerprint) or knownHosts; set insecureAcceptAnyHostKey: true only for test servers',
       });
     }
     if (config.privateKey && config.privateKeyPath) {
-      context.addIssue({ code: 'custom', path: ['privateKeyPath'], message: 'give privateKey or privateKeyPath, not both' });
+      context.addIssue({
+        code: 'custom',
+        path: ['privateKeyPath'],
+        message: 'give privateKey or privateKeyPath, not both',
+      });
     }
     if (config.credentials === 'config' && !config.password && !config.privateKey && !config.privateKeyPath) {
-      context.addIssue({ code: 'custom', path: ['password'], message: 'an sftp target needs password, privateKey or privateKeyPath (or credentials: hookSecrets)' });
+      context.addIssue({
+        code: 'custom',
+        path: ['password'],
+        message: 'an sftp target needs password, privateKey or privateKeyPath (or credentials: hookSecrets)',
+      });
     }
     if (config.upload.tempDir !== null && /(^|[\\/])\.\.([\\/]|$)|^[\\/]/.test(config.upload.tempDir)) {
-      context.addIssue({ code: 'custom', path: ['upload', 'tempDir'], message: 'tempDir must be a folder inside the target folder (relative, no "..")' });
+      context.addIssue({
+        code: 'custom',
+        path: ['upload', 'tempDir'],
+        message: 'tempDir must be a folder inside the target folder (relative, no "..")',
+      });
     }
   })
   .describe('Where exported files go');
@@ -181,7 +231,13 @@ export function parseTargetUrl(value: string): { ok: true; value: TargetUrl } | 
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
     return {
       ok: true,
-      value: { scheme: 'sftp', host: hostname, port: url.port ? Number(url.port) : 22, username: url.username ? decodeURIComponent(url.username) : undefined, dir },
+      value: {
+        scheme: 'sftp',
+        host: hostname,
+        port: url.port ? Number(url.port) : 22,
+        username: url.username ? decodeURIComponent(url.username) : undefined,
+        dir,
+      },
     };
   }
   return { ok: false, reason: `unsupported scheme ${url.protocol}` };

@@ -42,6 +42,19 @@ export interface OperationOptions {
   credentials?: HookCredentials;
 }
 
+/** What a listing said about a file, so a read can refuse anything else found under its name. */
+export interface ListedFile {
+  size: number;
+  mtimeMs: number;
+}
+
+export interface ReadOptions extends OperationOptions {
+  /** Fails with ACK_FILE_TOO_LARGE (permanent) before reading more than this many bytes. */
+  maxBytes?: number;
+  /** When given, a file whose size or mtime differs from the listing is refused (ACK_FILE_NOT_REGULAR). */
+  listed?: ListedFile;
+}
+
 export interface MoveOptions extends OperationOptions {
   /** Replace an existing file at the destination (default: fail with TARGET_EXISTS, permanent). */
   overwrite?: boolean;
@@ -54,7 +67,11 @@ export interface Target {
   readonly description: string;
   upload(request: UploadRequest, options?: OperationOptions): Promise<UploadResult>;
   stat(relativePath: string, options?: OperationOptions): Promise<{ size: number; mtimeMs: number } | null>;
-  readFile(relativePath: string, options?: OperationOptions): Promise<Buffer>;
+  /**
+   * Reads a regular file, never through a symlink: a symlink, folder, device or a file swapped in
+   * between the look and the read fails with ACK_FILE_NOT_REGULAR (permanent).
+   */
+  readFile(relativePath: string, options?: ReadOptions): Promise<Buffer>;
   /** Lists a folder lazily, page by page, so huge folders do not load at once. */
   list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry>;
   /** Renames within the target folder, creating the destination folder when missing. */

@@ -18,7 +18,11 @@ export type TransportErrorCode =
   | 'ABORTED'
   | 'TARGET_CLOSED'
   | 'UNSUPPORTED'
-  | 'IO_FAILED';
+  | 'IO_FAILED'
+  /** A read found a symlink, folder, device or a different file than the one listed: never followed. */
+  | 'ACK_FILE_NOT_REGULAR'
+  /** A read was asked for at most `maxBytes` and the file is longer. */
+  | 'ACK_FILE_TOO_LARGE';
 
 export interface TransportErrorOptions {
   permanent: boolean;
@@ -72,7 +76,8 @@ const CONNECTION_CODES = new Set<string | number>([
   SFTP_STATUS.CONNECTION_LOST,
 ]);
 
-const CONNECTION_MESSAGES = /no sftp connection|unexpected (end|close)|no response from server|not connected|channel (open|closed)|connection (lost|reset|closed)|socket (hang up|closed)|write after end|this socket has been ended/i;
+const CONNECTION_MESSAGES =
+  /no sftp connection|unexpected (end|close)|no response from server|not connected|channel (open|closed)|connection (lost|reset|closed)|socket (hang up|closed)|write after end|this socket has been ended/i;
 
 export function errorCodeOf(error: unknown): string | number | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -81,7 +86,8 @@ export function errorCodeOf(error: unknown): string | number | undefined {
 
 /** True when the connection itself is gone (so the pooled connection must be discarded). */
 export function isConnectionLevel(error: unknown): boolean {
-  if (error instanceof TransportError) return error.code === 'CONNECTION_LOST' || error.code === 'OPERATION_TIMEOUT' || error.code === 'CONNECT_FAILED';
+  if (error instanceof TransportError)
+    return error.code === 'CONNECTION_LOST' || error.code === 'OPERATION_TIMEOUT' || error.code === 'CONNECT_FAILED';
   const code = errorCodeOf(error);
   if (code !== undefined && CONNECTION_CODES.has(code)) return true;
   return error instanceof Error && CONNECTION_MESSAGES.test(error.message);
@@ -109,29 +115,53 @@ export function classifyError(error: unknown, context: ClassifyContext): Transpo
   const detail = rawMessage(error);
   const base = { host, path, cause: error };
   if (code === SFTP_STATUS.NO_SUCH_FILE || code === 'ENOENT') {
-    return new TransportError('NOT_FOUND', `${operation} failed on ${where}: no such file or folder`, { ...base, permanent: true });
+    return new TransportError('NOT_FOUND', `${operation} failed on ${where}: no such file or folder`, {
+      ...base,
+      permanent: true,
+    });
   }
   if (code === SFTP_STATUS.PERMISSION_DENIED || code === 'EACCES' || code === 'EPERM') {
-    return new TransportError('PERMISSION_DENIED', `${operation} failed on ${where}: permission denied — check that the target user may write to this folder`, {
+    return new TransportError(
+      'PERMISSION_DENIED',
+      `${operation} failed on ${where}: permission denied — check that the target user may write to this folder`,
+      {
+        ...base,
+        // A folder can become writable again once someone fixes it: let Rossum retry.
+        permanent: false,
+      },
+    );
+  }
+  if (code === SFTP_STATUS.OP_UNSUPPORTED) {
+    return new TransportError(
+      'UNSUPPORTED',
+      `${operation} failed on ${where}: the server does not support this operation (${detail})`,
+      { ...base, permanent: false },
+    );
+  }
+  if (code === 'ETIMEDOUT' || /timed out/i.test(detail)) {
+    return new TransportError('CONNECT_TIMEOUT', `${operation} failed on ${where}: timed out (${detail})`, {
       ...base,
-      // A folder can become writable again once someone fixes it: let Rossum retry.
       permanent: false,
     });
   }
-  if (code === SFTP_STATUS.OP_UNSUPPORTED) {
-    return new TransportError('UNSUPPORTED', `${operation} failed on ${where}: the server does not support this operation (${detail})`, { ...base, permanent: false });
-  }
-  if (code === 'ETIMEDOUT' || /timed out/i.test(detail)) {
-    return new TransportError('CONNECT_TIMEOUT', `${operation} failed on ${where}: timed out (${detail})`, { ...base, permanent: false });
-  }
   if (code === 'ECONNREFUSED') {
-    return new TransportError('CONNECT_FAILED', `${operation} failed: ${host} refused the connection — is the SFTP server running?`, { ...base, permanent: false });
+    return new TransportError(
+      'CONNECT_FAILED',
+      `${operation} failed: ${host} refused the connection — is the SFTP server running?`,
+      { ...base, permanent: false },
+    );
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return new TransportError('CONNECT_FAILED', `${operation} failed: cannot resolve the host of ${host}`, { ...base, permanent: false });
+    return new TransportError('CONNECT_FAILED', `${operation} failed: cannot resolve the host of ${host}`, {
+      ...base,
+      permanent: false,
+    });
   }
   if (isConnectionLevel(error)) {
-    return new TransportError('CONNECTION_LOST', `${operation} failed on ${where}: connection lost (${detail})`, { ...base, permanent: false });
+    return new TransportError('CONNECTION_LOST', `${operation} failed on ${where}: connection lost (${detail})`, {
+      ...base,
+      permanent: false,
+    });
   }
   return new TransportError('IO_FAILED', `${operation} failed on ${where}: ${detail}`, { ...base, permanent: false });
 }

@@ -1,16 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, opendir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { constants, type Dirent, type Stats } from 'node:fs';
+import { link, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
 import type { Logger } from '../observability/index.ts';
-import type { MoveOptions, OperationOptions, PoolStats, RemoteEntry, Target, UploadRequest, UploadResult } from './contract.ts';
+import type {
+  MoveOptions,
+  OperationOptions,
+  PoolStats,
+  ReadOptions,
+  RemoteEntry,
+  Target,
+  UploadRequest,
+  UploadResult,
+} from './contract.ts';
+import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from './read-guard.ts';
 import type { TargetConfig } from './config.ts';
 import { classifyError, errorCodeOf, TransportError } from './errors.ts';
-import { containedPath, parentOf, versionedName } from './paths.ts';
+import { containedPath, parentOf } from './paths.ts';
+import { publishUnderPolicy } from './publish.ts';
 import { removeLeftoverTemps } from './leftovers.ts';
 
 const HOST = 'localhost';
-const MAX_VERSIONS = 9_999;
 /** link() is how `fail` and `version` stay race-free; some mounts (SMB, FAT) refuse it. */
 const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 
@@ -40,9 +50,15 @@ export class FileTarget implements Target {
     return this.operation('upload', relative, options, async () => {
       const { upload } = this.config;
       const finalPath = await this.resolve(relative, true);
-      const tempDir = upload.tempDir !== null ? await this.resolve(containedPath(upload.tempDir, HOST), true, true) : dirname(finalPath);
+      const tempDir =
+        upload.tempDir !== null
+          ? await this.resolve(containedPath(upload.tempDir, HOST), true, true)
+          : dirname(finalPath);
       const name = relative.slice(relative.lastIndexOf('/') + 1);
-      const tempPath = join(tempDir, `${upload.tempPrefix}${name}.${randomBytes(4).toString('hex')}${upload.tempSuffix}`);
+      const tempPath = join(
+        tempDir,
+        `${upload.tempPrefix}${name}.${randomBytes(4).toString('hex')}${upload.tempSuffix}`,
+      );
       let tempExists = false;
       try {
         const mode = upload.mode !== undefined ? Number.parseInt(upload.mode, 8) : 0o644;
@@ -56,11 +72,15 @@ export class FileTarget implements Target {
           if (upload.verifySize) {
             const { size } = await handle.stat();
             if (size !== request.bytes.length) {
-              throw new TransportError('SIZE_MISMATCH', `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${request.bytes.length}; the file was not published`, {
-                permanent: false,
-                host: HOST,
-                path: relative,
-              });
+              throw new TransportError(
+                'SIZE_MISMATCH',
+                `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${request.bytes.length}; the file was not published`,
+                {
+                  permanent: false,
+                  host: HOST,
+                  path: relative,
+                },
+              );
             }
           }
         } finally {
@@ -88,9 +108,12 @@ export class FileTarget implements Target {
     });
   }
 
-  async readFile(relativePath: string, options?: OperationOptions): Promise<Buffer> {
+  async readFile(relativePath: string, options?: ReadOptions): Promise<Buffer> {
     const relative = containedPath(relativePath, HOST);
-    return this.operation('read', relative, options, async () => readFile(await this.resolve(relative, false)));
+    const place = { host: HOST, path: relative, where: this.description };
+    return this.operation('read', relative, options, async () =>
+      readRegularFile(await this.resolve(relative, false), place, options),
+    );
   }
 
   async *list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry> {
@@ -106,16 +129,20 @@ export class FileTarget implements Target {
       throw classifyError(error, { host: HOST, operation: 'list', path: this.shown(relative || '.') });
     }
     for await (const entry of entries) {
-      let size = 0;
-      let mtimeMs = 0;
+      let stats: Stats;
       try {
-        const stats = await lstat(join(dirPath, entry.name));
-        size = stats.size;
-        mtimeMs = stats.mtimeMs;
+        stats = await lstat(join(dirPath, entry.name));
       } catch {
         continue; // removed while we listed
       }
-      yield { path: relative === '' ? entry.name : `${relative}/${entry.name}`, name: entry.name, size, mtimeMs, isFile: entry.isFile() };
+      // Type, size and mtime from one lstat: the entry's own type may describe what was there a moment before.
+      yield {
+        path: relative === '' ? entry.name : `${relative}/${entry.name}`,
+        name: entry.name,
+        size: stats.size,
+        mtimeMs: stats.mtimeMs,
+        isFile: stats.isFile(),
+      };
     }
   }
 
@@ -149,7 +176,12 @@ export class FileTarget implements Target {
     await this.operation('check', '', options, async () => {
       if (this.config.upload.createDirs) await mkdir(this.root, { recursive: true });
       const stats = await stat(this.root);
-      if (!stats.isDirectory()) throw new TransportError('IO_FAILED', `${this.description} is not a folder`, { permanent: false, host: HOST, path: this.root });
+      if (!stats.isDirectory())
+        throw new TransportError('IO_FAILED', `${this.description} is not a folder`, {
+          permanent: false,
+          host: HOST,
+          path: this.root,
+        });
     });
   }
 
@@ -162,13 +194,23 @@ export class FileTarget implements Target {
   }
 
   private guard(operation: string, relative: string, options: OperationOptions | undefined): void {
-    if (this.closed) throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: HOST });
+    if (this.closed)
+      throw new TransportError('TARGET_CLOSED', `target "${this.name}" is closed`, { permanent: false, host: HOST });
     if (options?.signal?.aborted) {
-      throw new TransportError('ABORTED', `${operation} of ${this.shown(relative || '.')} was cancelled before it started`, { permanent: false, host: HOST, path: relative });
+      throw new TransportError(
+        'ABORTED',
+        `${operation} of ${this.shown(relative || '.')} was cancelled before it started`,
+        { permanent: false, host: HOST, path: relative },
+      );
     }
   }
 
-  private async operation<T>(operation: string, relative: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
+  private async operation<T>(
+    operation: string,
+    relative: string,
+    options: OperationOptions | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     this.guard(operation, relative, options);
     this.running++;
     try {
@@ -201,65 +243,102 @@ export class FileTarget implements Target {
     try {
       folderReal = await realpath(folder);
     } catch (error) {
-      if (errorCodeOf(error) === 'ENOENT') return isDir ? folder : join(folder, relative.slice(relative.lastIndexOf('/') + 1));
+      if (errorCodeOf(error) === 'ENOENT')
+        return isDir ? folder : join(folder, relative.slice(relative.lastIndexOf('/') + 1));
       throw error;
     }
     if (folderReal !== rootReal && !folderReal.startsWith(rootReal + sep)) {
-      throw new TransportError('PATH_ESCAPE', `refused path ${JSON.stringify(relative)} in ${this.description}: a symlink leads outside the target folder`, {
-        permanent: true,
-        host: HOST,
-        path: relative,
-      });
+      throw new TransportError(
+        'PATH_ESCAPE',
+        `refused path ${JSON.stringify(relative)} in ${this.description}: a symlink leads outside the target folder`,
+        {
+          permanent: true,
+          host: HOST,
+          path: relative,
+        },
+      );
     }
     return isDir ? folderReal : join(folderReal, relative.slice(relative.lastIndexOf('/') + 1));
   }
 
   /** Moves `fromPath` to `relative` under the policy and makes the change durable. */
-  private targetExists(relative: string): TransportError {
-    return new TransportError('TARGET_EXISTS', `${relative} already exists in ${this.description} and the policy is onExisting: fail; nothing was changed`, {
-      permanent: true,
-      host: HOST,
-      path: relative,
-    });
-  }
-
-  private async publish(fromPath: string, relative: string, onExisting: UploadRequest['onExisting'], createDirs: boolean): Promise<string> {
+  private async publish(
+    fromPath: string,
+    relative: string,
+    onExisting: UploadRequest['onExisting'],
+    createDirs: boolean,
+  ): Promise<string> {
     const finalPath = await this.resolve(relative, createDirs);
-    if (onExisting === 'overwrite') {
-      await rename(fromPath, finalPath);
-      await syncDir(dirname(finalPath));
-      return relative;
+    return publishUnderPolicy(
+      relative,
+      onExisting,
+      { host: HOST, place: `in ${this.description}` },
+      {
+        async overwrite() {
+          await rename(fromPath, finalPath);
+          await syncDir(dirname(finalPath));
+        },
+        placeIfFree: async (candidate) => {
+          const candidatePath = candidate === relative ? finalPath : join(dirname(finalPath), basename(candidate));
+          try {
+            await link(fromPath, candidatePath);
+            await unlink(fromPath);
+          } catch (error) {
+            const code = errorCodeOf(error);
+            if (code === 'EEXIST') return 'taken';
+            if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
+            // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
+            if (await exists(candidatePath)) return 'taken';
+            this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
+            await rename(fromPath, candidatePath);
+          }
+          await syncDir(dirname(candidatePath));
+          return 'placed';
+        },
+      },
+    );
+  }
+}
+
+/**
+ * O_NOFOLLOW: a symlink under the name fails the open itself, so a swap after the lstat cannot redirect
+ * the read; the open handle must be the regular file the lstat saw (same device and inode).
+ */
+async function readRegularFile(path: string, place: ReadPlace, options: ReadOptions | undefined): Promise<Buffer> {
+  const looked = await lstat(path);
+  if (!looked.isFile())
+    throw notRegular(
+      place,
+      looked.isSymbolicLink()
+        ? 'it is a symlink'
+        : looked.isDirectory()
+          ? 'it is a folder'
+          : 'it is not a regular file',
+    );
+  let handle: FileHandle;
+  try {
+    // O_NONBLOCK: a FIFO swapped in must not hang the open.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if (errorCodeOf(error) === 'ELOOP') throw notRegular(place, 'it is a symlink');
+    throw error;
+  }
+  try {
+    const opened = await handle.stat();
+    if (!opened.isFile() || opened.dev !== looked.dev || opened.ino !== looked.ino)
+      throw notRegular(place, 'it was replaced between the look and the read');
+    checkBeforeRead(place, opened, options);
+    const limit = readLimit(opened.size, options);
+    const bytes = Buffer.alloc(limit);
+    let length = 0;
+    while (length < limit) {
+      const { bytesRead } = await handle.read(bytes, length, limit - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
     }
-    const maxVersion = onExisting === 'version' ? MAX_VERSIONS : 1;
-    for (let version = 1; version <= maxVersion; version++) {
-      const candidate = versionedName(relative, version);
-      const candidatePath = version === 1 ? finalPath : join(dirname(finalPath), candidate.slice(candidate.lastIndexOf('/') + 1));
-      try {
-        await link(fromPath, candidatePath);
-        await unlink(fromPath);
-      } catch (error) {
-        const code = errorCodeOf(error);
-        if (code === 'EEXIST') {
-          if (onExisting === 'fail') throw this.targetExists(relative);
-          continue;
-        }
-        if (typeof code !== 'string' || !NO_HARDLINKS.has(code)) throw error;
-        // No hard links on this mount: check, then rename. Not race-free; the ledger keeps writers apart.
-        if (await exists(candidatePath)) {
-          if (onExisting === 'fail') throw this.targetExists(relative);
-          continue;
-        }
-        this.logger.debug({ code }, 'hard links unsupported; publishing with rename');
-        await rename(fromPath, candidatePath);
-      }
-      await syncDir(dirname(candidatePath));
-      return candidate;
-    }
-    throw new TransportError('TARGET_EXISTS', `${relative} and ${MAX_VERSIONS - 1} versions of it already exist in ${this.description}`, {
-      permanent: true,
-      host: HOST,
-      path: relative,
-    });
+    return bytes.subarray(0, length);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -274,13 +353,14 @@ async function exists(path: string): Promise<boolean> {
 
 /** A rename is only durable once the folder's entry is on disk. */
 async function syncDir(path: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
     await handle.sync();
   } catch (error) {
     // Some network file systems refuse fsync on folders; the data itself was synced.
-    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EBADF', 'EPERM'].includes(String(errorCodeOf(error)))) throw error;
+    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EBADF', 'EPERM'].includes(String(errorCodeOf(error))))
+      throw error;
   } finally {
     await handle?.close();
   }

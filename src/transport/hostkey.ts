@@ -86,7 +86,12 @@ export function hostFieldMatches(hosts: string, host: string, port: number): boo
 }
 
 function wildcardMatch(pattern: string, value: string): boolean {
-  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const regex = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   return regex.test(value);
 }
 
@@ -109,7 +114,9 @@ export function verifyHostKey(policy: HostKeyPolicy, host: string, port: number,
   if (policy.insecureAcceptAny) return { ok: true, presented };
   const expected: string[] = [];
   if (policy.knownHosts) {
-    const forHost = policy.knownHosts.entries.filter((entry) => entry.marker !== 'cert-authority' && hostFieldMatches(entry.hosts, host, port));
+    const forHost = policy.knownHosts.entries.filter(
+      (entry) => entry.marker !== 'cert-authority' && hostFieldMatches(entry.hosts, host, port),
+    );
     if (forHost.some((entry) => entry.marker === 'revoked' && entry.key.equals(key))) {
       return { ok: false, reason: 'revoked', presented, keyType, expected: [] };
     }

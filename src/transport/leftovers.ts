@@ -8,10 +8,17 @@ import { parentOf } from './paths.ts';
  * writing the temp name and the rename). Uploads name them `<prefix><name>.<8 hex><suffix>`, so the
  * pattern matches only temps of this one file name, never a published file.
  */
-export async function removeLeftoverTemps(target: Target, upload: UploadConfig, relativePath: string, options?: OperationOptions): Promise<string[]> {
+export async function removeLeftoverTemps(
+  target: Target,
+  upload: UploadConfig,
+  relativePath: string,
+  options?: OperationOptions,
+): Promise<string[]> {
   const name = posix.basename(relativePath);
   const dir = upload.tempDir !== null ? upload.tempDir : parentOf(relativePath);
-  const pattern = new RegExp(`^${escapeRegExp(`${upload.tempPrefix}${name}`)}\\.[0-9a-f]{8}${escapeRegExp(upload.tempSuffix)}$`);
+  const pattern = new RegExp(
+    `^${escapeRegExp(`${upload.tempPrefix}${name}`)}\\.[0-9a-f]{8}${escapeRegExp(upload.tempSuffix)}$`,
+  );
   const leftovers: string[] = [];
   for await (const entry of target.list(dir, options)) {
     if (entry.isFile && pattern.test(entry.name)) leftovers.push(entry.path);

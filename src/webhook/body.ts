@@ -19,7 +19,8 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): BodyParse {
     return { ok: false, reason: `Malformed JSON: ${(error as Error).message}` };
   }
   const depth = nestingDepth(value);
-  if (depth > maxDepth) return { ok: false, reason: `JSON nested ${depth} levels deep; at most ${maxDepth} are accepted` };
+  if (depth > maxDepth)
+    return { ok: false, reason: `JSON nested ${depth} levels deep; at most ${maxDepth} are accepted` };
   return { ok: true, value };
 }
 
@@ -32,7 +33,8 @@ function nestingDepth(root: unknown): number {
     const { value, depth } = stack.pop() as { value: object; depth: number };
     if (depth > max) max = depth;
     if (Array.isArray(value)) {
-      for (const child of value as unknown[]) if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1 });
+      for (const child of value as unknown[])
+        if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1 });
     } else {
       const record = value as Record<string, unknown>;
       for (const key in record) {

@@ -14,11 +14,15 @@ export type ClassifiedDelivery =
 /** Turns a signed body into a ClassifiedDelivery: JSON, depth, envelope, payload schema, route, render. */
 export type DeliveryClassifier = (raw: Buffer) => ClassifiedDelivery;
 
-export function classifyDelivery(raw: Buffer, settings: PrepareSettings & { maxJsonDepth: number }): ClassifiedDelivery {
+export function classifyDelivery(
+  raw: Buffer,
+  settings: PrepareSettings & { maxJsonDepth: number },
+): ClassifiedDelivery {
   const parsed = parseJsonBody(raw, settings.maxJsonDepth);
   if (!parsed.ok) return { kind: 'invalid', reason: parsed.reason };
   const envelope = hookEnvelopeSchema.safeParse(parsed.value);
-  if (!envelope.success) return { kind: 'invalid', reason: 'Not a Rossum hook payload: "event" and "action" must be strings' };
+  if (!envelope.success)
+    return { kind: 'invalid', reason: 'Not a Rossum hook payload: "event" and "action" must be strings' };
   const { event, action } = envelope.data;
   if (event !== 'annotation_content' || action !== 'export') return { kind: 'ignored', event, action };
   let payload;

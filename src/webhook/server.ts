@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { describeError, isBridgeError } from '../errors.ts';
 import type { ExportHold } from '../ack/index.ts';
@@ -34,6 +34,8 @@ export interface WebhookServerOptions {
   readiness: () => Promise<ReadinessReport>;
   /** Held-export mode (202 + Location until the ERP answers), for mappings that ask for it. */
   hold?: ExportHold;
+  /** More HTTP surfaces on the same port, each under its own path prefix (the operator console). */
+  plugins?: ReadonlyArray<{ prefix: string; plugin: FastifyPluginAsync }>;
 }
 
 /** What an unauthenticated caller can make the server hold, and for how long. */
@@ -71,11 +73,22 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     // Socket inactivity; the answer itself may take up to the deadline, so this must outlast it.
     connectionTimeout: Math.max(limits.requestTimeoutMs, options.deadlineMs) + 5_000,
     // Node checks the request and headers timeouts on this interval (30 s by default, longer than the timeouts).
-    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs) },
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
     trustProxy: options.trustProxy ?? false,
     // Our own log lines say what happened to each export; per-request lines would only be noise.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+  });
+
+  // Answers sent while stopping close their connection: an idle keep-alive socket would otherwise hold
+  // the shutdown for the server's keep-alive timeout (72 s), past most orchestrators' grace period.
+  let closing = false;
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
   });
 
   app.removeAllContentTypeParsers();
@@ -83,7 +96,13 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   app.addContentTypeParser(['application/json', 'text/plain'], (request, payload, done) => {
     const header = readSignatureHeader(request.headers, options.signature);
     if (!header.ok) return done(new BodyRefusal(401, header.reason), undefined);
-    readSignedBody(payload, header, options.signature.secret, { limitBytes: limits.bodyBytes, idleMs: limits.bodyIdleTimeoutMs, retryAfterS: limits.retryAfterS }, unverified).then(
+    readSignedBody(
+      payload,
+      header,
+      options.signature.secret,
+      { limitBytes: limits.bodyBytes, idleMs: limits.bodyIdleTimeoutMs, retryAfterS: limits.retryAfterS },
+      unverified,
+    ).then(
       (body) => done(null, body),
       (error: Error) => done(error, undefined),
     );
@@ -113,7 +132,12 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     // Before any body byte is read: a wrong content type, an unsigned call or one announcing too big a body costs nothing.
     const contentType = request.headers['content-type'];
     if (contentType !== undefined && !/^\s*(application\/json|text\/plain)\s*(;|$)/i.test(contentType)) {
-      return sendError(reply.header('connection', 'close'), 415, `Unsupported content type "${contentType}": send application/json`, options.metrics);
+      return sendError(
+        reply.header('connection', 'close'),
+        415,
+        `Unsupported content type "${contentType}": send application/json`,
+        options.metrics,
+      );
     }
     const header = readSignatureHeader(request.headers, options.signature);
     if (!header.ok) {
@@ -122,7 +146,12 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     }
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > limits.bodyBytes) {
-      return sendError(reply.header('connection', 'close'), 413, `Body larger than the configured limit of ${limits.bodyBytes} bytes`, options.metrics);
+      return sendError(
+        reply.header('connection', 'close'),
+        413,
+        `Body larger than the configured limit of ${limits.bodyBytes} bytes`,
+        options.metrics,
+      );
     }
     return undefined;
   };
@@ -139,7 +168,10 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     const delivery = options.classify(raw);
     if (delivery.kind === 'invalid') return sendError(reply, 400, delivery.reason, options.metrics);
     if (delivery.kind === 'ignored') {
-      request.log.info({ event: delivery.event, action: delivery.action }, 'hook event ignored: only annotation_content.export exports');
+      request.log.info(
+        { event: delivery.event, action: delivery.action },
+        'hook event ignored: only annotation_content.export exports',
+      );
       options.metrics.webhookRequests.inc({ status: '200' });
       return reply.code(200).send({});
     }
@@ -147,10 +179,17 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
 
     // A plain timer: AbortSignal.timeout costs several times more per request (weak refs, finalizers).
     const deadline = new AbortController();
-    const abortAtDeadline = setTimeout(() => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')), options.deadlineMs);
+    const abortAtDeadline = setTimeout(
+      () => deadline.abort(new DOMException(`the ${options.deadlineMs} ms deadline passed`, 'TimeoutError')),
+      options.deadlineMs,
+    );
     let result: ExportReply;
     try {
-      result = await withDeadline(options.exportService.handle(delivery, { signal: deadline.signal, deadlineMs: options.deadlineMs }), options.deadlineMs, annotationId);
+      result = await withDeadline(
+        options.exportService.handle(delivery, { signal: deadline.signal, deadlineMs: options.deadlineMs }),
+        options.deadlineMs,
+        annotationId,
+      );
     } finally {
       clearTimeout(abortAtDeadline);
     }
@@ -171,7 +210,9 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   });
 
   const heldBaseUrl = (request: FastifyRequest): string =>
-    options.publicUrl ? `${options.publicUrl.replace(/\/+$/, '')}${HELD_PATH}` : `${request.protocol}://${request.host}${HELD_PATH}`;
+    options.publicUrl
+      ? `${options.publicUrl.replace(/\/+$/, '')}${HELD_PATH}`
+      : `${request.protocol}://${request.host}${HELD_PATH}`;
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
@@ -182,6 +223,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     const { contentType, body } = await options.metrics.render();
     return reply.type(contentType).send(body);
   });
+  for (const { prefix, plugin } of options.plugins ?? []) app.register(plugin, { prefix });
   return {
     async listen({ host, port }) {
       await app.listen({ host, port });
@@ -190,6 +232,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       return { url: `http://${shownHost}:${address.port}${WEBHOOK_PATH}`, port: address.port };
     },
     async close() {
+      closing = true;
       await app.close();
     },
   };
@@ -202,7 +245,11 @@ function sendError(reply: FastifyReply, statusCode: number, message: string, met
 }
 
 /** The export keeps running after the deadline (its ledger claim makes the retry find it). */
-async function withDeadline(work: Promise<ExportReply>, deadlineMs: number, annotationId: number): Promise<ExportReply> {
+async function withDeadline(
+  work: Promise<ExportReply>,
+  deadlineMs: number,
+  annotationId: number,
+): Promise<ExportReply> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<ExportReply>((resolve) => {
     timer = setTimeout(

@@ -11,21 +11,40 @@ export type SignatureCheck = { ok: true; scheme: 'sha256' | 'sha1' | 'none' } | 
 
 type HeaderValue = string | string[] | undefined;
 
-/** What the headers promise, checked before any body byte is read: a call without a usable header is refused at once. */
-export type SignatureHeader = { ok: true; scheme: 'none' } | { ok: true; scheme: 'sha256' | 'sha1'; headerName: string; presented: Buffer } | { ok: false; reason: string };
+/** Compares the presented digest with the expected one (both the same length). */
+export type DigestCompare = (presented: Buffer, expected: Buffer) => boolean;
 
-export function readSignatureHeader(headers: Record<string, HeaderValue>, settings: SignatureSettings): SignatureHeader {
+/** Constant-time by construction: crypto's compare, exported so a test pins it (and may observe it via the parameters below). */
+export const compareDigests: DigestCompare = timingSafeEqual;
+
+/** What the headers promise, checked before any body byte is read: a call without a usable header is refused at once. */
+export type SignatureHeader =
+  | { ok: true; scheme: 'none' }
+  | { ok: true; scheme: 'sha256' | 'sha1'; headerName: string; presented: Buffer }
+  | { ok: false; reason: string };
+
+export function readSignatureHeader(
+  headers: Record<string, HeaderValue>,
+  settings: SignatureSettings,
+): SignatureHeader {
   if (settings.secret === null) return { ok: true, scheme: 'none' };
   const sha256Header = single(headers['x-rossum-signature-sha256']);
   if (sha256Header !== undefined) return parseHeader(sha256Header, 'sha256');
   const sha1Header = single(headers['x-elis-signature']);
   if (sha1Header !== undefined) {
     if (!settings.allowLegacySha1) {
-      return { ok: false, reason: 'Only the legacy X-Elis-Signature (sha1) header was sent and sha1 signatures are disabled; send X-Rossum-Signature-SHA256' };
+      return {
+        ok: false,
+        reason:
+          'Only the legacy X-Elis-Signature (sha1) header was sent and sha1 signatures are disabled; send X-Rossum-Signature-SHA256',
+      };
     }
     return parseHeader(sha1Header, 'sha1');
   }
-  return { ok: false, reason: 'Missing X-Rossum-Signature-SHA256 header: set hook.config.secret in Rossum to the bridge secret' };
+  return {
+    ok: false,
+    reason: 'Missing X-Rossum-Signature-SHA256 header: set hook.config.secret in Rossum to the bridge secret',
+  };
 }
 
 /** HMAC of the body fed chunk by chunk as it arrives, so nothing is buffered twice. */
@@ -35,6 +54,7 @@ export class BodySignatureCheck {
   constructor(
     private readonly header: Extract<SignatureHeader, { ok: true }>,
     secret: string | null,
+    private readonly compare: DigestCompare = compareDigests,
   ) {
     this.hmac = header.scheme === 'none' || secret === null ? null : createHmac(header.scheme, secret);
   }
@@ -48,17 +68,27 @@ export class BodySignatureCheck {
     if (header.scheme === 'none' || this.hmac === null) return { ok: true, scheme: 'none' };
     const expected = this.hmac.digest();
     // Length is not secret (it is fixed per algorithm); compare only equal-length buffers.
-    if (header.presented.length !== expected.length) return { ok: false, reason: `${header.headerName} has the wrong length for ${header.scheme}` };
-    if (!timingSafeEqual(header.presented, expected)) return { ok: false, reason: `${header.headerName} does not match the body: wrong secret, or the body was changed in transit` };
+    if (header.presented.length !== expected.length)
+      return { ok: false, reason: `${header.headerName} has the wrong length for ${header.scheme}` };
+    if (!this.compare(header.presented, expected))
+      return {
+        ok: false,
+        reason: `${header.headerName} does not match the body: wrong secret, or the body was changed in transit`,
+      };
     return { ok: true, scheme: header.scheme };
   }
 }
 
 /** Verifies Rossum's HMAC of a whole raw body with a timing-safe compare. */
-export function verifySignature(rawBody: Buffer, headers: Record<string, HeaderValue>, settings: SignatureSettings): SignatureCheck {
+export function verifySignature(
+  rawBody: Buffer,
+  headers: Record<string, HeaderValue>,
+  settings: SignatureSettings,
+  compare: DigestCompare = compareDigests,
+): SignatureCheck {
   const header = readSignatureHeader(headers, settings);
   if (!header.ok) return header;
-  const check = new BodySignatureCheck(header, settings.secret);
+  const check = new BodySignatureCheck(header, settings.secret, compare);
   check.update(rawBody);
   return check.verdict();
 }
@@ -72,7 +102,8 @@ function parseHeader(header: string, algorithm: 'sha256' | 'sha1'): SignatureHea
   // Buffer.from(hex) silently drops a trailing odd digit and stops at the first non-hex one: accept only exact digests.
   const presented = /^(?:[0-9a-fA-F]{2})+$/.test(hex) ? Buffer.from(hex, 'hex') : Buffer.alloc(0);
   const expectedLength = algorithm === 'sha256' ? 32 : 20;
-  if (presented.length !== expectedLength) return { ok: false, reason: `${headerName} has the wrong length for ${algorithm}` };
+  if (presented.length !== expectedLength)
+    return { ok: false, reason: `${headerName} has the wrong length for ${algorithm}` };
   return { ok: true, scheme: algorithm, headerName, presented };
 }
 

@@ -90,7 +90,9 @@ export function readSignedBody(
     };
     const onData = (chunk: Buffer): void => {
       if (held + chunk.length > settings.limitBytes) {
-        return finish({ refusal: new BodyRefusal(413, `Body larger than the configured limit of ${settings.limitBytes} bytes`) });
+        return finish({
+          refusal: new BodyRefusal(413, `Body larger than the configured limit of ${settings.limitBytes} bytes`),
+        });
       }
       if (!unverified.tryHold(chunk.length)) {
         return finish({
@@ -112,7 +114,8 @@ export function readSignedBody(
       finish({ body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, held) });
     };
     const onError = (error: Error): void => finish({ refusal: error });
-    const onClose = (): void => finish({ refusal: new Error('the caller closed the connection before the body was complete') });
+    const onClose = (): void =>
+      finish({ refusal: new Error('the caller closed the connection before the body was complete') });
 
     stream.on('data', onData);
     stream.on('end', onEnd);

@@ -59,7 +59,9 @@ afterAll(async () => {
 
 function startAcksProcess(logName: string): ChildProcess {
   const log = openSync(join(dir, logName), 'w');
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile], { stdio: ['ignore', log, log] });
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile], {
+    stdio: ['ignore', log, log],
+  });
   children.push(child);
   return child;
 }
@@ -72,7 +74,10 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: n
   }
 }
 
-const exited = (child: ChildProcess) => new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+const exited = (child: ChildProcess) =>
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
 const rejectedIds = Array.from({ length: FILES }, (_, i) => FIRST_ANNOTATION + i).filter((id) => id % 2 === 0);
 
 describe('the acks process (spawned like production)', () => {
@@ -82,9 +87,15 @@ describe('the acks process (spawned like production)', () => {
     for (let i = 0; i < FILES; i++) {
       const annotationId = FIRST_ANNOTATION + i;
       simulator.addAnnotation(annotationId, { status: 'exported' });
-      const claim = await claimTestExport(ledger, { annotationId, fileName: `INV-${annotationId}.xml`, mapping: 'erp-companion', owner: 'serve' });
+      const claim = await claimTestExport(ledger, {
+        annotationId,
+        fileName: `INV-${annotationId}.xml`,
+        mapping: 'erp-companion',
+        owner: 'serve',
+      });
       await completeTestExport(ledger, claim.record.id, `INV-${annotationId}.xml`, 'serve');
-      if (annotationId % 2 === 0) erp.err(`INV-${annotationId}`, [`E${annotationId % 1000} Buchung abgelehnt für ${annotationId}`]);
+      if (annotationId % 2 === 0)
+        erp.err(`INV-${annotationId}`, [`E${annotationId % 1000} Buchung abgelehnt für ${annotationId}`]);
       else erp.ok(`INV-${annotationId}`);
     }
     await ledger.close();
@@ -100,8 +111,13 @@ describe('the acks process (spawned like production)', () => {
 
     const second = startAcksProcess('acks-2.log');
     const secondExit = exited(second);
-    const processed = () => (existsSync(join(sshd.acksDir, 'processed')) ? readdirSync(join(sshd.acksDir, 'processed')).length : 0);
-    await waitFor(() => processed() === FILES && rejectedIds.every((id) => simulator.annotation(id).status === 'failed_export'), 60_000, 'all acks to be processed');
+    const processed = () =>
+      existsSync(join(sshd.acksDir, 'processed')) ? readdirSync(join(sshd.acksDir, 'processed')).length : 0;
+    await waitFor(
+      () => processed() === FILES && rejectedIds.every((id) => simulator.annotation(id).status === 'failed_export'),
+      60_000,
+      'all acks to be processed',
+    );
     // Let the outbox settle (the last deliveries are recorded after Rossum answered).
     const check = new SqliteLedger({ path: ledgerPath });
     await waitFor(async () => (await check.outcomeBacklog()).pending === 0, 20_000, 'the outbox to drain');
@@ -111,36 +127,73 @@ describe('the acks process (spawned like production)', () => {
     for (const id of rejectedIds) {
       const annotation = simulator.annotation(id);
       expect(annotation.notes, `notes of ${id}`).toHaveLength(1);
-      expect(simulator.callsTo('PATCH', `/v1/annotations/${id}`).filter((call) => (call.body as { status?: string }).status === 'failed_export'), `failed_export PATCHes of ${id}`).toHaveLength(1);
+      expect(
+        simulator
+          .callsTo('PATCH', `/v1/annotations/${id}`)
+          .filter((call) => (call.body as { status?: string }).status === 'failed_export'),
+        `failed_export PATCHes of ${id}`,
+      ).toHaveLength(1);
       expect(annotation.metadata.erp_ack).toMatchObject({ result: 'rejected', state: 'done' });
     }
     for (const id of Array.from({ length: FILES }, (_, i) => FIRST_ANNOTATION + i).filter((id) => id % 2 === 1)) {
       expect(simulator.annotation(id).status).toBe('exported');
     }
     const records = await check.list({ limit: 10_000 });
-    expect(records.map((record) => record.ackState).sort()).toEqual([...Array(FILES / 2).fill('accepted'), ...Array(FILES / 2).fill('rejected')]);
-    const ackFiles = check.db.prepare('SELECT count(*) AS n, count(DISTINCT file_name) AS names FROM ack_files').get() as { n: number; names: number };
+    expect(records.map((record) => record.ackState).sort()).toEqual([
+      ...Array(FILES / 2).fill('accepted'),
+      ...Array(FILES / 2).fill('rejected'),
+    ]);
+    const ackFiles = check.db
+      .prepare('SELECT count(*) AS n, count(DISTINCT file_name) AS names FROM ack_files')
+      .get() as { n: number; names: number };
     expect(ackFiles).toEqual({ n: FILES, names: FILES });
-    expect(check.db.prepare(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery NOT IN ('delivered', 'not_needed')`).get()).toEqual({ n: 0 });
+    expect(
+      check.db
+        .prepare(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery NOT IN ('delivered', 'not_needed')`)
+        .get(),
+    ).toEqual({ n: 0 });
     expect(readdirSync(sshd.acksDir).filter((name) => !name.startsWith('.') && name !== 'processed')).toEqual([]);
     await check.close();
   }, 120_000);
 
-  it('`status` lists exports by state as JSON or a table, and `status ANNOTATION_ID` shows one export\'s whole history', async () => {
-    const cli = (...args: string[]) => run(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'status', '--config', configFile, ...args]);
-    const rejected = JSON.parse((await cli('--state', 'rejected', '--json', '--limit', '1000')).stdout) as Array<{ annotationId: number; state: string; ackFile: string }>;
+  it("`status` lists exports by state as JSON or a table, and `status ANNOTATION_ID` shows one export's whole history", async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'status', '--config', configFile, ...args]);
+    const rejected = JSON.parse((await cli('--state', 'rejected', '--json', '--limit', '1000')).stdout) as Array<{
+      annotationId: number;
+      state: string;
+      ackFile: string;
+    }>;
     expect(rejected.map((entry) => entry.annotationId).sort()).toEqual(rejectedIds);
     expect(rejected[0]).toMatchObject({ state: 'rejected', ackFile: `INV-${rejected[0]!.annotationId}.err` });
-    expect(JSON.parse((await cli('--state', 'accepted', '--newer-than', '1h', '--json', '--limit', '1000')).stdout)).toHaveLength(FILES / 2);
+    expect(
+      JSON.parse((await cli('--state', 'accepted', '--newer-than', '1h', '--json', '--limit', '1000')).stdout),
+    ).toHaveLength(FILES / 2);
     expect(JSON.parse((await cli('--state', 'accepted', '--older-than', '1h', '--json')).stdout)).toEqual([]);
-    expect((await cli('--mapping', 'erp-companion', '--state', 'rejected', '--limit', '3')).stdout).toMatch(/^EXPORT\s+ANNOTATION\s+STATE.*\n\d+\s+\d+\s+rejected\s+erp-companion\s+erp\s+INV-/);
+    expect((await cli('--mapping', 'erp-companion', '--state', 'rejected', '--limit', '3')).stdout).toMatch(
+      /^EXPORT\s+ANNOTATION\s+STATE.*\n\d+\s+\d+\s+rejected\s+erp-companion\s+erp\s+INV-/,
+    );
 
     const id = rejectedIds[0]!;
-    const history = JSON.parse((await cli(String(id), '--json')).stdout) as { exports: Array<{ state: string; events: Array<{ kind: string }>; rossum: Array<{ outcome: string; delivery: string }> }> };
+    const history = JSON.parse((await cli(String(id), '--json')).stdout) as {
+      exports: Array<{
+        state: string;
+        events: Array<{ kind: string }>;
+        rossum: Array<{ outcome: string; delivery: string }>;
+      }>;
+    };
     expect(history.exports).toHaveLength(1);
-    expect(history.exports[0]!.events.map((event) => event.kind)).toEqual(expect.arrayContaining(['claimed', 'uploaded', 'awaiting_ack', 'ack_rejected', 'rossum_told']));
-    expect(history.exports[0]!.rossum).toEqual([expect.objectContaining({ outcome: 'rejected', delivery: 'delivered' })]);
-    expect((await cli(String(id))).stdout).toMatch(/export \d+ of annotation \d+: rejected[\s\S]*ack_rejected[\s\S]*rossum_told/);
-    await expect(cli('--state', 'nonsense')).rejects.toMatchObject({ stderr: expect.stringMatching(/unknown state nonsense/) });
+    expect(history.exports[0]!.events.map((event) => event.kind)).toEqual(
+      expect.arrayContaining(['claimed', 'uploaded', 'awaiting_ack', 'ack_rejected', 'rossum_told']),
+    );
+    expect(history.exports[0]!.rossum).toEqual([
+      expect.objectContaining({ outcome: 'rejected', delivery: 'delivered' }),
+    ]);
+    expect((await cli(String(id))).stdout).toMatch(
+      /export \d+ of annotation \d+: rejected[\s\S]*ack_rejected[\s\S]*rossum_told/,
+    );
+    await expect(cli('--state', 'nonsense')).rejects.toMatchObject({
+      stderr: expect.stringMatching(/unknown state nonsense/),
+    });
   }, 60_000);
 });

@@ -18,7 +18,9 @@ beforeAll(async () => {
   sshd = await startSshd({ baseDir: mkdtempSync(join(tmpdir(), 'rsb-acks-sshd-')) });
   simulator = await RossumSimulator.start();
   erp = new ErpSimulator(sshd.acksDir);
-  harness = await startAckHarness(ackBridgeConfig({ sshd, simulator, byMapping: { 'erp-deadline': { convention: 'companion', deadlineMs: 300 } } }));
+  harness = await startAckHarness(
+    ackBridgeConfig({ sshd, simulator, byMapping: { 'erp-deadline': { convention: 'companion', deadlineMs: 300 } } }),
+  );
 });
 
 afterAll(async () => {
@@ -28,14 +30,23 @@ afterAll(async () => {
   await sshd?.stop();
 });
 
-const archived = (folder: string): string[] => (existsSync(join(sshd.acksDir, folder)) ? readdirSync(join(sshd.acksDir, folder)) : []);
+const archived = (folder: string): string[] =>
+  existsSync(join(sshd.acksDir, folder)) ? readdirSync(join(sshd.acksDir, folder)) : [];
 const inAcks = (name: string): boolean => existsSync(join(sshd.acksDir, name));
-const apiCalls = (id: number) => simulator.calls.filter((call) => call.path.includes(`/annotations/${id}`) || JSON.stringify(call.body ?? '').includes(`/annotations/${id}"`));
+const apiCalls = (id: number) =>
+  simulator.calls.filter(
+    (call) =>
+      call.path.includes(`/annotations/${id}`) || JSON.stringify(call.body ?? '').includes(`/annotations/${id}"`),
+  );
 
 describe('acks over SFTP (real sshd, simulated Rossum)', () => {
   it('a companion .ok accepts the export: recorded, archived to processed/, Rossum left alone', async () => {
     simulator.addAnnotation(314521, { status: 'exported' });
-    const id = await harness.exported({ annotationId: 314521, fileName: 'INV-2024-00417_314521.xml', mapping: 'erp-companion' });
+    const id = await harness.exported({
+      annotationId: 314521,
+      fileName: 'INV-2024-00417_314521.xml',
+      mapping: 'erp-companion',
+    });
     erp.fixture('INV-2024-00417_314521.ok');
     await harness.passUntil(async () => (await harness.acks.ledger.get(id))?.ackState === 'accepted');
     expect(archived('processed')).toContain('INV-2024-00417_314521.ok');
@@ -46,15 +57,24 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
 
   it("a companion .err rejects it: failed_export, a note with the ERP's reasons decoded from windows-1252, metadata with codes", async () => {
     simulator.addAnnotation(314530, { status: 'exported', metadata: { keep: 'me' } });
-    const id = await harness.exported({ annotationId: 314530, fileName: 'INV-2024-00418_314530.xml', mapping: 'erp-companion' });
+    const id = await harness.exported({
+      annotationId: 314530,
+      fileName: 'INV-2024-00418_314530.xml',
+      mapping: 'erp-companion',
+    });
     erp.fixture('INV-2024-00418_314530.err');
     await harness.passUntil(() => simulator.annotation(314530).status === 'failed_export');
     const annotation = simulator.annotation(314530);
     expect(annotation.notes).toHaveLength(1);
     expect(annotation.notes[0]!.type).toBe('rejection');
     expect(annotation.notes[0]!.content).toContain('E207 Steuerkennzeichen V9 ungültig für Position 3');
-    expect(annotation.notes[0]!.content).toContain('E102 Kreditor DE123456789 nicht im Stammsatz gefunden (Buchungskreis 1000)');
-    expect(annotation.metadata).toMatchObject({ keep: 'me', erp_ack: { result: 'rejected', codes: ['E102', 'E207'], ackFile: 'INV-2024-00418_314530.err', state: 'done' } });
+    expect(annotation.notes[0]!.content).toContain(
+      'E102 Kreditor DE123456789 nicht im Stammsatz gefunden (Buchungskreis 1000)',
+    );
+    expect(annotation.metadata).toMatchObject({
+      keep: 'me',
+      erp_ack: { result: 'rejected', codes: ['E102', 'E207'], ackFile: 'INV-2024-00418_314530.err', state: 'done' },
+    });
     expect((await harness.acks.ledger.get(id))?.ackState).toBe('rejected');
     expect(archived('processed')).toContain('INV-2024-00418_314530.err');
     const patches = simulator.callsTo('PATCH', '/v1/annotations/314530');
@@ -64,14 +84,34 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
   it('namespaced XML acks: a rejection with coded errors, an acceptance with the ERP document number in metadata', async () => {
     simulator.addAnnotation(314531, { status: 'exported' });
     simulator.addAnnotation(314532, { status: 'exported' });
-    const rejected = await harness.exported({ annotationId: 314531, fileName: 'INV-2024-00419_314531.xml', mapping: 'erp-xml' });
-    const accepted = await harness.exported({ annotationId: 314532, fileName: 'INV-2024-00420_314532.xml', mapping: 'erp-xml' });
+    const rejected = await harness.exported({
+      annotationId: 314531,
+      fileName: 'INV-2024-00419_314531.xml',
+      mapping: 'erp-xml',
+    });
+    const accepted = await harness.exported({
+      annotationId: 314532,
+      fileName: 'INV-2024-00420_314532.xml',
+      mapping: 'erp-xml',
+    });
     erp.fixture('ACK_INV-2024-00419_314531.xml');
     erp.fixture('ACK_INV-2024-00420_314532.xml');
-    await harness.passUntil(async () => (await harness.acks.ledger.get(accepted))?.ackState === 'accepted' && simulator.annotation(314531).status === 'failed_export');
-    await harness.passUntil(() => (simulator.annotation(314532).metadata.erp_ack as { state?: string } | undefined)?.state === 'done');
-    expect(simulator.annotation(314531).notes[0]!.content).toMatch(/E310 Quantity 2,5 has more decimals than unit KG allows\nE311 Total 1\.469,06/);
-    expect(simulator.annotation(314532)).toMatchObject({ status: 'exported', metadata: { erp_ack: { result: 'accepted', erpReference: '5100004711' } }, notes: [] });
+    await harness.passUntil(
+      async () =>
+        (await harness.acks.ledger.get(accepted))?.ackState === 'accepted' &&
+        simulator.annotation(314531).status === 'failed_export',
+    );
+    await harness.passUntil(
+      () => (simulator.annotation(314532).metadata.erp_ack as { state?: string } | undefined)?.state === 'done',
+    );
+    expect(simulator.annotation(314531).notes[0]!.content).toMatch(
+      /E310 Quantity 2,5 has more decimals than unit KG allows\nE311 Total 1\.469,06/,
+    );
+    expect(simulator.annotation(314532)).toMatchObject({
+      status: 'exported',
+      metadata: { erp_ack: { result: 'accepted', erpReference: '5100004711' } },
+      notes: [],
+    });
     expect((await harness.acks.ledger.get(accepted))?.erpReference).toBe('5100004711');
     expect((await harness.acks.ledger.get(rejected))?.ackState).toBe('rejected');
   });
@@ -88,7 +128,9 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
       const states = await Promise.all(ids.map(async (id) => (await harness.acks.ledger.get(id))?.ackState));
       return states.join() === 'accepted,rejected,accepted' && simulator.annotation(314534).status === 'failed_export';
     });
-    await harness.passUntil(() => (simulator.annotation(314535).metadata.erp_ack as { state?: string } | undefined)?.state === 'done');
+    await harness.passUntil(
+      () => (simulator.annotation(314535).metadata.erp_ack as { state?: string } | undefined)?.state === 'done',
+    );
     expect(simulator.annotation(314534).notes[0]!.content).toContain('E102 Lieferant "Müller & Söhne GmbH" gesperrt');
     expect(simulator.annotation(314533).metadata.erp_ack).toMatchObject({ erpReference: '5100004712' });
     expect(simulator.annotation(314535).metadata.erp_ack).toMatchObject({ erpReference: '5100004713' });
@@ -100,14 +142,23 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
     erp.ok('INV-9999-00001_999999');
     await harness.passUntil(() => archived('unmatched').includes('INV-9999-00001_999999.ok'));
     expect(harness.log.text()).toMatch(/matches no export in the ledger/);
-    expect((await harness.acks.metrics.render()).body).toMatch(/bridge_ack_files_total\{source="erp",disposition="unmatched"\} 1/);
+    expect((await harness.acks.metrics.render()).body).toMatch(
+      /bridge_ack_files_total\{source="erp",disposition="unmatched"\} 1/,
+    );
     expect(simulator.calls.slice(before)).toEqual([]);
   });
 
   it('an unreadable ack goes to invalid/ with the parse error logged, and the export its name points at is flagged', async () => {
     simulator.addAnnotation(314540, { status: 'exported' });
-    const id = await harness.exported({ annotationId: 314540, fileName: 'INV-2024-00430_314540.xml', mapping: 'erp-xml' });
-    erp.raw('ACK_INV-2024-00430_314540.xml', '<?xml version="1.0"?>\n<Acknowledgement xmlns="urn:example:erp:ack:1">\n  <Status>REJECTED\n</Acknowledgement>\n');
+    const id = await harness.exported({
+      annotationId: 314540,
+      fileName: 'INV-2024-00430_314540.xml',
+      mapping: 'erp-xml',
+    });
+    erp.raw(
+      'ACK_INV-2024-00430_314540.xml',
+      '<?xml version="1.0"?>\n<Acknowledgement xmlns="urn:example:erp:ack:1">\n  <Status>REJECTED\n</Acknowledgement>\n',
+    );
     await harness.passUntil(() => simulator.annotation(314540).status === 'failed_export');
     expect(archived('invalid')).toContain('ACK_INV-2024-00430_314540.xml');
     expect(harness.log.text()).toMatch(/ACK_INV-2024-00430_314540\.xml:\d+:\d+: not well-formed XML/);
@@ -117,13 +168,23 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
 
   it('no answer by the deadline flags the export; a late positive ack restores exported and says it came late', async () => {
     simulator.addAnnotation(314550, { status: 'exported' });
-    const id = await harness.exported({ annotationId: 314550, fileName: 'INV-2024-00440_314550.xml', mapping: 'erp-deadline' });
+    const id = await harness.exported({
+      annotationId: 314550,
+      fileName: 'INV-2024-00440_314550.xml',
+      mapping: 'erp-deadline',
+    });
     await harness.passUntil(() => simulator.annotation(314550).status === 'failed_export');
     expect((await harness.acks.ledger.get(id))?.ackState).toBe('ack_timeout');
-    expect(simulator.annotation(314550).notes.map((note) => note.content)).toEqual([expect.stringMatching(/^No answer from the ERP for INV-2024-00440_314550\.xml within/)]);
+    expect(simulator.annotation(314550).notes.map((note) => note.content)).toEqual([
+      expect.stringMatching(/^No answer from the ERP for INV-2024-00440_314550\.xml within/),
+    ]);
     erp.ok('INV-2024-00440_314550');
     await harness.passUntil(() => simulator.annotation(314550).status === 'exported');
-    expect(simulator.annotation(314550).metadata.erp_ack).toMatchObject({ result: 'accepted', late: true, message: expect.stringMatching(/accepted .* late/) });
+    expect(simulator.annotation(314550).metadata.erp_ack).toMatchObject({
+      result: 'accepted',
+      late: true,
+      message: expect.stringMatching(/accepted .* late/),
+    });
     expect(simulator.annotation(314550).notes).toHaveLength(1);
     const events = (await harness.acks.ledger.events(id)).map((event) => event.kind);
     expect(events).toEqual(expect.arrayContaining(['awaiting_ack', 'ack_timeout', 'ack_accepted_late', 'rossum_told']));
@@ -132,7 +193,10 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
   it('Rossum answering 429 (Retry-After) and 503 is retried; the rejection arrives once', async () => {
     simulator.addAnnotation(314560, { status: 'exported' });
     await harness.exported({ annotationId: 314560, fileName: 'INV-2024-00450_314560.xml', mapping: 'erp-companion' });
-    simulator.injectFaults({ status: 429, retryAfter: '1', pathPrefix: '/v1/annotations/314560' }, { status: 503, pathPrefix: '/v1/notes' });
+    simulator.injectFaults(
+      { status: 429, retryAfter: '1', pathPrefix: '/v1/annotations/314560' },
+      { status: 503, pathPrefix: '/v1/notes' },
+    );
     erp.err('INV-2024-00450_314560', ['E500 Periode gesperrt']);
     await harness.passUntil(() => simulator.annotation(314560).status === 'failed_export');
     const injected = simulator.calls.filter((call) => call.injected).map((call) => call.status);
@@ -143,12 +207,19 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
 
   it('Rossum unreachable for longer than the client retries: the outcome waits in the ledger and is delivered once later', async () => {
     simulator.addAnnotation(314570, { status: 'exported' });
-    const id = await harness.exported({ annotationId: 314570, fileName: 'INV-2024-00460_314570.xml', mapping: 'erp-companion' });
+    const id = await harness.exported({
+      annotationId: 314570,
+      fileName: 'INV-2024-00460_314570.xml',
+      mapping: 'erp-companion',
+    });
     simulator.injectFaults(...Array.from({ length: 6 }, () => ({ status: 503, pathPrefix: '/v1/annotations/314570' })));
     erp.err('INV-2024-00460_314570', ['E600 Gesperrt']);
     await harness.passUntil(async () => (await harness.acks.ledger.outcomes(id)).some((o) => o.lastError !== null));
     expect(archived('processed')).toContain('INV-2024-00460_314570.err');
-    expect((await harness.acks.ledger.outcomes(id))[0]).toMatchObject({ delivery: 'pending', lastError: expect.stringMatching(/HTTP 503/) });
+    expect((await harness.acks.ledger.outcomes(id))[0]).toMatchObject({
+      delivery: 'pending',
+      lastError: expect.stringMatching(/HTTP 503/),
+    });
     await harness.passUntil(() => simulator.annotation(314570).status === 'failed_export');
     expect(simulator.annotation(314570).notes).toHaveLength(1);
     expect((await harness.acks.ledger.outcomes(id))[0]).toMatchObject({ delivery: 'delivered' });
@@ -156,9 +227,15 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
 
   it('the note is stored but setting the status keeps failing: the next attempt finds the note and does not post it again', async () => {
     simulator.addAnnotation(314575, { status: 'exported' });
-    const id = await harness.exported({ annotationId: 314575, fileName: 'INV-2024-00465_314575.xml', mapping: 'erp-companion' });
+    const id = await harness.exported({
+      annotationId: 314575,
+      fileName: 'INV-2024-00465_314575.xml',
+      mapping: 'erp-companion',
+    });
     // More failures than the client retries: the first delivery ends after the note, before the status.
-    simulator.injectFaults(...Array.from({ length: 6 }, () => ({ status: 503, method: 'PATCH', pathPrefix: '/v1/annotations/314575' })));
+    simulator.injectFaults(
+      ...Array.from({ length: 6 }, () => ({ status: 503, method: 'PATCH', pathPrefix: '/v1/annotations/314575' })),
+    );
     erp.err('INV-2024-00465_314575', ['E610 Periode gesperrt']);
     await harness.passUntil(async () => (await harness.acks.ledger.outcomes(id)).some((o) => o.lastError !== null));
     expect(simulator.annotation(314575).notes).toHaveLength(1);
@@ -175,7 +252,9 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
     writeFileSync(join(folder, 'empty.ok'), '');
     writeFileSync(join(folder, 'small.err'), 'E1 x\r\n');
     writeFileSync(join(folder, 'big.err'), big);
-    const out = createTarget('erp-out', harness.config.targets['erp-out']!, { logger: createLogger({ level: 'silent' }) });
+    const out = createTarget('erp-out', harness.config.targets['erp-out']!, {
+      logger: createLogger({ level: 'silent' }),
+    });
     try {
       expect(await out.readFile('readcheck/empty.ok')).toEqual(Buffer.alloc(0));
       expect((await out.readFile('readcheck/small.err')).toString()).toBe('E1 x\r\n');
@@ -195,7 +274,13 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
     // Pauses shorter than acks.minAgeMs (100 ms): the ERP is still writing, however it looks between chunks.
     const writing = erp.writeSlowly('INV-2024-00470_314580.err', Buffer.from(lines, 'latin1'), 8, 60);
     // Passes run while the ERP writes; none may read a partial file.
-    while (!(await Promise.race([writing.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 50))]))) await harness.acks.pass();
+    while (
+      !(await Promise.race([
+        writing.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 50)),
+      ]))
+    )
+      await harness.acks.pass();
     await harness.passUntil(() => simulator.annotation(314580).status === 'failed_export');
     expect(simulator.annotation(314580).notes[0]!.content).toContain('E739 Zeile 39 der Fehlermeldung');
     expect(inAcks('.INV-2024-00470_314580.err.tmp') && inAcks('INV-2024-00470_314580.err.part')).toBe(true);
@@ -204,5 +289,9 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
   it('never logs the Rossum password or token', () => {
     expect(harness.log.text()).not.toContain(ROSSUM_PASSWORD);
     expect(simulator.calls.filter((call) => call.path.endsWith('/auth/login')).length).toBeGreaterThanOrEqual(1);
+    const tokens = simulator.issuedTokens();
+    expect(tokens.length).toBeGreaterThanOrEqual(1);
+    for (const token of tokens)
+      expect(harness.log.text(), 'an API token from the login reached the log').not.toContain(token);
   });
 });

@@ -39,7 +39,10 @@ beforeAll(async () => {
       logLevel: 'debug',
       targets: {
         erp: testTargetConfig(sshd),
-        'erp-out': testTargetConfig(sshd, { url: viaProxy(sshd.url('acks')), pool: { size: 2, connectTimeoutMs: 3_000, operationTimeoutMs: OPERATION_TIMEOUT_MS } }),
+        'erp-out': testTargetConfig(sshd, {
+          url: viaProxy(sshd.url('acks')),
+          pool: { size: 2, connectTimeoutMs: 3_000, operationTimeoutMs: OPERATION_TIMEOUT_MS },
+        }),
       },
       routes: [{ mapping: 'erp-companion', target: 'erp' }],
       rossum: { baseUrl: simulator.apiUrl, username: ROSSUM_USER, password: ROSSUM_PASSWORD },
@@ -64,19 +67,29 @@ afterAll(async () => {
 describe('SIGTERM while the ack folder hangs', () => {
   it('the acks process exits within the drain time, though an SFTP operation on an ack file never finishes', async () => {
     const ledger = new SqliteLedger({ path: join(dir, 'ledger.db') });
-    const claim = await claimTestExport(ledger, { annotationId: 990001, fileName: 'INV-S1.xml', mapping: 'erp-companion', owner: 'serve' });
+    const claim = await claimTestExport(ledger, {
+      annotationId: 990001,
+      fileName: 'INV-S1.xml',
+      mapping: 'erp-companion',
+      owner: 'serve',
+    });
     await completeTestExport(ledger, claim.record.id, 'INV-S1.xml', 'serve');
     simulator.addAnnotation(990001, { status: 'exported' });
     const erp = new ErpSimulator(sshd.acksDir);
     erp.ok('INV-S1');
 
     const logPath = join(dir, 'acks.log');
-    child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile], { stdio: ['ignore', openSync(logPath, 'w'), openSync(logPath, 'a')] });
-    const exited = new Promise<{ code: number | null; at: number }>((resolve) => child!.once('exit', (code) => resolve({ code, at: Date.now() })));
+    child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile], {
+      stdio: ['ignore', openSync(logPath, 'w'), openSync(logPath, 'a')],
+    });
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+      child!.once('exit', (code) => resolve({ code, at: Date.now() })),
+    );
     // Under way: the first answer is read and recorded.
     const started = Date.now();
     while ((await ledger.get(claim.record.id))?.ackState !== 'accepted') {
-      if (Date.now() - started > 90_000) throw new Error(`the acks process did not record the first answer:\n${readFileSync(logPath, 'utf8')}`);
+      if (Date.now() - started > 90_000)
+        throw new Error(`the acks process did not record the first answer:\n${readFileSync(logPath, 'utf8')}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await ledger.close();

@@ -32,7 +32,12 @@ async function recordingServer(): Promise<{ server: Server; url: string; receive
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      received.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body: Buffer.concat(chunks).toString('utf8') });
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        authorization: req.headers.authorization,
+        body: Buffer.concat(chunks).toString('utf8'),
+      });
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"detail":"Invalid token."}');
     });
   });
@@ -56,10 +61,18 @@ beforeAll(async () => {
   const raw = {
     ledger: { url: `sqlite:${join(dir, 'ledger.db')}` },
     mappingsDir: join(dir, 'mappings'),
-    targets: { share: { url: `file://${join(dir, 'inbound')}` }, 'share-out': { url: `file://${join(dir, 'outbound')}` } },
+    targets: {
+      share: { url: `file://${join(dir, 'inbound')}` },
+      'share-out': { url: `file://${join(dir, 'outbound')}` },
+    },
     routes: [{ mapping: 'erp-companion', target: 'share' }],
     // No baseUrl: the API root comes from each export's payload, and the allow-list is the default one.
-    rossum: { token: TOKEN, username: USER, password: PASSWORD, retry: { attempts: 1, minDelayMs: 10, maxDelayMs: 10 } },
+    rossum: {
+      token: TOKEN,
+      username: USER,
+      password: PASSWORD,
+      retry: { attempts: 1, minDelayMs: 10, maxDelayMs: 10 },
+    },
     acks: {
       pollIntervalMs: 60_000,
       minAgeMs: 50,
@@ -71,7 +84,10 @@ beforeAll(async () => {
   configFile = join(dir, 'bridge.yaml');
   writeFileSync(configFile, JSON.stringify(raw));
   config = bridgeConfigSchema.parse(raw);
-  acks = await startAcks(config, { logger: createLogger({ level: 'debug', destination: new CapturedLog().stream }), loop: false });
+  acks = await startAcks(config, {
+    logger: createLogger({ level: 'debug', destination: new CapturedLog().stream }),
+    loop: false,
+  });
 });
 
 afterAll(async () => {
@@ -96,7 +112,11 @@ describe('Rossum credentials go only to configured or allow-listed hosts', () =>
       leaseMs: 60_000,
       rossumBaseUrl: foreign.url,
     });
-    const uploaded = await inbound.upload({ relativePath: 'INV-771001.xml', bytes: Buffer.from('<x/>'), onExisting: 'overwrite' });
+    const uploaded = await inbound.upload({
+      relativePath: 'INV-771001.xml',
+      bytes: Buffer.from('<x/>'),
+      onExisting: 'overwrite',
+    });
     await completeTestExport(acks.ledger, claim.record.id, uploaded.remotePath);
     await inbound.close();
     erp.err('INV-771001', ['E42 Kostenstelle fehlt']);
@@ -108,7 +128,12 @@ describe('Rossum credentials go only to configured or allow-listed hosts', () =>
       if (!settled) await new Promise((resolve) => setTimeout(resolve, 60));
     }
     // Whatever the outcome, no request reached the foreign host, let alone one carrying our token or password.
-    expect(foreign.received.filter((request) => request.authorization !== undefined || request.body.includes(PASSWORD) || request.body.includes(USER))).toEqual([]);
+    expect(
+      foreign.received.filter(
+        (request) =>
+          request.authorization !== undefined || request.body.includes(PASSWORD) || request.body.includes(USER),
+      ),
+    ).toEqual([]);
     expect(foreign.received).toEqual([]);
 
     const [outcome] = await acks.ledger.outcomes(claim.record.id);
@@ -117,8 +142,20 @@ describe('Rossum credentials go only to configured or allow-listed hosts', () =>
     expect(outcome?.lastError).toContain('rossum.allowedHosts');
     expect((await acks.ledger.get(claim.record.id))?.ackState).toBe('rejected');
 
-    const { stdout } = await promisify(execFile)(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'status', '771001', '--json', '--config', configFile]);
-    const shown = JSON.parse(stdout) as { exports: Array<{ rossum: Array<{ delivery: string; lastError: string | null }> }> };
-    expect(shown.exports[0]?.rossum[0]).toMatchObject({ delivery: 'failed', lastError: expect.stringContaining('not in rossum.allowedHosts') });
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      join(repoRoot, 'bin/rossum-sftp-bridge'),
+      'status',
+      '771001',
+      '--json',
+      '--config',
+      configFile,
+    ]);
+    const shown = JSON.parse(stdout) as {
+      exports: Array<{ rossum: Array<{ delivery: string; lastError: string | null }> }>;
+    };
+    expect(shown.exports[0]?.rossum[0]).toMatchObject({
+      delivery: 'failed',
+      lastError: expect.stringContaining('not in rossum.allowedHosts'),
+    });
   }, 90_000);
 });

@@ -14,19 +14,33 @@ export const ROSSUM_USER = 'bridge@example.com';
 export const ROSSUM_PASSWORD = 'correct horse battery staple';
 
 /** Three ERPs behind three mappings, one per ack convention, all answering into the sshd's acks/ folder. */
-export function ackBridgeConfig(options: { sshd: SshdInstance; simulator: RossumSimulator; ledgerUrl?: string; acks?: Record<string, unknown>; byMapping?: Record<string, Record<string, unknown>> }): BridgeConfig {
+export function ackBridgeConfig(options: {
+  sshd: SshdInstance;
+  simulator: RossumSimulator;
+  ledgerUrl?: string;
+  acks?: Record<string, unknown>;
+  byMapping?: Record<string, Record<string, unknown>>;
+}): BridgeConfig {
   const dir = mkdtempSync(join(tmpdir(), 'rsb-acks-'));
   return bridgeConfigSchema.parse({
     server: { host: '127.0.0.1', port: 0, secret: 'test-hook-secret-0123456789abcdef' },
     ledger: { url: options.ledgerUrl ?? `sqlite:${join(dir, 'ledger.db')}` },
     mappingsDir: join(repoRoot, 'mappings'),
-    targets: { erp: testTargetConfig(options.sshd), 'erp-out': testTargetConfig(options.sshd, { url: options.sshd.url('acks') }) },
+    targets: {
+      erp: testTargetConfig(options.sshd),
+      'erp-out': testTargetConfig(options.sshd, { url: options.sshd.url('acks') }),
+    },
     routes: [
       { mapping: 'erp-companion', target: 'erp', queues: [1] },
       { mapping: 'erp-xml', target: 'erp', queues: [2] },
       { mapping: 'erp-csv', target: 'erp', queues: [3] },
     ],
-    rossum: { baseUrl: options.simulator.apiUrl, username: ROSSUM_USER, password: ROSSUM_PASSWORD, retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 50 } },
+    rossum: {
+      baseUrl: options.simulator.apiUrl,
+      username: ROSSUM_USER,
+      password: ROSSUM_PASSWORD,
+      retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 50 },
+    },
     acks: {
       pollIntervalMs: 200,
       minAgeMs: 100,
@@ -36,7 +50,10 @@ export function ackBridgeConfig(options: { sshd: SshdInstance; simulator: Rossum
       byMapping: {
         'erp-companion': { convention: 'companion', companion: { encoding: 'windows-1252' } },
         'erp-xml': { convention: 'xml', xml: { files: 'ACK_{stem}.xml' } },
-        'erp-csv': { convention: 'csv', csv: { files: 'ack_*.csv', encoding: 'windows-1252', erpReferencePattern: 'Gebucht als (\\d+)' } },
+        'erp-csv': {
+          convention: 'csv',
+          csv: { files: 'ack_*.csv', encoding: 'windows-1252', erpReferencePattern: 'Gebucht als (\\d+)' },
+        },
         ...options.byMapping,
       },
     },
@@ -67,7 +84,13 @@ export async function startAckHarness(config: BridgeConfig, options: { loop?: bo
     inbound,
     async exported({ annotationId, fileName, mapping, documentRef }) {
       const bytes = Buffer.from(`<Invoice annotation="${annotationId}"/>\n`);
-      return exportThrough(acks.ledger, inbound, { annotationId, fileName, mapping, bytes, ...(documentRef ? { documentRef } : {}) });
+      return exportThrough(acks.ledger, inbound, {
+        annotationId,
+        fileName,
+        mapping,
+        bytes,
+        ...(documentRef ? { documentRef } : {}),
+      });
     },
     async passUntil(done, maxPasses = 40) {
       for (let pass = 1; pass <= maxPasses; pass++) {
@@ -87,7 +110,15 @@ export async function startAckHarness(config: BridgeConfig, options: { loop?: bo
 /** A ledger row as `serve` leaves it before the upload is confirmed (claimed, lease held by `owner`). */
 export async function claimTestExport(
   ledger: Ledger,
-  options: { annotationId: number; fileName: string; mapping: string; target?: string; bytes?: number; owner?: string; documentRef?: string },
+  options: {
+    annotationId: number;
+    fileName: string;
+    mapping: string;
+    target?: string;
+    bytes?: number;
+    owner?: string;
+    documentRef?: string;
+  },
 ): Promise<ClaimResult> {
   const target = options.target ?? 'erp';
   return ledger.claim({
@@ -107,7 +138,12 @@ export async function claimTestExport(
 }
 
 /** Confirms a claimed upload as `serve` does once the rename succeeded. */
-export async function completeTestExport(ledger: Ledger, id: number, remotePath: string, owner = 'test-exporter'): Promise<void> {
+export async function completeTestExport(
+  ledger: Ledger,
+  id: number,
+  remotePath: string,
+  owner = 'test-exporter',
+): Promise<void> {
   await ledger.complete(id, owner, { remotePath, reply: { statusCode: 200, body: { messages: [] } } });
 }
 
@@ -117,7 +153,11 @@ export async function exportThrough(
   options: { annotationId: number; fileName: string; mapping: string; bytes: Buffer; documentRef?: string },
 ): Promise<number> {
   const claim = await claimTestExport(ledger, { ...options, target: target.name, bytes: options.bytes.length });
-  const uploaded = await target.upload({ relativePath: options.fileName, bytes: options.bytes, onExisting: 'overwrite' });
+  const uploaded = await target.upload({
+    relativePath: options.fileName,
+    bytes: options.bytes,
+    onExisting: 'overwrite',
+  });
   await completeTestExport(ledger, claim.record.id, uploaded.remotePath);
   return claim.record.id;
 }

@@ -29,7 +29,11 @@ beforeAll(async () => {
     simulator,
     ledgerPath: join(dir, 'ledger.db'),
     mapping: 'generic-xml',
-    ack: { convention: 'companion', companion: { encoding: 'windows-1252' }, hold: { maxWaitMs: 2_500, retryAfterS: 1 } },
+    ack: {
+      convention: 'companion',
+      companion: { encoding: 'windows-1252' },
+      hold: { maxWaitMs: 2_500, retryAfterS: 1 },
+    },
     acks: { pollIntervalMs: 100, minAgeMs: 50, delivery: { leaseMs: 2_000, retryMinMs: 50, retryMaxMs: 200 } },
     extra: { server: { host: '127.0.0.1', port: 0, secret: TEST_SECRET } },
   });
@@ -69,7 +73,15 @@ describe('held-export mode end to end (serve + acks, real sshd, simulated Rossum
   it("an ERP rejection within the wait: Rossum gets 202, polls (503 = not yet), then 201 with the ERP's reasons → failed_export", async () => {
     const [{ outcome, annotation }] = await Promise.all([
       simulator.exportAnnotation(payload(910001), { ...hook, hookUrl: bridge.url }),
-      erpAnswers(910001, (stem) => erp.err(stem, ['E102 Kreditor DE123456789 nicht im Stammsatz gefunden', 'E207 Steuerkennzeichen V9 ungültig']), 300),
+      erpAnswers(
+        910001,
+        (stem) =>
+          erp.err(stem, [
+            'E102 Kreditor DE123456789 nicht im Stammsatz gefunden',
+            'E207 Steuerkennzeichen V9 ungültig',
+          ]),
+        300,
+      ),
     ]);
     expect(annotation.status).toBe('failed_export');
     expect(outcome.attempts).toHaveLength(1);
@@ -84,15 +96,27 @@ describe('held-export mode end to end (serve + acks, real sshd, simulated Rossum
     ]);
     // The poll reply told Rossum: the ack loop must not flag it a second time through the API.
     await waitForOutcome(910001, 'by_hold');
-    expect(simulator.callsTo('POST', '/v1/notes').filter((call) => JSON.stringify(call.body).includes('/annotations/910001'))).toEqual([]);
+    expect(
+      simulator
+        .callsTo('POST', '/v1/notes')
+        .filter((call) => JSON.stringify(call.body).includes('/annotations/910001')),
+    ).toEqual([]);
     expect(simulator.callsTo('PATCH', '/v1/annotations/910001')).toEqual([]);
   });
 
   it('an ERP acceptance within the wait → exported with an info message naming it', async () => {
-    const [{ outcome, annotation }] = await Promise.all([simulator.exportAnnotation(payload(910002), { ...hook, hookUrl: bridge.url }), erpAnswers(910002, (stem) => erp.ok(stem))]);
+    const [{ outcome, annotation }] = await Promise.all([
+      simulator.exportAnnotation(payload(910002), { ...hook, hookUrl: bridge.url }),
+      erpAnswers(910002, (stem) => erp.ok(stem)),
+    ]);
     expect(annotation.status).toBe('exported');
     expect(outcome.finalStatusCode).toBe(201);
-    expect(outcome.messages).toEqual([expect.objectContaining({ type: 'info', content: expect.stringMatching(/^The ERP accepted INV_INV-2024-00417_910002\.xml/) })]);
+    expect(outcome.messages).toEqual([
+      expect.objectContaining({
+        type: 'info',
+        content: expect.stringMatching(/^The ERP accepted INV_INV-2024-00417_910002\.xml/),
+      }),
+    ]);
   });
 
   it('no answer within the wait: success saying the ack is still awaited; a later rejection is flagged through the API', async () => {
@@ -106,7 +130,9 @@ describe('held-export mode end to end (serve + acks, real sshd, simulated Rossum
       if (Date.now() > deadline) throw new Error('the late rejection never reached Rossum');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    expect(simulator.annotation(910003).notes.map((note) => note.content)).toEqual([expect.stringContaining('E999 Periode geschlossen')]);
+    expect(simulator.annotation(910003).notes.map((note) => note.content)).toEqual([
+      expect.stringContaining('E999 Periode geschlossen'),
+    ]);
   });
 
   it('a poll URL with a wrong token reveals nothing', async () => {
@@ -121,7 +147,8 @@ async function waitForOutcome(annotationId: number, delivery: string): Promise<v
     const [record] = await acks.ledger.list({ annotationId });
     const outcomes = record ? await acks.ledger.outcomes(record.id) : [];
     if (outcomes.some((outcome) => outcome.delivery === delivery)) return;
-    if (Date.now() > deadline) throw new Error(`outcome of ${annotationId} never became ${delivery}: ${JSON.stringify(outcomes)}`);
+    if (Date.now() > deadline)
+      throw new Error(`outcome of ${annotationId} never became ${delivery}: ${JSON.stringify(outcomes)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -35,16 +35,52 @@ function billionLaughs(): string {
 
 /** Each hostile kind, the export it names by file name, and the file the ERP (or an attacker) drops. */
 const HOSTILE = [
-  { kind: 'XXE (external entity)', annotationId: 880001, export: 'INV-H1.xml', ack: 'ACK_INV-H1.xml', mapping: 'erp-xml', write: () => erp.raw('ACK_INV-H1.xml', xxe) },
-  { kind: 'billion laughs (entity expansion)', annotationId: 880002, export: 'INV-H2.xml', ack: 'ACK_INV-H2.xml', mapping: 'erp-xml', write: () => erp.raw('ACK_INV-H2.xml', billionLaughs()) },
-  { kind: 'binary garbage as XML', annotationId: 880003, export: 'INV-H3.xml', ack: 'ACK_INV-H3.xml', mapping: 'erp-xml', write: () => erp.raw('ACK_INV-H3.xml', Buffer.concat([Buffer.from([0, 0xff, 0xfe, 0]), randomBytes(4096)])) },
-  { kind: 'oversized error file (3 MiB)', annotationId: 880004, export: 'INV-H4.xml', ack: 'INV-H4.err', mapping: 'erp-companion', write: () => erp.raw('INV-H4.err', Buffer.alloc(3 * 1024 * 1024, 'E1 zu viel\r\n')) },
-  { kind: 'binary garbage as an error file', annotationId: 880005, export: 'INV-H5.xml', ack: 'INV-H5.err', mapping: 'erp-companion', write: () => erp.raw('INV-H5.err', Buffer.concat([Buffer.from([0, 1, 2, 3]), randomBytes(8192)])) },
+  {
+    kind: 'XXE (external entity)',
+    annotationId: 880001,
+    export: 'INV-H1.xml',
+    ack: 'ACK_INV-H1.xml',
+    mapping: 'erp-xml',
+    write: () => erp.raw('ACK_INV-H1.xml', xxe),
+  },
+  {
+    kind: 'billion laughs (entity expansion)',
+    annotationId: 880002,
+    export: 'INV-H2.xml',
+    ack: 'ACK_INV-H2.xml',
+    mapping: 'erp-xml',
+    write: () => erp.raw('ACK_INV-H2.xml', billionLaughs()),
+  },
+  {
+    kind: 'binary garbage as XML',
+    annotationId: 880003,
+    export: 'INV-H3.xml',
+    ack: 'ACK_INV-H3.xml',
+    mapping: 'erp-xml',
+    write: () => erp.raw('ACK_INV-H3.xml', Buffer.concat([Buffer.from([0, 0xff, 0xfe, 0]), randomBytes(4096)])),
+  },
+  {
+    kind: 'oversized error file (3 MiB)',
+    annotationId: 880004,
+    export: 'INV-H4.xml',
+    ack: 'INV-H4.err',
+    mapping: 'erp-companion',
+    write: () => erp.raw('INV-H4.err', Buffer.alloc(3 * 1024 * 1024, 'E1 zu viel\r\n')),
+  },
+  {
+    kind: 'binary garbage as an error file',
+    annotationId: 880005,
+    export: 'INV-H5.xml',
+    ack: 'INV-H5.err',
+    mapping: 'erp-companion',
+    write: () => erp.raw('INV-H5.err', Buffer.concat([Buffer.from([0, 1, 2, 3]), randomBytes(8192)])),
+  },
 ] as const;
 
 beforeAll(async () => {
   simulator = await RossumSimulator.start();
-  for (const folder of ['inbound', 'inbound-other', 'outbound-other', 'mappings']) mkdirSync(join(dir, folder), { recursive: true });
+  for (const folder of ['inbound', 'inbound-other', 'outbound-other', 'mappings'])
+    mkdirSync(join(dir, folder), { recursive: true });
   // The other target's ack folder cannot be listed (a file stands where the folder should be).
   writeFileSync(join(dir, 'outbound-other', 'acks'), 'not a folder');
   erp = new ErpSimulator(outbound);
@@ -63,11 +99,19 @@ beforeAll(async () => {
       { mapping: 'erp-deadline', target: 'share' },
       { mapping: 'erp-other-deadline', target: 'other' },
     ],
-    rossum: { baseUrl: simulator.apiUrl, username: ROSSUM_USER, password: ROSSUM_PASSWORD, retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 50 } },
+    rossum: {
+      baseUrl: simulator.apiUrl,
+      username: ROSSUM_USER,
+      password: ROSSUM_PASSWORD,
+      retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 50 },
+    },
     acks: {
       pollIntervalMs: 60_000,
       minAgeMs: 50,
-      targets: { share: { folder: '.', readFrom: 'share-out', watch: 'poll' }, other: { folder: 'acks', readFrom: 'other-out', watch: 'poll' } },
+      targets: {
+        share: { folder: '.', readFrom: 'share-out', watch: 'poll' },
+        other: { folder: 'acks', readFrom: 'other-out', watch: 'poll' },
+      },
       delivery: { leaseMs: 2_000, retryMinMs: 50, retryMaxMs: 100 },
       byMapping: {
         'erp-xml': { convention: 'xml', xml: { files: 'ACK_{stem}.xml' } },
@@ -92,7 +136,10 @@ afterAll(async () => {
 const inFolder = (folder: string): string[] => (existsSync(folder) ? readdirSync(folder) : []);
 const ackFileRows = async (): Promise<Array<{ file_name: string; disposition: string }>> => {
   const ledger = acks.ledger as unknown as { db: { prepare(sql: string): { all(): unknown[] } } };
-  return ledger.db.prepare('SELECT file_name, disposition FROM ack_files ORDER BY file_name').all() as Array<{ file_name: string; disposition: string }>;
+  return ledger.db.prepare('SELECT file_name, disposition FROM ack_files ORDER BY file_name').all() as Array<{
+    file_name: string;
+    disposition: string;
+  }>;
 };
 
 async function passes(count: number): Promise<void> {
@@ -107,13 +154,31 @@ describe('hostile ack files', () => {
     const ids = new Map<string, number>();
     for (const hostile of HOSTILE) {
       simulator.addAnnotation(hostile.annotationId, { status: 'exported' });
-      ids.set(hostile.ack, await exportThrough(acks.ledger, inbound, { annotationId: hostile.annotationId, fileName: hostile.export, mapping: hostile.mapping, bytes: Buffer.from('<x/>') }));
+      ids.set(
+        hostile.ack,
+        await exportThrough(acks.ledger, inbound, {
+          annotationId: hostile.annotationId,
+          fileName: hostile.export,
+          mapping: hostile.mapping,
+          bytes: Buffer.from('<x/>'),
+        }),
+      );
       hostile.write();
     }
     simulator.addAnnotation(880010, { status: 'exported' });
-    const waiting = await exportThrough(acks.ledger, inbound, { annotationId: 880010, fileName: 'INV-D1.xml', mapping: 'erp-deadline', bytes: Buffer.from('<x/>') });
+    const waiting = await exportThrough(acks.ledger, inbound, {
+      annotationId: 880010,
+      fileName: 'INV-D1.xml',
+      mapping: 'erp-deadline',
+      bytes: Buffer.from('<x/>'),
+    });
     simulator.addAnnotation(880011, { status: 'exported' });
-    const waitingElsewhere = await exportThrough(acks.ledger, otherInbound, { annotationId: 880011, fileName: 'INV-D2.xml', mapping: 'erp-other-deadline', bytes: Buffer.from('<x/>') });
+    const waitingElsewhere = await exportThrough(acks.ledger, otherInbound, {
+      annotationId: 880011,
+      fileName: 'INV-D2.xml',
+      mapping: 'erp-other-deadline',
+      bytes: Buffer.from('<x/>'),
+    });
 
     await passes(8);
 
@@ -127,10 +192,14 @@ describe('hostile ack files', () => {
     }
     const rows = await ackFileRows();
     expect(rows.filter((row) => HOSTILE.some((hostile) => hostile.ack === row.file_name))).toEqual(
-      HOSTILE.map((hostile) => ({ file_name: hostile.ack, disposition: 'invalid' })).sort((a, b) => (a.file_name < b.file_name ? -1 : 1)),
+      HOSTILE.map((hostile) => ({ file_name: hostile.ack, disposition: 'invalid' })).sort((a, b) =>
+        a.file_name < b.file_name ? -1 : 1,
+      ),
     );
     const oversized = (await acks.ledger.outcomes(ids.get('INV-H4.err')!))[0];
-    expect(oversized?.detail.messages[0]?.text).toMatch(/INV-H4\.err: 3145728 bytes, over acks\.limits\.maxFileBytes \(1048576 bytes\); not read/);
+    expect(oversized?.detail.messages[0]?.text).toMatch(
+      /INV-H4\.err: 3145728 bytes, over acks\.limits\.maxFileBytes \(1048576 bytes\); not read/,
+    );
     const xxeOutcome = (await acks.ledger.outcomes(ids.get('ACK_INV-H1.xml')!))[0];
     expect(xxeOutcome?.detail.messages[0]?.text).toMatch(/ACK_INV-H1\.xml:2: DOCTYPE/);
     expect(JSON.stringify(await acks.ledger.outcomes(ids.get('ACK_INV-H1.xml')!))).not.toContain('root:');
@@ -147,8 +216,14 @@ describe('hostile ack files', () => {
 
   it('an error file with thousands of long lines and control characters: messages bounded, note cleaned and cut with a mark', async () => {
     simulator.addAnnotation(880020, { status: 'exported' });
-    const id = await exportThrough(acks.ledger, inbound, { annotationId: 880020, fileName: 'INV-M1.xml', mapping: 'erp-companion', bytes: Buffer.from('<x/>') });
-    const hostileLine = 'E7 Bell\u0007 escape\u001b[31m red\u001b[0m C1\u0085\u009b next-line, bidi \u202Egnp.exe\u202C and \u2066isolate\u2069\ttab';
+    const id = await exportThrough(acks.ledger, inbound, {
+      annotationId: 880020,
+      fileName: 'INV-M1.xml',
+      mapping: 'erp-companion',
+      bytes: Buffer.from('<x/>'),
+    });
+    const hostileLine =
+      'E7 Bell\u0007 escape\u001b[31m red\u001b[0m C1\u0085\u009b next-line, bidi \u202Egnp.exe\u202C and \u2066isolate\u2069\ttab';
     const lines = [hostileLine, ...Array.from({ length: 400 }, (_, i) => `E${i} ${'x'.repeat(2_000)}`)];
     erp.raw('INV-M1.err', Buffer.from(lines.map((line) => `${line}\r\n`).join(''), 'utf8'));
     for (let pass = 0; pass < 20 && simulator.annotation(880020).notes.length === 0; pass++) await passes(1);
@@ -156,9 +231,14 @@ describe('hostile ack files', () => {
     const [outcome] = await acks.ledger.outcomes(id);
     expect(outcome?.detail.messages).toHaveLength(51);
     // Cleaned before the ledger, so `status` and held-export replies show safe text too.
-    expect(outcome?.detail.messages[0]).toEqual({ code: 'E7', text: 'Bell escape[31m red[0m C1 next-line, bidi gnp.exe and isolate\ttab' });
+    expect(outcome?.detail.messages[0]).toEqual({
+      code: 'E7',
+      text: 'Bell escape[31m red[0m C1 next-line, bidi gnp.exe and isolate\ttab',
+    });
     expect(outcome?.detail.messages.at(-1)?.text).toBe('… and 351 more message(s) in the ack file');
-    expect(Math.max(...(outcome?.detail.messages ?? []).map((message) => Array.from(message.text).length))).toBeLessThanOrEqual(1_000);
+    expect(
+      Math.max(...(outcome?.detail.messages ?? []).map((message) => Array.from(message.text).length)),
+    ).toBeLessThanOrEqual(1_000);
 
     const note = simulator.annotation(880020).notes[0]!.content;
     expect(Array.from(note).length).toBeLessThanOrEqual(4_096);
@@ -172,6 +252,8 @@ describe('hostile ack files', () => {
     expect(JSON.stringify(metadata).length).toBeLessThan(4_096);
     expect(metadata.erp_ack.messages[0]).toBe('E7 Bell escape[31m red[0m C1 next-line, bidi gnp.exe and isolate\ttab');
     // biome-ignore lint/suspicious/noControlCharactersInRegex: asserting their absence
-    expect(metadata.erp_ack.messages.join('\n')).not.toMatch(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/);
+    expect(metadata.erp_ack.messages.join('\n')).not.toMatch(
+      /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/,
+    );
   }, 60_000);
 });

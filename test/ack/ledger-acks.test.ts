@@ -63,7 +63,9 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
       expect((await ledger.findExportForAck({ target: 'erp', by, value }))?.id, by).toBe(e.id);
     }
     expect(await ledger.findExportForAck({ target: 'other', by: 'name', value: e.name })).toBeUndefined();
-    expect(await ledger.findExportForAck({ target: 'erp', by: 'name', value: e.name, mappingNames: ['nope'] })).toBeUndefined();
+    expect(
+      await ledger.findExportForAck({ target: 'erp', by: 'name', value: e.name, mappingNames: ['nope'] }),
+    ).toBeUndefined();
     expect(record.rossumBaseUrl).toBe('https://example.rossum.app');
     await ledger.close();
   });
@@ -71,7 +73,9 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
   it('records an ack once: state changes, one outcome queued, the same file again changes nothing', async () => {
     const ledger = await open();
     const e = await uploaded(ledger);
-    expect(await ledger.awaitAcks([{ mappingName: 'erp-xml', deadlineMs: 60_000, since: 0 }])).toBeGreaterThanOrEqual(1);
+    expect(await ledger.awaitAcks([{ mappingName: 'erp-xml', deadlineMs: 60_000, since: 0 }])).toBeGreaterThanOrEqual(
+      1,
+    );
     expect((await ledger.get(e.id))!.ackState).toBe('awaiting_ack');
     const input = {
       source: 'erp',
@@ -97,7 +101,12 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
 
   it('records a batch of ack files in one call: results in input order, a file seen before is flagged as such, quiet acceptances skip the outbox', async () => {
     const ledger = await open();
-    const [a, b, c, held] = [await uploaded(ledger), await uploaded(ledger), await uploaded(ledger), await uploaded(ledger)];
+    const [a, b, c, held] = [
+      await uploaded(ledger),
+      await uploaded(ledger),
+      await uploaded(ledger),
+      await uploaded(ledger),
+    ];
     await ledger.startHold(held.id, Date.now() + 60_000);
     const file = (e: { id: number; stem: string }, verdict: 'accepted' | 'rejected', quietIfAccepted: boolean) => ({
       source: 'erp',
@@ -105,10 +114,24 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
       sha256: `batch-${e.id}`,
       convention: 'companion',
       disposition: 'matched' as const,
-      entries: [{ index: 0, exportId: e.id, verdict, messages: verdict === 'rejected' ? [{ text: 'no' }] : [], erpReference: null, quietIfAccepted }],
+      entries: [
+        {
+          index: 0,
+          exportId: e.id,
+          verdict,
+          messages: verdict === 'rejected' ? [{ text: 'no' }] : [],
+          erpReference: null,
+          quietIfAccepted,
+        },
+      ],
     });
     const earlier = await ledger.recordAck(file(c, 'rejected', true));
-    const results = await ledger.recordAcks([file(b, 'accepted', true), file(c, 'rejected', true), file(a, 'accepted', false), file(held, 'accepted', true)]);
+    const results = await ledger.recordAcks([
+      file(b, 'accepted', true),
+      file(c, 'rejected', true),
+      file(a, 'accepted', false),
+      file(held, 'accepted', true),
+    ]);
     expect(results.map((r) => r.alreadyRecorded)).toEqual([false, true, false, false]);
     expect(results[1]!.ackFileId).toBe(earlier.ackFileId);
     expect(results.map((r) => r.outcomes.map((o) => [o.exportId, o.kind, o.delivery]))).toEqual([
@@ -120,7 +143,9 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     ]);
     expect((await ledger.outcomes(b.id))[0]!.deliveredAt).not.toBeNull();
     expect(await ledger.recordAcks([])).toEqual([]);
-    await ledger.markAckFilesArchived(results.map((r, i) => ({ ackFileId: r.ackFileId, archivedTo: i === 0 ? null : `processed/${i}` })));
+    await ledger.markAckFilesArchived(
+      results.map((r, i) => ({ ackFileId: r.ackFileId, archivedTo: i === 0 ? null : `processed/${i}` })),
+    );
     await ledger.close();
   });
 
@@ -131,7 +156,9 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     expect(await ledger.expireAcks(500, [])).toEqual([]);
     expect((await ledger.expireAcks(500, ['elsewhere', 'other'])).filter((o) => o.exportId === e.id)).toEqual([]);
     expect((await ledger.get(e.id))!.ackState).toBe('awaiting_ack');
-    expect((await ledger.expireAcks(500, ['other', 'erp'])).filter((o) => o.exportId === e.id).map((o) => o.kind)).toEqual(['timeout']);
+    expect(
+      (await ledger.expireAcks(500, ['other', 'erp'])).filter((o) => o.exportId === e.id).map((o) => o.kind),
+    ).toEqual(['timeout']);
     expect((await ledger.get(e.id))!.ackState).toBe('ack_timeout');
     await ledger.close();
   });
@@ -152,7 +179,10 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
       disposition: 'matched',
       entries: [{ index: 0, exportId: e.id, verdict: 'accepted', messages: [], erpReference: '51000' }],
     });
-    expect(late.outcomes[0]).toMatchObject({ kind: 'accepted_late', detail: { previousState: 'ack_timeout', erpReference: '51000' } });
+    expect(late.outcomes[0]).toMatchObject({
+      kind: 'accepted_late',
+      detail: { previousState: 'ack_timeout', erpReference: '51000' },
+    });
     const record = (await ledger.get(e.id))!;
     expect([record.ackState, record.erpReference]).toEqual(['accepted', '51000']);
     const events = (await ledger.events(e.id)).map((event) => event.kind);
@@ -202,15 +232,32 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     expect(claimed).toHaveLength(3);
     const of = (id: number) => claimed.find((o) => o.exportId === id)!;
     expect(of(a.id).lastAttemptAt).toBeGreaterThanOrEqual(before);
-    await ledger.settleOutcome(of(a.id).id, 'a', { delivery: 'left_alone', rossumStatus: 'to_review', note: 'verdict posted as a note' });
+    await ledger.settleOutcome(of(a.id).id, 'a', {
+      delivery: 'left_alone',
+      rossumStatus: 'to_review',
+      note: 'verdict posted as a note',
+    });
     await ledger.settleOutcome(of(b.id).id, 'a', { delivery: 'gone', error: 'annotation 7 was purged in Rossum' });
-    await ledger.settleOutcome(of(c.id).id, 'a', { delivery: 'retry', error: 'HTTP 401', retryAt: Date.now() + 3_600_000 });
-    expect((await ledger.outcomes(a.id))[0]).toMatchObject({ delivery: 'left_alone', result: 'left alone: annotation was in to_review; verdict posted as a note' });
+    await ledger.settleOutcome(of(c.id).id, 'a', {
+      delivery: 'retry',
+      error: 'HTTP 401',
+      retryAt: Date.now() + 3_600_000,
+    });
+    expect((await ledger.outcomes(a.id))[0]).toMatchObject({
+      delivery: 'left_alone',
+      result: 'left alone: annotation was in to_review; verdict posted as a note',
+    });
     expect((await ledger.events(a.id)).map((event) => event.kind)).toContain('rossum_left_alone');
-    expect((await ledger.outcomes(b.id))[0]).toMatchObject({ delivery: 'gone', result: 'gone: annotation 7 was purged in Rossum', lastError: 'annotation 7 was purged in Rossum' });
+    expect((await ledger.outcomes(b.id))[0]).toMatchObject({
+      delivery: 'gone',
+      result: 'gone: annotation 7 was purged in Rossum',
+      lastError: 'annotation 7 was purged in Rossum',
+    });
     expect((await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === c.id)).toEqual([]);
     expect(await ledger.retryPendingNow()).toBeGreaterThanOrEqual(1);
-    expect((await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === c.id).map((o) => o.attempts)).toEqual([2]);
+    expect((await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === c.id).map((o) => o.attempts)).toEqual(
+      [2],
+    );
     const backlog = await ledger.outcomeBacklog();
     expect(backlog.left_alone).toBeGreaterThanOrEqual(1);
     expect(backlog.gone).toBeGreaterThanOrEqual(1);
@@ -221,7 +268,10 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     const ledger = await open();
     const e = await uploaded(ledger);
     await ledger.startHold(e.id, Date.now() + 1000);
-    const results = await Promise.all([ledger.moveHold(e.id, ['pending'], 'answered'), ledger.moveHold(e.id, ['pending'], 'released')]);
+    const results = await Promise.all([
+      ledger.moveHold(e.id, ['pending'], 'answered'),
+      ledger.moveHold(e.id, ['pending'], 'released'),
+    ]);
     expect(results.filter(Boolean)).toHaveLength(1);
     expect((await ledger.get(e.id))!.holdState).toBe(results[0] ? 'answered' : 'released');
     await ledger.close();

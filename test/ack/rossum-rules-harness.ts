@@ -30,11 +30,18 @@ export interface RulesRig {
   close(): Promise<void>;
 }
 
-export function rulesConfigInput(dir: string, rossum: Record<string, unknown>, acks: Record<string, unknown> = {}): Record<string, unknown> {
+export function rulesConfigInput(
+  dir: string,
+  rossum: Record<string, unknown>,
+  acks: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     ledger: { url: `sqlite:${join(dir, 'ledger.db')}` },
     mappingsDir: join(dir, 'mappings'),
-    targets: { share: { url: `file://${join(dir, 'inbound')}` }, 'share-out': { url: `file://${join(dir, 'outbound')}` } },
+    targets: {
+      share: { url: `file://${join(dir, 'inbound')}` },
+      'share-out': { url: `file://${join(dir, 'outbound')}` },
+    },
     routes: [{ mapping: 'erp-companion', target: 'share' }],
     rossum,
     acks: {
@@ -48,7 +55,11 @@ export function rulesConfigInput(dir: string, rossum: Record<string, unknown>, a
   };
 }
 
-export async function startRulesRig(simulator: RossumSimulator, rossum: Record<string, unknown>, acksSettings: Record<string, unknown> = {}): Promise<RulesRig> {
+export async function startRulesRig(
+  simulator: RossumSimulator,
+  rossum: Record<string, unknown>,
+  acksSettings: Record<string, unknown> = {},
+): Promise<RulesRig> {
   const dir = mkdtempSync(join(tmpdir(), 'rsb-rossum-rules-'));
   for (const sub of ['inbound', 'outbound', 'mappings']) mkdirSync(join(dir, sub), { recursive: true });
   writeFileSync(join(dir, 'mappings', 'erp-companion.yaml'), '');
@@ -59,7 +70,8 @@ export async function startRulesRig(simulator: RossumSimulator, rossum: Record<s
   const input = rulesConfigInput(dir, withUrl, acksSettings);
   writeFileSync(configFile, JSON.stringify(input));
   let config = bridgeConfigSchema.parse(input);
-  const start = (): Promise<RunningAcks> => startAcks(config, { logger: createLogger({ level: 'debug', destination: log.stream }), loop: false });
+  const start = (): Promise<RunningAcks> =>
+    startAcks(config, { logger: createLogger({ level: 'debug', destination: log.stream }), loop: false });
   let acks = await start();
   const rig: RulesRig = {
     dir,

@@ -25,14 +25,21 @@ function copyOfTheTree(): string {
 
 async function lintLayers(root: string): Promise<LintResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts', 'lint-layers.ts'), '--root', root], {
-      cwd: repoRoot,
-      timeout: CRUISE_TIMEOUT_MS,
-    });
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'scripts', 'lint-layers.ts'), '--root', root],
+      {
+        cwd: repoRoot,
+        timeout: CRUISE_TIMEOUT_MS,
+      },
+    );
     return { exitCode: 0, output: stdout + stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { exitCode: typeof failed.code === 'number' ? failed.code : -1, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+    return {
+      exitCode: typeof failed.code === 'number' ? failed.code : -1,
+      output: `${failed.stdout ?? ''}${failed.stderr ?? ''}`,
+    };
   }
 }
 
@@ -43,7 +50,9 @@ describe('the layer rules', () => {
     expect(result.exitCode).toBe(0);
   });
 
-  it('refuse a wrong-way import and a reach into another folder, naming the rule and the files', { timeout: CRUISE_TIMEOUT_MS }, async () => {
+  it('refuse a wrong-way import and a reach into another folder, naming the rule and the files', {
+    timeout: CRUISE_TIMEOUT_MS,
+  }, async () => {
     const dir = copyOfTheTree();
     appendFileSync(join(dir, 'src', 'observability', 'logger.ts'), "import '../transport/index.ts';\n");
     appendFileSync(join(dir, 'src', 'export', 'routes.ts'), "import '../transport/paths.ts';\n");
@@ -52,14 +61,19 @@ describe('the layer rules', () => {
     const result = await lintLayers(dir);
 
     expect(result.exitCode).not.toBe(0);
-    expect(result.output).toContain('foundations-import-no-layer-above: src/observability/logger.ts → src/transport/index.ts');
+    expect(result.output).toContain(
+      'foundations-import-no-layer-above: src/observability/logger.ts → src/transport/index.ts',
+    );
     expect(result.output).toContain('enter-folders-through-index: src/export/routes.ts → src/transport/paths.ts');
     expect(result.output).toContain('dev-tools-only-from-cli: src/ledger/types.ts → src/dev/index.ts');
   });
 
   it('refuse an import that goes up only through types', { timeout: CRUISE_TIMEOUT_MS }, async () => {
     const dir = copyOfTheTree();
-    appendFileSync(join(dir, 'src', 'mapping', 'format.ts'), "import type { BridgeConfig } from '../config/index.ts';\nexport type Planted = BridgeConfig;\n");
+    appendFileSync(
+      join(dir, 'src', 'mapping', 'format.ts'),
+      "import type { BridgeConfig } from '../config/index.ts';\nexport type Planted = BridgeConfig;\n",
+    );
 
     const result = await lintLayers(dir);
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
 import { repoRoot } from '../support/bridge.ts';
 import { runCli, ServeProcess, writeServeConfig } from '../support/fault-serve.ts';
+import { nodeChildPids } from '../support/processes.ts';
 
 let sshd: SshdInstance;
 const dir = mkdtempSync(join(tmpdir(), 'rsb-cli-'));
@@ -24,7 +25,12 @@ function target(): Record<string, unknown> {
 
 describe('serve', () => {
   it('refuses to start without a hook secret, saying how to fix it', async () => {
-    const configPath = writeServeConfig(mkdtempSync(join(dir, 'nosecret-')), { port: 0, secret: '', ledgerPath: join(dir, 'a.db'), target: target() });
+    const configPath = writeServeConfig(mkdtempSync(join(dir, 'nosecret-')), {
+      port: 0,
+      secret: '',
+      ledgerPath: join(dir, 'a.db'),
+      target: target(),
+    });
     const fixed = join(dir, 'nosecret.yaml');
     writeFileSync(fixed, readFileSync(configPath, 'utf8').replace(/^ {2}secret: .*\n/m, ''));
     const run = await runCli(['serve', '--config', fixed]);
@@ -36,13 +42,22 @@ describe('serve', () => {
   it('--insecure-no-signature accepts unsigned calls and says so loudly', async () => {
     const port = await freePort();
     const configDir = mkdtempSync(join(dir, 'insecure-'));
-    const configPath = writeServeConfig(configDir, { port, secret: 'placeholder-secret-0123456789', ledgerPath: join(configDir, 'l.db'), target: target() });
+    const configPath = writeServeConfig(configDir, {
+      port,
+      secret: 'placeholder-secret-0123456789',
+      ledgerPath: join(configDir, 'l.db'),
+      target: target(),
+    });
     writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(/^ {2}secret: .*\n/m, ''));
     const output = join(configDir, 'out.log');
     const serve = await ServeProcess.start({ configPath, port, outputPath: output, args: ['--insecure-no-signature'] });
     try {
       const body = readFileSync(join(repoRoot, 'test/fixtures/rossum/export-no-line-items.json'), 'utf8');
-      const response = await fetch(`http://127.0.0.1:${port}/webhooks/rossum`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      const response = await fetch(`http://127.0.0.1:${port}/webhooks/rossum`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
       expect(response.status).toBe(200);
       expect(readFileSync(output, 'utf8')).toContain('SIGNATURE CHECKS ARE OFF');
     } finally {
@@ -54,16 +69,32 @@ describe('serve', () => {
     const port = await freePort();
     const configDir = mkdtempSync(join(dir, 'workers-'));
     const secret = 'workers-secret-0123456789abcdef';
-    const configPath = writeServeConfig(configDir, { port, secret, ledgerPath: join(configDir, 'l.db'), target: { ...target(), url: sshd.url('inbound/workers') } });
-    const serve = await ServeProcess.start({ configPath, port, outputPath: join(configDir, 'out.log'), args: ['--workers', '2'] });
+    const configPath = writeServeConfig(configDir, {
+      port,
+      secret,
+      ledgerPath: join(configDir, 'l.db'),
+      target: { ...target(), url: sshd.url('inbound/workers') },
+    });
+    const serve = await ServeProcess.start({
+      configPath,
+      port,
+      outputPath: join(configDir, 'out.log'),
+      args: ['--workers', '2'],
+    });
     try {
-      const payload = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as { annotation: { id: number } };
+      const payload = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as {
+        annotation: { id: number };
+      };
       payload.annotation.id = 777001;
       const body = JSON.stringify(payload);
       const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
       const replies = await Promise.all(
         Array.from({ length: 10 }, () =>
-          fetch(`http://127.0.0.1:${port}/webhooks/rossum`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature } }),
+          fetch(`http://127.0.0.1:${port}/webhooks/rossum`, {
+            method: 'POST',
+            body,
+            headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature },
+          }),
         ),
       );
       const statuses = replies.map((reply) => reply.status);
@@ -71,6 +102,8 @@ describe('serve', () => {
       expect(statuses.every((status) => status === 200 || status === 503)).toBe(true);
       expect(statuses).toContain(200);
       expect(readdirSync(join(sshd.inboundDir, 'workers')).filter((name) => !name.startsWith('.'))).toHaveLength(1);
+      // Two processes really serve: the primary has two live worker children.
+      expect(nodeChildPids(serve.pid)).toHaveLength(2);
     } finally {
       const exit = await serve.stop();
       expect(exit.code).toBe(0);
@@ -93,12 +126,28 @@ describe('dev', () => {
 
 describe('render', () => {
   it('--json gives the file name relative to the target, the encoding and the exact bytes', async () => {
-    const run = await runCli(['render', '--mapping', 'datev-csv', '--json', 'test/fixtures/rossum/export-invoice.json']);
+    const run = await runCli([
+      'render',
+      '--mapping',
+      'datev-csv',
+      '--json',
+      'test/fixtures/rossum/export-invoice.json',
+    ]);
     expect(run.code, run.stderr).toBe(0);
     const rendered = JSON.parse(run.stdout) as { file: string; encoding: string; contentBase64: string };
     expect(rendered.encoding).toBe('windows-1252');
     expect(rendered.file).not.toMatch(/^\/|\.\./);
-    const raw = execFileSync(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'render', '--mapping', 'datev-csv', 'test/fixtures/rossum/export-invoice.json'], { cwd: repoRoot });
+    const raw = execFileSync(
+      process.execPath,
+      [
+        join(repoRoot, 'bin/rossum-sftp-bridge'),
+        'render',
+        '--mapping',
+        'datev-csv',
+        'test/fixtures/rossum/export-invoice.json',
+      ],
+      { cwd: repoRoot },
+    );
     expect(Buffer.from(rendered.contentBase64, 'base64')).toEqual(raw);
   });
 });

@@ -40,7 +40,12 @@ describe('config file', () => {
   it('interpolates ${ENV}, applies defaults and resolves paths against the config folder', () => {
     const file = writeConfig(valid);
     const { config } = loadConfig(file, { HOOK_SECRET: 'a-very-long-hook-secret', SFTP_PASSWORD: 'pw' });
-    expect(config.server).toMatchObject({ secret: 'a-very-long-hook-secret', port: 9000, deadlineMs: 25_000, host: '0.0.0.0' });
+    expect(config.server).toMatchObject({
+      secret: 'a-very-long-hook-secret',
+      port: 9000,
+      deadlineMs: 25_000,
+      host: '0.0.0.0',
+    });
     expect(config.targets.erp?.password).toBe('pw');
     expect(config.targets.erp?.pool.size).toBe(4);
     expect(config.ledger.url).toBe(`sqlite:${join(file, '..', 'data/ledger.db')}`);
@@ -51,7 +56,9 @@ describe('config file', () => {
   it('an unset environment variable is an error at its line, naming the variable', () => {
     const file = writeConfig(valid);
     const found = problems(file, { HOOK_SECRET: 'a-very-long-hook-secret' });
-    expect(found).toEqual([`${file}:10:15: targets.erp.password: environment variable SFTP_PASSWORD is not set (hint: export SFTP_PASSWORD=... or write \${SFTP_PASSWORD:-default})`]);
+    expect(found).toEqual([
+      `${file}:10:15: targets.erp.password: environment variable SFTP_PASSWORD is not set (hint: export SFTP_PASSWORD=... or write \${SFTP_PASSWORD:-default})`,
+    ]);
   });
 
   it('a typo in a key is an error with file:line:column and a "did you mean"', () => {
@@ -67,7 +74,9 @@ describe('config file', () => {
   });
 
   it('routes to unknown targets or mappings are errors pointing at the route', () => {
-    const file = writeConfig(valid.replace('    target: erp', '    target: erp2').replace('mapping: generic-xml', 'mapping: datev'));
+    const file = writeConfig(
+      valid.replace('    target: erp', '    target: erp2').replace('mapping: generic-xml', 'mapping: datev'),
+    );
     const found = problems(file, { HOOK_SECRET: 'a-very-long-hook-secret', SFTP_PASSWORD: 'x' });
     expect(found).toEqual([
       `${file}:14:14: routes[0].mapping: no mapping file "datev.yaml" in ${join(file, '..', 'mappings')} (hint: available: generic-xml)`,
@@ -97,6 +106,8 @@ describe('config file', () => {
 
   it('a duplicate key is an error', () => {
     const file = writeConfig(valid.replace('  port: 9000', '  port: 9000\n  port: 9001'));
-    expect(problems(file, { HOOK_SECRET: 'a-very-long-hook-secret', SFTP_PASSWORD: 'x' }).join('\n')).toMatch(/:4:3: .*(unique|duplicate)/i);
+    expect(problems(file, { HOOK_SECRET: 'a-very-long-hook-secret', SFTP_PASSWORD: 'x' }).join('\n')).toMatch(
+      /:4:3: .*(unique|duplicate)/i,
+    );
   });
 });

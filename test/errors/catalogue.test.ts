@@ -26,7 +26,8 @@ const CODE_UNION = /\w*ErrorCode\s*=((?:\s*\|\s*'[A-Z0-9_]+')+)/g;
 function thrownCodes(source: string): Set<string> {
   const codes = new Set<string>();
   for (const pattern of CODE_POSITIONS) for (const match of source.matchAll(pattern)) codes.add(match[1] as string);
-  for (const union of source.matchAll(CODE_UNION)) for (const member of (union[1] as string).matchAll(/'([A-Z0-9_]+)'/g)) codes.add(member[1] as string);
+  for (const union of source.matchAll(CODE_UNION))
+    for (const member of (union[1] as string).matchAll(/'([A-Z0-9_]+)'/g)) codes.add(member[1] as string);
   return codes;
 }
 
@@ -38,20 +39,26 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-const sources = sourceFiles(srcRoot).map((path) => ({ file: relative(repoRoot, path), text: readFileSync(path, 'utf8') }));
+const sources = sourceFiles(srcRoot).map((path) => ({
+  file: relative(repoRoot, path),
+  text: readFileSync(path, 'utf8'),
+}));
 const errorDocs = readFileSync(join(repoRoot, 'docs', 'errors.md'), 'utf8');
 
 /** code → the files that throw it */
 function codesInSources(): Map<string, string[]> {
   const found = new Map<string, string[]>();
-  for (const { file, text } of sources) for (const code of thrownCodes(text)) found.set(code, [...(found.get(code) ?? []), file]);
+  for (const { file, text } of sources)
+    for (const code of thrownCodes(text)) found.set(code, [...(found.get(code) ?? []), file]);
   return found;
 }
 
 describe('the error catalogue', () => {
   it('describes every code thrown anywhere in src/', () => {
     const found = codesInSources();
-    const missing = [...found].filter(([code]) => !isErrorCode(code)).map(([code, files]) => `${code} (${files.join(', ')})`);
+    const missing = [...found]
+      .filter(([code]) => !isErrorCode(code))
+      .map(([code, files]) => `${code} (${files.join(', ')})`);
     expect(missing).toEqual([]);
   });
 
@@ -72,7 +79,17 @@ describe('the error catalogue', () => {
 
   it('finds the codes of every kind of thrower, so an uncatalogued one cannot slip past', () => {
     const found = codesInSources();
-    for (const code of ['PAYLOAD_INVALID', 'TARGET_EXISTS', 'HOST_KEY_MISMATCH', 'MAPPING_REQUIRED_FIELD', 'ROSSUM_TIMEOUT', 'ACK_INVALID', 'OWNER_DIED', 'INTERNAL', 'CONFIG_INVALID']) {
+    for (const code of [
+      'PAYLOAD_INVALID',
+      'TARGET_EXISTS',
+      'HOST_KEY_MISMATCH',
+      'MAPPING_REQUIRED_FIELD',
+      'ROSSUM_TIMEOUT',
+      'ACK_INVALID',
+      'OWNER_DIED',
+      'INTERNAL',
+      'CONFIG_INVALID',
+    ]) {
       expect(found.has(code), `${code} not found by the scan`).toBe(true);
     }
     const planted = [
@@ -82,6 +99,12 @@ describe('the error catalogue', () => {
       "type SomeErrorCode =\n  | 'PLANTED_FOUR'\n  | 'PLANTED_FIVE';",
       "if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;",
     ].join('\n');
-    expect([...thrownCodes(planted)].sort()).toEqual(['PLANTED_FIVE', 'PLANTED_FOUR', 'PLANTED_ONE', 'PLANTED_THREE', 'PLANTED_TWO']);
+    expect([...thrownCodes(planted)].sort()).toEqual([
+      'PLANTED_FIVE',
+      'PLANTED_FOUR',
+      'PLANTED_ONE',
+      'PLANTED_THREE',
+      'PLANTED_TWO',
+    ]);
   });
 });

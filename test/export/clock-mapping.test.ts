@@ -16,8 +16,14 @@ let mappingsDir: string;
 /** generic-xml plus the render time in the file and its name: the case where retries used to upload again. */
 function writeClockMapping(extraAttribute = ''): void {
   const source = readFileSync(join(repoRoot, 'mappings/generic-xml.yaml'), 'utf8')
-    .replace('name: "INV_{document_id}_{meta.annotation_id}.xml"', 'name: "INV_{document_id}_{meta.annotation_id}_{meta.now}.xml"')
-    .replace('      annotationId: "{meta.annotation_id}"', `      annotationId: "{meta.annotation_id}"\n      exportedAt: "{meta.now}"${extraAttribute}`)
+    .replace(
+      'name: "INV_{document_id}_{meta.annotation_id}.xml"',
+      'name: "INV_{document_id}_{meta.annotation_id}_{meta.now}.xml"',
+    )
+    .replace(
+      '      annotationId: "{meta.annotation_id}"',
+      `      annotationId: "{meta.annotation_id}"\n      exportedAt: "{meta.now}"${extraAttribute}`,
+    )
     .replace(/\ntests:[\s\S]*$/, '\n');
   writeFileSync(join(mappingsDir, 'clock-xml.yaml'), source);
 }
@@ -41,7 +47,8 @@ async function startWithMappings(): Promise<RunningBridge> {
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const filesOf = (annotationId: number) => readdirSync(sshd.inboundDir).filter((name) => name.includes(`_${annotationId}_`));
+const filesOf = (annotationId: number) =>
+  readdirSync(sshd.inboundDir).filter((name) => name.includes(`_${annotationId}_`));
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rsb-clock-'));
@@ -93,7 +100,10 @@ describe('exactly-once when the mapping reads the clock (meta.now)', () => {
     await callHook({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });
     await bridge.close();
     // Same output, different mapping source (a comment): a new mapping version.
-    writeFileSync(join(mappingsDir, 'clock-xml.yaml'), `# edited\n${readFileSync(join(mappingsDir, 'clock-xml.yaml'), 'utf8')}`);
+    writeFileSync(
+      join(mappingsDir, 'clock-xml.yaml'),
+      `# edited\n${readFileSync(join(mappingsDir, 'clock-xml.yaml'), 'utf8')}`,
+    );
     bridge = await startWithMappings();
     await pause(1_100);
     const again = await callHook({ url: bridge.url, body: body(520_004), secret: TEST_SECRET, retryCount: 0 });

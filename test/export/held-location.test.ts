@@ -31,12 +31,20 @@ async function start(server: Record<string, unknown>, log = new CapturedLog()): 
   return bridge;
 }
 
-async function exportHeld(bridge: RunningBridge, annotationId: number, headers: Record<string, string> = {}): Promise<Response> {
+async function exportHeld(
+  bridge: RunningBridge,
+  annotationId: number,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const payload = fixture('export-invoice.json');
   (payload.annotation as { id: number }).id = annotationId;
   const body = JSON.stringify(payload);
   const signature = `sha256=${createHmac('sha256', TEST_SECRET).update(body).digest('hex')}`;
-  return fetch(bridge.url, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature, ...headers } });
+  return fetch(bridge.url, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature, ...headers },
+  });
 }
 
 beforeAll(async () => {
@@ -52,14 +60,22 @@ afterAll(async () => {
 describe('the Location Rossum polls for a held export', () => {
   it('is server.publicUrl, whatever Host and X-Forwarded-* headers the call carries', async () => {
     const bridge = await start({ publicUrl: 'https://bridge.example.com/' });
-    const response = await exportHeld(bridge, 530_001, { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http' });
+    const response = await exportHeld(bridge, 530_001, {
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-proto': 'http',
+    });
     expect(response.status).toBe(202);
-    expect(response.headers.get('location')).toMatch(/^https:\/\/bridge\.example\.com\/webhooks\/rossum\/held\/\d+\/[\w-]+$/);
+    expect(response.headers.get('location')).toMatch(
+      /^https:\/\/bridge\.example\.com\/webhooks\/rossum\/held\/\d+\/[\w-]+$/,
+    );
   });
 
   it('with server.trustProxy comes from X-Forwarded-Proto / X-Forwarded-Host', async () => {
     const bridge = await start({ trustProxy: true });
-    const response = await exportHeld(bridge, 530_002, { 'x-forwarded-host': 'public.example', 'x-forwarded-proto': 'https' });
+    const response = await exportHeld(bridge, 530_002, {
+      'x-forwarded-host': 'public.example',
+      'x-forwarded-proto': 'https',
+    });
     expect(response.status).toBe(202);
     expect(response.headers.get('location')).toMatch(/^https:\/\/public\.example\/webhooks\/rossum\/held\//);
   });
@@ -68,9 +84,14 @@ describe('the Location Rossum polls for a held export', () => {
     const log = new CapturedLog();
     const bridge = await start({}, log);
     expect(log.text()).toMatch(/unsigned Host header: set server\.publicUrl/);
-    const response = await exportHeld(bridge, 530_003, { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' });
+    const response = await exportHeld(bridge, 530_003, {
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-proto': 'https',
+    });
     expect(response.status).toBe(202);
-    expect(response.headers.get('location')).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${bridge.port}/webhooks/rossum/held/`));
+    expect(response.headers.get('location')).toMatch(
+      new RegExp(`^http://127\\.0\\.0\\.1:${bridge.port}/webhooks/rossum/held/`),
+    );
   });
 
   it("the wait counts from Rossum's call and ends one poll interval inside Rossum's 300 s, even when configured longer", async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
-import { SqliteLedger } from '../../src/ledger/index.ts';
+import type { SqliteLedger } from '../../src/ledger/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
 import { callHook as deliver } from '../../src/rossum/hook-call.ts';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
@@ -28,7 +28,13 @@ function inboundFiles(): string[] {
 /** Sets a header datapoint's value by schema_id in a fixture payload. */
 function setField(payload: Record<string, unknown>, schemaId: string, value: string): number {
   let found: number | undefined;
-  const walk = (node: { schema_id: string; id: number; category: string; children?: unknown[]; content?: { value: string } }): void => {
+  const walk = (node: {
+    schema_id: string;
+    id: number;
+    category: string;
+    children?: unknown[];
+    content?: { value: string };
+  }): void => {
     if (node.category === 'datapoint' && node.schema_id === schemaId && node.content) {
       node.content.value = value;
       found ??= node.id;
@@ -49,8 +55,15 @@ function sign(body: string, secret = TEST_SECRET): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
-async function post(body: string, headers: Record<string, string>): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(bridge.url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+async function post(
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(bridge.url, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
@@ -104,15 +117,24 @@ describe('export webhook end to end (real sshd, simulated Rossum)', () => {
   });
 
   it('concurrent duplicate deliveries upload exactly one file and all get the same answer', async () => {
-    const body = JSON.stringify(withAnnotationId(fixture('export-invoice.json'), 500004));
+    const payload = withAnnotationId(fixture('export-invoice.json'), 500004);
+    const body = JSON.stringify(payload);
     const before = inboundFiles().length;
-    const outcomes = await Promise.all(Array.from({ length: 12 }, () => deliver({ url: bridge.url, body, secret: TEST_SECRET, retryCount: 0 })));
+    const outcomes = await Promise.all(
+      Array.from({ length: 12 }, () => deliver({ url: bridge.url, body, secret: TEST_SECRET, retryCount: 0 })),
+    );
     expect(outcomes.every((outcome) => outcome.annotationStatus === 'exported')).toBe(true);
     expect(new Set(outcomes.map((outcome) => JSON.stringify(outcome.messages))).size).toBe(1);
     expect(inboundFiles().length).toBe(before + 1);
     const records = await bridge.bridge.ledger.list({ annotationId: 500004 });
     expect(records).toHaveLength(1);
     expect(records[0]!.requestIds.length).toBeGreaterThanOrEqual(1);
+    // All 12 carried the same request_id: it is recorded once, against the one export, which was claimed and uploaded once.
+    expect(records[0]!.requestIds).toEqual([payload.request_id]);
+    const events = await bridge.bridge.ledger.events(records[0]!.id);
+    expect(events.filter((event) => event.kind === 'claimed')).toHaveLength(1);
+    expect(events.filter((event) => event.kind === 'uploaded')).toHaveLength(1);
+    expect(events.map((event) => event.kind)).not.toContain('takeover');
   });
 
   it('a re-export after the operator fixed the data produces a new, traceable file', async () => {
@@ -134,15 +156,28 @@ describe('export webhook end to end (real sshd, simulated Rossum)', () => {
     expect(first.annotationStatus).toBe('exported');
     const [record] = await bridge.bridge.ledger.list({ annotationId: 500006 });
     // What the acks process records when the ERP's .err arrives (see test/ack for that path itself).
-    (bridge.bridge.ledger as SqliteLedger).db.prepare("UPDATE exports SET ack_state = 'rejected', ack_file = ? WHERE id = ?").run('INV_500006.err', record!.id);
+    (bridge.bridge.ledger as SqliteLedger).db
+      .prepare("UPDATE exports SET ack_state = 'rejected', ack_file = ? WHERE id = ?")
+      .run('INV_500006.err', record!.id);
     const again = await deliver({ url: bridge.url, body, secret: TEST_SECRET, retryCount: 0 });
     expect(again.annotationStatus).toBe('failed_export');
-    expect(again.messages[0]?.content).toMatch(/The ERP rejected this exact file .*INV_500006\.err.*Correct the data in Rossum/);
+    expect(again.messages[0]?.content).toMatch(
+      /The ERP rejected this exact file .*INV_500006\.err.*Correct the data in Rossum/,
+    );
     expect(await bridge.bridge.ledger.list({ annotationId: 500006 })).toHaveLength(1);
   });
 
   it('document data cannot steer the file outside the target folder', async () => {
-    const attempts = ['../../../../tmp/escape', '/etc/passwd', 'a/../../b', 'x\u0000y', 'CON', '..', 'sub\\..\\..\\z', '\u0007bell\r\n'];
+    const attempts = [
+      '../../../../tmp/escape',
+      '/etc/passwd',
+      'a/../../b',
+      'x\u0000y',
+      'CON',
+      '..',
+      'sub\\..\\..\\z',
+      '\u0007bell\r\n',
+    ];
     let id = 500100;
     for (const documentId of attempts) {
       const payload = withAnnotationId(fixture('export-invoice.json'), ++id);
@@ -155,7 +190,11 @@ describe('export webhook end to end (real sshd, simulated Rossum)', () => {
       expect(existsSync(join(sshd.inboundDir, remote)), remote).toBe(true);
     }
     expect(existsSync('/tmp/escape.xml')).toBe(false);
-    expect(readdirSync(sshd.root).sort()).toEqual(readdirSync(sshd.root).filter((name) => !name.startsWith('escape')).sort());
+    expect(readdirSync(sshd.root).sort()).toEqual(
+      readdirSync(sshd.root)
+        .filter((name) => !name.startsWith('escape'))
+        .sort(),
+    );
   });
 
   it('non-export events get 200 {} and export nothing', async () => {
@@ -174,7 +213,11 @@ describe('webhook input checks', () => {
     ['wrong length', { 'X-Rossum-Signature-SHA256': sign(body).slice(0, 40) }, /wrong length/],
     ['wrong secret', { 'X-Rossum-Signature-SHA256': sign(body, 'another-secret-0123456789') }, /does not match/],
     ['signature over a different body', { 'X-Rossum-Signature-SHA256': sign(`${body} `) }, /does not match/],
-    ['sha1 only while sha1 is off', { 'X-Elis-Signature': `sha1=${createHmac('sha1', TEST_SECRET).update(body).digest('hex')}` }, /sha1 signatures are disabled/],
+    [
+      'sha1 only while sha1 is off',
+      { 'X-Elis-Signature': `sha1=${createHmac('sha1', TEST_SECRET).update(body).digest('hex')}` },
+      /sha1 signatures are disabled/,
+    ],
   ])('%s → 401 with the reason', async (_name, headers, reason) => {
     const reply = await post(body, headers as Record<string, string>);
     expect(reply.status).toBe(401);
@@ -207,7 +250,11 @@ describe('webhook input checks', () => {
   });
 
   it('a wrong content type → 415', async () => {
-    const response = await fetch(bridge.url, { method: 'POST', body: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const response = await fetch(bridge.url, {
+      method: 'POST',
+      body: 'a=b',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(response.status).toBe(415);
   });
 });

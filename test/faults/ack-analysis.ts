@@ -41,7 +41,11 @@ export function analyseAcks(input: {
       where.set(original, [...(where.get(original) ?? []), `${folder}/${name}`]);
     }
   }
-  const inRoot = new Set(readdirSync(input.acksDir, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).map((entry) => entry.name));
+  const inRoot = new Set(
+    readdirSync(input.acksDir, { withFileTypes: true })
+      .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+      .map((entry) => entry.name),
+  );
   const recordedAs = new Map<string, AckFileRow[]>();
   for (const row of ackFiles) {
     const name = row.file_name.split('/').at(-1) ?? row.file_name;
@@ -56,21 +60,27 @@ export function analyseAcks(input: {
     const rows = recordedAs.get(ack.name) ?? [];
     const folder = ack.verdict === 'noise' ? 'unmatched' : 'processed';
     const disposition = ack.verdict === 'noise' ? 'unmatched' : 'matched';
-    if (archived.length === 0) lost.push(`${ack.name}: ${inRoot.has(ack.name) ? 'still in the ack folder' : 'nowhere'}`);
+    if (archived.length === 0)
+      lost.push(`${ack.name}: ${inRoot.has(ack.name) ? 'still in the ack folder' : 'nowhere'}`);
     const problems: string[] = [];
-    if (archived.length > 1 || (archived.length === 1 && archived[0] !== `${folder}/${ack.name}`)) problems.push(`archived as ${JSON.stringify(archived)}, expected ${folder}/${ack.name}`);
-    if (rows.length !== 1 || rows[0]!.disposition !== disposition) problems.push(`ledger ${JSON.stringify(rows.map((row) => row.disposition))}, expected [${disposition}]`);
+    if (archived.length > 1 || (archived.length === 1 && archived[0] !== `${folder}/${ack.name}`))
+      problems.push(`archived as ${JSON.stringify(archived)}, expected ${folder}/${ack.name}`);
+    if (rows.length !== 1 || rows[0]!.disposition !== disposition)
+      problems.push(`ledger ${JSON.stringify(rows.map((row) => row.disposition))}, expected [${disposition}]`);
     if (problems.length > 0) notProcessedOnce.push(`${ack.name}: ${problems.join('; ')}`);
     else if (archived.length === 1) processedOnce++;
     if (rows[0]) latencies.push(rows[0].received_at - ack.writtenAt);
   }
-  for (const [original, archived] of where) if (!erp.written.has(original)) notProcessedOnce.push(`${original}: in ${JSON.stringify(archived)} but the ERP never wrote it`);
+  for (const [original, archived] of where)
+    if (!erp.written.has(original))
+      notProcessedOnce.push(`${original}: in ${JSON.stringify(archived)} but the ERP never wrote it`);
 
   // ── the exports and what Rossum was told ──
   const callsById = new Map<number, typeof simulator.calls>();
   for (const call of simulator.calls) {
     const match = /\/v1\/annotations\/(\d+)\/?$/.exec(call.path);
-    if (match && call.method === 'PATCH' && call.status === 200) callsById.set(Number(match[1]), [...(callsById.get(Number(match[1])) ?? []), call]);
+    if (match && call.method === 'PATCH' && call.status === 200)
+      callsById.set(Number(match[1]), [...(callsById.get(Number(match[1])) ?? []), call]);
   }
   const noticed = new Map<number, ErpVerdict>();
   for (const entry of erp.noticed.values()) noticed.set(entry.annotationId, entry.verdict);
@@ -91,32 +101,54 @@ export function analyseAcks(input: {
     const outcomes = outcomeRows.filter((outcome) => rows.some((row) => row.id === outcome.export_id));
     const annotation = simulator.annotation(id);
     const patches = callsById.get(id) ?? [];
-    const statusPatches = patches.map((call) => (call.body as { status?: string }).status).filter((status): status is string => status !== undefined);
+    const statusPatches = patches
+      .map((call) => (call.body as { status?: string }).status)
+      .filter((status): status is string => status !== undefined);
     const failedPatches = statusPatches.filter((status) => status === 'failed_export').length;
     const mark = annotation.metadata.erp_ack as { result?: string; state?: string; codes?: string[] } | undefined;
-    const want = { accept: { state: 'accepted', kind: 'accepted' }, reject: { state: 'rejected', kind: 'rejected' }, silent: { state: 'ack_timeout', kind: 'timeout' } }[verdict];
+    const want = {
+      accept: { state: 'accepted', kind: 'accepted' },
+      reject: { state: 'rejected', kind: 'rejected' },
+      silent: { state: 'ack_timeout', kind: 'timeout' },
+    }[verdict];
     const problems: string[] = [];
-    if (rows.length !== 1 || rows[0]!.ack_state !== want.state) problems.push(`ledger ${JSON.stringify(rows.map((row) => row.ack_state))}, expected ${want.state}`);
-    if (outcomes.map((outcome) => outcome.kind).join() !== want.kind) problems.push(`outcomes ${JSON.stringify(outcomes.map((outcome) => outcome.kind))}, expected [${want.kind}]`);
-    if (annotation.notes.length > 1 || failedPatches > 1) doubleFlags.push(`${id} (${verdict}): ${annotation.notes.length} notes, ${failedPatches} failed_export changes`);
+    if (rows.length !== 1 || rows[0]!.ack_state !== want.state)
+      problems.push(`ledger ${JSON.stringify(rows.map((row) => row.ack_state))}, expected ${want.state}`);
+    if (outcomes.map((outcome) => outcome.kind).join() !== want.kind)
+      problems.push(`outcomes ${JSON.stringify(outcomes.map((outcome) => outcome.kind))}, expected [${want.kind}]`);
+    if (annotation.notes.length > 1 || failedPatches > 1)
+      doubleFlags.push(`${id} (${verdict}): ${annotation.notes.length} notes, ${failedPatches} failed_export changes`);
     if (verdict === 'accept') {
       if (annotation.notes.length === 0 && statusPatches.length === 0) acceptedUntouched++;
-      else problems.push(`accepted, but Rossum got ${annotation.notes.length} notes and status changes ${JSON.stringify(statusPatches)}`);
+      else
+        problems.push(
+          `accepted, but Rossum got ${annotation.notes.length} notes and status changes ${JSON.stringify(statusPatches)}`,
+        );
     } else {
       const note = annotation.notes[0]?.content ?? '';
       const says = verdict === 'reject' ? rejectionLines(id) : ['No answer from the ERP'];
       const result = verdict === 'reject' ? 'rejected' : 'timeout';
-      const flaggedOnce = annotation.notes.length === 1 && says.every((line) => note.includes(line)) && failedPatches === 1 && statusPatches.length === 1 && mark?.result === result && mark.state === 'done';
+      const flaggedOnce =
+        annotation.notes.length === 1 &&
+        says.every((line) => note.includes(line)) &&
+        failedPatches === 1 &&
+        statusPatches.length === 1 &&
+        mark?.result === result &&
+        mark.state === 'done';
       if (flaggedOnce) {
         if (verdict === 'reject') rejectedFlaggedOnce++;
         else silentFlaggedOnce++;
       } else {
-        problems.push(`${verdict}: notes ${JSON.stringify(annotation.notes.map((n) => n.content.slice(0, 120)))}, status changes ${JSON.stringify(statusPatches)}, metadata ${JSON.stringify(mark)}`);
+        problems.push(
+          `${verdict}: notes ${JSON.stringify(annotation.notes.map((n) => n.content.slice(0, 120)))}, status changes ${JSON.stringify(statusPatches)}, metadata ${JSON.stringify(mark)}`,
+        );
       }
     }
     if (problems.length > 0) wrong.push(`${id}: ${problems.join('; ')}`);
   }
-  const undelivered = outcomeRows.filter((outcome) => outcome.delivery !== 'delivered' && outcome.delivery !== 'not_needed').map((outcome) => `export ${outcome.export_id} ${outcome.kind}: ${outcome.delivery} ${outcome.last_error ?? ''}`);
+  const undelivered = outcomeRows
+    .filter((outcome) => outcome.delivery !== 'delivered' && outcome.delivery !== 'not_needed')
+    .map((outcome) => `export ${outcome.export_id} ${outcome.kind}: ${outcome.delivery} ${outcome.last_error ?? ''}`);
   latencies.sort((a, b) => a - b);
   const written = [...erp.written.values()];
   return {

@@ -52,14 +52,23 @@ afterAll(async () => {
 
 const inFolder = (sub?: string): string[] => {
   const path = sub ? join(sshd.acksDir, sub) : sshd.acksDir;
-  return existsSync(path) ? readdirSync(path, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).map((entry) => entry.name) : [];
+  return existsSync(path)
+    ? readdirSync(path, { withFileTypes: true })
+        .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+        .map((entry) => entry.name)
+    : [];
 };
 
 describe('an ack that arrives before the ledger knows the upload finished', () => {
   it('waits in the ack folder while the upload is unconfirmed, then is matched once it is; an ack naming nothing still goes to unmatched/', async () => {
     const annotationId = 840_001;
     simulator.addAnnotation(annotationId, { status: 'exported' });
-    const claim = await claimTestExport(ledger, { annotationId, fileName: `INV-${annotationId}.xml`, mapping: 'erp-companion', owner: 'serve-that-died' });
+    const claim = await claimTestExport(ledger, {
+      annotationId,
+      fileName: `INV-${annotationId}.xml`,
+      mapping: 'erp-companion',
+      owner: 'serve-that-died',
+    });
     expect(claim.outcome).toBe('claimed');
     const erp = new ErpSimulator(sshd.acksDir);
     erp.err(`INV-${annotationId}`, ['E100 Kostenstelle fehlt']);

@@ -89,7 +89,14 @@ export class ErpSide {
   writeNoise(): void {
     const name = `INV_FOREIGN_${++this.noise}_${Date.now()}.ok`;
     this.erp.ok(name.slice(0, -'.ok'.length));
-    this.written.set(name, { name, annotationId: null, verdict: 'noise', writtenAt: Date.now(), lines: [], slow: false });
+    this.written.set(name, {
+      name,
+      annotationId: null,
+      verdict: 'noise',
+      writtenAt: Date.now(),
+      lines: [],
+      slow: false,
+    });
   }
 
   /** Nothing queued, nothing being written. */
@@ -119,7 +126,13 @@ export class ErpSide {
       const { verdict, delayMs, slow } = this.options.answerOf(annotationId);
       this.noticed.set(name, { annotationId, verdict, at: now });
       if (verdict === 'silent') continue;
-      this.queue.push({ stem: name.slice(0, name.lastIndexOf('.')), annotationId, verdict, dueAt: now + delayMs, slow });
+      this.queue.push({
+        stem: name.slice(0, name.lastIndexOf('.')),
+        annotationId,
+        verdict,
+        dueAt: now + delayMs,
+        slow,
+      });
     }
   }
 
@@ -137,13 +150,27 @@ export class ErpSide {
       const writtenAt = Date.now();
       if (entry.verdict === 'accept') {
         const name = this.erp.ok(entry.stem);
-        this.written.set(name, { name, annotationId: entry.annotationId, verdict: 'accept', writtenAt, lines: [], slow: false });
+        this.written.set(name, {
+          name,
+          annotationId: entry.annotationId,
+          verdict: 'accept',
+          writtenAt,
+          lines: [],
+          slow: false,
+        });
         names.push(name);
         continue;
       }
       const lines = rejectionLines(entry.annotationId);
       const name = `${entry.stem}.err`;
-      this.written.set(name, { name, annotationId: entry.annotationId, verdict: 'reject', writtenAt, lines, slow: entry.slow });
+      this.written.set(name, {
+        name,
+        annotationId: entry.annotationId,
+        verdict: 'reject',
+        writtenAt,
+        lines,
+        slow: entry.slow,
+      });
       if (entry.slow) {
         const write = this.erp.errSlowly(entry.stem, lines, 3, 60);
         this.slowWrites.add(write);
@@ -159,5 +186,8 @@ export class ErpSide {
 
 /** Two coded lines with characters outside ASCII (the file is windows-1252). */
 export function rejectionLines(annotationId: number): string[] {
-  return [`E${String(annotationId % 1000).padStart(3, '0')} Kostenstelle fehlt für Beleg ${annotationId}`, 'W17 Lieferant gesperrt – bitte prüfen'];
+  return [
+    `E${String(annotationId % 1000).padStart(3, '0')} Kostenstelle fehlt für Beleg ${annotationId}`,
+    'W17 Lieferant gesperrt – bitte prüfen',
+  ];
 }

@@ -11,7 +11,17 @@ import type { ErpVerdict } from './schedule.ts';
 
 export type ExportFindings = Pick<
   FaultReport,
-  'exportedExactlyOnce' | 'refusedRejectedRedeliveries' | 'lost' | 'duplicated' | 'leftoverTemps' | 'unexplainedTemps' | 'reconciled' | 'unanswered' | 'resetDuringStop' | 'badReplies' | 'ledgerMismatches'
+  | 'exportedExactlyOnce'
+  | 'refusedRejectedRedeliveries'
+  | 'lost'
+  | 'duplicated'
+  | 'leftoverTemps'
+  | 'unexplainedTemps'
+  | 'reconciled'
+  | 'unanswered'
+  | 'resetDuringStop'
+  | 'badReplies'
+  | 'ledgerMismatches'
 >;
 
 /** The status Rossum's own export flow gave the annotation last (API changes by the acks process aside). */
@@ -45,7 +55,13 @@ export function analyseExports(input: {
   };
 }
 
-function checkFiles(input: Parameters<typeof analyseExports>[0], files: string[]): Pick<ExportFindings, 'exportedExactlyOnce' | 'refusedRejectedRedeliveries' | 'lost' | 'duplicated' | 'ledgerMismatches'> {
+function checkFiles(
+  input: Parameters<typeof analyseExports>[0],
+  files: string[],
+): Pick<
+  ExportFindings,
+  'exportedExactlyOnce' | 'refusedRejectedRedeliveries' | 'lost' | 'duplicated' | 'ledgerMismatches'
+> {
   const { simulator } = input;
   const byAnnotation = new Map<number, string[]>();
   for (const name of files) {
@@ -69,14 +85,20 @@ function checkFiles(input: Parameters<typeof analyseExports>[0], files: string[]
     // A re-delivery (late duplicate, operator retry) of bytes the ERP had already rejected is refused
     // with the ERP's verdict: failed_export is then the truth, and the file was still exported once.
     const refusedAsRejected =
-      input.verdicts.get(id) === 'reject' && exportStatus(annotation) === 'failed_export' && annotation.messages.some((m) => m.type === 'error' && m.content.startsWith('The ERP rejected this exact file'));
+      input.verdicts.get(id) === 'reject' &&
+      exportStatus(annotation) === 'failed_export' &&
+      annotation.messages.some((m) => m.type === 'error' && m.content.startsWith('The ERP rejected this exact file'));
     if (refusedAsRejected) refusedRejectedRedeliveries++;
     if (complete.length === 0) lost.push(`${id}: Rossum ${annotation.status}, no complete file on the server`);
-    else if (exportStatus(annotation) !== 'exported' && !refusedAsRejected) lost.push(`${id}: file on the server but Rossum ${exportStatus(annotation)}`);
+    else if (exportStatus(annotation) !== 'exported' && !refusedAsRejected)
+      lost.push(`${id}: file on the server but Rossum ${exportStatus(annotation)}`);
     if (idRows.length !== 1 || idRows[0]!.status !== 'uploaded' || !names.includes(idRows[0]!.remote_path ?? '')) {
-      ledgerMismatches.push(`${id}: ledger ${JSON.stringify(idRows.map((row) => [row.status, row.remote_path]))}, files ${JSON.stringify(names)}`);
+      ledgerMismatches.push(
+        `${id}: ledger ${JSON.stringify(idRows.map((row) => [row.status, row.remote_path]))}, files ${JSON.stringify(names)}`,
+      );
     }
-    if (names.length === 1 && complete.length === 1 && (exportStatus(annotation) === 'exported' || refusedAsRejected)) exportedExactlyOnce++;
+    if (names.length === 1 && complete.length === 1 && (exportStatus(annotation) === 'exported' || refusedAsRejected))
+      exportedExactlyOnce++;
   }
   return { exportedExactlyOnce, refusedRejectedRedeliveries, lost, duplicated, ledgerMismatches };
 }
@@ -90,7 +112,9 @@ function explainTemps(files: string[], output: string): Pick<ExportFindings, 'le
       .filter((line) => line.includes('could not remove temporary files'))
       .map((line) => (JSON.parse(line) as { annotationId?: number }).annotationId),
   );
-  const unexplainedTemps = leftoverTemps.filter((name) => !cleanupFailed.has(Number(/_(\d+)\.xml\.[0-9a-f]{8}\.part$/.exec(name)?.[1])));
+  const unexplainedTemps = leftoverTemps.filter(
+    (name) => !cleanupFailed.has(Number(/_(\d+)\.xml\.[0-9a-f]{8}\.part$/.exec(name)?.[1])),
+  );
   return { leftoverTemps, unexplainedTemps };
 }
 
@@ -107,18 +131,32 @@ function reconciliations(output: string): ExportFindings['reconciled'] {
   return reconciled;
 }
 
-function explainAttempts(attempts: Attempt[], windows: ServeWindows): Pick<ExportFindings, 'unanswered' | 'resetDuringStop' | 'badReplies'> {
+function explainAttempts(
+  attempts: Attempt[],
+  windows: ServeWindows,
+): Pick<ExportFindings, 'unanswered' | 'resetDuringStop' | 'badReplies'> {
   const unanswered: string[] = [];
   const resetDuringStop: string[] = [];
   const badReplies: string[] = [];
   for (const { id, record, endedAt } of attempts) {
     const startedAt = endedAt - record.durationMs;
     if (record.statusCode === null) {
-      const excused = windows.down.some((w) => startedAt <= w.to && endedAt >= w.from - 50 && (w.startedAfter === undefined || startedAt >= w.startedAfter));
+      const excused = windows.down.some(
+        (w) =>
+          startedAt <= w.to && endedAt >= w.from - 50 && (w.startedAfter === undefined || startedAt >= w.startedAfter),
+      );
       // Node closes idle keep-alive sockets on close: a request still unread in one is reset (Rossum retries it).
-      const resetAtStop = /ECONNRESET|socket hang up|other side closed/i.test(record.error ?? '') && windows.stopping.some((w) => endedAt >= w.from && endedAt <= w.to + 50);
-      if (resetAtStop) resetDuringStop.push(`${id} attempt ${record.attempt}: ${record.error} after ${Math.round(record.durationMs)} ms`);
-      else if (!excused) unanswered.push(`${id} attempt ${record.attempt}: ${record.error ?? 'no answer'} after ${Math.round(record.durationMs)} ms`);
+      const resetAtStop =
+        /ECONNRESET|socket hang up|other side closed/i.test(record.error ?? '') &&
+        windows.stopping.some((w) => endedAt >= w.from && endedAt <= w.to + 50);
+      if (resetAtStop)
+        resetDuringStop.push(
+          `${id} attempt ${record.attempt}: ${record.error} after ${Math.round(record.durationMs)} ms`,
+        );
+      else if (!excused)
+        unanswered.push(
+          `${id} attempt ${record.attempt}: ${record.error ?? 'no answer'} after ${Math.round(record.durationMs)} ms`,
+        );
     } else if (record.statusCode >= 500 && (record.statusCode !== 503 || !/"error"/.test(record.bodyExcerpt))) {
       badReplies.push(`${id} attempt ${record.attempt}: ${record.statusCode} ${record.bodyExcerpt.slice(0, 160)}`);
     } else if (record.statusCode === 503 && record.durationMs > ROSSUM_TIMEOUT_S * 1000) {

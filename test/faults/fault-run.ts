@@ -29,14 +29,24 @@ export { freshSeed, PROFILES, type FaultProfile } from './schedule.ts';
  * processes), `deliveries.ts` (Rossum's side), `erp-side.ts` (the ERP's side), `observer.ts`,
  * `injectors.ts` (the faults), `ledger-probe.ts`, `export-analysis.ts` and `ack-analysis.ts`.
  */
-export async function runFaultStream(profile: FaultProfile, log: (line: string) => void = () => undefined): Promise<FaultReport> {
+export async function runFaultStream(
+  profile: FaultProfile,
+  log: (line: string) => void = () => undefined,
+): Promise<FaultReport> {
   const started = Date.now();
   const schedule = planFaultStream(profile);
-  log(`fault stream ${profile.name}, seed ${profile.seed} (replay: FAULT_PROFILE=${profile.name} FAULT_SEED=${profile.seed} npm run test:faults)`);
+  log(
+    `fault stream ${profile.name}, seed ${profile.seed} (replay: FAULT_PROFILE=${profile.name} FAULT_SEED=${profile.seed} npm run test:faults)`,
+  );
   const rig = await FaultRig.start({ ackDeadlineMs: profile.ackDeadlineMs, started, log });
   const probe = new LedgerProbe(rig.ledgerPath);
   const { payloads, expected } = prepareDocuments([...schedule.answers.keys()]);
-  const erp = new ErpSide({ inboundDir: rig.sshd.inboundDir, acksDir: rig.sshd.acksDir, finalName: FINAL_NAME, answerOf: (id) => schedule.answers.get(id)! });
+  const erp = new ErpSide({
+    inboundDir: rig.sshd.inboundDir,
+    acksDir: rig.sshd.acksDir,
+    finalName: FINAL_NAME,
+    answerOf: (id) => schedule.answers.get(id)!,
+  });
   const observer = new InboundObserver(rig.sshd.inboundDir, expected);
   const deliveries = new DeliveryStream(rig.simulator, rig.webhookUrl, payloads);
 
@@ -71,7 +81,9 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
   // The export flow's own verdict: the acks process moves rejected and unanswered exports to failed_export too.
   const ids = [...payloads.keys()];
   const failedIds = ids.filter((id) => exportStatus(rig.simulator.annotation(id)) === 'failed_export');
-  const failedWithoutMessage = failedIds.filter((id) => !rig.simulator.annotation(id).messages.some((m) => m.type === 'error' && m.content.trim() !== '')).length;
+  const failedWithoutMessage = failedIds.filter(
+    (id) => !rig.simulator.annotation(id).messages.some((m) => m.type === 'error' && m.content.trim() !== ''),
+  ).length;
   for (const id of failedIds) await rig.simulator.reexport(id);
   await sleep(300);
   await observer.stop();
@@ -86,8 +98,27 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
 
   // ── the table's sources: folder, ledger, simulator ──
   const verdicts = new Map(ids.map((id) => [id, schedule.answers.get(id)!.verdict]));
-  const exportFindings = analyseExports({ inboundDir: rig.sshd.inboundDir, serveOutputPath: rig.outputPath, probe, expected, verdicts, simulator: rig.simulator, attempts: deliveries.attempts, windows });
-  const acks = analyseAcks({ erp, ids, probe, acksDir: rig.sshd.acksDir, simulator: rig.simulator, settleMs, exit: acksExit, outputPath: rig.acksOutputPath, crashes: rig.acksCrashes });
+  const exportFindings = analyseExports({
+    inboundDir: rig.sshd.inboundDir,
+    serveOutputPath: rig.outputPath,
+    probe,
+    expected,
+    verdicts,
+    simulator: rig.simulator,
+    attempts: deliveries.attempts,
+    windows,
+  });
+  const acks = analyseAcks({
+    erp,
+    ids,
+    probe,
+    acksDir: rig.sshd.acksDir,
+    simulator: rig.simulator,
+    settleMs,
+    exit: acksExit,
+    outputPath: rig.acksOutputPath,
+    crashes: rig.acksCrashes,
+  });
   await rig.close();
 
   return {
@@ -115,7 +146,9 @@ export async function runFaultStream(profile: FaultProfile, log: (line: string) 
 
 function ackLoopSettled(rig: FaultRig, probe: LedgerProbe, erp: ErpSide): boolean {
   if (!erp.idle) return false;
-  const inRoot = readdirSync(rig.sshd.acksDir, { withFileTypes: true }).some((entry) => entry.isFile() && !entry.name.startsWith('.'));
+  const inRoot = readdirSync(rig.sshd.acksDir, { withFileTypes: true }).some(
+    (entry) => entry.isFile() && !entry.name.startsWith('.'),
+  );
   if (inRoot) return false;
   const backlog = probe.ackLoopBacklog();
   return backlog.awaiting === 0 && backlog.pendingOutcomes === 0 && backlog.ackFiles >= erp.written.size;

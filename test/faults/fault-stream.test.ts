@@ -9,7 +9,8 @@ const base = PROFILES[profileName];
 if (!base) throw new Error(`unknown FAULT_PROFILE "${profileName}": ${Object.keys(PROFILES).join(', ')}`);
 // FAULT_SEED replays a run: the whole schedule (documents, faults, ERP answers) comes from it.
 const seed = process.env.FAULT_SEED ? Number(process.env.FAULT_SEED) : freshSeed();
-if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`FAULT_SEED must be a non-negative integer, got "${process.env.FAULT_SEED}"`);
+if (!Number.isSafeInteger(seed) || seed < 0)
+  throw new Error(`FAULT_SEED must be a non-negative integer, got "${process.env.FAULT_SEED}"`);
 const timeoutMs = profileName === 'soak' ? 60 * 60_000 : 300_000;
 
 describe(`fault stream (${profileName}, seed ${seed})`, () => {
@@ -36,7 +37,8 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
         undelivered: acks.undelivered,
         acksCrashes: acks.crashes,
       };
-      if (Object.values(details).some((list) => list.length > 0)) console.log(JSON.stringify(details, null, 2).slice(0, 20_000));
+      if (Object.values(details).some((list) => list.length > 0))
+        console.log(JSON.stringify(details, null, 2).slice(0, 20_000));
 
       expect(report.lost).toEqual([]);
       expect(report.duplicated).toEqual([]);
@@ -77,11 +79,19 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
       // The acks process died mid-batch: part of a burst recorded, part still in the folder.
       const acksKills = report.faults.filter((fault) => fault.kind === 'acksKill');
       expect(acksKills.map((fault) => fault.detail.signal)).toEqual(acksKills.map(() => 'SIGKILL'));
-      expect(acksKills.every((fault) => (fault.detail.recordedAtKill as number) > 0 && (fault.detail.leftInFolder as number) > 0)).toBe(true);
+      expect(
+        acksKills.every(
+          (fault) => (fault.detail.recordedAtKill as number) > 0 && (fault.detail.leftInFolder as number) > 0,
+        ),
+      ).toBe(true);
       // By construction, not by luck: the kill waited for a record of the first half and wrote the second half just before it.
       expect(acksKills.every((fault) => (fault.detail.writtenJustBeforeKill as number) > 0)).toBe(true);
       // Each API window refused calls: it sends its own rejected documents once it is open, so there are calls to refuse.
-      expect(report.faults.filter((fault) => fault.kind === 'rossumApi').every((fault) => (fault.detail.answered as number) > 0)).toBe(true);
+      expect(
+        report.faults
+          .filter((fault) => fault.kind === 'rossumApi')
+          .every((fault) => (fault.detail.answered as number) > 0),
+      ).toBe(true);
       // Graceful stop: exits 0 after finishing what was in flight.
       expect(report.sigtermExitCodes.every((code) => code === 0)).toBe(true);
       const stops = report.faults.filter((fault) => fault.kind === 'sigterm');
@@ -93,7 +103,11 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
       const output = readFileSync(report.outputPath, 'utf8') + readFileSync(acks.outputPath, 'utf8');
       expect(output.length).toBeGreaterThan(0);
       const db = new Database(report.ledgerPath, { readonly: true });
-      const dump = JSON.stringify(['exports', 'export_events', 'export_requests', 'ack_files', 'ack_outcomes'].map((table) => db.prepare(`SELECT * FROM ${table}`).all()));
+      const dump = JSON.stringify(
+        ['exports', 'export_events', 'export_requests', 'ack_files', 'ack_outcomes'].map((table) =>
+          db.prepare(`SELECT * FROM ${table}`).all(),
+        ),
+      );
       db.close();
       for (const secret of [SECRET, report.sftpPassword, report.rossumPassword, report.privateKeyLine]) {
         expect(output).not.toContain(secret);

@@ -91,10 +91,18 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       await waitUntil(() => (recordedAtKill = probe.ackFilesRecorded(firstHalf)) > 0, 15_000);
       const secondHalf = erp.flushAll();
       const exit = await rig.killAcks('SIGKILL');
-      const leftInFolder = readdirSync(rig.sshd.acksDir, { withFileTypes: true }).filter((entry) => entry.isFile() && !entry.name.startsWith('.')).length;
+      const leftInFolder = readdirSync(rig.sshd.acksDir, { withFileTypes: true }).filter(
+        (entry) => entry.isFile() && !entry.name.startsWith('.'),
+      ).length;
       await sleep(durationMs);
       await rig.restartAcks();
-      return { batch: firstHalf.size + secondHalf.length, recordedAtKill, writtenJustBeforeKill: secondHalf.length, leftInFolder, signal: exit.signal };
+      return {
+        batch: firstHalf.size + secondHalf.length,
+        recordedAtKill,
+        writtenJustBeforeKill: secondHalf.length,
+        leftInFolder,
+        signal: exit.signal,
+      };
     },
 
     rossumApi: async ({ durationMs, annotationIds }) => {
@@ -108,7 +116,8 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       const from = Date.now();
       let queued = 0;
       const inject = (): void => {
-        while (simulator.pendingFaults() < 3) simulator.injectFaults(queued++ % 3 === 0 ? { status: 429, retryAfter: '1' } : { status: 503 });
+        while (simulator.pendingFaults() < 3)
+          simulator.injectFaults(queued++ % 3 === 0 ? { status: 429, retryAfter: '1' } : { status: 503 });
       };
       inject();
       const exports = annotationIds.map((id) => deliveries.deliver(id));
@@ -129,7 +138,10 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       simulator.expireAllTokens();
       await waitUntil(() => simulator.callsTo('POST', '/v1/auth/login').length > loginsBefore, 30_000);
       const after = simulator.calls.slice(firstCall);
-      return { refused401: after.filter((call) => call.status === 401).length, loginsAfter: simulator.callsTo('POST', '/v1/auth/login').length - loginsBefore };
+      return {
+        refused401: after.filter((call) => call.status === 401).length,
+        loginsAfter: simulator.callsTo('POST', '/v1/auth/login').length - loginsBefore,
+      };
     },
 
     sigterm: async () => {
@@ -147,7 +159,13 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       await rig.startServe();
       // Requests started before the signal must have been answered; later ones may be refused (Rossum retries them).
       windows.down.push({ from, to: Date.now(), startedAfter: from - 5 });
-      return { inFlightAtSignal, uploadingAfterStop, exitCode: exit?.code ?? 'hung', stopMs: stoppedAt - from, signalAt: from };
+      return {
+        inFlightAtSignal,
+        uploadingAfterStop,
+        exitCode: exit?.code ?? 'hung',
+        stopMs: stoppedAt - from,
+        signalAt: from,
+      };
     },
   };
 }

@@ -30,7 +30,14 @@ export class LedgerProbe {
   /** Exports claimed for upload right now, by any process or by the one with this pid. */
   uploading(ownerPid?: number): number {
     const owner = ownerPid === undefined ? '%' : `%:${ownerPid}:%`;
-    return this.read((db) => (db.prepare("SELECT count(*) AS n FROM exports WHERE status = 'uploading' AND lease_owner LIKE ?").get(owner) as { n: number }).n);
+    return this.read(
+      (db) =>
+        (
+          db
+            .prepare("SELECT count(*) AS n FROM exports WHERE status = 'uploading' AND lease_owner LIKE ?")
+            .get(owner) as { n: number }
+        ).n,
+    );
   }
 
   /** How many of these ack files (by name) the acks process has recorded. */
@@ -42,22 +49,38 @@ export class LedgerProbe {
   /** What the ack loop still has to do: exports awaiting an answer or a deadline, outcomes not yet told, files recorded. */
   ackLoopBacklog(): { awaiting: number; pendingOutcomes: number; ackFiles: number } {
     return this.read((db) => ({
-      awaiting: (db.prepare(`SELECT count(*) AS n FROM exports WHERE status = 'uploaded' AND (ack_state IS NULL OR ack_state = 'awaiting_ack')`).get() as { n: number }).n,
-      pendingOutcomes: (db.prepare(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery = 'pending'`).get() as { n: number }).n,
+      awaiting: (
+        db
+          .prepare(
+            `SELECT count(*) AS n FROM exports WHERE status = 'uploaded' AND (ack_state IS NULL OR ack_state = 'awaiting_ack')`,
+          )
+          .get() as { n: number }
+      ).n,
+      pendingOutcomes: (
+        db.prepare(`SELECT count(*) AS n FROM ack_outcomes WHERE delivery = 'pending'`).get() as { n: number }
+      ).n,
       ackFiles: (db.prepare('SELECT count(*) AS n FROM ack_files').get() as { n: number }).n,
     }));
   }
 
   exports(): ExportRow[] {
-    return this.read((db) => db.prepare('SELECT id, annotation_id, status, remote_path, ack_state FROM exports').all() as ExportRow[]);
+    return this.read(
+      (db) => db.prepare('SELECT id, annotation_id, status, remote_path, ack_state FROM exports').all() as ExportRow[],
+    );
   }
 
   ackFiles(): AckFileRow[] {
-    return this.read((db) => db.prepare('SELECT file_name, disposition, received_at, archived_to FROM ack_files').all() as AckFileRow[]);
+    return this.read(
+      (db) =>
+        db.prepare('SELECT file_name, disposition, received_at, archived_to FROM ack_files').all() as AckFileRow[],
+    );
   }
 
   outcomes(): OutcomeRow[] {
-    return this.read((db) => db.prepare('SELECT export_id, kind, delivery, last_error FROM ack_outcomes ORDER BY id').all() as OutcomeRow[]);
+    return this.read(
+      (db) =>
+        db.prepare('SELECT export_id, kind, delivery, last_error FROM ack_outcomes ORDER BY id').all() as OutcomeRow[],
+    );
   }
 
   private read<T>(question: (db: Database.Database) => T): T {

@@ -66,7 +66,8 @@ export class InboundObserver {
       const bytes = readFileSync(join(this.inboundDir, name));
       const match = FINAL_NAME.exec(name);
       const want = match ? this.expected.get(Number(match[1])) : undefined;
-      if (!want || !bytes.equals(want)) this.partialSeen.push(`${name} (${bytes.length} bytes${want ? ` of ${want.length}` : ', unknown name'})`);
+      if (!want || !bytes.equals(want))
+        this.partialSeen.push(`${name} (${bytes.length} bytes${want ? ` of ${want.length}` : ', unknown name'})`);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }

@@ -30,7 +30,8 @@ function document(id: number) {
 function status(ledgerPath: string, id: number): string | undefined {
   const db = new Database(ledgerPath, { readonly: true });
   try {
-    return (db.prepare('SELECT status FROM exports WHERE annotation_id = ?').get(id) as { status: string } | undefined)?.status;
+    return (db.prepare('SELECT status FROM exports WHERE annotation_id = ?').get(id) as { status: string } | undefined)
+      ?.status;
   } finally {
     db.close();
   }
@@ -82,7 +83,10 @@ describe('start-up reconciliation of uploads a killed process left behind', () =
     // the second died while writing its temp file.
     writeFileSync(join(sshd.inboundDir, reached.file.fileName), reached.file.bytes);
     writeFileSync(join(sshd.inboundDir, `.${reached.file.fileName}.0123abcd.part`), reached.file.bytes.subarray(0, 10));
-    writeFileSync(join(sshd.inboundDir, `.${interrupted.file.fileName}.89abcdef.part`), interrupted.file.bytes.subarray(0, 100));
+    writeFileSync(
+      join(sshd.inboundDir, `.${interrupted.file.fileName}.89abcdef.part`),
+      interrupted.file.bytes.subarray(0, 100),
+    );
     const unrelatedTemp = `.INV_other_1.xml.fedcba98.part`;
     writeFileSync(join(sshd.inboundDir, unrelatedTemp), 'another upload in progress');
 
@@ -108,7 +112,9 @@ describe('start-up reconciliation of uploads a killed process left behind', () =
     expect(names.filter((name) => name.endsWith('.part'))).toEqual([unrelatedTemp]);
     expect(readFileSync(join(sshd.inboundDir, reached.file.fileName))).toEqual(reached.file.bytes);
     expect(existsSync(join(sshd.inboundDir, interrupted.file.fileName))).toBe(false);
-    expect(readFileSync(outputPath, 'utf8')).toMatch(/"checked":2,"recorded":1,"released":1,"msg":"start-up reconciliation/);
+    expect(readFileSync(outputPath, 'utf8')).toMatch(
+      /"checked":2,"recorded":1,"released":1,"msg":"start-up reconciliation/,
+    );
 
     // Rossum's retries: the reconciled one is answered from the ledger, the interrupted one uploads once.
     const hook = { hookUrl: serve.url, secret: SECRET, ...FAST_HOOK_TIMINGS };

@@ -102,7 +102,10 @@ export function formatTable(report: FaultReport): string {
     ['LOST (must be 0)', report.lost.length],
     ['DUPLICATED (must be 0)', report.duplicated.length],
     ['PARTIAL FILES SEEN BY THE OBSERVER (must be 0)', report.partialSeen.length],
-    ['leftover temp files at the end (hidden .part names)', `${report.leftoverTemps.length} (cleanup never attempted: ${report.unexplainedTemps.length})`],
+    [
+      'leftover temp files at the end (hidden .part names)',
+      `${report.leftoverTemps.length} (cleanup never attempted: ${report.unexplainedTemps.length})`,
+    ],
     [
       'interrupted uploads reconciled at start-up',
       `${report.reconciled.checked} (found on the server ${report.reconciled.recorded}, re-uploaded on the next delivery ${report.reconciled.released})`,
@@ -113,10 +116,19 @@ export function formatTable(report: FaultReport): string {
     ['ledger rows disagreeing with the folder', report.ledgerMismatches.length],
     ['SIGTERM exit codes', report.sigtermExitCodes.join(', ') || '-'],
     ['— acknowledgements (acks process)', ''],
-    ['ERP verdicts (accept / reject / no answer)', `${acks.verdicts.accept} / ${acks.verdicts.reject} / ${acks.verdicts.silent}`],
-    ['ack files written by the ERP', `${acks.filesWritten} (naming no export ${acks.noise}, written slowly under the final name ${acks.slowWrites})`],
+    [
+      'ERP verdicts (accept / reject / no answer)',
+      `${acks.verdicts.accept} / ${acks.verdicts.reject} / ${acks.verdicts.silent}`,
+    ],
+    [
+      'ack files written by the ERP',
+      `${acks.filesWritten} (naming no export ${acks.noise}, written slowly under the final name ${acks.slowWrites})`,
+    ],
     ['acks processed exactly once (recorded once, archived once)', acks.processedOnce],
-    ['rejections flagged in Rossum exactly once (note + status)', `${acks.rejectedFlaggedOnce} of ${acks.verdicts.reject}`],
+    [
+      'rejections flagged in Rossum exactly once (note + status)',
+      `${acks.rejectedFlaggedOnce} of ${acks.verdicts.reject}`,
+    ],
     ['no answer flagged in Rossum exactly once (deadline)', `${acks.silentFlaggedOnce} of ${acks.verdicts.silent}`],
     ['accepted, Rossum left alone', `${acks.acceptedUntouched} of ${acks.verdicts.accept}`],
     ['ACK FILES LOST (must be 0)', acks.lost.length],
@@ -125,11 +137,22 @@ export function formatTable(report: FaultReport): string {
     ['ledger/Rossum disagreeing with the ERP (must be 0)', acks.wrong.length],
     ['outcomes not delivered to Rossum (must be 0)', acks.undelivered.length],
     ['ACKS PROCESS CRASHES (must be 0)', acks.crashes.length],
-    ['ERP wrote → ledger recorded (median / max)', `${(acks.latencyMs.median / 1000).toFixed(1)} s / ${(acks.latencyMs.max / 1000).toFixed(1)} s (deadline ${(report.profile.ackDeadlineMs / 1000).toFixed(0)} s)`],
+    [
+      'ERP wrote → ledger recorded (median / max)',
+      `${(acks.latencyMs.median / 1000).toFixed(1)} s / ${(acks.latencyMs.max / 1000).toFixed(1)} s (deadline ${(report.profile.ackDeadlineMs / 1000).toFixed(0)} s)`,
+    ],
     ['archived files the ledger did not record (killed between move and record)', acks.archiveUnrecorded],
-    ['acks settled after the stream / final SIGTERM exit', `${(acks.settleMs / 1000).toFixed(1)} s / ${acks.exit ? (acks.exit.code ?? acks.exit.signal) : '-'}`],
+    [
+      'acks settled after the stream / final SIGTERM exit',
+      `${(acks.settleMs / 1000).toFixed(1)} s / ${acks.exit ? (acks.exit.code ?? acks.exit.signal) : '-'}`,
+    ],
     ['duration', `${(report.durationMs / 1000).toFixed(1)} s`],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
-  return ['', `fault stream (${report.profile.name})`, ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`), ''].join('\n');
+  return [
+    '',
+    `fault stream (${report.profile.name})`,
+    ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`),
+    '',
+  ].join('\n');
 }

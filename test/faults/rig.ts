@@ -55,7 +55,11 @@ export class FaultRig {
     this.configPath = join(dir, 'bridge.yaml');
   }
 
-  static async start(options: { ackDeadlineMs: number; started: number; log: (line: string) => void }): Promise<FaultRig> {
+  static async start(options: {
+    ackDeadlineMs: number;
+    started: number;
+    log: (line: string) => void;
+  }): Promise<FaultRig> {
     const dir = mkdtempSync(join(tmpdir(), 'rsb-faults-'));
     const passwordUser = await ensurePasswordUser();
     const sshd = await startSshd({ baseDir: mkdtempSync(join(tmpdir(), 'rsb-faults-sshd-')), passwordUser });
@@ -63,7 +67,17 @@ export class FaultRig {
     const simulator = await RossumSimulator.start();
     const port = await freePort();
     const [rossumUser, rossumPassword] = Object.entries(simulator.users)[0]!;
-    const rig = new FaultRig(dir, sshd, proxy, simulator, port, passwordUser, rossumPassword, options.started, options.log);
+    const rig = new FaultRig(
+      dir,
+      sshd,
+      proxy,
+      simulator,
+      port,
+      passwordUser,
+      rossumPassword,
+      options.started,
+      options.log,
+    );
     FaultRig.open.add(rig);
     try {
       rig.writeConfig(rossumUser, options.ackDeadlineMs);
@@ -88,7 +102,12 @@ export class FaultRig {
 
   /** Starts a new `serve` (after a kill or a stop) and makes it the current one. */
   async startServe(): Promise<ServeProcess> {
-    this.serve = await ServeProcess.start({ configPath: this.configPath, port: this.port, outputPath: this.outputPath, env: this.env });
+    this.serve = await ServeProcess.start({
+      configPath: this.configPath,
+      port: this.port,
+      outputPath: this.outputPath,
+      env: this.env,
+    });
     return this.serve;
   }
 
@@ -134,7 +153,11 @@ export class FaultRig {
   }
 
   private get env(): Record<string, string> {
-    return { FAULT_HOOK_SECRET: HOOK_SECRET, FAULT_SFTP_PASSWORD: this.passwordUser.password, FAULT_ROSSUM_PASSWORD: this.rossumPassword };
+    return {
+      FAULT_HOOK_SECRET: HOOK_SECRET,
+      FAULT_SFTP_PASSWORD: this.passwordUser.password,
+      FAULT_ROSSUM_PASSWORD: this.rossumPassword,
+    };
   }
 
   private startAcks(): Promise<AcksProcess> {
@@ -145,7 +168,9 @@ export class FaultRig {
     while (this.supervising) {
       if (!this.acks.running && !this.acksExpectedDown) {
         const exit = await this.acks.exited;
-        this.acksCrashes.push(`${((Date.now() - this.started) / 1000).toFixed(1)} s: ${JSON.stringify(exit)}\n${tail(this.acksOutputPath, 12)}`);
+        this.acksCrashes.push(
+          `${((Date.now() - this.started) / 1000).toFixed(1)} s: ${JSON.stringify(exit)}\n${tail(this.acksOutputPath, 12)}`,
+        );
         this.log(`acks process crashed ${JSON.stringify(exit)}; starting it again`);
         this.acks = await this.startAcks();
       }
@@ -183,7 +208,13 @@ export class FaultRig {
         targets: { erp: { folder: '.', readFrom: 'erp-out' } },
         delivery: { leaseMs: 1_500, retryMinMs: 200, retryMaxMs: 1_000 },
         // No `hold`: the webhook answers as usual and the ack loop alone tells Rossum.
-        byMapping: { 'generic-xml': { convention: 'companion', deadlineMs: ackDeadlineMs, companion: { encoding: 'windows-1252' } } },
+        byMapping: {
+          'generic-xml': {
+            convention: 'companion',
+            deadlineMs: ackDeadlineMs,
+            companion: { encoding: 'windows-1252' },
+          },
+        },
       },
     };
     writeFileSync(this.configPath, stringify(config), { mode: 0o600 });

@@ -17,8 +17,15 @@ describe('the fault schedule', () => {
   it('plans every fault of the profile once, the acks process kills before the API windows', () => {
     const schedule = planFaultStream({ ...ci, seed: 42 });
     const planned = [...schedule.faults, ...schedule.ackFaults].map((fault) => fault.kind);
-    for (const [kind, count] of Object.entries(ci.faults)) expect(planned.filter((planned) => planned === kind), kind).toHaveLength(count);
-    expect(schedule.ackFaults.map((fault) => fault.kind)).toEqual([...Array(ci.faults.acksKill).fill('acksKill'), ...Array(ci.faults.rossumApi).fill('rossumApi')]);
+    for (const [kind, count] of Object.entries(ci.faults))
+      expect(
+        planned.filter((planned) => planned === kind),
+        kind,
+      ).toHaveLength(count);
+    expect(schedule.ackFaults.map((fault) => fault.kind)).toEqual([
+      ...Array(ci.faults.acksKill).fill('acksKill'),
+      ...Array(ci.faults.rossumApi).fill('rossumApi'),
+    ]);
     expect(schedule.faults.some((fault) => fault.kind === 'acksKill' || fault.kind === 'rossumApi')).toBe(false);
   });
 
@@ -29,11 +36,18 @@ describe('the fault schedule', () => {
       expect(window.annotationIds).toHaveLength(2);
       for (const id of window.annotationIds) expect(schedule.answers.get(id)!.verdict).toBe('reject');
     }
-    const sent = [...schedule.documents.map((document) => document.annotationId), ...windows.flatMap((window) => window.annotationIds)];
+    const sent = [
+      ...schedule.documents.map((document) => document.annotationId),
+      ...windows.flatMap((window) => window.annotationIds),
+    ];
     expect(sent.toSorted((a, b) => a - b)).toEqual([...schedule.answers.keys()]);
     const held = new Set(windows.flatMap((window) => window.annotationIds));
     expect(schedule.redeliveries.some((id) => held.has(id))).toBe(false);
-    expect([...schedule.faults, ...schedule.ackFaults.filter((fault) => fault.kind !== 'rossumApi')].every((fault) => fault.annotationIds.length === 0)).toBe(true);
+    expect(
+      [...schedule.faults, ...schedule.ackFaults.filter((fault) => fault.kind !== 'rossumApi')].every(
+        (fault) => fault.annotationIds.length === 0,
+      ),
+    ).toBe(true);
   });
 
   it('gives every document an ERP answer, with rejections and silences in the mix', () => {

@@ -5,7 +5,15 @@
  * differs from run to run) never changes what is drawn: `FAULT_SEED=n` replays the same schedule.
  */
 
-export type FaultKind = 'sshdKill' | 'bridgeKill' | 'stall' | 'readOnly' | 'sigterm' | 'acksKill' | 'rossumApi' | 'tokenExpiry';
+export type FaultKind =
+  | 'sshdKill'
+  | 'bridgeKill'
+  | 'stall'
+  | 'readOnly'
+  | 'sigterm'
+  | 'acksKill'
+  | 'rossumApi'
+  | 'tokenExpiry';
 export type ErpVerdict = 'accept' | 'reject' | 'silent';
 
 export interface FaultProfile {
@@ -29,7 +37,16 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
     annotations: 240,
     duplicateShare: 0.3,
     spacingMs: 110,
-    faults: { sshdKill: 3, bridgeKill: 2, stall: 1, readOnly: 1, sigterm: 1, acksKill: 2, rossumApi: 2, tokenExpiry: 1 },
+    faults: {
+      sshdKill: 3,
+      bridgeKill: 2,
+      stall: 1,
+      readOnly: 1,
+      sigterm: 1,
+      acksKill: 2,
+      rossumApi: 2,
+      tokenExpiry: 1,
+    },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 4 },
     ackDeadlineMs: 15_000,
   },
@@ -38,7 +55,16 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
     annotations: 3000,
     duplicateShare: 0.3,
     spacingMs: 60,
-    faults: { sshdKill: 20, bridgeKill: 12, stall: 6, readOnly: 6, sigterm: 6, acksKill: 12, rossumApi: 8, tokenExpiry: 4 },
+    faults: {
+      sshdKill: 20,
+      bridgeKill: 12,
+      stall: 6,
+      readOnly: 6,
+      sigterm: 6,
+      acksKill: 12,
+      rossumApi: 8,
+      tokenExpiry: 4,
+    },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 30 },
     ackDeadlineMs: 15_000,
   },
@@ -123,24 +149,45 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
   const answers = new Map<number, PlannedAnswer>();
   for (const annotationId of ids) {
     const r = erpRand();
-    const verdict: ErpVerdict = r < profile.erp.reject ? 'reject' : r < profile.erp.reject + profile.erp.silent ? 'silent' : 'accept';
-    answers.set(annotationId, { verdict, delayMs: 150 + erpRand() * 750, slow: verdict === 'reject' && erpRand() < profile.erp.slowShare });
+    const verdict: ErpVerdict =
+      r < profile.erp.reject ? 'reject' : r < profile.erp.reject + profile.erp.silent ? 'silent' : 'accept';
+    answers.set(annotationId, {
+      verdict,
+      delayMs: 150 + erpRand() * 750,
+      slow: verdict === 'reject' && erpRand() < profile.erp.slowShare,
+    });
   }
   // Two rejected documents per API window, taken from the end of the stream.
-  const heldForApiWindows = ids.filter((id) => answers.get(id)!.verdict === 'reject').slice(-2 * profile.faults.rossumApi);
-  const documents = ids.filter((id) => !heldForApiWindows.includes(id)).map((annotationId): PlannedDocument => {
-    if (documentRand() >= profile.duplicateShare) return { annotationId, again: 'none' };
-    return { annotationId, again: documentRand() < 0.5 ? 'concurrent' : documentRand() * 3_000 };
-  });
+  const heldForApiWindows = ids
+    .filter((id) => answers.get(id)!.verdict === 'reject')
+    .slice(-2 * profile.faults.rossumApi);
+  const documents = ids
+    .filter((id) => !heldForApiWindows.includes(id))
+    .map((annotationId): PlannedDocument => {
+      if (documentRand() >= profile.duplicateShare) return { annotationId, again: 'none' };
+      return { annotationId, again: documentRand() < 0.5 ? 'concurrent' : documentRand() * 3_000 };
+    });
   // Only documents the stream has sent: those held for an API window must reach the bridge inside it.
   const streamIds = documents.map((document) => document.annotationId);
-  const redeliveries = Array.from({ length: profile.annotations * 4 }, () => streamIds[Math.floor(redeliveryRand() * streamIds.length)]!);
+  const redeliveries = Array.from(
+    { length: profile.annotations * 4 },
+    () => streamIds[Math.floor(redeliveryRand() * streamIds.length)]!,
+  );
 
   const streamSpanMs = profile.annotations * profile.spacingMs;
-  const uploadKinds = shuffled(profile, (Object.keys(profile.faults) as FaultKind[]).filter((kind) => !ACK_SIDE.includes(kind)), faultRand);
+  const uploadKinds = shuffled(
+    profile,
+    (Object.keys(profile.faults) as FaultKind[]).filter((kind) => !ACK_SIDE.includes(kind)),
+    faultRand,
+  );
   // Faults take ~15 s themselves; spread them over the first part of the stream.
   const faultGapMs = Math.max(300, (streamSpanMs * 0.6 - 15_000) / (uploadKinds.length + 1));
-  const faults = uploadKinds.map((kind) => ({ kind, pauseBeforeMs: faultGapMs * (0.5 + faultRand()), durationMs: faultDuration(kind, faultRand), annotationIds: [] }));
+  const faults = uploadKinds.map((kind) => ({
+    kind,
+    pauseBeforeMs: faultGapMs * (0.5 + faultRand()),
+    durationMs: faultDuration(kind, faultRand),
+    annotationIds: [],
+  }));
 
   const ackKinds = [...shuffled(profile, ['acksKill'], ackRand), ...shuffled(profile, ['rossumApi'], ackRand)];
   // Acks-side faults must end while new documents still arrive: a kill waits up to 8 s for answers to pile up and
@@ -155,7 +202,10 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
     annotationIds: kind === 'rossumApi' ? heldForApiWindows.slice(2 * apiWindow, 2 * ++apiWindow) : [],
   }));
 
-  const noisePausesMs = Array.from({ length: profile.erp.noise }, () => (streamSpanMs / profile.erp.noise) * (0.5 + noiseRand()));
+  const noisePausesMs = Array.from(
+    { length: profile.erp.noise },
+    () => (streamSpanMs / profile.erp.noise) * (0.5 + noiseRand()),
+  );
 
   return { seed: profile.seed, documents, redeliveries, faults, ackFaults, answers, noisePausesMs };
 }

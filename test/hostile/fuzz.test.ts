@@ -29,8 +29,9 @@ type Path = Array<string | number>;
 /** Every path to a value in a JSON tree (objects and arrays included). */
 function pathsOf(value: unknown, prefix: Path = [], out: Path[] = []): Path[] {
   out.push(prefix);
-  if (Array.isArray(value)) value.forEach((item, i) => pathsOf(item, [...prefix, i], out));
-  else if (typeof value === 'object' && value !== null) for (const [key, item] of Object.entries(value)) pathsOf(item, [...prefix, key], out);
+  if (Array.isArray(value)) for (const [i, item] of value.entries()) pathsOf(item, [...prefix, i], out);
+  else if (typeof value === 'object' && value !== null)
+    for (const [key, item] of Object.entries(value)) pathsOf(item, [...prefix, key], out);
   return out;
 }
 
@@ -49,14 +50,35 @@ function setAt(root: Record<string, unknown>, path: Path, value: unknown, remove
 const hostileString = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom('../../etc/passwd', '\u0000', '\ud800', 'CON', '=1+1', '<![CDATA[', '&amp;', '%s%n', '-5,00', '1e999', ''),
+  fc.constantFrom(
+    '../../etc/passwd',
+    '\u0000',
+    '\ud800',
+    'CON',
+    '=1+1',
+    '<![CDATA[',
+    '&amp;',
+    '%s%n',
+    '-5,00',
+    '1e999',
+    '',
+  ),
 );
-const hostileValue = fc.oneof(fc.jsonValue({ maxDepth: 3 }), hostileString, fc.constant(null), fc.integer(), fc.double());
+const hostileValue = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  hostileString,
+  fc.constant(null),
+  fc.integer(),
+  fc.double(),
+);
 
 const mutation = fc.record({ path: fc.nat(), value: hostileValue, remove: fc.boolean() });
 let nextId = 990_000;
 
-function mutated(name: string, mutations: Array<{ path: number; value: unknown; remove: boolean }>): Record<string, unknown> {
+function mutated(
+  name: string,
+  mutations: Array<{ path: number; value: unknown; remove: boolean }>,
+): Record<string, unknown> {
   const payload = fixture(name);
   (payload.annotation as { id: number }).id = ++nextId;
   for (const m of mutations) {
@@ -70,7 +92,10 @@ async function post(body: string): Promise<{ status: number; json: unknown }> {
   const response = await fetch(bridge.url, {
     method: 'POST',
     body,
-    headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': `sha256=${createHmac('sha256', TEST_SECRET).update(body).digest('hex')}` },
+    headers: {
+      'content-type': 'application/json',
+      'x-rossum-signature-sha256': `sha256=${createHmac('sha256', TEST_SECRET).update(body).digest('hex')}`,
+    },
   });
   const text = await response.text();
   return { status: response.status, json: JSON.parse(text) as unknown };
@@ -96,18 +121,32 @@ function expectWellFormed(reply: { status: number; json: unknown }): void {
 describe('property: the webhook answers every signed input well-formed, never with a 5xx', () => {
   it('random JSON documents', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 6 }), fc.record({ event: fc.constant('annotation_content'), action: fc.constant('export'), annotation: fc.jsonValue({ maxDepth: 5 }) })), async (value) => {
-        expectWellFormed(await post(JSON.stringify(value)));
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.jsonValue({ maxDepth: 6 }),
+          fc.record({
+            event: fc.constant('annotation_content'),
+            action: fc.constant('export'),
+            annotation: fc.jsonValue({ maxDepth: 5 }),
+          }),
+        ),
+        async (value) => {
+          expectWellFormed(await post(JSON.stringify(value)));
+        },
+      ),
       { numRuns: 150 },
     );
   }, 120_000);
 
   it('real payloads with values replaced or removed anywhere in the tree', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...FIXTURES), fc.array(mutation, { minLength: 1, maxLength: 4 }), async (name, mutations) => {
-        expectWellFormed(await post(JSON.stringify(mutated(name, mutations))));
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...FIXTURES),
+        fc.array(mutation, { minLength: 1, maxLength: 4 }),
+        async (name, mutations) => {
+          expectWellFormed(await post(JSON.stringify(mutated(name, mutations))));
+        },
+      ),
       { numRuns: 200 },
     );
   }, 180_000);
@@ -117,31 +156,38 @@ describe('property: the mapping engine renders or refuses with a MAPPING_* error
   const mappings = loadMappings(join(repoRoot, 'mappings'));
   it('every mapping, mutated payloads', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...mappings.names()), fc.constantFrom(...FIXTURES), fc.array(mutation, { minLength: 1, maxLength: 4 }), (mappingName, name, mutations) => {
-        let view;
-        try {
-          view = viewAnnotation(parseExportPayload(mutated(name, mutations)));
-        } catch (error) {
-          // Invalid trees are the webhook's 400, not the mapping's business.
-          expect(isBridgeError(error) && error.code === 'PAYLOAD_INVALID').toBe(true);
-          return;
-        }
-        try {
-          const file = mappings.get(mappingName)!.render(view, { now: new Date('2024-02-02T10:00:00Z') });
-          expect(Buffer.isBuffer(file.bytes)).toBe(true);
-          for (const segment of file.fileName.split('/')) {
-            expect(['', '.', '..']).not.toContain(segment);
-            expect(Buffer.byteLength(segment)).toBeLessThanOrEqual(200);
-            expect(segment).not.toMatch(/[\u0000-\u001f\\]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+      fc.property(
+        fc.constantFrom(...mappings.names()),
+        fc.constantFrom(...FIXTURES),
+        fc.array(mutation, { minLength: 1, maxLength: 4 }),
+        (mappingName, name, mutations) => {
+          let view: ReturnType<typeof viewAnnotation>;
+          try {
+            view = viewAnnotation(parseExportPayload(mutated(name, mutations)));
+          } catch (error) {
+            // Invalid trees are the webhook's 400, not the mapping's business.
+            expect(isBridgeError(error) && error.code === 'PAYLOAD_INVALID').toBe(true);
+            return;
           }
-        } catch (error) {
-          expect(isBridgeError(error), String(error)).toBe(true);
-          if (isBridgeError(error)) {
-            expect(error.code).toMatch(/^MAPPING_/);
-            expect(error.permanent).toBe(true);
+          try {
+            const file = mappings.get(mappingName)!.render(view, { now: new Date('2024-02-02T10:00:00Z') });
+            expect(Buffer.isBuffer(file.bytes)).toBe(true);
+            for (const segment of file.fileName.split('/')) {
+              expect(['', '.', '..']).not.toContain(segment);
+              expect(Buffer.byteLength(segment)).toBeLessThanOrEqual(200);
+              expect(segment).not.toMatch(
+                /[\u0000-\u001f\\]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/,
+              );
+            }
+          } catch (error) {
+            expect(isBridgeError(error), String(error)).toBe(true);
+            if (isBridgeError(error)) {
+              expect(error.code).toMatch(/^MAPPING_/);
+              expect(error.permanent).toBe(true);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 400 },
     );
   }, 120_000);

@@ -32,7 +32,12 @@ function tree(root: string): string[] {
 async function send(c: HostileCase): Promise<{ status: number; json: Record<string, unknown> }> {
   const headers = new Headers(c.headers);
   if (c.repeatedHeader) for (const value of c.repeatedHeader[1]) headers.append(c.repeatedHeader[0], value);
-  const response = await fetch(serve.url, { method: 'POST', body: c.body, headers, signal: AbortSignal.timeout(20_000) });
+  const response = await fetch(serve.url, {
+    method: 'POST',
+    body: c.body,
+    headers,
+    signal: AbortSignal.timeout(20_000),
+  });
   const text = await response.text();
   let json: Record<string, unknown>;
   try {
@@ -54,7 +59,12 @@ beforeAll(async () => {
     secret: HOSTILE_SECRET,
     ledgerPath,
     server: { bodyLimitBytes: HOSTILE_BODY_LIMIT, maxJsonDepth: HOSTILE_MAX_DEPTH, deadlineMs: 10_000 },
-    target: { url: sshd.url('inbound'), hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath, pool: { size: 2 } },
+    target: {
+      url: sshd.url('inbound'),
+      hostKey: sshd.hostKeyFingerprint,
+      privateKeyPath: sshd.privateKeyPath,
+      pool: { size: 2 },
+    },
   });
   serve = await ServeProcess.start({ configPath, port, outputPath });
 });
@@ -69,7 +79,19 @@ describe('hostile corpus: every bad request gets its exact answer and changes no
     const rejected = corpus.filter((c) => c.kind === 'rejected');
     expect(rejected.length).toBeGreaterThanOrEqual(60);
     expect(new Set(corpus.map((c) => c.group))).toEqual(
-      new Set(['signature', 'body', 'json', 'depth', 'size', 'content-type', 'utf8', 'types', 'duplicate-ids', 'huge', 'path-escape']),
+      new Set([
+        'signature',
+        'body',
+        'json',
+        'depth',
+        'size',
+        'content-type',
+        'utf8',
+        'types',
+        'duplicate-ids',
+        'huge',
+        'path-escape',
+      ]),
     );
     expect(new Set(corpus.map((c) => c.name)).size).toBe(corpus.length);
   });
@@ -90,8 +112,15 @@ describe('hostile corpus: every bad request gets its exact answer and changes no
     } else {
       expect(messages?.[0]?.type).toBe(c.expected.messageType);
       expect(messages?.[0]?.content).toMatch(c.expected.error);
-      if (c.expected.datapointId !== undefined) expect((messages?.[0] as { id?: number }).id).toBe(c.expected.datapointId);
-      if (c.expected.warning) expect(messages?.filter((m) => m.type === 'warning').map((m) => m.content).join('\n')).toMatch(c.expected.warning);
+      if (c.expected.datapointId !== undefined)
+        expect((messages?.[0] as { id?: number } | undefined)?.id).toBe(c.expected.datapointId);
+      if (c.expected.warning)
+        expect(
+          messages
+            ?.filter((m) => m.type === 'warning')
+            .map((m) => m.content)
+            .join('\n'),
+        ).toMatch(c.expected.warning);
       else expect(messages?.some((m) => m.type === 'warning')).toBe(false);
     }
     // Rossum cuts message content at 4096 characters; so do we, whatever the input echoed.
@@ -113,7 +142,13 @@ describe('hostile corpus: every bad request gets its exact answer and changes no
   });
 
   it('nothing escaped anywhere, the process is healthy and never answered 5xx', async () => {
-    for (const path of ['/tmp/hostile-escape.xml', '/tmp/hostile-escape', '/etc/cron.d/hostile', '/etc/cron.d/hostile.xml', join(sshd.root, 'b.xml')]) {
+    for (const path of [
+      '/tmp/hostile-escape.xml',
+      '/tmp/hostile-escape',
+      '/etc/cron.d/hostile',
+      '/etc/cron.d/hostile.xml',
+      join(sshd.root, 'b.xml'),
+    ]) {
       expect(existsSync(path), path).toBe(false);
     }
     expect(serve.running).toBe(true);

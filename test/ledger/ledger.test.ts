@@ -74,7 +74,9 @@ describe.each(kinds)('$name ledger', ({ open }) => {
     expect(takeover).toMatchObject({ outcome: 'claimed', takeover: true });
     expect(takeover.record.attempts).toBe(2);
     // The dead worker can no longer complete it.
-    await expect(ledger.complete(takeover.record.id, 'worker-a', { remotePath: 'x', reply })).rejects.toThrow(/taken over/);
+    await expect(ledger.complete(takeover.record.id, 'worker-a', { remotePath: 'x', reply })).rejects.toThrow(
+      /taken over/,
+    );
     await ledger.close();
   });
 
@@ -82,13 +84,23 @@ describe.each(kinds)('$name ledger', ({ open }) => {
     const ledger = await open();
     const transient = claimInput();
     const t = await ledger.claim(transient);
-    await ledger.fail(t.record.id, transient.owner, { code: 'SFTP_UNREACHABLE', message: 'down', permanent: false, reply: { statusCode: 503, body: {} } });
+    await ledger.fail(t.record.id, transient.owner, {
+      code: 'SFTP_UNREACHABLE',
+      message: 'down',
+      permanent: false,
+      reply: { statusCode: 503, body: {} },
+    });
     expect((await ledger.claim({ ...transient, owner: 'worker-b' })).outcome).toBe('claimed');
 
     const permanent = claimInput();
     const p = await ledger.claim(permanent);
     const failedReply = { statusCode: 200, body: { messages: [{ type: 'error', content: 'exists' }] } };
-    await ledger.fail(p.record.id, permanent.owner, { code: 'TARGET_EXISTS', message: 'exists', permanent: true, reply: failedReply });
+    await ledger.fail(p.record.id, permanent.owner, {
+      code: 'TARGET_EXISTS',
+      message: 'exists',
+      permanent: true,
+      reply: failedReply,
+    });
     const again = await ledger.claim({ ...permanent, owner: 'worker-b' });
     expect(again.outcome).toBe('done');
     expect(again.record.reply).toEqual(failedReply);
@@ -99,9 +111,16 @@ describe.each(kinds)('$name ledger', ({ open }) => {
   it('concurrent claims of one key from separate connections: exactly one wins', async () => {
     const ledgers = await Promise.all([open(), open(), open()]);
     // Separate SQLite files would not share state: make all three point at one store.
-    const shared = ledgers[0]!.kind === 'sqlite' ? [ledgers[0]!, ...(await Promise.all([1, 2].map(() => reopenSame(ledgers[0]!))))] : ledgers;
+    const shared =
+      ledgers[0]!.kind === 'sqlite'
+        ? [ledgers[0]!, ...(await Promise.all([1, 2].map(() => reopenSame(ledgers[0]!))))]
+        : ledgers;
     const input = claimInput();
-    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => shared[i % shared.length]!.claim({ ...input, owner: `worker-${i}`, requestId: `r-${i}` })));
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        shared[i % shared.length]!.claim({ ...input, owner: `worker-${i}`, requestId: `r-${i}` }),
+      ),
+    );
     expect(results.filter((result) => result.outcome === 'claimed')).toHaveLength(1);
     expect(results.filter((result) => result.outcome === 'in_progress')).toHaveLength(23);
     for (const ledger of new Set([...ledgers, ...shared])) await ledger.close();
@@ -169,7 +188,11 @@ describe('sqlite ledger file', () => {
       // A second connection sees only what is committed.
       const reader = new SqliteLedger({ path: file });
       try {
-        return (reader.db.prepare(`SELECT count(*) AS n FROM exports WHERE idempotency_key IN (?, ?)`).get(a.idempotencyKey, b.idempotencyKey) as { n: number }).n;
+        return (
+          reader.db
+            .prepare(`SELECT count(*) AS n FROM exports WHERE idempotency_key IN (?, ?)`)
+            .get(a.idempotencyKey, b.idempotencyKey) as { n: number }
+        ).n;
       } finally {
         reader.db.close();
       }
@@ -210,9 +233,15 @@ describe('sqlite ledger file', () => {
   });
 
   it('refuses an unknown option or value in the url, naming it, before opening anything', async () => {
-    await expect(openLedger(`sqlite:${join(dir, 'x.db')}?synchronus=full`)).rejects.toThrow('unsupported sqlite ledger option "synchronus"');
-    await expect(openLedger(`sqlite:${join(dir, 'y.db')}?synchronous=off`)).rejects.toThrow('synchronous="off": expected normal or full');
-    expect(ledgerConfigSchema.safeParse({ url: 'sqlite:./l.db?synchronous=off' }).error?.issues[0]?.message).toBe('sqlite ledger option synchronous="off": expected normal or full');
+    await expect(openLedger(`sqlite:${join(dir, 'x.db')}?synchronus=full`)).rejects.toThrow(
+      'unsupported sqlite ledger option "synchronus"',
+    );
+    await expect(openLedger(`sqlite:${join(dir, 'y.db')}?synchronous=off`)).rejects.toThrow(
+      'synchronous="off": expected normal or full',
+    );
+    expect(ledgerConfigSchema.safeParse({ url: 'sqlite:./l.db?synchronous=off' }).error?.issues[0]?.message).toBe(
+      'sqlite ledger option synchronous="off": expected normal or full',
+    );
     expect(existsSync(join(dir, 'x.db')) || existsSync(join(dir, 'y.db'))).toBe(false);
   });
 });

@@ -7,7 +7,9 @@ import { postgresMigrations, sqliteMigrations } from '../../src/ledger/migration
 import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
 
 /** The SQL the released versions ran, copied from them: a shipped migration must never change. */
-const shipped = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/ledger/shipped-migrations.json'), 'utf8')) as {
+const shipped = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/ledger/shipped-migrations.json'), 'utf8'),
+) as {
   sqlite: string[];
   postgres: string[];
 };
@@ -38,7 +40,9 @@ describe('postgres ledger upgrade', () => {
     const old = new pg.Client({ connectionString: url });
     await old.connect();
     for (const sql of shipped.postgres.slice(0, 2)) await old.query(sql);
-    await old.query('CREATE TABLE ledger_schema (version INTEGER NOT NULL); INSERT INTO ledger_schema (version) VALUES (2)');
+    await old.query(
+      'CREATE TABLE ledger_schema (version INTEGER NOT NULL); INSERT INTO ledger_schema (version) VALUES (2)',
+    );
     await old.query(
       `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, remote_path, sha256, bytes, status, created_at, updated_at, uploaded_at)
        VALUES ('k', 1, 'm', 'h', 'erp', 'a/B_1.xml', 'a/B_1.xml', 's', 1, 'uploaded', 1, 1, 1)`,
@@ -46,7 +50,10 @@ describe('postgres ledger upgrade', () => {
     await old.end();
 
     const ledger = await openLedger(url);
-    expect(await ledger.findExportForAck({ target: 'erp', by: 'stem', value: 'B_1' })).toMatchObject({ remotePath: 'a/B_1.xml', ackState: null });
+    expect(await ledger.findExportForAck({ target: 'erp', by: 'stem', value: 'B_1' })).toMatchObject({
+      remotePath: 'a/B_1.xml',
+      ackState: null,
+    });
     const again = await ledger.claim({
       idempotencyKey: 'k',
       annotationId: 1,
@@ -65,8 +72,12 @@ describe('postgres ledger upgrade', () => {
 
     const check = new pg.Client({ connectionString: url });
     await check.connect();
-    expect((await check.query('SELECT version FROM ledger_schema')).rows).toEqual([{ version: postgresMigrations.length }]);
-    const indexes = (await check.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'exports' AND indexname = 'exports_remote'`)).rows;
+    expect((await check.query('SELECT version FROM ledger_schema')).rows).toEqual([
+      { version: postgresMigrations.length },
+    ]);
+    const indexes = (
+      await check.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'exports' AND indexname = 'exports_remote'`)
+    ).rows;
     expect(indexes).toEqual([]); // migration 4 ran
     await check.end();
   });

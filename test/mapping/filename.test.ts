@@ -101,8 +101,22 @@ describe('file names built from document data never leave the target folder', ()
     expect(rendersName('a.b', '{document_id}')).toBe('a.b');
   });
 
-  it('two different values never share a name, so overwrite cannot replace another document\'s file', () => {
-    const values = ['a/b', 'a_b', 'a\\b', 'a:b', 'a\u2215b', 'a\u0000b', 'a~b', 'a b ', 'a b', 'CON', '_CON', '.x', '_x'];
+  it("two different values never share a name, so overwrite cannot replace another document's file", () => {
+    const values = [
+      'a/b',
+      'a_b',
+      'a\\b',
+      'a:b',
+      'a\u2215b',
+      'a\u0000b',
+      'a~b',
+      'a b ',
+      'a b',
+      'CON',
+      '_CON',
+      '.x',
+      '_x',
+    ];
     const names = values.map((value) => rendersName(value));
     expect(new Set(names).size).toBe(values.length);
     expect(rendersName('a/b')).toBe(names[0]);
@@ -116,9 +130,32 @@ describe('file names built from document data never leave the target folder', ()
   it('property: distinct document ids give distinct names, all safe and inside the target folder', () => {
     const mapping = mappingFrom(xmlMapping('in/{document_id}.xml'));
     const nameOf = (documentId: string) => mapping.render(annotation({ document_id: documentId })).fileName;
-    const unit = fc.constantFrom('.', '/', '\\', '_', '~', ':', ' ', 'a', 'C', 'O', 'N', '\u0000', '\u202e', '\u200b', '\u2215', '\uff0f', 'ü', '\ud800', '\udc00', '🚀');
+    const unit = fc.constantFrom(
+      '.',
+      '/',
+      '\\',
+      '_',
+      '~',
+      ':',
+      ' ',
+      'a',
+      'C',
+      'O',
+      'N',
+      '\u0000',
+      '\u202e',
+      '\u200b',
+      '\u2215',
+      '\uff0f',
+      'ü',
+      '\ud800',
+      '\udc00',
+      '🚀',
+    );
     // A long shared prefix makes truncation part of the game: values may only differ after byte 200.
-    const documentId = fc.tuple(fc.constantFrom('', 'x'.repeat(250), 'ü'.repeat(150)), fc.string({ unit, maxLength: 6 })).map(([prefix, tail]) => prefix + tail);
+    const documentId = fc
+      .tuple(fc.constantFrom('', 'x'.repeat(250), 'ü'.repeat(150)), fc.string({ unit, maxLength: 6 }))
+      .map(([prefix, tail]) => prefix + tail);
     fc.assert(
       fc.property(fc.uniqueArray(documentId, { minLength: 2, maxLength: 8 }), (ids) => {
         const names = ids.map(nameOf);
@@ -145,11 +182,34 @@ describe('file names built from document data never leave the target folder', ()
   it('property: any document id yields a safe name inside the target folder', () => {
     const mapping = mappingFrom(xmlMapping('in/{document_id}.{document_id}'));
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom('.', '/', '\\', '\u0000', '\n', 'a', 'C', 'O', 'N', ' ', ':', 'ü', '\u202e', '\ud800', '\udc00', '🚀'), maxLength: 300 }), (documentId) => {
-        const name = mapping.render(annotation({ document_id: documentId })).fileName;
-        assertSafe(name, 1);
-        expect(name).toBe(Buffer.from(name, 'utf8').toString('utf8'));
-      }),
+      fc.property(
+        fc.string({
+          unit: fc.constantFrom(
+            '.',
+            '/',
+            '\\',
+            '\u0000',
+            '\n',
+            'a',
+            'C',
+            'O',
+            'N',
+            ' ',
+            ':',
+            'ü',
+            '\u202e',
+            '\ud800',
+            '\udc00',
+            '🚀',
+          ),
+          maxLength: 300,
+        }),
+        (documentId) => {
+          const name = mapping.render(annotation({ document_id: documentId })).fileName;
+          assertSafe(name, 1);
+          expect(name).toBe(Buffer.from(name, 'utf8').toString('utf8'));
+        },
+      ),
       { numRuns: 300 },
     );
   });

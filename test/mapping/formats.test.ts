@@ -62,7 +62,9 @@ ${xml}
   });
 
   it('the declaration names the encoding of the bytes', () => {
-    const file = mapping(`  root: { element: A, value: { field: sender_name } }`, 'encoding: windows-1252').render(fixture('export-invoice'));
+    const file = mapping(`  root: { element: A, value: { field: sender_name } }`, 'encoding: windows-1252').render(
+      fixture('export-invoice'),
+    );
     expect(file.bytes.toString('latin1')).toContain('<?xml version="1.0" encoding="windows-1252"?>');
     expect(iconv.decode(file.bytes, 'windows-1252')).toContain('<A>Müller &amp; Söhne GmbH</A>');
     expect(file.bytes.includes(Buffer.from([0xfc]))).toBe(true);
@@ -71,12 +73,15 @@ ${xml}
   it('empty elements are omitted, written as <a></a> or <a/> per mapping and per element', () => {
     const xml = (policy: string) =>
       text(
-        mapping(`
+        mapping(
+          `
   pretty: false
   empty_elements: ${policy}
   declaration: false
   root: { element: R, children: [{ element: E, value: { field: order_id } }, { element: K, empty: self_closing, value: { field: order_id } }] }
-`, 'final_newline: false').render(fixture('export-no-line-items')).bytes,
+`,
+          'final_newline: false',
+        ).render(fixture('export-no-line-items')).bytes,
       );
     expect(xml('omit')).toBe('<R><K/></R>');
     expect(xml('empty')).toBe('<R><E></E><K/></R>');
@@ -86,8 +91,19 @@ ${xml}
   it('values are escaped so they parse back unchanged, also in attributes and with ]]>, CR and tabs', () => {
     const tricky = ']]> & < > \' " \r\n\t end';
     const view = annotation({ t: tricky });
-    const out = text(mapping(`  root: { element: R, attributes: { a: { field: t } }, children: [{ element: T, value: { field: t } }] }`).render(view).bytes);
-    const parsed = new XMLParser({ ignoreAttributes: false, trimValues: false, parseTagValue: false, parseAttributeValue: false, processEntities: true, htmlEntities: true }).parse(out);
+    const out = text(
+      mapping(
+        `  root: { element: R, attributes: { a: { field: t } }, children: [{ element: T, value: { field: t } }] }`,
+      ).render(view).bytes,
+    );
+    const parsed = new XMLParser({
+      ignoreAttributes: false,
+      trimValues: false,
+      parseTagValue: false,
+      parseAttributeValue: false,
+      processEntities: true,
+      htmlEntities: true,
+    }).parse(out);
     expect(parsed.R['@_a']).toBe(tricky);
     expect(parsed.R.T).toBe(tricky);
   });
@@ -97,9 +113,13 @@ ${xml}
     const drop = mapping(`  root: { element: T, value: { field: t } }`).render(view);
     expect(text(drop.bytes)).toContain('<T>abc</T>');
     expect(drop.warnings?.[0]).toContain('removed control character U+0001, vertical tab (U+000B)');
-    const replace = mapping(`  invalid_chars: replace\n  invalid_char_replacement: "?"\n  root: { element: T, value: { field: t } }`).render(view);
+    const replace = mapping(
+      `  invalid_chars: replace\n  invalid_char_replacement: "?"\n  root: { element: T, value: { field: t } }`,
+    ).render(view);
     expect(text(replace.bytes)).toContain('<T>a?b?c</T>');
-    const error = fails(() => mapping(`  invalid_chars: error\n  root: { element: T, value: { field: t } }`).render(view));
+    const error = fails(() =>
+      mapping(`  invalid_chars: error\n  root: { element: T, value: { field: t } }`).render(view),
+    );
     expect(error.code).toBe('MAPPING_INVALID_XML_CHAR');
     expect(error.location.datapointId).toBe(view.field('t')?.id);
   });
@@ -135,36 +155,59 @@ ${settings}
   });
 
   it('strips line breaks where the ERP forbids them, or refuses them', () => {
-    expect(text(csv(`  line_breaks: strip${columns}`).render(fixture('export-tricky-characters')).bytes)).toContain('semicolons and a newline');
+    expect(text(csv(`  line_breaks: strip${columns}`).render(fixture('export-tricky-characters')).bytes)).toContain(
+      'semicolons and a newline',
+    );
     const error = fails(() => csv(`  line_breaks: error${columns}`).render(fixture('export-tricky-characters')));
     expect(error.code).toBe('MAPPING_LINE_BREAK');
     expect(error.location.datapointId).toBe(314522010);
   });
 
   it('header row on or off; quoting all or text-only', () => {
-    expect(text(csv(`  header: false${columns}`).render(fixture('export-invoice')).bytes).split('\n')[0]).toBe('A-100,"Steel bolts M8, zinc plated","70,00"');
-    expect(text(csv(`  quoting: all${columns}`).render(fixture('export-invoice')).bytes).split('\n')[1]).toBe('"A-100","Steel bolts M8, zinc plated","70,00"');
-    expect(text(csv(`  delimiter: ";"\n  quoting: text${columns}`).render(fixture('export-invoice')).bytes).split('\n')[1]).toBe('"A-100";"Steel bolts M8, zinc plated";70,00');
+    expect(text(csv(`  header: false${columns}`).render(fixture('export-invoice')).bytes).split('\n')[0]).toBe(
+      'A-100,"Steel bolts M8, zinc plated","70,00"',
+    );
+    expect(text(csv(`  quoting: all${columns}`).render(fixture('export-invoice')).bytes).split('\n')[1]).toBe(
+      '"A-100","Steel bolts M8, zinc plated","70,00"',
+    );
+    expect(
+      text(csv(`  delimiter: ";"\n  quoting: text${columns}`).render(fixture('export-invoice')).bytes).split('\n')[1],
+    ).toBe('"A-100";"Steel bolts M8, zinc plated";70,00');
   });
 
   it('formula escaping is on by default, can be turned off, and never touches numbers like -5,00', () => {
-    const view = annotation({}, [{ c: '=SUM(A1)', n: '-5', t: '-5,00' }, { c: '@cmd', n: '3', t: '+x' }]);
+    const view = annotation({}, [
+      { c: '=SUM(A1)', n: '-5', t: '-5,00' },
+      { c: '@cmd', n: '3', t: '+x' },
+    ]);
     const cols = `
   rows: line_items
   columns:
     - { name: c, value: { row: c } }
     - { name: n, value: { row: n, number: { decimals: 2, decimal_separator: "," } } }
     - { name: t, value: { row: t } }`;
-    expect(text(csv(`  delimiter: ";"\n  escape_formulas: true${cols}`).render(view).bytes)).toBe("c;n;t\n'=SUM(A1);-5,00;-5,00\n'@cmd;3,00;'+x\n");
-    expect(text(csv(`  delimiter: ";"\n  escape_formulas: false${cols}`).render(view).bytes)).toBe('c;n;t\n=SUM(A1);-5,00;-5,00\n@cmd;3,00;+x\n');
-    expect(text(csv(`  delimiter: ";"${cols}`).render(view).bytes)).toBe("c;n;t\n'=SUM(A1);-5,00;-5,00\n'@cmd;3,00;'+x\n");
+    expect(text(csv(`  delimiter: ";"\n  escape_formulas: true${cols}`).render(view).bytes)).toBe(
+      "c;n;t\n'=SUM(A1);-5,00;-5,00\n'@cmd;3,00;'+x\n",
+    );
+    expect(text(csv(`  delimiter: ";"\n  escape_formulas: false${cols}`).render(view).bytes)).toBe(
+      'c;n;t\n=SUM(A1);-5,00;-5,00\n@cmd;3,00;+x\n',
+    );
+    expect(text(csv(`  delimiter: ";"${cols}`).render(view).bytes)).toBe(
+      "c;n;t\n'=SUM(A1);-5,00;-5,00\n'@cmd;3,00;'+x\n",
+    );
   });
 
   it('a UTF-8 BOM is real bytes, and a BOM for windows-1252 is refused instead of turning into "?"', () => {
-    const bytes = csv(`  columns: [{ name: a, value: { const: x } }]`, 'bom: true').render(fixture('export-invoice')).bytes;
+    const bytes = csv(`  columns: [{ name: a, value: { const: x } }]`, 'bom: true').render(
+      fixture('export-invoice'),
+    ).bytes;
     expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
-    expect(() => csv(`  columns: [{ name: a, value: { const: x } }]`, 'bom: true\nencoding: windows-1252')).toThrow(/windows-1252 has no byte order mark/);
-    const utf16 = csv(`  columns: [{ name: a, value: { const: x } }]`, 'bom: true\nencoding: utf-16le').render(fixture('export-invoice')).bytes;
+    expect(() => csv(`  columns: [{ name: a, value: { const: x } }]`, 'bom: true\nencoding: windows-1252')).toThrow(
+      /windows-1252 has no byte order mark/,
+    );
+    const utf16 = csv(`  columns: [{ name: a, value: { const: x } }]`, 'bom: true\nencoding: utf-16le').render(
+      fixture('export-invoice'),
+    ).bytes;
     expect([...utf16.subarray(0, 2)]).toEqual([0xff, 0xfe]);
   });
 
@@ -225,32 +268,58 @@ ${records}
 
   it('an overlong value is an error naming the field, unless the field truncates (at a character boundary)', () => {
     const view = annotation({ s: 'ÄÄÄ' });
-    const error = fails(() => fixed(`    - { name: R, fields: [{ name: city, width: 5, value: { field: s } }] }`).render(view));
+    const error = fails(() =>
+      fixed(`    - { name: R, fields: [{ name: city, width: 5, value: { field: s } }] }`).render(view),
+    );
     expect(error.code).toBe('MAPPING_VALUE_TOO_LONG');
     expect(error.message).toContain('field "city"');
     expect(error.message).toContain('6 bytes in utf-8');
     expect(error.location.datapointId).toBe(view.field('s')?.id);
-    expect(fixed(`    - { name: R, fields: [{ name: city, width: 5, truncate: true, value: { field: s } }] }`).render(view).bytes.toString('utf8')).toBe('ÄÄ \n');
+    expect(
+      fixed(`    - { name: R, fields: [{ name: city, width: 5, truncate: true, value: { field: s } }] }`)
+        .render(view)
+        .bytes.toString('utf8'),
+    ).toBe('ÄÄ \n');
   });
 
   it('a zero-padded negative keeps its sign in front', () => {
     const view = annotation({ n: { value: '-1,5', normalized: '-1.5' } });
-    expect(text(fixed(`    - { name: R, fields: [{ name: n, width: 8, pad: "0", value: { field: n, number: { decimals: 2, implied_decimals: true } } }] }`).render(view).bytes)).toBe('-0000150\n');
+    expect(
+      text(
+        fixed(
+          `    - { name: R, fields: [{ name: n, width: 8, pad: "0", value: { field: n, number: { decimals: 2, implied_decimals: true } } }] }`,
+        ).render(view).bytes,
+      ),
+    ).toBe('-0000150\n');
   });
 
   it('overlapping fields and records longer than their length are refused when the mapping loads', () => {
-    expect(() => fixed(`    - { name: R, fields: [{ name: a, width: 5, value: "x" }, { name: b, start: 3, width: 2, value: "y" }] }`)).toThrow(/field "b" starts at 3 but "a" already uses bytes up to 5/);
-    expect(() => fixed(`    - { name: R, length: 4, fields: [{ name: a, width: 5, value: "x" }] }`)).toThrow(/is 4 bytes long but its fields need 5/);
+    expect(() =>
+      fixed(
+        `    - { name: R, fields: [{ name: a, width: 5, value: "x" }, { name: b, start: 3, width: 2, value: "y" }] }`,
+      ),
+    ).toThrow(/field "b" starts at 3 but "a" already uses bytes up to 5/);
+    expect(() => fixed(`    - { name: R, length: 4, fields: [{ name: a, width: 5, value: "x" }] }`)).toThrow(
+      /is 4 bytes long but its fields need 5/,
+    );
   });
 
   it('line breaks inside a value are refused: they would split the record', () => {
-    expect(fails(() => fixed(`    - { name: R, fields: [{ name: a, width: 40, value: { field: sender_address } }] }`).render(fixture('export-invoice'))).code).toBe('MAPPING_LINE_BREAK');
+    expect(
+      fails(() =>
+        fixed(`    - { name: R, fields: [{ name: a, width: 40, value: { field: sender_address } }] }`).render(
+          fixture('export-invoice'),
+        ),
+      ).code,
+    ).toBe('MAPPING_LINE_BREAK');
   });
 
   it('line endings per mapping', () => {
     const records = `    - { name: R, fields: [{ name: a, width: 1, value: "x" }] }\n    - { name: S, fields: [{ name: a, width: 1, value: "y" }] }`;
     expect(text(fixed(records, 'line_ending: crlf').render(fixture('export-invoice')).bytes)).toBe('x\r\ny\r\n');
-    expect(text(fixed(records, 'line_ending: cr\nfinal_newline: false').render(fixture('export-invoice')).bytes)).toBe('x\ry');
+    expect(text(fixed(records, 'line_ending: cr\nfinal_newline: false').render(fixture('export-invoice')).bytes)).toBe(
+      'x\ry',
+    );
   });
 });
 
@@ -275,12 +344,16 @@ csv: { header: false, columns: [{ name: n, value: { field: sender_name } }] }
     const replaced = one('encoding: windows-1252\nunencodable: replace\nreplacement: "_"');
     expect(iconv.decode(replaced.bytes, 'windows-1252')).toContain('Š_astný');
     const transliterated = one('encoding: iso-8859-1\nunencodable: transliterate');
-    expect(iconv.decode(transliterated.bytes, 'iso-8859-1')).toContain('"Stastný ""Quote"" & <Tag> ; \'Semi\', Ltd. ?"');
+    expect(iconv.decode(transliterated.bytes, 'iso-8859-1')).toContain(
+      '"Stastný ""Quote"" & <Tag> ; \'Semi\', Ltd. ?"',
+    );
     expect(transliterated.warnings?.join()).toContain('"🚀" (U+1F680) → "?"');
   });
 
   it('cp850 and iso-8859-15 work; an unknown encoding is refused at load', () => {
-    expect(iconv.decode(one('encoding: cp850', fixture('export-invoice')).bytes, 'cp850')).toBe('Müller & Söhne GmbH\n');
+    expect(iconv.decode(one('encoding: cp850', fixture('export-invoice')).bytes, 'cp850')).toBe(
+      'Müller & Söhne GmbH\n',
+    );
     expect(one('encoding: iso-8859-15', fixture('export-invoice')).bytes.includes(0xfc)).toBe(true);
     expect(() => one('encoding: ebcdic-nonsense')).toThrow(/unknown encoding "ebcdic-nonsense"/);
   });

@@ -20,13 +20,25 @@ export function mappingFrom(yaml: string, name = 'test-mapping'): LoadedMapping 
 
 let nextId = 1000;
 /** A small annotation: header datapoints and one `line_items` table. */
-export function annotation(header: Record<string, string | { value: string; normalized?: string | null }>, rows: Array<Record<string, string>> = [], table = 'line_items'): AnnotationView {
+export function annotation(
+  header: Record<string, string | { value: string; normalized?: string | null }>,
+  rows: Array<Record<string, string>> = [],
+  table = 'line_items',
+): AnnotationView {
   const datapoint = (schemaId: string, v: string | { value: string; normalized?: string | null }): RawNode => {
-    const content = typeof v === 'string' ? { value: v, normalized_value: null } : { value: v.value, normalized_value: v.normalized ?? null };
+    const content =
+      typeof v === 'string'
+        ? { value: v, normalized_value: null }
+        : { value: v.value, normalized_value: v.normalized ?? null };
     return { id: nextId++, schema_id: schemaId, category: 'datapoint', content };
   };
   const content: RawNode[] = [
-    { id: nextId++, schema_id: 'header_section', category: 'section', children: Object.entries(header).map(([k, v]) => datapoint(k, v)) },
+    {
+      id: nextId++,
+      schema_id: 'header_section',
+      category: 'section',
+      children: Object.entries(header).map(([k, v]) => datapoint(k, v)),
+    },
     {
       id: nextId++,
       schema_id: 'items_section',
@@ -36,12 +48,25 @@ export function annotation(header: Record<string, string | { value: string; norm
           id: nextId++,
           schema_id: table,
           category: 'multivalue',
-          children: rows.map((row) => ({ id: nextId++, schema_id: 'line_item', category: 'tuple', children: Object.entries(row).map(([k, v]) => datapoint(k, v)) })),
+          children: rows.map((row) => ({
+            id: nextId++,
+            schema_id: 'line_item',
+            category: 'tuple',
+            children: Object.entries(row).map(([k, v]) => datapoint(k, v)),
+          })),
         },
       ],
     },
   ];
-  return viewAnnotation(parseExportPayload({ request_id: 'r-1', action: 'export', event: 'annotation_content', timestamp: '2024-02-02T10:15:30Z', annotation: { id: 77, content } }));
+  return viewAnnotation(
+    parseExportPayload({
+      request_id: 'r-1',
+      action: 'export',
+      event: 'annotation_content',
+      timestamp: '2024-02-02T10:15:30Z',
+      annotation: { id: 77, content },
+    }),
+  );
 }
 
 export const text = (bytes: Buffer): string => bytes.toString('utf8');

@@ -7,10 +7,51 @@ import { isBridgeError } from '../../src/errors.ts';
 import { annotation, mappingFrom } from './helpers.ts';
 
 /** The tricky fixture's characters plus what XML forbids, lone surrogates and CSV/fixed-width troublemakers. */
-const TRICKY = ['&', '<', '>', '"', "'", ';', ',', '\n', '\r', '\r\n', '\t', '\u00a0', '🚀', 'Š', 'ť', 'ü', '²', '=', '+', '-', '@', ']]>', '</Invoice>', '\u0000', '\u0001', '\u000b', '\u000c', '\u001f', '\ufffe', '\uffff', '\ud800', '\udc00', ' ', 'a', 'Z', '0', '€'];
-const trickyString = fc.array(fc.oneof(fc.constantFrom(...TRICKY), fc.string({ unit: 'binary', maxLength: 3 })), { maxLength: 12 }).map((parts) => parts.join(''));
+const TRICKY = [
+  '&',
+  '<',
+  '>',
+  '"',
+  "'",
+  ';',
+  ',',
+  '\n',
+  '\r',
+  '\r\n',
+  '\t',
+  '\u00a0',
+  '🚀',
+  'Š',
+  'ť',
+  'ü',
+  '²',
+  '=',
+  '+',
+  '-',
+  '@',
+  ']]>',
+  '</Invoice>',
+  '\u0000',
+  '\u0001',
+  '\u000b',
+  '\u000c',
+  '\u001f',
+  '\ufffe',
+  '\uffff',
+  '\ud800',
+  '\udc00',
+  ' ',
+  'a',
+  'Z',
+  '0',
+  '€',
+];
+const trickyString = fc
+  .array(fc.oneof(fc.constantFrom(...TRICKY), fc.string({ unit: 'binary', maxLength: 3 })), { maxLength: 12 })
+  .map((parts) => parts.join(''));
 
-const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const FORBIDDEN =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const runs = { numRuns: 300 };
 
 describe('property: any text', () => {
@@ -29,12 +70,24 @@ xml:
         attributes: { b: { row: b } }
         children: [{ element: B, value: { row: b } }]
 `);
-  const parser = new XMLParser({ ignoreAttributes: false, trimValues: false, parseTagValue: false, parseAttributeValue: false, htmlEntities: true, isArray: (name) => name === 'L' });
+  const parser = new XMLParser({
+    ignoreAttributes: false,
+    trimValues: false,
+    parseTagValue: false,
+    parseAttributeValue: false,
+    htmlEntities: true,
+    isArray: (name) => name === 'L',
+  });
 
   it('gives well-formed XML that parses back to the same values (forbidden characters dropped)', () => {
     fc.assert(
       fc.property(trickyString, fc.array(trickyString, { maxLength: 4 }), (a, bs) => {
-        const file = xml.render(annotation({ a }, bs.map((b) => ({ b }))));
+        const file = xml.render(
+          annotation(
+            { a },
+            bs.map((b) => ({ b })),
+          ),
+        );
         const out = file.bytes.toString('utf8');
         expect(XMLValidator.validate(out)).toBe(true);
         const doc = parser.parse(out);
@@ -67,8 +120,19 @@ csv:
     fc.assert(
       fc.property(trickyString, fc.array(trickyString, { minLength: 1, maxLength: 4 }), (a, bs) => {
         const fits = (s: string) => s.replace(/[\ud800-\udfff]/g, '');
-        const out = csv.render(annotation({ a: fits(a) }, bs.map((b) => ({ b: fits(b) })))).bytes.toString('utf8');
-        const records = parseCsv(out, { delimiter: ';', record_delimiter: '\r\n', relax_column_count: false }) as string[][];
+        const out = csv
+          .render(
+            annotation(
+              { a: fits(a) },
+              bs.map((b) => ({ b: fits(b) })),
+            ),
+          )
+          .bytes.toString('utf8');
+        const records = parseCsv(out, {
+          delimiter: ';',
+          record_delimiter: '\r\n',
+          relax_column_count: false,
+        }) as string[][];
         expect(records).toEqual([['a', 'b'], ...bs.map((b) => [fits(a), fits(b)])]);
       }),
       runs,
@@ -83,8 +147,19 @@ csv:
     fc.assert(
       fc.property(trickyString, fc.array(trickyString, { minLength: 1, maxLength: 4 }), (a, bs) => {
         const fits = (s: string) => s.replace(/[\ud800-\udfff]/g, '');
-        const out = escaped.render(annotation({ a: fits(a) }, bs.map((b) => ({ b: fits(b) })))).bytes.toString('utf8');
-        const records = parseCsv(out, { delimiter: ';', record_delimiter: '\r\n', relax_column_count: false }) as string[][];
+        const out = escaped
+          .render(
+            annotation(
+              { a: fits(a) },
+              bs.map((b) => ({ b: fits(b) })),
+            ),
+          )
+          .bytes.toString('utf8');
+        const records = parseCsv(out, {
+          delimiter: ';',
+          record_delimiter: '\r\n',
+          relax_column_count: false,
+        }) as string[][];
         expect(records).toEqual([['a', 'b'], ...bs.map((b) => [expected(fits(a)), expected(fits(b))])]);
         for (const cell of records.flat()) expect(formulaStart.test(cell) && !plainNumber.test(cell)).toBe(false);
       }),
@@ -115,14 +190,24 @@ fixed:
 `);
     it(`gives fixed-width records of exact byte length (${encoding})`, () => {
       fc.assert(
-        fc.property(trickyString, fc.array(trickyString, { maxLength: 4 }), fc.integer({ min: -99999, max: 99999 }), (a, bs, cents) => {
-          const amount = (cents / 100).toFixed(2);
-          const bytes = fixed.render(annotation({ a, n: { value: amount, normalized: amount } }, bs.map((b) => ({ b })))).bytes;
-          const records = bytes.toString('latin1').split('\r\n');
-          expect(records.pop()).toBe('');
-          expect(records.map((r) => r.length)).toEqual([40, ...bs.map(() => 25)]);
-          if (encoding === 'utf-8') expect(iconv.decode(bytes, 'utf-8')).not.toContain('\ufffd\ufffd\ufffd\ufffd');
-        }),
+        fc.property(
+          trickyString,
+          fc.array(trickyString, { maxLength: 4 }),
+          fc.integer({ min: -99999, max: 99999 }),
+          (a, bs, cents) => {
+            const amount = (cents / 100).toFixed(2);
+            const bytes = fixed.render(
+              annotation(
+                { a, n: { value: amount, normalized: amount } },
+                bs.map((b) => ({ b })),
+              ),
+            ).bytes;
+            const records = bytes.toString('latin1').split('\r\n');
+            expect(records.pop()).toBe('');
+            expect(records.map((r) => r.length)).toEqual([40, ...bs.map(() => 25)]);
+            if (encoding === 'utf-8') expect(iconv.decode(bytes, 'utf-8')).not.toContain('\ufffd\ufffd\ufffd\ufffd');
+          },
+        ),
         runs,
       );
     });
@@ -148,23 +233,35 @@ xml:
 `);
     const maybe = (arb: fc.Arbitrary<string>) => fc.option(arb, { nil: undefined });
     fc.assert(
-      fc.property(maybe(trickyString), maybe(fc.oneof(trickyString, fc.double().map(String))), maybe(fc.constantFrom('a', 'b', '')), maybe(trickyString), fc.array(fc.oneof(trickyString, fc.constant('1.5')), { maxLength: 3 }), (d, n, m, q, xs) => {
-        const header: Record<string, string> = {};
-        if (d !== undefined) header.d = d;
-        if (n !== undefined) header.n = n;
-        if (m !== undefined) header.m = m;
-        if (q !== undefined) header.q = q;
-        try {
-          mapping.render(annotation(header, xs.map((x) => ({ x }))));
-        } catch (error) {
-          expect(isBridgeError(error)).toBe(true);
-          if (isBridgeError(error)) {
-            expect(error.permanent).toBe(true);
-            expect(error.code).toMatch(/^MAPPING_/);
-            expect(error.code).not.toBe('MAPPING_RENDER_FAILED');
+      fc.property(
+        maybe(trickyString),
+        maybe(fc.oneof(trickyString, fc.double().map(String))),
+        maybe(fc.constantFrom('a', 'b', '')),
+        maybe(trickyString),
+        fc.array(fc.oneof(trickyString, fc.constant('1.5')), { maxLength: 3 }),
+        (d, n, m, q, xs) => {
+          const header: Record<string, string> = {};
+          if (d !== undefined) header.d = d;
+          if (n !== undefined) header.n = n;
+          if (m !== undefined) header.m = m;
+          if (q !== undefined) header.q = q;
+          try {
+            mapping.render(
+              annotation(
+                header,
+                xs.map((x) => ({ x })),
+              ),
+            );
+          } catch (error) {
+            expect(isBridgeError(error)).toBe(true);
+            if (isBridgeError(error)) {
+              expect(error.permanent).toBe(true);
+              expect(error.code).toMatch(/^MAPPING_/);
+              expect(error.code).not.toBe('MAPPING_RENDER_FAILED');
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -175,15 +272,33 @@ describe('property: number formatting on digit strings', () => {
     const { Decimal } = await import('decimal.js');
     const { formatNumber } = await import('../../src/mapping/format.ts');
     const { ROUNDING } = await import('../../src/mapping/schema.ts');
-    const modes = { 'half-up': Decimal.ROUND_HALF_UP, 'half-even': Decimal.ROUND_HALF_EVEN, 'half-down': Decimal.ROUND_HALF_DOWN, up: Decimal.ROUND_UP, down: Decimal.ROUND_DOWN, ceiling: Decimal.ROUND_CEIL, floor: Decimal.ROUND_FLOOR } as const;
-    const decimalString = fc.tuple(fc.boolean(), fc.stringMatching(/^\d{1,12}$/), fc.stringMatching(/^\d{0,8}$/)).map(([neg, i, f]) => `${neg ? '-' : ''}${i}${f ? `.${f}` : ''}`);
+    const modes = {
+      'half-up': Decimal.ROUND_HALF_UP,
+      'half-even': Decimal.ROUND_HALF_EVEN,
+      'half-down': Decimal.ROUND_HALF_DOWN,
+      up: Decimal.ROUND_UP,
+      down: Decimal.ROUND_DOWN,
+      ceiling: Decimal.ROUND_CEIL,
+      floor: Decimal.ROUND_FLOOR,
+    } as const;
+    const decimalString = fc
+      .tuple(fc.boolean(), fc.stringMatching(/^\d{1,12}$/), fc.stringMatching(/^\d{0,8}$/))
+      .map(([neg, i, f]) => `${neg ? '-' : ''}${i}${f ? `.${f}` : ''}`);
     fc.assert(
-      fc.property(decimalString, fc.integer({ min: 0, max: 6 }), fc.constantFrom(...ROUNDING), fc.integer({ min: -3, max: 3 }), (input, decimals, rounding, scale) => {
-        const expected = new Decimal(input).times(new Decimal(10).pow(scale)).toDecimalPlaces(decimals, modes[rounding]);
-        const text = expected.abs().toFixed(decimals);
-        const sign = expected.isNegative() && !expected.isZero() ? '-' : '';
-        expect(formatNumber(input, { decimals, rounding, scale })).toBe(sign + text);
-      }),
+      fc.property(
+        decimalString,
+        fc.integer({ min: 0, max: 6 }),
+        fc.constantFrom(...ROUNDING),
+        fc.integer({ min: -3, max: 3 }),
+        (input, decimals, rounding, scale) => {
+          const expected = new Decimal(input)
+            .times(new Decimal(10).pow(scale))
+            .toDecimalPlaces(decimals, modes[rounding]);
+          const text = expected.abs().toFixed(decimals);
+          const sign = expected.isNegative() && !expected.isZero() ? '-' : '';
+          expect(formatNumber(input, { decimals, rounding, scale })).toBe(sign + text);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -40,7 +40,9 @@ describe('sources', () => {
     expect(value('{ meta: annotation_id }')).toBe('314521');
     expect(value('{ meta: document_file_name }')).toBe('INV-2024-00417.pdf');
     expect(value('{ meta: queue_id }')).toBe('8236');
-    expect(value('{ meta: now }', undefined, '', { now: new Date('2024-05-06T07:08:09Z') })).toBe('2024-05-06T07:08:09.000Z');
+    expect(value('{ meta: now }', undefined, '', { now: new Date('2024-05-06T07:08:09Z') })).toBe(
+      '2024-05-06T07:08:09.000Z',
+    );
   });
   it('reads constants, env and route values', () => {
     expect(value('{ const: 42 }')).toBe('42');
@@ -54,7 +56,9 @@ describe('sources', () => {
     expect(value('{ count: line_items }')).toBe('3');
     expect(value('{ sum: line_items.item_amount_total }')).toBe('139');
     expect(value('{ sum: line_items.item_amount_total, number: { decimals: 2 } }')).toBe('139.00');
-    expect(value('{ sum: { rows: line_items, of: item_amount_total, where: { row: item_uom, equals: pcs } } }')).toBe('94');
+    expect(value('{ sum: { rows: line_items, of: item_amount_total, where: { row: item_uom, equals: pcs } } }')).toBe(
+      '94',
+    );
     const view = annotation({}, [{ amount: '0.1' }, { amount: '0.2' }]);
     expect(value('{ sum: line_items.amount }', view)).toBe('0.3');
   });
@@ -64,12 +68,15 @@ describe('sources', () => {
     expect(value('{ calc: "(a + b) * 3 / -2" }', view)).toBe('-0.45');
   });
   it('vars are computed once and can be reused', () => {
-    expect(value('{ var: total }', undefined, 'vars: { total: { field: amount_total, number: { decimals: 1 } } }')).toBe('165.4');
+    expect(
+      value('{ var: total }', undefined, 'vars: { total: { field: amount_total, number: { decimals: 1 } } }'),
+    ).toBe('165.4');
   });
 });
 
 describe('numbers', () => {
-  const n = (input: string, format: string): string => value(`{ field: x, number: ${format} }`, annotation({ x: { value: input, normalized: input } }));
+  const n = (input: string, format: string): string =>
+    value(`{ field: x, number: ${format} }`, annotation({ x: { value: input, normalized: input } }));
   it('rounds half-up by default and half-even on request, on the decimal string (no float drift)', () => {
     expect(n('1.15', '{ decimals: 1 }')).toBe('1.2');
     expect(n('1.005', '{ decimals: 2 }')).toBe('1.01');
@@ -116,7 +123,9 @@ describe('dates', () => {
     expect(error.message).toContain('"31/02/2024", which is not a date');
   });
   it('an impossible calendar date is refused', () => {
-    expect(failure('{ field: d, date: yyyyMMdd }', annotation({ d: { value: 'x', normalized: '2024-02-31' } })).code).toBe('MAPPING_INVALID_DATE');
+    expect(
+      failure('{ field: d, date: yyyyMMdd }', annotation({ d: { value: 'x', normalized: '2024-02-31' } })).code,
+    ).toBe('MAPPING_INVALID_DATE');
   });
 });
 
@@ -156,9 +165,20 @@ describe('text', () => {
   it('conditionals emit a value only when a field is present or matches', () => {
     expect(value('{ field: c, when: { field: e, present: true } }', view)).toBe('');
     expect(value('{ field: c, when: { field: c, matches: "^e" } }', view)).toBe('eur');
-    expect(value('{ cases: [{ when: { field: c, in: [usd] }, value: { const: A } }, { when: { field: c, equals: eur }, value: { const: B } }, { value: { const: C } }] }', view)).toBe('B');
-    expect(value('{ const: yes, when: { all: [{ field: amount_total, gt: 100 }, { not: { field: currency, equals: usd } }] } }')).toBe('yes');
-    expect(value('{ const: yes, when: { any: [{ field: amount_total, lte: 100 }, { field: currency, not_equals: eur }] } }')).toBe('');
+    expect(
+      value(
+        '{ cases: [{ when: { field: c, in: [usd] }, value: { const: A } }, { when: { field: c, equals: eur }, value: { const: B } }, { value: { const: C } }] }',
+        view,
+      ),
+    ).toBe('B');
+    expect(
+      value(
+        '{ const: yes, when: { all: [{ field: amount_total, gt: 100 }, { not: { field: currency, equals: usd } }] } }',
+      ),
+    ).toBe('yes');
+    expect(
+      value('{ const: yes, when: { any: [{ field: amount_total, lte: 100 }, { field: currency, not_equals: eur }] } }'),
+    ).toBe('');
   });
 });
 
@@ -236,16 +256,29 @@ describe('the transform table', () => {
   it('is the one declaration of every step: the published schema lists its keys in step order and the docs state that order', async () => {
     const { TRANSFORMS } = await import('../../src/mapping/transforms.ts');
     const { mappingJsonSchema } = await import('../../src/mapping/docs.ts');
-    const valueSchema = (mappingJsonSchema().$defs as Record<string, { properties: Record<string, unknown>; description: string }>).Value;
+    const valueSchema = (
+      mappingJsonSchema().$defs as Record<string, { properties: Record<string, unknown>; description: string }>
+    ).Value;
     const keys = Object.keys(valueSchema?.properties ?? {});
     const stepKeys = TRANSFORMS.flatMap((entry) => Object.keys(entry.fields));
     expect(keys.filter((key) => stepKeys.includes(key))).toEqual(stepKeys);
-    expect(valueSchema?.description).toContain(`${TRANSFORMS.filter((entry) => entry.phase === 'before_default').map((entry) => entry.name).join(', ')}, default, required check, ${TRANSFORMS.filter((entry) => entry.phase === 'after_default').map((entry) => entry.name).join(', ')}`);
+    expect(valueSchema?.description).toContain(
+      `${TRANSFORMS.filter((entry) => entry.phase === 'before_default')
+        .map((entry) => entry.name)
+        .join(', ')}, default, required check, ${TRANSFORMS.filter((entry) => entry.phase === 'after_default')
+        .map((entry) => entry.name)
+        .join(', ')}`,
+    );
   });
 
   it('runs the steps in table order: before the default, then after it', () => {
     const view = annotation({ a: '  x  ', e: '   ' });
-    expect(value('{ field: a, trim: true, replace: [{ pattern: "x", with: "ab" }], case: upper, prefix: "<", suffix: ">", truncate: 3, pad: { width: 5, char: "." } }', view)).toBe('<AB..');
+    expect(
+      value(
+        '{ field: a, trim: true, replace: [{ pattern: "x", with: "ab" }], case: upper, prefix: "<", suffix: ">", truncate: 3, pad: { width: 5, char: "." } }',
+        view,
+      ),
+    ).toBe('<AB..');
     expect(value('{ field: e, trim: true, default: "d", case: upper }', view)).toBe('D');
   });
 });

@@ -1,7 +1,14 @@
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.ts';
-import { apiRootFromBaseUrl, parseRetryAfter, RossumApiError, RossumClient, rossumApiConfigSchema, type RossumClientOptions } from '../../src/rossum/index.ts';
+import {
+  apiRootFromBaseUrl,
+  parseRetryAfter,
+  RossumApiError,
+  RossumClient,
+  rossumApiConfigSchema,
+  type RossumClientOptions,
+} from '../../src/rossum/index.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { closedPortUrl } from './scripted-server.ts';
 
@@ -18,9 +25,17 @@ afterEach(async () => {
 });
 
 /** Waits are recorded, not slept: the test proves the delay without a clock. */
-function client(config: RossumClientOptions['config'], extra: Partial<RossumClientOptions> = {}): { api: RossumClient; waits: number[] } {
+function client(
+  config: RossumClientOptions['config'],
+  extra: Partial<RossumClientOptions> = {},
+): { api: RossumClient; waits: number[] } {
   const waits: number[] = [];
-  const api = new RossumClient({ config: { baseUrl: rossum.apiUrl, ...config }, sleep: async (ms) => void waits.push(ms), random: () => 0.5, ...extra });
+  const api = new RossumClient({
+    config: { baseUrl: rossum.apiUrl, ...config },
+    sleep: async (ms) => void waits.push(ms),
+    random: () => 0.5,
+    ...extra,
+  });
   return { api, waits };
 }
 
@@ -117,7 +132,10 @@ describe('retries', () => {
   });
 
   it('5xx are retried with growing, jittered backoff, then succeed', async () => {
-    const { api, waits } = client({ token: rossum.issueToken(), retry: { attempts: 5, minDelayMs: 1000, maxDelayMs: 3000 } });
+    const { api, waits } = client({
+      token: rossum.issueToken(),
+      retry: { attempts: 5, minDelayMs: 1000, maxDelayMs: 3000 },
+    });
     rossum.injectFaults({ status: 503 }, { status: 500 }, { status: 502 }, { status: 504 });
     const annotation = await api.getAnnotation(7);
     expect(annotation.id).toBe(7);
@@ -127,7 +145,10 @@ describe('retries', () => {
 
   it('jitter stays within [ceiling/2, ceiling]', async () => {
     for (const r of [0, 0.999]) {
-      const { api, waits } = client({ token: rossum.issueToken(), retry: { attempts: 2, minDelayMs: 1000, maxDelayMs: 1000 } }, { random: () => r });
+      const { api, waits } = client(
+        { token: rossum.issueToken(), retry: { attempts: 2, minDelayMs: 1000, maxDelayMs: 1000 } },
+        { random: () => r },
+      );
       rossum.injectFaults({ status: 503 });
       await api.getAnnotation(7);
       expect(waits[0]).toBeGreaterThanOrEqual(500);
@@ -136,7 +157,10 @@ describe('retries', () => {
   });
 
   it('gives up after the configured attempts with a transient error', async () => {
-    const { api, waits } = client({ token: rossum.issueToken(), retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 10 } });
+    const { api, waits } = client({
+      token: rossum.issueToken(),
+      retry: { attempts: 3, minDelayMs: 10, maxDelayMs: 10 },
+    });
     rossum.injectFaults({ status: 503 }, { status: 503 }, { status: 503 }, { status: 503 });
     const error = await api.getAnnotation(7).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'ROSSUM_SERVER_ERROR', statusCode: 503, transient: true });
@@ -154,7 +178,11 @@ describe('retries', () => {
 
   it('connection errors are retried and end as ROSSUM_UNREACHABLE (transient)', async () => {
     const dead = new URL(await closedPortUrl()).origin;
-    const { api, waits } = client({ baseUrl: `${dead}/api`, token: 'some-token-value', retry: { attempts: 3, minDelayMs: 1, maxDelayMs: 1 } });
+    const { api, waits } = client({
+      baseUrl: `${dead}/api`,
+      token: 'some-token-value',
+      retry: { attempts: 3, minDelayMs: 1, maxDelayMs: 1 },
+    });
     await expect(api.getAnnotation(7)).rejects.toMatchObject({ code: 'ROSSUM_UNREACHABLE', transient: true });
     expect(waits).toHaveLength(2);
   });
@@ -172,15 +200,23 @@ describe('annotation operations', () => {
     const { api } = client(login);
     await api.mergeAnnotationMetadata(7, { bridge_ack: { file: 'INV-1.err', codes: ['E42'] } });
     expect(rossum.annotation(7).metadata).toEqual({ erp: 'sap', bridge_ack: { file: 'INV-1.err', codes: ['E42'] } });
-    expect(rossum.callsTo('PATCH', '/v1/annotations/7')[0]?.body).toEqual({ metadata: { erp: 'sap', bridge_ack: { file: 'INV-1.err', codes: ['E42'] } } });
+    expect(rossum.callsTo('PATCH', '/v1/annotations/7')[0]?.body).toEqual({
+      metadata: { erp: 'sap', bridge_ack: { file: 'INV-1.err', codes: ['E42'] } },
+    });
   });
 
   it('createNote posts a rejection note linked by annotation URL', async () => {
     const { api } = client(login);
     const note = await api.createNote(7, 'ERP rejected: vendor 4711 unknown');
     expect(note.id).toBeGreaterThan(0);
-    expect(rossum.annotation(7).notes.map((n) => [n.type, n.content])).toEqual([['rejection', 'ERP rejected: vendor 4711 unknown']]);
-    expect(rossum.callsTo('POST', '/v1/notes')[0]?.body).toEqual({ annotation: rossum.annotationUrl(7), content: 'ERP rejected: vendor 4711 unknown', type: 'rejection' });
+    expect(rossum.annotation(7).notes.map((n) => [n.type, n.content])).toEqual([
+      ['rejection', 'ERP rejected: vendor 4711 unknown'],
+    ]);
+    expect(rossum.callsTo('POST', '/v1/notes')[0]?.body).toEqual({
+      annotation: rossum.annotationUrl(7),
+      content: 'ERP rejected: vendor 4711 unknown',
+      type: 'rejection',
+    });
   });
 
   it('createNote cuts long content to 4096 characters without splitting a character', async () => {
@@ -197,13 +233,22 @@ describe('secrets stay secret', () => {
     const token = rossum.issueToken();
     rossum.expireToken(token);
     // The server echoes the credentials back in its error bodies; the client must still not repeat them.
-    rossum.injectFaults({ status: 500, body: { detail: `token ${token} failed` } }, { status: 400, body: { detail: `bad ${token} and ${PASSWORD}` } });
+    rossum.injectFaults(
+      { status: 500, body: { detail: `token ${token} failed` } },
+      { status: 400, body: { detail: `bad ${token} and ${PASSWORD}` } },
+    );
     const { api } = client({ token, ...login, retry: { attempts: 1, minDelayMs: 0, maxDelayMs: 0 } });
     const errors: unknown[] = [];
     errors.push(await api.getAnnotation(7).catch((e: unknown) => e));
     errors.push(await api.getAnnotation(7).catch((e: unknown) => e));
-    errors.push(await new RossumClient({ config: { baseUrl: rossum.apiUrl, token } }).getAnnotation(7).catch((e: unknown) => e));
-    errors.push(await new RossumClient({ config: { baseUrl: rossum.apiUrl, username: USER, password: 'Sup3rSecretPw' } }).login().catch((e: unknown) => e));
+    errors.push(
+      await new RossumClient({ config: { baseUrl: rossum.apiUrl, token } }).getAnnotation(7).catch((e: unknown) => e),
+    );
+    errors.push(
+      await new RossumClient({ config: { baseUrl: rossum.apiUrl, username: USER, password: 'Sup3rSecretPw' } })
+        .login()
+        .catch((e: unknown) => e),
+    );
     for (const error of errors) {
       expect(error).toBeInstanceOf(RossumApiError);
       const text = `${(error as Error).message} ${JSON.stringify(error)} ${String((error as Error).stack)}`;
@@ -216,7 +261,9 @@ describe('secrets stay secret', () => {
 
   it('retry logs carry method, path and status, never credentials', async () => {
     let logged = '';
-    const destination = new Writable({ write: (chunk: Buffer, _enc, done) => void ((logged += chunk.toString()), done()) });
+    const destination = new Writable({
+      write: (chunk: Buffer, _enc, done) => void ((logged += chunk.toString()), done()),
+    });
     const { api } = client(login, { logger: createLogger({ destination, level: 'debug' }) });
     rossum.injectFaults({ status: 503, method: 'GET' });
     await api.getAnnotation(7);
@@ -229,23 +276,41 @@ describe('secrets stay secret', () => {
 
 describe('base URL', () => {
   it('falls back to the payload base_url (+ /api) when the config has none', async () => {
-    const api = new RossumClient({ config: { token: rossum.issueToken(), allowedHosts: ['127.0.0.1'] }, payloadBaseUrl: rossum.baseUrl });
+    const api = new RossumClient({
+      config: { token: rossum.issueToken(), allowedHosts: ['127.0.0.1'] },
+      payloadBaseUrl: rossum.baseUrl,
+    });
     expect(api.apiRoot).toBe(rossum.apiUrl);
     expect((await api.getAnnotation(7)).id).toBe(7);
   });
 
   it('the configured base URL wins over the payload', () => {
-    const api = new RossumClient({ config: { token: 't', baseUrl: 'https://acme.rossum.app/api' }, payloadBaseUrl: 'https://other.rossum.app' });
+    const api = new RossumClient({
+      config: { token: 't', baseUrl: 'https://acme.rossum.app/api' },
+      payloadBaseUrl: 'https://other.rossum.app',
+    });
     expect(api.apiRoot).toBe('https://acme.rossum.app/api');
   });
 
   it('refuses to send credentials to a plain-http base_url from a payload', () => {
-    expect(() => new RossumClient({ config: { ...login, allowedHosts: ['rossum.evil.example'] }, payloadBaseUrl: 'http://rossum.evil.example' })).toThrow(/must be https/);
+    expect(
+      () =>
+        new RossumClient({
+          config: { ...login, allowedHosts: ['rossum.evil.example'] },
+          payloadBaseUrl: 'http://rossum.evil.example',
+        }),
+    ).toThrow(/must be https/);
   });
 
   it('refuses a payload base_url whose host is not allow-listed (default: *.rossum.app, *.rossum.ai), before any request', () => {
     const callsBefore = rossum.calls.length;
-    for (const foreign of ['https://rossum.evil.example', 'https://rossum.app.evil.example', 'https://evilrossum.app', 'https://rossum.app', rossum.baseUrl]) {
+    for (const foreign of [
+      'https://rossum.evil.example',
+      'https://rossum.app.evil.example',
+      'https://evilrossum.app',
+      'https://rossum.app',
+      rossum.baseUrl,
+    ]) {
       let refused: unknown;
       try {
         new RossumClient({ config: login, payloadBaseUrl: foreign });
@@ -257,9 +322,18 @@ describe('base URL', () => {
       expect((refused as RossumApiError).permanent).toBe(true);
       expect((refused as RossumApiError).message).toContain('rossum.allowedHosts');
     }
-    expect(new RossumClient({ config: login, payloadBaseUrl: 'https://acme.rossum.app' }).apiRoot).toBe('https://acme.rossum.app/api');
-    expect(new RossumClient({ config: login, payloadBaseUrl: 'https://eu.acme.rossum.ai/' }).apiRoot).toBe('https://eu.acme.rossum.ai/api');
-    expect(new RossumClient({ config: { ...login, allowedHosts: ['rossum.internal.example'] }, payloadBaseUrl: 'https://rossum.internal.example' }).apiRoot).toBe('https://rossum.internal.example/api');
+    expect(new RossumClient({ config: login, payloadBaseUrl: 'https://acme.rossum.app' }).apiRoot).toBe(
+      'https://acme.rossum.app/api',
+    );
+    expect(new RossumClient({ config: login, payloadBaseUrl: 'https://eu.acme.rossum.ai/' }).apiRoot).toBe(
+      'https://eu.acme.rossum.ai/api',
+    );
+    expect(
+      new RossumClient({
+        config: { ...login, allowedHosts: ['rossum.internal.example'] },
+        payloadBaseUrl: 'https://rossum.internal.example',
+      }).apiRoot,
+    ).toBe('https://rossum.internal.example/api');
     expect(rossum.calls.length).toBe(callsBefore);
   });
 });
@@ -269,12 +343,32 @@ describe('config', () => {
     expect(rossumApiConfigSchema.safeParse({ baseUrl: 'https://example.rossum.app/api' }).success).toBe(false);
     expect(rossumApiConfigSchema.safeParse({ token: 't', extra: 1 }).success).toBe(false);
     const parsed = rossumApiConfigSchema.parse({ token: 't' });
-    expect(parsed).toEqual({ token: 't', renewToken: true, tokenLifetimeS: 583_200, tokenRenewBeforeS: 3_600, requestsPerSecond: 10, authScheme: 'Bearer', timeoutMs: 30_000, retry: { attempts: 5, minDelayMs: 500, maxDelayMs: 30_000 } });
+    expect(parsed).toEqual({
+      token: 't',
+      renewToken: true,
+      tokenLifetimeS: 583_200,
+      tokenRenewBeforeS: 3_600,
+      requestsPerSecond: 10,
+      authScheme: 'Bearer',
+      timeoutMs: 30_000,
+      retry: { attempts: 5, minDelayMs: 500, maxDelayMs: 30_000 },
+    });
   });
 
   it('every field is described (docs and `check` are generated from the schema)', () => {
     const json = JSON.stringify(rossumApiConfigSchema.toJSONSchema?.() ?? {});
-    for (const field of ['baseUrl', 'token', 'username', 'password', 'authScheme', 'timeoutMs', 'retry', 'attempts', 'minDelayMs', 'maxDelayMs']) {
+    for (const field of [
+      'baseUrl',
+      'token',
+      'username',
+      'password',
+      'authScheme',
+      'timeoutMs',
+      'retry',
+      'attempts',
+      'minDelayMs',
+      'maxDelayMs',
+    ]) {
       expect(json).toContain(`"${field}"`);
     }
     const described = (schema: { description?: string | undefined }) => schema.description;

@@ -4,7 +4,10 @@ import { callHook, type HookCallOptions } from '../../src/rossum/hook-call.ts';
 import { closedPortUrl, ScriptedServer, type Script, type ScriptedReply } from './scripted-server.ts';
 
 const SECRET = 'hook-secret-Ünïcode';
-const BODY = Buffer.from('{"request_id":"r-1", "event":"annotation_content","action":"export","note":"Grüße ✓"}\n', 'utf8');
+const BODY = Buffer.from(
+  '{"request_id":"r-1", "event":"annotation_content","action":"export","note":"Grüße ✓"}\n',
+  'utf8',
+);
 
 let servers: ScriptedServer[] = [];
 afterEach(async () => {
@@ -66,10 +69,14 @@ describe('signing', () => {
 
 describe('what a reply does to the annotation', () => {
   it('200 with an info message → exported, message shown, one attempt', async () => {
-    const server = await serve([{ status: 200, body: { messages: [{ id: null, type: 'info', content: 'Uploaded INV-1.xml to erp' }] } }]);
+    const server = await serve([
+      { status: 200, body: { messages: [{ id: null, type: 'info', content: 'Uploaded INV-1.xml to erp' }] } },
+    ]);
     const outcome = await callHook(options(server.hookUrl()));
     expect(outcome.annotationStatus).toBe('exported');
-    expect(outcome.messages).toEqual([{ id: null, type: 'info', content: 'Uploaded INV-1.xml to erp', origin: 'hook' }]);
+    expect(outcome.messages).toEqual([
+      { id: null, type: 'info', content: 'Uploaded INV-1.xml to erp', origin: 'hook' },
+    ]);
     expect(outcome.attempts).toHaveLength(1);
     expect(outcome.finalStatusCode).toBe(200);
   });
@@ -83,7 +90,9 @@ describe('what a reply does to the annotation', () => {
   });
 
   it('200 with an error message → failed_export at once, no retry', async () => {
-    const server = await serve([{ status: 200, body: { messages: [{ id: 123, type: 'error', content: 'Missing invoice number' }] } }]);
+    const server = await serve([
+      { status: 200, body: { messages: [{ id: 123, type: 'error', content: 'Missing invoice number' }] } },
+    ]);
     const { sleep, waits } = recordingSleep();
     const outcome = await callHook(options(server.hookUrl(), { sleep }));
     expect(outcome.annotationStatus).toBe('failed_export');
@@ -93,7 +102,10 @@ describe('what a reply does to the annotation', () => {
   });
 
   it('503 is retried up to 5 attempts, 30 s apart by default, then failed_export showing the last message', async () => {
-    const server = await serve((_req, index) => ({ status: 503, body: { messages: [{ type: 'error', content: `SFTP unreachable (try ${index + 1})` }] } }));
+    const server = await serve((_req, index) => ({
+      status: 503,
+      body: { messages: [{ type: 'error', content: `SFTP unreachable (try ${index + 1})` }] },
+    }));
     const { sleep, waits } = recordingSleep();
     const seen: number[] = [];
     const outcome = await callHook(options(server.hookUrl(), { sleep, onAttempt: (a) => seen.push(a.attempt) }));
@@ -107,7 +119,10 @@ describe('what a reply does to the annotation', () => {
   });
 
   it('503 then 200 → exported on the second attempt', async () => {
-    const server = await serve([{ status: 503 }, { status: 200, body: { messages: [{ type: 'info', content: 'ok' }] } }]);
+    const server = await serve([
+      { status: 503 },
+      { status: 200, body: { messages: [{ type: 'info', content: 'ok' }] } },
+    ]);
     const outcome = await callHook(options(server.hookUrl()));
     expect(outcome.annotationStatus).toBe('exported');
     expect(outcome.attempts.map((a) => a.statusCode)).toEqual([503, 200]);
@@ -123,12 +138,27 @@ describe('what a reply does to the annotation', () => {
   });
 
   it.each([400, 401, 404, 422, 501])('%i is not retried while retry_on_any_non_2xx is false', async (status) => {
-    const server = await serve([{ status, body: { messages: [{ type: 'info', content: 'Even though this message is info, the export will fail due to the status code.' }] } }]);
+    const server = await serve([
+      {
+        status,
+        body: {
+          messages: [
+            { type: 'info', content: 'Even though this message is info, the export will fail due to the status code.' },
+          ],
+        },
+      },
+    ]);
     const outcome = await callHook(options(server.hookUrl()));
     expect(postsOf(server)).toHaveLength(1);
     expect(outcome.annotationStatus).toBe('failed_export');
     // A parsable error response shows its own messages, even an info one.
-    expect(outcome.messages).toEqual([{ type: 'info', content: 'Even though this message is info, the export will fail due to the status code.', origin: 'hook' }]);
+    expect(outcome.messages).toEqual([
+      {
+        type: 'info',
+        content: 'Even though this message is info, the export will fail due to the status code.',
+        origin: 'hook',
+      },
+    ]);
   });
 
   it('with retry_on_any_non_2xx, a 400 is retried too', async () => {
@@ -141,7 +171,9 @@ describe('what a reply does to the annotation', () => {
   it('a plain-text body of a failed call becomes the displayed error', async () => {
     const server = await serve([{ status: 500, body: 'An error message "Export failed." will show up in the UI' }]);
     const outcome = await callHook(options(server.hookUrl(), { retryCount: 0 }));
-    expect(outcome.messages).toEqual([{ type: 'error', content: 'An error message "Export failed." will show up in the UI', origin: 'hook' }]);
+    expect(outcome.messages).toEqual([
+      { type: 'error', content: 'An error message "Export failed." will show up in the UI', origin: 'hook' },
+    ]);
   });
 
   it('an empty failed reply gets a message naming the HTTP status', async () => {
@@ -160,10 +192,16 @@ describe('what a reply does to the annotation', () => {
 
 describe('timeouts and connection errors', () => {
   it('a call that does not answer in timeout_s is retried', async () => {
-    const server = await serve((_req, index) => (index === 0 ? { status: 200, hang: true } : { status: 200, body: { messages: [] } }));
+    const server = await serve((_req, index) =>
+      index === 0 ? { status: 200, hang: true } : { status: 200, body: { messages: [] } },
+    );
     const outcome = await callHook(options(server.hookUrl(), { timeoutS: 0.3 }));
     expect(outcome.annotationStatus).toBe('exported');
-    expect(outcome.attempts[0]).toMatchObject({ statusCode: null, verdict: 'retry', error: 'no response within 0.3 s' });
+    expect(outcome.attempts[0]).toMatchObject({
+      statusCode: null,
+      verdict: 'retry',
+      error: 'no response within 0.3 s',
+    });
     expect(postsOf(server)).toHaveLength(2);
   });
 
@@ -173,7 +211,9 @@ describe('timeouts and connection errors', () => {
     expect(postsOf(server)).toHaveLength(2);
     expect(outcome.annotationStatus).toBe('failed_export');
     expect(outcome.finalStatusCode).toBeNull();
-    expect(outcome.messages).toEqual([{ type: 'error', content: 'Webhook call timed out (no response within 0.2 s)', origin: 'rossum' }]);
+    expect(outcome.messages).toEqual([
+      { type: 'error', content: 'Webhook call timed out (no response within 0.2 s)', origin: 'rossum' },
+    ]);
   });
 
   it('connection refused is retried, then failed_export', async () => {
@@ -188,7 +228,10 @@ describe('timeouts and connection errors', () => {
 
 describe('asynchronous hooks (202 + Location)', () => {
   /** POST → 202 + Location; polls answer from `polls` in order (the last one repeats). */
-  function asyncHook(polls: ScriptedReply[], posts: ScriptedReply[] = [{ status: 202, headers: { location: '/jobs/42' } }]): Script {
+  function asyncHook(
+    polls: ScriptedReply[],
+    posts: ScriptedReply[] = [{ status: 202, headers: { location: '/jobs/42' } }],
+  ): Script {
     let post = 0;
     let pollIndex = 0;
     return (req) => {
@@ -198,49 +241,78 @@ describe('asynchronous hooks (202 + Location)', () => {
   }
 
   it('polls the Location every poll interval until a 201, whose body is the result', async () => {
-    const server = await serve(asyncHook([{ status: 202 }, { status: 200, body: 'pending' }, { status: 201, body: { messages: [{ type: 'info', content: 'ERP accepted INV-1' }] } }]));
+    const server = await serve(
+      asyncHook([
+        { status: 202 },
+        { status: 200, body: 'pending' },
+        { status: 201, body: { messages: [{ type: 'info', content: 'ERP accepted INV-1' }] } },
+      ]),
+    );
     const { sleep, waits } = recordingSleep();
     const outcome = await callHook(options(server.hookUrl(), { sleep }));
     expect(outcome.annotationStatus).toBe('exported');
     expect(outcome.finalStatusCode).toBe(201);
     expect(outcome.messages).toEqual([{ type: 'info', content: 'ERP accepted INV-1', origin: 'hook' }]);
-    expect(server.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /webhooks/rossum', 'GET /jobs/42', 'GET /jobs/42', 'GET /jobs/42']);
+    expect(server.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'POST /webhooks/rossum',
+      'GET /jobs/42',
+      'GET /jobs/42',
+      'GET /jobs/42',
+    ]);
     expect(waits).toEqual([30_000, 30_000, 30_000]);
     expect(outcome.attempts).toHaveLength(1);
     expect(outcome.attempts[0]?.polls.map((p) => p.verdict)).toEqual(['keep-polling', 'keep-polling', 'done']);
   });
 
   it('a 201 carrying an error message → failed_export without retry', async () => {
-    const server = await serve(asyncHook([{ status: 201, body: { messages: [{ type: 'error', content: 'ERP rejected: unknown vendor' }] } }]));
+    const server = await serve(
+      asyncHook([{ status: 201, body: { messages: [{ type: 'error', content: 'ERP rejected: unknown vendor' }] } }]),
+    );
     const outcome = await callHook(options(server.hookUrl()));
     expect(outcome.annotationStatus).toBe('failed_export');
     expect(outcome.messages[0]?.content).toBe('ERP rejected: unknown vendor');
     expect(postsOf(server)).toHaveLength(1);
   });
 
-  it.each([408, 429, 500, 502, 503, 504])('a poll answered %i keeps polling (not a polling failure)', async (status) => {
-    const server = await serve(asyncHook([{ status }, { status }, { status: 201, body: { messages: [] } }]));
-    const outcome = await callHook(options(server.hookUrl()));
-    expect(outcome.annotationStatus).toBe('exported');
-    expect(postsOf(server)).toHaveLength(1);
-    expect(outcome.attempts[0]?.polls).toHaveLength(3);
-  });
+  it.each([408, 429, 500, 502, 503, 504])(
+    'a poll answered %i keeps polling (not a polling failure)',
+    async (status) => {
+      const server = await serve(asyncHook([{ status }, { status }, { status: 201, body: { messages: [] } }]));
+      const outcome = await callHook(options(server.hookUrl()));
+      expect(outcome.annotationStatus).toBe('exported');
+      expect(postsOf(server)).toHaveLength(1);
+      expect(outcome.attempts[0]?.polls).toHaveLength(3);
+    },
+  );
 
   it('a poll failing with another status retries the original call', async () => {
     const server = await serve(
       asyncHook(
-        [{ status: 404, body: 'no such job' }, { status: 201, body: { messages: [{ type: 'info', content: 'done' }] } }],
-        [{ status: 202, headers: { location: `/jobs/1` } }, { status: 202, headers: { location: `/jobs/2` } }],
+        [
+          { status: 404, body: 'no such job' },
+          { status: 201, body: { messages: [{ type: 'info', content: 'done' }] } },
+        ],
+        [
+          { status: 202, headers: { location: `/jobs/1` } },
+          { status: 202, headers: { location: `/jobs/2` } },
+        ],
       ),
     );
     const outcome = await callHook(options(server.hookUrl()));
-    expect(server.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /webhooks/rossum', 'GET /jobs/1', 'POST /webhooks/rossum', 'GET /jobs/2']);
+    expect(server.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'POST /webhooks/rossum',
+      'GET /jobs/1',
+      'POST /webhooks/rossum',
+      'GET /jobs/2',
+    ]);
     expect(outcome.attempts.map((a) => a.verdict)).toEqual(['retry', 'success']);
     expect(outcome.annotationStatus).toBe('exported');
   });
 
   it('with retry_after_polling_failure off, a polling failure is final', async () => {
-    const server = await serve(asyncHook([{ status: 410, body: { messages: [{ type: 'error', content: 'job expired' }] } }]));
+    const server = await serve(
+      asyncHook([{ status: 410, body: { messages: [{ type: 'error', content: 'job expired' }] } }]),
+    );
     const outcome = await callHook(options(server.hookUrl(), { retryAfterPollingFailure: false }));
     expect(postsOf(server)).toHaveLength(1);
     expect(outcome.annotationStatus).toBe('failed_export');
@@ -258,7 +330,13 @@ describe('asynchronous hooks (202 + Location)', () => {
     // Polls at 30, 60, … 300 s: ten per attempt.
     expect(outcome.attempts.map((a) => a.polls.length)).toEqual([10, 10]);
     expect(outcome.annotationStatus).toBe('failed_export');
-    expect(outcome.messages).toEqual([{ type: 'error', content: 'Webhook call failed: no final answer within the maximum polling time of 300 s', origin: 'rossum' }]);
+    expect(outcome.messages).toEqual([
+      {
+        type: 'error',
+        content: 'Webhook call failed: no final answer within the maximum polling time of 300 s',
+        origin: 'rossum',
+      },
+    ]);
   });
 
   it('an absolute Location URL is polled as given', async () => {
@@ -278,7 +356,9 @@ describe('options', () => {
   });
 
   it('truncates hook messages to 4096 characters without splitting a surrogate pair', async () => {
-    const server = await serve([{ status: 200, body: { messages: [{ type: 'warning', content: '😀'.repeat(5000) }] } }]);
+    const server = await serve([
+      { status: 200, body: { messages: [{ type: 'warning', content: '😀'.repeat(5000) }] } },
+    ]);
     const outcome = await callHook(options(server.hookUrl()));
     const content = outcome.messages[0]?.content ?? '';
     expect(Array.from(content)).toHaveLength(4096);

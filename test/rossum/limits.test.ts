@@ -3,7 +3,9 @@ import { cleanContent, cleanText, hostAllowed, ROSSUM_MESSAGE_LIMIT, truncateCon
 
 describe('text for Rossum', () => {
   it('drops C0/C1 controls and bidi overrides, keeps newline and tab, turns CRLF into LF', () => {
-    expect(cleanText('a\u0000b\u0007c\u001b[1md\u007f\u0085\u009be\r\nf\rg\th\u202Eevil\u202C\u2066i\u2069')).toBe('abc[1mde\nf\ng\thevili');
+    expect(cleanText('a\u0000b\u0007c\u001b[1md\u007f\u0085\u009be\r\nf\rg\th\u202Eevil\u202C\u2066i\u2069')).toBe(
+      'abc[1mde\nf\ng\thevili',
+    );
     expect(cleanText('Grüße — 請求書 ✓ 😀')).toBe('Grüße — 請求書 ✓ 😀');
   });
 

@@ -1,4 +1,10 @@
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** One request as the server saw it, raw body included (to check signatures independently). */
@@ -36,13 +42,25 @@ export class ScriptedServer {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
-        const seen: SeenRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
+        const seen: SeenRequest = {
+          method: req.method ?? '',
+          path: req.url ?? '',
+          headers: req.headers,
+          body: Buffer.concat(chunks),
+        };
         requests.push(seen);
         const reply = pick(seen, requests.length - 1);
         if (reply.hang) return;
         const isJson = typeof reply.body === 'object';
         const text = reply.body === undefined ? '' : isJson ? JSON.stringify(reply.body) : String(reply.body);
-        res.writeHead(reply.status, { ...(isJson ? { 'content-type': 'application/json' } : reply.body === undefined ? {} : { 'content-type': 'text/plain' }), ...reply.headers });
+        res.writeHead(reply.status, {
+          ...(isJson
+            ? { 'content-type': 'application/json' }
+            : reply.body === undefined
+              ? {}
+              : { 'content-type': 'text/plain' }),
+          ...reply.headers,
+        });
         res.end(text);
       });
     });

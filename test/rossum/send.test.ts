@@ -37,7 +37,11 @@ describe('send (in process)', () => {
     ]);
     const lines: string[] = [];
     const waits: number[] = [];
-    const outcome = await runSend(payloadPath, defaults(server.hookUrl()), { out: (l) => lines.push(l), env: { ROSSUM_HOOK_SECRET: 'env-secret' }, sleep: async (ms) => void waits.push(ms) });
+    const outcome = await runSend(payloadPath, defaults(server.hookUrl()), {
+      out: (l) => lines.push(l),
+      env: { ROSSUM_HOOK_SECRET: 'env-secret' },
+      sleep: async (ms) => void waits.push(ms),
+    });
     expect(outcome.annotationStatus).toBe('exported');
     expect(waits).toEqual([30_000]);
     expect(lines[1]).toMatch(/^attempt 1\/5: HTTP 503 in \d+ ms .*SFTP erp-a unreachable.*— retrying in 30 s$/);
@@ -45,35 +49,63 @@ describe('send (in process)', () => {
     expect(lines.slice(3)).toEqual(['annotation → exported', '  [info #42] Uploaded INV-1.xml to erp-a']);
     // The secret came from the environment and signed the file's exact bytes.
     const request = server.requests[0];
-    expect(request?.headers['x-rossum-signature-sha256']).toBe(`sha256=${createHmac('sha256', 'env-secret').update(request?.body ?? '').digest('hex')}`);
+    expect(request?.headers['x-rossum-signature-sha256']).toBe(
+      `sha256=${createHmac('sha256', 'env-secret')
+        .update(request?.body ?? '')
+        .digest('hex')}`,
+    );
     expect(lines.join('\n')).not.toContain('env-secret');
   });
 
   it('--secret wins over the environment; --sha1 adds the legacy header', async () => {
     const server = await serve([{ status: 200 }]);
-    await runSend(payloadPath, { ...defaults(server.hookUrl()), secret: 'flag-secret', sha1: true }, { out: () => {}, env: { ROSSUM_HOOK_SECRET: 'env-secret' } });
+    await runSend(
+      payloadPath,
+      { ...defaults(server.hookUrl()), secret: 'flag-secret', sha1: true },
+      { out: () => {}, env: { ROSSUM_HOOK_SECRET: 'env-secret' } },
+    );
     const body = server.requests[0]?.body ?? Buffer.alloc(0);
-    expect(server.requests[0]?.headers['x-rossum-signature-sha256']).toBe(`sha256=${createHmac('sha256', 'flag-secret').update(body).digest('hex')}`);
-    expect(server.requests[0]?.headers['x-elis-signature']).toBe(`sha1=${createHmac('sha1', 'flag-secret').update(body).digest('hex')}`);
+    expect(server.requests[0]?.headers['x-rossum-signature-sha256']).toBe(
+      `sha256=${createHmac('sha256', 'flag-secret').update(body).digest('hex')}`,
+    );
+    expect(server.requests[0]?.headers['x-elis-signature']).toBe(
+      `sha1=${createHmac('sha1', 'flag-secret').update(body).digest('hex')}`,
+    );
   });
 
   it('--json prints the whole outcome and nothing else', async () => {
     const server = await serve([{ status: 200, body: { messages: [{ type: 'error', content: 'Missing vendor' }] } }]);
     const lines: string[] = [];
-    await runSend(payloadPath, { ...defaults(server.hookUrl()), secret: 's', json: true }, { out: (l) => lines.push(l), env: {} });
+    await runSend(
+      payloadPath,
+      { ...defaults(server.hookUrl()), secret: 's', json: true },
+      { out: (l) => lines.push(l), env: {} },
+    );
     expect(lines).toHaveLength(1);
-    const parsed = JSON.parse(lines[0] ?? '') as { annotationStatus: string; messages: Array<{ content: string }>; attempts: unknown[] };
+    const parsed = JSON.parse(lines[0] ?? '') as {
+      annotationStatus: string;
+      messages: Array<{ content: string }>;
+      attempts: unknown[];
+    };
     expect(parsed.annotationStatus).toBe('failed_export');
     expect(parsed.messages[0]?.content).toBe('Missing vendor');
     expect(parsed.attempts).toHaveLength(1);
   });
 });
 
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', entry, 'send', ...args], { cwd: repoRoot, env: { ...process.env, ROSSUM_HOOK_SECRET: '', ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', entry, 'send', ...args],
+      { cwd: repoRoot, env: { ...process.env, ROSSUM_HOOK_SECRET: '', ...env } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -99,7 +131,15 @@ describe('send (as a process): exit status tells what Rossum would do', () => {
     writeFileSync(join(dir, 'p.json'), '{}');
     expect((await runCli([join(dir, 'p.json'), '--url', 'http://127.0.0.1:9/x'])).code).toBe(2);
     expect((await runCli([join(dir, 'missing.json'), '--url', 'http://127.0.0.1:9/x', '--secret', 's'])).code).toBe(2);
-    const outOfRange = await runCli([join(dir, 'p.json'), '--url', 'http://127.0.0.1:9/x', '--secret', 's', '--retry-count', '9']);
+    const outOfRange = await runCli([
+      join(dir, 'p.json'),
+      '--url',
+      'http://127.0.0.1:9/x',
+      '--secret',
+      's',
+      '--retry-count',
+      '9',
+    ]);
     expect(outOfRange.code).not.toBe(0);
     expect(outOfRange.stderr).toContain('between 0 and 4');
   });

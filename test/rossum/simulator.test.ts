@@ -6,7 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FAST_HOOK_TIMINGS, RossumSimulator } from '../support/rossum-simulator.ts';
 import { ScriptedServer, type Script } from './scripted-server.ts';
 
-const fixture = JSON.parse(readFileSync(new URL('../fixtures/rossum/export-invoice.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+const fixture = JSON.parse(
+  readFileSync(new URL('../fixtures/rossum/export-invoice.json', import.meta.url), 'utf8'),
+) as Record<string, unknown>;
 const annotationId = (fixture.annotation as { id: number }).id;
 
 let rossum: RossumSimulator;
@@ -28,9 +30,16 @@ async function hook(script: Script): Promise<ScriptedServer> {
 
 describe('the simulated export flow (what the operator sees)', () => {
   it('a successful export moves the annotation exporting → exported and keeps the info message', async () => {
-    const server = await hook(() => ({ status: 200, body: { messages: [{ type: 'info', content: 'Uploaded to erp-a' }] } }));
+    const server = await hook(() => ({
+      status: 200,
+      body: { messages: [{ type: 'info', content: 'Uploaded to erp-a' }] },
+    }));
     rossum.addAnnotation(annotationId, { status: 'confirmed' });
-    const { outcome } = await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's3cret', ...FAST_HOOK_TIMINGS });
+    const { outcome } = await rossum.exportAnnotation(fixture, {
+      hookUrl: server.hookUrl(),
+      secret: 's3cret',
+      ...FAST_HOOK_TIMINGS,
+    });
     expect(outcome.annotationStatus).toBe('exported');
     const seen = rossum.annotation(annotationId);
     expect(seen.status).toBe('exported');
@@ -48,8 +57,13 @@ describe('the simulated export flow (what the operator sees)', () => {
       req.on('end', () => {
         const raw = Buffer.concat(chunks);
         received = { raw, signature: req.headers['x-rossum-signature-sha256'] as string | undefined };
-        const payload = JSON.parse(raw.toString('utf8')) as { annotation: { url: string }; rossum_authorization_token: string };
-        void fetch(payload.annotation.url, { headers: { authorization: `Bearer ${payload.rossum_authorization_token}` } }).then((r) => {
+        const payload = JSON.parse(raw.toString('utf8')) as {
+          annotation: { url: string };
+          rossum_authorization_token: string;
+        };
+        void fetch(payload.annotation.url, {
+          headers: { authorization: `Bearer ${payload.rossum_authorization_token}` },
+        }).then((r) => {
           statusDuringCall = r.status;
           res.writeHead(200).end();
         });
@@ -58,7 +72,11 @@ describe('the simulated export flow (what the operator sees)', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     try {
       const { port } = server.address() as AddressInfo;
-      await rossum.exportAnnotation(fixture, { hookUrl: `http://127.0.0.1:${port}/hook`, secret: 's3cret', ...FAST_HOOK_TIMINGS });
+      await rossum.exportAnnotation(fixture, {
+        hookUrl: `http://127.0.0.1:${port}/hook`,
+        secret: 's3cret',
+        ...FAST_HOOK_TIMINGS,
+      });
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -66,18 +84,27 @@ describe('the simulated export flow (what the operator sees)', () => {
     expect(received).toBeDefined();
     const raw = received?.raw ?? Buffer.alloc(0);
     expect(received?.signature).toBe(`sha256=${createHmac('sha256', 's3cret').update(raw).digest('hex')}`);
-    const payload = JSON.parse(raw.toString('utf8')) as { base_url: string; rossum_authorization_token: string; annotation: { url: string; status: string } };
+    const payload = JSON.parse(raw.toString('utf8')) as {
+      base_url: string;
+      rossum_authorization_token: string;
+      annotation: { url: string; status: string };
+    };
     expect(payload.base_url).toBe(rossum.baseUrl);
     expect(payload.annotation.url).toBe(rossum.annotationUrl(annotationId));
     expect(payload.annotation.status).toBe('exporting');
     expect(statusDuringCall).toBe(200);
     // "valid for 10 minutes or until Rossum receives a response from the Webhook": the answer ended it.
-    const after = await fetch(payload.annotation.url, { headers: { authorization: `Bearer ${payload.rossum_authorization_token}` } });
+    const after = await fetch(payload.annotation.url, {
+      headers: { authorization: `Bearer ${payload.rossum_authorization_token}` },
+    });
     expect(after.status).toBe(401);
   });
 
   it('a transient failure that never clears ends in failed_export with the hook’s last message', async () => {
-    const server = await hook((_req, i) => ({ status: 503, body: { messages: [{ type: 'error', content: `sftp down #${i + 1}` }] } }));
+    const server = await hook((_req, i) => ({
+      status: 503,
+      body: { messages: [{ type: 'error', content: `sftp down #${i + 1}` }] },
+    }));
     await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
     const seen = rossum.annotation(annotationId);
     expect(seen.status).toBe('failed_export');
@@ -89,7 +116,11 @@ describe('the simulated export flow (what the operator sees)', () => {
 describe('export retries through the API', () => {
   it('PATCH status=exporting calls the hook again with the last export (a new request_id, same annotation)', async () => {
     let healthy = false;
-    const server = await hook(() => (healthy ? { status: 200, body: { messages: [{ type: 'info', content: 'uploaded' }] } } : { status: 200, body: { messages: [{ type: 'error', content: 'vendor missing' }] } }));
+    const server = await hook(() =>
+      healthy
+        ? { status: 200, body: { messages: [{ type: 'info', content: 'uploaded' }] } }
+        : { status: 200, body: { messages: [{ type: 'error', content: 'vendor missing' }] } },
+    );
     await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
     expect(rossum.annotation(annotationId).status).toBe('failed_export');
     healthy = true;
@@ -102,13 +133,23 @@ describe('export retries through the API', () => {
     await rossum.settled();
     const seen = rossum.annotation(annotationId);
     expect(seen.status).toBe('exported');
-    expect(seen.history.map((h) => `${h.status}/${h.by}`)).toEqual(['confirmed/setup', 'exporting/export', 'failed_export/export', 'exporting/api', 'exported/export']);
+    expect(seen.history.map((h) => `${h.status}/${h.by}`)).toEqual([
+      'confirmed/setup',
+      'exporting/export',
+      'failed_export/export',
+      'exporting/api',
+      'exported/export',
+    ]);
     const ids = server.requests.map((r) => (JSON.parse(r.body.toString('utf8')) as { request_id: string }).request_id);
     expect(new Set(ids).size).toBe(2);
   });
 
   it('an async hook (202 + Location) is polled until its 201 decides the status', async () => {
-    const server = await hook((req) => (req.method === 'POST' ? { status: 202, headers: { location: '/jobs/1' } } : { status: 201, body: { messages: [{ type: 'error', content: 'ERP rejected: duplicate invoice' }] } }));
+    const server = await hook((req) =>
+      req.method === 'POST'
+        ? { status: 202, headers: { location: '/jobs/1' } }
+        : { status: 201, body: { messages: [{ type: 'error', content: 'ERP rejected: duplicate invoice' }] } },
+    );
     await rossum.exportAnnotation(fixture, { hookUrl: server.hookUrl(), secret: 's', ...FAST_HOOK_TIMINGS });
     const seen = rossum.annotation(annotationId);
     expect(seen.status).toBe('failed_export');
@@ -149,9 +190,17 @@ describe('the simulated API', () => {
   it('validates status values on PATCH and replaces metadata as a whole', async () => {
     rossum.addAnnotation(2, { metadata: { a: 1 } });
     const auth = { authorization: `Bearer ${rossum.issueToken()}`, 'content-type': 'application/json' };
-    const bad = await fetch(rossum.annotationUrl(2), { method: 'PATCH', headers: auth, body: JSON.stringify({ status: 'exported_ok' }) });
+    const bad = await fetch(rossum.annotationUrl(2), {
+      method: 'PATCH',
+      headers: auth,
+      body: JSON.stringify({ status: 'exported_ok' }),
+    });
     expect(bad.status).toBe(400);
-    const good = await fetch(rossum.annotationUrl(2), { method: 'PATCH', headers: auth, body: JSON.stringify({ status: 'failed_export', metadata: { b: 2 } }) });
+    const good = await fetch(rossum.annotationUrl(2), {
+      method: 'PATCH',
+      headers: auth,
+      body: JSON.stringify({ status: 'failed_export', metadata: { b: 2 } }),
+    });
     expect(good.status).toBe(200);
     expect(rossum.annotation(2)).toMatchObject({ status: 'failed_export', metadata: { b: 2 } });
   });

@@ -17,7 +17,9 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 describe('token lifecycle (token only)', () => {
   it('renews the token through POST /v1/auth/token before it expires: calls keep working long past the first token’s life', async () => {
     const first = rossum.issueToken(2_000);
-    const api = new RossumClient({ config: { baseUrl: rossum.apiUrl, token: first, tokenLifetimeS: 2, tokenRenewBeforeS: 1 } });
+    const api = new RossumClient({
+      config: { baseUrl: rossum.apiUrl, token: first, tokenLifetimeS: 2, tokenRenewBeforeS: 1 },
+    });
     await api.checkCredentials();
     const started = Date.now();
     while (Date.now() - started < 4_500) {
@@ -32,7 +34,9 @@ describe('token lifecycle (token only)', () => {
   }, 20_000);
 
   it('renewIfDue keeps an idle client’s token alive without any other call', async () => {
-    const api = new RossumClient({ config: { baseUrl: rossum.apiUrl, token: rossum.issueToken(2_000), tokenLifetimeS: 2, tokenRenewBeforeS: 1 } });
+    const api = new RossumClient({
+      config: { baseUrl: rossum.apiUrl, token: rossum.issueToken(2_000), tokenLifetimeS: 2, tokenRenewBeforeS: 1 },
+    });
     await api.checkCredentials();
     for (let i = 0; i < 8; i++) {
       await sleep(400);
@@ -58,14 +62,19 @@ describe('token lifecycle (token only)', () => {
     const api = new RossumClient({ config: { baseUrl: rossum.apiUrl, token: rossum.issueToken(), renewToken: false } });
     await api.checkCredentials();
     await api.getAnnotation(7);
-    expect(rossum.calls.map((call) => `${call.method} ${call.path}`)).toEqual(['GET /api/v1/auth/user', 'GET /api/v1/annotations/7']);
+    expect(rossum.calls.map((call) => `${call.method} ${call.path}`)).toEqual([
+      'GET /api/v1/auth/user',
+      'GET /api/v1/annotations/7',
+    ]);
   });
 });
 
 describe('notes across pages', () => {
   it('lists every note by following pagination.next (Rossum pages by 20)', async () => {
     const token = rossum.issueToken();
-    const api = new RossumClient({ config: { baseUrl: rossum.apiUrl, token, renewToken: false, requestsPerSecond: 10 } });
+    const api = new RossumClient({
+      config: { baseUrl: rossum.apiUrl, token, renewToken: false, requestsPerSecond: 10 },
+    });
     for (let i = 0; i < 45; i++) await api.createNote(7, `note ${i}`);
     const notes = await api.listNotes(7);
     expect(notes.map((note) => note.content)).toEqual(Array.from({ length: 45 }, (_, i) => `note ${i}`));
@@ -74,10 +83,20 @@ describe('notes across pages', () => {
 
   it('does not follow a next link that leaves the API root (our token would go with it)', async () => {
     const foreign = await ScriptedServer.start([{ status: 200, body: { results: [] } }]);
-    const page = await ScriptedServer.start([{ status: 200, body: { results: [{ id: 1, content: 'a' }], pagination: { next: `${foreign.url}/api/v1/notes?page=2` } } }]);
+    const page = await ScriptedServer.start([
+      {
+        status: 200,
+        body: { results: [{ id: 1, content: 'a' }], pagination: { next: `${foreign.url}/api/v1/notes?page=2` } },
+      },
+    ]);
     try {
-      const api = new RossumClient({ config: { baseUrl: `${page.url}/api`, token: 'a-token-value', renewToken: false } });
-      await expect(api.listNotes(7)).rejects.toMatchObject({ code: 'ROSSUM_BAD_RESPONSE', message: expect.stringContaining('leaves the API root') });
+      const api = new RossumClient({
+        config: { baseUrl: `${page.url}/api`, token: 'a-token-value', renewToken: false },
+      });
+      await expect(api.listNotes(7)).rejects.toMatchObject({
+        code: 'ROSSUM_BAD_RESPONSE',
+        message: expect.stringContaining('leaves the API root'),
+      });
       expect(foreign.requests).toEqual([]);
     } finally {
       await foreign.close();
@@ -97,7 +116,15 @@ describe('rate limit', () => {
   }, 20_000);
 
   it('a client set faster than Rossum allows gets 429s and honours Retry-After: every call still succeeds', async () => {
-    const api = new RossumClient({ config: { baseUrl: rossum.apiUrl, token: rossum.issueToken(), renewToken: false, requestsPerSecond: 100, retry: { attempts: 5, minDelayMs: 10, maxDelayMs: 20 } } });
+    const api = new RossumClient({
+      config: {
+        baseUrl: rossum.apiUrl,
+        token: rossum.issueToken(),
+        renewToken: false,
+        requestsPerSecond: 100,
+        retry: { attempts: 5, minDelayMs: 10, maxDelayMs: 20 },
+      },
+    });
     const results = await Promise.all(Array.from({ length: 20 }, () => api.getAnnotation(7)));
     expect(results).toHaveLength(20);
     const throttled = rossum.calls.filter((call) => call.status === 429);

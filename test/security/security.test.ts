@@ -36,8 +36,15 @@ function payload(id: number, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ ...body, rossum_authorization_token: PAYLOAD_TOKEN, ...extra });
 }
 
-async function post(body: string, headers: Record<string, string> = { 'x-rossum-signature-sha256': sign(body) }): Promise<{ status: number; text: string }> {
-  const response = await fetch(serve.url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+async function post(
+  body: string,
+  headers: Record<string, string> = { 'x-rossum-signature-sha256': sign(body) },
+): Promise<{ status: number; text: string }> {
+  const response = await fetch(serve.url, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
   const text = await response.text();
   replies.push(text);
   return { status: response.status, text };
@@ -56,7 +63,12 @@ beforeAll(async () => {
     ledger: { url: `sqlite:${ledgerPath}` },
     mappingsDir: join(repoRoot, 'mappings'),
     logLevel: 'debug',
-    rossum: { baseUrl: 'https://example.rossum.app/api', token: '${SEC_ROSSUM_TOKEN}', username: 'api@example.com', password: '${SEC_ROSSUM_PASSWORD}' },
+    rossum: {
+      baseUrl: 'https://example.rossum.app/api',
+      token: '${SEC_ROSSUM_TOKEN}',
+      username: 'api@example.com',
+      password: '${SEC_ROSSUM_PASSWORD}',
+    },
     targets: {
       erp: { url, hostKey: sshd.hostKeyFingerprint, password: '${SEC_SFTP_PASSWORD}', retry: { attempts: 1 } },
       wrong: { url, hostKey: sshd.hostKeyFingerprint, password: '${SEC_WRONG_PASSWORD}', retry: { attempts: 1 } },
@@ -70,7 +82,13 @@ beforeAll(async () => {
     configPath,
     port,
     outputPath,
-    env: { SEC_HOOK_SECRET: HOOK_SECRET, SEC_ROSSUM_TOKEN: ROSSUM_TOKEN, SEC_ROSSUM_PASSWORD: ROSSUM_PASSWORD, SEC_SFTP_PASSWORD: user.password, SEC_WRONG_PASSWORD: WRONG_SFTP_PASSWORD },
+    env: {
+      SEC_HOOK_SECRET: HOOK_SECRET,
+      SEC_ROSSUM_TOKEN: ROSSUM_TOKEN,
+      SEC_ROSSUM_PASSWORD: ROSSUM_PASSWORD,
+      SEC_SFTP_PASSWORD: user.password,
+      SEC_WRONG_PASSWORD: WRONG_SFTP_PASSWORD,
+    },
   });
 });
 
@@ -85,33 +103,64 @@ describe('no secret in logs, replies, metrics or the ledger', () => {
     expect(ok.status).toBe(200);
     expect(ok.text).toContain('Exported');
     // Per-hook credentials: right and wrong password from the hook's `secrets`.
-    const perHook = await post(payload(610_002, { settings: { target: 'perhook' }, secrets: { password: user.password } }));
+    const perHook = await post(
+      payload(610_002, { settings: { target: 'perhook' }, secrets: { password: user.password } }),
+    );
     expect(perHook.text).toContain('Exported');
-    const perHookWrong = await post(payload(610_003, { settings: { target: 'perhook' }, secrets: { username: user.username, password: HOOK_SECRETS_VALUE } }));
+    const perHookWrong = await post(
+      payload(610_003, {
+        settings: { target: 'perhook' },
+        secrets: { username: user.username, password: HOOK_SECRETS_VALUE },
+      }),
+    );
     expect(perHookWrong.status).toBe(503);
     expect(perHookWrong.text).toMatch(/rejected the credentials/);
     const wrong = await post(payload(610_004, { settings: { target: 'wrong' } }));
     expect(wrong.status).toBe(503);
     expect(wrong.text).toMatch(/rejected the credentials/);
     // Refused calls (their headers carry signatures) and a call signed with the secret as the body.
-    expect((await post(payload(610_005), { 'x-rossum-signature-sha256': `sha256=${'0'.repeat(64)}` })).status).toBe(401);
+    expect((await post(payload(610_005), { 'x-rossum-signature-sha256': `sha256=${'0'.repeat(64)}` })).status).toBe(
+      401,
+    );
     expect((await post(HOOK_SECRET)).status).toBe(400);
-    expect((await post(JSON.stringify({ event: 'annotation_content', action: 'export', secret: HOOK_SECRET, password: user.password }))).status).toBe(400);
+    expect(
+      (
+        await post(
+          JSON.stringify({
+            event: 'annotation_content',
+            action: 'export',
+            secret: HOOK_SECRET,
+            password: user.password,
+          }),
+        )
+      ).status,
+    ).toBe(400);
 
     const metrics = await (await fetch(`${serve.baseUrl}/metrics`)).text();
     const ready = await (await fetch(`${serve.baseUrl}/readyz`)).text();
     await serve.stop();
     const output = readFileSync(outputPath, 'utf8');
     const db = new Database(ledgerPath, { readonly: true });
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((row) => row.name);
+    const tables = (
+      db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>
+    ).map((row) => row.name);
     const dump = JSON.stringify(tables.map((table) => db.prepare(`SELECT * FROM "${table}"`).all()));
     db.close();
     expect(dump).toContain('610001');
     expect(output).toContain('rejected the credentials');
 
     const places = { output, replies: replies.join('\n'), metrics, ready, ledger: dump };
-    for (const [secretName, secret] of Object.entries({ HOOK_SECRET, ROSSUM_TOKEN, ROSSUM_PASSWORD, PAYLOAD_TOKEN, HOOK_SECRETS_VALUE, WRONG_SFTP_PASSWORD, SFTP_PASSWORD: user.password })) {
-      for (const [place, text] of Object.entries(places)) expect(text.includes(secret), `${secretName} appears in ${place}`).toBe(false);
+    for (const [secretName, secret] of Object.entries({
+      HOOK_SECRET,
+      ROSSUM_TOKEN,
+      ROSSUM_PASSWORD,
+      PAYLOAD_TOKEN,
+      HOOK_SECRETS_VALUE,
+      WRONG_SFTP_PASSWORD,
+      SFTP_PASSWORD: user.password,
+    })) {
+      for (const [place, text] of Object.entries(places))
+        expect(text.includes(secret), `${secretName} appears in ${place}`).toBe(false);
     }
   }, 60_000);
 });
@@ -119,7 +168,8 @@ describe('no secret in logs, replies, metrics or the ledger', () => {
 describe('files holding keys and the ledger are owner-only', () => {
   it('the ledger, its folder and its WAL files', () => {
     expect(statSync(join(dir, 'state')).mode & 0o777).toBe(0o700);
-    for (const name of readdirSync(join(dir, 'state'))) expect(statSync(join(dir, 'state', name)).mode & 0o077, name).toBe(0);
+    for (const name of readdirSync(join(dir, 'state')))
+      expect(statSync(join(dir, 'state', name)).mode & 0o077, name).toBe(0);
     expect(existsSync(ledgerPath)).toBe(true);
   });
 
@@ -128,7 +178,16 @@ describe('files holding keys and the ledger are owner-only', () => {
     const run = await runCli(['dev', '--dir', devDir, '--port', '0', '--demo', '--exit'], { timeoutMs: 60_000 });
     expect(run.code, run.stderr).toBe(0);
     expect(statSync(devDir).mode & 0o077).toBe(0);
-    const secretFiles = ['hook-secret', 'bridge.yaml', 'ledger.db', 'sftp/ssh_host_ed25519_key', 'sftp/client_ed25519', 'sftp/client_ed25519_encrypted', 'sftp/sshd_config', 'sftp/authorized_keys'];
+    const secretFiles = [
+      'hook-secret',
+      'bridge.yaml',
+      'ledger.db',
+      'sftp/ssh_host_ed25519_key',
+      'sftp/client_ed25519',
+      'sftp/client_ed25519_encrypted',
+      'sftp/sshd_config',
+      'sftp/authorized_keys',
+    ];
     for (const name of secretFiles) {
       expect(existsSync(join(devDir, name)), name).toBe(true);
       expect(statSync(join(devDir, name)).mode & 0o077, name).toBe(0);
@@ -139,11 +198,24 @@ describe('files holding keys and the ledger are owner-only', () => {
 describe('host keys are pinned by default', () => {
   it('an sftp target without hostKey or knownHosts is a config error with file:line:column', async () => {
     const path = join(dir, 'unpinned.yaml');
-    writeFileSync(path, stringify({ server: { secret: HOOK_SECRET }, mappingsDir: join(repoRoot, 'mappings'), targets: { erp: { url: `sftp://u@127.0.0.1:${sshd.port}/in`, password: 'x' } }, routes: [{ mapping: 'generic-xml', target: 'erp' }] }));
-    for (const args of [['check', path], ['serve', '--config', path]]) {
+    writeFileSync(
+      path,
+      stringify({
+        server: { secret: HOOK_SECRET },
+        mappingsDir: join(repoRoot, 'mappings'),
+        targets: { erp: { url: `sftp://u@127.0.0.1:${sshd.port}/in`, password: 'x' } },
+        routes: [{ mapping: 'generic-xml', target: 'erp' }],
+      }),
+    );
+    for (const args of [
+      ['check', path],
+      ['serve', '--config', path],
+    ]) {
       const result = await runCli(args);
       expect(result.code).not.toBe(0);
-      expect(`${result.stdout}${result.stderr}`).toMatch(new RegExp(`${path.replace(/[.]/g, '\\.')}:\\d+:\\d+: .*hostKey`));
+      expect(`${result.stdout}${result.stderr}`).toMatch(
+        new RegExp(`${path.replace(/[.]/g, '\\.')}:\\d+:\\d+: .*hostKey`),
+      );
       expect(`${result.stdout}${result.stderr}`).not.toMatch(/^\s+at /m);
     }
   }, 30_000);
@@ -154,13 +226,23 @@ describe('host keys are pinned by default', () => {
     const changed = 'SHA256:bm90LXRoZS1zZXJ2ZXJzLWtleS1hdC1hbGwtMTIzNDU';
     for (const [target, pattern] of [
       [{ hostKey: undefined, knownHosts }, /host key of 127\.0\.0\.1:\d+ is not known/],
-      [{ hostKey: changed }, new RegExp(`host key mismatch .*presented ${sshd.hostKeyFingerprint.replace(/[+/]/g, '\\$&')}.*expected ${changed}`)],
+      [
+        { hostKey: changed },
+        new RegExp(
+          `host key mismatch .*presented ${sshd.hostKeyFingerprint.replace(/[+/]/g, '\\$&')}.*expected ${changed}`,
+        ),
+      ],
     ] as const) {
       const before = readdirSync(sshd.inboundDir).length;
       const bridge = await startTestBridge({ sshd, target });
       try {
         const body = payload(620_000 + before);
-        const outcome = await deliver({ url: bridge.url, body, secret: 'test-hook-secret-0123456789abcdef', retryCount: 0 });
+        const outcome = await deliver({
+          url: bridge.url,
+          body,
+          secret: 'test-hook-secret-0123456789abcdef',
+          retryCount: 0,
+        });
         expect(outcome.finalStatusCode).toBe(503);
         expect(outcome.messages[0]?.content).toMatch(pattern);
         expect(readdirSync(sshd.inboundDir).length).toBe(before);

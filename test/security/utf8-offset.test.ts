@@ -31,14 +31,25 @@ describe('locating the first invalid UTF-8 byte (linear)', () => {
       fc.property(utf8ish, (bytes) => {
         const offset = firstInvalidUtf8(bytes);
         if (isValid(bytes)) return offset === bytes.length;
-        return offset < bytes.length && isValid(bytes.subarray(0, offset)) && !isValid(bytes.subarray(offset, Math.min(bytes.length, offset + 4)));
+        return (
+          offset < bytes.length &&
+          isValid(bytes.subarray(0, offset)) &&
+          !isValid(bytes.subarray(offset, Math.min(bytes.length, offset + 4)))
+        );
       }),
       { numRuns: 5_000 },
     );
   });
 
   it('overlong forms, encoded surrogates and code points past U+10FFFF are invalid where they start', () => {
-    for (const bad of [[0xc0, 0xaf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80], [0x80]]) {
+    for (const bad of [
+      [0xc0, 0xaf],
+      [0xe0, 0x80, 0xaf],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xf5, 0x80, 0x80, 0x80],
+      [0x80],
+    ]) {
       expect(firstInvalidUtf8(Buffer.from([0x41, 0x42, ...bad, 0x43]))).toBe(2);
     }
   });

@@ -33,7 +33,13 @@ interface RawCall {
 function openCall(headers: Record<string, string | number>, firstBytes: Buffer = Buffer.alloc(0)): RawCall {
   const socket = connect(port, '127.0.0.1');
   socket.on('error', () => undefined);
-  const head = [`POST /webhooks/rossum HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+  const head = [
+    `POST /webhooks/rossum HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    '',
+    '',
+  ].join('\r\n');
   socket.write(head);
   if (firstBytes.length > 0) socket.write(firstBytes);
   let received = '';
@@ -103,7 +109,14 @@ describe('unauthenticated callers cannot make the webhook hold memory or connect
     const started = Date.now();
     for (let i = 0; i < 30; i++) {
       calls.push(
-        openCall({ 'content-type': 'application/json', 'content-length': BODY_LIMIT - 1000, 'x-rossum-signature-sha256': `sha256=${'ab'.repeat(32)}` }, chunk),
+        openCall(
+          {
+            'content-type': 'application/json',
+            'content-length': BODY_LIMIT - 1000,
+            'x-rossum-signature-sha256': `sha256=${'ab'.repeat(32)}`,
+          },
+          chunk,
+        ),
       );
     }
     let peak = baseline;
@@ -134,7 +147,9 @@ describe('unauthenticated callers cannot make the webhook hold memory or connect
     // Generous bounds for a loaded 2-core machine: a blocked event loop or a full accept queue takes seconds.
     expect(Math.max(...healthz)).toBeLessThan(2_000);
     expect(await timedHealthz()).toBeLessThan(2_000);
-    console.info(`[measure] RSS growth ${((peak - baseline) / 1048576).toFixed(1)} MiB, healthz max ${Math.max(...healthz).toFixed(0)} ms, refused for room ${refusedCount}`);
+    console.info(
+      `[measure] RSS growth ${((peak - baseline) / 1048576).toFixed(1)} MiB, healthz max ${Math.max(...healthz).toFixed(0)} ms, refused for room ${refusedCount}`,
+    );
   }, 30_000);
 
   it('a caller that never finishes its headers is dropped within the headers timeout', async () => {
@@ -160,10 +175,16 @@ describe('unauthenticated callers cannot make the webhook hold memory or connect
     bytes[badAt] = 0xff;
     const signature = `sha256=${createHmac('sha256', SECRET).update(bytes).digest('hex')}`;
     const started = performance.now();
-    const response = await fetch(serve.url, { method: 'POST', body: bytes, headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature } });
+    const response = await fetch(serve.url, {
+      method: 'POST',
+      body: bytes,
+      headers: { 'content-type': 'application/json', 'x-rossum-signature-sha256': signature },
+    });
     const elapsed = performance.now() - started;
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: string }).error).toContain(`Body is not valid UTF-8 (first bad byte near offset ${badAt})`);
+    expect(((await response.json()) as { error: string }).error).toContain(
+      `Body is not valid UTF-8 (first bad byte near offset ${badAt})`,
+    );
     // Generous for a loaded machine; the quadratic check took over a minute for this body.
     expect(elapsed).toBeLessThan(3_000);
     console.info(`[measure] 400 kB invalid UTF-8 answered in ${elapsed.toFixed(0)} ms`);

@@ -35,7 +35,12 @@ export function ackTestConfigInput(options: AckTestConfigOptions): Record<string
     mappingsDir: options.mappingsDir ?? join(repoRoot, 'mappings'),
     targets: { erp: testTargetConfig(sshd), 'erp-out': testTargetConfig(sshd, { url: sshd.url('acks') }) },
     routes: [{ mapping: options.mapping, target: 'erp' }],
-    rossum: { baseUrl: simulator.apiUrl, username, password, retry: options.rossumRetry ?? { attempts: 3, minDelayMs: 10, maxDelayMs: 50 } },
+    rossum: {
+      baseUrl: simulator.apiUrl,
+      username,
+      password,
+      retry: options.rossumRetry ?? { attempts: 3, minDelayMs: 10, maxDelayMs: 50 },
+    },
     acks: {
       ...options.acks,
       targets: { erp: { folder: '.', readFrom: 'erp-out' } },

@@ -39,6 +39,10 @@ export interface TestBridgeOptions {
   ledgerUrl?: string;
   routes?: BridgeConfig['routes'];
   extraTargets?: Record<string, Record<string, unknown>>;
+  /** Mappings folder (default: the repository's mappings/). */
+  mappingsDir?: string;
+  /** The `rossum:` config block (API access; document downloads use its token and allowed hosts). */
+  rossum?: Record<string, unknown>;
 }
 
 export interface TestBridge {
@@ -66,7 +70,8 @@ export async function startTestBridge(options: TestBridgeOptions): Promise<TestB
   const config = bridgeConfigSchema.parse({
     server: { host: '127.0.0.1', port: 0, secret: TEST_SECRET, ...options.server },
     ledger: { url: options.ledgerUrl ?? `sqlite:${join(dir, 'ledger.db')}` },
-    mappingsDir: join(repoRoot, 'mappings'),
+    mappingsDir: options.mappingsDir ?? join(repoRoot, 'mappings'),
+    ...(options.rossum ? { rossum: options.rossum } : {}),
     targets: { erp: testTargetConfig(options.sshd, options.target), ...options.extraTargets },
     routes: options.routes ?? [{ mapping: options.mapping ?? 'generic-xml', target: 'erp' }],
   });

@@ -1,4 +1,15 @@
-import { chownSync, copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import {
+  chownSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  openSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import iconv from 'iconv-lite';
@@ -38,7 +49,15 @@ export class ErpSimulator {
     return this.write(`${stem}.err`, iconv.encode(lines.map((line) => `${line}\r\n`).join(''), encoding));
   }
 
-  xml(name: string, ack: { sourceFile: string; status: string; errors?: Array<{ code: string; text: string }>; documentNumber?: string }): string {
+  xml(
+    name: string,
+    ack: {
+      sourceFile: string;
+      status: string;
+      errors?: Array<{ code: string; text: string }>;
+      documentNumber?: string;
+    },
+  ): string {
     const errors = ack.errors?.length
       ? `  <Errors>\n${ack.errors.map((e) => `    <Error code="${e.code}">${escapeXml(e.text)}</Error>`).join('\n')}\n  </Errors>\n`
       : '';
@@ -48,7 +67,10 @@ export class ErpSimulator {
   }
 
   csv(name: string, rows: CsvAckRow[], encoding = 'windows-1252'): string {
-    const lines = ['file;status;code;message', ...rows.map((row) => [row.file, row.status, row.code ?? '', row.message ?? ''].join(';'))];
+    const lines = [
+      'file;status;code;message',
+      ...rows.map((row) => [row.file, row.status, row.code ?? '', row.message ?? ''].join(';')),
+    ];
     return this.write(name, iconv.encode(lines.map((line) => `${line}\r\n`).join(''), encoding));
   }
 
@@ -59,7 +81,12 @@ export class ErpSimulator {
 
   /** An error file written slowly under its final name (no temp name), as ERPs that stream their output do. */
   errSlowly(stem: string, lines: string[], chunks: number, delayMs: number, encoding = 'windows-1252'): Promise<void> {
-    return this.writeSlowly(`${stem}.err`, iconv.encode(lines.map((line) => `${line}\r\n`).join(''), encoding), chunks, delayMs);
+    return this.writeSlowly(
+      `${stem}.err`,
+      iconv.encode(lines.map((line) => `${line}\r\n`).join(''), encoding),
+      chunks,
+      delayMs,
+    );
   }
 
   /** Writes the file in `chunks` pieces, `delayMs` apart, as a slow ERP job does; resolves when complete. */

@@ -61,7 +61,10 @@ export class CliProcess {
   }
 
   /** Spawns `node bin/rossum-sftp-bridge ARGS`, stdout and stderr appended to `outputPath`. */
-  protected static spawnCli(args: string[], options: { outputPath: string; env?: Record<string, string> }): ChildProcess {
+  protected static spawnCli(
+    args: string[],
+    options: { outputPath: string; env?: Record<string, string> },
+  ): ChildProcess {
     const fd = openSync(options.outputPath, 'a');
     try {
       return spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args], {
@@ -108,7 +111,14 @@ export class ServeProcess extends CliProcess {
   }
 
   /** Spawns `node bin/rossum-sftp-bridge serve --config PATH`, appending its output to `outputPath`. */
-  static async start(options: { configPath: string; port: number; outputPath: string; env?: Record<string, string>; readyTimeoutMs?: number; args?: string[] }): Promise<ServeProcess> {
+  static async start(options: {
+    configPath: string;
+    port: number;
+    outputPath: string;
+    env?: Record<string, string>;
+    readyTimeoutMs?: number;
+    args?: string[];
+  }): Promise<ServeProcess> {
     const child = CliProcess.spawnCli(['serve', '--config', options.configPath, ...(options.args ?? [])], options);
     const serve = new ServeProcess(child, `http://127.0.0.1:${options.port}`);
     await serve.waitHealthy(options.readyTimeoutMs ?? CLI_READY_TIMEOUT_MS, options.outputPath);
@@ -122,7 +132,8 @@ export class ServeProcess extends CliProcess {
   private async waitHealthy(timeoutMs: number, outputPath: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (!this.running) throw new Error(`serve exited during start-up (${JSON.stringify(this.exitInfo)}):\n${tail(outputPath)}`);
+      if (!this.running)
+        throw new Error(`serve exited during start-up (${JSON.stringify(this.exitInfo)}):\n${tail(outputPath)}`);
       try {
         const response = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(1_000) });
         if (response.ok) return;
@@ -143,7 +154,10 @@ export function tail(path: string, lines = 30): string {
 }
 
 /** Runs the CLI to completion (for `check`, `serve` with a broken config, ...). */
-export function runCli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args], {
       cwd: options.cwd ?? repoRoot,

@@ -17,7 +17,8 @@ function binDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
   const version = versions.find((v) => existsSync(join(root, v, 'bin', 'postgres')));
-  if (!version) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql: apt-get install -y postgresql');
+  if (!version)
+    throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql: apt-get install -y postgresql');
   return join(root, version, 'bin');
 }
 
@@ -27,16 +28,39 @@ export async function startPostgres(): Promise<PostgresInstance> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rsb-pg-'));
   const asRoot = process.getuid?.() === 0;
   // PostgreSQL refuses to run as root: hand the folder to the postgres user.
-  const wrap = (command: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args]);
+  const wrap = (command: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
   if (asRoot) {
     const { stdout } = await run('id', ['-u', 'postgres']);
     const { stdout: gid } = await run('id', ['-g', 'postgres']);
     chownSync(dataDir, Number(stdout.trim()), Number(gid.trim()));
   }
-  const [initCommand, initArgs] = wrap(join(bin, 'initdb'), ['-D', dataDir, '-U', 'bridge', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  const [initCommand, initArgs] = wrap(join(bin, 'initdb'), [
+    '-D',
+    dataDir,
+    '-U',
+    'bridge',
+    '--auth=trust',
+    '-E',
+    'UTF8',
+    '--no-sync',
+  ]);
   await run(initCommand, initArgs);
   const port = await freePort();
-  const [command, args] = wrap(join(bin, 'postgres'), ['-D', dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', dataDir, '-c', 'fsync=off', '-c', 'max_connections=200']);
+  const [command, args] = wrap(join(bin, 'postgres'), [
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-h',
+    '127.0.0.1',
+    '-k',
+    dataDir,
+    '-c',
+    'fsync=off',
+    '-c',
+    'max_connections=200',
+  ]);
   const child: ChildProcess = spawn(command, args, { stdio: 'ignore' });
   const url = `postgres://bridge@127.0.0.1:${port}/postgres`;
   const deadline = Date.now() + 20_000;

@@ -92,7 +92,12 @@ export interface SimulatorOptions {
 }
 
 /** Rossum's limits, as documented. */
-export const ROSSUM_RULES = { metadataBytes: 4096, maxTokenLifetimeS: 583_200, requestsPerSecond: 10, notesPageSize: 20 } as const;
+export const ROSSUM_RULES = {
+  metadataBytes: 4096,
+  maxTokenLifetimeS: 583_200,
+  requestsPerSecond: 10,
+  notesPageSize: 20,
+} as const;
 
 export type HookConfig = Omit<HookCallOptions, 'url' | 'body' | 'secret'> & {
   hookUrl: string;
@@ -184,7 +189,10 @@ export class RossumSimulator {
 
   // ── state ────────────────────────────────────────────────────────────────
 
-  addAnnotation(id: number, init: { status?: SimulatedStatus; metadata?: Record<string, unknown> } = {}): SimulatedAnnotation {
+  addAnnotation(
+    id: number,
+    init: { status?: SimulatedStatus; metadata?: Record<string, unknown> } = {},
+  ): SimulatedAnnotation {
     const status = init.status ?? 'confirmed';
     const annotation: SimulatedAnnotation = {
       id,
@@ -215,6 +223,11 @@ export class RossumSimulator {
     const token = randomBytes(20).toString('hex');
     this.tokens.set(token, lifetimeMs === undefined ? null : Date.now() + lifetimeMs);
     return token;
+  }
+
+  /** Every API token handed out so far (login or issueToken), e.g. to prove none reached a log. */
+  issuedTokens(): string[] {
+    return [...this.tokens.keys()];
   }
 
   expireToken(token: string): void {
@@ -271,11 +284,26 @@ export class RossumSimulator {
    * Rossum's export flow: the annotation goes to `exporting`, the hook is called with the documented
    * hook call semantics, and the annotation ends `exported` or `failed_export` with the reply's messages.
    */
-  async exportAnnotation(payload: Record<string, unknown> | string, config: HookConfig): Promise<{ outcome: HookCallOutcome; annotation: SimulatedAnnotation }> {
-    const { hookUrl, secret, tokenOwner = true, useSimulatorBaseUrl = true, tokenLifetimeS = 600, ...hookSettings } = config;
-    const object: Record<string, unknown> = typeof payload === 'string' ? (JSON.parse(payload) as Record<string, unknown>) : structuredClone(payload);
+  async exportAnnotation(
+    payload: Record<string, unknown> | string,
+    config: HookConfig,
+  ): Promise<{ outcome: HookCallOutcome; annotation: SimulatedAnnotation }> {
+    const {
+      hookUrl,
+      secret,
+      tokenOwner = true,
+      useSimulatorBaseUrl = true,
+      tokenLifetimeS = 600,
+      ...hookSettings
+    } = config;
+    const object: Record<string, unknown> =
+      typeof payload === 'string' ? (JSON.parse(payload) as Record<string, unknown>) : structuredClone(payload);
     const annotationPart = object.annotation;
-    if (typeof annotationPart !== 'object' || annotationPart === null || typeof (annotationPart as { id?: unknown }).id !== 'number') {
+    if (
+      typeof annotationPart !== 'object' ||
+      annotationPart === null ||
+      typeof (annotationPart as { id?: unknown }).id !== 'number'
+    ) {
       throw new Error('simulator: payload has no annotation.id');
     }
     const id = (annotationPart as { id: number }).id;
@@ -284,7 +312,10 @@ export class RossumSimulator {
     this.lastExports.set(id, { payload: structuredClone(object), config });
 
     const hookToken = tokenOwner ? this.issueToken(tokenLifetimeS * 1000) : undefined;
-    const body = typeof payload === 'string' && !useSimulatorBaseUrl && !tokenOwner ? payload : this.preparePayload(object, id, { hookToken, useSimulatorBaseUrl });
+    const body =
+      typeof payload === 'string' && !useSimulatorBaseUrl && !tokenOwner
+        ? payload
+        : this.preparePayload(object, id, { hookToken, useSimulatorBaseUrl });
     const options: HookCallOptions = { ...hookSettings, url: hookUrl, body };
     if (secret !== undefined) options.secret = secret;
     let outcome: HookCallOutcome;
@@ -308,7 +339,11 @@ export class RossumSimulator {
     return this.exportAnnotation(last.payload, last.config);
   }
 
-  private preparePayload(object: Record<string, unknown>, id: number, options: { hookToken: string | undefined; useSimulatorBaseUrl: boolean }): string {
+  private preparePayload(
+    object: Record<string, unknown>,
+    id: number,
+    options: { hookToken: string | undefined; useSimulatorBaseUrl: boolean },
+  ): string {
     const annotation = object.annotation as Record<string, unknown>;
     annotation.status = 'exporting';
     if (options.useSimulatorBaseUrl) {
@@ -333,7 +368,7 @@ export class RossumSimulator {
     const method = req.method ?? 'GET';
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const raw = await readBody(req);
-    let body: unknown = undefined;
+    let body: unknown;
     if (raw !== '') {
       try {
         body = JSON.parse(raw);
@@ -343,7 +378,15 @@ export class RossumSimulator {
     }
     const authHeader = req.headers.authorization;
     const scheme = authHeader ? (authHeader.split(' ')[0] ?? null) : null;
-    const call: RecordedCall = { method, path, body, authorized: authHeader !== undefined, authScheme: scheme, status: 0, injected: false };
+    const call: RecordedCall = {
+      method,
+      path,
+      body,
+      authorized: authHeader !== undefined,
+      authScheme: scheme,
+      status: 0,
+      injected: false,
+    };
     this.calls.push(call);
 
     const reply = (status: number, json?: unknown, headers: Record<string, string> = {}): void => {
@@ -353,12 +396,18 @@ export class RossumSimulator {
       res.end(text);
     };
 
-    const faultIndex = this.faults.findIndex((f) => (!f.method || f.method === method) && (!f.pathPrefix || (stripApi(path) ?? path).startsWith(f.pathPrefix)));
+    const faultIndex = this.faults.findIndex(
+      (f) => (!f.method || f.method === method) && (!f.pathPrefix || (stripApi(path) ?? path).startsWith(f.pathPrefix)),
+    );
     if (faultIndex >= 0) {
       const [fault] = this.faults.splice(faultIndex, 1);
       if (fault) {
         call.injected = true;
-        reply(fault.status, fault.body ?? { detail: `Injected fault ${fault.status}` }, fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter });
+        reply(
+          fault.status,
+          fault.body ?? { detail: `Injected fault ${fault.status}` },
+          fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter },
+        );
         return;
       }
     }
@@ -370,7 +419,11 @@ export class RossumSimulator {
       this.recent = this.recent.filter((at) => at > now - 1000);
       if (this.recent.length >= this.requestsPerSecond) {
         const waitS = Math.max(1, Math.ceil(((this.recent[0] ?? now) + 1000 - now) / 1000));
-        return reply(429, { detail: `Request was throttled. Expected available in ${waitS} seconds.` }, { 'retry-after': String(waitS) });
+        return reply(
+          429,
+          { detail: `Request was throttled. Expected available in ${waitS} seconds.` },
+          { 'retry-after': String(waitS) },
+        );
       }
       this.recent.push(now);
     }
@@ -378,7 +431,8 @@ export class RossumSimulator {
 
     if (!this.authenticated(authHeader)) return reply(401, { detail: 'Invalid token.' });
     if (method === 'POST' && route === '/v1/auth/token') return this.renewToken(body, reply);
-    if (method === 'GET' && route === '/v1/auth/user') return reply(200, { id: 1, url: `${this.apiUrl}/v1/users/1`, username: Object.keys(this.users)[0] ?? 'api' });
+    if (method === 'GET' && route === '/v1/auth/user')
+      return reply(200, { id: 1, url: `${this.apiUrl}/v1/users/1`, username: Object.keys(this.users)[0] ?? 'api' });
 
     const annotationMatch = /^\/v1\/annotations\/(\d+)\/?$/.exec(route);
     if (annotationMatch) {
@@ -398,7 +452,8 @@ export class RossumSimulator {
 
   private login(body: unknown, reply: (status: number, json?: unknown) => void): void {
     const { username, password } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    if (typeof username !== 'string' || typeof password !== 'string') return reply(400, { username: ['This field is required.'], password: ['This field is required.'] });
+    if (typeof username !== 'string' || typeof password !== 'string')
+      return reply(400, { username: ['This field is required.'], password: ['This field is required.'] });
     if (this.users[username] !== password) return reply(401, { detail: 'Unable to log in with provided credentials.' });
     const key = this.issueToken(this.lifetimeFor(body));
     reply(200, { key, domain: '127.0.0.1' });
@@ -411,23 +466,30 @@ export class RossumSimulator {
   }
 
   private lifetimeFor(body: unknown): number {
-    const asked = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).max_token_lifetime_s : undefined;
-    const askedMs = typeof asked === 'number' && asked > 0 ? Math.min(asked, ROSSUM_RULES.maxTokenLifetimeS) * 1000 : Number.POSITIVE_INFINITY;
+    const asked =
+      typeof body === 'object' && body !== null ? (body as Record<string, unknown>).max_token_lifetime_s : undefined;
+    const askedMs =
+      typeof asked === 'number' && asked > 0
+        ? Math.min(asked, ROSSUM_RULES.maxTokenLifetimeS) * 1000
+        : Number.POSITIVE_INFINITY;
     return Math.min(askedMs, this.tokenLifetimeMs);
   }
 
   private authenticated(header: string | undefined): boolean {
     if (!header) return false;
     const [scheme, token, ...rest] = header.split(' ');
-    if (rest.length > 0 || scheme === undefined || !this.acceptedSchemes.includes(scheme) || token === undefined) return false;
+    if (rest.length > 0 || scheme === undefined || !this.acceptedSchemes.includes(scheme) || token === undefined)
+      return false;
     return this.tokenValid(token);
   }
 
   private patch(annotation: SimulatedAnnotation, body: unknown, reply: (status: number, json?: unknown) => void): void {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { non_field_errors: ['Invalid data. Expected a dictionary.'] });
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return reply(400, { non_field_errors: ['Invalid data. Expected a dictionary.'] });
     const { status, metadata, ...rest } = body as Record<string, unknown>;
     const unknownKeys = Object.keys(rest);
-    if (unknownKeys.length > 0) return reply(400, Object.fromEntries(unknownKeys.map((k) => [k, ['Not a writable field in this simulator.']])));
+    if (unknownKeys.length > 0)
+      return reply(400, Object.fromEntries(unknownKeys.map((k) => [k, ['Not a writable field in this simulator.']])));
     if (status !== undefined && !(ANNOTATION_STATUSES as ReadonlyArray<unknown>).includes(status)) {
       return reply(400, { status: [`"${String(status)}" is not a valid choice.`] });
     }
@@ -451,27 +513,54 @@ export class RossumSimulator {
   }
 
   private createNote(body: unknown, reply: (status: number, json?: unknown) => void): void {
-    const { annotation, content, type } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const { annotation, content, type } = (typeof body === 'object' && body !== null ? body : {}) as Record<
+      string,
+      unknown
+    >;
     const errors: Record<string, string[]> = {};
     if (typeof content !== 'string' || content === '') errors.content = ['This field is required.'];
-    else if (Array.from(content).length > 4096) errors.content = ['Ensure this field has no more than 4096 characters.'];
+    else if (Array.from(content).length > 4096)
+      errors.content = ['Ensure this field has no more than 4096 characters.'];
     if (type !== undefined && type !== 'rejection') errors.type = [`"${String(type)}" is not a valid choice.`];
     const id = typeof annotation === 'string' ? /\/annotations\/(\d+)\/?$/.exec(annotation)?.[1] : undefined;
     const target = id === undefined ? undefined : this.annotations.get(Number(id));
     if (!target) errors.annotation = ['Invalid hyperlink - Object does not exist.'];
     if (Object.keys(errors).length > 0 || !target) return reply(400, errors);
-    const note: SimulatedNote = { id: this.nextNoteId++, type: typeof type === 'string' ? type : 'rejection', content: content as string, annotation: annotation as string, createdAt: new Date().toISOString() };
+    const note: SimulatedNote = {
+      id: this.nextNoteId++,
+      type: typeof type === 'string' ? type : 'rejection',
+      content: content as string,
+      annotation: annotation as string,
+      createdAt: new Date().toISOString(),
+    };
     target.notes.push(note);
-    reply(201, { id: note.id, url: `${this.apiUrl}/v1/notes/${note.id}`, type: note.type, content: note.content, annotation: note.annotation, created_at: note.createdAt });
+    reply(201, {
+      id: note.id,
+      url: `${this.apiUrl}/v1/notes/${note.id}`,
+      type: note.type,
+      content: note.content,
+      annotation: note.annotation,
+      created_at: note.createdAt,
+    });
   }
 
   /** `GET /v1/notes?annotation=ID&page=N`: pages of `notesPageSize` (20), linked by `pagination.next`. */
   private listNotes(query: URLSearchParams, reply: (status: number, json?: unknown) => void): void {
     const annotationId = query.get('annotation');
     const page = Math.max(1, Number.parseInt(query.get('page') ?? '1', 10) || 1);
-    const annotations = annotationId === null ? [...this.annotations.values()] : [this.annotations.get(Number(annotationId))].filter((a): a is SimulatedAnnotation => a !== undefined);
+    const annotations =
+      annotationId === null
+        ? [...this.annotations.values()]
+        : [this.annotations.get(Number(annotationId))].filter((a): a is SimulatedAnnotation => a !== undefined);
     const results = annotations.flatMap((annotation) =>
-      annotation.notes.map((note) => ({ id: note.id, url: `${this.apiUrl}/v1/notes/${note.id}`, type: note.type, content: note.content, annotation: note.annotation, created_at: note.createdAt })),
+      annotation.notes.map((note) => ({
+        id: note.id,
+        url: `${this.apiUrl}/v1/notes/${note.id}`,
+        type: note.type,
+        content: note.content,
+        annotation: note.annotation,
+        created_at: note.createdAt,
+      })),
     );
     const from = (page - 1) * this.notesPageSize;
     const link = (n: number): string => {
@@ -480,7 +569,12 @@ export class RossumSimulator {
       return `${this.apiUrl}/v1/notes?${next.toString()}`;
     };
     reply(200, {
-      pagination: { total: results.length, total_pages: Math.max(1, Math.ceil(results.length / this.notesPageSize)), next: from + this.notesPageSize < results.length ? link(page + 1) : null, previous: page > 1 ? link(page - 1) : null },
+      pagination: {
+        total: results.length,
+        total_pages: Math.max(1, Math.ceil(results.length / this.notesPageSize)),
+        next: from + this.notesPageSize < results.length ? link(page + 1) : null,
+        previous: page > 1 ? link(page - 1) : null,
+      },
       results: results.slice(from, from + this.notesPageSize),
     });
   }
@@ -504,7 +598,9 @@ function stripApi(path: string): string | null {
 
 function metadataOf(annotation: object): Record<string, unknown> {
   const metadata = (annotation as { metadata?: unknown }).metadata;
-  return typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata) ? (metadata as Record<string, unknown>) : {};
+  return typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata)
+    ? (metadata as Record<string, unknown>)
+    : {};
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

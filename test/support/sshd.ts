@@ -1,7 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { chown } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { startSshd as startDevSshd, type SshdInstance, type StartSshdOptions as DevSshdOptions } from '../../src/dev/index.ts';
+import {
+  startSshd as startDevSshd,
+  type SshdInstance,
+  type StartSshdOptions as DevSshdOptions,
+} from '../../src/dev/index.ts';
 
 export { freePort, type SshdInstance } from '../../src/dev/index.ts';
 
@@ -26,7 +30,12 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
   const sshd = await startDevSshd({
     ...devOptions,
     // AllowUsers lines add up; the Match block goes last, where sshd_config wants it.
-    extraConfig: [...(devOptions.extraConfig ?? []), `AllowUsers ${passwordUser.username}`, `Match User ${passwordUser.username}`, '  PasswordAuthentication yes'],
+    extraConfig: [
+      ...(devOptions.extraConfig ?? []),
+      `AllowUsers ${passwordUser.username}`,
+      `Match User ${passwordUser.username}`,
+      '  PasswordAuthentication yes',
+    ],
   });
   await chown(sshd.inboundDir, uid, gid);
   await chown(sshd.acksDir, uid, gid);
@@ -37,15 +46,28 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdInstance
  * Creates (or updates) a local account with a known password for password-auth tests.
  * Needs root; throws with the reason otherwise, so a test that needs it fails visibly.
  */
-export async function ensurePasswordUser(username = 'bridgepw', password = 'bridge-test-password'): Promise<PasswordUser> {
+export async function ensurePasswordUser(
+  username = 'bridgepw',
+  password = 'bridge-test-password',
+): Promise<PasswordUser> {
   if (process.getuid?.() !== 0) {
-    throw new Error(`cannot create password-auth user "${username}": needs root (running as uid ${process.getuid?.()})`);
+    throw new Error(
+      `cannot create password-auth user "${username}": needs root (running as uid ${process.getuid?.()})`,
+    );
   }
   try {
     await lookupUser(username);
   } catch {
     try {
-      await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', username]);
+      await run('useradd', [
+        '--system',
+        '--no-create-home',
+        '--home-dir',
+        '/nonexistent',
+        '--shell',
+        '/usr/sbin/nologin',
+        username,
+      ]);
     } catch (error) {
       throw new Error(`cannot create password-auth user "${username}" with useradd: ${(error as Error).message}`);
     }
@@ -54,9 +76,13 @@ export async function ensurePasswordUser(username = 'bridgepw', password = 'brid
     const proc = spawn('chpasswd', [], { stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    proc.once('error', (error) => reject(new Error(`cannot set the password of "${username}" with chpasswd: ${error.message}`)));
+    proc.once('error', (error) =>
+      reject(new Error(`cannot set the password of "${username}" with chpasswd: ${error.message}`)),
+    );
     proc.once('exit', (code) =>
-      code === 0 ? resolveChpasswd() : reject(new Error(`cannot set the password of "${username}" with chpasswd (exit ${code}): ${stderr.trim()}`)),
+      code === 0
+        ? resolveChpasswd()
+        : reject(new Error(`cannot set the password of "${username}" with chpasswd (exit ${code}): ${stderr.trim()}`)),
     );
     proc.stdin.end(`${username}:${password}\n`);
   });

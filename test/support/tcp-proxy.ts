@@ -76,7 +76,9 @@ export class TcpProxy {
       client.destroy();
       pair.upstream?.destroy();
     };
-    client.on('data', (chunk: Buffer) => this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))));
+    client.on('data', (chunk: Buffer) =>
+      this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))),
+    );
     client.on('error', drop);
     client.on('close', () => this.later(drop));
     // Even the upstream connection waits while stalled: a new SSH handshake hangs like the old ones.

@@ -17,7 +17,14 @@ describe('target config', () => {
   it('fills defaults for pool, upload and retry', () => {
     const config = targetConfigSchema.parse({ url: 'sftp://erp@10.0.0.5:2222/inbound', hostKey: FP, password: 'x' });
     expect(config.pool).toMatchObject({ size: 4, maxConcurrentHandshakes: 2 });
-    expect(config.upload).toMatchObject({ tempPrefix: '.', tempSuffix: '.part', tempDir: null, verifySize: true, createDirs: true, rename: 'auto' });
+    expect(config.upload).toMatchObject({
+      tempPrefix: '.',
+      tempSuffix: '.part',
+      tempDir: null,
+      verifySize: true,
+      createDirs: true,
+      rename: 'auto',
+    });
     expect(config.retry.attempts).toBeGreaterThan(0);
     expect(config.credentials).toBe('config');
   });
@@ -26,13 +33,17 @@ describe('target config', () => {
     const missing = targetConfigSchema.safeParse({ url: 'sftp://erp@h/in', password: 'x' });
     expect(missing.success).toBe(false);
     expect(missing.error?.issues[0]?.path).toEqual(['hostKey']);
-    expect(targetConfigSchema.safeParse({ url: 'sftp://erp@h/in', password: 'x', insecureAcceptAnyHostKey: true }).success).toBe(true);
+    expect(
+      targetConfigSchema.safeParse({ url: 'sftp://erp@h/in', password: 'x', insecureAcceptAnyHostKey: true }).success,
+    ).toBe(true);
     expect(targetConfigSchema.safeParse({ url: 'file:///mnt/share' }).success).toBe(true);
   });
 
   it('rejects unknown keys, malformed fingerprints and passwords in the URL', () => {
     expect(targetConfigSchema.safeParse({ url: 'file:///x', pool: { sise: 3 } }).success).toBe(false);
-    expect(targetConfigSchema.safeParse({ url: 'sftp://e@h/in', hostKey: 'MD5:aa', password: 'x' }).success).toBe(false);
+    expect(targetConfigSchema.safeParse({ url: 'sftp://e@h/in', hostKey: 'MD5:aa', password: 'x' }).success).toBe(
+      false,
+    );
     expect(targetConfigSchema.safeParse({ url: 'sftp://e:secret@h/in', hostKey: FP }).success).toBe(false);
     expect(targetConfigSchema.safeParse({ url: 'ftp://h/in' }).success).toBe(false);
   });
@@ -51,10 +62,19 @@ describe('target config', () => {
   });
 
   it('parses sftp URLs: absolute folders, home-relative folders and default port', () => {
-    expect(parseTargetUrl('sftp://erp@10.0.0.5:2222/data/inbound/')).toEqual({ ok: true, value: { scheme: 'sftp', host: '10.0.0.5', port: 2222, username: 'erp', dir: '/data/inbound' } });
-    expect(parseTargetUrl('sftp://erp@host/~/inbound')).toMatchObject({ ok: true, value: { port: 22, dir: 'inbound' } });
+    expect(parseTargetUrl('sftp://erp@10.0.0.5:2222/data/inbound/')).toEqual({
+      ok: true,
+      value: { scheme: 'sftp', host: '10.0.0.5', port: 2222, username: 'erp', dir: '/data/inbound' },
+    });
+    expect(parseTargetUrl('sftp://erp@host/~/inbound')).toMatchObject({
+      ok: true,
+      value: { port: 22, dir: 'inbound' },
+    });
     expect(parseTargetUrl('sftp://erp@host/~')).toMatchObject({ ok: true, value: { dir: '.' } });
-    expect(parseTargetUrl('file:///mnt/erp%20share/in')).toEqual({ ok: true, value: { scheme: 'file', dir: '/mnt/erp share/in' } });
+    expect(parseTargetUrl('file:///mnt/erp%20share/in')).toEqual({
+      ok: true,
+      value: { scheme: 'file', dir: '/mnt/erp share/in' },
+    });
   });
 });
 
@@ -76,7 +96,9 @@ describe('known_hosts', () => {
   });
 
   it('skips comments, blank lines, unknown markers and malformed lines; keeps @revoked and @cert-authority apart', () => {
-    const entries = parseKnownHosts(`# c\n\n@weird h ssh-ed25519 ${KEY}\nbroken-line\nh ssh-rsa ${KEY}\nh ssh-ed25519 ${KEY}\n@revoked x ssh-ed25519 ${KEY}\n@cert-authority *.e ssh-ed25519 ${KEY}\n`);
+    const entries = parseKnownHosts(
+      `# c\n\n@weird h ssh-ed25519 ${KEY}\nbroken-line\nh ssh-rsa ${KEY}\nh ssh-ed25519 ${KEY}\n@revoked x ssh-ed25519 ${KEY}\n@cert-authority *.e ssh-ed25519 ${KEY}\n`,
+    );
     expect(entries.map((e) => [e.marker, e.hosts, e.line])).toEqual([
       [undefined, 'h', 6],
       ['revoked', 'x', 7],

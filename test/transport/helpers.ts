@@ -1,7 +1,14 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTarget, isTransportError, type Target, type TargetConfigInput, type TransportError, type TransportHooks } from '../../src/transport/index.ts';
+import {
+  createTarget,
+  isTransportError,
+  type Target,
+  type TargetConfigInput,
+  type TransportError,
+  type TransportHooks,
+} from '../../src/transport/index.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startSshd, type SshdInstance, type StartSshdOptions } from '../support/sshd.ts';
 
@@ -11,7 +18,9 @@ export function tempDir(prefix = 'bridge-transport-'): { path: string; remove():
 }
 
 /** One private sshd per test file (tests in a file share it; each uses its own sub-folder). */
-export async function withSshd(options: Partial<StartSshdOptions> = {}): Promise<{ sshd: SshdInstance; cleanup(): Promise<void> }> {
+export async function withSshd(
+  options: Partial<StartSshdOptions> = {},
+): Promise<{ sshd: SshdInstance; cleanup(): Promise<void> }> {
   const dir = tempDir('bridge-sshd-');
   const sshd = await startSshd({ baseDir: dir.path, ...options });
   return {
@@ -31,7 +40,12 @@ export function uniqueFolder(label: string): string {
   return `inbound/${label}-${process.pid}-${counter}`;
 }
 
-export function sftpTarget(sshd: SshdInstance, folder: string, overrides: Partial<TargetConfigInput> = {}, metrics?: TransportHooks): Target {
+export function sftpTarget(
+  sshd: SshdInstance,
+  folder: string,
+  overrides: Partial<TargetConfigInput> = {},
+  metrics?: TransportHooks,
+): Target {
   return createTarget(
     'erp',
     {
@@ -63,7 +77,11 @@ export async function failure(promise: Promise<unknown>): Promise<TransportError
  * Uploads every file at once while an observer lists `folder` (the target's folder on local disk) in a
  * tight loop and reads every final name it sees: a file under its final name must be complete.
  */
-export async function uploadWhileObserving(target: Target, folder: string, expected: ReadonlyMap<string, Buffer>): Promise<{ violations: string[]; reads: number }> {
+export async function uploadWhileObserving(
+  target: Target,
+  folder: string,
+  expected: ReadonlyMap<string, Buffer>,
+): Promise<{ violations: string[]; reads: number }> {
   let stop = false;
   let reads = 0;
   const violations: string[] = [];
@@ -85,7 +103,9 @@ export async function uploadWhileObserving(target: Target, folder: string, expec
     }
   })();
   try {
-    await Promise.all([...expected].map(([name, bytes]) => target.upload({ relativePath: name, bytes, onExisting: 'fail' })));
+    await Promise.all(
+      [...expected].map(([name, bytes]) => target.upload({ relativePath: name, bytes, onExisting: 'fail' })),
+    );
   } finally {
     stop = true;
     await observer;

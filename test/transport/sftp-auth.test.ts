@@ -22,7 +22,11 @@ describe('authentication', () => {
   });
 
   it('password auth uploads as the password user', async () => {
-    const target = sftpTarget(sshd, 'inbound', { url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`, privateKey: undefined, password: user.password });
+    const target = sftpTarget(sshd, 'inbound', {
+      url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`,
+      privateKey: undefined,
+      password: user.password,
+    });
     try {
       await target.upload({ relativePath: 'pw.xml', bytes: Buffer.from('<pw/>'), onExisting: 'overwrite' });
       expect(readFileSync(join(sshd.inboundDir, 'pw.xml'), 'utf8')).toBe('<pw/>');
@@ -35,9 +39,15 @@ describe('authentication', () => {
     const folder = join(sshd.inboundDir, 'readonly');
     mkdirSync(folder, { recursive: true });
     chmodSync(folder, 0o555);
-    const target = sftpTarget(sshd, 'inbound', { url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`, privateKey: undefined, password: user.password });
+    const target = sftpTarget(sshd, 'inbound', {
+      url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`,
+      privateKey: undefined,
+      password: user.password,
+    });
     try {
-      const error = await failure(target.upload({ relativePath: 'readonly/a.xml', bytes: Buffer.from('a'), onExisting: 'fail' }));
+      const error = await failure(
+        target.upload({ relativePath: 'readonly/a.xml', bytes: Buffer.from('a'), onExisting: 'fail' }),
+      );
       expect(error).toMatchObject({ code: 'PERMISSION_DENIED', permanent: false });
       expect(error.message).toContain('readonly');
       chmodSync(folder, 0o777);
@@ -78,12 +88,22 @@ describe('authentication', () => {
     const logger = createLogger({ level: 'debug', destination });
     const wrong = createTarget(
       'erp',
-      { url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`, insecureAcceptAnyHostKey: true, password: `${user.password}-wrong`, retry: { attempts: 1 } },
+      {
+        url: `sftp://${user.username}@127.0.0.1:${sshd.port}/~/inbound`,
+        insecureAcceptAnyHostKey: true,
+        password: `${user.password}-wrong`,
+        retry: { attempts: 1 },
+      },
       { logger },
     );
     const keyed = createTarget(
       'erp2',
-      { url: sshd.url('inbound'), hostKey: sshd.hostKeyFingerprint, privateKey: sshd.encryptedPrivateKey, passphrase: sshd.passphrase },
+      {
+        url: sshd.url('inbound'),
+        hostKey: sshd.hostKeyFingerprint,
+        privateKey: sshd.encryptedPrivateKey,
+        passphrase: sshd.passphrase,
+      },
       { logger },
     );
     try {
@@ -102,7 +122,11 @@ describe('authentication', () => {
 
   it('an encrypted private key works with its passphrase', async () => {
     const folder = uniqueFolder('enc');
-    const target = sftpTarget(sshd, folder, { privateKey: undefined, privateKeyPath: sshd.encryptedPrivateKeyPath, passphrase: sshd.passphrase });
+    const target = sftpTarget(sshd, folder, {
+      privateKey: undefined,
+      privateKeyPath: sshd.encryptedPrivateKeyPath,
+      passphrase: sshd.passphrase,
+    });
     try {
       await target.upload({ relativePath: 'k.xml', bytes: Buffer.from('<k/>'), onExisting: 'fail' });
       expect(readFileSync(join(sshd.root, folder, 'k.xml'), 'utf8')).toBe('<k/>');
@@ -112,7 +136,10 @@ describe('authentication', () => {
   });
 
   it('an encrypted private key with a wrong passphrase is a permanent credentials error', async () => {
-    const target = sftpTarget(sshd, uniqueFolder('enc-bad'), { privateKey: sshd.encryptedPrivateKey, passphrase: 'wrong passphrase' });
+    const target = sftpTarget(sshd, uniqueFolder('enc-bad'), {
+      privateKey: sshd.encryptedPrivateKey,
+      passphrase: 'wrong passphrase',
+    });
     try {
       const error = await failure(target.check());
       expect(error.code).toBe('CREDENTIALS_INVALID');
@@ -123,15 +150,20 @@ describe('authentication', () => {
     }
   });
 
-  it("hookSecrets: credentials come from the hook call, with a pool per credential set", async () => {
+  it('hookSecrets: credentials come from the hook call, with a pool per credential set', async () => {
     const folder = uniqueFolder('hook');
     const target = sftpTarget(sshd, folder, { privateKey: undefined, credentials: 'hookSecrets' });
     try {
-      const missing = await failure(target.upload({ relativePath: 'h.xml', bytes: Buffer.from('x'), onExisting: 'fail' }));
+      const missing = await failure(
+        target.upload({ relativePath: 'h.xml', bytes: Buffer.from('x'), onExisting: 'fail' }),
+      );
       expect(missing.code).toBe('CREDENTIALS_MISSING');
       expect(missing.permanent).toBe(true);
 
-      await target.upload({ relativePath: 'h1.xml', bytes: Buffer.from('1'), onExisting: 'fail' }, { credentials: { privateKey: sshd.privateKey } });
+      await target.upload(
+        { relativePath: 'h1.xml', bytes: Buffer.from('1'), onExisting: 'fail' },
+        { credentials: { privateKey: sshd.privateKey } },
+      );
       await target.upload(
         { relativePath: 'h2.xml', bytes: Buffer.from('2'), onExisting: 'fail' },
         { credentials: { privateKey: sshd.encryptedPrivateKey, passphrase: sshd.passphrase } },

@@ -22,7 +22,9 @@ describe('host key pinning', () => {
 
   it('computes the same SHA256 fingerprint as ssh-keygen -l', () => {
     expect(fingerprintOfKey(sshd.hostPublicKey)).toBe(sshd.hostKeyFingerprint);
-    expect(fingerprintOfKey(Buffer.from(sshd.hostPublicKey.split(' ')[1] as string, 'base64'))).toBe(sshd.hostKeyFingerprint);
+    expect(fingerprintOfKey(Buffer.from(sshd.hostPublicKey.split(' ')[1] as string, 'base64'))).toBe(
+      sshd.hostKeyFingerprint,
+    );
   });
 
   it('a pinned fingerprint that does not match refuses the connection, naming both fingerprints', async () => {
@@ -30,7 +32,9 @@ describe('host key pinning', () => {
     const folder = uniqueFolder('mismatch');
     const target = sftpTarget(sshd, folder, { hostKey: pinned, retry: { attempts: 1 } });
     try {
-      const error = await failure(target.upload({ relativePath: 'a.xml', bytes: Buffer.from('x'), onExisting: 'fail' }));
+      const error = await failure(
+        target.upload({ relativePath: 'a.xml', bytes: Buffer.from('x'), onExisting: 'fail' }),
+      );
       expect(error.code).toBe('HOST_KEY_MISMATCH');
       expect(error.permanent).toBe(false);
       expect(error.message).toContain(pinned);
@@ -55,7 +59,10 @@ describe('host key pinning', () => {
 
   it('accepts a plain known_hosts entry for [host]:port', async () => {
     const path = join(files.path, 'known_hosts_plain');
-    writeFileSync(path, `# comment\n\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDNWS0yTGj3Ol3lJVmE3dfsY6AwD1vbo9k5wUMIiCq1N\n${sshd.knownHostsLine}\n`);
+    writeFileSync(
+      path,
+      `# comment\n\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDNWS0yTGj3Ol3lJVmE3dfsY6AwD1vbo9k5wUMIiCq1N\n${sshd.knownHostsLine}\n`,
+    );
     const folder = uniqueFolder('kh-plain');
     const target = sftpTarget(sshd, folder, { hostKey: undefined, knownHosts: path });
     try {
@@ -83,7 +90,11 @@ describe('host key pinning', () => {
     const path = join(files.path, 'known_hosts_wrong');
     const wrongKey = 'AAAAC3NzaC1lZDI1NTE5AAAAIDNWS0yTGj3Ol3lJVmE3dfsY6AwD1vbo9k5wUMIiCq1N';
     writeFileSync(path, `[127.0.0.1]:${sshd.port} ssh-ed25519 ${wrongKey}\n`);
-    const target = sftpTarget(sshd, uniqueFolder('kh-wrong'), { hostKey: undefined, knownHosts: path, retry: { attempts: 1 } });
+    const target = sftpTarget(sshd, uniqueFolder('kh-wrong'), {
+      hostKey: undefined,
+      knownHosts: path,
+      retry: { attempts: 1 },
+    });
     try {
       const error = await failure(target.check());
       expect(error.code).toBe('HOST_KEY_MISMATCH');
@@ -97,7 +108,11 @@ describe('host key pinning', () => {
   it('a host missing from known_hosts is refused as unknown, showing the presented fingerprint', async () => {
     const path = join(files.path, 'known_hosts_other_port');
     writeFileSync(path, `[127.0.0.1]:1 ${sshd.hostPublicKey}\n`);
-    const target = sftpTarget(sshd, uniqueFolder('kh-unknown'), { hostKey: undefined, knownHosts: path, retry: { attempts: 1 } });
+    const target = sftpTarget(sshd, uniqueFolder('kh-unknown'), {
+      hostKey: undefined,
+      knownHosts: path,
+      retry: { attempts: 1 },
+    });
     try {
       const error = await failure(target.check());
       expect(error.code).toBe('HOST_KEY_UNKNOWN');
@@ -110,7 +125,11 @@ describe('host key pinning', () => {
   it('an @revoked known_hosts entry refuses the key even if it is also listed', async () => {
     const path = join(files.path, 'known_hosts_revoked');
     writeFileSync(path, `${sshd.knownHostsLine}\n@revoked * ${sshd.hostPublicKey}\n`);
-    const target = sftpTarget(sshd, uniqueFolder('kh-revoked'), { hostKey: undefined, knownHosts: path, retry: { attempts: 1 } });
+    const target = sftpTarget(sshd, uniqueFolder('kh-revoked'), {
+      hostKey: undefined,
+      knownHosts: path,
+      retry: { attempts: 1 },
+    });
     try {
       const error = await failure(target.check());
       expect(error.code).toBe('HOST_KEY_MISMATCH');

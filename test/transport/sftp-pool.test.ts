@@ -20,18 +20,29 @@ describe('connection pool', () => {
     const folder = uniqueFolder('reuse');
     let maxOpen = 0;
     let maxHandshakes = 0;
-    const target = sftpTarget(sshd, folder, { pool: { size: 3, maxConcurrentHandshakes: 2 } }, {
-      onPoolChange(_name, stats: PoolStats) {
-        const extended = stats as SftpPoolStats;
-        maxOpen = Math.max(maxOpen, extended.size);
-        maxHandshakes = Math.max(maxHandshakes, extended.handshakesInFlight);
+    const target = sftpTarget(
+      sshd,
+      folder,
+      { pool: { size: 3, maxConcurrentHandshakes: 2 } },
+      {
+        onPoolChange(_name, stats: PoolStats) {
+          const extended = stats as SftpPoolStats;
+          maxOpen = Math.max(maxOpen, extended.size);
+          maxHandshakes = Math.max(maxHandshakes, extended.handshakesInFlight);
+        },
       },
-    });
+    );
     const loginsBefore = sshd.loginCount();
     try {
       for (let round = 0; round < 3; round++) {
         await Promise.all(
-          Array.from({ length: 20 }, (_, i) => target.upload({ relativePath: `r${round}-${i}.xml`, bytes: Buffer.from(`<r${round} i="${i}"/>`), onExisting: 'fail' })),
+          Array.from({ length: 20 }, (_, i) =>
+            target.upload({
+              relativePath: `r${round}-${i}.xml`,
+              bytes: Buffer.from(`<r${round} i="${i}"/>`),
+              onExisting: 'fail',
+            }),
+          ),
         );
       }
       const stats = target.stats() as SftpPoolStats;
@@ -66,7 +77,10 @@ describe('connection pool', () => {
     try {
       const big = target.upload({ relativePath: 'big.bin', bytes: Buffer.alloc(2_000_000, 1), onExisting: 'fail' });
       const controller = new AbortController();
-      const queued = target.upload({ relativePath: 'queued.xml', bytes: Buffer.from('q'), onExisting: 'fail' }, { signal: controller.signal });
+      const queued = target.upload(
+        { relativePath: 'queued.xml', bytes: Buffer.from('q'), onExisting: 'fail' },
+        { signal: controller.signal },
+      );
       controller.abort();
       await expect(queued).rejects.toMatchObject({ code: 'ABORTED', permanent: false });
       await big;
@@ -94,7 +108,10 @@ describe('connection pool', () => {
 
   it('sshd killed mid-run: operations fail as transient, then succeed after it returns, without restarting the target', async () => {
     const folder = uniqueFolder('kill');
-    const target = sftpTarget(sshd, folder, { pool: { size: 4 }, retry: { attempts: 2, minDelayMs: 50, maxDelayMs: 100 } });
+    const target = sftpTarget(sshd, folder, {
+      pool: { size: 4 },
+      retry: { attempts: 2, minDelayMs: 50, maxDelayMs: 100 },
+    });
     try {
       await target.check();
       const outcomes: Array<{ ok: true } | { ok: false; code: string; permanent: boolean; message: string }> = [];
@@ -136,7 +153,11 @@ describe('connection pool', () => {
 
   it('a server that stops answering fails with a transient OPERATION_TIMEOUT, and the pool recovers when it answers again', async () => {
     const folder = uniqueFolder('hang');
-    const target = sftpTarget(sshd, folder, { pool: { size: 1, operationTimeoutMs: 500, connectTimeoutMs: 500 }, retry: { attempts: 1 } });
+    // No idle probe and no keepalive: the upload runs on the connection check() opened, so only the operation can time out.
+    const target = sftpTarget(sshd, folder, {
+      pool: { size: 1, operationTimeoutMs: 500, connectTimeoutMs: 500, checkIdleAfterMs: 600_000, keepaliveMs: 0 },
+      retry: { attempts: 1 },
+    });
     try {
       await target.check();
       await sshd.kill('SIGSTOP');
@@ -150,6 +171,7 @@ describe('connection pool', () => {
       }
       expect(error).toMatchObject({ permanent: false, location: { host: `127.0.0.1:${sshd.port}` } });
       expect(['OPERATION_TIMEOUT', 'CONNECT_TIMEOUT']).toContain((error as { code: string }).code);
+      expect((error as { code: string }).code).toBe('OPERATION_TIMEOUT');
       await target.upload({ relativePath: 'after.xml', bytes: Buffer.from('a'), onExisting: 'fail' });
       expect(readFileSync(join(sshd.root, folder, 'after.xml'), 'utf8')).toBe('a');
     } finally {
@@ -158,7 +180,10 @@ describe('connection pool', () => {
   });
 
   it('an unreachable server is a transient CONNECT_FAILED naming host:port', async () => {
-    const target = sftpTarget(sshd, uniqueFolder('down'), { url: `sftp://root@127.0.0.1:1/~/inbound`, retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 20 } });
+    const target = sftpTarget(sshd, uniqueFolder('down'), {
+      url: `sftp://root@127.0.0.1:1/~/inbound`,
+      retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 20 },
+    });
     try {
       const error = await target.check().then(
         () => undefined,

@@ -70,7 +70,9 @@ describe.each(harnesses)('%s target', (_label, harness) => {
     const { target, local } = harness.make();
     try {
       await target.upload({ relativePath: 'inv.xml', bytes: Buffer.from('first'), onExisting: 'fail' });
-      const error = await failure(target.upload({ relativePath: 'inv.xml', bytes: Buffer.from('second'), onExisting: 'fail' }));
+      const error = await failure(
+        target.upload({ relativePath: 'inv.xml', bytes: Buffer.from('second'), onExisting: 'fail' }),
+      );
       expect(error).toMatchObject({ code: 'TARGET_EXISTS', permanent: true });
       expect(error.message).toContain('inv.xml');
       expect(readFileSync(join(local, 'inv.xml'), 'utf8')).toBe('first');
@@ -84,7 +86,11 @@ describe.each(harnesses)('%s target', (_label, harness) => {
     const { target, local } = harness.make();
     try {
       await target.upload({ relativePath: 'inv.xml', bytes: Buffer.from('first'), onExisting: 'overwrite' });
-      const result = await target.upload({ relativePath: 'inv.xml', bytes: Buffer.from('second!'), onExisting: 'overwrite' });
+      const result = await target.upload({
+        relativePath: 'inv.xml',
+        bytes: Buffer.from('second!'),
+        onExisting: 'overwrite',
+      });
       expect(result).toEqual({ remotePath: 'inv.xml', bytes: 7 });
       expect(readFileSync(join(local, 'inv.xml'), 'utf8')).toBe('second!');
       expect(readdirSync(local)).toEqual(['inv.xml']);
@@ -107,10 +113,18 @@ describe.each(harnesses)('%s target', (_label, harness) => {
   it('onExisting version: picks stem_v2.ext, _v3, ... and returns the name; concurrent uploads get distinct names', async () => {
     const { target, local } = harness.make();
     try {
-      expect((await target.upload({ relativePath: 'd/inv.xml', bytes: Buffer.from('v1'), onExisting: 'version' })).remotePath).toBe('d/inv.xml');
-      expect((await target.upload({ relativePath: 'd/inv.xml', bytes: Buffer.from('v2'), onExisting: 'version' })).remotePath).toBe('d/inv_v2.xml');
+      expect(
+        (await target.upload({ relativePath: 'd/inv.xml', bytes: Buffer.from('v1'), onExisting: 'version' }))
+          .remotePath,
+      ).toBe('d/inv.xml');
+      expect(
+        (await target.upload({ relativePath: 'd/inv.xml', bytes: Buffer.from('v2'), onExisting: 'version' }))
+          .remotePath,
+      ).toBe('d/inv_v2.xml');
       const results = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => target.upload({ relativePath: 'd/inv.xml', bytes: Buffer.from(`c${i}`), onExisting: 'version' })),
+        Array.from({ length: 8 }, (_, i) =>
+          target.upload({ relativePath: 'd/inv.xml', bytes: Buffer.from(`c${i}`), onExisting: 'version' }),
+        ),
       );
       const names = results.map((r) => r.remotePath);
       expect(new Set(names).size).toBe(8);
@@ -141,7 +155,11 @@ describe.each(harnesses)('%s target', (_label, harness) => {
     try {
       const error = await failure(target.upload({ relativePath, bytes: Buffer.from('evil'), onExisting: 'overwrite' }));
       expect(error).toMatchObject({ code: 'PATH_ESCAPE', permanent: true });
-      for (const operation of [target.readFile(relativePath), target.remove(relativePath), target.move('x', relativePath)]) {
+      for (const operation of [
+        target.readFile(relativePath),
+        target.remove(relativePath),
+        target.move('x', relativePath),
+      ]) {
         expect(await failure(operation)).toMatchObject({ code: 'PATH_ESCAPE' });
       }
       expect(tree(outside)).toEqual(before);
@@ -166,7 +184,8 @@ describe.each(harnesses)('%s target', (_label, harness) => {
     const { target, local } = harness.make({ pool: { size: 1 } });
     try {
       mkdirSync(join(local, 'acks'));
-      for (let i = 0; i < 250; i++) writeFileSync(join(local, 'acks', `ack-${String(i).padStart(3, '0')}.ok`), `ok ${i}`);
+      for (let i = 0; i < 250; i++)
+        writeFileSync(join(local, 'acks', `ack-${String(i).padStart(3, '0')}.ok`), `ok ${i}`);
       mkdirSync(join(local, 'acks', 'sub'));
       const entries: RemoteEntry[] = [];
       for await (const entry of target.list('acks')) entries.push(entry);
@@ -187,7 +206,10 @@ describe.each(harnesses)('%s target', (_label, harness) => {
       expect((await target.readFile('acks/ack-002.ok')).toString()).toBe('ok 2');
       await target.move('acks/ack-003.ok', 'archive/2026/ack-003.ok');
       expect(readFileSync(join(local, 'archive/2026/ack-003.ok'), 'utf8')).toBe('ok 3');
-      expect(await failure(target.move('acks/ack-004.ok', 'archive/2026/ack-003.ok'))).toMatchObject({ code: 'TARGET_EXISTS', permanent: true });
+      expect(await failure(target.move('acks/ack-004.ok', 'archive/2026/ack-003.ok'))).toMatchObject({
+        code: 'TARGET_EXISTS',
+        permanent: true,
+      });
       await target.move('acks/ack-004.ok', 'archive/2026/ack-003.ok', { overwrite: true });
       expect(readFileSync(join(local, 'archive/2026/ack-003.ok'), 'utf8')).toBe('ok 4');
       await target.remove('acks/ack-005.ok');
@@ -211,7 +233,9 @@ describe('file:// target specifics', () => {
     symlinkSync(elsewhere, join(share, 'escape'));
     const target = createTarget('share', { url: `file://${share}` }, { logger: silentLogger() });
     try {
-      const error = await failure(target.upload({ relativePath: 'escape/x.xml', bytes: Buffer.from('x'), onExisting: 'overwrite' }));
+      const error = await failure(
+        target.upload({ relativePath: 'escape/x.xml', bytes: Buffer.from('x'), onExisting: 'overwrite' }),
+      );
       expect(error).toMatchObject({ code: 'PATH_ESCAPE', permanent: true });
       expect(readdirSync(elsewhere)).toEqual([]);
     } finally {

@@ -1,21 +1,30 @@
 import { setFlagsFromString } from 'node:v8';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { startAcks } from '../../process/index.ts';
 import { configPath, loadConfig } from '../../config/index.ts';
-import { createLogger } from '../../observability/index.ts';
+import { createLogger, startMetricsServer } from '../../observability/index.ts';
 import { stopOnSignals } from './serve.ts';
 
 export function register(program: Command): void {
   program
     .command('acks')
-    .description('Read the ERP acknowledgements back (same config and ledger as serve), flag failures in Rossum; runs until SIGTERM')
+    .description(
+      'Read the ERP acknowledgements back (same config and ledger as serve), flag failures in Rossum; runs until SIGTERM',
+    )
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('--once', 'one pass (track uploads, flag deadlines, read every complete ack, tell Rossum), then exit')
-    .action(async (options: { config?: string; once?: boolean }) => {
+    .option('--metrics-port <port>', 'serve GET /metrics and /healthz on this port (off by default)', parsePort)
+    .option('--metrics-host <host>', 'interface of the metrics port', '127.0.0.1')
+    .action(async (options: { config?: string; once?: boolean; metricsPort?: number; metricsHost: string }) => {
       // On a host with plenty of RAM V8 lets the heap grow to about 4× what is live between full
       // collections; the ack loop's short-lived garbage (SFTP packets, HTTP calls, ledger rows) then
       // takes the process far past what it needs. 1.75× keeps it near its live size for a little more GC.
-      if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'))) setFlagsFromString('--heap-growing-percent=75');
+      if (
+        !process.execArgv.some(
+          (arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'),
+        )
+      )
+        setFlagsFromString('--heap-growing-percent=75');
       const { config } = loadConfig(configPath(options.config));
       const logger = createLogger({ level: config.logLevel });
       const running = await startAcks(config, { logger, loop: !options.once });
@@ -33,22 +42,55 @@ export function register(program: Command): void {
         await running.close();
         // The summary is the command's result (cron jobs log it), so it is written whatever the log level.
         logger.child({}, { level: 'info' }).info(
-          { ...report, firstLookMs: Math.round(firstLookMs), passMs: Math.round(passMs), passCpuMs: Math.round((cpu.user + cpu.system) / 1000), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) },
+          {
+            ...report,
+            firstLookMs: Math.round(firstLookMs),
+            passMs: Math.round(passMs),
+            passCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+            peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+          },
           'acks pass done',
         );
         // Like serve after a graceful stop: everything is closed, so leftover timers must not keep the process alive.
         process.exit(0);
       }
-      stopOnSignals(running, logger);
+      const metricsServer =
+        options.metricsPort === undefined
+          ? undefined
+          : await startMetricsServer({
+              host: options.metricsHost,
+              port: options.metricsPort,
+              metrics: running.metrics,
+            });
+      if (metricsServer)
+        logger.info(
+          { host: options.metricsHost, port: metricsServer.port },
+          'acks metrics on /metrics, liveness on /healthz',
+        );
+      stopOnSignals(running, logger, async () => metricsServer?.close());
       // SIGHUP: re-read the config for new Rossum credentials (a fresh token) without a restart.
       process.on('SIGHUP', () => {
         try {
           const fresh = loadConfig(configPath(options.config)).config;
           if (!fresh.rossum) throw new Error('the config has no `rossum` section');
-          void running.reloadRossum(fresh.rossum).catch((error: unknown) => logger.error({ err: String(error) }, 'could not apply the reloaded Rossum settings'));
+          void running
+            .reloadRossum(fresh.rossum)
+            .catch((error: unknown) =>
+              logger.error({ err: String(error) }, 'could not apply the reloaded Rossum settings'),
+            );
         } catch (error) {
-          logger.error({ err: error instanceof Error ? error.message : String(error) }, 'SIGHUP: config not reloaded (the old Rossum settings stay)');
+          logger.error(
+            { err: error instanceof Error ? error.message : String(error) },
+            'SIGHUP: config not reloaded (the old Rossum settings stay)',
+          );
         }
       });
     });
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidArgumentError(`"${value}" is not a TCP port (0-65535)`);
+  return port;
 }

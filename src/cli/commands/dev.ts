@@ -23,7 +23,9 @@ interface DevOptions {
 export function register(program: Command): void {
   program
     .command('dev')
-    .description('Run the whole loop locally: a private OpenSSH sshd on loopback, the bridge with a SQLite ledger, and (with --demo) the sample exports')
+    .description(
+      'Run the whole loop locally: a private OpenSSH sshd on loopback, the bridge with a SQLite ledger, and (with --demo) the sample exports',
+    )
     .option('--dir <path>', 'working folder for keys, config, ledger and the SFTP root', '.dev')
     .option('-p, --port <port>', 'webhook port (0 = any free port)', (value) => Number.parseInt(value, 10), 8080)
     .option('-m, --mapping <name>', 'mapping the fallback route uses', 'generic-xml')
@@ -80,18 +82,49 @@ async function runDev(options: DevOptions): Promise<void> {
   out(`  acks folder   ${sshd.acksDir}`);
   out(`  config        ${configFile}`);
   out(`  metrics       ${bridge.url.replace(/\/webhooks\/rossum$/, '/metrics')}`);
-  out(`  try           node bin/rossum-sftp-bridge send ${join(DEMO_FOLDER, 'export-invoice.json')} --url ${bridge.url} --secret ${secret}`);
+  out(
+    `  try           node bin/rossum-sftp-bridge send ${join(DEMO_FOLDER, 'export-invoice.json')} --url ${bridge.url} --secret ${secret}`,
+  );
 
   if (options.demo) {
     out();
+    const duplicateAnswers = async (): Promise<number> =>
+      (await bridge.metrics.exports.get()).values
+        .filter((entry) => entry.labels.outcome === 'duplicate')
+        .reduce((sum, entry) => sum + entry.value, 0);
+    const filesBefore = new Set(readdirSync(sshd.inboundDir));
+    let replays = 0;
     for (const file of payloads) {
-      const outcome = await callHook({ url: bridge.url, body: readFileSync(file), secret, retryDelayS: 1, retryCount: 4 });
-      out(`  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}`);
-      for (const message of outcome.messages) out(`      [${message.type}] ${message.content}`);
+      const before = await duplicateAnswers();
+      const outcome = await callHook({
+        url: bridge.url,
+        body: readFileSync(file),
+        secret,
+        retryDelayS: 1,
+        retryCount: 4,
+      });
+      const replay = (await duplicateAnswers()) > before;
+      if (replay) replays++;
+      out(
+        `  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}${replay ? '  (replay: exported in an earlier run, nothing uploaded now)' : ''}`,
+      );
+      for (const message of outcome.messages)
+        out(`      [${message.type}] ${replay ? '(first answer) ' : ''}${message.content}`);
     }
     out();
+    if (replays > 0) {
+      out(
+        `${replays} answer(s) above are replays: the ledger in ${relative(process.cwd(), dir) || '.'} already had these annotations, so the bridge repeated`,
+      );
+      out(
+        'its first answer (which may name an earlier port or file) instead of uploading again. Delete that folder for a fresh demo.',
+      );
+      out(`This run's server: webhook ${bridge.url}, SFTP ${sshd.url('inbound')}`);
+      out();
+    }
     out(`Files in ${sshd.inboundDir}:`);
-    for (const name of readdirSync(sshd.inboundDir).sort()) out(`  ${name}`);
+    for (const name of readdirSync(sshd.inboundDir).sort())
+      out(`  ${name}${filesBefore.has(name) ? '  (from an earlier run)' : ''}`);
   }
 
   const stopSshd = async (): Promise<void> => sshd.stop();
@@ -101,7 +134,11 @@ async function runDev(options: DevOptions): Promise<void> {
     return;
   }
   out();
-  out('Ctrl+C stops it.');
+  out(
+    options.demo
+      ? 'The demo is done; the bridge keeps serving for your own exports. Ctrl+C stops it (--exit stops right after the demo).'
+      : 'Ctrl+C stops it.',
+  );
   stopOnSignals(bridge, logger, stopSshd);
 }
 
@@ -110,6 +147,7 @@ const DEMO_FOLDER = join(repoRoot, 'examples', 'rossum');
 
 function demoPayloads(): string[] {
   const files = existsSync(DEMO_FOLDER) ? readdirSync(DEMO_FOLDER).filter((name) => name.endsWith('.json')) : [];
-  if (files.length === 0) throw new Error(`dev --demo: no sample exports (*.json) in ${DEMO_FOLDER}; the installation is incomplete`);
+  if (files.length === 0)
+    throw new Error(`dev --demo: no sample exports (*.json) in ${DEMO_FOLDER}; the installation is incomplete`);
   return files.sort().map((name) => join(DEMO_FOLDER, name));
 }

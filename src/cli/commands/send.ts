@@ -1,7 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BridgeError, describeError } from '../../errors.ts';
-import { callHook, HOOK_CALL_DEFAULTS, type AttemptRecord, type HookCallOptions, type HookCallOutcome, type PollRecord } from '../../rossum/index.ts';
+import {
+  callHook,
+  HOOK_CALL_DEFAULTS,
+  type AttemptRecord,
+  type HookCallOptions,
+  type HookCallOutcome,
+  type PollRecord,
+} from '../../rossum/index.ts';
 
 export interface SendOptions {
   url: string;
@@ -27,22 +34,57 @@ export interface SendIo {
 export function register(program: Command): void {
   program
     .command('send')
-    .description('Call the webhook with a payload exactly as Rossum would (signed, timeouts, retries, async polling) and print what Rossum would do with the annotation')
+    .description(
+      'Call the webhook with a payload exactly as Rossum would (signed, timeouts, retries, async polling) and print what Rossum would do with the annotation',
+    )
     .argument('<payload>', 'JSON payload file, sent byte for byte (`-` reads stdin)')
     .requiredOption('--url <url>', 'webhook URL, e.g. http://127.0.0.1:8080/webhooks/rossum')
-    .option('--secret <secret>', 'hook secret for X-Rossum-Signature-SHA256 (prefer $ROSSUM_HOOK_SECRET: arguments show up in process lists)')
-    .option('--timeout-s <seconds>', 'timeout_s of each request (0–60)', (v) => seconds(v, 60), HOOK_CALL_DEFAULTS.timeoutS)
-    .option('--retry-count <n>', 'retry_count (0–4): attempts = n + 1', (v) => integer(v, 4), HOOK_CALL_DEFAULTS.retryCount)
+    .option(
+      '--secret <secret>',
+      'hook secret for X-Rossum-Signature-SHA256 (prefer $ROSSUM_HOOK_SECRET: arguments show up in process lists)',
+    )
+    .option(
+      '--timeout-s <seconds>',
+      'timeout_s of each request (0–60)',
+      (v) => seconds(v, 60),
+      HOOK_CALL_DEFAULTS.timeoutS,
+    )
+    .option(
+      '--retry-count <n>',
+      'retry_count (0–4): attempts = n + 1',
+      (v) => integer(v, 4),
+      HOOK_CALL_DEFAULTS.retryCount,
+    )
     .option('--retry-delay-s <seconds>', 'wait before each retry', (v) => seconds(v), HOOK_CALL_DEFAULTS.retryDelayS)
-    .option('--poll-interval-s <seconds>', 'interval between polls of a 202 + Location reply', (v) => seconds(v), HOOK_CALL_DEFAULTS.pollIntervalS)
-    .option('--max-polling-time-s <seconds>', 'max_polling_time_s (300 for export events)', (v) => seconds(v), HOOK_CALL_DEFAULTS.maxPollingTimeS)
-    .option('--retry-on-any-non-2xx', 'retry_on_any_non_2xx: retry every non-2xx reply, not only 408/429/500/502/503/504', false)
+    .option(
+      '--poll-interval-s <seconds>',
+      'interval between polls of a 202 + Location reply',
+      (v) => seconds(v),
+      HOOK_CALL_DEFAULTS.pollIntervalS,
+    )
+    .option(
+      '--max-polling-time-s <seconds>',
+      'max_polling_time_s (300 for export events)',
+      (v) => seconds(v),
+      HOOK_CALL_DEFAULTS.maxPollingTimeS,
+    )
+    .option(
+      '--retry-on-any-non-2xx',
+      'retry_on_any_non_2xx: retry every non-2xx reply, not only 408/429/500/502/503/504',
+      false,
+    )
     .option('--no-retry-after-polling-failure', 'retry_after_polling_failure off: a polling failure is final')
     .option('--sha1', 'also send the legacy X-Elis-Signature: sha1=<hex> header', false)
     .option('--json', 'print the outcome as JSON', false)
-    .addHelpText('after', '\nExit status: 0 when the annotation would be exported, 1 when it would end in failed_export, 2 on bad input.')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 when the annotation would be exported, 1 when it would end in failed_export, 2 on bad input.',
+    )
     .action(async (payload: string, options: SendOptions) => {
-      const outcome = await runSend(payload, options, { out: (line) => process.stdout.write(`${line}\n`), env: process.env });
+      const outcome = await runSend(payload, options, {
+        out: (line) => process.stdout.write(`${line}\n`),
+        env: process.env,
+      });
       process.exitCode = outcome.annotationStatus === 'exported' ? 0 : 1;
     });
 }
@@ -56,7 +98,9 @@ export async function runSend(payloadPath: string, options: SendOptions, io: Sen
 
   if (human) {
     if (!isJson(body)) io.out(`warning: ${payloadPath} is not valid JSON; sending it anyway, byte for byte`);
-    io.out(`→ POST ${options.url} (${body.length} bytes, signed sha256${options.sha1 ? ' + sha1' : ''}, timeout ${options.timeoutS} s, up to ${attempts} attempt${attempts === 1 ? '' : 's'})`);
+    io.out(
+      `→ POST ${options.url} (${body.length} bytes, signed sha256${options.sha1 ? ' + sha1' : ''}, timeout ${options.timeoutS} s, up to ${attempts} attempt${attempts === 1 ? '' : 's'})`,
+    );
   }
   const hookCallOptions: HookCallOptions = {
     url: options.url,
@@ -88,7 +132,9 @@ export async function runSend(payloadPath: string, options: SendOptions, io: Sen
   if (options.json) {
     io.out(JSON.stringify(outcome, null, 2));
   } else {
-    io.out(`annotation → ${outcome.annotationStatus}${outcome.annotationStatus === 'exported' ? '' : ' (operators see it in the failed export list)'}`);
+    io.out(
+      `annotation → ${outcome.annotationStatus}${outcome.annotationStatus === 'exported' ? '' : ' (operators see it in the failed export list)'}`,
+    );
     if (outcome.messages.length === 0) io.out('  (no messages)');
     for (const m of outcome.messages) {
       const where = m.id === undefined || m.id === null ? '' : ` #${m.id}`;
@@ -100,7 +146,10 @@ export async function runSend(payloadPath: string, options: SendOptions, io: Sen
 
 function attemptLine(record: AttemptRecord, total: number): string {
   const head = `attempt ${record.attempt}/${total}: `;
-  const result = record.statusCode === null ? (record.error ?? 'failed') : `HTTP ${record.statusCode}${record.polls.length > 0 ? ` → ${record.resultStatusCode ?? record.error ?? '?'} after ${record.polls.length} poll${record.polls.length === 1 ? '' : 's'}` : ''}`;
+  const result =
+    record.statusCode === null
+      ? (record.error ?? 'failed')
+      : `HTTP ${record.statusCode}${record.polls.length > 0 ? ` → ${record.resultStatusCode ?? record.error ?? '?'} after ${record.polls.length} poll${record.polls.length === 1 ? '' : 's'}` : ''}`;
   const body = record.bodyExcerpt.trim() === '' ? '' : `  ${oneLine(record.bodyExcerpt, 160)}`;
   const next = record.verdict === 'retry' ? `  — retrying in ${formatSeconds(record.retryInMs ?? 0)}` : '';
   const error = record.statusCode !== null && record.error ? `  (${record.error})` : '';
@@ -109,7 +158,8 @@ function attemptLine(record: AttemptRecord, total: number): string {
 
 function pollLine(record: PollRecord): string {
   const status = record.statusCode === null ? (record.error ?? 'failed') : `HTTP ${record.statusCode}`;
-  const verdict = record.verdict === 'done' ? 'final answer' : record.verdict === 'failed' ? 'polling failed' : 'still waiting';
+  const verdict =
+    record.verdict === 'done' ? 'final answer' : record.verdict === 'failed' ? 'polling failed' : 'still waiting';
   return `  poll ${record.poll}: ${status} in ${record.durationMs} ms — ${verdict}`;
 }
 
@@ -152,13 +202,16 @@ function usage(message: string): never {
 function seconds(value: string, max = Number.POSITIVE_INFINITY): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) {
-    throw new InvalidArgumentError(max === Number.POSITIVE_INFINITY ? 'expected a number of seconds ≥ 0' : `expected seconds between 0 and ${max}`);
+    throw new InvalidArgumentError(
+      max === Number.POSITIVE_INFINITY ? 'expected a number of seconds ≥ 0' : `expected seconds between 0 and ${max}`,
+    );
   }
   return n;
 }
 
 function integer(value: string, max: number): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n > max) throw new InvalidArgumentError(`expected a whole number between 0 and ${max}`);
+  if (!/^\d+$/.test(value.trim()) || n > max)
+    throw new InvalidArgumentError(`expected a whole number between 0 and ${max}`);
   return n;
 }

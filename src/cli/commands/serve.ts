@@ -10,7 +10,9 @@ export function register(program: Command): void {
     .description('Run the export webhook (POST /webhooks/rossum), with /healthz, /readyz and /metrics')
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('-p, --port <port>', 'override server.port', (value) => Number.parseInt(value, 10))
-    .option('-w, --workers <count>', 'override server.workers (processes sharing the port and the ledger)', (value) => Number.parseInt(value, 10))
+    .option('-w, --workers <count>', 'override server.workers (processes sharing the port and the ledger)', (value) =>
+      Number.parseInt(value, 10),
+    )
     .option('--insecure-no-signature', 'accept unsigned webhooks (local experiments only; logged loudly)')
     .action(async (options: { config?: string; port?: number; workers?: number; insecureNoSignature?: boolean }) => {
       const { config } = loadConfig(configPath(options.config));
@@ -53,7 +55,11 @@ function superviseWorkers(count: number, logger: Logger): void {
 }
 
 /** SIGTERM/SIGINT: finish and answer what is in flight, close connections, exit 0. */
-export function stopOnSignals(bridge: Pick<RunningBridge, 'close'>, logger: Logger, extra: () => Promise<void> = async () => {}): void {
+export function stopOnSignals(
+  bridge: Pick<RunningBridge, 'close'>,
+  logger: Logger,
+  extra: () => Promise<void> = async () => {},
+): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;

@@ -4,7 +4,16 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { configPath } from '../../config/index.ts';
 import { BridgeError } from '../../errors.ts';
-import { EXPORT_STATES, ledgerConfigSchema, openLedger, stateOf, type AckOutcome, type ExportRecord, type ExportState, type Ledger } from '../../ledger/index.ts';
+import {
+  EXPORT_STATES,
+  ledgerConfigSchema,
+  openLedger,
+  stateOf,
+  type AckOutcome,
+  type ExportRecord,
+  type ExportState,
+  type Ledger,
+} from '../../ledger/index.ts';
 
 interface StatusOptions {
   config?: string;
@@ -20,7 +29,9 @@ interface StatusOptions {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('List exports with their state (uploaded, awaiting_ack, accepted, rejected, ack_timeout, ...); with ANNOTATION_ID, its whole history')
+    .description(
+      'List exports with their state (uploaded, awaiting_ack, accepted, rejected, ack_timeout, ...); with ANNOTATION_ID, its whole history',
+    )
     .argument('[annotationId]', 'show every export of this annotation with its history')
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('--state <states>', `comma-separated: ${EXPORT_STATES.join(', ')}`)
@@ -33,7 +44,10 @@ export function register(program: Command): void {
     .action(async (annotationId: string | undefined, options: StatusOptions) => {
       const ledger = await openLedger(ledgerUrlOf(configPath(options.config)));
       try {
-        const text = annotationId === undefined ? await listing(ledger, options) : await history(ledger, parseId(annotationId), options.json ?? false);
+        const text =
+          annotationId === undefined
+            ? await listing(ledger, options)
+            : await history(ledger, parseId(annotationId), options.json ?? false);
         process.stdout.write(text);
       } finally {
         await ledger.close();
@@ -51,7 +65,9 @@ export function ledgerUrlOf(file: string, env: NodeJS.ProcessEnv = process.env):
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new BridgeError('CONFIG_INVALID', `cannot read the config file ${file}: ${(error as Error).message}`, { permanent: true });
+    throw new BridgeError('CONFIG_INVALID', `cannot read the config file ${file}: ${(error as Error).message}`, {
+      permanent: true,
+    });
   }
   let document: unknown;
   try {
@@ -65,18 +81,29 @@ export function ledgerUrlOf(file: string, env: NodeJS.ProcessEnv = process.env):
     typeof raw === 'object' && raw !== null && typeof (raw as { url?: unknown }).url === 'string'
       ? {
           ...raw,
-          url: ((raw as { url: string }).url).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_match, name: string, fallback: string | undefined) => {
-            const value = env[name];
-            if (value !== undefined && value !== '') return value;
-            if (fallback !== undefined) return fallback;
-            missing.push(name);
-            return '';
-          }),
+          url: (raw as { url: string }).url.replace(
+            /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+            (_match, name: string, fallback: string | undefined) => {
+              const value = env[name];
+              if (value !== undefined && value !== '') return value;
+              if (fallback !== undefined) return fallback;
+              missing.push(name);
+              return '';
+            },
+          ),
         }
       : (raw ?? {});
-  if (missing.length > 0) throw new BridgeError('CONFIG_INVALID', `${file}: ledger.url: environment variable ${missing.join(', ')} is not set`, { permanent: true });
+  if (missing.length > 0)
+    throw new BridgeError(
+      'CONFIG_INVALID',
+      `${file}: ledger.url: environment variable ${missing.join(', ')} is not set`,
+      { permanent: true },
+    );
   const parsed = ledgerConfigSchema.safeParse(interpolated);
-  if (!parsed.success) throw new BridgeError('CONFIG_INVALID', `${file}: ledger: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { permanent: true });
+  if (!parsed.success)
+    throw new BridgeError('CONFIG_INVALID', `${file}: ledger: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {
+      permanent: true,
+    });
   const url = parsed.data.url;
   if (!url.startsWith('sqlite:') || url === 'sqlite::memory:') return url;
   const path = url.slice('sqlite:'.length);
@@ -85,7 +112,8 @@ export function ledgerUrlOf(file: string, env: NodeJS.ProcessEnv = process.env):
 
 function parseId(value: string): number {
   const id = Number(value);
-  if (!Number.isSafeInteger(id) || id <= 0) throw new BridgeError('BAD_ARGUMENT', `"${value}" is not an annotation id`, { permanent: true });
+  if (!Number.isSafeInteger(id) || id <= 0)
+    throw new BridgeError('BAD_ARGUMENT', `"${value}" is not an annotation id`, { permanent: true });
   return id;
 }
 
@@ -99,9 +127,15 @@ export function parseAge(value: string): number {
 
 function parseStates(value: string | undefined): ExportState[] | undefined {
   if (value === undefined) return undefined;
-  const states = value.split(',').map((state) => state.trim()).filter(Boolean);
+  const states = value
+    .split(',')
+    .map((state) => state.trim())
+    .filter(Boolean);
   const unknown = states.filter((state) => !(EXPORT_STATES as readonly string[]).includes(state));
-  if (unknown.length > 0) throw new BridgeError('BAD_ARGUMENT', `unknown state ${unknown.join(', ')}: use ${EXPORT_STATES.join(', ')}`, { permanent: true });
+  if (unknown.length > 0)
+    throw new BridgeError('BAD_ARGUMENT', `unknown state ${unknown.join(', ')}: use ${EXPORT_STATES.join(', ')}`, {
+      permanent: true,
+    });
   return states as ExportState[];
 }
 
@@ -118,7 +152,12 @@ async function listing(ledger: Ledger, options: StatusOptions): Promise<string> 
   });
   const stories = new Map<number, RossumStory | null>();
   for (const record of records) stories.set(record.id, rossumStory(await ledger.outcomes(record.id)));
-  if (options.json) return `${JSON.stringify(records.map((record) => ({ ...summary(record), rossum: stories.get(record.id) ?? null })), null, 2)}\n`;
+  if (options.json)
+    return `${JSON.stringify(
+      records.map((record) => ({ ...summary(record), rossum: stories.get(record.id) ?? null })),
+      null,
+      2,
+    )}\n`;
   if (records.length === 0) return 'no exports match\n';
   const rows = records.map((record) => [
     String(record.id),
@@ -126,13 +165,16 @@ async function listing(ledger: Ledger, options: StatusOptions): Promise<string> 
     stateOf(record),
     record.mappingName,
     record.target,
-    record.remotePath ?? record.plannedPath,
+    fileColumn(record),
     time(record.uploadedAt ?? record.createdAt),
     record.ackFile ?? '',
     record.erpReference ?? record.error ?? '',
     stories.get(record.id)?.text ?? '',
   ]);
-  return table(['EXPORT', 'ANNOTATION', 'STATE', 'MAPPING', 'TARGET', 'FILE', 'UPLOADED', 'ACK FILE', 'ERP REF / ERROR', 'ROSSUM'], rows);
+  return table(
+    ['EXPORT', 'ANNOTATION', 'STATE', 'MAPPING', 'TARGET', 'FILE', 'UPLOADED', 'ACK FILE', 'ERP REF / ERROR', 'ROSSUM'],
+    rows,
+  );
 }
 
 /** Whether Rossum has been told the ERP's verdict, in one line and as data. */
@@ -162,17 +204,33 @@ export function rossumStory(outcomes: readonly AckOutcome[]): RossumStory | null
   const attempts = `${deciding.attempts} attempt${deciding.attempts === 1 ? '' : 's'}`;
   switch (deciding.delivery) {
     case 'delivered':
-      return { ...base, state: 'told', text: `told (${deciding.kind}${deciding.result ? `: ${deciding.result}` : ''}) at ${time(deciding.deliveredAt ?? deciding.createdAt)}` };
+      return {
+        ...base,
+        state: 'told',
+        text: `told (${deciding.kind}${deciding.result ? `: ${deciding.result}` : ''}) at ${time(deciding.deliveredAt ?? deciding.createdAt)}`,
+      };
     case 'by_hold':
-      return { ...base, state: 'told', text: `told (${deciding.kind}) by the held export reply at ${time(deciding.deliveredAt ?? deciding.createdAt)}` };
+      return {
+        ...base,
+        state: 'told',
+        text: `told (${deciding.kind}) by the held export reply at ${time(deciding.deliveredAt ?? deciding.createdAt)}`,
+      };
     case 'pending':
-      return { ...base, state: 'pending', text: `pending since ${time(deciding.createdAt)}, ${attempts}${deciding.lastError ? `, last error: ${deciding.lastError}` : ''}` };
+      return {
+        ...base,
+        state: 'pending',
+        text: `pending since ${time(deciding.createdAt)}, ${attempts}${deciding.lastError ? `, last error: ${deciding.lastError}` : ''}`,
+      };
     case 'left_alone':
       return { ...base, state: 'left_alone', text: deciding.result ?? 'left alone' };
     case 'gone':
       return { ...base, state: 'gone', text: deciding.result ?? `gone: ${deciding.lastError ?? ''}` };
     case 'failed':
-      return { ...base, state: 'failed', text: `not told, needs a human after ${attempts}: ${deciding.lastError ?? 'unknown error'}` };
+      return {
+        ...base,
+        state: 'failed',
+        text: `not told, needs a human after ${attempts}: ${deciding.lastError ?? 'unknown error'}`,
+      };
     case 'not_needed':
       return { ...base, state: 'nothing_to_tell', text: `nothing to tell (${deciding.kind})` };
   }
@@ -187,6 +245,10 @@ interface ExportSummary {
   mapping: string;
   target: string;
   file: string;
+  /** The original document uploaded before the data file (`document:` mappings). */
+  document: string | null;
+  documentUploadedAt: string | null;
+  sequenceNumber: number | null;
   createdAt: string | null;
   uploadedAt: string | null;
   ackDeadlineAt: string | null;
@@ -195,6 +257,13 @@ interface ExportSummary {
   erpReference: string | null;
   error: string | null;
   held: ExportRecord['holdState'];
+}
+
+/** The data file, and its original document when the mapping uploads one (not yet there: "pending"). */
+function fileColumn(record: ExportRecord): string {
+  const file = record.remotePath ?? record.plannedPath;
+  if (!record.documentPath) return file;
+  return `${file} + ${record.documentPath}${record.documentUploadedAt === null ? ' (pending)' : ''}`;
 }
 
 function summary(record: ExportRecord): ExportSummary {
@@ -207,6 +276,9 @@ function summary(record: ExportRecord): ExportSummary {
     mapping: record.mappingName,
     target: record.target,
     file: record.remotePath ?? record.plannedPath,
+    document: record.documentPath,
+    documentUploadedAt: iso(record.documentUploadedAt),
+    sequenceNumber: record.sequenceNumber,
     createdAt: iso(record.createdAt),
     uploadedAt: iso(record.uploadedAt),
     ackDeadlineAt: iso(record.ackDeadlineAt),
@@ -223,7 +295,11 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
   const exports = await Promise.all(
     records.map(async (record) => ({
       ...summary(record),
-      events: (await ledger.events(record.id)).map((event) => ({ at: iso(event.at), kind: event.kind, ...event.detail })),
+      events: (await ledger.events(record.id)).map((event) => ({
+        at: iso(event.at),
+        kind: event.kind,
+        ...event.detail,
+      })),
       rossum: (await ledger.outcomes(record.id)).map((outcome) => ({
         outcome: outcome.kind,
         delivery: outcome.delivery,
@@ -243,12 +319,20 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
   if (exports.length === 0) return `no exports of annotation ${annotationId} in the ledger\n`;
   const parts: string[] = [];
   for (const entry of exports) {
-    parts.push(`export ${entry.exportId} of annotation ${annotationId}: ${entry.state} — ${entry.file} (mapping ${entry.mapping}, target ${entry.target})`);
+    parts.push(
+      `export ${entry.exportId} of annotation ${annotationId}: ${entry.state} — ${entry.file} (mapping ${entry.mapping}, target ${entry.target})`,
+    );
     if (entry.rossumStory) parts.push(`Rossum: ${entry.rossumStory.text}`);
     parts.push(
       table(
         ['TIME', 'EVENT', 'DETAIL'],
-        entry.events.map(({ at, kind, ...detail }) => [String(at), kind, Object.entries(detail).map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' ')]),
+        entry.events.map(({ at, kind, ...detail }) => [
+          String(at),
+          kind,
+          Object.entries(detail)
+            .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+            .join(' '),
+        ]),
       ),
     );
   }
@@ -256,10 +340,16 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
 }
 
 function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((header, i) => Math.min(60, Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length))));
+  const widths = headers.map((header, i) =>
+    Math.min(60, Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length))),
+  );
   const line = (cells: string[]): string =>
     cells
-      .map((cell, i) => (cell.length > (widths[i] as number) ? `${cell.slice(0, (widths[i] as number) - 1)}…` : cell.padEnd(widths[i] as number)))
+      .map((cell, i) =>
+        cell.length > (widths[i] as number)
+          ? `${cell.slice(0, (widths[i] as number) - 1)}…`
+          : cell.padEnd(widths[i] as number),
+      )
       .join('  ')
       .trimEnd();
   return `${[line(headers), ...rows.map(line)].join('\n')}\n`;

@@ -1,19 +1,29 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigFileError, formatDiagnostic } from '../../config-loading/index.ts';
-import { loadMappingFile, mappingFiles, resolveMappingFile, runMappingTests, type TestResult } from '../../mapping/index.ts';
+import {
+  loadMappingFile,
+  mappingFiles,
+  resolveMappingFile,
+  runMappingTests,
+  type TestResult,
+} from '../../mapping/index.ts';
 import { mappingsDir } from './render.ts';
 
 /** Mapping files named on the command line: files, folders, or names in the mappings folder. */
 export function mappingPaths(args: string[], dir: string): string[] {
   if (args.length === 0) return mappingFiles(dir);
-  return args.flatMap((arg) => (existsSync(arg) && statSync(arg).isDirectory() ? mappingFiles(arg) : [resolveMappingFile(arg, dir)]));
+  return args.flatMap((arg) =>
+    existsSync(arg) && statSync(arg).isDirectory() ? mappingFiles(arg) : [resolveMappingFile(arg, dir)],
+  );
 }
 
 export function register(program: Command): void {
   program
     .command('test')
-    .description("Run the test cases in mapping files (payload → exact expected bytes or expected errors); shows a diff on failure")
+    .description(
+      'Run the test cases in mapping files (payload → exact expected bytes or expected errors); shows a diff on failure',
+    )
     .argument('[mappings...]', 'mapping files, folders or names (default: every mapping in the mappings folder)')
     .option('--mappings <dir>', 'mappings folder (default $BRIDGE_MAPPINGS or ./mappings)')
     .option('--update', 'write the current output into each output_file (review the change with git diff)')
@@ -22,7 +32,7 @@ export function register(program: Command): void {
       const results: TestResult[] = [];
       let broken = 0;
       for (const path of mappingPaths(args, mappingsDir(options.mappings))) {
-        let mapping;
+        let mapping: ReturnType<typeof loadMappingFile>;
         try {
           mapping = loadMappingFile(path);
         } catch (error) {
@@ -39,7 +49,9 @@ export function register(program: Command): void {
         }
       }
       const failed = results.filter((r) => !r.ok).length;
-      out(`\n${results.length - failed} passed, ${failed} failed${broken ? `, ${broken} mapping file(s) invalid` : ''}`);
+      out(
+        `\n${results.length - failed} passed, ${failed} failed${broken ? `, ${broken} mapping file(s) invalid` : ''}`,
+      );
       if (failed > 0 || broken > 0) process.exitCode = 1;
     });
 }

@@ -1,0 +1,2 @@
+export { SftpTarget } from './target.ts';
+export type { SftpPoolStats } from './context.ts';

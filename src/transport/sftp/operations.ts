@@ -1,0 +1,228 @@
+import { posix } from 'node:path';
+import type { FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
+import type SftpClient from 'ssh2-sftp-client';
+import type { ReadOptions } from '../contract.ts';
+import { errorCodeOf, SFTP_STATUS, TransportError } from '../errors.ts';
+import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from '../read-guard.ts';
+import type { Connection } from './context.ts';
+import { rawClient } from './ssh2-internals.ts';
+
+/* The raw SFTP requests, promise-shaped, one connection at a time. */
+
+export function openForWrite(conn: Connection, remotePath: string): Promise<Buffer> {
+  return call<Buffer>((cb) => conn.sftp.open(remotePath, 'w', cb));
+}
+
+/** ssh2's smallest write payload (non-OpenSSH servers): one request never gets split behind our back. */
+const SINGLE_WRITE_BYTES = 34_000 - 2 * 1024;
+
+/**
+ * A file that fits one write request: write, optional fchmod, fstat and close go out back to back on
+ * one handle. SFTP servers answer a handle's requests in order, so the fstat sees every byte written
+ * and the whole file costs one round trip after the open. Larger files are written one request after
+ * another (no parallel writes: some servers mishandle them), then checked the same way.
+ */
+export async function writeWholeFile(
+  conn: Connection,
+  handle: Buffer,
+  bytes: Buffer,
+  mode: number | undefined,
+): Promise<{ size: number }> {
+  const writeChunk = (offset: number, length: number): Promise<void> =>
+    call<void>((cb) => conn.sftp.write(handle, bytes, offset, length, offset, (error) => cb(error, undefined)));
+  const pending: Array<Promise<unknown>> = [];
+  let stat: Promise<Stats> | undefined;
+  let close: Promise<void> | undefined;
+  const finish = (): void => {
+    if (mode !== undefined)
+      pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
+    stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+    close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
+  };
+  try {
+    if (bytes.length <= SINGLE_WRITE_BYTES) {
+      // write, (fchmod,) fstat and close leave in one segment and are answered in order.
+      conn.batch(() => {
+        if (bytes.length > 0) pending.push(writeChunk(0, bytes.length));
+        finish();
+      });
+    } else {
+      for (let offset = 0; offset < bytes.length; offset += SINGLE_WRITE_BYTES) {
+        await writeChunk(offset, Math.min(SINGLE_WRITE_BYTES, bytes.length - offset));
+      }
+      conn.batch(finish);
+    }
+  } catch (error) {
+    await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
+    throw error;
+  }
+  const results = await Promise.allSettled([...pending, stat as Promise<Stats>, close as Promise<void>]);
+  for (const result of results) if (result.status === 'rejected') throw result.reason;
+  return { size: (await (stat as Promise<Stats>)).size };
+}
+
+const READ_CHUNK_BYTES = 32 * 1024;
+
+/**
+ * lstat first: a symlink, folder or device under the name is refused, never opened (the server would
+ * follow a link). SFTP has no O_NOFOLLOW, so the name could still be swapped for a link between the
+ * lstat and the open: the handle's fstat must then show the same file (type, size, mtime, owner, mode),
+ * or nothing read is returned. Then fstat and the first read go out back to back (answered in order),
+ * more reads only while the file is longer, close. A small file costs three round trips.
+ */
+export async function readRegularFile(
+  conn: Connection,
+  remotePath: string,
+  place: ReadPlace,
+  options: ReadOptions | undefined,
+): Promise<Buffer> {
+  const looked = await call<Stats>((cb) => conn.sftp.lstat(remotePath, cb));
+  if (!looked.isFile()) throw notRegular(place, `it is ${kindOf(looked)}`);
+  checkBeforeRead(place, { size: looked.size, mtimeMs: looked.mtime * 1000 }, options);
+  const handle = await call<Buffer>((cb) => conn.sftp.open(remotePath, 'r', cb));
+  const readAt = (position: number, length: number): Promise<Buffer> =>
+    new Promise((resolveRead, rejectRead) => {
+      // ssh2 answers a read at the end of the file with zero bytes.
+      conn.sftp.read(handle, Buffer.allocUnsafe(length), 0, length, position, (error, bytesRead, buffer) =>
+        error ? rejectRead(error) : resolveRead(buffer.subarray(0, bytesRead)),
+      );
+    });
+  const chunkAt = (position: number, limit: number): Promise<Buffer> =>
+    position >= limit
+      ? Promise.resolve(Buffer.alloc(0))
+      : readAt(position, Math.min(READ_CHUNK_BYTES, limit - position));
+  try {
+    const expectedLimit = readLimit(looked.size, options);
+    const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+    let next = chunkAt(0, expectedLimit);
+    // Both at once: when the connection drops, the read fails too, and an unawaited rejection ends the process.
+    const [opened] = await Promise.all([stat, next]);
+    if (!sameFile(looked, opened)) throw notRegular(place, 'it was replaced between the look and the read');
+    const limit = readLimit(opened.size, options);
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for (;;) {
+      const chunk = await next;
+      if (chunk.length === 0) break;
+      chunks.push(chunk);
+      length += chunk.length;
+      // What the file held when opened; a file still growing was not offered as complete.
+      if (length >= limit) break;
+      next = chunkAt(length, limit);
+    }
+    return Buffer.concat(chunks, length);
+  } finally {
+    if (conn.alive)
+      await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
+  }
+}
+
+function sameFile(looked: Stats, opened: Stats): boolean {
+  return (
+    opened.isFile() &&
+    opened.mode === looked.mode &&
+    opened.size === looked.size &&
+    opened.mtime === looked.mtime &&
+    opened.uid === looked.uid &&
+    opened.gid === looked.gid
+  );
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isSymbolicLink()) return 'a symlink';
+  if (stats.isDirectory()) return 'a folder';
+  return 'not a regular file';
+}
+
+export function call<T>(invoke: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
+  return new Promise((resolveCall, rejectCall) => {
+    invoke((error, value) => (error ? rejectCall(error) : resolveCall(value)));
+  });
+}
+
+export function readdirPage(sftp: SFTPWrapper, handle: Buffer): Promise<FileEntryWithStats[] | null> {
+  return new Promise((resolvePage, rejectPage) => {
+    sftp.readdir(handle, (error, list) => {
+      if (error) {
+        if (errorCodeOf(error) === SFTP_STATUS.EOF) resolvePage(null);
+        else rejectPage(error);
+        return;
+      }
+      resolvePage(list);
+    });
+  });
+}
+
+export function isNoSuchFile(error: unknown): boolean {
+  const code = errorCodeOf(error);
+  return code === SFTP_STATUS.NO_SUCH_FILE || code === 'ENOENT';
+}
+
+export async function statOrNull(conn: Connection, remote: string): Promise<Stats | null> {
+  try {
+    return await call<Stats>((cb) => conn.sftp.stat(remote, cb));
+  } catch (error) {
+    if (isNoSuchFile(error)) return null;
+    throw error;
+  }
+}
+
+export async function mkdirp(conn: Connection, remoteDir: string): Promise<void> {
+  if (remoteDir === '' || remoteDir === '.' || remoteDir === '/') return;
+  try {
+    await call<void>((cb) => conn.sftp.mkdir(remoteDir, cb));
+    return;
+  } catch (error) {
+    let failure = error;
+    if (isNoSuchFile(error)) {
+      await mkdirp(conn, posix.dirname(remoteDir));
+      try {
+        await call<void>((cb) => conn.sftp.mkdir(remoteDir, cb));
+        return;
+      } catch (again) {
+        failure = again;
+      }
+    }
+    // Another connection may have created it meanwhile: fine if it is a folder now.
+    const stats = await statOrNull(conn, remoteDir);
+    if (stats?.isDirectory()) return;
+    throw failure;
+  }
+}
+
+/** Rejects after `ms` and kills the connection, whose state is unknown from then on. */
+export function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  connection: () => SftpClient,
+  label: { host: string; what: string; path?: string },
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, rejectTimeout) => {
+    timer = setTimeout(() => {
+      rawClient(connection()).destroy();
+      const where = label.path ? `${label.host} (${label.path})` : label.host;
+      rejectTimeout(
+        new TransportError(
+          'OPERATION_TIMEOUT',
+          `${label.what} on ${where}: no answer within ${ms} ms; the connection was dropped`,
+          { permanent: false, host: label.host, ...(label.path ? { path: label.path } : {}) },
+        ),
+      );
+    }, ms);
+  });
+  promise.catch(() => undefined);
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolveDelay) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolveDelay();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import { posix } from 'node:path';
+import type { UploadRequest, UploadResult } from '../contract.ts';
+import { isConnectionLevel, TransportError } from '../errors.ts';
+import { containedPath, joinRemote, parentOf } from '../paths.ts';
+import { publishUnderPolicy } from '../publish.ts';
+import { remotePath, type Connection, type TargetContext } from './context.ts';
+import { call, isNoSuchFile, mkdirp, openForWrite, statOrNull, writeWholeFile } from './operations.ts';
+
+/** Upload progress shared across a retry: what is safe to repeat and what to clean up. */
+export interface AttemptState {
+  /** The rename was sent: repeating the upload could duplicate or misreport it. */
+  committed: boolean;
+  leftoverTemps: string[];
+}
+
+/** Removes the temp files an attempt on a connection that died left behind. */
+export async function cleanupLeftovers(conn: Connection, state: AttemptState): Promise<void> {
+  while (state.leftoverTemps.length > 0) {
+    const temp = state.leftoverTemps.pop() as string;
+    await call<void>((cb) => conn.sftp.unlink(temp, cb)).catch(() => undefined);
+  }
+}
+
+/** Writes a temp name in full, checks its size, then publishes it under the `onExisting` policy. */
+export async function atomicUpload(
+  context: TargetContext,
+  conn: Connection,
+  relative: string,
+  request: UploadRequest,
+  state: AttemptState,
+): Promise<UploadResult> {
+  const { upload } = context.config;
+  const name = posix.basename(relative);
+  // A random token keeps two uploads of the same name (version policy, racing replicas) from sharing a temp
+  // file. randomUUID draws from a cached pool; randomBytes(4) cost a call into OpenSSL per upload.
+  const tempName = `${upload.tempPrefix}${name}.${randomUUID().slice(0, 8)}${upload.tempSuffix}`;
+  const tempRelative =
+    upload.tempDir !== null
+      ? joinRemote(containedPath(upload.tempDir, context.hostLabel), tempName)
+      : joinRemote(parentOf(relative) || '.', tempName);
+  const tempRemote = remotePath(context, tempRelative === '.' ? tempName : tempRelative);
+  let tempWritten = false;
+  try {
+    let handle: Buffer;
+    try {
+      handle = await openForWrite(conn, tempRemote);
+    } catch (error) {
+      if (!upload.createDirs || !isNoSuchFile(error)) throw error;
+      await mkdirp(conn, posix.dirname(tempRemote));
+      handle = await openForWrite(conn, tempRemote);
+    }
+    tempWritten = true;
+    const written = await writeWholeFile(
+      conn,
+      handle,
+      request.bytes,
+      upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8),
+    );
+    if (upload.verifySize && written.size !== request.bytes.length) {
+      throw new TransportError(
+        'SIZE_MISMATCH',
+        `upload of ${relative} to ${context.hostLabel}: the server stored ${written.size} bytes of ${request.bytes.length}; the file was not published`,
+        { permanent: false, host: context.hostLabel, path: relative },
+      );
+    }
+    state.committed = true;
+    const published = await placeFile(context, conn, tempRemote, relative, request.onExisting);
+    tempWritten = false;
+    return { remotePath: published, bytes: request.bytes.length };
+  } catch (error) {
+    if (tempWritten) {
+      if (conn.alive) await call<void>((cb) => conn.sftp.unlink(tempRemote, cb)).catch(() => undefined);
+      else state.leftoverTemps.push(tempRemote);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Renames `fromRemote` to `relative` under the policy. Plain SFTP rename never replaces
+ * (OpenSSH uses link + unlink, as SFTP v3 requires), which makes `fail` and `version` race-free.
+ */
+export async function placeFile(
+  context: TargetContext,
+  conn: Connection,
+  fromRemote: string,
+  relative: string,
+  onExisting: UploadRequest['onExisting'],
+): Promise<string> {
+  const { upload } = context.config;
+  const { hostLabel } = context;
+  const attempt = async (rename: () => Promise<void>, finalRemote: string): Promise<void> => {
+    try {
+      await rename();
+    } catch (error) {
+      if (!upload.createDirs || !isNoSuchFile(error) || !(await statOrNull(conn, fromRemote))) throw error;
+      await mkdirp(conn, posix.dirname(finalRemote));
+      await rename();
+    }
+  };
+  const plainRename = (to: string) => () => call<void>((cb) => conn.sftp.rename(fromRemote, to, cb));
+
+  return publishUnderPolicy(
+    relative,
+    onExisting,
+    { host: hostLabel, place: `on ${hostLabel}` },
+    {
+      async overwrite() {
+        const finalRemote = remotePath(context, relative);
+        const usePosix = upload.rename === 'posix' || (upload.rename === 'auto' && conn.posixRename);
+        if (usePosix) {
+          if (!conn.posixRename) {
+            throw new TransportError(
+              'UNSUPPORTED',
+              `${hostLabel} does not offer posix-rename@openssh.com, which upload.rename: posix requires`,
+              {
+                permanent: true,
+                host: hostLabel,
+                path: relative,
+              },
+            );
+          }
+          await attempt(() => conn.client.posixRename(fromRemote, finalRemote).then(() => undefined), finalRemote);
+          return;
+        }
+        try {
+          await attempt(plainRename(finalRemote), finalRemote);
+        } catch (error) {
+          if (!(await statOrNull(conn, finalRemote))) throw error;
+          // Without posix-rename there is a short window where the old file is gone and the new one not yet there.
+          await call<void>((cb) => conn.sftp.unlink(finalRemote, cb));
+          await plainRename(finalRemote)();
+        }
+      },
+      async placeIfFree(candidate) {
+        const finalRemote = remotePath(context, candidate);
+        try {
+          await attempt(plainRename(finalRemote), finalRemote);
+          return 'placed';
+        } catch (error) {
+          if (isConnectionLevel(error) || !(await statOrNull(conn, finalRemote))) throw error;
+          return 'taken';
+        }
+      },
+    },
+  );
+}
