@@ -123,6 +123,11 @@ function record(overrides: Partial<ExportRecord>): ExportRecord {
     erpReference: null,
     holdUntil: null,
     holdState: null,
+    sequenceNumber: null,
+    documentPath: null,
+    documentSha256: null,
+    documentBytes: null,
+    documentUploadedAt: null,
     ...overrides,
   };
 }
