@@ -22,7 +22,7 @@ const config = '^src/config/';
 const webhookAndAck = '^src/(webhook|ack|console)/';
 const exportFlow = '^src/export/';
 const modules = '^src/(mapping|transport|ledger|rossum)/';
-const foundations = '^src/(annotation|config-loading|observability|schema-docs)/|^src/errors\\.(js|ts)$';
+const foundations = '^src/(annotation|config-loading|observability|schema-docs)/|^src/(errors|error-catalogue)\\.(js|ts)$';
 const dev = '^src/dev/';
 
 /** Everything above a layer, as one pattern. */

@@ -2,7 +2,10 @@ import { createHmac } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { BridgeError, describeError } from '../errors.ts';
 import { truncateContent } from './limits.ts';
+import { type HookMessage, parseReply } from './hook-reply.ts';
 import { realSleep, type Sleep } from './sleep.ts';
+
+export { type HookMessage, type HookMessageType, parseReply } from './hook-reply.ts';
 
 /**
  * Rossum's side of a non-interactive webhook call (`annotation_content.export`), as documented in
@@ -14,14 +17,6 @@ import { realSleep, type Sleep } from './sleep.ts';
  */
 
 export type ExportAnnotationStatus = 'exported' | 'failed_export';
-export type HookMessageType = 'error' | 'warning' | 'info';
-
-export interface HookMessage {
-  id?: number | string | null;
-  type: HookMessageType;
-  content: string;
-  detail?: unknown;
-}
 
 /** A message as the operator would see it; `origin: 'rossum'` marks text Rossum itself shows (timeouts, bare HTTP errors). */
 export interface ShownMessage extends HookMessage {
@@ -405,47 +400,6 @@ function interpret(decisive: Exchange | PollResult, attempts: AttemptRecord[], s
 
 function rossumMessage(content: string): ShownMessage {
   return { type: 'error', content, origin: 'rossum' };
-}
-
-interface ParsedReply {
-  /** True when the body is a JSON object with a non-empty `messages` list. */
-  hasMessages: boolean;
-  messages: HookMessage[];
-  operations: unknown[];
-}
-
-/** Reads `messages` / `operations` from a reply body; anything that is not such JSON yields none (Rossum ignores such 2xx bodies). */
-export function parseReply(text: string): ParsedReply {
-  const empty: ParsedReply = { hasMessages: false, messages: [], operations: [] };
-  if (text.trim() === '') return empty;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return empty;
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return empty;
-  const record = json as Record<string, unknown>;
-  const messages: HookMessage[] = [];
-  if (Array.isArray(record.messages)) {
-    for (const item of record.messages) {
-      const message = toMessage(item);
-      if (message) messages.push(message);
-    }
-  }
-  const operations = Array.isArray(record.operations) ? record.operations : [];
-  return { hasMessages: messages.length > 0, messages, operations };
-}
-
-function toMessage(item: unknown): HookMessage | undefined {
-  if (typeof item !== 'object' || item === null) return undefined;
-  const { id, type, content, detail } = item as Record<string, unknown>;
-  if (type !== 'error' && type !== 'warning' && type !== 'info') return undefined;
-  if (typeof content !== 'string') return undefined;
-  const message: HookMessage = { type, content: truncateContent(content) };
-  if (typeof id === 'number' || typeof id === 'string' || id === null) message.id = id;
-  if (detail !== undefined) message.detail = detail;
-  return message;
 }
 
 function excerpt(text: string): string {

@@ -6,7 +6,7 @@ import { ERROR_CATALOGUE, isErrorCode } from '../../src/errors.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const srcRoot = join(repoRoot, 'src');
-const catalogueFile = join(srcRoot, 'errors.ts');
+const catalogueFile = join(srcRoot, 'error-catalogue.ts');
 
 const CODE = "'([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{4,})'";
 

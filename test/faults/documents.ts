@@ -3,9 +3,12 @@ import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.t
 import { loadMappings } from '../../src/mapping/index.ts';
 import { fixture, repoRoot } from '../support/bridge.ts';
 
-/** Hidden temporary upload names (`.NAME.<8 hex>.part`) and the final names the generic-xml mapping gives. */
+/**
+ * Hidden temporary upload names (`.NAME.<8 hex>.part`) and the final names the generic-xml mapping gives
+ * (`~<8 hex>` when sanitizing changed a value, so two documents never share a name; `_vN` for versions).
+ */
 export const TEMP_NAME = /^\..*\.[0-9a-f]{8}\.part$/;
-export const FINAL_NAME = /^INV_.*_(\d+)(?:_v\d+)?\.xml$/;
+export const FINAL_NAME = /^INV_.*_(\d+)(?:~[0-9a-f]{8})?(?:_v\d+)?\.xml$/;
 
 export interface Documents {
   /** Annotation id → the export payload Rossum sends for it. */

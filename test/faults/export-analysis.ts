@@ -113,7 +113,7 @@ function explainTemps(files: string[], output: string): Pick<ExportFindings, 'le
       .map((line) => (JSON.parse(line) as { annotationId?: number }).annotationId),
   );
   const unexplainedTemps = leftoverTemps.filter(
-    (name) => !cleanupFailed.has(Number(/_(\d+)\.xml\.[0-9a-f]{8}\.part$/.exec(name)?.[1])),
+    (name) => !cleanupFailed.has(Number(/_(\d+)(?:~[0-9a-f]{8})?\.xml\.[0-9a-f]{8}\.part$/.exec(name)?.[1])),
   );
   return { leftoverTemps, unexplainedTemps };
 }
