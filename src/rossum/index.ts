@@ -23,6 +23,13 @@ export { realSleep, type Sleep } from './sleep.ts';
 export { RossumApiError, type RossumApiErrorCode } from './errors.ts';
 export { DEFAULT_ALLOWED_HOSTS, hostAllowed, trustedPayloadRoot } from './trust.ts';
 export { rossumApiConfigSchema, type RossumApiConfig, type RossumApiConfigInput } from './config.ts';
-export { RossumClient, apiRootFromBaseUrl, parseRetryAfter, ANNOTATION_STATUSES } from './client.ts';
-export type { RossumClientOptions, RossumAnnotation, RossumNote, AnnotationPatch, AnnotationStatus } from './client.ts';
+export { RossumClient } from './client.ts';
+export { apiRootFromBaseUrl, parseRetryAfter, ANNOTATION_STATUSES } from './api-shapes.ts';
+export type {
+  RossumClientOptions,
+  RossumAnnotation,
+  RossumNote,
+  AnnotationPatch,
+  AnnotationStatus,
+} from './api-shapes.ts';
 export { RossumAdminApi, rossumHookSchema, type RossumHook, type RossumUser, type RossumQueue } from './admin.ts';
