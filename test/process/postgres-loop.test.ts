@@ -77,9 +77,7 @@ afterAll(async () => {
   await sshd?.stop();
 });
 
-async function ledgerRows(
-  ids: number[],
-): Promise<
+async function ledgerRows(ids: number[]): Promise<
   Array<{
     annotationId: number;
     status: string;
