@@ -45,7 +45,7 @@ export const poolConfigSchema = z
     inflightPerConnection: count(
       1,
       64,
-      8,
+      16,
       'Operations (uploads, reads) outstanding at once on each connection; SFTP request ids let them overlap on the wire. 1 = one at a time, for servers that mishandle concurrent requests',
     ),
     idleCloseMs: milliseconds(0, 60_000, 'Close a connection unused for this long (0 = never)'),
