@@ -170,6 +170,7 @@ for (const rtt of RTTS) {
   await runConcurrently(0, WARMUP, C, send);
   const loadBefore = load();
   const bridge = resultOf('bridge', N, await runConcurrently(WARMUP, N + WARMUP, C, send));
+  for (const connection of connections) connection.close();
   const files: BaselineFile[] = readdirSync(sshd.inboundDir)
     .filter((name) => name.endsWith('.xml'))
     .slice(0, RAW_N)
@@ -186,7 +187,6 @@ for (const rtt of RTTS) {
     `RTT ${rtt} ms: bridge ${fmt(bridge.filesPerSecond)}/s p50 ${fmt(bridge.p50Ms, 0)} ms p99 ${fmt(bridge.p99Ms, 0)} ms; raw ${fmt(raw.filesPerSecond)}/s; connect-per-file ${fmt(naive.filesPerSecond, 2)}/s (load ${loadBefore})`,
   );
 }
-for (const connection of connections) connection.close();
 await serve.stop();
 
 out('');
