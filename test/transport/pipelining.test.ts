@@ -87,7 +87,7 @@ describe('pipelined operations on one connection over a 100 ms round trip', () =
         const started = performance.now();
         const read = await Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => target.readFile(`a${i}.ok`)));
         const elapsed = performance.now() - started;
-        read.forEach((bytes, i) => expect(bytes.equals(content(i))).toBe(true));
+        for (const [i, bytes] of read.entries()) expect(bytes.equals(content(i))).toBe(true);
         return elapsed;
       } finally {
         await target.close();
