@@ -164,17 +164,24 @@ for (const rtt of RTTS) {
     });
   });
   const send = async (index: number, worker: number): Promise<void> => {
-    const response = await (connections[worker] as HttpLoadConnection).send(requests[index] as Buffer);
+    const response = await answerWithin(
+      60_000,
+      (connections[worker] as HttpLoadConnection).send(requests[index] as Buffer),
+      `delivery ${index} at RTT ${rtt} ms`,
+    );
     if (response.status !== 200) throw new Error(`delivery ${index}: ${response.status} ${response.body}`);
   };
   await runConcurrently(0, WARMUP, C, send);
   const loadBefore = load();
   const bridge = resultOf('bridge', N, await runConcurrently(WARMUP, N + WARMUP, C, send));
   for (const connection of connections) connection.close();
-  const files: BaselineFile[] = readdirSync(sshd.inboundDir)
+  await serve.stop();
+  const landed = join(sshd.inboundDir, `rtt-${rtt}`);
+  const files: BaselineFile[] = readdirSync(landed)
     .filter((name) => name.endsWith('.xml'))
     .slice(0, RAW_N)
-    .map((name) => ({ name, bytes: readFileSync(join(sshd.inboundDir, name)) }));
+    .map((name) => ({ name, bytes: readFileSync(join(landed, name)) }));
+  process.stderr.write(`RTT ${rtt} ms: bridge done, raw and connect-per-file next\n`);
   const raw = await measureRaw({ server, remoteDir: `raw-${rtt}`, files, concurrency: CONNECTIONS });
   const naive = await measureNaive({
     server,
@@ -187,8 +194,6 @@ for (const rtt of RTTS) {
     `RTT ${rtt} ms: bridge ${fmt(bridge.filesPerSecond)}/s p50 ${fmt(bridge.p50Ms, 0)} ms p99 ${fmt(bridge.p99Ms, 0)} ms; raw ${fmt(raw.filesPerSecond)}/s; connect-per-file ${fmt(naive.filesPerSecond, 2)}/s (load ${loadBefore})`,
   );
 }
-await serve.stop();
-
 out('');
 out(
   `WAN benchmark: ${CONNECTIONS} connections, ${C} deliveries in flight, inflightPerConnection ${INFLIGHT ?? 'default'}, jitter ${JITTER_MS} ms, payload export-invoice.json (3 lines), N=${N} (raw ${RAW_N}, connect-per-file ${NAIVE_N})`,
@@ -222,6 +227,15 @@ for (const { rtt, bridge, raw } of rows) {
 if (BURST) await burst();
 await proxy.close();
 await sshd.stop();
+
+/** A silent hang becomes an error naming what never answered. */
+function answerWithin<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /** 2,000 deliveries at concurrency 64, one connection, 100 ms: each ends exported exactly once. */
 async function burst(): Promise<void> {
