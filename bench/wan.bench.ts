@@ -146,13 +146,14 @@ interface Row {
 }
 
 const pool = { size: CONNECTIONS, ...(INFLIGHT !== undefined ? { inflightPerConnection: INFLIGHT } : {}) };
-const serve = await startServe('bridge', 'inbound', pool);
-const connections = await Promise.all(
-  Array.from({ length: C }, () => HttpLoadConnection.open('127.0.0.1', serve.port)),
-);
 const rows: Row[] = [];
 for (const rtt of RTTS) {
   proxy.shape = { oneWayDelayMs: rtt / 2, jitterMs: JITTER_MS };
+  // A fresh `serve` and fresh keep-alive connections per round trip: each figure starts from the same state.
+  const serve = await startServe(`bridge-${rtt}`, `inbound/rtt-${rtt}`, pool);
+  const connections = await Promise.all(
+    Array.from({ length: C }, () => HttpLoadConnection.open('127.0.0.1', serve.port)),
+  );
   const requests = Array.from({ length: N + WARMUP }, () => {
     const body = payload();
     return prepareRequest({
