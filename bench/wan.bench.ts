@@ -12,6 +12,7 @@
  *
  *   npm run bench:wan
  *   BENCH_RTTS=100 BENCH_BURST=0 npm run bench:wan      # one round trip, no burst: a quick run
+ *   BENCH_RTTS=none npm run bench:wan                   # the burst alone
  *   BENCH_INFLIGHT=1 npm run bench:wan                  # pool.inflightPerConnection (default: the config's)
  *   BENCH_N=320 BENCH_C=16 BENCH_CONNECTIONS=2 BENCH_JITTER_MS=0 BENCH_RAW_N=40 BENCH_NAIVE_N=12
  *   BENCH_BURST_N=2000 BENCH_BURST_C=64 BENCH_RETRY_DELAY_S=30
@@ -29,7 +30,11 @@ import { TcpProxy } from '../test/support/tcp-proxy.ts';
 import { measureNaive, measureRaw, resultOf, runConcurrently, type BaselineFile } from './support/baselines.ts';
 import { HttpLoadConnection, prepareRequest } from './support/http-load.ts';
 
-const RTTS = (process.env.BENCH_RTTS ?? '20,100,250').split(',').map(Number);
+// BENCH_RTTS=none runs the burst alone.
+const RTTS = (process.env.BENCH_RTTS ?? '20,100,250')
+  .split(',')
+  .filter((value) => value.trim() !== '' && value !== 'none')
+  .map(Number);
 const N = Number(process.env.BENCH_N ?? 320);
 const C = Number(process.env.BENCH_C ?? 16);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 2);
