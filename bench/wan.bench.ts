@@ -200,33 +200,37 @@ for (const rtt of RTTS) {
     `RTT ${rtt} ms: bridge ${fmt(bridge.filesPerSecond)}/s p50 ${fmt(bridge.p50Ms, 0)} ms p99 ${fmt(bridge.p99Ms, 0)} ms; raw ${fmt(raw.filesPerSecond)}/s; connect-per-file ${fmt(naive.filesPerSecond, 2)}/s (load ${loadBefore})`,
   );
 }
-out('');
-out(
-  `WAN benchmark: ${CONNECTIONS} connections, ${C} deliveries in flight, inflightPerConnection ${INFLIGHT ?? 'default'}, jitter ${JITTER_MS} ms, payload export-invoice.json (3 lines), N=${N} (raw ${RAW_N}, connect-per-file ${NAIVE_N})`,
-);
-out(
-  '| RTT ms | bridge exports/s | p50 ms | p99 ms | in-flight limit C/(3×RTT) | share | raw put+rename files/s | bridge/raw | connect-per-file files/s | load avg |',
-);
-out('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
-for (const { rtt, bridge, raw, naive, load: loadAvg } of rows) {
-  const limit = C / ((3 * rtt) / 1000);
+if (rows.length > 0) printTable();
+
+function printTable(): void {
+  out('');
   out(
-    `| ${rtt} | ${fmt(bridge.filesPerSecond)} | ${fmt(bridge.p50Ms, 0)} | ${fmt(bridge.p99Ms, 0)} | ${fmt(limit)} | ${fmt((bridge.filesPerSecond / limit) * 100, 0)} % | ${fmt(raw.filesPerSecond, 2)} | ${fmt(bridge.filesPerSecond / raw.filesPerSecond)}× | ${fmt(naive.filesPerSecond, 2)} | ${loadAvg} |`,
+    `WAN benchmark: ${CONNECTIONS} connections, ${C} deliveries in flight, inflightPerConnection ${INFLIGHT ?? 'default'}, jitter ${JITTER_MS} ms, payload export-invoice.json (3 lines), N=${N} (raw ${RAW_N}, connect-per-file ${NAIVE_N})`,
   );
-}
-out('');
-for (const { rtt, bridge, raw } of rows) {
-  const limit = C / ((3 * rtt) / 1000);
-  const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
-  if (rtt === 100) {
-    out(`100 ms: ${fmt(bridge.filesPerSecond)} exports/s (target ≥ 40) ${verdict(bridge.filesPerSecond >= 40)}`);
-    const ratio = bridge.filesPerSecond / raw.filesPerSecond;
-    out(`100 ms: ${fmt(ratio)}× raw put+rename on ${CONNECTIONS} connections (target ≥ 8×) ${verdict(ratio >= 8)}`);
-    out(`100 ms: p99 ${fmt(bridge.p99Ms, 0)} ms (target ≤ 1000 ms) ${verdict(bridge.p99Ms <= 1000)}`);
+  out(
+    '| RTT ms | bridge exports/s | p50 ms | p99 ms | in-flight limit C/(3×RTT) | share | raw put+rename files/s | bridge/raw | connect-per-file files/s | load avg |',
+  );
+  out('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const { rtt, bridge, raw, naive, load: loadAvg } of rows) {
+    const limit = C / ((3 * rtt) / 1000);
+    out(
+      `| ${rtt} | ${fmt(bridge.filesPerSecond)} | ${fmt(bridge.p50Ms, 0)} | ${fmt(bridge.p99Ms, 0)} | ${fmt(limit)} | ${fmt((bridge.filesPerSecond / limit) * 100, 0)} % | ${fmt(raw.filesPerSecond, 2)} | ${fmt(bridge.filesPerSecond / raw.filesPerSecond)}× | ${fmt(naive.filesPerSecond, 2)} | ${loadAvg} |`,
+    );
   }
-  if (rtt === 250) {
-    const share = bridge.filesPerSecond / limit;
-    out(`250 ms: ${fmt(share * 100, 0)} % of the in-flight limit (target ≥ 70 %) ${verdict(share >= 0.7)}`);
+  out('');
+  for (const { rtt, bridge, raw } of rows) {
+    const limit = C / ((3 * rtt) / 1000);
+    const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    if (rtt === 100) {
+      out(`100 ms: ${fmt(bridge.filesPerSecond)} exports/s (target ≥ 40) ${verdict(bridge.filesPerSecond >= 40)}`);
+      const ratio = bridge.filesPerSecond / raw.filesPerSecond;
+      out(`100 ms: ${fmt(ratio)}× raw put+rename on ${CONNECTIONS} connections (target ≥ 8×) ${verdict(ratio >= 8)}`);
+      out(`100 ms: p99 ${fmt(bridge.p99Ms, 0)} ms (target ≤ 1000 ms) ${verdict(bridge.p99Ms <= 1000)}`);
+    }
+    if (rtt === 250) {
+      const share = bridge.filesPerSecond / limit;
+      out(`250 ms: ${fmt(share * 100, 0)} % of the in-flight limit (target ≥ 70 %) ${verdict(share >= 0.7)}`);
+    }
   }
 }
 
