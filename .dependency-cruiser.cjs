@@ -4,9 +4,9 @@
  * Layers, top to bottom; a folder may import from its own layer and the layers below, never above:
  *
  *   cli                                          the command line (the only user of dev/, see dev-tools-only-from-cli)
- *   process                                      entry points: serve (webhook → export), acks (ERP answers → Rossum)
+ *   process, doctor                              entry points: serve (webhook → export), acks (ERP answers → Rossum); doctor (checks everything they depend on)
  *   config                                       assembles the bridge config from the modules' own schemas
- *   webhook, ack                                 Rossum's hook over HTTP; the ERP's answers in ack folders
+ *   webhook, ack, console                        Rossum's hook over HTTP; the ERP's answers in ack folders; the operator console
  *   export                                       one export: route, render, upload once, reply
  *   mapping, transport, ledger, rossum           what an export is made of
  *   annotation, config-loading, observability,   foundations that know nothing of the bridge's flow
@@ -17,9 +17,9 @@
  */
 
 const cli = '^src/cli/';
-const processes = '^src/process/';
+const processes = '^src/(process|doctor)/';
 const config = '^src/config/';
-const webhookAndAck = '^src/(webhook|ack)/';
+const webhookAndAck = '^src/(webhook|ack|console)/';
 const exportFlow = '^src/export/';
 const modules = '^src/(mapping|transport|ledger|rossum)/';
 const foundations = '^src/(annotation|config-loading|observability|schema-docs)/|^src/errors\\.(js|ts)$';

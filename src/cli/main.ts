@@ -17,8 +17,13 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   render: () => import('./commands/render.ts'),
   check: () => import('./commands/check.ts'),
   test: () => import('./commands/test.ts'),
+  init: () => import('./commands/init.ts'),
+  schema: () => import('./commands/schema.ts'),
   send: () => import('./commands/send.ts'),
   status: () => import('./commands/status.ts'),
+  console: () => import('./commands/console.ts'),
+  doctor: () => import('./commands/doctor.ts'),
+  hook: () => import('./commands/hook.ts'),
 };
 
 export async function main(argv: string[]): Promise<void> {

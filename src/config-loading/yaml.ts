@@ -290,7 +290,7 @@ function unwrap(schema: unknown, value: unknown): unknown {
 
 function shapeScore(schema: unknown, value: unknown): number {
   const def = (schema as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
-  if (!def || def.type !== 'object' || !value || typeof value !== 'object') return 0;
+  if (def?.type !== 'object' || !value || typeof value !== 'object') return 0;
   const keys = Object.keys(def.shape as Record<string, unknown>);
   // A map always fits an object schema better than a scalar one, even before any key matches.
   return 0.5 + Object.keys(value).filter((key) => keys.includes(key)).length;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { acksConfigSchema } from '../ack/index.ts';
+import { consoleConfigSchema } from '../console/index.ts';
 import { routeSchema } from '../export/index.ts';
 import { ledgerConfigSchema } from '../ledger/index.ts';
 import { rossumApiConfigSchema } from '../rossum/index.ts';
@@ -134,6 +135,7 @@ export const bridgeConfigSchema = z
         'Rossum API access for the `acks` process (status changes, notes, metadata); hook tokens expire too soon for acks that come later',
       ),
     acks: acksConfigSchema.prefault({}),
+    console: consoleConfigSchema.prefault({}),
   })
   .describe('rossum-sftp-bridge configuration');
 

@@ -85,3 +85,16 @@ function sqliteOptions(query: string): { synchronous?: 'normal' | 'full' } {
   }
   return options;
 }
+
+export { consoleLedgerOf } from './console-ledger.ts';
+export { ConsoleActionRefused, exportPageQuery } from './console-operations.ts';
+export type {
+  ConsoleLedger,
+  ConsoleExportFilter,
+  ConsoleCursor,
+  ConsoleExportRow,
+  ConsoleExportPage,
+  ConsoleAckFile,
+  ConsoleAction,
+  ConsoleOverview,
+} from './console-operations.ts';

@@ -114,6 +114,29 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   DROP INDEX exports_ack_adopt;
   CREATE INDEX exports_ack_adopt ON exports (mapping_name, uploaded_at) WHERE status = 'uploaded' AND ack_state IS NULL;
   `,
+    // 5: the operator console — newest-first keyset paging per filter, exact searches, ack latency, and who did what.
+    `
+  CREATE INDEX exports_console_recent ON exports (created_at, id);
+  CREATE INDEX exports_console_state ON exports ((coalesce(ack_state, status)), created_at, id);
+  CREATE INDEX exports_console_mapping ON exports (mapping_name, created_at, id);
+  CREATE INDEX exports_console_target ON exports (target, created_at, id);
+  CREATE INDEX exports_console_document ON exports (document_ref) WHERE document_ref IS NOT NULL;
+  CREATE INDEX exports_console_file ON exports (remote_name) WHERE remote_name IS NOT NULL;
+  CREATE INDEX exports_console_acked ON exports (ack_at, uploaded_at) WHERE ack_at IS NOT NULL;
+  ALTER TABLE ack_files ADD COLUMN handled_at ${t.big};
+  ALTER TABLE ack_files ADD COLUMN handled_by TEXT;
+  CREATE INDEX ack_files_open ON ack_files (received_at) WHERE disposition <> 'matched' AND handled_at IS NULL;
+  CREATE TABLE console_actions (
+    id ${t.id},
+    at ${t.big} NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    export_id ${t.big} REFERENCES exports (id),
+    ack_file_id ${t.big} REFERENCES ack_files (id),
+    detail TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX console_actions_export ON console_actions (export_id) WHERE export_id IS NOT NULL;
+  `,
   ];
 }
 

@@ -1,4 +1,5 @@
 import * as acks from './ack-operations.ts';
+import { consoleLedger, type ConsoleLedger } from './console-ledger.ts';
 import type { Driver } from './driver.ts';
 import * as exports from './export-operations.ts';
 import type {
@@ -22,10 +23,13 @@ import type {
 export class SqlLedger implements Ledger {
   readonly kind: 'sqlite' | 'postgres';
   private readonly context: exports.LedgerContext;
+  /** The operator console's reads and recorded actions, over the same connection. */
+  readonly console: ConsoleLedger;
 
   constructor(driver: Driver, now?: () => number) {
     this.kind = driver.dialect.name;
     this.context = exports.ledgerContext(driver, now);
+    this.console = consoleLedger(this.context);
   }
 
   claim(input: ClaimInput): Promise<ClaimResult> {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import type { AnnotationView } from '../annotation/index.ts';
+import { parseExportPayload, type AnnotationView, type RawNode } from '../annotation/index.ts';
 import {
   ConfigFileError,
   formatPath,
@@ -12,7 +12,9 @@ import {
 import { isBridgeError } from '../errors.ts';
 import type { CompiledMapping, ExplainEntry, OnExisting, RenderContext, RenderedFile } from './contract.ts';
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
-import { Emitter } from './emit.ts';
+import { catalogueFromPayloads, checkDatapointUses, type DatapointCatalogue, type DatapointUse } from './datapoints.ts';
+import { compileEdifact, edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
+import { Emitter, fitEncoding } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
 import { safeFileName, templatePathProblem } from './filename.ts';
@@ -21,6 +23,7 @@ import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
 import {
   addWarning,
   attachDocVars,
+  warnAbout,
   finalWarnings,
   newScope,
   type CompileEnv,
@@ -33,7 +36,12 @@ import { compileTables } from './tables.ts';
 import { compileValue } from './values.ts';
 import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
 
-const MEDIA_TYPES = { xml: 'application/xml', csv: 'text/csv', fixed: 'text/plain' } as const;
+const MEDIA_TYPES = {
+  xml: 'application/xml',
+  csv: 'text/csv',
+  fixed: 'text/plain',
+  edifact: 'application/EDIFACT',
+} as const;
 /** Metadata that differs between two deliveries of the same export. */
 const PER_DELIVERY_META = ['now', 'request_id', 'hook_timestamp'];
 
@@ -54,6 +62,7 @@ interface Compiled {
   xml: CompiledXml | undefined;
   csv: CompiledCsv | undefined;
   fixed: CompiledFixed | undefined;
+  edifact: CompiledEdifact | undefined;
   metaRead: ReadonlySet<string>;
 }
 
@@ -62,7 +71,7 @@ function compile(
   source: MappingSource,
   file: string,
   locate: LoadedYaml<MappingSource>['locate'],
-): { compiled: Compiled; diagnostics: Diagnostic[] } {
+): { compiled: Compiled; diagnostics: Diagnostic[]; uses: DatapointUse[] } {
   const diagnostics: Diagnostic[] = [];
   const problem = (path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void => {
     diagnostics.push({ file, ...locate(path), key: formatPath(path), message, ...(hint ? { hint } : {}) });
@@ -91,6 +100,22 @@ function compile(
     rowTable: undefined,
     declaredRowVars: undefined,
     rowReads: { count: 0 },
+    // Only a policy that changes text (transliterate, replace) needs to run before trimming; under `error`
+    // the format's own filter (e.g. XML's forbidden characters) must see the text first, as at emit time.
+    fitEncoding:
+      encoding && source.unencodable !== 'error'
+        ? (text, scope) =>
+            fitEncoding(
+              {
+                encoding: encoding as OutputEncoding,
+                unencodable: source.unencodable,
+                replacement: source.replacement,
+              },
+              text,
+              scope,
+            )
+        : undefined,
+    uses: [],
     metaRead: new Set(),
     problem,
   };
@@ -102,7 +127,7 @@ function compile(
   if (pathProblem) problem(['file', 'name'], pathProblem);
   const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
 
-  for (const format of ['xml', 'csv', 'fixed'] as const) {
+  for (const format of ['xml', 'csv', 'fixed', 'edifact'] as const) {
     if (format !== source.format && source[format] !== undefined)
       problem(
         [format],
@@ -137,6 +162,8 @@ function compile(
   }
   const csv = source.format === 'csv' && source.csv ? compileCsv(source.csv, env) : undefined;
   const fixed = source.format === 'fixed' && source.fixed ? compileFixed(source.fixed, env, encoding) : undefined;
+  const edifact =
+    source.format === 'edifact' && source.edifact ? compileEdifact(source.edifact, env, source) : undefined;
 
   for (const [i, test] of (source.tests ?? []).entries()) {
     const base = dirname(file);
@@ -164,9 +191,11 @@ function compile(
       xml,
       csv,
       fixed,
+      edifact,
       metaRead: env.metaRead as Set<string>,
     },
     diagnostics,
+    uses: env.uses,
   };
 }
 
@@ -174,7 +203,7 @@ class Mapping implements LoadedMapping {
   readonly name: string;
   readonly sourcePath: string;
   readonly versionHash: string;
-  readonly format: 'xml' | 'csv' | 'fixed';
+  readonly format: CompiledMapping['format'];
   readonly onExisting: OnExisting;
   readonly source: MappingSource;
   readonly tests: TestCase[];
@@ -227,7 +256,7 @@ class Mapping implements LoadedMapping {
     context: RenderContext,
     explain: boolean,
   ): { file: RenderedFile; trace: ExplainEntry[] } {
-    const { source, xml, csv, fixed } = this.compiled;
+    const { source, xml, csv, fixed, edifact } = this.compiled;
     const doc: DocScope = {
       view,
       context,
@@ -239,7 +268,8 @@ class Mapping implements LoadedMapping {
       rowSets: new Map(),
       evaluating: new Set(),
       touched: null,
-      warnings: [],
+      checked: null,
+      warnings: new Map(),
       droppedWarnings: 0,
       cache: new Map(),
     };
@@ -253,39 +283,113 @@ class Mapping implements LoadedMapping {
         doc,
         settings,
         explain,
-        xmlCharFilter(xml.config, (message) => addWarning(doc, message)),
+        xmlCharFilter(xml.config, (detail, scope) => warnAbout(doc, scope, detail)),
       );
       text = renderXml(xml, emitter, eol, this.encoding.declarationName) + (source.final_newline ? eol : '');
     } else if (csv) {
       emitter = new Emitter(doc, settings, explain);
       text = renderCsv(csv, emitter, eol, source.final_newline);
+    } else if (edifact) {
+      emitter = new Emitter(
+        doc,
+        settings,
+        explain,
+        edifactCharFilter(edifact, source.unencodable, source.replacement, (message) => addWarning(doc, message)),
+      );
+      text = renderEdifact(edifact, emitter, eol, source.final_newline);
     } else {
       emitter = new Emitter(doc, settings, explain);
       text = renderFixed(fixed as CompiledFixed, emitter, eol, source.final_newline);
     }
     const scope = newScope(doc);
     scope.at = 'file name';
+    if (explain) doc.touched = [];
     const fileName = safeFileName(this.compiled.fileName(scope));
+    const trace = emitter.trace ?? [];
+    if (explain) trace.unshift({ output: 'file name', value: fileName, from: [...new Set(doc.touched ?? [])] });
     const file: RenderedFile = {
       fileName,
       bytes: this.encoding.encode(text, source.bom),
       encoding: source.encoding,
       mediaType: MEDIA_TYPES[source.format],
-      ...(doc.warnings.length > 0 ? { warnings: finalWarnings(doc) } : {}),
+      ...(doc.warnings.size > 0 ? { warnings: finalWarnings(doc) } : {}),
     };
-    return { file, trace: emitter.trace ?? [] };
+    return { file, trace };
   }
 }
 
-/** All problems of one mapping file (syntax, schema, semantics); empty when it is fine. */
-export function checkMappingFile(path: string): Diagnostic[] {
+export interface MappingCheck {
+  errors: Diagnostic[];
+  warnings: Diagnostic[];
+}
+
+/** The annotation trees of the mapping's own test payloads (those that exist and parse). */
+function testPayloadContents(source: MappingSource, file: string): RawNode[][] {
+  const contents: RawNode[][] = [];
+  for (const test of source.tests ?? []) {
+    try {
+      contents.push(
+        parseExportPayload(JSON.parse(readFileSync(resolve(dirname(file), test.payload), 'utf8'))).annotation.content,
+      );
+    } catch {
+      // A missing payload is reported by compile; a broken one fails its test with the reason.
+    }
+  }
+  return contents;
+}
+
+/**
+ * All problems of one mapping file (syntax, schema, semantics). With a queue schema, every datapoint the
+ * mapping names must be in it (errors); without one, the mapping's test payloads stand in (warnings).
+ */
+export function checkMapping(path: string, options: { schema?: DatapointCatalogue | undefined } = {}): MappingCheck {
+  const absolute = resolve(path);
+  let loaded: LoadedYaml<MappingSource>;
   try {
-    loadMappingFile(path);
-    return [];
+    loaded = loadYamlFile(absolute, mappingSchema);
   } catch (error) {
-    if (error instanceof ConfigFileError) return error.diagnostics;
+    if (error instanceof ConfigFileError) return { errors: error.diagnostics, warnings: [] };
     throw error;
   }
+  const { diagnostics, uses } = compile(loaded.value, absolute, loaded.locate);
+  const warnings: Diagnostic[] = [];
+  const at = (problem: {
+    path: ReadonlyArray<PropertyKey>;
+    message: string;
+    hint?: string | undefined;
+  }): Diagnostic => ({
+    file: absolute,
+    ...loaded.locate(problem.path),
+    key: formatPath(problem.path),
+    message: problem.message,
+    ...(problem.hint ? { hint: problem.hint } : {}),
+  });
+  if (options.schema) diagnostics.push(...checkDatapointUses(uses, options.schema).map(at));
+  else {
+    const payloads = testPayloadContents(loaded.value, absolute);
+    if (payloads.length > 0)
+      warnings.push(...checkDatapointUses(uses, catalogueFromPayloads(payloads, 'the test payloads')).map(at));
+    else if (uses.length > 0) {
+      warnings.push({
+        file: absolute,
+        line: 1,
+        column: 1,
+        key: '',
+        message: 'datapoint names not checked: no queue schema given and the mapping has no test payloads',
+        hint: 'check --schema SCHEMA.json (get it with: rossum-sftp-bridge schema pull --queue ID)',
+      });
+    }
+  }
+  const byPosition = (a: Diagnostic, b: Diagnostic): number => a.line - b.line || a.column - b.column;
+  return { errors: diagnostics.sort(byPosition), warnings: warnings.sort(byPosition) };
+}
+
+/** All problems of one mapping file (syntax, schema, semantics); empty when it is fine. */
+export function checkMappingFile(
+  path: string,
+  options: { schema?: DatapointCatalogue | undefined } = {},
+): Diagnostic[] {
+  return checkMapping(path, options).errors;
 }
 
 /** Loads, validates and compiles one mapping; throws ConfigFileError listing every problem with file:line:column. */

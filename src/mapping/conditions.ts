@@ -74,6 +74,24 @@ export function compileCondition(condition: Condition, env: CompileEnv, path: Pa
       return true;
     });
   }
-  if (tests.length === 1) return tests[0] as CompiledCondition;
-  return (scope) => tests.every((test) => test(scope));
+  const test: CompiledCondition =
+    tests.length === 1 ? (tests[0] as CompiledCondition) : (scope) => tests.every((each) => each(scope));
+  // What a condition reads is not where the value came from: not for error locations, not for --explain.
+  return (scope) => {
+    const { doc, datapoint } = scope;
+    if (doc.touched === null) {
+      const holds = test(scope);
+      scope.datapoint = datapoint;
+      return holds;
+    }
+    const touched = doc.touched;
+    doc.touched = [];
+    try {
+      return test(scope);
+    } finally {
+      doc.checked?.push(...doc.touched);
+      doc.touched = touched;
+      scope.datapoint = datapoint;
+    }
+  };
 }

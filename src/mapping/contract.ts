@@ -7,7 +7,7 @@ export interface RenderedFile {
   bytes: Buffer;
   /** iconv-lite encoding name used for the bytes, e.g. `utf-8`, `windows-1252`. */
   encoding: string;
-  /** `application/xml`, `text/csv`, `text/plain`. */
+  /** `application/xml`, `text/csv`, `text/plain`, `application/EDIFACT`. */
   mediaType: string;
   /**
    * Things the render changed to make the file valid (characters XML forbids, characters the encoding
@@ -21,8 +21,10 @@ export interface ExplainEntry {
   /** Where in the file: `Invoice/Lines/Line[2]/Amount`, `column "Betrag" of record 3`, ... */
   output: string;
   value: string;
-  /** `schema_id (datapoint id)` for every datapoint read. */
+  /** `schema_id (datapoint id)` for every datapoint the value was read from, each once. */
   from: string[];
+  /** Datapoints only its conditions (`when`, `cases`) looked at. */
+  checked?: string[];
 }
 
 /** Values from outside the document that a mapping may use. */
@@ -44,7 +46,7 @@ export interface CompiledMapping {
   readonly sourcePath: string;
   /** Short sha256 of the mapping source: a changed mapping is a new version in the ledger. */
   readonly versionHash: string;
-  readonly format: 'xml' | 'csv' | 'fixed';
+  readonly format: 'xml' | 'csv' | 'fixed' | 'edifact';
   /** What to do when the file name already exists on the target. */
   readonly onExisting: OnExisting;
   /**

@@ -13,10 +13,20 @@ import {
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
+type QuotePolicy = 'always' | 'never' | 'auto';
+
+interface CompiledColumn {
+  name: string;
+  value: CompiledValue;
+  quote: QuotePolicy;
+  quoteEmpty: boolean;
+}
+
 export interface CompiledCsv {
   config: CsvConfig;
   table: CompiledTable | undefined;
-  columns: Array<{ name: string; value: CompiledValue }>;
+  columns: CompiledColumn[];
+  headerQuote: QuotePolicy;
 }
 
 const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
@@ -24,23 +34,54 @@ const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 const NUMBER_LIKE = /^[+-]?\d[\d.,' ]*$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
 
-interface NumberCell {
-  number: string;
+/**
+ * A cell csv-stringify quotes only when the value needs it. csv-stringify has no per-field quoting that
+ * stays fast (per-field options re-normalize its settings on every cell), so with `quoted_string` on,
+ * plain strings are always quoted and cells wrapped in this object come back as text through
+ * `cast.object`, quoted only when they must be.
+ */
+interface AutoCell {
+  auto: string;
+}
+
+function defaultPolicy(quoting: CsvConfig['quoting'], numeric: boolean): QuotePolicy {
+  if (quoting === 'all') return 'always';
+  if (quoting === 'text') return numeric ? 'auto' : 'always';
+  return 'auto';
 }
 
 export function compileCsv(config: CsvConfig, env: CompileEnv): CompiledCsv {
-  const table = config.rows ? tableFor(env, config.rows) : undefined;
+  const table = config.rows ? tableFor(env, config.rows, ['csv', 'rows']) : undefined;
   const rowEnv: CompileEnv = table ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) } : env;
   if (config.delimiter === config.quote)
     env.problem(['csv', 'delimiter'], 'the delimiter and the quote character are the same');
   if (/[\r\n]/.test(config.delimiter)) env.problem(['csv', 'delimiter'], 'the delimiter cannot contain a line break');
   const seen = new Set<string>();
-  const columns = config.columns.map((column, i) => {
+  const columns = config.columns.map((column, i): CompiledColumn => {
     if (seen.has(column.name)) env.problem(['csv', 'columns', i, 'name'], `column "${column.name}" appears twice`);
     seen.add(column.name);
-    return { name: column.name, value: compileValue(column.value, rowEnv, ['csv', 'columns', i, 'value']) };
+    const value = compileValue(column.value, rowEnv, ['csv', 'columns', i, 'value']);
+    if (column.empty === 'quoted' && value.numeric)
+      env.problem(
+        ['csv', 'columns', i, 'empty'],
+        `column "${column.name}" is a formatted number; "" is for empty text`,
+        'remove empty: quoted, or drop the number formatting',
+      );
+    if (config.quote === '' && (column.quote === 'always' || column.empty === 'quoted'))
+      env.problem(
+        ['csv', 'columns', i, column.quote === 'always' ? 'quote' : 'empty'],
+        'this CSV has no quote character (csv.quote is "")',
+        "set csv.quote, e.g. '\"'",
+      );
+    return {
+      name: column.name,
+      value,
+      quote: column.quote ?? defaultPolicy(config.quoting, value.numeric),
+      quoteEmpty: column.empty === 'quoted',
+    };
   });
-  return { config, table, columns };
+  const headerQuote = config.header_quote ?? (config.quoting === 'auto' ? 'auto' : 'always');
+  return { config, table, columns, headerQuote };
 }
 
 /** Records to write (rows after the filter), so `meta.record_count` is known before any value is evaluated. */
@@ -57,17 +98,56 @@ export function csvRows(csv: CompiledCsv, doc: DocScope): Array<RowScope | undef
   return [];
 }
 
+function needsQuotes(value: string, config: CsvConfig): boolean {
+  return (
+    value.includes(config.delimiter) || (config.quote !== '' && value.includes(config.quote)) || /[\r\n]/.test(value)
+  );
+}
+
+function cell(
+  value: string,
+  policy: QuotePolicy,
+  quoteEmpty: boolean,
+  config: CsvConfig,
+  at: string,
+  datapointId: number | undefined,
+): string | AutoCell {
+  if (value === '') return quoteEmpty ? '' : { auto: '' };
+  if (policy === 'always' && config.quote !== '') return value;
+  if (needsQuotes(value, config)) {
+    if (config.quote === '')
+      throw mappingError(
+        'MAPPING_INVALID',
+        `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`,
+        datapointId,
+      );
+    if (policy === 'never')
+      throw mappingError(
+        'MAPPING_INVALID',
+        `${at}: the value contains the delimiter, the quote or a line break, and the column is never quoted. Correct the value in Rossum or set quote: auto on the column.`,
+        datapointId,
+      );
+  }
+  return { auto: value };
+}
+
 export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, finalNewline: boolean): string {
   const { config, columns } = csv;
   const scope = newScope(emitter.doc);
   const rows = csvRows(csv, emitter.doc);
   emitter.doc.recordCount = rows.length;
-  const records: Array<Array<string | NumberCell>> = [];
-  if (config.header)
-    records.push(columns.map((column) => emitter.prepare(column.name, { ...scope, at: `header "${column.name}"` })));
+  const records: Array<Array<string | AutoCell>> = [];
+  if (config.header) {
+    records.push(
+      columns.map((column) => {
+        const at = `header "${column.name}"`;
+        return cell(emitter.prepare(column.name, { ...scope, at }), csv.headerQuote, false, config, at, undefined);
+      }),
+    );
+  }
   for (const [index, row] of rows.entries()) {
     scope.row = row;
-    const record: string[] = [];
+    const record: Array<string | AutoCell> = [];
     for (const column of columns) {
       const at = `column "${column.name}" of record ${index + 1}${row ? ` (${row.label})` : ''}`;
       let value = emitter.value(column.value, scope, at) ?? '';
@@ -83,39 +163,21 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
       }
       if (config.escape_formulas && !column.value.numeric && FORMULA_START.test(value) && !NUMBER_LIKE.test(value))
         value = `'${value}`;
-      if (config.quote === '' && (value.includes(config.delimiter) || /[\r\n]/.test(value))) {
-        throw mappingError(
-          'MAPPING_INVALID',
-          `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`,
-          scope.datapoint?.id,
-        );
-      }
-      record.push(value);
+      record.push(cell(value, column.quote, column.quoteEmpty, config, at, scope.datapoint?.id));
     }
     records.push(record);
   }
   if (records.length === 0) return '';
-  // "text" quoting: csv-stringify quotes values whose type is string (quoted_string); numbers travel
-  // wrapped in an object and come back as strings through cast.object, so they stay unquoted.
-  const textMode = config.quoting === 'text';
-  if (textMode) {
-    const numeric = columns.map((column) => column.value.numeric);
-    for (let r = config.header ? 1 : 0; r < records.length; r++) {
-      const record = records[r] as Array<string | NumberCell>;
-      for (let c = 0; c < record.length; c++) if (numeric[c]) record[c] = { number: record[c] as string };
-    }
-  }
   const out = stringify(records, {
     delimiter: config.delimiter,
     quote: config.quote,
     escape: config.escape ?? (config.quote || '"'),
-    quoted: config.quoting === 'all',
+    quoted: false,
     quote_record_delimiter: true,
     record_delimiter: eol,
     eof: true,
-    quoted_string: textMode,
-    quoted_empty: false,
-    cast: { object: (value) => (value as unknown as NumberCell).number },
+    quoted_string: true,
+    cast: { object: (value) => (value as unknown as AutoCell).auto },
   });
   return finalNewline ? out : out.slice(0, out.length - eol.length);
 }

@@ -1,11 +1,12 @@
 import type { OutputEncoding, UnencodablePolicy } from './encoding.ts';
-import { addWarning, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import { warnAbout, type CompiledValue, type DocScope, type Scope } from './scope.ts';
 
 /** One output value and where it came from (`render --explain`). */
 export interface TraceEntry {
   output: string;
   value: string;
   from: string[];
+  checked?: string[];
 }
 
 export interface EmitSettings {
@@ -32,24 +33,38 @@ export class Emitter {
   value(compiled: CompiledValue, scope: Scope, at: string): string | undefined {
     scope.at = at;
     scope.datapoint = undefined;
-    if (this.trace) this.doc.touched = [];
+    if (!this.trace) {
+      const raw = compiled.evaluate(scope);
+      return raw === undefined ? undefined : this.prepare(raw, scope);
+    }
+    this.doc.touched = [];
+    this.doc.checked = [];
     const raw = compiled.evaluate(scope);
+    const from = [...new Set(this.doc.touched)];
+    const checked = [...new Set(this.doc.checked)].filter((read) => !from.includes(read));
+    // Reads after this value (an element's `when`, the file name) must not be credited to it.
+    this.doc.touched = [];
+    this.doc.checked = [];
     if (raw === undefined) return undefined;
     const out = this.prepare(raw, scope);
-    if (this.trace) this.trace.push({ output: at, value: out, from: this.doc.touched ?? [] });
+    this.trace.push({ output: at, value: out, from, ...(checked.length > 0 ? { checked } : {}) });
     return out;
   }
 
   /** Text that did not come from a value (e.g. a computed count) still has to fit the encoding. */
   prepare(text: string, scope: Scope): string {
-    const filtered = this.filter ? this.filter(text, scope) : text;
-    const { encoding, unencodable, replacement } = this.settings;
-    if (encoding.fits(filtered)) return filtered;
-    const what = scope.datapoint
-      ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
-      : scope.at;
-    return encoding.prepare(filtered, unencodable, replacement, what, scope.datapoint?.id, (message) =>
-      addWarning(this.doc, message),
-    );
+    return fitEncoding(this.settings, this.filter ? this.filter(text, scope) : text, scope);
   }
+}
+
+/** Text as the encoding can hold it: unchanged when it fits, else per the mapping's `unencodable` (with a warning). */
+export function fitEncoding(settings: EmitSettings, text: string, scope: Scope): string {
+  const { encoding, unencodable, replacement } = settings;
+  if (encoding.fits(text)) return text;
+  const what = scope.datapoint
+    ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
+    : scope.at;
+  return encoding.prepare(text, unencodable, replacement, what, scope.datapoint?.id, (detail) =>
+    warnAbout(scope.doc, scope, detail),
+  );
 }

@@ -128,7 +128,7 @@ export class OutputEncoding {
   }
 
   /**
-   * Makes `text` encodable per policy. `what` names the field for the error and the warning.
+   * Makes `text` encodable per policy. `what` names the field for the error; `warn` gets what was replaced.
    * Returns the text to write.
    */
   prepare(
@@ -163,7 +163,7 @@ export class OutputEncoding {
       out += substitute ?? replacement;
       replaced.push(`${known.described} → "${substitute ?? replacement}"`);
     }
-    warn(`${what}: replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
+    warn(`replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
     return out;
   }
 

@@ -54,7 +54,7 @@ export function compileFixed(
   };
   singleByte(config.fill, ['fixed', 'fill'], 'fill character');
   const records = config.records.map((record, r) => {
-    const table = record.rows ? tableFor(env, record.rows) : undefined;
+    const table = record.rows ? tableFor(env, record.rows, ['fixed', 'records', r, 'rows']) : undefined;
     const recordEnv: CompileEnv = table
       ? { ...env, rowTable: table, declaredRowVars: new Set(table.vars.keys()) }
       : env;

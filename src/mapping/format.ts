@@ -184,12 +184,15 @@ export function formatUtc(date: Date, pattern: string): string {
   return formatDate(local, pattern);
 }
 
-/** Why a date pattern is unusable, or undefined when it works. */
+/** Why date-fns cannot format with a pattern, in our words; undefined when it can. */
 export function datePatternProblem(pattern: string): string | undefined {
   try {
     formatUtc(new Date(Date.UTC(2024, 0, 31, 10, 15, 30)), pattern);
     return undefined;
   } catch (error) {
-    return (error as Error).message;
+    const text = (error as Error).message;
+    // date-fns names the offending token in backticks; its messages also carry a sample date.
+    const token = /`([^`]+)`/.exec(text)?.[1];
+    return token ? `"${token}" cannot be used in a date pattern` : 'date-fns cannot format with this pattern';
   }
 }

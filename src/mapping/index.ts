@@ -12,7 +12,8 @@ export type {
   RenderContext,
   RenderedFile,
 } from './contract.ts';
-export { checkMappingFile, loadMappingFile, type LoadedMapping } from './compile.ts';
+export { checkMapping, checkMappingFile, loadMappingFile, type LoadedMapping, type MappingCheck } from './compile.ts';
+export { catalogueFromSchema, catalogueFromPayloads, type DatapointCatalogue } from './datapoints.ts';
 export { sanitizeNameValue, sanitizeRelativePath } from './filename.ts';
 export { mappingSchema } from './schema.ts';
 
@@ -86,3 +87,10 @@ export function resolveMappingFile(nameOrPath: string, dir: string): string {
 }
 
 export { runMappingTests, unifiedDiff, type TestResult } from './testing.ts';
+export {
+  outlinePayload,
+  starterFileExtension,
+  starterMapping,
+  STARTER_FORMATS,
+  type StarterFormat,
+} from './starter.ts';

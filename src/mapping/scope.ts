@@ -1,5 +1,6 @@
 import type { AnnotationView, Datapoint, Row } from '../annotation/index.ts';
 import type { RenderContext } from './contract.ts';
+import type { DatapointUse } from './datapoints.ts';
 import type { ValueMap } from './schema.ts';
 
 /** Everything one render shares: the document, the context, caches, and what --explain collects. */
@@ -15,7 +16,10 @@ export interface DocScope {
   evaluating: Set<string>;
   /** Datapoints read while evaluating the current value; null unless explaining. */
   touched: string[] | null;
-  warnings: string[];
+  /** Datapoints conditions read for the current value (`when`, `cases`); null unless explaining. */
+  checked: string[] | null;
+  /** By datapoint and problem: one warning however many rows repeat the same value. */
+  warnings: Map<string, { message: string; repeats: number }>;
   droppedWarnings: number;
   /** Results of values that do not depend on the row, computed once per document. */
   cache: Map<CompiledValue, { value: string | undefined; datapoint: Datapoint | undefined }>;
@@ -64,6 +68,10 @@ export interface CompileEnv {
   declaredRowVars: Set<string> | undefined;
   /** Counts references to the current row, so values that never read one can be computed once per document. */
   rowReads: { count: number };
+  /** Makes text fit the output encoding (transliterate/replace per mapping); runs before trimming. */
+  fitEncoding: ((text: string, scope: Scope) => string) | undefined;
+  /** Every datapoint and table the mapping names, for the schema-aware check. */
+  uses: DatapointUse[];
   /** Metadata keys the mapping reads anywhere (values, conditions, file name). */
   metaRead?: Set<string>;
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
@@ -78,16 +86,30 @@ export function datapointIdOf(scope: Scope): number | undefined {
 
 const MAX_WARNINGS = 20;
 
-/** Warnings become Rossum messages: keep the first few, then say how many more there were. */
-export function addWarning(doc: DocScope, message: string): void {
-  if (doc.warnings.length < MAX_WARNINGS) doc.warnings.push(message);
+/**
+ * Warnings become Rossum messages: one per datapoint and problem (a header value repeated on every CSV
+ * row is one warning), the first few kept, then how many more there were. `key` identifies the
+ * datapoint and problem; without one the message itself does.
+ */
+export function addWarning(doc: DocScope, message: string, key: string = message): void {
+  const known = doc.warnings.get(key);
+  if (known) known.repeats++;
+  else if (doc.warnings.size < MAX_WARNINGS) doc.warnings.set(key, { message, repeats: 0 });
   else doc.droppedWarnings++;
 }
 
+/** A warning about the value being written at `scope.at`: keyed by its datapoint when it has one. */
+export function warnAbout(doc: DocScope, scope: Scope, detail: string): void {
+  const dp = scope.datapoint;
+  const source = dp ? ` (from ${dp.schemaId}, datapoint ${dp.id})` : '';
+  addWarning(doc, `${scope.at}${source}: ${detail}`, dp ? `datapoint ${dp.id}: ${detail}` : undefined);
+}
+
 export function finalWarnings(doc: DocScope): string[] {
-  return doc.droppedWarnings > 0
-    ? [...doc.warnings, `... and ${doc.droppedWarnings} more similar changes`]
-    : doc.warnings;
+  const warnings = [...doc.warnings.values()].map(({ message, repeats }) =>
+    repeats > 0 ? `${message} (and ${repeats} more place${repeats > 1 ? 's' : ''} with the same value)` : message,
+  );
+  return doc.droppedWarnings > 0 ? [...warnings, `... and ${doc.droppedWarnings} more similar changes`] : warnings;
 }
 
 export function newScope(doc: DocScope): Scope {

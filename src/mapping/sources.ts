@@ -125,6 +125,7 @@ export function compileSource(
   switch (key) {
     case 'field': {
       const id = String(arg);
+      env.uses.push({ kind: 'field', id, path });
       return (scope) => {
         const dp = scope.doc.view.field(id);
         if (!dp) return undefined;
@@ -135,6 +136,7 @@ export function compileSource(
     case 'row': {
       env.rowReads.count++;
       const id = String(arg);
+      env.uses.push({ kind: 'row', id, table: env.rowTable?.from, path });
       if (!env.rowTable)
         env.problem(
           path,
@@ -195,7 +197,7 @@ export function compileSource(
     case 'count': {
       const spec =
         typeof arg === 'string' ? { rows: arg, where: undefined } : (arg as { rows: string; where?: Condition });
-      const table = tableFor(env, spec.rows);
+      const table = tableFor(env, spec.rows, typeof arg === 'string' ? path : [...path, 'rows']);
       const where = spec.where
         ? compileCondition(
             spec.where,
@@ -217,7 +219,7 @@ export function compileSource(
         if (dot <= 0) env.problem(path, `sum "${arg}" needs the form table.field, e.g. line_items.item_amount_total`);
         spec = { rows: arg.slice(0, Math.max(dot, 0)), of: arg.slice(dot + 1) };
       } else spec = arg as typeof spec;
-      const table = tableFor(env, spec.rows);
+      const table = tableFor(env, spec.rows, typeof arg === 'string' ? path : [...path, 'rows']);
       const rowEnv: CompileEnv = {
         ...env,
         rowTable: table,

@@ -1,13 +1,14 @@
 import { compileCondition } from './conditions.ts';
 import type { TableConfig } from './schema.ts';
-import { newScope, type CompileEnv, type CompiledTable, type DocScope, type RowScope } from './scope.ts';
+import { newScope, type CompileEnv, type CompiledTable, type DocScope, type Path, type RowScope } from './scope.ts';
 import { compileValue } from './values.ts';
 
 /** Named row sets: a multivalue, an optional filter and per-row vars; rows are filtered once per render. */
 
-export function tableFor(env: CompileEnv, name: string): CompiledTable {
+export function tableFor(env: CompileEnv, name: string, path: Path): CompiledTable {
   let table = env.tables.get(name);
   if (!table) {
+    env.uses.push({ kind: 'table', id: name, path });
     table = { name, from: name, where: undefined, vars: new Map() };
     env.tables.set(name, table);
   }
@@ -16,8 +17,10 @@ export function tableFor(env: CompileEnv, name: string): CompiledTable {
 
 export function compileTables(config: Record<string, TableConfig> | undefined, env: CompileEnv): void {
   const entries = Object.entries(config ?? {});
-  for (const [name, table] of entries)
+  for (const [name, table] of entries) {
     env.tables.set(name, { name, from: table.from, where: undefined, vars: new Map() });
+    env.uses.push({ kind: 'table', id: table.from, path: ['tables', name, 'from'] });
+  }
   for (const [name, table] of entries) {
     const compiled = env.tables.get(name) as CompiledTable;
     const rowEnv: CompileEnv = {

@@ -14,6 +14,8 @@ export interface TestResult {
   /** Why it failed, with a unified diff when the output differs. */
   details: string[];
   updated?: boolean;
+  /** The file name rendered, when rendering succeeded. */
+  fileName?: string;
 }
 
 /** Runs a mapping's test cases. With `update`, writes the actual output into each `output_file`. */
@@ -55,6 +57,7 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
       `expected an error mentioning ${test.expect.errors.map((e) => JSON.stringify(e)).join(', ')}, but rendering succeeded`,
     );
 
+  result.fileName = file.fileName;
   const { expect } = test;
   if (expect.file_name !== undefined && expect.file_name !== file.fileName)
     fail(`file name: expected ${JSON.stringify(expect.file_name)}, got ${JSON.stringify(file.fileName)}`);

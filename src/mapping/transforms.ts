@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { mappingError } from './errors.ts';
 import { datePatternProblem, formatNumber, formatUtc, parseIsoDate } from './format.ts';
+import { datePatternMistake, numberFormatMistakes } from './patterns.ts';
 import type { CompileEnv, Path, Scope } from './scope.ts';
 
 /**
@@ -76,6 +77,13 @@ export const valueMapSchema = z
   .describe('A value map. Without `fallback` or `keep_unmapped`, an unmapped value is an error naming the field.')
   .meta({ id: 'ValueMap' });
 
+export interface TransformExample {
+  /** The value object, as YAML, reading the datapoint `x`. */
+  value: string;
+  input: string;
+  output: string;
+}
+
 /** One compiled step: text in, text out; may throw a mapping error naming the field. */
 export type Step = (value: string, scope: Scope) => string;
 
@@ -96,6 +104,8 @@ export interface Transform<Shape extends z.ZodRawShape> {
   phase: 'before_default' | 'after_default';
   /** number: the result is a formatted number; text: never treat it as one, whatever the source. */
   yields?: 'number' | 'text';
+  /** For the docs: a value using the step, a datapoint's text and what the step makes of it (a test renders it). */
+  example: TransformExample;
   /** The step for these arguments, or undefined when the value does not use it. */
   compile(args: z.output<z.ZodObject<Shape>>, context: StepContext): Step | undefined;
 }
@@ -109,12 +119,14 @@ const WHITESPACE_EDGES = /^[\s\u00a0\u2007\u202f\ufeff]+|[\s\u00a0\u2007\u202f\u
 export const TRANSFORMS = [
   transform({
     name: 'trim',
+    example: { value: '{ field: x, trim: true }', input: '  ACME GmbH ', output: 'ACME GmbH' },
     phase: 'before_default',
     fields: { trim: z.boolean().optional().describe('Remove surrounding whitespace (incl. no-break spaces).') },
     compile: ({ trim }) => (trim ? (v) => v.replace(WHITESPACE_EDGES, '') : undefined),
   }),
   transform({
     name: 'collapse_whitespace',
+    example: { value: '{ field: x, collapse_whitespace: true }', input: 'Main St.\n   5', output: 'Main St. 5' },
     phase: 'before_default',
     fields: {
       collapse_whitespace: z
@@ -127,12 +139,18 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'strip_line_breaks',
+    example: { value: '{ field: x, strip_line_breaks: true }', input: 'Main St.\n5', output: 'Main St. 5' },
     phase: 'before_default',
     fields: { strip_line_breaks: z.boolean().optional().describe('Replace line breaks with a space.') },
     compile: ({ strip_line_breaks: strip }) => (strip ? (v) => v.replace(/\r\n|\r|\n|\u2028|\u2029/g, ' ') : undefined),
   }),
   transform({
     name: 'replace',
+    example: {
+      value: '{ field: x, replace: [{ pattern: "[^0-9]", with: "" }] }',
+      input: 'DE 123-456',
+      output: '123456',
+    },
     phase: 'after_default',
     fields: {
       replace: z
@@ -160,6 +178,7 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'map',
+    example: { value: '{ field: x, map: { entries: { eur: EUR, usd: USD } } }', input: 'eur', output: 'EUR' },
     phase: 'after_default',
     yields: 'text',
     fields: {
@@ -200,6 +219,7 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'date',
+    example: { value: '{ field: x, date: dd.MM.yyyy }', input: '2024-01-31', output: '31.01.2024' },
     phase: 'after_default',
     fields: {
       date: z
@@ -209,11 +229,14 @@ export const TRANSFORMS = [
     },
     compile: ({ date: pattern }, { env, path, label }) => {
       if (pattern === undefined) return undefined;
-      const problem = datePatternProblem(pattern);
-      if (problem)
+      const mistake = datePatternMistake(pattern);
+      const problem = mistake ? undefined : datePatternProblem(pattern);
+      if (mistake)
+        env.problem([...path, 'date'], `invalid date pattern "${pattern}": ${mistake.message}`, mistake.hint);
+      else if (problem)
         env.problem(
           [...path, 'date'],
-          `invalid date pattern: ${problem}`,
+          `invalid date pattern "${pattern}": ${problem}`,
           "e.g. yyyyMMdd, dd.MM.yyyy, yyyy-MM-dd'T'HH:mm:ss",
         );
       return (v, scope) => {
@@ -230,6 +253,11 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'number',
+    example: {
+      value: '{ field: x, number: { decimals: 2, decimal_separator: "," } }',
+      input: '1234.5',
+      output: '1234,50',
+    },
     phase: 'after_default',
     yields: 'number',
     fields: { number: numberFormatSchema.optional() },
@@ -237,6 +265,8 @@ export const TRANSFORMS = [
       if (format === undefined) return undefined;
       if (format.implied_decimals && format.decimals === undefined)
         env.problem([...path, 'number', 'implied_decimals'], 'implied_decimals needs a fixed number of `decimals`');
+      for (const { key, problem } of numberFormatMistakes(format))
+        env.problem([...path, 'number', key], problem.message, problem.hint);
       return (v, scope) => {
         const formatted = formatNumber(v, format);
         if (formatted === undefined)
@@ -251,6 +281,7 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'case',
+    example: { value: '{ field: x, case: upper }', input: 'de', output: 'DE' },
     phase: 'after_default',
     yields: 'text',
     fields: { case: z.enum(['upper', 'lower']).optional().describe('Change letter case.') },
@@ -259,6 +290,7 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'prefix/suffix',
+    example: { value: '{ field: x, prefix: "PO-" }', input: '88123', output: 'PO-88123' },
     phase: 'after_default',
     fields: {
       prefix: z.string().optional().describe('Text put before a non-empty value.'),
@@ -269,6 +301,7 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'truncate',
+    example: { value: '{ field: x, truncate: 5 }', input: 'Steel bolts', output: 'Steel' },
     phase: 'after_default',
     fields: { truncate: z.number().int().min(0).optional().describe('Keep at most this many characters.') },
     compile: ({ truncate: max }) =>
@@ -281,6 +314,7 @@ export const TRANSFORMS = [
   }),
   transform({
     name: 'pad',
+    example: { value: '{ field: x, pad: { width: 6, char: "0", align: right } }', input: '42', output: '000042' },
     phase: 'after_default',
     fields: {
       pad: z

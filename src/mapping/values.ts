@@ -95,6 +95,9 @@ function compileValueUncached(spec: ValueSpec, env: CompileEnv, path: Path): Com
     if (used && entry.yields === 'text') yieldsText = true;
   }
 
+  // Transliterate before trimming: a character the encoding drops must not leave a space at the edge.
+  if ((spec.trim || spec.collapse_whitespace) && env.fitEncoding) preDefault.unshift(env.fitEncoding);
+
   const fallback = spec.default === undefined ? undefined : String(spec.default);
   const required = spec.required === true;
   if (required && fallback !== undefined)

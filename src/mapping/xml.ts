@@ -51,6 +51,8 @@ interface CompiledNode {
   attributes: Array<{ name: string; value: CompiledValue }>;
   children: CompiledNode[];
   repeat: CompiledTable | undefined;
+  /** With `repeat`: refuse a document without rows instead of leaving the element out. */
+  requireRows: boolean;
   when: CompiledCondition | undefined;
   empty: EmptyPolicy;
 }
@@ -63,7 +65,7 @@ export interface CompiledXml {
 /** A filter for values: removes or replaces characters XML 1.0 cannot hold, per mapping, and says so. */
 export function xmlCharFilter(
   config: XmlConfig,
-  warn: (message: string) => void,
+  warn: (detail: string, scope: Scope) => void,
 ): (text: string, scope: Scope) => string {
   return (text, scope) => {
     if (!HAS_FORBIDDEN.test(text)) return text;
@@ -81,9 +83,7 @@ export function xmlCharFilter(
         scope.datapoint?.id,
       );
     }
-    warn(
-      `${scope.at}${source}: ${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`,
-    );
+    warn(`${config.invalid_chars === 'drop' ? 'removed' : 'replaced'} ${list} (not allowed in XML 1.0)`, scope);
     return cleaned;
   };
 }
@@ -119,9 +119,10 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
     let childEnv = nodeEnv;
     let repeat: CompiledTable | undefined;
     if (node.repeat) {
-      repeat = tableFor(nodeEnv, node.repeat);
+      repeat = tableFor(nodeEnv, node.repeat, [...path, 'repeat']);
       childEnv = { ...nodeEnv, rowTable: repeat, declaredRowVars: new Set(repeat.vars.keys()) };
-    }
+    } else if (node.no_rows)
+      env.problem([...path, 'no_rows'], 'no_rows only applies to a repeated element', 'add repeat: or remove no_rows');
     if (node.value !== undefined && node.children?.length)
       env.problem(path, `element "${node.element}" has both a value and children`, 'put the text in a child element');
     const elementPath = parentPath ? `${parentPath}/${node.element}` : node.element;
@@ -138,6 +139,7 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
         compileNode(child, [...path, 'children', i], elementPath, childEnv),
       ),
       repeat,
+      requireRows: node.no_rows === 'error',
       when: node.when ? compileCondition(node.when, childEnv, [...path, 'when']) : undefined,
       empty: node.empty ?? config.empty_elements,
     };
@@ -187,7 +189,14 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
       return;
     }
     const outer = scope.row;
-    for (const row of rowsOf(emitter.doc, node.repeat)) {
+    const rows = rowsOf(emitter.doc, node.repeat);
+    if (rows.length === 0 && node.requireRows) {
+      throw mappingError(
+        'MAPPING_NO_ROWS',
+        `${at} needs at least one row of "${node.repeat.from}", but the annotation has none. Add the line items in Rossum (or have the mapping write a summary line for such documents).`,
+      );
+    }
+    for (const row of rows) {
       scope.row = row;
       const rowAt = `${at}[${row.lineNumber}]`;
       scope.at = rowAt;

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { BridgeConfig } from '../config/index.ts';
 import { describeError } from '../errors.ts';
 import { ExportHold } from '../ack/index.ts';
+import { consolePlugin } from '../console/index.ts';
 import { ExportService } from '../export/index.ts';
-import { openLedger, type Ledger } from '../ledger/index.ts';
-import { loadMappings } from '../mapping/index.ts';
+import { consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
+import { loadMappings, type LoadedMapping } from '../mapping/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
 import { createTarget, type Target } from '../transport/index.ts';
 import {
@@ -50,6 +51,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   }
 
   const mappings = loadMappings(config.mappingsDir);
+  const mappingFiles: { get(name: string): LoadedMapping | undefined } = mappings;
   const metrics = new BridgeMetrics();
   const targets = new Map<string, Target>();
   for (const [name, targetConfig] of Object.entries(config.targets)) {
@@ -121,6 +123,24 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
             secret: config.server.secret ?? randomBytes(32).toString('hex'),
             logger: logger.child({ component: 'hold' }),
           }),
+        }
+      : {}),
+    ...(config.console.enabled
+      ? {
+          plugins: [
+            {
+              prefix: config.console.pathPrefix,
+              plugin: consolePlugin({
+                config: config.console,
+                ledger,
+                console: consoleLedgerOf(ledger),
+                targets,
+                encodingOf: (name) => mappingFiles.get(name)?.source.encoding,
+                env: options.env ?? process.env,
+                logger: logger.child({ component: 'console' }),
+              }),
+            },
+          ],
         }
       : {}),
   });

@@ -289,6 +289,30 @@ export class RossumClient {
     return page.results;
   }
 
+  /**
+   * The schema of a queue (`GET /v1/queues/{id}`, then the queue's `schema` URL), as Rossum returns it.
+   * The schema URL must lie under this API root: credentials are never sent elsewhere.
+   */
+  async getQueueSchema(queueId: number): Promise<unknown> {
+    const queuePath = `/v1/queues/${queueId}`;
+    const queue = this.parse(
+      z.looseObject({ schema: z.string() }),
+      await this.request({ method: 'GET', path: queuePath }),
+      'GET',
+      queuePath,
+    );
+    const prefix = `${this.apiRoot}/`;
+    if (!queue.schema.startsWith(prefix)) {
+      throw this.error(
+        'ROSSUM_BAD_RESPONSE',
+        `Queue ${queueId} names its schema at ${queue.schema}, outside ${this.apiRoot}`,
+        { statusCode: 200, method: 'GET', path: queuePath, permanent: true },
+      );
+    }
+    const schemaPath = queue.schema.slice(this.apiRoot.length);
+    return this.request({ method: 'GET', path: schemaPath });
+  }
+
   private async performLogin(): Promise<string> {
     const path = '/v1/auth/login';
     const reply = await this.send(

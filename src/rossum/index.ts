@@ -38,3 +38,4 @@ export type {
   AnnotationPatch,
   AnnotationStatus,
 } from './client.ts';
+export { RossumAdminApi, rossumHookSchema, type RossumHook, type RossumUser, type RossumQueue } from './admin.ts';

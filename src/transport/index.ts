@@ -29,6 +29,7 @@ export type { TransportHooks } from './types.ts';
 export type { SftpPoolStats } from './sftp/index.ts';
 export { TransportError, isTransportError, type TransportErrorCode } from './errors.ts';
 export { fingerprintOfKey, parseKnownHosts, knownHostsName } from './hostkey.ts';
+export { diagnoseSftpConnection, formatBytes, MIN_FREE_BYTES, type ConnectionStep } from './diagnose.ts';
 
 export interface CreateTargetOptions {
   logger: Logger;

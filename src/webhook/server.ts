@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { describeError, isBridgeError } from '../errors.ts';
 import type { ExportHold } from '../ack/index.ts';
@@ -34,6 +34,8 @@ export interface WebhookServerOptions {
   readiness: () => Promise<ReadinessReport>;
   /** Held-export mode (202 + Location until the ERP answers), for mappings that ask for it. */
   hold?: ExportHold;
+  /** More HTTP surfaces on the same port, each under its own path prefix (the operator console). */
+  plugins?: ReadonlyArray<{ prefix: string; plugin: FastifyPluginAsync }>;
 }
 
 /** What an unauthenticated caller can make the server hold, and for how long. */
@@ -213,6 +215,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     const { contentType, body } = await options.metrics.render();
     return reply.type(contentType).send(body);
   });
+  for (const { prefix, plugin } of options.plugins ?? []) app.register(plugin, { prefix });
   return {
     async listen({ host, port }) {
       await app.listen({ host, port });

@@ -653,7 +653,12 @@ export function buildCorpus(): HostileCase[] {
     signed(
       'huge request_id (200 kB) with a broken tree',
       'huge',
-      json(mutate((p) => ((p.request_id = 'r'.repeat(200_000)), ((p.annotation as Json).content = 'x')))),
+      json(
+        mutate((p) => {
+          p.request_id = 'r'.repeat(200_000);
+          (p.annotation as Json).content = 'x';
+        }),
+      ),
       invalidAt('annotation.content'),
     ),
   );

@@ -29,7 +29,7 @@ type Path = Array<string | number>;
 /** Every path to a value in a JSON tree (objects and arrays included). */
 function pathsOf(value: unknown, prefix: Path = [], out: Path[] = []): Path[] {
   out.push(prefix);
-  if (Array.isArray(value)) value.forEach((item, i) => pathsOf(item, [...prefix, i], out));
+  if (Array.isArray(value)) for (const [i, item] of value.entries()) pathsOf(item, [...prefix, i], out);
   else if (typeof value === 'object' && value !== null)
     for (const [key, item] of Object.entries(value)) pathsOf(item, [...prefix, key], out);
   return out;
@@ -161,7 +161,7 @@ describe('property: the mapping engine renders or refuses with a MAPPING_* error
         fc.constantFrom(...FIXTURES),
         fc.array(mutation, { minLength: 1, maxLength: 4 }),
         (mappingName, name, mutations) => {
-          let view;
+          let view: ReturnType<typeof viewAnnotation>;
           try {
             view = viewAnnotation(parseExportPayload(mutated(name, mutations)));
           } catch (error) {

@@ -113,7 +113,7 @@ describe('hostile corpus: every bad request gets its exact answer and changes no
       expect(messages?.[0]?.type).toBe(c.expected.messageType);
       expect(messages?.[0]?.content).toMatch(c.expected.error);
       if (c.expected.datapointId !== undefined)
-        expect((messages?.[0] as { id?: number }).id).toBe(c.expected.datapointId);
+        expect((messages?.[0] as { id?: number } | undefined)?.id).toBe(c.expected.datapointId);
       if (c.expected.warning)
         expect(
           messages

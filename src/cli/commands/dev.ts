@@ -88,7 +88,14 @@ async function runDev(options: DevOptions): Promise<void> {
 
   if (options.demo) {
     out();
+    const duplicateAnswers = async (): Promise<number> =>
+      (await bridge.metrics.exports.get()).values
+        .filter((entry) => entry.labels.outcome === 'duplicate')
+        .reduce((sum, entry) => sum + entry.value, 0);
+    const filesBefore = new Set(readdirSync(sshd.inboundDir));
+    let replays = 0;
     for (const file of payloads) {
+      const before = await duplicateAnswers();
       const outcome = await callHook({
         url: bridge.url,
         body: readFileSync(file),
@@ -96,12 +103,28 @@ async function runDev(options: DevOptions): Promise<void> {
         retryDelayS: 1,
         retryCount: 4,
       });
-      out(`  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}`);
-      for (const message of outcome.messages) out(`      [${message.type}] ${message.content}`);
+      const replay = (await duplicateAnswers()) > before;
+      if (replay) replays++;
+      out(
+        `  ${relative(repoRoot, file)} → annotation ${outcome.annotationStatus}${replay ? '  (replay: exported in an earlier run, nothing uploaded now)' : ''}`,
+      );
+      for (const message of outcome.messages)
+        out(`      [${message.type}] ${replay ? '(first answer) ' : ''}${message.content}`);
     }
     out();
+    if (replays > 0) {
+      out(
+        `${replays} answer(s) above are replays: the ledger in ${relative(process.cwd(), dir) || '.'} already had these annotations, so the bridge repeated`,
+      );
+      out(
+        'its first answer (which may name an earlier port or file) instead of uploading again. Delete that folder for a fresh demo.',
+      );
+      out(`This run's server: webhook ${bridge.url}, SFTP ${sshd.url('inbound')}`);
+      out();
+    }
     out(`Files in ${sshd.inboundDir}:`);
-    for (const name of readdirSync(sshd.inboundDir).sort()) out(`  ${name}`);
+    for (const name of readdirSync(sshd.inboundDir).sort())
+      out(`  ${name}${filesBefore.has(name) ? '  (from an earlier run)' : ''}`);
   }
 
   const stopSshd = async (): Promise<void> => sshd.stop();
@@ -111,7 +134,11 @@ async function runDev(options: DevOptions): Promise<void> {
     return;
   }
   out();
-  out('Ctrl+C stops it.');
+  out(
+    options.demo
+      ? 'The demo is done; the bridge keeps serving for your own exports. Ctrl+C stops it (--exit stops right after the demo).'
+      : 'Ctrl+C stops it.',
+  );
   stopOnSignals(bridge, logger, stopSshd);
 }
 

@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .argument('<payload>', 'annotation_content.export payload JSON (`-` reads stdin)')
     .requiredOption('--mapping <name>', 'mapping name (file stem in the mappings folder) or path to a mapping file')
     .option('--mappings <dir>', 'mappings folder (default $BRIDGE_MAPPINGS or ./mappings)')
-    .option('--json', 'print {"file", "encoding", "contentBase64"} instead of the raw bytes')
+    .option('--json', 'print {"file", "encoding", "warnings", "contentBase64"} instead of the raw bytes')
     .option('--explain', 'print, for every output value, the datapoints it came from (instead of the bytes)')
     .option('--now <iso>', 'pin the clock for meta.now (default: current time)')
     .action((payload: string, options: RenderOptions) => {
@@ -54,10 +54,12 @@ export function register(program: Command): void {
           const lines = [
             `file: ${file.fileName} (${file.encoding}, ${file.bytes.length} bytes, mapping ${mapping.name}@${mapping.versionHash})`,
           ];
-          for (const entry of trace)
+          for (const entry of trace) {
+            const checked = entry.checked?.length ? `  (conditions read ${entry.checked.join(', ')})` : '';
             lines.push(
-              `${entry.output} = ${JSON.stringify(entry.value)}  ← ${entry.from.length ? entry.from.join(', ') : '(no datapoint)'}`,
+              `${entry.output} = ${JSON.stringify(entry.value)}  ← ${entry.from.length ? entry.from.join(', ') : '(no datapoint)'}${checked}`,
             );
+          }
           for (const warning of file.warnings ?? []) lines.push(`warning: ${warning}`);
           process.stdout.write(`${lines.join('\n')}\n`);
           return;
@@ -66,9 +68,11 @@ export function register(program: Command): void {
         for (const warning of file.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
         if (options.json) {
           process.stdout.write(
-            `${JSON.stringify({ file: file.fileName, encoding: file.encoding, contentBase64: file.bytes.toString('base64') })}\n`,
+            `${JSON.stringify({ file: file.fileName, encoding: file.encoding, warnings: file.warnings ?? [], contentBase64: file.bytes.toString('base64') })}\n`,
           );
         } else {
+          // The bytes go to stdout untouched (redirectable as the file); the name goes beside them.
+          process.stderr.write(`file: ${file.fileName} (${file.encoding}, ${file.bytes.length} bytes)\n`);
           process.stdout.write(file.bytes);
         }
       } catch (error) {

@@ -32,7 +32,7 @@ export function register(program: Command): void {
       const results: TestResult[] = [];
       let broken = 0;
       for (const path of mappingPaths(args, mappingsDir(options.mappings))) {
-        let mapping;
+        let mapping: ReturnType<typeof loadMappingFile>;
         try {
           mapping = loadMappingFile(path);
         } catch (error) {

@@ -189,7 +189,8 @@ const NOT_RETRIED = new Set([
   'ABORTED',
 ]);
 
-function algorithmsFor(
+/** The algorithms to offer: the configured ones, asking first for the host key types known_hosts can verify. */
+export function algorithmsFor(
   config: TargetConfig,
   policy: HostKeyPolicy,
   host: string,

@@ -1,0 +1,242 @@
+import { describeChar, mappingError } from './errors.ts';
+import type { EdifactSyntaxLevel } from './edifact-schema.ts';
+import type { UnencodablePolicy } from './encoding.ts';
+
+/**
+ * UN/EDIFACT syntax rules (ISO 9735) that do not depend on a mapping: the service characters, release
+ * escaping, the character repertoires of the syntax levels, and the serialization of segments and envelopes.
+ */
+
+export const SEPARATORS = { component: ':', element: '+', decimal: '.', release: '?', segment: "'" } as const;
+export const UNA = `UNA${SEPARATORS.component}${SEPARATORS.element}${SEPARATORS.decimal}${SEPARATORS.release} ${SEPARATORS.segment}`;
+const SERVICE_CHARS = /[+:'?]/g;
+const HAS_SERVICE_CHAR = /[+:'?]/;
+
+/** Puts the release character before every separator and before itself. */
+export function escapeEdifact(text: string): string {
+  return HAS_SERVICE_CHAR.test(text) ? text.replace(SERVICE_CHARS, '?$&') : text;
+}
+
+/** Level A: capital letters, digits, space and . , - ( ) / = ' + : ? ! " % & * ; < > (ISO 9735 annex). */
+const ALL_LEVEL_A = /^[A-Z0-9 .,\-()/='+:?!"%&*;<>]*$/;
+const ALL_LEVEL_B = /^[A-Za-z0-9 .,\-()/='+:?!"%&*;<>]*$/;
+const ALL_LEVEL_C = /^[\u0020-\u007E\u00A0-\u00FF]*$/;
+
+/** Characters outside each level, one code point at a time (an emoji is one match, not two halves). */
+const OUTSIDE_LEVEL_A = /[^A-Z0-9 .,\-()/='+:?!"%&*;<>]/gu;
+const OUTSIDE_LEVEL_B = /[^A-Za-z0-9 .,\-()/='+:?!"%&*;<>]/gu;
+const OUTSIDE_LEVEL_C = /[^\u0020-\u007E\u00A0-\u00FF]/gu;
+
+const LEVELS: Record<EdifactSyntaxLevel, { outside: RegExp; all: RegExp; described: string }> = {
+  UNOA: {
+    outside: OUTSIDE_LEVEL_A,
+    all: ALL_LEVEL_A,
+    described: 'capital letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >',
+  },
+  UNOB: {
+    outside: OUTSIDE_LEVEL_B,
+    all: ALL_LEVEL_B,
+    described: 'letters, digits, space and . , - ( ) / = \' + : ? ! " % & * ; < >',
+  },
+  UNOC: { outside: OUTSIDE_LEVEL_C, all: ALL_LEVEL_C, described: 'ISO 8859-1 without control characters' },
+};
+
+/** Substitutes tried in order under `transliterate`; the first one the level holds wins. */
+const SUBSTITUTES: Record<string, string> = {
+  ß: 'ss',
+  ẞ: 'SS',
+  Æ: 'AE',
+  æ: 'ae',
+  Ø: 'O',
+  ø: 'o',
+  Œ: 'OE',
+  œ: 'oe',
+  Đ: 'D',
+  đ: 'd',
+  Ł: 'L',
+  ł: 'l',
+  Þ: 'TH',
+  þ: 'th',
+  '\u2018': "'",
+  '\u2019': "'",
+  '\u201A': "'",
+  '\u201C': '"',
+  '\u201D': '"',
+  '\u201E': '"',
+  '\u2013': '-',
+  '\u2014': '-',
+  '\u2026': '...',
+  '\u00A0': ' ',
+  '\t': ' ',
+  '\n': ' ',
+  '\r': ' ',
+  '\u2022': '*',
+  '€': 'EUR',
+  '™': 'TM',
+  '©': '(C)',
+  '®': '(R)',
+  '@': '(AT)',
+  '#': 'NO.',
+  $: 'USD',
+  _: '-',
+  '[': '(',
+  ']': ')',
+  '{': '(',
+  '}': ')',
+  '\\': '/',
+  '|': '/',
+  '~': '-',
+  '`': "'",
+  '^': '',
+  '²': '2',
+  '³': '3',
+  '°': 'DEG',
+};
+
+export function fitsLevel(level: EdifactSyntaxLevel, text: string): boolean {
+  return LEVELS[level].all.test(text);
+}
+
+/** Per level and character: its substitute under `transliterate` (undefined = none) and its description. */
+const SUBSTITUTE_CACHE: Record<
+  EdifactSyntaxLevel,
+  Map<string, { substitute: string | undefined; described: string }>
+> = { UNOA: new Map(), UNOB: new Map(), UNOC: new Map() };
+
+function known(level: EdifactSyntaxLevel, ch: string): { substitute: string | undefined; described: string } {
+  let entry = SUBSTITUTE_CACHE[level].get(ch);
+  if (!entry) {
+    entry = { substitute: substitute(level, ch), described: describeChar(ch) };
+    SUBSTITUTE_CACHE[level].set(ch, entry);
+  }
+  return entry;
+}
+
+function substitute(level: EdifactSyntaxLevel, ch: string): string | undefined {
+  const fits = (candidate: string): boolean => LEVELS[level].all.test(candidate);
+  const candidates: string[] = [];
+  const direct = SUBSTITUTES[ch];
+  if (direct !== undefined) candidates.push(direct);
+  const stripped = ch.normalize('NFKD').replace(/\p{M}/gu, '');
+  if (stripped !== ch) candidates.push(stripped);
+  for (const candidate of candidates) {
+    if (fits(candidate)) return candidate;
+    if (fits(candidate.toUpperCase())) return candidate.toUpperCase();
+  }
+  if (fits(ch.toUpperCase())) return ch.toUpperCase();
+  return undefined;
+}
+
+/**
+ * Makes `text` fit the syntax level per the mapping's `unencodable` policy. `what` names the output spot
+ * and the datapoint for the error and the warning.
+ */
+export function fitToLevel(
+  text: string,
+  level: EdifactSyntaxLevel,
+  policy: UnencodablePolicy,
+  replacement: string,
+  what: string,
+  datapointId: number | undefined,
+  warn: (message: string) => void,
+): string {
+  const rules = LEVELS[level];
+  if (rules.all.test(text)) return text;
+  const replaced: string[] = [];
+  const out = text.replace(rules.outside, (ch) => {
+    if (policy === 'error') {
+      throw mappingError(
+        'MAPPING_UNENCODABLE',
+        `${what}: the character ${describeChar(ch)} is not allowed in EDIFACT syntax level ${level} (${rules.described}). Correct the value in Rossum, or set "unencodable: transliterate" or "replace" in the mapping.`,
+        datapointId,
+      );
+    }
+    const { substitute: candidate, described } = known(level, ch);
+    const instead = policy === 'transliterate' ? candidate : undefined;
+    replaced.push(`${described} → "${instead ?? replacement}"`);
+    return instead ?? replacement;
+  });
+  warn(`${what}: replaced characters EDIFACT syntax level ${level} cannot hold: ${replaced.join(', ')}`);
+  return out;
+}
+
+/** A segment as plain values: elements of components, nothing escaped yet. */
+export interface Segment {
+  tag: string;
+  elements: string[][];
+}
+
+/** Writes one segment: escapes every value, and leaves out trailing empty components and elements. */
+export function writeSegment(segment: Segment): string {
+  let out = segment.tag;
+  // Empty elements are held back until a non-empty one follows, so trailing ones are never written.
+  let pendingElements = '';
+  for (const components of segment.elements) {
+    let element = '';
+    let pendingComponents = '';
+    for (let c = 0; c < components.length; c++) {
+      const value = components[c] as string;
+      if (c > 0) pendingComponents += SEPARATORS.component;
+      if (value === '') continue;
+      element += pendingComponents + escapeEdifact(value);
+      pendingComponents = '';
+    }
+    pendingElements += SEPARATORS.element;
+    if (element === '') continue;
+    out += pendingElements + element;
+    pendingElements = '';
+  }
+  return out + SEPARATORS.segment;
+}
+
+export interface Message {
+  reference: string;
+  /** S009: type, version, release, agency[, association]. */
+  identifier: string[];
+  /** The body between UNH and UNT: segments, or segments already written with writeSegment. */
+  segments: Array<Segment | string>;
+}
+
+export interface Interchange {
+  una: boolean;
+  /** UNB elements after the syntax identifier is known: syntax, sender, recipient, date/time. */
+  syntax: [EdifactSyntaxLevel, string];
+  sender: string[];
+  recipient: string[];
+  prepared: [string, string];
+  reference: string;
+  applicationReference?: string | undefined;
+  testIndicator?: boolean | undefined;
+  messages: Message[];
+}
+
+/** The segments of an interchange, envelopes included; UNT counts its message's segments, UNZ the messages. */
+export function interchangeSegments(interchange: Interchange): Array<Segment | string> {
+  const unb: string[][] = [
+    [...interchange.syntax],
+    interchange.sender,
+    interchange.recipient,
+    [...interchange.prepared],
+    [interchange.reference],
+  ];
+  if (interchange.applicationReference !== undefined || interchange.testIndicator)
+    unb.push([], [interchange.applicationReference ?? '']);
+  if (interchange.testIndicator) unb.push([], [], [], ['1']);
+  const out: Array<Segment | string> = [{ tag: 'UNB', elements: unb }];
+  for (const message of interchange.messages) {
+    out.push({ tag: 'UNH', elements: [[message.reference], message.identifier] });
+    out.push(...message.segments);
+    out.push({ tag: 'UNT', elements: [[String(message.segments.length + 2)], [message.reference]] });
+  }
+  out.push({ tag: 'UNZ', elements: [[String(interchange.messages.length)], [interchange.reference]] });
+  return out;
+}
+
+/** The interchange as text; `newline` goes between segments (and after UNA), not after the last. */
+export function writeInterchange(interchange: Interchange, newline = ''): string {
+  const parts = interchangeSegments(interchange).map((segment) =>
+    typeof segment === 'string' ? segment : writeSegment(segment),
+  );
+  if (interchange.una) parts.unshift(UNA);
+  return parts.join(newline);
+}

@@ -1,0 +1,308 @@
+import { canonicalEncoding, type UnencodablePolicy } from './encoding.ts';
+import type { EdifactConfig, EdifactElement, EdifactNode, EdifactSyntaxLevel, NoRowsPolicy } from './edifact-schema.ts';
+import type { ValueSpec } from './schema.ts';
+import { fitsLevel, fitToLevel, writeInterchange, writeSegment } from './edifact-syntax.ts';
+import type { Emitter } from './emit.ts';
+import { mappingError } from './errors.ts';
+import { formatUtc, parseIsoDate } from './format.ts';
+import { compileCondition } from './conditions.ts';
+import {
+  newScope,
+  type CompileEnv,
+  type CompiledCondition,
+  type CompiledTable,
+  type CompiledValue,
+  type RowScope,
+  type Scope,
+} from './scope.ts';
+import { rowsOf, tableFor } from './tables.ts';
+import { compileValue } from './values.ts';
+
+interface CompiledComponent {
+  value: CompiledValue;
+  /** Plain text known at compile time (qualifiers, codes): written without evaluating, unless explaining. */
+  literal: string | undefined;
+}
+
+interface CompiledNode {
+  /** `segment BGM`, `group SG26`: for messages. */
+  label: string;
+  tag: string | undefined;
+  elements: CompiledComponent[][];
+  children: CompiledNode[];
+  table: CompiledTable | undefined;
+  noRows: NoRowsPolicy;
+  when: CompiledCondition | undefined;
+}
+
+interface CompiledParty {
+  id: CompiledValue;
+  qualifier: CompiledValue | undefined;
+}
+
+export interface CompiledEdifact {
+  config: EdifactConfig;
+  sender: CompiledParty;
+  recipient: CompiledParty;
+  interchangeReference: CompiledValue;
+  applicationReference: CompiledValue | undefined;
+  messageReference: CompiledValue;
+  nodes: CompiledNode[];
+}
+
+const TAG = /^[A-Z]{3}$/;
+const ENVELOPE_TAGS = new Set(['UNA', 'UNB', 'UNG', 'UNH', 'UNT', 'UNE', 'UNZ']);
+/** Encodings whose bytes are the syntax level's characters; UNOA/UNOB text is ASCII in all of them. */
+const LEVEL_ENCODINGS: Record<EdifactSyntaxLevel, string[]> = {
+  UNOA: ['ascii', 'usascii', 'iso88591', 'latin1', 'utf8'],
+  UNOB: ['ascii', 'usascii', 'iso88591', 'latin1', 'utf8'],
+  UNOC: ['iso88591', 'latin1'],
+};
+const MAX_REFERENCE = 14;
+
+export function compileEdifact(
+  config: EdifactConfig,
+  env: CompileEnv,
+  source: { encoding: string; bom: boolean; unencodable: UnencodablePolicy; replacement: string },
+): CompiledEdifact {
+  const level = config.syntax;
+  if (!LEVEL_ENCODINGS[level].includes(canonicalEncoding(source.encoding))) {
+    env.problem(
+      ['encoding'],
+      `EDIFACT syntax level ${level} cannot be written in ${source.encoding}`,
+      level === 'UNOC' ? 'UNOC is ISO 8859-1: set encoding: iso-8859-1' : 'set encoding: ascii (or iso-8859-1)',
+    );
+  }
+  if (source.bom)
+    env.problem(['bom'], 'EDIFACT interchanges start with UNA or UNB, never with a byte order mark', 'set bom: false');
+  if (source.unencodable !== 'error' && !fitsLevel(level, source.replacement))
+    env.problem(
+      ['replacement'],
+      `the replacement "${source.replacement}" is not allowed in syntax level ${level}`,
+      'use e.g. "?" or a space',
+    );
+  for (const key of ['type', 'version', 'release', 'agency', 'association'] as const) {
+    const value = config.message[key];
+    if (value !== undefined && !/^[A-Z0-9]{1,6}$/.test(value))
+      env.problem(
+        ['edifact', 'message', key],
+        `"${value}" is not a message identifier code`,
+        'use capital letters and digits, e.g. INVOIC, D, 96A, UN, EAN008',
+      );
+  }
+
+  const compileNode = (node: EdifactNode, path: PropertyKey[], nodeEnv: CompileEnv): CompiledNode => {
+    let childEnv = nodeEnv;
+    let table: CompiledTable | undefined;
+    if (node.repeat) {
+      table = tableFor(nodeEnv, node.repeat, [...path, 'repeat']);
+      childEnv = { ...nodeEnv, rowTable: table, declaredRowVars: new Set(table.vars.keys()) };
+    } else if (node.no_rows)
+      env.problem(
+        [...path, 'no_rows'],
+        'no_rows only applies to a repeated segment or group',
+        'add repeat: or remove no_rows',
+      );
+    const isGroup = node.group !== undefined || node.segments !== undefined;
+    if (isGroup && node.segment !== undefined)
+      env.problem(path, 'an entry is either a segment (segment + elements) or a group (group + segments), not both');
+    if (!isGroup && node.segment === undefined)
+      env.problem(
+        path,
+        'the entry names no segment',
+        'add segment: TAG with its elements, or group: NAME with segments',
+      );
+    if (isGroup && node.elements !== undefined)
+      env.problem(
+        [...path, 'elements'],
+        'a group has segments, not elements',
+        'put the elements in a segment of the group',
+      );
+    if (node.segment !== undefined) {
+      if (!TAG.test(node.segment))
+        env.problem(
+          [...path, 'segment'],
+          `"${node.segment}" is not a segment tag`,
+          'three capital letters, e.g. BGM, NAD, LIN',
+        );
+      else if (ENVELOPE_TAGS.has(node.segment))
+        env.problem(
+          [...path, 'segment'],
+          `${node.segment} is part of the envelope, which the bridge writes and counts`,
+          'remove it; set the references under edifact: instead',
+        );
+    }
+    const compileComponent = (spec: ValueSpec, componentPath: PropertyKey[]): CompiledComponent => {
+      const literal = typeof spec === 'string' && !/[{}]/.test(spec) ? spec : undefined;
+      if (literal !== undefined && !fitsLevel(level, literal))
+        env.problem(componentPath, `"${literal}" has characters syntax level ${level} does not allow`);
+      return { value: compileValue(spec, childEnv, componentPath), literal };
+    };
+    const compileElement = (element: EdifactElement, e: number): CompiledComponent[] =>
+      Array.isArray(element)
+        ? element.map((component, c) => compileComponent(component, [...path, 'elements', e, c]))
+        : [compileComponent(element, [...path, 'elements', e])];
+    return {
+      label: node.segment !== undefined ? `segment ${node.segment}` : `group ${node.group ?? ''}`.trim(),
+      tag: node.segment,
+      elements: (node.elements ?? []).map(compileElement),
+      children: (node.segments ?? []).map((child, i) => compileNode(child, [...path, 'segments', i], childEnv)),
+      table,
+      noRows: node.no_rows ?? 'omit',
+      when: node.when ? compileCondition(node.when, childEnv, [...path, 'when']) : undefined,
+    };
+  };
+  const party = (key: 'sender' | 'recipient'): CompiledParty => ({
+    id: compileValue(config[key].id, env, ['edifact', key, 'id']),
+    qualifier:
+      config[key].qualifier === undefined
+        ? undefined
+        : compileValue(config[key].qualifier, env, ['edifact', key, 'qualifier']),
+  });
+  return {
+    config,
+    sender: party('sender'),
+    recipient: party('recipient'),
+    interchangeReference: compileValue(config.interchange_reference, env, ['edifact', 'interchange_reference']),
+    applicationReference:
+      config.application_reference === undefined
+        ? undefined
+        : compileValue(config.application_reference, env, ['edifact', 'application_reference']),
+    messageReference: compileValue(config.message_reference, env, ['edifact', 'message_reference']),
+    nodes: config.segments.map((node, i) => compileNode(node, ['edifact', 'segments', i], env)),
+  };
+}
+
+/** The format's character rules for the Emitter: every value is made to fit the syntax level before the encoding sees it. */
+export function edifactCharFilter(
+  edifact: CompiledEdifact,
+  policy: UnencodablePolicy,
+  replacement: string,
+  warn: (message: string) => void,
+): (text: string, scope: Scope) => string {
+  const level = edifact.config.syntax;
+  return (text, scope) => {
+    if (fitsLevel(level, text)) return text;
+    const what = scope.datapoint
+      ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
+      : scope.at;
+    return fitToLevel(text, level, policy, replacement, what, scope.datapoint?.id, warn);
+  };
+}
+
+interface Planned {
+  node: CompiledNode;
+  row: RowScope | undefined;
+}
+
+/** Which segments are written, in order (repeats and conditions resolved), before any value is evaluated. */
+function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
+  for (const node of nodes) {
+    const rows: Array<RowScope | undefined> = node.table ? rowsOf(scope.doc, node.table) : [scope.row];
+    if (node.table && rows.length === 0 && node.noRows === 'error') {
+      throw mappingError(
+        'MAPPING_NO_ROWS',
+        `The EDIFACT ${node.label} needs at least one row of "${node.table.from}", but the annotation has none. Add the line items in Rossum.`,
+      );
+    }
+    const outer = scope.row;
+    for (const row of rows) {
+      scope.row = row;
+      scope.at = `${node.label}${row ? ` (${row.label})` : ''}`;
+      if (node.when && !node.when(scope)) continue;
+      if (node.tag !== undefined) into.push({ node, row });
+      else plan(node.children, scope, into);
+    }
+    scope.row = outer;
+  }
+}
+
+function reference(emitter: Emitter, value: CompiledValue, scope: Scope, at: string): string {
+  const text = emitter.value(value, scope, at) ?? '';
+  if (text === '')
+    throw mappingError(
+      'MAPPING_REQUIRED_FIELD',
+      `${at} is empty; EDIFACT needs a control reference there.`,
+      scope.datapoint?.id,
+    );
+  if (text.length > MAX_REFERENCE)
+    throw mappingError(
+      'MAPPING_VALUE_TOO_LONG',
+      `${at}: "${text}" is ${text.length} characters; a control reference holds at most ${MAX_REFERENCE}.`,
+      scope.datapoint?.id,
+    );
+  return text;
+}
+
+export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: string, finalNewline: boolean): string {
+  const { config } = edifact;
+  const scope = newScope(emitter.doc);
+  const planned: Planned[] = [];
+  plan(edifact.nodes, scope, planned);
+  emitter.doc.recordCount = planned.length + 2;
+
+  const explaining = emitter.trace !== null;
+  const segments: string[] = new Array(planned.length);
+  for (let i = 0; i < planned.length; i++) {
+    const { node, row } = planned[i] as Planned;
+    scope.row = row;
+    const where = `segment ${i + 2} ${node.tag}${row ? ` (${row.label})` : ''}`;
+    const elements: string[][] = [];
+    for (let e = 0; e < node.elements.length; e++) {
+      const components = node.elements[e] as CompiledComponent[];
+      const values: string[] = [];
+      for (let c = 0; c < components.length; c++) {
+        const component = components[c] as CompiledComponent;
+        if (component.literal !== undefined && !explaining) values.push(component.literal);
+        else
+          values.push(
+            emitter.value(
+              component.value,
+              scope,
+              `${where} element ${e + 1}${components.length > 1 ? `.${c + 1}` : ''}`,
+            ) ?? '',
+          );
+      }
+      elements.push(values);
+    }
+    segments[i] = writeSegment({ tag: node.tag as string, elements });
+  }
+  scope.row = undefined;
+
+  const party = (compiled: CompiledParty, at: string): string[] => {
+    const id = emitter.value(compiled.id, scope, at) ?? '';
+    if (id === '') throw mappingError('MAPPING_REQUIRED_FIELD', `${at} is empty; UNB needs it.`, scope.datapoint?.id);
+    return compiled.qualifier ? [id, emitter.value(compiled.qualifier, scope, `${at} qualifier`) ?? ''] : [id];
+  };
+  const now = parseIsoDate(emitter.doc.now) ?? new Date(emitter.doc.now);
+  const { message } = config;
+  const text = writeInterchange(
+    {
+      una: config.una,
+      syntax: [config.syntax, String(config.syntax_version)],
+      sender: party(edifact.sender, 'UNB sender'),
+      recipient: party(edifact.recipient, 'UNB recipient'),
+      prepared: [formatUtc(now, config.syntax_version === 3 ? 'yyMMdd' : 'yyyyMMdd'), formatUtc(now, 'HHmm')],
+      reference: reference(emitter, edifact.interchangeReference, scope, 'UNB interchange reference'),
+      applicationReference: edifact.applicationReference
+        ? emitter.value(edifact.applicationReference, scope, 'UNB application reference')
+        : undefined,
+      testIndicator: config.test_indicator,
+      messages: [
+        {
+          reference: reference(emitter, edifact.messageReference, scope, 'UNH message reference'),
+          identifier: [
+            message.type,
+            message.version,
+            message.release,
+            message.agency,
+            ...(message.association ? [message.association] : []),
+          ],
+          segments,
+        },
+      ],
+    },
+    config.segment_newline ? eol : '',
+  );
+  return text + (finalNewline ? eol : '');
+}
