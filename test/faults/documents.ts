@@ -5,7 +5,8 @@ import { fixture, repoRoot } from '../support/bridge.ts';
 
 /** Hidden temporary upload names (`.NAME.<8 hex>.part`) and the final names the generic-xml mapping gives. */
 export const TEMP_NAME = /^\..*\.[0-9a-f]{8}\.part$/;
-export const FINAL_NAME = /^INV_.*_(\d+)(?:_v\d+)?\.xml$/;
+// A name whose characters had to be replaced carries `~` and a hash of the original (src/mapping/filename.ts).
+export const FINAL_NAME = /^INV_.*_(\d+)(?:~[0-9a-f]{8})?(?:_v\d+)?\.xml$/;
 
 export interface Documents {
   /** Annotation id → the export payload Rossum sends for it. */
