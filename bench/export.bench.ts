@@ -409,7 +409,8 @@ async function main(): Promise<void> {
   const ofRaw = (bridge.filesPerSecond / raw.filesPerSecond) * 100;
   const ofNaive = bridge.filesPerSecond / naive.filesPerSecond;
   out('');
-  out(`bridge vs raw:   ${fmt(ofRaw)} % (target ≥ 80 %)  ${ofRaw >= 80 ? 'met' : 'NOT met'}`);
+  // Issue 10 withdrew the 80 % target: on 2 cores the parts alone need more CPU than is left at that rate.
+  out(`bridge vs raw:   ${fmt(ofRaw)} % (target ≥ 40 %)  ${ofRaw >= 40 ? 'met' : 'NOT met'}`);
   out(`bridge vs naive: ${fmt(ofNaive)}× (target ≥ 30×)  ${ofNaive >= 30 ? 'met' : 'NOT met'}`);
   // Where the machine's CPU went, per file: everything runs on these cores, so this is the ceiling.
   const total = (share: CpuShare): number => (share.bridge ?? 0) + share.sshd + share.client;
@@ -433,7 +434,7 @@ async function main(): Promise<void> {
   // What is left for the bridge at a target rate once sshd and the load generator have had theirs.
   const budgetAt = (rate: number): number => (CORES * 1000 - rate * (bridgeCpu.sshd + bridgeCpu.client)) / rate;
   const goals = [
-    { name: '80 % of raw', rate: 0.8 * raw.filesPerSecond },
+    { name: '40 % of raw', rate: 0.4 * raw.filesPerSecond },
     { name: '30× naive', rate: 30 * naive.filesPerSecond },
   ];
   for (const goal of goals) {

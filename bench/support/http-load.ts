@@ -61,6 +61,8 @@ export class HttpLoadConnection {
 
   send(request: Buffer): Promise<HttpAnswer> {
     if (this.waiting) return Promise.reject(new Error('one request at a time per connection'));
+    // A socket the server already closed would swallow the request and never answer.
+    if (this.socket.destroyed) return Promise.reject(new Error('the server closed the connection'));
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
       this.socket.write(request);

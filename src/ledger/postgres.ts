@@ -104,16 +104,25 @@ export class PostgresDriver extends PostgresQueries implements Driver {
 
   async transaction<T>(work: (tx: Queries) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // While checked out, the pool no longer listens for this client's errors: a server shutting down
+    // (57P01) would emit one with no listener and end the process. The running query rejects anyway.
+    let lost: Error | undefined;
+    const onError = (error: Error): void => {
+      lost = error;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await work(new PostgresQueries(client, this.texts));
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
+      if (!lost) await client.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
-      client.release();
+      client.off('error', onError);
+      // A client whose connection died is destroyed, not handed to the next transaction.
+      client.release(lost);
     }
   }
 

@@ -56,7 +56,7 @@ export function parseCalc(source: string): CalcNode {
     if (t.text === '(') {
       const inner = expression();
       const close = tokens[index++];
-      if (!close || close.text !== ')') throw new Error(`missing ")" for the "(" at character ${t.at + 1}`);
+      if (close?.text !== ')') throw new Error(`missing ")" for the "(" at character ${t.at + 1}`);
       return inner;
     }
     throw new Error(`unexpected "${t.text}" at character ${t.at + 1}`);

@@ -98,7 +98,7 @@ function truncateTo(segment: string, maxBytes: number): string {
 export function sanitizeRelativePath(path: string): string {
   return path
     .split('/')
-    .filter((segment, i, all) => segment !== '' || all.length === 1)
+    .filter((segment, _i, all) => segment !== '' || all.length === 1)
     .map(sanitizeSegment)
     .join('/');
 }

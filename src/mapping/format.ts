@@ -6,16 +6,6 @@ import type { NumberFormat, Rounding } from './schema.ts';
 export const Decimal = DecimalJs.clone({ precision: 60, toExpNeg: -40, toExpPos: 60 });
 export type Decimal = DecimalJs;
 
-const ROUNDING_MODES: Record<Rounding, DecimalJs.Rounding> = {
-  'half-up': DecimalJs.ROUND_HALF_UP,
-  'half-even': DecimalJs.ROUND_HALF_EVEN,
-  'half-down': DecimalJs.ROUND_HALF_DOWN,
-  up: DecimalJs.ROUND_UP,
-  down: DecimalJs.ROUND_DOWN,
-  ceiling: DecimalJs.ROUND_CEIL,
-  floor: DecimalJs.ROUND_FLOOR,
-};
-
 const PLAIN_NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** Parses a normalized decimal string ("139.00", "-2.5"); undefined when it is not one. */
@@ -156,7 +146,7 @@ export function parseIsoDate(text: string): Date | undefined {
     Number(h),
     Number(mi),
     Number(s),
-    Number((frac + '000').slice(0, 3)),
+    Number(`${frac}000`.slice(0, 3)),
   );
   if (zone && zone !== 'Z') {
     const sign = zone.startsWith('-') ? -1 : 1;

@@ -222,7 +222,12 @@ export function compileSource(
         const rows = rowsOf(scope.doc, table);
         if (!where) return String(rows.length);
         const inner: Scope = { ...scope };
-        return String(rows.filter((row) => ((inner.row = row), where(inner))).length);
+        return String(
+          rows.filter((row) => {
+            inner.row = row;
+            return where(inner);
+          }).length,
+        );
       };
     }
     case 'sum': {

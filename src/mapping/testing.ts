@@ -79,7 +79,7 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
     const path = resolve(base, expect.output_file);
     if (update) {
       const before = existsSync(path) ? readFileSync(path) : undefined;
-      if (!before || !before.equals(file.bytes)) {
+      if (!before?.equals(file.bytes)) {
         mkdirSync(dirname(path), { recursive: true });
         writeFileSync(path, file.bytes);
         result.updated = true;

@@ -41,7 +41,13 @@ const algorithmList = z
 
 export const poolConfigSchema = z
   .strictObject({
-    size: count(1, 64, 4, 'Maximum SFTP connections to this target (one operation at a time on each)'),
+    size: count(1, 64, 4, 'Maximum SFTP connections to this target'),
+    inflightPerConnection: count(
+      1,
+      64,
+      16,
+      'Operations (uploads, reads) outstanding at once on each connection; SFTP request ids let them overlap on the wire. 1 = one at a time, for servers that mishandle concurrent requests',
+    ),
     idleCloseMs: milliseconds(0, 60_000, 'Close a connection unused for this long (0 = never)'),
     keepaliveMs: milliseconds(0, 15_000, 'SSH keepalive interval (0 = off)'),
     checkIdleAfterMs: milliseconds(

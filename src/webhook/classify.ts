@@ -25,7 +25,7 @@ export function classifyDelivery(
     return { kind: 'invalid', reason: 'Not a Rossum hook payload: "event" and "action" must be strings' };
   const { event, action } = envelope.data;
   if (event !== 'annotation_content' || action !== 'export') return { kind: 'ignored', event, action };
-  let payload;
+  let payload: ReturnType<typeof parseExportPayload>;
   try {
     payload = parseExportPayload(parsed.value);
   } catch (error) {

@@ -51,7 +51,10 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
     bridgeKill: async ({ durationMs }) => {
       // Mid-upload: wait until the ledger shows an upload in progress, then kill at once.
       let uploading = 0;
-      await waitUntil(() => (uploading = probe.uploading()) > 0, 10_000);
+      await waitUntil(() => {
+        uploading = probe.uploading();
+        return uploading > 0;
+      }, 10_000);
       const from = Date.now();
       rig.serve.kill('SIGKILL');
       await rig.serve.exited;
@@ -85,10 +88,15 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       // the acks process reads a file only after two looks a poll interval apart, and only once it is minAgeMs old.
       erp.pause();
       await waitUntil(() => erp.queued >= 8, 8_000, 10);
-      await waitUntil(() => erp.queued >= 2, 30_000, 10);
+      // Early in a stream (or while the bridge is down) answers come slowly: a kill with nothing to cut is no test.
+      if (!(await waitUntil(() => erp.queued >= 2, 120_000, 10)))
+        throw new Error('acksKill: the ERP had fewer than 2 answers to write within 120 s; nothing to kill mid-batch');
       const firstHalf = new Set(erp.flush(Math.ceil(erp.queued / 2)));
       let recordedAtKill = 0;
-      await waitUntil(() => (recordedAtKill = probe.ackFilesRecorded(firstHalf)) > 0, 15_000);
+      await waitUntil(() => {
+        recordedAtKill = probe.ackFilesRecorded(firstHalf);
+        return recordedAtKill > 0;
+      }, 15_000);
       const secondHalf = erp.flushAll();
       const exit = await rig.killAcks('SIGKILL');
       const leftInFolder = readdirSync(rig.sshd.acksDir, { withFileTypes: true }).filter(

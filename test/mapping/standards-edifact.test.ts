@@ -162,7 +162,8 @@ describe('edifact-invoic-d96a: stored outputs and renders read back by an indepe
     const nads = segments.filter((s) => s.name === 'NAD');
     expect(nads[0]?.elements[2]).toEqual(['HAUPTSTRASSE 5', '80331 MÜNCHEN']);
     expect(value(nads[0], 3)).toBe('STASTNÝ "QUOTE" & <TAG> ; \'SEMI\', L');
-    expect(file.warnings?.some((w) => w.includes('"Š" (U+0160) → "S", "Ť" (U+0164) → "T"'))).toBe(true);
+    // Transliteration runs before `upper` (and trimming), so the warning names the character as Rossum holds it.
+    expect(file.warnings?.some((w) => w.includes('"Š" (U+0160) → "S", "ť" (U+0165) → "t"'))).toBe(true);
     expect(value(segments.filter((s) => s.name === 'QTY')[3], 0, 2)).toBe('M²');
   });
 

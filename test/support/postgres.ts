@@ -11,6 +11,10 @@ export interface PostgresInstance {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Fast shutdown, data kept: the ledger's server is gone until `start`. */
+  halt(): Promise<void>;
+  /** Starts the halted cluster again on the same port. */
+  start(): Promise<void>;
 }
 
 function binDir(): string {
@@ -61,30 +65,40 @@ export async function startPostgres(): Promise<PostgresInstance> {
     '-c',
     'max_connections=200',
   ]);
-  const child: ChildProcess = spawn(command, args, { stdio: 'ignore' });
   const url = `postgres://bridge@127.0.0.1:${port}/postgres`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await run(join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port)]);
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error('PostgreSQL did not start within 20 s');
-      await new Promise((resolve) => setTimeout(resolve, 100));
+  const launch = async (): Promise<ChildProcess> => {
+    const started: ChildProcess = spawn(command, args, { stdio: 'ignore' });
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        await run(join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port)]);
+        return started;
+      } catch {
+        if (Date.now() > deadline) throw new Error('PostgreSQL did not start within 20 s');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
-  }
+  };
+  let child = await launch();
+  const halt = async (): Promise<void> => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    // runuser does not pass signals on: signal the postmaster itself (fast shutdown).
+    const postmasterPid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (postmasterPid > 0) process.kill(postmasterPid, 'SIGINT');
+    else child.kill('SIGINT');
+    await exited;
+  };
   return {
     url,
     port,
+    halt,
+    async start() {
+      if (child.exitCode === null) return;
+      child = await launch();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        // runuser does not pass signals on: signal the postmaster itself (fast shutdown).
-        const postmasterPid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-        if (postmasterPid > 0) process.kill(postmasterPid, 'SIGINT');
-        else child.kill('SIGINT');
-        await exited;
-      }
+      await halt();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

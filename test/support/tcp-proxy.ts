@@ -1,9 +1,64 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
+/** A WAN link's shape: every byte waits `oneWayDelayMs` (plus up to `jitterMs`) in each direction. */
+export interface LinkShape {
+  oneWayDelayMs?: number;
+  jitterMs?: number;
+}
+
 /**
- * A TCP forwarder on 127.0.0.1 that can stall: while stalled it accepts connections and reads bytes
- * but forwards nothing in either direction (a frozen link, not a refused one). On `resume` the held
- * bytes go through in order, as after a network outage that TCP survived.
+ * Bytes for one direction of one connection, each released at its time and never before an earlier
+ * one (a TCP stream keeps order however much its packets were delayed). One timer per direction.
+ */
+class DelayLine {
+  private readonly due: Array<{ at: number; chunk: Buffer }> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private lastAt = 0;
+
+  constructor(
+    private readonly shape: () => LinkShape,
+    private readonly deliver: (chunk: Buffer) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    const { oneWayDelayMs = 0, jitterMs = 0 } = this.shape();
+    if (oneWayDelayMs === 0 && jitterMs === 0 && this.due.length === 0) {
+      this.deliver(chunk);
+      return;
+    }
+    const at = Math.max(Date.now() + oneWayDelayMs + Math.random() * jitterMs, this.lastAt);
+    this.lastAt = at;
+    this.due.push({ at, chunk });
+    this.schedule();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.due.length = 0;
+  }
+
+  private schedule(): void {
+    if (this.timer || this.due.length === 0) return;
+    const head = this.due[0] as { at: number };
+    this.timer = setTimeout(() => this.flush(), Math.max(0, head.at - Date.now()));
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const now = Date.now();
+    while (this.due.length > 0 && (this.due[0] as { at: number }).at <= now + 1) {
+      this.deliver((this.due.shift() as { chunk: Buffer }).chunk);
+    }
+    this.schedule();
+  }
+}
+
+/**
+ * A TCP forwarder on 127.0.0.1 that can delay (a WAN link's round trip, with jitter), stall and reset.
+ * While stalled it accepts connections and reads bytes but forwards nothing in either direction (a
+ * frozen link, not a refused one); on `resume` the held bytes go through in order, as after a network
+ * outage that TCP survived. `reset` kills every connection with a TCP RST, as a NAT box that forgot them.
  */
 export class TcpProxy {
   private readonly server: Server;
@@ -15,12 +70,13 @@ export class TcpProxy {
   private constructor(
     private readonly targetPort: number,
     private readonly targetHost: string,
+    public shape: LinkShape,
   ) {
-    this.server = createServer((client) => this.accept(client));
+    this.server = createServer({ noDelay: true }, (client) => this.accept(client));
   }
 
-  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
-    const proxy = new TcpProxy(targetPort, targetHost);
+  static async start(targetPort: number, targetHost = '127.0.0.1', shape: LinkShape = {}): Promise<TcpProxy> {
+    const proxy = new TcpProxy(targetPort, targetHost, shape);
     await new Promise<void>((resolve, reject) => {
       proxy.server.once('error', reject);
       proxy.server.listen(0, '127.0.0.1', () => resolve());
@@ -47,6 +103,15 @@ export class TcpProxy {
     for (const action of held) action();
   }
 
+  /** Every open connection dies with a TCP RST in both directions, mid-whatever it was doing. */
+  reset(): void {
+    for (const pair of [...this.pairs]) {
+      this.pairs.delete(pair);
+      pair.client.resetAndDestroy();
+      pair.upstream?.resetAndDestroy();
+    }
+  }
+
   /** Open client connections (each one a bridge → sshd connection). */
   get open(): number {
     return this.pairs.size;
@@ -71,25 +136,35 @@ export class TcpProxy {
     const pair: { client: Socket; upstream: Socket | null } = { client, upstream: null };
     this.pairs.add(pair);
     const pending: Buffer[] = [];
+    const shape = (): LinkShape => this.shape;
+    const toServer = new DelayLine(shape, (chunk) =>
+      this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))),
+    );
+    const toClient = new DelayLine(shape, (chunk) => this.later(() => client.write(chunk)));
     const drop = (): void => {
       this.pairs.delete(pair);
+      toServer.stop();
+      toClient.stop();
       client.destroy();
       pair.upstream?.destroy();
     };
-    client.on('data', (chunk: Buffer) =>
-      this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))),
-    );
+    client.on('data', (chunk: Buffer) => toServer.push(chunk));
     client.on('error', drop);
-    client.on('close', () => this.later(drop));
+    // The FIN travels the same delayed link as the bytes before it.
+    const dropLater = (): void => {
+      const { oneWayDelayMs = 0, jitterMs = 0 } = this.shape;
+      setTimeout(() => this.later(drop), oneWayDelayMs + jitterMs + 1);
+    };
+    client.on('close', dropLater);
     // Even the upstream connection waits while stalled: a new SSH handshake hangs like the old ones.
     this.later(() => {
       if (client.destroyed) return;
-      const upstream = createConnection({ host: this.targetHost, port: this.targetPort });
+      const upstream = createConnection({ host: this.targetHost, port: this.targetPort, noDelay: true });
       pair.upstream = upstream;
       for (const chunk of pending.splice(0)) upstream.write(chunk);
-      upstream.on('data', (chunk: Buffer) => this.later(() => client.write(chunk)));
+      upstream.on('data', (chunk: Buffer) => toClient.push(chunk));
       upstream.on('error', drop);
-      upstream.on('close', () => this.later(drop));
+      upstream.on('close', dropLater);
     });
   }
 }

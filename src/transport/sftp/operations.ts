@@ -68,7 +68,7 @@ const READ_CHUNK_BYTES = 32 * 1024;
  * follow a link). SFTP has no O_NOFOLLOW, so the name could still be swapped for a link between the
  * lstat and the open: the handle's fstat must then show the same file (type, size, mtime, owner, mode),
  * or nothing read is returned. Then fstat and the first read go out back to back (answered in order),
- * more reads only while the file is longer, close. A small file costs three round trips.
+ * more reads only while the file is longer, close (not waited for). A small file costs three round trips.
  */
 export async function readRegularFile(
   conn: Connection,
@@ -112,8 +112,10 @@ export async function readRegularFile(
     }
     return Buffer.concat(chunks, length);
   } finally {
+    // Not awaited: the server handles this channel's requests in order, so whatever is sent next (the
+    // move of the ack file, say) comes after the close anyway, and the read saves a round trip.
     if (conn.alive)
-      await call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
+      void call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined))).catch(() => undefined);
   }
 }
 

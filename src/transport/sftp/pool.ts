@@ -6,12 +6,22 @@ import { connectWithRetry } from './connect.ts';
 import { delay, withTimeout } from './operations.ts';
 import { rawClient } from './ssh2-internals.ts';
 
-/** Connections for one credential set: at most `size`, one operation at a time on each. */
+/** A connection of the pool, or one still being set up, and how many operations are riding on it. */
+interface Slot {
+  conn: Connection | undefined;
+  readonly ready: Promise<Connection>;
+  load: number;
+}
+
+/**
+ * Connections for one credential set: at most `size`, each carrying up to `inflightPerConnection`
+ * operations at once. Over a WAN link one operation per connection leaves the line idle for a round
+ * trip per request; SFTP request ids let several uploads share a channel, so a second operation rides
+ * an existing connection instead of waiting for it (and a third login is never needed for that).
+ */
 export class Pool {
   private readonly queue: PQueue;
-  private readonly idleConnections: Connection[] = [];
-  private readonly open = new Set<Connection>();
-  private busy = 0;
+  private readonly slots = new Set<Slot>();
   private closing = false;
 
   constructor(
@@ -19,16 +29,25 @@ export class Pool {
     private readonly credentials: Credentials,
     readonly key: string,
   ) {
-    this.queue = new PQueue({ concurrency: context.config.pool.size });
+    const { size, inflightPerConnection } = context.config.pool;
+    this.queue = new PQueue({ concurrency: size * inflightPerConnection });
     this.queue.on('add', () => context.changed());
   }
 
   stats(): PoolStats {
-    return { size: this.open.size, inUse: this.busy, idle: this.idleConnections.length, pending: this.queue.size };
+    let size = 0;
+    let inUse = 0;
+    let idle = 0;
+    for (const slot of this.slots) {
+      if (slot.conn) size++;
+      if (slot.load > 0) inUse++;
+      else if (slot.conn) idle++;
+    }
+    return { size, inUse, idle, pending: this.queue.size };
   }
 
   isQuiet(): boolean {
-    return this.busy === 0 && this.queue.size === 0 && this.queue.pending === 0;
+    return this.queue.size === 0 && this.queue.pending === 0 && [...this.slots].every((slot) => slot.load === 0);
   }
 
   /**
@@ -45,18 +64,23 @@ export class Pool {
     const { hostLabel, config } = this.context;
     const task = async (): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
-        const conn = await this.acquire(operation, signal);
+        const slot = await this.acquire(operation, signal);
+        const conn = slot.conn as Connection;
+        if (signal?.aborted) {
+          this.release(slot, false);
+          throw this.cancelled(operation, path, signal.reason);
+        }
         try {
           const result = await withTimeout(fn(conn), config.pool.operationTimeoutMs, () => conn.client, {
             host: hostLabel,
             what: operation,
             path: path || '.',
           });
-          this.release(conn, false);
+          this.release(slot, false);
           return result;
         } catch (error) {
           const broken = isConnectionLevel(error) || !conn.alive;
-          this.release(conn, broken);
+          this.release(slot, broken);
           // A timeout means a hung server, not a stale connection: retrying would only double the wait.
           const stale = broken && !(error instanceof TransportError && error.code === 'OPERATION_TIMEOUT');
           if (stale && attempt === 1 && mayRetry() && !signal?.aborted) {
@@ -73,7 +97,7 @@ export class Pool {
     return this.enqueue(task, signal, operation, path);
   }
 
-  /** Holds one connection (and one queue slot) until `release` is called, e.g. for a paged listing. */
+  /** Holds one place on a connection (and one queue slot) until `release` is called, e.g. for a paged listing. */
   lease(
     operation: string,
     path: string,
@@ -82,7 +106,8 @@ export class Pool {
     return new Promise((resolveLease, rejectLease) => {
       this.enqueue(
         async () => {
-          const conn = await this.acquire(operation, signal);
+          const slot = await this.acquire(operation, signal);
+          const conn = slot.conn as Connection;
           await new Promise<void>((done) => {
             let released = false;
             resolveLease({
@@ -90,7 +115,7 @@ export class Pool {
               release: (broken) => {
                 if (released) return;
                 released = true;
-                this.release(conn, broken || !conn.alive);
+                this.release(slot, broken || !conn.alive);
                 done();
               },
             });
@@ -101,6 +126,15 @@ export class Pool {
         path,
       ).catch(rejectLease);
     });
+  }
+
+  private cancelled(operation: string, path: string, cause: unknown): TransportError {
+    const { hostLabel } = this.context;
+    return new TransportError(
+      'ABORTED',
+      `${operation} of ${path || '.'} on ${hostLabel} was cancelled before it started`,
+      { permanent: false, host: hostLabel, path, cause },
+    );
   }
 
   private async enqueue<T>(
@@ -131,63 +165,99 @@ export class Pool {
     try {
       return await this.queue.add(startedTask, signal ? { signal: whileQueued.signal } : {});
     } catch (error) {
-      if (!started && signal?.aborted && !(error instanceof TransportError)) {
-        throw new TransportError(
-          'ABORTED',
-          `${operation} of ${path || '.'} on ${hostLabel} was cancelled before it started`,
-          { permanent: false, host: hostLabel, path, cause: error },
-        );
-      }
+      if (!started && signal?.aborted && !(error instanceof TransportError))
+        throw this.cancelled(operation, path, error);
       throw error;
     } finally {
       signal?.removeEventListener('abort', cancelIfQueued);
     }
   }
 
-  private async acquire(operation: string, signal: AbortSignal | undefined): Promise<Connection> {
+  /**
+   * An idle connection first; else a new one while fewer than `size` exist (a handshake costs a few
+   * round trips, but spreads the load and survives one connection's loss); else the least loaded
+   * connection with room, even one still connecting. The queue's concurrency guarantees room somewhere.
+   */
+  private async acquire(operation: string, signal: AbortSignal | undefined): Promise<Slot> {
     const { config } = this.context;
-    while (this.idleConnections.length > 0) {
-      const conn = this.idleConnections.pop() as Connection;
-      if (!conn.alive) {
-        this.discard(conn);
-        continue;
+    for (;;) {
+      let idle: Slot | undefined;
+      let leastLoaded: Slot | undefined;
+      for (const slot of [...this.slots]) {
+        if (slot.conn && !slot.conn.alive) {
+          if (slot.load === 0) this.discard(slot);
+          continue;
+        }
+        if (slot.load >= config.pool.inflightPerConnection) continue;
+        if (slot.load === 0 && slot.conn && (!idle || (idle.conn as Connection).lastUsedAt < slot.conn.lastUsedAt))
+          idle = slot;
+        if (!leastLoaded || slot.load < leastLoaded.load) leastLoaded = slot;
       }
-      this.busy++;
-      if (Date.now() - conn.lastUsedAt >= config.pool.checkIdleAfterMs && !(await this.isLive(conn))) {
-        this.busy--;
-        this.context.logger.info({ connection: conn.id }, 'idle connection failed its liveness check; replacing it');
-        this.discard(conn);
-        continue;
+      if (idle) {
+        const conn = idle.conn as Connection;
+        idle.load++;
+        if (Date.now() - conn.lastUsedAt >= config.pool.checkIdleAfterMs && !(await this.isLive(conn))) {
+          idle.load--;
+          this.context.logger.info({ connection: conn.id }, 'idle connection failed its liveness check; replacing it');
+          this.discard(idle);
+          continue;
+        }
+        this.context.changed();
+        return idle;
       }
+      const usable = [...this.slots].filter((slot) => !slot.conn || slot.conn.alive).length;
+      if (usable < config.pool.size || !leastLoaded) return this.connectSlot(operation, signal);
+      leastLoaded.load++;
       this.context.changed();
-      return conn;
+      try {
+        leastLoaded.conn = await leastLoaded.ready;
+      } catch (error) {
+        leastLoaded.load--;
+        throw error;
+      }
+      return leastLoaded;
     }
-    this.busy++;
+  }
+
+  private async connectSlot(operation: string, signal: AbortSignal | undefined): Promise<Slot> {
+    const ready = connectWithRetry(this.context, this.credentials, operation, signal);
+    const slot: Slot = { conn: undefined, ready, load: 1 };
+    this.slots.add(slot);
+    this.context.changed();
     try {
-      const conn = await connectWithRetry(this.context, this.credentials, operation, signal);
-      this.open.add(conn);
+      slot.conn = await ready;
+      if (this.closing) {
+        void endConnection(slot.conn);
+        throw new TransportError('TARGET_CLOSED', `target "${this.context.name}" is closed`, {
+          permanent: false,
+          host: this.context.hostLabel,
+        });
+      }
       this.context.changed();
-      return conn;
+      return slot;
     } catch (error) {
-      this.busy--;
+      slot.load--;
+      this.slots.delete(slot);
       this.context.changed();
       throw error;
     }
   }
 
-  private release(conn: Connection, broken: boolean): void {
-    this.busy--;
+  private release(slot: Slot, broken: boolean): void {
+    slot.load--;
+    const conn = slot.conn as Connection;
     conn.lastUsedAt = Date.now();
-    if (broken || !conn.alive || this.closing) this.discard(conn);
-    else this.idleConnections.push(conn);
+    // Other operations may still be riding a broken connection: they fail on their own and release it too.
+    if (broken || !conn.alive || this.closing) {
+      conn.alive = false;
+      this.discard(slot);
+    }
     this.context.changed();
   }
 
-  private discard(conn: Connection): void {
-    this.open.delete(conn);
-    const index = this.idleConnections.indexOf(conn);
-    if (index >= 0) this.idleConnections.splice(index, 1);
-    void endConnection(conn);
+  private discard(slot: Slot): void {
+    if (!this.slots.delete(slot)) return;
+    if (slot.conn) void endConnection(slot.conn);
     this.context.changed();
   }
 
@@ -208,10 +278,12 @@ export class Pool {
   closeIdle(): void {
     const limit = this.context.config.pool.idleCloseMs;
     const now = Date.now();
-    for (const conn of [...this.idleConnections]) {
+    for (const slot of [...this.slots]) {
+      const conn = slot.conn;
+      if (!conn || slot.load > 0) continue;
       if (!conn.alive || now - conn.lastUsedAt >= limit) {
         this.context.logger.debug({ connection: conn.id }, 'closing idle connection');
-        this.discard(conn);
+        this.discard(slot);
       }
     }
   }
@@ -223,7 +295,7 @@ export class Pool {
     const bound = new AbortController();
     await Promise.race([this.queue.onIdle(), delay(this.context.config.pool.operationTimeoutMs, bound.signal)]);
     bound.abort();
-    for (const conn of [...this.open]) this.discard(conn);
+    for (const slot of [...this.slots]) this.discard(slot);
   }
 }
 

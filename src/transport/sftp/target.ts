@@ -1,4 +1,5 @@
 import PQueue from 'p-queue';
+import type { FileEntryWithStats } from 'ssh2';
 import type { Logger } from '../../observability/index.ts';
 import type { TargetConfig } from '../config.ts';
 import type {
@@ -122,15 +123,30 @@ export class SftpTarget implements Target {
         label,
       );
       try {
-        for (;;) {
-          // One READDIR answer is one page (OpenSSH sends up to 100 names), so huge folders stream.
+        // One READDIR answer is one page (OpenSSH sends up to 100 names), so huge folders stream. Several
+        // READDIRs stay outstanding on the handle: the server answers them in order, each with the next
+        // page, so a folder of 10,000 names costs a few round trips instead of a hundred.
+        const window = this.context.config.pool.inflightPerConnection;
+        const pages: Array<Promise<FileEntryWithStats[] | null>> = [];
+        let ended = false;
+        const request = (): void => {
+          const page = readdirPage(lease.conn.sftp, handle);
+          page.catch(() => undefined);
+          pages.push(page);
+        };
+        for (let i = 0; i < window; i++) request();
+        while (pages.length > 0) {
           const page = await withTimeout(
-            readdirPage(lease.conn.sftp, handle),
+            pages.shift() as Promise<FileEntryWithStats[] | null>,
             timeoutMs,
             () => lease.conn.client,
             label,
           );
-          if (page === null) break;
+          if (page === null) {
+            ended = true;
+            continue;
+          }
+          if (!ended) request();
           for (const entry of page) {
             const mode = entry.attrs.mode ?? 0;
             yield {
