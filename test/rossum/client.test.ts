@@ -262,7 +262,10 @@ describe('secrets stay secret', () => {
   it('retry logs carry method, path and status, never credentials', async () => {
     let logged = '';
     const destination = new Writable({
-      write: (chunk: Buffer, _enc, done) => void ((logged += chunk.toString()), done()),
+      write: (chunk: Buffer, _enc, done) => {
+        logged += chunk.toString();
+        done();
+      },
     });
     const { api } = client(login, { logger: createLogger({ destination, level: 'debug' }) });
     rossum.injectFaults({ status: 503, method: 'GET' });

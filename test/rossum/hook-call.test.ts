@@ -324,7 +324,9 @@ describe('asynchronous hooks (202 + Location)', () => {
     const server = await serve(asyncHook([{ status: 202 }]));
     // A fake clock that advances only by the waits callHook() asks for.
     let clock = 0;
-    const sleep = async (ms: number): Promise<void> => void (clock += ms);
+    const sleep = async (ms: number): Promise<void> => {
+      clock += ms;
+    };
     const outcome = await callHook(options(server.hookUrl(), { sleep, now: () => clock, retryCount: 1 }));
     expect(postsOf(server)).toHaveLength(2);
     // Polls at 30, 60, … 300 s: ten per attempt.
