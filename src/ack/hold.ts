@@ -59,7 +59,7 @@ export class ExportHold {
     const settings = this.settingsFor(reply.mappingName);
     if (!settings) return null;
     const record = await this.options.ledger.get(reply.exportId);
-    if (!record || record.status !== 'uploaded') return null;
+    if (record?.status !== 'uploaded') return null;
     // A retried delivery of an export whose hold already ended gets the ordinary answer.
     if (record.holdState === 'answered' || record.holdState === 'released') return null;
     const maxWaitMs = Math.min(settings.maxWaitMs, HOLD_CEILING_MS);

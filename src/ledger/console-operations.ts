@@ -392,13 +392,13 @@ export function redeliverOutcome(
 }
 
 export function markAckFileHandled(
-  { driver, now: clock }: LedgerContext,
+  context: LedgerContext,
   ackFileId: number,
   actor: string,
   note: string,
 ): Promise<void> {
-  return driver.transaction(async (tx) => {
-    const now = clock();
+  return context.driver.transaction(async (tx) => {
+    const now = context.now();
     const changed = await tx.run(
       `UPDATE ack_files SET handled_at = ?, handled_by = ? WHERE id = ? AND disposition <> 'matched' AND handled_at IS NULL`,
       [now, actor, ackFileId],

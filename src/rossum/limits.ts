@@ -12,7 +12,6 @@ export function truncateContent(content: string, limit = ROSSUM_MESSAGE_LIMIT): 
  * C0 and C1 control characters other than tab and newline, and the bidi embedding/override/isolate
  * controls that make text display differently from what it says (U+202A–U+202E, U+2066–U+2069).
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE_CHARACTERS = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g;
 
 /** Text from outside (an ERP's error file) made safe to show in Rossum: CRLF → LF, controls and bidi overrides removed. */

@@ -246,12 +246,10 @@ describe('hostile ack files', () => {
     expect(note).toMatch(/\[rossum-sftp-bridge ack outcome \d+\]$/);
     expect(note).toContain('Bell escape[31m red[0m C1 next-line, bidi gnp.exe and isolate\ttab');
     expect(note).toContain('\n');
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: asserting their absence
     expect(note).not.toMatch(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/);
     const metadata = simulator.annotation(880020).metadata as { erp_ack: { messages: string[] } };
     expect(JSON.stringify(metadata).length).toBeLessThan(4_096);
     expect(metadata.erp_ack.messages[0]).toBe('E7 Bell escape[31m red[0m C1 next-line, bidi gnp.exe and isolate\ttab');
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: asserting their absence
     expect(metadata.erp_ack.messages.join('\n')).not.toMatch(
       /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/,
     );

@@ -129,7 +129,8 @@ describe.each(harnesses)('%s target', (_label, harness) => {
       const names = results.map((r) => r.remotePath);
       expect(new Set(names).size).toBe(8);
       expect(names.sort()).toEqual(Array.from({ length: 8 }, (_, i) => `d/inv_v${i + 3}.xml`).sort());
-      results.forEach((result, i) => expect(readFileSync(join(local, result.remotePath), 'utf8')).toBe(`c${i}`));
+      for (const [i, result] of results.entries())
+        expect(readFileSync(join(local, result.remotePath), 'utf8')).toBe(`c${i}`);
       expect(readdirSync(join(local, 'd'))).toHaveLength(10);
     } finally {
       await target.close();
