@@ -6,7 +6,7 @@ import type { ExportPayload, RawNode } from '../annotation/index.ts';
  * edited: renamed, trimmed to what the ERP reads, given date and number formats.
  */
 
-export const STARTER_FORMATS = ['xml', 'csv', 'fixed'] as const;
+export const STARTER_FORMATS = ['xml', 'csv', 'fixed', 'edifact'] as const;
 export type StarterFormat = (typeof STARTER_FORMATS)[number];
 
 interface Sampled {
@@ -144,7 +144,49 @@ function fixedBody(outline: PayloadOutline): string[] {
   return lines;
 }
 
-const EXTENSIONS: Record<StarterFormat, string> = { xml: 'xml', csv: 'csv', fixed: 'txt' };
+/** One free-text segment per datapoint: FTX+ZZZ+++schema_id:value. */
+function edifactText(id: string, source: 'field' | 'row', indent: string): string {
+  return `${indent}- { segment: FTX, elements: [ZZZ, "", "", [{ const: ${scalar(id)} }, { ${source}: ${scalar(id)}, collapse_whitespace: true }]] }`;
+}
+
+function edifactBody(outline: PayloadOutline): string[] {
+  const lines = [
+    'edifact:',
+    '  # UNOC (ISO 8859-1) with transliteration: any payload text renders. Use UNOA/UNOB if the partner asks.',
+    '  syntax: UNOC',
+    '  syntax_version: 3',
+    '  una: true',
+    '  segment_newline: true',
+    '  # The interchange partners: replace these placeholders, e.g. { route: edi_sender_gln, required: true }.',
+    '  sender: { id: SENDER, qualifier: ZZZ }',
+    '  recipient: { id: RECIPIENT, qualifier: ZZZ }',
+    '  interchange_reference: "{meta.annotation_id}"',
+    '  message: { type: INVOIC, version: D, release: 96A, agency: UN }',
+    '  segments:',
+    '    # Every header datapoint as free text (FTX ZZZ: schema_id, value); replace with BGM, DTM, RFF, NAD, MOA ...',
+  ];
+  for (const { id } of outline.header) lines.push(edifactText(id, 'field', '    '));
+  for (const table of outline.tables) {
+    lines.push(
+      `    # One LIN group per row of ${table.id}, each column as free text.`,
+      `    - group: ${scalar(table.id)}`,
+      `      repeat: ${scalar(table.id)}`,
+      '      segments:',
+      '        - { segment: LIN, elements: [{ line_number: true }] }',
+    );
+    for (const { id } of table.columns) lines.push(edifactText(id, 'row', '        '));
+  }
+  return lines;
+}
+
+const BODIES: Record<StarterFormat, (outline: PayloadOutline) => string[]> = {
+  xml: xmlBody,
+  csv: csvBody,
+  fixed: fixedBody,
+  edifact: edifactBody,
+};
+
+const EXTENSIONS: Record<StarterFormat, string> = { xml: 'xml', csv: 'csv', fixed: 'txt', edifact: 'edi' };
 
 export interface StarterOptions {
   name: string;
@@ -165,7 +207,7 @@ export function starterFileExtension(format: StarterFormat): string {
 export function starterMapping(payload: ExportPayload, options: StarterOptions): string {
   const outline = outlinePayload(payload);
   const { name, format } = options;
-  const body = format === 'xml' ? xmlBody(outline) : format === 'csv' ? csvBody(outline) : fixedBody(outline);
+  const body = BODIES[format](outline);
   const lines = [
     `# Starter mapping written by \`rossum-sftp-bridge init\` from ${options.payloadPath}:`,
     "# every datapoint of that payload once (header fields, then each table's columns). Rename, drop what the",
@@ -173,7 +215,7 @@ export function starterMapping(payload: ExportPayload, options: StarterOptions):
     '# `test --update` rewrites the expected output after a deliberate change.',
     `description: Starter ${format} mapping "${name}"`,
     `format: ${format}`,
-    'encoding: utf-8',
+    ...(format === 'edifact' ? ['encoding: iso-8859-1', 'unencodable: transliterate'] : ['encoding: utf-8']),
     `file: { name: ${JSON.stringify(`${name}_{meta.annotation_id}.${EXTENSIONS[format]}`)} }`,
     ...body,
     'tests:',

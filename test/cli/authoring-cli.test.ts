@@ -17,12 +17,18 @@ const cli = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [CLI, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...env } });
 
 describe('init', () => {
-  it('writes starter mappings (xml, csv, fixed) listing every datapoint, which pass check and test as written', () => {
+  it('writes starter mappings (xml, csv, fixed, edifact) listing every datapoint, which pass check and test as written', () => {
     const dir = mkdtempSync(join(tmpdir(), 'init-'));
-    for (const format of ['xml', 'csv', 'fixed'] as const)
+    for (const format of ['xml', 'csv', 'fixed', 'edifact'] as const)
       initMapping(`starter-${format}`, { from: join(FIXTURES, 'export-invoice.json'), format, mappings: dir });
     initMapping('tricky', { from: join(FIXTURES, 'export-tricky-characters.json'), format: 'csv', mappings: dir });
     initMapping('empty', { from: join(FIXTURES, 'export-no-line-items.json'), format: 'fixed', mappings: dir });
+    initMapping('tricky-edi', {
+      from: join(FIXTURES, 'export-tricky-characters.json'),
+      format: 'edifact',
+      mappings: dir,
+    });
+    initMapping('empty-edi', { from: join(FIXTURES, 'export-no-line-items.json'), format: 'edifact', mappings: dir });
 
     const xml = readFileSync(join(dir, 'starter-xml.yaml'), 'utf8');
     for (const id of ['document_id', 'sender_vat_id', 'amount_total', 'tax_detail_rate'])
@@ -41,11 +47,22 @@ describe('init', () => {
       'item_description',
     );
 
+    const edifact = readFileSync(join(dir, 'starter-edifact.yaml'), 'utf8');
+    for (const id of ['document_id', 'sender_vat_id', 'amount_total'])
+      expect(edifact).toContain(`[{ const: ${id} }, { field: ${id}, collapse_whitespace: true }]`);
+    for (const id of ['item_code', 'item_description', 'item_amount_total', 'tax_detail_rate'])
+      expect(edifact).toContain(`[{ const: ${id} }, { row: ${id}, collapse_whitespace: true }]`);
+    const interchange = readFileSync(join(dir, 'expected', 'starter-edifact', 'export-invoice.edi'), 'latin1');
+    expect(interchange).toMatch(/^UNA:\+\.\? '\nUNB\+UNOC:3\+SENDER:ZZZ\+RECIPIENT:ZZZ\+/);
+    expect(interchange).toContain("\nFTX+ZZZ+++document_id:INV-2024-00417'\n");
+    expect(interchange).toMatch(/\nLIN\+1'\nFTX\+ZZZ\+\+\+item_code:/);
+    expect(interchange).toMatch(/\nUNZ\+1\+314521'\n$/);
+
     const check = cli(['check', dir]);
-    expect(check.stdout, check.stderr).toContain('ok: 5 file(s) checked, no problems');
+    expect(check.stdout, check.stderr).toContain('ok: 8 file(s) checked, no problems');
     expect(check.status).toBe(0);
     const test = cli(['test', '--mappings', dir]);
-    expect(test.stdout).toMatch(/\n5 passed, 0 failed/);
+    expect(test.stdout).toMatch(/\n8 passed, 0 failed/);
     expect(test.status).toBe(0);
   }, 240_000);
 
