@@ -5,6 +5,7 @@
 export {
   ConfigFileError,
   formatDiagnostic,
+  levenshtein,
   loadYamlFile,
   parseYamlSource,
   type Diagnostic,

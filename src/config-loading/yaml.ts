@@ -309,7 +309,8 @@ export function closest(word: string, candidates: string[]): string | undefined 
   return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
-function levenshtein(a: string, b: string): number {
+/** Edit distance, for the "did you mean" hints of config and mapping checks. */
+export function levenshtein(a: string, b: string): number {
   const previous = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     let diagonal = previous[0] as number;

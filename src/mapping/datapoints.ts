@@ -1,5 +1,6 @@
 import type { RawNode } from '../annotation/index.ts';
 import type { Path } from './scope.ts';
+import { levenshtein } from '../config-loading/index.ts';
 
 /**
  * Which datapoints a queue has, from its schema (`GET /v1/schemas/{id}`) or from sample payloads, and the
@@ -89,20 +90,6 @@ export function catalogueFromPayloads(contents: RawNode[][], origin: string): Da
   return catalogue;
 }
 
-function distance(a: string, b: string): number {
-  const previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = previous[0] as number;
-    previous[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = previous[j] as number;
-      previous[j] = Math.min(above + 1, (previous[j - 1] as number) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return previous[b.length] as number;
-}
-
 /** The candidate closest to `word`, when close enough to be a typo of it. */
 export function closestName(word: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined;
@@ -110,7 +97,7 @@ export function closestName(word: string, candidates: Iterable<string>): string 
   for (const candidate of candidates) {
     const [a, b] = [word.toLowerCase(), candidate.toLowerCase()];
     // A name cut short (sender_vat for sender_vat_id) beats an equally distant other name.
-    const d = distance(a, b) - (a.startsWith(b) || b.startsWith(a) ? 0.5 : 0);
+    const d = levenshtein(a, b) - (a.startsWith(b) || b.startsWith(a) ? 0.5 : 0);
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
   return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;

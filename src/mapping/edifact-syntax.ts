@@ -1,6 +1,6 @@
 import { describeChar, mappingError } from './errors.ts';
 import type { EdifactSyntaxLevel } from './edifact-schema.ts';
-import type { UnencodablePolicy } from './encoding.ts';
+import { TRANSLITERATIONS, type UnencodablePolicy } from './encoding.ts';
 
 /**
  * UN/EDIFACT syntax rules (ISO 9735) that do not depend on a mapping: the service characters, release
@@ -43,38 +43,14 @@ const LEVELS: Record<EdifactSyntaxLevel, { outside: RegExp; all: RegExp; describ
 
 /** Substitutes tried in order under `transliterate`; the first one the level holds wins. */
 const SUBSTITUTES: Record<string, string> = {
-  ß: 'ss',
-  ẞ: 'SS',
-  Æ: 'AE',
-  æ: 'ae',
-  Ø: 'O',
-  ø: 'o',
-  Œ: 'OE',
-  œ: 'oe',
-  Đ: 'D',
-  đ: 'd',
-  Ł: 'L',
-  ł: 'l',
+  ...TRANSLITERATIONS,
+  // Both letters upper case, as this list always had it (level A text is upper case).
   Þ: 'TH',
-  þ: 'th',
-  '\u2018': "'",
-  '\u2019': "'",
-  '\u201A': "'",
-  '\u201C': '"',
-  '\u201D': '"',
-  '\u201E': '"',
-  '\u2013': '-',
-  '\u2014': '-',
-  '\u2026': '...',
-  '\u00A0': ' ',
+  // Line breaks and tabs are not allowed in any level's data elements.
   '\t': ' ',
   '\n': ' ',
   '\r': ' ',
-  '\u2022': '*',
-  '€': 'EUR',
-  '™': 'TM',
-  '©': '(C)',
-  '®': '(R)',
+  // Beyond the shared list: characters level A lacks.
   '@': '(AT)',
   '#': 'NO.',
   $: 'USD',

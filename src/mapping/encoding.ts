@@ -27,7 +27,7 @@ const IANA: Record<string, string> = {
 };
 
 /** Simple transliterations beyond "strip the accent" (NFKD handles Š→S, ť→t). */
-const TRANSLITERATIONS: Record<string, string> = {
+export const TRANSLITERATIONS: Readonly<Record<string, string>> = {
   ß: 'ss',
   ẞ: 'SS',
   Æ: 'AE',
