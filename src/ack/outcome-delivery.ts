@@ -118,7 +118,7 @@ export class OutcomeDelivery {
             const batch = await this.options.ledger.claimOutcomes(
               this.options.owner,
               this.options.config.delivery.leaseMs,
-              this.claimSize(),
+              100,
             );
             if (batch.length === 0) break;
             total += batch.length;
@@ -260,17 +260,6 @@ export class OutcomeDelivery {
         `Rossum refuses our credentials: no outcome is lost, they wait in the ledger. Fix: ${fix}`,
       );
     }
-  }
-
-  /**
-   * How many outcomes one claim may reserve: as many as the rate limit lets us deliver within half the lease
-   * (about 4 API calls each). A larger claim would outlive its lease at 10 requests/s, and another replica
-   * would take the same outcomes over and tell Rossum twice.
-   */
-  private claimSize(): number {
-    const callsPerOutcome = 4;
-    const seconds = this.options.config.delivery.leaseMs / 1000 / 2;
-    return Math.max(1, Math.min(100, Math.floor((seconds * this.rossum.requestsPerSecond) / callsPerOutcome)));
   }
 
   private async deliver(outcome: AckOutcome, record: ExportRecord): Promise<OutcomeSettlement> {
