@@ -92,23 +92,7 @@ const past = new Date(Date.now() - 60_000);
 for (let i = 0; i < N; i++) {
   const annotationId = FIRST + i;
   const stem = `INV-${annotationId}`;
-  const claim = await ledger.claim({
-    idempotencyKey: `b-${i}`,
-    annotationId,
-    requestId: `r-${i}`,
-    mappingName: 'erp',
-    mappingHash: 'h',
-    target: 'erp',
-    plannedPath: `${stem}.xml`,
-    sha256: 'f'.repeat(64),
-    bytes: 1,
-    owner: 'bench',
-    leaseMs: 60_000,
-  });
-  await ledger.complete(claim.record.id, 'bench', {
-    remotePath: `${stem}.xml`,
-    reply: { statusCode: 200, body: { messages: [] } },
-  });
+  await recordUpload(ledger, annotationId, `b-${i}`);
   if (i % REJECTED_EVERY === 0) {
     simulator.addAnnotation(annotationId, { status: 'exported' });
     erp.err(stem, [
@@ -205,23 +189,7 @@ for (let s = 0; s < LATENCY_SAMPLES; s++) {
   const annotationId = FIRST + N + s;
   const stem = `INV-${annotationId}`;
   const seed = new SqliteLedger({ path: ledgerPath });
-  const claim = await seed.claim({
-    idempotencyKey: `l-${s}`,
-    annotationId,
-    requestId: `l-${s}`,
-    mappingName: 'erp',
-    mappingHash: 'h',
-    target: 'erp',
-    plannedPath: `${stem}.xml`,
-    sha256: 'f'.repeat(64),
-    bytes: 1,
-    owner: 'bench',
-    leaseMs: 60_000,
-  });
-  await seed.complete(claim.record.id, 'bench', {
-    remotePath: `${stem}.xml`,
-    reply: { statusCode: 200, body: { messages: [] } },
-  });
+  await recordUpload(seed, annotationId, `l-${s}`);
   await seed.close();
   simulator.addAnnotation(annotationId, { status: 'exported' });
   // Land at a random point of the poll cycle.
@@ -265,3 +233,25 @@ console.log(
   `  ack landed → Rossum told            median ${s(delays[Math.floor(delays.length / 2)]!)}, max ${s(delays.at(-1)!)}   target ≤ ${((POLL_MS + 1000) / 1000).toFixed(1)} s (poll ${POLL_MS} ms + 1 s)`,
 );
 process.exit(0);
+
+/** An export as `serve` leaves it after a confirmed upload of `INV-<id>.xml`, for the acks side to answer. */
+async function recordUpload(ledger: SqliteLedger, annotationId: number, key: string): Promise<void> {
+  const stem = `INV-${annotationId}`;
+  const claim = await ledger.claim({
+    idempotencyKey: key,
+    annotationId,
+    requestId: key,
+    mappingName: 'erp',
+    mappingHash: 'h',
+    target: 'erp',
+    plannedPath: `${stem}.xml`,
+    sha256: 'f'.repeat(64),
+    bytes: 1,
+    owner: 'bench',
+    leaseMs: 60_000,
+  });
+  await ledger.complete(claim.record.id, 'bench', {
+    remotePath: `${stem}.xml`,
+    reply: { statusCode: 200, body: { messages: [] } },
+  });
+}
