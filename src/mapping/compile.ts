@@ -266,6 +266,7 @@ class Mapping implements LoadedMapping {
         extension: document.extension,
         required: document.required,
         maxBytes: document.max_bytes,
+        bufferBytes: document.buffer_bytes,
       };
   }
 

@@ -49,6 +49,8 @@ export interface DocumentSettings {
   extension: string | undefined;
   required: boolean;
   maxBytes: number;
+  /** Up to this size the document is held in memory; beyond, it is streamed into the upload. */
+  bufferBytes: number;
 }
 
 /** Where a mapping that reads `{seq}` takes its numbers from. */

@@ -1,11 +1,17 @@
 import type { OnExisting } from '../mapping/index.ts';
 
-export interface UploadRequest {
+interface UploadRequestBase {
   /** Path relative to the target folder (already sanitized by the mapping; transport re-checks containment). */
   relativePath: string;
-  bytes: Buffer;
   onExisting: OnExisting;
 }
+
+/**
+ * The content whole (`bytes`), or as a stream read once while it is written (`stream`, e.g. a
+ * download too large to hold): a streamed upload is not retried once its first chunk was read, and
+ * an error the stream itself throws (say, a size limit) reaches the caller unchanged.
+ */
+export type UploadRequest = UploadRequestBase & ({ bytes: Buffer } | { stream: AsyncIterable<Uint8Array> });
 
 export interface UploadResult {
   /** Final path relative to the target folder (differs from the request under the `version` policy). */

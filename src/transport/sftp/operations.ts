@@ -28,30 +28,62 @@ export async function writeWholeFile(
   bytes: Buffer,
   mode: number | undefined,
 ): Promise<{ size: number }> {
-  const writeChunk = (offset: number, length: number): Promise<void> =>
-    call<void>((cb) => conn.sftp.write(handle, bytes, offset, length, offset, (error) => cb(error, undefined)));
+  if (bytes.length > SINGLE_WRITE_BYTES) return writeStreamedFile(conn, handle, [bytes], mode).then(({ size }) => ({ size }));
+  // write, (fchmod,) fstat and close leave in one segment and are answered in order.
+  const closing = closeAfterWrites(conn, handle, mode, bytes.length > 0 ? () => writeAt(conn, handle, bytes, 0, 0, bytes.length) : undefined);
+  return closing;
+}
+
+/**
+ * Writes chunks as they come (a download, say), one write request after another, so only the chunk
+ * being written is held; then fchmod, fstat and close as for a whole file. `written` counts the bytes
+ * sent, for the size check against what the server stored.
+ */
+export async function writeStreamedFile(
+  conn: Connection,
+  handle: Buffer,
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+  mode: number | undefined,
+): Promise<{ size: number; written: number }> {
+  let written = 0;
+  try {
+    for await (const chunk of chunks) {
+      for (let at = 0; at < chunk.length; at += SINGLE_WRITE_BYTES) {
+        const length = Math.min(SINGLE_WRITE_BYTES, chunk.length - at);
+        await writeAt(conn, handle, chunk, at, written, length);
+        written += length;
+      }
+    }
+  } catch (error) {
+    await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
+    throw error;
+  }
+  const { size } = await closeAfterWrites(conn, handle, mode, undefined);
+  return { size, written };
+}
+
+function writeAt(conn: Connection, handle: Buffer, bytes: Buffer, from: number, position: number, length: number): Promise<void> {
+  return call<void>((cb) => conn.sftp.write(handle, bytes, from, length, position, (error) => cb(error, undefined)));
+}
+
+/** `lastWrite` (if any), (fchmod,) fstat and close, sent in one segment and answered in order. */
+async function closeAfterWrites(
+  conn: Connection,
+  handle: Buffer,
+  mode: number | undefined,
+  lastWrite: (() => Promise<void>) | undefined,
+): Promise<{ size: number }> {
   const pending: Array<Promise<unknown>> = [];
   let stat: Promise<Stats> | undefined;
   let close: Promise<void> | undefined;
-  const finish = (): void => {
-    if (mode !== undefined)
-      pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
-    stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
-    close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
-  };
   try {
-    if (bytes.length <= SINGLE_WRITE_BYTES) {
-      // write, (fchmod,) fstat and close leave in one segment and are answered in order.
-      conn.batch(() => {
-        if (bytes.length > 0) pending.push(writeChunk(0, bytes.length));
-        finish();
-      });
-    } else {
-      for (let offset = 0; offset < bytes.length; offset += SINGLE_WRITE_BYTES) {
-        await writeChunk(offset, Math.min(SINGLE_WRITE_BYTES, bytes.length - offset));
-      }
-      conn.batch(finish);
-    }
+    conn.batch(() => {
+      if (lastWrite) pending.push(lastWrite());
+      if (mode !== undefined)
+        pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
+      stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+      close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
+    });
   } catch (error) {
     await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
     throw error;

@@ -14,6 +14,7 @@ import type {
 } from '../contract.ts';
 import { classifyError, errorCodeOf, isConnectionLevel, SFTP_STATUS, TransportError } from '../errors.ts';
 import { removeLeftoverTemps } from '../leftovers.ts';
+import { StreamedSource } from '../source.ts';
 import { containedPath } from '../paths.ts';
 import type { TransportHooks } from '../types.ts';
 import { remotePath, type Credentials, type SftpPoolStats, type TargetContext } from './context.ts';
@@ -80,16 +81,22 @@ export class SftpTarget implements Target {
     const relative = containedPath(request.relativePath, this.context.hostLabel);
     const pool = this.poolFor(options?.credentials);
     const state: AttemptState = { committed: false, leftoverTemps: [] };
-    return pool.run(
-      'upload',
-      relative,
-      options?.signal,
-      async (conn) => {
-        await cleanupLeftovers(conn, state);
-        return atomicUpload(this.context, conn, relative, request, state);
-      },
-      () => !state.committed,
-    );
+    const content = 'stream' in request ? new StreamedSource(request.stream) : request.bytes;
+    const source = content instanceof StreamedSource ? content : null;
+    try {
+      return await pool.run(
+        'upload',
+        relative,
+        options?.signal,
+        async (conn) => {
+          await cleanupLeftovers(conn, state);
+          return atomicUpload(this.context, conn, relative, request, state, content);
+        },
+        () => !state.committed && !source?.started,
+      );
+    } catch (error) {
+      throw source ? source.explain(error) : error;
+    }
   }
 
   async stat(relativePath: string, options?: OperationOptions): Promise<{ size: number; mtimeMs: number } | null> {

@@ -5,7 +5,8 @@ import { isConnectionLevel, TransportError } from '../errors.ts';
 import { containedPath, joinRemote, parentOf } from '../paths.ts';
 import { publishUnderPolicy } from '../publish.ts';
 import { remotePath, type Connection, type TargetContext } from './context.ts';
-import { call, isNoSuchFile, mkdirp, openForWrite, statOrNull, writeWholeFile } from './operations.ts';
+import type { StreamedSource } from '../source.ts';
+import { call, isNoSuchFile, mkdirp, openForWrite, statOrNull, writeStreamedFile, writeWholeFile } from './operations.ts';
 
 /** Upload progress shared across a retry: what is safe to repeat and what to clean up. */
 export interface AttemptState {
@@ -29,6 +30,7 @@ export async function atomicUpload(
   relative: string,
   request: UploadRequest,
   state: AttemptState,
+  content: Buffer | StreamedSource,
 ): Promise<UploadResult> {
   const { upload } = context.config;
   const name = posix.basename(relative);
@@ -51,23 +53,21 @@ export async function atomicUpload(
       handle = await openForWrite(conn, tempRemote);
     }
     tempWritten = true;
-    const written = await writeWholeFile(
-      conn,
-      handle,
-      request.bytes,
-      upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8),
-    );
-    if (upload.verifySize && written.size !== request.bytes.length) {
+    const mode = upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8);
+    const written = Buffer.isBuffer(content)
+      ? { ...(await writeWholeFile(conn, handle, content, mode)), written: content.length }
+      : await writeStreamedFile(conn, handle, content.chunks(), mode);
+    if (upload.verifySize && written.size !== written.written) {
       throw new TransportError(
         'SIZE_MISMATCH',
-        `upload of ${relative} to ${context.hostLabel}: the server stored ${written.size} bytes of ${request.bytes.length}; the file was not published`,
+        `upload of ${relative} to ${context.hostLabel}: the server stored ${written.size} bytes of ${written.written}; the file was not published`,
         { permanent: false, host: context.hostLabel, path: relative },
       );
     }
     state.committed = true;
     const published = await placeFile(context, conn, tempRemote, relative, request.onExisting);
     tempWritten = false;
-    return { remotePath: published, bytes: request.bytes.length };
+    return { remotePath: published, bytes: written.written };
   } catch (error) {
     if (tempWritten) {
       if (conn.alive) await call<void>((cb) => conn.sftp.unlink(tempRemote, cb)).catch(() => undefined);
