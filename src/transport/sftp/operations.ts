@@ -28,9 +28,15 @@ export async function writeWholeFile(
   bytes: Buffer,
   mode: number | undefined,
 ): Promise<{ size: number }> {
-  if (bytes.length > SINGLE_WRITE_BYTES) return writeStreamedFile(conn, handle, [bytes], mode).then(({ size }) => ({ size }));
+  if (bytes.length > SINGLE_WRITE_BYTES)
+    return writeStreamedFile(conn, handle, [bytes], mode).then(({ size }) => ({ size }));
   // write, (fchmod,) fstat and close leave in one segment and are answered in order.
-  const closing = closeAfterWrites(conn, handle, mode, bytes.length > 0 ? () => writeAt(conn, handle, bytes, 0, 0, bytes.length) : undefined);
+  const closing = closeAfterWrites(
+    conn,
+    handle,
+    mode,
+    bytes.length > 0 ? () => writeAt(conn, handle, bytes, 0, 0, bytes.length) : undefined,
+  );
   return closing;
 }
 
@@ -62,7 +68,14 @@ export async function writeStreamedFile(
   return { size, written };
 }
 
-function writeAt(conn: Connection, handle: Buffer, bytes: Buffer, from: number, position: number, length: number): Promise<void> {
+function writeAt(
+  conn: Connection,
+  handle: Buffer,
+  bytes: Buffer,
+  from: number,
+  position: number,
+  length: number,
+): Promise<void> {
   return call<void>((cb) => conn.sftp.write(handle, bytes, from, length, position, (error) => cb(error, undefined)));
 }
 

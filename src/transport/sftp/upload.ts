@@ -6,7 +6,15 @@ import { containedPath, joinRemote, parentOf } from '../paths.ts';
 import { publishUnderPolicy } from '../publish.ts';
 import { remotePath, type Connection, type TargetContext } from './context.ts';
 import type { StreamedSource } from '../source.ts';
-import { call, isNoSuchFile, mkdirp, openForWrite, statOrNull, writeStreamedFile, writeWholeFile } from './operations.ts';
+import {
+  call,
+  isNoSuchFile,
+  mkdirp,
+  openForWrite,
+  statOrNull,
+  writeStreamedFile,
+  writeWholeFile,
+} from './operations.ts';
 
 /** Upload progress shared across a retry: what is safe to repeat and what to clean up. */
 export interface AttemptState {
