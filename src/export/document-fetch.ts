@@ -128,6 +128,7 @@ export async function fetchDocument(
       headers: { Authorization: `${settings.authScheme ?? 'Bearer'} ${token}` },
       signal: combined,
     });
+    clearTimeout(idleTimer);
   } catch (error) {
     close();
     const reason = idle ? `no answer within ${timeoutMs} ms` : describeError(error);
@@ -159,6 +160,8 @@ export async function fetchDocument(
   /** The next chunk, counted against max_bytes and hashed; null at the end of the body. */
   const nextChunk = async (): Promise<Buffer | null> => {
     let result: IteratorResult<Uint8Array>;
+    // Only while waiting for Rossum: a wait for the SFTP side (a connection being set up) is not a stall.
+    armIdleTimer();
     try {
       result = await body.next();
     } catch (error) {
@@ -168,12 +171,11 @@ export async function fetchDocument(
         : `the download broke off after ${total} bytes (${describeError(error)})`;
       throw unavailable(document, why, false, error);
     }
+    clearTimeout(idleTimer);
     if (result.done) {
-      clearTimeout(idleTimer);
       ended = true;
       return null;
     }
-    armIdleTimer();
     const chunk = Buffer.from(result.value.buffer, result.value.byteOffset, result.value.byteLength);
     total += chunk.length;
     if (total > maxBytes) {
