@@ -146,7 +146,7 @@ async function removeLeftoverTemps(input: PlaceDocumentInput, path: string): Pro
   } catch (error) {
     input.log.warn(
       { exportId: input.record.id, err: describeError(error) },
-      'could not remove temporary document files',
+      'could not remove temporary files of an earlier document upload',
     );
   }
 }

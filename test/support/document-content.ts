@@ -127,23 +127,31 @@ export class DocumentContentServer {
     const document = this.documents.get(documentId);
     if (!document)
       return void response.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not found."}');
-    const size = document.bytes?.length ?? document.generated?.size ?? 0;
-    response.writeHead(200, {
-      'content-type': document.mimeType,
-      ...(document.chunked ? {} : { 'content-length': size }),
-    });
-    const limit = fault?.cutAfter ?? fault?.stallAfter ?? size;
-    const chunks = document.bytes ? sliced(document.bytes, limit) : generatedChunks(document.generated!, limit);
-    const body = fault?.bytesPerSecond ? throttled(chunks, fault.bytesPerSecond) : chunks;
-    void send(response, fault?.pace ? paced(body, fault.pace) : body).then((sent) => {
-      if (!sent) return;
-      if (fault?.cutAfter !== undefined) response.destroy();
-      else if (fault?.stallAfter === undefined) response.end();
-    });
+    serveDocumentBody(response, document, fault);
   }
 }
 
-interface StoredDocument {
+/**
+ * Answers 200 with a stored or generated document's body, as `fault` says (cut off, stalled, slow, paced).
+ * Shared with the Rossum simulator, which serves document content on its own API.
+ */
+export function serveDocumentBody(response: ServerResponse, document: StoredDocument, fault?: DocumentFault): void {
+  const size = document.bytes?.length ?? document.generated?.size ?? 0;
+  response.writeHead(200, {
+    'content-type': document.mimeType,
+    ...(document.chunked ? {} : { 'content-length': size }),
+  });
+  const limit = fault?.cutAfter ?? fault?.stallAfter ?? size;
+  const chunks = document.bytes ? sliced(document.bytes, limit) : generatedChunks(document.generated!, limit);
+  const body = fault?.bytesPerSecond ? throttled(chunks, fault.bytesPerSecond) : chunks;
+  void send(response, fault?.pace ? paced(body, fault.pace) : body).then((sent) => {
+    if (!sent) return;
+    if (fault?.cutAfter !== undefined) response.destroy();
+    else if (fault?.stallAfter === undefined) response.end();
+  });
+}
+
+export interface StoredDocument {
   bytes?: Buffer;
   generated?: { block: Buffer; size: number };
   mimeType: string;
