@@ -56,7 +56,7 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
       tokenExpiry: 1,
     },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 4 },
-    scans: { share: 0.25, maxBytes: 600_000, faultShare: 0.2 },
+    scans: { share: 0.2, maxBytes: 300_000, faultShare: 0.25 },
     ackDeadlineMs: 15_000,
   },
   soak: {

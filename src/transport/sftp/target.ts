@@ -21,7 +21,7 @@ import { remotePath, type Credentials, type SftpPoolStats, type TargetContext } 
 import { configuredCredentials, hookCredentials, hostKeyPolicyFor, poolKey } from './credentials.ts';
 import { call, readdirPage, readRegularFile, statOrNull, mkdirp, withTimeout } from './operations.ts';
 import { Pool } from './pool.ts';
-import { atomicUpload, cleanupLeftovers, placeFile, type AttemptState } from './upload.ts';
+import { atomicUpload, cleanupLeftovers, placeFile, whileServerAnswers, type AttemptState } from './upload.ts';
 
 /** An `sftp://` target: the operations of the Target contract over a pool of SSH connections per credential set. */
 const MAX_POOLS = 32;
@@ -89,10 +89,13 @@ export class SftpTarget implements Target {
         relative,
         options?.signal,
         async (conn) => {
+          if (source) source.busySince = Date.now();
           await cleanupLeftovers(conn, state);
-          return atomicUpload(this.context, conn, relative, request, state, content);
+          const upload = atomicUpload(this.context, conn, relative, request, state, content);
+          return source ? whileServerAnswers(upload, source, this.context, conn, relative) : upload;
         },
         () => !state.committed && !source?.started,
+        source ? null : this.context.config.pool.operationTimeoutMs,
       );
     } catch (error) {
       throw source ? source.explain(error) : error;

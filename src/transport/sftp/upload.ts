@@ -6,6 +6,7 @@ import { containedPath, joinRemote, parentOf } from '../paths.ts';
 import { publishUnderPolicy } from '../publish.ts';
 import { remotePath, type Connection, type TargetContext } from './context.ts';
 import type { StreamedSource } from '../source.ts';
+import { rawClient } from './ssh2-internals.ts';
 import {
   call,
   isNoSuchFile,
@@ -83,6 +84,40 @@ export async function atomicUpload(
     }
     throw error;
   }
+}
+
+/**
+ * The operation timeout for an upload from a stream: the server must answer within
+ * `pool.operationTimeoutMs` each time the upload works on its side, while the time spent waiting for
+ * the source (a large or slow download, which has its own idle timeout) does not count.
+ */
+export function whileServerAnswers<T>(
+  upload: Promise<T>,
+  source: StreamedSource,
+  context: TargetContext,
+  conn: Connection,
+  relative: string,
+): Promise<T> {
+  const limitMs = context.config.pool.operationTimeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setInterval(
+      () => {
+        if (source.busySince === null || Date.now() - source.busySince < limitMs) return;
+        rawClient(conn.client).destroy();
+        reject(
+          new TransportError(
+            'OPERATION_TIMEOUT',
+            `upload on ${context.hostLabel} (${relative}): no answer within ${limitMs} ms; the connection was dropped`,
+            { permanent: false, host: context.hostLabel, path: relative },
+          ),
+        );
+      },
+      Math.max(25, Math.floor(limitMs / 8)),
+    );
+  });
+  upload.catch(() => undefined);
+  return Promise.race([upload, stalled]).finally(() => clearInterval(timer));
 }
 
 /**
