@@ -44,9 +44,12 @@ export function prepareDocuments(
     const payload = fixture(fixtures[i % fixtures.length]!);
     (payload.annotation as { id: number }).id = id;
     payloads.set(id, payload);
-    expected.set(id, mapping.render(viewAnnotation(parseExportPayload(payload))).bytes);
     const planned = plannedScans.get(id);
-    if (!planned || !simulator) return;
+    // Rendered from the payload as sent: a scan's payload names its own document.
+    if (!planned || !simulator) {
+      expected.set(id, mapping.render(viewAnnotation(parseExportPayload(payload))).bytes);
+      return;
+    }
     const documentId = id + 500_000;
     const pdf = pseudoRandomBytes(planned.bytes, random(seed ^ id));
     const annotation = payload.annotation as Record<string, unknown>;
@@ -55,6 +58,7 @@ export function prepareDocuments(
     annotation.document = document.url;
     payload.document = { ...(payload.document as Record<string, unknown>), ...document };
     scans.set(id, pdf);
+    expected.set(id, mapping.render(viewAnnotation(parseExportPayload(payload))).bytes);
     if (planned.fault === 'status503') simulator.failDocument(documentId, { kind: 'status503', status: 503, times: 1 });
     if (planned.fault === 'hang') simulator.failDocument(documentId, { kind: 'hang', hang: true, times: 1 });
     if (planned.fault === 'cut')
