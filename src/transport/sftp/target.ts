@@ -90,8 +90,9 @@ export class SftpTarget implements Target {
         options?.signal,
         async (conn) => {
           if (source) source.busySince = Date.now();
-          await cleanupLeftovers(conn, state);
-          const upload = atomicUpload(this.context, conn, relative, request, state, content);
+          const upload = cleanupLeftovers(conn, state).then(() =>
+            atomicUpload(this.context, conn, relative, request, state, content),
+          );
           return source ? whileServerAnswers(upload, source, this.context, conn, relative) : upload;
         },
         () => !state.committed && !source?.started,
