@@ -116,9 +116,11 @@ export async function fetchDocument(
       controller.abort(new Error(`no data within ${timeoutMs} ms`));
     }, timeoutMs);
   };
+  let ended = false;
   const close = (): void => {
     clearTimeout(idleTimer);
-    if (!controller.signal.aborted) controller.abort(new Error('the download is no longer needed'));
+    // Only a download still running is cut off: aborting a finished one would cost its kept-alive connection.
+    if (!ended && !controller.signal.aborted) controller.abort(new Error('the download is no longer needed'));
   };
   const combined = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
   armIdleTimer();
@@ -156,7 +158,6 @@ export async function fetchDocument(
   const body = (response.body ?? new ReadableStream<Uint8Array>())[Symbol.asyncIterator]();
   const hash = createHash('sha256');
   let total = 0;
-  let ended = false;
   /** The next chunk, counted against max_bytes and hashed; null at the end of the body. */
   const nextChunk = async (): Promise<Buffer | null> => {
     let result: IteratorResult<Uint8Array>;
