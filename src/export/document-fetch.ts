@@ -117,18 +117,23 @@ export async function fetchDocument(
     }, timeoutMs);
   };
   let ended = false;
+  // The caller's signal (the export's deadline) is forwarded into our own controller rather than combined
+  // with AbortSignal.any, whose composite signal nothing here would keep referenced.
+  const forwardAbort = (): void => controller.abort(signal?.reason);
   const close = (): void => {
     clearTimeout(idleTimer);
+    signal?.removeEventListener('abort', forwardAbort);
     // Only a download still running is cut off: aborting a finished one would cost its kept-alive connection.
     if (!ended && !controller.signal.aborted) controller.abort(new Error('the download is no longer needed'));
   };
-  const combined = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+  if (signal?.aborted) forwardAbort();
+  else signal?.addEventListener('abort', forwardAbort, { once: true });
   armIdleTimer();
   let response: Response;
   try {
     response = await fetch(url, {
       headers: { Authorization: `${settings.authScheme ?? 'Bearer'} ${token}` },
-      signal: combined,
+      signal: controller.signal,
     });
     clearTimeout(idleTimer);
   } catch (error) {
