@@ -4,7 +4,15 @@ import { compileCondition } from './conditions.ts';
 import { mappingError } from './errors.ts';
 import { Decimal, parseDecimal, plain } from './format.ts';
 import { META_KEYS, type SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
-import { datapointIdOf, docVarsOf, type CompileEnv, type CompiledValue, type Path, type Scope } from './scope.ts';
+import {
+  datapointIdOf,
+  docVarsOf,
+  type CompileEnv,
+  type CompiledValue,
+  type Path,
+  type RowScope,
+  type Scope,
+} from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
@@ -15,9 +23,11 @@ function datapointText(dp: Datapoint, use: 'normalized' | 'value' | undefined): 
   return dp.normalizedValue ?? dp.value;
 }
 
-function touch(scope: Scope, dp: Datapoint, owner: string): void {
+function touch(scope: Scope, dp: Datapoint, row: RowScope | undefined): void {
   scope.datapoint = dp;
-  scope.doc.touched?.push(`${owner}${dp.schemaId} (datapoint ${dp.id})`);
+  // The label is built only when explaining: a render reads every row's datapoints and never shows it.
+  const touched = scope.doc.touched;
+  if (touched !== null) touched.push(`${row ? `${row.label}: ` : ''}${dp.schemaId} (datapoint ${dp.id})`);
 }
 
 function metaValue(scope: Scope, key: string): string | undefined {
@@ -82,30 +92,36 @@ function routeValue(scope: Scope, key: string): string | undefined {
 function varValue(scope: Scope, name: string): string | undefined {
   const row = scope.row;
   const rowVar = row?.table.vars.get(name);
-  if (row && rowVar) return memo(scope, row.vars, `${row.label}/${name}`, name, rowVar);
+  if (row && rowVar) {
+    // Each row has its own cache, so the name is key enough; the label only tells rows apart while evaluating.
+    if (row.vars.has(name)) return row.vars.get(name);
+    return memo(scope, row.vars, name, `${row.label}/${name}`, name, rowVar);
+  }
   const docVar = docVarsOf(scope.doc)?.get(name);
   if (!docVar) return undefined;
-  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, docVar);
+  if (scope.doc.vars.has(name)) return scope.doc.vars.get(name);
+  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, name, docVar);
 }
 
 function memo(
   scope: Scope,
   cache: Map<string, string | undefined>,
   key: string,
+  evaluatingKey: string,
   name: string,
   value: CompiledValue,
 ): string | undefined {
   if (cache.has(key)) return cache.get(key);
-  if (scope.doc.evaluating.has(key))
+  if (scope.doc.evaluating.has(evaluatingKey))
     throw mappingError('MAPPING_INVALID', `The value "${name}" refers to itself (directly or through other vars).`);
-  scope.doc.evaluating.add(key);
+  scope.doc.evaluating.add(evaluatingKey);
   const inner: Scope = { ...scope, datapoint: undefined };
   try {
     const result = value.evaluate(inner);
     cache.set(key, result);
     return result;
   } finally {
-    scope.doc.evaluating.delete(key);
+    scope.doc.evaluating.delete(evaluatingKey);
     if (inner.datapoint) scope.datapoint = inner.datapoint;
   }
 }
@@ -142,7 +158,7 @@ export function compileSource(
       return (scope) => {
         const dp = scope.doc.view.field(id);
         if (!dp) return undefined;
-        touch(scope, dp, '');
+        touch(scope, dp, undefined);
         return datapointText(dp, use);
       };
     }
@@ -157,9 +173,10 @@ export function compileSource(
           "use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table's vars; for a header field write {field: ...}",
         );
       return (scope) => {
-        const dp = scope.row?.row.field(id);
+        const row = scope.row;
+        const dp = row?.row.field(id);
         if (!dp) return undefined;
-        touch(scope, dp, `${scope.row?.label}: `);
+        touch(scope, dp, row);
         return datapointText(dp, use);
       };
     }
