@@ -22,7 +22,7 @@ import type {
 import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
 import { catalogueFromPayloads, checkDatapointUses, type DatapointCatalogue, type DatapointUse } from './datapoints.ts';
 import { compileEdifact, edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
-import { Emitter, fitEncoding } from './emit.ts';
+import { Emitter, fitEncodingStep } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
 import { safeFileName, templatePathProblem } from './filename.ts';
@@ -112,16 +112,7 @@ function compile(
     // the format's own filter (e.g. XML's forbidden characters) must see the text first, as at emit time.
     fitEncoding:
       encoding && source.unencodable !== 'error'
-        ? (text, scope) =>
-            fitEncoding(
-              {
-                encoding: encoding as OutputEncoding,
-                unencodable: source.unencodable,
-                replacement: source.replacement,
-              },
-              text,
-              scope,
-            )
+        ? fitEncodingStep({ encoding, unencodable: source.unencodable, replacement: source.replacement })
         : undefined,
     uses: [],
     metaRead: new Set(),

@@ -5,6 +5,9 @@ export type UnencodablePolicy = 'error' | 'replace' | 'transliterate';
 
 const UTF = /^utf-?(8|16|16le|16be|32|32le|32be)$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** A cheap first look: text without any surrogate (nearly all) needs no look-around. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+const ASCII = /^[\x00-\x7f]*$/;
 
 /** Names to write in an XML declaration: the IANA name of the bytes actually produced. */
 const IANA: Record<string, string> = {
@@ -80,6 +83,8 @@ export class OutputEncoding {
   private readonly substitutes = new Map<string, { substitute: string | undefined; described: string }>();
   private readonly asciiSafe: boolean;
   private readonly singleByte: boolean;
+  /** Single-byte and every ASCII character is its own byte: ASCII text is copied, not looked up per character. */
+  private readonly asciiIdentity: boolean;
 
   constructor(name: string) {
     this.name = name;
@@ -89,6 +94,8 @@ export class OutputEncoding {
     const probe = iconv.encode('Az09', name);
     this.asciiSafe = probe.length === 4 && probe.toString('latin1') === 'Az09';
     this.singleByte = this.asciiSafe && !this.isUtf && iconv.encode('\u00e9', name).length <= 1;
+    const ascii = Buffer.from(Array.from({ length: 128 }, (_, i) => i));
+    this.asciiIdentity = this.singleByte && iconv.encode(ascii.toString('latin1'), name).equals(ascii);
   }
 
   canEncode(ch: string): boolean {
@@ -106,8 +113,8 @@ export class OutputEncoding {
 
   /** True when every character of `text` is representable (fast path for ASCII/UTF). */
   fits(text: string): boolean {
-    if (this.isUtf) return !LONE_SURROGATE.test(text);
-    if (this.asciiSafe && /^[\x00-\x7f]*$/.test(text)) return true;
+    if (this.isUtf) return !SURROGATE.test(text) || !LONE_SURROGATE.test(text);
+    if (this.asciiSafe && ASCII.test(text)) return true;
     for (const ch of text) if (!this.canEncode(ch)) return false;
     return true;
   }
@@ -120,6 +127,7 @@ export class OutputEncoding {
   }
 
   encode(text: string, bom: boolean): Buffer {
+    if (this.asciiIdentity && !bom && ASCII.test(text)) return Buffer.from(text, 'latin1');
     return iconv.encode(text, this.name, { addBOM: bom });
   }
 

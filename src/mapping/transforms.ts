@@ -118,6 +118,8 @@ const WHITESPACE_EDGES = /^[\s\u00a0\u2007\u202f\ufeff]+|[\s\u00a0\u2007\u202f\u
 const WHITESPACE_RUN = /[\s\u00a0]+/g;
 /** A run to collapse: whitespace other than a single space (most text has none, and is left as it is). */
 const NEEDS_COLLAPSE = /[^\S ]|\s\s/;
+/** Without surrogates, every UTF-16 unit is one character. */
+const SURROGATE = /[\uD800-\uDFFF]/;
 
 export const TRANSFORMS = [
   transform({
@@ -315,6 +317,7 @@ export const TRANSFORMS = [
         : (v) => {
             // Never more characters than UTF-16 units: most values need no split into code points.
             if (v.length <= max) return v;
+            if (!SURROGATE.test(v)) return v.slice(0, max);
             const chars = Array.from(v);
             return chars.length > max ? chars.slice(0, max).join('') : v;
           },

@@ -23,6 +23,8 @@ import { compileValue } from './values.ts';
 const FORBIDDEN =
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const HAS_FORBIDDEN = new RegExp(FORBIDDEN.source);
+/** A cheap first look without look-arounds: no control character, surrogate or U+FFFE/U+FFFF at all. */
+const MAYBE_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uD800-\uDFFF\uFFFE\uFFFF]/;
 const NAME = /^[\p{L}_][\p{L}\p{N}_.-]*(?::[\p{L}_][\p{L}\p{N}_.-]*)?$/u;
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
 const ATTRIBUTE_ESCAPES: Record<string, string> = {
@@ -91,7 +93,7 @@ export function xmlCharFilter(
   warn: (detail: string, scope: Scope) => void,
 ): (text: string, scope: Scope) => string {
   return (text, scope) => {
-    if (!HAS_FORBIDDEN.test(text)) return text;
+    if (!MAYBE_FORBIDDEN.test(text) || !HAS_FORBIDDEN.test(text)) return text;
     const found = new Set<string>();
     const cleaned = text.replace(FORBIDDEN, (ch) => {
       found.add(describeChar(ch));
