@@ -1,4 +1,4 @@
-import { stringify } from 'csv-stringify/sync';
+import { writeCsv, type AutoCell } from './csv-writer.ts';
 import { mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { CsvConfig } from './schema.ts';
@@ -33,16 +33,6 @@ const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 /** Numbers as ERPs and people write them: -5,00  1.234,56  +3  (never formulas). */
 const NUMBER_LIKE = /^[+-]?\d[\d.,' ]*$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
-
-/**
- * A cell csv-stringify quotes only when the value needs it. csv-stringify has no per-field quoting that
- * stays fast (per-field options re-normalize its settings on every cell), so with `quoted_string` on,
- * plain strings are always quoted and cells wrapped in this object come back as text through
- * `cast.object`, quoted only when they must be.
- */
-interface AutoCell {
-  auto: string;
-}
 
 function defaultPolicy(quoting: CsvConfig['quoting'], numeric: boolean): QuotePolicy {
   if (quoting === 'all') return 'always';
@@ -168,16 +158,11 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
     records.push(record);
   }
   if (records.length === 0) return '';
-  const out = stringify(records, {
+  const out = writeCsv(records, {
     delimiter: config.delimiter,
     quote: config.quote,
     escape: config.escape ?? (config.quote || '"'),
-    quoted: false,
-    quote_record_delimiter: true,
-    record_delimiter: eol,
-    eof: true,
-    quoted_string: true,
-    cast: { object: (value) => (value as unknown as AutoCell).auto },
+    recordDelimiter: eol,
   });
   return finalNewline ? out : out.slice(0, out.length - eol.length);
 }
