@@ -33,6 +33,7 @@ const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 /** Numbers as ERPs and people write them: -5,00  1.234,56  +3  (never formulas). */
 const NUMBER_LIKE = /^[+-]?\d[\d.,' ]*$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
+const HAS_LINE_BREAK = /[\r\n]/;
 
 function defaultPolicy(quoting: CsvConfig['quoting'], numeric: boolean): QuotePolicy {
   if (quoting === 'all') return 'always';
@@ -90,7 +91,9 @@ export function csvRows(csv: CompiledCsv, doc: DocScope): Array<RowScope | undef
 
 function needsQuotes(value: string, config: CsvConfig): boolean {
   return (
-    value.includes(config.delimiter) || (config.quote !== '' && value.includes(config.quote)) || /[\r\n]/.test(value)
+    value.includes(config.delimiter) ||
+    (config.quote !== '' && value.includes(config.quote)) ||
+    HAS_LINE_BREAK.test(value)
   );
 }
 
@@ -135,11 +138,16 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
       }),
     );
   }
-  for (const [index, row] of rows.entries()) {
+  // Locations for messages, put together from pieces made once per column and once per record.
+  const columnAt = columns.map((column) => `column "${column.name}" of record `);
+  for (let index = 0; index < rows.length; index++) {
+    const row = rows[index];
     scope.row = row;
     const record: Array<string | AutoCell> = [];
-    for (const column of columns) {
-      const at = `column "${column.name}" of record ${index + 1}${row ? ` (${row.label})` : ''}`;
+    const recordAt = `${index + 1}${row ? ` (${row.label})` : ''}`;
+    for (let c = 0; c < columns.length; c++) {
+      const column = columns[c] as CompiledColumn;
+      const at = (columnAt[c] as string) + recordAt;
       let value = emitter.value(column.value, scope, at) ?? '';
       if (value.includes('\n') || value.includes('\r')) {
         if (config.line_breaks === 'strip') value = value.replace(LINE_BREAK, ' ');

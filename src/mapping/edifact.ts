@@ -20,6 +20,8 @@ import { compileValue } from './values.ts';
 
 interface CompiledComponent {
   value: CompiledValue;
+  /** ` element 2` or ` element 2.1`: where in its segment, for messages. */
+  at: string;
   /** Plain text known at compile time (qualifiers, codes): written without evaluating, unless explaining. */
   literal: string | undefined;
 }
@@ -132,16 +134,22 @@ export function compileEdifact(
           'remove it; set the references under edifact: instead',
         );
     }
-    const compileComponent = (spec: ValueSpec, componentPath: PropertyKey[]): CompiledComponent => {
+    const compileComponent = (spec: ValueSpec, componentPath: PropertyKey[], at: string): CompiledComponent => {
       const literal = typeof spec === 'string' && !/[{}]/.test(spec) ? spec : undefined;
       if (literal !== undefined && !fitsLevel(level, literal))
         env.problem(componentPath, `"${literal}" has characters syntax level ${level} does not allow`);
-      return { value: compileValue(spec, childEnv, componentPath), literal };
+      return { value: compileValue(spec, childEnv, componentPath), literal, at };
     };
     const compileElement = (element: EdifactElement, e: number): CompiledComponent[] =>
       Array.isArray(element)
-        ? element.map((component, c) => compileComponent(component, [...path, 'elements', e, c]))
-        : [compileComponent(element, [...path, 'elements', e])];
+        ? element.map((component, c) =>
+            compileComponent(
+              component,
+              [...path, 'elements', e, c],
+              ` element ${e + 1}${element.length > 1 ? `.${c + 1}` : ''}`,
+            ),
+          )
+        : [compileComponent(element, [...path, 'elements', e], ` element ${e + 1}`)];
     return {
       label: node.segment !== undefined ? `segment ${node.segment}` : `group ${node.group ?? ''}`.trim(),
       tag: node.segment,
@@ -208,8 +216,11 @@ function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
     const outer = scope.row;
     for (const row of rows) {
       scope.row = row;
-      scope.at = `${node.label}${row ? ` (${row.label})` : ''}`;
-      if (node.when && !node.when(scope)) continue;
+      if (node.when) {
+        // Only a condition reads the location here; every value sets its own.
+        scope.at = `${node.label}${row ? ` (${row.label})` : ''}`;
+        if (!node.when(scope)) continue;
+      }
       if (node.tag !== undefined) into.push({ node, row });
       else plan(node.children, scope, into);
     }
@@ -254,14 +265,7 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
       for (let c = 0; c < components.length; c++) {
         const component = components[c] as CompiledComponent;
         if (component.literal !== undefined && !explaining) values.push(component.literal);
-        else
-          values.push(
-            emitter.value(
-              component.value,
-              scope,
-              `${where} element ${e + 1}${components.length > 1 ? `.${c + 1}` : ''}`,
-            ) ?? '',
-          );
+        else values.push(emitter.value(component.value, scope, where + component.at) ?? '');
       }
       elements.push(values);
     }

@@ -102,6 +102,9 @@ export function compileFixed(
   return { fill: config.fill, records };
 }
 
+const HAS_LINE_BREAK = /[\r\n]/;
+const SIGNED = /^[+-]/;
+
 interface PlannedRecord {
   record: CompiledRecord;
   row: RowScope | undefined;
@@ -141,18 +144,20 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
   emitter.doc.recordCount = planned.length;
   const scope = newScope(emitter.doc);
   const lines: string[] = [];
-  for (const [index, { record, row }] of planned.entries()) {
+  for (let index = 0; index < planned.length; index++) {
+    const { record, row } = planned[index] as PlannedRecord;
     scope.row = row;
     let line = '';
     let used = 0;
+    const recordAt = `record ${index + 1} "${record.name}"${row ? ` (${row.label})` : ''} field "`;
     for (const field of record.fields) {
       if (field.start > used) {
         line += fixed.fill.repeat(field.start - used);
         used = field.start;
       }
-      const at = `record ${index + 1} "${record.name}"${row ? ` (${row.label})` : ''} field "${field.name}"`;
+      const at = `${recordAt}${field.name}"`;
       let value = emitter.value(field.value, scope, at) ?? '';
-      if (/[\r\n]/.test(value)) {
+      if (HAS_LINE_BREAK.test(value)) {
         throw mappingError(
           'MAPPING_LINE_BREAK',
           `${at}: the value has a line break, which would split the record. Add collapse_whitespace: true or strip_line_breaks: true to the field's value.`,
@@ -173,7 +178,7 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
       }
       const padding = field.pad.repeat(field.width - size);
       if (field.align === 'left') line += value + padding;
-      else if (field.pad === '0' && /^[+-]/.test(value)) line += value[0] + padding + value.slice(1);
+      else if (field.pad === '0' && SIGNED.test(value)) line += value[0] + padding + value.slice(1);
       else line += padding + value;
       used += field.width;
     }
