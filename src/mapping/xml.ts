@@ -195,43 +195,53 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
     .map(([prefix, uri]) => ` ${prefix === '' ? 'xmlns' : `xmlns:${prefix}`}="${escapeAttribute(uri)}"`)
     .join('');
 
-  // One growing string, written in document order: an element whose children all turn out empty is taken
-  // back by returning to the text before it (strings are immutable, so that costs nothing).
-  let out = '';
+  // The document's pieces in order, joined once at the end: most pieces are the mapping's own tag text or the
+  // document's values, so nothing per element outlives the render but a slot here (a string grown piece by piece
+  // keeps a node per piece alive until the end). An element whose children all turn out empty is taken back
+  // by cutting the list to its length before it.
+  const parts: string[] = [];
   if (config.declaration) {
     const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
-    out += `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
+    parts.push(`<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`);
   }
 
   /** Appends the element; false (nothing appended) when it is left out. */
   const renderOne = (node: CompiledNode, depth: number, at: string, extraAttributes: string): boolean => {
-    let attributes = extraAttributes;
+    const start = parts.length;
+    const indent = indentOf(depth);
+    parts.push(indent, node.openTag);
+    let hasAttributes = extraAttributes !== '';
+    if (hasAttributes) parts.push(extraAttributes);
     for (const attribute of node.attributes) {
       const value = emitter.value(attribute.value, scope, at + attribute.atStep);
-      if (value !== undefined) attributes += `${attribute.opening}${escapeAttribute(value)}"`;
+      if (value === undefined) continue;
+      parts.push(attribute.opening, escapeAttribute(value), '"');
+      hasAttributes = true;
     }
-    const indent = indentOf(depth);
-    const open = indent + node.openTag + attributes;
     if (node.value) {
       const text = emitter.value(node.value, scope, at);
       if (text !== undefined && text !== '') {
-        out += `${open}>${escapeText(text)}${node.closeTag}`;
+        parts.push('>', escapeText(text), node.closeTag);
         return true;
       }
     } else if (node.children.length > 0) {
-      const before = out;
-      out += `${open}>`;
+      const open = parts.length;
+      parts.push('>');
       let written = false;
       for (const child of node.children) if (renderNode(child, depth + 1, at)) written = true;
       if (written) {
-        out += separator + indent + node.closeTag;
+        parts.push(separator, indent, node.closeTag);
         return true;
       }
-      out = before;
+      parts.length = open;
     }
-    const policy = attributes !== '' && node.empty === 'omit' ? 'self_closing' : node.empty;
-    if (policy === 'omit') return false;
-    out += policy === 'self_closing' ? `${open}/>` : `${open}>${node.closeTag}`;
+    const policy = hasAttributes && node.empty === 'omit' ? 'self_closing' : node.empty;
+    if (policy === 'omit') {
+      parts.length = start;
+      return false;
+    }
+    if (policy === 'self_closing') parts.push('/>');
+    else parts.push('>', node.closeTag);
     return true;
   };
 
@@ -264,10 +274,9 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
   };
 
   const renderSeparated = (node: CompiledNode, depth: number, at: string): boolean => {
-    const before = out;
-    out += separator;
+    parts.push(separator);
     if (renderOne(node, depth, at, '')) return true;
-    out = before;
+    parts.pop();
     return false;
   };
 
@@ -277,5 +286,5 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
     xml.root.name,
     namespaceAttributes,
   );
-  return out;
+  return parts.join('');
 }
