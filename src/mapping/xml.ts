@@ -195,53 +195,43 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
     .map(([prefix, uri]) => ` ${prefix === '' ? 'xmlns' : `xmlns:${prefix}`}="${escapeAttribute(uri)}"`)
     .join('');
 
-  // The document's pieces in order, joined once at the end: most pieces are the mapping's own tag text or the
-  // document's values, so nothing per element outlives the render but a slot here (a string grown piece by piece
-  // keeps a node per piece alive until the end). An element whose children all turn out empty is taken back
-  // by cutting the list to its length before it.
-  const parts: string[] = [];
+  // One growing string, written in document order: an element whose children all turn out empty is taken
+  // back by returning to the text before it (strings are immutable, so that costs nothing).
+  let out = '';
   if (config.declaration) {
     const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
-    parts.push(`<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`);
+    out += `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
   }
 
   /** Appends the element; false (nothing appended) when it is left out. */
   const renderOne = (node: CompiledNode, depth: number, at: string, extraAttributes: string): boolean => {
-    const start = parts.length;
-    const indent = indentOf(depth);
-    parts.push(indent, node.openTag);
-    let hasAttributes = extraAttributes !== '';
-    if (hasAttributes) parts.push(extraAttributes);
+    let attributes = extraAttributes;
     for (const attribute of node.attributes) {
       const value = emitter.value(attribute.value, scope, at + attribute.atStep);
-      if (value === undefined) continue;
-      parts.push(attribute.opening, escapeAttribute(value), '"');
-      hasAttributes = true;
+      if (value !== undefined) attributes += `${attribute.opening}${escapeAttribute(value)}"`;
     }
+    const indent = indentOf(depth);
+    const open = indent + node.openTag + attributes;
     if (node.value) {
       const text = emitter.value(node.value, scope, at);
       if (text !== undefined && text !== '') {
-        parts.push('>', escapeText(text), node.closeTag);
+        out += `${open}>${escapeText(text)}${node.closeTag}`;
         return true;
       }
     } else if (node.children.length > 0) {
-      const open = parts.length;
-      parts.push('>');
+      const before = out;
+      out += `${open}>`;
       let written = false;
       for (const child of node.children) if (renderNode(child, depth + 1, at)) written = true;
       if (written) {
-        parts.push(separator, indent, node.closeTag);
+        out += separator + indent + node.closeTag;
         return true;
       }
-      parts.length = open;
+      out = before;
     }
-    const policy = hasAttributes && node.empty === 'omit' ? 'self_closing' : node.empty;
-    if (policy === 'omit') {
-      parts.length = start;
-      return false;
-    }
-    if (policy === 'self_closing') parts.push('/>');
-    else parts.push('>', node.closeTag);
+    const policy = attributes !== '' && node.empty === 'omit' ? 'self_closing' : node.empty;
+    if (policy === 'omit') return false;
+    out += policy === 'self_closing' ? `${open}/>` : `${open}>${node.closeTag}`;
     return true;
   };
 
@@ -274,9 +264,10 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
   };
 
   const renderSeparated = (node: CompiledNode, depth: number, at: string): boolean => {
-    parts.push(separator);
+    const before = out;
+    out += separator;
     if (renderOne(node, depth, at, '')) return true;
-    parts.pop();
+    out = before;
     return false;
   };
 
@@ -286,5 +277,5 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
     xml.root.name,
     namespaceAttributes,
   );
-  return parts.join('');
+  return out;
 }
