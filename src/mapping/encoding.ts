@@ -8,6 +8,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /** A cheap first look: text without any surrogate (nearly all) needs no look-around. */
 const SURROGATE = /[\uD800-\uDFFF]/;
 const ASCII = /^[\x00-\x7f]*$/;
+const NON_ASCII = /[^\x00-\x7f]/g;
 
 /** Names to write in an XML declaration: the IANA name of the bytes actually produced. */
 const IANA: Record<string, string> = {
@@ -85,6 +86,7 @@ export class OutputEncoding {
   private readonly singleByte: boolean;
   /** Single-byte and every ASCII character is its own byte: ASCII text is copied, not looked up per character. */
   private readonly asciiIdentity: boolean;
+  private readonly byteTable: Uint8Array | undefined;
 
   constructor(name: string) {
     this.name = name;
@@ -96,6 +98,9 @@ export class OutputEncoding {
     this.singleByte = this.asciiSafe && !this.isUtf && iconv.encode('\u00e9', name).length <= 1;
     const ascii = Buffer.from(Array.from({ length: 128 }, (_, i) => i));
     this.asciiIdentity = this.singleByte && iconv.encode(ascii.toString('latin1'), name).equals(ascii);
+    // iconv-lite's single-byte codecs encode each UTF-16 unit through this table; other codecs have none.
+    const table = (iconv.getCodec(name) as { encodeBuf?: unknown }).encodeBuf;
+    this.byteTable = this.asciiIdentity && table instanceof Uint8Array && table.length === 0x10000 ? table : undefined;
   }
 
   canEncode(ch: string): boolean {
@@ -127,7 +132,18 @@ export class OutputEncoding {
   }
 
   encode(text: string, bom: boolean): Buffer {
-    if (this.asciiIdentity && !bom && ASCII.test(text)) return Buffer.from(text, 'latin1');
+    if (this.asciiIdentity && !bom) {
+      if (ASCII.test(text)) return Buffer.from(text, 'latin1');
+      const table = this.byteTable;
+      if (table) {
+        // One byte per UTF-16 unit, as iconv-lite writes it: copy, then look up only the non-ASCII units.
+        const bytes = Buffer.from(text, 'latin1');
+        NON_ASCII.lastIndex = 0;
+        for (let found = NON_ASCII.exec(text); found; found = NON_ASCII.exec(text))
+          bytes[found.index] = table[text.charCodeAt(found.index)] as number;
+        return bytes;
+      }
+    }
     return iconv.encode(text, this.name, { addBOM: bom });
   }
 
