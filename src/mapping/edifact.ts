@@ -254,10 +254,17 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
 
   const explaining = emitter.trace !== null;
   const segments: string[] = new Array(planned.length);
+  // Consecutive segments of one line item share its label: put " (line_items row 3)" together once per row.
+  let labelledRow: RowScope | undefined;
+  let rowSuffix = '';
   for (let i = 0; i < planned.length; i++) {
     const { node, row } = planned[i] as Planned;
     scope.row = row;
-    const where = `segment ${i + 2} ${node.tag}${row ? ` (${row.label})` : ''}`;
+    if (row !== labelledRow) {
+      labelledRow = row;
+      rowSuffix = row ? ` (${row.label})` : '';
+    }
+    const where = `segment ${i + 2} ${node.tag}${rowSuffix}`;
     const elements: string[][] = [];
     for (let e = 0; e < node.elements.length; e++) {
       const components = node.elements[e] as CompiledComponent[];

@@ -166,11 +166,23 @@ export class OutputEncoding {
     if (this.fits(text)) return text;
     let out = '';
     const replaced: string[] = [];
-    for (const ch of text) {
-      if (this.canEncode(ch)) {
-        out += ch;
+    // Character by character (a surrogate pair is one), copying the runs that fit in one piece.
+    let run = 0;
+    for (let i = 0; i < text.length; ) {
+      const code = text.codePointAt(i) as number;
+      const size = code > 0xffff ? 2 : 1;
+      if (code < 0x80 && this.asciiSafe) {
+        i += size;
         continue;
       }
+      const ch = size === 1 ? (text[i] as string) : text.slice(i, i + 2);
+      if (this.canEncode(ch)) {
+        i += size;
+        continue;
+      }
+      out += text.slice(run, i);
+      i += size;
+      run = i;
       if (policy === 'error') {
         throw mappingError(
           'MAPPING_UNENCODABLE',
@@ -187,6 +199,7 @@ export class OutputEncoding {
       out += substitute ?? replacement;
       replaced.push(`${known.described} → "${substitute ?? replacement}"`);
     }
+    out += text.slice(run);
     warn(`replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
     return out;
   }
