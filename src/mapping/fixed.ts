@@ -103,6 +103,8 @@ export function compileFixed(
 }
 
 const HAS_LINE_BREAK = /[\r\n]/;
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;
 const SIGNED = /^[+-]/;
 
 interface PlannedRecord {
@@ -126,7 +128,19 @@ function plan(fixed: CompiledFixed, doc: DocScope): PlannedRecord[] {
 }
 
 /** Cuts `text` to at most `width` bytes without splitting a character. */
-function cutToBytes(text: string, width: number, encoding: OutputEncoding): string {
+function cutToBytes(text: string, width: number, encoding: OutputEncoding, bytes: number): string {
+  if (bytes === text.length) {
+    // Every character takes one byte per UTF-16 unit: cut by units, keeping a surrogate pair whole.
+    let end = Math.min(width, text.length);
+    if (
+      end > 0 &&
+      end < text.length &&
+      isHighSurrogate(text.charCodeAt(end - 1)) &&
+      isLowSurrogate(text.charCodeAt(end))
+    )
+      end--;
+    return text.slice(0, end);
+  }
   let out = '';
   let used = 0;
   for (const ch of text) {
@@ -173,7 +187,7 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
             scope.datapoint?.id,
           );
         }
-        value = cutToBytes(value, field.width, encoding);
+        value = cutToBytes(value, field.width, encoding, size);
         size = encoding.byteLength(value);
       }
       const padding = field.pad.repeat(field.width - size);
@@ -186,5 +200,8 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
     lines.push(line);
   }
   if (lines.length === 0) return '';
-  return lines.join(eol) + (finalNewline ? eol : '');
+  // Appended rather than joined: each line is a string built piece by piece, which join copies slowly.
+  let out = lines[0] as string;
+  for (let i = 1; i < lines.length; i++) out += eol + (lines[i] as string);
+  return out + (finalNewline ? eol : '');
 }
