@@ -28,9 +28,9 @@ function emitsSeparator(value: string, separator: string): boolean {
 }
 
 function field(value: string, alwaysQuoted: boolean, settings: CsvWriteSettings): string {
-  const { delimiter, quote, escape: escapeChar, recordDelimiter } = settings;
+  const { delimiter, quote, escape, recordDelimiter } = settings;
   const containsQuote = quote !== '' && value.indexOf(quote) >= 0;
-  const containsEscape = value.indexOf(escapeChar) >= 0 && escapeChar !== quote;
+  const containsEscape = value.indexOf(escape) >= 0 && escape !== quote;
   const shouldQuote =
     containsQuote ||
     emitsSeparator(value, delimiter) ||
@@ -39,8 +39,8 @@ function field(value: string, alwaysQuoted: boolean, settings: CsvWriteSettings)
     value.indexOf('\r') !== -1 ||
     alwaysQuoted;
   let text = value;
-  if (shouldQuote && containsEscape) text = text.replaceAll(escapeChar, () => escapeChar + escapeChar);
-  if (containsQuote) text = text.replaceAll(quote, () => escapeChar + quote);
+  if (shouldQuote && containsEscape) text = text.replaceAll(escape, () => escape + escape);
+  if (containsQuote) text = text.replaceAll(quote, () => escape + quote);
   return shouldQuote ? quote + text + quote : text;
 }
 
