@@ -1,4 +1,4 @@
-import { writeCsv, type AutoCell } from './csv-writer.ts';
+import { stringify } from 'csv-stringify/sync';
 import { mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { CsvConfig } from './schema.ts';
@@ -34,6 +34,16 @@ const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 const NUMBER_LIKE = /^[+-]?\d[\d.,' ]*$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
 const HAS_LINE_BREAK = /[\r\n]/;
+
+/**
+ * A cell csv-stringify quotes only when the value needs it. csv-stringify has no per-field quoting that
+ * stays fast (per-field options re-normalize its settings on every cell), so with `quoted_string` on,
+ * plain strings are always quoted and cells wrapped in this object come back as text through
+ * `cast.object`, quoted only when they must be.
+ */
+interface AutoCell {
+  auto: string;
+}
 
 function defaultPolicy(quoting: CsvConfig['quoting'], numeric: boolean): QuotePolicy {
   if (quoting === 'all') return 'always';
@@ -166,11 +176,16 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
     records.push(record);
   }
   if (records.length === 0) return '';
-  const out = writeCsv(records, {
+  const out = stringify(records, {
     delimiter: config.delimiter,
     quote: config.quote,
     escape: config.escape ?? (config.quote || '"'),
-    recordDelimiter: eol,
+    quoted: false,
+    quote_record_delimiter: true,
+    record_delimiter: eol,
+    eof: true,
+    quoted_string: true,
+    cast: { object: (value) => (value as unknown as AutoCell).auto },
   });
   return finalNewline ? out : out.slice(0, out.length - eol.length);
 }
