@@ -147,13 +147,32 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
   return { config, root: compileNode(config.root, ['xml', 'root'], '', env) };
 }
 
-export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, declarationEncoding: string): string {
+/** The namespace declarations of the root (a batch declares them on its own root instead). */
+export function namespaceAttributesOf(xml: CompiledXml): string {
+  return Object.entries(xml.config.namespaces ?? {})
+    .map(([prefix, uri]) => ` ${prefix === '' ? 'xmlns' : `xmlns:${prefix}`}="${escapeAttribute(uri)}"`)
+    .join('');
+}
+
+export function xmlDeclaration(xml: CompiledXml, eol: string, declarationEncoding: string): string {
+  const { config } = xml;
+  if (!config.declaration) return '';
+  const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
+  return `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
+}
+
+/** `asBatchEntry`: the root element alone, one level deep, for a batch root to hold (no declaration, no namespaces). */
+export function renderXml(
+  xml: CompiledXml,
+  emitter: Emitter,
+  eol: string,
+  declarationEncoding: string,
+  asBatchEntry = false,
+): string {
   const { config } = xml;
   const pretty = config.pretty;
   const scope = newScope(emitter.doc);
-  const namespaceAttributes = Object.entries(config.namespaces ?? {})
-    .map(([prefix, uri]) => ` ${prefix === '' ? 'xmlns' : `xmlns:${prefix}`}="${escapeAttribute(uri)}"`)
-    .join('');
+  const namespaceAttributes = asBatchEntry ? '' : namespaceAttributesOf(xml);
 
   const renderOne = (node: CompiledNode, depth: number, at: string, extraAttributes: string): string | undefined => {
     let attributes = extraAttributes;
@@ -209,14 +228,9 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
 
   const root = renderOne(
     { ...xml.root, empty: xml.root.empty === 'omit' ? 'self_closing' : xml.root.empty },
-    0,
+    asBatchEntry ? 1 : 0,
     xml.root.name,
     namespaceAttributes,
   ) as string;
-  let out = '';
-  if (config.declaration) {
-    const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
-    out += `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
-  }
-  return out + root;
+  return asBatchEntry ? root : xmlDeclaration(xml, eol, declarationEncoding) + root;
 }
