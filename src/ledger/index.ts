@@ -29,6 +29,14 @@ export type {
   RecordAckResult,
   OutcomeSettlement,
 } from './types.ts';
+export type {
+  BatchStatus,
+  BatchRecord,
+  BatchEntryRecord,
+  BatchEntryInput,
+  BatchAddResult,
+  BatchFilter,
+} from './batch-types.ts';
 export { EXPORT_STATES, stateOf } from './types.ts';
 export { nameParts, ackTransition } from './ack-rules.ts';
 export { SqliteLedger } from './sqlite.ts';

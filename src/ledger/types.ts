@@ -1,3 +1,5 @@
+import type { BatchAddResult, BatchEntryInput, BatchEntryRecord, BatchFilter, BatchRecord } from './batch-types.ts';
+
 /** Lifecycle of one export (one annotation × target × rendered content). */
 export type ExportStatus =
   /** A process holds the lease and is uploading. */
@@ -283,6 +285,22 @@ export interface Ledger {
   allocateSequence(request: SequenceRequest): Promise<number>;
   /** The original document is in place beside the (not yet uploaded) data file of a claimed export. */
   recordDocument(id: number, owner: string, document: { path: string; sha256: string; bytes: number }): Promise<void>;
+
+  // ── batches ──
+  /** Records a document's entry in its mapping's open batch (opening one, closing a full or overdue one). */
+  addToBatch(input: BatchEntryInput): Promise<BatchAddResult>;
+  /** Leases the batch due longest, so one sender of several sends it. */
+  claimDueBatch(owner: string, leaseMs: number): Promise<BatchRecord | undefined>;
+  /** Gives a dead sender's batch back to the queue; true when this caller did. */
+  releaseBatch(id: number, deadOwner: string): Promise<boolean>;
+  /** The file about to be uploaded (a sender taking over looks for exactly it on the server). */
+  planBatchFile(id: number, owner: string, file: { fileName: string; sha256: string; bytes: number }): Promise<void>;
+  /** Sent: each document of the batch becomes an uploaded export of its file. */
+  completeBatch(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
+  failBatch(id: number, owner: string, failure: { error: string; retryAt: number }): Promise<void>;
+  getBatch(id: number): Promise<BatchRecord | undefined>;
+  listBatches(filter?: BatchFilter): Promise<BatchRecord[]>;
+  batchEntries(batchId: number): Promise<BatchEntryRecord[]>;
 
   // ── acknowledgements ──
   /** Uploaded exports of these mappings (not yet tracked, uploaded after `since`) start waiting for an ack. */
