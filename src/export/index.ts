@@ -10,3 +10,4 @@ export {
 export { errorReply, limitMessage, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 export { routeSchema, resolveRoute, type Route, type ResolvedRoute } from './routes.ts';
 export { documentPath, type DocumentFetchSettings, type PreparedDocument } from './document.ts';
+export { BatchSender, type BatchSenderOptions, type PreparedBatchEntry } from './batches.ts';

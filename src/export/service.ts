@@ -5,6 +5,7 @@ import type { Ledger, ExportRecord } from '../ledger/index.ts';
 import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
 import type { OperationOptions, Target } from '../transport/index.ts';
 import type { ExportPreparation, PreparedExport } from './prepare.ts';
+import { collectIntoBatch } from './batches.ts';
 import { documentPath, placeDocument, type DocumentFetchSettings } from './document.ts';
 import { numberExport } from './numbering.ts';
 import { findOnServer, reconcileWithServer } from './server-check.ts';
@@ -36,6 +37,8 @@ export interface ExportServiceOptions {
   duplicatePollMs?: number;
   /** Where and how the original documents of `document:` mappings are fetched. */
   documents?: DocumentFetchSettings;
+  /** A document filled its batch: the sender should look for due batches now. */
+  onBatchClosed?: () => void;
 }
 
 export interface HandleOptions {
@@ -222,6 +225,12 @@ export class ExportService {
     }
     const prepared: Prepared = { ...preparation.prepared, target };
     const log = logger.child({ annotationId: prepared.annotationId, requestId: prepared.requestId });
+    if (prepared.batch) {
+      const batch = { ...prepared, batch: prepared.batch };
+      const reply = await collectIntoBatch(batch, target, this.options.ledger, log, this.options.onBatchClosed);
+      this.count(reply.outcome, target.name);
+      return reply;
+    }
 
     const existing = this.inflight.get(prepared.idempotencyKey);
     if (existing) {

@@ -77,7 +77,7 @@ export function compileBatch(
     return compileFixed({ fill: source.fixed?.fill ?? ' ', records: [spec] }, partEnv, encoding);
   };
   return {
-    settings: scheduleOf(config, everyMs),
+    settings: { ...scheduleOf(config, everyMs), counter: source.sequence?.counter, start: source.sequence?.start ?? 1 },
     root: config.root ?? 'Batch',
     header: record('header'),
     trailer: record('trailer'),
@@ -99,7 +99,10 @@ function validTimeZone(timeZone: string): boolean {
   }
 }
 
-function scheduleOf(config: BatchConfig, everyMs: number | undefined): BatchSettings {
+function scheduleOf(
+  config: BatchConfig,
+  everyMs: number | undefined,
+): Omit<BatchSettings, 'counter' | 'start'> {
   const timeZone = validTimeZone(config.timezone) ? config.timezone : 'UTC';
   const at = config.at;
   return {

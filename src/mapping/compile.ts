@@ -152,7 +152,7 @@ function compile(
     if (nameProblem) problem(['document', 'name'], nameProblem);
   }
   const batch = compileBatch(source, env, encoding);
-  if (source.sequence && !env.metaRead?.has('seq'))
+  if (source.sequence && !env.metaRead?.has('seq') && !env.metaRead?.has('batch'))
     problem(
       ['sequence'],
       'nothing in the mapping reads the sequence number',

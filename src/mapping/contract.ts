@@ -108,6 +108,9 @@ export interface BatchSettings {
   timezone: string;
   /** Closes as soon as it holds this many documents. */
   maxDocuments: number | undefined;
+  /** Where batch numbers come from (`sequence.counter`); undefined = one counter per mapping and target. */
+  counter: string | undefined;
+  start: number;
   /** When a batch opened at `openedAt` (epoch ms) closes (epoch ms). */
   closesAt(openedAt: number): number;
 }

@@ -95,7 +95,8 @@ export class Mapping implements LoadedMapping {
     this.compiled = compiled;
     this.readsPerDeliveryValues = PER_DELIVERY_META.some((key) => compiled.metaRead.has(key));
     this.encoding = compiled.encoding as OutputEncoding;
-    if (compiled.metaRead.has('seq'))
+    // A batch's number is taken as the batch opens (BatchSettings.counter), not per document.
+    if (compiled.metaRead.has('seq') && !compiled.batch)
       this.sequence = { counter: compiled.source.sequence?.counter, start: compiled.source.sequence?.start ?? 1 };
     if (compiled.batch) this.batch = compiled.batch.settings;
     const document = compiled.source.document;

@@ -8,7 +8,7 @@ export interface PoolGauges {
   pending: number;
 }
 
-export type ExportOutcome = 'exported' | 'duplicate' | 'failed' | 'transient_error' | 'deadline';
+export type ExportOutcome = 'exported' | 'batched' | 'duplicate' | 'failed' | 'transient_error' | 'deadline';
 
 /** Prometheus metrics for one process; a fresh registry each, so tests and replicas do not collide. */
 export class BridgeMetrics {

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { BridgeConfig } from '../config/index.ts';
 import { describeError } from '../errors.ts';
 import { ExportHold } from '../ack/index.ts';
 import { consolePlugin } from '../console/index.ts';
-import { ExportService } from '../export/index.ts';
+import { BatchSender, ExportService } from '../export/index.ts';
 import { consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
 import { loadMappings, type LoadedMapping } from '../mapping/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
@@ -61,7 +62,19 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   }
   const ledger = await openLedger(config.ledger.url);
   const rossum = config.rossum;
+  // Batch mappings: a timer sends each batch when it is due (one sender among replicas, by lease).
+  const batchSender = mappings.names().some((name) => mappings.get(name)?.batch)
+    ? new BatchSender({
+        ledger,
+        targets,
+        mappings,
+        logger: logger.child({ component: 'batches' }),
+        owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+        ...(options.env ? { env: options.env } : {}),
+      })
+    : undefined;
   const exportService = new ExportService({
+    ...(batchSender ? { onBatchClosed: () => batchSender.kick() } : {}),
     targets,
     ledger,
     logger,
@@ -175,6 +188,8 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     );
   });
 
+  batchSender?.start();
+
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -189,6 +204,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
         await server.close();
         await reconciling;
         await exportService.idle();
+        await batchSender?.stop();
         await Promise.allSettled([...targets.values()].map((target) => target.close()));
         await ledger.close();
       })();
