@@ -22,6 +22,8 @@ export interface AckReaderOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Entries of one ack file are numbered; the documents of a batch one entry answers for are numbered within it. */
+const BATCH_INDEX_SPREAD = 1_000_000;
 
 /**
  * Interprets one ack file: reads it (within the size limit), picks the convention reading it, and
@@ -175,6 +177,18 @@ export class AckReader {
       }
     }
     if (references.length === 0) return false;
+    // A batch being sent may be on the server before the ledger has its documents as exports.
+    const sending = await this.options.ledger.listBatches({ status: ['closed', 'sending'], limit: 10_000 });
+    const namesSending = sending.some((batch) => {
+      if (batch.target !== source.name || batch.fileName === null) return false;
+      const { name, stem } = nameParts(batch.fileName);
+      return references.some(
+        (reference) =>
+          (reference.by === 'name' && reference.value === name) ||
+          (reference.by === 'stem' && reference.value === stem),
+      );
+    });
+    if (namesSending) return true;
     const unconfirmed = await this.options.ledger.list({
       status: ['uploading', 'retryable'],
       target: source.name,
@@ -238,16 +252,22 @@ export class AckReader {
         unmatched.push(`${entry.reference.by} ${entry.reference.value}`);
         continue;
       }
-      // Rossum hears of an on-time acceptance only when there is an ERP reference to store.
-      const quietIfAccepted = !acks.byMapping[record.mappingName]?.storeErpReference || !entry.erpReference;
-      entries.push({
-        index: entry.index,
-        exportId: record.id,
-        verdict: entry.verdict,
-        messages: entry.messages,
-        erpReference: entry.erpReference,
-        quietIfAccepted,
-      });
+      // An answer naming a batch's file (not one of its documents) answers for every document in it.
+      const byFile = entry.reference.by === 'name' || entry.reference.by === 'stem';
+      const mates = byFile ? await this.options.ledger.batchMates(record.id) : [];
+      for (const [k, each] of (mates.length > 0 ? mates : [record]).entries()) {
+        // Rossum hears of an on-time acceptance only when there is an ERP reference to store.
+        const quietIfAccepted = !acks.byMapping[each.mappingName]?.storeErpReference || !entry.erpReference;
+        entries.push({
+          // Unique within the file (the outcome's dedupe key): a batch's documents share their entry's position.
+          index: mates.length > 0 ? entry.index * BATCH_INDEX_SPREAD + k : entry.index,
+          exportId: each.id,
+          verdict: entry.verdict,
+          messages: entry.messages,
+          erpReference: entry.erpReference,
+          quietIfAccepted,
+        });
+      }
     }
     return { input: { ...base, disposition: entries.length > 0 ? 'matched' : 'unmatched', entries }, unmatched };
   }

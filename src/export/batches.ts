@@ -221,8 +221,15 @@ export class BatchSender {
       const entries = await ledger.batchEntries(batch.id);
       const file = mapping.renderBatch(
         entries.map((entry) => JSON.parse(entry.entry) as BatchEntry),
-        { number: batch.number, openedAt: new Date(batch.openedAt), closedAt: new Date(batch.closedAt ?? batch.closesAt) },
-        { route: { mapping: batch.mappingName, target: batch.target }, ...(this.options.env ? { env: this.options.env } : {}) },
+        {
+          number: batch.number,
+          openedAt: new Date(batch.openedAt),
+          closedAt: new Date(batch.closedAt ?? batch.closesAt),
+        },
+        {
+          route: { mapping: batch.mappingName, target: batch.target },
+          ...(this.options.env ? { env: this.options.env } : {}),
+        },
       );
       const sha256 = createHash('sha256').update(file.bytes).digest('hex');
       await ledger.planBatchFile(batch.id, owner, { fileName: file.fileName, sha256, bytes: file.bytes.length });
@@ -237,7 +244,10 @@ export class BatchSender {
       return true;
     } catch (error) {
       const retryMs = this.options.retryMs ?? 30_000;
-      log.warn({ err: describeError(error), retryInMs: retryMs }, `batch ${batch.number} not sent: ${describeError(error)}`);
+      log.warn(
+        { err: describeError(error), retryInMs: retryMs },
+        `batch ${batch.number} not sent: ${describeError(error)}`,
+      );
       await ledger
         .failBatch(batch.id, owner, { error: describeError(error), retryAt: Date.now() + retryMs })
         .catch(() => undefined);

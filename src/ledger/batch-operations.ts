@@ -12,7 +12,8 @@ import type {
 import type { Queries } from './driver.ts';
 import type { LedgerContext } from './export-operations.ts';
 import { allocateWithin } from './file-operations.ts';
-import type { StoredReply } from './types.ts';
+import { rowToRecord, type ExportRow } from './rows.ts';
+import type { ExportRecord, StoredReply } from './types.ts';
 
 interface BatchRow {
   id: number;
@@ -171,15 +172,7 @@ async function addWithin(
   );
   const values = [input.idempotencyKey, input.mappingHash, input.entry, input.documentRef, input.rossumBaseUrl];
   if (existing) await tx.run(REPLACE_ENTRY, [...values, input.requestId, now, existing.id]);
-  else
-    await tx.run(ADD_ENTRY, [
-      batchId,
-      input.annotationId,
-      ...values,
-      input.requestId,
-      now,
-      now,
-    ]);
+  else await tx.run(ADD_ENTRY, [batchId, input.annotationId, ...values, input.requestId, now, now]);
   let batch = await batchIn(tx, batchId);
   const full = input.maxDocuments !== undefined && batch.documents >= input.maxDocuments;
   if (full) {
@@ -323,6 +316,15 @@ export async function listBatches({ driver }: LedgerContext, filter: BatchFilter
 export async function batchEntries({ driver }: LedgerContext, batchId: number): Promise<BatchEntryRecord[]> {
   const rows = await driver.all<EntryRow>('SELECT * FROM batch_entries WHERE batch_id = ? ORDER BY id', [batchId]);
   return rows.map(toEntry);
+}
+
+/** Every uploaded export sent in the same batch file as this one (empty when it was not sent in a batch). */
+export async function batchMates({ driver, selectExport }: LedgerContext, exportId: number): Promise<ExportRecord[]> {
+  const rows = await driver.all<ExportRow>(
+    `${selectExport} WHERE e.batch_id = (SELECT x.batch_id FROM exports x WHERE x.id = ?) AND e.status = 'uploaded' ORDER BY e.id`,
+    [exportId],
+  );
+  return rows.map((row) => rowToRecord(row));
 }
 
 function lostBatch(id: number): BridgeError {

@@ -108,6 +108,10 @@ export class SqlLedger implements Ledger {
     return batches.listBatches(this.context, filter);
   }
 
+  batchMates(exportId: number): Promise<ExportRecord[]> {
+    return batches.batchMates(this.context, exportId);
+  }
+
   batchEntries(batchId: number): Promise<BatchEntryRecord[]> {
     return batches.batchEntries(this.context, batchId);
   }

@@ -301,6 +301,8 @@ export interface Ledger {
   getBatch(id: number): Promise<BatchRecord | undefined>;
   listBatches(filter?: BatchFilter): Promise<BatchRecord[]>;
   batchEntries(batchId: number): Promise<BatchEntryRecord[]>;
+  /** The exports sent in the same batch file as this one (an ack naming the file answers for all of them). */
+  batchMates(exportId: number): Promise<ExportRecord[]>;
 
   // ── acknowledgements ──
   /** Uploaded exports of these mappings (not yet tracked, uploaded after `since`) start waiting for an ack. */

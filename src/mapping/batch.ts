@@ -99,10 +99,7 @@ function validTimeZone(timeZone: string): boolean {
   }
 }
 
-function scheduleOf(
-  config: BatchConfig,
-  everyMs: number | undefined,
-): Omit<BatchSettings, 'counter' | 'start'> {
+function scheduleOf(config: BatchConfig, everyMs: number | undefined): Omit<BatchSettings, 'counter' | 'start'> {
   const timeZone = validTimeZone(config.timezone) ? config.timezone : 'UTC';
   const at = config.at;
   return {

@@ -53,7 +53,12 @@ describe.each(kinds)('$name batches', ({ open }) => {
     const mapping = `m-${++serial}`;
     const [a, b] = (await open(2)) as [Ledger, Ledger];
     const first = await a.addToBatch(entry(mapping, 1, 'v1'));
-    expect(first).toMatchObject({ outcome: 'added', replaced: false, closed: false, batch: { number: 100, documents: 1 } });
+    expect(first).toMatchObject({
+      outcome: 'added',
+      replaced: false,
+      closed: false,
+      batch: { number: 100, documents: 1 },
+    });
     // The same content again is waiting; a new version replaces the entry.
     expect(await b.addToBatch(entry(mapping, 1, 'v1'))).toMatchObject({ outcome: 'waiting', batch: { number: 100 } });
     expect(await b.addToBatch(entry(mapping, 1, 'v2'))).toMatchObject({ outcome: 'added', replaced: true });
