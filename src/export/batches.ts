@@ -212,9 +212,9 @@ export class BatchSender {
         const planned = { remotePath: null, plannedPath: batch.fileName, bytes: batch.bytes, sha256: batch.sha256 };
         const found = await findOnServer(target, planned, opOptions);
         if (found) {
+          await target.removeLeftoverTemps?.(found, opOptions).catch(() => []);
           await this.record(batch, target, found, batch.bytes);
           log.info({ remotePath: found }, 'the batch had already reached the server: recorded without uploading again');
-          await target.removeLeftoverTemps?.(found, opOptions).catch(() => []);
           return true;
         }
       }
