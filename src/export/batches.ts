@@ -5,7 +5,7 @@ import type { BatchRecord, Ledger } from '../ledger/index.ts';
 import type { BatchEntry, BatchSettings, CompiledMapping, MappingRegistry, RenderContext } from '../mapping/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Target } from '../transport/index.ts';
-import { ownerIsGone, sleep } from './owners.ts';
+import { ownerIsGone } from './owners.ts';
 import { limitMessage, replayed, stored, transientReply, type ExportReply } from './replies.ts';
 import { findOnServer } from './server-check.ts';
 
@@ -243,7 +243,8 @@ export class BatchSender {
       if (batch.attempts > 1) await target.removeLeftoverTemps?.(file.fileName, opOptions).catch(() => []);
       return true;
     } catch (error) {
-      const retryMs = this.options.retryMs ?? 30_000;
+      // Stopped mid-send (graceful shutdown): the next process may send it at once.
+      const retryMs = this.stopped ? 0 : (this.options.retryMs ?? 30_000);
       log.warn(
         { err: describeError(error), retryInMs: retryMs },
         `batch ${batch.number} not sent: ${describeError(error)}`,
@@ -251,7 +252,6 @@ export class BatchSender {
       await ledger
         .failBatch(batch.id, owner, { error: describeError(error), retryAt: Date.now() + retryMs })
         .catch(() => undefined);
-      if (!this.stopped) await sleep(0);
       return false;
     }
   }

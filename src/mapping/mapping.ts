@@ -54,6 +54,9 @@ export interface LoadedMapping extends CompiledMapping {
   readonly source: MappingSource;
   readonly tests: TestCase[];
   explain(view: AnnotationView, context?: RenderContext): { file: RenderedFile; trace: ExplainEntry[] };
+  /** Throws unless the mapping has a `batch:` block (`batch` is set). */
+  renderBatchEntry(view: AnnotationView, context?: RenderContext): BatchEntry;
+  renderBatch(entries: readonly BatchEntry[], frame: BatchFrame, context?: RenderContext): RenderedFile;
 }
 
 export interface Compiled {

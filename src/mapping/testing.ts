@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parseExportPayload, viewAnnotation } from '../annotation/index.ts';
 import { describeError, isBridgeError } from '../errors.ts';
 import type { LoadedMapping } from './compile.ts';
-import type { BatchEntry, RenderedFile } from './contract.ts';
+import type { RenderedFile } from './contract.ts';
 import { OutputEncoding } from './encoding.ts';
 import type { TestCase } from './schema.ts';
 
@@ -50,14 +50,13 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
   let file: RenderedFile;
   try {
     const context = { now, route: test.route ?? {}, env: test.env ?? {}, sequence: test.sequence };
-    file =
-      mapping.batch && mapping.renderBatch && mapping.renderBatchEntry
-        ? mapping.renderBatch(
-            [payload, ...others].map((each) => mapping.renderBatchEntry?.(viewAnnotation(each), context) as BatchEntry),
-            { number: test.sequence, openedAt: now, closedAt: now },
-            context,
-          )
-        : mapping.render(viewAnnotation(payload), context);
+    file = mapping.batch
+      ? mapping.renderBatch(
+          [payload, ...others].map((each) => mapping.renderBatchEntry(viewAnnotation(each), context)),
+          { number: test.sequence, openedAt: now, closedAt: now },
+          context,
+        )
+      : mapping.render(viewAnnotation(payload), context);
   } catch (error) {
     const message = isBridgeError(error)
       ? `${error.code}: ${error.message}${error.location.datapointId ? ` [datapoint ${error.location.datapointId}]` : ''}`

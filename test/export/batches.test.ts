@@ -31,8 +31,8 @@ beforeAll(async () => {
     sshd,
     mappingsDir,
     routes: [
-      { mapping: 'count-csv', target: 'erp', queues: [COUNT_QUEUE] },
-      { mapping: 'time-xml', target: 'erp', queues: [TIME_QUEUE] },
+      { mapping: 'count-csv', target: 'erp', queues: [COUNT_QUEUE], values: {} },
+      { mapping: 'time-xml', target: 'erp', queues: [TIME_QUEUE], values: {} },
     ],
   });
 }, 120_000);
