@@ -19,7 +19,7 @@ import { templatePathProblem } from './filename.ts';
 import { compileFixed } from './fixed.ts';
 import { Mapping, type Compiled, type LoadedMapping } from './mapping.ts';
 import { mappingSchema, type MappingSource } from './schema.ts';
-import type { CompileEnv, CompiledValue } from './scope.ts';
+import type { CompileEnv } from './scope.ts';
 import { compileTemplatePieces } from './sources.ts';
 import { compileTables } from './tables.ts';
 import { compileValue } from './values.ts';
