@@ -1,8 +1,15 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
+import { BatchSender } from '../../src/export/index.ts';
 import { openLedger, type BatchEntryInput, type Ledger } from '../../src/ledger/index.ts';
+import { loadMappings, type LoadedMapping } from '../../src/mapping/index.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createTarget } from '../../src/transport/index.ts';
+import { batchMappingFrom, batchPayload, writeMappings } from '../support/batch-mappings.ts';
+import { CapturedLog } from '../support/bridge.ts';
 import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
 
 let postgres: PostgresInstance;
@@ -30,25 +37,25 @@ const kinds: Array<{ name: string; open: (replicas: number) => Promise<Ledger[]>
   },
 ];
 
-describe.each(kinds)('$name batches', ({ open }) => {
-  const entry = (mapping: string, annotationId: number, content: string, extra: Partial<BatchEntryInput> = {}) =>
-    ({
-      mappingName: mapping,
-      target: 'erp',
-      annotationId,
-      idempotencyKey: `${annotationId}:erp:${mapping}:${content}`,
-      mappingHash: 'h1',
-      entry: JSON.stringify({ text: `${content}\n`, records: 1, totals: {} }),
-      documentRef: `DOC-${annotationId}`,
-      rossumBaseUrl: null,
-      requestId: `req-${annotationId}-${content}`,
-      counter: `batch:${mapping}`,
-      start: 100,
-      closesAt: (openedAt: number) => openedAt + 3_600_000,
-      maxDocuments: 3,
-      ...extra,
-    }) satisfies BatchEntryInput;
+const entry = (mapping: string, annotationId: number, content: string, extra: Partial<BatchEntryInput> = {}) =>
+  ({
+    mappingName: mapping,
+    target: 'erp',
+    annotationId,
+    idempotencyKey: `${annotationId}:erp:${mapping}:${content}`,
+    mappingHash: 'h1',
+    entry: JSON.stringify({ text: `${content}\n`, records: 1, totals: {} }),
+    documentRef: `DOC-${annotationId}`,
+    rossumBaseUrl: null,
+    requestId: `req-${annotationId}-${content}`,
+    counter: `batch:${mapping}`,
+    start: 100,
+    closesAt: (openedAt: number) => openedAt + 3_600_000,
+    maxDocuments: 3,
+    ...extra,
+  }) satisfies BatchEntryInput;
 
+describe.each(kinds)('$name batches', ({ open }) => {
   it('collects, replaces, closes when full, is claimed by one sender, and becomes one export per document when sent', async () => {
     const mapping = `m-${++serial}`;
     const [a, b] = (await open(2)) as [Ledger, Ledger];
@@ -136,5 +143,44 @@ describe.each(kinds)('$name batches', ({ open }) => {
     expect(batches).toHaveLength(1);
     expect(batches[0]).toMatchObject({ documents: 12, status: 'open' });
     for (const ledger of ledgers) await ledger.close();
+  });
+});
+
+describe.each(kinds)('$name batch senders on several replicas', ({ open }) => {
+  it('two senders racing for the same due batches upload each batch once', async () => {
+    const mapping = `replicas-${++serial}`;
+    const mappings = loadMappings(
+      writeMappings(join(dir, `mappings-${serial}`), {
+        [mapping]: batchMappingFrom('datev-csv-batch.yaml', { every: '1h' }, `${mapping}_{batch}.csv`),
+      }),
+    );
+    const outDir = join(dir, `out-${serial}`);
+    const log = new CapturedLog();
+    const logger = createLogger({ level: 'info', destination: log.stream });
+    const [a, b] = (await open(2)) as [Ledger, Ledger];
+    const target = createTarget('erp', { url: `file://${outDir}` }, { logger });
+    const compiled = mappings.get(mapping) as LoadedMapping;
+    for (let i = 0; i < 5; i++) {
+      // Two full batches of two, and an open one.
+      const view = viewAnnotation(parseExportPayload(batchPayload(900 + i, 1, `R-${i}`)));
+      await a.addToBatch(
+        entry(mapping, i, 'v1', { maxDocuments: 2, entry: JSON.stringify(compiled.renderBatchEntry(view)) }),
+      );
+    }
+    const senders = [a, b].map(
+      (ledger, i) =>
+        new BatchSender({ ledger, targets: new Map([['erp', target]]), mappings, logger, owner: `replica-${i}` }),
+    );
+    const sent = await Promise.all(senders.map((sender) => sender.sendDue()));
+    expect(sent.reduce((sum, count) => sum + count, 0)).toBe(2);
+    const files = readdirSync(outDir).filter((name) => !name.startsWith('.'));
+    expect(files).toHaveLength(2);
+    const batches = await a.listBatches({ mappingName: mapping });
+    expect(batches.map((batch) => batch.status)).toEqual(['open', 'sent', 'sent']);
+    for (const batch of batches.filter((each) => each.status === 'sent'))
+      expect(readFileSync(join(outDir, batch.remotePath as string), 'latin1').split('\r\n').length).toBe(2 + 3 * 2);
+    await target.close();
+    await a.close();
+    await b.close();
   });
 });
