@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isBridgeError } from '../errors.ts';
-import { nameParts, type AckEntryInput, type AckFileInput, type Ledger } from '../ledger/index.ts';
+import { nameParts, type AckEntryInput, type AckFileInput, type ExportRecord, type Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { OperationOptions } from '../transport/index.ts';
 import type { AcksConfig } from './config.ts';
@@ -124,8 +124,9 @@ export class AckReader {
     for (const handler of handlers) {
       const reference = handler.convention.nameReference(file.name);
       const record = reference ? await this.lookup(source, handler, reference) : undefined;
-      if (record) {
-        entries.push({ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: error }] });
+      if (record && reference) {
+        for (const [k, each] of (await this.answeredBy(record, reference)).entries())
+          entries.push({ index: k, exportId: each.id, verdict: 'invalid', messages: [{ text: error }] });
         break;
       }
     }
@@ -154,6 +155,13 @@ export class AckReader {
         ? 'unreadable ack file: flagging the export it names'
         : 'unreadable ack file naming no known export',
     );
+  }
+
+  /** An answer naming a batch's file (not one of its documents) answers for every document in it. */
+  private async answeredBy(record: ExportRecord, reference: AckReference): Promise<ExportRecord[]> {
+    if (reference.by !== 'name' && reference.by !== 'stem') return [record];
+    const mates = await this.options.ledger.batchMates(record.id);
+    return mates.length > 0 ? mates : [record];
   }
 
   private lookup(source: Source, handler: Handler, reference: AckReference) {
@@ -240,9 +248,15 @@ export class AckReader {
         'not readable by this convention',
       );
       const record = problem.reference ? await this.lookup(source, handler, problem.reference) : undefined;
-      const entries: AckEntryInput[] = record
-        ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: problem.message }] }]
-        : [];
+      const entries: AckEntryInput[] =
+        record && problem.reference
+          ? (await this.answeredBy(record, problem.reference)).map((each, k) => ({
+              index: k,
+              exportId: each.id,
+              verdict: 'invalid' as const,
+              messages: [{ text: problem.message }],
+            }))
+          : [];
       return { input: { ...base, disposition: 'invalid', error: problem.message, entries }, unmatched };
     }
     const entries: AckEntryInput[] = [];
@@ -252,15 +266,13 @@ export class AckReader {
         unmatched.push(`${entry.reference.by} ${entry.reference.value}`);
         continue;
       }
-      // An answer naming a batch's file (not one of its documents) answers for every document in it.
-      const byFile = entry.reference.by === 'name' || entry.reference.by === 'stem';
-      const mates = byFile ? await this.options.ledger.batchMates(record.id) : [];
-      for (const [k, each] of (mates.length > 0 ? mates : [record]).entries()) {
+      const answered = await this.answeredBy(record, entry.reference);
+      for (const [k, each] of answered.entries()) {
         // Rossum hears of an on-time acceptance only when there is an ERP reference to store.
         const quietIfAccepted = !acks.byMapping[each.mappingName]?.storeErpReference || !entry.erpReference;
         entries.push({
           // Unique within the file (the outcome's dedupe key): a batch's documents share their entry's position.
-          index: mates.length > 0 ? entry.index * BATCH_INDEX_SPREAD + k : entry.index,
+          index: answered.length > 1 ? entry.index * BATCH_INDEX_SPREAD + k : entry.index,
           exportId: each.id,
           verdict: entry.verdict,
           messages: entry.messages,
