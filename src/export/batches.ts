@@ -141,7 +141,6 @@ export class BatchSender {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  private readonly stopping = new AbortController();
 
   constructor(private readonly options: BatchSenderOptions) {}
 
@@ -156,9 +155,9 @@ export class BatchSender {
     else this.schedule(0);
   }
 
+  /** Sends no further batch; a batch being uploaded is finished (like a started export), then it returns. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopping.abort();
     clearTimeout(this.timer);
     await this.running;
   }
@@ -206,7 +205,7 @@ export class BatchSender {
       if (!mapping?.renderBatch) throw new Error(`mapping ${batch.mappingName} is gone or no longer a batch mapping`);
       const target = this.options.targets.get(batch.target);
       if (!target) throw new Error(`target ${batch.target} is not configured`);
-      const opOptions = { signal: this.stopping.signal };
+      const opOptions = {};
       if (batch.fileName && batch.sha256 && batch.bytes !== null) {
         // An earlier sender planned this file and may have uploaded it before it died.
         const planned = { remotePath: null, plannedPath: batch.fileName, bytes: batch.bytes, sha256: batch.sha256 };

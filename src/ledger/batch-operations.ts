@@ -305,6 +305,10 @@ export async function listBatches({ driver }: LedgerContext, filter: BatchFilter
     where.push('b.mapping_name = ?');
     params.push(filter.mappingName);
   }
+  if (filter.annotationId !== undefined) {
+    where.push('b.id IN (SELECT be.batch_id FROM batch_entries be WHERE be.annotation_id = ?)');
+    params.push(filter.annotationId);
+  }
   params.push(filter.limit ?? 100);
   const rows = await driver.all<BatchRow>(
     `${SELECT_BATCH} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY b.id DESC LIMIT ?`,

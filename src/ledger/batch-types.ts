@@ -80,5 +80,7 @@ export type BatchAddResult =
 export interface BatchFilter {
   status?: BatchStatus[];
   mappingName?: string;
+  /** Only batches this annotation has (or had) an entry in. */
+  annotationId?: number;
   limit?: number;
 }

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import iconv from 'iconv-lite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchListing } from '../../src/cli/commands/status-batches.ts';
+import { history } from '../../src/cli/commands/status.ts';
 import { startTestBridge, TEST_SECRET, type TestBridge } from '../support/bridge.ts';
 import { batchMappingFrom, batchPayload, writeMappings } from '../support/batch-mappings.ts';
 import { signedHeaders, visibleFiles, waitUntil } from '../support/serve-harness.ts';
@@ -99,6 +100,14 @@ describe('batches (real sshd, webhook in process)', () => {
     expect(listing).toMatch(new RegExp(`\\n${number + 1}\\s+open\\s+count-csv\\s+erp\\s+1`));
     expect(listing).toMatch(new RegExp(`\\n${number}\\s+sent\\s+count-csv\\s+erp\\s+3 .*${fileName}`));
     expect(listing).toMatch(/annotation 810001\s+B-1-NEW\s+export \d+\s+.*replaced/);
+    // status ANNOTATION_ID: the document waiting in the open batch, and the batch it was sent in.
+    const story = await history(ledger, 810_002, false);
+    expect(story).toMatch(
+      new RegExp(`^batch ${number + 1} \\(mapping count-csv, target erp\\): open, 1 documents, closes `),
+    );
+    expect(story).toMatch(
+      new RegExp(`\\nbatch ${number} \\(mapping count-csv, target erp\\): sent, 3 documents, sent .* as ${fileName}`),
+    );
     const json = JSON.parse(await batchListing(ledger, { mapping: 'count-csv', json: true })) as Array<{
       number: number;
       documents: Array<{ annotationId: number }>;

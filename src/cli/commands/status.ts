@@ -296,7 +296,7 @@ function summary(record: ExportRecord): ExportSummary {
   };
 }
 
-async function history(ledger: Ledger, annotationId: number, json: boolean): Promise<string> {
+export async function history(ledger: Ledger, annotationId: number, json: boolean): Promise<string> {
   const records = await ledger.list({ annotationId, limit: 1000 });
   const exports = await Promise.all(
     records.map(async (record) => ({
@@ -321,9 +321,23 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
       rossumStory: rossumStory(await ledger.outcomes(record.id)),
     })),
   );
-  if (json) return `${JSON.stringify({ annotationId, exports }, null, 2)}\n`;
-  if (exports.length === 0) return `no exports of annotation ${annotationId} in the ledger\n`;
-  const parts: string[] = [];
+  // A document waiting in a batch has no export yet: the batches it is (or was) in say where it stands.
+  const batches = (await ledger.listBatches({ annotationId, limit: 1000 })).map((batch) => ({
+    batch: batch.number,
+    state: batch.status,
+    mapping: batch.mappingName,
+    target: batch.target,
+    documents: batch.documents,
+    closesAt: iso(batch.closedAt ?? batch.closesAt),
+    sentAt: iso(batch.sentAt),
+    file: batch.remotePath ?? batch.fileName,
+  }));
+  if (json) return `${JSON.stringify({ annotationId, exports, batches }, null, 2)}\n`;
+  if (exports.length === 0 && batches.length === 0) return `no exports of annotation ${annotationId} in the ledger\n`;
+  const parts: string[] = batches.map(
+    (batch) =>
+      `batch ${batch.batch} (mapping ${batch.mapping}, target ${batch.target}): ${batch.state}, ${batch.documents} documents, ${batch.sentAt ? `sent ${batch.sentAt} as ${batch.file}` : `closes ${batch.closesAt}`}`,
+  );
   for (const entry of exports) {
     parts.push(
       `export ${entry.exportId} of annotation ${annotationId}: ${entry.state} — ${entry.file} (mapping ${entry.mapping}, target ${entry.target})`,
