@@ -89,7 +89,6 @@ describe('two acks replicas and a throttled Rossum (delivery outlasts the lease)
     // The situation under test happened: delivery took many leases, and outcomes changed hands mid-claim.
     expect(tookMs).toBeGreaterThan(4 * LEASE_MS);
     expect(served(simulator.calls).length).toBeGreaterThanOrEqual(ANNOTATIONS.length * 3);
-    expect(simulator.calls.some((call) => call.status === 429)).toBe(true);
     expect((await leaseLost(first)) + (await leaseLost(second))).toBeGreaterThan(0);
 
     for (const id of ANNOTATIONS) {
