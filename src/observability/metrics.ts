@@ -22,6 +22,7 @@ export class BridgeMetrics {
   readonly ackToRossumSeconds: Histogram<never>;
   readonly rossumCredentialsRefused: Gauge<never>;
   readonly ackLeftAlone: Counter<'status'>;
+  readonly ackLeaseLost: Counter<'at'>;
   readonly targetUp: Gauge<'target'>;
   private readonly pools = new Map<string, () => PoolGauges>();
   private outcomeBacklog: (() => Promise<Record<string, number>>) | undefined;
@@ -80,6 +81,12 @@ export class BridgeMetrics {
       name: 'bridge_ack_left_alone_total',
       help: 'Verdicts whose annotation an operator or another system had moved: status kept, verdict posted as a note; by the status found',
       labelNames: ['status'],
+      registers: [this.registry],
+    });
+    this.ackLeaseLost = new Counter({
+      name: 'bridge_ack_lease_lost_total',
+      help: 'Outcomes another acks process took over while this one held them (its lease ran out): dropped unwritten before a write to Rossum (`before_write`) or after the last one (`at_settle`)',
+      labelNames: ['at'],
       registers: [this.registry],
     });
     this.targetUp = new Gauge({
