@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isBridgeError } from '../errors.ts';
 import { nameParts, type AckEntryInput, type AckFileInput, type Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { OperationOptions } from '../transport/index.ts';
+import type { ReadOptions } from '../transport/index.ts';
 import type { AcksConfig } from './config.ts';
 import { AckParseError, type AckReference, type ParsedAckEntry } from './conventions.ts';
 import type { ReadyFile } from './discovery.ts';
@@ -54,9 +54,11 @@ export class AckReader {
       if (file.size > maxFileBytes)
         return this.refuse(source, handlers, file, this.tooLargeReason(file, file.size), file.size);
       try {
-        const readOptions: OperationOptions & { maxBytes: number } = {
+        const readOptions: ReadOptions = {
           maxBytes: maxFileBytes,
           ...(signal ? { signal } : {}),
+          // What the listing saw spares the read its own look (a round trip per file over a WAN link).
+          ...(file.identity ? { seen: { size: file.size, mtimeMs: file.mtimeMs, identity: file.identity } } : {}),
         };
         bytes = await source.target.readFile(file.path, readOptions);
       } catch (error) {

@@ -6,7 +6,7 @@ import type { Ledger, RecordAckResult } from '../ledger/index.ts';
 import type { BridgeMetrics, Logger } from '../observability/index.ts';
 import type { RossumApiConfig } from '../rossum/index.ts';
 import type { Target, TargetConfig } from '../transport/index.ts';
-import { archiveAck } from './archive.ts';
+import { archiveAcks } from './archive.ts';
 import type { AcksConfig } from './config.ts';
 import type { ReadyFile } from './discovery.ts';
 import { OutcomeDelivery, type CredentialsState } from './outcome-delivery.ts';
@@ -298,19 +298,19 @@ export class AckService {
       if (pending && !this.stopping) void this.outcomes.pump().catch(() => undefined);
 
       const archived: Array<{ ackFileId: number; archivedTo: string | null; name: string }> = [];
-      await new PQueue({ concurrency: acks.concurrency }).addAll(
-        recorded.map(({ item, result }) => async () => {
-          try {
-            archived.push({
-              ackFileId: result.ackFileId,
-              archivedTo: await archiveAck(source, item.file, item.input.disposition, acks, this.now()),
-              name: item.file.name,
-            });
-          } catch (error) {
-            notYet(item.file, error, 'ack recorded but not archived yet; it is archived at the next pass');
-          }
-        }),
+      const outcomes = await archiveAcks(
+        source,
+        recorded.map(({ item }) => ({ file: item.file, disposition: item.input.disposition })),
+        acks,
+        this.now,
+        async (tasks) => void (await new PQueue({ concurrency: acks.concurrency }).addAll(tasks)),
       );
+      for (const [index, { item, result }] of recorded.entries()) {
+        const outcome = outcomes[index];
+        if (outcome && 'archivedTo' in outcome)
+          archived.push({ ackFileId: result.ackFileId, archivedTo: outcome.archivedTo, name: item.file.name });
+        else notYet(item.file, outcome?.error, 'ack recorded but not archived yet; it is archived at the next pass');
+      }
       try {
         await ledger.markAckFilesArchived(archived);
       } catch (error) {
