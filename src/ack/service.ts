@@ -34,13 +34,17 @@ export interface AckServiceOptions {
  */
 const BATCH_FILES = 100;
 /** Batches in progress at once: one is read or archived over the pool while another is recorded. */
-const BATCHES_IN_FLIGHT = 2;
+const BATCHES_IN_FLIGHT = 4;
 
 export interface PassReport {
   files: number;
   adopted: number;
   timedOut: number;
   delivered: number;
+  /** Listing, reading, recording and archiving the folders, before the outbox drains (Rossum's rate limit). */
+  folderMs: number;
+  /** CPU time of this process meanwhile (user + system). */
+  folderCpuMs: number;
 }
 
 /**
@@ -171,6 +175,8 @@ export class AckService {
 
   private async passWithChanges(): Promise<PassReport & { changing: number }> {
     const { ledger, acks, logger, metrics } = this.options;
+    const passStarted = performance.now();
+    const cpuBefore = process.cpuUsage();
     const rules = Object.entries(acks.byMapping).map(([mappingName, mapping]) => ({
       mappingName,
       deadlineMs: mapping.deadlineMs,
@@ -207,6 +213,9 @@ export class AckService {
     }
     await Promise.all(work);
     await this.batchQueue.onIdle();
+    const folderMs = Math.round(performance.now() - passStarted);
+    const folderCpu = process.cpuUsage(cpuBefore);
+    const folderCpuMs = Math.round((folderCpu.user + folderCpu.system) / 1000);
     // "No answer" means we looked and found none: not while an ack folder cannot be listed (an outage, a
     // restart), and only after the answers already there were read, so none is beaten by its deadline.
     // Judged folder by folder: a folder with a file that could not be read holds back only its own exports.
@@ -221,7 +230,7 @@ export class AckService {
       logger.warn({ exportId: outcome.exportId }, 'no ack within the deadline: flagging the export as failed');
     }
     const delivered = this.stopping ? 0 : await this.outcomes.pump();
-    return { files, adopted, timedOut: expired.length, delivered, changing };
+    return { files, adopted, timedOut: expired.length, delivered, folderMs, folderCpuMs, changing };
   }
 
   private enqueueBatch(source: Source, batch: readonly ReadyFile[]): Promise<void> {
