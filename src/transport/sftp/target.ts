@@ -205,10 +205,17 @@ export class SftpTarget implements Target {
         (planned[0] as { from: string }).from,
         options?.signal,
         async (conn) => {
+          const rename = ({ from, to }: { from: string; to: string }): Promise<void> =>
+            call<void>((cb) => conn.sftp.rename(this.remote(from), this.remote(to), cb));
+          // inflightPerConnection 1 is for servers that mishandle concurrent requests: one at a time there.
+          if (this.context.config.pool.inflightPerConnection === 1) {
+            const settled: Array<PromiseSettledResult<void>> = [];
+            for (const move of planned) settled.push(...(await Promise.allSettled([rename(move)])));
+            return settled;
+          }
           const renames: Array<Promise<void>> = [];
           conn.batch(() => {
-            for (const { from, to } of planned)
-              renames.push(call<void>((cb) => conn.sftp.rename(this.remote(from), this.remote(to), cb)));
+            for (const move of planned) renames.push(rename(move));
           });
           return Promise.allSettled(renames);
         },
