@@ -4,7 +4,7 @@ import { describeError } from '../errors.ts';
 import { ExportHold } from '../ack/index.ts';
 import { consolePlugin } from '../console/index.ts';
 import { ExportService } from '../export/index.ts';
-import { consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
+import { ConsoleActionRefused, consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
 import { loadMappings, type LoadedMapping } from '../mapping/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
 import { createTarget, type Target } from '../transport/index.ts';
@@ -152,6 +152,17 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
                 console: consoleLedgerOf(ledger),
                 targets,
                 encodingOf: (name) => mappingFiles.get(name)?.source.encoding,
+                retryUpload: async (exportId, actor) => {
+                  const record = await ledger.get(exportId);
+                  const mapping = record ? mappingFiles.get(record.mappingName) : undefined;
+                  if (record && !mapping)
+                    throw new ConsoleActionRefused(
+                      'conflict',
+                      `Mapping "${record.mappingName}" is not loaded any more: its on-existing policy for the upload is unknown`,
+                    );
+                  const onExisting = mapping?.onExisting ?? 'fail';
+                  return exportService.retryKept({ exportId, actor, onExisting }, consoleLedgerOf(ledger));
+                },
                 env: options.env ?? process.env,
                 logger: logger.child({ component: 'console' }),
               }),
