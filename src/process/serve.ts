@@ -87,24 +87,33 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   });
 
   const readinessTimeoutMs = options.readinessTimeoutMs ?? 5000;
+  const probe = async (check: () => Promise<void>, name: string): Promise<{ ok: boolean; error?: string }> => {
+    try {
+      await withTimeout(check(), readinessTimeoutMs, `${name} did not answer within ${readinessTimeoutMs} ms`);
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error: describeError(error) };
+    }
+  };
+  // Readiness is about this process (its ledger; its config and mappings were loaded to get here): an ERP
+  // that is down must not take every pod out of the Service, or Rossum would get the load balancer's error
+  // instead of the bridge's 503 naming the target. The targets are reported by /healthz?verbose and bridge_target_up.
+  let closing: Promise<void> | undefined;
   const readiness = async (): Promise<ReadinessReport> => {
-    const checks: ReadinessReport['checks'] = {};
-    const probe = async (name: string, check: () => Promise<void>): Promise<void> => {
-      try {
-        await withTimeout(check(), readinessTimeoutMs, `${name} did not answer within ${readinessTimeoutMs} ms`);
-        checks[name] = { ok: true };
-      } catch (error) {
-        checks[name] = { ok: false, error: describeError(error) };
-      }
-    };
-    await Promise.all([
-      probe('ledger', () => ledger.ping()),
-      ...[...targets.values()].map((target) => probe(`target:${target.name}`, () => target.check())),
-    ]);
-    for (const target of targets.values())
-      metrics.targetUp.set({ target: target.name }, checks[`target:${target.name}`]?.ok ? 1 : 0);
+    const checks: ReadinessReport['checks'] = { ledger: await probe(() => ledger.ping(), 'ledger') };
+    if (closing) checks.process = { ok: false, error: 'shutting down' };
     return { ready: Object.values(checks).every((check) => check.ok), checks };
   };
+  const checkTargets = async (): Promise<Record<string, { ok: boolean; error?: string }>> => {
+    const results = await Promise.all(
+      [...targets.values()].map(async (target) => [target.name, await probe(() => target.check(), target.name)] as const),
+    );
+    for (const [name, result] of results) metrics.targetUp.set({ target: name }, result.ok ? 1 : 0);
+    return Object.fromEntries(results);
+  };
+  metrics.watchTargets(async () => {
+    await checkTargets();
+  });
 
   if (heldMappings(config).length > 0 && !config.server.publicUrl && !config.server.trustProxy) {
     logger.warn(
@@ -131,6 +140,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     logger,
     metrics,
     readiness,
+    healthDetail: async () => ({ targets: await checkTargets() }),
     ...(heldMappings(config).length > 0
       ? {
           hold: new ExportHold({
@@ -186,7 +196,6 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     );
   });
 
-  let closing: Promise<void> | undefined;
   return {
     url,
     port,
