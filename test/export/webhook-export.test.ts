@@ -350,7 +350,7 @@ describe('operations endpoints', () => {
     expect(metrics).toContain('bridge_transfer_queue_depth');
   });
 
-  it('an unreachable target keeps the pod ready (Rossum gets the bridge's 503 naming it) and is reported by healthz and metrics', async () => {
+  it('an unreachable target keeps the pod ready (Rossum gets the 503 of the bridge naming it) and is reported by healthz and metrics', async () => {
     const base = bridge.url.replace('/webhooks/rossum', '');
     await sshd.stop();
     try {
