@@ -233,7 +233,8 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const id = Number(request.params.id);
     const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
     if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
-    const file = await readRenderedFile(record, context.targets, context.encodingOf);
+    const kept = record.remotePath === null ? await ledgerView.keptPayload(id) : undefined;
+    const file = await readRenderedFile(record, context.targets, context.encodingOf, kept);
     const decoded =
       file.kind === 'bytes' && file.bytes.length <= VIEW_LIMIT_BYTES ? decodeText(file.bytes, file.encoding) : null;
     return context.page(
@@ -249,7 +250,8 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const id = Number(request.params.id);
     const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
     if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
-    const file = await readRenderedFile(record, context.targets, context.encodingOf);
+    const kept = record.remotePath === null ? await ledgerView.keptPayload(id) : undefined;
+    const file = await readRenderedFile(record, context.targets, context.encodingOf, kept);
     if (file.kind !== 'bytes') return context.problem(request, reply, 404, 'File not available', file.reason);
     const asciiName = file.fileName.replace(/[^A-Za-z0-9._-]/g, '_');
     return reply

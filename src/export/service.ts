@@ -207,11 +207,15 @@ export class ExportService {
    */
   async retryKept(request: RetryRequest, consoleLedger: ConsoleLedger): Promise<RetryResult> {
     const { ledger, targets, logger } = this.options;
-    const key = (await ledger.get(request.exportId))?.idempotencyKey;
+    const record = await ledger.get(request.exportId);
+    const key = record?.idempotencyKey;
     if (key !== undefined && this.inflight.has(key))
       throw new ConsoleActionRefused('conflict', `Export ${request.exportId} is being uploaded right now`);
     const context = { ledger, console: consoleLedger, targets, logger, owner: this.owner, leaseMs: this.leaseMs };
-    const work = retryKeptUpload(context, request);
+    const work = retryKeptUpload(context, request).then((result) => {
+      this.count(result.reply.outcome, record?.target);
+      return result;
+    });
     if (key === undefined) return work;
     const answer = work.then(
       (result) => result.reply,

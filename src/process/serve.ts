@@ -106,7 +106,9 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   };
   const checkTargets = async (): Promise<Record<string, { ok: boolean; error?: string }>> => {
     const results = await Promise.all(
-      [...targets.values()].map(async (target) => [target.name, await probe(() => target.check(), target.name)] as const),
+      [...targets.values()].map(
+        async (target) => [target.name, await probe(() => target.check(), target.name)] as const,
+      ),
     );
     for (const [name, result] of results) metrics.targetUp.set({ target: name }, result.ok ? 1 : 0);
     return Object.fromEntries(results);

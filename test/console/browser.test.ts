@@ -242,6 +242,10 @@ describe('the console in a real browser', () => {
     const { context, page } = await newPage(1280, 900);
     try {
       await signIn(page, OPERATOR.name, OPERATOR.password);
+      // Before the retry the file is viewable from the ledger's kept copy.
+      await page.goto(`${exportUrl}/file`);
+      expect(await page.locator('.file-meta').textContent()).toContain('kept by the ledger');
+      expect(await page.locator('pre.file').textContent()).toContain('INV-810005');
       await page.goto(exportUrl);
       await shoot(page, 'export-retryable-1280');
       await page.click('#retry-upload');

@@ -155,7 +155,10 @@ describe('what the processes serve', () => {
     // --metrics-port is the alias of acks.listen: the same single server also reports readiness.
     const readyz = await get(`${acksBase}/readyz`);
     expect([200, 503]).toContain(readyz.status);
-    expect(JSON.parse(readyz.body)).toMatchObject({ ready: readyz.status === 200, rossumCredentials: expect.any(Object) });
+    expect(JSON.parse(readyz.body)).toMatchObject({
+      ready: readyz.status === 200,
+      rossumCredentials: expect.any(Object),
+    });
     expect((await get(`${acksBase}/other`)).status).toBe(404);
   });
 
