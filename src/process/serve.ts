@@ -3,7 +3,7 @@ import type { BridgeConfig } from '../config/index.ts';
 import { describeError } from '../errors.ts';
 import { ExportHold } from '../ack/index.ts';
 import { consolePlugin } from '../console/index.ts';
-import { ExportService } from '../export/index.ts';
+import { ExportService, type RetryResult } from '../export/index.ts';
 import { ConsoleActionRefused, consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
 import { loadMappings, type LoadedMapping } from '../mapping/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
@@ -164,17 +164,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
                 console: consoleLedgerOf(ledger),
                 targets,
                 encodingOf: (name) => mappingFiles.get(name)?.source.encoding,
-                retryUpload: async (exportId, actor) => {
-                  const record = await ledger.get(exportId);
-                  const mapping = record ? mappingFiles.get(record.mappingName) : undefined;
-                  if (record && !mapping)
-                    throw new ConsoleActionRefused(
-                      'conflict',
-                      `Mapping "${record.mappingName}" is not loaded any more: its on-existing policy for the upload is unknown`,
-                    );
-                  const onExisting = mapping?.onExisting ?? 'fail';
-                  return exportService.retryKept({ exportId, actor, onExisting }, consoleLedgerOf(ledger));
-                },
+                retryUpload: retryFromConsole(config, ledger, mappingFiles, exportService),
                 env: options.env ?? process.env,
                 logger: logger.child({ component: 'console' }),
               }),
@@ -233,4 +223,32 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
       timer = setTimeout(() => reject(new Error(message)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** The console's "Retry upload": the kept bytes under the mapping's name policy, unless the target needs hook credentials. */
+function retryFromConsole(
+  config: BridgeConfig,
+  ledger: Ledger,
+  mappingFiles: { get(name: string): LoadedMapping | undefined },
+  exportService: ExportService,
+): (exportId: number, actor: string) => Promise<RetryResult> {
+  return async (exportId, actor) => {
+    const record = await ledger.get(exportId);
+    const mapping = record ? mappingFiles.get(record.mappingName) : undefined;
+    if (record && !mapping)
+      throw new ConsoleActionRefused(
+        'conflict',
+        `Mapping "${record.mappingName}" is not loaded any more: its on-existing policy for the upload is unknown`,
+      );
+    const targetConfig = record ? config.targets[record.target] : undefined;
+    if (targetConfig && 'credentials' in targetConfig && targetConfig.credentials === 'hookSecrets')
+      throw new ConsoleActionRefused(
+        'conflict',
+        `Target "${record?.target}" logs in with the credentials Rossum sends in each hook call, which the bridge never stores; Rossum's next delivery retries the upload`,
+      );
+    return exportService.retryKept(
+      { exportId, actor, onExisting: mapping?.onExisting ?? 'fail' },
+      consoleLedgerOf(ledger),
+    );
+  };
 }
