@@ -232,6 +232,26 @@ export function claimOutcomes(
   });
 }
 
+/**
+ * The fence before each write to Rossum: one atomic statement extends the lease only while the outcome is
+ * still this claim's — same owner and no claim since (`attempts` counts claims, so it is the claim's
+ * generation). A lease that ran out but that nobody claimed since is still safely ours; one another process
+ * claimed (or the console handed back) is not, and the caller must not write.
+ */
+export async function renewOutcomeLease(
+  { driver, now }: LedgerContext,
+  id: number,
+  owner: string,
+  generation: number,
+  leaseMs: number,
+): Promise<boolean> {
+  const changed = await driver.run(
+    `UPDATE ack_outcomes SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND attempts = ? AND delivery = 'pending'`,
+    [now() + leaseMs, id, owner, generation],
+  );
+  return changed === 1;
+}
+
 export async function markNoteAttempted({ driver, now }: LedgerContext, id: number): Promise<void> {
   await driver.run('UPDATE ack_outcomes SET note_attempted_at = coalesce(note_attempted_at, ?) WHERE id = ?', [
     now(),
@@ -252,12 +272,15 @@ export function settleOutcome(
   id: number,
   owner: string,
   settlement: OutcomeSettlement,
+  generation?: number,
 ): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
+    const params: unknown[] = [id, owner];
+    if (generation !== undefined) params.push(generation);
     const row = await tx.get<{ export_id: number; kind: string }>(
-      `SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?${driver.dialect.forUpdate}`,
-      [id, owner],
+      `SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?${generation === undefined ? '' : ' AND attempts = ?'}${driver.dialect.forUpdate}`,
+      params,
     );
     if (!row) throw lostOutcomeLease(id);
     if (settlement.delivery === 'retry') {

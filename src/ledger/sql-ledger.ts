@@ -111,8 +111,12 @@ export class SqlLedger implements Ledger {
     return acks.claimOutcomes(this.context, owner, leaseMs, limit);
   }
 
-  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
-    return acks.settleOutcome(this.context, id, owner, settlement);
+  renewOutcomeLease(id: number, owner: string, generation: number, leaseMs: number): Promise<boolean> {
+    return acks.renewOutcomeLease(this.context, id, owner, generation, leaseMs);
+  }
+
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement, generation?: number): Promise<void> {
+    return acks.settleOutcome(this.context, id, owner, settlement, generation);
   }
 
   outcomes(exportId: number): Promise<AckOutcome[]> {

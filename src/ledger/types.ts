@@ -256,6 +256,7 @@ export interface AckOutcome {
   kind: AckOutcomeKind;
   detail: AckOutcomeDetail;
   delivery: AckDelivery;
+  /** Claims so far; each claim adds one, so it is also the claim's generation (the fencing token). */
   attempts: number;
   nextAttemptAt: number;
   createdAt: number;
@@ -325,7 +326,14 @@ export interface Ledger {
   expireAcks(limit?: number, targets?: readonly string[]): Promise<AckOutcome[]>;
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */
   claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
-  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;
+  /**
+   * Fencing, right before each write to Rossum: extends the lease of this claim (`generation` = the
+   * outcome's `attempts` when it was claimed) in one atomic statement; false when another process (or the
+   * console) took the outcome over, and then the caller must not write.
+   */
+  renewOutcomeLease(id: number, owner: string, generation: number, leaseMs: number): Promise<boolean>;
+  /** Throws `LEDGER_LEASE_LOST` when the outcome is no longer this owner's (this claim's, with `generation`). */
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement, generation?: number): Promise<void>;
   /** Notes that a delivery is about to post the outcome's note (a retry then looks for it before posting again). */
   markNoteAttempted(id: number): Promise<void>;
   /** Every pending outcome becomes due now (e.g. after new Rossum credentials); returns how many. */

@@ -22,6 +22,7 @@ export class BridgeMetrics {
   readonly ackToRossumSeconds: Histogram<never>;
   readonly rossumCredentialsRefused: Gauge<never>;
   readonly ackLeftAlone: Counter<'status'>;
+  readonly ackLeaseLost: Counter<'at'>;
   readonly targetUp: Gauge<'target'>;
   private readonly pools = new Map<string, () => PoolGauges>();
   private outcomeBacklog: (() => Promise<Record<string, number>>) | undefined;
@@ -84,6 +85,12 @@ export class BridgeMetrics {
       registers: [this.registry],
     });
     const targetCheck = (): (() => Promise<void>) | undefined => this.targetCheck;
+    this.ackLeaseLost = new Counter({
+      name: 'bridge_ack_lease_lost_total',
+      help: 'Outcomes another acks process took over while this one held them (its lease ran out): dropped unwritten before a write to Rossum (`before_write`) or after the last one (`at_settle`)',
+      labelNames: ['at'],
+      registers: [this.registry],
+    });
     this.targetUp = new Gauge({
       name: 'bridge_target_up',
       help: 'Whether the target answered its last check (1) or not (0): at every scrape (and /healthz?verbose) of serve, every ack folder listing of acks',
