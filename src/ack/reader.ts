@@ -90,6 +90,12 @@ export class AckReader {
       chosen ??= candidate;
     }
     const { input, unmatched } = chosen as { input: AckFileInput; unmatched: string[] };
+    if (bytes !== EMPTY) {
+      // Kept (its first 64 kB) so the console can show what the ERP wrote, in the encoding it was read in.
+      input.content = bytes;
+      input.contentEncoding =
+        handlers.find((handler) => handler.convention.kind === input.convention)?.convention.encoding ?? 'utf-8';
+    }
     const key = `${source.name}\u0000${file.path}`;
     // The ERP can answer a file before the ledger knows it arrived (the process died after the rename, or a
     // stalled rename went through after we gave up): wait for the upload to be confirmed, not unmatched/.

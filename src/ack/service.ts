@@ -6,6 +6,7 @@ import type { Ledger, RecordAckResult } from '../ledger/index.ts';
 import type { BridgeMetrics, Logger } from '../observability/index.ts';
 import type { RossumApiConfig } from '../rossum/index.ts';
 import type { Target, TargetConfig } from '../transport/index.ts';
+import { AbortFanout } from './abort-fanout.ts';
 import { archiveAcks } from './archive.ts';
 import type { AcksConfig } from './config.ts';
 import type { ReadyFile } from './discovery.ts';
@@ -66,6 +67,8 @@ export class AckService {
   private readonly inFlight = new Set<string>();
   /** Aborted on stop: reads in progress are abandoned (the files stay and are read at the next start). */
   private readonly stopSignal = new AbortController();
+  /** Each read gets its own signal off `stopSignal`: one listener on it, not one per concurrent read. */
+  private readonly readSignals = new AbortFanout(this.stopSignal.signal);
   private readonly now: () => number;
   private readonly startedAt: number;
   private timer: NodeJS.Timeout | undefined;
@@ -292,7 +295,7 @@ export class AckService {
       await new PQueue({ concurrency: acks.concurrency }).addAll(
         mine.map((file) => async () => {
           try {
-            const ready = await this.reader.prepare(source, file, this.stopSignal.signal);
+            const ready = await this.readSignals.run((signal) => this.reader.prepare(source, file, signal));
             if (ready) prepared.push(ready);
           } catch (error) {
             // A file that fails for good (say, unreadable permissions) must not hold deadline verdicts back forever.

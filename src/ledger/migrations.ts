@@ -166,6 +166,23 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   ALTER TABLE ack_outcomes ADD COLUMN result TEXT;
   ALTER TABLE ack_outcomes ADD COLUMN note_attempted_at ${t.big};
   `,
+    // 8 and 9 belong to branches merged separately (the numbers were agreed before merging); empty until then.
+    '-- 8: reserved',
+    '-- 9: reserved',
+    // 10: what the console shows and retries — the rendered bytes of an export whose upload failed transiently
+    // (kept only while it is retryable, so a retry uploads exactly the bytes whose sha256 the ledger recorded),
+    // and the content of each ack file as it was read (its first bytes; content_bytes is the whole size).
+    `
+  CREATE TABLE export_payloads (
+    export_id ${t.big} PRIMARY KEY REFERENCES exports (id),
+    sha256 TEXT NOT NULL,
+    content ${t.blob} NOT NULL,
+    kept_at ${t.big} NOT NULL
+  );
+  ALTER TABLE ack_files ADD COLUMN content ${t.blob};
+  ALTER TABLE ack_files ADD COLUMN content_bytes ${t.big};
+  ALTER TABLE ack_files ADD COLUMN content_encoding TEXT;
+  `,
   ];
 }
 

@@ -12,6 +12,7 @@ import type {
   ClaimResult,
   ExportFilter,
   ExportRecord,
+  FailureInput,
   HoldState,
   Ledger,
   LedgerEvent,
@@ -42,11 +43,7 @@ export class SqlLedger implements Ledger {
     return exports.complete(this.context, id, owner, result);
   }
 
-  fail(
-    id: number,
-    owner: string,
-    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
-  ): Promise<void> {
+  fail(id: number, owner: string, failure: FailureInput): Promise<void> {
     return exports.fail(this.context, id, owner, failure);
   }
 
@@ -114,8 +111,12 @@ export class SqlLedger implements Ledger {
     return acks.claimOutcomes(this.context, owner, leaseMs, limit);
   }
 
-  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
-    return acks.settleOutcome(this.context, id, owner, settlement);
+  renewOutcomeLease(id: number, owner: string, generation: number, leaseMs: number): Promise<boolean> {
+    return acks.renewOutcomeLease(this.context, id, owner, generation, leaseMs);
+  }
+
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement, generation?: number): Promise<void> {
+    return acks.settleOutcome(this.context, id, owner, settlement, generation);
   }
 
   outcomes(exportId: number): Promise<AckOutcome[]> {

@@ -93,6 +93,30 @@ export function stateOf(record: Pick<ExportRecord, 'status' | 'ackState'>): Expo
   return record.ackState ?? record.status;
 }
 
+/** The rendered bytes kept after a transient upload failure, with the sha256 they were checked against when kept. */
+export interface KeptPayload {
+  sha256: string;
+  content: Buffer;
+  keptAt: number;
+}
+
+export interface AckFileContent {
+  content: Buffer;
+  /** The whole file's size; more than `content.length` when the stored copy was cut. */
+  totalBytes: number;
+  truncated: boolean;
+  encoding: string | null;
+}
+
+export interface FailureInput {
+  code: string;
+  message: string;
+  permanent: boolean;
+  reply: StoredReply;
+  /** The rendered bytes, kept for an operator's retry after a transient failure (ignored for a permanent one). */
+  keep?: Uint8Array;
+}
+
 export interface ClaimInput {
   idempotencyKey: string;
   annotationId: number;
@@ -188,6 +212,10 @@ export interface AckFileInput {
   error?: string | null;
   /** When the file was first seen (for the "landed → Rossum told" delay). */
   landedAt?: number;
+  /** The bytes as read (absent when the file was not read); the ledger keeps the first 64 kB for the console. */
+  content?: Uint8Array;
+  /** The encoding the convention read it in, to show it as text. */
+  contentEncoding?: string;
   entries: AckEntryInput[];
 }
 
@@ -228,6 +256,7 @@ export interface AckOutcome {
   kind: AckOutcomeKind;
   detail: AckOutcomeDetail;
   delivery: AckDelivery;
+  /** Claims so far; each claim adds one, so it is also the claim's generation (the fencing token). */
   attempts: number;
   nextAttemptAt: number;
   createdAt: number;
@@ -270,11 +299,8 @@ export interface Ledger {
   readonly kind: 'sqlite' | 'postgres';
   claim(input: ClaimInput): Promise<ClaimResult>;
   complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
-  fail(
-    id: number,
-    owner: string,
-    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
-  ): Promise<void>;
+  /** A transient failure keeps `failure.keep` (when they hash to the recorded sha256) for a console retry; a permanent one frees them. */
+  fail(id: number, owner: string, failure: FailureInput): Promise<void>;
   get(id: number): Promise<ExportRecord | undefined>;
   list(filter?: ExportFilter): Promise<ExportRecord[]>;
   events(exportId: number): Promise<LedgerEvent[]>;
@@ -300,7 +326,14 @@ export interface Ledger {
   expireAcks(limit?: number, targets?: readonly string[]): Promise<AckOutcome[]>;
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */
   claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
-  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;
+  /**
+   * Fencing, right before each write to Rossum: extends the lease of this claim (`generation` = the
+   * outcome's `attempts` when it was claimed) in one atomic statement; false when another process (or the
+   * console) took the outcome over, and then the caller must not write.
+   */
+  renewOutcomeLease(id: number, owner: string, generation: number, leaseMs: number): Promise<boolean>;
+  /** Throws `LEDGER_LEASE_LOST` when the outcome is no longer this owner's (this claim's, with `generation`). */
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement, generation?: number): Promise<void>;
   /** Notes that a delivery is about to post the outcome's note (a retry then looks for it before posting again). */
   markNoteAttempted(id: number): Promise<void>;
   /** Every pending outcome becomes due now (e.g. after new Rossum credentials); returns how many. */
