@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isBridgeError } from '../errors.ts';
 import { nameParts, type AckEntryInput, type AckFileInput, type ExportRecord, type Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { OperationOptions } from '../transport/index.ts';
+import type { ReadOptions } from '../transport/index.ts';
 import type { AcksConfig } from './config.ts';
 import { AckParseError, type AckReference, type ParsedAckEntry } from './conventions.ts';
 import type { ReadyFile } from './discovery.ts';
@@ -56,9 +56,11 @@ export class AckReader {
       if (file.size > maxFileBytes)
         return this.refuse(source, handlers, file, this.tooLargeReason(file, file.size), file.size);
       try {
-        const readOptions: OperationOptions & { maxBytes: number } = {
+        const readOptions: ReadOptions = {
           maxBytes: maxFileBytes,
           ...(signal ? { signal } : {}),
+          // What the listing saw spares the read its own look (a round trip per file over a WAN link).
+          ...(file.identity ? { seen: { size: file.size, mtimeMs: file.mtimeMs, identity: file.identity } } : {}),
         };
         bytes = await source.target.readFile(file.path, readOptions);
       } catch (error) {
@@ -90,6 +92,12 @@ export class AckReader {
       chosen ??= candidate;
     }
     const { input, unmatched } = chosen as { input: AckFileInput; unmatched: string[] };
+    if (bytes !== EMPTY) {
+      // Kept (its first 64 kB) so the console can show what the ERP wrote, in the encoding it was read in.
+      input.content = bytes;
+      input.contentEncoding =
+        handlers.find((handler) => handler.convention.kind === input.convention)?.convention.encoding ?? 'utf-8';
+    }
     const key = `${source.name}\u0000${file.path}`;
     // The ERP can answer a file before the ledger knows it arrived (the process died after the rename, or a
     // stalled rename went through after we gave up): wait for the upload to be confirmed, not unmatched/.

@@ -1,5 +1,12 @@
 /** The export pipeline below HTTP: route → render → claim → upload → answer. */
-export { ExportService, ownerIsGone, type ExportServiceOptions, type HandleOptions } from './service.ts';
+export {
+  ExportService,
+  KEEP_FOR_RETRY_MAX_BYTES,
+  ownerIsGone,
+  type ExportServiceOptions,
+  type HandleOptions,
+} from './service.ts';
+export type { RetryRequest, RetryResult } from './retry.ts';
 export {
   prepareExport,
   prepareOrRefuse,

@@ -78,6 +78,9 @@ export function recordAcks(
   });
 }
 
+/** The console shows an ack file as it was read; beyond this the stored copy is cut (and says so). */
+export const ACK_CONTENT_KEPT_BYTES = 64 * 1024;
+
 async function recordOneAck(
   tx: Queries,
   forUpdate: string,
@@ -85,9 +88,20 @@ async function recordOneAck(
   input: AckFileInput,
 ): Promise<RecordAckResult> {
   const inserted = await tx.get<{ id: number }>(
-    `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
-    [input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now],
+    `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at, content, content_bytes, content_encoding)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
+    [
+      input.source,
+      input.fileName,
+      input.sha256,
+      input.convention,
+      input.disposition,
+      input.error ?? null,
+      now,
+      input.content ? Buffer.from(input.content.subarray(0, ACK_CONTENT_KEPT_BYTES)) : null,
+      input.content ? input.content.length : null,
+      input.content ? (input.contentEncoding ?? null) : null,
+    ],
   );
   if (!inserted) {
     const existing = (await tx.get<{ id: number }>(

@@ -12,6 +12,7 @@ export type {
   LedgerEvent,
   ExportFilter,
   SequenceRequest,
+  FailureInput,
 } from './types.ts';
 export type {
   AckState,
@@ -107,3 +108,4 @@ export type {
   ConsoleAction,
   ConsoleOverview,
 } from './console-operations.ts';
+export type { KeptPayload, AckFileContent } from './types.ts';

@@ -211,6 +211,20 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   CREATE INDEX batch_entries_key ON batch_entries (idempotency_key);
   ALTER TABLE exports ADD COLUMN batch_id ${t.big};
   CREATE INDEX exports_batch ON exports (batch_id) WHERE batch_id IS NOT NULL;
+    `,
+    // 9: what the console shows and retries — the rendered bytes of an export whose upload failed transiently
+    // (kept only while it is retryable, so a retry uploads exactly the bytes whose sha256 the ledger recorded),
+    // and the content of each ack file as it was read (its first bytes; content_bytes is the whole size).
+    `
+  CREATE TABLE export_payloads (
+    export_id ${t.big} PRIMARY KEY REFERENCES exports (id),
+    sha256 TEXT NOT NULL,
+    content ${t.blob} NOT NULL,
+    kept_at ${t.big} NOT NULL
+  );
+  ALTER TABLE ack_files ADD COLUMN content ${t.blob};
+  ALTER TABLE ack_files ADD COLUMN content_bytes ${t.big};
+  ALTER TABLE ack_files ADD COLUMN content_encoding TEXT;
   `,
   ];
 }

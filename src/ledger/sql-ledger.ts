@@ -14,6 +14,7 @@ import type {
   ClaimResult,
   ExportFilter,
   ExportRecord,
+  FailureInput,
   HoldState,
   Ledger,
   LedgerEvent,
@@ -44,11 +45,7 @@ export class SqlLedger implements Ledger {
     return exports.complete(this.context, id, owner, result);
   }
 
-  fail(
-    id: number,
-    owner: string,
-    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
-  ): Promise<void> {
+  fail(id: number, owner: string, failure: FailureInput): Promise<void> {
     return exports.fail(this.context, id, owner, failure);
   }
 

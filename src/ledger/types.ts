@@ -95,6 +95,30 @@ export function stateOf(record: Pick<ExportRecord, 'status' | 'ackState'>): Expo
   return record.ackState ?? record.status;
 }
 
+/** The rendered bytes kept after a transient upload failure, with the sha256 they were checked against when kept. */
+export interface KeptPayload {
+  sha256: string;
+  content: Buffer;
+  keptAt: number;
+}
+
+export interface AckFileContent {
+  content: Buffer;
+  /** The whole file's size; more than `content.length` when the stored copy was cut. */
+  totalBytes: number;
+  truncated: boolean;
+  encoding: string | null;
+}
+
+export interface FailureInput {
+  code: string;
+  message: string;
+  permanent: boolean;
+  reply: StoredReply;
+  /** The rendered bytes, kept for an operator's retry after a transient failure (ignored for a permanent one). */
+  keep?: Uint8Array;
+}
+
 export interface ClaimInput {
   idempotencyKey: string;
   annotationId: number;
@@ -190,6 +214,10 @@ export interface AckFileInput {
   error?: string | null;
   /** When the file was first seen (for the "landed → Rossum told" delay). */
   landedAt?: number;
+  /** The bytes as read (absent when the file was not read); the ledger keeps the first 64 kB for the console. */
+  content?: Uint8Array;
+  /** The encoding the convention read it in, to show it as text. */
+  contentEncoding?: string;
   entries: AckEntryInput[];
 }
 
@@ -273,11 +301,8 @@ export interface Ledger {
   readonly kind: 'sqlite' | 'postgres';
   claim(input: ClaimInput): Promise<ClaimResult>;
   complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
-  fail(
-    id: number,
-    owner: string,
-    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
-  ): Promise<void>;
+  /** A transient failure keeps `failure.keep` (when they hash to the recorded sha256) for a console retry; a permanent one frees them. */
+  fail(id: number, owner: string, failure: FailureInput): Promise<void>;
   get(id: number): Promise<ExportRecord | undefined>;
   list(filter?: ExportFilter): Promise<ExportRecord[]>;
   events(exportId: number): Promise<LedgerEvent[]>;

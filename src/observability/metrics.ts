@@ -26,6 +26,7 @@ export class BridgeMetrics {
   readonly targetUp: Gauge<'target'>;
   private readonly pools = new Map<string, () => PoolGauges>();
   private outcomeBacklog: (() => Promise<Record<string, number>>) | undefined;
+  private targetCheck: (() => Promise<void>) | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'bridge_process_' });
@@ -83,6 +84,7 @@ export class BridgeMetrics {
       labelNames: ['status'],
       registers: [this.registry],
     });
+    const targetCheck = (): (() => Promise<void>) | undefined => this.targetCheck;
     this.ackLeaseLost = new Counter({
       name: 'bridge_ack_lease_lost_total',
       help: 'Outcomes another acks process took over while this one held them (its lease ran out): dropped unwritten before a write to Rossum (`before_write`) or after the last one (`at_settle`)',
@@ -91,9 +93,12 @@ export class BridgeMetrics {
     });
     this.targetUp = new Gauge({
       name: 'bridge_target_up',
-      help: 'Whether the target answered its last check (1) or not (0): every /readyz probe of serve, every ack folder listing of acks',
+      help: 'Whether the target answered its last check (1) or not (0): at every scrape (and /healthz?verbose) of serve, every ack folder listing of acks',
       labelNames: ['target'],
       registers: [this.registry],
+      async collect() {
+        await targetCheck()?.();
+      },
     });
     const backlog = (): (() => Promise<Record<string, number>>) | undefined => this.outcomeBacklog;
     new Gauge({
@@ -138,6 +143,11 @@ export class BridgeMetrics {
 
   watchPool(target: string, stats: () => PoolGauges): void {
     this.pools.set(target, stats);
+  }
+
+  /** Run at every scrape: checks the targets and sets `targetUp` (serve, whose readiness no longer does). */
+  watchTargets(check: () => Promise<void>): void {
+    this.targetCheck = check;
   }
 
   /** Read at every scrape (one grouped count in the ledger). */
