@@ -82,6 +82,15 @@ describe('batches (real sshd, webhook in process)', () => {
     expect(documents).toEqual([...Array(3).fill('"B-1-NEW"'), ...Array(3).fill('"B-2"'), ...Array(3).fill('"B-3"')]);
 
     const ledger = bridge.bridge.ledger;
+    // The file is renamed into place before the ledger records the batch as sent.
+    await waitUntil(
+      async () => {
+        const listed = await ledger.list({ mappingName: 'count-csv' });
+        return listed.length === 3 && listed.every((e) => e.status === 'uploaded');
+      },
+      20_000,
+      'the batch recorded as sent',
+    );
     const exports = await ledger.list({ mappingName: 'count-csv' });
     expect(exports.map((e) => [e.annotationId, e.status, e.remotePath, e.documentRef])).toEqual([
       [810_001, 'uploaded', fileName, 'B-1-NEW'],
