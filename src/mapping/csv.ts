@@ -134,13 +134,20 @@ function cell(
   return { auto: value };
 }
 
-export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, finalNewline: boolean): string {
+/** `parts`: a batch writes its header once (`records: false`) and each document's records without it (`header: false`). */
+export function renderCsv(
+  csv: CompiledCsv,
+  emitter: Emitter,
+  eol: string,
+  finalNewline: boolean,
+  parts: { header: boolean; records: boolean } = { header: csv.config.header, records: true },
+): string {
   const { config, columns } = csv;
   const scope = newScope(emitter.doc);
-  const rows = csvRows(csv, emitter.doc);
+  const rows = parts.records ? csvRows(csv, emitter.doc) : [];
   emitter.doc.recordCount = rows.length;
   const records: Array<Array<string | AutoCell>> = [];
-  if (config.header) {
+  if (parts.header) {
     records.push(
       columns.map((column) => {
         const at = `header "${column.name}"`;

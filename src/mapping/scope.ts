@@ -74,6 +74,8 @@ export interface CompileEnv {
   uses: DatapointUse[];
   /** Metadata keys the mapping reads anywhere (values, conditions, file name). */
   metaRead?: Set<string>;
+  /** Set in a batch mapping: the names of its `batch.totals` (and `{batch}` is the batch number in templates). */
+  batchTotals?: ReadonlySet<string>;
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
 }
 

@@ -64,9 +64,36 @@ function metaValue(scope: Scope, key: string): string | undefined {
       return scope.doc.mappingVersion;
     case 'record_count':
       return String(scope.doc.recordCount);
+    case 'batch':
+    case 'batch_documents':
+    case 'batch_records':
+    case 'batch_opened_at':
+    case 'batch_closed_at':
+      return batchText(scope, key);
     default:
-      return undefined;
+      return key.startsWith(BATCH_TOTAL) ? batchText(scope, key) : undefined;
   }
+}
+
+/** `meta.batch_total.NAME` reads the sum of the `batch.totals` value NAME over the batch. */
+const BATCH_TOTAL = 'batch_total.';
+
+function batchText(scope: Scope, key: string): string {
+  const batch = scope.doc.context.batch;
+  if (!batch)
+    throw mappingError(
+      'MAPPING_INVALID',
+      `${scope.at}: meta.${key} is known only for the batch as a whole (file name, batch.header, batch.trailer), not in a document's own records.`,
+    );
+  if (key.startsWith(BATCH_TOTAL)) return batch.totals[key.slice(BATCH_TOTAL.length)] ?? '0';
+  const values: Record<string, string> = {
+    batch: String(batch.number),
+    batch_documents: String(batch.documents),
+    batch_records: String(batch.records),
+    batch_opened_at: batch.openedAt,
+    batch_closed_at: batch.closedAt,
+  };
+  return values[key] ?? '';
 }
 
 /** `{seq}` / `{seq:8}`: the number the ledger allocated for this export, zero-padded to `width` digits. */
@@ -198,7 +225,17 @@ export function compileSource(
     }
     case 'meta': {
       const name = String(arg);
-      if (!(name in META_KEYS))
+      if (name.startsWith(BATCH_TOTAL)) {
+        const total = name.slice(BATCH_TOTAL.length);
+        if (!env.batchTotals?.has(total))
+          env.problem(
+            path,
+            `"${name}" reads a batch total that batch.totals does not declare`,
+            env.batchTotals
+              ? `declared: ${[...env.batchTotals].join(', ') || 'none'}`
+              : 'only batch mappings have totals',
+          );
+      } else if (!(name in META_KEYS))
         env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
       env.metaRead?.add(name);
       return (scope) => metaValue(scope, name);
@@ -332,6 +369,14 @@ function compileTemplateParts(
       env.metaRead?.add('seq');
       const width = Number(sequence[1] ?? 0);
       parts.push((scope) => sequenceText(scope, width));
+      i = end;
+      continue;
+    }
+    const batch = env.batchTotals ? /^batch(?::(\d{1,2}))?$/.exec(ref) : null;
+    if (batch) {
+      env.metaRead?.add('batch');
+      const width = Number(batch[1] ?? 0);
+      parts.push((scope) => batchText(scope, 'batch').padStart(width, '0'));
       i = end;
       continue;
     }

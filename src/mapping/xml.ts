@@ -180,7 +180,28 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
   return { config, root: compileNode(config.root, ['xml', 'root'], '', env) };
 }
 
-export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, declarationEncoding: string): string {
+/** The namespace declarations of the root (a batch declares them on its own root instead). */
+export function namespaceAttributesOf(xml: CompiledXml): string {
+  return Object.entries(xml.config.namespaces ?? {})
+    .map(([prefix, uri]) => ` ${prefix === '' ? 'xmlns' : `xmlns:${prefix}`}="${escapeAttribute(uri)}"`)
+    .join('');
+}
+
+export function xmlDeclaration(xml: CompiledXml, eol: string, declarationEncoding: string): string {
+  const { config } = xml;
+  if (!config.declaration) return '';
+  const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
+  return `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
+}
+
+/** `asBatchEntry`: the root element alone, one level deep, for a batch root to hold (no declaration, no namespaces). */
+export function renderXml(
+  xml: CompiledXml,
+  emitter: Emitter,
+  eol: string,
+  declarationEncoding: string,
+  asBatchEntry = false,
+): string {
   const { config } = xml;
   const pretty = config.pretty;
   const separator = pretty ? eol : '';
@@ -191,17 +212,11 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
     return indent;
   };
   const scope = newScope(emitter.doc);
-  const namespaceAttributes = Object.entries(config.namespaces ?? {})
-    .map(([prefix, uri]) => ` ${prefix === '' ? 'xmlns' : `xmlns:${prefix}`}="${escapeAttribute(uri)}"`)
-    .join('');
+  const namespaceAttributes = asBatchEntry ? '' : namespaceAttributesOf(xml);
 
   // One growing string, written in document order: an element whose children all turn out empty is taken
   // back by returning to the text before it (strings are immutable, so that costs nothing).
-  let out = '';
-  if (config.declaration) {
-    const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
-    out += `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
-  }
+  let out = asBatchEntry ? '' : xmlDeclaration(xml, eol, declarationEncoding);
 
   /** Appends the element; false (nothing appended) when it is left out. */
   const renderOne = (node: CompiledNode, depth: number, at: string, extraAttributes: string): boolean => {
@@ -273,7 +288,7 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
 
   renderOne(
     { ...xml.root, empty: xml.root.empty === 'omit' ? 'self_closing' : xml.root.empty },
-    0,
+    asBatchEntry ? 1 : 0,
     xml.root.name,
     namespaceAttributes,
   );
