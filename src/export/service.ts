@@ -1,14 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { describeError, isBridgeError } from '../errors.ts';
-import type { Ledger, ExportRecord } from '../ledger/index.ts';
+import { ConsoleActionRefused, type ConsoleLedger, type Ledger, type ExportRecord } from '../ledger/index.ts';
 import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
 import type { OperationOptions, Target } from '../transport/index.ts';
 import type { ExportPreparation, PreparedExport } from './prepare.ts';
+import { collectIntoBatch } from './batches.ts';
 import { documentPath, placeDocument, type DocumentFetchSettings } from './document.ts';
 import { numberExport } from './numbering.ts';
 import { findOnServer, reconcileWithServer } from './server-check.ts';
-import { ownerIsGone, sleep } from './owners.ts';
+import { ownerIsGone } from './owners.ts';
+import { retryKeptUpload, type RetryRequest, type RetryResult } from './retry.ts';
+import { waitForOther } from './waiting.ts';
 import {
   codeOf,
   errorReply,
@@ -21,6 +24,9 @@ import {
 } from './replies.ts';
 
 export { ownerIsGone } from './owners.ts';
+
+/** A transiently failed export keeps its rendered file in the ledger up to this size, for an operator's retry. */
+export const KEEP_FOR_RETRY_MAX_BYTES = 4 * 1024 * 1024;
 
 export type { ExportReply, RossumMessage } from './replies.ts';
 export type { ExportPreparation, PreparedExport } from './prepare.ts';
@@ -36,6 +42,8 @@ export interface ExportServiceOptions {
   duplicatePollMs?: number;
   /** Where and how the original documents of `document:` mappings are fetched. */
   documents?: DocumentFetchSettings;
+  /** A document filled its batch: the sender should look for due batches now. */
+  onBatchClosed?: () => void;
 }
 
 export interface HandleOptions {
@@ -196,6 +204,30 @@ export class ExportService {
     }
   }
 
+  /**
+   * An operator's retry of a transient failure (retry.ts), under this process's lease owner and in-flight
+   * guard: a delivery of the same export arriving meanwhile waits for it instead of racing it.
+   */
+  async retryKept(request: RetryRequest, consoleLedger: ConsoleLedger): Promise<RetryResult> {
+    const { ledger, targets, logger } = this.options;
+    const record = await ledger.get(request.exportId);
+    const key = record?.idempotencyKey;
+    if (key !== undefined && this.inflight.has(key))
+      throw new ConsoleActionRefused('conflict', `Export ${request.exportId} is being uploaded right now`);
+    const context = { ledger, console: consoleLedger, targets, logger, owner: this.owner, leaseMs: this.leaseMs };
+    const work = retryKeptUpload(context, request).then((result) => {
+      this.count(result.reply.outcome, record?.target);
+      return result;
+    });
+    if (key === undefined) return work;
+    const answer = work.then(
+      (result) => result.reply,
+      () => transientReply(`Export ${request.exportId} is being retried from the console; Rossum will retry`),
+    );
+    this.inflight.set(key, answer);
+    return work.finally(() => this.inflight.delete(key));
+  }
+
   /** Exports a prepared delivery (or answers its refusal): claim → upload → record → answer. */
   async handle(preparation: ExportPreparation, options: HandleOptions = {}): Promise<ExportReply> {
     const started = performance.now();
@@ -222,6 +254,12 @@ export class ExportService {
     }
     const prepared: Prepared = { ...preparation.prepared, target };
     const log = logger.child({ annotationId: prepared.annotationId, requestId: prepared.requestId });
+    if (prepared.batch) {
+      const batch = { ...prepared, batch: prepared.batch };
+      const reply = await collectIntoBatch(batch, target, this.options.ledger, log, this.options.onBatchClosed);
+      this.count(reply.outcome, target.name);
+      return reply;
+    }
 
     const existing = this.inflight.get(prepared.idempotencyKey);
     if (existing) {
@@ -293,7 +331,7 @@ export class ExportService {
         { exportId: claim.record.id },
         'duplicate delivery: another worker is uploading, waiting for its answer',
       );
-      return this.waitForOther(claim.record.id, prepared, options.signal);
+      return waitForOther(ledger, claim.record.id, prepared.target.description, this.duplicatePollMs, options.signal);
     }
 
     const record = claim.record;
@@ -374,6 +412,8 @@ export class ExportService {
           message: describeError(error),
           permanent,
           reply: stored(reply),
+          // For the console's retry: exactly these bytes, never a re-render (bounded: the ledger is no file store).
+          ...(prepared.file.bytes.length <= KEEP_FOR_RETRY_MAX_BYTES ? { keep: prepared.file.bytes } : {}),
         });
       } catch (ledgerError) {
         log.error(
@@ -402,29 +442,6 @@ export class ExportService {
     } catch (error) {
       log.warn({ exportId, err: describeError(error) }, 'could not remove temporary files of an earlier attempt');
     }
-  }
-
-  private async waitForOther(
-    exportId: number,
-    prepared: Prepared,
-    signal: AbortSignal | undefined,
-  ): Promise<ExportReply> {
-    for (;;) {
-      if (signal?.aborted) break;
-      await sleep(this.duplicatePollMs, signal);
-      const record = await this.options.ledger.get(exportId);
-      if (!record) break;
-      if (record.status === 'uploaded' || record.status === 'failed') return replayed(record);
-      if (record.status === 'retryable') {
-        return transientReply(
-          `The first delivery of this export to ${prepared.target.description} failed: ${record.error ?? 'unknown error'}`,
-        );
-      }
-      if (record.status === 'uploading' && record.leaseExpiresAt !== null && record.leaseExpiresAt < Date.now()) break;
-    }
-    return transientReply(
-      `Export to ${prepared.target.description} is still in progress (another delivery is uploading it); Rossum will retry and get its result`,
-    );
   }
 
   private count(outcome: ExportOutcome, target: string | undefined): void {

@@ -4,7 +4,15 @@ import { compileCondition } from './conditions.ts';
 import { mappingError } from './errors.ts';
 import { Decimal, parseDecimal, plain } from './format.ts';
 import { META_KEYS, type SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
-import { datapointIdOf, docVarsOf, type CompileEnv, type CompiledValue, type Path, type Scope } from './scope.ts';
+import {
+  datapointIdOf,
+  docVarsOf,
+  type CompileEnv,
+  type CompiledValue,
+  type Path,
+  type RowScope,
+  type Scope,
+} from './scope.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
@@ -15,9 +23,11 @@ function datapointText(dp: Datapoint, use: 'normalized' | 'value' | undefined): 
   return dp.normalizedValue ?? dp.value;
 }
 
-function touch(scope: Scope, dp: Datapoint, owner: string): void {
+function touch(scope: Scope, dp: Datapoint, row: RowScope | undefined): void {
   scope.datapoint = dp;
-  scope.doc.touched?.push(`${owner}${dp.schemaId} (datapoint ${dp.id})`);
+  // The label is built only when explaining: a render reads every row's datapoints and never shows it.
+  const touched = scope.doc.touched;
+  if (touched !== null) touched.push(`${row ? `${row.label}: ` : ''}${dp.schemaId} (datapoint ${dp.id})`);
 }
 
 function metaValue(scope: Scope, key: string): string | undefined {
@@ -54,9 +64,36 @@ function metaValue(scope: Scope, key: string): string | undefined {
       return scope.doc.mappingVersion;
     case 'record_count':
       return String(scope.doc.recordCount);
+    case 'batch':
+    case 'batch_documents':
+    case 'batch_records':
+    case 'batch_opened_at':
+    case 'batch_closed_at':
+      return batchText(scope, key);
     default:
-      return undefined;
+      return key.startsWith(BATCH_TOTAL) ? batchText(scope, key) : undefined;
   }
+}
+
+/** `meta.batch_total.NAME` reads the sum of the `batch.totals` value NAME over the batch. */
+const BATCH_TOTAL = 'batch_total.';
+
+function batchText(scope: Scope, key: string): string {
+  const batch = scope.doc.context.batch;
+  if (!batch)
+    throw mappingError(
+      'MAPPING_INVALID',
+      `${scope.at}: meta.${key} is known only for the batch as a whole (file name, batch.header, batch.trailer), not in a document's own records.`,
+    );
+  if (key.startsWith(BATCH_TOTAL)) return batch.totals[key.slice(BATCH_TOTAL.length)] ?? '0';
+  const values: Record<string, string> = {
+    batch: String(batch.number),
+    batch_documents: String(batch.documents),
+    batch_records: String(batch.records),
+    batch_opened_at: batch.openedAt,
+    batch_closed_at: batch.closedAt,
+  };
+  return values[key] ?? '';
 }
 
 /** `{seq}` / `{seq:8}`: the number the ledger allocated for this export, zero-padded to `width` digits. */
@@ -82,30 +119,36 @@ function routeValue(scope: Scope, key: string): string | undefined {
 function varValue(scope: Scope, name: string): string | undefined {
   const row = scope.row;
   const rowVar = row?.table.vars.get(name);
-  if (row && rowVar) return memo(scope, row.vars, `${row.label}/${name}`, name, rowVar);
+  if (row && rowVar) {
+    // Each row has its own cache, so the name is key enough; the label only tells rows apart while evaluating.
+    if (row.vars.has(name)) return row.vars.get(name);
+    return memo(scope, row.vars, name, `${row.label}/${name}`, name, rowVar);
+  }
   const docVar = docVarsOf(scope.doc)?.get(name);
   if (!docVar) return undefined;
-  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, docVar);
+  if (scope.doc.vars.has(name)) return scope.doc.vars.get(name);
+  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, name, docVar);
 }
 
 function memo(
   scope: Scope,
   cache: Map<string, string | undefined>,
   key: string,
+  evaluatingKey: string,
   name: string,
   value: CompiledValue,
 ): string | undefined {
   if (cache.has(key)) return cache.get(key);
-  if (scope.doc.evaluating.has(key))
+  if (scope.doc.evaluating.has(evaluatingKey))
     throw mappingError('MAPPING_INVALID', `The value "${name}" refers to itself (directly or through other vars).`);
-  scope.doc.evaluating.add(key);
+  scope.doc.evaluating.add(evaluatingKey);
   const inner: Scope = { ...scope, datapoint: undefined };
   try {
     const result = value.evaluate(inner);
     cache.set(key, result);
     return result;
   } finally {
-    scope.doc.evaluating.delete(key);
+    scope.doc.evaluating.delete(evaluatingKey);
     if (inner.datapoint) scope.datapoint = inner.datapoint;
   }
 }
@@ -142,7 +185,7 @@ export function compileSource(
       return (scope) => {
         const dp = scope.doc.view.field(id);
         if (!dp) return undefined;
-        touch(scope, dp, '');
+        touch(scope, dp, undefined);
         return datapointText(dp, use);
       };
     }
@@ -157,9 +200,10 @@ export function compileSource(
           "use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table's vars; for a header field write {field: ...}",
         );
       return (scope) => {
-        const dp = scope.row?.row.field(id);
+        const row = scope.row;
+        const dp = row?.row.field(id);
         if (!dp) return undefined;
-        touch(scope, dp, `${scope.row?.label}: `);
+        touch(scope, dp, row);
         return datapointText(dp, use);
       };
     }
@@ -181,7 +225,17 @@ export function compileSource(
     }
     case 'meta': {
       const name = String(arg);
-      if (!(name in META_KEYS))
+      if (name.startsWith(BATCH_TOTAL)) {
+        const total = name.slice(BATCH_TOTAL.length);
+        if (!env.batchTotals?.has(total))
+          env.problem(
+            path,
+            `"${name}" reads a batch total that batch.totals does not declare`,
+            env.batchTotals
+              ? `declared: ${[...env.batchTotals].join(', ') || 'none'}`
+              : 'only batch mappings have totals',
+          );
+      } else if (!(name in META_KEYS))
         env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
       env.metaRead?.add(name);
       return (scope) => metaValue(scope, name);
@@ -315,6 +369,14 @@ function compileTemplateParts(
       env.metaRead?.add('seq');
       const width = Number(sequence[1] ?? 0);
       parts.push((scope) => sequenceText(scope, width));
+      i = end;
+      continue;
+    }
+    const batch = env.batchTotals ? /^batch(?::(\d{1,2}))?$/.exec(ref) : null;
+    if (batch) {
+      env.metaRead?.add('batch');
+      const width = Number(batch[1] ?? 0);
+      parts.push((scope) => batchText(scope, 'batch').padStart(width, '0'));
       i = end;
       continue;
     }

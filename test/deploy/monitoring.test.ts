@@ -8,6 +8,7 @@ import { repoRoot, startTestBridge, TEST_SECRET, type TestBridge } from '../supp
 import { tail } from '../support/fault-serve.ts';
 import { freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
 import { exposedMetricNames, loadManifests, only, parsePromql } from './manifests.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 /**
  * The alert rules and the dashboard against what a running bridge really exposes: a `serve` (as the
@@ -100,14 +101,10 @@ beforeAll(async () => {
   acksBase = `http://127.0.0.1:${port}`;
   acksOutput = join(dir, 'acks.log');
   const fd = openSync(acksOutput, 'a');
-  acks = spawn(
-    process.execPath,
-    [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configPath, '--metrics-port', String(port)],
-    {
-      cwd: repoRoot,
-      stdio: ['ignore', fd, fd],
-    },
-  );
+  acks = spawn(process.execPath, [cliEntry(), 'acks', '--config', configPath, '--metrics-port', String(port)], {
+    cwd: repoRoot,
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   acksExit = new Promise((resolve) => acks.once('exit', (code) => resolve(code)));
 
@@ -131,7 +128,7 @@ function knownMetric(name: string): boolean {
 }
 
 describe('what the processes serve', () => {
-  it('serve answers the probe paths of its Deployment, and /readyz reports the target it reached', async () => {
+  it('serve answers the probe paths of its Deployment, and /metrics reports the target it reached', async () => {
     const container = (
       only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-serve').spec as {
         template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } };
@@ -143,7 +140,7 @@ describe('what the processes serve', () => {
     expect((await get(`${serveBase}/metrics`)).body).toMatch(/^bridge_target_up\{target="erp"\} 1$/m);
   });
 
-  it('acks answers the probe paths of its Deployment on its metrics port, and nothing else', async () => {
+  it('acks answers the probe paths of its Deployment, /readyz and /metrics on its one port, and nothing else', async () => {
     const container = (
       only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-acks').spec as {
         template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } };
@@ -152,7 +149,14 @@ describe('what the processes serve', () => {
     const paths = ['startupProbe', 'livenessProbe'].map((probe) => container?.[probe]?.httpGet?.path);
     expect(paths).toEqual(['/healthz', '/healthz']);
     for (const path of paths) expect((await get(`${acksBase}${path}`)).status, path).toBe(200);
-    expect((await get(`${acksBase}/readyz`)).status).toBe(404);
+    // --metrics-port is the alias of acks.listen: the same single server also reports readiness.
+    const readyz = await get(`${acksBase}/readyz`);
+    expect([200, 503]).toContain(readyz.status);
+    expect(JSON.parse(readyz.body)).toMatchObject({
+      ready: readyz.status === 200,
+      rossumCredentials: expect.any(Object),
+    });
+    expect((await get(`${acksBase}/other`)).status).toBe(404);
   });
 
   it('acks reports the ledger-wide outbox by delivery state', () => {
