@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
+import { batchPayload } from '../support/batch-mappings.ts';
 import { fixture, repoRoot } from '../support/bridge.ts';
 import type { RossumSimulator } from '../support/rossum-simulator.ts';
 import { random, type PlannedScan } from './schedule.ts';
@@ -15,6 +16,11 @@ export const FINAL_NAME = /^INV_.*_(\d+)(?:~[0-9a-f]{8})?(?:_v\d+)?\.xml$/;
 export const SCAN_NAME = /^INV_.*_(\d+)(?:~[0-9a-f]{8})?\.pdf$/;
 /** Annotations in this queue are routed to the mapping that uploads the original document first. */
 export const SCAN_QUEUE = 4242;
+/** Annotations in this queue are routed to the batch mapping: one CSV file per batch, named by its number. */
+export const BATCH_QUEUE = 4343;
+export const BATCH_NAME = /^BATCH_\d{6}\.csv$/;
+/** A batch document's number (DATEV "Belegfeld 1"): how a row of a batch file names its annotation. */
+export const batchDocumentNumber = (annotationId: number): string => `B${annotationId}`;
 
 export interface Documents {
   /** Annotation id → the export payload Rossum sends for it. */
@@ -23,6 +29,8 @@ export interface Documents {
   expected: Map<number, Buffer>;
   /** Annotation id → the original PDF that must be beside its data file (scan annotations only). */
   scans: Map<number, Buffer>;
+  /** Annotation id → its document number in a batch file (batch annotations only; they have no `expected` file). */
+  batched: Map<number, string>;
 }
 
 /**
@@ -34,13 +42,20 @@ export function prepareDocuments(
   plannedScans: ReadonlyMap<number, PlannedScan> = new Map(),
   simulator?: RossumSimulator,
   seed = 0,
+  batchIds: ReadonlySet<number> = new Set(),
 ): Documents {
   const mapping = loadMappings(join(repoRoot, 'mappings')).get('generic-xml')!;
   const fixtures = ['export-invoice.json', 'export-tricky-characters.json', 'export-no-line-items.json'];
   const payloads = new Map<number, Record<string, unknown>>();
   const expected = new Map<number, Buffer>();
   const scans = new Map<number, Buffer>();
+  const batched = new Map<number, string>();
   annotationIds.forEach((id, i) => {
+    if (batchIds.has(id)) {
+      payloads.set(id, batchPayload(id, BATCH_QUEUE, batchDocumentNumber(id)));
+      batched.set(id, batchDocumentNumber(id));
+      return;
+    }
     const payload = fixture(fixtures[i % fixtures.length]!);
     (payload.annotation as { id: number }).id = id;
     payloads.set(id, payload);
@@ -67,7 +82,7 @@ export function prepareDocuments(
     if (planned.fault === 'slow')
       simulator.failDocument(documentId, { kind: 'slow', bytesPerSecond: pdf.length / 1.5, times: 1 });
   });
-  return { payloads, expected, scans };
+  return { payloads, expected, scans, batched };
 }
 
 function pseudoRandomBytes(size: number, rand: () => number): Buffer {

@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { analyseAcks } from './ack-analysis.ts';
+import { analyseBatches } from './batch-analysis.ts';
 import { DeliveryStream } from './deliveries.ts';
 import { FINAL_NAME, prepareDocuments } from './documents.ts';
 import { ErpSide } from './erp-side.ts';
@@ -39,12 +40,14 @@ export async function runFaultStream(
     `fault stream ${profile.name}, seed ${profile.seed} (replay: FAULT_PROFILE=${profile.name} FAULT_SEED=${profile.seed} npm run test:faults)`,
   );
   const rig = await FaultRig.start({ ackDeadlineMs: profile.ackDeadlineMs, started, log });
+  log(`rig up at ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const probe = new LedgerProbe(rig.ledgerPath);
-  const { payloads, expected, scans } = prepareDocuments(
+  const { payloads, expected, scans, batched } = prepareDocuments(
     [...schedule.answers.keys()],
     schedule.scans,
     rig.simulator,
     profile.seed,
+    schedule.batched,
   );
   const erp = new ErpSide({
     inboundDir: rig.sshd.inboundDir,
@@ -66,7 +69,8 @@ export async function runFaultStream(
       const at = Date.now() - started;
       const detail = await injectors[fault.kind](fault);
       faults.push({ kind: fault.kind, at, detail });
-      log(`fault ${fault.kind} at ${(at / 1000).toFixed(1)} s ${JSON.stringify(detail)}`);
+      const tookS = ((Date.now() - started - at) / 1000).toFixed(1);
+      log(`fault ${fault.kind} at ${(at / 1000).toFixed(1)} s (took ${tookS} s) ${JSON.stringify(detail)}`);
     }
   };
   const writeNoise = async (): Promise<void> => {
@@ -81,6 +85,7 @@ export async function runFaultStream(
   });
   // Traffic keeps flowing until the last fault is over (the faults need something to hit).
   await Promise.all([deliveries.run(schedule, profile.spacingMs, () => !faultsDone), faulting]);
+  log(`stream and faults over at ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // ── the operator's retry for what Rossum marked failed_export (no faults any more) ──
   // The export flow's own verdict: the acks process moves rejected and unanswered exports to failed_export too.
@@ -89,7 +94,17 @@ export async function runFaultStream(
   const failedWithoutMessage = failedIds.filter(
     (id) => !rig.simulator.annotation(id).messages.some((m) => m.type === 'error' && m.content.trim() !== ''),
   ).length;
-  for (const id of failedIds) await rig.simulator.reexport(id);
+  // Several at a time, as an operator retrying a selection: one after another, a hundred retries took ~20 s.
+  const retryQueue = [...failedIds];
+  await Promise.all(
+    Array.from({ length: OPERATOR_RETRY_CONCURRENCY }, async () => {
+      for (let id = retryQueue.shift(); id !== undefined; id = retryQueue.shift()) await rig.simulator.reexport(id);
+    }),
+  );
+  log(`operator retried ${failedIds.length} failed exports by ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  // The last batches close on their period and go out (no faults any more).
+  const batchesUntil = Date.now() + 30_000;
+  while (probe.unsentBatches() > 0 && Date.now() < batchesUntil) await sleep(100);
   await sleep(300);
   await observer.stop();
 
@@ -98,6 +113,7 @@ export async function runFaultStream(
   const settleUntil = settleStarted + profile.ackDeadlineMs + 45_000;
   while (!ackLoopSettled(rig, probe, erp) && Date.now() < settleUntil) await sleep(100);
   const settleMs = Date.now() - settleStarted;
+  log(`ack loop settled at ${((Date.now() - started) / 1000).toFixed(1)} s (after ${(settleMs / 1000).toFixed(1)} s)`);
   await erp.close();
   const acksExit = await rig.stopAcks();
 
@@ -114,9 +130,18 @@ export async function runFaultStream(
     attempts: deliveries.attempts,
     windows,
   });
+  const batches = analyseBatches({
+    inboundDir: rig.sshd.inboundDir,
+    probe,
+    batched,
+    firstViews: observer.batchViews,
+    simulator: rig.simulator,
+    attempts: deliveries.attempts,
+  });
   const acks = analyseAcks({
     erp,
-    ids,
+    // Batch documents wait for no ERP answer.
+    ids: ids.filter((id) => !batched.has(id)),
     probe,
     acksDir: rig.sshd.acksDir,
     simulator: rig.simulator,
@@ -133,7 +158,8 @@ export async function runFaultStream(
     deliveries: deliveries.deliveries,
     attempts: deliveries.attempts.length,
     faults,
-    annotations: payloads.size,
+    annotations: payloads.size - batched.size,
+    batches,
     ...exportFindings,
     failedWithMessage: failedIds.length - failedWithoutMessage,
     failedWithoutMessage,
@@ -151,6 +177,9 @@ export async function runFaultStream(
     privateKeyLine: rig.sshd.privateKey.split('\n')[1] ?? '',
   };
 }
+
+/** Re-exports the operator has running at once after the stream (the bridge's SFTP pool has 4 connections). */
+const OPERATOR_RETRY_CONCURRENCY = 8;
 
 function ackLoopSettled(rig: FaultRig, probe: LedgerProbe, erp: ErpSide): boolean {
   if (!erp.idle) return false;

@@ -37,6 +37,11 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
         ackWrong: acks.wrong,
         undelivered: acks.undelivered,
         acksCrashes: acks.crashes,
+        batchLost: report.batches.lost,
+        batchDuplicated: report.batches.duplicated,
+        batchPartial: report.batches.partial,
+        batchLedger: report.batches.ledgerMismatches,
+        batchReplies: report.batches.badReplies,
       };
       if (Object.values(details).some((list) => list.length > 0))
         console.log(JSON.stringify(details, null, 2).slice(0, 20_000));
@@ -49,6 +54,17 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
       expect(report.scans).toBeGreaterThan(0);
       const downloadFaults = new Set(report.documentDownloads.map((download) => download.fault));
       for (const kind of DOWNLOAD_FAULTS) expect(downloadFaults, `download fault ${kind}`).toContain(kind);
+      // The batch mapping: each document in exactly one sent batch file, no file twice or partial, ledger = server.
+      const { batches } = report;
+      expect(batches.annotations).toBeGreaterThan(0);
+      expect(batches.lost).toEqual([]);
+      expect(batches.duplicated).toEqual([]);
+      expect(batches.partial).toEqual([]);
+      expect(batches.ledgerMismatches).toEqual([]);
+      expect(batches.badReplies).toEqual([]);
+      expect(batches.sentExactlyOnce).toBe(batches.annotations);
+      // Several batches, so the faults met some open, closing or being sent.
+      expect(batches.files).toBeGreaterThan(1);
       expect(report.failedWithoutMessage).toBe(0);
       expect(report.ledgerMismatches).toEqual([]);
       expect(report.unexplainedTemps).toEqual([]);

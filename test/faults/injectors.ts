@@ -86,17 +86,21 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
       // Mid-batch, by construction: hold the ERP's answers back until some pile up, write half of them, wait for
       // the event "one of them is recorded", write the rest and kill at once. The rest is still in the folder then:
       // the acks process reads a file only after two looks a poll interval apart, and only once it is minAgeMs old.
+      const pausedAt = Date.now();
       erp.pause();
       await waitUntil(() => erp.queued >= 8, 8_000, 10);
       // Early in a stream (or while the bridge is down) answers come slowly: a kill with nothing to cut is no test.
       if (!(await waitUntil(() => erp.queued >= 2, 120_000, 10)))
         throw new Error('acksKill: the ERP had fewer than 2 answers to write within 120 s; nothing to kill mid-batch');
+      const answersWaitMs = Date.now() - pausedAt;
       const firstHalf = new Set(erp.flush(Math.ceil(erp.queued / 2)));
+      const flushedAt = Date.now();
       let recordedAtKill = 0;
       await waitUntil(() => {
         recordedAtKill = probe.ackFilesRecorded(firstHalf);
         return recordedAtKill > 0;
       }, 15_000);
+      const recordWaitMs = Date.now() - flushedAt;
       const secondHalf = erp.flushAll();
       const exit = await rig.killAcks('SIGKILL');
       const leftInFolder = readdirSync(rig.sshd.acksDir, { withFileTypes: true }).filter(
@@ -110,6 +114,8 @@ export function faultInjectors(context: InjectorContext): Record<FaultKind, Inje
         writtenJustBeforeKill: secondHalf.length,
         leftInFolder,
         signal: exit.signal,
+        answersWaitMs,
+        recordWaitMs,
       };
     },
 

@@ -9,6 +9,27 @@ export interface ExportRow {
   document_path: string | null;
   document_uploaded_at: number | null;
 }
+export interface BatchRow {
+  id: number;
+  number: number;
+  status: string;
+  file_name: string | null;
+  sha256: string | null;
+  bytes: number | null;
+  remote_path: string | null;
+}
+export interface BatchEntryRow {
+  batch_id: number;
+  annotation_id: number;
+  replaced: number;
+  export_id: number | null;
+}
+export interface BatchExportRow {
+  annotation_id: number;
+  status: string;
+  remote_path: string | null;
+  batch_id: number;
+}
 export interface AckFileRow {
   file_name: string;
   disposition: string;
@@ -54,7 +75,8 @@ export class LedgerProbe {
       awaiting: (
         db
           .prepare(
-            `SELECT count(*) AS n FROM exports WHERE status = 'uploaded' AND (ack_state IS NULL OR ack_state = 'awaiting_ack')`,
+            // Batch documents: their mapping waits for no answer.
+            `SELECT count(*) AS n FROM exports WHERE status = 'uploaded' AND batch_id IS NULL AND (ack_state IS NULL OR ack_state = 'awaiting_ack')`,
           )
           .get() as { n: number }
       ).n,
@@ -74,6 +96,27 @@ export class LedgerProbe {
           )
           .all() as ExportRow[],
     );
+  }
+
+  /** Batches not sent yet (open, closed, sending). */
+  unsentBatches(): number {
+    return this.read(
+      (db) => (db.prepare("SELECT count(*) AS n FROM batches WHERE status <> 'sent'").get() as { n: number }).n,
+    );
+  }
+
+  batches(): { batches: BatchRow[]; entries: BatchEntryRow[]; exports: BatchExportRow[] } {
+    return this.read((db) => ({
+      batches: db
+        .prepare('SELECT id, number, status, file_name, sha256, bytes, remote_path FROM batches ORDER BY id')
+        .all() as BatchRow[],
+      entries: db
+        .prepare('SELECT batch_id, annotation_id, replaced, export_id FROM batch_entries')
+        .all() as BatchEntryRow[],
+      exports: db
+        .prepare('SELECT annotation_id, status, remote_path, batch_id FROM exports WHERE batch_id IS NOT NULL')
+        .all() as BatchExportRow[],
+    }));
   }
 
   ackFiles(): AckFileRow[] {

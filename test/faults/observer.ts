@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { FINAL_NAME, SCAN_NAME, TEMP_NAME } from './documents.ts';
+import { BATCH_NAME, FINAL_NAME, SCAN_NAME, TEMP_NAME } from './documents.ts';
 
 /**
  * What the ERP would read: every file under a final name in the inbound folder, read as soon as it
@@ -13,6 +13,11 @@ import { FINAL_NAME, SCAN_NAME, TEMP_NAME } from './documents.ts';
 export class InboundObserver {
   /** Files seen under a final name with other bytes than expected (must stay empty). */
   readonly partialSeen: string[] = [];
+  /**
+   * Batch files as first seen: their bytes cannot be known in advance (which documents a batch holds depends on
+   * timing), so the analysis holds each first view to the final file and the ledger's hash.
+   */
+  readonly batchViews = new Map<string, Buffer>();
   private readonly seen = new Map<string, string>();
   private readonly changed = new Set<string>();
   private readonly watcher: FSWatcher;
@@ -74,6 +79,13 @@ export class InboundObserver {
       if (this.seen.get(name) === stamp) return;
       this.seen.set(name, stamp);
       const bytes = readFileSync(join(this.inboundDir, name));
+      if (BATCH_NAME.test(name)) {
+        const first = this.batchViews.get(name);
+        if (!first) this.batchViews.set(name, bytes);
+        else if (!first.equals(bytes))
+          this.partialSeen.push(`${name} changed after it was visible (${first.length} → ${bytes.length} bytes)`);
+        return;
+      }
       const scan = SCAN_NAME.exec(name);
       const match = scan ?? FINAL_NAME.exec(name);
       const id = Number(match?.[1]);

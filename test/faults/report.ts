@@ -1,4 +1,5 @@
 import type { ExitInfo } from '../support/fault-serve.ts';
+import type { BatchFindings } from './batch-analysis.ts';
 import type { ErpVerdict, FaultKind, FaultProfile } from './schedule.ts';
 
 /** The fault stream's result: one table computed from the ledger, the folders and the simulator's record. */
@@ -15,7 +16,10 @@ export interface FaultReport {
   deliveries: number;
   attempts: number;
   faults: FaultEvent[];
+  /** Annotations exported one file each (the batch annotations are counted in `batches`). */
   annotations: number;
+  /** The batch mapping's annotations: each in exactly one sent batch file, the ledger agreeing. */
+  batches: BatchFindings;
   exportedExactlyOnce: number;
   /** Re-deliveries of bytes the ERP had rejected, answered failed_export with the ERP's verdict (the truth). */
   refusedRejectedRedeliveries: number;
@@ -92,7 +96,7 @@ export function formatTable(report: FaultReport): string {
   const rows: Array<[string, string | number]> = [
     ['profile / seed', `${report.profile.name} / ${report.profile.seed}`],
     ['replay this run', `FAULT_PROFILE=${report.profile.name} FAULT_SEED=${report.profile.seed} npm run test:faults`],
-    ['annotations', report.annotations],
+    ['annotations (one file each / in batch files)', `${report.annotations} / ${report.batches.annotations}`],
     ['deliveries (incl. duplicates)', report.deliveries],
     ['HTTP attempts (incl. Rossum retries)', report.attempts],
     [
@@ -123,6 +127,23 @@ export function formatTable(report: FaultReport): string {
     ['5xx replies other than 503 + message', report.badReplies.length],
     ['ledger rows disagreeing with the folder', report.ledgerMismatches.length],
     ['SIGTERM exit codes', report.sigtermExitCodes.join(', ') || '-'],
+    ['— batch mapping (CSV, every 2 s or 5 documents)', ''],
+    [
+      'batch documents in exactly one sent batch file (files)',
+      `${report.batches.sentExactlyOnce} of ${report.batches.annotations} (${report.batches.files} files)`,
+    ],
+    [
+      'batch: lost / in two files / partial / ledger disagreeing / bad replies (must be 0)',
+      [
+        report.batches.lost,
+        report.batches.duplicated,
+        report.batches.partial,
+        report.batches.ledgerMismatches,
+        report.batches.badReplies,
+      ]
+        .map((list) => list.length)
+        .join(' / '),
+    ],
     ['— acknowledgements (acks process)', ''],
     [
       'ERP verdicts (accept / reject / no answer)',

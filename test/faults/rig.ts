@@ -8,7 +8,8 @@ import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { ensurePasswordUser, freePort, startSshd, type PasswordUser, type SshdInstance } from '../support/sshd.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { AcksProcess } from './acks-child.ts';
-import { SCAN_QUEUE } from './documents.ts';
+import { batchMappingFrom } from '../support/batch-mappings.ts';
+import { BATCH_QUEUE, SCAN_QUEUE } from './documents.ts';
 import { WEBHOOK_DEADLINE_MS } from './schedule.ts';
 
 /**
@@ -193,6 +194,11 @@ export class FaultRig {
       join(dir, 'generic-xml-scan.yaml'),
       `${base}\ndocument:\n  required: true\n  max_bytes: 5000000\n  buffer_bytes: 100000\n`,
     );
+    // Small batches, closed often: several are sent (and some interrupted) while the faults strike.
+    writeFileSync(
+      join(dir, 'batch-csv.yaml'),
+      batchMappingFrom('datev-csv-batch.yaml', { every: '2s', max_documents: 5 }, 'BATCH_{batch:6}.csv'),
+    );
     return dir;
   }
 
@@ -213,6 +219,7 @@ export class FaultRig {
       targets: { erp: sftp('inbound'), 'erp-out': sftp('acks') },
       routes: [
         { mapping: 'generic-xml-scan', target: 'erp', queues: [SCAN_QUEUE] },
+        { mapping: 'batch-csv', target: 'erp', queues: [BATCH_QUEUE] },
         { mapping: 'generic-xml', target: 'erp' },
       ],
       rossum: {

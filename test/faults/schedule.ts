@@ -34,6 +34,8 @@ export interface FaultProfile {
    * the largest PDF (some above the mapping's buffer_bytes, so streamed), and the share whose first download fails.
    */
   scans: { share: number; maxBytes: number; faultShare: number };
+  /** Share of annotations (not scans) routed to a small CSV batch mapping: collected, then sent as one file per batch. */
+  batchShare: number;
   /** The mapping's ack deadline: long enough for answers delayed by the faults, short enough to see the silent ones flagged. */
   ackDeadlineMs: number;
   seed: number;
@@ -57,6 +59,7 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
     },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 4 },
     scans: { share: 0.2, maxBytes: 300_000, faultShare: 0.25 },
+    batchShare: 0.1,
     ackDeadlineMs: 15_000,
   },
   soak: {
@@ -76,6 +79,7 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
     },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 30 },
     scans: { share: 0.25, maxBytes: 2_000_000, faultShare: 0.2 },
+    batchShare: 0.1,
     ackDeadlineMs: 15_000,
   },
 };
@@ -136,6 +140,8 @@ export interface FaultSchedule {
   noisePausesMs: number[];
   /** Annotations whose mapping uploads the original document first, and what their download meets. */
   scans: Map<number, PlannedScan>;
+  /** Annotations routed to the batch mapping (stream documents, none of them scans). */
+  batched: Set<number>;
 }
 
 /** Deterministic PRNG (mulberry32). */
@@ -237,7 +243,11 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
     scans.set(id, { bytes, fault });
   }
 
-  return { seed: profile.seed, documents, redeliveries, faults, ackFaults, answers, noisePausesMs, scans };
+  // Its own stream too: adding batches changed nothing else a seed draws.
+  const batchRand = stream(0x2545f491);
+  const batched = new Set(streamIds.filter((id) => batchRand() < profile.batchShare && !scans.has(id)));
+
+  return { seed: profile.seed, documents, redeliveries, faults, ackFaults, answers, noisePausesMs, scans, batched };
 }
 
 function shuffled(profile: FaultProfile, kinds: FaultKind[], rand: () => number): FaultKind[] {
