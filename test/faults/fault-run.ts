@@ -94,7 +94,7 @@ export async function runFaultStream(
   const failedWithoutMessage = failedIds.filter(
     (id) => !rig.simulator.annotation(id).messages.some((m) => m.type === 'error' && m.content.trim() !== ''),
   ).length;
-  // Several at a time, as an operator retrying a selection: one after another, a hundred retries took ~20 s.
+  // Several at a time, as an operator retrying a selection: one after another, >100 retries took ~20 s.
   const retryQueue = [...failedIds];
   await Promise.all(
     Array.from({ length: OPERATOR_RETRY_CONCURRENCY }, async () => {
@@ -103,8 +103,11 @@ export async function runFaultStream(
   );
   log(`operator retried ${failedIds.length} failed exports by ${((Date.now() - started) / 1000).toFixed(1)} s`);
   // The last batches close on their period and go out (no faults any more).
-  const batchesUntil = Date.now() + 30_000;
+  // A failed batch send is retried after 30 s (the sender's fixed retryMs): a send failed by the last fault can take that long.
+  const batchesUntil = Date.now() + 45_000;
+  const unsentAtEnd = probe.unsentBatches();
   while (probe.unsentBatches() > 0 && Date.now() < batchesUntil) await sleep(100);
+  log(`${unsentAtEnd} batches unsent after the retries; all sent by ${((Date.now() - started) / 1000).toFixed(1)} s`);
   await sleep(300);
   await observer.stop();
 
@@ -178,8 +181,8 @@ export async function runFaultStream(
   };
 }
 
-/** Re-exports the operator has running at once after the stream (the bridge's SFTP pool has 4 connections). */
-const OPERATOR_RETRY_CONCURRENCY = 8;
+/** Re-exports the operator has running at once after the stream: as many as the bridge's SFTP pool has connections. */
+const OPERATOR_RETRY_CONCURRENCY = 4;
 
 function ackLoopSettled(rig: FaultRig, probe: LedgerProbe, erp: ErpSide): boolean {
   if (!erp.idle) return false;
