@@ -58,4 +58,15 @@ describe('the fault schedule', () => {
     expect(verdicts).toContain('silent');
     expect(schedule.noisePausesMs).toHaveLength(ci.erp.noise);
   });
+
+  it('routes a share of the stream documents to the batch mapping, none of them a scan or held for an API window', () => {
+    const schedule = planFaultStream({ ...ci, seed: 651427757 });
+    const streamIds = new Set(schedule.documents.map((document) => document.annotationId));
+    expect(schedule.batched.size).toBeGreaterThan(ci.annotations * ci.batchShare * 0.5);
+    expect(schedule.batched.size).toBeLessThan(ci.annotations * ci.batchShare * 1.5);
+    for (const id of schedule.batched) {
+      expect(streamIds.has(id)).toBe(true);
+      expect(schedule.scans.has(id)).toBe(false);
+    }
+  });
 });
