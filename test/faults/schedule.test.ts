@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planFaultStream, PROFILES } from './schedule.ts';
+import { DOWNLOAD_FAULTS, planFaultStream, PROFILES } from './schedule.ts';
 
 // FAULT_SEED=n must replay a run: everything the fault stream decides comes from the seed, never from timing.
 describe('the fault schedule', () => {
@@ -67,6 +67,13 @@ describe('the fault schedule', () => {
     for (const id of schedule.batched) {
       expect(streamIds.has(id)).toBe(true);
       expect(schedule.scans.has(id)).toBe(false);
+    }
+  });
+
+  it('plans every kind of download fault whatever the seed (few scans must not leave one out)', () => {
+    for (let seed = 0; seed < 300; seed++) {
+      const planned = new Set([...planFaultStream({ ...ci, seed }).scans.values()].map((scan) => scan.fault));
+      for (const kind of DOWNLOAD_FAULTS) expect(planned.has(kind), `seed ${seed}: ${kind}`).toBe(true);
     }
   });
 });
