@@ -23,12 +23,14 @@ export { freshSeed, PROFILES, type FaultProfile } from './schedule.ts';
  * the folders turn read-only, and the bridge is SIGTERMed with exports in flight. An observer reads
  * the inbound folder throughout. Behind the folder an ERP answers (accepts, rejects, stays silent),
  * and a real `acks` child with the same config and ledger reads the answers and tells the simulated
- * Rossum API, while it is SIGKILLed mid-batch and the API answers 429/503 for a while. The result is
- * one table computed from the ledger, the folders and the simulator's record.
+ * Rossum API, while it is SIGKILLed mid-batch and the API answers 429/503 for a while. Some documents
+ * go to a mapping that puts the original PDF in place first (downloads failing as planned), some to a
+ * small CSV batch mapping (one file per batch). The result is one table computed from the ledger, the
+ * folders and the simulator's record.
  *
  * The parts: `schedule.ts` (what happens, from the seed), `rig.ts` (sshd, proxy, simulator, the two
  * processes), `deliveries.ts` (Rossum's side), `erp-side.ts` (the ERP's side), `observer.ts`,
- * `injectors.ts` (the faults), `ledger-probe.ts`, `export-analysis.ts` and `ack-analysis.ts`.
+ * `injectors.ts` (the faults), `ledger-probe.ts`, `export-analysis.ts`, `batch-analysis.ts` and `ack-analysis.ts`.
  */
 export async function runFaultStream(
   profile: FaultProfile,
