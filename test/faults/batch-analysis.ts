@@ -13,6 +13,8 @@ export interface BatchFindings {
   annotations: number;
   /** Batch files on the server, and how many documents they hold in all. */
   files: number;
+  /** Batches whose send was tried more than once (a fault struck it, or a kill left it to the next process). */
+  sendsRetried: number;
   /** Annotations found in exactly one sent batch file, the ledger and Rossum agreeing. */
   sentExactlyOnce: number;
   /** Each must stay empty. */
@@ -128,6 +130,7 @@ export function analyseBatches(input: {
   return {
     annotations: batched.size,
     files: files.length,
+    sendsRetried: batches.filter((batch) => batch.attempts > 1).length,
     sentExactlyOnce,
     lost,
     duplicated,

@@ -17,6 +17,7 @@ export interface BatchRow {
   sha256: string | null;
   bytes: number | null;
   remote_path: string | null;
+  attempts: number;
 }
 export interface BatchEntryRow {
   batch_id: number;
@@ -108,7 +109,7 @@ export class LedgerProbe {
   batches(): { batches: BatchRow[]; entries: BatchEntryRow[]; exports: BatchExportRow[] } {
     return this.read((db) => ({
       batches: db
-        .prepare('SELECT id, number, status, file_name, sha256, bytes, remote_path FROM batches ORDER BY id')
+        .prepare('SELECT id, number, status, file_name, sha256, bytes, remote_path, attempts FROM batches ORDER BY id')
         .all() as BatchRow[],
       entries: db
         .prepare('SELECT batch_id, annotation_id, replaced, export_id FROM batch_entries')

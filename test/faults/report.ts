@@ -130,7 +130,7 @@ export function formatTable(report: FaultReport): string {
     ['— batch mapping (CSV, every 2 s or 5 documents)', ''],
     [
       'batch documents in exactly one sent batch file (files)',
-      `${report.batches.sentExactlyOnce} of ${report.batches.annotations} (${report.batches.files} files)`,
+      `${report.batches.sentExactlyOnce} of ${report.batches.annotations} (${report.batches.files} files, ${report.batches.sendsRetried} sent again after a failed try)`,
     ],
     [
       'batch: lost / in two files / partial / ledger disagreeing / bad replies (must be 0)',
