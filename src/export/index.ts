@@ -1,6 +1,7 @@
 /** The export pipeline below HTTP: route → render → claim → upload → answer. */
 export { ExportService, ownerIsGone, type ExportServiceOptions, type HandleOptions } from './service.ts';
 export {
+  exportIdempotencyKey,
   prepareExport,
   prepareOrRefuse,
   type ExportPreparation,
