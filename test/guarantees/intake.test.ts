@@ -237,7 +237,7 @@ describe('classifyDelivery', () => {
   it('an export event whose payload does not fit the schema is invalid with a reason', () => {
     const result = classifyDelivery(body({ event: 'annotation_content', action: 'export' }), settings);
     expect(result.kind).toBe('invalid');
-    expect(result.kind === 'invalid' ? result.reason : '').toMatch(/annotation/);
+    expect(result.kind === 'invalid' ? result.reason : '').toMatch(/^Invalid export payload at request_id: /);
   });
 
   it('an export is prepared: routed, rendered and keyed by the production key of its bytes', () => {
