@@ -2,11 +2,8 @@ import { pino } from 'pino';
 
 export type Logger = pino.Logger;
 
-/**
- * Paths pino blanks out wherever they appear in a log object: secrets must never reach logs
- * (hook secret, SFTP password/key/passphrase, Rossum tokens, hook `secrets`).
- */
-export const REDACTED_PATHS = [
+/** Keys whose values are secrets wherever they appear in a log object (hook secret, SFTP password/key/passphrase, Rossum tokens, hook `secrets`). */
+const SECRET_KEYS = [
   'secret',
   'password',
   'passphrase',
@@ -15,18 +12,18 @@ export const REDACTED_PATHS = [
   'authorization',
   'rossum_authorization_token',
   'secrets',
-  '*.secret',
-  '*.password',
-  '*.passphrase',
-  '*.privateKey',
-  '*.token',
-  '*.authorization',
-  '*.rossum_authorization_token',
-  '*.secrets',
   'sessionSecret',
-  '*.sessionSecret',
   'passwordHash',
-  '*.passwordHash',
+  'x-rossum-signature-sha256',
+  'x-elis-signature',
+];
+
+/**
+ * Paths pino blanks out (its fast path: the top level and one level down); `redactNested` covers the
+ * levels below, so a whole config object logged at once leaks nothing either.
+ */
+export const REDACTED_PATHS = [
+  ...SECRET_KEYS.filter((key) => !key.includes('-')).flatMap((key) => [key, `*.${key}`]),
   'req.headers.authorization',
   'req.headers["x-rossum-signature-sha256"]',
   'req.headers["x-elis-signature"]',
@@ -47,6 +44,34 @@ export function withoutUrlPassword(url: string): string {
   return url.replace(/(:\/\/[^/?#@:]*):[^/?#]*@/g, `$1:${CENSOR}@`);
 }
 
+const SECRET_KEY_SET = new Set(SECRET_KEYS);
+const NESTED_DEPTH_LIMIT = 12;
+
+/**
+ * The log object with secrets two or more levels down blanked (pino's paths handle the levels above).
+ * Returns the same object when there is nothing to blank, so ordinary log lines cost a walk, not a copy.
+ */
+export function redactNested(value: Record<string, unknown>): Record<string, unknown> {
+  const seen = new WeakSet<object>();
+  const walk = (node: unknown, depth: number): unknown => {
+    if (node === null || typeof node !== 'object' || depth > NESTED_DEPTH_LIMIT) return node;
+    if (!Array.isArray(node) && Object.getPrototypeOf(node) !== Object.prototype) return node;
+    if (seen.has(node)) return node;
+    seen.add(node);
+    let copy: Record<string, unknown> | unknown[] | undefined;
+    for (const [key, child] of Object.entries(node)) {
+      const replaced =
+        depth >= 2 && (SECRET_KEY_SET.has(key) || key === 'url') ? censor(child, [key]) : walk(child, depth + 1);
+      if (replaced !== child) {
+        copy ??= Array.isArray(node) ? [...node] : { ...node };
+        (copy as Record<string, unknown>)[key] = replaced;
+      }
+    }
+    return copy ?? node;
+  };
+  return walk(value, 0) as Record<string, unknown>;
+}
+
 export interface LoggerOptions {
   level?: string;
   /** Write to this stream instead of stdout (tests capture everything the process wrote). */
@@ -58,6 +83,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const settings = {
     level,
     redact: { paths: REDACTED_PATHS, censor },
+    formatters: { log: redactNested },
     base: { service: 'rossum-sftp-bridge' },
   };
   return options.destination ? pino(settings, options.destination) : pino(settings);

@@ -9,8 +9,8 @@ import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 import { ackTestConfigInput } from '../support/ack-config.ts';
-import { repoRoot } from '../support/bridge.ts';
 import { claimTestExport, completeTestExport } from './harness.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 let sshd: SshdInstance;
 let simulator: RossumSimulator;
@@ -59,7 +59,7 @@ afterAll(async () => {
 
 function startAcksProcess(logName: string): ChildProcess {
   const log = openSync(join(dir, logName), 'w');
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile], {
+  const child = spawn(process.execPath, [cliEntry(), 'acks', '--config', configFile], {
     stdio: ['ignore', log, log],
   });
   children.push(child);
@@ -157,8 +157,7 @@ describe('the acks process (spawned like production)', () => {
   }, 120_000);
 
   it("`status` lists exports by state as JSON or a table, and `status ANNOTATION_ID` shows one export's whole history", async () => {
-    const cli = (...args: string[]) =>
-      run(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'status', '--config', configFile, ...args]);
+    const cli = (...args: string[]) => run(process.execPath, [cliEntry(), 'status', '--config', configFile, ...args]);
     const rejected = JSON.parse((await cli('--state', 'rejected', '--json', '--limit', '1000')).stdout) as Array<{
       annotationId: number;
       state: string;

@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../src/ledger/index.ts';
-import { repoRoot, testTargetConfig } from '../support/bridge.ts';
+import { testTargetConfig } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 import { waitUntil } from '../support/serve-harness.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { claimTestExport, completeTestExport, ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 const DRAIN_MS = 1_500;
 /** The pool gives up on a hung operation only after this long: an exit before it is the drain's doing. */
@@ -80,7 +81,7 @@ describe('SIGTERM while the ack folder hangs', () => {
     erp.ok('INV-S1');
 
     const logPath = join(dir, 'acks.log');
-    child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configFile], {
+    child = spawn(process.execPath, [cliEntry(), 'acks', '--config', configFile], {
       stdio: ['ignore', openSync(logPath, 'w'), openSync(logPath, 'a')],
     });
     const exited = new Promise<{ code: number | null; at: number }>((resolve) =>

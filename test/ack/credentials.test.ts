@@ -10,9 +10,10 @@ import { startAcks, type RunningAcks } from '../../src/process/index.ts';
 import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget } from '../../src/transport/index.ts';
-import { CapturedLog, repoRoot } from '../support/bridge.ts';
+import { CapturedLog } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { claimTestExport, completeTestExport } from './harness.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 const TOKEN = 'configured-long-lived-token-5f1c9e';
 const USER = 'api-user@example.com';
@@ -138,7 +139,7 @@ describe('Rossum credentials go only to configured or allow-listed hosts', () =>
     expect((await acks.ledger.get(claim.record.id))?.ackState).toBe('rejected');
 
     const { stdout } = await promisify(execFile)(process.execPath, [
-      join(repoRoot, 'bin/rossum-sftp-bridge'),
+      cliEntry(),
       'status',
       '771001',
       '--json',

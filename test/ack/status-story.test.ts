@@ -3,10 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../support/bridge.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
 import { outcomeOf, startRulesRig, type RulesRig } from './rossum-rules-harness.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 let simulator: RossumSimulator;
 let rig: RulesRig;
@@ -69,7 +69,7 @@ const status = async (...args: string[]): Promise<string> => {
   delete env.ROSSUM_TOKEN;
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [join(repoRoot, 'bin/rossum-sftp-bridge'), 'status', '--config', statusConfig, ...args],
+    [cliEntry(), 'status', '--config', statusConfig, ...args],
     { env },
   );
   return stdout;

@@ -1,15 +1,12 @@
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { consoleUserSchema, verifyPassword } from '../../src/console/index.ts';
-import { repoRoot } from '../support/bridge.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 function hashPasswordCli(stdin: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(
-      'node',
-      [join(repoRoot, 'bin/rossum-sftp-bridge'), 'console', 'hash-password'],
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    const child = execFile('node', [cliEntry(), 'console', 'hash-password'], (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin?.end(stdin);
   });

@@ -8,6 +8,7 @@ import { repoRoot, startTestBridge, TEST_SECRET, type TestBridge } from '../supp
 import { tail } from '../support/fault-serve.ts';
 import { freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
 import { exposedMetricNames, loadManifests, only, parsePromql } from './manifests.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 /**
  * The alert rules and the dashboard against what a running bridge really exposes: a `serve` (as the
@@ -100,14 +101,10 @@ beforeAll(async () => {
   acksBase = `http://127.0.0.1:${port}`;
   acksOutput = join(dir, 'acks.log');
   const fd = openSync(acksOutput, 'a');
-  acks = spawn(
-    process.execPath,
-    [join(repoRoot, 'bin/rossum-sftp-bridge'), 'acks', '--config', configPath, '--metrics-port', String(port)],
-    {
-      cwd: repoRoot,
-      stdio: ['ignore', fd, fd],
-    },
-  );
+  acks = spawn(process.execPath, [cliEntry(), 'acks', '--config', configPath, '--metrics-port', String(port)], {
+    cwd: repoRoot,
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   acksExit = new Promise((resolve) => acks.once('exit', (code) => resolve(code)));
 

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { repoRoot } from '../support/bridge.ts';
 import type { RossumHooksApi } from '../support/rossum-hooks-api.ts';
 import type { SshdInstance } from '../support/sshd.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 export const HOOK_SECRET = 'doctor-test-secret-0123456789abcdef';
 export const PUBLIC_URL = 'https://bridge.example.com';
@@ -74,15 +75,10 @@ export interface CliRun {
 /** Runs the real CLI (bin/rossum-sftp-bridge) as an operator would. */
 export function cli(args: string[]): Promise<CliRun> {
   return new Promise((resolveRun) => {
-    execFile(
-      process.execPath,
-      [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args],
-      { cwd: repoRoot, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolveRun({ code, stdout, stderr });
-      },
-    );
+    execFile(process.execPath, [cliEntry(), ...args], { cwd: repoRoot, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolveRun({ code, stdout, stderr });
+    });
   });
 }
 

@@ -19,6 +19,7 @@ import {
   testTargetConfig,
   type TestBridge,
 } from '../support/bridge.ts';
+import { cliEntry } from '../support/cli-entry.ts';
 
 const run = promisify(execFile);
 const PDF = readFileSync(join(repoRoot, 'test/fixtures/rossum/INV-2024-00417.pdf'));
@@ -367,7 +368,7 @@ describe('sequence numbers and the original document beside the data file (real 
       }),
     );
     const status = (...args: string[]) =>
-      run(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), 'status', '--config', configFile, ...args]);
+      run(process.execPath, [cliEntry(), 'status', '--config', configFile, ...args]);
     const table = (await status('--mapping', 'sap-idoc-xml-scan')).stdout;
     expect(table).toContain('IDOC_00000001_INV-710001.xml + IDOC_00000001_INV-710001.pdf');
     const json = JSON.parse((await status('--json', '--mapping', 'sap-idoc-xml-scan')).stdout) as Array<

@@ -93,6 +93,46 @@ describe('log redaction', () => {
     }
   });
 
+  it('no secret reaches the log however deep it sits (a whole config logged at once, arrays, headers)', async () => {
+    const config = {
+      server: serverSection,
+      targets: { erp: targetSection, backup: { ...targetSection, url: `sftp://b:${SECRETS.sftpPassword}@h/in` } },
+      rossum: rossumSection,
+      ledger: ledgerSection,
+    };
+    const objects = [
+      { startup: { config } },
+      { calls: [{ payload: hookPayload }, { request }] },
+      { level1: { level2: { level3: { level4: { level5: { secret: SECRETS.hookSecret } } } } } },
+    ];
+    const output = await capture().write(objects);
+    expect(output.split('\n').filter(Boolean).length).toBe(objects.length);
+    for (const [name, value] of Object.entries(SECRETS)) {
+      const needle = name === 'sftpPrivateKey' ? 'leak-private-key-body-3f7b1d' : value;
+      expect(output.includes(needle), `${name} leaked into the log`).toBe(false);
+    }
+    // Blanked where they were, the rest kept: the walk does not drop what is not secret.
+    const [first] = output.split('\n').map((line) => (line ? (JSON.parse(line) as Record<string, unknown>) : {}));
+    expect(first).toMatchObject({
+      startup: {
+        config: {
+          targets: {
+            erp: { password: '[redacted]', hostKey: targetSection.hostKey, url: targetSection.url },
+            backup: { url: 'sftp://b:[redacted]@h/in' },
+          },
+          rossum: { token: '[redacted]', username: 'api@example.com' },
+          ledger: { url: 'postgres://bridge:[redacted]@db.example.com:5432/bridge' },
+        },
+      },
+    });
+  });
+
+  it("leaves the logged object itself untouched (the walk copies, never edits the caller's data)", async () => {
+    const object = { outer: { inner: { password: SECRETS.sftpPassword } } };
+    await capture().write([object]);
+    expect(object.outer.inner.password).toBe(SECRETS.sftpPassword);
+  });
+
   it('keeps URLs readable and blanks only the password inside them', async () => {
     const output = await capture().write([
       ledgerSection,

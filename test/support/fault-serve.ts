@@ -3,6 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { repoRoot } from './bridge.ts';
+import { cliEntry } from './cli-entry.ts';
 
 /**
  * A real `rossum-sftp-bridge serve` child process: what an operator runs, so it can be SIGKILLed,
@@ -67,7 +68,7 @@ export class CliProcess {
   ): ChildProcess {
     const fd = openSync(options.outputPath, 'a');
     try {
-      return spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args], {
+      return spawn(process.execPath, [cliEntry(), ...args], {
         cwd: repoRoot,
         env: { ...process.env, ...options.env },
         stdio: ['ignore', fd, fd],
@@ -159,7 +160,7 @@ export function runCli(
   options: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/rossum-sftp-bridge'), ...args], {
+    const child = spawn(process.execPath, [cliEntry(), ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
