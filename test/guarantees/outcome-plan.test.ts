@@ -188,9 +188,15 @@ describe('serializedSize', () => {
     [{ a: null, b: true, c: 1.5 }, 32],
     // A colon or comma inside a string is one byte; outside, with its space, two.
     [{ 'a:b': 'c,d' }, 14],
+    // '~' (0x7e) is the last character Python writes as itself.
+    [{ t: 'a~b' }, 12],
   ])('%j is %i bytes', (value, size) => {
     expect(serializedSize(value)).toBe(size);
   });
+});
+
+it('serializedSize of undefined (JSON.stringify gives no text) is 0', () => {
+  expect(serializedSize(undefined)).toBe(0);
 });
 
 describe('boundedMetadata', () => {
