@@ -190,6 +190,8 @@ describe('serializedSize', () => {
     [{ 'a:b': 'c,d' }, 14],
     // '~' (0x7e) is the last character Python writes as itself.
     [{ t: 'a~b' }, 12],
+    // An escaped quote does not end the string: the comma after it stays one byte.
+    [{ a: 'x",y' }, 14],
   ])('%j is %i bytes', (value, size) => {
     expect(serializedSize(value)).toBe(size);
   });
