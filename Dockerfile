@@ -16,7 +16,7 @@ COPY src ./src
 COPY mappings ./mappings
 # Numeric, so Kubernetes' runAsNonRoot can verify it (the image's `node` user is 1000:1000).
 USER 1000:1000
-# 8080: serve (webhook, /healthz, /readyz, /metrics); 9464: acks --metrics-port (/metrics, /healthz).
+# 8080: serve (webhook, /healthz, /readyz, /metrics); 9464: acks --metrics-port, alias of acks.listen (/metrics, /healthz, /readyz).
 EXPOSE 8080 9464
 ENTRYPOINT ["node", "bin/rossum-sftp-bridge"]
 CMD ["serve", "--config", "/config/bridge.yaml"]

@@ -7,6 +7,7 @@
  *
  *   npm run bench:export:document                       # N=300, C=8, 300 kB PDF
  *   BENCH_N=100 BENCH_C=4 BENCH_PDF_KB=1000 npm run bench:export:document
+ *   BENCH_BUFFER_KB=64 npm run bench:export:document   # PDFs over document.buffer_bytes: streamed, not held
  *
  * The bridge, the document endpoint and the client share this process (the sshd is its own): the
  * figures compare the two runs with each other, they are not the bridge's absolute throughput
@@ -30,6 +31,8 @@ const N = Number(process.env.BENCH_N ?? 300);
 const C = Number(process.env.BENCH_C ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 50);
 const PDF_BYTES = Number(process.env.BENCH_PDF_KB ?? 300) * 1000;
+/** document.buffer_bytes (default: the mapping's, 4 MiB: a 300 kB PDF is held whole); below the PDF's size it is streamed. */
+const BUFFER_BYTES = process.env.BENCH_BUFFER_KB ? Number(process.env.BENCH_BUFFER_KB) * 1024 : undefined;
 const SECRET = 'bench-secret-0123456789abcdef';
 const TOKEN = 'bench-document-token';
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -49,7 +52,15 @@ const mappingBody = shipped.slice(0, shipped.indexOf('\ntests:'));
 const mappingsDir = join(dir, 'mappings');
 rmSync(mappingsDir, { recursive: true, force: true });
 await import('node:fs/promises').then((fs) => fs.mkdir(mappingsDir));
-writeFileSync(join(mappingsDir, 'with-document.yaml'), mappingBody.replace('IDOC_{seq:8}', 'PAIR_{seq:8}'));
+writeFileSync(
+  join(mappingsDir, 'with-document.yaml'),
+  mappingBody
+    .replace('IDOC_{seq:8}', 'PAIR_{seq:8}')
+    .replace(
+      '  max_bytes: 20000000',
+      `  max_bytes: 20000000${BUFFER_BYTES === undefined ? '' : `\n  buffer_bytes: ${BUFFER_BYTES}`}`,
+    ),
+);
 writeFileSync(
   join(mappingsDir, 'data-only.yaml'),
   mappingBody.replace(/\ndocument:\n(?: {2}.*\n)+/, '\n').replace('IDOC_{seq:8}', 'DATA_{seq:8}'),
@@ -132,7 +143,7 @@ try {
     `${label.padEnd(34)} ${(N / r.seconds).toFixed(1).padStart(7)} exports/s  ${perExport(r).toFixed(2).padStart(7)} ms/export  ${r.cpuMs.toFixed(2).padStart(6)} ms CPU/export (this process)`;
   process.stdout.write(
     [
-      `N=${N} C=${C} PDF=${PDF_BYTES} bytes, sshd on loopback`,
+      `N=${N} C=${C} PDF=${PDF_BYTES} bytes (${BUFFER_BYTES !== undefined && PDF_BYTES > BUFFER_BYTES ? 'streamed' : 'held whole'}), sshd on loopback`,
       line('data file alone (seq)', dataOnly),
       line(`data file + ${Math.round(PDF_BYTES / 1000)} kB PDF (seq)`, pair),
       `pair / data alone: ${ratio.toFixed(2)}× (target ≤ 2×): ${ratio <= 2 ? 'met' : 'NOT met'}`,

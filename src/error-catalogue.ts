@@ -213,7 +213,8 @@ export const ERROR_CATALOGUE = {
   DOCUMENT_TOO_LARGE: {
     area: 'export',
     retry: 'permanent',
-    meaning: "The original document is larger than the mapping's document.max_bytes; nothing was uploaded.",
+    meaning:
+      "The original document is larger than the mapping's document.max_bytes (declared by Rossum, or counted while it streamed); nothing was published and a partly written temporary file was removed.",
     action: 'Raise document.max_bytes in the mapping if the ERP takes such files, then export again.',
   },
   DOCUMENT_NOT_TRUSTED: {

@@ -273,7 +273,7 @@ export const acksConfigSchema = z
           .min(100)
           .default(60_000)
           .describe(
-            'An outcome being delivered to Rossum is reserved this long (another process takes over after a crash)',
+            'An outcome being delivered to Rossum is reserved this long, renewed before each write to Rossum (another process takes over after a crash; one whose lease was taken over drops the outcome unwritten). Keep it above rossum.timeoutMs',
           ),
         retryMinMs: z
           .number()

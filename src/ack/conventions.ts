@@ -30,6 +30,8 @@ export class AckParseError extends BridgeError {
 
 export interface AckConvention {
   readonly kind: 'companion' | 'xml' | 'csv';
+  /** The encoding it reads files in (the console shows their content in it). */
+  readonly encoding: string;
   /** Whether this convention reads a file of that name. */
   claims(fileName: string): boolean;
   /** Whether `parse` looks at the file's content; when not, the file is not read at all. */
@@ -63,12 +65,14 @@ export function createConvention(
  */
 class BoundedConvention implements AckConvention {
   readonly kind: AckConvention['kind'];
+  readonly encoding: string;
 
   constructor(
     private readonly inner: AckConvention,
     private readonly limits: Omit<AckLimits, 'maxFileBytes'>,
   ) {
     this.kind = inner.kind;
+    this.encoding = inner.encoding;
   }
 
   claims(fileName: string): boolean {
@@ -145,11 +149,13 @@ function verdictOf(
 
 class CompanionConvention implements AckConvention {
   readonly kind = 'companion' as const;
+  readonly encoding: string;
   private readonly ok: NamePattern;
   private readonly err: NamePattern;
   private readonly codePattern: RegExp;
 
   constructor(private readonly config: CompanionAckConfig) {
+    this.encoding = config.encoding;
     this.ok = compilePattern(config.ok);
     this.err = compilePattern(config.err);
     this.codePattern = new RegExp(config.codePattern);
@@ -205,9 +211,11 @@ type XmlNode = string | number | boolean | { [key: string]: XmlNode | XmlNode[] 
 abstract class WholeFileConvention implements AckConvention {
   abstract readonly kind: AckConvention['kind'];
   private readonly files: NamePattern;
+  readonly encoding: string;
 
   constructor(private readonly wholeFile: { files: string; encoding: string }) {
     this.files = compilePattern(wholeFile.files);
+    this.encoding = wholeFile.encoding;
   }
 
   claims(fileName: string): boolean {

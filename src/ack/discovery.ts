@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../observability/index.ts';
-import { type RemoteEntry, type Target, isTransportError } from '../transport/index.ts';
+import { type EntryIdentity, type RemoteEntry, type Target, isTransportError } from '../transport/index.ts';
 
 /** An ack file that has stopped changing and may be read. */
 export interface ReadyFile {
@@ -10,6 +10,8 @@ export interface ReadyFile {
   name: string;
   size: number;
   mtimeMs: number;
+  /** Type, permissions and owner as listed (SFTP): the read checks the file it opens against them. */
+  identity?: EntryIdentity;
   /** When we first saw it: the start of "ack landed → Rossum told". */
   firstSeenAt: number;
 }
@@ -100,7 +102,15 @@ export class PollingDiscovery {
 }
 
 function toReady(entry: RemoteEntry, firstSeenAt: number): ReadyFile {
-  return { path: entry.path, name: entry.name, size: entry.size, mtimeMs: entry.mtimeMs, firstSeenAt };
+  const ready: ReadyFile = {
+    path: entry.path,
+    name: entry.name,
+    size: entry.size,
+    mtimeMs: entry.mtimeMs,
+    firstSeenAt,
+  };
+  if (entry.identity) ready.identity = entry.identity;
+  return ready;
 }
 
 /**

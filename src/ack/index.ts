@@ -8,7 +8,6 @@ export {
   type HoldConfig,
 } from './config.ts';
 export { AckService, type AckServiceOptions, type PassReport } from './service.ts';
-export { startAcksHealth, type AcksHealthServer } from './health.ts';
 export type { CredentialsState } from './outcome-delivery.ts';
 export { AckParseError, createConvention, type AckConvention, type ParsedAckEntry } from './conventions.ts';
 export { ExportHold, HOLD_CEILING_MS, type ExportHoldOptions, type HeldAnswer } from './hold.ts';

@@ -1,5 +1,5 @@
 import PQueue from 'p-queue';
-import { describeError } from '../errors.ts';
+import { BridgeError, describeError, isBridgeError } from '../errors.ts';
 import type { AckOutcome, ExportRecord, Ledger, OutcomeSettlement } from '../ledger/index.ts';
 import type { BridgeMetrics, Logger } from '../observability/index.ts';
 import {
@@ -8,6 +8,7 @@ import {
   RossumClient,
   ROSSUM_MESSAGE_LIMIT,
   type RossumApiConfig,
+  type WriteOptions,
 } from '../rossum/index.ts';
 import type { AcksConfig } from './config.ts';
 import { boundedMetadata, formatDuration, planOutcome, type Plan } from './outcome-plan.ts';
@@ -128,7 +129,9 @@ export class OutcomeDelivery {
               byExport.set(outcome.exportId, [...(byExport.get(outcome.exportId) ?? []), outcome]);
             await new PQueue({ concurrency: 4 }).addAll(
               [...byExport.values()].map((outcomes) => async () => {
-                for (const outcome of outcomes.sort((a, b) => a.id - b.id)) await this.deliverOne(outcome);
+                // Once another process has one of them, the export's later outcomes are its too (they keep their order).
+                for (const outcome of outcomes.sort((a, b) => a.id - b.id))
+                  if (!(await this.deliverOne(outcome))) break;
               }),
             );
           }
@@ -152,12 +155,16 @@ export class OutcomeDelivery {
     }
   }
 
-  private async deliverOne(outcome: AckOutcome): Promise<void> {
+  /** False when the outcome turned out to be another process's (lease lost): nothing was written, nothing settled. */
+  private async deliverOne(outcome: AckOutcome): Promise<boolean> {
     const { ledger, logger, metrics } = this.options;
     const record = await ledger.get(outcome.exportId);
     const log = logger.child({ annotationId: record?.annotationId, exportId: outcome.exportId, outcome: outcome.kind });
     let settlement: OutcomeSettlement;
     try {
+      // A claim's last outcomes may start long after it was made: renew the lease, or leave them to whoever took them.
+      if (this.now() - (outcome.lastAttemptAt ?? 0) > this.options.config.delivery.leaseMs / 2)
+        await this.fence(outcome);
       if (this.now() < this.refusedUntil) {
         settlement = {
           delivery: 'retry',
@@ -176,6 +183,14 @@ export class OutcomeDelivery {
           this.accepted();
       }
     } catch (error) {
+      if (isLeaseLost(error)) {
+        metrics?.ackLeaseLost.inc({ at: 'before_write' });
+        log.warn(
+          { outcomeId: outcome.id, claim: outcome.attempts },
+          'another acks process took this outcome over (our lease ran out); dropped here without telling Rossum, the other process does',
+        );
+        return false;
+      }
       if (isAuthRefusal(error)) {
         // Not a verdict on the outcome: our credentials. The outcome waits; a new token (restart, SIGHUP) or Rossum accepting them again resumes delivery.
         this.refused(error);
@@ -211,10 +226,12 @@ export class OutcomeDelivery {
       }
     }
     try {
-      await ledger.settleOutcome(outcome.id, this.options.owner, settlement);
+      await ledger.settleOutcome(outcome.id, this.options.owner, settlement, outcome.attempts);
     } catch (error) {
+      if (isLeaseLost(error)) metrics?.ackLeaseLost.inc({ at: 'at_settle' });
+      // Whatever we wrote is marked in the annotation's metadata: the process that took over finds it there.
       log.warn({ err: describeError(error) }, 'could not record the delivery (another process took the outcome over)');
-      return;
+      return true;
     }
     metrics?.rossumUpdates.inc({ result: settlement.delivery });
     if (settlement.delivery === 'left_alone') {
@@ -229,6 +246,27 @@ export class OutcomeDelivery {
       if (typeof landedAt === 'number') metrics?.ackToRossumSeconds.observe((this.now() - landedAt) / 1000);
       log.info({ ackFile: outcome.detail.ackFile }, `Rossum told: ${outcome.kind}`);
     }
+    return true;
+  }
+
+  /**
+   * The fence: renews this claim's lease in one ledger statement, or throws `LEDGER_LEASE_LOST` when another
+   * process has claimed the outcome since (the claim's generation moved on). Runs before each write to Rossum,
+   * inside the write's rate-limit slot, so a delivery slowed down by Rossum's limits never writes on a lease
+   * it lost. The write must then land within `leaseMs`: keep it above `rossum.timeoutMs`.
+   */
+  private async fence(outcome: AckOutcome): Promise<void> {
+    const { ledger, owner, config } = this.options;
+    if (await ledger.renewOutcomeLease(outcome.id, owner, outcome.attempts, config.delivery.leaseMs)) return;
+    throw new BridgeError(
+      'LEDGER_LEASE_LOST',
+      `Ack outcome ${outcome.id} (claim ${outcome.attempts}) was taken over by another process; not written to Rossum`,
+      { permanent: false },
+    );
+  }
+
+  private fenced(outcome: AckOutcome): WriteOptions {
+    return { beforeSend: () => this.fence(outcome) };
   }
 
   private backoff(outcome: AckOutcome): number {
@@ -319,10 +357,14 @@ export class OutcomeDelivery {
     }
     if (plan.note) await this.postNote(client, outcome, record, plan.note);
     // The status goes along even when Rossum shows it already: one idempotent PATCH states the verdict.
-    await client.patchAnnotation(record.annotationId, {
-      ...(plan.status ? { status: plan.status } : {}),
-      metadata: boundedMetadata(metadata, key, { ...(plan.metadata ?? {}), outcomeId: outcome.id, state: 'done' }),
-    });
+    await client.patchAnnotation(
+      record.annotationId,
+      {
+        ...(plan.status ? { status: plan.status } : {}),
+        metadata: boundedMetadata(metadata, key, { ...(plan.metadata ?? {}), outcomeId: outcome.id, state: 'done' }),
+      },
+      this.fenced(outcome),
+    );
     return { delivery: 'delivered', note: plan.status ? `status ${plan.status}` : 'metadata' };
   }
 
@@ -350,6 +392,7 @@ export class OutcomeDelivery {
     await client.createNote(
       record.annotationId,
       `${cleanContent(text, ROSSUM_MESSAGE_LIMIT - signature.length - 1)}\n${signature}`,
+      this.fenced(outcome),
     );
   }
 
@@ -383,6 +426,10 @@ export class OutcomeDelivery {
     }
     return client;
   }
+}
+
+function isLeaseLost(error: unknown): boolean {
+  return isBridgeError(error) && error.code === 'LEDGER_LEASE_LOST';
 }
 
 /** 401 from the API or a refused login: our credentials, not the outcome. */

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isBridgeError } from '../errors.ts';
-import { nameParts, type AckEntryInput, type AckFileInput, type Ledger } from '../ledger/index.ts';
+import { nameParts, type AckEntryInput, type AckFileInput, type ExportRecord, type Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { OperationOptions } from '../transport/index.ts';
+import type { ReadOptions } from '../transport/index.ts';
 import type { AcksConfig } from './config.ts';
 import { AckParseError, type AckReference, type ParsedAckEntry } from './conventions.ts';
 import type { ReadyFile } from './discovery.ts';
@@ -22,6 +22,8 @@ export interface AckReaderOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Entries of one ack file are numbered; the documents of a batch one entry answers for are numbered within it. */
+const BATCH_INDEX_SPREAD = 1_000_000;
 
 /**
  * Interprets one ack file: reads it (within the size limit), picks the convention reading it, and
@@ -54,9 +56,11 @@ export class AckReader {
       if (file.size > maxFileBytes)
         return this.refuse(source, handlers, file, this.tooLargeReason(file, file.size), file.size);
       try {
-        const readOptions: OperationOptions & { maxBytes: number } = {
+        const readOptions: ReadOptions = {
           maxBytes: maxFileBytes,
           ...(signal ? { signal } : {}),
+          // What the listing saw spares the read its own look (a round trip per file over a WAN link).
+          ...(file.identity ? { seen: { size: file.size, mtimeMs: file.mtimeMs, identity: file.identity } } : {}),
         };
         bytes = await source.target.readFile(file.path, readOptions);
       } catch (error) {
@@ -88,6 +92,12 @@ export class AckReader {
       chosen ??= candidate;
     }
     const { input, unmatched } = chosen as { input: AckFileInput; unmatched: string[] };
+    if (bytes !== EMPTY) {
+      // Kept (its first 64 kB) so the console can show what the ERP wrote, in the encoding it was read in.
+      input.content = bytes;
+      input.contentEncoding =
+        handlers.find((handler) => handler.convention.kind === input.convention)?.convention.encoding ?? 'utf-8';
+    }
     const key = `${source.name}\u0000${file.path}`;
     // The ERP can answer a file before the ledger knows it arrived (the process died after the rename, or a
     // stalled rename went through after we gave up): wait for the upload to be confirmed, not unmatched/.
@@ -122,8 +132,9 @@ export class AckReader {
     for (const handler of handlers) {
       const reference = handler.convention.nameReference(file.name);
       const record = reference ? await this.lookup(source, handler, reference) : undefined;
-      if (record) {
-        entries.push({ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: error }] });
+      if (record && reference) {
+        for (const [k, each] of (await this.answeredBy(record, reference)).entries())
+          entries.push({ index: k, exportId: each.id, verdict: 'invalid', messages: [{ text: error }] });
         break;
       }
     }
@@ -154,6 +165,13 @@ export class AckReader {
     );
   }
 
+  /** An answer naming a batch's file (not one of its documents) answers for every document in it. */
+  private async answeredBy(record: ExportRecord, reference: AckReference): Promise<ExportRecord[]> {
+    if (reference.by !== 'name' && reference.by !== 'stem') return [record];
+    const mates = await this.options.ledger.batchMates(record.id);
+    return mates.length > 0 ? mates : [record];
+  }
+
   private lookup(source: Source, handler: Handler, reference: AckReference) {
     return this.options.ledger.findExportForAck({
       target: source.name,
@@ -175,6 +193,18 @@ export class AckReader {
       }
     }
     if (references.length === 0) return false;
+    // A batch being sent may be on the server before the ledger has its documents as exports.
+    const sending = await this.options.ledger.listBatches({ status: ['closed', 'sending'], limit: 10_000 });
+    const namesSending = sending.some((batch) => {
+      if (batch.target !== source.name || batch.fileName === null) return false;
+      const { name, stem } = nameParts(batch.fileName);
+      return references.some(
+        (reference) =>
+          (reference.by === 'name' && reference.value === name) ||
+          (reference.by === 'stem' && reference.value === stem),
+      );
+    });
+    if (namesSending) return true;
     const unconfirmed = await this.options.ledger.list({
       status: ['uploading', 'retryable'],
       target: source.name,
@@ -226,9 +256,15 @@ export class AckReader {
         'not readable by this convention',
       );
       const record = problem.reference ? await this.lookup(source, handler, problem.reference) : undefined;
-      const entries: AckEntryInput[] = record
-        ? [{ index: 0, exportId: record.id, verdict: 'invalid', messages: [{ text: problem.message }] }]
-        : [];
+      const entries: AckEntryInput[] =
+        record && problem.reference
+          ? (await this.answeredBy(record, problem.reference)).map((each, k) => ({
+              index: k,
+              exportId: each.id,
+              verdict: 'invalid' as const,
+              messages: [{ text: problem.message }],
+            }))
+          : [];
       return { input: { ...base, disposition: 'invalid', error: problem.message, entries }, unmatched };
     }
     const entries: AckEntryInput[] = [];
@@ -238,16 +274,20 @@ export class AckReader {
         unmatched.push(`${entry.reference.by} ${entry.reference.value}`);
         continue;
       }
-      // Rossum hears of an on-time acceptance only when there is an ERP reference to store.
-      const quietIfAccepted = !acks.byMapping[record.mappingName]?.storeErpReference || !entry.erpReference;
-      entries.push({
-        index: entry.index,
-        exportId: record.id,
-        verdict: entry.verdict,
-        messages: entry.messages,
-        erpReference: entry.erpReference,
-        quietIfAccepted,
-      });
+      const answered = await this.answeredBy(record, entry.reference);
+      for (const [k, each] of answered.entries()) {
+        // Rossum hears of an on-time acceptance only when there is an ERP reference to store.
+        const quietIfAccepted = !acks.byMapping[each.mappingName]?.storeErpReference || !entry.erpReference;
+        entries.push({
+          // Unique within the file (the outcome's dedupe key): a batch's documents share their entry's position.
+          index: answered.length > 1 ? entry.index * BATCH_INDEX_SPREAD + k : entry.index,
+          exportId: each.id,
+          verdict: entry.verdict,
+          messages: entry.messages,
+          erpReference: entry.erpReference,
+          quietIfAccepted,
+        });
+      }
     }
     return { input: { ...base, disposition: entries.length > 0 ? 'matched' : 'unmatched', entries }, unmatched };
   }

@@ -6,7 +6,8 @@ import type { Ledger, RecordAckResult } from '../ledger/index.ts';
 import type { BridgeMetrics, Logger } from '../observability/index.ts';
 import type { RossumApiConfig } from '../rossum/index.ts';
 import type { Target, TargetConfig } from '../transport/index.ts';
-import { archiveAck } from './archive.ts';
+import { AbortFanout } from './abort-fanout.ts';
+import { archiveAcks } from './archive.ts';
 import type { AcksConfig } from './config.ts';
 import type { ReadyFile } from './discovery.ts';
 import { OutcomeDelivery, type CredentialsState } from './outcome-delivery.ts';
@@ -33,14 +34,23 @@ export interface AckServiceOptions {
  * commits, small enough that the first Rossum calls start early and a listing page stays in memory.
  */
 const BATCH_FILES = 100;
-/** Batches in progress at once: one is read or archived over the pool while another is recorded. */
-const BATCHES_IN_FLIGHT = 2;
+/**
+ * Batches in progress at once: some are read or archived over the pool while others are recorded. Over a
+ * 100 ms link a batch waits about three round trips (open | fstat+read | the archive renames): 10,000 files
+ * through bench:acks took 32 s with 4 in flight, 26 s with 8 (same load; 62-70 s before reads trusted the
+ * listing and renames went as one request each).
+ */
+const BATCHES_IN_FLIGHT = 8;
 
 export interface PassReport {
   files: number;
   adopted: number;
   timedOut: number;
   delivered: number;
+  /** Listing, reading, recording and archiving the folders, before the outbox drains (Rossum's rate limit). */
+  folderMs: number;
+  /** CPU time of this process meanwhile (user + system). */
+  folderCpuMs: number;
 }
 
 /**
@@ -57,6 +67,8 @@ export class AckService {
   private readonly inFlight = new Set<string>();
   /** Aborted on stop: reads in progress are abandoned (the files stay and are read at the next start). */
   private readonly stopSignal = new AbortController();
+  /** Each read gets its own signal off `stopSignal`: one listener on it, not one per concurrent read. */
+  private readonly readSignals = new AbortFanout(this.stopSignal.signal);
   private readonly now: () => number;
   private readonly startedAt: number;
   private timer: NodeJS.Timeout | undefined;
@@ -174,6 +186,8 @@ export class AckService {
 
   private async passWithChanges(): Promise<PassReport & { changing: number }> {
     const { ledger, acks, logger, metrics } = this.options;
+    const passStarted = performance.now();
+    const cpuBefore = process.cpuUsage();
     const rules = Object.entries(acks.byMapping).map(([mappingName, mapping]) => ({
       mappingName,
       deadlineMs: mapping.deadlineMs,
@@ -210,6 +224,9 @@ export class AckService {
     }
     await Promise.all(work);
     await this.batchQueue.onIdle();
+    const folderMs = Math.round(performance.now() - passStarted);
+    const folderCpu = process.cpuUsage(cpuBefore);
+    const folderCpuMs = Math.round((folderCpu.user + folderCpu.system) / 1000);
     // "No answer" means we looked and found none: not while an ack folder cannot be listed (an outage, a
     // restart), and only after the answers already there were read, so none is beaten by its deadline.
     // Judged folder by folder: a folder with a file that could not be read holds back only its own exports.
@@ -224,7 +241,7 @@ export class AckService {
       logger.warn({ exportId: outcome.exportId }, 'no ack within the deadline: flagging the export as failed');
     }
     const delivered = this.stopping ? 0 : await this.outcomes.pump();
-    return { files, adopted, timedOut: expired.length, delivered, changing };
+    return { files, adopted, timedOut: expired.length, delivered, folderMs, folderCpuMs, changing };
   }
 
   private enqueueBatch(source: Source, batch: readonly ReadyFile[]): Promise<void> {
@@ -281,7 +298,7 @@ export class AckService {
       await new PQueue({ concurrency: acks.concurrency }).addAll(
         mine.map((file) => async () => {
           try {
-            const ready = await this.reader.prepare(source, file, this.stopSignal.signal);
+            const ready = await this.readSignals.run((signal) => this.reader.prepare(source, file, signal));
             if (ready) prepared.push(ready);
           } catch (error) {
             // A file that fails for good (say, unreadable permissions) must not hold deadline verdicts back forever.
@@ -301,19 +318,19 @@ export class AckService {
       if (pending && !this.stopping) void this.outcomes.pump().catch(() => undefined);
 
       const archived: Array<{ ackFileId: number; archivedTo: string | null; name: string }> = [];
-      await new PQueue({ concurrency: acks.concurrency }).addAll(
-        recorded.map(({ item, result }) => async () => {
-          try {
-            archived.push({
-              ackFileId: result.ackFileId,
-              archivedTo: await archiveAck(source, item.file, item.input.disposition, acks, this.now()),
-              name: item.file.name,
-            });
-          } catch (error) {
-            notYet(item.file, error, 'ack recorded but not archived yet; it is archived at the next pass');
-          }
-        }),
+      const outcomes = await archiveAcks(
+        source,
+        recorded.map(({ item }) => ({ file: item.file, disposition: item.input.disposition })),
+        acks,
+        this.now,
+        async (tasks) => void (await new PQueue({ concurrency: acks.concurrency }).addAll(tasks)),
       );
+      for (const [index, { item, result }] of recorded.entries()) {
+        const outcome = outcomes[index];
+        if (outcome && 'archivedTo' in outcome)
+          archived.push({ ackFileId: result.ackFileId, archivedTo: outcome.archivedTo, name: item.file.name });
+        else notYet(item.file, outcome?.error, 'ack recorded but not archived yet; it is archived at the next pass');
+      }
       try {
         await ledger.markAckFilesArchived(archived);
       } catch (error) {

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RetryResult } from '../export/index.ts';
 import type { ConsoleLedger, Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Target } from '../transport/index.ts';
@@ -16,6 +17,8 @@ export interface ConsoleOptions {
   env: Record<string, string | undefined>;
   logger: Logger;
   now?: () => number;
+  /** Uploads the kept bytes of a transiently failed export again (serve wires the export service); absent = no retries. */
+  retryUpload?: (exportId: number, actor: string) => Promise<RetryResult>;
 }
 
 /** What the route files share. */

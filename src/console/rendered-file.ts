@@ -9,7 +9,8 @@ export const VIEW_LIMIT_BYTES = 2 * 1024 * 1024;
 export const READ_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export type RenderedFile =
-  | { kind: 'bytes'; bytes: Buffer; encoding: string; fileName: string }
+  /** `source`: read back from the target, or the copy the ledger kept after a transient failure. */
+  | { kind: 'bytes'; bytes: Buffer; encoding: string; fileName: string; source: 'target' | 'kept' }
   /** Why the console cannot show it, in the operator's words. */
   | { kind: 'unavailable'; reason: string };
 
@@ -21,12 +22,20 @@ export async function readRenderedFile(
   record: ExportRecord,
   targets: ReadonlyMap<string, Target>,
   encodingOf: (mappingName: string) => string | undefined,
+  kept?: { content: Buffer },
 ): Promise<RenderedFile> {
+  const encoding = encodingOf(record.mappingName) ?? 'utf-8';
+  if (record.remotePath === null && kept) {
+    const name = record.plannedPath.split('/').at(-1) ?? record.plannedPath;
+    // The same rule as a file read back: shown only if it is byte for byte what the ledger recorded.
+    if (createHash('sha256').update(kept.content).digest('hex') === record.sha256)
+      return { kind: 'bytes', bytes: kept.content, encoding, fileName: name, source: 'kept' };
+  }
   if (record.remotePath === null) {
     return {
       kind: 'unavailable',
       reason:
-        'This export was never uploaded, and the bridge does not store rendered files, so there is nothing to show.',
+        'This export was never uploaded, and the ledger keeps no copy of it (it keeps one only after a transient failure, up to a size limit), so there is nothing to show.',
     };
   }
   const target = targets.get(record.target);
@@ -64,7 +73,7 @@ export async function readRenderedFile(
     };
   }
   const name = record.remotePath.split('/').at(-1) ?? record.remotePath;
-  return { kind: 'bytes', bytes, encoding: encodingOf(record.mappingName) ?? 'utf-8', fileName: name };
+  return { kind: 'bytes', bytes, encoding, fileName: name, source: 'target' };
 }
 
 /** Text in the mapping's encoding (a BOM is dropped); undecodable bytes show as U+FFFD. */

@@ -8,9 +8,8 @@ interface OutcomeParams {
 
 /**
  * The recorded operator actions. Each is a GET that explains and asks, then a POST (CSRF-checked,
- * operator role) that the ledger records with who and when. None of them uploads anything: re-sending
- * a file would need its bytes, which the ledger does not keep, so a transient upload failure is
- * retried by Rossum's next delivery (or by exporting the annotation again), never from here.
+ * operator role) that the ledger records with who and when. The one that uploads (retry) uploads only
+ * the bytes the ledger kept when the upload failed, after checking them against the recorded sha256.
  */
 export function registerActionRoutes(app: FastifyInstance, context: ConsoleContext): void {
   const { prefix, ledger, console: ledgerView } = context;
@@ -80,6 +79,57 @@ export function registerActionRoutes(app: FastifyInstance, context: ConsoleConte
       return reply.redirect(`${prefix}/exports/${found.record.id}#rossum`, 303);
     },
   );
+
+  app.get<{ Params: { id: string } }>('/exports/:id/retry', { preHandler: operatorOnly }, async (request, reply) => {
+    const id = Number(request.params.id);
+    const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
+    if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
+    const kept = record.status === 'retryable' ? await ledgerView.keptPayload(id) : undefined;
+    if (!kept || !context.retryUpload)
+      return context.problem(
+        request,
+        reply,
+        409,
+        'Not done',
+        `Export ${id} is ${record.ackState ?? record.status}${kept ? '' : ' with no kept file'}: only an export whose upload failed transiently, with its file kept, is retried from the console.`,
+      );
+    return context.page(
+      request,
+      reply,
+      'confirm',
+      { title: 'Retry upload', section: 'exports' },
+      {
+        heading: `Upload export #${record.id} to ${record.target} again?`,
+        explanation: [
+          `The last attempt failed${record.error ? `: ${record.error}` : ''}.`,
+          `The bridge uploads the file it rendered then (${kept.content.length} bytes, sha256 ${record.sha256}) as ${record.plannedPath}, atomically, exactly as recorded; nothing is rendered again. If an earlier attempt did reach the server, that is recorded instead.`,
+          'The ledger records that you asked and when, and the result.',
+        ],
+        action: `${prefix}/exports/${record.id}/retry`,
+        confirmLabel: 'Upload again',
+        cancel: `${prefix}/exports/${record.id}`,
+        note: false,
+      },
+    );
+  });
+
+  app.post<{ Params: { id: string } }>('/exports/:id/retry', { preHandler: operatorOnly }, async (request, reply) => {
+    const id = Number(request.params.id);
+    if (!Number.isSafeInteger(id) || !context.retryUpload)
+      return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id} to retry.`);
+    const user = request.consoleSession?.user ?? '?';
+    const result = await context.retryUpload(id, user);
+    context.logger.info({ user, exportId: id, outcome: result.outcome }, 'console: upload retried');
+    if (result.outcome === 'failed')
+      return context.problem(
+        request,
+        reply,
+        502,
+        'Upload failed again',
+        `${result.message}. ${result.permanent ? 'The failure is permanent: the export is now failed.' : 'The file stays kept; retry later.'} The timeline of export ${id} shows the attempt.`,
+      );
+    return reply.redirect(`${prefix}/exports/${id}#timeline-h`, 303);
+  });
 
   app.get('/ack-files', async (request, reply) => {
     const files = await ledgerView.openAckFiles(200);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import {
   EXPORT_STATES,
+  type AckFileContent,
   type ConsoleCursor,
   type ConsoleExportFilter,
   type ExportState,
@@ -111,10 +112,29 @@ const EVENT_TITLES: Record<string, string> = {
   rossum_delivery_retry: 'Telling Rossum failed, will retry',
   rossum_delivery_failed: 'Telling Rossum failed',
   console_redeliver: 'Queued for Rossum again (console)',
+  console_retry: 'Upload retried (console)',
   hold_started: 'Held: Rossum polls',
   hold_answered: 'Held export answered',
   hold_released: 'Held export released',
 };
+
+/** An ack file's kept content as text in the encoding its convention read it in (escaped by the template). */
+function shownAckContent(content: AckFileContent): {
+  text: string;
+  encoding: string;
+  totalBytes: number;
+  shownBytes: number;
+  truncated: boolean;
+} {
+  const decoded = decodeText(content.content, content.encoding ?? 'utf-8');
+  return {
+    text: decoded.text,
+    encoding: decoded.encoding,
+    totalBytes: content.totalBytes,
+    shownBytes: content.content.length,
+    truncated: content.truncated,
+  };
+}
 
 export function registerExportRoutes(app: FastifyInstance, context: ConsoleContext): void {
   const { prefix, console: ledgerView, ledger, config } = context;
@@ -170,12 +190,18 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const id = Number(request.params.id);
     const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
     if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
-    const [events, outcomes, ackFiles, actions] = await Promise.all([
+    const [events, outcomes, ackFiles, actions, kept] = await Promise.all([
       ledger.events(id),
       ledger.outcomes(id),
       ledgerView.ackFilesOfExport(id),
       ledgerView.actionsOfExport(id),
+      record.status === 'retryable' ? ledgerView.keptPayload(id) : undefined,
     ]);
+    const ackContents: Record<number, ReturnType<typeof shownAckContent>> = {};
+    for (const file of ackFiles) {
+      const content = await ledgerView.ackFileContent(file.id);
+      if (content) ackContents[file.id] = shownAckContent(content);
+    }
     const rossumBase = (config.rossumAppUrl ?? record.rossumBaseUrl ?? '').replace(/\/+$/, '');
     return context.page(
       request,
@@ -193,7 +219,10 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
         })),
         outcomes,
         ackFiles,
+        ackContents,
         actions,
+        // Offered only when the kept bytes still are the ones the ledger recorded (the retry checks again).
+        retry: kept && kept.sha256 === record.sha256 ? { bytes: kept.content.length } : null,
         rossumLink: /^https:\/\//.test(rossumBase) ? `${rossumBase}/document/${record.annotationId}` : null,
         canAct: request.consoleSession?.role === 'operator',
       },
@@ -204,7 +233,8 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const id = Number(request.params.id);
     const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
     if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
-    const file = await readRenderedFile(record, context.targets, context.encodingOf);
+    const kept = record.remotePath === null ? await ledgerView.keptPayload(id) : undefined;
+    const file = await readRenderedFile(record, context.targets, context.encodingOf, kept);
     const decoded =
       file.kind === 'bytes' && file.bytes.length <= VIEW_LIMIT_BYTES ? decodeText(file.bytes, file.encoding) : null;
     return context.page(
@@ -220,7 +250,8 @@ export function registerExportRoutes(app: FastifyInstance, context: ConsoleConte
     const id = Number(request.params.id);
     const record = Number.isSafeInteger(id) ? await ledger.get(id) : undefined;
     if (!record) return context.problem(request, reply, 404, 'Not found', `There is no export ${request.params.id}.`);
-    const file = await readRenderedFile(record, context.targets, context.encodingOf);
+    const kept = record.remotePath === null ? await ledgerView.keptPayload(id) : undefined;
+    const file = await readRenderedFile(record, context.targets, context.encodingOf, kept);
     if (file.kind !== 'bytes') return context.problem(request, reply, 404, 'File not available', file.reason);
     const asciiName = file.fileName.replace(/[^A-Za-z0-9._-]/g, '_');
     return reply

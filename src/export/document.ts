@@ -1,35 +1,18 @@
 import { createHash } from 'node:crypto';
 import type { ExportPayload } from '../annotation/index.ts';
-import { BridgeError, describeError, isBridgeError } from '../errors.ts';
+import { describeError, isBridgeError } from '../errors.ts';
 import type { ExportRecord, Ledger } from '../ledger/index.ts';
 import type { DocumentSettings, OnExisting } from '../mapping/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { DEFAULT_ALLOWED_HOSTS, trustedPayloadRoot } from '../rossum/index.ts';
 import type { OperationOptions, Target } from '../transport/index.ts';
+import {
+  fetchDocument,
+  type DocumentDigest,
+  type DocumentFetchSettings,
+  type PreparedDocument,
+} from './document-fetch.ts';
 
-/** The original document of one delivery, as far as the payload tells (plain data). */
-export interface PreparedDocument {
-  settings: DocumentSettings;
-  /** Rossum's content URL: `document.content`, else `annotation.document` + `/content`; null when the payload names none. */
-  url: string | null;
-  /** `document 314621 (invoice.pdf)`, for messages. */
-  label: string;
-  originalFileName: string | null;
-  /** The webhook's short-lived `rossum_authorization_token`, when the hook has a token owner. */
-  webhookToken: string | null;
-}
-
-/** How the bridge may fetch documents when the webhook brings no token, and where tokens may go. */
-export interface DocumentFetchSettings {
-  /** Configured API root (`rossum.baseUrl`): documents are fetched from its origin only. */
-  apiRoot?: string;
-  /** Hosts a payload may name when no API root is configured (default: Rossum's cloud domains). */
-  allowedHosts?: readonly string[];
-  /** Configured long-lived token (`rossum.token`), used when the webhook carries none. */
-  token?: string;
-  authScheme?: 'Bearer' | 'Token';
-  timeoutMs?: number;
-}
+export type { DocumentFetchSettings, PreparedDocument } from './document-fetch.ts';
 
 export function documentOf(payload: ExportPayload, settings: DocumentSettings): PreparedDocument {
   const document = payload.document as (Record<string, unknown> & { id?: number }) | undefined;
@@ -62,113 +45,6 @@ export function documentPath(dataFileName: string, document: PreparedDocument): 
   return folder ? `${folder}/${distinct}` : distinct;
 }
 
-function unavailable(document: PreparedDocument, reason: string, permanent: boolean, cause?: unknown): BridgeError {
-  return new BridgeError('DOCUMENT_UNAVAILABLE', `The original ${document.label} could not be fetched: ${reason}`, {
-    permanent,
-    ...(cause === undefined ? {} : { cause }),
-  });
-}
-
-/** Only the configured API's origin, or (without one) an allow-listed https host, ever gets a token. */
-function trustedUrl(document: PreparedDocument, url: string, settings: DocumentFetchSettings): URL {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw unavailable(document, `the payload's document URL is not a URL: ${JSON.stringify(url.slice(0, 200))}`, true);
-  }
-  const refuse = (why: string): BridgeError =>
-    new BridgeError(
-      'DOCUMENT_NOT_TRUSTED',
-      `Refusing to fetch the original ${document.label} from ${parsed.origin}: ${why}`,
-      {
-        permanent: true,
-      },
-    );
-  if (settings.apiRoot) {
-    if (parsed.origin !== new URL(settings.apiRoot).origin)
-      throw refuse(`it is not rossum.baseUrl (${new URL(settings.apiRoot).origin})`);
-    return parsed;
-  }
-  try {
-    trustedPayloadRoot(parsed.origin, settings.allowedHosts ?? DEFAULT_ALLOWED_HOSTS);
-  } catch (error) {
-    throw refuse(`the host is not in rossum.allowedHosts, or not https (${describeError(error)})`);
-  }
-  return parsed;
-}
-
-/** Streams the document into memory up to `maxBytes` (refused beyond), hashing as it goes. */
-export async function fetchDocument(
-  document: PreparedDocument,
-  settings: DocumentFetchSettings,
-  signal?: AbortSignal,
-): Promise<{ bytes: Buffer; sha256: string }> {
-  if (!document.url) throw unavailable(document, 'the export payload names no document (annotation.document)', true);
-  const url = trustedUrl(document, document.url, settings);
-  const token = document.webhookToken ?? settings.token;
-  if (!token)
-    throw unavailable(
-      document,
-      'no token: the hook has no token_owner (no rossum_authorization_token in the call) and rossum.token is not set',
-      true,
-    );
-  const timeout = AbortSignal.timeout(settings.timeoutMs ?? 30_000);
-  const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      headers: { Authorization: `${settings.authScheme ?? 'Bearer'} ${token}` },
-      signal: combined,
-    });
-  } catch (error) {
-    const reason = timeout.aborted ? `no answer within ${settings.timeoutMs ?? 30_000} ms` : describeError(error);
-    throw unavailable(document, reason, false, error);
-  }
-  if (!response.ok) {
-    await response.body?.cancel().catch(() => undefined);
-    const status = response.status;
-    const permanent =
-      status === 404 || status === 410 || (status >= 400 && status < 500 && ![401, 403, 408, 429].includes(status));
-    const why =
-      status === 401 || status === 403
-        ? `HTTP ${status} (the token was refused; Rossum's retry brings a fresh one)`
-        : status === 404 || status === 410
-          ? `HTTP ${status} (Rossum no longer has it)`
-          : `HTTP ${status}`;
-    throw unavailable(document, why, permanent);
-  }
-  const { maxBytes } = document.settings;
-  const tooLarge = (size: string): BridgeError =>
-    new BridgeError(
-      'DOCUMENT_TOO_LARGE',
-      `The original ${document.label} is ${size}, more than the mapping's document.max_bytes (${maxBytes})`,
-      { permanent: true },
-    );
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (declared > maxBytes) {
-    await response.body?.cancel().catch(() => undefined);
-    throw tooLarge(`${declared} bytes`);
-  }
-  const hash = createHash('sha256');
-  const chunks: Buffer[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of response.body ?? []) {
-      total += chunk.byteLength;
-      if (total > maxBytes) throw tooLarge(`over ${maxBytes} bytes`);
-      const buffer = Buffer.from(chunk);
-      hash.update(buffer);
-      chunks.push(buffer);
-    }
-  } catch (error) {
-    await response.body?.cancel().catch(() => undefined);
-    if (isBridgeError(error)) throw error;
-    throw unavailable(document, `the download broke off after ${total} bytes (${describeError(error)})`, false, error);
-  }
-  return { bytes: Buffer.concat(chunks, total), sha256: hash.digest('hex') };
-}
-
 export interface PlaceDocumentInput {
   document: PreparedDocument;
   dataFileName: string;
@@ -197,20 +73,14 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
     const stat = await target.stat(path, opOptions);
     if (stat && stat.size === record.documentBytes) return { kind: 'placed', path, bytes: stat.size };
   }
-  let fetched: { bytes: Buffer; sha256: string };
+  let placed: DocumentDigest;
   try {
-    fetched = await fetchDocument(document, input.fetchSettings, opOptions.signal);
-    if (input.takeover && (await sameOnServer(target, path, fetched, opOptions))) {
-      log.info({ exportId: record.id, documentPath: path }, 'an earlier attempt had already uploaded the document');
-    } else {
-      await target.upload(
-        {
-          relativePath: path,
-          bytes: fetched.bytes,
-          onExisting: input.onExisting === 'overwrite' ? 'overwrite' : 'fail',
-        },
-        opOptions,
-      );
+    const fetched = await fetchDocument(document, input.fetchSettings, opOptions.signal);
+    try {
+      placed =
+        fetched.kind === 'whole' ? await uploadWhole(input, path, fetched) : await uploadStreamed(input, path, fetched);
+    } finally {
+      fetched.close();
     }
   } catch (error) {
     if (document.settings.required) throw error;
@@ -218,22 +88,84 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
     log.warn({ exportId: record.id, documentPath: path }, warning);
     return { kind: 'skipped', warning };
   }
-  await input.ledger.recordDocument(record.id, input.owner, {
-    path,
-    sha256: fetched.sha256,
-    bytes: fetched.bytes.length,
-  });
-  return { kind: 'placed', path, bytes: fetched.bytes.length };
+  await input.ledger.recordDocument(record.id, input.owner, { path, ...placed });
+  if (input.takeover) await removeLeftoverTemps(input, path);
+  return { kind: 'placed', path, bytes: placed.bytes };
+}
+
+const uploadPolicy = (onExisting: OnExisting): OnExisting => (onExisting === 'overwrite' ? 'overwrite' : 'fail');
+
+async function uploadWhole(
+  input: PlaceDocumentInput,
+  path: string,
+  fetched: { bytes: Buffer; sha256: string },
+): Promise<DocumentDigest> {
+  const { target, opOptions } = input;
+  const digest = { sha256: fetched.sha256, bytes: fetched.bytes.length };
+  if (input.takeover && (await sameOnServer(target, path, digest, opOptions))) {
+    alreadyThere(input, path);
+  } else {
+    await target.upload(
+      { relativePath: path, bytes: fetched.bytes, onExisting: uploadPolicy(input.onExisting) },
+      opOptions,
+    );
+  }
+  return digest;
+}
+
+/**
+ * Streams the download into the upload's temp name. Its hash is known only once it is written, so an
+ * earlier attempt's copy (a crash after the rename, before the ledger) is compared after the upload
+ * found the name taken.
+ */
+async function uploadStreamed(
+  input: PlaceDocumentInput,
+  path: string,
+  fetched: { stream: AsyncIterable<Buffer>; digest(): DocumentDigest },
+): Promise<DocumentDigest> {
+  const { target, opOptions } = input;
+  try {
+    await target.upload(
+      { relativePath: path, stream: fetched.stream, onExisting: uploadPolicy(input.onExisting) },
+      opOptions,
+    );
+  } catch (error) {
+    const taken = isBridgeError(error) && error.code === 'TARGET_EXISTS';
+    if (!taken || !input.takeover || !(await sameOnServer(target, path, fetched.digest(), opOptions))) throw error;
+    alreadyThere(input, path);
+  }
+  return fetched.digest();
+}
+
+/** A streamed attempt whose process died mid-download left its temp file behind; failing here changes nothing. */
+async function removeLeftoverTemps(input: PlaceDocumentInput, path: string): Promise<void> {
+  try {
+    const leftovers = (await input.target.removeLeftoverTemps?.(path, input.opOptions)) ?? [];
+    if (leftovers.length > 0)
+      input.log.info({ exportId: input.record.id, leftovers }, 'removed temporary files of an earlier document upload');
+  } catch (error) {
+    input.log.warn(
+      { exportId: input.record.id, err: describeError(error) },
+      'could not remove temporary files of an earlier document upload',
+    );
+  }
+}
+
+function alreadyThere(input: PlaceDocumentInput, path: string): void {
+  input.log.info(
+    { exportId: input.record.id, documentPath: path },
+    'an earlier attempt had already uploaded the document',
+  );
 }
 
 async function sameOnServer(
   target: Target,
   path: string,
-  fetched: { bytes: Buffer; sha256: string },
+  digest: DocumentDigest,
   opOptions: OperationOptions,
 ): Promise<boolean> {
   const stat = await target.stat(path, opOptions);
-  if (!stat || stat.size !== fetched.bytes.length) return false;
-  const bytes = await target.readFile(path, opOptions);
-  return createHash('sha256').update(bytes).digest('hex') === fetched.sha256;
+  if (!stat || stat.size !== digest.bytes) return false;
+  const bytes = await target.readFile(path, { ...opOptions, maxBytes: digest.bytes });
+  return createHash('sha256').update(bytes).digest('hex') === digest.sha256;
 }

@@ -1,5 +1,12 @@
 /** The export pipeline below HTTP: route → render → claim → upload → answer. */
-export { ExportService, ownerIsGone, type ExportServiceOptions, type HandleOptions } from './service.ts';
+export {
+  ExportService,
+  KEEP_FOR_RETRY_MAX_BYTES,
+  ownerIsGone,
+  type ExportServiceOptions,
+  type HandleOptions,
+} from './service.ts';
+export type { RetryRequest, RetryResult } from './retry.ts';
 export {
   exportIdempotencyKey,
   prepareExport,
@@ -11,3 +18,4 @@ export {
 export { errorReply, limitMessage, transientReply, type ExportReply, type RossumMessage } from './replies.ts';
 export { routeSchema, resolveRoute, type Route, type ResolvedRoute } from './routes.ts';
 export { documentPath, type DocumentFetchSettings, type PreparedDocument } from './document.ts';
+export { BatchSender, type BatchSenderOptions, type PreparedBatchEntry } from './batches.ts';

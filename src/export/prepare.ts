@@ -3,6 +3,7 @@ import type { AnnotationView, ExportPayload } from '../annotation/index.ts';
 import { BridgeError, describeError, isBridgeError } from '../errors.ts';
 import type { MappingRegistry, OnExisting, RenderedFile } from '../mapping/index.ts';
 import type { HookCredentials } from '../transport/index.ts';
+import { prepareBatchEntry, type PreparedBatchEntry } from './batches.ts';
 import { documentOf, type PreparedDocument } from './document.ts';
 import { errorReply, type ExportReply } from './replies.ts';
 import { resolveRoute, type Route } from './routes.ts';
@@ -47,6 +48,8 @@ export interface PreparedExport {
   sequence?: { counter: string; start: number; render: (sequence: number, now: Date) => RenderedFile };
   /** Set when the mapping uploads the original document beside the data file. */
   document?: PreparedDocument;
+  /** Set for a batch mapping: the document's entry, recorded in the open batch instead of uploaded. */
+  batch?: PreparedBatchEntry;
   credentials: HookCredentials | undefined;
   rossumBaseUrl: string | null;
 }
@@ -121,6 +124,9 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
         .update(mapping.render(pinnedView(view), { ...context, ...placeholder, now: PINNED_CLOCK }).bytes)
         .digest('hex')
     : sha256;
+  const batch = mapping.batch
+    ? prepareBatchEntry(mapping, view, { view: pinnedView(view), now: PINNED_CLOCK }, { ...context, now })
+    : undefined;
   return {
     annotationId: view.meta.annotationId,
     requestId: view.meta.requestId,
@@ -130,7 +136,7 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
     targetName: route.target,
     file,
     sha256,
-    idempotencyKey: exportIdempotencyKey(view.meta.annotationId, route.target, keySha),
+    idempotencyKey: exportIdempotencyKey(view.meta.annotationId, route.target, batch?.keySha ?? keySha),
     renderedAt: now.getTime(),
     ...(perDelivery ? { renderAt: (at: Date) => mapping.render(view, { ...context, ...placeholder, now: at }) } : {}),
     ...(numbered
@@ -144,6 +150,7 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
       : {}),
     documentRef: view.field('document_id')?.value || null,
     ...(mapping.document ? { document: documentOf(payload, mapping.document) } : {}),
+    ...(batch ? { batch } : {}),
     credentials: hookCredentials(payload.secrets),
     rossumBaseUrl: payload.base_url ?? null,
   };

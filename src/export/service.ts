@@ -1,26 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { describeError, isBridgeError } from '../errors.ts';
-import type { Ledger, ExportRecord } from '../ledger/index.ts';
+import { ConsoleActionRefused, type ConsoleLedger, type Ledger } from '../ledger/index.ts';
 import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
 import type { OperationOptions, Target } from '../transport/index.ts';
 import type { ExportPreparation, PreparedExport } from './prepare.ts';
+import { collectIntoBatch } from './batches.ts';
 import { documentPath, placeDocument, type DocumentFetchSettings } from './document.ts';
 import { numberExport } from './numbering.ts';
-import { findOnServer, reconcileWithServer } from './server-check.ts';
-import { ownerIsGone, sleep } from './owners.ts';
-import {
-  codeOf,
-  errorReply,
-  limitMessage as limit,
-  replayed,
-  stored,
-  successReply,
-  transientReply,
-  type ExportReply,
-} from './replies.ts';
+import { reconcileOne } from './reconcile.ts';
+import { reconcileWithServer } from './server-check.ts';
+import { ownerIsGone } from './owners.ts';
+import { retryKeptUpload, type RetryRequest, type RetryResult } from './retry.ts';
+import { waitForOther } from './waiting.ts';
+import { codeOf, errorReply, replayed, stored, successReply, transientReply, type ExportReply } from './replies.ts';
 
 export { ownerIsGone } from './owners.ts';
+
+/** A transiently failed export keeps its rendered file in the ledger up to this size, for an operator's retry. */
+export const KEEP_FOR_RETRY_MAX_BYTES = 4 * 1024 * 1024;
 
 export type { ExportReply, RossumMessage } from './replies.ts';
 export type { ExportPreparation, PreparedExport } from './prepare.ts';
@@ -36,6 +34,8 @@ export interface ExportServiceOptions {
   duplicatePollMs?: number;
   /** Where and how the original documents of `document:` mappings are fetched. */
   documents?: DocumentFetchSettings;
+  /** A document filled its batch: the sender should look for due batches now. */
+  onBatchClosed?: () => void;
 }
 
 export interface HandleOptions {
@@ -92,7 +92,13 @@ export class ExportService {
       if (options.signal?.aborted) break;
       const target = this.options.targets.get(record.target);
       if (!target || this.inflight.has(record.idempotencyKey)) continue;
-      const work = this.reconcileOne(record, target, options.signal);
+      const work = reconcileOne(record, target, {
+        ledger,
+        logger,
+        owner: this.owner,
+        leaseMs: this.leaseMs,
+        signal: options.signal,
+      });
       this.inflight.set(
         record.idempotencyKey,
         work.then((outcome) => outcome.reply),
@@ -111,89 +117,28 @@ export class ExportService {
     return result;
   }
 
-  private async reconcileOne(
-    dead: ExportRecord,
-    target: Target,
-    signal: AbortSignal | undefined,
-  ): Promise<{ kind: 'skipped' | 'recorded' | 'released'; reply: ExportReply }> {
-    const { ledger, logger } = this.options;
-    const log = logger.child({ annotationId: dead.annotationId, exportId: dead.id });
-    const retry = transientReply(
-      `Export ${dead.id} was interrupted when the bridge stopped; Rossum's retry will upload it or find it on ${target.description}`,
-    );
-    // Releasing under the dead owner's name is a compare-and-set: only one process wins it.
-    try {
-      await ledger.fail(dead.id, dead.leaseOwner as string, {
-        code: 'OWNER_DIED',
-        message: `process ${dead.leaseOwner} ended while uploading`,
-        permanent: false,
-        reply: stored(retry),
-      });
-    } catch {
-      return { kind: 'skipped', reply: retry };
-    }
-    const claim = await ledger.claim({
-      idempotencyKey: dead.idempotencyKey,
-      annotationId: dead.annotationId,
-      requestId: 'start-up reconciliation',
-      mappingName: dead.mappingName,
-      mappingHash: dead.mappingHash,
-      target: dead.target,
-      plannedPath: dead.plannedPath,
-      sha256: dead.sha256,
-      bytes: dead.bytes,
-      owner: this.owner,
-      leaseMs: this.leaseMs,
+  /**
+   * An operator's retry of a transient failure (retry.ts), under this process's lease owner and in-flight
+   * guard: a delivery of the same export arriving meanwhile waits for it instead of racing it.
+   */
+  async retryKept(request: RetryRequest, consoleLedger: ConsoleLedger): Promise<RetryResult> {
+    const { ledger, targets, logger } = this.options;
+    const record = await ledger.get(request.exportId);
+    const key = record?.idempotencyKey;
+    if (key !== undefined && this.inflight.has(key))
+      throw new ConsoleActionRefused('conflict', `Export ${request.exportId} is being uploaded right now`);
+    const context = { ledger, console: consoleLedger, targets, logger, owner: this.owner, leaseMs: this.leaseMs };
+    const work = retryKeptUpload(context, request).then((result) => {
+      this.count(result.reply.outcome, record?.target);
+      return result;
     });
-    if (claim.outcome !== 'claimed')
-      return { kind: 'skipped', reply: claim.outcome === 'done' ? replayed(claim.record) : retry };
-    const opOptions = signal ? { signal } : {};
-    try {
-      const found = await findOnServer(target, dead, opOptions);
-      const leftovers = (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions).catch(() => [])) ?? [];
-      if (leftovers.length > 0) log.info({ leftovers }, 'removed temporary files of the interrupted upload');
-      if (found) {
-        const reply: ExportReply = {
-          statusCode: 200,
-          outcome: 'exported',
-          body: {
-            messages: [
-              {
-                type: 'info',
-                content: limit(
-                  `Exported ${found} to ${target.description} (mapping ${dead.mappingName}, ${dead.bytes} bytes)`,
-                ),
-              },
-            ],
-          },
-        };
-        await ledger.complete(dead.id, this.owner, { remotePath: found, reply: stored(reply) });
-        log.info({ remotePath: found }, 'the interrupted upload had reached the server: recorded as uploaded');
-        return { kind: 'recorded', reply };
-      }
-      await ledger.fail(dead.id, this.owner, {
-        code: 'UPLOAD_INTERRUPTED',
-        message: 'the upload did not reach the server before the process ended',
-        permanent: false,
-        reply: stored(retry),
-      });
-      log.info('the interrupted upload had not reached the server: the next delivery uploads it');
-      return { kind: 'released', reply: retry };
-    } catch (error) {
-      await ledger
-        .fail(dead.id, this.owner, {
-          code: codeOf(error),
-          message: describeError(error),
-          permanent: false,
-          reply: stored(retry),
-        })
-        .catch(() => undefined);
-      log.warn(
-        { code: codeOf(error) },
-        `could not check the interrupted upload on the server (the next delivery will): ${describeError(error)}`,
-      );
-      return { kind: 'released', reply: retry };
-    }
+    if (key === undefined) return work;
+    const answer = work.then(
+      (result) => result.reply,
+      () => transientReply(`Export ${request.exportId} is being retried from the console; Rossum will retry`),
+    );
+    this.inflight.set(key, answer);
+    return work.finally(() => this.inflight.delete(key));
   }
 
   /** Exports a prepared delivery (or answers its refusal): claim → upload → record → answer. */
@@ -222,6 +167,12 @@ export class ExportService {
     }
     const prepared: Prepared = { ...preparation.prepared, target };
     const log = logger.child({ annotationId: prepared.annotationId, requestId: prepared.requestId });
+    if (prepared.batch) {
+      const batch = { ...prepared, batch: prepared.batch };
+      const reply = await collectIntoBatch(batch, target, this.options.ledger, log, this.options.onBatchClosed);
+      this.count(reply.outcome, target.name);
+      return reply;
+    }
 
     const existing = this.inflight.get(prepared.idempotencyKey);
     if (existing) {
@@ -293,7 +244,7 @@ export class ExportService {
         { exportId: claim.record.id },
         'duplicate delivery: another worker is uploading, waiting for its answer',
       );
-      return this.waitForOther(claim.record.id, prepared, options.signal);
+      return waitForOther(ledger, claim.record.id, prepared.target.description, this.duplicatePollMs, options.signal);
     }
 
     const record = claim.record;
@@ -374,6 +325,8 @@ export class ExportService {
           message: describeError(error),
           permanent,
           reply: stored(reply),
+          // For the console's retry: exactly these bytes, never a re-render (bounded: the ledger is no file store).
+          ...(prepared.file.bytes.length <= KEEP_FOR_RETRY_MAX_BYTES ? { keep: prepared.file.bytes } : {}),
         });
       } catch (ledgerError) {
         log.error(
@@ -402,29 +355,6 @@ export class ExportService {
     } catch (error) {
       log.warn({ exportId, err: describeError(error) }, 'could not remove temporary files of an earlier attempt');
     }
-  }
-
-  private async waitForOther(
-    exportId: number,
-    prepared: Prepared,
-    signal: AbortSignal | undefined,
-  ): Promise<ExportReply> {
-    for (;;) {
-      if (signal?.aborted) break;
-      await sleep(this.duplicatePollMs, signal);
-      const record = await this.options.ledger.get(exportId);
-      if (!record) break;
-      if (record.status === 'uploaded' || record.status === 'failed') return replayed(record);
-      if (record.status === 'retryable') {
-        return transientReply(
-          `The first delivery of this export to ${prepared.target.description} failed: ${record.error ?? 'unknown error'}`,
-        );
-      }
-      if (record.status === 'uploading' && record.leaseExpiresAt !== null && record.leaseExpiresAt < Date.now()) break;
-    }
-    return transientReply(
-      `Export to ${prepared.target.description} is still in progress (another delivery is uploading it); Rossum will retry and get its result`,
-    );
   }
 
   private count(outcome: ExportOutcome, target: string | undefined): void {

@@ -78,6 +78,9 @@ export function recordAcks(
   });
 }
 
+/** The console shows an ack file as it was read; beyond this the stored copy is cut (and says so). */
+export const ACK_CONTENT_KEPT_BYTES = 64 * 1024;
+
 async function recordOneAck(
   tx: Queries,
   forUpdate: string,
@@ -85,9 +88,20 @@ async function recordOneAck(
   input: AckFileInput,
 ): Promise<RecordAckResult> {
   const inserted = await tx.get<{ id: number }>(
-    `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
-    [input.source, input.fileName, input.sha256, input.convention, input.disposition, input.error ?? null, now],
+    `INSERT INTO ack_files (source, file_name, sha256, convention, disposition, error, received_at, content, content_bytes, content_encoding)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, file_name, sha256) DO NOTHING RETURNING id`,
+    [
+      input.source,
+      input.fileName,
+      input.sha256,
+      input.convention,
+      input.disposition,
+      input.error ?? null,
+      now,
+      input.content ? Buffer.from(input.content.subarray(0, ACK_CONTENT_KEPT_BYTES)) : null,
+      input.content ? input.content.length : null,
+      input.content ? (input.contentEncoding ?? null) : null,
+    ],
   );
   if (!inserted) {
     const existing = (await tx.get<{ id: number }>(
@@ -218,6 +232,26 @@ export function claimOutcomes(
   });
 }
 
+/**
+ * The fence before each write to Rossum: one atomic statement extends the lease only while the outcome is
+ * still this claim's — same owner and no claim since (`attempts` counts claims, so it is the claim's
+ * generation). A lease that ran out but that nobody claimed since is still safely ours; one another process
+ * claimed (or the console handed back) is not, and the caller must not write.
+ */
+export async function renewOutcomeLease(
+  { driver, now }: LedgerContext,
+  id: number,
+  owner: string,
+  generation: number,
+  leaseMs: number,
+): Promise<boolean> {
+  const changed = await driver.run(
+    `UPDATE ack_outcomes SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND attempts = ? AND delivery = 'pending'`,
+    [now() + leaseMs, id, owner, generation],
+  );
+  return changed === 1;
+}
+
 export async function markNoteAttempted({ driver, now }: LedgerContext, id: number): Promise<void> {
   await driver.run('UPDATE ack_outcomes SET note_attempted_at = coalesce(note_attempted_at, ?) WHERE id = ?', [
     now(),
@@ -238,12 +272,15 @@ export function settleOutcome(
   id: number,
   owner: string,
   settlement: OutcomeSettlement,
+  generation?: number,
 ): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
+    const params: unknown[] = [id, owner];
+    if (generation !== undefined) params.push(generation);
     const row = await tx.get<{ export_id: number; kind: string }>(
-      `SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?${driver.dialect.forUpdate}`,
-      [id, owner],
+      `SELECT export_id, kind FROM ack_outcomes WHERE id = ? AND lease_owner = ?${generation === undefined ? '' : ' AND attempts = ?'}${driver.dialect.forUpdate}`,
+      params,
     );
     if (!row) throw lostOutcomeLease(id);
     if (settlement.delivery === 'retry') {

@@ -1,6 +1,7 @@
 import * as operations from './console-operations.ts';
 import type { ConsoleLedger } from './console-operations.ts';
 import type { LedgerContext } from './export-operations.ts';
+import * as retry from './retry-operations.ts';
 import type { Ledger } from './types.ts';
 
 export type { ConsoleLedger } from './console-operations.ts';
@@ -17,6 +18,9 @@ export function consoleLedger(context: LedgerContext): ConsoleLedger {
     changeMark: () => operations.changeMark(context),
     redeliverOutcome: (outcomeId, actor) => operations.redeliverOutcome(context, outcomeId, actor),
     markAckFileHandled: (ackFileId, actor, note) => operations.markAckFileHandled(context, ackFileId, actor, note),
+    keptPayload: (exportId) => retry.keptPayload(context, exportId),
+    claimForRetry: (exportId, input) => retry.claimForRetry(context, exportId, input),
+    ackFileContent: (ackFileId) => retry.ackFileContent(context, ackFileId),
   };
 }
 

@@ -1,6 +1,16 @@
 import type { Queries } from './driver.ts';
 import { addEvent, type LedgerContext } from './export-operations.ts';
-import type { AckDelivery, AckOutcomeKind, AckState, ExportState, ExportStatus, HoldState } from './types.ts';
+import type {
+  AckDelivery,
+  AckFileContent,
+  KeptPayload,
+  AckOutcomeKind,
+  AckState,
+  ExportRecord,
+  ExportState,
+  ExportStatus,
+  HoldState,
+} from './types.ts';
 
 /**
  * What the operator console reads and the few things it may do. Every list is newest first and paged
@@ -101,6 +111,12 @@ export interface ConsoleLedger {
   /** Queues a pending or failed outcome for delivery now (the acks process sends it). */
   redeliverOutcome(outcomeId: number, actor: string): Promise<void>;
   markAckFileHandled(ackFileId: number, actor: string, note: string): Promise<void>;
+  /** The rendered bytes kept after a transient upload failure (none once uploaded or failed for good). */
+  keptPayload(exportId: number): Promise<KeptPayload | undefined>;
+  /** Takes a retryable export's lease for an operator's retry and records who asked; refused when not retryable. */
+  claimForRetry(exportId: number, input: { owner: string; leaseMs: number; actor: string }): Promise<ExportRecord>;
+  /** The ack file's content as read (undefined when it was not read or predates migration 10). */
+  ackFileContent(ackFileId: number): Promise<AckFileContent | undefined>;
 }
 
 const HOUR_MS = 3_600_000;
@@ -342,7 +358,7 @@ export async function changeMark({ driver }: LedgerContext): Promise<number> {
   return Number(row?.mark ?? 0);
 }
 
-async function recordAction(
+export async function recordAction(
   tx: Queries,
   at: number,
   actor: string,
@@ -423,6 +439,6 @@ export class ConsoleActionRefused extends Error {
   }
 }
 
-function refused(reason: 'not_found' | 'conflict', message: string): ConsoleActionRefused {
+export function refused(reason: 'not_found' | 'conflict', message: string): ConsoleActionRefused {
   return new ConsoleActionRefused(reason, message);
 }

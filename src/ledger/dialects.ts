@@ -11,7 +11,7 @@ export const sqliteDialect: Dialect = {
   forUpdate: '',
   skipLocked: '',
   requestIdsOf: `(SELECT group_concat(request_id, char(10)) FROM export_requests r WHERE r.export_id = e.id)`,
-  ddl: { id: 'INTEGER PRIMARY KEY AUTOINCREMENT', big: 'INTEGER' },
+  ddl: { id: 'INTEGER PRIMARY KEY AUTOINCREMENT', big: 'INTEGER', blob: 'BLOB' },
 };
 
 export const postgresDialect: Dialect = {
@@ -24,5 +24,5 @@ export const postgresDialect: Dialect = {
   forUpdate: ' FOR UPDATE',
   skipLocked: ' FOR UPDATE SKIP LOCKED',
   requestIdsOf: `(SELECT string_agg(request_id, E'\\n' ORDER BY received_at) FROM export_requests r WHERE r.export_id = e.id)`,
-  ddl: { id: 'BIGSERIAL PRIMARY KEY', big: 'BIGINT' },
+  ddl: { id: 'BIGSERIAL PRIMARY KEY', big: 'BIGINT', blob: 'BYTEA' },
 };

@@ -33,5 +33,5 @@ export interface Dialect {
   /** The export's request ids, newline-separated, for `SELECT … FROM exports e`. */
   readonly requestIdsOf: string;
   /** Column types in migrations. */
-  readonly ddl: { readonly id: string; readonly big: string };
+  readonly ddl: { readonly id: string; readonly big: string; readonly blob: string };
 }

@@ -1,9 +1,18 @@
+import { createHash } from 'node:crypto';
 import { BridgeError } from '../errors.ts';
 import { nameParts } from './ack-rules.ts';
 import { existingClaimOutcome } from './claim-rules.ts';
 import type { Driver, Queries } from './driver.ts';
 import { rowToRecord, type ExportRow } from './rows.ts';
-import type { ClaimInput, ClaimResult, ExportFilter, ExportRecord, LedgerEvent, StoredReply } from './types.ts';
+import type {
+  ClaimInput,
+  ClaimResult,
+  ExportFilter,
+  ExportRecord,
+  FailureInput,
+  LedgerEvent,
+  StoredReply,
+} from './types.ts';
 
 /** What every operation works with: the database and the clock. */
 export interface LedgerContext {
@@ -125,9 +134,15 @@ export function complete(
       owner,
     ]);
     if (changed !== 1) throw lostLease(id);
+    await tx.run(FREE_PAYLOAD, [id]);
     await addEvent(tx, id, now, 'uploaded', { remotePath: result.remotePath });
   });
 }
+
+const FREE_PAYLOAD = 'DELETE FROM export_payloads WHERE export_id = ?';
+/** Kept only when they are the bytes whose sha256 the export recorded: a retry can then never upload others. */
+const KEEP_PAYLOAD = `INSERT INTO export_payloads (export_id, sha256, content, kept_at) SELECT id, sha256, ?, ? FROM exports WHERE id = ? AND sha256 = ?
+  ON CONFLICT (export_id) DO UPDATE SET content = excluded.content, sha256 = excluded.sha256, kept_at = excluded.kept_at`;
 
 const FAIL = `UPDATE exports SET status = ?, error_code = ?, error = ?, reply = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
   WHERE id = ? AND lease_owner = ?`;
@@ -136,7 +151,7 @@ export function fail(
   { driver, now: clock }: LedgerContext,
   id: number,
   owner: string,
-  failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
+  failure: FailureInput,
 ): Promise<void> {
   return driver.transaction(async (tx) => {
     const now = clock();
@@ -151,9 +166,16 @@ export function fail(
       owner,
     ]);
     if (changed !== 1) throw lostLease(id);
+    let kept = false;
+    if (failure.permanent) await tx.run(FREE_PAYLOAD, [id]);
+    else if (failure.keep) {
+      const sha256 = createHash('sha256').update(failure.keep).digest('hex');
+      kept = (await tx.run(KEEP_PAYLOAD, [Buffer.from(failure.keep), now, id, sha256])) === 1;
+    }
     await addEvent(tx, id, now, failure.permanent ? 'failed' : 'transient_failure', {
       code: failure.code,
       message: failure.message,
+      ...(kept ? { keptForRetry: true } : {}),
     });
   });
 }

@@ -12,6 +12,7 @@ export type {
   LedgerEvent,
   ExportFilter,
   SequenceRequest,
+  FailureInput,
 } from './types.ts';
 export type {
   AckState,
@@ -29,6 +30,14 @@ export type {
   RecordAckResult,
   OutcomeSettlement,
 } from './types.ts';
+export type {
+  BatchStatus,
+  BatchRecord,
+  BatchEntryRecord,
+  BatchEntryInput,
+  BatchAddResult,
+  BatchFilter,
+} from './batch-types.ts';
 export { EXPORT_STATES, stateOf } from './types.ts';
 export { nameParts, ackTransition } from './ack-rules.ts';
 export { SqliteLedger } from './sqlite.ts';
@@ -99,3 +108,4 @@ export type {
   ConsoleAction,
   ConsoleOverview,
 } from './console-operations.ts';
+export type { KeptPayload, AckFileContent } from './types.ts';

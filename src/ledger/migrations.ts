@@ -166,6 +166,66 @@ export function migrationsFor({ ddl: t }: Dialect): readonly string[] {
   ALTER TABLE ack_outcomes ADD COLUMN result TEXT;
   ALTER TABLE ack_outcomes ADD COLUMN note_attempted_at ${t.big};
   `,
+    // 8: batches — documents collected per mapping × target and sent as one file. An entry is the document's
+    // rendered share; when the batch is sent, each entry becomes an `exports` row (status uploaded, the batch's
+    // file as its remote path), so acks, deadlines and Rossum's answers work per document as for single exports.
+    `
+  CREATE TABLE batches (
+    id ${t.id},
+    mapping_name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    number ${t.big} NOT NULL,
+    status TEXT NOT NULL,
+    opened_at ${t.big} NOT NULL,
+    closes_at ${t.big} NOT NULL,
+    closed_at ${t.big},
+    lease_owner TEXT,
+    lease_expires_at ${t.big},
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at ${t.big},
+    file_name TEXT,
+    sha256 TEXT,
+    bytes ${t.big},
+    remote_path TEXT,
+    sent_at ${t.big},
+    error TEXT
+  );
+  CREATE UNIQUE INDEX batches_open ON batches (mapping_name, target) WHERE status = 'open';
+  CREATE INDEX batches_due ON batches (closes_at) WHERE status <> 'sent';
+  CREATE TABLE batch_entries (
+    id ${t.id},
+    batch_id ${t.big} NOT NULL REFERENCES batches (id),
+    annotation_id ${t.big} NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    mapping_hash TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    document_ref TEXT,
+    rossum_base_url TEXT,
+    request_id TEXT NOT NULL,
+    created_at ${t.big} NOT NULL,
+    updated_at ${t.big} NOT NULL,
+    replaced INTEGER NOT NULL DEFAULT 0,
+    export_id ${t.big} REFERENCES exports (id),
+    UNIQUE (batch_id, annotation_id)
+  );
+  CREATE INDEX batch_entries_key ON batch_entries (idempotency_key);
+  ALTER TABLE exports ADD COLUMN batch_id ${t.big};
+  CREATE INDEX exports_batch ON exports (batch_id) WHERE batch_id IS NOT NULL;
+    `,
+    // 9: what the console shows and retries — the rendered bytes of an export whose upload failed transiently
+    // (kept only while it is retryable, so a retry uploads exactly the bytes whose sha256 the ledger recorded),
+    // and the content of each ack file as it was read (its first bytes; content_bytes is the whole size).
+    `
+  CREATE TABLE export_payloads (
+    export_id ${t.big} PRIMARY KEY REFERENCES exports (id),
+    sha256 TEXT NOT NULL,
+    content ${t.blob} NOT NULL,
+    kept_at ${t.big} NOT NULL
+  );
+  ALTER TABLE ack_files ADD COLUMN content ${t.blob};
+  ALTER TABLE ack_files ADD COLUMN content_bytes ${t.big};
+  ALTER TABLE ack_files ADD COLUMN content_encoding TEXT;
+  `,
   ];
 }
 

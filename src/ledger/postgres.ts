@@ -103,27 +103,48 @@ export class PostgresDriver extends PostgresQueries implements Driver {
   }
 
   async transaction<T>(work: (tx: Queries) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    // While checked out, the pool no longer listens for this client's errors: a server shutting down
-    // (57P01) would emit one with no listener and end the process. The running query rejects anyway.
-    let lost: Error | undefined;
-    const onError = (error: Error): void => {
-      lost = error;
-    };
-    client.on('error', onError);
+    const { client, lost } = await this.checkOut();
     try {
       await client.query('BEGIN');
       const result = await work(new PostgresQueries(client, this.texts));
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      if (!lost) await client.query('ROLLBACK').catch(() => {});
+      if (!lost()) await client.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
-      client.off('error', onError);
       // A client whose connection died is destroyed, not handed to the next transaction.
-      client.release(lost);
+      client.release(lost());
     }
+  }
+
+  /**
+   * A pooled client with an 'error' listener from the moment the pool hands it over. While checked out,
+   * the pool no longer listens for its errors, and the hand-over happens inside the socket read that
+   * finished the previous query: a server shutting down (57P01) that wrote its goodbye into the same
+   * read would find no listener (and end the process) if the listener were added after an `await`.
+   * The listener stays until the client is released; the running query rejects anyway.
+   */
+  private checkOut(): Promise<{ client: pg.PoolClient; lost: () => Error | undefined }> {
+    return new Promise((resolveCheckOut, rejectCheckOut) => {
+      this.pool.connect((error, client, release) => {
+        if (error || !client) {
+          rejectCheckOut(error ?? new Error('the PostgreSQL pool handed out no client'));
+          return;
+        }
+        let lost: Error | undefined;
+        const onError = (clientError: Error): void => {
+          lost ??= clientError;
+        };
+        client.on('error', onError);
+        const pooledRelease = release;
+        client.release = (destroy?: boolean | Error) => {
+          client.off('error', onError);
+          pooledRelease(destroy);
+        };
+        resolveCheckOut({ client, lost: () => lost });
+      });
+    });
   }
 
   async ping(): Promise<void> {

@@ -1,4 +1,6 @@
 import * as acks from './ack-operations.ts';
+import * as batches from './batch-operations.ts';
+import type { BatchAddResult, BatchEntryInput, BatchEntryRecord, BatchFilter, BatchRecord } from './batch-types.ts';
 import { consoleLedger, type ConsoleLedger } from './console-ledger.ts';
 import type { Driver } from './driver.ts';
 import * as exports from './export-operations.ts';
@@ -12,6 +14,7 @@ import type {
   ClaimResult,
   ExportFilter,
   ExportRecord,
+  FailureInput,
   HoldState,
   Ledger,
   LedgerEvent,
@@ -42,11 +45,7 @@ export class SqlLedger implements Ledger {
     return exports.complete(this.context, id, owner, result);
   }
 
-  fail(
-    id: number,
-    owner: string,
-    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
-  ): Promise<void> {
+  fail(id: number, owner: string, failure: FailureInput): Promise<void> {
     return exports.fail(this.context, id, owner, failure);
   }
 
@@ -72,6 +71,46 @@ export class SqlLedger implements Ledger {
 
   recordDocument(id: number, owner: string, document: { path: string; sha256: string; bytes: number }): Promise<void> {
     return files.recordDocument(this.context, id, owner, document);
+  }
+
+  addToBatch(input: BatchEntryInput): Promise<BatchAddResult> {
+    return batches.addToBatch(this.context, input);
+  }
+
+  claimDueBatch(owner: string, leaseMs: number): Promise<BatchRecord | undefined> {
+    return batches.claimDueBatch(this.context, owner, leaseMs);
+  }
+
+  releaseBatch(id: number, deadOwner: string): Promise<boolean> {
+    return batches.releaseBatch(this.context, id, deadOwner);
+  }
+
+  planBatchFile(id: number, owner: string, file: { fileName: string; sha256: string; bytes: number }): Promise<void> {
+    return batches.planBatchFile(this.context, id, owner, file);
+  }
+
+  completeBatch(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void> {
+    return batches.completeBatch(this.context, id, owner, result);
+  }
+
+  failBatch(id: number, owner: string, failure: { error: string; retryAt: number }): Promise<void> {
+    return batches.failBatch(this.context, id, owner, failure);
+  }
+
+  getBatch(id: number): Promise<BatchRecord | undefined> {
+    return batches.getBatch(this.context, id);
+  }
+
+  listBatches(filter: BatchFilter = {}): Promise<BatchRecord[]> {
+    return batches.listBatches(this.context, filter);
+  }
+
+  batchMates(exportId: number): Promise<ExportRecord[]> {
+    return batches.batchMates(this.context, exportId);
+  }
+
+  batchEntries(batchId: number): Promise<BatchEntryRecord[]> {
+    return batches.batchEntries(this.context, batchId);
   }
 
   awaitAcks(rules: ReadonlyArray<{ mappingName: string; deadlineMs: number; since: number }>): Promise<number> {
@@ -114,8 +153,12 @@ export class SqlLedger implements Ledger {
     return acks.claimOutcomes(this.context, owner, leaseMs, limit);
   }
 
-  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void> {
-    return acks.settleOutcome(this.context, id, owner, settlement);
+  renewOutcomeLease(id: number, owner: string, generation: number, leaseMs: number): Promise<boolean> {
+    return acks.renewOutcomeLease(this.context, id, owner, generation, leaseMs);
+  }
+
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement, generation?: number): Promise<void> {
+    return acks.settleOutcome(this.context, id, owner, settlement, generation);
   }
 
   outcomes(exportId: number): Promise<AckOutcome[]> {

@@ -1,3 +1,5 @@
+import type { BatchAddResult, BatchEntryInput, BatchEntryRecord, BatchFilter, BatchRecord } from './batch-types.ts';
+
 /** Lifecycle of one export (one annotation × target × rendered content). */
 export type ExportStatus =
   /** A process holds the lease and is uploading. */
@@ -91,6 +93,30 @@ export type HoldState = 'pending' | 'answered' | 'released';
 /** `ackState ?? status`. */
 export function stateOf(record: Pick<ExportRecord, 'status' | 'ackState'>): ExportState {
   return record.ackState ?? record.status;
+}
+
+/** The rendered bytes kept after a transient upload failure, with the sha256 they were checked against when kept. */
+export interface KeptPayload {
+  sha256: string;
+  content: Buffer;
+  keptAt: number;
+}
+
+export interface AckFileContent {
+  content: Buffer;
+  /** The whole file's size; more than `content.length` when the stored copy was cut. */
+  totalBytes: number;
+  truncated: boolean;
+  encoding: string | null;
+}
+
+export interface FailureInput {
+  code: string;
+  message: string;
+  permanent: boolean;
+  reply: StoredReply;
+  /** The rendered bytes, kept for an operator's retry after a transient failure (ignored for a permanent one). */
+  keep?: Uint8Array;
 }
 
 export interface ClaimInput {
@@ -188,6 +214,10 @@ export interface AckFileInput {
   error?: string | null;
   /** When the file was first seen (for the "landed → Rossum told" delay). */
   landedAt?: number;
+  /** The bytes as read (absent when the file was not read); the ledger keeps the first 64 kB for the console. */
+  content?: Uint8Array;
+  /** The encoding the convention read it in, to show it as text. */
+  contentEncoding?: string;
   entries: AckEntryInput[];
 }
 
@@ -228,6 +258,7 @@ export interface AckOutcome {
   kind: AckOutcomeKind;
   detail: AckOutcomeDetail;
   delivery: AckDelivery;
+  /** Claims so far; each claim adds one, so it is also the claim's generation (the fencing token). */
   attempts: number;
   nextAttemptAt: number;
   createdAt: number;
@@ -270,11 +301,8 @@ export interface Ledger {
   readonly kind: 'sqlite' | 'postgres';
   claim(input: ClaimInput): Promise<ClaimResult>;
   complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
-  fail(
-    id: number,
-    owner: string,
-    failure: { code: string; message: string; permanent: boolean; reply: StoredReply },
-  ): Promise<void>;
+  /** A transient failure keeps `failure.keep` (when they hash to the recorded sha256) for a console retry; a permanent one frees them. */
+  fail(id: number, owner: string, failure: FailureInput): Promise<void>;
   get(id: number): Promise<ExportRecord | undefined>;
   list(filter?: ExportFilter): Promise<ExportRecord[]>;
   events(exportId: number): Promise<LedgerEvent[]>;
@@ -283,6 +311,24 @@ export interface Ledger {
   allocateSequence(request: SequenceRequest): Promise<number>;
   /** The original document is in place beside the (not yet uploaded) data file of a claimed export. */
   recordDocument(id: number, owner: string, document: { path: string; sha256: string; bytes: number }): Promise<void>;
+
+  // ── batches ──
+  /** Records a document's entry in its mapping's open batch (opening one, closing a full or overdue one). */
+  addToBatch(input: BatchEntryInput): Promise<BatchAddResult>;
+  /** Leases the batch due longest, so one sender of several sends it. */
+  claimDueBatch(owner: string, leaseMs: number): Promise<BatchRecord | undefined>;
+  /** Gives a dead sender's batch back to the queue; true when this caller did. */
+  releaseBatch(id: number, deadOwner: string): Promise<boolean>;
+  /** The file about to be uploaded (a sender taking over looks for exactly it on the server). */
+  planBatchFile(id: number, owner: string, file: { fileName: string; sha256: string; bytes: number }): Promise<void>;
+  /** Sent: each document of the batch becomes an uploaded export of its file. */
+  completeBatch(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
+  failBatch(id: number, owner: string, failure: { error: string; retryAt: number }): Promise<void>;
+  getBatch(id: number): Promise<BatchRecord | undefined>;
+  listBatches(filter?: BatchFilter): Promise<BatchRecord[]>;
+  batchEntries(batchId: number): Promise<BatchEntryRecord[]>;
+  /** The exports sent in the same batch file as this one (an ack naming the file answers for all of them). */
+  batchMates(exportId: number): Promise<ExportRecord[]>;
 
   // ── acknowledgements ──
   /** Uploaded exports of these mappings (not yet tracked, uploaded after `since`) start waiting for an ack. */
@@ -300,7 +346,14 @@ export interface Ledger {
   expireAcks(limit?: number, targets?: readonly string[]): Promise<AckOutcome[]>;
   /** Leases pending outcomes due now, oldest first, so one process delivers each. */
   claimOutcomes(owner: string, leaseMs: number, limit?: number): Promise<AckOutcome[]>;
-  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement): Promise<void>;
+  /**
+   * Fencing, right before each write to Rossum: extends the lease of this claim (`generation` = the
+   * outcome's `attempts` when it was claimed) in one atomic statement; false when another process (or the
+   * console) took the outcome over, and then the caller must not write.
+   */
+  renewOutcomeLease(id: number, owner: string, generation: number, leaseMs: number): Promise<boolean>;
+  /** Throws `LEDGER_LEASE_LOST` when the outcome is no longer this owner's (this claim's, with `generation`). */
+  settleOutcome(id: number, owner: string, settlement: OutcomeSettlement, generation?: number): Promise<void>;
   /** Notes that a delivery is about to post the outcome's note (a retry then looks for it before posting again). */
   markNoteAttempted(id: number): Promise<void>;
   /** Every pending outcome becomes due now (e.g. after new Rossum credentials); returns how many. */

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, extname, resolve } from 'node:path';
-import { parseExportPayload, type AnnotationView, type RawNode } from '../annotation/index.ts';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseExportPayload, type RawNode } from '../annotation/index.ts';
 import {
   ConfigFileError,
   formatPath,
@@ -9,70 +8,24 @@ import {
   type Diagnostic,
   type LoadedYaml,
 } from '../config-loading/index.ts';
-import { isBridgeError } from '../errors.ts';
-import type {
-  CompiledMapping,
-  ExplainEntry,
-  OnExisting,
-  RenderContext,
-  RenderedFile,
-  SequenceSettings,
-  DocumentSettings,
-} from './contract.ts';
-import { compileCsv, renderCsv, type CompiledCsv } from './csv.ts';
+import { compileBatch } from './batch.ts';
+import { checkTestCases } from './compile-checks.ts';
+import { compileCsv } from './csv.ts';
 import { catalogueFromPayloads, checkDatapointUses, type DatapointCatalogue, type DatapointUse } from './datapoints.ts';
-import { compileEdifact, edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
-import { Emitter, fitEncoding } from './emit.ts';
+import { compileEdifact } from './edifact.ts';
+import { fitEncodingStep } from './emit.ts';
 import { isKnownEncoding, OutputEncoding } from './encoding.ts';
-import { mappingError } from './errors.ts';
-import { safeFileName, templatePathProblem } from './filename.ts';
-import { compileFixed, renderFixed, type CompiledFixed } from './fixed.ts';
-import { mappingSchema, type MappingSource, type TestCase } from './schema.ts';
-import {
-  addWarning,
-  attachDocVars,
-  warnAbout,
-  finalWarnings,
-  newScope,
-  type CompileEnv,
-  type CompiledValue,
-  type DocScope,
-  type Scope,
-} from './scope.ts';
-import { compileTemplatePieces, type TemplatePiece } from './sources.ts';
+import { templatePathProblem } from './filename.ts';
+import { compileFixed } from './fixed.ts';
+import { Mapping, type Compiled, type LoadedMapping } from './mapping.ts';
+import { mappingSchema, type MappingSource } from './schema.ts';
+import type { CompileEnv } from './scope.ts';
+import { compileTemplatePieces } from './sources.ts';
 import { compileTables } from './tables.ts';
 import { compileValue } from './values.ts';
-import { compileXml, renderXml, xmlCharFilter, type CompiledXml } from './xml.ts';
+import { compileXml, type CompiledXml } from './xml.ts';
 
-const MEDIA_TYPES = {
-  xml: 'application/xml',
-  csv: 'text/csv',
-  fixed: 'text/plain',
-  edifact: 'application/EDIFACT',
-} as const;
-/** Metadata that differs between two deliveries of the same export. */
-const PER_DELIVERY_META = ['now', 'request_id', 'hook_timestamp'];
-
-const LINE_ENDINGS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
-
-/** A loaded mapping: what the pipeline needs (CompiledMapping) plus what `test` and `check` need. */
-export interface LoadedMapping extends CompiledMapping {
-  readonly source: MappingSource;
-  readonly tests: TestCase[];
-  explain(view: AnnotationView, context?: RenderContext): { file: RenderedFile; trace: ExplainEntry[] };
-}
-
-interface Compiled {
-  source: MappingSource;
-  encoding: OutputEncoding | undefined;
-  docVars: Map<string, CompiledValue>;
-  fileName: (scope: Scope) => TemplatePiece[];
-  xml: CompiledXml | undefined;
-  csv: CompiledCsv | undefined;
-  fixed: CompiledFixed | undefined;
-  edifact: CompiledEdifact | undefined;
-  metaRead: ReadonlySet<string>;
-}
+export type { LoadedMapping } from './mapping.ts';
 
 /** Compiles a validated mapping; every semantic problem is reported at its key, none is fatal until the end. */
 function compile(
@@ -112,28 +65,27 @@ function compile(
     // the format's own filter (e.g. XML's forbidden characters) must see the text first, as at emit time.
     fitEncoding:
       encoding && source.unencodable !== 'error'
-        ? (text, scope) =>
-            fitEncoding(
-              {
-                encoding: encoding as OutputEncoding,
-                unencodable: source.unencodable,
-                replacement: source.replacement,
-              },
-              text,
-              scope,
-            )
+        ? fitEncodingStep({ encoding, unencodable: source.unencodable, replacement: source.replacement })
         : undefined,
     uses: [],
     metaRead: new Set(),
     problem,
   };
+  if (source.batch) env.batchTotals = new Set(Object.keys(source.batch.totals ?? {}));
   compileTables(source.tables, env);
   for (const [name, spec] of Object.entries(source.vars ?? {}))
     env.docVars.set(name, compileValue(spec, env, ['vars', name]));
 
   const pathProblem = templatePathProblem(source.file.name);
   if (pathProblem) problem(['file', 'name'], pathProblem);
+  const usesBeforeName = env.uses.length;
   const fileName = compileTemplatePieces(source.file.name, env, ['file', 'name']);
+  if (source.batch && env.uses.length > usesBeforeName)
+    problem(
+      ['file', 'name'],
+      'a batch file holds many documents, so its name cannot read document fields',
+      'name it with {batch} (or {seq}), {meta.now}, route and env values',
+    );
 
   for (const format of ['xml', 'csv', 'fixed', 'edifact'] as const) {
     if (format !== source.format && source[format] !== undefined)
@@ -190,29 +142,15 @@ function compile(
           : templatePathProblem(name.replace(/\{stem\}|\{ext\}/g, 'x'));
     if (nameProblem) problem(['document', 'name'], nameProblem);
   }
-  if (source.sequence && !env.metaRead?.has('seq'))
+  const batch = compileBatch(source, env, encoding);
+  if (source.sequence && !env.metaRead?.has('seq') && !env.metaRead?.has('batch'))
     problem(
       ['sequence'],
       'nothing in the mapping reads the sequence number',
       'use {seq} or {seq:8} in file.name or a value',
     );
 
-  for (const [i, test] of (source.tests ?? []).entries()) {
-    const base = dirname(file);
-    if (!existsSync(resolve(base, test.payload)))
-      problem(
-        ['tests', i, 'payload'],
-        `payload file not found: ${resolve(base, test.payload)}`,
-        'paths are relative to the mapping file',
-      );
-    const expectations = ['output', 'output_file', 'errors', 'file_name'].filter(
-      (key) => test.expect[key as keyof typeof test.expect] !== undefined,
-    );
-    if (expectations.length === 0)
-      problem(['tests', i, 'expect'], 'the test expects nothing', 'add output, output_file, file_name or errors');
-    if (test.expect.errors && (test.expect.output !== undefined || test.expect.output_file !== undefined))
-      problem(['tests', i, 'expect'], 'a test expects either output or errors, not both');
-  }
+  checkTestCases(source, file, problem);
 
   return {
     compiled: {
@@ -224,143 +162,12 @@ function compile(
       csv,
       fixed,
       edifact,
+      batch,
       metaRead: env.metaRead as Set<string>,
     },
     diagnostics,
     uses: env.uses,
   };
-}
-
-class Mapping implements LoadedMapping {
-  readonly name: string;
-  readonly sourcePath: string;
-  readonly versionHash: string;
-  readonly format: CompiledMapping['format'];
-  readonly onExisting: OnExisting;
-  readonly source: MappingSource;
-  readonly tests: TestCase[];
-  readonly readsPerDeliveryValues: boolean;
-  readonly sequence?: SequenceSettings;
-  readonly document?: DocumentSettings;
-  private readonly compiled: Compiled;
-  private readonly encoding: OutputEncoding;
-
-  constructor(path: string, text: string, compiled: Compiled) {
-    this.sourcePath = path;
-    this.name = basename(path, extname(path));
-    this.versionHash = createHash('sha256').update(text).digest('hex').slice(0, 12);
-    this.source = compiled.source;
-    this.format = compiled.source.format;
-    this.onExisting = compiled.source.file.on_existing;
-    this.tests = compiled.source.tests ?? [];
-    this.compiled = compiled;
-    this.readsPerDeliveryValues = PER_DELIVERY_META.some((key) => compiled.metaRead.has(key));
-    this.encoding = compiled.encoding as OutputEncoding;
-    if (compiled.metaRead.has('seq'))
-      this.sequence = { counter: compiled.source.sequence?.counter, start: compiled.source.sequence?.start ?? 1 };
-    const document = compiled.source.document;
-    if (document)
-      this.document = {
-        name: document.name,
-        folder: document.folder?.replace(/\/+$/, '') || undefined,
-        extension: document.extension,
-        required: document.required,
-        maxBytes: document.max_bytes,
-      };
-  }
-
-  render(view: AnnotationView, context: RenderContext = {}): RenderedFile {
-    return this.run(view, context, false).file;
-  }
-
-  explain(view: AnnotationView, context: RenderContext = {}): { file: RenderedFile; trace: ExplainEntry[] } {
-    return this.run(view, context, true);
-  }
-
-  private run(
-    view: AnnotationView,
-    context: RenderContext,
-    explain: boolean,
-  ): { file: RenderedFile; trace: ExplainEntry[] } {
-    try {
-      return this.runUnguarded(view, context, explain);
-    } catch (error) {
-      if (isBridgeError(error)) throw error;
-      // A bug of ours must still reach Rossum as a clear, permanent mapping error, never as a crash.
-      throw mappingError(
-        'MAPPING_RENDER_FAILED',
-        `Mapping "${this.name}" could not render this document: ${(error as Error).message ?? String(error)}`,
-        undefined,
-        error,
-      );
-    }
-  }
-
-  private runUnguarded(
-    view: AnnotationView,
-    context: RenderContext,
-    explain: boolean,
-  ): { file: RenderedFile; trace: ExplainEntry[] } {
-    const { source, xml, csv, fixed, edifact } = this.compiled;
-    const doc: DocScope = {
-      view,
-      context,
-      mappingName: this.name,
-      mappingVersion: this.versionHash,
-      now: (context.now ?? new Date()).toISOString(),
-      recordCount: 0,
-      vars: new Map(),
-      rowSets: new Map(),
-      evaluating: new Set(),
-      touched: null,
-      checked: null,
-      warnings: new Map(),
-      droppedWarnings: 0,
-      cache: new Map(),
-    };
-    attachDocVars(doc, this.compiled.docVars);
-    const settings = { encoding: this.encoding, unencodable: source.unencodable, replacement: source.replacement };
-    const eol = LINE_ENDINGS[source.line_ending];
-    let text: string;
-    let emitter: Emitter;
-    if (xml) {
-      emitter = new Emitter(
-        doc,
-        settings,
-        explain,
-        xmlCharFilter(xml.config, (detail, scope) => warnAbout(doc, scope, detail)),
-      );
-      text = renderXml(xml, emitter, eol, this.encoding.declarationName) + (source.final_newline ? eol : '');
-    } else if (csv) {
-      emitter = new Emitter(doc, settings, explain);
-      text = renderCsv(csv, emitter, eol, source.final_newline);
-    } else if (edifact) {
-      emitter = new Emitter(
-        doc,
-        settings,
-        explain,
-        edifactCharFilter(edifact, source.unencodable, source.replacement, (message) => addWarning(doc, message)),
-      );
-      text = renderEdifact(edifact, emitter, eol, source.final_newline);
-    } else {
-      emitter = new Emitter(doc, settings, explain);
-      text = renderFixed(fixed as CompiledFixed, emitter, eol, source.final_newline);
-    }
-    const scope = newScope(doc);
-    scope.at = 'file name';
-    if (explain) doc.touched = [];
-    const fileName = safeFileName(this.compiled.fileName(scope));
-    const trace = emitter.trace ?? [];
-    if (explain) trace.unshift({ output: 'file name', value: fileName, from: [...new Set(doc.touched ?? [])] });
-    const file: RenderedFile = {
-      fileName,
-      bytes: this.encoding.encode(text, source.bom),
-      encoding: source.encoding,
-      mediaType: MEDIA_TYPES[source.format],
-      ...(doc.warnings.size > 0 ? { warnings: finalWarnings(doc) } : {}),
-    };
-    return { file, trace };
-  }
 }
 
 export interface MappingCheck {

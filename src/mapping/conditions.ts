@@ -4,10 +4,16 @@ import type { CompileEnv, CompiledCondition, Path } from './scope.ts';
 import { compileSource } from './sources.ts';
 import { compileValue } from './values.ts';
 
-function compareNumbers(a: string | undefined, b: string | number | boolean): number | undefined {
+/** The mapping's side of a comparison, parsed once when the condition is compiled. */
+type Bound = ReturnType<typeof parseDecimal>;
+
+function boundOf(b: string | number | boolean | undefined): Bound {
+  return b === undefined ? undefined : parseDecimal(String(b));
+}
+
+function compareNumbers(a: string | undefined, right: Bound): number | undefined {
   if (a === undefined) return undefined;
   const left = parseDecimal(a);
-  const right = parseDecimal(String(b));
   return left && right ? left.comparedTo(right) : undefined;
 }
 
@@ -59,18 +65,21 @@ export function compileCondition(condition: Condition, env: CompileEnv, path: Pa
     }
     const { present, equals, not_equals: notEquals, in: oneOf, gt, gte, lt, lte } = condition;
     const set = oneOf?.map(String);
+    const equalsText = equals === undefined ? undefined : String(equals);
+    const notEqualsText = notEquals === undefined ? undefined : String(notEquals);
+    const [gtBound, gteBound, ltBound, lteBound] = [gt, gte, lt, lte].map(boundOf);
     tests.push((scope) => {
       const value = subject(scope);
       const has = value !== undefined && value.trim() !== '';
       if (present !== undefined && has !== present) return false;
-      if (equals !== undefined && value !== String(equals)) return false;
-      if (notEquals !== undefined && value === String(notEquals)) return false;
+      if (equalsText !== undefined && value !== equalsText) return false;
+      if (notEqualsText !== undefined && value === notEqualsText) return false;
       if (set && (value === undefined || !set.includes(value))) return false;
       if (pattern && (value === undefined || !pattern.test(value))) return false;
-      if (gt !== undefined && !((compareNumbers(value, gt) ?? 0) > 0)) return false;
-      if (gte !== undefined && !((compareNumbers(value, gte) ?? -1) >= 0)) return false;
-      if (lt !== undefined && !((compareNumbers(value, lt) ?? 0) < 0)) return false;
-      if (lte !== undefined && !((compareNumbers(value, lte) ?? 1) <= 0)) return false;
+      if (gt !== undefined && !((compareNumbers(value, gtBound) ?? 0) > 0)) return false;
+      if (gte !== undefined && !((compareNumbers(value, gteBound) ?? -1) >= 0)) return false;
+      if (lt !== undefined && !((compareNumbers(value, ltBound) ?? 0) < 0)) return false;
+      if (lte !== undefined && !((compareNumbers(value, lteBound) ?? 1) <= 0)) return false;
       return true;
     });
   }

@@ -37,6 +37,8 @@ export interface RenderContext {
   now?: Date;
   /** The export's sequence number (`{seq}`), allocated in the ledger; tests pin it. */
   sequence?: number;
+  /** Set while rendering a batch's file name, header and trailer. */
+  batch?: BatchInfo;
 }
 
 /** The original document uploaded beside the data file (`document:` block). */
@@ -49,6 +51,8 @@ export interface DocumentSettings {
   extension: string | undefined;
   required: boolean;
   maxBytes: number;
+  /** Up to this size the document is held in memory; beyond, it is streamed into the upload. */
+  bufferBytes: number;
 }
 
 /** Where a mapping that reads `{seq}` takes its numbers from. */
@@ -80,7 +84,13 @@ export interface CompiledMapping {
   readonly sequence?: SequenceSettings;
   /** Set when the mapping uploads the original document beside the data file. */
   readonly document?: DocumentSettings;
-  /** Throws a permanent BridgeError (code `MAPPING_*`, with `location.datapointId` when a field is to blame). */
+  /** Set for a batch mapping: documents are collected and sent as one file when the batch closes. */
+  readonly batch?: BatchSettings;
+  /** A batch mapping's share of one document (throws like `render`). */
+  renderBatchEntry?(view: AnnotationView, context?: RenderContext): BatchEntry;
+  /** A batch mapping's file for the entries of one batch, in order; `context.sequence` and `batch.number` are the batch number. */
+  renderBatch?(entries: readonly BatchEntry[], frame: BatchFrame, context?: RenderContext): RenderedFile;
+  /** Throws a permanent BridgeError (code `MAPPING_*`, with `location.datapointId` when a field is to blame). For a batch mapping: a batch of this one document. */
   render(view: AnnotationView, context?: RenderContext): RenderedFile;
   /** Like `render`, and lists where every output value came from. */
   explain?(view: AnnotationView, context?: RenderContext): { file: RenderedFile; trace: ExplainEntry[] };
@@ -89,4 +99,50 @@ export interface CompiledMapping {
 export interface MappingRegistry {
   get(name: string): CompiledMapping | undefined;
   names(): string[];
+}
+
+/** When a batch mapping's open batch closes: after a period, at a daily time, or when it is full. */
+export interface BatchSettings {
+  /** Period in ms (`every: 15m`); batches close on multiples of it (UTC), not a period after they open. */
+  everyMs: number | undefined;
+  /** Daily local time `HH:MM` (`at:`) in `timezone`. */
+  at: string | undefined;
+  timezone: string;
+  /** Closes as soon as it holds this many documents. */
+  maxDocuments: number | undefined;
+  /** Where batch numbers come from (`sequence.counter`); undefined = one counter per mapping and target. */
+  counter: string | undefined;
+  start: number;
+  /** When a batch opened at `openedAt` (epoch ms) closes (epoch ms). */
+  closesAt(openedAt: number): number;
+}
+
+/** One document's share of a batch file, rendered at the webhook and kept in the ledger until the batch is sent. */
+export interface BatchEntry {
+  /** Text in the output's characters (already fitted to its encoding), ending with a line ending. */
+  text: string;
+  /** Records it adds (CSV rows, fixed-width records, 1 XML element). */
+  records: number;
+  /** `batch.totals` of this document, as plain decimals. */
+  totals: Record<string, string>;
+  warnings?: string[];
+}
+
+/** The batch a file is rendered for: its number (`{batch}`, `{seq}`) and when it opened and closed (`meta.now` is the close). */
+export interface BatchFrame {
+  number: number;
+  openedAt: Date;
+  closedAt: Date;
+}
+
+/** What a batch's own parts (file name, header, trailer) may read (`meta.batch*`). */
+export interface BatchInfo {
+  number: number;
+  documents: number;
+  records: number;
+  /** ISO, UTC. */
+  openedAt: string;
+  closedAt: string;
+  /** Sums of `batch.totals` over the batch's documents. */
+  totals: Record<string, string>;
 }

@@ -33,6 +33,7 @@ const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 /** Numbers as ERPs and people write them: -5,00  1.234,56  +3  (never formulas). */
 const NUMBER_LIKE = /^[+-]?\d[\d.,' ]*$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
+const HAS_LINE_BREAK = /[\r\n]/;
 
 /**
  * A cell csv-stringify quotes only when the value needs it. csv-stringify has no per-field quoting that
@@ -100,7 +101,9 @@ export function csvRows(csv: CompiledCsv, doc: DocScope): Array<RowScope | undef
 
 function needsQuotes(value: string, config: CsvConfig): boolean {
   return (
-    value.includes(config.delimiter) || (config.quote !== '' && value.includes(config.quote)) || /[\r\n]/.test(value)
+    value.includes(config.delimiter) ||
+    (config.quote !== '' && value.includes(config.quote)) ||
+    HAS_LINE_BREAK.test(value)
   );
 }
 
@@ -131,13 +134,20 @@ function cell(
   return { auto: value };
 }
 
-export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, finalNewline: boolean): string {
+/** `parts`: a batch writes its header once (`records: false`) and each document's records without it (`header: false`). */
+export function renderCsv(
+  csv: CompiledCsv,
+  emitter: Emitter,
+  eol: string,
+  finalNewline: boolean,
+  parts: { header: boolean; records: boolean } = { header: csv.config.header, records: true },
+): string {
   const { config, columns } = csv;
   const scope = newScope(emitter.doc);
-  const rows = csvRows(csv, emitter.doc);
+  const rows = parts.records ? csvRows(csv, emitter.doc) : [];
   emitter.doc.recordCount = rows.length;
   const records: Array<Array<string | AutoCell>> = [];
-  if (config.header) {
+  if (parts.header) {
     records.push(
       columns.map((column) => {
         const at = `header "${column.name}"`;
@@ -145,11 +155,16 @@ export function renderCsv(csv: CompiledCsv, emitter: Emitter, eol: string, final
       }),
     );
   }
-  for (const [index, row] of rows.entries()) {
+  // Locations for messages, put together from pieces made once per column and once per record.
+  const columnAt = columns.map((column) => `column "${column.name}" of record `);
+  for (let index = 0; index < rows.length; index++) {
+    const row = rows[index];
     scope.row = row;
     const record: Array<string | AutoCell> = [];
-    for (const column of columns) {
-      const at = `column "${column.name}" of record ${index + 1}${row ? ` (${row.label})` : ''}`;
+    const recordAt = `${index + 1}${row ? ` (${row.label})` : ''}`;
+    for (let c = 0; c < columns.length; c++) {
+      const column = columns[c] as CompiledColumn;
+      const at = (columnAt[c] as string) + recordAt;
       let value = emitter.value(column.value, scope, at) ?? '';
       if (value.includes('\n') || value.includes('\r')) {
         if (config.line_breaks === 'strip') value = value.replace(LINE_BREAK, ' ');

@@ -214,5 +214,8 @@ export function writeInterchange(interchange: Interchange, newline = ''): string
     typeof segment === 'string' ? segment : writeSegment(segment),
   );
   if (interchange.una) parts.unshift(UNA);
-  return parts.join(newline);
+  // Appended rather than joined: each segment is a string built piece by piece, which join copies slowly.
+  let out = parts[0] ?? '';
+  for (let i = 1; i < parts.length; i++) out += newline + (parts[i] as string);
+  return out;
 }

@@ -20,6 +20,8 @@ import { compileValue } from './values.ts';
 
 interface CompiledComponent {
   value: CompiledValue;
+  /** ` element 2` or ` element 2.1`: where in its segment, for messages. */
+  at: string;
   /** Plain text known at compile time (qualifiers, codes): written without evaluating, unless explaining. */
   literal: string | undefined;
 }
@@ -132,16 +134,22 @@ export function compileEdifact(
           'remove it; set the references under edifact: instead',
         );
     }
-    const compileComponent = (spec: ValueSpec, componentPath: PropertyKey[]): CompiledComponent => {
+    const compileComponent = (spec: ValueSpec, componentPath: PropertyKey[], at: string): CompiledComponent => {
       const literal = typeof spec === 'string' && !/[{}]/.test(spec) ? spec : undefined;
       if (literal !== undefined && !fitsLevel(level, literal))
         env.problem(componentPath, `"${literal}" has characters syntax level ${level} does not allow`);
-      return { value: compileValue(spec, childEnv, componentPath), literal };
+      return { value: compileValue(spec, childEnv, componentPath), literal, at };
     };
     const compileElement = (element: EdifactElement, e: number): CompiledComponent[] =>
       Array.isArray(element)
-        ? element.map((component, c) => compileComponent(component, [...path, 'elements', e, c]))
-        : [compileComponent(element, [...path, 'elements', e])];
+        ? element.map((component, c) =>
+            compileComponent(
+              component,
+              [...path, 'elements', e, c],
+              ` element ${e + 1}${element.length > 1 ? `.${c + 1}` : ''}`,
+            ),
+          )
+        : [compileComponent(element, [...path, 'elements', e], ` element ${e + 1}`)];
     return {
       label: node.segment !== undefined ? `segment ${node.segment}` : `group ${node.group ?? ''}`.trim(),
       tag: node.segment,
@@ -208,8 +216,11 @@ function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
     const outer = scope.row;
     for (const row of rows) {
       scope.row = row;
-      scope.at = `${node.label}${row ? ` (${row.label})` : ''}`;
-      if (node.when && !node.when(scope)) continue;
+      if (node.when) {
+        // Only a condition reads the location here; every value sets its own.
+        scope.at = `${node.label}${row ? ` (${row.label})` : ''}`;
+        if (!node.when(scope)) continue;
+      }
       if (node.tag !== undefined) into.push({ node, row });
       else plan(node.children, scope, into);
     }
@@ -243,10 +254,17 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
 
   const explaining = emitter.trace !== null;
   const segments: string[] = new Array(planned.length);
+  // Consecutive segments of one line item share its label: put " (line_items row 3)" together once per row.
+  let labelledRow: RowScope | undefined;
+  let rowSuffix = '';
   for (let i = 0; i < planned.length; i++) {
     const { node, row } = planned[i] as Planned;
     scope.row = row;
-    const where = `segment ${i + 2} ${node.tag}${row ? ` (${row.label})` : ''}`;
+    if (row !== labelledRow) {
+      labelledRow = row;
+      rowSuffix = row ? ` (${row.label})` : '';
+    }
+    const where = `segment ${i + 2} ${node.tag}${rowSuffix}`;
     const elements: string[][] = [];
     for (let e = 0; e < node.elements.length; e++) {
       const components = node.elements[e] as CompiledComponent[];
@@ -254,14 +272,7 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
       for (let c = 0; c < components.length; c++) {
         const component = components[c] as CompiledComponent;
         if (component.literal !== undefined && !explaining) values.push(component.literal);
-        else
-          values.push(
-            emitter.value(
-              component.value,
-              scope,
-              `${where} element ${e + 1}${components.length > 1 ? `.${c + 1}` : ''}`,
-            ) ?? '',
-          );
+        else values.push(emitter.value(component.value, scope, where + component.at) ?? '');
       }
       elements.push(values);
     }

@@ -61,10 +61,19 @@ export class Emitter {
 export function fitEncoding(settings: EmitSettings, text: string, scope: Scope): string {
   const { encoding, unencodable, replacement } = settings;
   if (encoding.fits(text)) return text;
-  const what = scope.datapoint
-    ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
-    : scope.at;
+  // Only an error names the spot; transliterated values (maybe one per row) need not build it.
+  const what =
+    unencodable !== 'error'
+      ? ''
+      : scope.datapoint
+        ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
+        : scope.at;
   return encoding.prepare(text, unencodable, replacement, what, scope.datapoint?.id, (detail) =>
     warnAbout(scope.doc, scope, detail),
   );
+}
+
+/** fitEncoding as a value step (before trimming), with the settings bound once. */
+export function fitEncodingStep(settings: EmitSettings): (text: string, scope: Scope) => string {
+  return (text, scope) => fitEncoding(settings, text, scope);
 }

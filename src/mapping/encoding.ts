@@ -5,6 +5,10 @@ export type UnencodablePolicy = 'error' | 'replace' | 'transliterate';
 
 const UTF = /^utf-?(8|16|16le|16be|32|32le|32be)$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** A cheap first look: text without any surrogate (nearly all) needs no look-around. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+const ASCII = /^[\x00-\x7f]*$/;
+const NON_ASCII = /[^\x00-\x7f]/g;
 
 /** Names to write in an XML declaration: the IANA name of the bytes actually produced. */
 const IANA: Record<string, string> = {
@@ -80,6 +84,9 @@ export class OutputEncoding {
   private readonly substitutes = new Map<string, { substitute: string | undefined; described: string }>();
   private readonly asciiSafe: boolean;
   private readonly singleByte: boolean;
+  /** Single-byte and every ASCII character is its own byte: ASCII text is copied, not looked up per character. */
+  private readonly asciiIdentity: boolean;
+  private readonly byteTable: Uint8Array | undefined;
 
   constructor(name: string) {
     this.name = name;
@@ -89,6 +96,11 @@ export class OutputEncoding {
     const probe = iconv.encode('Az09', name);
     this.asciiSafe = probe.length === 4 && probe.toString('latin1') === 'Az09';
     this.singleByte = this.asciiSafe && !this.isUtf && iconv.encode('\u00e9', name).length <= 1;
+    const ascii = Buffer.from(Array.from({ length: 128 }, (_, i) => i));
+    this.asciiIdentity = this.singleByte && iconv.encode(ascii.toString('latin1'), name).equals(ascii);
+    // iconv-lite's single-byte codecs encode each UTF-16 unit through this table; other codecs have none.
+    const table = (iconv.getCodec(name) as { encodeBuf?: unknown }).encodeBuf;
+    this.byteTable = this.asciiIdentity && table instanceof Uint8Array && table.length === 0x10000 ? table : undefined;
   }
 
   canEncode(ch: string): boolean {
@@ -106,8 +118,8 @@ export class OutputEncoding {
 
   /** True when every character of `text` is representable (fast path for ASCII/UTF). */
   fits(text: string): boolean {
-    if (this.isUtf) return !LONE_SURROGATE.test(text);
-    if (this.asciiSafe && /^[\x00-\x7f]*$/.test(text)) return true;
+    if (this.isUtf) return !SURROGATE.test(text) || !LONE_SURROGATE.test(text);
+    if (this.asciiSafe && ASCII.test(text)) return true;
     for (const ch of text) if (!this.canEncode(ch)) return false;
     return true;
   }
@@ -120,6 +132,18 @@ export class OutputEncoding {
   }
 
   encode(text: string, bom: boolean): Buffer {
+    if (this.asciiIdentity && !bom) {
+      if (ASCII.test(text)) return Buffer.from(text, 'latin1');
+      const table = this.byteTable;
+      if (table) {
+        // One byte per UTF-16 unit, as iconv-lite writes it: copy, then look up only the non-ASCII units.
+        const bytes = Buffer.from(text, 'latin1');
+        NON_ASCII.lastIndex = 0;
+        for (let found = NON_ASCII.exec(text); found; found = NON_ASCII.exec(text))
+          bytes[found.index] = table[text.charCodeAt(found.index)] as number;
+        return bytes;
+      }
+    }
     return iconv.encode(text, this.name, { addBOM: bom });
   }
 
@@ -142,11 +166,23 @@ export class OutputEncoding {
     if (this.fits(text)) return text;
     let out = '';
     const replaced: string[] = [];
-    for (const ch of text) {
-      if (this.canEncode(ch)) {
-        out += ch;
+    // Character by character (a surrogate pair is one), copying the runs that fit in one piece.
+    let run = 0;
+    for (let i = 0; i < text.length; ) {
+      const code = text.codePointAt(i) as number;
+      const size = code > 0xffff ? 2 : 1;
+      if (code < 0x80 && this.asciiSafe) {
+        i += size;
         continue;
       }
+      const ch = size === 1 ? (text[i] as string) : text.slice(i, i + 2);
+      if (this.canEncode(ch)) {
+        i += size;
+        continue;
+      }
+      out += text.slice(run, i);
+      i += size;
+      run = i;
       if (policy === 'error') {
         throw mappingError(
           'MAPPING_UNENCODABLE',
@@ -163,6 +199,7 @@ export class OutputEncoding {
       out += substitute ?? replacement;
       replaced.push(`${known.described} → "${substitute ?? replacement}"`);
     }
+    out += text.slice(run);
     warn(`replaced characters ${this.name} cannot hold: ${replaced.join(', ')}`);
     return out;
   }

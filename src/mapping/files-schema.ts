@@ -46,6 +46,15 @@ export const documentSchema = z
       .max(1024 * 1024 * 1024)
       .default(50 * 1024 * 1024)
       .describe('Largest document accepted; a larger one fails the export naming the document.'),
+    buffer_bytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(64 * 1024 * 1024)
+      .default(4 * 1024 * 1024)
+      .describe(
+        'A document up to this size is held in memory, so a dropped SFTP connection is retried at once; a larger one is streamed from Rossum straight into the upload (never held whole) and a failure is retried by Rossum.',
+      ),
   })
   .describe(
     "The annotation's original document (PDF/TIFF/... as Rossum holds it), uploaded beside the data file with the data file's stem (INV_1.xml + INV_1.pdf). It is fetched through Rossum's API with the webhook's rossum_authorization_token (else the configured rossum.token) and is fully in place before the data file appears.",

@@ -102,6 +102,11 @@ export function compileFixed(
   return { fill: config.fill, records };
 }
 
+const HAS_LINE_BREAK = /[\r\n]/;
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;
+const SIGNED = /^[+-]/;
+
 interface PlannedRecord {
   record: CompiledRecord;
   row: RowScope | undefined;
@@ -123,7 +128,19 @@ function plan(fixed: CompiledFixed, doc: DocScope): PlannedRecord[] {
 }
 
 /** Cuts `text` to at most `width` bytes without splitting a character. */
-function cutToBytes(text: string, width: number, encoding: OutputEncoding): string {
+function cutToBytes(text: string, width: number, encoding: OutputEncoding, bytes: number): string {
+  if (bytes === text.length) {
+    // Every character takes one byte per UTF-16 unit: cut by units, keeping a surrogate pair whole.
+    let end = Math.min(width, text.length);
+    if (
+      end > 0 &&
+      end < text.length &&
+      isHighSurrogate(text.charCodeAt(end - 1)) &&
+      isLowSurrogate(text.charCodeAt(end))
+    )
+      end--;
+    return text.slice(0, end);
+  }
   let out = '';
   let used = 0;
   for (const ch of text) {
@@ -141,18 +158,20 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
   emitter.doc.recordCount = planned.length;
   const scope = newScope(emitter.doc);
   const lines: string[] = [];
-  for (const [index, { record, row }] of planned.entries()) {
+  for (let index = 0; index < planned.length; index++) {
+    const { record, row } = planned[index] as PlannedRecord;
     scope.row = row;
     let line = '';
     let used = 0;
+    const recordAt = `record ${index + 1} "${record.name}"${row ? ` (${row.label})` : ''} field "`;
     for (const field of record.fields) {
       if (field.start > used) {
         line += fixed.fill.repeat(field.start - used);
         used = field.start;
       }
-      const at = `record ${index + 1} "${record.name}"${row ? ` (${row.label})` : ''} field "${field.name}"`;
+      const at = `${recordAt}${field.name}"`;
       let value = emitter.value(field.value, scope, at) ?? '';
-      if (/[\r\n]/.test(value)) {
+      if (HAS_LINE_BREAK.test(value)) {
         throw mappingError(
           'MAPPING_LINE_BREAK',
           `${at}: the value has a line break, which would split the record. Add collapse_whitespace: true or strip_line_breaks: true to the field's value.`,
@@ -168,12 +187,12 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
             scope.datapoint?.id,
           );
         }
-        value = cutToBytes(value, field.width, encoding);
+        value = cutToBytes(value, field.width, encoding, size);
         size = encoding.byteLength(value);
       }
       const padding = field.pad.repeat(field.width - size);
       if (field.align === 'left') line += value + padding;
-      else if (field.pad === '0' && /^[+-]/.test(value)) line += value[0] + padding + value.slice(1);
+      else if (field.pad === '0' && SIGNED.test(value)) line += value[0] + padding + value.slice(1);
       else line += padding + value;
       used += field.width;
     }
@@ -181,5 +200,8 @@ export function renderFixed(fixed: CompiledFixed, emitter: Emitter, eol: string,
     lines.push(line);
   }
   if (lines.length === 0) return '';
-  return lines.join(eol) + (finalNewline ? eol : '');
+  // Appended rather than joined: each line is a string built piece by piece, which join copies slowly.
+  let out = lines[0] as string;
+  for (let i = 1; i < lines.length; i++) out += eol + (lines[i] as string);
+  return out + (finalNewline ? eol : '');
 }

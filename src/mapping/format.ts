@@ -30,6 +30,11 @@ interface Digits {
 }
 
 const DIGITS = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+/** Hoisted: a regular expression literal in a function is a new object on every call. */
+const NON_ZERO = /[1-9]/;
+const TRAILING_ZEROS = /0+$/;
+const LEADING_ZEROS = /^0+(?=\d)/;
+const THOUSANDS = /\B(?=(\d{3})+(?!\d))/g;
 
 function toDigits(text: string): Digits | undefined {
   const m = DIGITS.exec(text.trim());
@@ -66,8 +71,8 @@ function roundDigits(d: Digits, decimals: number, mode: Rounding): Digits {
   if (d.frac.length <= decimals) return { ...d, frac: d.frac.padEnd(decimals, '0') };
   const kept = d.frac.slice(0, decimals);
   const first = d.frac.charCodeAt(decimals) - 48;
-  const restNonZero = /[1-9]/.test(d.frac.slice(decimals));
-  const tailNonZero = /[1-9]/.test(d.frac.slice(decimals + 1));
+  const restNonZero = NON_ZERO.test(d.frac.slice(decimals));
+  const tailNonZero = NON_ZERO.test(d.frac.slice(decimals + 1));
   const lastKept = (d.int + kept).charCodeAt((d.int + kept).length - 1) - 48;
   let up: boolean;
   switch (mode) {
@@ -110,13 +115,13 @@ export function formatNumber(text: string, spec: NumberFormat): string | undefin
   if (spec.scale) d = shift(d, spec.scale);
   if (spec.negate) d = { ...d, negative: !d.negative };
   if (spec.decimals !== undefined) d = roundDigits(d, spec.decimals, spec.rounding ?? 'half-up');
-  else d = { ...d, frac: d.frac.replace(/0+$/, '') };
-  const intPart = d.int.replace(/^0+(?=\d)/, '') || '0';
+  else d = { ...d, frac: d.frac.replace(TRAILING_ZEROS, '') };
+  const intPart = d.int.replace(LEADING_ZEROS, '') || '0';
   const fracPart = d.frac;
-  const negative = d.negative && /[1-9]/.test(intPart + fracPart);
-  const grouped = spec.group_separator ? intPart.replace(/\B(?=(\d{3})+(?!\d))/g, spec.group_separator) : intPart;
+  const negative = d.negative && (NON_ZERO.test(intPart) || NON_ZERO.test(fracPart));
+  const grouped = spec.group_separator ? intPart.replace(THOUSANDS, spec.group_separator) : intPart;
   let body: string;
-  if (spec.implied_decimals) body = `${intPart}${fracPart}`.replace(/^0+(?=\d)/, '');
+  if (spec.implied_decimals) body = `${intPart}${fracPart}`.replace(LEADING_ZEROS, '');
   else body = fracPart === '' ? grouped : `${grouped}${spec.decimal_separator ?? '.'}${fracPart}`;
   switch (spec.sign ?? 'leading') {
     case 'leading':

@@ -5,6 +5,9 @@ import type { MappingRegistry } from './contract.ts';
 import { loadMappingFile, type LoadedMapping } from './compile.ts';
 
 export type {
+  BatchEntry,
+  BatchFrame,
+  BatchSettings,
   CompiledMapping,
   ExplainEntry,
   MappingRegistry,

@@ -213,6 +213,50 @@ export const fixedSchema = z
   })
   .describe('Fixed-width flat file.');
 
+export const batchSchema = z
+  .strictObject({
+    every: z
+      .string()
+      .regex(/^\d+(?:s|m|h|d)$/, 'a period such as 30s, 15m, 1h or 1d')
+      .optional()
+      .describe(
+        'Close the open batch every period (30s, 15m, 1h, 1d); batches close on whole multiples of it (UTC), e.g. 15m at :00, :15, :30, :45.',
+      ),
+    at: z
+      .string()
+      .regex(/^(?:[01]\d|2[0-3]):[0-5]\d$/, 'a time of day such as "18:00"')
+      .optional()
+      .describe('Close the open batch once a day at this local time ("18:00") in `timezone`.'),
+    timezone: z
+      .string()
+      .default('UTC')
+      .describe('IANA time zone of `at`, e.g. Europe/Prague (daylight saving time is followed).'),
+    max_documents: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .optional()
+      .describe('Close the batch as soon as it holds this many documents (before its time).'),
+    root: z
+      .string()
+      .optional()
+      .describe('XML: the element that holds one root element per document (default Batch); namespaces go on it.'),
+    header: fixedRecordSchema
+      .optional()
+      .describe('Fixed width: a record written once before all documents (reads meta.batch*, e.g. counts and totals).'),
+    trailer: fixedRecordSchema.optional().describe('Fixed width: a record written once after all documents.'),
+    totals: z
+      .record(z.string().regex(/^[A-Za-z_]\w*$/, 'a name of letters, digits and _'), valueSpecSchema)
+      .optional()
+      .describe(
+        'Per-document amounts summed over the batch (plain numbers, no number formatting), read as {meta: batch_total.NAME} in the header and trailer.',
+      ),
+  })
+  .describe(
+    'Collect documents and send them as ONE file per batch: each export is rendered and recorded in the ledger at once (Rossum hears when it will be sent); when the batch closes (its time, or max_documents), its file is rendered — CSV with one header and all rows, XML with one element per document under a batch root, fixed width with one header/trailer around all documents — and uploaded under a name with the batch number ({batch} / {seq}).',
+  );
+
 export const tableSchema = z.strictObject({
   from: z.string().describe('Multivalue schema_id, e.g. line_items.'),
   where: conditionSchema.optional().describe('Keep only rows where this holds.'),
@@ -226,6 +270,12 @@ export const testCaseSchema = z.strictObject({
   route: z.record(z.string(), z.string()).optional().describe('Route values for the render.'),
   env: z.record(z.string(), z.string()).optional().describe('Environment values for the render.'),
   sequence: z.number().int().min(0).default(1).describe('Sequence number `{seq}` renders as in this test.'),
+  batch_with: z
+    .array(z.string())
+    .optional()
+    .describe(
+      'Batch mappings: more payloads (relative to the mapping file) in the same batch, after `payload`; `sequence` is the batch number, `now` its closing time.',
+    ),
   expect: z
     .strictObject({
       file_name: z.string().optional().describe('Expected file name.'),
@@ -277,6 +327,7 @@ export const mappingSchema = z
       .describe('Output file naming.'),
     sequence: sequenceSchema.optional(),
     document: documentSchema.optional(),
+    batch: batchSchema.optional(),
     value_maps: z
       .record(z.string(), valueMapSchema)
       .optional()
@@ -303,5 +354,6 @@ export type MappingSource = z.infer<typeof mappingSchema>;
 export type XmlConfig = z.infer<typeof xmlSchema>;
 export type CsvConfig = z.infer<typeof csvSchema>;
 export type FixedConfig = z.infer<typeof fixedSchema>;
+export type BatchConfig = z.infer<typeof batchSchema>;
 export type TableConfig = z.infer<typeof tableSchema>;
 export type TestCase = z.infer<typeof testCaseSchema>;

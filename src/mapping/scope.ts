@@ -74,6 +74,8 @@ export interface CompileEnv {
   uses: DatapointUse[];
   /** Metadata keys the mapping reads anywhere (values, conditions, file name). */
   metaRead?: Set<string>;
+  /** Set in a batch mapping: the names of its `batch.totals` (and `{batch}` is the batch number in templates). */
+  batchTotals?: ReadonlySet<string>;
   problem(path: ReadonlyArray<PropertyKey>, message: string, hint?: string): void;
 }
 
@@ -101,6 +103,14 @@ export function addWarning(doc: DocScope, message: string, key: string = message
 /** A warning about the value being written at `scope.at`: keyed by its datapoint when it has one. */
 export function warnAbout(doc: DocScope, scope: Scope, detail: string): void {
   const dp = scope.datapoint;
+  if (dp) {
+    // A repeat (or one past the limit) only counts: its message is never shown, so it is not built.
+    const key = `datapoint ${dp.id}: ${detail}`;
+    if (doc.warnings.has(key) || doc.warnings.size >= MAX_WARNINGS) {
+      addWarning(doc, '', key);
+      return;
+    }
+  }
   const source = dp ? ` (from ${dp.schemaId}, datapoint ${dp.id})` : '';
   addWarning(doc, `${scope.at}${source}: ${detail}`, dp ? `datapoint ${dp.id}: ${detail}` : undefined);
 }

@@ -4,7 +4,16 @@ import { compileCondition } from './conditions.ts';
 import { mappingError } from './errors.ts';
 import { Decimal, parseDecimal, plain } from './format.ts';
 import { META_KEYS, type SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
-import { datapointIdOf, docVarsOf, type CompileEnv, type CompiledValue, type Path, type Scope } from './scope.ts';
+import {
+  datapointIdOf,
+  docVarsOf,
+  type CompileEnv,
+  type CompiledValue,
+  type Path,
+  type RowScope,
+  type Scope,
+} from './scope.ts';
+import { BATCH_TOTAL, batchText, metaValue, routeValue, sequenceText } from './meta-values.ts';
 import { rowsOf, tableFor } from './tables.ts';
 import { compileValue } from './values.ts';
 
@@ -15,97 +24,46 @@ function datapointText(dp: Datapoint, use: 'normalized' | 'value' | undefined): 
   return dp.normalizedValue ?? dp.value;
 }
 
-function touch(scope: Scope, dp: Datapoint, owner: string): void {
+function touch(scope: Scope, dp: Datapoint, row: RowScope | undefined): void {
   scope.datapoint = dp;
-  scope.doc.touched?.push(`${owner}${dp.schemaId} (datapoint ${dp.id})`);
-}
-
-function metaValue(scope: Scope, key: string): string | undefined {
-  const { meta } = scope.doc.view;
-  const text = (v: string | number | null): string | undefined => (v === null ? undefined : String(v));
-  switch (key as keyof typeof META_KEYS) {
-    case 'annotation_id':
-      return String(meta.annotationId);
-    case 'document_id':
-      return text(meta.documentId);
-    case 'queue_id':
-      return text(meta.queueId);
-    case 'document_file_name':
-      return text(meta.documentFileName);
-    case 'request_id':
-      return meta.requestId;
-    case 'hook_timestamp':
-      return text(meta.hookTimestamp);
-    case 'confirmed_at':
-      return text(meta.confirmedAt);
-    case 'created_at':
-      return text(meta.createdAt);
-    case 'arrived_at':
-      return text(meta.arrivedAt);
-    case 'base_url':
-      return text(meta.baseUrl);
-    case 'now':
-      return scope.doc.now;
-    case 'seq':
-      return sequenceText(scope, 0);
-    case 'mapping_name':
-      return scope.doc.mappingName;
-    case 'mapping_version':
-      return scope.doc.mappingVersion;
-    case 'record_count':
-      return String(scope.doc.recordCount);
-    default:
-      return undefined;
-  }
-}
-
-/** `{seq}` / `{seq:8}`: the number the ledger allocated for this export, zero-padded to `width` digits. */
-function sequenceText(scope: Scope, width: number): string {
-  const sequence = scope.doc.context.sequence;
-  if (sequence === undefined)
-    throw mappingError(
-      'MAPPING_INVALID',
-      `${scope.at}: the mapping reads the sequence number ({seq}), but none was allocated for this render (tests set it with \`sequence:\`).`,
-    );
-  return String(sequence).padStart(width, '0');
-}
-
-function routeValue(scope: Scope, key: string): string | undefined {
-  const fromRoute = scope.doc.context.route?.[key];
-  if (fromRoute !== undefined) return fromRoute;
-  const setting = scope.doc.view.meta.settings[key];
-  return typeof setting === 'string' || typeof setting === 'number' || typeof setting === 'boolean'
-    ? String(setting)
-    : undefined;
+  // The label is built only when explaining: a render reads every row's datapoints and never shows it.
+  const touched = scope.doc.touched;
+  if (touched !== null) touched.push(`${row ? `${row.label}: ` : ''}${dp.schemaId} (datapoint ${dp.id})`);
 }
 
 function varValue(scope: Scope, name: string): string | undefined {
   const row = scope.row;
   const rowVar = row?.table.vars.get(name);
-  if (row && rowVar) return memo(scope, row.vars, `${row.label}/${name}`, name, rowVar);
+  if (row && rowVar) {
+    // Each row has its own cache, so the name is key enough; the label only tells rows apart while evaluating.
+    if (row.vars.has(name)) return row.vars.get(name);
+    return memo(scope, row.vars, name, `${row.label}/${name}`, name, rowVar);
+  }
   const docVar = docVarsOf(scope.doc)?.get(name);
   if (!docVar) return undefined;
-  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, docVar);
+  if (scope.doc.vars.has(name)) return scope.doc.vars.get(name);
+  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, name, docVar);
 }
 
 function memo(
   scope: Scope,
   cache: Map<string, string | undefined>,
   key: string,
+  evaluatingKey: string,
   name: string,
   value: CompiledValue,
 ): string | undefined {
   if (cache.has(key)) return cache.get(key);
-  if (scope.doc.evaluating.has(key))
+  if (scope.doc.evaluating.has(evaluatingKey))
     throw mappingError('MAPPING_INVALID', `The value "${name}" refers to itself (directly or through other vars).`);
-  scope.doc.evaluating.add(key);
+  scope.doc.evaluating.add(evaluatingKey);
   const inner: Scope = { ...scope, datapoint: undefined };
   try {
     const result = value.evaluate(inner);
     cache.set(key, result);
     return result;
   } finally {
-    scope.doc.evaluating.delete(key);
+    scope.doc.evaluating.delete(evaluatingKey);
     if (inner.datapoint) scope.datapoint = inner.datapoint;
   }
 }
@@ -142,7 +100,7 @@ export function compileSource(
       return (scope) => {
         const dp = scope.doc.view.field(id);
         if (!dp) return undefined;
-        touch(scope, dp, '');
+        touch(scope, dp, undefined);
         return datapointText(dp, use);
       };
     }
@@ -157,9 +115,10 @@ export function compileSource(
           "use it under an element with `repeat`, CSV `rows`, a fixed record with `rows`, or a table's vars; for a header field write {field: ...}",
         );
       return (scope) => {
-        const dp = scope.row?.row.field(id);
+        const row = scope.row;
+        const dp = row?.row.field(id);
         if (!dp) return undefined;
-        touch(scope, dp, `${scope.row?.label}: `);
+        touch(scope, dp, row);
         return datapointText(dp, use);
       };
     }
@@ -181,7 +140,17 @@ export function compileSource(
     }
     case 'meta': {
       const name = String(arg);
-      if (!(name in META_KEYS))
+      if (name.startsWith(BATCH_TOTAL)) {
+        const total = name.slice(BATCH_TOTAL.length);
+        if (!env.batchTotals?.has(total))
+          env.problem(
+            path,
+            `"${name}" reads a batch total that batch.totals does not declare`,
+            env.batchTotals
+              ? `declared: ${[...env.batchTotals].join(', ') || 'none'}`
+              : 'only batch mappings have totals',
+          );
+      } else if (!(name in META_KEYS))
         env.problem(path, `unknown metadata "${name}"`, `expected one of: ${Object.keys(META_KEYS).join(', ')}`);
       env.metaRead?.add(name);
       return (scope) => metaValue(scope, name);
@@ -315,6 +284,14 @@ function compileTemplateParts(
       env.metaRead?.add('seq');
       const width = Number(sequence[1] ?? 0);
       parts.push((scope) => sequenceText(scope, width));
+      i = end;
+      continue;
+    }
+    const batch = env.batchTotals ? /^batch(?::(\d{1,2}))?$/.exec(ref) : null;
+    if (batch) {
+      env.metaRead?.add('batch');
+      const width = Number(batch[1] ?? 0);
+      parts.push((scope) => batchText(scope, 'batch').padStart(width, '0'));
       i = end;
       continue;
     }

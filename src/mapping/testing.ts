@@ -39,14 +39,24 @@ function runOne(mapping: LoadedMapping, test: TestCase, update: boolean): TestRe
     return fail(`cannot read payload ${test.payload}: ${describeError(error)}`);
   }
   const now = new Date(test.now ?? payload.timestamp ?? '2024-01-01T00:00:00Z');
+  let others: Array<ReturnType<typeof parseExportPayload>>;
+  try {
+    others = (test.batch_with ?? []).map((path) =>
+      parseExportPayload(JSON.parse(readFileSync(resolve(base, path), 'utf8'))),
+    );
+  } catch (error) {
+    return fail(`cannot read a batch_with payload: ${describeError(error)}`);
+  }
   let file: RenderedFile;
   try {
-    file = mapping.render(viewAnnotation(payload), {
-      now,
-      route: test.route ?? {},
-      env: test.env ?? {},
-      sequence: test.sequence,
-    });
+    const context = { now, route: test.route ?? {}, env: test.env ?? {}, sequence: test.sequence };
+    file = mapping.batch
+      ? mapping.renderBatch(
+          [payload, ...others].map((each) => mapping.renderBatchEntry(viewAnnotation(each), context)),
+          { number: test.sequence, openedAt: now, closedAt: now },
+          context,
+        )
+      : mapping.render(viewAnnotation(payload), context);
   } catch (error) {
     const message = isBridgeError(error)
       ? `${error.code}: ${error.message}${error.location.datapointId ? ` [datapoint ${error.location.datapointId}]` : ''}`

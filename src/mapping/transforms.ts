@@ -115,6 +115,11 @@ function transform<Shape extends z.ZodRawShape>(entry: Transform<Shape>): Transf
 }
 
 const WHITESPACE_EDGES = /^[\s\u00a0\u2007\u202f\ufeff]+|[\s\u00a0\u2007\u202f\ufeff]+$/g;
+const WHITESPACE_RUN = /[\s\u00a0]+/g;
+/** A run to collapse: whitespace other than a single space (most text has none, and is left as it is). */
+const NEEDS_COLLAPSE = /[^\S ]|\s\s/;
+/** Without surrogates, every UTF-16 unit is one character. */
+const SURROGATE = /[\uD800-\uDFFF]/;
 
 export const TRANSFORMS = [
   transform({
@@ -135,7 +140,9 @@ export const TRANSFORMS = [
         .describe('Turn runs of whitespace (incl. line breaks and tabs) into one space.'),
     },
     compile: ({ collapse_whitespace: collapse }) =>
-      collapse ? (v) => v.replace(/[\s\u00a0]+/g, ' ').replace(WHITESPACE_EDGES, '') : undefined,
+      collapse
+        ? (v) => (NEEDS_COLLAPSE.test(v) ? v.replace(WHITESPACE_RUN, ' ') : v).replace(WHITESPACE_EDGES, '')
+        : undefined,
   }),
   transform({
     name: 'strip_line_breaks',
@@ -308,6 +315,9 @@ export const TRANSFORMS = [
       max === undefined
         ? undefined
         : (v) => {
+            // Never more characters than UTF-16 units: most values need no split into code points.
+            if (v.length <= max) return v;
+            if (!SURROGATE.test(v)) return v.slice(0, max);
             const chars = Array.from(v);
             return chars.length > max ? chars.slice(0, max).join('') : v;
           },

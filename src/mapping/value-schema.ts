@@ -83,6 +83,11 @@ export const META_KEYS = {
   seq: 'sequence number of this export, allocated in the ledger (see `sequence`; `{seq:8}` in a template pads it to 8 digits)',
   record_count:
     'number of records in the output file, header and trailer included (csv: data rows, fixed: all records, edifact: the segments UNT counts)',
+  batch: 'batch number (batch mappings: file name, `batch.header`/`trailer`; `{batch:6}` in a template pads it)',
+  batch_documents: 'documents in the batch (batch mappings: file name, `batch.header`/`trailer`)',
+  batch_records: 'records of all documents in the batch, without its header and trailer',
+  batch_opened_at: 'when the batch opened (ISO, UTC)',
+  batch_closed_at: 'when the batch closed (ISO, UTC)',
 } as const;
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);

@@ -23,6 +23,8 @@ import { compileValue } from './values.ts';
 const FORBIDDEN =
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const HAS_FORBIDDEN = new RegExp(FORBIDDEN.source);
+/** A cheap first look without look-arounds: no control character, surrogate or U+FFFE/U+FFFF at all. */
+const MAYBE_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uD800-\uDFFF\uFFFE\uFFFF]/;
 const NAME = /^[\p{L}_][\p{L}\p{N}_.-]*(?::[\p{L}_][\p{L}\p{N}_.-]*)?$/u;
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
 const ATTRIBUTE_ESCAPES: Record<string, string> = {
@@ -36,19 +38,42 @@ const ATTRIBUTE_ESCAPES: Record<string, string> = {
   '\r': '&#13;',
 };
 
+const NEEDS_TEXT_ESCAPE = /[&<>\r]/;
+const NEEDS_ATTRIBUTE_ESCAPE = /[&<>"'\t\n\r]/;
+
 export function escapeText(text: string): string {
-  return text.replace(/[&<>\r]/g, (ch) => TEXT_ESCAPES[ch] as string);
+  return NEEDS_TEXT_ESCAPE.test(text) ? escapeEach(text, TEXT_ESCAPES) : text;
 }
 
 export function escapeAttribute(text: string): string {
-  return text.replace(/[&<>"'\t\n\r]/g, (ch) => ATTRIBUTE_ESCAPES[ch] as string);
+  return NEEDS_ATTRIBUTE_ESCAPE.test(text) ? escapeEach(text, ATTRIBUTE_ESCAPES) : text;
+}
+
+/** One pass, copying the runs between escaped characters (a replace callback per character is far slower). */
+function escapeEach(text: string, escapes: Record<string, string>): string {
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    // Every escaped character is below "?" (63).
+    if (text.charCodeAt(i) > 62) continue;
+    const escaped = escapes[text[i] as string];
+    if (escaped === undefined) continue;
+    out += text.slice(from, i) + escaped;
+    from = i + 1;
+  }
+  return out + text.slice(from);
 }
 
 interface CompiledNode {
   name: string;
+  /** `<name`, `</name>` and `/name` (its step in an output location), put together once. */
+  openTag: string;
+  closeTag: string;
+  atStep: string;
   path: string;
   value: CompiledValue | undefined;
-  attributes: Array<{ name: string; value: CompiledValue }>;
+  /** `opening` is ` name="`, `atStep` is `/@name`. */
+  attributes: Array<{ name: string; value: CompiledValue; opening: string; atStep: string }>;
   children: CompiledNode[];
   repeat: CompiledTable | undefined;
   /** With `repeat`: refuse a document without rows instead of leaving the element out. */
@@ -68,7 +93,7 @@ export function xmlCharFilter(
   warn: (detail: string, scope: Scope) => void,
 ): (text: string, scope: Scope) => string {
   return (text, scope) => {
-    if (!HAS_FORBIDDEN.test(text)) return text;
+    if (!MAYBE_FORBIDDEN.test(text) || !HAS_FORBIDDEN.test(text)) return text;
     const found = new Set<string>();
     const cleaned = text.replace(FORBIDDEN, (ch) => {
       found.add(describeChar(ch));
@@ -128,10 +153,18 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
     const elementPath = parentPath ? `${parentPath}/${node.element}` : node.element;
     const attributes = Object.entries(node.attributes ?? {}).map(([name, spec]) => {
       checkName(name, [...path, 'attributes', name], 'attribute');
-      return { name, value: compileValue(spec, childEnv, [...path, 'attributes', name]) };
+      return {
+        name,
+        value: compileValue(spec, childEnv, [...path, 'attributes', name]),
+        opening: ` ${name}="`,
+        atStep: `/@${name}`,
+      };
     });
     return {
       name: node.element,
+      openTag: `<${node.element}`,
+      closeTag: `</${node.element}>`,
+      atStep: `/${node.element}`,
       path: elementPath,
       value: node.value === undefined ? undefined : compileValue(node.value, childEnv, [...path, 'value']),
       attributes,
@@ -147,46 +180,83 @@ export function compileXml(config: XmlConfig, env: CompileEnv): CompiledXml {
   return { config, root: compileNode(config.root, ['xml', 'root'], '', env) };
 }
 
-export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, declarationEncoding: string): string {
-  const { config } = xml;
-  const pretty = config.pretty;
-  const scope = newScope(emitter.doc);
-  const namespaceAttributes = Object.entries(config.namespaces ?? {})
+/** The namespace declarations of the root (a batch declares them on its own root instead). */
+export function namespaceAttributesOf(xml: CompiledXml): string {
+  return Object.entries(xml.config.namespaces ?? {})
     .map(([prefix, uri]) => ` ${prefix === '' ? 'xmlns' : `xmlns:${prefix}`}="${escapeAttribute(uri)}"`)
     .join('');
+}
 
-  const renderOne = (node: CompiledNode, depth: number, at: string, extraAttributes: string): string | undefined => {
+export function xmlDeclaration(xml: CompiledXml, eol: string, declarationEncoding: string): string {
+  const { config } = xml;
+  if (!config.declaration) return '';
+  const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
+  return `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
+}
+
+/** `asBatchEntry`: the root element alone, one level deep, for a batch root to hold (no declaration, no namespaces). */
+export function renderXml(
+  xml: CompiledXml,
+  emitter: Emitter,
+  eol: string,
+  declarationEncoding: string,
+  asBatchEntry = false,
+): string {
+  const { config } = xml;
+  const pretty = config.pretty;
+  const separator = pretty ? eol : '';
+  const indents: string[] = [];
+  const indentOf = (depth: number): string => {
+    let indent = indents[depth];
+    if (indent === undefined) indents[depth] = indent = pretty ? config.indent.repeat(depth) : '';
+    return indent;
+  };
+  const scope = newScope(emitter.doc);
+  const namespaceAttributes = asBatchEntry ? '' : namespaceAttributesOf(xml);
+
+  // One growing string, written in document order: an element whose children all turn out empty is taken
+  // back by returning to the text before it (strings are immutable, so that costs nothing).
+  let out = asBatchEntry ? '' : xmlDeclaration(xml, eol, declarationEncoding);
+
+  /** Appends the element; false (nothing appended) when it is left out. */
+  const renderOne = (node: CompiledNode, depth: number, at: string, extraAttributes: string): boolean => {
     let attributes = extraAttributes;
     for (const attribute of node.attributes) {
-      const value = emitter.value(attribute.value, scope, `${at}/@${attribute.name}`);
-      if (value !== undefined) attributes += ` ${attribute.name}="${escapeAttribute(value)}"`;
+      const value = emitter.value(attribute.value, scope, at + attribute.atStep);
+      if (value !== undefined) attributes += `${attribute.opening}${escapeAttribute(value)}"`;
     }
-    const indent = pretty ? config.indent.repeat(depth) : '';
-    const open = `${indent}<${node.name}${attributes}`;
+    const indent = indentOf(depth);
+    const open = indent + node.openTag + attributes;
     if (node.value) {
       const text = emitter.value(node.value, scope, at);
-      if (text !== undefined && text !== '') return `${open}>${escapeText(text)}</${node.name}>`;
-    } else if (node.children.length > 0) {
-      const parts: string[] = [];
-      for (const child of node.children) renderNode(child, depth + 1, at, parts);
-      if (parts.length > 0) {
-        const separator = pretty ? eol : '';
-        return `${open}>${separator}${parts.join(separator)}${separator}${indent}</${node.name}>`;
+      if (text !== undefined && text !== '') {
+        out += `${open}>${escapeText(text)}${node.closeTag}`;
+        return true;
       }
+    } else if (node.children.length > 0) {
+      const before = out;
+      out += `${open}>`;
+      let written = false;
+      for (const child of node.children) if (renderNode(child, depth + 1, at)) written = true;
+      if (written) {
+        out += separator + indent + node.closeTag;
+        return true;
+      }
+      out = before;
     }
     const policy = attributes !== '' && node.empty === 'omit' ? 'self_closing' : node.empty;
-    if (policy === 'omit') return undefined;
-    return policy === 'self_closing' ? `${open}/>` : `${open}></${node.name}>`;
+    if (policy === 'omit') return false;
+    out += policy === 'self_closing' ? `${open}/>` : `${open}>${node.closeTag}`;
+    return true;
   };
 
-  const renderNode = (node: CompiledNode, depth: number, parentAt: string, into: string[]): void => {
-    const at = parentAt ? `${parentAt}/${node.name}` : node.name;
+  /** Appends the element (each preceded by the separator) once, or per row; true when anything was written. */
+  const renderNode = (node: CompiledNode, depth: number, parentAt: string): boolean => {
+    const at = parentAt ? parentAt + node.atStep : node.name;
     if (!node.repeat) {
       scope.at = at;
-      if (node.when && !node.when(scope)) return;
-      const out = renderOne(node, depth, at, '');
-      if (out !== undefined) into.push(out);
-      return;
+      if (node.when && !node.when(scope)) return false;
+      return renderSeparated(node, depth, at);
     }
     const outer = scope.row;
     const rows = rowsOf(emitter.doc, node.repeat);
@@ -196,27 +266,31 @@ export function renderXml(xml: CompiledXml, emitter: Emitter, eol: string, decla
         `${at} needs at least one row of "${node.repeat.from}", but the annotation has none. Add the line items in Rossum (or have the mapping write a summary line for such documents).`,
       );
     }
+    let written = false;
     for (const row of rows) {
       scope.row = row;
       const rowAt = `${at}[${row.lineNumber}]`;
       scope.at = rowAt;
       if (node.when && !node.when(scope)) continue;
-      const out = renderOne(node, depth, rowAt, '');
-      if (out !== undefined) into.push(out);
+      if (renderSeparated(node, depth, rowAt)) written = true;
     }
     scope.row = outer;
+    return written;
   };
 
-  const root = renderOne(
+  const renderSeparated = (node: CompiledNode, depth: number, at: string): boolean => {
+    const before = out;
+    out += separator;
+    if (renderOne(node, depth, at, '')) return true;
+    out = before;
+    return false;
+  };
+
+  renderOne(
     { ...xml.root, empty: xml.root.empty === 'omit' ? 'self_closing' : xml.root.empty },
-    0,
+    asBatchEntry ? 1 : 0,
     xml.root.name,
     namespaceAttributes,
-  ) as string;
-  let out = '';
-  if (config.declaration) {
-    const standalone = config.standalone === undefined ? '' : ` standalone="${config.standalone ? 'yes' : 'no'}"`;
-    out += `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
-  }
-  return out + root;
+  );
+  return out;
 }

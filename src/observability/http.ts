@@ -1,29 +1,46 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BridgeMetrics } from './metrics.ts';
 
-export interface MetricsServer {
+export interface OpsServer {
+  /** `http://host:port` as bound. */
+  url: string;
   port: number;
   close(): Promise<void>;
 }
 
+/** What `/readyz` reports; `ready: false` answers 503 with the same body. */
+export type Readiness = { ready: boolean } & Record<string, unknown>;
+
 /**
- * `GET /metrics` and `GET /healthz` for a process without a webhook (the `acks` loop), so Prometheus
- * can scrape it and Kubernetes can probe it. Nothing else is served.
+ * The one HTTP server of a process without a webhook (the `acks` loop): `GET /metrics` for Prometheus,
+ * `/healthz` (the process runs) for liveness and, when the process has a readiness check, `/readyz`
+ * (503 with the reason while it is not ready). Nothing else is served.
  */
-export async function startMetricsServer(options: {
+export async function startOpsServer(options: {
   host: string;
   port: number;
   metrics: BridgeMetrics;
-}): Promise<MetricsServer> {
+  readiness?: () => Promise<Readiness>;
+}): Promise<OpsServer> {
+  const paths = options.readiness ? '/metrics, /healthz and /readyz' : '/metrics and /healthz';
+  const json = (response: ServerResponse, status: number, body: unknown): void => {
+    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    response.end(JSON.stringify(body));
+  };
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    if (path === '/healthz') {
-      response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    if (path === '/healthz') return json(response, 200, { status: 'ok' });
+    if (path === '/readyz' && options.readiness) {
+      options.readiness().then(
+        (state) => json(response, state.ready ? 200 : 503, state),
+        (error: unknown) =>
+          json(response, 503, { ready: false, error: error instanceof Error ? error.message : String(error) }),
+      );
       return;
     }
     if (path === '/metrics') {
@@ -36,16 +53,17 @@ export async function startMetricsServer(options: {
       );
       return;
     }
-    response
-      .writeHead(404, { 'content-type': 'text/plain' })
-      .end('not found: this port serves /metrics and /healthz\n');
+    response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: this port serves ${paths}\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
   });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    port: (server.address() as AddressInfo).port,
+    url: `http://${host}:${address.port}`,
+    port: address.port,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -8,7 +8,7 @@ export interface PoolGauges {
   pending: number;
 }
 
-export type ExportOutcome = 'exported' | 'duplicate' | 'failed' | 'transient_error' | 'deadline';
+export type ExportOutcome = 'exported' | 'batched' | 'duplicate' | 'failed' | 'transient_error' | 'deadline';
 
 /** Prometheus metrics for one process; a fresh registry each, so tests and replicas do not collide. */
 export class BridgeMetrics {
@@ -22,9 +22,11 @@ export class BridgeMetrics {
   readonly ackToRossumSeconds: Histogram<never>;
   readonly rossumCredentialsRefused: Gauge<never>;
   readonly ackLeftAlone: Counter<'status'>;
+  readonly ackLeaseLost: Counter<'at'>;
   readonly targetUp: Gauge<'target'>;
   private readonly pools = new Map<string, () => PoolGauges>();
   private outcomeBacklog: (() => Promise<Record<string, number>>) | undefined;
+  private targetCheck: (() => Promise<void>) | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'bridge_process_' });
@@ -82,11 +84,21 @@ export class BridgeMetrics {
       labelNames: ['status'],
       registers: [this.registry],
     });
+    const targetCheck = (): (() => Promise<void>) | undefined => this.targetCheck;
+    this.ackLeaseLost = new Counter({
+      name: 'bridge_ack_lease_lost_total',
+      help: 'Outcomes another acks process took over while this one held them (its lease ran out): dropped unwritten before a write to Rossum (`before_write`) or after the last one (`at_settle`)',
+      labelNames: ['at'],
+      registers: [this.registry],
+    });
     this.targetUp = new Gauge({
       name: 'bridge_target_up',
-      help: 'Whether the target answered its last check (1) or not (0): every /readyz probe of serve, every ack folder listing of acks',
+      help: 'Whether the target answered its last check (1) or not (0): at every scrape (and /healthz?verbose) of serve, every ack folder listing of acks',
       labelNames: ['target'],
       registers: [this.registry],
+      async collect() {
+        await targetCheck()?.();
+      },
     });
     const backlog = (): (() => Promise<Record<string, number>>) | undefined => this.outcomeBacklog;
     new Gauge({
@@ -131,6 +143,11 @@ export class BridgeMetrics {
 
   watchPool(target: string, stats: () => PoolGauges): void {
     this.pools.set(target, stats);
+  }
+
+  /** Run at every scrape: checks the targets and sets `targetUp` (serve, whose readiness no longer does). */
+  watchTargets(check: () => Promise<void>): void {
+    this.targetCheck = check;
   }
 
   /** Read at every scrape (one grouped count in the ledger). */

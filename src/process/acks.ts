@@ -1,7 +1,7 @@
 import type { BridgeConfig } from '../config/index.ts';
-import { AckService, startAcksHealth, type AcksHealthServer, type PassReport } from '../ack/index.ts';
+import { AckService, type PassReport } from '../ack/index.ts';
 import { openLedger, type Ledger } from '../ledger/index.ts';
-import { type Logger, BridgeMetrics } from '../observability/index.ts';
+import { type Logger, BridgeMetrics, startOpsServer, type OpsServer } from '../observability/index.ts';
 import { DEFAULT_ALLOWED_HOSTS } from '../rossum/index.ts';
 import { createTarget, type Target } from '../transport/index.ts';
 
@@ -9,8 +9,8 @@ export interface RunningAcks {
   service: AckService;
   ledger: Ledger;
   metrics: BridgeMetrics;
-  /** `/healthz`, `/readyz`, `/metrics` when `acks.listen` is set. */
-  health: AcksHealthServer | undefined;
+  /** The one HTTP server (`/metrics`, `/healthz`, `/readyz`) when `acks.listen` (or `options.listen`) is set. */
+  health: OpsServer | undefined;
   pass(): Promise<PassReport>;
   /** New Rossum settings (SIGHUP with a re-read config): outcomes waiting for credentials go at once. */
   reloadRossum(rossum: NonNullable<BridgeConfig['rossum']>): Promise<void>;
@@ -21,7 +21,13 @@ export interface RunningAcks {
 /** Assembles the `acks` process from the same config (and ledger) as `serve`. */
 export async function startAcks(
   config: BridgeConfig,
-  options: { logger: Logger; loop?: boolean; holdGraceMs?: number },
+  options: {
+    logger: Logger;
+    loop?: boolean;
+    holdGraceMs?: number;
+    /** Overrides `acks.listen` (the CLI's `--metrics-port`/`--metrics-host`). */
+    listen?: { host: string; port: number };
+  },
 ): Promise<RunningAcks> {
   const { logger } = options;
   if (!config.rossum)
@@ -61,10 +67,11 @@ export async function startAcks(
   // At start-up, not at the first ERP verdict: a refused token is logged with its fix and shown by /readyz.
   // Not awaited: an unreachable Rossum must not hold the ack folders back (outcomes wait in the ledger).
   const credentialsChecked = service.checkRossum();
-  const health = config.acks.listen
-    ? await startAcksHealth({
-        host: config.acks.listen.host,
-        port: config.acks.listen.port,
+  const listen = options.listen ?? config.acks.listen;
+  const health = listen
+    ? await startOpsServer({
+        host: listen.host,
+        port: listen.port,
         metrics,
         readiness: async () => {
           await ledger.ping();
@@ -72,7 +79,7 @@ export async function startAcks(
         },
       })
     : undefined;
-  if (health) logger.info({ url: health.url }, 'acks health endpoints: /healthz, /readyz, /metrics');
+  if (health) logger.info({ url: health.url }, 'acks HTTP endpoints: /metrics, /healthz, /readyz');
   if (options.loop ?? true) service.start();
   logger.info(
     { sources: Object.keys(config.acks.targets), mappings: Object.keys(config.acks.byMapping), ledger: ledger.kind },

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { BridgeConfig } from '../config/index.ts';
 import { describeError } from '../errors.ts';
 import { ExportHold } from '../ack/index.ts';
 import { consolePlugin } from '../console/index.ts';
-import { ExportService } from '../export/index.ts';
-import { consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
+import { BatchSender, ExportService, type RetryResult } from '../export/index.ts';
+import { ConsoleActionRefused, consoleLedgerOf, openLedger, type Ledger } from '../ledger/index.ts';
 import { loadMappings, type LoadedMapping } from '../mapping/index.ts';
 import { type Logger, BridgeMetrics } from '../observability/index.ts';
 import { createTarget, type Target } from '../transport/index.ts';
@@ -61,7 +62,19 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   }
   const ledger = await openLedger(config.ledger.url);
   const rossum = config.rossum;
+  // Batch mappings: a timer sends each batch when it is due (one sender among replicas, by lease).
+  const batchSender = mappings.names().some((name) => mappings.get(name)?.batch)
+    ? new BatchSender({
+        ledger,
+        targets,
+        mappings,
+        logger: logger.child({ component: 'batches' }),
+        owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+        ...(options.env ? { env: options.env } : {}),
+      })
+    : undefined;
   const exportService = new ExportService({
+    ...(batchSender ? { onBatchClosed: () => batchSender.kick() } : {}),
     targets,
     ledger,
     logger,
@@ -87,24 +100,35 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
   });
 
   const readinessTimeoutMs = options.readinessTimeoutMs ?? 5000;
+  const probe = async (check: () => Promise<void>, name: string): Promise<{ ok: boolean; error?: string }> => {
+    try {
+      await withTimeout(check(), readinessTimeoutMs, `${name} did not answer within ${readinessTimeoutMs} ms`);
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error: describeError(error) };
+    }
+  };
+  // Readiness is about this process (its ledger; its config and mappings were loaded to get here): an ERP
+  // that is down must not take every pod out of the Service, or Rossum would get the load balancer's error
+  // instead of the bridge's 503 naming the target. The targets are reported by /healthz?verbose and bridge_target_up.
+  let closing: Promise<void> | undefined;
   const readiness = async (): Promise<ReadinessReport> => {
-    const checks: ReadinessReport['checks'] = {};
-    const probe = async (name: string, check: () => Promise<void>): Promise<void> => {
-      try {
-        await withTimeout(check(), readinessTimeoutMs, `${name} did not answer within ${readinessTimeoutMs} ms`);
-        checks[name] = { ok: true };
-      } catch (error) {
-        checks[name] = { ok: false, error: describeError(error) };
-      }
-    };
-    await Promise.all([
-      probe('ledger', () => ledger.ping()),
-      ...[...targets.values()].map((target) => probe(`target:${target.name}`, () => target.check())),
-    ]);
-    for (const target of targets.values())
-      metrics.targetUp.set({ target: target.name }, checks[`target:${target.name}`]?.ok ? 1 : 0);
+    const checks: ReadinessReport['checks'] = { ledger: await probe(() => ledger.ping(), 'ledger') };
+    if (closing) checks.process = { ok: false, error: 'shutting down' };
     return { ready: Object.values(checks).every((check) => check.ok), checks };
   };
+  const checkTargets = async (): Promise<Record<string, { ok: boolean; error?: string }>> => {
+    const results = await Promise.all(
+      [...targets.values()].map(
+        async (target) => [target.name, await probe(() => target.check(), target.name)] as const,
+      ),
+    );
+    for (const [name, result] of results) metrics.targetUp.set({ target: name }, result.ok ? 1 : 0);
+    return Object.fromEntries(results);
+  };
+  metrics.watchTargets(async () => {
+    await checkTargets();
+  });
 
   if (heldMappings(config).length > 0 && !config.server.publicUrl && !config.server.trustProxy) {
     logger.warn(
@@ -131,6 +155,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     logger,
     metrics,
     readiness,
+    healthDetail: async () => ({ targets: await checkTargets() }),
     ...(heldMappings(config).length > 0
       ? {
           hold: new ExportHold({
@@ -152,6 +177,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
                 console: consoleLedgerOf(ledger),
                 targets,
                 encodingOf: (name) => mappingFiles.get(name)?.source.encoding,
+                retryUpload: retryFromConsole(config, ledger, mappingFiles, exportService),
                 env: options.env ?? process.env,
                 logger: logger.child({ component: 'console' }),
               }),
@@ -175,7 +201,8 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
     );
   });
 
-  let closing: Promise<void> | undefined;
+  batchSender?.start();
+
   return {
     url,
     port,
@@ -189,6 +216,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions):
         await server.close();
         await reconciling;
         await exportService.idle();
+        await batchSender?.stop();
         await Promise.allSettled([...targets.values()].map((target) => target.close()));
         await ledger.close();
       })();
@@ -211,4 +239,32 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
       timer = setTimeout(() => reject(new Error(message)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** The console's "Retry upload": the kept bytes under the mapping's name policy, unless the target needs hook credentials. */
+function retryFromConsole(
+  config: BridgeConfig,
+  ledger: Ledger,
+  mappingFiles: { get(name: string): LoadedMapping | undefined },
+  exportService: ExportService,
+): (exportId: number, actor: string) => Promise<RetryResult> {
+  return async (exportId, actor) => {
+    const record = await ledger.get(exportId);
+    const mapping = record ? mappingFiles.get(record.mappingName) : undefined;
+    if (record && !mapping)
+      throw new ConsoleActionRefused(
+        'conflict',
+        `Mapping "${record.mappingName}" is not loaded any more: its on-existing policy for the upload is unknown`,
+      );
+    const targetConfig = record ? config.targets[record.target] : undefined;
+    if (targetConfig && 'credentials' in targetConfig && targetConfig.credentials === 'hookSecrets')
+      throw new ConsoleActionRefused(
+        'conflict',
+        `Target "${record?.target}" logs in with the credentials Rossum sends in each hook call, which the bridge never stores; Rossum's next delivery retries the upload`,
+      );
+    return exportService.retryKept(
+      { exportId, actor, onExisting: mapping?.onExisting ?? 'fail' },
+      consoleLedgerOf(ledger),
+    );
+  };
 }

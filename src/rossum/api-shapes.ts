@@ -76,10 +76,24 @@ export interface RossumClientOptions {
   maxRetryAfterMs?: number;
 }
 
-export interface RequestSpec {
+export interface RequestSpec extends WriteOptions {
   method: 'GET' | 'POST' | 'PATCH';
   path: string;
   body?: unknown;
+}
+
+export interface WriteOptions {
+  /**
+   * Runs right before each attempt is sent (retries included), inside the attempt's rate-limit slot, so
+   * nothing waits between it and the send. Whatever it throws fails the call as it is, unsent: the caller's
+   * fence (say, its lease on the work was lost to another process).
+   */
+  beforeSend?: () => Promise<void>;
+}
+
+/** Carries what `beforeSend` threw past the transport error handling, unchanged. */
+export class SendWithheld {
+  constructor(readonly reason: unknown) {}
 }
 
 /** A runaway `next` chain must not keep a delivery busy forever (20 a page: 10,000 notes). */

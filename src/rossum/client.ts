@@ -25,6 +25,8 @@ import {
   type RossumClientOptions,
   type RossumNote,
   type RequestSpec,
+  SendWithheld,
+  type WriteOptions,
 } from './api-shapes.ts';
 
 export class RossumClient {
@@ -133,9 +135,10 @@ export class RossumClient {
   }
 
   /** Rossum replaces `metadata` as a whole: use `mergeAnnotationMetadata` to add keys. */
-  async patchAnnotation(id: number, patch: AnnotationPatch): Promise<RossumAnnotation> {
+  async patchAnnotation(id: number, patch: AnnotationPatch, options: WriteOptions = {}): Promise<RossumAnnotation> {
     const path = `/v1/annotations/${id}`;
-    return this.parse(annotationSchema, await this.request({ method: 'PATCH', path, body: patch }), 'PATCH', path);
+    const reply = await this.request({ ...options, method: 'PATCH', path, body: patch });
+    return this.parse(annotationSchema, reply, 'PATCH', path);
   }
 
   async setStatus(id: number, status: AnnotationStatus): Promise<RossumAnnotation> {
@@ -156,13 +159,14 @@ export class RossumClient {
   }
 
   /** A note on the annotation (shown to operators): control characters and bidi overrides removed, content beyond Rossum's limit cut with an ellipsis. */
-  async createNote(annotationId: number, content: string, type: 'rejection' = 'rejection'): Promise<RossumNote> {
+  async createNote(annotationId: number, content: string, options: WriteOptions = {}): Promise<RossumNote> {
     const body = {
       annotation: this.annotationUrl(annotationId),
       content: cleanContent(content, ROSSUM_MESSAGE_LIMIT),
-      type,
+      type: 'rejection',
     };
-    return this.parse(noteSchema, await this.request({ method: 'POST', path: '/v1/notes', body }), 'POST', '/v1/notes');
+    const reply = await this.request({ ...options, method: 'POST', path: '/v1/notes', body });
+    return this.parse(noteSchema, reply, 'POST', '/v1/notes');
   }
 
   /**
@@ -230,16 +234,14 @@ export class RossumClient {
       { method: 'POST', path, body: { username: this.config.username, password: this.config.password } },
       undefined,
     );
+    this.key = this.keyOf(reply, path, 'Rossum login answered without a key');
+    return this.key;
+  }
+
+  private keyOf(reply: unknown, path: string, missing: string): string {
     const parsed = z.looseObject({ key: z.string().min(1) }).safeParse(reply);
-    if (!parsed.success)
-      throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum login answered without a key', {
-        statusCode: 200,
-        method: 'POST',
-        path,
-        permanent: true,
-      });
-    this.key = parsed.data.key;
-    return parsed.data.key;
+    if (parsed.success) return parsed.data.key;
+    throw this.error('ROSSUM_BAD_RESPONSE', missing, { statusCode: 200, method: 'POST', path, permanent: true });
   }
 
   /** Token only: renews the token when its renewal is due, even with no other call to make (an idle week must not let it expire). */
@@ -261,18 +263,10 @@ export class RossumClient {
       { method: 'POST', path, body: { max_token_lifetime_s: this.config.tokenLifetimeS } },
       this.key,
     );
-    const parsed = z.looseObject({ key: z.string().min(1) }).safeParse(reply);
-    if (!parsed.success)
-      throw this.error('ROSSUM_BAD_RESPONSE', 'Rossum answered the token renewal without a key', {
-        statusCode: 200,
-        method: 'POST',
-        path,
-        permanent: true,
-      });
-    this.key = parsed.data.key;
+    this.key = this.keyOf(reply, path, 'Rossum answered the token renewal without a key');
     this.renewAt = this.now() + (this.config.tokenLifetimeS - this.config.tokenRenewBeforeS) * 1_000;
     this.logger?.info({ nextRenewalAt: new Date(this.renewAt).toISOString() }, 'Rossum API token renewed');
-    return parsed.data.key;
+    return this.key;
   }
 
   /**
@@ -351,17 +345,19 @@ export class RossumClient {
     let response: Response;
     let text: string;
     try {
-      response = await this.limiter.add(() =>
-        fetch(url, {
+      response = await this.limiter.add(async () => {
+        await spec.beforeSend?.().catch((reason: unknown) => Promise.reject(new SendWithheld(reason)));
+        return fetch(url, {
           method: spec.method,
           headers,
           body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
           signal: timeout,
           redirect: 'manual',
-        }),
-      );
+        });
+      });
       text = await response.text();
     } catch (error) {
+      if (error instanceof SendWithheld) throw error.reason;
       if (timeout.aborted) {
         throw new RetryableFailure(
           this.error(

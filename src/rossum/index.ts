@@ -31,5 +31,6 @@ export type {
   RossumNote,
   AnnotationPatch,
   AnnotationStatus,
+  WriteOptions,
 } from './api-shapes.ts';
 export { RossumAdminApi, rossumHookSchema, type RossumHook, type RossumUser, type RossumQueue } from './admin.ts';

@@ -1,11 +1,17 @@
 import type { OnExisting } from '../mapping/index.ts';
 
-export interface UploadRequest {
+interface UploadRequestBase {
   /** Path relative to the target folder (already sanitized by the mapping; transport re-checks containment). */
   relativePath: string;
-  bytes: Buffer;
   onExisting: OnExisting;
 }
+
+/**
+ * The content whole (`bytes`), or as a stream read once while it is written (`stream`, e.g. a
+ * download too large to hold): a streamed upload is not retried once its first chunk was read, and
+ * an error the stream itself throws (say, a size limit) reaches the caller unchanged.
+ */
+export type UploadRequest = UploadRequestBase & ({ bytes: Buffer } | { stream: AsyncIterable<Uint8Array> });
 
 export interface UploadResult {
   /** Final path relative to the target folder (differs from the request under the `version` policy). */
@@ -28,6 +34,14 @@ export interface RemoteEntry {
   size: number;
   mtimeMs: number;
   isFile: boolean;
+  /** Type bits, permissions and owner, when the listing carries them (SFTP listings do: OpenSSH lstats each name). */
+  identity?: EntryIdentity;
+}
+
+export interface EntryIdentity {
+  mode: number;
+  uid: number;
+  gid: number;
 }
 
 export interface PoolStats {
@@ -53,6 +67,16 @@ export interface ReadOptions extends OperationOptions {
   maxBytes?: number;
   /** When given, a file whose size or mtime differs from the listing is refused (ACK_FILE_NOT_REGULAR). */
   listed?: ListedFile;
+  /**
+   * Everything a listing said about the name. When the opened file is exactly that regular file, the
+   * read needs no look of its own (a round trip less); anything else and it looks first, as without it.
+   */
+  seen?: ListedFile & { identity: EntryIdentity };
+}
+
+export interface PlannedMove {
+  from: string;
+  to: string;
 }
 
 export interface MoveOptions extends OperationOptions {
@@ -76,6 +100,11 @@ export interface Target {
   list(relativeDir: string, options?: OperationOptions): AsyncIterable<RemoteEntry>;
   /** Renames within the target folder, creating the destination folder when missing. */
   move(fromRelative: string, toRelative: string, options?: MoveOptions): Promise<void>;
+  /**
+   * Several renames at once, never replacing (as `move` without `overwrite`): over SFTP all of them leave
+   * together and cost one round trip. Each settles on its own: the error of each move, or undefined.
+   */
+  moveMany?(moves: readonly PlannedMove[], options?: OperationOptions): Promise<Array<Error | undefined>>;
   remove(relativePath: string, options?: OperationOptions): Promise<void>;
   /** Removes the temporary files an interrupted upload of `relativePath` left behind; returns their paths. */
   removeLeftoverTemps?(relativePath: string, options?: OperationOptions): Promise<string[]>;

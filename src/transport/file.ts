@@ -19,6 +19,7 @@ import { classifyError, errorCodeOf, TransportError } from './errors.ts';
 import { containedPath, parentOf } from './paths.ts';
 import { publishUnderPolicy } from './publish.ts';
 import { removeLeftoverTemps } from './leftovers.ts';
+import { StreamedSource } from './source.ts';
 
 const HOST = 'localhost';
 /** link() is how `fail` and `version` stay race-free; some mounts (SMB, FAT) refuse it. */
@@ -47,6 +48,20 @@ export class FileTarget implements Target {
 
   async upload(request: UploadRequest, options?: OperationOptions): Promise<UploadResult> {
     const relative = containedPath(request.relativePath, HOST);
+    const content = 'stream' in request ? new StreamedSource(request.stream) : request.bytes;
+    try {
+      return await this.uploadContent(relative, content, request.onExisting, options);
+    } catch (error) {
+      throw content instanceof StreamedSource ? content.explain(error) : error;
+    }
+  }
+
+  private async uploadContent(
+    relative: string,
+    content: Buffer | StreamedSource,
+    onExisting: UploadRequest['onExisting'],
+    options: OperationOptions | undefined,
+  ): Promise<UploadResult> {
     return this.operation('upload', relative, options, async () => {
       const { upload } = this.config;
       const finalPath = await this.resolve(relative, true);
@@ -64,17 +79,30 @@ export class FileTarget implements Target {
         const mode = upload.mode !== undefined ? Number.parseInt(upload.mode, 8) : 0o644;
         const handle = await open(tempPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
         tempExists = true;
+        let written = 0;
         try {
-          await handle.writeFile(request.bytes);
+          if (Buffer.isBuffer(content)) {
+            await handle.writeFile(content);
+            written = content.length;
+          } else {
+            // Chunk by chunk as they come: only the chunk being written is held.
+            for await (const chunk of content.chunks()) {
+              for (let at = 0; at < chunk.length; ) {
+                const { bytesWritten } = await handle.write(chunk, at, chunk.length - at, written);
+                at += bytesWritten;
+                written += bytesWritten;
+              }
+            }
+          }
           // open() applies the umask; chmod gives the exact mode asked for.
           if (upload.mode !== undefined) await handle.chmod(mode);
           await handle.sync();
           if (upload.verifySize) {
             const { size } = await handle.stat();
-            if (size !== request.bytes.length) {
+            if (size !== written) {
               throw new TransportError(
                 'SIZE_MISMATCH',
-                `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${request.bytes.length}; the file was not published`,
+                `upload of ${relative} to ${this.description}: wrote ${size} bytes of ${written}; the file was not published`,
                 {
                   permanent: false,
                   host: HOST,
@@ -86,9 +114,9 @@ export class FileTarget implements Target {
         } finally {
           await handle.close();
         }
-        const remotePath = await this.publish(tempPath, relative, request.onExisting, true);
+        const remotePath = await this.publish(tempPath, relative, onExisting, true);
         tempExists = false;
-        return { remotePath, bytes: request.bytes.length };
+        return { remotePath, bytes: written };
       } finally {
         if (tempExists) await unlink(tempPath).catch(() => undefined);
       }

@@ -22,6 +22,8 @@ export type {
   OperationOptions,
   ReadOptions,
   ListedFile,
+  EntryIdentity,
+  PlannedMove,
   MoveOptions,
   HookCredentials,
 } from './contract.ts';

@@ -31,7 +31,10 @@ export interface WebhookServerOptions {
   classify: DeliveryClassifier;
   logger: Logger;
   metrics: BridgeMetrics;
+  /** Whether this process can take webhooks (the bridge itself: ledger, config), not whether the ERPs answer. */
   readiness: () => Promise<ReadinessReport>;
+  /** `/healthz?verbose`: what the process depends on (each target), reported without failing liveness. */
+  healthDetail?: () => Promise<Record<string, unknown>>;
   /** Held-export mode (202 + Location until the ERP answers), for mappings that ask for it. */
   hold?: ExportHold;
   /** More HTTP surfaces on the same port, each under its own path prefix (the operator console). */
@@ -214,7 +217,11 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       ? `${options.publicUrl.replace(/\/+$/, '')}${HELD_PATH}`
       : `${request.protocol}://${request.host}${HELD_PATH}`;
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get<{ Querystring: { verbose?: string } }>('/healthz', async (request) =>
+    request.query.verbose !== undefined && options.healthDetail
+      ? { status: 'ok', ...(await options.healthDetail()) }
+      : { status: 'ok' },
+  );
   app.get('/readyz', async (_request, reply) => {
     const report = await options.readiness();
     return reply.code(report.ready ? 200 : 503).send(report);

@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consoleLedgerOf } from '../../src/ledger/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget } from '../../src/transport/index.ts';
-import { ErpSimulator } from '../support/erp-simulator.ts';
+import { ErpSimulator, erpFixturesDir } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 import { ackBridgeConfig, ROSSUM_PASSWORD, startAckHarness, type AckHarness } from './harness.ts';
@@ -53,6 +54,9 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
     expect(inAcks('INV-2024-00417_314521.ok')).toBe(false);
     expect(apiCalls(314521)).toEqual([]);
     expect(simulator.annotation(314521).status).toBe('exported');
+    // A bare marker is not read, so the ledger has no content to show for it.
+    const [okFile] = await consoleLedgerOf(harness.acks.ledger).ackFilesOfExport(id);
+    expect(await consoleLedgerOf(harness.acks.ledger).ackFileContent(okFile?.id ?? 0)).toBeUndefined();
   });
 
   it("a companion .err rejects it: failed_export, a note with the ERP's reasons decoded from windows-1252, metadata with codes", async () => {
@@ -79,6 +83,12 @@ describe('acks over SFTP (real sshd, simulated Rossum)', () => {
     expect(archived('processed')).toContain('INV-2024-00418_314530.err');
     const patches = simulator.callsTo('PATCH', '/v1/annotations/314530');
     expect(patches.at(-1)!.body).toMatchObject({ status: 'failed_export' });
+    // The console shows the file as the ERP wrote it: its bytes kept, with the encoding they were read in.
+    const view = consoleLedgerOf(harness.acks.ledger);
+    const [errFile] = await view.ackFilesOfExport(id);
+    const content = await view.ackFileContent(errFile?.id ?? 0);
+    expect(content).toMatchObject({ encoding: 'windows-1252', truncated: false });
+    expect(content?.content.equals(readFileSync(join(erpFixturesDir, 'INV-2024-00418_314530.err')))).toBe(true);
   });
 
   it('namespaced XML acks: a rejection with coded errors, an acceptance with the ERP document number in metadata', async () => {

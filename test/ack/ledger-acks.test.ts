@@ -218,6 +218,55 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
     await ledger.close();
   });
 
+  it('fencing: a claim renews its lease only while no newer claim took the outcome (owner and generation), and only such a claim settles it', async () => {
+    const ledger = await open();
+    const e = await uploaded(ledger);
+    await ledger.recordAck({
+      source: 'erp',
+      fileName: `${e.name}.ack`,
+      sha256: `s-${e.id}`,
+      convention: 'xml',
+      disposition: 'matched',
+      entries: [{ index: 0, exportId: e.id, verdict: 'rejected', messages: [{ text: 'no' }] }],
+    });
+    const claimFor = async (owner: string, leaseMs: number) =>
+      (await ledger.claimOutcomes(owner, leaseMs)).filter((o) => o.exportId === e.id);
+    const leaseRunsOut = () => new Promise((resolve) => setTimeout(resolve, 150));
+
+    const [first] = await claimFor('a', 100);
+    expect(await ledger.renewOutcomeLease(first!.id, 'a', first!.attempts, 100)).toBe(true);
+    expect(await ledger.renewOutcomeLease(first!.id, 'b', first!.attempts, 100)).toBe(false);
+    await leaseRunsOut();
+    // Ran out, but nobody claimed it since: still safely a's, and the renewal keeps others away.
+    expect(await ledger.renewOutcomeLease(first!.id, 'a', first!.attempts, 60_000)).toBe(true);
+    expect(await claimFor('b', 100)).toEqual([]);
+
+    // a's lease runs out and a claims it again under the same name: the older claim is fenced off.
+    await ledger.renewOutcomeLease(first!.id, 'a', first!.attempts, 100);
+    await leaseRunsOut();
+    const [again] = await claimFor('a', 100);
+    expect(again!.attempts).toBe(first!.attempts + 1);
+    expect(await ledger.renewOutcomeLease(first!.id, 'a', first!.attempts, 100)).toBe(false);
+    await leaseRunsOut();
+
+    // Another process takes it over: a's renewals and settlement are refused, b's go through.
+    const [taken] = await claimFor('b', 60_000);
+    expect(taken!.attempts).toBe(again!.attempts + 1);
+    expect(await ledger.renewOutcomeLease(again!.id, 'a', again!.attempts, 60_000)).toBe(false);
+    await expect(ledger.settleOutcome(again!.id, 'a', { delivery: 'delivered' }, again!.attempts)).rejects.toThrow(
+      /taken over/,
+    );
+    expect(await ledger.renewOutcomeLease(taken!.id, 'b', taken!.attempts, 60_000)).toBe(true);
+    await expect(ledger.settleOutcome(taken!.id, 'b', { delivery: 'delivered' }, taken!.attempts - 1)).rejects.toThrow(
+      /taken over/,
+    );
+    await ledger.settleOutcome(taken!.id, 'b', { delivery: 'delivered' }, taken!.attempts);
+    // Settled: nothing left to write, the fence holds for nobody.
+    expect(await ledger.renewOutcomeLease(taken!.id, 'b', taken!.attempts, 60_000)).toBe(false);
+    expect((await ledger.outcomes(e.id))[0]).toMatchObject({ delivery: 'delivered', attempts: 3 });
+    await ledger.close();
+  });
+
   it('records when delivery was last tried and how it ended (left alone, gone); new credentials make every pending outcome due now', async () => {
     const ledger = await open();
     const [a, b, c] = [await uploaded(ledger), await uploaded(ledger), await uploaded(ledger)];

@@ -1,11 +1,13 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import iconv from 'iconv-lite';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../support/bridge.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
-import { OPERATOR, startConsoleBridge, VIEWER, type ConsoleBridge } from './harness.ts';
+import { OPERATOR, Session, startConsoleBridge, VIEWER, type ConsoleBridge } from './harness.ts';
 
 const ARTIFACTS = join(repoRoot, 'test-artifacts/console');
 const CHROMIUM_ARGS = [
@@ -25,6 +27,8 @@ let browser: Browser;
 /** What the browser console reported: a CSP violation or a script error fails the run. */
 const browserProblems: string[] = [];
 let failedOutcomeExport = 0;
+const ACK_TEXT =
+  'document;status;message\nINV-810001;ERROR;E-42 Unknown supplier "Müller & Söhne" <script>alert(1)</script>\n';
 
 async function newPage(width: number, height: number): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
@@ -74,6 +78,9 @@ beforeAll(async () => {
     sha256: 'f'.repeat(64),
     convention: 'csv',
     disposition: 'matched',
+    // As the ERP wrote it: windows-1252, with markup that must show as text.
+    content: iconv.encode(ACK_TEXT, 'windows-1252'),
+    contentEncoding: 'windows-1252',
     entries: [
       {
         index: 0,
@@ -171,6 +178,10 @@ describe('the console in a real browser', () => {
       // The action: confirm, then the ledger records who and when.
       await page.goto(`${bridge.consoleUrl}/exports/${failedOutcomeExport}`);
       expect(await page.locator('#rossum').textContent()).toContain('annotation is locked');
+      // The ack file as the ERP wrote it, decoded from windows-1252 and escaped (the markup is text, not elements).
+      expect(await page.locator('.ack-content pre').textContent()).toBe(ACK_TEXT);
+      expect(await page.locator('.ack-content summary').textContent()).toContain('windows-1252');
+      expect(await page.locator('.ack-content script').count()).toBe(0);
       await page.click('text=Deliver again…');
       await page.waitForURL(/\/redeliver$/);
       await shoot(page, 'confirm-1280');
@@ -205,6 +216,56 @@ describe('the console in a real browser', () => {
     }
     expect(browserProblems).toEqual([]);
   }, 180_000);
+
+  it('an operator (not a viewer) retries a transient upload failure: the kept bytes reach the target, the timeline says who and when', async () => {
+    const { ledger } = bridge.bridge;
+    await sshd.stop();
+    try {
+      expect(await bridge.send(810005)).toBe(503);
+    } finally {
+      await sshd.restart();
+    }
+    const [failed] = await ledger.list({ annotationId: 810005 });
+    expect(failed?.status).toBe('retryable');
+    const exportUrl = `${bridge.consoleUrl}/exports/${failed?.id}`;
+
+    // A viewer is told about the kept file but offered no button (plain HTTP: no second browser sign-in needed).
+    const viewer = new Session(bridge.consoleUrl);
+    await viewer.signIn(VIEWER.name, VIEWER.password);
+    const viewerHtml = await (await viewer.request(`/exports/${failed?.id}`)).text();
+    expect(viewerHtml).toContain('by an operator');
+    expect(viewerHtml).not.toContain('id="retry-upload"');
+
+    const { context, page } = await newPage(1280, 900);
+    try {
+      await signIn(page, OPERATOR.name, OPERATOR.password);
+      // Before the retry the file is viewable from the ledger's kept copy.
+      await page.goto(`${exportUrl}/file`);
+      expect(await page.locator('.file-meta').textContent()).toContain('kept by the ledger');
+      expect(await page.locator('pre.file').textContent()).toContain('INV-810005');
+      await page.goto(exportUrl);
+      await shoot(page, 'export-retryable-1280');
+      await page.click('#retry-upload');
+      await page.waitForURL(/\/retry$/);
+      expect(await page.locator('main').textContent()).toContain(failed?.sha256 ?? 'missing');
+      await shoot(page, 'confirm-retry-1280');
+      await page.click('button:has-text("Upload again")');
+      await page.waitForURL(new RegExp(`/exports/${failed?.id}#timeline-h$`));
+      const uploaded = await ledger.get(failed?.id ?? 0);
+      expect(uploaded).toMatchObject({ status: 'uploaded', sha256: failed?.sha256 });
+      const onTarget = readFileSync(join(sshd.inboundDir, uploaded?.remotePath ?? 'missing'));
+      expect(createHash('sha256').update(onTarget).digest('hex')).toBe(failed?.sha256);
+      const retried = page.locator('.timeline li.event-console_retry');
+      expect(await retried.textContent()).toContain(OPERATOR.name);
+      expect(await retried.locator('time').getAttribute('datetime')).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+      expect(await page.locator('.audit').textContent()).toContain(`${OPERATOR.name} · retry_upload`);
+      expect(await page.locator('#retry-upload').count()).toBe(0);
+      await shoot(page, 'export-after-retry-1280');
+    } finally {
+      await context.close();
+    }
+    expect(browserProblems).toEqual([]);
+  }, 120_000);
 
   it('at phone width (390 px) every page reads without sideways scrolling; a viewer sees no action buttons', async () => {
     const { context, page } = await newPage(390, 844);

@@ -210,6 +210,32 @@ describe('console security', () => {
     expect((await operator.post(`/ack-files/${file?.id}/handle`, { _csrf: token, note: 'again' })).status).toBe(409);
   });
 
+  it('retrying an upload needs the operator role and the CSRF token, and is refused for an export that is not retryable', async () => {
+    const [uploaded] = await bridge.bridge.ledger.list({ annotationId: 700001 });
+    const path = `/exports/${uploaded?.id}/retry`;
+    const viewer = new Session(bridge.consoleUrl);
+    await viewer.signIn(VIEWER.name, VIEWER.password);
+    expect((await viewer.request(path)).status).toBe(403);
+    const viewerCsrf = await viewer.csrfFrom('/ack-files');
+    expect((await viewer.post(path, { _csrf: viewerCsrf })).status).toBe(403);
+
+    const operator = new Session(bridge.consoleUrl);
+    await operator.signIn(OPERATOR.name, OPERATOR.password);
+    const confirm = await operator.request(path);
+    expect(confirm.status).toBe(409);
+    expect(await confirm.text()).toContain('only an export whose upload failed transiently');
+    expect((await operator.post(path, {})).status).toBe(403);
+    const csrf = await operator.csrfFrom('/ack-files');
+    const refused = await operator.post(path, { _csrf: csrf });
+    expect(refused.status).toBe(409);
+    expect(await refused.text()).toContain('is uploaded');
+    expect(await bridge.bridge.ledger.get(uploaded?.id ?? 0)).toMatchObject({
+      status: 'uploaded',
+      attempts: uploaded?.attempts,
+    });
+    expect(await bridge.consoleLedger.actionsOfExport(uploaded?.id ?? 0)).toEqual([]);
+  });
+
   it('pages carry a strict CSP and never show a secret', async () => {
     const session = new Session(bridge.consoleUrl);
     await session.signIn(OPERATOR.name, OPERATOR.password);

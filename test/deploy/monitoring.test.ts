@@ -128,7 +128,7 @@ function knownMetric(name: string): boolean {
 }
 
 describe('what the processes serve', () => {
-  it('serve answers the probe paths of its Deployment, and /readyz reports the target it reached', async () => {
+  it('serve answers the probe paths of its Deployment, and /metrics reports the target it reached', async () => {
     const container = (
       only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-serve').spec as {
         template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } };
@@ -140,7 +140,7 @@ describe('what the processes serve', () => {
     expect((await get(`${serveBase}/metrics`)).body).toMatch(/^bridge_target_up\{target="erp"\} 1$/m);
   });
 
-  it('acks answers the probe paths of its Deployment on its metrics port, and nothing else', async () => {
+  it('acks answers the probe paths of its Deployment, /readyz and /metrics on its one port, and nothing else', async () => {
     const container = (
       only(loadManifests(), 'Deployment', 'rossum-sftp-bridge-acks').spec as {
         template: { spec: { containers: Array<Record<string, { httpGet?: { path: string } }>> } };
@@ -149,7 +149,14 @@ describe('what the processes serve', () => {
     const paths = ['startupProbe', 'livenessProbe'].map((probe) => container?.[probe]?.httpGet?.path);
     expect(paths).toEqual(['/healthz', '/healthz']);
     for (const path of paths) expect((await get(`${acksBase}${path}`)).status, path).toBe(200);
-    expect((await get(`${acksBase}/readyz`)).status).toBe(404);
+    // --metrics-port is the alias of acks.listen: the same single server also reports readiness.
+    const readyz = await get(`${acksBase}/readyz`);
+    expect([200, 503]).toContain(readyz.status);
+    expect(JSON.parse(readyz.body)).toMatchObject({
+      ready: readyz.status === 200,
+      rossumCredentials: expect.any(Object),
+    });
+    expect((await get(`${acksBase}/other`)).status).toBe(404);
   });
 
   it('acks reports the ledger-wide outbox by delivery state', () => {

@@ -48,9 +48,10 @@ function files(): string[] {
 }
 
 it('an upload still running at the deadline completes in the background; Rossum’s retry gets the answer with no second upload', async () => {
-  // Warm the pool (readiness checks the target through it), then close the gate: the next bytes are the upload's.
-  const ready = await fetch(bridge.url.replace('/webhooks/rossum', '/readyz'));
+  // Warm the pool (the verbose health check reaches the target through it), then close the gate: the next bytes are the upload's.
+  const ready = await fetch(bridge.url.replace('/webhooks/rossum', '/healthz?verbose'));
   expect(ready.status).toBe(200);
+  expect(await ready.json()).toMatchObject({ targets: { erp: { ok: true } } });
   const connectionsBefore = proxy.connections;
   proxy.close();
 

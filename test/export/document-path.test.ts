@@ -14,6 +14,7 @@ function document(overrides: Partial<PreparedDocument['settings']> = {}, origina
       extension: undefined,
       required: true,
       maxBytes: 1,
+      bufferBytes: 1,
       ...overrides,
     },
     url: null,

@@ -333,13 +333,16 @@ describe('transient failures and deadlines', () => {
 });
 
 describe('operations endpoints', () => {
-  it('healthz, readyz (ledger + targets) and Prometheus metrics', async () => {
+  it('healthz (targets in its verbose detail), readyz (the bridge itself: ledger) and Prometheus metrics', async () => {
     const base = bridge.url.replace('/webhooks/rossum', '');
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${base}/readyz`);
     const report = (await ready.json()) as { ready: boolean; checks: Record<string, { ok: boolean }> };
     expect(ready.status).toBe(200);
-    expect(report.checks).toMatchObject({ ledger: { ok: true }, 'target:erp': { ok: true } });
+    expect(report.checks).toEqual({ ledger: { ok: true } });
+    const health = await fetch(`${base}/healthz?verbose`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', targets: { erp: { ok: true } } });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/bridge_exports_total\{outcome="exported",target="erp"\} \d+/);
     expect(metrics).toContain('bridge_export_duration_seconds_bucket');
@@ -347,16 +350,22 @@ describe('operations endpoints', () => {
     expect(metrics).toContain('bridge_transfer_queue_depth');
   });
 
-  it('readyz reports an unreachable target', async () => {
+  it('an unreachable target keeps the pod ready (Rossum gets the 503 of the bridge naming it) and is reported by healthz and metrics', async () => {
+    const base = bridge.url.replace('/webhooks/rossum', '');
     await sshd.stop();
     try {
-      const ready = await fetch(bridge.url.replace('/webhooks/rossum', '/readyz'));
-      expect(ready.status).toBe(503);
-      const report = (await ready.json()) as { checks: Record<string, { ok: boolean; error?: string }> };
-      expect(report.checks['target:erp']?.ok).toBe(false);
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      const health = await fetch(`${base}/healthz?verbose`);
+      expect(health.status).toBe(200);
+      const detail = (await health.json()) as { targets: Record<string, { ok: boolean; error?: string }> };
+      expect(detail.targets.erp?.ok).toBe(false);
+      expect(detail.targets.erp?.error).toMatch(/refused|connect/i);
+      expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^bridge_target_up\{target="erp"\} 0$/m);
     } finally {
       await sshd.restart();
     }
+    expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^bridge_target_up\{target="erp"\} 1$/m);
   });
 
   it('never logs the hook secret, the private key or the Rossum token', () => {

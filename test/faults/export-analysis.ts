@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RossumSimulator, SimulatedAnnotation } from '../support/rossum-simulator.ts';
 import type { Attempt } from './deliveries.ts';
-import { FINAL_NAME, TEMP_NAME } from './documents.ts';
+import { FINAL_NAME, SCAN_NAME, TEMP_NAME } from './documents.ts';
 import type { ServeWindows } from './injectors.ts';
 import type { LedgerProbe } from './ledger-probe.ts';
 import type { FaultReport } from './report.ts';
@@ -40,6 +40,8 @@ export function analyseExports(input: {
   serveOutputPath: string;
   probe: LedgerProbe;
   expected: ReadonlyMap<number, Buffer>;
+  /** Annotation id → its original PDF, for the annotations whose mapping uploads it. */
+  scans: ReadonlyMap<number, Buffer>;
   verdicts: ReadonlyMap<number, ErpVerdict>;
   simulator: RossumSimulator;
   attempts: Attempt[];
@@ -64,11 +66,14 @@ function checkFiles(
 > {
   const { simulator } = input;
   const byAnnotation = new Map<number, string[]>();
+  const scansByAnnotation = new Map<number, string[]>();
   for (const name of files) {
-    const match = FINAL_NAME.exec(name);
+    const scan = SCAN_NAME.exec(name);
+    const match = scan ?? FINAL_NAME.exec(name);
     if (!match) continue;
     const id = Number(match[1]);
-    byAnnotation.set(id, [...(byAnnotation.get(id) ?? []), name]);
+    const into = scan ? scansByAnnotation : byAnnotation;
+    into.set(id, [...(into.get(id) ?? []), name]);
   }
   const rows = input.probe.exports();
   const lost: string[] = [];
@@ -97,7 +102,28 @@ function checkFiles(
         `${id}: ledger ${JSON.stringify(idRows.map((row) => [row.status, row.remote_path]))}, files ${JSON.stringify(names)}`,
       );
     }
-    if (names.length === 1 && complete.length === 1 && (exportStatus(annotation) === 'exported' || refusedAsRejected))
+    // The pair: exactly one complete original document beside the data file, recorded in the ledger.
+    const scanWanted = input.scans.get(id);
+    const scanNames = scansByAnnotation.get(id) ?? [];
+    const pairComplete =
+      scanWanted === undefined
+        ? scanNames.length === 0
+        : scanNames.length === 1 &&
+          readFileSync(join(input.inboundDir, scanNames[0]!)).equals(scanWanted) &&
+          idRows[0]?.document_path === scanNames[0] &&
+          idRows[0]?.document_uploaded_at !== null;
+    if (scanNames.length > 1 || (scanWanted === undefined && scanNames.length > 0))
+      duplicated.push(`${id}: documents ${scanNames.join(', ')}`);
+    else if (!pairComplete)
+      lost.push(
+        `${id}: original document ${JSON.stringify(scanNames)} incomplete or not recorded (ledger ${JSON.stringify(idRows.map((row) => row.document_path))})`,
+      );
+    if (
+      names.length === 1 &&
+      complete.length === 1 &&
+      pairComplete &&
+      (exportStatus(annotation) === 'exported' || refusedAsRejected)
+    )
       exportedExactlyOnce++;
   }
   return { exportedExactlyOnce, refusedRejectedRedeliveries, lost, duplicated, ledgerMismatches };
@@ -113,7 +139,7 @@ function explainTemps(files: string[], output: string): Pick<ExportFindings, 'le
       .map((line) => (JSON.parse(line) as { annotationId?: number }).annotationId),
   );
   const unexplainedTemps = leftoverTemps.filter(
-    (name) => !cleanupFailed.has(Number(/_(\d+)(?:~[0-9a-f]{8})?\.xml\.[0-9a-f]{8}\.part$/.exec(name)?.[1])),
+    (name) => !cleanupFailed.has(Number(/_(\d+)(?:~[0-9a-f]{8})?\.(?:xml|pdf)\.[0-9a-f]{8}\.part$/.exec(name)?.[1])),
   );
   return { leftoverTemps, unexplainedTemps };
 }

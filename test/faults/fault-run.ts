@@ -40,14 +40,19 @@ export async function runFaultStream(
   );
   const rig = await FaultRig.start({ ackDeadlineMs: profile.ackDeadlineMs, started, log });
   const probe = new LedgerProbe(rig.ledgerPath);
-  const { payloads, expected } = prepareDocuments([...schedule.answers.keys()]);
+  const { payloads, expected, scans } = prepareDocuments(
+    [...schedule.answers.keys()],
+    schedule.scans,
+    rig.simulator,
+    profile.seed,
+  );
   const erp = new ErpSide({
     inboundDir: rig.sshd.inboundDir,
     acksDir: rig.sshd.acksDir,
     finalName: FINAL_NAME,
     answerOf: (id) => schedule.answers.get(id)!,
   });
-  const observer = new InboundObserver(rig.sshd.inboundDir, expected);
+  const observer = new InboundObserver(rig.sshd.inboundDir, expected, scans);
   const deliveries = new DeliveryStream(rig.simulator, rig.webhookUrl, payloads);
 
   // ── the stream, and the faults one after another on two tracks while it runs ──
@@ -103,6 +108,7 @@ export async function runFaultStream(
     serveOutputPath: rig.outputPath,
     probe,
     expected,
+    scans,
     verdicts,
     simulator: rig.simulator,
     attempts: deliveries.attempts,
@@ -133,6 +139,8 @@ export async function runFaultStream(
     failedWithoutMessage,
     retriedByOperator: failedIds.length,
     partialSeen: observer.partialSeen,
+    scans: scans.size,
+    documentDownloads: rig.simulator.documentDownloads,
     sigtermExitCodes,
     acks,
     outputPath: rig.outputPath,

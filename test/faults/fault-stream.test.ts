@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FaultRig, formatTable, freshSeed, PROFILES, runFaultStream, SECRET } from './fault-run.ts';
+import { DOWNLOAD_FAULTS } from './schedule.ts';
 
 // `npm run soak` sets FAULT_PROFILE=soak (thousands of deliveries, more faults); CI runs the short one.
 const profileName = process.env.FAULT_PROFILE ?? 'ci';
@@ -44,6 +45,10 @@ describe(`fault stream (${profileName}, seed ${seed})`, () => {
       expect(report.duplicated).toEqual([]);
       expect(report.partialSeen).toEqual([]);
       expect(report.exportedExactlyOnce).toBe(report.annotations);
+      // Document downloads: the scan mapping was in the mix and every kind of download fault struck.
+      expect(report.scans).toBeGreaterThan(0);
+      const downloadFaults = new Set(report.documentDownloads.map((download) => download.fault));
+      for (const kind of DOWNLOAD_FAULTS) expect(downloadFaults, `download fault ${kind}`).toContain(kind);
       expect(report.failedWithoutMessage).toBe(0);
       expect(report.ledgerMismatches).toEqual([]);
       expect(report.unexplainedTemps).toEqual([]);

@@ -6,6 +6,8 @@ export interface ExportRow {
   status: string;
   remote_path: string | null;
   ack_state: string | null;
+  document_path: string | null;
+  document_uploaded_at: number | null;
 }
 export interface AckFileRow {
   file_name: string;
@@ -65,7 +67,12 @@ export class LedgerProbe {
 
   exports(): ExportRow[] {
     return this.read(
-      (db) => db.prepare('SELECT id, annotation_id, status, remote_path, ack_state FROM exports').all() as ExportRow[],
+      (db) =>
+        db
+          .prepare(
+            'SELECT id, annotation_id, status, remote_path, ack_state, document_path, document_uploaded_at FROM exports',
+          )
+          .all() as ExportRow[],
     );
   }
 

@@ -1,10 +1,11 @@
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { FINAL_NAME, TEMP_NAME } from './documents.ts';
+import { FINAL_NAME, SCAN_NAME, TEMP_NAME } from './documents.ts';
 
 /**
  * What the ERP would read: every file under a final name in the inbound folder, read as soon as it
- * appears or changes, must be complete (exactly the expected bytes). File events (inotify) name what
+ * appears or changes, must be complete (exactly the expected bytes), and a data file whose mapping
+ * uploads the original document must find that document already complete beside it. File events (inotify) name what
  * changed at once; a full look every 250 ms catches anything they missed. Stat-ing thousands of files
  * every few milliseconds instead would starve this process, which also runs the TCP proxy and the
  * simulated Rossum.
@@ -21,6 +22,7 @@ export class InboundObserver {
   constructor(
     private readonly inboundDir: string,
     private readonly expected: ReadonlyMap<number, Buffer>,
+    private readonly scans: ReadonlyMap<number, Buffer> = new Map(),
   ) {
     this.watcher = watch(inboundDir, (_event, name) => {
       if (name) this.changed.add(name.toString());
@@ -56,6 +58,14 @@ export class InboundObserver {
     }
   }
 
+  private complete(name: string, want: Buffer): boolean {
+    try {
+      return readFileSync(join(this.inboundDir, name)).equals(want);
+    } catch {
+      return false;
+    }
+  }
+
   private inspect(name: string): void {
     if (TEMP_NAME.test(name)) return;
     try {
@@ -64,10 +74,15 @@ export class InboundObserver {
       if (this.seen.get(name) === stamp) return;
       this.seen.set(name, stamp);
       const bytes = readFileSync(join(this.inboundDir, name));
-      const match = FINAL_NAME.exec(name);
-      const want = match ? this.expected.get(Number(match[1])) : undefined;
+      const scan = SCAN_NAME.exec(name);
+      const match = scan ?? FINAL_NAME.exec(name);
+      const id = Number(match?.[1]);
+      const want = match ? (scan ? this.scans : this.expected).get(id) : undefined;
       if (!want || !bytes.equals(want))
         this.partialSeen.push(`${name} (${bytes.length} bytes${want ? ` of ${want.length}` : ', unknown name'})`);
+      const scanWanted = scan ? undefined : this.scans.get(id);
+      if (scanWanted && !this.complete(name.replace(/(?:_v\d+)?\.xml$/, '.pdf'), scanWanted))
+        this.partialSeen.push(`${name} visible without its complete original document`);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }

@@ -25,6 +25,10 @@ export interface FaultReport {
   lost: string[];
   duplicated: string[];
   partialSeen: string[];
+  /** Annotations whose mapping puts the original PDF in place first (each must end with its complete pair). */
+  scans: number;
+  /** Every download of a PDF from the simulated Rossum, with the fault it met (status503, hang, slow, cut) if any. */
+  documentDownloads: Array<{ documentId: number; fault: string | null }>;
   leftoverTemps: string[];
   /** Leftover temps whose cleanup the bridge never tried (must be none). */
   unexplainedTemps: string[];
@@ -96,6 +100,10 @@ export function formatTable(report: FaultReport): string {
       `${report.faults.length} (sshd SIGKILL ${count('sshdKill')}, bridge SIGKILL mid-upload ${count('bridgeKill')}, network stall ${count('stall')}, read-only folders ${count('readOnly')}, SIGTERM in flight ${count('sigterm')}, acks SIGKILL mid-batch ${count('acksKill')}, Rossum API 429/503 window ${count('rossumApi')} (${report.acks.injectedApiReplies} calls refused), Rossum token expiry ${count('tokenExpiry')})`,
     ],
     ['exported exactly once', report.exportedExactlyOnce],
+    [
+      '  of which with their original PDF put in place first',
+      `${report.scans} (${report.documentDownloads.length} downloads, faulted: ${downloadFaults(report)})`,
+    ],
     ['  of which re-sent after the ERP rejected them, refused with its verdict', report.refusedRejectedRedeliveries],
     ['failed with a message in Rossum (then retried by the operator)', report.failedWithMessage],
     ['failed without a message', report.failedWithoutMessage],
@@ -155,4 +163,10 @@ export function formatTable(report: FaultReport): string {
     ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`),
     '',
   ].join('\n');
+}
+
+function downloadFaults(report: FaultReport): string {
+  const counts = new Map<string, number>();
+  for (const { fault } of report.documentDownloads) if (fault) counts.set(fault, (counts.get(fault) ?? 0) + 1);
+  return [...counts].map(([fault, count]) => `${fault} ${count}`).join(', ') || 'none';
 }

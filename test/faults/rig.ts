@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -8,6 +8,7 @@ import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { ensurePasswordUser, freePort, startSshd, type PasswordUser, type SshdInstance } from '../support/sshd.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { AcksProcess } from './acks-child.ts';
+import { SCAN_QUEUE } from './documents.ts';
 import { WEBHOOK_DEADLINE_MS } from './schedule.ts';
 
 /**
@@ -178,6 +179,23 @@ export class FaultRig {
     }
   }
 
+  /**
+   * generic-xml, and generic-xml-scan: the same data file with the original PDF put in place first
+   * (small PDFs held whole, larger ones streamed: buffer_bytes below the largest planned PDF).
+   */
+  private writeMappings(): string {
+    const dir = join(this.dir, 'mappings');
+    mkdirSync(dir);
+    const shipped = readFileSync(join(repoRoot, 'mappings/generic-xml.yaml'), 'utf8');
+    const base = shipped.slice(0, shipped.indexOf('\ntests:'));
+    writeFileSync(join(dir, 'generic-xml.yaml'), base);
+    writeFileSync(
+      join(dir, 'generic-xml-scan.yaml'),
+      `${base}\ndocument:\n  required: true\n  max_bytes: 5000000\n  buffer_bytes: 100000\n`,
+    );
+    return dir;
+  }
+
   /** One config for both processes; secrets only as `${VAR}` references. */
   private writeConfig(rossumUser: string, ackDeadlineMs: number): void {
     const sftp = (folder: string): Record<string, unknown> => ({
@@ -190,10 +208,13 @@ export class FaultRig {
     const config = {
       server: { host: '127.0.0.1', port: this.port, secret: '${FAULT_HOOK_SECRET}', deadlineMs: WEBHOOK_DEADLINE_MS },
       ledger: { url: `sqlite:${this.ledgerPath}` },
-      mappingsDir: join(repoRoot, 'mappings'),
+      mappingsDir: this.writeMappings(),
       logLevel: 'info',
       targets: { erp: sftp('inbound'), 'erp-out': sftp('acks') },
-      routes: [{ mapping: 'generic-xml', target: 'erp' }],
+      routes: [
+        { mapping: 'generic-xml-scan', target: 'erp', queues: [SCAN_QUEUE] },
+        { mapping: 'generic-xml', target: 'erp' },
+      ],
       rossum: {
         baseUrl: this.simulator.apiUrl,
         username: rossumUser,
@@ -208,13 +229,12 @@ export class FaultRig {
         targets: { erp: { folder: '.', readFrom: 'erp-out' } },
         delivery: { leaseMs: 1_500, retryMinMs: 200, retryMaxMs: 1_000 },
         // No `hold`: the webhook answers as usual and the ack loop alone tells Rossum.
-        byMapping: {
-          'generic-xml': {
-            convention: 'companion',
-            deadlineMs: ackDeadlineMs,
-            companion: { encoding: 'windows-1252' },
-          },
-        },
+        byMapping: Object.fromEntries(
+          ['generic-xml', 'generic-xml-scan'].map((mapping) => [
+            mapping,
+            { convention: 'companion', deadlineMs: ackDeadlineMs, companion: { encoding: 'windows-1252' } },
+          ]),
+        ),
       },
     };
     writeFileSync(this.configPath, stringify(config), { mode: 0o600 });

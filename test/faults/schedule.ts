@@ -15,6 +15,9 @@ export type FaultKind =
   | 'rossumApi'
   | 'tokenExpiry';
 export type ErpVerdict = 'accept' | 'reject' | 'silent';
+/** What Rossum does to a document download: answers 503, never answers, sends slowly, or breaks off mid-way. */
+export type DownloadFault = 'status503' | 'hang' | 'slow' | 'cut';
+export const DOWNLOAD_FAULTS: readonly DownloadFault[] = ['status503', 'hang', 'slow', 'cut'];
 
 export interface FaultProfile {
   name: string;
@@ -26,6 +29,11 @@ export interface FaultProfile {
   faults: Record<FaultKind, number>;
   /** What the ERP answers: shares of rejections and of files it never answers; the rest it accepts. */
   erp: { reject: number; silent: number; slowShare: number; noise: number };
+  /**
+   * Annotations routed to the mapping with a `document:` block (the original PDF goes first): their share,
+   * the largest PDF (some above the mapping's buffer_bytes, so streamed), and the share whose first download fails.
+   */
+  scans: { share: number; maxBytes: number; faultShare: number };
   /** The mapping's ack deadline: long enough for answers delayed by the faults, short enough to see the silent ones flagged. */
   ackDeadlineMs: number;
   seed: number;
@@ -48,6 +56,7 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
       tokenExpiry: 1,
     },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 4 },
+    scans: { share: 0.2, maxBytes: 300_000, faultShare: 0.25 },
     ackDeadlineMs: 15_000,
   },
   soak: {
@@ -66,6 +75,7 @@ export const PROFILES: Record<string, Omit<FaultProfile, 'seed'>> = {
       tokenExpiry: 4,
     },
     erp: { reject: 0.12, silent: 0.06, slowShare: 0.25, noise: 30 },
+    scans: { share: 0.25, maxBytes: 2_000_000, faultShare: 0.2 },
     ackDeadlineMs: 15_000,
   },
 };
@@ -103,6 +113,13 @@ export interface PlannedAnswer {
   slow: boolean;
 }
 
+export interface PlannedScan {
+  /** Size of the original PDF. */
+  bytes: number;
+  /** What its first download meets (Rossum's retry then gets it). */
+  fault: DownloadFault | null;
+}
+
 export interface FaultSchedule {
   seed: number;
   /** The stream's documents in order (without those held for the API windows). */
@@ -117,6 +134,8 @@ export interface FaultSchedule {
   answers: Map<number, PlannedAnswer>;
   /** Pauses between acks that name no export. */
   noisePausesMs: number[];
+  /** Annotations whose mapping uploads the original document first, and what their download meets. */
+  scans: Map<number, PlannedScan>;
 }
 
 /** Deterministic PRNG (mulberry32). */
@@ -207,7 +226,18 @@ export function planFaultStream(profile: FaultProfile): FaultSchedule {
     () => (streamSpanMs / profile.erp.noise) * (0.5 + noiseRand()),
   );
 
-  return { seed: profile.seed, documents, redeliveries, faults, ackFaults, answers, noisePausesMs };
+  // Its own stream: adding scans changed nothing else a seed draws. Every download fault kind at least once.
+  const scanRand = stream(0x3c6ef372);
+  const scans = new Map<number, PlannedScan>();
+  let faulted = 0;
+  for (const id of streamIds) {
+    if (scanRand() >= profile.scans.share) continue;
+    const bytes = 2_000 + Math.floor(scanRand() * (profile.scans.maxBytes - 2_000));
+    const fault = scanRand() < profile.scans.faultShare ? DOWNLOAD_FAULTS[faulted++ % DOWNLOAD_FAULTS.length]! : null;
+    scans.set(id, { bytes, fault });
+  }
+
+  return { seed: profile.seed, documents, redeliveries, faults, ackFaults, answers, noisePausesMs, scans };
 }
 
 function shuffled(profile: FaultProfile, kinds: FaultKind[], rand: () => number): FaultKind[] {

@@ -62,9 +62,9 @@ beforeAll(async () => {
           pollIntervalMs: 200,
           minAgeMs: 100,
           targets: { erp: { folder: '.', readFrom: 'erp-out' } },
-          // No process is killed here: the lease only has to outlive a delivery, which two replicas sharing
-          // Rossum's 10 requests/s (429 + Retry-After: 1 s) can stretch past a second.
-          delivery: { leaseMs: 15_000, retryMinMs: 50, retryMaxMs: 200 },
+          // Shorter than a delivery takes when two replicas share Rossum's 10 requests/s (429 + Retry-After: 1 s):
+          // outcomes change hands mid-claim, and the fence before each write keeps Rossum told once.
+          delivery: { leaseMs: 1_000, retryMinMs: 50, retryMaxMs: 200 },
           byMapping: { 'generic-xml': { convention: 'companion', companion: { encoding: 'windows-1252' } } },
         },
       },

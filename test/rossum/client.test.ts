@@ -386,3 +386,27 @@ describe('config', () => {
     expect(parseRetryAfter('soon', 0)).toBeUndefined();
   });
 });
+
+describe('writes with a fence (beforeSend)', () => {
+  it('asks before every attempt, retries included, and a refusal fails the call unsent with the caller’s own error', async () => {
+    const { api } = client(login);
+    rossum.injectFaults({ status: 429, retryAfter: '1', method: 'PATCH' });
+    let asked = 0;
+    await api.patchAnnotation(7, { status: 'failed_export' }, { beforeSend: async () => void asked++ });
+    expect(asked).toBe(2);
+    expect(rossum.callsTo('PATCH', '/v1/annotations/7').map((call) => call.status)).toEqual([429, 200]);
+
+    const lost = new Error('lease lost');
+    let refusals = 0;
+    const refused = async () => {
+      refusals++;
+      throw lost;
+    };
+    await expect(api.patchAnnotation(7, { status: 'exported' }, { beforeSend: refused })).rejects.toBe(lost);
+    await expect(api.createNote(7, 'never sent', { beforeSend: refused })).rejects.toBe(lost);
+    expect(refusals).toBe(2);
+    expect(rossum.callsTo('PATCH', '/v1/annotations/7')).toHaveLength(2);
+    expect(rossum.callsTo('POST', '/v1/notes')).toEqual([]);
+    expect(rossum.annotation(7).status).toBe('failed_export');
+  });
+});

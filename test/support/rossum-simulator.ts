@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { callHook, type ShownMessage, type HookCallOptions, type HookCallOutcome } from '../../src/rossum/hook-call.ts';
+import { serveDocumentBody, type DocumentFault } from './document-content.ts';
 
 /**
  * A simulated Rossum: a real HTTP server on 127.0.0.1 serving the API calls the bridge makes, plus
@@ -129,6 +130,11 @@ export class RossumSimulator {
   /** token → expiry (epoch ms), `null` = no expiry. */
   private readonly tokens = new Map<string, number | null>();
   private readonly faults: Fault[] = [];
+  /** Original documents (`GET /v1/documents/{id}/content`) and the faults planned for their downloads. */
+  private readonly documentContents = new Map<number, Buffer>();
+  private readonly documentFaults = new Map<number, DocumentFault & { kind: string }>();
+  /** Every download of document content that reached a document: the fault it got, if any. */
+  readonly documentDownloads: Array<{ documentId: number; fault: string | null }> = [];
   private readonly acceptedSchemes: ReadonlyArray<string>;
   private nextNoteId = 1;
   private port = 0;
@@ -267,6 +273,18 @@ export class RossumSimulator {
   /** The next matching API calls get these replies instead of being served, one fault per call. */
   injectFaults(...faults: Fault[]): void {
     this.faults.push(...faults);
+  }
+
+  /** Stores an original document; returns the payload's `document` object (its `content` URL is on this API). */
+  addDocument(id: number, bytes: Buffer, originalFileName = `scan_${id}.pdf`): Record<string, unknown> {
+    this.documentContents.set(id, bytes);
+    const url = `${this.apiUrl}/v1/documents/${id}`;
+    return { id, url, mime_type: 'application/pdf', original_file_name: originalFileName, content: `${url}/content` };
+  }
+
+  /** The document's next `times` downloads (default: all) fail as `fault` says; `kind` names it in `documentDownloads`. */
+  failDocument(id: number, fault: DocumentFault & { kind: string }): void {
+    this.documentFaults.set(id, { ...fault });
   }
 
   pendingFaults(): number {
@@ -434,6 +452,19 @@ export class RossumSimulator {
     if (method === 'GET' && route === '/v1/auth/user')
       return reply(200, { id: 1, url: `${this.apiUrl}/v1/users/1`, username: Object.keys(this.users)[0] ?? 'api' });
 
+    const contentMatch = /^\/v1\/documents\/(\d+)\/content$/.exec(route);
+    if (contentMatch && method === 'GET') {
+      const documentId = Number(contentMatch[1]);
+      const bytes = this.documentContents.get(documentId);
+      if (!bytes) return reply(404, { detail: 'Not found.' });
+      const fault = this.documentFaults.get(documentId);
+      if (fault && fault.times !== undefined && --fault.times <= 0) this.documentFaults.delete(documentId);
+      this.documentDownloads.push({ documentId, fault: fault?.kind ?? null });
+      if (fault?.hang) return;
+      if (fault?.status) return reply(fault.status, { detail: `Injected document fault ${fault.status}` });
+      call.status = 200;
+      return serveDocumentBody(res, { bytes, mimeType: 'application/pdf' }, fault);
+    }
     const annotationMatch = /^\/v1\/annotations\/(\d+)\/?$/.exec(route);
     if (annotationMatch) {
       const annotation = this.annotations.get(Number(annotationMatch[1]));

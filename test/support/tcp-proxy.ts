@@ -13,16 +13,20 @@ export interface LinkShape {
 class DelayLine {
   private readonly due: Array<{ at: number; chunk: Buffer }> = [];
   private timer: NodeJS.Timeout | undefined;
-  private lastAt = 0;
+  private lastAt: number;
 
+  /** `notBefore`: nothing is delivered earlier (bytes sent before the TCP handshake could have finished). */
   constructor(
     private readonly shape: () => LinkShape,
     private readonly deliver: (chunk: Buffer) => void,
-  ) {}
+    notBefore = 0,
+  ) {
+    this.lastAt = notBefore;
+  }
 
   push(chunk: Buffer): void {
     const { oneWayDelayMs = 0, jitterMs = 0 } = this.shape();
-    if (oneWayDelayMs === 0 && jitterMs === 0 && this.due.length === 0) {
+    if (oneWayDelayMs === 0 && jitterMs === 0 && this.due.length === 0 && this.lastAt <= Date.now()) {
       this.deliver(chunk);
       return;
     }
@@ -144,8 +148,14 @@ export class TcpProxy {
     this.pairs.add(pair);
     const pending: Buffer[] = [];
     const shape = (): LinkShape => this.shape;
-    const toServer = new DelayLine(shape, (chunk) =>
-      this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))),
+    // The client's connect finished at once here (a local accept); over the link it costs a round trip:
+    // the SYN reaches the server after one delay (only then does the upstream connection open), the
+    // SYN-ACK comes back after another, and only then could the client's first bytes set out.
+    const { oneWayDelayMs: handshakeDelayMs = 0 } = this.shape;
+    const toServer = new DelayLine(
+      shape,
+      (chunk) => this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))),
+      Date.now() + 3 * handshakeDelayMs,
     );
     const toClient = new DelayLine(shape, (chunk) =>
       this.later(() => {
@@ -169,7 +179,7 @@ export class TcpProxy {
     };
     client.on('close', dropLater);
     // Even the upstream connection waits while stalled: a new SSH handshake hangs like the old ones.
-    this.later(() => {
+    const openUpstream = (): void => {
       if (client.destroyed) return;
       const upstream = createConnection({ host: this.targetHost, port: this.targetPort, noDelay: true });
       pair.upstream = upstream;
@@ -177,6 +187,8 @@ export class TcpProxy {
       upstream.on('data', (chunk: Buffer) => toClient.push(chunk));
       upstream.on('error', drop);
       upstream.on('close', dropLater);
-    });
+    };
+    if (handshakeDelayMs > 0) setTimeout(() => this.later(openUpstream), handshakeDelayMs);
+    else this.later(openUpstream);
   }
 }

@@ -66,6 +66,31 @@ const harnesses: Array<[string, Harness]> = [
 ];
 
 describe.each(harnesses)('%s target', (_label, harness) => {
+  it('uploads from a stream chunk by chunk; an error the stream throws reaches the caller unchanged and leaves no temp file', async () => {
+    const { target, local } = harness.make();
+    const chunks = (count: number, failAt?: number) =>
+      (async function* () {
+        for (let i = 0; i < count; i++) {
+          if (i === failAt) throw new Error(`the source broke at chunk ${i}`);
+          yield Buffer.alloc(50_000, i);
+        }
+      })();
+    try {
+      const result = await target.upload({ relativePath: 'big.pdf', stream: chunks(5), onExisting: 'fail' });
+      expect(result).toEqual({ remotePath: 'big.pdf', bytes: 250_000 });
+      const stored = readFileSync(join(local, 'big.pdf'));
+      expect(stored.length).toBe(250_000);
+      expect([stored[0], stored[50_000], stored[249_999]]).toEqual([0, 1, 4]);
+      // Not relabelled as a transport failure: the caller sees the source's own error.
+      const broken = target.upload({ relativePath: 'broken.pdf', stream: chunks(5, 3), onExisting: 'fail' });
+      await expect(broken).rejects.toThrow(/^the source broke at chunk 3$/);
+      await expect(broken).rejects.not.toHaveProperty('code');
+      expect(readdirSync(local)).toEqual(['big.pdf']);
+    } finally {
+      await target.close();
+    }
+  });
+
   it('onExisting fail: refuses with a permanent TARGET_EXISTS, keeps the old file and leaves no temp file', async () => {
     const { target, local } = harness.make();
     try {

@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { type Command, InvalidArgumentError } from 'commander';
 import { startAcks } from '../../process/index.ts';
 import { configPath, loadConfig } from '../../config/index.ts';
-import { createLogger, startMetricsServer } from '../../observability/index.ts';
+import { createLogger } from '../../observability/index.ts';
 import { stopOnSignals } from './serve.ts';
 
 export function register(program: Command): void {
@@ -13,8 +13,12 @@ export function register(program: Command): void {
     )
     .option('-c, --config <path>', 'config file (default: $BRIDGE_CONFIG or ./bridge.yaml)')
     .option('--once', 'one pass (track uploads, flag deadlines, read every complete ack, tell Rossum), then exit')
-    .option('--metrics-port <port>', 'serve GET /metrics and /healthz on this port (off by default)', parsePort)
-    .option('--metrics-host <host>', 'interface of the metrics port', '127.0.0.1')
+    .option(
+      '--metrics-port <port>',
+      'alias of acks.listen.port in the config (overrides it): one port serves GET /metrics, /healthz and /readyz',
+      parsePort,
+    )
+    .option('--metrics-host <host>', 'alias of acks.listen.host (with --metrics-port)', '127.0.0.1')
     .action(async (options: { config?: string; once?: boolean; metricsPort?: number; metricsHost: string }) => {
       // On a host with plenty of RAM V8 lets the heap grow to about 4× what is live between full
       // collections; the ack loop's short-lived garbage (SFTP packets, HTTP calls, ledger rows) then
@@ -27,7 +31,16 @@ export function register(program: Command): void {
         setFlagsFromString('--heap-growing-percent=75');
       const { config } = loadConfig(configPath(options.config));
       const logger = createLogger({ level: config.logLevel });
-      const running = await startAcks(config, { logger, loop: !options.once });
+      const listen =
+        options.metricsPort === undefined || options.once
+          ? undefined
+          : { host: options.metricsHost, port: options.metricsPort };
+      if (listen && config.acks.listen)
+        logger.warn(
+          { flag: listen, config: config.acks.listen },
+          '--metrics-port and acks.listen both set: the flag wins (they name the same, single server; keep one)',
+        );
+      const running = await startAcks(config, { logger, loop: !options.once, ...(listen ? { listen } : {}) });
       if (options.once) {
         // One look only records sizes; the second look reads the files that stayed the same.
         const lookStarted = performance.now();
@@ -54,20 +67,7 @@ export function register(program: Command): void {
         // Like serve after a graceful stop: everything is closed, so leftover timers must not keep the process alive.
         process.exit(0);
       }
-      const metricsServer =
-        options.metricsPort === undefined
-          ? undefined
-          : await startMetricsServer({
-              host: options.metricsHost,
-              port: options.metricsPort,
-              metrics: running.metrics,
-            });
-      if (metricsServer)
-        logger.info(
-          { host: options.metricsHost, port: metricsServer.port },
-          'acks metrics on /metrics, liveness on /healthz',
-        );
-      stopOnSignals(running, logger, async () => metricsServer?.close());
+      stopOnSignals(running, logger);
       // SIGHUP: re-read the config for new Rossum credentials (a fresh token) without a restart.
       process.on('SIGHUP', () => {
         try {

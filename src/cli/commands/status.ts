@@ -14,6 +14,8 @@ import {
   type ExportState,
   type Ledger,
 } from '../../ledger/index.ts';
+import { batchListing } from './status-batches.ts';
+import { table, time } from './text-table.ts';
 
 interface StatusOptions {
   config?: string;
@@ -24,6 +26,7 @@ interface StatusOptions {
   newerThan?: string;
   json?: boolean;
   limit?: number;
+  batches?: boolean;
 }
 
 export function register(program: Command): void {
@@ -40,14 +43,17 @@ export function register(program: Command): void {
     .option('--older-than <age>', 'created before this long ago (e.g. 30m, 2h, 7d)')
     .option('--newer-than <age>', 'created within this long (e.g. 30m, 2h, 7d)')
     .option('--limit <n>', 'at most this many exports (newest last)', (value) => Number.parseInt(value, 10), 200)
+    .option('--batches', 'list batches (newest first) and the documents in each')
     .option('--json', 'print JSON instead of a table')
     .action(async (annotationId: string | undefined, options: StatusOptions) => {
       const ledger = await openLedger(ledgerUrlOf(configPath(options.config)));
       try {
         const text =
-          annotationId === undefined
-            ? await listing(ledger, options)
-            : await history(ledger, parseId(annotationId), options.json ?? false);
+          options.batches && annotationId === undefined
+            ? await batchListing(ledger, options)
+            : annotationId === undefined
+              ? await listing(ledger, options)
+              : await history(ledger, parseId(annotationId), options.json ?? false);
         process.stdout.write(text);
       } finally {
         await ledger.close();
@@ -290,7 +296,7 @@ function summary(record: ExportRecord): ExportSummary {
   };
 }
 
-async function history(ledger: Ledger, annotationId: number, json: boolean): Promise<string> {
+export async function history(ledger: Ledger, annotationId: number, json: boolean): Promise<string> {
   const records = await ledger.list({ annotationId, limit: 1000 });
   const exports = await Promise.all(
     records.map(async (record) => ({
@@ -315,9 +321,23 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
       rossumStory: rossumStory(await ledger.outcomes(record.id)),
     })),
   );
-  if (json) return `${JSON.stringify({ annotationId, exports }, null, 2)}\n`;
-  if (exports.length === 0) return `no exports of annotation ${annotationId} in the ledger\n`;
-  const parts: string[] = [];
+  // A document waiting in a batch has no export yet: the batches it is (or was) in say where it stands.
+  const batches = (await ledger.listBatches({ annotationId, limit: 1000 })).map((batch) => ({
+    batch: batch.number,
+    state: batch.status,
+    mapping: batch.mappingName,
+    target: batch.target,
+    documents: batch.documents,
+    closesAt: iso(batch.closedAt ?? batch.closesAt),
+    sentAt: iso(batch.sentAt),
+    file: batch.remotePath ?? batch.fileName,
+  }));
+  if (json) return `${JSON.stringify({ annotationId, exports, batches }, null, 2)}\n`;
+  if (exports.length === 0 && batches.length === 0) return `no exports of annotation ${annotationId} in the ledger\n`;
+  const parts: string[] = batches.map(
+    (batch) =>
+      `batch ${batch.batch} (mapping ${batch.mapping}, target ${batch.target}): ${batch.state}, ${batch.documents} documents, ${batch.sentAt ? `sent ${batch.sentAt} as ${batch.file}` : `closes ${batch.closesAt}`}`,
+  );
   for (const entry of exports) {
     parts.push(
       `export ${entry.exportId} of annotation ${annotationId}: ${entry.state} — ${entry.file} (mapping ${entry.mapping}, target ${entry.target})`,
@@ -339,26 +359,6 @@ async function history(ledger: Ledger, annotationId: number, json: boolean): Pro
   return parts.join('\n');
 }
 
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((header, i) =>
-    Math.min(60, Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length))),
-  );
-  const line = (cells: string[]): string =>
-    cells
-      .map((cell, i) =>
-        cell.length > (widths[i] as number)
-          ? `${cell.slice(0, (widths[i] as number) - 1)}…`
-          : cell.padEnd(widths[i] as number),
-      )
-      .join('  ')
-      .trimEnd();
-  return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
-}
-
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
-}
-
-function time(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 }

@@ -28,30 +28,75 @@ export async function writeWholeFile(
   bytes: Buffer,
   mode: number | undefined,
 ): Promise<{ size: number }> {
-  const writeChunk = (offset: number, length: number): Promise<void> =>
-    call<void>((cb) => conn.sftp.write(handle, bytes, offset, length, offset, (error) => cb(error, undefined)));
+  if (bytes.length > SINGLE_WRITE_BYTES)
+    return writeStreamedFile(conn, handle, [bytes], mode).then(({ size }) => ({ size }));
+  // write, (fchmod,) fstat and close leave in one segment and are answered in order.
+  const closing = closeAfterWrites(
+    conn,
+    handle,
+    mode,
+    bytes.length > 0 ? () => writeAt(conn, handle, bytes, 0, 0, bytes.length) : undefined,
+  );
+  return closing;
+}
+
+/**
+ * Writes chunks as they come (a download, say), one write request after another, so only the chunk
+ * being written is held; then fchmod, fstat and close as for a whole file. `written` counts the bytes
+ * sent, for the size check against what the server stored.
+ */
+export async function writeStreamedFile(
+  conn: Connection,
+  handle: Buffer,
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+  mode: number | undefined,
+): Promise<{ size: number; written: number }> {
+  let written = 0;
+  try {
+    for await (const chunk of chunks) {
+      for (let at = 0; at < chunk.length; at += SINGLE_WRITE_BYTES) {
+        const length = Math.min(SINGLE_WRITE_BYTES, chunk.length - at);
+        await writeAt(conn, handle, chunk, at, written, length);
+        written += length;
+      }
+    }
+  } catch (error) {
+    await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
+    throw error;
+  }
+  const { size } = await closeAfterWrites(conn, handle, mode, undefined);
+  return { size, written };
+}
+
+function writeAt(
+  conn: Connection,
+  handle: Buffer,
+  bytes: Buffer,
+  from: number,
+  position: number,
+  length: number,
+): Promise<void> {
+  return call<void>((cb) => conn.sftp.write(handle, bytes, from, length, position, (error) => cb(error, undefined)));
+}
+
+/** `lastWrite` (if any), (fchmod,) fstat and close, sent in one segment and answered in order. */
+async function closeAfterWrites(
+  conn: Connection,
+  handle: Buffer,
+  mode: number | undefined,
+  lastWrite: (() => Promise<void>) | undefined,
+): Promise<{ size: number }> {
   const pending: Array<Promise<unknown>> = [];
   let stat: Promise<Stats> | undefined;
   let close: Promise<void> | undefined;
-  const finish = (): void => {
-    if (mode !== undefined)
-      pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
-    stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
-    close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
-  };
   try {
-    if (bytes.length <= SINGLE_WRITE_BYTES) {
-      // write, (fchmod,) fstat and close leave in one segment and are answered in order.
-      conn.batch(() => {
-        if (bytes.length > 0) pending.push(writeChunk(0, bytes.length));
-        finish();
-      });
-    } else {
-      for (let offset = 0; offset < bytes.length; offset += SINGLE_WRITE_BYTES) {
-        await writeChunk(offset, Math.min(SINGLE_WRITE_BYTES, bytes.length - offset));
-      }
-      conn.batch(finish);
-    }
+    conn.batch(() => {
+      if (lastWrite) pending.push(lastWrite());
+      if (mode !== undefined)
+        pending.push(call<void>((cb) => conn.sftp.fchmod(handle, mode, (error) => cb(error, undefined))));
+      stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+      close = call<void>((cb) => conn.sftp.close(handle, (error) => cb(error, undefined)));
+    });
   } catch (error) {
     await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
     throw error;
@@ -63,12 +108,26 @@ export async function writeWholeFile(
 
 const READ_CHUNK_BYTES = 32 * 1024;
 
+/** What a file looked like (an lstat, or the listing's lstat): what the opened handle must show. */
+interface Look {
+  mode: number;
+  size: number;
+  /** Seconds, as SFTP carries it. */
+  mtime: number;
+  uid: number;
+  gid: number;
+}
+
+const REGULAR = 0o100000;
+const TYPE_BITS = 0o170000;
+
 /**
- * lstat first: a symlink, folder or device under the name is refused, never opened (the server would
- * follow a link). SFTP has no O_NOFOLLOW, so the name could still be swapped for a link between the
- * lstat and the open: the handle's fstat must then show the same file (type, size, mtime, owner, mode),
- * or nothing read is returned. Then fstat and the first read go out back to back (answered in order),
- * more reads only while the file is longer, close (not waited for). A small file costs three round trips.
+ * Never through a symlink: SFTP has no O_NOFOLLOW, so the handle's fstat must show the very file a
+ * look saw (type, size, mtime, owner, mode), or nothing read is returned. The look is the listing's
+ * when the caller has one (`seen`; OpenSSH lstats each listed name): open, then fstat and the first
+ * read back to back, two round trips. When the handle shows anything else (the file changed or was
+ * swapped since the listing), or without a listing, an lstat comes first: a symlink, folder or device
+ * under the name is refused, never opened; then the open must show what the lstat saw. Three round trips.
  */
 export async function readRegularFile(
   conn: Connection,
@@ -76,9 +135,32 @@ export async function readRegularFile(
   place: ReadPlace,
   options: ReadOptions | undefined,
 ): Promise<Buffer> {
+  const seen = options?.seen;
+  if (seen && (seen.identity.mode & TYPE_BITS) === REGULAR) {
+    checkBeforeRead(place, seen, options);
+    const listed: Look = { ...seen.identity, size: seen.size, mtime: seen.mtimeMs / 1000 };
+    const bytes = await readIfSame(conn, remotePath, listed, options);
+    if (bytes) return bytes;
+  }
   const looked = await call<Stats>((cb) => conn.sftp.lstat(remotePath, cb));
   if (!looked.isFile()) throw notRegular(place, `it is ${kindOf(looked)}`);
   checkBeforeRead(place, { size: looked.size, mtimeMs: looked.mtime * 1000 }, options);
+  const bytes = await readIfSame(conn, remotePath, looked, options);
+  if (!bytes) throw notRegular(place, 'it was replaced between the look and the read');
+  return bytes;
+}
+
+/**
+ * Opens the name and reads it whole, or returns null when the handle is not the file `looked` describes.
+ * fstat and the first read go out back to back (answered in order), more reads only while the file is
+ * longer, close (not waited for).
+ */
+async function readIfSame(
+  conn: Connection,
+  remotePath: string,
+  looked: Look,
+  options: ReadOptions | undefined,
+): Promise<Buffer | null> {
   const handle = await call<Buffer>((cb) => conn.sftp.open(remotePath, 'r', cb));
   const readAt = (position: number, length: number): Promise<Buffer> =>
     new Promise((resolveRead, rejectRead) => {
@@ -93,16 +175,20 @@ export async function readRegularFile(
       : readAt(position, Math.min(READ_CHUNK_BYTES, limit - position));
   try {
     const expectedLimit = readLimit(looked.size, options);
-    const stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
-    let next = chunkAt(0, expectedLimit);
+    let stat: Promise<Stats> | undefined;
+    let next: Promise<Buffer> | undefined;
+    conn.batch(() => {
+      stat = call<Stats>((cb) => conn.sftp.fstat(handle, cb));
+      next = chunkAt(0, expectedLimit);
+    });
     // Both at once: when the connection drops, the read fails too, and an unawaited rejection ends the process.
-    const [opened] = await Promise.all([stat, next]);
-    if (!sameFile(looked, opened)) throw notRegular(place, 'it was replaced between the look and the read');
+    const [opened] = await Promise.all([stat as Promise<Stats>, next as Promise<Buffer>]);
+    if (!sameFile(looked, opened)) return null;
     const limit = readLimit(opened.size, options);
     const chunks: Buffer[] = [];
     let length = 0;
     for (;;) {
-      const chunk = await next;
+      const chunk = await (next as Promise<Buffer>);
       if (chunk.length === 0) break;
       chunks.push(chunk);
       length += chunk.length;
@@ -119,7 +205,7 @@ export async function readRegularFile(
   }
 }
 
-function sameFile(looked: Stats, opened: Stats): boolean {
+function sameFile(looked: Look, opened: Stats): boolean {
   return (
     opened.isFile() &&
     opened.mode === looked.mode &&

@@ -60,8 +60,10 @@ export class Pool {
     signal: AbortSignal | undefined,
     fn: (conn: Connection) => Promise<T>,
     mayRetry: () => boolean = () => true,
+    /** null: `fn` keeps its own time (an upload from a stream, whose source may be slow). */
+    timeoutMs: number | null = this.context.config.pool.operationTimeoutMs,
   ): Promise<T> {
-    const { hostLabel, config } = this.context;
+    const { hostLabel } = this.context;
     const task = async (): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
         const slot = await this.acquire(operation, signal);
@@ -71,11 +73,14 @@ export class Pool {
           throw this.cancelled(operation, path, signal.reason);
         }
         try {
-          const result = await withTimeout(fn(conn), config.pool.operationTimeoutMs, () => conn.client, {
-            host: hostLabel,
-            what: operation,
-            path: path || '.',
-          });
+          const result =
+            timeoutMs === null
+              ? await fn(conn)
+              : await withTimeout(fn(conn), timeoutMs, () => conn.client, {
+                  host: hostLabel,
+                  what: operation,
+                  path: path || '.',
+                });
           this.release(slot, false);
           return result;
         } catch (error) {

@@ -6,6 +6,7 @@ import type {
   HookCredentials,
   MoveOptions,
   OperationOptions,
+  PlannedMove,
   ReadOptions,
   RemoteEntry,
   Target,
@@ -14,13 +15,14 @@ import type {
 } from '../contract.ts';
 import { classifyError, errorCodeOf, isConnectionLevel, SFTP_STATUS, TransportError } from '../errors.ts';
 import { removeLeftoverTemps } from '../leftovers.ts';
+import { StreamedSource } from '../source.ts';
 import { containedPath } from '../paths.ts';
 import type { TransportHooks } from '../types.ts';
 import { remotePath, type Credentials, type SftpPoolStats, type TargetContext } from './context.ts';
 import { configuredCredentials, hookCredentials, hostKeyPolicyFor, poolKey } from './credentials.ts';
 import { call, readdirPage, readRegularFile, statOrNull, mkdirp, withTimeout } from './operations.ts';
 import { Pool } from './pool.ts';
-import { atomicUpload, cleanupLeftovers, placeFile, type AttemptState } from './upload.ts';
+import { atomicUpload, cleanupLeftovers, placeFile, whileServerAnswers, type AttemptState } from './upload.ts';
 
 /** An `sftp://` target: the operations of the Target contract over a pool of SSH connections per credential set. */
 const MAX_POOLS = 32;
@@ -80,16 +82,26 @@ export class SftpTarget implements Target {
     const relative = containedPath(request.relativePath, this.context.hostLabel);
     const pool = this.poolFor(options?.credentials);
     const state: AttemptState = { committed: false, leftoverTemps: [] };
-    return pool.run(
-      'upload',
-      relative,
-      options?.signal,
-      async (conn) => {
-        await cleanupLeftovers(conn, state);
-        return atomicUpload(this.context, conn, relative, request, state);
-      },
-      () => !state.committed,
-    );
+    const content = 'stream' in request ? new StreamedSource(request.stream) : request.bytes;
+    const source = content instanceof StreamedSource ? content : null;
+    try {
+      return await pool.run(
+        'upload',
+        relative,
+        options?.signal,
+        async (conn) => {
+          if (source) source.busySince = Date.now();
+          const upload = cleanupLeftovers(conn, state).then(() =>
+            atomicUpload(this.context, conn, relative, request, state, content),
+          );
+          return source ? whileServerAnswers(upload, source, this.context, conn, relative) : upload;
+        },
+        () => !state.committed && !source?.started,
+        source ? null : this.context.config.pool.operationTimeoutMs,
+      );
+    } catch (error) {
+      throw source ? source.explain(error) : error;
+    }
   }
 
   async stat(relativePath: string, options?: OperationOptions): Promise<{ size: number; mtimeMs: number } | null> {
@@ -155,6 +167,7 @@ export class SftpTarget implements Target {
               size: entry.attrs.size ?? 0,
               mtimeMs: (entry.attrs.mtime ?? 0) * 1000,
               isFile: (mode & 0o170000) === 0o100000,
+              identity: { mode, uid: entry.attrs.uid ?? 0, gid: entry.attrs.gid ?? 0 },
             };
           }
         }
@@ -176,6 +189,64 @@ export class SftpTarget implements Target {
     await this.poolFor(options?.credentials).run('move', from, options?.signal, async (conn) => {
       await placeFile(this.context, conn, this.remote(from), to, overwrite ? 'overwrite' : 'fail');
     });
+  }
+
+  async moveMany(moves: readonly PlannedMove[], options?: OperationOptions): Promise<Array<Error | undefined>> {
+    const results: Array<Error | undefined> = new Array(moves.length).fill(undefined);
+    const planned: Array<{ index: number; from: string; to: string }> = [];
+    for (const [index, move] of moves.entries()) {
+      try {
+        planned.push({
+          index,
+          from: containedPath(move.from, this.context.hostLabel),
+          to: containedPath(move.to, this.context.hostLabel),
+        });
+      } catch (error) {
+        results[index] = error as Error;
+      }
+    }
+    if (planned.length === 0) return results;
+    // All plain renames leave together (never replacing: OpenSSH links then unlinks); the server answers them
+    // in order. A rename that failed changed nothing, so each failure is done again by `move`, which creates a
+    // missing folder and tells a taken name (TARGET_EXISTS) from other failures.
+    let failed = planned;
+    try {
+      const settled = await this.poolFor(options?.credentials).run(
+        'move',
+        (planned[0] as { from: string }).from,
+        options?.signal,
+        async (conn) => {
+          const rename = ({ from, to }: { from: string; to: string }): Promise<void> =>
+            call<void>((cb) => conn.sftp.rename(this.remote(from), this.remote(to), cb));
+          // inflightPerConnection 1 is for servers that mishandle concurrent requests: one at a time there.
+          if (this.context.config.pool.inflightPerConnection === 1) {
+            const settled: Array<PromiseSettledResult<void>> = [];
+            for (const move of planned) settled.push(...(await Promise.allSettled([rename(move)])));
+            return settled;
+          }
+          const renames: Array<Promise<void>> = [];
+          conn.batch(() => {
+            for (const move of planned) renames.push(rename(move));
+          });
+          return Promise.allSettled(renames);
+        },
+        // Some renames may have gone through on a connection that died: never run the batch twice.
+        () => false,
+      );
+      failed = planned.filter((_, i) => settled[i]?.status === 'rejected');
+    } catch {
+      // Nothing known of the batch: each move on its own says what happened.
+    }
+    await Promise.all(
+      failed.map(async ({ index, from, to }) => {
+        try {
+          await this.move(from, to, options);
+        } catch (error) {
+          results[index] = error as Error;
+        }
+      }),
+    );
+    return results;
   }
 
   async remove(relativePath: string, options?: OperationOptions): Promise<void> {

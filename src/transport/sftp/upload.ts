@@ -5,7 +5,17 @@ import { isConnectionLevel, TransportError } from '../errors.ts';
 import { containedPath, joinRemote, parentOf } from '../paths.ts';
 import { publishUnderPolicy } from '../publish.ts';
 import { remotePath, type Connection, type TargetContext } from './context.ts';
-import { call, isNoSuchFile, mkdirp, openForWrite, statOrNull, writeWholeFile } from './operations.ts';
+import type { StreamedSource } from '../source.ts';
+import { rawClient } from './ssh2-internals.ts';
+import {
+  call,
+  isNoSuchFile,
+  mkdirp,
+  openForWrite,
+  statOrNull,
+  writeStreamedFile,
+  writeWholeFile,
+} from './operations.ts';
 
 /** Upload progress shared across a retry: what is safe to repeat and what to clean up. */
 export interface AttemptState {
@@ -29,6 +39,7 @@ export async function atomicUpload(
   relative: string,
   request: UploadRequest,
   state: AttemptState,
+  content: Buffer | StreamedSource,
 ): Promise<UploadResult> {
   const { upload } = context.config;
   const name = posix.basename(relative);
@@ -51,23 +62,21 @@ export async function atomicUpload(
       handle = await openForWrite(conn, tempRemote);
     }
     tempWritten = true;
-    const written = await writeWholeFile(
-      conn,
-      handle,
-      request.bytes,
-      upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8),
-    );
-    if (upload.verifySize && written.size !== request.bytes.length) {
+    const mode = upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8);
+    const written = Buffer.isBuffer(content)
+      ? { ...(await writeWholeFile(conn, handle, content, mode)), written: content.length }
+      : await writeStreamedFile(conn, handle, content.chunks(), mode);
+    if (upload.verifySize && written.size !== written.written) {
       throw new TransportError(
         'SIZE_MISMATCH',
-        `upload of ${relative} to ${context.hostLabel}: the server stored ${written.size} bytes of ${request.bytes.length}; the file was not published`,
+        `upload of ${relative} to ${context.hostLabel}: the server stored ${written.size} bytes of ${written.written}; the file was not published`,
         { permanent: false, host: context.hostLabel, path: relative },
       );
     }
     state.committed = true;
     const published = await placeFile(context, conn, tempRemote, relative, request.onExisting);
     tempWritten = false;
-    return { remotePath: published, bytes: request.bytes.length };
+    return { remotePath: published, bytes: written.written };
   } catch (error) {
     if (tempWritten) {
       if (conn.alive) await call<void>((cb) => conn.sftp.unlink(tempRemote, cb)).catch(() => undefined);
@@ -75,6 +84,40 @@ export async function atomicUpload(
     }
     throw error;
   }
+}
+
+/**
+ * The operation timeout for an upload from a stream: the server must answer within
+ * `pool.operationTimeoutMs` each time the upload works on its side, while the time spent waiting for
+ * the source (a large or slow download, which has its own idle timeout) does not count.
+ */
+export function whileServerAnswers<T>(
+  upload: Promise<T>,
+  source: StreamedSource,
+  context: TargetContext,
+  conn: Connection,
+  relative: string,
+): Promise<T> {
+  const limitMs = context.config.pool.operationTimeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setInterval(
+      () => {
+        if (source.busySince === null || Date.now() - source.busySince < limitMs) return;
+        rawClient(conn.client).destroy();
+        reject(
+          new TransportError(
+            'OPERATION_TIMEOUT',
+            `upload on ${context.hostLabel} (${relative}): no answer within ${limitMs} ms; the connection was dropped`,
+            { permanent: false, host: context.hostLabel, path: relative },
+          ),
+        );
+      },
+      Math.max(25, Math.floor(limitMs / 8)),
+    );
+  });
+  upload.catch(() => undefined);
+  return Promise.race([upload, stalled]).finally(() => clearInterval(timer));
 }
 
 /**
