@@ -31,7 +31,9 @@ import { SqliteLedger } from '../src/ledger/index.ts';
 import { ErpSimulator } from '../test/support/erp-simulator.ts';
 import { TcpProxy } from '../test/support/tcp-proxy.ts';
 import { RossumSimulator } from '../test/support/rossum-simulator.ts';
+import { describeMachine, writeBenchResults } from './support/results.ts';
 
+const machine = describeMachine();
 const N = Number(process.env.BENCH_N ?? 10_000);
 const REJECTED_EVERY = 5;
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 1_000);
@@ -251,6 +253,32 @@ console.log(`  outbox after the pass               ${JSON.stringify(backlog)}`);
 console.log(
   `  ack landed → Rossum told            median ${s(delays[Math.floor(delays.length / 2)]!)}, max ${s(delays.at(-1)!)}   target ≤ ${((POLL_MS + 1000) / 1000).toFixed(1)} s (poll ${POLL_MS} ms + 1 s)`,
 );
+const medianDelay = delays[Math.floor(delays.length / 2)] ?? 0;
+const maxDelay = delays.at(-1) ?? 0;
+const delayTargetMs = POLL_MS + 1000;
+writeBenchResults({
+  bench: 'acks',
+  command: 'npm run bench:acks',
+  setup: `${N.toLocaleString('en')} ack files (${(N - rejections).toLocaleString('en')} \`.ok\` + ${rejections.toLocaleString('en')} \`.err\`), the \`acks\` process as a child, sshd ${RTT_MS > 0 ? `through a ${RTT_MS} ms round-trip delay proxy` : 'on loopback'}, acks.concurrency ${ACK_CONCURRENCY}, SQLite ledger, log level ${LOG_LEVEL}.`,
+  machine,
+  tables: [
+    {
+      columns: ['measure', '>result', '>target'],
+      rows: [
+        ['one full pass (list, read, record, archive, tell Rossum)', s(summary.passMs), `≤ ${PASS_TARGET_S} s`],
+        ['peak RSS of the acks process', `${summary.peakRssMb} MB`, '≤ 256 MB'],
+        [
+          'ack landed → Rossum told (median / max)',
+          `${s(medianDelay)} / ${s(maxDelay)}`,
+          `≤ poll interval + 1 s = ${s(delayTargetMs)}`,
+        ],
+      ],
+    },
+  ],
+  notes: [
+    `Pass ${summary.passMs <= PASS_TARGET_S * 1000 ? 'within' : 'OVER'} its target; RSS ${summary.peakRssMb <= 256 ? 'within' : 'OVER'} its target; the slowest ack ${maxDelay <= delayTargetMs ? 'within' : 'OVER'} its target.`,
+  ],
+});
 process.exit(0);
 
 /** An export as `serve` leaves it after a confirmed upload of `INV-<id>.xml`, for the acks side to answer. */

@@ -24,7 +24,9 @@ import { bridgeConfigSchema } from '../src/config/index.ts';
 import { startSshd } from '../src/dev/sshd.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { startBridge } from '../src/process/index.ts';
+import { describeMachine, writeBenchResults } from './support/results.ts';
 
+const machine = describeMachine();
 const N = Number(process.env.BENCH_N ?? 300);
 const C = Number(process.env.BENCH_C ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 50);
@@ -148,6 +150,32 @@ try {
       '',
     ].join('\n'),
   );
+  const row = (label: string, r: { seconds: number; cpuMs: number }) => [
+    label,
+    (N / r.seconds).toFixed(1),
+    perExport(r).toFixed(1),
+    r.cpuMs.toFixed(1),
+  ];
+  writeBenchResults({
+    bench: 'export-document',
+    command: 'npm run bench:export:document',
+    setup: `${N} signed deliveries exported as the data file alone and as data file + a ${Math.round(PDF_BYTES / 1000)} kB PDF fetched from a local document endpoint, both numbered with \`{seq:8}\`, real sshd on loopback, concurrency ${C}.`,
+    machine,
+    tables: [
+      {
+        columns: [
+          `run (N=${N})`,
+          '>exports/s',
+          '>ms per export',
+          '>CPU ms per export (bridge + client + document endpoint)',
+        ],
+        rows: [row('data file alone', dataOnly), row(`data file + ${Math.round(PDF_BYTES / 1000)} kB PDF`, pair)],
+      },
+    ],
+    notes: [
+      `The pair costs **${ratio.toFixed(2)}×** the data file alone (target ≤ 2×: ${ratio <= 2 ? 'met' : 'NOT met'}).`,
+    ],
+  });
 } finally {
   await bridge.close();
   await sshd.stop();

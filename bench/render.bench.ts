@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import { XMLBuilder } from 'fast-xml-parser';
 import { parseExportPayload, viewAnnotation, type AnnotationView, type RawNode } from '../src/annotation/index.ts';
 import { loadMappingFile } from '../src/mapping/index.ts';
+import { describeMachine, writeBenchResults } from './support/results.ts';
 
 const LINES = Number(process.env.LINES ?? 2000);
 const ITERATIONS = Number(process.env.ITERATIONS ?? 30);
 const root = join(import.meta.dirname, '..');
+const machine = describeMachine();
 
 function bigInvoice(lines: number): AnnotationView {
   const payload = JSON.parse(readFileSync(join(root, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as {
@@ -162,3 +164,27 @@ for (const r of results) {
 process.stdout.write(
   `peak RSS ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB; targets: ≤ 2× baseline, < 50 ms, < 64 MB per document\n`,
 );
+const peakRssMb = Math.round(process.memoryUsage().rss / 1024 / 1024);
+const targetsMet = results.every((r) => r.ms / base <= 2 && r.ms < 50 && r.mb < 64);
+writeBenchResults({
+  bench: 'render',
+  command: 'npm run bench:render',
+  setup: `A ${LINES}-line invoice rendered by each mapping, median (and p95) of ${ITERATIONS} runs after 5 warm-up runs${globalThis.gc ? '' : ' (without --expose-gc: heap figures less steady)'}.`,
+  machine,
+  tables: [
+    {
+      columns: ['case', '>ms/doc', '>p95 ms', '>× hand-built XML', '>heap MB', '>bytes'],
+      rows: results.map((r) => [
+        r.name,
+        r.ms.toFixed(1),
+        r.p95.toFixed(1),
+        (r.ms / base).toFixed(2),
+        r.mb.toFixed(1),
+        r.bytes,
+      ]),
+    },
+  ],
+  notes: [
+    `Targets: within 2× of the hand-built baseline, < 50 ms and < 64 MB per document (medians): ${targetsMet ? 'met' : 'NOT met'}; peak RSS ${peakRssMb} MB.`,
+  ],
+});

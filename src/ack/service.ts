@@ -74,6 +74,8 @@ export class AckService {
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private loop: Promise<void> | undefined;
+  /** Passes the loop has finished (each listed every folder once): tests wait on it instead of sleeping. */
+  loopPasses = 0;
   private wake: (() => void) | undefined;
 
   constructor(private readonly options: AckServiceOptions) {
@@ -134,6 +136,7 @@ export class AckService {
             'ack pass failed; trying again at the next interval',
           );
         }
+        this.loopPasses++;
         if (this.stopping) break;
         const { pollIntervalMs, minAgeMs } = this.options.acks;
         // A file seen for the first time gets its second look soon, not a whole interval later.

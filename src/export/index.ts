@@ -8,6 +8,7 @@ export {
 } from './service.ts';
 export type { RetryRequest, RetryResult } from './retry.ts';
 export {
+  exportIdempotencyKey,
   prepareExport,
   prepareOrRefuse,
   type ExportPreparation,

@@ -12,6 +12,15 @@ import { resolveRoute, type Route } from './routes.ts';
  * One delivery routed and rendered: everything the upload and the ledger need (plain data, apart from
  * `renderAt` for the mappings that read per-delivery values).
  */
+/**
+ * The ledger key of one export: the same annotation, target and content are one upload, whichever
+ * process or retry delivers it. `contentSha256` is the rendered file's (with pinned clock and sequence
+ * when the mapping reads per-delivery values).
+ */
+export function exportIdempotencyKey(annotationId: number, target: string, contentSha256: string): string {
+  return `${annotationId}:${target}:${contentSha256}`;
+}
+
 export interface PreparedExport {
   annotationId: number;
   requestId: string;
@@ -127,7 +136,7 @@ export function prepareExport(payload: ExportPayload, view: AnnotationView, sett
     targetName: route.target,
     file,
     sha256,
-    idempotencyKey: `${view.meta.annotationId}:${route.target}:${batch?.keySha ?? keySha}`,
+    idempotencyKey: exportIdempotencyKey(view.meta.annotationId, route.target, batch?.keySha ?? keySha),
     renderedAt: now.getTime(),
     ...(perDelivery ? { renderAt: (at: Date) => mapping.render(view, { ...context, ...placeholder, now: at }) } : {}),
     ...(numbered

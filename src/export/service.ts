@@ -1,27 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { describeError, isBridgeError } from '../errors.ts';
-import { ConsoleActionRefused, type ConsoleLedger, type Ledger, type ExportRecord } from '../ledger/index.ts';
+import { ConsoleActionRefused, type ConsoleLedger, type Ledger } from '../ledger/index.ts';
 import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
 import type { OperationOptions, Target } from '../transport/index.ts';
 import type { ExportPreparation, PreparedExport } from './prepare.ts';
 import { collectIntoBatch } from './batches.ts';
 import { documentPath, placeDocument, type DocumentFetchSettings } from './document.ts';
 import { numberExport } from './numbering.ts';
-import { findOnServer, reconcileWithServer } from './server-check.ts';
+import { reconcileOne } from './reconcile.ts';
+import { reconcileWithServer } from './server-check.ts';
 import { ownerIsGone } from './owners.ts';
 import { retryKeptUpload, type RetryRequest, type RetryResult } from './retry.ts';
 import { waitForOther } from './waiting.ts';
-import {
-  codeOf,
-  errorReply,
-  limitMessage as limit,
-  replayed,
-  stored,
-  successReply,
-  transientReply,
-  type ExportReply,
-} from './replies.ts';
+import { codeOf, errorReply, replayed, stored, successReply, transientReply, type ExportReply } from './replies.ts';
 
 export { ownerIsGone } from './owners.ts';
 
@@ -100,7 +92,13 @@ export class ExportService {
       if (options.signal?.aborted) break;
       const target = this.options.targets.get(record.target);
       if (!target || this.inflight.has(record.idempotencyKey)) continue;
-      const work = this.reconcileOne(record, target, options.signal);
+      const work = reconcileOne(record, target, {
+        ledger,
+        logger,
+        owner: this.owner,
+        leaseMs: this.leaseMs,
+        signal: options.signal,
+      });
       this.inflight.set(
         record.idempotencyKey,
         work.then((outcome) => outcome.reply),
@@ -117,91 +115,6 @@ export class ExportService {
     }
     if (abandoned.length > 0) logger.info(result, 'start-up reconciliation of uploads interrupted by a dead process');
     return result;
-  }
-
-  private async reconcileOne(
-    dead: ExportRecord,
-    target: Target,
-    signal: AbortSignal | undefined,
-  ): Promise<{ kind: 'skipped' | 'recorded' | 'released'; reply: ExportReply }> {
-    const { ledger, logger } = this.options;
-    const log = logger.child({ annotationId: dead.annotationId, exportId: dead.id });
-    const retry = transientReply(
-      `Export ${dead.id} was interrupted when the bridge stopped; Rossum's retry will upload it or find it on ${target.description}`,
-    );
-    // Releasing under the dead owner's name is a compare-and-set: only one process wins it.
-    try {
-      await ledger.fail(dead.id, dead.leaseOwner as string, {
-        code: 'OWNER_DIED',
-        message: `process ${dead.leaseOwner} ended while uploading`,
-        permanent: false,
-        reply: stored(retry),
-      });
-    } catch {
-      return { kind: 'skipped', reply: retry };
-    }
-    const claim = await ledger.claim({
-      idempotencyKey: dead.idempotencyKey,
-      annotationId: dead.annotationId,
-      requestId: 'start-up reconciliation',
-      mappingName: dead.mappingName,
-      mappingHash: dead.mappingHash,
-      target: dead.target,
-      plannedPath: dead.plannedPath,
-      sha256: dead.sha256,
-      bytes: dead.bytes,
-      owner: this.owner,
-      leaseMs: this.leaseMs,
-    });
-    if (claim.outcome !== 'claimed')
-      return { kind: 'skipped', reply: claim.outcome === 'done' ? replayed(claim.record) : retry };
-    const opOptions = signal ? { signal } : {};
-    try {
-      const found = await findOnServer(target, dead, opOptions);
-      const leftovers = (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions).catch(() => [])) ?? [];
-      if (leftovers.length > 0) log.info({ leftovers }, 'removed temporary files of the interrupted upload');
-      if (found) {
-        const reply: ExportReply = {
-          statusCode: 200,
-          outcome: 'exported',
-          body: {
-            messages: [
-              {
-                type: 'info',
-                content: limit(
-                  `Exported ${found} to ${target.description} (mapping ${dead.mappingName}, ${dead.bytes} bytes)`,
-                ),
-              },
-            ],
-          },
-        };
-        await ledger.complete(dead.id, this.owner, { remotePath: found, reply: stored(reply) });
-        log.info({ remotePath: found }, 'the interrupted upload had reached the server: recorded as uploaded');
-        return { kind: 'recorded', reply };
-      }
-      await ledger.fail(dead.id, this.owner, {
-        code: 'UPLOAD_INTERRUPTED',
-        message: 'the upload did not reach the server before the process ended',
-        permanent: false,
-        reply: stored(retry),
-      });
-      log.info('the interrupted upload had not reached the server: the next delivery uploads it');
-      return { kind: 'released', reply: retry };
-    } catch (error) {
-      await ledger
-        .fail(dead.id, this.owner, {
-          code: codeOf(error),
-          message: describeError(error),
-          permanent: false,
-          reply: stored(retry),
-        })
-        .catch(() => undefined);
-      log.warn(
-        { code: codeOf(error) },
-        `could not check the interrupted upload on the server (the next delivery will): ${describeError(error)}`,
-      );
-      return { kind: 'released', reply: retry };
-    }
   }
 
   /**

@@ -251,8 +251,8 @@ function sendError(reply: FastifyReply, statusCode: number, message: string, met
   return reply.code(statusCode).send({ error: message, messages: [{ type: 'error', content: message }] });
 }
 
-/** The export keeps running after the deadline (its ledger claim makes the retry find it). */
-async function withDeadline(
+/** The export keeps running after the deadline (its ledger claim makes the retry find it). Exported for its test. */
+export async function withDeadline(
   work: Promise<ExportReply>,
   deadlineMs: number,
   annotationId: number,

@@ -8,6 +8,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget } from '../../src/transport/index.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
+import { waitUntil } from '../support/serve-harness.ts';
 import { CapturedLog, repoRoot } from '../support/bridge.ts';
 import { exportThrough, ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
 
@@ -62,7 +63,7 @@ describe.each([{ usePolling: false }, { usePolling: true }])(
 
     it('an .err written to the mounted folder reaches Rossum within seconds, without waiting for the listing', async () => {
       // Let the first listing pass (at start) go by, so only the watcher can see the new file.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitUntil(() => acks.service.loopPasses >= 1, 10_000, 'the first listing pass');
       const written = Date.now();
       erp.err('INV-1_930001', ['E42 Kostenstelle fehlt']);
       while (simulator.annotation(930001).status !== 'failed_export') {

@@ -8,6 +8,7 @@ import { testTargetConfig } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
+import { waitUntil } from '../support/serve-harness.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { claimTestExport, completeTestExport, ROSSUM_PASSWORD, ROSSUM_USER } from './harness.ts';
 import { cliEntry } from '../support/cli-entry.ts';
@@ -96,10 +97,16 @@ describe('SIGTERM while the ack folder hangs', () => {
     await ledger.close();
 
     // An answer of 900 kB (under the 1 MiB limit) arrives; once it is being looked at, the link freezes mid-operation.
+    const sentBefore = proxy.bytesToClients;
     erp.raw('INV-S2.err', Buffer.alloc(900 * 1024, 'E1 Zeile\r\n'));
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Being looked at: more of it has crossed the link than listings and keepalives ever send.
+    await waitUntil(
+      () => proxy.bytesToClients - sentBefore >= 128 * 1024,
+      60_000,
+      'the acks process to start reading the 900 kB answer',
+    );
     proxy.stall();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitUntil(() => proxy.heldTransfers > 0, 30_000, 'an SFTP operation to hang on the frozen link');
     const signalled = Date.now();
     child.kill('SIGTERM');
     const { code, at } = await exited;

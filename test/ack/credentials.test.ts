@@ -12,7 +12,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget } from '../../src/transport/index.ts';
 import { CapturedLog } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
-import { completeTestExport } from './harness.ts';
+import { claimTestExport, completeTestExport } from './harness.ts';
 import { cliEntry } from '../support/cli-entry.ts';
 
 const TOKEN = 'configured-long-lived-token-5f1c9e';
@@ -99,23 +99,18 @@ afterAll(async () => {
 describe('Rossum credentials go only to configured or allow-listed hosts', () => {
   it('an export whose payload named a foreign base_url: the foreign host receives nothing, the outcome fails with a clear reason shown by `status`', async () => {
     const inbound = createTarget('share', config.targets.share!, { logger: createLogger({ level: 'silent' }) });
-    const claim = await acks.ledger.claim({
-      idempotencyKey: '771001:share:INV-771001.xml',
+    const content = Buffer.from('<x/>');
+    const claim = await claimTestExport(acks.ledger, {
       annotationId: 771001,
-      requestId: 'req-771001',
-      mappingName: 'erp-companion',
-      mappingHash: 'test',
+      fileName: 'INV-771001.xml',
+      mapping: 'erp-companion',
       target: 'share',
-      plannedPath: 'INV-771001.xml',
-      sha256: 'f'.repeat(64),
-      bytes: 4,
-      owner: 'test-exporter',
-      leaseMs: 60_000,
+      content,
       rossumBaseUrl: foreign.url,
     });
     const uploaded = await inbound.upload({
       relativePath: 'INV-771001.xml',
-      bytes: Buffer.from('<x/>'),
+      bytes: content,
       onExisting: 'overwrite',
     });
     await completeTestExport(acks.ledger, claim.record.id, uploaded.remotePath);

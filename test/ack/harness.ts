@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAcks, type RunningAcks } from '../../src/process/index.ts';
 import { bridgeConfigSchema, type BridgeConfig } from '../../src/config/index.ts';
 import type { SshdInstance } from '../../src/dev/sshd.ts';
+import { exportIdempotencyKey } from '../../src/export/index.ts';
 import type { ClaimResult, Ledger } from '../../src/ledger/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget, type Target } from '../../src/transport/index.ts';
@@ -107,7 +109,11 @@ export async function startAckHarness(config: BridgeConfig, options: { loop?: bo
   };
 }
 
-/** A ledger row as `serve` leaves it before the upload is confirmed (claimed, lease held by `owner`). */
+/**
+ * A ledger row as `serve` leaves it before the upload is confirmed (claimed, lease held by `owner`): the
+ * key is the production key of `content` (default: a small XML naming the annotation), the sha256 and
+ * size are the content's.
+ */
 export async function claimTestExport(
   ledger: Ledger,
   options: {
@@ -115,26 +121,35 @@ export async function claimTestExport(
     fileName: string;
     mapping: string;
     target?: string;
-    bytes?: number;
+    content?: Buffer;
     owner?: string;
     documentRef?: string;
+    rossumBaseUrl?: string;
   },
 ): Promise<ClaimResult> {
   const target = options.target ?? 'erp';
+  const content = options.content ?? testExportContent(options.annotationId);
+  const sha256 = createHash('sha256').update(content).digest('hex');
   return ledger.claim({
-    idempotencyKey: `${options.annotationId}:${target}:${options.fileName}`,
+    idempotencyKey: exportIdempotencyKey(options.annotationId, target, sha256),
     annotationId: options.annotationId,
     requestId: `req-${options.annotationId}`,
     mappingName: options.mapping,
     mappingHash: 'test',
     target,
     plannedPath: options.fileName,
-    sha256: 'f'.repeat(64),
-    bytes: options.bytes ?? 1,
+    sha256,
+    bytes: content.length,
     owner: options.owner ?? 'test-exporter',
     leaseMs: 60_000,
     documentRef: options.documentRef ?? null,
+    ...(options.rossumBaseUrl ? { rossumBaseUrl: options.rossumBaseUrl } : {}),
   });
+}
+
+/** The file a test export stands for when the test does not upload it. */
+export function testExportContent(annotationId: number): Buffer {
+  return Buffer.from(`<Invoice annotation="${annotationId}"/>\n`);
 }
 
 /** Confirms a claimed upload as `serve` does once the rename succeeded. */
@@ -152,7 +167,7 @@ export async function exportThrough(
   target: Target,
   options: { annotationId: number; fileName: string; mapping: string; bytes: Buffer; documentRef?: string },
 ): Promise<number> {
-  const claim = await claimTestExport(ledger, { ...options, target: target.name, bytes: options.bytes.length });
+  const claim = await claimTestExport(ledger, { ...options, target: target.name, content: options.bytes });
   const uploaded = await target.upload({
     relativePath: options.fileName,
     bytes: options.bytes,

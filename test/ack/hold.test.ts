@@ -10,6 +10,7 @@ import { RossumSimulator } from '../support/rossum-simulator.ts';
 import { startSshd, type SshdInstance } from '../support/sshd.ts';
 import { ackTestConfig } from '../support/ack-config.ts';
 import { CapturedLog, fixture, TEST_SECRET } from '../support/bridge.ts';
+import { waitUntil } from '../support/serve-harness.ts';
 
 let sshd: SshdInstance;
 let simulator: RossumSimulator;
@@ -55,15 +56,21 @@ function payload(annotationId: number): Record<string, unknown> {
   return body;
 }
 
-/** The ERP: once the export lands in inbound/, answer with `answer(stem)` after `delayMs`. */
-async function erpAnswers(annotationId: number, answer: (stem: string) => void, delayMs = 0): Promise<void> {
+/** Polls the bridge answered with 503 ("not yet") so far. */
+async function notYetAnswers(): Promise<number> {
+  const { values } = await bridge.metrics.webhookRequests.get();
+  return values.find((value) => value.labels.status === '503')?.value ?? 0;
+}
+
+/** The ERP: once the export lands in inbound/ (and `ready()` holds, if given), answer with `answer(stem)`. */
+async function erpAnswers(
+  annotationId: number,
+  answer: (stem: string) => void,
+  ready: () => boolean | Promise<boolean> = () => true,
+): Promise<void> {
   const stem = `INV_INV-2024-00417_${annotationId}`;
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(join(sshd.inboundDir, `${stem}.xml`))) {
-    if (Date.now() > deadline) throw new Error(`export ${stem}.xml never arrived`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  await waitUntil(() => existsSync(join(sshd.inboundDir, `${stem}.xml`)), 20_000, `export ${stem}.xml to arrive`);
+  await waitUntil(ready, 20_000, `the ERP's moment to answer ${stem}`);
   answer(stem);
 }
 
@@ -71,6 +78,7 @@ const hook = { hookUrl: '', secret: TEST_SECRET, retryDelayS: 0.01, pollInterval
 
 describe('held-export mode end to end (serve + acks, real sshd, simulated Rossum polling)', () => {
   it("an ERP rejection within the wait: Rossum gets 202, polls (503 = not yet), then 201 with the ERP's reasons → failed_export", async () => {
+    const notYetBefore = await notYetAnswers();
     const [{ outcome, annotation }] = await Promise.all([
       simulator.exportAnnotation(payload(910001), { ...hook, hookUrl: bridge.url }),
       erpAnswers(
@@ -80,7 +88,8 @@ describe('held-export mode end to end (serve + acks, real sshd, simulated Rossum
             'E102 Kreditor DE123456789 nicht im Stammsatz gefunden',
             'E207 Steuerkennzeichen V9 ungültig',
           ]),
-        300,
+        // After Rossum's first poll was told "not yet".
+        async () => (await notYetAnswers()) > notYetBefore,
       ),
     ]);
     expect(annotation.status).toBe('failed_export');

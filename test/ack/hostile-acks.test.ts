@@ -142,6 +142,16 @@ const ackFileRows = async (): Promise<Array<{ file_name: string; disposition: st
   }>;
 };
 
+/** Passes until `done`; the pause lets files reach acks.minAgeMs (50 ms) between two looks. */
+async function passesUntil(what: string, done: () => boolean | Promise<boolean>, maxPasses = 40): Promise<void> {
+  for (let pass = 0; pass < maxPasses; pass++) {
+    await acks.pass();
+    if (await done()) return;
+    await new Promise((resolve) => setTimeout(resolve, 80));
+  }
+  throw new Error(`${what}: not reached after ${maxPasses} passes`);
+}
+
 async function passes(count: number): Promise<void> {
   for (let pass = 0; pass < count; pass++) {
     await acks.pass();
@@ -180,7 +190,15 @@ describe('hostile ack files', () => {
       bytes: Buffer.from('<x/>'),
     });
 
-    await passes(8);
+    await passesUntil(
+      'every hostile ack judged and the deadline passed',
+      async () =>
+        HOSTILE.every(
+          (hostile) =>
+            inFolder(join(outbound, 'invalid')).includes(hostile.ack) &&
+            simulator.annotation(hostile.annotationId).status === 'failed_export',
+        ) && (await acks.ledger.get(waiting))?.ackState === 'ack_timeout',
+    );
 
     const invalid = inFolder(join(outbound, 'invalid'));
     for (const hostile of HOSTILE) {
@@ -226,7 +244,7 @@ describe('hostile ack files', () => {
       'E7 Bell\u0007 escape\u001b[31m red\u001b[0m C1\u0085\u009b next-line, bidi \u202Egnp.exe\u202C and \u2066isolate\u2069\ttab';
     const lines = [hostileLine, ...Array.from({ length: 400 }, (_, i) => `E${i} ${'x'.repeat(2_000)}`)];
     erp.raw('INV-M1.err', Buffer.from(lines.map((line) => `${line}\r\n`).join(''), 'utf8'));
-    for (let pass = 0; pass < 20 && simulator.annotation(880020).notes.length === 0; pass++) await passes(1);
+    await passesUntil('the note told to Rossum', () => simulator.annotation(880020).notes.length > 0, 20);
 
     const [outcome] = await acks.ledger.outcomes(id);
     expect(outcome?.detail.messages).toHaveLength(51);

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
+import { exportIdempotencyKey } from '../../src/export/index.ts';
 import { openLedger, SqliteLedger, type Ledger } from '../../src/ledger/index.ts';
 import { sqliteMigrations } from '../../src/ledger/migrations.ts';
 import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
@@ -25,16 +27,18 @@ async function uploaded(ledger: Ledger, options: { mappingName?: string; documen
   sequence++;
   const annotationId = 700_000 + sequence + Math.floor(Math.random() * 100_000) * 10;
   const name = `INV-${sequence}_${annotationId}.xml`;
+  const content = Buffer.from(`<Invoice number="INV-${sequence}" annotation="${annotationId}"/>\n`);
+  const sha256 = createHash('sha256').update(content).digest('hex');
   const claim = await ledger.claim({
-    idempotencyKey: `ack-key-${annotationId}-${sequence}`,
+    idempotencyKey: exportIdempotencyKey(annotationId, 'erp', sha256),
     annotationId,
     requestId: `req-${sequence}`,
     mappingName: options.mappingName ?? 'erp-xml',
     mappingHash: 'h',
     target: 'erp',
     plannedPath: `out/${name}`,
-    sha256: 'a'.repeat(64),
-    bytes: 10,
+    sha256,
+    bytes: content.length,
     owner: 'w',
     leaseMs: 60_000,
     documentRef: options.documentRef ?? `INV-${sequence}`,
@@ -333,10 +337,12 @@ describe('sqlite ledger upgrade', () => {
     const v1 = new Database(file);
     v1.exec(sqliteMigrations[0]!);
     v1.pragma('user_version = 1');
+    // The previous version's own schema and row shape: no ledger operation of this version writes a v1 file.
+    const sha256 = createHash('sha256').update('<B/>').digest('hex');
     v1.prepare(
       `INSERT INTO exports (idempotency_key, annotation_id, mapping_name, mapping_hash, target, planned_path, remote_path, sha256, bytes, status, created_at, updated_at, uploaded_at)
-       VALUES ('k', 1, 'm', 'h', 'erp', 'a/B_1.xml', 'a/B_1.xml', 's', 1, 'uploaded', 1, 1, 1)`,
-    ).run();
+       VALUES (?, 1, 'm', 'h', 'erp', 'a/B_1.xml', 'a/B_1.xml', ?, 4, 'uploaded', 1, 1, 1)`,
+    ).run(exportIdempotencyKey(1, 'erp', sha256), sha256);
     v1.close();
     const upgraded = new SqliteLedger({ path: file });
     const found = await upgraded.findExportForAck({ target: 'erp', by: 'stem', value: 'B_1' });

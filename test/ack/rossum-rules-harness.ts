@@ -8,7 +8,7 @@ import { startAcks, type RunningAcks } from '../../src/process/index.ts';
 import { CapturedLog } from '../support/bridge.ts';
 import { ErpSimulator } from '../support/erp-simulator.ts';
 import type { RossumSimulator } from '../support/rossum-simulator.ts';
-import { completeTestExport } from './harness.ts';
+import { claimTestExport, completeTestExport, testExportContent } from './harness.ts';
 
 /**
  * The acks process against the stricter simulated Rossum, with shared folders (file:// targets) so the
@@ -86,19 +86,14 @@ export async function startRulesRig(
     log,
     async exported(annotationId) {
       const name = `INV-${annotationId}.xml`;
-      writeFileSync(join(dir, 'inbound', name), `<Invoice annotation="${annotationId}"/>\n`);
-      const claim = await acks.ledger.claim({
-        idempotencyKey: `${annotationId}:share:${name}`,
+      const content = testExportContent(annotationId);
+      writeFileSync(join(dir, 'inbound', name), content);
+      const claim = await claimTestExport(acks.ledger, {
         annotationId,
-        requestId: `req-${annotationId}`,
-        mappingName: 'erp-companion',
-        mappingHash: 'test',
+        fileName: name,
+        mapping: 'erp-companion',
         target: 'share',
-        plannedPath: name,
-        sha256: 'f'.repeat(64),
-        bytes: 1,
-        owner: 'test-exporter',
-        leaseMs: 60_000,
+        content,
       });
       await completeTestExport(acks.ledger, claim.record.id, name);
       return claim.record.id;

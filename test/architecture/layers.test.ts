@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,7 @@ describe('the layer rules', () => {
     appendFileSync(join(dir, 'src', 'observability', 'logger.ts'), "import '../transport/index.ts';\n");
     appendFileSync(join(dir, 'src', 'export', 'routes.ts'), "import '../transport/paths.ts';\n");
     appendFileSync(join(dir, 'src', 'ledger', 'types.ts'), "import '../dev/index.ts';\n");
+    writeFileSync(join(dir, 'src', 'mapping', 'planted.ts'), '// planted\n'.repeat(451));
 
     const result = await lintLayers(dir);
 
@@ -66,6 +67,7 @@ describe('the layer rules', () => {
     );
     expect(result.output).toContain('enter-folders-through-index: src/export/routes.ts → src/transport/paths.ts');
     expect(result.output).toContain('dev-tools-only-from-cli: src/ledger/types.ts → src/dev/index.ts');
+    expect(result.output).toContain('file-size: src/mapping/planted.ts: 451 lines (over 450: split it by concern)');
   });
 
   it('refuse an import that goes up only through types', { timeout: CRUISE_TIMEOUT_MS }, async () => {

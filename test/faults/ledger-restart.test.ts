@@ -8,6 +8,7 @@ import { callHook, type HookCallOutcome } from '../../src/rossum/hook-call.ts';
 import { repoRoot } from '../support/bridge.ts';
 import { ServeProcess, tail } from '../support/fault-serve.ts';
 import { type PostgresInstance, startPostgres } from '../support/postgres.ts';
+import { waitUntil } from '../support/serve-harness.ts';
 import { freePort, type SshdInstance, startSshd } from '../support/sshd.ts';
 
 /*
@@ -85,7 +86,8 @@ describe('PostgreSQL ledger restarted mid-stream', () => {
       }
     })();
 
-    await sleep(1_500);
+    // Under way: exports are being answered before the ledger goes down.
+    await waitUntil(() => attempts.some((attempt) => attempt.status === 200), 30_000, 'the first export answered');
     const downFrom = Date.now();
     await postgres.halt();
     await sleep(DOWN_MS);

@@ -148,8 +148,9 @@ describe('faults of real links and a full ERP disk', () => {
 
     let ballastBytes = 0;
     const windows: Record<string, { from: number; to: number; detail?: unknown }> = {};
-    // 1. jitter: up to 60 ms more each way, for 3 s.
-    await sleep(1_000);
+    // 1. jitter: up to 60 ms more each way, for 3 s, once exports are flowing.
+    if (!(await waitUntil(() => attemptTimes.some((attempt) => attempt.status === 200), 30_000)))
+      throw new Error('no export was answered within 30 s of the stream starting');
     let from = Date.now();
     proxy.shape = { oneWayDelayMs: 10, jitterMs: 60 };
     await sleep(3_000);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
+import { exportIdempotencyKey } from '../../src/export/index.ts';
 import { SqliteLedger } from '../../src/ledger/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
 import { fixture, repoRoot } from '../support/bridge.ts';
@@ -64,7 +65,7 @@ describe('start-up reconciliation of uploads a killed process left behind', () =
       [interrupted, 880_002],
     ] as const) {
       const claim = await ledger.claim({
-        idempotencyKey: `${id}:erp:${doc.sha256}`,
+        idempotencyKey: exportIdempotencyKey(id, 'erp', doc.sha256),
         annotationId: id,
         requestId: `request-${id}`,
         mappingName: 'generic-xml',

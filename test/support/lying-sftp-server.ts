@@ -35,6 +35,8 @@ const OPEN = utils.sftp.OPEN_MODE;
 export interface LyingSftpOptions {
   offerPosixRename: boolean;
   shortWriteBytes?: number;
+  /** Every rename (plain or posix) is refused with PERMISSION_DENIED, as on a folder the user may write but not rename into. */
+  denyRenames?: boolean;
 }
 
 export interface RecordedRename {
@@ -296,6 +298,7 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
   );
   sftp.on('RENAME', (reqId, from, to) =>
     attempt(reqId, () => {
+      if (options.denyRenames) return sftp.status(reqId, STATUS.PERMISSION_DENIED, 'rename refused');
       renames.push({
         kind: 'rename',
         from: virtual(from),
@@ -311,6 +314,7 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
       const paths = name === 'posix-rename@openssh.com' && options.offerPosixRename ? readSshStrings(data, 2) : null;
       if (paths === null) return sftp.status(reqId, STATUS.OP_UNSUPPORTED, `${name} is not supported`);
       const [from, to] = paths as [string, string];
+      if (options.denyRenames) return sftp.status(reqId, STATUS.PERMISSION_DENIED, 'rename refused');
       renames.push({
         kind: 'posix-rename',
         from: virtual(from),

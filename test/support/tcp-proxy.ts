@@ -70,6 +70,8 @@ export class TcpProxy {
   private held: Array<() => void> = [];
   private stalledSince: number | null = null;
   connections = 0;
+  /** Bytes forwarded from the server to the clients (what the bridge has been sent), for tests to wait on. */
+  bytesToClients = 0;
 
   private constructor(
     private readonly targetPort: number,
@@ -116,6 +118,11 @@ export class TcpProxy {
     }
   }
 
+  /** Transfers held back by a stall: above 0, something on the link is waiting for it to resume. */
+  get heldTransfers(): number {
+    return this.held.length;
+  }
+
   /** Open client connections (each one a bridge → sshd connection). */
   get open(): number {
     return this.pairs.size;
@@ -150,7 +157,12 @@ export class TcpProxy {
       (chunk) => this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))),
       Date.now() + 3 * handshakeDelayMs,
     );
-    const toClient = new DelayLine(shape, (chunk) => this.later(() => client.write(chunk)));
+    const toClient = new DelayLine(shape, (chunk) =>
+      this.later(() => {
+        this.bytesToClients += chunk.length;
+        client.write(chunk);
+      }),
+    );
     const drop = (): void => {
       this.pairs.delete(pair);
       toServer.stop();

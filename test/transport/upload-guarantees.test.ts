@@ -1,0 +1,191 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { createTarget, type Target, type TargetConfigInput } from '../../src/transport/index.ts';
+import { startLyingSftpServer, type LyingSftpServer } from '../support/lying-sftp-server.ts';
+import { failure } from './helpers.ts';
+
+/**
+ * The atomic upload's promises one by one, in-process against the scriptable SFTP server (so the
+ * mutation run sees every branch): what an error says and whether Rossum retries it, which rename
+ * is sent, folders created or not, and a refused rename never taken for an existing file.
+ */
+
+let counter = 0;
+function targetOn(
+  server: LyingSftpServer,
+  overrides: Partial<TargetConfigInput> = {},
+): { target: Target; dir: string } {
+  counter++;
+  const dir = `case-${counter}`;
+  mkdirSync(join(server.root, dir), { recursive: true });
+  const target = createTarget(
+    'liar',
+    {
+      url: server.url(dir),
+      hostKey: server.hostKeyFingerprint,
+      password: server.password,
+      retry: { attempts: 1 },
+      ...overrides,
+    },
+    { logger: silentLogger() },
+  );
+  return { target, dir };
+}
+
+async function using<T>(target: Target, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } finally {
+    await target.close();
+  }
+}
+
+const hostOf = (server: LyingSftpServer): string => `127.0.0.1:${server.port}`;
+
+describe('errors say where, what and whether to retry', () => {
+  let short: LyingSftpServer;
+  let withoutPosix: LyingSftpServer;
+  beforeAll(async () => {
+    short = await startLyingSftpServer({ offerPosixRename: true, shortWriteBytes: 1 });
+    withoutPosix = await startLyingSftpServer({ offerPosixRename: false });
+  });
+  afterAll(async () => {
+    await short?.stop();
+    await withoutPosix?.stop();
+  });
+
+  it('a short write is SIZE_MISMATCH, retryable (the next attempt may store it whole), naming host and path', async () => {
+    const { target } = targetOn(short);
+    const error = await using(target, () =>
+      failure(target.upload({ relativePath: 'S.csv', bytes: Buffer.from('abcdef'), onExisting: 'fail' })),
+    );
+    expect(error).toMatchObject({
+      code: 'SIZE_MISMATCH',
+      permanent: false,
+      path: 'S.csv',
+      location: { host: hostOf(short) },
+    });
+    expect(error.message).toBe(
+      `upload of S.csv to ${hostOf(short)}: the server stored 5 bytes of 6; the file was not published`,
+    );
+  });
+
+  it('upload.rename: posix without the extension is UNSUPPORTED and permanent, naming the host and what is missing', async () => {
+    const { target } = targetOn(withoutPosix, { upload: { rename: 'posix' } });
+    const error = await using(target, () =>
+      failure(target.upload({ relativePath: 'P.csv', bytes: Buffer.from('p\n'), onExisting: 'overwrite' })),
+    );
+    expect(error).toMatchObject({
+      code: 'UNSUPPORTED',
+      permanent: true,
+      path: 'P.csv',
+      location: { host: hostOf(withoutPosix) },
+      message: `${hostOf(withoutPosix)} does not offer posix-rename@openssh.com, which upload.rename: posix requires`,
+    });
+  });
+
+  it('onExisting: fail names the server the file already exists on', async () => {
+    const { target, dir } = targetOn(withoutPosix);
+    writeFileSync(join(withoutPosix.root, dir, 'F.csv'), 'old\n');
+    const error = await using(target, () =>
+      failure(target.upload({ relativePath: 'F.csv', bytes: Buffer.from('new\n'), onExisting: 'fail' })),
+    );
+    expect(error).toMatchObject({ code: 'TARGET_EXISTS', permanent: true });
+    expect(error.message).toBe(
+      `F.csv already exists on ${hostOf(withoutPosix)} and the policy is onExisting: fail; nothing was changed`,
+    );
+    expect(readFileSync(join(withoutPosix.root, dir, 'F.csv'), 'utf8')).toBe('old\n');
+  });
+});
+
+describe('the rename sent', () => {
+  let server: LyingSftpServer;
+  beforeAll(async () => {
+    server = await startLyingSftpServer({ offerPosixRename: true });
+  });
+  afterAll(async () => server?.stop());
+
+  it('upload.rename: plain uses remove + rename even when the server offers posix-rename', async () => {
+    const { target, dir } = targetOn(server, { upload: { rename: 'plain' } });
+    await using(target, async () => {
+      await target.upload({ relativePath: 'R.csv', bytes: Buffer.from('1\n'), onExisting: 'overwrite' });
+      await target.upload({ relativePath: 'R.csv', bytes: Buffer.from('2\n'), onExisting: 'overwrite' });
+    });
+    const mine = server.renames.filter((rename) => rename.to === `/${dir}/R.csv`);
+    // The second: a rename refused by the existing file, then remove + rename.
+    expect(mine.map((rename) => rename.kind)).toEqual(['rename', 'rename', 'rename']);
+    expect(readFileSync(join(server.root, dir, 'R.csv'), 'utf8')).toBe('2\n');
+  });
+
+  it('the temp name sits beside the file: the final name, a dot prefix, 8 random hex digits and .part', async () => {
+    const { target, dir } = targetOn(server);
+    await using(target, () =>
+      target.upload({ relativePath: 'T.csv', bytes: Buffer.from('t\n'), onExisting: 'overwrite' }),
+    );
+    const [rename] = server.renames.filter((entry) => entry.to === `/${dir}/T.csv`);
+    expect(rename?.from).toMatch(new RegExp(`^/${dir}/\\.T\\.csv\\.[0-9a-f]{8}\\.part$`));
+  });
+});
+
+describe('missing folders', () => {
+  let server: LyingSftpServer;
+  beforeAll(async () => {
+    server = await startLyingSftpServer({ offerPosixRename: true });
+  });
+  afterAll(async () => server?.stop());
+
+  it('createDirs (the default) makes the folders of the path; createDirs: false refuses and creates nothing', async () => {
+    const created = targetOn(server);
+    await using(created.target, () =>
+      created.target.upload({ relativePath: 'a/b/X.csv', bytes: Buffer.from('x\n'), onExisting: 'fail' }),
+    );
+    expect(readFileSync(join(server.root, created.dir, 'a/b/X.csv'), 'utf8')).toBe('x\n');
+
+    const refused = targetOn(server, { upload: { createDirs: false } });
+    const error = await using(refused.target, () =>
+      failure(refused.target.upload({ relativePath: 'a/b/X.csv', bytes: Buffer.from('x\n'), onExisting: 'fail' })),
+    );
+    expect(error.code).not.toBe('TARGET_EXISTS');
+    expect(readdirSync(join(server.root, refused.dir))).toEqual([]);
+  });
+
+  it('with a tempDir, the final folder is created at the rename; with createDirs: false the rename fails and the temp is removed', async () => {
+    const created = targetOn(server, { upload: { tempDir: '.incoming' } });
+    await using(created.target, () =>
+      created.target.upload({ relativePath: 'new/Y.csv', bytes: Buffer.from('y\n'), onExisting: 'overwrite' }),
+    );
+    expect(readFileSync(join(server.root, created.dir, 'new/Y.csv'), 'utf8')).toBe('y\n');
+
+    const refused = targetOn(server, { upload: { tempDir: '.incoming', createDirs: false } });
+    mkdirSync(join(server.root, refused.dir, '.incoming'));
+    const error = await using(refused.target, () =>
+      failure(refused.target.upload({ relativePath: 'new/Y.csv', bytes: Buffer.from('y\n'), onExisting: 'fail' })),
+    );
+    expect(error.code).not.toBe('TARGET_EXISTS');
+    expect(existsSync(join(server.root, refused.dir, 'new'))).toBe(false);
+    expect(readdirSync(join(server.root, refused.dir, '.incoming'))).toEqual([]);
+  });
+});
+
+describe('a refused rename', () => {
+  let server: LyingSftpServer;
+  beforeAll(async () => {
+    server = await startLyingSftpServer({ offerPosixRename: false, denyRenames: true });
+  });
+  afterAll(async () => server?.stop());
+
+  it.each(['fail', 'version', 'overwrite'] as const)(
+    'onExisting: %s reports the refusal (not "already exists"), publishes nothing and removes the temp file',
+    async (onExisting) => {
+      const { target, dir } = targetOn(server);
+      const error = await using(target, () =>
+        failure(target.upload({ relativePath: 'D.csv', bytes: Buffer.from('d\n'), onExisting })),
+      );
+      expect(error.code).not.toBe('TARGET_EXISTS');
+      expect(error.message).toMatch(/rename refused|permission/i);
+      expect(readdirSync(join(server.root, dir))).toEqual([]);
+    },
+  );
+});
