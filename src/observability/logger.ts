@@ -45,19 +45,23 @@ export function withoutUrlPassword(url: string): string {
 }
 
 const SECRET_KEY_SET = new Set(SECRET_KEYS);
-const NESTED_DEPTH_LIMIT = 12;
 
 /**
  * The log object with secrets two or more levels down blanked (pino's paths handle the levels above).
  * Returns the same object when there is nothing to blank, so ordinary log lines cost a walk, not a copy.
+ * No depth limit (a limit would be a place for a secret to hide); a cycle is walked once.
  */
 export function redactNested(value: Record<string, unknown>): Record<string, unknown> {
-  const seen = new WeakSet<object>();
+  // A node met again gets what it became the first time; one met inside itself (a cycle) is cut there,
+  // since returning the original would carry its secrets past the copy.
+  const done = new Map<object, unknown>();
+  const inProgress = new Set<object>();
   const walk = (node: unknown, depth: number): unknown => {
-    if (node === null || typeof node !== 'object' || depth > NESTED_DEPTH_LIMIT) return node;
+    if (node === null || typeof node !== 'object') return node;
     if (!Array.isArray(node) && Object.getPrototypeOf(node) !== Object.prototype) return node;
-    if (seen.has(node)) return node;
-    seen.add(node);
+    if (done.has(node)) return done.get(node);
+    if (inProgress.has(node)) return '[Circular]';
+    inProgress.add(node);
     let copy: Record<string, unknown> | unknown[] | undefined;
     for (const [key, child] of Object.entries(node)) {
       const replaced =
@@ -67,7 +71,10 @@ export function redactNested(value: Record<string, unknown>): Record<string, unk
         (copy as Record<string, unknown>)[key] = replaced;
       }
     }
-    return copy ?? node;
+    inProgress.delete(node);
+    const result = copy ?? node;
+    done.set(node, result);
+    return result;
   };
   return walk(value, 0) as Record<string, unknown>;
 }

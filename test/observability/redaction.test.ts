@@ -128,9 +128,35 @@ describe('log redaction', () => {
   });
 
   it("leaves the logged object itself untouched (the walk copies, never edits the caller's data)", async () => {
-    const object = { outer: { inner: { password: SECRETS.sftpPassword } } };
-    await capture().write([object]);
+    const object = { outer: { inner: { password: SECRETS.sftpPassword, port: 22 } } };
+    const output = await capture().write([object]);
     expect(object.outer.inner.password).toBe(SECRETS.sftpPassword);
+    // Two levels down, where pino's own paths stop: blanked by the walk, the rest of the object kept.
+    expect(JSON.parse(output)).toMatchObject({ outer: { inner: { password: '[redacted]', port: 22 } } });
+  });
+
+  it('walks nulls, arrays, cycles and deep nesting without losing what is not secret', async () => {
+    const cyclic: Record<string, unknown> = { name: 'erp', password: SECRETS.sftpPassword };
+    cyclic.self = cyclic;
+    let deep: Record<string, unknown> = { secret: SECRETS.hookSecret, kept: 'bottom' };
+    for (let level = 0; level < 30; level++) deep = { level, child: deep };
+    const objects = [
+      { a: { b: { c: null, d: 0, e: '', f: [null, 1, 'x'] } } },
+      { list: [{ keep: 1 }, { inner: { token: SECRETS.rossumToken } }, 'plain', 7] },
+      { wrapper: { cyclic } },
+      { deep },
+    ];
+    const output = await capture().write(objects);
+    for (const [name, value] of Object.entries(SECRETS)) expect(output.includes(value), `${name} leaked`).toBe(false);
+    const lines = output
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toHaveLength(objects.length);
+    expect(lines[0]).toMatchObject({ a: { b: { c: null, d: 0, e: '', f: [null, 1, 'x'] } } });
+    expect(lines[1]?.list).toEqual([{ keep: 1 }, { inner: { token: '[redacted]' } }, 'plain', 7]);
+    expect(lines[2]).toMatchObject({ wrapper: { cyclic: { name: 'erp', password: '[redacted]' } } });
+    expect(output).toContain('"kept":"bottom"');
   });
 
   it('keeps URLs readable and blanks only the password inside them', async () => {
