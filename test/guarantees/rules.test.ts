@@ -225,6 +225,35 @@ describe('ack rules', () => {
     });
   });
 
+  it('an outbox row with nothing attempted yet, then with a result, reads back as such', () => {
+    const base = {
+      id: 4,
+      export_id: 8,
+      ack_file_id: 2,
+      kind: 'timeout' as const,
+      detail: '{}',
+      delivery: 'pending' as const,
+      attempts: 0,
+      next_attempt_at: 1,
+      created_at: 1,
+      delivered_at: null,
+      last_error: null,
+      last_attempt_at: null,
+      result: null,
+      note_attempted_at: null,
+    };
+    expect(rowToOutcome(base)).toMatchObject({ lastAttemptAt: null, result: null, noteAttempted: false });
+    expect(
+      rowToOutcome({
+        ...base,
+        delivery: 'delivered' as const,
+        last_attempt_at: 12,
+        result: 'told',
+        note_attempted_at: '11',
+      }),
+    ).toMatchObject({ delivery: 'delivered', lastAttemptAt: 12, result: 'told', noteAttempted: true });
+  });
+
   it('the name and stem an ERP quotes back', () => {
     expect(nameParts('out/INV-1_7.xml')).toEqual({ name: 'INV-1_7.xml', stem: 'INV-1_7' });
     expect(nameParts('INV.tar.gz')).toEqual({ name: 'INV.tar.gz', stem: 'INV.tar' });
