@@ -35,6 +35,11 @@ describe('parseJsonBody', () => {
     expect(parseJsonBody(json('"text"'), 0)).toEqual({ ok: true, value: 'text' });
   });
 
+  it('a scalar body nests nothing: accepted even with no nesting allowed', () => {
+    expect(parseJsonBody(json('1'), 0)).toEqual({ ok: true, value: 1 });
+    expect(parseJsonBody(json('"x"'), 0)).toEqual({ ok: true, value: 'x' });
+  });
+
   it.each([
     ['{}', 1],
     ['[]', 1],
@@ -45,6 +50,8 @@ describe('parseJsonBody', () => {
     ['[{"x":[[2]]},[1],3]', 4],
     // null and strings are leaves, not containers.
     ['{"a":null,"b":[null,"[[[["]}', 2],
+    // Scalars inside arrays are leaves too: the depth is the arrays', not one more.
+    ['[1,[2,[3]]]', 3],
   ])('counts the nesting of %s as %i and refuses it one level below', (text, depth) => {
     expect(parseJsonBody(json(text), depth).ok).toBe(true);
     expect(parseJsonBody(json(text), depth - 1)).toEqual({
@@ -179,6 +186,12 @@ describe('resolveRoute', () => {
       mapping: 'queue-map',
       reason: 'queue 7',
     });
+  });
+
+  it('a target setting that is not a string (a number) is ignored too, not used as a name', () => {
+    const resolved = resolveRoute(routes, meta({ queueId: 7, settings: { target: 5 } }));
+    expect(resolved).toMatchObject({ mapping: 'queue-map', reason: 'queue 7' });
+    expect(resolved.target).not.toBe(5);
   });
 
   it('a setting with no route to supply the other half: ROUTE_INCOMPLETE saying which half is missing', () => {

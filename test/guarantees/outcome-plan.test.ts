@@ -73,6 +73,16 @@ describe('planOutcome', () => {
     });
   });
 
+  it('a rejection with one reason: the summary is that reason alone, with no "(+0 more)"', () => {
+    const plan = planOutcome(
+      outcome('rejected', { messages: [{ code: 'E7', text: 'Betrag falsch' }] }),
+      record(),
+      erp,
+      NOW,
+    );
+    expect(plan.metadata).toMatchObject({ summary: 'E7 Betrag falsch' });
+  });
+
   it('a late rejection says so in the note and the metadata; no reasons: no summary', () => {
     const plan = planOutcome(outcome('rejected_late', { ackFile: 'INV-1.err' }), record(), erp, NOW);
     expect(plan.note).toBe('The ERP rejected out/INV-1.xml (its answer came after the deadline) — ack INV-1.err:');
