@@ -19,8 +19,8 @@ const SECRET_KEYS = [
 ];
 
 /**
- * Paths pino blanks out (its fast path: the top level and one level down); `redactNested` covers the
- * levels below, so a whole config object logged at once leaks nothing either.
+ * Paths pino blanks out (the top level and one level down); `redactNested` blanks the same keys at every
+ * depth, so a whole config object logged at once, or a bare headers object, leaks nothing either.
  */
 export const REDACTED_PATHS = [
   ...SECRET_KEYS.filter((key) => !key.includes('-')).flatMap((key) => [key, `*.${key}`]),
@@ -47,7 +47,8 @@ export function withoutUrlPassword(url: string): string {
 const SECRET_KEY_SET = new Set(SECRET_KEYS);
 
 /**
- * The log object with secrets two or more levels down blanked (pino's paths handle the levels above).
+ * The log object with every secret key blanked, however deep (plain objects and arrays; class instances such as
+ * errors are left to their own serializers).
  * Returns the same object when there is nothing to blank, so ordinary log lines cost a walk, not a copy.
  * No depth limit (a limit would be a place for a secret to hide); a cycle is walked once.
  */
@@ -56,7 +57,7 @@ export function redactNested(value: Record<string, unknown>): Record<string, unk
   // since returning the original would carry its secrets past the copy.
   const done = new Map<object, unknown>();
   const inProgress = new Set<object>();
-  const walk = (node: unknown, depth: number): unknown => {
+  const walk = (node: unknown): unknown => {
     if (node === null || typeof node !== 'object') return node;
     if (!Array.isArray(node) && Object.getPrototypeOf(node) !== Object.prototype) return node;
     if (done.has(node)) return done.get(node);
@@ -64,8 +65,7 @@ export function redactNested(value: Record<string, unknown>): Record<string, unk
     inProgress.add(node);
     let copy: Record<string, unknown> | unknown[] | undefined;
     for (const [key, child] of Object.entries(node)) {
-      const replaced =
-        depth >= 2 && (SECRET_KEY_SET.has(key) || key === 'url') ? censor(child, [key]) : walk(child, depth + 1);
+      const replaced = SECRET_KEY_SET.has(key) || key === 'url' ? censor(child, [key]) : walk(child);
       if (replaced !== child) {
         copy ??= Array.isArray(node) ? [...node] : { ...node };
         (copy as Record<string, unknown>)[key] = replaced;
@@ -76,7 +76,7 @@ export function redactNested(value: Record<string, unknown>): Record<string, unk
     done.set(node, result);
     return result;
   };
-  return walk(value, 0) as Record<string, unknown>;
+  return walk(value) as Record<string, unknown>;
 }
 
 export interface LoggerOptions {

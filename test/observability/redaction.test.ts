@@ -145,6 +145,8 @@ describe('log redaction', () => {
       { list: [{ keep: 1 }, { inner: { token: SECRETS.rossumToken } }, 'plain', 7] },
       { wrapper: { cyclic } },
       { deep },
+      // A bare headers object: the signature keys sit one level down, outside pino's own paths.
+      { headers: request.req.headers },
     ];
     const output = await capture().write(objects);
     for (const [name, value] of Object.entries(SECRETS)) expect(output.includes(value), `${name} leaked`).toBe(false);
@@ -155,7 +157,9 @@ describe('log redaction', () => {
     expect(lines).toHaveLength(objects.length);
     expect(lines[0]).toMatchObject({ a: { b: { c: null, d: 0, e: '', f: [null, 1, 'x'] } } });
     expect(lines[1]?.list).toEqual([{ keep: 1 }, { inner: { token: '[redacted]' } }, 'plain', 7]);
-    expect(lines[2]).toMatchObject({ wrapper: { cyclic: { name: 'erp', password: '[redacted]' } } });
+    expect(lines[2]).toMatchObject({
+      wrapper: { cyclic: { name: 'erp', password: '[redacted]', self: '[Circular]' } },
+    });
     expect(output).toContain('"kept":"bottom"');
   });
 
