@@ -211,7 +211,7 @@ export class BatchSender {
         const planned = { remotePath: null, plannedPath: batch.fileName, bytes: batch.bytes, sha256: batch.sha256 };
         const found = await findOnServer(target, planned, opOptions);
         if (found) {
-          await target.removeLeftoverTemps?.(found, opOptions).catch(() => []);
+          await target.removeLeftoverTemps?.(found, opOptions).catch((error: unknown) => leftoverWarning(log, error));
           await this.record(batch, target, found, batch.bytes);
           log.info({ remotePath: found }, 'the batch had already reached the server: recorded without uploading again');
           return true;
@@ -239,7 +239,10 @@ export class BatchSender {
       );
       await this.record({ ...batch, documents: entries.length }, target, result.remotePath, result.bytes);
       log.info({ remotePath: result.remotePath, documents: entries.length }, 'batch sent');
-      if (batch.attempts > 1) await target.removeLeftoverTemps?.(file.fileName, opOptions).catch(() => []);
+      if (batch.attempts > 1)
+        await target
+          .removeLeftoverTemps?.(file.fileName, opOptions)
+          .catch((error: unknown) => leftoverWarning(log, error));
       return true;
     } catch (error) {
       // Stopped mid-send (graceful shutdown): the next process may send it at once.
@@ -272,4 +275,10 @@ export class BatchSender {
     };
     await this.options.ledger.completeBatch(batch.id, this.options.owner, { remotePath, reply: stored(reply) });
   }
+}
+
+/** A temp file that could not be removed is harmless to the ERP (temp names are never final names) but must not go unseen. */
+function leftoverWarning(log: Logger, error: unknown): string[] {
+  log.warn({ err: describeError(error) }, 'could not remove temporary files of an earlier attempt of this batch');
+  return [];
 }

@@ -57,7 +57,11 @@ export async function reconcileOne(
   const opOptions = signal ? { signal } : {};
   try {
     const found = await findOnServer(target, dead, opOptions);
-    const leftovers = (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions).catch(() => [])) ?? [];
+    const leftovers =
+      (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions).catch((error: unknown) => {
+        log.warn({ err: describeError(error) }, 'could not remove temporary files of the interrupted upload');
+        return [];
+      })) ?? [];
     if (leftovers.length > 0) log.info({ leftovers }, 'removed temporary files of the interrupted upload');
     if (found) {
       const reply: ExportReply = {

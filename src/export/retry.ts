@@ -72,7 +72,10 @@ export async function retryKeptUpload(context: RetryContext, request: RetryReque
       ).remotePath;
     const reply = uploadedReply(claimed, remotePath, target.description);
     await ledger.complete(claimed.id, owner, { remotePath, reply: stored(reply) });
-    await target.removeLeftoverTemps?.(claimed.plannedPath, opOptions).catch(() => []);
+    await target.removeLeftoverTemps?.(claimed.plannedPath, opOptions).catch((error: unknown) => {
+      log.warn({ err: describeError(error) }, 'could not remove temporary files of an earlier attempt');
+      return [];
+    });
     log.info({ remotePath, by: request.actor, alreadyThere: found !== null }, 'console retry: uploaded');
     return { outcome: 'uploaded', remotePath, alreadyThere: found !== null, reply };
   } catch (error) {
