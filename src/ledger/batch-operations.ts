@@ -253,18 +253,16 @@ const EXPORT_ENTRIES = `INSERT INTO exports (idempotency_key, annotation_id, map
   FROM batch_entries be JOIN batches b ON b.id = be.batch_id WHERE be.batch_id = ${BIG} ORDER BY be.id
   ON CONFLICT (idempotency_key) DO NOTHING`;
 
+/** Where the batch's file landed and the answer each of its documents replays. */
+type BatchSent = { remotePath: string; reply: StoredReply };
+
 /**
  * The batch's file is on the server: the batch is sent, and each of its documents becomes an uploaded
  * export of that file (one transaction), which the ack loop then follows like any other export.
  */
-export function completeBatch(
-  { driver, now: clock }: LedgerContext,
-  id: number,
-  owner: string,
-  result: { remotePath: string; reply: StoredReply },
-): Promise<void> {
-  return driver.transaction(async (tx) => {
-    const now = clock();
+export function completeBatch(context: LedgerContext, id: number, owner: string, result: BatchSent): Promise<void> {
+  return context.driver.transaction(async (tx) => {
+    const now = context.now();
     const changed = await tx.run(
       `UPDATE batches SET status = 'sent', remote_path = ?, sent_at = ?, lease_owner = NULL, lease_expires_at = NULL, error = NULL
         WHERE id = ? AND lease_owner = ? AND status = 'sending' AND file_name IS NOT NULL`,

@@ -31,10 +31,10 @@ export interface BatchRecord {
   documents: number;
 }
 
-export interface BatchEntryRecord {
-  id: number;
-  batchId: number;
+/** A document's share of a batch, as collected at the webhook. */
+export interface BatchEntryContent {
   annotationId: number;
+  /** annotation × target × sha256 of the entry: the same content is collected (and sent) once. */
   idempotencyKey: string;
   mappingHash: string;
   /** The mapping's rendered share of this document (JSON of the mapping's BatchEntry). */
@@ -42,6 +42,11 @@ export interface BatchEntryRecord {
   documentRef: string | null;
   rossumBaseUrl: string | null;
   requestId: string;
+}
+
+export interface BatchEntryRecord extends BatchEntryContent {
+  id: number;
+  batchId: number;
   createdAt: number;
   updatedAt: number;
   /** A later export of the document replaced its entry while the batch was open. */
@@ -50,17 +55,9 @@ export interface BatchEntryRecord {
   exportId: number | null;
 }
 
-export interface BatchEntryInput {
+export interface BatchEntryInput extends BatchEntryContent {
   mappingName: string;
   target: string;
-  annotationId: number;
-  /** annotation × target × sha256 of the entry: the same content is collected (and sent) once. */
-  idempotencyKey: string;
-  mappingHash: string;
-  entry: string;
-  documentRef: string | null;
-  rossumBaseUrl: string | null;
-  requestId: string;
   /** Where a new batch takes its number from. */
   counter: string;
   start: number;
