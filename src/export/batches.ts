@@ -6,8 +6,9 @@ import type { BatchEntry, BatchSettings, CompiledMapping, MappingRegistry, Rende
 import type { Logger } from '../observability/index.ts';
 import type { Target } from '../transport/index.ts';
 import { ownerIsGone } from './owners.ts';
-import { limitMessage, replayed, stored, transientReply, type ExportReply } from './replies.ts';
+import { exportedReply, limitMessage, replayed, stored, transientReply, type ExportReply } from './replies.ts';
 import { findOnServer } from './server-check.ts';
+import { removeLeftoverTemps } from './leftovers.ts';
 
 /** A batch mapping's share of one delivery: recorded in the open batch instead of uploaded. */
 export interface PreparedBatchEntry {
@@ -211,7 +212,7 @@ export class BatchSender {
         const planned = { remotePath: null, plannedPath: batch.fileName, bytes: batch.bytes, sha256: batch.sha256 };
         const found = await findOnServer(target, planned, opOptions);
         if (found) {
-          await target.removeLeftoverTemps?.(found, opOptions).catch((error: unknown) => leftoverWarning(log, error));
+          await removeLeftoverTemps(target, found, opOptions, log, 'an earlier attempt of this batch');
           await this.record(batch, target, found, batch.bytes);
           log.info({ remotePath: found }, 'the batch had already reached the server: recorded without uploading again');
           return true;
@@ -240,9 +241,7 @@ export class BatchSender {
       await this.record({ ...batch, documents: entries.length }, target, result.remotePath, result.bytes);
       log.info({ remotePath: result.remotePath, documents: entries.length }, 'batch sent');
       if (batch.attempts > 1)
-        await target
-          .removeLeftoverTemps?.(file.fileName, opOptions)
-          .catch((error: unknown) => leftoverWarning(log, error));
+        await removeLeftoverTemps(target, file.fileName, opOptions, log, 'an earlier attempt of this batch');
       return true;
     } catch (error) {
       // Stopped mid-send (graceful shutdown): the next process may send it at once.
@@ -259,26 +258,9 @@ export class BatchSender {
   }
 
   private async record(batch: BatchRecord, target: Target, remotePath: string, bytes: number): Promise<void> {
-    const reply: ExportReply = {
-      statusCode: 200,
-      outcome: 'exported',
-      body: {
-        messages: [
-          {
-            type: 'info',
-            content: limitMessage(
-              `Sent in batch ${batch.number} as ${remotePath} to ${target.description} (mapping ${batch.mappingName}, ${batch.documents} documents, ${bytes} bytes)`,
-            ),
-          },
-        ],
-      },
-    };
+    const reply = exportedReply(
+      `Sent in batch ${batch.number} as ${remotePath} to ${target.description} (mapping ${batch.mappingName}, ${batch.documents} documents, ${bytes} bytes)`,
+    );
     await this.options.ledger.completeBatch(batch.id, this.options.owner, { remotePath, reply: stored(reply) });
   }
-}
-
-/** A temp file that could not be removed is harmless to the ERP (temp names are never final names) but must not go unseen. */
-function leftoverWarning(log: Logger, error: unknown): string[] {
-  log.warn({ err: describeError(error) }, 'could not remove temporary files of an earlier attempt of this batch');
-  return [];
 }

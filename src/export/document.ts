@@ -11,6 +11,7 @@ import {
   type DocumentFetchSettings,
   type PreparedDocument,
 } from './document-fetch.ts';
+import { removeLeftoverTemps } from './leftovers.ts';
 
 export type { DocumentFetchSettings, PreparedDocument } from './document-fetch.ts';
 
@@ -89,7 +90,14 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
     return { kind: 'skipped', warning };
   }
   await input.ledger.recordDocument(record.id, input.owner, { path, ...placed });
-  if (input.takeover) await removeLeftoverTemps(input, path);
+  if (input.takeover)
+    await removeLeftoverTemps(
+      input.target,
+      path,
+      input.opOptions,
+      input.log.child({ exportId: input.record.id }),
+      'an earlier document upload',
+    );
   return { kind: 'placed', path, bytes: placed.bytes };
 }
 
@@ -135,20 +143,6 @@ async function uploadStreamed(
     alreadyThere(input, path);
   }
   return fetched.digest();
-}
-
-/** A streamed attempt whose process died mid-download left its temp file behind; failing here changes nothing. */
-async function removeLeftoverTemps(input: PlaceDocumentInput, path: string): Promise<void> {
-  try {
-    const leftovers = (await input.target.removeLeftoverTemps?.(path, input.opOptions)) ?? [];
-    if (leftovers.length > 0)
-      input.log.info({ exportId: input.record.id, leftovers }, 'removed temporary files of an earlier document upload');
-  } catch (error) {
-    input.log.warn(
-      { exportId: input.record.id, err: describeError(error) },
-      'could not remove temporary files of an earlier document upload',
-    );
-  }
 }
 
 function alreadyThere(input: PlaceDocumentInput, path: string): void {

@@ -2,8 +2,9 @@ import { describeError } from '../errors.ts';
 import type { ExportRecord, Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Target } from '../transport/index.ts';
-import { codeOf, limitMessage as limit, replayed, stored, transientReply, type ExportReply } from './replies.ts';
+import { codeOf, exportedReply, replayed, stored, transientReply, type ExportReply } from './replies.ts';
 import { findOnServer } from './server-check.ts';
+import { removeLeftoverTemps } from './leftovers.ts';
 
 export interface ReconcileContext {
   ledger: Ledger;
@@ -57,27 +58,11 @@ export async function reconcileOne(
   const opOptions = signal ? { signal } : {};
   try {
     const found = await findOnServer(target, dead, opOptions);
-    const leftovers =
-      (await target.removeLeftoverTemps?.(dead.plannedPath, opOptions).catch((error: unknown) => {
-        log.warn({ err: describeError(error) }, 'could not remove temporary files of the interrupted upload');
-        return [];
-      })) ?? [];
-    if (leftovers.length > 0) log.info({ leftovers }, 'removed temporary files of the interrupted upload');
+    await removeLeftoverTemps(target, dead.plannedPath, opOptions, log, 'the interrupted upload');
     if (found) {
-      const reply: ExportReply = {
-        statusCode: 200,
-        outcome: 'exported',
-        body: {
-          messages: [
-            {
-              type: 'info',
-              content: limit(
-                `Exported ${found} to ${target.description} (mapping ${dead.mappingName}, ${dead.bytes} bytes)`,
-              ),
-            },
-          ],
-        },
-      };
+      const reply = exportedReply(
+        `Exported ${found} to ${target.description} (mapping ${dead.mappingName}, ${dead.bytes} bytes)`,
+      );
       await ledger.complete(dead.id, owner, { remotePath: found, reply: stored(reply) });
       log.info({ remotePath: found }, 'the interrupted upload had reached the server: recorded as uploaded');
       return { kind: 'recorded', reply };

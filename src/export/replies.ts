@@ -44,6 +44,15 @@ export function transientReply(content: string): ExportReply {
   };
 }
 
+/** A 200 `exported` answer: the info line naming the file, then any further messages. */
+export function exportedReply(content: string, more: RossumMessage[] = []): ExportReply {
+  return {
+    statusCode: 200,
+    outcome: 'exported',
+    body: { messages: [{ type: 'info', content: limitMessage(content) }, ...more] },
+  };
+}
+
 /** What an uploaded export tells Rossum: the file, a taken name, the document placed first, render warnings. */
 export function successReply(
   prepared: { file: RenderedFile; mappingName: string; target: { description: string } },
@@ -51,34 +60,25 @@ export function successReply(
   placed?: PlacedDocument,
 ): ExportReply {
   const renamed = remotePath !== prepared.file.fileName ? ` (the name ${prepared.file.fileName} was taken)` : '';
-  return {
-    statusCode: 200,
-    outcome: 'exported',
-    body: {
-      messages: [
-        {
-          type: 'info',
-          content: limitMessage(
-            `Exported ${remotePath}${renamed} to ${prepared.target.description} (mapping ${prepared.mappingName}, ${prepared.file.bytes.length} bytes)`,
-          ),
-        },
-        ...(placed?.kind === 'placed'
-          ? [
-              {
-                type: 'info' as const,
-                content: limitMessage(`Original document uploaded first as ${placed.path} (${placed.bytes} bytes)`),
-              },
-            ]
-          : placed?.kind === 'skipped'
-            ? [{ type: 'warning' as const, content: limitMessage(placed.warning) }]
-            : []),
-        // What the render changed (e.g. characters XML forbids were dropped): the operator must see it.
-        ...(prepared.file.warnings ?? []).map(
-          (warning): RossumMessage => ({ type: 'warning', content: limitMessage(warning) }),
-        ),
-      ],
-    },
-  };
+  return exportedReply(
+    `Exported ${remotePath}${renamed} to ${prepared.target.description} (mapping ${prepared.mappingName}, ${prepared.file.bytes.length} bytes)`,
+    [
+      ...(placed?.kind === 'placed'
+        ? [
+            {
+              type: 'info' as const,
+              content: limitMessage(`Original document uploaded first as ${placed.path} (${placed.bytes} bytes)`),
+            },
+          ]
+        : placed?.kind === 'skipped'
+          ? [{ type: 'warning' as const, content: limitMessage(placed.warning) }]
+          : []),
+      // What the render changed (e.g. characters XML forbids were dropped): the operator must see it.
+      ...(prepared.file.warnings ?? []).map(
+        (warning): RossumMessage => ({ type: 'warning', content: limitMessage(warning) }),
+      ),
+    ],
+  );
 }
 
 /** The stored answer of an export answered before (unless the ERP has since refused these bytes). */

@@ -4,8 +4,9 @@ import { ConsoleActionRefused, type ConsoleLedger, type ExportRecord, type Ledge
 import type { OnExisting } from '../mapping/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Target } from '../transport/index.ts';
-import { codeOf, errorReply, limitMessage, stored, type ExportReply } from './replies.ts';
+import { codeOf, errorReply, exportedReply, stored, type ExportReply } from './replies.ts';
 import { findOnServer } from './server-check.ts';
+import { removeLeftoverTemps } from './leftovers.ts';
 
 export interface RetryRequest {
   exportId: number;
@@ -72,10 +73,7 @@ export async function retryKeptUpload(context: RetryContext, request: RetryReque
       ).remotePath;
     const reply = uploadedReply(claimed, remotePath, target.description);
     await ledger.complete(claimed.id, owner, { remotePath, reply: stored(reply) });
-    await target.removeLeftoverTemps?.(claimed.plannedPath, opOptions).catch((error: unknown) => {
-      log.warn({ err: describeError(error) }, 'could not remove temporary files of an earlier attempt');
-      return [];
-    });
+    await removeLeftoverTemps(target, claimed.plannedPath, opOptions, log);
     log.info({ remotePath, by: request.actor, alreadyThere: found !== null }, 'console retry: uploaded');
     return { outcome: 'uploaded', remotePath, alreadyThere: found !== null, reply };
   } catch (error) {
@@ -104,19 +102,10 @@ export async function retryKeptUpload(context: RetryContext, request: RetryReque
 function uploadedReply(record: ExportRecord, remotePath: string, where: string): ExportReply {
   const renamed = remotePath !== record.plannedPath ? ` (the name ${record.plannedPath} was taken)` : '';
   return {
-    statusCode: 200,
-    outcome: 'exported',
+    ...exportedReply(
+      `Exported ${remotePath}${renamed} to ${where} (mapping ${record.mappingName}, ${record.bytes} bytes; uploaded again from the operator console)`,
+    ),
     exportId: record.id,
     mappingName: record.mappingName,
-    body: {
-      messages: [
-        {
-          type: 'info',
-          content: limitMessage(
-            `Exported ${remotePath}${renamed} to ${where} (mapping ${record.mappingName}, ${record.bytes} bytes; uploaded again from the operator console)`,
-          ),
-        },
-      ],
-    },
   };
 }

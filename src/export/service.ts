@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { describeError, isBridgeError } from '../errors.ts';
 import { ConsoleActionRefused, type ConsoleLedger, type Ledger } from '../ledger/index.ts';
 import type { Logger, BridgeMetrics, ExportOutcome } from '../observability/index.ts';
-import type { OperationOptions, Target } from '../transport/index.ts';
+import type { Target } from '../transport/index.ts';
 import type { ExportPreparation, PreparedExport } from './prepare.ts';
 import { collectIntoBatch } from './batches.ts';
 import { documentPath, placeDocument, type DocumentFetchSettings } from './document.ts';
@@ -14,6 +14,7 @@ import { ownerIsGone } from './owners.ts';
 import { retryKeptUpload, type RetryRequest, type RetryResult } from './retry.ts';
 import { waitForOther } from './waiting.ts';
 import { codeOf, errorReply, replayed, stored, successReply, transientReply, type ExportReply } from './replies.ts';
+import { removeLeftoverTemps } from './leftovers.ts';
 
 export { ownerIsGone } from './owners.ts';
 
@@ -276,7 +277,12 @@ export class ExportService {
             mappingName: prepared.mappingName,
           };
           await ledger.complete(record.id, this.owner, { remotePath: reconciled, reply: stored(reply) });
-          await this.removeLeftovers(prepared, record.id, opOptions, log);
+          await removeLeftoverTemps(
+            prepared.target,
+            prepared.file.fileName,
+            opOptions,
+            log.child({ exportId: record.id }),
+          );
           return reply;
         }
       }
@@ -310,7 +316,13 @@ export class ExportService {
         { exportId: record.id, target: prepared.target.name, remotePath: result.remotePath, bytes: result.bytes },
         'exported',
       );
-      if (claim.takeover) await this.removeLeftovers(prepared, record.id, opOptions, log);
+      if (claim.takeover)
+        await removeLeftoverTemps(
+          prepared.target,
+          prepared.file.fileName,
+          opOptions,
+          log.child({ exportId: record.id }),
+        );
       return reply;
     } catch (error) {
       const permanent = isBridgeError(error) && error.permanent;
@@ -343,20 +355,6 @@ export class ExportService {
    * An earlier attempt that lost its connection mid-upload could not remove its temporary file. Done
    * after this attempt succeeded, when the server is known to answer; failing here changes nothing.
    */
-  private async removeLeftovers(
-    prepared: Prepared,
-    exportId: number,
-    opOptions: OperationOptions,
-    log: Logger,
-  ): Promise<void> {
-    try {
-      const leftovers = (await prepared.target.removeLeftoverTemps?.(prepared.file.fileName, opOptions)) ?? [];
-      if (leftovers.length > 0) log.info({ exportId, leftovers }, 'removed temporary files of an earlier attempt');
-    } catch (error) {
-      log.warn({ exportId, err: describeError(error) }, 'could not remove temporary files of an earlier attempt');
-    }
-  }
-
   private count(outcome: ExportOutcome, target: string | undefined): void {
     this.options.metrics?.exports.inc({ outcome, target: target ?? '' });
   }
