@@ -72,6 +72,8 @@ export class TcpProxy {
   connections = 0;
   /** Bytes forwarded from the server to the clients (what the bridge has been sent), for tests to wait on. */
   bytesToClients = 0;
+  /** Bytes forwarded from the clients to the server (what reached sshd), likewise. */
+  bytesToServer = 0;
 
   private constructor(
     private readonly targetPort: number,
@@ -154,7 +156,15 @@ export class TcpProxy {
     const { oneWayDelayMs: handshakeDelayMs = 0 } = this.shape;
     const toServer = new DelayLine(
       shape,
-      (chunk) => this.later(() => (pair.upstream ? pair.upstream.write(chunk) : pending.push(chunk))),
+      (chunk) =>
+        this.later(() => {
+          if (!pair.upstream) pending.push(chunk);
+          // A connection the client reset: what the link still held for it is lost, as TCP loses it.
+          else if (!pair.upstream.destroyed) {
+            this.bytesToServer += chunk.length;
+            pair.upstream.write(chunk);
+          }
+        }),
       Date.now() + 3 * handshakeDelayMs,
     );
     const toClient = new DelayLine(shape, (chunk) =>
@@ -183,7 +193,10 @@ export class TcpProxy {
       if (client.destroyed) return;
       const upstream = createConnection({ host: this.targetHost, port: this.targetPort, noDelay: true });
       pair.upstream = upstream;
-      for (const chunk of pending.splice(0)) upstream.write(chunk);
+      for (const chunk of pending.splice(0)) {
+        this.bytesToServer += chunk.length;
+        upstream.write(chunk);
+      }
       upstream.on('data', (chunk: Buffer) => toClient.push(chunk));
       upstream.on('error', drop);
       upstream.on('close', dropLater);

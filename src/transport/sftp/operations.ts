@@ -5,7 +5,7 @@ import type { ReadOptions } from '../contract.ts';
 import { errorCodeOf, SFTP_STATUS, TransportError } from '../errors.ts';
 import { checkBeforeRead, notRegular, readLimit, type ReadPlace } from '../read-guard.ts';
 import type { Connection } from './context.ts';
-import { rawClient } from './ssh2-internals.ts';
+import { abandonConnection } from './ssh2-internals.ts';
 
 /* The raw SFTP requests, promise-shaped, one connection at a time. */
 
@@ -288,7 +288,7 @@ export function withTimeout<T>(
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, rejectTimeout) => {
     timer = setTimeout(() => {
-      rawClient(connection()).destroy();
+      abandonConnection(connection());
       const where = label.path ? `${label.host} (${label.path})` : label.host;
       rejectTimeout(
         new TransportError(

@@ -4,7 +4,7 @@ import { classifyError, isConnectionLevel, TransportError } from '../errors.ts';
 import type { Connection, Credentials, TargetContext } from './context.ts';
 import { connectWithRetry } from './connect.ts';
 import { delay, withTimeout } from './operations.ts';
-import { rawClient } from './ssh2-internals.ts';
+import { abandonConnection } from './ssh2-internals.ts';
 
 /** A connection of the pool, or one still being set up, and how many operations are riding on it. */
 interface Slot {
@@ -309,6 +309,6 @@ async function endConnection(conn: Connection): Promise<void> {
   try {
     await withTimeout(conn.client.end(), 2_000, () => conn.client, { host: '', what: 'close' });
   } catch {
-    rawClient(conn.client).destroy();
+    abandonConnection(conn.client);
   }
 }

@@ -13,6 +13,19 @@ export function rawClient(client: SftpClient): SshClient {
 }
 
 /**
+ * Drops a connection whose state is unknown (a timed-out operation) with a TCP RST. A plain destroy
+ * closes gracefully: the kernel still delivers what the socket had queued, and on a link that stalled,
+ * an OPEN queued there can create a temp file on the server after the next attempt cleaned up. A reset
+ * discards the queue, so nothing of the abandoned attempt reaches the server later.
+ */
+export function abandonConnection(client: SftpClient): void {
+  const ssh = rawClient(client);
+  const socket = (ssh as unknown as { _sock?: { resetAndDestroy?: () => void; destroyed?: boolean } })._sock;
+  if (typeof socket?.resetAndDestroy === 'function' && socket.destroyed === false) socket.resetAndDestroy();
+  ssh.destroy();
+}
+
+/**
  * ssh2 writes every SFTP packet to its socket at once, one syscall (and one wake-up of the server)
  * each. Corking the socket around requests sent together makes them one write; ssh2 keeps the
  * socket on a private field, so without it the requests simply go out one by one.

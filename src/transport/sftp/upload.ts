@@ -6,7 +6,7 @@ import { containedPath, joinRemote, parentOf } from '../paths.ts';
 import { publishUnderPolicy } from '../publish.ts';
 import { remotePath, type Connection, type TargetContext } from './context.ts';
 import type { StreamedSource } from '../source.ts';
-import { rawClient } from './ssh2-internals.ts';
+import { abandonConnection } from './ssh2-internals.ts';
 import {
   call,
   isNoSuchFile,
@@ -51,7 +51,8 @@ export async function atomicUpload(
       ? joinRemote(containedPath(upload.tempDir, context.hostLabel), tempName)
       : joinRemote(parentOf(relative) || '.', tempName);
   const tempRemote = remotePath(context, tempRelative === '.' ? tempName : tempRelative);
-  let tempWritten = false;
+  // Set before the OPEN is sent: an OPEN that timed out may still have created the file.
+  let tempMayExist = true;
   try {
     let handle: Buffer;
     try {
@@ -61,7 +62,6 @@ export async function atomicUpload(
       await mkdirp(conn, posix.dirname(tempRemote));
       handle = await openForWrite(conn, tempRemote);
     }
-    tempWritten = true;
     const mode = upload.mode === undefined ? undefined : Number.parseInt(upload.mode, 8);
     const written = Buffer.isBuffer(content)
       ? { ...(await writeWholeFile(conn, handle, content, mode)), written: content.length }
@@ -75,10 +75,10 @@ export async function atomicUpload(
     }
     state.committed = true;
     const published = await placeFile(context, conn, tempRemote, relative, request.onExisting);
-    tempWritten = false;
+    tempMayExist = false;
     return { remotePath: published, bytes: written.written };
   } catch (error) {
-    if (tempWritten) {
+    if (tempMayExist) {
       if (conn.alive) await call<void>((cb) => conn.sftp.unlink(tempRemote, cb)).catch(() => undefined);
       else state.leftoverTemps.push(tempRemote);
     }
@@ -104,7 +104,7 @@ export function whileServerAnswers<T>(
     timer = setInterval(
       () => {
         if (source.busySince === null || Date.now() - source.busySince < limitMs) return;
-        rawClient(conn.client).destroy();
+        abandonConnection(conn.client);
         reject(
           new TransportError(
             'OPERATION_TIMEOUT',
