@@ -2,7 +2,7 @@ import type { BridgeConfig } from '../config/index.ts';
 import { checkLedger } from './ledger.ts';
 import { checkMappings } from './mappings.ts';
 import { reportOf, type DoctorReport } from './report.ts';
-import { checkRossum } from './rossum.ts';
+import { checkOutcomeLease, checkRossum } from './rossum.ts';
 import { checkTargets } from './targets.ts';
 
 /**
@@ -14,6 +14,7 @@ export async function runDoctor(config: BridgeConfig): Promise<DoctorReport> {
     ...(await checkTargets(config)),
     ...(await checkLedger(config.ledger.url)),
     ...(await checkRossum(config)),
+    checkOutcomeLease(config),
     ...checkMappings(config.mappingsDir),
   ];
   return reportOf(checks);

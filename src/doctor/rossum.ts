@@ -250,3 +250,26 @@ async function checkHook(config: BridgeConfig, api: RossumAdminApi, queues: numb
   }
   return results;
 }
+
+/**
+ * Fencing of outcome delivery holds only if a write to Rossum lands within the lease renewed before
+ * it: a lease shorter than the request timeout lets another replica take over an outcome whose write
+ * is still on its way, and both write the annotation.
+ */
+export function checkOutcomeLease(config: BridgeConfig): CheckResult {
+  const leaseMs = config.acks.delivery.leaseMs;
+  const base = { area: 'rossum' as const, subject: 'acks.delivery.leaseMs', check: 'outcome lease' };
+  if (config.rossum === undefined) {
+    return { ...base, status: 'skip', detail: 'not checked: the config has no rossum section (no API writes)' };
+  }
+  const { timeoutMs } = config.rossum;
+  if (leaseMs > timeoutMs) {
+    return { ...base, status: 'ok', detail: `${leaseMs} ms, above rossum.timeoutMs (${timeoutMs} ms)` };
+  }
+  return {
+    ...base,
+    status: 'fail',
+    detail: `${leaseMs} ms is not above rossum.timeoutMs (${timeoutMs} ms): a write to Rossum can outlive the lease, and a replica that took the outcome over writes it again`,
+    fix: `raise acks.delivery.leaseMs above ${timeoutMs} (e.g. ${2 * timeoutMs}) or lower rossum.timeoutMs`,
+  };
+}

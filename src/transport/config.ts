@@ -98,6 +98,12 @@ export const uploadConfigSchema = z
       .default(true)
       .describe('Check that the remote size equals the bytes sent before the rename'),
     createDirs: z.boolean().default(true).describe('Create missing folders (mkdir -p)'),
+    writesInFlight: z
+      .union([z.literal('auto'), z.number().int().min(1).max(64)])
+      .default('auto')
+      .describe(
+        "Write requests of one file kept outstanding at once (a file over one request, ~32 kB): more saves a round trip per request on a WAN link. auto = 16 on OpenSSH servers (they answer a handle's requests in order), 1 elsewhere (some servers mishandle parallel writes)",
+      ),
     rename: z
       .enum(['auto', 'posix', 'plain'])
       .default('auto')

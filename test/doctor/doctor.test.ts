@@ -99,6 +99,7 @@ describe('doctor', () => {
         `hook ${WEBHOOK_URL} · events`,
         `hook ${WEBHOOK_URL} · secret`,
         `hook ${WEBHOOK_URL} · queues`,
+        'rossum acks.delivery.leaseMs · outcome lease',
       ]),
     );
     expect(names.some((name) => name.startsWith('mappings '))).toBe(true);
@@ -246,6 +247,18 @@ describe('doctor', () => {
       status: 'fail',
       fix: expect.stringContaining('give the API user access to queue 99'),
     });
+  });
+
+  it('an outcome lease not above the Rossum request timeout is ✗ with its fix (a write could outlive the lease)', async () => {
+    const path = writeConfig(loop, { rossum: { timeoutMs: 60_000 } });
+    const report = await runDoctor(loadConfig(path).config);
+    const lease = find(report, 'rossum', 'acks.delivery.leaseMs', 'outcome lease');
+    expect(lease.status).toBe('fail');
+    expect(lease.detail).toBe(
+      '60000 ms is not above rossum.timeoutMs (60000 ms): a write to Rossum can outlive the lease, and a replica that took the outcome over writes it again',
+    );
+    expect(lease.fix).toBe('raise acks.delivery.leaseMs above 60000 (e.g. 120000) or lower rossum.timeoutMs');
+    expect(report.ok).toBe(false);
   });
 
   it('a token Rossum refuses is ✗ with its fix, and the token never appears in the report', async () => {

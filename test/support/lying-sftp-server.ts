@@ -37,6 +37,18 @@ export interface LyingSftpOptions {
   shortWriteBytes?: number;
   /** Every rename (plain or posix) is refused with PERMISSION_DENIED, as on a folder the user may write but not rename into. */
   denyRenames?: boolean;
+  /** The server's SSH version string (after `SSH-2.0-`; default ssh2's own): `OpenSSH_9.2p1` passes for OpenSSH. */
+  ident?: string;
+  /** Each WRITE is answered this much later, so a client that pipelines has several outstanding. */
+  writeReplyDelayMs?: number;
+  /** The WRITE at this file offset is refused with FAILURE (nothing stored), as a server whose disk filled. */
+  failWriteAtOffset?: number;
+}
+
+/** What the server saw of the WRITE requests: how many, and most outstanding (received, not answered) at once. */
+export interface WriteStats {
+  received: number;
+  maxOutstanding: number;
 }
 
 export interface RecordedRename {
@@ -56,6 +68,7 @@ export interface LyingSftpServer {
   /** `SHA256:...` of the server's host key (pin it like production does). */
   readonly hostKeyFingerprint: string;
   readonly renames: RecordedRename[];
+  readonly writes: WriteStats;
   /** `sftp://user@127.0.0.1:PORT/<dir>` */
   url(dir: string): string;
   stop(): Promise<void>;
@@ -69,8 +82,9 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
   // ecdsa, not ed25519: ssh2's ed25519 keygen writes a key its own parser refuses about 1 time in 250.
   const keys = utils.generateKeyPairSync('ecdsa', { bits: 256 });
   const renames: RecordedRename[] = [];
+  const writes: WriteStats = { received: 0, maxOutstanding: 0 };
   const connections = new Set<Connection>();
-  const server = new Server({ hostKeys: [keys.private] }, (client) => {
+  const server = new Server({ hostKeys: [keys.private], ...(options.ident ? { ident: options.ident } : {}) }, (client) => {
     connections.add(client);
     client.on('close', () => connections.delete(client));
     client.on('error', () => undefined);
@@ -85,7 +99,7 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
         session.on('sftp', (acceptSftp) => {
           const sftp = acceptSftp();
           if (options.offerPosixRename) advertisePosixRename(sftp);
-          serveFolder(sftp, root, options, renames);
+          serveFolder(sftp, root, options, renames, writes);
         });
       });
     });
@@ -99,6 +113,7 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
     password: PASSWORD,
     hostKeyFingerprint: fingerprintOfKey(keys.public),
     renames,
+    writes,
     url: (dir) => `sftp://${USERNAME}@127.0.0.1:${port}/${dir.replace(/^\/+/, '')}`,
     async stop() {
       for (const connection of connections) connection.end();
@@ -176,7 +191,14 @@ function toAttributes(stats: Stats): Attributes {
   };
 }
 
-function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions, renames: RecordedRename[]): void {
+function serveFolder(
+  sftp: SFTPWrapper,
+  root: string,
+  options: LyingSftpOptions,
+  renames: RecordedRename[],
+  writes: WriteStats,
+): void {
+  let outstandingWrites = 0;
   const files = new Map<string, number>();
   const dirs = new Map<string, { dir: string; entries: string[] | null }>();
   let nextHandle = 1;
@@ -229,15 +251,25 @@ function serveFolder(sftp: SFTPWrapper, root: string, options: LyingSftpOptions,
       sftp.handle(reqId, handle);
     }),
   );
-  sftp.on('WRITE', (reqId, handle, offset, data) =>
+  const write = (reqId: number, handle: Buffer, offset: number, data: Buffer): void =>
     attempt(reqId, () => {
       const fd = files.get(handle.toString('hex'));
       if (fd === undefined) return sftp.status(reqId, STATUS.FAILURE, 'bad handle');
+      if (offset === options.failWriteAtOffset) return sftp.status(reqId, STATUS.FAILURE, 'no space left on device');
       const stored = Math.max(0, data.length - (options.shortWriteBytes ?? 0));
       writeSync(fd, data, 0, stored, offset);
       sftp.status(reqId, STATUS.OK);
-    }),
-  );
+    });
+  sftp.on('WRITE', (reqId, handle, offset, data) => {
+    writes.received++;
+    writes.maxOutstanding = Math.max(writes.maxOutstanding, ++outstandingWrites);
+    const answer = (): void => {
+      outstandingWrites--;
+      write(reqId, handle, offset, data);
+    };
+    if (options.writeReplyDelayMs) setTimeout(answer, options.writeReplyDelayMs);
+    else answer();
+  });
   sftp.on('FSTAT', (reqId, handle) =>
     attempt(reqId, () => {
       const fd = files.get(handle.toString('hex'));

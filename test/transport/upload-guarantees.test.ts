@@ -189,3 +189,52 @@ describe('a refused rename', () => {
     },
   );
 });
+
+describe('a file over one write request', () => {
+  const content = Buffer.from(Array.from({ length: 600_000 }, (_, i) => (i * 7919) % 251));
+  const servers: LyingSftpServer[] = [];
+  const server = async (options: Parameters<typeof startLyingSftpServer>[0]): Promise<LyingSftpServer> => {
+    const started = await startLyingSftpServer(options);
+    servers.push(started);
+    return started;
+  };
+  afterAll(async () => {
+    for (const started of servers) await started.stop();
+  });
+
+  it('on an OpenSSH server (auto) keeps 16 writes outstanding; the size is checked only once every write was answered', async () => {
+    // Writes answered 20 ms late, FSTAT at once: an fstat sent before the writes were answered would see a short file.
+    const openssh = await server({ offerPosixRename: true, ident: 'OpenSSH_9.2p1', writeReplyDelayMs: 20 });
+    const { target, dir } = targetOn(openssh);
+    await using(target, () => target.upload({ relativePath: 'big.pdf', bytes: content, onExisting: 'fail' }));
+    expect(readFileSync(join(openssh.root, dir, 'big.pdf')).equals(content)).toBe(true);
+    expect(openssh.writes.received).toBe(Math.ceil(content.length / 31_952));
+    expect(openssh.writes.maxOutstanding).toBe(16);
+    expect(readdirSync(join(openssh.root, dir))).toEqual(['big.pdf']);
+  });
+
+  it('on a server that is not OpenSSH (auto) writes one request at a time; writesInFlight: 4 keeps 4 outstanding', async () => {
+    const other = await server({ offerPosixRename: true, writeReplyDelayMs: 5 });
+    const { target, dir } = targetOn(other);
+    await using(target, () => target.upload({ relativePath: 'one.pdf', bytes: content, onExisting: 'fail' }));
+    expect(readFileSync(join(other.root, dir, 'one.pdf')).equals(content)).toBe(true);
+    expect(other.writes.maxOutstanding).toBe(1);
+
+    const four = targetOn(other, { upload: { writesInFlight: 4 } });
+    await using(four.target, () =>
+      four.target.upload({ relativePath: 'four.pdf', bytes: content, onExisting: 'fail' }),
+    );
+    expect(readFileSync(join(other.root, four.dir, 'four.pdf')).equals(content)).toBe(true);
+    expect(other.writes.maxOutstanding).toBe(4);
+  });
+
+  it('a write refused in the middle fails the upload with the server’s reason; nothing is published and the temp file is removed', async () => {
+    const full = await server({ offerPosixRename: true, ident: 'OpenSSH_9.2p1', failWriteAtOffset: 4 * 31_952 });
+    const { target, dir } = targetOn(full);
+    const error = await using(target, () =>
+      failure(target.upload({ relativePath: 'refused.pdf', bytes: content, onExisting: 'fail' })),
+    );
+    expect(error.message).toContain('no space left on device');
+    expect(readdirSync(join(full.root, dir))).toEqual([]);
+  });
+});

@@ -1,12 +1,12 @@
 import { createConnection } from 'node:net';
-import type { Algorithms, ConnectConfig } from 'ssh2';
+import type { Algorithms, ConnectConfig, SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { TargetConfig } from '../config.ts';
 import { classifyError, TransportError } from '../errors.ts';
 import { knownKeyTypes, verifyHostKey, type HostKeyPolicy, type HostKeyVerdict } from '../hostkey.ts';
 import type { Connection, Credentials, TargetContext } from './context.ts';
 import { delay, withTimeout } from './operations.ts';
-import { offersExtension, rawClient, socketBatcher } from './ssh2-internals.ts';
+import { isOpenSshServer, offersExtension, rawClient, socketBatcher } from './ssh2-internals.ts';
 
 /** Connects with backoff; host-key, credential and abort failures are not retried. */
 export async function connectWithRetry(
@@ -103,6 +103,7 @@ async function connectOnce(context: TargetContext, credentials: Credentials): Pr
       alive: true,
       lastUsedAt: Date.now(),
       posixRename: offersExtension(sftp, 'posix-rename@openssh.com'),
+      writesInFlight: writesInFlightFor(config.upload.writesInFlight, sftp),
       batch: socketBatcher(ssh),
     };
     counters.connects++;
@@ -205,4 +206,12 @@ export function algorithmsFor(
   );
   if (types.length === 0) return algorithms;
   return { ...(algorithms ?? {}), serverHostKey: { prepend: types, append: [], remove: [] } } as Algorithms;
+}
+
+/** OpenSSH's sftp-server works through a handle's requests one by one, in order; others may not. */
+const OPENSSH_WRITES_IN_FLIGHT = 16;
+
+function writesInFlightFor(setting: number | 'auto', sftp: SFTPWrapper): number {
+  if (setting !== 'auto') return setting;
+  return isOpenSshServer(sftp) ? OPENSSH_WRITES_IN_FLIGHT : 1;
 }

@@ -33,6 +33,8 @@ export interface Connection {
   alive: boolean;
   lastUsedAt: number;
   readonly posixRename: boolean;
+  /** Write requests of one file kept outstanding (`upload.writesInFlight`, resolved for this server). */
+  readonly writesInFlight: number;
   /** Holds back the socket writes of requests sent back to back, so they leave in one segment. */
   readonly batch: (send: () => void) => void;
 }

@@ -19,8 +19,8 @@ const SINGLE_WRITE_BYTES = 34_000 - 2 * 1024;
 /**
  * A file that fits one write request: write, optional fchmod, fstat and close go out back to back on
  * one handle. SFTP servers answer a handle's requests in order, so the fstat sees every byte written
- * and the whole file costs one round trip after the open. Larger files are written one request after
- * another (no parallel writes: some servers mishandle them), then checked the same way.
+ * and the whole file costs one round trip after the open. Larger files go as several write requests,
+ * up to `conn.writesInFlight` outstanding at once, then are checked the same way.
  */
 export async function writeWholeFile(
   conn: Connection,
@@ -41,9 +41,11 @@ export async function writeWholeFile(
 }
 
 /**
- * Writes chunks as they come (a download, say), one write request after another, so only the chunk
- * being written is held; then fchmod, fstat and close as for a whole file. `written` counts the bytes
- * sent, for the size check against what the server stored.
+ * Writes chunks as they come (a download, say), keeping up to `conn.writesInFlight` write requests
+ * outstanding (one round trip for several requests, not one each); only the chunks of those requests
+ * are held. The fstat and close go out once every write was answered, so even a server that works on
+ * requests in parallel reports the whole file's size. `written` counts the bytes sent, for the size
+ * check against what the server stored.
  */
 export async function writeStreamedFile(
   conn: Connection,
@@ -52,14 +54,30 @@ export async function writeStreamedFile(
   mode: number | undefined,
 ): Promise<{ size: number; written: number }> {
   let written = 0;
+  const inFlight = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  const send = (chunk: Buffer, from: number, length: number): void => {
+    const write: Promise<void> = writeAt(conn, handle, chunk, from, written, length).then(
+      () => void inFlight.delete(write),
+      (error: unknown) => {
+        inFlight.delete(write);
+        failure ??= { error };
+      },
+    );
+    inFlight.add(write);
+  };
   try {
     for await (const chunk of chunks) {
       for (let at = 0; at < chunk.length; at += SINGLE_WRITE_BYTES) {
+        while (inFlight.size >= conn.writesInFlight && !failure) await Promise.race(inFlight);
+        if (failure) throw failure.error;
         const length = Math.min(SINGLE_WRITE_BYTES, chunk.length - at);
-        await writeAt(conn, handle, chunk, at, written, length);
+        send(chunk, at, length);
         written += length;
       }
     }
+    while (inFlight.size > 0 && !failure) await Promise.race(inFlight);
+    if (failure) throw failure.error;
   } catch (error) {
     await call<void>((cb) => conn.sftp.close(handle, (closeError) => cb(closeError, undefined))).catch(() => undefined);
     throw error;

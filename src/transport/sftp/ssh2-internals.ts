@@ -49,3 +49,8 @@ export function offersExtension(sftp: SFTPWrapper, name: string): boolean {
   const extensions = (sftp as unknown as { _extensions?: Record<string, string> })._extensions;
   return extensions !== undefined && Object.hasOwn(extensions, name);
 }
+
+/** ssh2 records whether the server's version string says OpenSSH; absent means "assume not". */
+export function isOpenSshServer(sftp: SFTPWrapper): boolean {
+  return (sftp as unknown as { _isOpenSSH?: boolean })._isOpenSSH === true;
+}
