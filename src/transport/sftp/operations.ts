@@ -68,12 +68,19 @@ export async function writeStreamedFile(
   };
   try {
     for await (const chunk of chunks) {
-      for (let at = 0; at < chunk.length; at += SINGLE_WRITE_BYTES) {
+      let at = 0;
+      while (at < chunk.length) {
         while (inFlight.size >= conn.writesInFlight && !failure) await Promise.race(inFlight);
         if (failure) throw failure.error;
-        const length = Math.min(SINGLE_WRITE_BYTES, chunk.length - at);
-        send(chunk, at, length);
-        written += length;
+        // The writes that fit go out corked: one writev for all their SSH packets instead of a syscall each.
+        conn.batch(() => {
+          while (at < chunk.length && inFlight.size < conn.writesInFlight) {
+            const length = Math.min(SINGLE_WRITE_BYTES, chunk.length - at);
+            send(chunk, at, length);
+            written += length;
+            at += length;
+          }
+        });
       }
     }
     while (inFlight.size > 0 && !failure) await Promise.race(inFlight);
