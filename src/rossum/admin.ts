@@ -1,9 +1,7 @@
 import { z } from 'zod';
-import { describeError } from '../errors.ts';
 import { RossumClient } from './client.ts';
 import { rossumApiConfigSchema, type RossumApiConfigInput } from './config.ts';
 import { RossumApiError } from './errors.ts';
-import { truncateContent } from './limits.ts';
 
 /** A Rossum hook object (`/v1/hooks`), the fields the bridge reads or sets; the rest is kept as is. */
 export const rossumHookSchema = z.looseObject({
@@ -48,14 +46,12 @@ export class RossumAdminApi {
   private readonly config: z.output<typeof rossumApiConfigSchema>;
   private readonly client: RossumClient;
   private readonly secrets: string[];
-  private key: string | undefined;
 
   /** `apiRoot` is the API root ending in `/api` (`rossum.baseUrl`); `extraSecrets` are scrubbed from messages too (the hook secret). */
   constructor(options: { config: RossumApiConfigInput; apiRoot: string; extraSecrets?: string[] }) {
     this.client = new RossumClient({ config: options.config, baseUrl: options.apiRoot });
     this.config = rossumApiConfigSchema.parse(options.config);
     this.apiRoot = this.client.apiRoot;
-    this.key = this.config.token;
     this.secrets = [this.config.token, this.config.password, ...(options.extraSecrets ?? [])].filter(
       (s): s is string => s !== undefined && s.length >= 4,
     );
@@ -126,69 +122,14 @@ export class RossumAdminApi {
     return next.slice(this.apiRoot.length);
   }
 
+  /** One attempt through the client; its messages are scrubbed of the client's credentials, and here of the hook secret too. */
   private async call(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown): Promise<unknown> {
-    this.key ??= await this.client.login();
-    const key = this.key;
     try {
-      return await this.once(method, path, body, key);
+      return await this.client.callOnce(method, path, body);
     } catch (error) {
-      if (!(error instanceof RossumApiError) || error.statusCode !== 401 || this.config.username === undefined)
-        throw error;
-      this.key = await this.client.login();
-      return this.once(method, path, body, this.key);
+      if (!(error instanceof RossumApiError)) throw error;
+      throw this.error(error.code, error.message, error.statusCode, error.method, error.path, error.permanent);
     }
-  }
-
-  private async once(method: string, path: string, body: unknown, key: string): Promise<unknown> {
-    const headers: Record<string, string> = {
-      accept: 'application/json',
-      authorization: `${this.config.authScheme} ${key}`,
-    };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(`${this.apiRoot}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.config.timeoutMs),
-        redirect: 'manual',
-      });
-      text = await response.text();
-    } catch (error) {
-      const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-      const timedOut = error instanceof Error && error.name === 'TimeoutError';
-      throw this.error(
-        timedOut ? 'ROSSUM_TIMEOUT' : 'ROSSUM_UNREACHABLE',
-        `Rossum (${this.apiRoot}) did not answer ${method} ${path}: ${describeError(cause)}`,
-        null,
-        method,
-        path,
-        false,
-      );
-    }
-    const status = response.status;
-    if (status >= 200 && status < 300) {
-      if (text.trim() === '') return undefined;
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw this.error(
-          'ROSSUM_BAD_RESPONSE',
-          `Rossum answered ${method} ${path} with non-JSON (HTTP ${status})`,
-          status,
-          method,
-          path,
-          false,
-        );
-      }
-    }
-    const summary = `Rossum answered ${method} ${path} with HTTP ${status}${detailOf(text)}`;
-    if (status === 401) throw this.error('ROSSUM_UNAUTHORIZED', summary, status, method, path, true);
-    if (status === 429) throw this.error('ROSSUM_RATE_LIMITED', summary, status, method, path, false);
-    if (status >= 500 || status === 408) throw this.error('ROSSUM_SERVER_ERROR', summary, status, method, path, false);
-    throw this.error('ROSSUM_REQUEST_REJECTED', summary, status, method, path, true);
   }
 
   private parse<T>(schema: z.ZodType<T>, value: unknown, method: string, path: string): T {
@@ -214,7 +155,7 @@ export class RossumAdminApi {
     permanent: boolean,
   ): RossumApiError {
     let scrubbed = message;
-    for (const secret of [...this.secrets, this.key])
+    for (const secret of this.secrets)
       if (secret !== undefined && secret.length >= 4) scrubbed = scrubbed.split(secret).join('[redacted]');
     return new RossumApiError(code, scrubbed, {
       statusCode,
@@ -224,20 +165,4 @@ export class RossumAdminApi {
       host: new URL(this.apiRoot).host,
     });
   }
-}
-
-function detailOf(text: string): string {
-  const trimmed = text.trim();
-  if (trimmed === '') return '';
-  let detail = trimmed;
-  try {
-    const json = JSON.parse(trimmed) as unknown;
-    detail =
-      typeof json === 'object' && json !== null && 'detail' in json && typeof json.detail === 'string'
-        ? json.detail
-        : JSON.stringify(json);
-  } catch {
-    // plain text: shown as is
-  }
-  return `: ${truncateContent(detail.replace(/\s+/g, ' '), 300)}`;
 }

@@ -80,6 +80,8 @@ export interface RequestSpec extends WriteOptions {
   method: 'GET' | 'POST' | 'PATCH';
   path: string;
   body?: unknown;
+  /** Attempts for this call (default `retry.attempts`): 1 for an operator's tool, where a retry only hides why. */
+  attempts?: number;
 }
 
 export interface WriteOptions {

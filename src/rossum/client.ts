@@ -290,6 +290,14 @@ export class RossumClient {
     }
   }
 
+  /**
+   * One call the way an operator's tool (`doctor`, `hook`) makes it: the same login, 401 re-login, rate
+   * limit and reading of the reply as every other call, but a single attempt.
+   */
+  callOnce(method: RequestSpec['method'], path: string, body?: unknown): Promise<unknown> {
+    return this.request({ method, path, body, attempts: 1 });
+  }
+
   /** An authenticated call: logs in (or renews the token) when needed and logs in once more after a 401. */
   private async request(spec: RequestSpec): Promise<unknown> {
     let key = await this.currentKey();
@@ -305,7 +313,7 @@ export class RossumClient {
 
   /** One logical call with retries for 408/429/5xx and connection errors. */
   private async send(spec: RequestSpec, key: string | undefined): Promise<unknown> {
-    const { attempts } = this.config.retry;
+    const attempts = spec.attempts ?? this.config.retry.attempts;
     for (let attempt = 1; ; attempt++) {
       let failure: RossumApiError;
       let waitMs: number | undefined;
