@@ -145,6 +145,10 @@ export class BatchSender {
 
   constructor(private readonly options: BatchSenderOptions) {}
 
+  private get leaseMs(): number {
+    return this.options.leaseMs ?? 120_000;
+  }
+
   start(): void {
     this.schedule(0);
   }
@@ -191,7 +195,7 @@ export class BatchSender {
     }
     let sent = 0;
     while (!this.stopped) {
-      const batch = await ledger.claimDueBatch(owner, this.options.leaseMs ?? 120_000);
+      const batch = await ledger.claimDueBatch(owner, this.leaseMs);
       if (!batch) break;
       if (await this.send(batch)) sent++;
     }
@@ -206,7 +210,9 @@ export class BatchSender {
       if (!mapping?.renderBatch) throw new Error(`mapping ${batch.mappingName} is gone or no longer a batch mapping`);
       const target = this.options.targets.get(batch.target);
       if (!target) throw new Error(`target ${batch.target} is not configured`);
-      const opOptions = {};
+      // The send ends before the lease it holds can run out, so no other replica takes the batch over
+      // while this one still uploads it (a lease is not renewed mid-send).
+      const opOptions = { signal: AbortSignal.timeout(Math.max(1_000, this.leaseMs - 1_000)) };
       if (batch.fileName && batch.sha256 && batch.bytes !== null) {
         // An earlier sender planned this file and may have uploaded it before it died.
         const planned = { remotePath: null, plannedPath: batch.fileName, bytes: batch.bytes, sha256: batch.sha256 };
