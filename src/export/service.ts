@@ -182,6 +182,11 @@ export class ExportService {
         'duplicate delivery while the first is in flight: waiting for its answer',
       );
       const first = await existing;
+      await this.options.ledger
+        .recordDuplicate(prepared.idempotencyKey, prepared.requestId)
+        .catch((error: unknown) =>
+          log.warn({ err: describeError(error) }, 'could not record the request_id of a duplicate delivery'),
+        );
       this.count('duplicate', prepared.target.name);
       return { ...first, outcome: first.statusCode === 200 ? 'duplicate' : first.outcome };
     }

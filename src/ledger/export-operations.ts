@@ -111,6 +111,22 @@ export function claim({ driver, now: clock, selectExport }: LedgerContext, input
   });
 }
 
+export function recordDuplicate(
+  { driver, now: clock }: LedgerContext,
+  idempotencyKey: string,
+  requestId: string,
+): Promise<void> {
+  return driver.transaction(async (tx) => {
+    const row = await tx.get<{ id: number; status: string }>('SELECT id, status FROM exports WHERE idempotency_key = ?', [
+      idempotencyKey,
+    ]);
+    if (!row) return;
+    const now = clock();
+    await tx.run(ADD_REQUEST, [row.id, requestId, now]);
+    await addEvent(tx, row.id, now, 'duplicate_answered', { requestId, status: row.status });
+  });
+}
+
 const COMPLETE = `UPDATE exports SET status = 'uploaded', remote_path = ?, reply = ?, error_code = NULL, error = NULL, lease_owner = NULL,
     lease_expires_at = NULL, updated_at = ?, uploaded_at = ?, remote_name = ?, remote_stem = ? WHERE id = ? AND lease_owner = ?`;
 

@@ -41,6 +41,10 @@ export class SqlLedger implements Ledger {
     return exports.claim(this.context, input);
   }
 
+  recordDuplicate(idempotencyKey: string, requestId: string): Promise<void> {
+    return exports.recordDuplicate(this.context, idempotencyKey, requestId);
+  }
+
   complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void> {
     return exports.complete(this.context, id, owner, result);
   }

@@ -300,6 +300,8 @@ export type OutcomeSettlement =
 export interface Ledger {
   readonly kind: 'sqlite' | 'postgres';
   claim(input: ClaimInput): Promise<ClaimResult>;
+  /** A delivery answered by an in-flight export of the same key (never claimed itself): its request_id and the fact are recorded. */
+  recordDuplicate(idempotencyKey: string, requestId: string): Promise<void>;
   complete(id: number, owner: string, result: { remotePath: string; reply: StoredReply }): Promise<void>;
   /** A transient failure keeps `failure.keep` (when they hash to the recorded sha256) for a console retry; a permanent one frees them. */
   fail(id: number, owner: string, failure: FailureInput): Promise<void>;
