@@ -110,7 +110,6 @@ export async function runFaultStream(
   const unsentAtEnd = probe.unsentBatches();
   while (probe.unsentBatches() > 0 && Date.now() < batchesUntil) await sleep(100);
   log(`${unsentAtEnd} batches unsent after the retries; all sent by ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  await sleep(300);
   await observer.stop();
 
   // ── the ack loop settles: every answer recorded and archived, every silence past its deadline, Rossum told ──

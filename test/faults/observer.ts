@@ -35,9 +35,12 @@ export class InboundObserver {
     this.loop = this.observe();
   }
 
+  /** Stops after one last look at every name (what changed since the last full look is not missed). */
   async stop(): Promise<void> {
     this.observing = false;
     await this.loop;
+    for (const name of [...this.changed, ...this.listing()]) this.inspect(name);
+    this.changed.clear();
   }
 
   private async observe(): Promise<void> {
