@@ -84,26 +84,29 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
   const renames: RecordedRename[] = [];
   const writes: WriteStats = { received: 0, maxOutstanding: 0 };
   const connections = new Set<Connection>();
-  const server = new Server({ hostKeys: [keys.private], ...(options.ident ? { ident: options.ident } : {}) }, (client) => {
-    connections.add(client);
-    client.on('close', () => connections.delete(client));
-    client.on('error', () => undefined);
-    client.on('authentication', (context) => {
-      if (context.method === 'password' && context.username === USERNAME && context.password === PASSWORD)
-        context.accept();
-      else context.reject(['password']);
-    });
-    client.on('ready', () => {
-      client.on('session', (acceptSession) => {
-        const session = acceptSession();
-        session.on('sftp', (acceptSftp) => {
-          const sftp = acceptSftp();
-          if (options.offerPosixRename) advertisePosixRename(sftp);
-          serveFolder(sftp, root, options, renames, writes);
+  const server = new Server(
+    { hostKeys: [keys.private], ...(options.ident ? { ident: options.ident } : {}) },
+    (client) => {
+      connections.add(client);
+      client.on('close', () => connections.delete(client));
+      client.on('error', () => undefined);
+      client.on('authentication', (context) => {
+        if (context.method === 'password' && context.username === USERNAME && context.password === PASSWORD)
+          context.accept();
+        else context.reject(['password']);
+      });
+      client.on('ready', () => {
+        client.on('session', (acceptSession) => {
+          const session = acceptSession();
+          session.on('sftp', (acceptSftp) => {
+            const sftp = acceptSftp();
+            if (options.offerPosixRename) advertisePosixRename(sftp);
+            serveFolder(sftp, root, options, renames, writes);
+          });
         });
       });
-    });
-  });
+    },
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {

@@ -238,3 +238,46 @@ describe('a file over one write request', () => {
     expect(readdirSync(join(full.root, dir))).toEqual([]);
   });
 });
+
+describe('a streamed upload and its server’s silence', () => {
+  const content = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 31) % 253));
+  const servers: LyingSftpServer[] = [];
+  const server = async (options: Parameters<typeof startLyingSftpServer>[0]): Promise<LyingSftpServer> => {
+    const started = await startLyingSftpServer(options);
+    servers.push(started);
+    return started;
+  };
+  afterAll(async () => {
+    for (const started of servers) await started.stop();
+  });
+
+  it('a streamed upload whose server stops answering fails after operationTimeoutMs, retryable, naming host and path', async () => {
+    const silent = await server({ offerPosixRename: true, writeReplyDelayMs: 60_000 });
+    const { target } = targetOn(silent, { pool: { operationTimeoutMs: 300 } });
+    async function* chunks(): AsyncGenerator<Buffer> {
+      yield content.subarray(0, 1000);
+    }
+    const started = Date.now();
+    const error = await using(target, () =>
+      failure(target.upload({ relativePath: 'stalled.pdf', stream: chunks(), onExisting: 'fail' })),
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(error.code).toBe('OPERATION_TIMEOUT');
+    expect(error.permanent).toBe(false);
+    expect(error.message).toBe(
+      `upload on ${hostOf(silent)} (stalled.pdf): no answer within 300 ms; the connection was dropped`,
+    );
+  });
+
+  it('time spent waiting for a slow source does not count against the server', async () => {
+    const prompt = await server({ offerPosixRename: true });
+    const { target, dir } = targetOn(prompt, { pool: { operationTimeoutMs: 300 } });
+    async function* slowly(): AsyncGenerator<Buffer> {
+      yield content.subarray(0, 50_000);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      yield content.subarray(50_000);
+    }
+    await using(target, () => target.upload({ relativePath: 'slow.pdf', stream: slowly(), onExisting: 'fail' }));
+    expect(readFileSync(join(prompt.root, dir, 'slow.pdf')).equals(content)).toBe(true);
+  });
+});
