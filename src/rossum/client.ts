@@ -290,10 +290,7 @@ export class RossumClient {
     }
   }
 
-  /**
-   * One call the way an operator's tool (`doctor`, `hook`) makes it: the same login, 401 re-login, rate
-   * limit and reading of the reply as every other call, but a single attempt.
-   */
+  /** One call as an operator's tool (`doctor`, `hook`) makes it: everything as usual, but a single attempt. */
   callOnce(method: RequestSpec['method'], path: string, body?: unknown): Promise<unknown> {
     return this.request({ method, path, body, attempts: 1 });
   }
