@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { createTarget, type Target, type TargetConfigInput } from '../../src/transport/index.ts';
+import { createTarget, type Target, type TargetConfigInput, type TransportHooks } from '../../src/transport/index.ts';
 import { startLyingSftpServer, type LyingSftpServer } from '../support/lying-sftp-server.ts';
 import { failure } from './helpers.ts';
 
@@ -16,6 +16,7 @@ let counter = 0;
 function targetOn(
   server: LyingSftpServer,
   overrides: Partial<TargetConfigInput> = {},
+  metrics?: TransportHooks,
 ): { target: Target; dir: string } {
   counter++;
   const dir = `case-${counter}`;
@@ -29,7 +30,7 @@ function targetOn(
       retry: { attempts: 1 },
       ...overrides,
     },
-    { logger: silentLogger() },
+    { logger: silentLogger(), ...(metrics ? { metrics } : {}) },
   );
   return { target, dir };
 }
@@ -190,17 +191,22 @@ describe('a refused rename', () => {
   );
 });
 
-describe('a file over one write request', () => {
-  const content = Buffer.from(Array.from({ length: 600_000 }, (_, i) => (i * 7919) % 251));
+/** A lying server started for one test, stopped once its describe block is done. */
+function serversPerBlock(): (options: Parameters<typeof startLyingSftpServer>[0]) => Promise<LyingSftpServer> {
   const servers: LyingSftpServer[] = [];
-  const server = async (options: Parameters<typeof startLyingSftpServer>[0]): Promise<LyingSftpServer> => {
+  afterAll(async () => {
+    for (const started of servers) await started.stop();
+  });
+  return async (options) => {
     const started = await startLyingSftpServer(options);
     servers.push(started);
     return started;
   };
-  afterAll(async () => {
-    for (const started of servers) await started.stop();
-  });
+}
+
+describe('a file over one write request', () => {
+  const content = Buffer.from(Array.from({ length: 600_000 }, (_, i) => (i * 7919) % 251));
+  const server = serversPerBlock();
 
   it('on an OpenSSH server (auto) keeps 16 writes outstanding; the size is checked only once every write was answered', async () => {
     // Writes answered 20 ms late, FSTAT at once: an fstat sent before the writes were answered would see a short file.
@@ -241,15 +247,7 @@ describe('a file over one write request', () => {
 
 describe('a streamed upload and its server’s silence', () => {
   const content = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 31) % 253));
-  const servers: LyingSftpServer[] = [];
-  const server = async (options: Parameters<typeof startLyingSftpServer>[0]): Promise<LyingSftpServer> => {
-    const started = await startLyingSftpServer(options);
-    servers.push(started);
-    return started;
-  };
-  afterAll(async () => {
-    for (const started of servers) await started.stop();
-  });
+  const server = serversPerBlock();
 
   it('a streamed upload whose server stops answering fails after operationTimeoutMs, retryable, naming host and path', async () => {
     const silent = await server({ offerPosixRename: true, writeReplyDelayMs: 60_000 });
@@ -272,19 +270,11 @@ describe('a streamed upload and its server’s silence', () => {
 
   it('time spent waiting for a slow source does not count against the server, and the check stops with the upload', async () => {
     const prompt = await server({ offerPosixRename: true });
-    const dir = 'slow-source';
-    mkdirSync(join(prompt.root, dir), { recursive: true });
     let connects = 0;
-    const target = createTarget(
-      'liar',
-      {
-        url: prompt.url(dir),
-        hostKey: prompt.hostKeyFingerprint,
-        password: prompt.password,
-        retry: { attempts: 1 },
-        pool: { operationTimeoutMs: 300 },
-      },
-      { logger: silentLogger(), metrics: { onConnect: () => void connects++ } },
+    const { target, dir } = targetOn(
+      prompt,
+      { pool: { operationTimeoutMs: 300 } },
+      { onConnect: () => void connects++ },
     );
     async function* slowly(): AsyncGenerator<Buffer> {
       yield content.subarray(0, 50_000);
