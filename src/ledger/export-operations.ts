@@ -117,9 +117,10 @@ export function recordDuplicate(
   requestId: string,
 ): Promise<void> {
   return driver.transaction(async (tx) => {
-    const row = await tx.get<{ id: number; status: string }>('SELECT id, status FROM exports WHERE idempotency_key = ?', [
-      idempotencyKey,
-    ]);
+    const row = await tx.get<{ id: number; status: string }>(
+      'SELECT id, status FROM exports WHERE idempotency_key = ?',
+      [idempotencyKey],
+    );
     if (!row) return;
     const now = clock();
     await tx.run(ADD_REQUEST, [row.id, requestId, now]);
