@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SshdInstance } from '../support/sshd.ts';
@@ -55,6 +55,111 @@ describe('an upload abandoned on a stalled link', () => {
       expect(readdirSync(join(sshd.root, folder))).toEqual(['after.xml']);
     } finally {
       proxy.resume();
+      await target.close();
+    }
+  });
+});
+
+describe('an upload whose connection is reset mid-write', () => {
+  let sshd: SshdInstance;
+  let cleanup: () => Promise<void>;
+  let proxy: TcpProxy;
+
+  beforeAll(async () => {
+    ({ sshd, cleanup } = await withSshd());
+    // A slow link, so the write is still going when the reset comes.
+    proxy = await TcpProxy.start(sshd.port, sshd.host, { oneWayDelayMs: 40 });
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await cleanup();
+  });
+
+  it('the retry on a new connection removes the temp file the lost one left, and publishes the file once', async () => {
+    const folder = uniqueFolder('reset');
+    const viaProxy = new URL(sshd.url(folder));
+    viaProxy.port = String(proxy.port);
+    const target = sftpTarget(sshd, folder, {
+      url: viaProxy.toString(),
+      pool: { size: 1, operationTimeoutMs: 5_000 },
+      retry: { attempts: 2, minDelayMs: 0, maxDelayMs: 0 },
+      upload: { writesInFlight: 1 },
+    });
+    const content = Buffer.from(Array.from({ length: 400_000 }, (_, i) => (i * 13) % 241));
+    const dir = join(sshd.root, folder);
+    const temps = (): string[] => {
+      try {
+        return readdirSync(dir).filter((name) => name.endsWith('.part'));
+      } catch {
+        return [];
+      }
+    };
+    try {
+      await target.check();
+      const upload = target.upload({ relativePath: 'reset.pdf', bytes: content, onExisting: 'fail' });
+      // One write at a time over 80 ms round trips: the temp file exists for about a second.
+      const deadline = Date.now() + 5_000;
+      while (temps().length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      const leftBehind = temps();
+      expect(leftBehind).toHaveLength(1);
+      proxy.reset();
+      await upload;
+      expect(readdirSync(dir)).toEqual(['reset.pdf']);
+      expect(readFileSync(join(dir, 'reset.pdf')).equals(content)).toBe(true);
+    } finally {
+      await target.close();
+    }
+  });
+});
+
+describe('an upload whose connection is reset after the rename was sent', () => {
+  let sshd: SshdInstance;
+  let cleanup: () => Promise<void>;
+  let proxy: TcpProxy;
+
+  beforeAll(async () => {
+    ({ sshd, cleanup } = await withSshd());
+    // The rename's answer spends 200 ms on the way back: the reset comes while it is still on the link, even on a
+    // loaded machine (the test polls the folder and resets as soon as the file is there).
+    proxy = await TcpProxy.start(sshd.port, sshd.host, { oneWayDelayMs: 200 });
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await cleanup();
+  });
+
+  it('is not uploaded again (the rename may have happened): one file, even under onExisting: version', async () => {
+    const folder = uniqueFolder('committed');
+    const viaProxy = new URL(sshd.url(folder));
+    viaProxy.port = String(proxy.port);
+    const target = sftpTarget(sshd, folder, {
+      url: viaProxy.toString(),
+      pool: { size: 1, operationTimeoutMs: 8_000, connectTimeoutMs: 8_000 },
+      retry: { attempts: 3, minDelayMs: 0, maxDelayMs: 0 },
+    });
+    const dir = join(sshd.root, folder);
+    const published = (): boolean => {
+      try {
+        return readdirSync(dir).includes('invoice.xml');
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await target.check();
+      const upload = target.upload({
+        relativePath: 'invoice.xml',
+        bytes: Buffer.from('<invoice/>'),
+        onExisting: 'version',
+      });
+      upload.catch(() => undefined);
+      const deadline = Date.now() + 15_000;
+      while (!published() && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+      expect(published()).toBe(true);
+      proxy.reset();
+      await expect(upload).rejects.toThrow();
+      expect(readdirSync(dir)).toEqual(['invoice.xml']);
+    } finally {
       await target.close();
     }
   });
