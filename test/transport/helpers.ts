@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import {
   createTarget,
   isTransportError,
@@ -29,6 +30,21 @@ export async function withSshd(
       await sshd.stop();
       dir.remove();
     },
+  };
+}
+
+/** One private sshd for the calling file or describe block: started before its tests, stopped after them. */
+export function useSshd(options: Partial<StartSshdOptions> = {}): () => SshdInstance {
+  let started: { sshd: SshdInstance; cleanup(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    started = await withSshd(options);
+  });
+  afterAll(async () => {
+    await started?.cleanup();
+  });
+  return () => {
+    if (!started) throw new Error('useSshd: the sshd is not started yet (call it from a test or a hook)');
+    return started.sshd;
   };
 }
 

@@ -1,38 +1,65 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SshdInstance } from '../support/sshd.ts';
-import { TcpProxy } from '../support/tcp-proxy.ts';
-import { failure, sftpTarget, uniqueFolder, withSshd } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import type { Target, TargetConfigInput } from '../../src/transport/index.ts';
+import { type LinkShape, TcpProxy } from '../support/tcp-proxy.ts';
+import { failure, sftpTarget, uniqueFolder, useSshd } from './helpers.ts';
 
 /**
- * An upload whose link stalls: the operation times out and the connection is abandoned. Whatever the
- * abandoned connection had queued must never reach the server once the link resumes, or an OPEN sent
- * into the stall creates a temp file after every cleanup has run (a leftover no sweep removes).
+ * Uploads whose link fails under them, in-process (so the mutation run sees these branches): a stall
+ * that times an operation out, and TCP resets in the middle of a write and after the rename was sent.
+ * Whatever an abandoned connection had queued must never reach the server later, a lost attempt's temp
+ * file is removed by the retry, and an upload whose rename may have happened is never repeated.
  */
-describe('an upload abandoned on a stalled link', () => {
-  let sshd: SshdInstance;
-  let cleanup: () => Promise<void>;
-  let proxy: TcpProxy;
+const sshdOf = useSshd();
 
-  beforeAll(async () => {
-    ({ sshd, cleanup } = await withSshd());
-    proxy = await TcpProxy.start(sshd.port, sshd.host);
-  });
-  afterAll(async () => {
-    await proxy.close();
-    await cleanup();
-  });
+interface Link {
+  target: Target;
+  proxy: TcpProxy;
+  /** The target folder on sshd's disk. */
+  dir: string;
+  /** Names in the folder (none while it does not exist yet). */
+  names(): string[];
+  close(): Promise<void>;
+}
 
-  it('is reset, not closed: nothing it queued reaches sshd after the link resumes, and no temp file appears', async () => {
-    const folder = uniqueFolder('stalled');
-    const viaProxy = new URL(sshd.url(folder));
-    viaProxy.port = String(proxy.port);
-    const target = sftpTarget(sshd, folder, {
-      url: viaProxy.toString(),
-      pool: { size: 1, operationTimeoutMs: 400 },
-      retry: { attempts: 1 },
-    });
+/** A target on a fresh folder, reached through its own delay proxy (`shape`). */
+async function linkTo(label: string, shape: LinkShape, overrides: Partial<TargetConfigInput>): Promise<Link> {
+  const sshd = sshdOf();
+  const proxy = await TcpProxy.start(sshd.port, sshd.host, shape);
+  const folder = uniqueFolder(label);
+  const viaProxy = new URL(sshd.url(folder));
+  viaProxy.port = String(proxy.port);
+  const target = sftpTarget(sshd, folder, { url: viaProxy.toString(), ...overrides });
+  const dir = join(sshd.root, folder);
+  return {
+    target,
+    proxy,
+    dir,
+    names() {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return [];
+      }
+    },
+    async close() {
+      proxy.resume();
+      await target.close();
+      await proxy.close();
+    },
+  };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('an upload on a link that fails under it', () => {
+  it('abandoned on a stall, it is reset, not closed: nothing it queued reaches sshd after the link resumes', async () => {
+    const link = await linkTo('stalled', {}, { pool: { size: 1, operationTimeoutMs: 400 }, retry: { attempts: 1 } });
+    const { target, proxy } = link;
     try {
       await target.check();
       proxy.stall();
@@ -44,123 +71,73 @@ describe('an upload abandoned on a stalled link', () => {
       expect(proxy.heldTransfers).toBeGreaterThan(0);
       const reachedBefore = proxy.bytesToServer;
       // Until the proxy has seen the bridge's side of the connection go, resuming would race it.
-      const deadline = Date.now() + 5_000;
-      while (proxy.open > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      await waitFor(() => proxy.open === 0, 5_000);
       expect(proxy.open).toBe(0);
       proxy.resume();
       expect(proxy.bytesToServer - reachedBefore).toBe(0);
 
       // The same link works again, and the folder holds the new file only: no temp of the abandoned try.
       await target.upload({ relativePath: 'after.xml', bytes: Buffer.from('<after/>'), onExisting: 'fail' });
-      expect(readdirSync(join(sshd.root, folder))).toEqual(['after.xml']);
+      expect(link.names()).toEqual(['after.xml']);
     } finally {
-      proxy.resume();
-      await target.close();
+      await link.close();
     }
   });
-});
 
-describe('an upload whose connection is reset mid-write', () => {
-  let sshd: SshdInstance;
-  let cleanup: () => Promise<void>;
-  let proxy: TcpProxy;
-
-  beforeAll(async () => {
-    ({ sshd, cleanup } = await withSshd());
-    // A slow link, so the write is still going when the reset comes.
-    proxy = await TcpProxy.start(sshd.port, sshd.host, { oneWayDelayMs: 40 });
-  });
-  afterAll(async () => {
-    await proxy.close();
-    await cleanup();
-  });
-
-  it('the retry on a new connection removes the temp file the lost one left, and publishes the file once', async () => {
-    const folder = uniqueFolder('reset');
-    const viaProxy = new URL(sshd.url(folder));
-    viaProxy.port = String(proxy.port);
-    const target = sftpTarget(sshd, folder, {
-      url: viaProxy.toString(),
-      pool: { size: 1, operationTimeoutMs: 5_000 },
-      retry: { attempts: 2, minDelayMs: 0, maxDelayMs: 0 },
-      upload: { writesInFlight: 1 },
-    });
+  it('reset mid-write, the retry on a new connection removes the temp file the lost one left and publishes once', async () => {
+    // A slow link and one write at a time, so the write is still going when the reset comes.
+    const link = await linkTo(
+      'reset',
+      { oneWayDelayMs: 40 },
+      {
+        pool: { size: 1, operationTimeoutMs: 5_000 },
+        retry: { attempts: 2, minDelayMs: 0, maxDelayMs: 0 },
+        upload: { writesInFlight: 1 },
+      },
+    );
     const content = Buffer.from(Array.from({ length: 400_000 }, (_, i) => (i * 13) % 241));
-    const dir = join(sshd.root, folder);
-    const temps = (): string[] => {
-      try {
-        return readdirSync(dir).filter((name) => name.endsWith('.part'));
-      } catch {
-        return [];
-      }
-    };
+    const temps = (): string[] => link.names().filter((name) => name.endsWith('.part'));
     try {
-      await target.check();
-      const upload = target.upload({ relativePath: 'reset.pdf', bytes: content, onExisting: 'fail' });
-      // One write at a time over 80 ms round trips: the temp file exists for about a second.
-      const deadline = Date.now() + 5_000;
-      while (temps().length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
-      const leftBehind = temps();
-      expect(leftBehind).toHaveLength(1);
-      proxy.reset();
+      await link.target.check();
+      const upload = link.target.upload({ relativePath: 'reset.pdf', bytes: content, onExisting: 'fail' });
+      // Over 80 ms round trips the temp file exists for about a second.
+      await waitFor(() => temps().length > 0, 5_000);
+      expect(temps()).toHaveLength(1);
+      link.proxy.reset();
       await upload;
-      expect(readdirSync(dir)).toEqual(['reset.pdf']);
-      expect(readFileSync(join(dir, 'reset.pdf')).equals(content)).toBe(true);
+      expect(link.names()).toEqual(['reset.pdf']);
+      expect(readFileSync(join(link.dir, 'reset.pdf')).equals(content)).toBe(true);
     } finally {
-      await target.close();
+      await link.close();
     }
   });
-});
 
-describe('an upload whose connection is reset after the rename was sent', () => {
-  let sshd: SshdInstance;
-  let cleanup: () => Promise<void>;
-  let proxy: TcpProxy;
-
-  beforeAll(async () => {
-    ({ sshd, cleanup } = await withSshd());
+  it('reset after the rename was sent, it is not uploaded again (the rename may have happened), even under version', async () => {
     // The rename's answer spends 200 ms on the way back: the reset comes while it is still on the link, even on a
     // loaded machine (the test polls the folder and resets as soon as the file is there).
-    proxy = await TcpProxy.start(sshd.port, sshd.host, { oneWayDelayMs: 200 });
-  });
-  afterAll(async () => {
-    await proxy.close();
-    await cleanup();
-  });
-
-  it('is not uploaded again (the rename may have happened): one file, even under onExisting: version', async () => {
-    const folder = uniqueFolder('committed');
-    const viaProxy = new URL(sshd.url(folder));
-    viaProxy.port = String(proxy.port);
-    const target = sftpTarget(sshd, folder, {
-      url: viaProxy.toString(),
-      pool: { size: 1, operationTimeoutMs: 8_000, connectTimeoutMs: 8_000 },
-      retry: { attempts: 3, minDelayMs: 0, maxDelayMs: 0 },
-    });
-    const dir = join(sshd.root, folder);
-    const published = (): boolean => {
-      try {
-        return readdirSync(dir).includes('invoice.xml');
-      } catch {
-        return false;
-      }
-    };
+    const link = await linkTo(
+      'committed',
+      { oneWayDelayMs: 200 },
+      {
+        pool: { size: 1, operationTimeoutMs: 8_000, connectTimeoutMs: 8_000 },
+        retry: { attempts: 3, minDelayMs: 0, maxDelayMs: 0 },
+      },
+    );
     try {
-      await target.check();
-      const upload = target.upload({
+      await link.target.check();
+      const upload = link.target.upload({
         relativePath: 'invoice.xml',
         bytes: Buffer.from('<invoice/>'),
         onExisting: 'version',
       });
       upload.catch(() => undefined);
-      const deadline = Date.now() + 15_000;
-      while (!published() && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
-      expect(published()).toBe(true);
-      proxy.reset();
+      await waitFor(() => link.names().includes('invoice.xml'), 15_000);
+      expect(link.names()).toContain('invoice.xml');
+      link.proxy.reset();
       await expect(upload).rejects.toThrow();
-      expect(readdirSync(dir)).toEqual(['invoice.xml']);
+      expect(link.names()).toEqual(['invoice.xml']);
     } finally {
-      await target.close();
+      await link.close();
     }
   });
 });
