@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
@@ -11,6 +11,7 @@ import {
   type TransportHooks,
 } from '../../src/transport/index.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
+import type { LyingSftpServer } from '../support/lying-sftp-server.ts';
 import { startSshd, type SshdInstance, type StartSshdOptions } from '../support/sshd.ts';
 
 export function tempDir(prefix = 'bridge-transport-'): { path: string; remove(): void } {
@@ -68,6 +69,39 @@ export function sftpTarget(
       url: sshd.url(folder),
       hostKey: sshd.hostKeyFingerprint,
       privateKey: sshd.privateKey,
+      ...overrides,
+    },
+    { logger: silentLogger(), ...(metrics ? { metrics } : {}) },
+  );
+}
+
+/** An sftpTarget on `folder` whose connections go through `proxy` (a delayed or failing link) instead of straight to sshd. */
+export function sftpTargetVia(
+  proxy: { readonly port: number },
+  sshd: SshdInstance,
+  folder: string,
+  overrides: Partial<TargetConfigInput> = {},
+): Target {
+  const viaProxy = new URL(sshd.url(folder));
+  viaProxy.port = String(proxy.port);
+  return sftpTarget(sshd, folder, { ...overrides, url: viaProxy.toString() });
+}
+
+/** A target on `dir` (created) of the in-process lying SFTP server, one attempt per operation unless overridden. */
+export function lyingTarget(
+  server: LyingSftpServer,
+  dir: string,
+  overrides: Partial<TargetConfigInput> = {},
+  metrics?: TransportHooks,
+): Target {
+  mkdirSync(join(server.root, dir), { recursive: true });
+  return createTarget(
+    'liar',
+    {
+      url: server.url(dir),
+      hostKey: server.hostKeyFingerprint,
+      password: server.password,
+      retry: { attempts: 1 },
       ...overrides,
     },
     { logger: silentLogger(), ...(metrics ? { metrics } : {}) },

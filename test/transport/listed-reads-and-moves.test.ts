@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTransportError, type RemoteEntry, type SftpPoolStats, type Target } from '../../src/transport/index.ts';
 import type { SshdInstance } from '../support/sshd.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
-import { failure, sftpTarget, tempDir, uniqueFolder, withSshd } from './helpers.ts';
+import { failure, sftpTarget, sftpTargetVia, tempDir, uniqueFolder, withSshd } from './helpers.ts';
 import { startSwapper, stopSwapper, untilExists } from './swapper.ts';
 
 /*
@@ -33,9 +33,7 @@ afterAll(async () => {
 });
 
 function throughProxy(folder: string, inflightPerConnection = 1): Target {
-  const viaProxy = new URL(sshd.url(folder));
-  viaProxy.port = String(proxy.port);
-  return sftpTarget(sshd, folder, { url: viaProxy.toString(), pool: { size: 1, inflightPerConnection } });
+  return sftpTargetVia(proxy, sshd, folder, { pool: { size: 1, inflightPerConnection } });
 }
 
 async function listed(target: Target, dir: string): Promise<Map<string, RemoteEntry>> {

@@ -1,25 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/observability/logger.ts';
-import { createTarget, type Target, type TargetConfigInput } from '../../src/transport/index.ts';
 import { startLyingSftpServer, type LyingSftpServer } from '../support/lying-sftp-server.ts';
-import { failure } from './helpers.ts';
-
-function targetOn(server: LyingSftpServer, dir: string, overrides: Partial<TargetConfigInput> = {}): Target {
-  mkdirSync(join(server.root, dir), { recursive: true });
-  return createTarget(
-    'liar',
-    {
-      url: server.url(dir),
-      hostKey: server.hostKeyFingerprint,
-      password: server.password,
-      retry: { attempts: 1 },
-      ...overrides,
-    },
-    { logger: silentLogger() },
-  );
-}
+import { failure, lyingTarget } from './helpers.ts';
 
 describe('a server that stores short files', () => {
   let server: LyingSftpServer;
@@ -29,7 +12,7 @@ describe('a server that stores short files', () => {
   afterAll(async () => server.stop());
 
   it('fails the upload with SIZE_MISMATCH before the rename and leaves nothing under the final name (nor a temp file)', async () => {
-    const target = targetOn(server, 'short');
+    const target = lyingTarget(server, 'short');
     try {
       const bytes = Buffer.from('INVOICE;INV-1;100.00\n'.repeat(40));
       const error = await failure(target.upload({ relativePath: 'INV-1.csv', bytes, onExisting: 'fail' }));
@@ -43,7 +26,7 @@ describe('a server that stores short files', () => {
   });
 
   it('also refuses to overwrite an existing file with a short copy (the old file stays intact)', async () => {
-    const target = targetOn(server, 'short-overwrite');
+    const target = lyingTarget(server, 'short-overwrite');
     try {
       writeFileSync(join(server.root, 'short-overwrite', 'INV-2.csv'), 'previous complete file\n');
       const error = await failure(
@@ -65,7 +48,7 @@ describe('a server that stores short files', () => {
 describe('upload.mode', () => {
   it('is set before the file becomes visible: the file already has the mode when the server renames it', async () => {
     const server = await startLyingSftpServer({ offerPosixRename: true });
-    const target = targetOn(server, 'mode', { upload: { mode: '0604' } });
+    const target = lyingTarget(server, 'mode', { upload: { mode: '0604' } });
     try {
       await target.upload({ relativePath: 'M.csv', bytes: Buffer.from('x;y\n'), onExisting: 'fail' });
       expect(server.renames).toHaveLength(1);
@@ -81,7 +64,7 @@ describe('upload.mode', () => {
 describe('rename request chosen by what the server offers (observed on the server)', () => {
   it('uses posix-rename@openssh.com when the server offers it', async () => {
     const server = await startLyingSftpServer({ offerPosixRename: true });
-    const target = targetOn(server, 'offered');
+    const target = lyingTarget(server, 'offered');
     try {
       await target.upload({ relativePath: 'A.csv', bytes: Buffer.from('first\n'), onExisting: 'overwrite' });
       await target.upload({ relativePath: 'A.csv', bytes: Buffer.from('second\n'), onExisting: 'overwrite' });
@@ -98,7 +81,7 @@ describe('rename request chosen by what the server offers (observed on the serve
 
   it('falls back to plain rename (remove + rename on an existing file) when the server withholds it', async () => {
     const server = await startLyingSftpServer({ offerPosixRename: false });
-    const target = targetOn(server, 'withheld');
+    const target = lyingTarget(server, 'withheld');
     try {
       await target.upload({ relativePath: 'B.csv', bytes: Buffer.from('first\n'), onExisting: 'overwrite' });
       await target.upload({ relativePath: 'B.csv', bytes: Buffer.from('second\n'), onExisting: 'overwrite' });
@@ -115,7 +98,7 @@ describe('rename request chosen by what the server offers (observed on the serve
 
   it('upload.rename: posix against a server without it fails as UNSUPPORTED and publishes nothing', async () => {
     const server = await startLyingSftpServer({ offerPosixRename: false });
-    const target = targetOn(server, 'required', { upload: { rename: 'posix' } });
+    const target = lyingTarget(server, 'required', { upload: { rename: 'posix' } });
     try {
       const error = await failure(
         target.upload({ relativePath: 'C.csv', bytes: Buffer.from('x\n'), onExisting: 'overwrite' }),

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SftpPoolStats, Target, TargetConfigInput } from '../../src/transport/index.ts';
 import type { SshdInstance } from '../support/sshd.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
-import { sftpTarget, uniqueFolder, withSshd } from './helpers.ts';
+import { sftpTargetVia, uniqueFolder, withSshd } from './helpers.ts';
 
 /*
  * Through a link with a 100 ms round trip, one connection: N operations in flight must cost about one
@@ -29,11 +29,8 @@ describe('pipelined operations on one connection over a 100 ms round trip', () =
     await cleanup();
   });
 
-  function throughProxy(folder: string, overrides: Partial<TargetConfigInput>): Target {
-    const viaProxy = new URL(sshd.url(folder));
-    viaProxy.port = String(proxy.port);
-    return sftpTarget(sshd, folder, { ...overrides, url: viaProxy.toString() });
-  }
+  const throughProxy = (folder: string, overrides: Partial<TargetConfigInput>): Target =>
+    sftpTargetVia(proxy, sshd, folder, overrides);
 
   async function timeUploads(folder: string, inflight: number, label: string): Promise<{ one: number; all: number }> {
     const target = throughProxy(folder, { pool: { size: 1, inflightPerConnection: inflight } });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Target, TargetConfigInput } from '../../src/transport/index.ts';
 import { type LinkShape, TcpProxy } from '../support/tcp-proxy.ts';
-import { failure, sftpTarget, uniqueFolder, useSshd } from './helpers.ts';
+import { failure, sftpTargetVia, uniqueFolder, useSshd } from './helpers.ts';
 
 /**
  * Uploads whose link fails under them, in-process (so the mutation run sees these branches): a stall
@@ -28,9 +28,7 @@ async function linkTo(label: string, shape: LinkShape, overrides: Partial<Target
   const sshd = sshdOf();
   const proxy = await TcpProxy.start(sshd.port, sshd.host, shape);
   const folder = uniqueFolder(label);
-  const viaProxy = new URL(sshd.url(folder));
-  viaProxy.port = String(proxy.port);
-  const target = sftpTarget(sshd, folder, { url: viaProxy.toString(), ...overrides });
+  const target = sftpTargetVia(proxy, sshd, folder, overrides);
   const dir = join(sshd.root, folder);
   return {
     target,

@@ -1,10 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/observability/logger.ts';
-import { createTarget, type Target, type TargetConfigInput, type TransportHooks } from '../../src/transport/index.ts';
+import type { Target, TargetConfigInput, TransportHooks } from '../../src/transport/index.ts';
 import { startLyingSftpServer, type LyingSftpServer } from '../support/lying-sftp-server.ts';
-import { failure } from './helpers.ts';
+import { failure, lyingTarget } from './helpers.ts';
 
 /**
  * The atomic upload's promises one by one, in-process against the scriptable SFTP server (so the
@@ -20,18 +19,7 @@ function targetOn(
 ): { target: Target; dir: string } {
   counter++;
   const dir = `case-${counter}`;
-  mkdirSync(join(server.root, dir), { recursive: true });
-  const target = createTarget(
-    'liar',
-    {
-      url: server.url(dir),
-      hostKey: server.hostKeyFingerprint,
-      password: server.password,
-      retry: { attempts: 1 },
-      ...overrides,
-    },
-    { logger: silentLogger(), ...(metrics ? { metrics } : {}) },
-  );
+  const target = lyingTarget(server, dir, overrides, metrics);
   return { target, dir };
 }
 
