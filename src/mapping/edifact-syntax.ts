@@ -105,16 +105,16 @@ function substitute(level: EdifactSyntaxLevel, ch: string): string | undefined {
 
 /**
  * Makes `text` fit the syntax level per the mapping's `unencodable` policy. `what` names the output spot
- * and the datapoint for the error and the warning.
+ * and the datapoint for the error (asked only then); `warn` gets what was replaced.
  */
 export function fitToLevel(
   text: string,
   level: EdifactSyntaxLevel,
   policy: UnencodablePolicy,
   replacement: string,
-  what: string,
+  what: () => string,
   datapointId: number | undefined,
-  warn: (message: string) => void,
+  warn: (detail: string) => void,
 ): string {
   const rules = LEVELS[level];
   if (rules.all.test(text)) return text;
@@ -123,7 +123,7 @@ export function fitToLevel(
     if (policy === 'error') {
       throw mappingError(
         'MAPPING_UNENCODABLE',
-        `${what}: the character ${describeChar(ch)} is not allowed in EDIFACT syntax level ${level} (${rules.described}). Correct the value in Rossum, or set "unencodable: transliterate" or "replace" in the mapping.`,
+        `${what()}: the character ${describeChar(ch)} is not allowed in EDIFACT syntax level ${level} (${rules.described}). Correct the value in Rossum, or set "unencodable: transliterate" or "replace" in the mapping.`,
         datapointId,
       );
     }
@@ -132,7 +132,7 @@ export function fitToLevel(
     replaced.push(`${described} → "${instead ?? replacement}"`);
     return instead ?? replacement;
   });
-  warn(`${what}: replaced characters EDIFACT syntax level ${level} cannot hold: ${replaced.join(', ')}`);
+  warn(`replaced characters EDIFACT syntax level ${level} cannot hold: ${replaced.join(', ')}`);
   return out;
 }
 
@@ -142,27 +142,62 @@ export interface Segment {
   elements: string[][];
 }
 
-/** Writes one segment: escapes every value, and leaves out trailing empty components and elements. */
-export function writeSegment(segment: Segment): string {
-  let out = segment.tag;
-  // Empty elements are held back until a non-empty one follows, so trailing ones are never written.
-  let pendingElements = '';
-  for (const components of segment.elements) {
-    let element = '';
-    let pendingComponents = '';
-    for (let c = 0; c < components.length; c++) {
-      const value = components[c] as string;
-      if (c > 0) pendingComponents += SEPARATORS.component;
-      if (value === '') continue;
-      element += pendingComponents + escapeEdifact(value);
-      pendingComponents = '';
-    }
-    pendingElements += SEPARATORS.element;
-    if (element === '') continue;
-    out += pendingElements + element;
-    pendingElements = '';
+/**
+ * Writes one segment value by value: escapes each, and leaves out trailing empty components and elements
+ * (an empty one is held back until a non-empty one follows).
+ */
+export class SegmentWriter {
+  private out = '';
+  private element = '';
+  private pendingElements = '';
+  private pendingComponents = '';
+  private components = 0;
+
+  start(tag: string): void {
+    this.out = tag;
+    this.pendingElements = '';
+    this.element = '';
+    this.components = -1;
   }
-  return out + SEPARATORS.segment;
+
+  /** Begins the next element (the first included). */
+  nextElement(): void {
+    this.closeElement();
+    this.pendingElements += SEPARATORS.element;
+    this.element = '';
+    this.pendingComponents = '';
+    this.components = 0;
+  }
+
+  component(value: string): void {
+    if (this.components++ > 0) this.pendingComponents += SEPARATORS.component;
+    if (value === '') return;
+    this.element += this.pendingComponents + escapeEdifact(value);
+    this.pendingComponents = '';
+  }
+
+  finish(): string {
+    this.closeElement();
+    return this.out + SEPARATORS.segment;
+  }
+
+  private closeElement(): void {
+    if (this.element === '') return;
+    this.out += this.pendingElements + this.element;
+    this.pendingElements = '';
+    this.element = '';
+  }
+}
+
+/** Writes one segment given as plain values: escapes every value, and leaves out trailing empty components and elements. */
+export function writeSegment(segment: Segment): string {
+  const writer = new SegmentWriter();
+  writer.start(segment.tag);
+  for (const components of segment.elements) {
+    writer.nextElement();
+    for (const value of components) writer.component(value);
+  }
+  return writer.finish();
 }
 
 export interface Message {

@@ -1,13 +1,14 @@
 import { canonicalEncoding, type UnencodablePolicy } from './encoding.ts';
 import type { EdifactConfig, EdifactElement, EdifactNode, EdifactSyntaxLevel, NoRowsPolicy } from './edifact-schema.ts';
 import type { ValueSpec } from './schema.ts';
-import { fitsLevel, fitToLevel, writeInterchange, writeSegment } from './edifact-syntax.ts';
+import { fitsLevel, fitToLevel, SegmentWriter, writeInterchange } from './edifact-syntax.ts';
 import type { Emitter } from './emit.ts';
 import { mappingError } from './errors.ts';
 import { formatUtc, parseIsoDate } from './format.ts';
 import { compileCondition } from './conditions.ts';
 import {
   newScope,
+  warnAbout,
   type CompileEnv,
   type CompiledCondition,
   type CompiledTable,
@@ -186,15 +187,17 @@ export function edifactCharFilter(
   edifact: CompiledEdifact,
   policy: UnencodablePolicy,
   replacement: string,
-  warn: (message: string) => void,
 ): (text: string, scope: Scope) => string {
   const level = edifact.config.syntax;
   return (text, scope) => {
     if (fitsLevel(level, text)) return text;
-    const what = scope.datapoint
-      ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
-      : scope.at;
-    return fitToLevel(text, level, policy, replacement, what, scope.datapoint?.id, warn);
+    const what = () =>
+      scope.datapoint
+        ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
+        : String(scope.at);
+    return fitToLevel(text, level, policy, replacement, what, scope.datapoint?.id, (detail) =>
+      warnAbout(scope.doc, scope, detail),
+    );
   };
 }
 
@@ -228,6 +231,18 @@ function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
   }
 }
 
+/** Where a value goes; spelled out only when a message or --explain asks for it (most values never need it). */
+class SegmentLocation {
+  segment = 0;
+  tag = '';
+  row: RowScope | undefined;
+  component = '';
+
+  toString(): string {
+    return `segment ${this.segment} ${this.tag}${this.row ? ` (${this.row.label})` : ''}${this.component}`;
+  }
+}
+
 function reference(emitter: Emitter, value: CompiledValue, scope: Scope, at: string): string {
   const text = emitter.value(value, scope, at) ?? '';
   if (text === '')
@@ -254,29 +269,27 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
 
   const explaining = emitter.trace !== null;
   const segments: string[] = new Array(planned.length);
-  // Consecutive segments of one line item share its label: put " (line_items row 3)" together once per row.
-  let labelledRow: RowScope | undefined;
-  let rowSuffix = '';
+  const location = new SegmentLocation();
+  const writer = new SegmentWriter();
   for (let i = 0; i < planned.length; i++) {
     const { node, row } = planned[i] as Planned;
     scope.row = row;
-    if (row !== labelledRow) {
-      labelledRow = row;
-      rowSuffix = row ? ` (${row.label})` : '';
-    }
-    const where = `segment ${i + 2} ${node.tag}${rowSuffix}`;
-    const elements: string[][] = [];
-    for (let e = 0; e < node.elements.length; e++) {
-      const components = node.elements[e] as CompiledComponent[];
-      const values: string[] = [];
-      for (let c = 0; c < components.length; c++) {
-        const component = components[c] as CompiledComponent;
-        if (component.literal !== undefined && !explaining) values.push(component.literal);
-        else values.push(emitter.value(component.value, scope, where + component.at) ?? '');
+    location.segment = i + 2;
+    location.tag = node.tag as string;
+    location.row = row;
+    writer.start(node.tag as string);
+    for (const components of node.elements) {
+      writer.nextElement();
+      for (const component of components) {
+        if (component.literal !== undefined && !explaining) {
+          writer.component(component.literal);
+          continue;
+        }
+        location.component = component.at;
+        writer.component(emitter.value(component.value, scope, location) ?? '');
       }
-      elements.push(values);
     }
-    segments[i] = writeSegment({ tag: node.tag as string, elements });
+    segments[i] = writer.finish();
   }
   scope.row = undefined;
 

@@ -1,5 +1,5 @@
 import type { OutputEncoding, UnencodablePolicy } from './encoding.ts';
-import { warnAbout, type CompiledValue, type DocScope, type Scope } from './scope.ts';
+import { warnAbout, type CompiledValue, type DocScope, type Location, type Scope } from './scope.ts';
 
 /** One output value and where it came from (`render --explain`). */
 export interface TraceEntry {
@@ -30,7 +30,7 @@ export class Emitter {
     this.trace = explain ? [] : null;
   }
 
-  value(compiled: CompiledValue, scope: Scope, at: string): string | undefined {
+  value(compiled: CompiledValue, scope: Scope, at: Location): string | undefined {
     scope.at = at;
     scope.datapoint = undefined;
     if (!this.trace) {
@@ -47,7 +47,7 @@ export class Emitter {
     this.doc.checked = [];
     if (raw === undefined) return undefined;
     const out = this.prepare(raw, scope);
-    this.trace.push({ output: at, value: out, from, ...(checked.length > 0 ? { checked } : {}) });
+    this.trace.push({ output: String(at), value: out, from, ...(checked.length > 0 ? { checked } : {}) });
     return out;
   }
 
@@ -67,7 +67,7 @@ export function fitEncoding(settings: EmitSettings, text: string, scope: Scope):
       ? ''
       : scope.datapoint
         ? `${scope.at} (from ${scope.datapoint.schemaId}, datapoint ${scope.datapoint.id})`
-        : scope.at;
+        : String(scope.at);
   return encoding.prepare(text, unencodable, replacement, what, scope.datapoint?.id, (detail) =>
     warnAbout(scope.doc, scope, detail),
   );

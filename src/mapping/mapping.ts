@@ -24,7 +24,6 @@ import { safeFileName } from './filename.ts';
 import { renderFixed, type CompiledFixed } from './fixed.ts';
 import type { MappingSource, TestCase } from './schema.ts';
 import {
-  addWarning,
   attachDocVars,
   finalWarnings,
   newScope,
@@ -258,7 +257,7 @@ export class Mapping implements LoadedMapping {
         doc,
         settings,
         explain,
-        edifactCharFilter(edifact, source.unencodable, source.replacement, (message) => addWarning(doc, message)),
+        edifactCharFilter(edifact, source.unencodable, source.replacement),
       );
       return { text: renderEdifact(edifact, emitter, eol, source.final_newline), emitter };
     }

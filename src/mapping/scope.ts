@@ -38,10 +38,13 @@ export interface Scope {
   doc: DocScope;
   row: RowScope | undefined;
   /** Where in the output the current value goes, for messages. */
-  at: string;
+  at: Location;
   /** The datapoint the current value came from, for error locations. */
   datapoint: Datapoint | undefined;
 }
+
+/** A spot in the output: text, or an object that spells itself out (toString) only when a message needs it. */
+export type Location = string | { toString(): string };
 
 export interface CompiledValue {
   evaluate(scope: Scope): string | undefined;

@@ -4,6 +4,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { isBridgeError } from '../../src/errors.ts';
+import { OutputEncoding } from '../../src/mapping/encoding.ts';
 import { annotation, mappingFrom } from './helpers.ts';
 
 /** The tricky fixture's characters plus what XML forbids, lone surrogates and CSV/fixed-width troublemakers. */
@@ -301,5 +302,27 @@ describe('property: number formatting on digit strings', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('property: output bytes', () => {
+  it('are the bytes iconv-lite writes for the same text, in every encoding with a fast path (with and without a BOM)', () => {
+    const text = fc.oneof(
+      fc.string({ unit: 'grapheme-ascii', maxLength: 60 }),
+      fc.string({ unit: fc.constantFrom(...TRICKY, 'a', 'Z', '€', 'é', '\ud800', '\udc00'), maxLength: 40 }),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+    );
+    for (const name of ['utf-8', 'iso-8859-15', 'windows-1252', 'iso-8859-1', 'utf-16le']) {
+      const encoding = new OutputEncoding(name);
+      fc.assert(
+        fc.property(text, fc.boolean(), (value, bom) => {
+          if (!encoding.fits(value) || (bom && !encoding.isUtf)) return;
+          expect(encoding.encode(value, bom).toString('hex')).toBe(
+            iconv.encode(value, name, { addBOM: bom }).toString('hex'),
+          );
+        }),
+        { numRuns: 400 },
+      );
+    }
   });
 });
