@@ -66,13 +66,3 @@ export function parseCalc(source: string): CalcNode {
   if (rest) throw new Error(`unexpected "${rest.text}" at character ${rest.at + 1}`);
   return tree;
 }
-
-export function calcReferences(node: CalcNode, into: string[] = []): string[] {
-  if (node.kind === 'ref') into.push(node.name);
-  else if (node.kind === 'neg') calcReferences(node.operand, into);
-  else if (node.kind === 'binary') {
-    calcReferences(node.left, into);
-    calcReferences(node.right, into);
-  }
-  return into;
-}

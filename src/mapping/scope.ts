@@ -13,7 +13,8 @@ export interface DocScope {
   recordCount: number;
   vars: Map<string, string | undefined>;
   rowSets: Map<string, RowScope[]>;
-  evaluating: Set<string>;
+  /** Vars being evaluated (a var met again refers to itself). */
+  evaluating: Set<CompiledValue>;
   /** Datapoints read while evaluating the current value; null unless explaining. */
   touched: string[] | null;
   /** Datapoints conditions read for the current value (`when`, `cases`); null unless explaining. */

@@ -1,5 +1,5 @@
 import type { Datapoint } from '../annotation/index.ts';
-import { calcReferences, parseCalc, type CalcNode } from './calc.ts';
+import { parseCalc, type CalcNode } from './calc.ts';
 import { compileCondition } from './conditions.ts';
 import { mappingError } from './errors.ts';
 import { Decimal, parseDecimal, plain } from './format.ts';
@@ -35,36 +35,40 @@ function varValue(scope: Scope, name: string): string | undefined {
   const row = scope.row;
   const rowVar = row?.table.vars.get(name);
   if (row && rowVar) {
-    // Each row has its own cache, so the name is key enough; the label only tells rows apart while evaluating.
+    // Each row has its own cache, so the name is key enough.
     if (row.vars.has(name)) return row.vars.get(name);
-    return memo(scope, row.vars, name, `${row.label}/${name}`, name, rowVar);
+    return memo(scope, row.vars, name, rowVar);
   }
   const docVar = docVarsOf(scope.doc)?.get(name);
   if (!docVar) return undefined;
   if (scope.doc.vars.has(name)) return scope.doc.vars.get(name);
-  return memo({ ...scope, row: undefined }, scope.doc.vars, name, name, name, docVar);
+  return memo({ ...scope, row: undefined }, scope.doc.vars, name, docVar);
 }
 
+/**
+ * Evaluates a var once per cache. A var met again while it is being evaluated refers to itself (a var of
+ * another row reached from inside one is a cycle too: only an aggregate over its own table gets there).
+ */
 function memo(
   scope: Scope,
   cache: Map<string, string | undefined>,
-  key: string,
-  evaluatingKey: string,
   name: string,
   value: CompiledValue,
 ): string | undefined {
-  if (cache.has(key)) return cache.get(key);
-  if (scope.doc.evaluating.has(evaluatingKey))
+  const evaluating = scope.doc.evaluating;
+  if (evaluating.has(value))
     throw mappingError('MAPPING_INVALID', `The value "${name}" refers to itself (directly or through other vars).`);
-  scope.doc.evaluating.add(evaluatingKey);
-  const inner: Scope = { ...scope, datapoint: undefined };
+  evaluating.add(value);
+  // The var's own datapoint is the one a message names; the caller's comes back when the var read none.
+  const outer = scope.datapoint;
+  scope.datapoint = undefined;
   try {
-    const result = value.evaluate(inner);
-    cache.set(key, result);
+    const result = value.evaluate(scope);
+    cache.set(name, result);
     return result;
   } finally {
-    scope.doc.evaluating.delete(evaluatingKey);
-    if (inner.datapoint) scope.datapoint = inner.datapoint;
+    evaluating.delete(value);
+    if (scope.datapoint === undefined) scope.datapoint = outer;
   }
 }
 
@@ -335,45 +339,56 @@ function compileCalc(source: string, env: CompileEnv, path: Path): (scope: Scope
     env.problem(path, `calc: ${(error as Error).message}`);
     return () => '';
   }
-  const refs = new Map<string, (scope: Scope) => string | undefined>();
-  for (const ref of calcReferences(tree)) refs.set(ref, compileReference(ref, env, path, 'normalized'));
-  const evaluate = (node: CalcNode, scope: Scope): Decimal => {
+  // The tree becomes closures once: constants parsed, references resolved, nothing looked up per row.
+  const compileNode = (node: CalcNode): ((scope: Scope) => Decimal) => {
     switch (node.kind) {
-      case 'number':
-        return new Decimal(node.text);
-      case 'neg':
-        return evaluate(node.operand, scope).negated();
+      case 'number': {
+        const constant = new Decimal(node.text);
+        return () => constant;
+      }
+      case 'neg': {
+        const operand = compileNode(node.operand);
+        return (scope) => operand(scope).negated();
+      }
       case 'binary': {
-        const left = evaluate(node.left, scope);
-        const right = evaluate(node.right, scope);
-        if (node.op === '+') return left.plus(right);
-        if (node.op === '-') return left.minus(right);
-        if (node.op === '*') return left.times(right);
-        if (right.isZero())
-          throw mappingError('MAPPING_CALC', `${scope.at}: "${source}" divides by zero.`, scope.datapoint?.id);
-        return left.dividedBy(right);
+        const left = compileNode(node.left);
+        const right = compileNode(node.right);
+        if (node.op === '+') return (scope) => left(scope).plus(right(scope));
+        if (node.op === '-') return (scope) => left(scope).minus(right(scope));
+        if (node.op === '*') return (scope) => left(scope).times(right(scope));
+        return (scope) => {
+          const dividend = left(scope);
+          const divisor = right(scope);
+          if (divisor.isZero())
+            throw mappingError('MAPPING_CALC', `${scope.at}: "${source}" divides by zero.`, scope.datapoint?.id);
+          return dividend.dividedBy(divisor);
+        };
       }
       case 'ref': {
-        scope.datapoint = undefined;
-        const text = (refs.get(node.name) as (scope: Scope) => string | undefined)(scope);
-        const where = scope.row ? ` (${scope.row.label})` : '';
-        if (text === undefined || text.trim() === '') {
-          throw mappingError(
-            'MAPPING_REQUIRED_FIELD',
-            `${scope.at}: "${source}" needs ${node.name}${where}, which is ${text === undefined ? 'missing from the annotation' : 'empty'}.`,
-            datapointIdOf(scope),
-          );
-        }
-        const n = parseDecimal(text);
-        if (!n)
-          throw mappingError(
-            'MAPPING_INVALID_NUMBER',
-            `${scope.at}: "${source}" needs ${node.name}${where} to be a number, but it is "${text}".`,
-            datapointIdOf(scope),
-          );
-        return n;
+        const read = compileReference(node.name, env, path, 'normalized');
+        const where = (scope: Scope) => (scope.row ? ` (${scope.row.label})` : '');
+        return (scope) => {
+          scope.datapoint = undefined;
+          const text = read(scope);
+          if (text === undefined || text.trim() === '') {
+            throw mappingError(
+              'MAPPING_REQUIRED_FIELD',
+              `${scope.at}: "${source}" needs ${node.name}${where(scope)}, which is ${text === undefined ? 'missing from the annotation' : 'empty'}.`,
+              datapointIdOf(scope),
+            );
+          }
+          const n = parseDecimal(text);
+          if (!n)
+            throw mappingError(
+              'MAPPING_INVALID_NUMBER',
+              `${scope.at}: "${source}" needs ${node.name}${where(scope)} to be a number, but it is "${text}".`,
+              datapointIdOf(scope),
+            );
+          return n;
+        };
       }
     }
   };
-  return (scope) => plain(evaluate(tree, scope));
+  const evaluate = compileNode(tree);
+  return (scope) => plain(evaluate(scope));
 }

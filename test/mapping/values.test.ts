@@ -247,6 +247,36 @@ describe('mapping errors never escape as anything else', () => {
     const error = failure('{ var: a }', undefined, 'vars: { a: { var: b }, b: { var: a } }');
     expect(error.code).toBe('MAPPING_INVALID');
   });
+  it('a row var that refers to itself through another is a mapping error naming it; a calc over a bad row value names the row', () => {
+    const rows = annotation({}, [
+      { code: 'A', qty: '2', price: '1.25', kind: 'goods' },
+      { code: 'B', qty: 'two', price: '10', kind: 'goods' },
+    ]);
+    const rowMapping = (vars: string) =>
+      mappingFrom(`
+format: csv
+file: { name: out.csv }
+tables:
+  items:
+    from: line_items
+    vars: ${vars}
+csv:
+  rows: items
+  columns:
+    - { name: net, value: { var: net } }
+`);
+    expect(() => rowMapping('{ net: { var: gross }, gross: { calc: "var.net * 2" } }').render(rows)).toThrow(
+      /The value "(net|gross)" refers to itself/,
+    );
+    expect(() => rowMapping('{ net: { calc: "row.qty * row.price" } }').render(rows)).toThrow(
+      'needs row.qty (line_items row 2) to be a number, but it is "two"',
+    );
+    expect(
+      text(
+        rowMapping('{ net: { calc: "row.price * 2 - row.price" } }').render(annotation({}, [{ price: '1.25' }])).bytes,
+      ),
+    ).toBe('net\n1.25\n');
+  });
   it('division by zero is a mapping error', () => {
     expect(failure('{ calc: "amount_total / 0" }').code).toBe('MAPPING_CALC');
   });
