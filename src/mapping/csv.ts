@@ -1,4 +1,3 @@
-import { stringify } from 'csv-stringify/sync';
 import { mappingError } from './errors.ts';
 import type { Emitter } from './emit.ts';
 import type { CsvConfig } from './schema.ts';
@@ -34,16 +33,6 @@ const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 const NUMBER_LIKE = /^[+-]?\d[\d.,' ]*$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
 const HAS_LINE_BREAK = /[\r\n]/;
-
-/**
- * A cell csv-stringify quotes only when the value needs it. csv-stringify has no per-field quoting that
- * stays fast (per-field options re-normalize its settings on every cell), so with `quoted_string` on,
- * plain strings are always quoted and cells wrapped in this object come back as text through
- * `cast.object`, quoted only when they must be.
- */
-interface AutoCell {
-  auto: string;
-}
 
 function defaultPolicy(quoting: CsvConfig['quoting'], numeric: boolean): QuotePolicy {
   if (quoting === 'all') return 'always';
@@ -99,39 +88,52 @@ export function csvRows(csv: CompiledCsv, doc: DocScope): Array<RowScope | undef
   return [];
 }
 
-function needsQuotes(value: string, config: CsvConfig): boolean {
+/** A longer delimiter also counts when the value ends in its beginning (`a:` then `::` reads as `a` then `:`). */
+function needsQuotes(value: string, config: Pick<CsvConfig, 'delimiter' | 'quote'>): boolean {
+  const { delimiter, quote } = config;
   return (
-    value.includes(config.delimiter) ||
-    (config.quote !== '' && value.includes(config.quote)) ||
+    value.includes(delimiter) ||
+    (delimiter.length > 1 && (value + delimiter).indexOf(delimiter) < value.length) ||
+    (quote !== '' && value.includes(quote)) ||
     HAS_LINE_BREAK.test(value)
   );
 }
 
-function cell(
+/**
+ * One cell as it is written: quoted when the column says always or the value needs it (the delimiter, the
+ * quote or a line break in it), the quote escaped inside (doubled, or preceded by `escape`, which is then
+ * itself doubled), an empty cell as nothing or as `""`. csv-stringify's rules, written out: per-cell
+ * options made it re-read its settings on every cell, a third of a large CSV's render time.
+ */
+export function csvCell(
   value: string,
   policy: QuotePolicy,
   quoteEmpty: boolean,
-  config: CsvConfig,
+  config: Pick<CsvConfig, 'delimiter' | 'quote' | 'escape'>,
   at: string,
   datapointId: number | undefined,
-): string | AutoCell {
-  if (value === '') return quoteEmpty ? '' : { auto: '' };
-  if (policy === 'always' && config.quote !== '') return value;
-  if (needsQuotes(value, config)) {
-    if (config.quote === '')
-      throw mappingError(
-        'MAPPING_INVALID',
-        `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`,
-        datapointId,
-      );
-    if (policy === 'never')
-      throw mappingError(
-        'MAPPING_INVALID',
-        `${at}: the value contains the delimiter, the quote or a line break, and the column is never quoted. Correct the value in Rossum or set quote: auto on the column.`,
-        datapointId,
-      );
-  }
-  return { auto: value };
+): string {
+  const quote = config.quote;
+  if (value === '') return quoteEmpty ? quote + quote : '';
+  const needed = needsQuotes(value, config);
+  if (needed && quote === '')
+    throw mappingError(
+      'MAPPING_INVALID',
+      `${at}: the value contains the delimiter or a line break, and this CSV has no quote character to protect it.`,
+      datapointId,
+    );
+  if (needed && policy === 'never')
+    throw mappingError(
+      'MAPPING_INVALID',
+      `${at}: the value contains the delimiter, the quote or a line break, and the column is never quoted. Correct the value in Rossum or set quote: auto on the column.`,
+      datapointId,
+    );
+  if (!needed && (policy !== 'always' || quote === '')) return value;
+  const escape = config.escape ?? quote;
+  let body = value;
+  if (escape !== quote && body.includes(escape)) body = body.replaceAll(escape, escape + escape);
+  if (body.includes(quote)) body = body.replaceAll(quote, escape + quote);
+  return quote + body + quote;
 }
 
 /** `parts`: a batch writes its header once (`records: false`) and each document's records without it (`header: false`). */
@@ -146,21 +148,22 @@ export function renderCsv(
   const scope = newScope(emitter.doc);
   const rows = parts.records ? csvRows(csv, emitter.doc) : [];
   emitter.doc.recordCount = rows.length;
-  const records: Array<Array<string | AutoCell>> = [];
+  const { delimiter } = config;
+  let out = '';
   if (parts.header) {
-    records.push(
-      columns.map((column) => {
-        const at = `header "${column.name}"`;
-        return cell(emitter.prepare(column.name, { ...scope, at }), csv.headerQuote, false, config, at, undefined);
-      }),
-    );
+    for (let c = 0; c < columns.length; c++) {
+      const column = columns[c] as CompiledColumn;
+      const at = `header "${column.name}"`;
+      if (c > 0) out += delimiter;
+      out += csvCell(emitter.prepare(column.name, { ...scope, at }), csv.headerQuote, false, config, at, undefined);
+    }
+    out += eol;
   }
   // Locations for messages, put together from pieces made once per column and once per record.
   const columnAt = columns.map((column) => `column "${column.name}" of record `);
   for (let index = 0; index < rows.length; index++) {
     const row = rows[index];
     scope.row = row;
-    const record: Array<string | AutoCell> = [];
     const recordAt = `${index + 1}${row ? ` (${row.label})` : ''}`;
     for (let c = 0; c < columns.length; c++) {
       const column = columns[c] as CompiledColumn;
@@ -178,21 +181,11 @@ export function renderCsv(
       }
       if (config.escape_formulas && !column.value.numeric && FORMULA_START.test(value) && !NUMBER_LIKE.test(value))
         value = `'${value}`;
-      record.push(cell(value, column.quote, column.quoteEmpty, config, at, scope.datapoint?.id));
+      if (c > 0) out += delimiter;
+      out += csvCell(value, column.quote, column.quoteEmpty, config, at, scope.datapoint?.id);
     }
-    records.push(record);
+    out += eol;
   }
-  if (records.length === 0) return '';
-  const out = stringify(records, {
-    delimiter: config.delimiter,
-    quote: config.quote,
-    escape: config.escape ?? (config.quote || '"'),
-    quoted: false,
-    quote_record_delimiter: true,
-    record_delimiter: eol,
-    eof: true,
-    quoted_string: true,
-    cast: { object: (value) => (value as unknown as AutoCell).auto },
-  });
+  if (out === '') return '';
   return finalNewline ? out : out.slice(0, out.length - eol.length);
 }

@@ -1,5 +1,9 @@
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
+import { csvCell } from '../../src/mapping/csv.ts';
 import { annotation, fixture, mappingFrom } from './helpers.ts';
 
 const latin9 = `format: csv
@@ -77,5 +81,58 @@ csv:
     - { name: n, empty: quoted, value: { field: n, number: { decimals: 2 } } }
 `),
     ).toThrow(/:5:25: csv\.columns\[0\]\.empty: column "n" is a formatted number/);
+  });
+});
+
+describe('the cell writer', () => {
+  it('writes every cell exactly as csv-stringify does with the same settings (quoted, auto, empty; any quote and escape), and csv-parse reads it back', () => {
+    const settings = fc.record({
+      delimiter: fc.constantFrom(',', ';', '\t', '|', '::'),
+      quote: fc.constantFrom('"', "'"),
+      escape: fc.constantFrom(undefined, '\\', '"'),
+    });
+    const value = fc.string({
+      unit: fc.constantFrom('a', ' ', '"', "'", '\\', ',', ';', '\t', '|', ':', '\n', '\r', 'é'),
+      maxLength: 12,
+    });
+    const cells = fc.array(fc.record({ value, always: fc.boolean(), quoteEmpty: fc.boolean() }), {
+      minLength: 1,
+      maxLength: 5,
+    });
+    fc.assert(
+      fc.property(settings, cells, (config, row) => {
+        const ours = row.map(({ value, always, quoteEmpty }) =>
+          csvCell(value, always ? 'always' : 'auto', quoteEmpty, config, 'cell', undefined),
+        );
+        // The old way: a plain string is always quoted (quoted_string, "" when empty), an object only when it must be.
+        const theirs = stringify(
+          [
+            row.map(({ value, always, quoteEmpty }) =>
+              value === '' ? (quoteEmpty ? '' : { auto: '' }) : always ? value : { auto: value },
+            ),
+          ],
+          {
+            delimiter: config.delimiter,
+            quote: config.quote,
+            escape: config.escape ?? config.quote,
+            quoted: false,
+            quote_record_delimiter: true,
+            record_delimiter: '\n',
+            eof: false,
+            quoted_string: true,
+            cast: { object: (cell) => (cell as unknown as { auto: string }).auto },
+          },
+        );
+        expect(ours.join(config.delimiter)).toBe(theirs);
+        const [parsed] = parse(`${ours.join(config.delimiter)}\n`, {
+          delimiter: config.delimiter,
+          quote: config.quote,
+          escape: config.escape ?? config.quote,
+          relax_column_count: true,
+        }) as string[][];
+        expect(parsed).toEqual(row.map(({ value }) => value));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
