@@ -209,8 +209,12 @@ interface Planned {
 /** Which segments are written, in order (repeats and conditions resolved), before any value is evaluated. */
 function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
   for (const node of nodes) {
-    const rows: Array<RowScope | undefined> = node.table ? rowsOf(scope.doc, node.table) : [scope.row];
-    if (node.table && rows.length === 0 && node.noRows === 'error') {
+    if (!node.table) {
+      planOne(node, scope, into);
+      continue;
+    }
+    const rows = rowsOf(scope.doc, node.table);
+    if (rows.length === 0 && node.noRows === 'error') {
       throw mappingError(
         'MAPPING_NO_ROWS',
         `The EDIFACT ${node.label} needs at least one row of "${node.table.from}", but the annotation has none. Add the line items in Rossum.`,
@@ -219,16 +223,21 @@ function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
     const outer = scope.row;
     for (const row of rows) {
       scope.row = row;
-      if (node.when) {
-        // Only a condition reads the location here; every value sets its own.
-        scope.at = `${node.label}${row ? ` (${row.label})` : ''}`;
-        if (!node.when(scope)) continue;
-      }
-      if (node.tag !== undefined) into.push({ node, row });
-      else plan(node.children, scope, into);
+      planOne(node, scope, into);
     }
     scope.row = outer;
   }
+}
+
+/** The node once, in the scope's row: its segment, or its group's segments, unless its condition says no. */
+function planOne(node: CompiledNode, scope: Scope, into: Planned[]): void {
+  if (node.when) {
+    // Only a condition reads the location here; every value sets its own.
+    scope.at = `${node.label}${scope.row ? ` (${scope.row.label})` : ''}`;
+    if (!node.when(scope)) return;
+  }
+  if (node.tag !== undefined) into.push({ node, row: scope.row });
+  else plan(node.children, scope, into);
 }
 
 /** Where a value goes; spelled out only when a message or --explain asks for it (most values never need it). */

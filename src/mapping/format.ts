@@ -104,14 +104,12 @@ function roundDigits(d: Digits, decimals: number, mode: Rounding): Digits {
   return { negative: d.negative, int: bumped.slice(0, intLength), frac: bumped.slice(intLength) };
 }
 
-export function isPlainNumber(text: string): boolean {
-  return PLAIN_NUMBER.test(text.trim());
-}
-
 /** Formats a normalized decimal string; undefined when it is not a number. */
 export function formatNumber(text: string, spec: NumberFormat): string | undefined {
-  if (!isPlainNumber(text)) return undefined;
-  let d = toDigits(text) as Digits;
+  // toDigits accepts exactly what PLAIN_NUMBER does: one pass both checks and splits.
+  const parsed = toDigits(text);
+  if (!parsed) return undefined;
+  let d = parsed;
   if (spec.scale) d = shift(d, spec.scale);
   if (spec.negate) d = { ...d, negative: !d.negative };
   if (spec.decimals !== undefined) d = roundDigits(d, spec.decimals, spec.rounding ?? 'half-up');

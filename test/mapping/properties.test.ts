@@ -326,3 +326,19 @@ describe('property: output bytes', () => {
     }
   });
 });
+
+describe('property: what counts as a number', () => {
+  it('formatting accepts exactly the strings decimal parsing accepts', async () => {
+    const { formatNumber, parseDecimal } = await import('../../src/mapping/format.ts');
+    const candidate = fc.string({
+      unit: fc.constantFrom('0', '1', '9', '.', '-', '+', 'e', 'E', ' ', '\u00a0', ',', 'x', '\u0661'),
+      maxLength: 8,
+    });
+    fc.assert(
+      fc.property(candidate, (text) => {
+        expect(formatNumber(text, {}) === undefined).toBe(parseDecimal(text) === undefined);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
