@@ -1,3 +1,4 @@
+import type { Datapoint } from '../annotation/index.ts';
 import type { OutputEncoding, UnencodablePolicy } from './encoding.ts';
 import { warnAbout, type CompiledValue, type DocScope, type Location, type Scope } from './scope.ts';
 
@@ -21,6 +22,8 @@ export interface EmitSettings {
  */
 export class Emitter {
   readonly trace: TraceEntry[] | null;
+  /** Values the same on every row (a header field in each CSV record), ready to write. */
+  private readonly preparedOnce = new Map<CompiledValue, { text: string; datapoint: Datapoint | undefined }>();
   constructor(
     readonly doc: DocScope,
     readonly settings: EmitSettings,
@@ -34,8 +37,17 @@ export class Emitter {
     scope.at = at;
     scope.datapoint = undefined;
     if (!this.trace) {
+      const once = compiled.perDocument ? this.preparedOnce.get(compiled) : undefined;
+      if (once) {
+        scope.datapoint = once.datapoint;
+        return once.text;
+      }
       const raw = compiled.evaluate(scope);
-      return raw === undefined ? undefined : this.prepare(raw, scope);
+      if (raw === undefined) return undefined;
+      const text = this.prepare(raw, scope);
+      // Only text that went through unchanged: a changed one warned, and each place it goes counts.
+      if (compiled.perDocument && text === raw) this.preparedOnce.set(compiled, { text, datapoint: scope.datapoint });
+      return text;
     }
     this.doc.touched = [];
     this.doc.checked = [];

@@ -51,6 +51,8 @@ export interface CompiledValue {
   evaluate(scope: Scope): string | undefined;
   /** Produces a formatted number (never formula-escaped, right-aligned in fixed width). */
   readonly numeric: boolean;
+  /** The same for every row of a document (reads no row): evaluated once per render. */
+  readonly perDocument?: true;
 }
 
 export type CompiledCondition = (scope: Scope) => boolean;

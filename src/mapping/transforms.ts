@@ -118,6 +118,12 @@ const WHITESPACE_EDGES = /^[\s\u00a0\u2007\u202f\ufeff]+|[\s\u00a0\u2007\u202f\u
 const WHITESPACE_RUN = /[\s\u00a0]+/g;
 /** A run to collapse: whitespace other than a single space (most text has none, and is left as it is). */
 const NEEDS_COLLAPSE = /[^\S ]|\s\s/;
+/** Printable ASCII other than a space: no whitespace at that edge (checked before the regex, which most values never need). */
+const isPlainEdge = (code: number): boolean => code > 0x20 && code < 0x7f;
+function trimEdges(v: string): string {
+  if (v === '' || (isPlainEdge(v.charCodeAt(0)) && isPlainEdge(v.charCodeAt(v.length - 1)))) return v;
+  return v.replace(WHITESPACE_EDGES, '');
+}
 /** Without surrogates, every UTF-16 unit is one character. */
 const SURROGATE = /[\uD800-\uDFFF]/;
 
@@ -127,7 +133,7 @@ export const TRANSFORMS = [
     example: { value: '{ field: x, trim: true }', input: '  ACME GmbH ', output: 'ACME GmbH' },
     phase: 'before_default',
     fields: { trim: z.boolean().optional().describe('Remove surrounding whitespace (incl. no-break spaces).') },
-    compile: ({ trim }) => (trim ? (v) => v.replace(WHITESPACE_EDGES, '') : undefined),
+    compile: ({ trim }) => (trim ? trimEdges : undefined),
   }),
   transform({
     name: 'collapse_whitespace',
@@ -140,9 +146,7 @@ export const TRANSFORMS = [
         .describe('Turn runs of whitespace (incl. line breaks and tabs) into one space.'),
     },
     compile: ({ collapse_whitespace: collapse }) =>
-      collapse
-        ? (v) => (NEEDS_COLLAPSE.test(v) ? v.replace(WHITESPACE_RUN, ' ') : v).replace(WHITESPACE_EDGES, '')
-        : undefined,
+      collapse ? (v) => trimEdges(NEEDS_COLLAPSE.test(v) ? v.replace(WHITESPACE_RUN, ' ') : v) : undefined,
   }),
   transform({
     name: 'strip_line_breaks',

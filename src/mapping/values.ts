@@ -23,6 +23,7 @@ export function compileValue(spec: ValueSpec, env: CompileEnv, path: Path): Comp
   // Header values inside a per-row context (CSV columns, repeated elements) are the same for every row.
   const cached: CompiledValue = {
     numeric: compiled.numeric,
+    perDocument: true,
     evaluate(scope) {
       if (scope.doc.touched !== null) return compiled.evaluate(scope);
       const hit = scope.doc.cache.get(cached);

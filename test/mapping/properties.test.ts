@@ -342,3 +342,51 @@ describe('property: what counts as a number', () => {
     );
   });
 });
+
+describe('property: trimming', () => {
+  it('removes exactly the surrounding whitespace the trim pattern names, no-break and Unicode spaces included', () => {
+    const mapping = mappingFrom(`
+format: csv
+final_newline: false
+file: { name: out.csv }
+csv:
+  header: false
+  quote: ""
+  delimiter: "|"
+  escape_formulas: false
+  columns:
+    - { name: t, value: { field: a, trim: true } }
+    - { name: c, value: { field: a, collapse_whitespace: true } }
+`);
+    const text = fc.string({
+      unit: fc.constantFrom(
+        ' ',
+        '\t',
+        '\u00a0',
+        '\u2007',
+        '\u202f',
+        '\ufeff',
+        '\u3000',
+        '\u2028',
+        '\u1680',
+        'a',
+        'é',
+        '-',
+        '~',
+        '!',
+      ),
+      maxLength: 8,
+    });
+    fc.assert(
+      fc.property(text, (value) => {
+        const trimmed = value.replace(/^[\s\u00a0\u2007\u202f\ufeff]+|[\s\u00a0\u2007\u202f\ufeff]+$/g, '');
+        const collapsed = value
+          .replace(/[\s\u00a0]+/g, ' ')
+          .replace(/^[\s\u00a0\u2007\u202f\ufeff]+|[\s\u00a0\u2007\u202f\ufeff]+$/g, '');
+        const out = mapping.render(annotation({ a: value })).bytes.toString('utf8');
+        expect(out).toBe(`${trimmed}|${collapsed}`);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});
