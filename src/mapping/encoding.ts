@@ -152,6 +152,11 @@ export class OutputEncoding {
     return iconv.encode(text, this.name, { addBOM: bom });
   }
 
+  /** Text encoded piece by piece gives the same bytes as encoded whole (no state carried between characters). */
+  get piecewise(): boolean {
+    return this.isUtf8 || this.asciiIdentity;
+  }
+
   decode(bytes: Buffer): string {
     return iconv.decode(bytes, this.name);
   }
@@ -214,5 +219,43 @@ export class OutputEncoding {
     if (direct !== undefined && this.fits(direct)) return direct;
     const stripped = ch.normalize('NFKD').replace(/\p{M}/gu, '');
     return stripped !== '' && stripped !== ch && this.fits(stripped) ? stripped : undefined;
+  }
+}
+
+/**
+ * A large output encoded while it is written: the renderer hands over its text at points it will never take
+ * back, a few tens of kB at a time. The bytes are the same as for the whole text encoded at once, but the
+ * text never lives on as a rope of thousands of small strings that the GC keeps copying and the encoder
+ * must flatten (a sixth of a 2,000-line XML render).
+ */
+export class PiecewiseEncoder {
+  /** Below this, text is not worth encoding on its own (the last piece is encoded whatever its size). Tests vary it. */
+  static pieceCharacters = 32 * 1024;
+  private readonly pieces: Buffer[] = [];
+  private bom: boolean;
+
+  constructor(
+    private readonly encoding: OutputEncoding,
+    bom: boolean,
+  ) {
+    this.bom = bom;
+  }
+
+  /** Encodes `text` when it is big enough and returns what is left to append to ('' or `text` itself). */
+  settle(text: string): string {
+    if (text.length < PiecewiseEncoder.pieceCharacters) return text;
+    this.push(text);
+    return '';
+  }
+
+  /** The whole output: what was settled, then `rest`. */
+  finish(rest: string): Buffer {
+    if (rest !== '' || this.pieces.length === 0) this.push(rest);
+    return this.pieces.length === 1 ? (this.pieces[0] as Buffer) : Buffer.concat(this.pieces);
+  }
+
+  private push(text: string): void {
+    this.pieces.push(this.encoding.encode(text, this.bom));
+    this.bom = false;
   }
 }

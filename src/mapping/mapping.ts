@@ -18,7 +18,7 @@ import type {
 import { renderCsv, type CompiledCsv } from './csv.ts';
 import { edifactCharFilter, renderEdifact, type CompiledEdifact } from './edifact.ts';
 import { Emitter } from './emit.ts';
-import type { OutputEncoding } from './encoding.ts';
+import { PiecewiseEncoder, type OutputEncoding } from './encoding.ts';
 import { mappingError } from './errors.ts';
 import { safeFileName } from './filename.ts';
 import { renderFixed, type CompiledFixed } from './fixed.ts';
@@ -169,7 +169,7 @@ export class Mapping implements LoadedMapping {
         entries,
       );
       const warnings = [...new Set([...entries.flatMap((entry) => entry.warnings ?? []), ...finalWarnings(doc)])];
-      return this.fileOf(doc, text, warnings);
+      return this.fileOf(doc, this.encoding.encode(text, this.compiled.source.bom), warnings);
     });
   }
 
@@ -195,10 +195,14 @@ export class Mapping implements LoadedMapping {
     // A bug of ours must still reach Rossum as a clear, permanent mapping error, never as a crash.
     return this.guarded(() => {
       const doc = this.newDoc(view, context);
-      const { text, emitter } = this.renderText(doc, explain, false);
+      const encoder = this.encoding.piecewise
+        ? new PiecewiseEncoder(this.encoding, this.compiled.source.bom)
+        : undefined;
+      const { text, emitter } = this.renderText(doc, explain, false, encoder);
       const trace = emitter.trace ?? [];
       if (explain) doc.touched = [];
-      const file = this.fileOf(doc, text, doc.warnings.size > 0 ? finalWarnings(doc) : []);
+      const bytes = encoder ? encoder.finish(text) : this.encoding.encode(text, this.compiled.source.bom);
+      const file = this.fileOf(doc, bytes, doc.warnings.size > 0 ? finalWarnings(doc) : []);
       if (explain) trace.unshift({ output: 'file name', value: file.fileName, from: [...new Set(doc.touched ?? [])] });
       return { file, trace };
     });
@@ -230,8 +234,16 @@ export class Mapping implements LoadedMapping {
     return { encoding: this.encoding, unencodable: source.unencodable, replacement: source.replacement };
   }
 
-  /** The document's text; `asEntry`: its share of a batch (no CSV header, no XML declaration, always ending a line). */
-  private renderText(doc: DocScope, explain: boolean, asEntry: boolean): { text: string; emitter: Emitter } {
+  /**
+   * The document's text; `asEntry`: its share of a batch (no CSV header, no XML declaration, always ending a line).
+   * With `encoder`, a large XML document is encoded as it is written, and `text` is only its last part.
+   */
+  private renderText(
+    doc: DocScope,
+    explain: boolean,
+    asEntry: boolean,
+    encoder?: PiecewiseEncoder,
+  ): { text: string; emitter: Emitter } {
     const { source, xml, csv, fixed, edifact } = this.compiled;
     const settings = this.emitSettings();
     const eol = LINE_ENDINGS[source.line_ending];
@@ -243,7 +255,14 @@ export class Mapping implements LoadedMapping {
         explain,
         xmlCharFilter(xml.config, (detail, scope) => warnAbout(doc, scope, detail)),
       );
-      const root = renderXml(xml, emitter, eol, this.encoding.declarationName, asEntry);
+      const root = renderXml(
+        xml,
+        emitter,
+        eol,
+        this.encoding.declarationName,
+        asEntry,
+        encoder && ((text) => encoder.settle(text)),
+      );
       const end = asEntry ? (xml.config.pretty ? eol : '') : source.final_newline ? eol : '';
       return { text: root + end, emitter };
     }
@@ -265,13 +284,13 @@ export class Mapping implements LoadedMapping {
     return { text: renderFixed(fixed as CompiledFixed, emitter, eol, finalNewline), emitter };
   }
 
-  private fileOf(doc: DocScope, text: string, warnings: string[]): RenderedFile {
+  private fileOf(doc: DocScope, bytes: Buffer, warnings: string[]): RenderedFile {
     const { source } = this.compiled;
     const scope = newScope(doc);
     scope.at = 'file name';
     return {
       fileName: safeFileName(this.compiled.fileName(scope)),
-      bytes: this.encoding.encode(text, source.bom),
+      bytes,
       encoding: source.encoding,
       mediaType: MEDIA_TYPES[source.format],
       ...(warnings.length > 0 ? { warnings } : {}),

@@ -194,13 +194,18 @@ export function xmlDeclaration(xml: CompiledXml, eol: string, declarationEncodin
   return `<?xml version="1.0" encoding="${declarationEncoding}"${standalone}?>${eol}`;
 }
 
-/** `asBatchEntry`: the root element alone, one level deep, for a batch root to hold (no declaration, no namespaces). */
+/**
+ * `asBatchEntry`: the root element alone, one level deep, for a batch root to hold (no declaration, no namespaces).
+ * `settle`: takes the text written so far at points it is final (after each repeated element), and returns
+ * what to go on appending to; the result is then only the text after the last settled point.
+ */
 export function renderXml(
   xml: CompiledXml,
   emitter: Emitter,
   eol: string,
   declarationEncoding: string,
   asBatchEntry = false,
+  settle?: (text: string) => string,
 ): string {
   const { config } = xml;
   const pretty = config.pretty;
@@ -272,7 +277,10 @@ export function renderXml(
       const rowAt = `${at}[${row.lineNumber}]`;
       scope.at = rowAt;
       if (node.when && !node.when(scope)) continue;
-      if (renderSeparated(node, depth, rowAt)) written = true;
+      if (!renderSeparated(node, depth, rowAt)) continue;
+      written = true;
+      // Written for good: every element around it now has content, so none of them takes its text back.
+      if (settle) out = settle(out);
     }
     scope.row = outer;
     return written;

@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseExportPayload, viewAnnotation, type RawNode } from '../../src/annotation/index.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PiecewiseEncoder } from '../../src/mapping/encoding.ts';
+import { loadMappingFile } from '../../src/mapping/index.ts';
+import { annotation, mappingFrom } from './helpers.ts';
+
+/**
+ * A large XML document is encoded while it is written (after each repeated element). The bytes must be
+ * exactly those of the whole text encoded at once: same content, the BOM once, nothing taken back twice.
+ * Each render is done twice, settling after every row and never, and the two must be equal.
+ */
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const original = PiecewiseEncoder.pieceCharacters;
+afterEach(() => {
+  PiecewiseEncoder.pieceCharacters = original;
+});
+
+function bothWays(render: () => Buffer): { piecewise: Buffer; whole: Buffer } {
+  PiecewiseEncoder.pieceCharacters = 1;
+  const piecewise = render();
+  PiecewiseEncoder.pieceCharacters = Number.POSITIVE_INFINITY;
+  const whole = render();
+  return { piecewise, whole };
+}
+
+const rows = Array.from({ length: 40 }, (_, i) => ({
+  item_code: i % 3 === 0 ? '' : `ART-${i}`,
+  item_description: `Schraube – Ø ${i} & <Mutter> "verzinkt" 🚀 ť`,
+  item_quantity: String(i + 1),
+  item_amount_base: i % 4 === 0 ? '' : `${i}.5`,
+  item_amount_total: `${(i + 1) * 1.25}`,
+  item_rate: i % 2 ? '19' : '0',
+  item_uom: i % 5 ? 'pcs' : '',
+}));
+const view = annotation(
+  { document_id: 'INV-1', date_issue: '2024-01-31', currency: 'eur', amount_total: '10', order_id: '' },
+  rows,
+);
+
+/** The realistic invoice with its first line item repeated, each copy with its own values and characters to escape. */
+function bigInvoice(lines: number) {
+  const payload = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as {
+    annotation: { content: RawNode[] };
+  };
+  let id = 800_000_000;
+  const table = payload.annotation.content
+    .flatMap((section) => section.children ?? [])
+    .find((node) => node.schema_id === 'line_items') as RawNode;
+  const template = (table.children ?? [])[0] as RawNode;
+  table.children = Array.from({ length: lines }, (_, i) => ({
+    ...template,
+    id: id++,
+    children: (template.children ?? []).map((datapoint) => {
+      const content = { ...datapoint.content };
+      if (datapoint.schema_id === 'item_description') content.value = `Item ${i} – Schraube & <M8> "verzinkt" ť 🚀`;
+      if (datapoint.schema_id === 'item_amount_total') content.normalized_value = (((i % 97) + 1) * 1.25).toFixed(2);
+      return { ...datapoint, id: id++, content };
+    }),
+  }));
+  return viewAnnotation(parseExportPayload(payload));
+}
+
+describe('XML encoded while it is written', () => {
+  it.each(['ubl-invoice', 'sap-idoc-xml', 'generic-xml'])(
+    '%s: the same bytes as the whole text encoded at once',
+    (name) => {
+      const mapping = loadMappingFile(join(ROOT, 'mappings', `${name}.yaml`));
+      const invoice = bigInvoice(60);
+      const { piecewise, whole } = bothWays(
+        () => mapping.render(invoice, { now: new Date('2024-02-02T10:15:30Z') }).bytes,
+      );
+      expect(piecewise.equals(whole)).toBe(true);
+      expect(whole.length).toBeGreaterThan(5_000);
+    },
+  );
+
+  it('with a BOM, nested repeats, conditions and elements left out after the rows (the BOM written once)', () => {
+    const mapping = mappingFrom(`
+format: xml
+encoding: utf-8
+bom: true
+file: { name: out.xml }
+xml:
+  pretty: true
+  empty_elements: omit
+  root:
+    element: Doc
+    children:
+      - element: Lines
+        children:
+          - element: Line
+            repeat: line_items
+            when: { row: item_quantity, present: true }
+            children:
+              - element: Code
+                value: { row: item_code }
+              - element: Base
+                value: { row: item_amount_base }
+              - element: Again
+                repeat: line_items
+                children: [{ element: Q, value: { row: item_quantity } }]
+          - element: Empty
+            value: { field: order_id }
+      - element: AlsoEmpty
+        children: [{ element: X, value: { field: order_id } }]
+      - element: Total
+        value: { field: amount_total }
+`);
+    const { piecewise, whole } = bothWays(() => mapping.render(view).bytes);
+    expect(piecewise.equals(whole)).toBe(true);
+    expect(whole.subarray(0, 3).toString('hex')).toBe('efbbbf');
+    expect(whole.indexOf(Buffer.from('efbbbf', 'hex'), 3)).toBe(-1);
+    const text = whole.toString('utf8');
+    expect(text.match(/<Line>/g)?.length).toBe(rows.length);
+    expect(text.match(/<Q>/g)?.length).toBe(rows.length * rows.length);
+    expect(text).not.toContain('Empty');
+  });
+
+  it('in a single-byte encoding with transliteration, warnings included', () => {
+    const mapping = mappingFrom(`
+format: xml
+encoding: iso-8859-15
+unencodable: transliterate
+file: { name: out.xml }
+xml:
+  root:
+    element: Doc
+    children:
+      - element: Line
+        repeat: line_items
+        children: [{ element: D, value: { row: item_description } }]
+`);
+    PiecewiseEncoder.pieceCharacters = 1;
+    const piecewise = mapping.render(view);
+    PiecewiseEncoder.pieceCharacters = Number.POSITIVE_INFINITY;
+    const whole = mapping.render(view);
+    expect(piecewise.bytes.equals(whole.bytes)).toBe(true);
+    expect(piecewise.warnings).toEqual(whole.warnings);
+    expect(whole.bytes.toString('latin1')).toContain('Schraube - Ø 0 &amp; &lt;Mutter&gt;');
+  });
+});
