@@ -129,10 +129,11 @@ export function csvCell(
       datapointId,
     );
   if (!needed && (policy !== 'always' || quote === '')) return value;
-  const escape = config.escape ?? quote;
+  const escapeCharacter = config.escape ?? quote;
   let body = value;
-  if (escape !== quote && body.includes(escape)) body = body.replaceAll(escape, escape + escape);
-  if (body.includes(quote)) body = body.replaceAll(quote, escape + quote);
+  if (escapeCharacter !== quote && body.includes(escapeCharacter))
+    body = body.replaceAll(escapeCharacter, escapeCharacter + escapeCharacter);
+  if (body.includes(quote)) body = body.replaceAll(quote, escapeCharacter + quote);
   return quote + body + quote;
 }
 
