@@ -33,6 +33,24 @@ export interface DocumentMetadata {
   settings: Record<string, unknown>;
 }
 
+/** Metadata of no document in particular: what a batch's own parts (and tests of routing) start from. */
+export function emptyMetadata(overrides: Partial<DocumentMetadata> = {}): DocumentMetadata {
+  return {
+    annotationId: 0,
+    documentId: null,
+    queueId: null,
+    documentFileName: null,
+    requestId: '',
+    hookTimestamp: null,
+    confirmedAt: null,
+    createdAt: null,
+    arrivedAt: null,
+    baseUrl: null,
+    settings: {},
+    ...overrides,
+  };
+}
+
 /** Read-only, typed view of an annotation tree: header fields by `schema_id`, tables as rows. */
 export interface AnnotationView {
   meta: DocumentMetadata;

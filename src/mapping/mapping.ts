@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { basename, extname } from 'node:path';
-import type { AnnotationView } from '../annotation/index.ts';
+import { emptyMetadata, type AnnotationView } from '../annotation/index.ts';
 import { isBridgeError } from '../errors.ts';
 import { assembleBatch, entryTotals, sumTotals, type CompiledBatch } from './batch.ts';
 import type {
@@ -300,19 +300,7 @@ export class Mapping implements LoadedMapping {
 
 /** What a batch's own parts see in place of a document: no fields, no rows. */
 const BATCH_VIEW: AnnotationView = {
-  meta: {
-    annotationId: 0,
-    documentId: null,
-    queueId: null,
-    documentFileName: null,
-    requestId: 'batch',
-    hookTimestamp: null,
-    confirmedAt: null,
-    createdAt: null,
-    arrivedAt: null,
-    baseUrl: null,
-    settings: {},
-  },
+  meta: emptyMetadata({ requestId: 'batch' }),
   field: () => undefined,
   rows: () => [],
   hasTable: () => false,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { DocumentMetadata } from '../../src/annotation/index.ts';
+import { emptyMetadata, type DocumentMetadata } from '../../src/annotation/index.ts';
 import { exportIdempotencyKey, resolveRoute, type Route } from '../../src/export/index.ts';
 import { loadMappings } from '../../src/mapping/index.ts';
 import { firstInvalidUtf8, parseJsonBody } from '../../src/webhook/body.ts';
@@ -106,20 +106,8 @@ describe('firstInvalidUtf8', () => {
   });
 });
 
-const meta = (overrides: Partial<DocumentMetadata>): DocumentMetadata => ({
-  annotationId: 1,
-  documentId: null,
-  queueId: null,
-  documentFileName: null,
-  requestId: 'r',
-  hookTimestamp: null,
-  confirmedAt: null,
-  createdAt: null,
-  arrivedAt: null,
-  baseUrl: null,
-  settings: {},
-  ...overrides,
-});
+const meta = (overrides: Partial<DocumentMetadata>): DocumentMetadata =>
+  emptyMetadata({ annotationId: 1, requestId: 'r', ...overrides });
 
 describe('resolveRoute', () => {
   const routes: Route[] = [
