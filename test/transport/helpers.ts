@@ -13,6 +13,7 @@ import {
 import { silentLogger } from '../../src/observability/logger.ts';
 import type { LyingSftpServer } from '../support/lying-sftp-server.ts';
 import { startSshd, type SshdInstance, type StartSshdOptions } from '../support/sshd.ts';
+import { TcpProxy } from '../support/tcp-proxy.ts';
 
 export function tempDir(prefix = 'bridge-transport-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -46,6 +47,27 @@ export function useSshd(options: Partial<StartSshdOptions> = {}): () => SshdInst
   return () => {
     if (!started) throw new Error('useSshd: the sshd is not started yet (call it from a test or a hook)');
     return started.sshd;
+  };
+}
+
+/** A private sshd behind a delay proxy (a WAN round trip each way) for the calling file or describe block. */
+export function useSshdBehindProxy(oneWayDelayMs: number): { readonly sshd: SshdInstance; readonly proxy: TcpProxy } {
+  const sshd = useSshd();
+  let proxy: TcpProxy | undefined;
+  beforeAll(async () => {
+    proxy = await TcpProxy.start(sshd().port, sshd().host, { oneWayDelayMs });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+  return {
+    get sshd() {
+      return sshd();
+    },
+    get proxy() {
+      if (!proxy) throw new Error('useSshdBehindProxy: the proxy is not started yet (use it from a test or a hook)');
+      return proxy;
+    },
   };
 }
 

@@ -1,10 +1,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isTransportError, type RemoteEntry, type SftpPoolStats, type Target } from '../../src/transport/index.ts';
-import type { SshdInstance } from '../support/sshd.ts';
-import { TcpProxy } from '../support/tcp-proxy.ts';
-import { failure, sftpTarget, sftpTargetVia, tempDir, uniqueFolder, withSshd } from './helpers.ts';
+import { failure, sftpTarget, sftpTargetVia, tempDir, uniqueFolder, useSshdBehindProxy } from './helpers.ts';
 import { startSwapper, stopSwapper, untilExists } from './swapper.ts';
 
 /*
@@ -17,23 +15,15 @@ const ROUND_TRIP_MS = 2 * ONE_WAY_MS;
 const REAL = Buffer.from('E1 invoice-1 rejected: the real ERP answer\n');
 const SECRET = 'SECRET-hook-token-47aa01';
 
-let sshd: SshdInstance;
-let cleanup: () => Promise<void>;
-let proxy: TcpProxy;
+const link = useSshdBehindProxy(ONE_WAY_MS);
 const scratch = tempDir('bridge-listed-reads-');
 
-beforeAll(async () => {
-  ({ sshd, cleanup } = await withSshd());
-  proxy = await TcpProxy.start(sshd.port, sshd.host, { oneWayDelayMs: ONE_WAY_MS });
-});
-afterAll(async () => {
-  await proxy?.close();
-  await cleanup();
+afterAll(() => {
   scratch.remove();
 });
 
 function throughProxy(folder: string, inflightPerConnection = 1): Target {
-  return sftpTargetVia(proxy, sshd, folder, { pool: { size: 1, inflightPerConnection } });
+  return sftpTargetVia(link.proxy, link.sshd, folder, { pool: { size: 1, inflightPerConnection } });
 }
 
 async function listed(target: Target, dir: string): Promise<Map<string, RemoteEntry>> {
@@ -50,8 +40,8 @@ function seenOf(entry: RemoteEntry | undefined) {
 describe('sftp:// reads that trust the listing', () => {
   it('costs a round trip less than a read that looks first, and returns the same bytes', async () => {
     const folder = uniqueFolder('seen-rtt');
-    mkdirSync(join(sshd.root, folder));
-    writeFileSync(join(sshd.root, folder, 'a.err'), REAL);
+    mkdirSync(join(link.sshd.root, folder));
+    writeFileSync(join(link.sshd.root, folder, 'a.err'), REAL);
     const target = throughProxy(folder);
     try {
       const seen = seenOf((await listed(target, '')).get('a.err'));
@@ -77,13 +67,13 @@ describe('sftp:// reads that trust the listing', () => {
 
   it('a file changed or swapped since the listing is looked at again: read as it is now, a symlink refused', async () => {
     const folder = uniqueFolder('seen-changed');
-    const local = join(sshd.root, folder);
+    const local = join(link.sshd.root, folder);
     mkdirSync(local);
     writeFileSync(join(local, 'grown.err'), 'E1 short');
     writeFileSync(join(local, 'swapped.err'), REAL);
     const secret = join(scratch.path, 'secret');
     writeFileSync(secret, `${SECRET}\n`);
-    const target = sftpTarget(sshd, folder);
+    const target = sftpTarget(link.sshd, folder);
     try {
       const before = await listed(target, '');
       writeFileSync(join(local, 'grown.err'), 'E1 short, then rewritten longer');
@@ -102,11 +92,11 @@ describe('sftp:// reads that trust the listing', () => {
 
   it('an ack name swapped with a symlink to a secret over and over is read as the real file or refused, never followed', async () => {
     const folder = uniqueFolder('seen-race');
-    const local = join(sshd.root, folder);
+    const local = join(link.sshd.root, folder);
     mkdirSync(local);
     const secret = join(scratch.path, 'race-secret');
     writeFileSync(secret, `${SECRET}\n`);
-    const target = sftpTarget(sshd, folder);
+    const target = sftpTarget(link.sshd, folder);
     const swapper = startSwapper(local, 'answer.err', secret, REAL);
     const outcome = { reads: 0, refusals: 0, leaked: 0, other: [] as string[] };
     try {
@@ -138,7 +128,7 @@ describe('sftp:// moveMany', () => {
   it('sends every rename at once: one connection, about one round trip for 30 moves (one at a time with inflightPerConnection 1)', async () => {
     const moveAll = async (inflight: number): Promise<number> => {
       const folder = uniqueFolder(`move-many-rtt-${inflight}`);
-      const local = join(sshd.root, folder);
+      const local = join(link.sshd.root, folder);
       mkdirSync(join(local, 'processed'), { recursive: true });
       const names = Array.from({ length: 30 }, (_, i) => `INV-${i}.ok`);
       for (const name of names) writeFileSync(join(local, name), name);
@@ -164,11 +154,11 @@ describe('sftp:// moveMany', () => {
 
   it('each move settles on its own: a missing folder is created, a taken name refused, a missing file reported', async () => {
     const folder = uniqueFolder('move-many');
-    const local = join(sshd.root, folder);
+    const local = join(link.sshd.root, folder);
     mkdirSync(join(local, 'invalid'), { recursive: true });
     for (const name of ['a.ok', 'b.ok', 'taken.err']) writeFileSync(join(local, name), `new ${name}`);
     writeFileSync(join(local, 'invalid', 'taken.err'), 'old taken.err');
-    const target = sftpTarget(sshd, folder);
+    const target = sftpTarget(link.sshd, folder);
     try {
       const errors = await (target.moveMany as NonNullable<Target['moveMany']>)([
         { from: 'a.ok', to: 'processed/2026/a.ok' },

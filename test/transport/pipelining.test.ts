@@ -1,10 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SftpPoolStats, Target, TargetConfigInput } from '../../src/transport/index.ts';
-import type { SshdInstance } from '../support/sshd.ts';
-import { TcpProxy } from '../support/tcp-proxy.ts';
-import { sftpTargetVia, uniqueFolder, withSshd } from './helpers.ts';
+import { sftpTargetVia, uniqueFolder, useSshdBehindProxy } from './helpers.ts';
 
 /*
  * Through a link with a 100 ms round trip, one connection: N operations in flight must cost about one
@@ -16,21 +14,10 @@ const ROUND_TRIP_MS = 2 * ONE_WAY_MS;
 const IN_FLIGHT = 8;
 
 describe('pipelined operations on one connection over a 100 ms round trip', () => {
-  let sshd: SshdInstance;
-  let cleanup: () => Promise<void>;
-  let proxy: TcpProxy;
-
-  beforeAll(async () => {
-    ({ sshd, cleanup } = await withSshd());
-    proxy = await TcpProxy.start(sshd.port, sshd.host, { oneWayDelayMs: ONE_WAY_MS });
-  });
-  afterAll(async () => {
-    await proxy?.close();
-    await cleanup();
-  });
+  const link = useSshdBehindProxy(ONE_WAY_MS);
 
   const throughProxy = (folder: string, overrides: Partial<TargetConfigInput>): Target =>
-    sftpTargetVia(proxy, sshd, folder, overrides);
+    sftpTargetVia(link.proxy, link.sshd, folder, overrides);
 
   async function timeUploads(folder: string, inflight: number, label: string): Promise<{ one: number; all: number }> {
     const target = throughProxy(folder, { pool: { size: 1, inflightPerConnection: inflight } });
@@ -48,10 +35,10 @@ describe('pipelined operations on one connection over a 100 ms round trip', () =
       );
       const all = performance.now() - started;
       expect((target.stats() as SftpPoolStats).connectsTotal).toBe(1);
-      const landed = readdirSync(join(sshd.root, folder)).sort();
+      const landed = readdirSync(join(link.sshd.root, folder)).sort();
       expect(landed).toEqual(['single.xml', ...Array.from({ length: IN_FLIGHT }, (_, i) => `f${i}.xml`)].sort());
       for (let i = 0; i < IN_FLIGHT; i++) {
-        expect(readFileSync(join(sshd.root, folder, `f${i}.xml`)).equals(bytes(i))).toBe(true);
+        expect(readFileSync(join(link.sshd.root, folder, `f${i}.xml`)).equals(bytes(i))).toBe(true);
       }
       return { one, all };
     } finally {
@@ -60,10 +47,10 @@ describe('pipelined operations on one connection over a 100 ms round trip', () =
   }
 
   it(`${IN_FLIGHT} uploads in flight on one connection overlap on the wire and each lands intact`, async () => {
-    const loginsBefore = sshd.loginCount();
+    const loginsBefore = link.sshd.loginCount();
     const pipelined = await timeUploads(uniqueFolder('pipelined'), IN_FLIGHT, 'pipelined');
     const serial = await timeUploads(uniqueFolder('serial'), 1, 'serial');
-    expect(sshd.loginCount() - loginsBefore).toBe(2);
+    expect(link.sshd.loginCount() - loginsBefore).toBe(2);
     // An upload is 3 round trips (open | write+fstat+close | rename): at least 300 ms on this link.
     expect(pipelined.one).toBeGreaterThanOrEqual(3 * ROUND_TRIP_MS);
     // Overlapped: about one upload's round trips for all of them (2× leaves room for a loaded machine).
@@ -74,9 +61,9 @@ describe('pipelined operations on one connection over a 100 ms round trip', () =
 
   it(`${IN_FLIGHT} reads in flight on one connection overlap too, each returning its own bytes`, async () => {
     const folder = uniqueFolder('reads');
-    mkdirSync(join(sshd.root, folder), { recursive: true });
+    mkdirSync(join(link.sshd.root, folder), { recursive: true });
     const content = (i: number) => Buffer.from(`ack ${i} ${'y'.repeat(500 * i)}`);
-    for (let i = 0; i < IN_FLIGHT; i++) writeFileSync(join(sshd.root, folder, `a${i}.ok`), content(i));
+    for (let i = 0; i < IN_FLIGHT; i++) writeFileSync(join(link.sshd.root, folder, `a${i}.ok`), content(i));
     const readAll = async (inflight: number): Promise<number> => {
       const target = throughProxy(folder, { pool: { size: 1, inflightPerConnection: inflight } });
       try {
@@ -99,9 +86,9 @@ describe('pipelined operations on one connection over a 100 ms round trip', () =
 
   it('lists a folder of 3,000 names without one round trip per page', async () => {
     const folder = uniqueFolder('listing');
-    mkdirSync(join(sshd.root, folder), { recursive: true });
+    mkdirSync(join(link.sshd.root, folder), { recursive: true });
     const names = Array.from({ length: 3_000 }, (_, i) => `INV-${String(i).padStart(5, '0')}.ok`);
-    for (const name of names) writeFileSync(join(sshd.root, folder, name), name);
+    for (const name of names) writeFileSync(join(link.sshd.root, folder, name), name);
     const listAll = async (inflight: number): Promise<{ elapsed: number; seen: string[] }> => {
       const target = throughProxy(folder, { pool: { size: 1, inflightPerConnection: inflight } });
       try {
