@@ -3,41 +3,17 @@
  * compares XML against a hand-written baseline that builds the same XML with fast-xml-parser's builder.
  * Targets (issue 3): within 2× of the baseline, < 50 ms and < 64 MB per 2,000-line document. Figures only.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLBuilder } from 'fast-xml-parser';
-import { parseExportPayload, viewAnnotation, type AnnotationView, type RawNode } from '../src/annotation/index.ts';
+import type { AnnotationView } from '../src/annotation/index.ts';
 import { loadMappingFile } from '../src/mapping/index.ts';
+import { bigInvoice } from '../test/support/big-invoice.ts';
 import { describeMachine, writeBenchResults } from './support/results.ts';
 
 const LINES = Number(process.env.LINES ?? 2000);
 const ITERATIONS = Number(process.env.ITERATIONS ?? 30);
 const root = join(import.meta.dirname, '..');
 const machine = describeMachine();
-
-function bigInvoice(lines: number): AnnotationView {
-  const payload = JSON.parse(readFileSync(join(root, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as {
-    annotation: { content: RawNode[] };
-  };
-  let id = 900_000_000;
-  const table = payload.annotation.content
-    .flatMap((s) => s.children ?? [])
-    .find((n) => n.schema_id === 'line_items') as RawNode;
-  const template = (table.children ?? [])[0] as RawNode;
-  table.children = Array.from({ length: lines }, (_, i) => ({
-    ...template,
-    id: id++,
-    children: (template.children ?? []).map((dp) => {
-      const content = { ...dp.content };
-      if (dp.schema_id === 'item_code') content.value = `ART-${i + 1}`;
-      if (dp.schema_id === 'item_description') content.value = `Item ${i + 1} – Schraube & Mutter <M8> "verzinkt"`;
-      if (dp.schema_id === 'item_quantity') content.normalized_value = content.value = String((i % 17) + 1);
-      if (dp.schema_id === 'item_amount_total') content.normalized_value = (((i % 97) + 1) * 1.25).toFixed(2);
-      return { ...dp, id: id++, content };
-    }),
-  }));
-  return viewAnnotation(parseExportPayload(payload));
-}
 
 /** The same XML as mappings/generic-xml.yaml, built directly with the builder (values pre-formatted by hand). */
 function baseline(view: AnnotationView): Buffer {

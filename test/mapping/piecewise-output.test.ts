@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseExportPayload, viewAnnotation, type RawNode } from '../../src/annotation/index.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PiecewiseEncoder } from '../../src/mapping/encoding.ts';
 import { loadMappingFile } from '../../src/mapping/index.ts';
+import { bigInvoice } from '../support/big-invoice.ts';
 import { annotation, mappingFrom } from './helpers.ts';
 
 /**
@@ -39,29 +38,6 @@ const view = annotation(
   { document_id: 'INV-1', date_issue: '2024-01-31', currency: 'eur', amount_total: '10', order_id: '' },
   rows,
 );
-
-/** The realistic invoice with its first line item repeated, each copy with its own values and characters to escape. */
-function bigInvoice(lines: number) {
-  const payload = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/rossum/export-invoice.json'), 'utf8')) as {
-    annotation: { content: RawNode[] };
-  };
-  let id = 800_000_000;
-  const table = payload.annotation.content
-    .flatMap((section) => section.children ?? [])
-    .find((node) => node.schema_id === 'line_items') as RawNode;
-  const template = (table.children ?? [])[0] as RawNode;
-  table.children = Array.from({ length: lines }, (_, i) => ({
-    ...template,
-    id: id++,
-    children: (template.children ?? []).map((datapoint) => {
-      const content = { ...datapoint.content };
-      if (datapoint.schema_id === 'item_description') content.value = `Item ${i} – Schraube & <M8> "verzinkt" ť 🚀`;
-      if (datapoint.schema_id === 'item_amount_total') content.normalized_value = (((i % 97) + 1) * 1.25).toFixed(2);
-      return { ...datapoint, id: id++, content };
-    }),
-  }));
-  return viewAnnotation(parseExportPayload(payload));
-}
 
 describe('XML encoded while it is written', () => {
   it.each(['ubl-invoice', 'sap-idoc-xml', 'generic-xml'])(
