@@ -206,6 +206,8 @@ export interface Message {
   identifier: string[];
   /** The body between UNH and UNT: segments, or segments already written with writeSegment. */
   segments: Array<Segment | string>;
+  /** How many segments the body holds when written ones come several to a string (joined by the newline); default one each. */
+  segmentCount?: number;
 }
 
 export interface Interchange {
@@ -237,7 +239,8 @@ export function interchangeSegments(interchange: Interchange): Array<Segment | s
   for (const message of interchange.messages) {
     out.push({ tag: 'UNH', elements: [[message.reference], message.identifier] });
     out.push(...message.segments);
-    out.push({ tag: 'UNT', elements: [[String(message.segments.length + 2)], [message.reference]] });
+    const count = (message.segmentCount ?? message.segments.length) + 2;
+    out.push({ tag: 'UNT', elements: [[String(count)], [message.reference]] });
   }
   out.push({ tag: 'UNZ', elements: [[String(interchange.messages.length)], [interchange.reference]] });
   return out;

@@ -201,13 +201,14 @@ export function edifactCharFilter(
   };
 }
 
-interface Planned {
-  node: CompiledNode;
-  row: RowScope | undefined;
+/** Which segments are written, in order: a node and its row at each index (two arrays, no object per segment). */
+interface Plan {
+  nodes: CompiledNode[];
+  rows: Array<RowScope | undefined>;
 }
 
 /** Which segments are written, in order (repeats and conditions resolved), before any value is evaluated. */
-function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
+function plan(nodes: CompiledNode[], scope: Scope, into: Plan): void {
   for (const node of nodes) {
     if (!node.table) {
       planOne(node, scope, into);
@@ -230,14 +231,26 @@ function plan(nodes: CompiledNode[], scope: Scope, into: Planned[]): void {
 }
 
 /** The node once, in the scope's row: its segment, or its group's segments, unless its condition says no. */
-function planOne(node: CompiledNode, scope: Scope, into: Planned[]): void {
+function planOne(node: CompiledNode, scope: Scope, into: Plan): void {
   if (node.when) {
     // Only a condition reads the location here; every value sets its own.
     scope.at = `${node.label}${scope.row ? ` (${scope.row.label})` : ''}`;
     if (!node.when(scope)) return;
   }
-  if (node.tag !== undefined) into.push({ node, row: scope.row });
-  else plan(node.children, scope, into);
+  if (node.tag === undefined) {
+    plan(node.children, scope, into);
+    return;
+  }
+  into.nodes.push(node);
+  into.rows.push(scope.row);
+}
+
+const BODY_PIECE_CHARACTERS = 16 * 1024;
+
+/** The same string, made one flat copy in memory now (reading it as a number walks the whole rope). */
+function flattened(text: string): string {
+  Number(text);
+  return text;
 }
 
 /** Where a value goes; spelled out only when a message or --explain asks for it (most values never need it). */
@@ -272,16 +285,22 @@ function reference(emitter: Emitter, value: CompiledValue, scope: Scope, at: str
 export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: string, finalNewline: boolean): string {
   const { config } = edifact;
   const scope = newScope(emitter.doc);
-  const planned: Planned[] = [];
+  const planned: Plan = { nodes: [], rows: [] };
   plan(edifact.nodes, scope, planned);
-  emitter.doc.recordCount = planned.length + 2;
+  const count = planned.nodes.length;
+  emitter.doc.recordCount = count + 2;
 
   const explaining = emitter.trace !== null;
-  const segments: string[] = new Array(planned.length);
+  const newline = config.segment_newline ? eol : '';
+  // The body in flat pieces of a few kB, each several segments long: a message holds its segments until the
+  // envelope around them is known, and as thousands of small strings every young-generation GC would copy them.
+  const body: string[] = [];
+  let piece = '';
   const location = new SegmentLocation();
   const writer = new SegmentWriter();
-  for (let i = 0; i < planned.length; i++) {
-    const { node, row } = planned[i] as Planned;
+  for (let i = 0; i < count; i++) {
+    const node = planned.nodes[i] as CompiledNode;
+    const row = planned.rows[i];
     scope.row = row;
     location.segment = i + 2;
     location.tag = node.tag as string;
@@ -298,8 +317,13 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
         writer.component(emitter.value(component.value, scope, location) ?? '');
       }
     }
-    segments[i] = writer.finish();
+    piece = piece === '' ? writer.finish() : piece + newline + writer.finish();
+    if (piece.length >= BODY_PIECE_CHARACTERS) {
+      body.push(flattened(piece));
+      piece = '';
+    }
   }
+  if (piece !== '') body.push(piece);
   scope.row = undefined;
 
   const party = (compiled: CompiledParty, at: string): string[] => {
@@ -331,7 +355,8 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
             message.agency,
             ...(message.association ? [message.association] : []),
           ],
-          segments,
+          segments: body,
+          segmentCount: count,
         },
       ],
     },

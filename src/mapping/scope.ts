@@ -32,7 +32,8 @@ export interface RowScope {
   lineNumber: number;
   table: CompiledTable;
   label: string;
-  vars: Map<string, string | undefined>;
+  /** The row's vars once evaluated; made at the first one (most rows of most mappings have none). */
+  vars: Map<string, string | undefined> | undefined;
 }
 
 export interface Scope {

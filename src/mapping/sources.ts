@@ -36,6 +36,7 @@ function varValue(scope: Scope, name: string): string | undefined {
   const rowVar = row?.table.vars.get(name);
   if (row && rowVar) {
     // Each row has its own cache, so the name is key enough.
+    row.vars ??= new Map();
     if (row.vars.has(name)) return row.vars.get(name);
     return memo(scope, row.vars, name, rowVar);
   }

@@ -47,7 +47,7 @@ export function rowsOf(doc: DocScope, table: CompiledTable): RowScope[] {
       lineNumber: rows.length + 1,
       table,
       label: `${table.from} row ${row.index}`,
-      vars: new Map(),
+      vars: undefined,
     };
     if (table.where) {
       scope.row = candidate;

@@ -10,6 +10,7 @@ import { parseDocument } from 'yaml';
 import { BridgeError } from '../../src/errors.ts';
 import { checkMappingFile } from '../../src/mapping/index.ts';
 import { escapeEdifact, writeInterchange, type Message, type Segment } from '../../src/mapping/edifact-syntax.ts';
+import { bigInvoice } from '../support/big-invoice.ts';
 import { annotation, fixture, mappingFrom } from './helpers.ts';
 
 /** The independent parser: the `edifact` npm package (validates characters per UNB syntax level, element formats and lengths). */
@@ -322,6 +323,19 @@ describe('property: EDIFACT syntax', () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it('a 600-line invoice (a body written in several pieces): UNT counts every segment, one segment per line', () => {
+    const file = shipped.render(bigInvoice(600), { now: NOW, route: ROUTE });
+    const text = file.bytes.toString('latin1');
+    expect(text.length).toBeGreaterThan(50_000);
+    const segments = parseEdifact(text);
+    const messages = checkEnvelope(segments);
+    checkInvoic(messages[0] as ParsedSegment[], 600);
+    const lines = text.trimEnd().split('\n');
+    expect(lines).toHaveLength(segments.length + 1);
+    // Each line one whole segment (the values here hold no released terminator): no piece boundary lost a newline.
+    expect(lines.filter((line) => !line.endsWith("'") || line.indexOf("'") !== line.length - 1)).toEqual([]);
   });
 
   it('the shipped mapping repeats the line-item group once per row, and UNT still counts right', () => {
