@@ -14,6 +14,32 @@ export function parseDecimal(text: string): Decimal | undefined {
   return PLAIN_NUMBER.test(trimmed) ? new Decimal(trimmed) : undefined;
 }
 
+/** coefficient × 10^-scale: a decimal held exactly in a BigInt. */
+export interface ExactDecimal {
+  coefficient: bigint;
+  scale: number;
+}
+
+/** Parses what parseDecimal parses, exactly. */
+export function parseExact(text: string): ExactDecimal | undefined {
+  const d = toDigits(text);
+  if (!d) return undefined;
+  const digits = `${d.int}${d.frac}` || '0';
+  return { coefficient: BigInt(d.negative ? `-${digits}` : digits), scale: d.frac.length };
+}
+
+/** As `plain` writes the same number: no exponent, no trailing zeros after the point, never "-0". */
+export function plainExact(value: ExactDecimal): string {
+  const negative = value.coefficient < 0n;
+  let digits = (negative ? -value.coefficient : value.coefficient).toString();
+  if (value.scale > 0) {
+    digits = digits.padStart(value.scale + 1, '0');
+    const fraction = digits.slice(digits.length - value.scale).replace(TRAILING_ZEROS, '');
+    digits = digits.slice(0, digits.length - value.scale) + (fraction === '' ? '' : `.${fraction}`);
+  }
+  return negative && value.coefficient !== 0n ? `-${digits}` : digits;
+}
+
 /** A decimal as a plain string, never in exponent notation. */
 export function plain(value: Decimal): string {
   return value.toFixed();

@@ -1,8 +1,15 @@
 import type { Datapoint } from '../annotation/index.ts';
-import { parseCalc, type CalcNode } from './calc.ts';
+import {
+  DECIMAL_ARITHMETIC,
+  EXACT_ARITHMETIC,
+  parseCalc,
+  exactFirst,
+  usesDivision,
+  type Arithmetic,
+  type CalcNode,
+} from './calc.ts';
 import { compileCondition } from './conditions.ts';
 import { mappingError } from './errors.ts';
-import { Decimal, parseDecimal, plain } from './format.ts';
 import { META_KEYS, type SOURCE_KEYS, type Condition, type ValueSpec } from './schema.ts';
 import {
   datapointIdOf,
@@ -225,8 +232,8 @@ export function compileSource(
             ? compileSource('row', spec.of, rowEnv, [...path, 'of'], 'normalized')
             : compileValue(spec.of, rowEnv, [...path, 'of']).evaluate;
       const where = spec.where ? compileCondition(spec.where, rowEnv, [...path, 'where']) : undefined;
-      return (scope) => {
-        let total = new Decimal(0);
+      const total = <N>(arithmetic: Arithmetic<N>, scope: Scope): string => {
+        let sum = arithmetic.parse('0') as N;
         const inner: Scope = { ...scope };
         for (const row of rowsOf(scope.doc, table)) {
           inner.row = row;
@@ -234,17 +241,21 @@ export function compileSource(
           if (where && !where(inner)) continue;
           const text = of(inner);
           if (text === undefined || text.trim() === '') continue;
-          const n = parseDecimal(text);
-          if (!n)
+          const n = arithmetic.parse(text);
+          if (n === undefined)
             throw mappingError(
               'MAPPING_INVALID_NUMBER',
               `${scope.at}: cannot add up "${text}" from ${row.label}: it is not a number.`,
               datapointIdOf(inner),
             );
-          total = total.plus(n);
+          sum = arithmetic.plus(sum, n);
         }
-        return plain(total);
+        return arithmetic.plain(sum);
       };
+      return exactFirst(
+        (scope: Scope) => total(EXACT_ARITHMETIC, scope),
+        (scope: Scope) => total(DECIMAL_ARITHMETIC, scope),
+      );
     }
     case 'cases':
       throw new Error('cases are compiled by compileValue');
@@ -340,56 +351,70 @@ function compileCalc(source: string, env: CompileEnv, path: Path): (scope: Scope
     env.problem(path, `calc: ${(error as Error).message}`);
     return () => '';
   }
-  // The tree becomes closures once: constants parsed, references resolved, nothing looked up per row.
-  const compileNode = (node: CalcNode): ((scope: Scope) => Decimal) => {
-    switch (node.kind) {
-      case 'number': {
-        const constant = new Decimal(node.text);
-        return () => constant;
-      }
-      case 'neg': {
-        const operand = compileNode(node.operand);
-        return (scope) => operand(scope).negated();
-      }
-      case 'binary': {
-        const left = compileNode(node.left);
-        const right = compileNode(node.right);
-        if (node.op === '+') return (scope) => left(scope).plus(right(scope));
-        if (node.op === '-') return (scope) => left(scope).minus(right(scope));
-        if (node.op === '*') return (scope) => left(scope).times(right(scope));
-        return (scope) => {
-          const dividend = left(scope);
-          const divisor = right(scope);
-          if (divisor.isZero())
-            throw mappingError('MAPPING_CALC', `${scope.at}: "${source}" divides by zero.`, scope.datapoint?.id);
-          return dividend.dividedBy(divisor);
-        };
-      }
-      case 'ref': {
-        const read = compileReference(node.name, env, path, 'normalized');
-        const where = (scope: Scope) => (scope.row ? ` (${scope.row.label})` : '');
-        return (scope) => {
-          scope.datapoint = undefined;
-          const text = read(scope);
-          if (text === undefined || text.trim() === '') {
-            throw mappingError(
-              'MAPPING_REQUIRED_FIELD',
-              `${scope.at}: "${source}" needs ${node.name}${where(scope)}, which is ${text === undefined ? 'missing from the annotation' : 'empty'}.`,
-              datapointIdOf(scope),
-            );
-          }
-          const n = parseDecimal(text);
-          if (!n)
-            throw mappingError(
-              'MAPPING_INVALID_NUMBER',
-              `${scope.at}: "${source}" needs ${node.name}${where(scope)} to be a number, but it is "${text}".`,
-              datapointIdOf(scope),
-            );
-          return n;
-        };
-      }
+  // Each reference compiled once, however often the expression names it.
+  const readers = new Map<string, (scope: Scope) => string | undefined>();
+  const readerOf = (name: string) => {
+    let read = readers.get(name);
+    if (!read) {
+      read = compileReference(name, env, path, 'normalized');
+      readers.set(name, read);
     }
+    return read;
   };
-  const evaluate = compileNode(tree);
-  return (scope) => plain(evaluate(scope));
+  const where = (scope: Scope) => (scope.row ? ` (${scope.row.label})` : '');
+  // The tree becomes closures once: constants parsed, references resolved, nothing looked up per row.
+  const compile = <N>(arithmetic: Arithmetic<N>) => {
+    const compileNode = (node: CalcNode): ((scope: Scope) => N) => {
+      switch (node.kind) {
+        case 'number': {
+          const constant = arithmetic.parse(node.text) as N;
+          return () => constant;
+        }
+        case 'neg': {
+          const operand = compileNode(node.operand);
+          return (scope) => arithmetic.negate(operand(scope));
+        }
+        case 'binary': {
+          const left = compileNode(node.left);
+          const right = compileNode(node.right);
+          if (node.op === '+') return (scope) => arithmetic.plus(left(scope), right(scope));
+          if (node.op === '-') return (scope) => arithmetic.minus(left(scope), right(scope));
+          if (node.op === '*') return (scope) => arithmetic.times(left(scope), right(scope));
+          return (scope) => {
+            const quotient = arithmetic.divide(left(scope), right(scope));
+            if (quotient === undefined)
+              throw mappingError('MAPPING_CALC', `${scope.at}: "${source}" divides by zero.`, scope.datapoint?.id);
+            return quotient;
+          };
+        }
+        case 'ref': {
+          const read = readerOf(node.name);
+          return (scope) => {
+            scope.datapoint = undefined;
+            const text = read(scope);
+            if (text === undefined || text.trim() === '') {
+              throw mappingError(
+                'MAPPING_REQUIRED_FIELD',
+                `${scope.at}: "${source}" needs ${node.name}${where(scope)}, which is ${text === undefined ? 'missing from the annotation' : 'empty'}.`,
+                datapointIdOf(scope),
+              );
+            }
+            const n = arithmetic.parse(text);
+            if (n === undefined)
+              throw mappingError(
+                'MAPPING_INVALID_NUMBER',
+                `${scope.at}: "${source}" needs ${node.name}${where(scope)} to be a number, but it is "${text}".`,
+                datapointIdOf(scope),
+              );
+            return n;
+          };
+        }
+      }
+    };
+    const evaluate = compileNode(tree);
+    return (scope: Scope) => arithmetic.plain(evaluate(scope));
+  };
+  const decimal = compile(DECIMAL_ARITHMETIC);
+  if (usesDivision(tree)) return decimal;
+  return exactFirst(compile(EXACT_ARITHMETIC), decimal);
 }
