@@ -2,7 +2,7 @@ import { Decimal as DecimalJs } from 'decimal.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DECIMAL_ARITHMETIC, EXACT_ARITHMETIC, TOO_LONG_FOR_EXACT, type Arithmetic } from '../../src/mapping/calc.ts';
-import { annotation, mappingFrom, text } from './helpers.ts';
+import { annotation, columnsMapping, text } from './helpers.ts';
 
 /**
  * A calc without division runs on exact BigInt arithmetic, one with division (or with numbers too long) on
@@ -54,19 +54,9 @@ describe('calc arithmetic', () => {
   });
 
   it('through a mapping: the exact path, the fallback for long numbers and division all write what decimal.js computes', () => {
-    const mapping = mappingFrom(`
-format: csv
-final_newline: false
-file: { name: out.csv }
-csv:
-  header: false
-  quote: ""
-  delimiter: "|"
-  escape_formulas: false
-  columns:
+    const mapping = columnsMapping(`
     - { name: product, value: { calc: "a * b - a" } }
-    - { name: quotient, value: { calc: "(a + b) / 3" } }
-`);
+    - { name: quotient, value: { calc: "(a + b) / 3" } }`);
     const cases: Array<[string, string]> = [
       ['12.50', '3'],
       ['-0.5', '0.5'],
@@ -84,15 +74,7 @@ csv:
   });
 
   it('a sum over rows: exact, and decimal.js when the total grows long, with the same text', () => {
-    const mapping = mappingFrom(`
-format: csv
-final_newline: false
-file: { name: out.csv }
-csv:
-  header: false
-  columns:
-    - { name: total, value: { sum: line_items.amount } }
-`);
+    const mapping = columnsMapping('    - { name: total, value: { sum: line_items.amount } }');
     const amounts = [
       ['12.50', '-0.5', '1e2', '0.000'],
       ['99999999999999999999999999.99', '99999999999999999999999999.99', '0.0000000000000000000000001'],

@@ -18,6 +18,22 @@ export function mappingFrom(yaml: string, name = 'test-mapping'): LoadedMapping 
   return loadMappingFile(path);
 }
 
+/** A CSV of just these columns (YAML list items), unquoted, "|"-separated, no header, no final newline: values as written. */
+export function columnsMapping(columns: string): LoadedMapping {
+  return mappingFrom(`
+format: csv
+final_newline: false
+file: { name: out.csv }
+csv:
+  header: false
+  quote: ""
+  delimiter: "|"
+  escape_formulas: false
+  columns:
+${columns}
+`);
+}
+
 let nextId = 1000;
 /** A small annotation: header datapoints and one `line_items` table. */
 export function annotation(

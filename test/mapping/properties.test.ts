@@ -5,7 +5,7 @@ import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { isBridgeError } from '../../src/errors.ts';
 import { OutputEncoding } from '../../src/mapping/encoding.ts';
-import { annotation, mappingFrom } from './helpers.ts';
+import { annotation, columnsMapping, mappingFrom } from './helpers.ts';
 
 /** The tricky fixture's characters plus what XML forbids, lone surrogates and CSV/fixed-width troublemakers. */
 const TRICKY = [
@@ -345,19 +345,9 @@ describe('property: what counts as a number', () => {
 
 describe('property: trimming', () => {
   it('removes exactly the surrounding whitespace the trim pattern names, no-break and Unicode spaces included', () => {
-    const mapping = mappingFrom(`
-format: csv
-final_newline: false
-file: { name: out.csv }
-csv:
-  header: false
-  quote: ""
-  delimiter: "|"
-  escape_formulas: false
-  columns:
+    const mapping = columnsMapping(`
     - { name: t, value: { field: a, trim: true } }
-    - { name: c, value: { field: a, collapse_whitespace: true } }
-`);
+    - { name: c, value: { field: a, collapse_whitespace: true } }`);
     const text = fc.string({
       unit: fc.constantFrom(
         ' ',
