@@ -175,12 +175,6 @@ export class OutcomeDelivery {
         settlement = record
           ? await this.deliver(outcome, record)
           : { delivery: 'failed', error: `export ${outcome.exportId} is gone from the ledger` };
-        if (
-          this.credentials.state !== 'accepted' &&
-          settlement.delivery !== 'by_hold' &&
-          settlement.delivery !== 'not_needed'
-        )
-          this.accepted();
       }
     } catch (error) {
       if (isLeaseLost(error)) {
@@ -327,6 +321,8 @@ export class OutcomeDelivery {
     }
     const key = this.options.config.metadataKey;
     const current = await client.getAnnotation(record.annotationId);
+    // Only an answer from Rossum says it accepts our credentials (a held, superseded or empty outcome asks it nothing).
+    if (this.credentials.state !== 'accepted') this.accepted();
     if (current.status === 'purged')
       return { delivery: 'gone', error: `annotation ${record.annotationId} was purged in Rossum; nothing can be told` };
     const metadata = current.metadata ?? {};
