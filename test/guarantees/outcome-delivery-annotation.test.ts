@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { byLabel, callLog, gauge, type Rig, signature, startRig, T0 } from './outcome-delivery-rig.ts';
+import { ANNOTATION_STATUSES } from '../../src/rossum/index.ts';
+import { byLabel, callLog, gauge, type Rig, rejection, signature, startRig, T0 } from './outcome-delivery-rig.ts';
 
 /**
  * What the outbox does with the annotation it finds: a status someone else set is left alone (the verdict
@@ -10,25 +11,15 @@ import { byLabel, callLog, gauge, type Rig, signature, startRig, T0 } from './ou
 let rig: Rig;
 afterEach(async () => rig?.close());
 
-const rejection = { messages: [{ code: 'E102', text: 'Kreditor fehlt' }] };
 const rejectedNote = (id: number) => `The ERP rejected INV-${id}.xml — ack INV-${id}.err:\nE102 Kreditor fehlt`;
 const kept = (status: string) =>
   `The bridge did not change the annotation's status: it was in ${status} (moved by an operator or another system).`;
 const notesOf = (id: number) => rig.simulator.annotation(id).notes.map((note) => note.content);
 
-const NOT_OURS = [
-  'created',
-  'importing',
-  'failed_import',
-  'split',
-  'to_review',
-  'reviewing',
-  'in_workflow',
-  'confirmed',
-  'rejected',
-  'postponed',
-  'deleted',
-] as const;
+/** Every status but the export's own results, `exporting` (waited for) and `purged` (gone): someone else moved it there. */
+const NOT_OURS = ANNOTATION_STATUSES.filter(
+  (status) => !['exporting', 'exported', 'failed_export', 'purged'].includes(status),
+);
 
 describe('left alone: a status the bridge did not set', () => {
   it('each one: the status is kept, the verdict and why go into a note, counted by status and warned', async () => {

@@ -9,6 +9,7 @@ import {
   startRig,
   startSimulator,
   T0,
+  rejection,
 } from './outcome-delivery-rig.ts';
 
 /** One client per Rossum, tokens kept alive between deliveries, and the outbox without metrics. */
@@ -18,8 +19,6 @@ afterEach(async () => {
   vi.useRealTimers();
   await rig?.close();
 });
-
-const rejection = { messages: [{ code: 'E102', text: 'Kreditor fehlt' }] };
 
 describe('one client per Rossum', () => {
   it('rossum.baseUrl set: every export goes there, whatever its payload named, on one login', async () => {

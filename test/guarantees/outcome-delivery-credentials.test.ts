@@ -10,6 +10,7 @@ import {
   startRig,
   startSimulator,
   T0,
+  rejection,
 } from './outcome-delivery-rig.ts';
 
 /**
@@ -21,7 +22,6 @@ import {
 let rig: Rig;
 afterEach(async () => rig?.close());
 
-const rejection = { messages: [{ code: 'E102', text: 'Kreditor fehlt' }] };
 const WRONG = 'not the password';
 const LOGIN_REFUSED = 'Rossum answered POST /v1/auth/login with HTTP 401: Unable to log in with provided credentials.';
 const USER_FIX =

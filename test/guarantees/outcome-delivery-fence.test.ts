@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AckOutcome } from '../../src/ledger/index.ts';
-import { byLabel, callLog, LEASE_MS, OWNER, type Rig, startRig, T0 } from './outcome-delivery-rig.ts';
+import { byLabel, callLog, LEASE_MS, OWNER, type Rig, rejection, startRig, T0 } from './outcome-delivery-rig.ts';
 
 /**
  * The fence: each write to Rossum first renews this claim's lease, and an outcome another process claimed
@@ -10,7 +10,6 @@ import { byLabel, callLog, LEASE_MS, OWNER, type Rig, startRig, T0 } from './out
 let rig: Rig;
 afterEach(async () => rig?.close());
 
-const rejection = { messages: [{ code: 'E102', text: 'Kreditor fehlt' }] };
 const renewals = () => rig.ledgerCalls.filter((call) => call === 'renewOutcomeLease').length;
 const nonEmpty = (result: unknown) => Array.isArray(result) && result.length > 0;
 /** Another acks process, after our lease ran out: it claims what is due and not leased. */

@@ -246,3 +246,6 @@ export async function gauge(metric: { get(): Promise<{ values: Array<{ value: nu
 export function callLog(simulator: RossumSimulator): string[] {
   return simulator.calls.map((call) => `${call.method} ${call.path.replace(/^\/api/, '')}`);
 }
+
+/** An ERP rejection with one coded reason, as the ack readers record it. */
+export const rejection = { messages: [{ code: 'E102', text: 'Kreditor fehlt' }] };

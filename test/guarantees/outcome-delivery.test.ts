@@ -10,6 +10,7 @@ import {
   startRig,
   startSimulator,
   T0,
+  rejection,
 } from './outcome-delivery-rig.ts';
 
 /**
@@ -20,7 +21,6 @@ import {
 let rig: Rig;
 afterEach(async () => rig?.close());
 
-const rejection = { messages: [{ code: 'E102', text: 'Kreditor fehlt' }] };
 const rejectedNote = (id: number) => `The ERP rejected INV-${id}.xml — ack INV-${id}.err:\nE102 Kreditor fehlt`;
 
 describe('delivered', () => {
