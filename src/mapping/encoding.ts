@@ -241,9 +241,9 @@ export class PiecewiseEncoder {
     this.bom = bom;
   }
 
-  /** Encodes `text` when it is big enough and returns what is left to append to ('' or `text` itself). */
+  /** Encodes `text` when it is big enough (and the encoding is piecewise) and returns what is left to append to: '' or `text`. */
   settle(text: string): string {
-    if (text.length < PiecewiseEncoder.pieceCharacters) return text;
+    if (!this.encoding.piecewise || text.length < PiecewiseEncoder.pieceCharacters) return text;
     this.push(text);
     return '';
   }

@@ -195,14 +195,11 @@ export class Mapping implements LoadedMapping {
     // A bug of ours must still reach Rossum as a clear, permanent mapping error, never as a crash.
     return this.guarded(() => {
       const doc = this.newDoc(view, context);
-      const encoder = this.encoding.piecewise
-        ? new PiecewiseEncoder(this.encoding, this.compiled.source.bom)
-        : undefined;
+      const encoder = new PiecewiseEncoder(this.encoding, this.compiled.source.bom);
       const { text, emitter } = this.renderText(doc, explain, false, encoder);
       const trace = emitter.trace ?? [];
       if (explain) doc.touched = [];
-      const bytes = encoder ? encoder.finish(text) : this.encoding.encode(text, this.compiled.source.bom);
-      const file = this.fileOf(doc, bytes, doc.warnings.size > 0 ? finalWarnings(doc) : []);
+      const file = this.fileOf(doc, encoder.finish(text), doc.warnings.size > 0 ? finalWarnings(doc) : []);
       if (explain) trace.unshift({ output: 'file name', value: file.fileName, from: [...new Set(doc.touched ?? [])] });
       return { file, trace };
     });
