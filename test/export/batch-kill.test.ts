@@ -14,6 +14,7 @@ import { CapturedLog } from '../support/bridge.ts';
 import { ServeProcess } from '../support/fault-serve.ts';
 import { signedHeaders, waitUntil } from '../support/serve-harness.ts';
 import { freePort, startSshd, type SshdInstance } from '../support/sshd.ts';
+import { TcpProxy } from '../support/tcp-proxy.ts';
 
 const SECRET = 'batch-kill-secret-0123456789';
 /** Stays open through both kills (its hour never comes; the third document closes it at the end). */
@@ -23,6 +24,12 @@ const SENT_QUEUE = 2;
 
 let dir: string;
 let sshd: SshdInstance;
+/**
+ * 40 ms each way between serve and sshd: an upload's temporary file then lives for several round trips
+ * (write, close, rename), so the test's kill lands while it is open. On loopback the rename can come
+ * before the test has even read the folder, and the kill would never happen.
+ */
+let link: TcpProxy;
 let serve: ServeProcess | undefined;
 let configPath: string;
 let port: number;
@@ -31,6 +38,7 @@ const ledgerPath = (): string => join(dir, 'ledger.db');
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rsb-batch-kill-'));
   sshd = await startSshd({ baseDir: join(dir, 'sshd') });
+  link = await TcpProxy.start(sshd.port, sshd.host, { oneWayDelayMs: 40 });
   // `version`: a second upload of a batch would show as a second file instead of failing.
   const mapping = (name: string): string =>
     batchMappingFrom('datev-csv-batch.yaml', { every: '1h', max_documents: 3 }, `${name}_{batch:4}.csv`).replace(
@@ -51,7 +59,9 @@ beforeAll(async () => {
       mappingsDir,
       logLevel: 'info',
       targets: {
-        erp: { url: sshd.url('inbound'), hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath },
+        erp: {
+          url: sshd.url('inbound').replace(`:${sshd.port}/`, `:${link.port}/`),
+          hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath },
       },
       routes: [
         { mapping: 'open-csv', target: 'erp', queues: [OPEN_QUEUE] },
@@ -64,6 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await serve?.stop();
+  await link?.close();
   await sshd?.stop();
 });
 
@@ -107,8 +118,9 @@ describe('SIGKILL of serve around batches (real serve process, real sshd)', () =
     const openNumber = Number(/^Added to batch (\d+)/.exec(opened)?.[1]);
     await post(OPEN_QUEUE, 880_002, 'K-2');
     let sawTemp = false;
-    const killOnTemp = watch(sshd.inboundDir, () => {
-      if (!sawTemp && inbound('SENT_').some((name) => name.startsWith('.'))) {
+    const killOnTemp = watch(sshd.inboundDir, (_event, changed) => {
+      const isSentTemp = (name: string): boolean => name.startsWith('.') && name.includes('SENT_');
+      if (!sawTemp && ((changed !== null && isSentTemp(changed)) || inbound('SENT_').some(isSentTemp))) {
         sawTemp = true;
         serve?.kill('SIGKILL');
       }
@@ -116,6 +128,7 @@ describe('SIGKILL of serve around batches (real serve process, real sshd)', () =
     const sentNumber = Number(/^Added to batch (\d+)/.exec(await post(SENT_QUEUE, 890_001, 'S-1'))?.[1]);
     await post(SENT_QUEUE, 890_002, 'S-2');
     expect(await post(SENT_QUEUE, 890_003, 'S-3')).toMatch(/the batch is closed and is being sent now$/);
+    await waitUntil(() => sawTemp, 30_000, 'the batch upload to open its temporary file (the moment of the kill)');
     await serve.exited;
     killOnTemp.close();
     expect(sawTemp).toBe(true);
