@@ -61,7 +61,9 @@ beforeAll(async () => {
       targets: {
         erp: {
           url: sshd.url('inbound').replace(`:${sshd.port}/`, `:${link.port}/`),
-          hostKey: sshd.hostKeyFingerprint, privateKeyPath: sshd.privateKeyPath },
+          hostKey: sshd.hostKeyFingerprint,
+          privateKeyPath: sshd.privateKeyPath,
+        },
       },
       routes: [
         { mapping: 'open-csv', target: 'erp', queues: [OPEN_QUEUE] },
