@@ -99,8 +99,9 @@ describe('SIGKILL between the original document and the data file (real serve pr
       const body = payload(annotationId);
       const first = await deliver({ url: serve.url, body, secret: SECRET, retryCount: 0, timeoutS: 30 });
       watcher.close();
-      await serve.exited;
+      // Asserted before waiting for the exit: a process that was never killed would never exit.
       expect(killedAt, 'the PDF never appeared').toBeDefined();
+      await serve.exited;
       // An ERP polling the folder never saw the data file without its document.
       for (const names of seen)
         if (names.some((name) => name.endsWith('.xml'))) expect(names.some((name) => name.endsWith('.pdf'))).toBe(true);
