@@ -205,6 +205,17 @@ export function edifactCharFilter(
 interface Plan {
   nodes: CompiledNode[];
   rows: Array<RowScope | undefined>;
+  /** Where a condition is evaluated, spelled out only if a message names it. */
+  conditionAt: ConditionLocation;
+}
+
+class ConditionLocation {
+  label = '';
+  row: RowScope | undefined;
+
+  toString(): string {
+    return `${this.label}${this.row ? ` (${this.row.label})` : ''}`;
+  }
 }
 
 /** Which segments are written, in order (repeats and conditions resolved), before any value is evaluated. */
@@ -234,7 +245,9 @@ function plan(nodes: CompiledNode[], scope: Scope, into: Plan): void {
 function planOne(node: CompiledNode, scope: Scope, into: Plan): void {
   if (node.when) {
     // Only a condition reads the location here; every value sets its own.
-    scope.at = `${node.label}${scope.row ? ` (${scope.row.label})` : ''}`;
+    into.conditionAt.label = node.label;
+    into.conditionAt.row = scope.row;
+    scope.at = into.conditionAt;
     if (!node.when(scope)) return;
   }
   if (node.tag === undefined) {
@@ -285,7 +298,7 @@ function reference(emitter: Emitter, value: CompiledValue, scope: Scope, at: str
 export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: string, finalNewline: boolean): string {
   const { config } = edifact;
   const scope = newScope(emitter.doc);
-  const planned: Plan = { nodes: [], rows: [] };
+  const planned: Plan = { nodes: [], rows: [], conditionAt: new ConditionLocation() };
   plan(edifact.nodes, scope, planned);
   const count = planned.nodes.length;
   emitter.doc.recordCount = count + 2;

@@ -374,3 +374,27 @@ describe('property: EDIFACT syntax', () => {
     );
   });
 });
+
+describe('edifact conditions', () => {
+  it("an error inside a repeated segment's condition names the segment and the row", () => {
+    const strict = variant((doc) =>
+      doc.setIn(['edifact', 'segments', 7, 'segments', 1, 'when'], {
+        value: { row: 'item_description', required: true },
+        present: true,
+      }),
+    );
+    const rows = [1, 2, 3].map((n) => ({
+      item_code: `A-${n}`,
+      item_description: n === 2 ? '' : `Article ${n}`,
+      item_quantity: '1',
+      item_amount_total: '1.00',
+    }));
+    const view = annotation(
+      { document_id: 'INV-1', date_issue: { value: '2024-01-31', normalized: '2024-01-31' }, currency: 'eur' },
+      rows,
+    );
+    expect(() => strict.render(view, { now: NOW, route: ROUTE })).toThrow(
+      '"item_description" in line_items row 2 is required for segment IMD (line_items row 2), but it is empty.',
+    );
+  });
+});
