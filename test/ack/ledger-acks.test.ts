@@ -2,23 +2,14 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { exportIdempotencyKey } from '../../src/export/index.ts';
-import { openLedger, SqliteLedger, type Ledger } from '../../src/ledger/index.ts';
+import { SqliteLedger, type Ledger } from '../../src/ledger/index.ts';
 import { sqliteMigrations } from '../../src/ledger/migrations.ts';
-import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+import { useLedgerKinds } from '../support/ledger-kinds.ts';
 
 let sequence = 0;
-let postgres: PostgresInstance;
-const dir = mkdtempSync(join(tmpdir(), 'rsb-ack-ledger-'));
-
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await postgres?.stop();
-});
 
 const reply = { statusCode: 200, body: { messages: [{ type: 'info', content: 'Exported' }] } };
 
@@ -48,12 +39,7 @@ async function uploaded(ledger: Ledger, options: { mappingName?: string; documen
   return { id: claim.record.id, annotationId, name, stem: name.replace(/\.xml$/, '') };
 }
 
-const kinds: Array<{ name: string; open: () => Promise<Ledger> }> = [
-  { name: 'sqlite', open: async () => openLedger(`sqlite:${join(dir, `ledger-${++sequence}.db`)}`) },
-  { name: 'postgres', open: async () => openLedger(postgres.url) },
-];
-
-describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
+describe.each(useLedgerKinds())('$name ledger: acknowledgements', ({ open }) => {
   it('finds the export an ack names by file name, stem, annotation id or document number', async () => {
     const ledger = await open();
     const e = await uploaded(ledger, { documentRef: `DOC-${sequence}-x` });
@@ -333,7 +319,7 @@ describe.each(kinds)('$name ledger: acknowledgements', ({ open }) => {
 
 describe('sqlite ledger upgrade', () => {
   it('a ledger written by the previous version gains the ack columns, and its old uploads can be matched', async () => {
-    const file = join(dir, 'v1.db');
+    const file = join(mkdtempSync(join(tmpdir(), 'rsb-ack-ledger-')), 'v1.db');
     const v1 = new Database(file);
     v1.exec(sqliteMigrations[0]!);
     v1.pragma('user_version = 1');

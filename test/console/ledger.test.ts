@@ -12,7 +12,7 @@ import {
   type ConsoleExportFilter,
   type Ledger,
 } from '../../src/ledger/index.ts';
-import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+import { usePostgres } from '../support/postgres.ts';
 import { seedExports } from './seed.ts';
 
 const START = Date.UTC(2026, 10, 1);
@@ -170,15 +170,13 @@ describe('console ledger operations', () => {
 });
 
 describe('console ledger operations on PostgreSQL', () => {
-  let postgres: PostgresInstance;
+  const postgres = usePostgres();
   let ledger: Ledger;
   beforeAll(async () => {
-    postgres = await startPostgres();
-    ledger = await openLedger(postgres.url);
-  }, 60_000);
+    ledger = await openLedger(postgres().url);
+  });
   afterAll(async () => {
     await ledger?.close();
-    await postgres?.stop();
   });
 
   it('pages, searches, counts and records actions the same way', async () => {
@@ -233,11 +231,11 @@ describe('console ledger operations on PostgreSQL', () => {
   });
 
   it('no list query reads the exports table sequentially on 50,000 analysed rows (EXPLAIN)', async () => {
-    const admin = new pg.Client({ connectionString: postgres.url });
+    const admin = new pg.Client({ connectionString: postgres().url });
     await admin.connect();
     await admin.query('CREATE DATABASE console_plans');
     await admin.end();
-    const url = postgres.url.replace(/\/postgres$/, '/console_plans');
+    const url = postgres().url.replace(/\/postgres$/, '/console_plans');
     await (await openLedger(url)).close();
     const client = new pg.Client({ connectionString: url });
     await client.connect();

@@ -1,10 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleLedgerOf, openLedger, SqliteLedger, type Ledger } from '../../src/ledger/index.ts';
-import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+import { consoleLedgerOf, type Ledger } from '../../src/ledger/index.ts';
+import { useLedgerKinds } from '../support/ledger-kinds.ts';
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const REPLY = { statusCode: 503, body: { messages: [] } };
@@ -142,19 +139,6 @@ function retryBehaviour(open: () => Promise<Ledger>): void {
   });
 }
 
-describe('console retry and ack content, SQLite ledger', () => {
-  retryBehaviour(
-    async () => new SqliteLedger({ path: join(mkdtempSync(join(tmpdir(), 'rsb-retry-ledger-')), 'ledger.db') }),
-  );
-});
-
-describe('console retry and ack content, PostgreSQL ledger', () => {
-  let postgres: PostgresInstance;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-  });
-  retryBehaviour(() => openLedger(postgres.url));
+describe.each(useLedgerKinds())('console retry and ack content, $name ledger', ({ open }) => {
+  retryBehaviour(open);
 });

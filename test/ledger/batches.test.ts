@@ -1,41 +1,21 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseExportPayload, viewAnnotation } from '../../src/annotation/index.ts';
 import { BatchSender } from '../../src/export/index.ts';
-import { openLedger, type BatchEntryInput, type Ledger } from '../../src/ledger/index.ts';
+import type { BatchEntryInput, Ledger } from '../../src/ledger/index.ts';
 import { loadMappings, type LoadedMapping } from '../../src/mapping/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTarget } from '../../src/transport/index.ts';
 import { batchMappingFrom, batchPayload, writeMappings } from '../support/batch-mappings.ts';
 import { CapturedLog } from '../support/bridge.ts';
-import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+import { useLedgerKinds } from '../support/ledger-kinds.ts';
 
-let postgres: PostgresInstance;
 const dir = mkdtempSync(join(tmpdir(), 'rsb-batch-'));
 let serial = 0;
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await postgres?.stop();
-});
-
-const kinds: Array<{ name: string; open: (replicas: number) => Promise<Ledger[]> }> = [
-  {
-    name: 'sqlite',
-    open: async (replicas) => {
-      const file = join(dir, `ledger-${++serial}.db`);
-      return Promise.all(Array.from({ length: replicas }, () => openLedger(`sqlite:${file}`)));
-    },
-  },
-  {
-    name: 'postgres',
-    open: async (replicas) => Promise.all(Array.from({ length: replicas }, () => openLedger(postgres.url))),
-  },
-];
+const kinds = useLedgerKinds();
 
 const entry = (mapping: string, annotationId: number, content: string, extra: Partial<BatchEntryInput> = {}) =>
   ({
@@ -55,10 +35,10 @@ const entry = (mapping: string, annotationId: number, content: string, extra: Pa
     ...extra,
   }) satisfies BatchEntryInput;
 
-describe.each(kinds)('$name batches', ({ open }) => {
+describe.each(kinds)('$name batches', ({ replicas }) => {
   it('collects, replaces, closes when full, is claimed by one sender, and becomes one export per document when sent', async () => {
     const mapping = `m-${++serial}`;
-    const [a, b] = (await open(2)) as [Ledger, Ledger];
+    const [a, b] = (await replicas(2)) as [Ledger, Ledger];
     const first = await a.addToBatch(entry(mapping, 1, 'v1'));
     expect(first).toMatchObject({
       outcome: 'added',
@@ -118,7 +98,7 @@ describe.each(kinds)('$name batches', ({ open }) => {
 
   it('an overdue open batch closes before a new document arrives; a dead sender is released; one open batch per mapping under concurrency', async () => {
     const mapping = `m-${++serial}`;
-    const ledgers = await open(3);
+    const ledgers = await replicas(3);
     const [a] = ledgers as [Ledger];
     const past = { closesAt: (openedAt: number) => openedAt - 1, maxDocuments: undefined };
     const old = await a.addToBatch(entry(mapping, 1, 'v1', past));
@@ -146,7 +126,7 @@ describe.each(kinds)('$name batches', ({ open }) => {
   });
 });
 
-describe.each(kinds)('$name batch senders on several replicas', ({ open }) => {
+describe.each(kinds)('$name batch senders on several replicas', ({ replicas }) => {
   it('two senders racing for the same due batches upload each batch once', async () => {
     const mapping = `replicas-${++serial}`;
     const mappings = loadMappings(
@@ -157,7 +137,7 @@ describe.each(kinds)('$name batch senders on several replicas', ({ open }) => {
     const outDir = join(dir, `out-${serial}`);
     const log = new CapturedLog();
     const logger = createLogger({ level: 'info', destination: log.stream });
-    const [a, b] = (await open(2)) as [Ledger, Ledger];
+    const [a, b] = (await replicas(2)) as [Ledger, Ledger];
     const target = createTarget('erp', { url: `file://${outDir}` }, { logger });
     const compiled = mappings.get(mapping) as LoadedMapping;
     for (let i = 0; i < 5; i++) {

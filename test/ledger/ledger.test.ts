@@ -1,9 +1,9 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ledgerConfigSchema, openLedger, SqliteLedger, type ClaimInput, type Ledger } from '../../src/ledger/index.ts';
-import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+import { describe, expect, it } from 'vitest';
+import { ledgerConfigSchema, openLedger, SqliteLedger, type ClaimInput } from '../../src/ledger/index.ts';
+import { useLedgerKinds } from '../support/ledger-kinds.ts';
 
 let sequence = 0;
 function claimInput(overrides: Partial<ClaimInput> = {}): ClaimInput {
@@ -26,22 +26,9 @@ function claimInput(overrides: Partial<ClaimInput> = {}): ClaimInput {
 
 const reply = { statusCode: 200, body: { messages: [{ type: 'info', content: 'Exported' }] } };
 
-let postgres: PostgresInstance;
 const dir = mkdtempSync(join(tmpdir(), 'rsb-ledger-'));
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await postgres?.stop();
-});
-
-const kinds: Array<{ name: string; open: () => Promise<Ledger> }> = [
-  { name: 'sqlite', open: async () => openLedger(`sqlite:${join(dir, `ledger-${++sequence}.db`)}`) },
-  { name: 'postgres', open: async () => openLedger(postgres.url) },
-];
-
-describe.each(kinds)('$name ledger', ({ open }) => {
+describe.each(useLedgerKinds())('$name ledger', ({ open, replicas }) => {
   it('the first claim uploads; a later claim of the same key gets the stored answer', async () => {
     const ledger = await open();
     const input = claimInput();
@@ -109,12 +96,7 @@ describe.each(kinds)('$name ledger', ({ open }) => {
   });
 
   it('concurrent claims of one key from separate connections: exactly one wins', async () => {
-    const ledgers = await Promise.all([open(), open(), open()]);
-    // Separate SQLite files would not share state: make all three point at one store.
-    const shared =
-      ledgers[0]!.kind === 'sqlite'
-        ? [ledgers[0]!, ...(await Promise.all([1, 2].map(() => reopenSame(ledgers[0]!))))]
-        : ledgers;
+    const shared = await replicas(3);
     const input = claimInput();
     const results = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
@@ -123,7 +105,7 @@ describe.each(kinds)('$name ledger', ({ open }) => {
     );
     expect(results.filter((result) => result.outcome === 'claimed')).toHaveLength(1);
     expect(results.filter((result) => result.outcome === 'in_progress')).toHaveLength(23);
-    for (const ledger of new Set([...ledgers, ...shared])) await ledger.close();
+    for (const ledger of shared) await ledger.close();
   });
 
   it('lists by status, mapping, target and annotation', async () => {
@@ -138,13 +120,6 @@ describe.each(kinds)('$name ledger', ({ open }) => {
     await ledger.close();
   });
 });
-
-const paths = new WeakMap<Ledger, string>();
-async function reopenSame(ledger: Ledger): Promise<Ledger> {
-  const file = (ledger as SqliteLedger).db.name;
-  paths.set(ledger, file);
-  return new SqliteLedger({ path: file });
-}
 
 describe('sqlite ledger file', () => {
   it('is created owner-only (0600)', async () => {

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openLedger } from '../../src/ledger/index.ts';
 import { postgresMigrations, sqliteMigrations } from '../../src/ledger/migrations.ts';
-import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+import { usePostgres } from '../support/postgres.ts';
 
 /** The SQL the released versions ran, copied from them: a shipped migration must never change. */
 const shipped = JSON.parse(
@@ -23,20 +23,14 @@ describe('ledger migrations', () => {
 });
 
 describe('postgres ledger upgrade', () => {
-  let postgres: PostgresInstance;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-  });
+  const postgres = usePostgres();
 
   it('a cluster migrated by an earlier version reaches the current schema, and its old uploads can be matched and re-claimed', async () => {
-    const admin = new pg.Client({ connectionString: postgres.url });
+    const admin = new pg.Client({ connectionString: postgres().url });
     await admin.connect();
     await admin.query('CREATE DATABASE ledger_v2');
     await admin.end();
-    const url = postgres.url.replace(/\/postgres$/, '/ledger_v2');
+    const url = postgres().url.replace(/\/postgres$/, '/ledger_v2');
     const old = new pg.Client({ connectionString: url });
     await old.connect();
     for (const sql of shipped.postgres.slice(0, 2)) await old.query(sql);

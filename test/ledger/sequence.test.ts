@@ -1,40 +1,13 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openLedger, type Ledger } from '../../src/ledger/index.ts';
-import { startPostgres, type PostgresInstance } from '../support/postgres.ts';
+import { describe, expect, it } from 'vitest';
+import type { Ledger } from '../../src/ledger/index.ts';
+import { useLedgerKinds } from '../support/ledger-kinds.ts';
 
-let postgres: PostgresInstance;
-const dir = mkdtempSync(join(tmpdir(), 'rsb-seq-'));
 let counterNo = 0;
 const freshCounter = (): string => `counter-${process.pid}-${++counterNo}`;
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await postgres?.stop();
-});
-
-/** `open(n)` gives n ledgers on the same database: separate connections, like separate replicas. */
-const kinds: Array<{ name: string; open: (replicas: number) => Promise<Ledger[]> }> = [
-  {
-    name: 'sqlite',
-    open: async (replicas) => {
-      const file = join(dir, `ledger-${++counterNo}.db`);
-      return Promise.all(Array.from({ length: replicas }, () => openLedger(`sqlite:${file}`)));
-    },
-  },
-  {
-    name: 'postgres',
-    open: async (replicas) => Promise.all(Array.from({ length: replicas }, () => openLedger(postgres.url))),
-  },
-];
-
-describe.each(kinds)('$name sequence numbers', ({ open }) => {
+describe.each(useLedgerKinds())('$name sequence numbers', ({ open, replicas }) => {
   it('start at the configured value, increase by one, and the same key keeps its number', async () => {
-    const [ledger] = (await open(1)) as [Ledger];
+    const ledger = await open();
     const counter = freshCounter();
     expect(await ledger.allocateSequence({ counter, key: 'a', start: 1000 })).toBe(1000);
     expect(await ledger.allocateSequence({ counter, key: 'b', start: 1000 })).toBe(1001);
@@ -49,7 +22,7 @@ describe.each(kinds)('$name sequence numbers', ({ open }) => {
   });
 
   it('concurrent allocations from several replicas get unique, gap-free numbers; one content gets one number', async () => {
-    const ledgers = await open(4);
+    const ledgers = await replicas(4);
     const counter = freshCounter();
     const keys = Array.from({ length: 60 }, (_, i) => `doc-${i}`);
     // Every key is asked for by two replicas at once (a re-delivery racing the first delivery).
@@ -68,7 +41,7 @@ describe.each(kinds)('$name sequence numbers', ({ open }) => {
   }, 60_000);
 
   it('an export records its number and its document; only the lease holder may record the document', async () => {
-    const [ledger] = (await open(1)) as [Ledger];
+    const ledger = await open();
     const key = `doc-${++counterNo}-${process.pid}`;
     const claim = await ledger.claim({
       idempotencyKey: key,

@@ -3,6 +3,7 @@ import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from '../../src/dev/index.ts';
 
 const run = promisify(execFile);
@@ -101,5 +102,20 @@ export async function startPostgres(): Promise<PostgresInstance> {
       await halt();
       rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A private PostgreSQL for the calling file or describe block: started before its tests, stopped after them. */
+export function usePostgres(): () => PostgresInstance {
+  let postgres: PostgresInstance | undefined;
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  }, 60_000);
+  afterAll(async () => {
+    await postgres?.stop();
+  });
+  return () => {
+    if (!postgres) throw new Error('usePostgres: PostgreSQL is not started yet (call it from a test or a hook)');
+    return postgres;
   };
 }
