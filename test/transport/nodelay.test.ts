@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SshdInstance } from '../support/sshd.ts';
-import { sftpTarget, uniqueFolder, withSshd } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { sftpTarget, uniqueFolder, useSshd } from './helpers.ts';
 
 /**
  * Asks the kernel, not Node: each TCP socket of this process connected to `port` is found through
@@ -57,20 +56,12 @@ function plainSocket(host: string, port: number): Promise<Socket> {
 }
 
 describe('TCP_NODELAY', () => {
-  let sshd: SshdInstance;
-  let cleanup: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ sshd, cleanup } = await withSshd());
-  });
-  afterAll(async () => {
-    await cleanup();
-  });
+  const sshd = useSshd();
 
   it('every SSH socket the transport pool opens has TCP_NODELAY set in the kernel', async () => {
-    const target = sftpTarget(sshd, uniqueFolder('nodelay'), { pool: { size: 3 } });
+    const target = sftpTarget(sshd(), uniqueFolder('nodelay'), { pool: { size: 3 } });
     // A plain socket to the same port is the control: the probe must see Nagle still on for it.
-    const control = await plainSocket(sshd.host, sshd.port);
+    const control = await plainSocket(sshd().host, sshd().port);
     try {
       await target.check();
       await Promise.all(
@@ -79,7 +70,7 @@ describe('TCP_NODELAY', () => {
         ),
       );
       expect(target.stats().size).toBeGreaterThanOrEqual(2);
-      const values = noDelayOfSocketsTo(sshd.port);
+      const values = noDelayOfSocketsTo(sshd().port);
       expect(values.filter((value) => value === 0)).toHaveLength(1); // the control only
       expect(values.filter((value) => value === 1).length).toBe(target.stats().size);
     } finally {
