@@ -39,6 +39,18 @@ async function uploaded(ledger: Ledger, options: { mappingName?: string; documen
   return { id: claim.record.id, annotationId, name, stem: name.replace(/\.xml$/, '') };
 }
 
+/** The ERP's rejection of an uploaded export, recorded as the acks process records one: it queues an outcome for Rossum. */
+async function rejectedByErp(ledger: Ledger, e: { id: number; name: string }): Promise<void> {
+  await ledger.recordAck({
+    source: 'erp',
+    fileName: `${e.name}.ack`,
+    sha256: `s-${e.id}`,
+    convention: 'xml',
+    disposition: 'matched',
+    entries: [{ index: 0, exportId: e.id, verdict: 'rejected', messages: [{ text: 'no' }] }],
+  });
+}
+
 describe.each(useLedgerKinds())('$name ledger: acknowledgements', ({ open }) => {
   it('finds the export an ack names by file name, stem, annotation id or document number', async () => {
     const ledger = await open();
@@ -183,14 +195,7 @@ describe.each(useLedgerKinds())('$name ledger: acknowledgements', ({ open }) => 
   it('outcomes are leased to one process; a retry waits; delivered ones are never handed out again', async () => {
     const ledger = await open();
     const e = await uploaded(ledger);
-    await ledger.recordAck({
-      source: 'erp',
-      fileName: `${e.name}.ack`,
-      sha256: `s-${e.id}`,
-      convention: 'xml',
-      disposition: 'matched',
-      entries: [{ index: 0, exportId: e.id, verdict: 'rejected', messages: [{ text: 'no' }] }],
-    });
+    await rejectedByErp(ledger, e);
     const mine = (await ledger.claimOutcomes('a', 60_000)).filter((o) => o.exportId === e.id);
     expect(mine).toHaveLength(1);
     expect((await ledger.claimOutcomes('b', 60_000)).filter((o) => o.exportId === e.id)).toEqual([]);
@@ -207,14 +212,7 @@ describe.each(useLedgerKinds())('$name ledger: acknowledgements', ({ open }) => 
   it('fencing: a claim renews its lease only while no newer claim took the outcome (owner and generation), and only such a claim settles it', async () => {
     const ledger = await open();
     const e = await uploaded(ledger);
-    await ledger.recordAck({
-      source: 'erp',
-      fileName: `${e.name}.ack`,
-      sha256: `s-${e.id}`,
-      convention: 'xml',
-      disposition: 'matched',
-      entries: [{ index: 0, exportId: e.id, verdict: 'rejected', messages: [{ text: 'no' }] }],
-    });
+    await rejectedByErp(ledger, e);
     const claimFor = async (owner: string, leaseMs: number) =>
       (await ledger.claimOutcomes(owner, leaseMs)).filter((o) => o.exportId === e.id);
     const leaseRunsOut = () => new Promise((resolve) => setTimeout(resolve, 150));
@@ -256,16 +254,7 @@ describe.each(useLedgerKinds())('$name ledger: acknowledgements', ({ open }) => 
   it('records when delivery was last tried and how it ended (left alone, gone); new credentials make every pending outcome due now', async () => {
     const ledger = await open();
     const [a, b, c] = [await uploaded(ledger), await uploaded(ledger), await uploaded(ledger)];
-    for (const e of [a, b, c]) {
-      await ledger.recordAck({
-        source: 'erp',
-        fileName: `${e.name}.ack`,
-        sha256: `s-${e.id}`,
-        convention: 'xml',
-        disposition: 'matched',
-        entries: [{ index: 0, exportId: e.id, verdict: 'rejected', messages: [{ text: 'no' }] }],
-      });
-    }
+    for (const e of [a, b, c]) await rejectedByErp(ledger, e);
     const before = Date.now();
     const claimed = (await ledger.claimOutcomes('a', 60_000)).filter((o) => [a.id, b.id, c.id].includes(o.exportId));
     expect(claimed).toHaveLength(3);
