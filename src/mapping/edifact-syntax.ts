@@ -204,9 +204,9 @@ export interface Message {
   reference: string;
   /** S009: type, version, release, agency[, association]. */
   identifier: string[];
-  /** The body between UNH and UNT: segments, or segments already written with writeSegment. */
-  segments: Array<Segment | string>;
-  /** How many segments the body holds when written ones come several to a string (joined by the newline); default one each. */
+  /** The body between UNH and UNT. */
+  segments: Segment[];
+  /** What UNT counts when the body is written apart (`messageEnvelope`); default `segments.length`. */
   segmentCount?: number;
 }
 
@@ -224,7 +224,7 @@ export interface Interchange {
 }
 
 /** The segments of an interchange, envelopes included; UNT counts its message's segments, UNZ the messages. */
-export function interchangeSegments(interchange: Interchange): Array<Segment | string> {
+export function interchangeSegments(interchange: Interchange): Segment[] {
   const unb: string[][] = [
     [...interchange.syntax],
     interchange.sender,
@@ -235,7 +235,7 @@ export function interchangeSegments(interchange: Interchange): Array<Segment | s
   if (interchange.applicationReference !== undefined || interchange.testIndicator)
     unb.push([], [interchange.applicationReference ?? '']);
   if (interchange.testIndicator) unb.push([], [], [], ['1']);
-  const out: Array<Segment | string> = [{ tag: 'UNB', elements: unb }];
+  const out: Segment[] = [{ tag: 'UNB', elements: unb }];
   for (const message of interchange.messages) {
     out.push({ tag: 'UNH', elements: [[message.reference], message.identifier] });
     out.push(...message.segments);
@@ -246,14 +246,27 @@ export function interchangeSegments(interchange: Interchange): Array<Segment | s
   return out;
 }
 
+/**
+ * One message's envelope as text, for a body written in between: `head` is UNA (when asked), UNB and UNH; `tail` is
+ * UNT and UNZ. `head + newline + body + newline + tail` (the body's segments joined by `newline`) is what
+ * `writeInterchange` writes for the same message.
+ */
+export function messageEnvelope(
+  interchange: Omit<Interchange, 'messages'>,
+  message: Omit<Message, 'segments'> & { segmentCount: number },
+  newline = '',
+): { head: string; tail: string } {
+  const [unb, unh, unt, unz] = interchangeSegments({ ...interchange, messages: [{ ...message, segments: [] }] }).map(
+    writeSegment,
+  );
+  return {
+    head: `${interchange.una ? UNA + newline : ''}${unb}${newline}${unh}`,
+    tail: `${unt}${newline}${unz}`,
+  };
+}
+
 /** The interchange as text; `newline` goes between segments (and after UNA), not after the last. */
 export function writeInterchange(interchange: Interchange, newline = ''): string {
-  const parts = interchangeSegments(interchange).map((segment) =>
-    typeof segment === 'string' ? segment : writeSegment(segment),
-  );
-  if (interchange.una) parts.unshift(UNA);
-  // Appended rather than joined: each segment is a string built piece by piece, which join copies slowly.
-  let out = parts[0] ?? '';
-  for (let i = 1; i < parts.length; i++) out += newline + (parts[i] as string);
-  return out;
+  const parts = interchangeSegments(interchange).map(writeSegment);
+  return (interchange.una ? [UNA, ...parts] : parts).join(newline);
 }

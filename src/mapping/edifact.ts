@@ -1,7 +1,7 @@
 import { canonicalEncoding, type UnencodablePolicy } from './encoding.ts';
 import type { EdifactConfig, EdifactElement, EdifactNode, EdifactSyntaxLevel, NoRowsPolicy } from './edifact-schema.ts';
 import type { ValueSpec } from './schema.ts';
-import { fitsLevel, fitToLevel, SegmentWriter, writeInterchange } from './edifact-syntax.ts';
+import { fitsLevel, fitToLevel, messageEnvelope, SegmentWriter } from './edifact-syntax.ts';
 import type { Emitter } from './emit.ts';
 import { mappingError } from './errors.ts';
 import { formatUtc, parseIsoDate } from './format.ts';
@@ -258,14 +258,6 @@ function planOne(node: CompiledNode, scope: Scope, into: Plan): void {
   into.rows.push(scope.row);
 }
 
-const BODY_PIECE_CHARACTERS = 16 * 1024;
-
-/** The same string, made one flat copy in memory now (reading it as a number walks the whole rope). */
-function flattened(text: string): string {
-  Number(text);
-  return text;
-}
-
 /** Where a value goes; spelled out only when a message or --explain asks for it (most values never need it). */
 class SegmentLocation {
   segment = 0;
@@ -295,20 +287,28 @@ function reference(emitter: Emitter, value: CompiledValue, scope: Scope, at: str
   return text;
 }
 
-export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: string, finalNewline: boolean): string {
+/**
+ * The interchange, written in file order: the envelope's head (its values evaluated first), the planned segments, then
+ * UNT (the plan knows the count) and UNZ. `settle`, as for XML, takes the text at points it is final (after each segment).
+ */
+export function renderEdifact(
+  edifact: CompiledEdifact,
+  emitter: Emitter,
+  eol: string,
+  finalNewline: boolean,
+  settle?: (text: string) => string,
+): string {
   const { config } = edifact;
   const scope = newScope(emitter.doc);
   const planned: Plan = { nodes: [], rows: [], conditionAt: new ConditionLocation() };
   plan(edifact.nodes, scope, planned);
   const count = planned.nodes.length;
   emitter.doc.recordCount = count + 2;
+  const newline = config.segment_newline ? eol : '';
+  const { head, tail } = envelopeOf(edifact, emitter, scope, count, newline);
 
   const explaining = emitter.trace !== null;
-  const newline = config.segment_newline ? eol : '';
-  // The body in flat pieces of a few kB, each several segments long: a message holds its segments until the
-  // envelope around them is known, and as thousands of small strings every young-generation GC would copy them.
-  const body: string[] = [];
-  let piece = '';
+  let out = head;
   const location = new SegmentLocation();
   const writer = new SegmentWriter();
   for (let i = 0; i < count; i++) {
@@ -330,15 +330,20 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
         writer.component(emitter.value(component.value, scope, location) ?? '');
       }
     }
-    piece = piece === '' ? writer.finish() : piece + newline + writer.finish();
-    if (piece.length >= BODY_PIECE_CHARACTERS) {
-      body.push(flattened(piece));
-      piece = '';
-    }
+    out += newline + writer.finish();
+    if (settle) out = settle(out);
   }
-  if (piece !== '') body.push(piece);
-  scope.row = undefined;
+  return out + newline + tail + (finalNewline ? eol : '');
+}
 
+function envelopeOf(
+  edifact: CompiledEdifact,
+  emitter: Emitter,
+  scope: Scope,
+  segmentCount: number,
+  newline: string,
+): { head: string; tail: string } {
+  const { config } = edifact;
   const party = (compiled: CompiledParty, at: string): string[] => {
     const id = emitter.value(compiled.id, scope, at) ?? '';
     if (id === '') throw mappingError('MAPPING_REQUIRED_FIELD', `${at} is empty; UNB needs it.`, scope.datapoint?.id);
@@ -346,7 +351,7 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
   };
   const now = parseIsoDate(emitter.doc.now) ?? new Date(emitter.doc.now);
   const { message } = config;
-  const text = writeInterchange(
+  return messageEnvelope(
     {
       una: config.una,
       syntax: [config.syntax, String(config.syntax_version)],
@@ -358,22 +363,18 @@ export function renderEdifact(edifact: CompiledEdifact, emitter: Emitter, eol: s
         ? emitter.value(edifact.applicationReference, scope, 'UNB application reference')
         : undefined,
       testIndicator: config.test_indicator,
-      messages: [
-        {
-          reference: reference(emitter, edifact.messageReference, scope, 'UNH message reference'),
-          identifier: [
-            message.type,
-            message.version,
-            message.release,
-            message.agency,
-            ...(message.association ? [message.association] : []),
-          ],
-          segments: body,
-          segmentCount: count,
-        },
-      ],
     },
-    config.segment_newline ? eol : '',
+    {
+      reference: reference(emitter, edifact.messageReference, scope, 'UNH message reference'),
+      identifier: [
+        message.type,
+        message.version,
+        message.release,
+        message.agency,
+        ...(message.association ? [message.association] : []),
+      ],
+      segmentCount,
+    },
+    newline,
   );
-  return text + (finalNewline ? eol : '');
 }

@@ -233,7 +233,7 @@ export class Mapping implements LoadedMapping {
 
   /**
    * The document's text; `asEntry`: its share of a batch (no CSV header, no XML declaration, always ending a line).
-   * With `encoder`, a large XML document is encoded as it is written, and `text` is only its last part.
+   * With `encoder`, a large XML or EDIFACT document is encoded as it is written, and `text` is only its last part.
    */
   private renderText(
     doc: DocScope,
@@ -275,7 +275,10 @@ export class Mapping implements LoadedMapping {
         explain,
         edifactCharFilter(edifact, source.unencodable, source.replacement),
       );
-      return { text: renderEdifact(edifact, emitter, eol, source.final_newline), emitter };
+      return {
+        text: renderEdifact(edifact, emitter, eol, source.final_newline, encoder && ((text) => encoder.settle(text))),
+        emitter,
+      };
     }
     const emitter = new Emitter(doc, settings, explain);
     return { text: renderFixed(fixed as CompiledFixed, emitter, eol, finalNewline), emitter };

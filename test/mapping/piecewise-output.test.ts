@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PiecewiseEncoder } from '../../src/mapping/encoding.ts';
 import { loadMappingFile } from '../../src/mapping/index.ts';
 import { bigInvoice } from '../support/big-invoice.ts';
 import { annotation, mappingFrom } from './helpers.ts';
 
 /**
- * A large XML document is encoded while it is written (after each repeated element). The bytes must be
+ * A large XML or EDIFACT document is encoded while it is written (after each repeated element or segment). The bytes must be
  * exactly those of the whole text encoded at once: same content, the BOM once, nothing taken back twice.
  * Each render is done twice, settling after every row and never, and the two must be equal.
  */
@@ -17,9 +17,21 @@ afterEach(() => {
   PiecewiseEncoder.pieceCharacters = original;
 });
 
+/** How many pieces the encoder encoded during `render` (so a render that never settles cannot pass as piecewise). */
+function piecesDuring<T>(render: () => T): { result: T; pieces: number } {
+  const push = vi.spyOn(PiecewiseEncoder.prototype as unknown as { push(text: string): void }, 'push');
+  try {
+    const result = render();
+    return { result, pieces: push.mock.calls.length };
+  } finally {
+    push.mockRestore();
+  }
+}
+
 function bothWays(render: () => Buffer): { piecewise: Buffer; whole: Buffer } {
   PiecewiseEncoder.pieceCharacters = 1;
-  const piecewise = render();
+  const { result: piecewise, pieces } = piecesDuring(render);
+  expect(pieces).toBeGreaterThan(10);
   PiecewiseEncoder.pieceCharacters = Number.POSITIVE_INFINITY;
   const whole = render();
   return { piecewise, whole };
@@ -110,11 +122,63 @@ xml:
         children: [{ element: D, value: { row: item_description } }]
 `);
     PiecewiseEncoder.pieceCharacters = 1;
-    const piecewise = mapping.render(view);
+    const { result: piecewise, pieces } = piecesDuring(() => mapping.render(view));
+    expect(pieces).toBeGreaterThan(rows.length);
     PiecewiseEncoder.pieceCharacters = Number.POSITIVE_INFINITY;
     const whole = mapping.render(view);
     expect(piecewise.bytes.equals(whole.bytes)).toBe(true);
     expect(piecewise.warnings).toEqual(whole.warnings);
     expect(whole.bytes.toString('latin1')).toContain('Schraube - Ø 0 &amp; &lt;Mutter&gt;');
+  });
+});
+
+describe('EDIFACT encoded while it is written', () => {
+  const ROUTE = { edi_sender_gln: '4012345000009', edi_recipient_gln: '8712345000004' };
+  const now = new Date('2024-02-02T10:15:30Z');
+
+  it('edifact-invoic-d96a: the same bytes and warnings as the whole text encoded at once', () => {
+    const mapping = loadMappingFile(join(ROOT, 'mappings', 'edifact-invoic-d96a.yaml'));
+    const invoice = bigInvoice(60);
+    PiecewiseEncoder.pieceCharacters = 1;
+    const { result: piecewise, pieces } = piecesDuring(() => mapping.render(invoice, { now, route: ROUTE }));
+    expect(pieces).toBeGreaterThan(60);
+    PiecewiseEncoder.pieceCharacters = Number.POSITIVE_INFINITY;
+    const whole = mapping.render(invoice, { now, route: ROUTE });
+    expect(piecewise.bytes.equals(whole.bytes)).toBe(true);
+    expect(piecewise.warnings).toEqual(whole.warnings);
+    expect(whole.bytes.length).toBeGreaterThan(5_000);
+  });
+
+  it('at UNOC in ISO 8859-1 with transliteration, without segment newlines and UNA', () => {
+    const mapping = mappingFrom(`
+format: edifact
+encoding: iso-8859-1
+unencodable: transliterate
+file: { name: out.edi }
+edifact:
+  syntax: UNOC
+  una: false
+  segment_newline: false
+  sender: { id: S }
+  recipient: { id: R }
+  interchange_reference: "7"
+  message: { type: INVOIC, version: D, release: 96A }
+  segments:
+    - segment: BGM
+      elements: ["380", { field: document_id }]
+    - group: SG25
+      repeat: line_items
+      segments:
+        - segment: IMD
+          elements: ["F", "", ["", "", "", { row: item_description }]]
+`);
+    const { piecewise, whole } = bothWays(() => mapping.render(view, { now }).bytes);
+    expect(piecewise.equals(whole)).toBe(true);
+    const text = whole.toString('latin1');
+    expect(text.startsWith('UNB+UNOC:3+S+R+')).toBe(true);
+    expect(text.match(/IMD\+/g)?.length).toBe(rows.length);
+    // The rocket has no transliteration: the replacement "?", released as "??".
+    expect(text).toContain('Schraube - Ø 0 & <Mutter> "verzinkt" ?? t\'');
+    expect(text).toMatch(new RegExp(`UNT\\+${rows.length + 3}\\+`));
   });
 });

@@ -9,7 +9,14 @@ import { describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import { BridgeError } from '../../src/errors.ts';
 import { checkMappingFile } from '../../src/mapping/index.ts';
-import { escapeEdifact, writeInterchange, type Message, type Segment } from '../../src/mapping/edifact-syntax.ts';
+import {
+  escapeEdifact,
+  messageEnvelope,
+  writeInterchange,
+  writeSegment,
+  type Message,
+  type Segment,
+} from '../../src/mapping/edifact-syntax.ts';
 import { bigInvoice } from '../support/big-invoice.ts';
 import { annotation, fixture, mappingFrom } from './helpers.ts';
 
@@ -322,6 +329,39 @@ describe('property: EDIFACT syntax', () => {
         expect(found.map((m) => m.length)).toEqual(messages.map((m) => m.segments.length + 2));
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it('an envelope written around its body (as renders write it) is the interchange written whole', () => {
+    const segment = fc.record({
+      tag: fc.constantFrom('ZZA', 'BGM', 'FTX'),
+      elements: fc.array(fc.array(unoc, { maxLength: 3 }), { maxLength: 4 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(segment, { maxLength: 8 }),
+        fc.boolean(),
+        fc.constantFrom('', '\n', '\r\n'),
+        fc.option(unoa, { nil: undefined }),
+        fc.boolean(),
+        (segments, una, newline, applicationReference, testIndicator) => {
+          const header = {
+            una,
+            syntax: ['UNOC', '3'] as ['UNOC', string],
+            sender: ['SENDER', '14'],
+            recipient: ['RECIPIENT'],
+            prepared: ['240202', '1015'] as [string, string],
+            reference: '42',
+            applicationReference,
+            testIndicator,
+          };
+          const message = { reference: 'M1', identifier: ['INVOIC', 'D', '96A', 'UN'] };
+          const { head, tail } = messageEnvelope(header, { ...message, segmentCount: segments.length }, newline);
+          const written = [head, ...segments.map(writeSegment), tail].join(newline);
+          expect(written).toBe(writeInterchange({ ...header, messages: [{ ...message, segments }] }, newline));
+        },
+      ),
+      runs,
     );
   });
 
