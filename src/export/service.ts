@@ -356,10 +356,6 @@ export class ExportService {
     }
   }
 
-  /**
-   * An earlier attempt that lost its connection mid-upload could not remove its temporary file. Done
-   * after this attempt succeeded, when the server is known to answer; failing here changes nothing.
-   */
   private count(outcome: ExportOutcome, target: string | undefined): void {
     this.options.metrics?.exports.inc({ outcome, target: target ?? '' });
   }
