@@ -246,7 +246,7 @@ export class BatchSender {
       );
       await this.record({ ...batch, documents: entries.length }, target, result.remotePath, result.bytes);
       log.info({ remotePath: result.remotePath, documents: entries.length }, 'batch sent');
-      if (batch.attempts > 1)
+      if (batch.attempts > 1 || result.mayHaveLeftTemps)
         await removeLeftoverTemps(target, file.fileName, opOptions, log, 'an earlier attempt of this batch');
       return true;
     } catch (error) {

@@ -74,7 +74,7 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
     const stat = await target.stat(path, opOptions);
     if (stat && stat.size === record.documentBytes) return { kind: 'placed', path, bytes: stat.size };
   }
-  let placed: DocumentDigest;
+  let placed: Uploaded;
   try {
     const fetched = await fetchDocument(document, input.fetchSettings, opOptions.signal);
     try {
@@ -89,8 +89,8 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
     log.warn({ exportId: record.id, documentPath: path }, warning);
     return { kind: 'skipped', warning };
   }
-  await input.ledger.recordDocument(record.id, input.owner, { path, ...placed });
-  if (input.takeover)
+  await input.ledger.recordDocument(record.id, input.owner, { path, ...placed.digest });
+  if (input.takeover || placed.mayHaveLeftTemps)
     await removeLeftoverTemps(
       input.target,
       path,
@@ -98,7 +98,13 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
       input.log.child({ exportId: input.record.id }),
       'an earlier document upload',
     );
-  return { kind: 'placed', path, bytes: placed.bytes };
+  return { kind: 'placed', path, bytes: placed.digest.bytes };
+}
+
+/** What was uploaded, and whether a try of the upload may have left a temp file behind. */
+interface Uploaded {
+  digest: DocumentDigest;
+  mayHaveLeftTemps: boolean;
 }
 
 const uploadPolicy = (onExisting: OnExisting): OnExisting => (onExisting === 'overwrite' ? 'overwrite' : 'fail');
@@ -107,18 +113,18 @@ async function uploadWhole(
   input: PlaceDocumentInput,
   path: string,
   fetched: { bytes: Buffer; sha256: string },
-): Promise<DocumentDigest> {
+): Promise<Uploaded> {
   const { target, opOptions } = input;
   const digest = { sha256: fetched.sha256, bytes: fetched.bytes.length };
   if (input.takeover && (await sameOnServer(target, path, digest, opOptions))) {
     alreadyThere(input, path);
-  } else {
-    await target.upload(
-      { relativePath: path, bytes: fetched.bytes, onExisting: uploadPolicy(input.onExisting) },
-      opOptions,
-    );
+    return { digest, mayHaveLeftTemps: false };
   }
-  return digest;
+  const result = await target.upload(
+    { relativePath: path, bytes: fetched.bytes, onExisting: uploadPolicy(input.onExisting) },
+    opOptions,
+  );
+  return { digest, mayHaveLeftTemps: result.mayHaveLeftTemps === true };
 }
 
 /**
@@ -130,19 +136,20 @@ async function uploadStreamed(
   input: PlaceDocumentInput,
   path: string,
   fetched: { stream: AsyncIterable<Buffer>; digest(): DocumentDigest },
-): Promise<DocumentDigest> {
+): Promise<Uploaded> {
   const { target, opOptions } = input;
   try {
-    await target.upload(
+    const result = await target.upload(
       { relativePath: path, stream: fetched.stream, onExisting: uploadPolicy(input.onExisting) },
       opOptions,
     );
+    return { digest: fetched.digest(), mayHaveLeftTemps: result.mayHaveLeftTemps === true };
   } catch (error) {
     const taken = isBridgeError(error) && error.code === 'TARGET_EXISTS';
     if (!taken || !input.takeover || !(await sameOnServer(target, path, fetched.digest(), opOptions))) throw error;
     alreadyThere(input, path);
+    return { digest: fetched.digest(), mayHaveLeftTemps: false };
   }
-  return fetched.digest();
 }
 
 function alreadyThere(input: PlaceDocumentInput, path: string): void {

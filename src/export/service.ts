@@ -321,7 +321,8 @@ export class ExportService {
         { exportId: record.id, target: prepared.target.name, remotePath: result.remotePath, bytes: result.bytes },
         'exported',
       );
-      if (claim.takeover)
+      // An earlier attempt, or a try within this upload, may have left a temp file behind.
+      if (claim.takeover || result.mayHaveLeftTemps)
         await removeLeftoverTemps(
           prepared.target,
           prepared.file.fileName,

@@ -17,6 +17,11 @@ export interface UploadResult {
   /** Final path relative to the target folder (differs from the request under the `version` policy). */
   remotePath: string;
   bytes: number;
+  /**
+   * A try within this upload left a temporary file it could not remove (its connection died and the removal on
+   * the next one was refused): the caller should sweep with `removeLeftoverTemps` once it may (and say so if that fails).
+   */
+  mayHaveLeftTemps?: true;
 }
 
 /** Credentials that came with the hook call (`secrets`), for targets configured to use them. */

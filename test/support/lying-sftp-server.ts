@@ -43,6 +43,10 @@ export interface LyingSftpOptions {
   writeReplyDelayMs?: number;
   /** The WRITE at this file offset is refused with FAILURE (nothing stored), as a server whose disk filled. */
   failWriteAtOffset?: number;
+  /** The server's first WRITE is never answered: its connection ends instead (the OPEN already created the file). */
+  dropConnectionAtFirstWrite?: boolean;
+  /** The first this many REMOVE requests are refused with PERMISSION_DENIED, and the file stays. */
+  refuseRemoves?: number;
 }
 
 /** What the server saw of the WRITE requests: how many, and most outstanding (received, not answered) at once. */
@@ -84,6 +88,11 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
   const renames: RecordedRename[] = [];
   const writes: WriteStats = { received: 0, maxOutstanding: 0 };
   const connections = new Set<Connection>();
+  // Server-wide, so a fault happens once however many connections the client opens.
+  const scripted = {
+    dropAtWrite: options.dropConnectionAtFirstWrite === true,
+    removesToRefuse: options.refuseRemoves ?? 0,
+  };
   const server = new Server(
     { hostKeys: [keys.private], ...(options.ident ? { ident: options.ident } : {}) },
     (client) => {
@@ -101,7 +110,7 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
           session.on('sftp', (acceptSftp) => {
             const sftp = acceptSftp();
             if (options.offerPosixRename) advertisePosixRename(sftp);
-            serveFolder(sftp, root, options, renames, writes);
+            serveFolder(sftp, root, options, renames, writes, scripted, () => client.end());
           });
         });
       });
@@ -200,6 +209,8 @@ function serveFolder(
   options: LyingSftpOptions,
   renames: RecordedRename[],
   writes: WriteStats,
+  scripted: { dropAtWrite: boolean; removesToRefuse: number },
+  dropConnection: () => void,
 ): void {
   let outstandingWrites = 0;
   const files = new Map<string, number>();
@@ -264,6 +275,11 @@ function serveFolder(
       sftp.status(reqId, STATUS.OK);
     });
   sftp.on('WRITE', (reqId, handle, offset, data) => {
+    if (scripted.dropAtWrite) {
+      scripted.dropAtWrite = false;
+      dropConnection();
+      return;
+    }
     writes.received++;
     writes.maxOutstanding = Math.max(writes.maxOutstanding, ++outstandingWrites);
     const answer = (): void => {
@@ -327,6 +343,10 @@ function serveFolder(
   );
   sftp.on('REMOVE', (reqId, path) =>
     attempt(reqId, () => {
+      if (scripted.removesToRefuse > 0) {
+        scripted.removesToRefuse--;
+        return sftp.status(reqId, STATUS.PERMISSION_DENIED, 'remove refused');
+      }
       unlinkSync(local(path));
       sftp.status(reqId, STATUS.OK);
     }),

@@ -279,3 +279,32 @@ describe('a streamed upload and its server’s silence', () => {
     expect(connects).toBe(1);
   });
 });
+
+describe('a try whose connection died after its temp file was created', () => {
+  const server = serversPerBlock();
+  const bytes = Buffer.from('Belegnummer;Betrag\r\nINV-1;100,00\r\n');
+
+  it('the retry on a fresh connection removes the temp file first, and the upload says nothing is left', async () => {
+    const dropping = await server({ offerPosixRename: true, dropConnectionAtFirstWrite: true });
+    let connects = 0;
+    const { target, dir } = targetOn(dropping, {}, { onConnect: () => void connects++ });
+    const result = await using(target, () => target.upload({ relativePath: 'late.csv', bytes, onExisting: 'fail' }));
+    expect(connects).toBe(2);
+    expect(result).toEqual({ remotePath: 'late.csv', bytes: bytes.length });
+    expect(readdirSync(join(dropping.root, dir))).toEqual(['late.csv']);
+  });
+
+  it('when that removal is refused, the upload still succeeds and says a temp file may be left; a sweep removes it', async () => {
+    const dropping = await server({ offerPosixRename: true, dropConnectionAtFirstWrite: true, refuseRemoves: 1 });
+    const { target, dir } = targetOn(dropping);
+    await using(target, async () => {
+      const result = await target.upload({ relativePath: 'late.csv', bytes, onExisting: 'fail' });
+      expect(result).toEqual({ remotePath: 'late.csv', bytes: bytes.length, mayHaveLeftTemps: true });
+      const [temp, ...none] = readdirSync(join(dropping.root, dir)).filter((name) => name !== 'late.csv');
+      expect(none).toEqual([]);
+      expect(temp).toMatch(/^\.late\.csv\.[0-9a-f]{8}\.part$/);
+      expect(await target.removeLeftoverTemps?.('late.csv')).toEqual([temp]);
+    });
+    expect(readdirSync(join(dropping.root, dir))).toEqual(['late.csv']);
+  });
+});

@@ -81,11 +81,11 @@ export class SftpTarget implements Target {
   async upload(request: UploadRequest, options?: OperationOptions): Promise<UploadResult> {
     const relative = containedPath(request.relativePath, this.context.hostLabel);
     const pool = this.poolFor(options?.credentials);
-    const state: AttemptState = { committed: false, leftoverTemps: [] };
+    const state: AttemptState = { committed: false, leftoverTemps: [], unremovedTemps: false };
     const content = 'stream' in request ? new StreamedSource(request.stream) : request.bytes;
     const source = content instanceof StreamedSource ? content : null;
     try {
-      return await pool.run(
+      const result = await pool.run(
         'upload',
         relative,
         options?.signal,
@@ -99,6 +99,7 @@ export class SftpTarget implements Target {
         () => !state.committed && !source?.started,
         source ? null : this.context.config.pool.operationTimeoutMs,
       );
+      return state.unremovedTemps ? { ...result, mayHaveLeftTemps: true } : result;
     } catch (error) {
       throw source ? source.explain(error) : error;
     }

@@ -22,14 +22,20 @@ export interface AttemptState {
   /** The rename was sent: repeating the upload could duplicate or misreport it. */
   committed: boolean;
   leftoverTemps: string[];
+  /** A temp file may still exist: its removal failed for a reason other than "no such file". */
+  unremovedTemps: boolean;
+}
+
+/** Removes `temp`; a removal that fails (but not because the file is absent) is remembered, never dropped. */
+async function removeTemp(conn: Connection, temp: string, state: AttemptState): Promise<void> {
+  await call<void>((cb) => conn.sftp.unlink(temp, cb)).catch((error: unknown) => {
+    if (!isNoSuchFile(error)) state.unremovedTemps = true;
+  });
 }
 
 /** Removes the temp files an attempt on a connection that died left behind. */
 export async function cleanupLeftovers(conn: Connection, state: AttemptState): Promise<void> {
-  while (state.leftoverTemps.length > 0) {
-    const temp = state.leftoverTemps.pop() as string;
-    await call<void>((cb) => conn.sftp.unlink(temp, cb)).catch(() => undefined);
-  }
+  while (state.leftoverTemps.length > 0) await removeTemp(conn, state.leftoverTemps.pop() as string, state);
 }
 
 /** Writes a temp name in full, checks its size, then publishes it under the `onExisting` policy. */
@@ -79,7 +85,7 @@ export async function atomicUpload(
     return { remotePath: published, bytes: written.written };
   } catch (error) {
     if (tempMayExist) {
-      if (conn.alive) await call<void>((cb) => conn.sftp.unlink(tempRemote, cb)).catch(() => undefined);
+      if (conn.alive) await removeTemp(conn, tempRemote, state);
       else state.leftoverTemps.push(tempRemote);
     }
     throw error;
