@@ -21,7 +21,7 @@ afterEach(async () => {
 });
 
 async function exportOnce(options: { refuseRemoves: number }): Promise<{ files: string[]; log: string }> {
-  liar = await startLyingSftpServer({ offerPosixRename: true, dropConnectionAtFirstWrite: true, ...options });
+  liar = await startLyingSftpServer({ offerPosixRename: true, dropConnectionAtFirst: 'write', ...options });
   mkdirSync(join(liar.root, 'inbound'));
   const dir = mkdtempSync(join(tmpdir(), 'rsb-leftover-temps-'));
   const config = bridgeConfigSchema.parse({

@@ -43,8 +43,11 @@ export interface LyingSftpOptions {
   writeReplyDelayMs?: number;
   /** The WRITE at this file offset is refused with FAILURE (nothing stored), as a server whose disk filled. */
   failWriteAtOffset?: number;
-  /** The server's first WRITE is never answered: its connection ends instead (the OPEN already created the file). */
-  dropConnectionAtFirstWrite?: boolean;
+  /**
+   * The server's first request of this kind is never answered: its connection ends instead. At `write` the OPEN
+   * already created the file; at `open` no file was created.
+   */
+  dropConnectionAtFirst?: 'open' | 'write';
   /** The first this many REMOVE requests are refused with PERMISSION_DENIED, and the file stays. */
   refuseRemoves?: number;
 }
@@ -90,7 +93,7 @@ export async function startLyingSftpServer(options: LyingSftpOptions): Promise<L
   const connections = new Set<Connection>();
   // Server-wide, so a fault happens once however many connections the client opens.
   const scripted = {
-    dropAtWrite: options.dropConnectionAtFirstWrite === true,
+    dropAt: options.dropConnectionAtFirst,
     removesToRefuse: options.refuseRemoves ?? 0,
   };
   const server = new Server(
@@ -209,7 +212,7 @@ function serveFolder(
   options: LyingSftpOptions,
   renames: RecordedRename[],
   writes: WriteStats,
-  scripted: { dropAtWrite: boolean; removesToRefuse: number },
+  scripted: { dropAt: 'open' | 'write' | undefined; removesToRefuse: number },
   dropConnection: () => void,
 ): void {
   let outstandingWrites = 0;
@@ -256,6 +259,10 @@ function serveFolder(
   );
   sftp.on('OPEN', (reqId, path, flags) =>
     attempt(reqId, () => {
+      if (scripted.dropAt === 'open') {
+        scripted.dropAt = undefined;
+        return dropConnection();
+      }
       let mode = 'r';
       if (flags & OPEN.WRITE) mode = flags & OPEN.EXCL ? 'wx' : flags & OPEN.APPEND ? 'a' : 'w';
       if (flags & OPEN.WRITE && !(flags & OPEN.TRUNC) && !(flags & OPEN.EXCL) && existsSync(local(path))) mode = 'r+';
@@ -275,8 +282,8 @@ function serveFolder(
       sftp.status(reqId, STATUS.OK);
     });
   sftp.on('WRITE', (reqId, handle, offset, data) => {
-    if (scripted.dropAtWrite) {
-      scripted.dropAtWrite = false;
+    if (scripted.dropAt === 'write') {
+      scripted.dropAt = undefined;
       dropConnection();
       return;
     }

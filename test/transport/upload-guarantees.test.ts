@@ -285,7 +285,7 @@ describe('a try whose connection died after its temp file was created', () => {
   const bytes = Buffer.from('Belegnummer;Betrag\r\nINV-1;100,00\r\n');
 
   it('the retry on a fresh connection removes the temp file first, and the upload says nothing is left', async () => {
-    const dropping = await server({ offerPosixRename: true, dropConnectionAtFirstWrite: true });
+    const dropping = await server({ offerPosixRename: true, dropConnectionAtFirst: 'write' });
     let connects = 0;
     const { target, dir } = targetOn(dropping, {}, { onConnect: () => void connects++ });
     const result = await using(target, () => target.upload({ relativePath: 'late.csv', bytes, onExisting: 'fail' }));
@@ -294,8 +294,18 @@ describe('a try whose connection died after its temp file was created', () => {
     expect(readdirSync(join(dropping.root, dir))).toEqual(['late.csv']);
   });
 
+  it('a connection that died before its OPEN created anything leaves nothing to sweep (the removal finds no file)', async () => {
+    const dropping = await server({ offerPosixRename: true, dropConnectionAtFirst: 'open' });
+    let connects = 0;
+    const { target, dir } = targetOn(dropping, {}, { onConnect: () => void connects++ });
+    const result = await using(target, () => target.upload({ relativePath: 'early.csv', bytes, onExisting: 'fail' }));
+    expect(connects).toBe(2);
+    expect(result).toEqual({ remotePath: 'early.csv', bytes: bytes.length });
+    expect(readdirSync(join(dropping.root, dir))).toEqual(['early.csv']);
+  });
+
   it('when that removal is refused, the upload still succeeds and says a temp file may be left; a sweep removes it', async () => {
-    const dropping = await server({ offerPosixRename: true, dropConnectionAtFirstWrite: true, refuseRemoves: 1 });
+    const dropping = await server({ offerPosixRename: true, dropConnectionAtFirst: 'write', refuseRemoves: 1 });
     const { target, dir } = targetOn(dropping);
     await using(target, async () => {
       const result = await target.upload({ relativePath: 'late.csv', bytes, onExisting: 'fail' });
