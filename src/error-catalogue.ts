@@ -206,7 +206,7 @@ export const ERROR_CATALOGUE = {
     area: 'export',
     retry: 'either',
     meaning:
-      "The original document a mapping uploads beside the data file could not be fetched from Rossum: transient for a refused or expired token (401/403), a timeout, 429 or 5xx (Rossum's retry brings a fresh token); permanent when Rossum no longer has it (404/410) or the payload names no document.",
+      "The original document a mapping uploads beside the data file could not be fetched from Rossum: transient for a refused or expired token (401/403), a timeout, 429 or 5xx (Rossum's retry brings a fresh token). A 429 is first waited out within the same delivery (up to 3 times, when its Retry-After is at most 5 s). Permanent when Rossum no longer has it (404/410) or the payload names no document.",
     action:
       'The message names the document and the HTTP status. Give the hook a token_owner (so calls carry rossum_authorization_token) or set rossum.token; set document.required: false to upload the data file alone.',
   },

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { BridgeError, describeError, isBridgeError } from '../errors.ts';
-import { DEFAULT_ALLOWED_HOSTS, trustedPayloadRoot } from '../rossum/index.ts';
+import { DEFAULT_ALLOWED_HOSTS, parseRetryAfter, trustedPayloadRoot } from '../rossum/index.ts';
 import type { DocumentSettings } from '../mapping/index.ts';
 
 /** The original document of one delivery, as far as the payload tells (plain data). */
@@ -104,6 +105,41 @@ export async function fetchDocument(
   settings: DocumentFetchSettings,
   signal?: AbortSignal,
 ): Promise<FetchedDocument> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchDocumentOnce(document, settings, signal);
+    } catch (error) {
+      if (!(error instanceof Throttled)) throw error;
+      // Rossum throttles its API (10 requests a second): a short Retry-After is waited out within the deadline.
+      if (attempt >= THROTTLED_TRIES || error.waitMs > THROTTLED_WAIT_LIMIT_MS) throw error.failure;
+      try {
+        await sleep(error.waitMs, undefined, signal ? { signal } : {});
+      } catch {
+        throw error.failure;
+      }
+    }
+  }
+}
+
+/** A 429 waited out at most this many times per download, and only when its Retry-After is this short. */
+const THROTTLED_TRIES = 4;
+const THROTTLED_WAIT_LIMIT_MS = 5_000;
+
+/** Rossum's 429: the failure to report if it is not waited out, and how long Rossum asked to wait. */
+class Throttled extends Error {
+  constructor(
+    readonly waitMs: number,
+    readonly failure: BridgeError,
+  ) {
+    super(failure.message);
+  }
+}
+
+async function fetchDocumentOnce(
+  document: PreparedDocument,
+  settings: DocumentFetchSettings,
+  signal?: AbortSignal,
+): Promise<FetchedDocument> {
   if (!document.url) throw unavailable(document, 'the export payload names no document (annotation.document)', true);
   const url = trustedUrl(document, document.url, settings);
   const token = document.webhookToken ?? settings.token;
@@ -154,7 +190,15 @@ export async function fetchDocument(
   if (status < 200 || status > 299) {
     close();
     await response.body.dump().catch(() => undefined);
-    throw unavailable(document, describeStatus(status), isPermanentStatus(status));
+    const failure = unavailable(document, describeStatus(status), isPermanentStatus(status));
+    if (status === 429) {
+      const retryAfter = response.headers['retry-after'];
+      throw new Throttled(
+        parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null, Date.now()) ?? 1_000,
+        failure,
+      );
+    }
+    throw failure;
   }
   const { maxBytes, bufferBytes } = document.settings;
   const tooLarge = (size: string): BridgeError =>

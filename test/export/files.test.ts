@@ -235,6 +235,25 @@ describe('sequence numbers and the original document beside the data file (real 
     expect(inbound().filter((file) => file.startsWith(name))).toEqual([`${name}.pdf`, `${name}.xml`]);
   });
 
+  it("Rossum's 429 on the download is waited out (its Retry-After) within the same delivery; a long one answers 503 at once", async () => {
+    documents.fail(910170, { status: 429, retryAfter: '1', times: 2 });
+    const requestsBefore = documents.requests.filter((r) => r.documentId === 910170).length;
+    const started = Date.now();
+    const throttled = await call(payload({ annotationId: 710170 }));
+    expect(throttled.annotationStatus).toBe('exported');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(documents.requests.filter((r) => r.documentId === 910170).length - requestsBefore).toBe(3);
+    expect((await records(710170))[0]?.attempts).toBe(1);
+
+    documents.fail(910180, { status: 429, retryAfter: '30', times: 1 });
+    const before = inbound();
+    const long = await call(payload({ annotationId: 710180 }));
+    expect(long.finalStatusCode).toBe(503);
+    expect(long.messages[0]?.content).toMatch(/document 910180 \(INV-2024-00417\.pdf\) could not be fetched: HTTP 429/);
+    expect(inbound()).toEqual(before);
+    expect((await call(payload({ annotationId: 710180 }))).annotationStatus).toBe('exported');
+  });
+
   it('a download cut off mid-way is transient and leaves nothing behind', async () => {
     documents.fail(910060, { cutAfter: 100, times: 1 });
     const before = inbound();

@@ -9,6 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 export interface DocumentFault {
   status?: number;
+  /** `Retry-After` sent with `status` (Rossum's 429 says how long to wait, in seconds). */
+  retryAfter?: string;
   /** Never answers (the caller's timeout must fire). */
   hang?: boolean;
   /** Sends this many bytes, then destroys the connection. */
@@ -122,7 +124,10 @@ export class DocumentContentServer {
     if (fault) {
       if (fault.times !== undefined && --fault.times <= 0) this.faults.delete(documentId);
       if (fault.hang) return;
-      if (fault.status) return void response.writeHead(fault.status).end();
+      if (fault.status)
+        return void response
+          .writeHead(fault.status, fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter })
+          .end();
     }
     const document = this.documents.get(documentId);
     if (!document)
