@@ -244,10 +244,11 @@ export class BatchSender {
         { relativePath: file.fileName, bytes: file.bytes, onExisting: mapping.onExisting },
         opOptions,
       );
-      await this.record({ ...batch, documents: entries.length }, target, result.remotePath, result.bytes);
-      log.info({ remotePath: result.remotePath, documents: entries.length }, 'batch sent');
+      // Swept before the ledger records the send, so a process killed in between leaves the sweep to the next sender.
       if (batch.attempts > 1 || result.mayHaveLeftTemps)
         await removeLeftoverTemps(target, file.fileName, opOptions, log, 'an earlier attempt of this batch');
+      await this.record({ ...batch, documents: entries.length }, target, result.remotePath, result.bytes);
+      log.info({ remotePath: result.remotePath, documents: entries.length }, 'batch sent');
       return true;
     } catch (error) {
       // Stopped mid-send (graceful shutdown): the next process may send it at once.

@@ -89,7 +89,6 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
     log.warn({ exportId: record.id, documentPath: path }, warning);
     return { kind: 'skipped', warning };
   }
-  await input.ledger.recordDocument(record.id, input.owner, { path, ...placed.digest });
   if (input.takeover || placed.mayHaveLeftTemps)
     await removeLeftoverTemps(
       input.target,
@@ -98,6 +97,7 @@ export async function placeDocument(input: PlaceDocumentInput): Promise<PlacedDo
       input.log.child({ exportId: input.record.id }),
       'an earlier document upload',
     );
+  await input.ledger.recordDocument(record.id, input.owner, { path, ...placed.digest });
   return { kind: 'placed', path, bytes: placed.digest.bytes };
 }
 

@@ -72,8 +72,8 @@ export async function retryKeptUpload(context: RetryContext, request: RetryReque
         )
       ).remotePath;
     const reply = uploadedReply(claimed, remotePath, target.description);
-    await ledger.complete(claimed.id, owner, { remotePath, reply: stored(reply) });
     await removeLeftoverTemps(target, claimed.plannedPath, opOptions, log);
+    await ledger.complete(claimed.id, owner, { remotePath, reply: stored(reply) });
     log.info({ remotePath, by: request.actor, alreadyThere: found !== null }, 'console retry: uploaded');
     return { outcome: 'uploaded', remotePath, alreadyThere: found !== null, reply };
   } catch (error) {

@@ -281,13 +281,13 @@ export class ExportService {
             exportId: record.id,
             mappingName: prepared.mappingName,
           };
-          await ledger.complete(record.id, this.owner, { remotePath: reconciled, reply: stored(reply) });
           await removeLeftoverTemps(
             prepared.target,
             prepared.file.fileName,
             opOptions,
             log.child({ exportId: record.id }),
           );
+          await ledger.complete(record.id, this.owner, { remotePath: reconciled, reply: stored(reply) });
           return reply;
         }
       }
@@ -316,12 +316,9 @@ export class ExportService {
         exportId: record.id,
         mappingName: prepared.mappingName,
       };
-      await ledger.complete(record.id, this.owner, { remotePath: result.remotePath, reply: stored(reply) });
-      log.info(
-        { exportId: record.id, target: prepared.target.name, remotePath: result.remotePath, bytes: result.bytes },
-        'exported',
-      );
-      // An earlier attempt, or a try within this upload, may have left a temp file behind.
+      // An earlier attempt, or a try within this upload, may have left a temp file behind. Swept before the
+      // ledger records the upload: a process killed in between leaves the export `uploading`, and the next
+      // start's reconciliation sweeps again (after the record, nothing would).
       if (claim.takeover || result.mayHaveLeftTemps)
         await removeLeftoverTemps(
           prepared.target,
@@ -329,6 +326,11 @@ export class ExportService {
           opOptions,
           log.child({ exportId: record.id }),
         );
+      await ledger.complete(record.id, this.owner, { remotePath: result.remotePath, reply: stored(reply) });
+      log.info(
+        { exportId: record.id, target: prepared.target.name, remotePath: result.remotePath, bytes: result.bytes },
+        'exported',
+      );
       return reply;
     } catch (error) {
       const permanent = isBridgeError(error) && error.permanent;
